@@ -1,0 +1,234 @@
+//! Layered settings: the built-in `config/default.toml`, an optional settings file, an
+//! optional environment file, then `MDT__SECTION__KEY` variables. Owns nothing at run time;
+//! the parsed [`Settings`] are passed to whoever needs them (no global configuration).
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults file, built into the binary so it runs from any working directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Every setting. No field has a serde default and unknown keys are refused, so
+/// `config/default.toml` and this struct cannot drift apart without a test failing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub data: DataSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub public_origins: Vec<String>,
+    pub trust_proxy_headers: bool,
+    pub shutdown_timeout_seconds: u64,
+    pub web_dir: PathBuf,
+    pub json_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// May carry a password, so it is a secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+    pub jwt_key_id: String,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_minutes: u32,
+    pub refresh_token_days: u32,
+    pub cookie_secure: bool,
+    pub login_attempts_per_account_per_minute: u32,
+    pub login_attempts_per_address_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Why settings could not be loaded; printed as one line at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read environment file {path}: {source}")]
+    EnvFile {
+        path: PathBuf,
+        source: dotenvy::Error,
+    },
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("invalid settings: {0}")]
+    Rule(String),
+}
+
+impl Settings {
+    /// The built-in defaults alone (what tests start from).
+    pub fn defaults() -> Result<Self, SettingsError> {
+        Self::build(None, false)
+    }
+
+    /// Full layering for the binary: defaults, optional settings file, environment file,
+    /// then `MDT__…` variables.
+    pub fn load(settings_file: Option<&Path>) -> Result<Self, SettingsError> {
+        load_env_file()?;
+        Self::build(settings_file, true)
+    }
+
+    fn build(settings_file: Option<&Path>, with_env: bool) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = settings_file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        if with_env {
+            builder = builder.add_source(
+                config::Environment::with_prefix("MDT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("http.public_origins"),
+            );
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Rules that types alone cannot express.
+    fn check(&self) -> Result<(), SettingsError> {
+        let rule = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(SettingsError::Rule(msg.to_string()))
+            }
+        };
+        rule(
+            (1..=15).contains(&self.auth.access_token_minutes),
+            "auth.access_token_minutes must be between 1 and 15",
+        )?;
+        rule(
+            self.auth.refresh_token_days >= 1,
+            "auth.refresh_token_days must be at least 1",
+        )?;
+        let secret = self.auth.jwt_secret.expose_secret();
+        rule(
+            secret.is_empty() || secret.len() >= 32,
+            "auth.jwt_secret must be empty (development) or at least 32 bytes",
+        )?;
+        rule(
+            self.auth.login_attempts_per_account_per_minute >= 1
+                && self.auth.login_attempts_per_address_per_minute >= 1,
+            "auth.login_attempts_* must be at least 1",
+        )?;
+        rule(
+            self.database.max_connections >= 1,
+            "database.max_connections must be at least 1",
+        )
+    }
+
+    /// Origins allowed to open the live channel: the configured ones, else our own.
+    pub fn allowed_origins(&self, bound_port: u16) -> Vec<String> {
+        if self.http.public_origins.is_empty() {
+            vec![format!("http://{}:{}", self.http.host, bound_port)]
+        } else {
+            self.http.public_origins.clone()
+        }
+    }
+}
+
+/// Loads `MDT_ENV_FILE` if set (it must exist), else `.env` if present. Variables already
+/// in the environment win over the file.
+fn load_env_file() -> Result<(), SettingsError> {
+    match std::env::var_os("MDT_ENV_FILE") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            dotenvy::from_path(&path).map_err(|source| SettingsError::EnvFile { path, source })
+        }
+        None => match dotenvy::dotenv() {
+            Ok(_) => Ok(()),
+            Err(e) if e.not_found() => Ok(()),
+            Err(source) => Err(SettingsError::EnvFile {
+                path: PathBuf::from(".env"),
+                source,
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key in default.toml is a field, and every field has a key: `Settings` has no
+    /// serde defaults and refuses unknown fields, so deserialising the file alone proves
+    /// both directions. Parsing the file as TOML also proves each key carries a comment.
+    #[test]
+    fn default_toml_matches_settings_struct() {
+        let settings: Settings = toml::from_str(DEFAULT_TOML).expect("default.toml drifted");
+        settings.check().expect("defaults break a rule");
+        let table: toml::Table = toml::from_str(DEFAULT_TOML).expect("toml");
+        let mut previous = "";
+        for line in DEFAULT_TOML.lines() {
+            let line = line.trim();
+            if line.contains('=') && !line.starts_with('#') {
+                assert!(previous.starts_with('#'), "key without a comment: {line}");
+            }
+            if !line.is_empty() {
+                previous = line;
+            }
+        }
+        assert_eq!(table.len(), 5);
+    }
+
+    #[test]
+    fn secrets_redact_in_debug() {
+        let mut settings = Settings::defaults().expect("defaults");
+        settings.auth.jwt_secret = SecretString::from("super-secret-signing-key-0123456789");
+        settings.database.url = SecretString::from("postgres://mdt:hunter2@db/mdt");
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("super-secret"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused() {
+        let mut settings = Settings::defaults().expect("defaults");
+        settings.auth.jwt_secret = SecretString::from("short");
+        assert!(settings.check().is_err());
+    }
+}

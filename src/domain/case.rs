@@ -1,0 +1,227 @@
+//! A patient case booked into a session: patient details and the clinical question, each
+//! parsed into a type before it is stored.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{bounded_text, NhsNumber, ParseError, PersonName, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl Sex {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sex::Female => "female",
+            Sex::Male => "male",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                ParseError::new(
+                    "invalid_sex",
+                    "sex",
+                    "must be female, male, other or unknown",
+                )
+            })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    Routine,
+    Urgent,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Routine => "routine",
+            Urgency::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "routine" => Ok(Urgency::Routine),
+            "urgent" => Ok(Urgency::Urgent),
+            _ => Err(ParseError::new(
+                "invalid_urgency",
+                "urgency",
+                "must be routine or urgent",
+            )),
+        }
+    }
+}
+
+/// An ODS organisation code of a GP practice: a letter and five letters or digits
+/// (e.g. `A81001`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct OdsCode(String);
+
+impl OdsCode {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let code = raw.trim().to_ascii_uppercase();
+        let ok = code.len() == 6
+            && code.starts_with(|c: char| c.is_ascii_uppercase())
+            && code.chars().all(|c| c.is_ascii_alphanumeric());
+        if ok {
+            Ok(Self(code))
+        } else {
+            Err(ParseError::new(
+                "invalid_ods_code",
+                "gp_practice_code",
+                "must be a six-character ODS practice code such as A81001",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free clinical text (question, history, management); may identify the patient, so it
+/// never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ClinicalText(String);
+
+impl ClinicalText {
+    pub fn parse(raw: &str, field: &'static str) -> Result<Self, ParseError> {
+        bounded_text(raw, field, 4000, true).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClinicalText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClinicalText(…)")
+    }
+}
+
+/// The part of the body the case is about, e.g. `lower back`, `left knee`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct BodySite(String);
+
+impl BodySite {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        bounded_text(raw, "body_site", 80, false).map(|s| Self(s.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who the case is about.
+#[derive(Clone, Debug)]
+pub struct PatientDetails {
+    pub nhs_number: NhsNumber,
+    pub given_name: PersonName,
+    pub family_name: PersonName,
+    pub date_of_birth: NaiveDate,
+    pub sex: Sex,
+    pub gp_practice_code: OdsCode,
+}
+
+/// A date of birth: a real date, not in the future, not before 1900.
+pub fn parse_date_of_birth(raw: &str, today: NaiveDate) -> Result<NaiveDate, ParseError> {
+    let dob = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+        ParseError::new(
+            "invalid_date",
+            "date_of_birth",
+            "must be a date as YYYY-MM-DD",
+        )
+    })?;
+    if dob > today {
+        return Err(ParseError::new(
+            "date_of_birth_in_future",
+            "date_of_birth",
+            "must not be in the future",
+        ));
+    }
+    if dob < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN) {
+        return Err(ParseError::new(
+            "invalid_date",
+            "date_of_birth",
+            "is before 1900",
+        ));
+    }
+    Ok(dob)
+}
+
+/// A parsed booking request.
+#[derive(Clone, Debug)]
+pub struct NewCase {
+    pub session_id: Uuid,
+    pub referrer_id: UserId,
+    pub patient: PatientDetails,
+    pub clinical_question: ClinicalText,
+    pub history: ClinicalText,
+    pub urgency: Urgency,
+    pub body_site: BodySite,
+}
+
+/// A booked case as listed on an agenda (identifiers included: callers de-identify for
+/// trainees where data leaves the server).
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseSummary {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub referrer_id: UserId,
+    pub urgency: Urgency,
+    pub body_site: BodySite,
+    pub state: String,
+    pub booked_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_case_fields() {
+        assert_eq!(OdsCode::parse(" a81001 ").unwrap().as_str(), "A81001");
+        assert!(OdsCode::parse("181001").is_err());
+        assert!(OdsCode::parse("A8100").is_err());
+        assert_eq!(Sex::parse("female").unwrap(), Sex::Female);
+        assert!(Sex::parse("f").is_err());
+        assert!(Urgency::parse("soon").is_err());
+        assert_eq!(
+            BodySite::parse("Lower Back").unwrap().as_str(),
+            "lower back"
+        );
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert!(parse_date_of_birth("1970-02-28", today).is_ok());
+        assert_eq!(
+            parse_date_of_birth("2026-11-24", today).unwrap_err().code,
+            "date_of_birth_in_future"
+        );
+        assert_eq!(
+            parse_date_of_birth("1970-02-30", today).unwrap_err().code,
+            "invalid_date"
+        );
+    }
+}

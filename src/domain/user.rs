@@ -1,0 +1,59 @@
+//! Staff accounts.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{EmailAddress, PersonName, Role, Specialty};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An account as the rest of the service sees it (never with its password hash).
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: EmailAddress,
+    pub name: PersonName,
+    pub role: Role,
+    pub specialties: Vec<Specialty>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn has_specialty(&self, s: &Specialty) -> bool {
+        self.specialties.contains(s)
+    }
+}
+
+/// A parsed request to create an account; the password is already hashed.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub email: EmailAddress,
+    pub name: PersonName,
+    pub role: Role,
+    pub specialties: Vec<Specialty>,
+    pub password_hash: String,
+}

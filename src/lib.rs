@@ -1,0 +1,21 @@
+//! MDT Coordinator: book, run, record and report virtual multidisciplinary team meetings
+//! for musculoskeletal care. Start reading at [`startup`], which wires everything below.
+
+/// Authentication and authorisation: passwords, tokens, login limits, the user extractor.
+pub mod auth;
+/// Layered settings: built-in defaults, settings file, environment file, `MDT__…` variables.
+pub mod config;
+/// Seeds an empty database with demo accounts, series and cases.
+pub mod demo;
+/// Parsed, validated domain types and pure rules (no I/O).
+pub mod domain;
+/// The one API error type and how each variant maps to a status and code.
+pub mod error;
+/// HTTP handlers (thin) and the static front end.
+pub mod routes;
+/// Builds the application state and the HTTP server.
+pub mod startup;
+/// Storage trait with SQLite and PostgreSQL backends.
+pub mod store;
+/// Tracing, request ids and Prometheus metrics, with no patient data.
+pub mod telemetry;

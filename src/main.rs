@@ -1,0 +1,159 @@
+//! The `mdt-coordinator` command line: `serve` (default), `migrate`, `user add`, `demo`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use mdt_coordinator::config::Settings;
+use mdt_coordinator::routes::users::{create_account, ValidUser};
+use mdt_coordinator::startup::{AppState, Application};
+use mdt_coordinator::{demo, domain, store, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "mdt-coordinator",
+    version,
+    about = "Virtual MDT meetings for musculoskeletal care"
+)]
+struct Cli {
+    /// Settings file layered over the built-in defaults (also MDT_CONFIG).
+    #[arg(long, global = true, env = "MDT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, live channel and web front end (the default).
+    Serve {
+        /// Seed demo accounts and sessions first if the database has no accounts.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Seed an empty database with demo data and print the demo logins.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// Repeat for several specialties.
+        #[arg(long = "specialty")]
+        specialties: Vec<String>,
+        /// Read the password from standard input (required: never pass it as an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Settings::load(cli.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| {
+            telemetry::init(&settings.log);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(run(
+                cli.command.unwrap_or(Command::Serve { demo: false }),
+                settings,
+            ))
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let store = store::connect(&settings.database).await?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Demo => {
+            let store = store::connect(&settings.database).await?;
+            let state = AppState::new(settings, store)?;
+            print_demo(demo::seed(&state).await?);
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    email,
+                    name,
+                    role,
+                    specialties,
+                    password_stdin: _,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let valid = ValidUser {
+                email: domain::EmailAddress::parse(&email)?,
+                name: domain::PersonName::parse(&name)?,
+                role: role.parse()?,
+                specialties: specialties
+                    .iter()
+                    .map(|s| domain::Specialty::parse(s))
+                    .collect::<Result<_, _>>()?,
+                password: domain::Password::parse(password)?,
+            };
+            let store = store::connect(&settings.database).await?;
+            let state = AppState::new(settings, store)?;
+            let user = create_account(&state, valid)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created {} {} ({})", user.role, user.email, user.id);
+            Ok(())
+        }
+        Command::Serve { demo } => {
+            let store = store::connect(&settings.database).await?;
+            let app = Application::with_store(settings.clone(), store)?;
+            let url = format!("http://{}:{}", settings.http.host, app.port());
+            if demo {
+                print_demo(demo::seed(&app.state()).await?);
+            }
+            println!("MDT Coordinator listening on {url}");
+            tracing::info!(%url, backend = app.state().store.backend(), "listening");
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+fn print_demo(logins: Option<Vec<demo::DemoLogin>>) {
+    match logins {
+        Some(logins) => {
+            println!("Demo logins (password for all: {}):", demo::DEMO_PASSWORD);
+            for l in logins {
+                println!("  {:<13} {}", l.role.as_str(), l.email);
+            }
+        }
+        None => println!("The database already has accounts; demo data not added."),
+    }
+}

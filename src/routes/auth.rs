@@ -1,0 +1,205 @@
+//! Sign-in, token refresh, sign-out and `GET /api/me`.
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::auth::{client_addr, AuthUser};
+use crate::domain::{EmailAddress, NewAuditEvent, User};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::{NewRefreshToken, RefreshOutcome};
+
+/// The refresh cookie: HttpOnly, SameSite=Strict, scoped to the auth endpoints.
+pub const REFRESH_COOKIE: &str = "mdt_refresh";
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+fn refresh_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build(REFRESH_COOKIE, value)
+        .path("/api/auth")
+        .http_only(true)
+        .secure(state.settings.auth.cookie_secure)
+        .same_site(SameSite::Strict)
+        .max_age(CookieDuration::seconds(
+            state.tokens.refresh_ttl().num_seconds(),
+        ))
+        .finish()
+}
+
+fn removal_cookie(state: &AppState) -> Cookie<'static> {
+    let mut c = refresh_cookie(state, String::new());
+    c.make_removal();
+    c
+}
+
+/// The login response body and cookie for `user`, in a new or continuing token family.
+fn signed_in(state: &AppState, user: &User, refresh: String) -> Result<HttpResponse, ApiError> {
+    let access = state
+        .tokens
+        .issue_access(user)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .cookie(refresh_cookie(state, refresh))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": state.tokens.access_ttl_seconds(),
+            "user": user,
+        })))
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "email or password is incorrect")
+}
+
+/// `POST /api/auth/login`. Unknown account, inactive account and wrong password give the
+/// same `401` after the same work (a dummy hash is verified when there is no account).
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers);
+    if let Err(e) = state.login_limiter.check(body.email.trim(), addr) {
+        tracing::warn!("login attempt refused by rate limit");
+        return Err(e);
+    }
+    let found = match EmailAddress::parse(&body.email) {
+        Ok(email) => state.store.credentials(&email).await?,
+        Err(_) => None,
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) if user.active => (Some(user), Some(hash)),
+        _ => (None, None),
+    };
+    let verified = state.passwords.verify(&body.password, hash).await?;
+    let addr = addr.map(|a| a.to_string());
+    match user {
+        Some(user) if verified => {
+            let (refresh, refresh_hash) = new_refresh_token();
+            let now = Utc::now();
+            state
+                .store
+                .insert_refresh_token(&NewRefreshToken {
+                    token_hash: refresh_hash,
+                    family_id: uuid::Uuid::new_v4(),
+                    user_id: user.id,
+                    issued_at: now,
+                    expires_at: now + state.tokens.refresh_ttl(),
+                })
+                .await?;
+            state
+                .store
+                .append_audit(
+                    NewAuditEvent::new("login_succeeded", "user")
+                        .actor(user.id)
+                        .record(user.id)
+                        .from_addr(addr),
+                )
+                .await?;
+            signed_in(&state, &user, refresh)
+        }
+        user => {
+            let mut event = NewAuditEvent::new("login_failed", "user")
+                .from_addr(addr)
+                .details(json!({ "email": body.email.trim().to_lowercase() }));
+            if let Some(user) = user {
+                event = event.record(user.id);
+            }
+            state.store.append_audit(event).await?;
+            Err(invalid_credentials())
+        }
+    }
+}
+
+/// `POST /api/auth/refresh`: rotates the refresh cookie and returns a new access token.
+/// Presenting an already-rotated token revokes its whole family.
+pub async fn refresh(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let fail = |err: ApiError| {
+        let mut res = err.error_response();
+        let _ = res.add_removal_cookie(&removal_cookie(&state));
+        Ok(res)
+    };
+    let Some(cookie) = req.cookie(REFRESH_COOKIE) else {
+        return fail(ApiError::unauthorized(
+            "missing_refresh_token",
+            "sign in first",
+        ));
+    };
+    let presented = hash_refresh_token(cookie.value());
+    let (next, next_hash) = new_refresh_token();
+    let now = Utc::now();
+    let outcome = state
+        .store
+        .rotate_refresh_token(
+            &presented,
+            &next_hash,
+            now,
+            now + state.tokens.refresh_ttl(),
+        )
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated { user_id, .. } => match state.store.user(user_id).await? {
+            Some(user) if user.active => signed_in(&state, &user, next),
+            _ => fail(ApiError::unauthorized(
+                "invalid_refresh_token",
+                "sign in again",
+            )),
+        },
+        RefreshOutcome::Reused { user_id, family_id } => {
+            let addr =
+                client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+            state
+                .store
+                .append_audit(
+                    NewAuditEvent::new("refresh_token_reused", "user")
+                        .record(user_id)
+                        .from_addr(addr)
+                        .details(json!({ "family_revoked": family_id })),
+                )
+                .await?;
+            tracing::warn!(%user_id, "refresh token reused; family revoked");
+            fail(ApiError::unauthorized(
+                "refresh_token_reused",
+                "this sign-in was used elsewhere and has been ended; sign in again",
+            ))
+        }
+        RefreshOutcome::Invalid => fail(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "sign in again",
+        )),
+    }
+}
+
+/// `POST /api/auth/logout`: revokes the refresh family and clears the cookie.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(cookie) = req.cookie(REFRESH_COOKIE) {
+        state
+            .store
+            .revoke_refresh_family(&hash_refresh_token(cookie.value()), Utc::now())
+            .await?;
+    }
+    let mut res = HttpResponse::NoContent().finish();
+    let _ = res.add_removal_cookie(&removal_cookie(&state));
+    Ok(res)
+}
+
+/// `GET /api/me`: who the caller is, with role and specialties.
+pub async fn me(AuthUser(user): AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(user)
+}

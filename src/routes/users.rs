@@ -1,0 +1,107 @@
+//! Account management for coordinators: `POST /api/users`, `GET /api/users`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::auth::{client_addr, require_role, AuthUser};
+use crate::domain::{
+    EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty,
+};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+pub struct CreateUserRequest {
+    email: String,
+    name: String,
+    role: String,
+    #[serde(default)]
+    specialties: Vec<String>,
+    password: String,
+}
+
+/// A create-user request with every field parsed.
+pub struct ValidUser {
+    pub email: EmailAddress,
+    pub name: PersonName,
+    pub role: Role,
+    pub specialties: Vec<Specialty>,
+    pub password: Password,
+}
+
+impl TryFrom<CreateUserRequest> for ValidUser {
+    type Error = ParseError;
+
+    fn try_from(r: CreateUserRequest) -> Result<Self, ParseError> {
+        let role: Role = r.role.parse()?;
+        let specialties = r
+            .specialties
+            .iter()
+            .map(|s| Specialty::parse(s).map_err(|e| e.for_field("specialties")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if matches!(role, Role::Practitioner | Role::Consultant) && specialties.is_empty() {
+            return Err(ParseError::new(
+                "specialty_required",
+                "specialties",
+                "practitioners and consultants belong to at least one specialty",
+            ));
+        }
+        Ok(Self {
+            email: EmailAddress::parse(&r.email)?,
+            name: PersonName::parse(&r.name)?,
+            role,
+            specialties,
+            password: Password::parse(&r.password)?,
+        })
+    }
+}
+
+/// Hashes the password and stores the account (shared by the API and the CLI).
+pub async fn create_account(
+    state: &AppState,
+    valid: ValidUser,
+) -> Result<crate::domain::User, ApiError> {
+    let password_hash = state.passwords.hash(&valid.password).await?;
+    Ok(state
+        .store
+        .create_user(NewUser {
+            email: valid.email,
+            name: valid.name,
+            role: valid.role,
+            specialties: valid.specialties,
+            password_hash,
+        })
+        .await?)
+}
+
+/// `POST /api/users` (coordinator): `201` with the account.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let valid = ValidUser::try_from(body.into_inner())?;
+    let user = create_account(&state, valid).await?;
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    state
+        .store
+        .append_audit(
+            NewAuditEvent::new("user_created", "user")
+                .actor(caller.id)
+                .record(user.id)
+                .from_addr(addr),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+/// `GET /api/users` (coordinator).
+pub async fn list(
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    Ok(HttpResponse::Ok().json(state.store.list_users().await?))
+}

@@ -1,0 +1,128 @@
+//! Builds the application: settings → store (with migrations) → shared state → HTTP
+//! server bound to its own listener (port 0 in tests). Owns the [`AppState`] every
+//! handler receives; there is no other shared state.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::{LoginLimiter, Passwords, TokenService};
+use crate::config::Settings;
+use crate::store::{self, DynStore};
+use crate::telemetry::{self, Metrics};
+use crate::{error, routes};
+
+/// Everything a handler may need, built once at start-up.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: DynStore,
+    pub passwords: Passwords,
+    pub tokens: TokenService,
+    pub login_limiter: LoginLimiter,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
+        Ok(Self {
+            passwords: Passwords::new()?,
+            tokens: TokenService::new(&settings.auth),
+            login_limiter: LoginLimiter::new(&settings.auth),
+            metrics: Metrics::new()?,
+            settings: Arc::new(settings),
+            store,
+        })
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Content Security Policy: same-origin everything, no framing, no plugins.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+frame-ancestors 'none'";
+
+impl Application {
+    /// Opens the configured database (running migrations) and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = store::connect(&settings.database).await?;
+        Self::with_store(settings, store)
+    }
+
+    /// Binds the listener around an already-open store.
+    pub fn with_store(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
+        let port = listener.local_addr()?.port();
+        let workers = match settings.http.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let shutdown = settings.http.shutdown_timeout_seconds;
+        let state = web::Data::new(AppState::new(settings, store)?);
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            let state = app_state.clone();
+            let json_limit = state.settings.http.json_limit_bytes;
+            let web_dir = state.settings.http.web_dir.clone();
+            App::new()
+                .app_data(state)
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(json_limit)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .wrap(from_fn(telemetry::observe))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Content-Security-Policy", CSP))
+                        .add((
+                            "Strict-Transport-Security",
+                            "max-age=63072000; includeSubDomains",
+                        ))
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+                        .add((
+                            "Permissions-Policy",
+                            "camera=(), geolocation=(), microphone=(self), display-capture=(self)",
+                        )),
+                )
+                .configure(|cfg| routes::configure(cfg, &web_dir))
+        })
+        .listen(listener)?
+        .workers(workers)
+        .shutdown_timeout(shutdown)
+        .client_request_timeout(Duration::from_secs(30))
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT, then finishes in-flight requests (graceful shutdown).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

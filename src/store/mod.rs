@@ -1,0 +1,323 @@
+//! Storage: the [`Store`] trait and its two backends, SQLite (embedded default) and
+//! PostgreSQL (multi-instance), chosen from the database URL's scheme. Methods take and
+//! return domain types; each backend keeps its own SQL and migrations
+//! (`migrations/sqlite`, `migrations/postgres`). Nothing outside this module sees SQL.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::config::DatabaseSettings;
+use crate::domain::audit::verify_chain;
+use crate::domain::{
+    AuditEvent, AuditVerification, CaseSummary, EmailAddress, NewAuditEvent, NewCase, NewSeries,
+    NewUser, ParseError, Series, Session, Specialty, User, UserId,
+};
+
+pub use self::postgres::PgStore;
+pub use self::sqlite::SqliteStore;
+
+/// Shared handle to whichever backend is configured.
+pub type DynStore = Arc<dyn Store>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A rule held by the data: duplicate, full, closed…
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A reference to data that does not exist (e.g. an unknown specialty).
+    #[error("{0}")]
+    Invalid(ParseError),
+    /// The database stayed locked after the bounded wait (SQLite) or the pool is exhausted.
+    #[error("database busy")]
+    Busy,
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl StoreError {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(what: &str) -> Self {
+        Self::Database(sqlx::Error::Decode(
+            format!("stored value out of range: {what}").into(),
+        ))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut => StoreError::Busy,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| c & 0xff == 5 || c & 0xff == 6) =>
+            {
+                StoreError::Busy
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// A refresh token as stored: only its hash, its family and its lifetime.
+#[derive(Clone, Debug)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub family_id: Uuid,
+    pub user_id: UserId,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was current: it is now used and `next` replaces it in the same family.
+    Rotated { user_id: UserId, family_id: Uuid },
+    /// The token had already been used: the whole family is now revoked.
+    Reused { user_id: UserId, family_id: Uuid },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Runs this backend's pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A round trip to the database (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn list_specialties(&self) -> Result<Vec<Specialty>, StoreError>;
+    /// Adds a specialty; `409 specialty_exists` if it is already there.
+    async fn add_specialty(&self, slug: &Specialty, name: &str) -> Result<(), StoreError>;
+
+    /// Creates an account; `409 email_taken`, `422 unknown_specialty`.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// The account and its password hash, for login.
+    async fn credentials(&self, email: &EmailAddress)
+        -> Result<Option<(User, String)>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn count_users(&self) -> Result<u64, StoreError>;
+
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError>;
+    /// Atomically checks the presented token and either rotates it (storing `next_hash`
+    /// in the same family) or, if it was already used, revokes the family.
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, StoreError>;
+    /// Revokes the family of the presented token (logout). Unknown tokens are ignored.
+    async fn revoke_refresh_family(
+        &self,
+        presented_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Appends one event to the hash chain (serialised so the chain has no forks).
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError>;
+    /// All audit events in chain order.
+    async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Walks the chain and reports the first row that does not match.
+    async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        Ok(verify_chain(&self.audit_events().await?))
+    }
+
+    /// Creates a weekly series and its sessions in one transaction.
+    async fn create_series(&self, series: NewSeries) -> Result<(Series, Vec<Session>), StoreError>;
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+
+    /// Books a case all-or-nothing: the session must be bookable, before its cut-off, not
+    /// holding the same patient, and below capacity (never over-booked under any race).
+    async fn book_case(&self, case: NewCase, now: DateTime<Utc>)
+        -> Result<CaseSummary, StoreError>;
+}
+
+/// Why the configured database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL scheme \"{0}\": use sqlite:// or postgres://")]
+    UnsupportedScheme(String),
+    #[error("cannot open the database: {0}")]
+    Open(#[from] sqlx::Error),
+    #[error("cannot prepare the database directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] StoreError),
+}
+
+/// Opens the backend named by the URL's scheme and runs its migrations.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DynStore, ConnectError> {
+    let url = settings.url.expose_secret();
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    let store: DynStore = match scheme {
+        "sqlite" => Arc::new(SqliteStore::open(url, settings).await?),
+        "postgres" | "postgresql" => Arc::new(PgStore::open(url, settings).await?),
+        other => return Err(ConnectError::UnsupportedScheme(other.to_string())),
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Builds database settings for a URL with the defaults for the rest (tests, CLI).
+pub fn settings_for(url: &str) -> DatabaseSettings {
+    DatabaseSettings {
+        url: SecretString::from(url),
+        max_connections: 10,
+        busy_timeout_ms: 5000,
+    }
+}
+
+/// Rebuilds a [`User`] from stored columns, re-parsing each value so a bad row is an
+/// error rather than an unchecked string.
+pub(crate) fn decode_user(
+    id: Uuid,
+    email: &str,
+    name: &str,
+    role: &str,
+    active: bool,
+    created_at: DateTime<Utc>,
+    specialties: &[String],
+) -> Result<User, StoreError> {
+    use crate::domain::{PersonName, Role};
+    Ok(User {
+        id: UserId(id),
+        email: EmailAddress::parse(email).map_err(|_| StoreError::corrupt("users.email"))?,
+        name: PersonName::parse(name).map_err(|_| StoreError::corrupt("users.name"))?,
+        role: role
+            .parse::<Role>()
+            .map_err(|_| StoreError::corrupt("users.role"))?,
+        specialties: specialties
+            .iter()
+            .map(|s| Specialty::parse(s).map_err(|_| StoreError::corrupt("user_specialties")))
+            .collect::<Result<_, _>>()?,
+        active,
+        created_at,
+    })
+}
+
+/// Session columns as stored, shared by both backends' row mapping.
+pub(crate) struct SessionColumns {
+    pub id: Uuid,
+    pub series_id: Option<Uuid>,
+    pub specialty: String,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub duration_minutes: i32,
+    pub case_capacity: i32,
+    pub booked: i32,
+    pub minutes_per_case: i32,
+    pub booking_cutoff_hours: i32,
+    pub chair_id: Uuid,
+    pub teaching: bool,
+    pub state: String,
+}
+
+impl SessionColumns {
+    pub(crate) fn decode(self) -> Result<Session, StoreError> {
+        use crate::domain::schedule::SessionPlan;
+        use crate::domain::SessionState;
+        let n = |v: i32, what: &str| u32::try_from(v).map_err(|_| StoreError::corrupt(what));
+        Ok(Session {
+            id: self.id,
+            series_id: self.series_id,
+            plan: SessionPlan {
+                specialty: Specialty::parse(&self.specialty)
+                    .map_err(|_| StoreError::corrupt("sessions.specialty"))?,
+                title: self.title,
+                duration_minutes: n(self.duration_minutes, "sessions.duration_minutes")?,
+                case_capacity: n(self.case_capacity, "sessions.case_capacity")?,
+                minutes_per_case: n(self.minutes_per_case, "sessions.minutes_per_case")?,
+                booking_cutoff_hours: n(
+                    self.booking_cutoff_hours,
+                    "sessions.booking_cutoff_hours",
+                )?,
+                chair_id: UserId(self.chair_id),
+                teaching: self.teaching,
+            },
+            starts_at: self.starts_at,
+            booked: n(self.booked, "sessions.booked")?,
+            state: SessionState::parse(&self.state)
+                .ok_or_else(|| StoreError::corrupt("sessions.state"))?,
+        })
+    }
+}
+
+/// Checks, before any write, whether a case may be booked into `session` now.
+pub(crate) fn check_bookable(session: &Session, now: DateTime<Utc>) -> Result<(), StoreError> {
+    use crate::domain::SessionState;
+    if !matches!(
+        session.state,
+        SessionState::Scheduled | SessionState::Published
+    ) {
+        return Err(StoreError::conflict(
+            "session_not_bookable",
+            format!(
+                "the session is {} and takes no bookings",
+                session.state.as_str()
+            ),
+        ));
+    }
+    if now >= session.booking_closes_at() {
+        return Err(StoreError::conflict(
+            "booking_closed",
+            "bookings for this session closed at its cut-off",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn session_full() -> StoreError {
+    StoreError::conflict("session_full", "the session has no free case slots")
+}
+
+pub(crate) fn duplicate_case() -> StoreError {
+    StoreError::conflict(
+        "duplicate_case",
+        "this patient is already booked into the session",
+    )
+}
+
+pub(crate) fn unknown_specialty() -> StoreError {
+    StoreError::Invalid(ParseError::new(
+        "unknown_specialty",
+        "specialties",
+        "names a specialty that does not exist",
+    ))
+}
+
+/// Whether a database error is a unique-constraint violation on the named index/column.
+pub(crate) fn is_unique_violation(e: &sqlx::Error, needle: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.kind() == sqlx::error::ErrorKind::UniqueViolation && db.message().contains(needle)
+            || db.kind() == sqlx::error::ErrorKind::UniqueViolation
+                && db.constraint().is_some_and(|c| c.contains(needle)))
+}
+
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}

@@ -1,0 +1,565 @@
+//! The PostgreSQL backend (multi-instance deployments): native UUID and timestamp types,
+//! row locks (`FOR UPDATE`) and conditional updates in place of SQLite's single writer,
+//! and a transaction-scoped advisory lock that keeps the audit chain linear.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::*;
+use crate::config::DatabaseSettings;
+use crate::domain::audit::GENESIS_HASH;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Key of the advisory lock that serialises audit appends.
+const AUDIT_CHAIN_LOCK: i64 = 0x4d44_545f_4155_4454;
+
+impl PgStore {
+    pub async fn open(url: &str, settings: &DatabaseSettings) -> Result<Self, ConnectError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that must reach behind the store (e.g. tamper with audit rows).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Specialties of the given users: one query for one user, one for all otherwise.
+    async fn specialties_of(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<String>>, StoreError> {
+        let rows = match ids {
+            [] => return Ok(HashMap::new()),
+            [one] => {
+                sqlx::query("SELECT user_id, specialty FROM user_specialties WHERE user_id = $1 ORDER BY specialty")
+                    .bind(one)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            _ => {
+                sqlx::query("SELECT user_id, specialty FROM user_specialties ORDER BY specialty")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut map: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for row in rows {
+            map.entry(row.try_get("user_id")?)
+                .or_default()
+                .push(row.try_get("specialty")?);
+        }
+        Ok(map)
+    }
+
+    async fn users_where(&self, rows: Vec<PgRow>) -> Result<Vec<(User, PgRow)>, StoreError> {
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let specialties = self.specialties_of(&ids).await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: Uuid = row.try_get("id")?;
+                let user = decode_user(
+                    id,
+                    row.try_get("email")?,
+                    row.try_get("name")?,
+                    row.try_get("role")?,
+                    row.try_get("active")?,
+                    row.try_get("created_at")?,
+                    specialties.get(&id).map(Vec::as_slice).unwrap_or_default(),
+                )?;
+                Ok((user, row))
+            })
+            .collect()
+    }
+
+    fn session_from(row: &PgRow) -> Result<Session, StoreError> {
+        SessionColumns {
+            id: row.try_get("id")?,
+            series_id: row.try_get("series_id")?,
+            specialty: row.try_get("specialty")?,
+            title: row.try_get("title")?,
+            starts_at: row.try_get("starts_at")?,
+            duration_minutes: row.try_get("duration_minutes")?,
+            case_capacity: row.try_get("case_capacity")?,
+            booked: row.try_get("booked")?,
+            minutes_per_case: row.try_get("minutes_per_case")?,
+            booking_cutoff_hours: row.try_get("booking_cutoff_hours")?,
+            chair_id: row.try_get("chair_id")?,
+            teaching: row.try_get("teaching")?,
+            state: row.try_get("state")?,
+        }
+        .decode()
+    }
+
+    fn audit_from(row: &PgRow) -> Result<AuditEvent, StoreError> {
+        Ok(AuditEvent {
+            seq: row.try_get("seq")?,
+            occurred_at: row.try_get("occurred_at")?,
+            actor_id: row.try_get::<Option<Uuid>, _>("actor_id")?.map(UserId),
+            action: row.try_get("action")?,
+            record_type: row.try_get("record_type")?,
+            record_id: row.try_get("record_id")?,
+            client_addr: row.try_get("client_addr")?,
+            details: row.try_get("details")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn list_specialties(&self) -> Result<Vec<Specialty>, StoreError> {
+        let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM specialties ORDER BY slug")
+            .fetch_all(&self.pool)
+            .await?;
+        slugs
+            .iter()
+            .map(|s| Specialty::parse(s).map_err(|_| StoreError::corrupt("specialties.slug")))
+            .collect()
+    }
+
+    async fn add_specialty(&self, slug: &Specialty, name: &str) -> Result<(), StoreError> {
+        let result =
+            sqlx::query("INSERT INTO specialties (slug, name, created_at) VALUES ($1, $2, $3)")
+                .bind(slug.as_str())
+                .bind(name)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await;
+        match result {
+            Err(e) if is_unique_violation(&e, "specialties_pkey") => Err(StoreError::conflict(
+                "specialty_exists",
+                "that specialty already exists",
+            )),
+            other => other.map(|_| ()).map_err(StoreError::from),
+        }
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let id = UserId::new();
+        let now = Utc::now();
+        let mut specialties = user.specialties;
+        specialties.sort();
+        specialties.dedup();
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, name, role, password_hash, active, created_at) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6)",
+        )
+        .bind(id.0)
+        .bind(user.email.as_str())
+        .bind(user.name.as_str())
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e, "email") => {
+                return Err(StoreError::conflict(
+                    "email_taken",
+                    "an account with that email exists",
+                ))
+            }
+            other => other?,
+        };
+        for s in &specialties {
+            let r =
+                sqlx::query("INSERT INTO user_specialties (user_id, specialty) VALUES ($1, $2)")
+                    .bind(id.0)
+                    .bind(s.as_str())
+                    .execute(&mut *tx)
+                    .await;
+            match r {
+                Err(e) if is_foreign_key_violation(&e) => return Err(unknown_specialty()),
+                other => {
+                    other?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(User {
+            id,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+            specialties,
+            active: true,
+            created_at: now,
+        })
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, email, name, role, active, created_at FROM users WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self
+            .users_where(rows)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(u, _)| u))
+    }
+
+    async fn credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, email, name, role, active, created_at, password_hash FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        match self.users_where(rows).await?.into_iter().next() {
+            Some((user, row)) => Ok(Some((user, row.try_get("password_hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, email, name, role, active, created_at FROM users ORDER BY email",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self
+            .users_where(rows)
+            .await?
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect())
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unsigned_abs())
+    }
+
+    async fn insert_refresh_token(&self, t: &NewRefreshToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.token_hash)
+        .bind(t.family_id)
+        .bind(t.user_id.0)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        )
+        .bind(presented_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let family: Uuid = row.try_get("family_id")?;
+        let user_id = UserId(row.try_get("user_id")?);
+        let family_id = family;
+        let expires_at: DateTime<Utc> = row.try_get("expires_at")?;
+        let used_at: Option<DateTime<Utc>> = row.try_get("used_at")?;
+        let revoked_at: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
+        if revoked_at.is_some() || expires_at <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if used_at.is_some() {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&family)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Reused { user_id, family_id });
+        }
+        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(presented_hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(next_hash)
+        .bind(&family)
+        .bind(user_id.0)
+        .bind(now)
+        .bind(next_expires_at.min(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated { user_id, family_id })
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        presented_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id = \
+             (SELECT family_id FROM refresh_tokens WHERE token_hash = $2)",
+        )
+        .bind(now)
+        .bind(presented_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_CHAIN_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+        let hash = event.chain_hash(&prev_hash);
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, record_id, client_addr, \
+             details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+        )
+        .bind(event.occurred_at)
+        .bind(event.actor_id.map(|a| a.0))
+        .bind(&event.action)
+        .bind(&event.record_type)
+        .bind(&event.record_id)
+        .bind(&event.client_addr)
+        .bind(&event.details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditEvent {
+            seq,
+            occurred_at: event.occurred_at,
+            actor_id: event.actor_id,
+            action: event.action,
+            record_type: event.record_type,
+            record_id: event.record_id,
+            client_addr: event.client_addr,
+            details: event.details,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit_events ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::audit_from).collect()
+    }
+
+    async fn create_series(&self, series: NewSeries) -> Result<(Series, Vec<Session>), StoreError> {
+        let plan = &series.plan;
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO series (id, specialty, title, first_date, local_time, weeks, duration_minutes, \
+             case_capacity, minutes_per_case, booking_cutoff_hours, chair_id, teaching, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(id)
+        .bind(plan.specialty.as_str())
+        .bind(&plan.title)
+        .bind(series.first_date)
+        .bind(series.local_time)
+        .bind(series.weeks as i32)
+        .bind(plan.duration_minutes as i32)
+        .bind(plan.case_capacity as i32)
+        .bind(plan.minutes_per_case as i32)
+        .bind(plan.booking_cutoff_hours as i32)
+        .bind(plan.chair_id.0)
+        .bind(plan.teaching)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = &inserted {
+            if is_foreign_key_violation(e) {
+                return Err(StoreError::Invalid(ParseError::new(
+                    "unknown_reference",
+                    "series",
+                    "the specialty or chair does not exist",
+                )));
+            }
+        }
+        inserted?;
+        let mut sessions = Vec::new();
+        for starts_at in series.occurrences() {
+            let session_id = Uuid::new_v4();
+            sqlx::query(
+                "INSERT INTO sessions (id, series_id, specialty, title, starts_at, duration_minutes, case_capacity, \
+                 booked, minutes_per_case, booking_cutoff_hours, chair_id, teaching, state, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, 'scheduled', $12)",
+            )
+            .bind(session_id)
+            .bind(id)
+            .bind(plan.specialty.as_str())
+            .bind(&plan.title)
+            .bind(starts_at)
+            .bind(plan.duration_minutes as i32)
+            .bind(plan.case_capacity as i32)
+            .bind(plan.minutes_per_case as i32)
+            .bind(plan.booking_cutoff_hours as i32)
+            .bind(plan.chair_id.0)
+            .bind(plan.teaching)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sessions.push(Session {
+                id: session_id,
+                series_id: Some(id),
+                plan: plan.clone(),
+                starts_at,
+                booked: 0,
+                state: crate::domain::SessionState::Scheduled,
+            });
+        }
+        tx.commit().await?;
+        let NewSeries {
+            plan,
+            first_date,
+            local_time,
+            weeks,
+        } = series;
+        Ok((
+            Series {
+                id,
+                plan,
+                first_date,
+                local_time,
+                weeks,
+            },
+            sessions,
+        ))
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::session_from).transpose()
+    }
+
+    async fn book_case(
+        &self,
+        case: NewCase,
+        now: DateTime<Utc>,
+    ) -> Result<CaseSummary, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(case.session_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        check_bookable(&Self::session_from(&row)?, now)?;
+        let taken = sqlx::query(
+            "UPDATE sessions SET booked = booked + 1 WHERE id = $1 AND booked < case_capacity",
+        )
+        .bind(case.session_id)
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() != 1 {
+            return Err(session_full());
+        }
+        let id = Uuid::new_v4();
+        let p = &case.patient;
+        let inserted = sqlx::query(
+            "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, date_of_birth, \
+             sex, gp_practice_code, clinical_question, history, urgency, body_site, state, booked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'booked', $14)",
+        )
+        .bind(id)
+        .bind(case.session_id)
+        .bind(case.referrer_id.0)
+        .bind(p.nhs_number.as_str())
+        .bind(p.given_name.as_str())
+        .bind(p.family_name.as_str())
+        .bind::<NaiveDate>(p.date_of_birth)
+        .bind(p.sex.as_str())
+        .bind(p.gp_practice_code.as_str())
+        .bind(case.clinical_question.as_str())
+        .bind(case.history.as_str())
+        .bind(case.urgency.as_str())
+        .bind(case.body_site.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e, "cases_patient_once_per_session") => {
+                return Err(duplicate_case())
+            }
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(CaseSummary {
+            id,
+            session_id: case.session_id,
+            referrer_id: case.referrer_id,
+            urgency: case.urgency,
+            body_site: case.body_site,
+            state: "booked".into(),
+            booked_at: now,
+        })
+    }
+}
