@@ -32,11 +32,6 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// The pool, for tests that must reach behind the store (e.g. tamper with audit rows).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }

@@ -51,11 +51,6 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// The pool, for tests that must reach behind the store (e.g. tamper with audit rows).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     /// A write transaction holding the database's write lock from its first statement.
     /// SQLite waits up to the busy timeout itself; this retries twice more, then gives up
     /// with [`StoreError::Busy`] (a 503 with `Retry-After`).

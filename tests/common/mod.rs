@@ -1,0 +1,187 @@
+//! Shared test harness: fresh databases (a SQLite file per test; a PostgreSQL database
+//! per test, dropped afterwards, when `MDT_TEST_POSTGRES_URL` is set), a running server on
+//! port 0, and the macro that runs one test body on both backends.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use sqlx::{AssertSqlSafe, Connection, Executor};
+
+use mdt_coordinator::config::Settings;
+use mdt_coordinator::startup::{AppState, Application};
+use mdt_coordinator::store::{self, DynStore};
+
+pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("mdt.db").display());
+                Some(Self {
+                    backend,
+                    url,
+                    dir,
+                    pg: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("MDT_TEST_POSTGRES_URL").ok()?;
+                let name = format!("mdt_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to MDT_TEST_POSTGRES_URL");
+                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let base = admin.split('?').next().unwrap_or(&admin);
+                let url = format!(
+                    "{}/{name}",
+                    &base[..base.rfind('/').expect("database URL has a path")]
+                );
+                Some(Self {
+                    backend,
+                    url,
+                    dir,
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    pub async fn store(&self) -> DynStore {
+        store::connect(&store::settings_for(&self.url))
+            .await
+            .expect("open test store")
+    }
+
+    /// Runs raw SQL behind the store's back; returns the database's refusal as text.
+    pub async fn raw(&self, sql: &str) -> Result<(), String> {
+        let sql = AssertSqlSafe(sql.to_string());
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::defaults().expect("defaults");
+        s.database.url = SecretString::from(self.url.clone());
+        s.http.port = 0;
+        s.http.workers = 1;
+        s.http.web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+        s.data.dir = self.dir.path().to_path_buf();
+        s.auth.jwt_secret = SecretString::from(JWT_SECRET);
+        s
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs outside async; use a private runtime on a plain thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = c
+                            .execute(AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A server running on port 0 against a fresh database.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub state: actix_web::web::Data<AppState>,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let mut settings = db.settings();
+        tweak(&mut settings);
+        let app = Application::with_store(settings, db.store().await).expect("build app");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Some(Self {
+            base,
+            db,
+            state,
+            http,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Runs each listed `async fn name(backend: Backend)` once per backend. PostgreSQL cases
+/// return early (and say so) when `MDT_TEST_POSTGRES_URL` is not set.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Backend::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if std::env::var_os("MDT_TEST_POSTGRES_URL").is_none() {
+                    eprintln!("skipped: MDT_TEST_POSTGRES_URL is not set");
+                    return;
+                }
+                super::$name($crate::common::Backend::Postgres).await;
+            })*
+        }
+    };
+}

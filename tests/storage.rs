@@ -1,0 +1,502 @@
+//! Storage conformance: the same behaviour on SQLite and PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveTime, Utc};
+use mdt_coordinator::domain::case::parse_date_of_birth;
+use mdt_coordinator::domain::schedule::SessionPlan;
+use mdt_coordinator::domain::*;
+use mdt_coordinator::store::{self, DynStore, NewRefreshToken, RefreshOutcome, StoreError};
+
+use common::{Backend, TestDb};
+
+async fn fresh(backend: Backend) -> (TestDb, DynStore) {
+    let db = TestDb::new(backend).await.expect("backend available");
+    let store = db.store().await;
+    (db, store)
+}
+
+fn new_user(email: &str, role: Role, specialties: &[&str]) -> NewUser {
+    NewUser {
+        email: EmailAddress::parse(email).unwrap(),
+        name: PersonName::parse("Test Person").unwrap(),
+        role,
+        specialties: specialties
+            .iter()
+            .map(|s| Specialty::parse(s).unwrap())
+            .collect(),
+        password_hash: "$argon2id$not-a-real-hash".into(),
+    }
+}
+
+fn conflict_code(e: StoreError) -> &'static str {
+    match e {
+        StoreError::Conflict { code, .. } => code,
+        StoreError::Invalid(p) => p.code,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn users_and_specialties(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let names: Vec<String> = store
+        .list_specialties()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(names, ["pain", "rheumatology", "spinal"]);
+
+    let u = store
+        .create_user(new_user(
+            "Jo@Example.org",
+            Role::Consultant,
+            &["spinal", "pain", "pain"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(u.email.as_str(), "jo@example.org");
+    let again = store.user(u.id).await.unwrap().unwrap();
+    assert_eq!(
+        again
+            .specialties
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["pain", "spinal"]
+    );
+    assert_eq!(again.role, Role::Consultant);
+    let (by_email, hash) = store
+        .credentials(&EmailAddress::parse("jo@example.org").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email.id, u.id);
+    assert_eq!(hash, "$argon2id$not-a-real-hash");
+    assert!(store
+        .credentials(&EmailAddress::parse("nobody@example.org").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+
+    let dup = store
+        .create_user(new_user("jo@example.org", Role::Trainee, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(dup), "email_taken");
+    // An unknown specialty refuses the whole account: nothing is half-written.
+    let bad = store
+        .create_user(new_user(
+            "sam@example.org",
+            Role::Practitioner,
+            &["pain", "podiatry"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(bad), "unknown_specialty");
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    assert!(store
+        .credentials(&EmailAddress::parse("sam@example.org").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+
+    store
+        .add_specialty(
+            &Specialty::parse("foot-and-ankle").unwrap(),
+            "Foot and ankle",
+        )
+        .await
+        .unwrap();
+    let e = store
+        .add_specialty(&Specialty::parse("pain").unwrap(), "Pain")
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(e), "specialty_exists");
+    store
+        .create_user(new_user(
+            "sam@example.org",
+            Role::Practitioner,
+            &["foot-and-ankle"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.list_users().await.unwrap().len(), 2);
+}
+
+async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let u = store
+        .create_user(new_user("jo@example.org", Role::Trainee, &[]))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let family = uuid::Uuid::new_v4();
+    store
+        .insert_refresh_token(&NewRefreshToken {
+            token_hash: "a".repeat(64),
+            family_id: family,
+            user_id: u.id,
+            issued_at: now,
+            expires_at: now + Duration::days(1),
+        })
+        .await
+        .unwrap();
+    let later = now + Duration::days(2);
+    let rotated = store
+        .rotate_refresh_token(&"a".repeat(64), &"b".repeat(64), now, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated,
+        RefreshOutcome::Rotated {
+            user_id: u.id,
+            family_id: family
+        }
+    );
+    let rotated = store
+        .rotate_refresh_token(&"b".repeat(64), &"c".repeat(64), now, later)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
+    // Presenting "a" again is reuse: the family dies, including the current "c".
+    let reused = store
+        .rotate_refresh_token(&"a".repeat(64), &"d".repeat(64), now, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        reused,
+        RefreshOutcome::Reused {
+            user_id: u.id,
+            family_id: family
+        }
+    );
+    let after = store
+        .rotate_refresh_token(&"c".repeat(64), &"e".repeat(64), now, later)
+        .await
+        .unwrap();
+    assert_eq!(after, RefreshOutcome::Invalid);
+    // The rotated token never outlives its family: expired after a day.
+    let unknown = store
+        .rotate_refresh_token(&"z".repeat(64), &"y".repeat(64), now, later)
+        .await
+        .unwrap();
+    assert_eq!(unknown, RefreshOutcome::Invalid);
+    store
+        .insert_refresh_token(&NewRefreshToken {
+            token_hash: "f".repeat(64),
+            family_id: uuid::Uuid::new_v4(),
+            user_id: u.id,
+            issued_at: now,
+            expires_at: now + Duration::days(1),
+        })
+        .await
+        .unwrap();
+    let expired = store
+        .rotate_refresh_token(
+            &"f".repeat(64),
+            &"g".repeat(64),
+            now + Duration::days(3),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(expired, RefreshOutcome::Invalid);
+    store
+        .insert_refresh_token(&NewRefreshToken {
+            token_hash: "h".repeat(64),
+            family_id: uuid::Uuid::new_v4(),
+            user_id: u.id,
+            issued_at: now,
+            expires_at: now + Duration::days(1),
+        })
+        .await
+        .unwrap();
+    store
+        .revoke_refresh_family(&"h".repeat(64), now)
+        .await
+        .unwrap();
+    let revoked = store
+        .rotate_refresh_token(&"h".repeat(64), &"i".repeat(64), now, later)
+        .await
+        .unwrap();
+    assert_eq!(revoked, RefreshOutcome::Invalid);
+}
+
+async fn audit_is_append_only_and_tamper_evident(backend: Backend) {
+    let (db, store) = fresh(backend).await;
+    for i in 0..3 {
+        store
+            .append_audit(
+                NewAuditEvent::new("case_read", "case")
+                    .record(i)
+                    .details(serde_json::json!({"n": i})),
+            )
+            .await
+            .unwrap();
+    }
+    let events = store.audit_events().await.unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[1].prev_hash, events[0].hash);
+    assert!(store.verify_audit().await.unwrap().is_intact());
+
+    let update = db
+        .raw("UPDATE audit_events SET action = 'nothing' WHERE seq = 2")
+        .await;
+    assert!(update.unwrap_err().contains("append-only"));
+    let delete = db.raw("DELETE FROM audit_events WHERE seq = 1").await;
+    assert!(delete.unwrap_err().contains("append-only"));
+    if backend == Backend::Postgres {
+        assert!(db
+            .raw("TRUNCATE audit_events")
+            .await
+            .unwrap_err()
+            .contains("append-only"));
+    }
+    assert!(store.verify_audit().await.unwrap().is_intact());
+
+    // Someone with enough privilege goes behind the triggers' back.
+    let tamper = match backend {
+        Backend::Sqlite => {
+            "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET record_id = '99' WHERE seq = 2"
+        }
+        Backend::Postgres => {
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete; \
+             UPDATE audit_events SET record_id = '99' WHERE seq = 2"
+        }
+    };
+    db.raw(tamper).await.unwrap();
+    let v = store.verify_audit().await.unwrap();
+    assert_eq!(v.first_broken_seq, Some(2));
+}
+
+async fn concurrent_audit_appends_keep_one_chain(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .append_audit(NewAuditEvent::new("login_failed", "user").record(i))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let v = store.verify_audit().await.unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.rows_checked, 24);
+}
+
+async fn seeded_series(store: &DynStore, capacity: u32) -> Vec<Session> {
+    let chair = store
+        .create_user(new_user(
+            "chair@example.org",
+            Role::Consultant,
+            &["rheumatology"],
+        ))
+        .await
+        .unwrap();
+    let first = Utc::now().date_naive() + Duration::days(7);
+    let (series, sessions) = store
+        .create_series(NewSeries {
+            plan: SessionPlan {
+                specialty: Specialty::parse("rheumatology").unwrap(),
+                title: "Rheumatology MDT".into(),
+                duration_minutes: 90,
+                case_capacity: capacity,
+                minutes_per_case: 10,
+                booking_cutoff_hours: 48,
+                chair_id: chair.id,
+                teaching: false,
+            },
+            first_date: first,
+            local_time: NaiveTime::from_hms_opt(12, 30, 0).unwrap(),
+            weeks: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 3);
+    assert!(sessions
+        .iter()
+        .all(|s| s.series_id == Some(series.id) && s.booked == 0));
+    let stored = store.session(sessions[0].id).await.unwrap().unwrap();
+    assert_eq!(stored.starts_at, sessions[0].starts_at);
+    assert_eq!(stored.state, SessionState::Scheduled);
+    sessions
+}
+
+fn a_case(session: &Session, referrer: UserId, nhs: &str) -> NewCase {
+    NewCase {
+        session_id: session.id,
+        referrer_id: referrer,
+        patient: PatientDetails {
+            nhs_number: NhsNumber::parse(nhs).unwrap(),
+            given_name: PersonName::parse("Alex").unwrap(),
+            family_name: PersonName::parse("Example").unwrap(),
+            date_of_birth: parse_date_of_birth("1970-01-01", Utc::now().date_naive()).unwrap(),
+            sex: Sex::Female,
+            gp_practice_code: OdsCode::parse("A81001").unwrap(),
+        },
+        clinical_question: ClinicalText::parse("Is an MRI indicated?", "clinical_question")
+            .unwrap(),
+        history: ClinicalText::parse("Twelve weeks of physiotherapy.", "history").unwrap(),
+        urgency: Urgency::Routine,
+        body_site: BodySite::parse("lower back").unwrap(),
+    }
+}
+
+/// Valid NHS numbers for tests, generated from the check-digit rule.
+fn nhs_numbers(n: usize) -> Vec<String> {
+    use mdt_coordinator::domain::nhs_number::check_digit;
+    (100_000_000u32..)
+        .filter_map(|p| {
+            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
+            check_digit(&digits).map(|c| format!("{p}{c}"))
+        })
+        .take(n)
+        .collect()
+}
+
+async fn booking_rules(backend: Backend) {
+    let (db, store) = fresh(backend).await;
+    let sessions = seeded_series(&store, 2).await;
+    let physio = store
+        .create_user(new_user(
+            "physio@example.org",
+            Role::Practitioner,
+            &["rheumatology"],
+        ))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    store
+        .book_case(a_case(&sessions[0], physio.id, "9912003888"), now)
+        .await
+        .unwrap();
+    let dup = store
+        .book_case(a_case(&sessions[0], physio.id, "9912003888"), now)
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(dup), "duplicate_case");
+    store
+        .book_case(a_case(&sessions[0], physio.id, "9449305552"), now)
+        .await
+        .unwrap();
+    let full = store
+        .book_case(a_case(&sessions[0], physio.id, "9434765919"), now)
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(full), "session_full");
+    assert_eq!(
+        store.session(sessions[0].id).await.unwrap().unwrap().booked,
+        2
+    );
+
+    let late = sessions[1].starts_at - Duration::hours(47);
+    let closed = store
+        .book_case(a_case(&sessions[1], physio.id, "9434765919"), late)
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(closed), "booking_closed");
+    assert_eq!(
+        store.session(sessions[1].id).await.unwrap().unwrap().booked,
+        0
+    );
+
+    let missing = Session {
+        id: uuid::Uuid::new_v4(),
+        ..sessions[2].clone()
+    };
+    assert!(matches!(
+        store
+            .book_case(a_case(&missing, physio.id, "9434765919"), now)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The CHECK constraint is the last line against over-booking.
+    let id = match backend {
+        Backend::Sqlite => format!("'{}'", sessions[0].id),
+        Backend::Postgres => format!("'{}'::uuid", sessions[0].id),
+    };
+    assert!(db
+        .raw(&format!("UPDATE sessions SET booked = 3 WHERE id = {id}"))
+        .await
+        .is_err());
+}
+
+async fn no_overbooking_under_a_race(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let sessions = seeded_series(&store, 3).await;
+    let physio = store
+        .create_user(new_user(
+            "physio@example.org",
+            Role::Practitioner,
+            &["rheumatology"],
+        ))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = nhs_numbers(16)
+        .into_iter()
+        .map(|nhs| {
+            let store = Arc::clone(&store);
+            let case = a_case(&sessions[0], physio.id, &nhs);
+            tokio::spawn(async move { store.book_case(case, Utc::now()).await })
+        })
+        .collect();
+    let mut booked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => booked += 1,
+            Err(e) => assert_eq!(conflict_code(e), "session_full"),
+        }
+    }
+    assert_eq!(booked, 3);
+    assert_eq!(
+        store.session(sessions[0].id).await.unwrap().unwrap().booked,
+        3
+    );
+}
+
+on_both_backends!(
+    users_and_specialties,
+    refresh_tokens_rotate_and_reuse_revokes_family,
+    audit_is_append_only_and_tamper_evident,
+    concurrent_audit_appends_keep_one_chain,
+    booking_rules,
+    no_overbooking_under_a_race,
+);
+
+#[tokio::test]
+async fn unknown_scheme_is_refused_with_an_exact_message() {
+    let err = match store::connect(&store::settings_for("mysql://root:secret@localhost/mdt")).await
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("mysql accepted"),
+    };
+    assert_eq!(
+        err,
+        "unsupported database URL scheme \"mysql\": use sqlite:// or postgres://"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let _store = db.store().await;
+    let mode = std::fs::read_dir(db.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().ends_with("-wal"));
+    assert!(mode, "no WAL file next to the database");
+    let fk = db
+        .raw("INSERT INTO user_specialties (user_id, specialty) VALUES ('nobody', 'pain')")
+        .await;
+    assert!(fk.is_err(), "foreign keys not enforced");
+}
