@@ -170,8 +170,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Turns actix's JSON extractor errors into `400 malformed_json`, `413`, `415` or a
-/// `422 invalid_field` naming what did not fit.
+/// Turns actix's JSON extractor errors into `400 malformed_json`, `413` or `415`. (Shape
+/// errors are `422`, raised by `routes::ApiJson` once the text is known to be JSON.)
 pub fn json_error(
     err: actix_web::error::JsonPayloadError,
     _req: &actix_web::HttpRequest,

@@ -142,7 +142,8 @@ mod tests {
         fn every_generated_valid_number_parses(d in valid_number(), spaced in any::<bool>()) {
             let s = render(&d);
             let input = if spaced { format!("{} {} {}", &s[..3], &s[3..6], &s[6..]) } else { s.clone() };
-            prop_assert_eq!(NhsNumber::parse(&input).unwrap().as_str(), s.as_str());
+            let parsed = NhsNumber::parse(&input).unwrap();
+            prop_assert_eq!(parsed.as_str(), s.as_str());
         }
 
         #[test]

@@ -10,6 +10,7 @@ use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{client_addr, AuthUser};
 use crate::domain::{EmailAddress, NewAuditEvent, User};
 use crate::error::ApiError;
+use crate::routes::ApiJson;
 use crate::startup::AppState;
 use crate::store::{NewRefreshToken, RefreshOutcome};
 
@@ -66,7 +67,7 @@ fn invalid_credentials() -> ApiError {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let addr = client_addr(&req, state.settings.http.trust_proxy_headers);
     if let Err(e) = state.login_limiter.check(body.email.trim(), addr) {

@@ -8,6 +8,7 @@ use crate::domain::{
     EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty,
 };
 use crate::error::ApiError;
+use crate::routes::ApiJson;
 use crate::startup::AppState;
 
 #[derive(Deserialize)]
@@ -79,10 +80,10 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     AuthUser(caller): AuthUser,
-    body: web::Json<CreateUserRequest>,
+    ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
-    let valid = ValidUser::try_from(body.into_inner())?;
+    let valid = ValidUser::try_from(body)?;
     let user = create_account(&state, valid).await?;
     let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
     state

@@ -312,7 +312,7 @@ impl Store for PgStore {
         if used_at.is_some() {
             sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
                 .bind(now)
-                .bind(&family)
+                .bind(family)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -328,7 +328,7 @@ impl Store for PgStore {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(next_hash)
-        .bind(&family)
+        .bind(family)
         .bind(user_id.0)
         .bind(now)
         .bind(next_expires_at.min(expires_at))

@@ -1,0 +1,784 @@
+//! The HTTP API against a real server on port 0 with a fresh database, on both backends;
+//! plus the binary itself (run command, unknown database scheme, `user add`).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use chrono::Utc;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
+use mdt_coordinator::routes::users::{create_account, ValidUser};
+
+use common::{Backend, TestApp, JWT_SECRET};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn app(backend: Backend) -> TestApp {
+    TestApp::spawn(backend).await.expect("backend available")
+}
+
+async fn add_user(app: &TestApp, email: &str, role: Role) {
+    let valid = ValidUser {
+        email: EmailAddress::parse(email).unwrap(),
+        name: PersonName::parse("Test Person").unwrap(),
+        role,
+        specialties: vec![Specialty::parse("spinal").unwrap()],
+        password: Password::parse(PASSWORD).unwrap(),
+    };
+    create_account(&app.state, valid).await.unwrap();
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in and returns (access token, refresh cookie value).
+async fn sign_in(app: &TestApp, email: &str) -> (String, String) {
+    let res = login(app, email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = refresh_cookie(&res).expect("refresh cookie");
+    let body: Value = res.json().await.unwrap();
+    (body["access_token"].as_str().unwrap().to_string(), cookie)
+}
+
+fn refresh_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers().get_all("set-cookie").iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        let value = v.strip_prefix("mdt_refresh=")?.split(';').next()?;
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+async fn me(app: &TestApp, token: &str) -> reqwest::Response {
+    app.http
+        .get(app.url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refresh(app: &TestApp, cookie: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/auth/refresh"))
+        .header("cookie", format!("mdt_refresh={cookie}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_code(res: reqwest::Response) -> (StatusCode, String) {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["code"].as_str().unwrap_or("<no code>").to_string(),
+    )
+}
+
+async fn login_succeeds_and_me_shows_the_user(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    let res = login(&app, "ESP@example.org", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let set_cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/api/auth"), "{set_cookie}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_i64().unwrap() <= 900);
+    assert_eq!(body["user"]["role"], "practitioner");
+    assert!(body["user"].get("password_hash").is_none());
+    let res = me(&app, body["access_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["email"], "esp@example.org");
+    assert_eq!(me["specialties"], json!(["spinal"]));
+    let audit = app.state.store.audit_events().await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "login_succeeded"));
+}
+
+async fn wrong_password_and_unknown_user_look_the_same(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    let wrong = login(&app, "esp@example.org", "not the password at all").await;
+    let unknown = login(&app, "nobody@example.org", PASSWORD).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert!(refresh_cookie(&wrong).is_none());
+    let (a, b) = (wrong.text().await.unwrap(), unknown.text().await.unwrap());
+    assert_eq!(a, b);
+    assert!(a.contains("invalid_credentials"));
+    let failures = app
+        .state
+        .store
+        .audit_events()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "login_failed")
+        .count();
+    assert_eq!(failures, 2);
+}
+
+fn forge(claims: Value, alg: Algorithm, kid: Option<&str>, key: &str) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    encode(&header, &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+}
+
+async fn bad_tokens_are_refused(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    let (token, _) = sign_in(&app, "esp@example.org").await;
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK);
+    let sub = app.state.store.list_users().await.unwrap()[0]
+        .id
+        .to_string();
+    let now = Utc::now().timestamp();
+    let claims = |iss: &str, aud: Option<&str>, exp: i64| {
+        let mut c =
+            json!({ "iss": iss, "sub": sub, "exp": exp, "iat": now, "jti": "x", "typ": "access" });
+        if let Some(aud) = aud {
+            c["aud"] = json!(aud);
+        }
+        c
+    };
+    // A correctly forged token is accepted, so each refusal below is for its one defect.
+    let good = forge(
+        claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
+        Algorithm::HS256,
+        Some("k1"),
+        JWT_SECRET,
+    );
+    assert_eq!(me(&app, &good).await.status(), StatusCode::OK);
+
+    let expired = forge(
+        claims("mdt-coordinator", Some("mdt-coordinator-api"), now - 120),
+        Algorithm::HS256,
+        Some("k1"),
+        JWT_SECRET,
+    );
+    let wrong_aud = forge(
+        claims("mdt-coordinator", Some("another-service"), now + 600),
+        Algorithm::HS256,
+        Some("k1"),
+        JWT_SECRET,
+    );
+    let missing_aud = forge(
+        claims("mdt-coordinator", None, now + 600),
+        Algorithm::HS256,
+        Some("k1"),
+        JWT_SECRET,
+    );
+    let wrong_iss = forge(
+        claims("someone-else", Some("mdt-coordinator-api"), now + 600),
+        Algorithm::HS256,
+        Some("k1"),
+        JWT_SECRET,
+    );
+    let wrong_key = forge(
+        claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
+        Algorithm::HS256,
+        Some("k1"),
+        "a-different-key-that-is-also-long-enough!!",
+    );
+    let wrong_kid = forge(
+        claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
+        Algorithm::HS256,
+        Some("k0"),
+        JWT_SECRET,
+    );
+    let mut purpose = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600);
+    purpose["typ"] = json!("live_ticket");
+    let wrong_purpose = forge(purpose, Algorithm::HS256, Some("k1"), JWT_SECRET);
+    // alg "none": header and payload, empty signature.
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({ "alg": "none", "typ": "JWT", "kid": "k1" })),
+        b64(&claims(
+            "mdt-coordinator",
+            Some("mdt-coordinator-api"),
+            now + 600
+        ))
+    );
+    // Tampered: payload swapped for one naming another role/subject, signature kept.
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    let mut payload = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 6000);
+    payload["sub"] = json!(uuid::Uuid::new_v4().to_string());
+    parts[1] = b64(&payload);
+    let tampered = parts.join(".");
+
+    for (name, token, code) in [
+        ("expired", expired.as_str(), "token_expired"),
+        ("wrong audience", &wrong_aud, "invalid_token"),
+        ("missing aud", &missing_aud, "invalid_token"),
+        ("wrong issuer", &wrong_iss, "invalid_token"),
+        ("wrong key", &wrong_key, "invalid_token"),
+        ("wrong kid", &wrong_kid, "invalid_token"),
+        ("wrong purpose", &wrong_purpose, "invalid_token"),
+        ("alg none", &none, "invalid_token"),
+        ("tampered", &tampered, "invalid_token"),
+        ("garbage", "not.a.token", "invalid_token"),
+    ] {
+        let res = me(&app, token).await;
+        assert_eq!(
+            res.headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap()),
+            Some("Bearer"),
+            "{name}"
+        );
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::UNAUTHORIZED, code.to_string()),
+            "{name}"
+        );
+    }
+    let res = app.http.get(app.url("/api/me")).send().await.unwrap();
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "missing_token".to_string())
+    );
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    let (_, first) = sign_in(&app, "esp@example.org").await;
+    let res = refresh(&app, &first).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let second = refresh_cookie(&res).expect("rotated cookie");
+    assert_ne!(first, second);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        me(&app, body["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // The old token again: reuse. The family (including `second`) is revoked.
+    let reuse = refresh(&app, &first).await;
+    assert_eq!(
+        error_code(reuse).await,
+        (StatusCode::UNAUTHORIZED, "refresh_token_reused".to_string())
+    );
+    let after = refresh(&app, &second).await;
+    assert_eq!(
+        error_code(after).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            "invalid_refresh_token".to_string()
+        )
+    );
+    assert!(app
+        .state
+        .store
+        .audit_events()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.action == "refresh_token_reused"));
+
+    // Logout ends a fresh family too.
+    let (_, third) = sign_in(&app, "esp@example.org").await;
+    let out = app
+        .http
+        .post(app.url("/api/auth/logout"))
+        .header("cookie", format!("mdt_refresh={third}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        refresh(&app, &third).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let none = app
+        .http
+        .post(app.url("/api/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(none).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            "missing_refresh_token".to_string()
+        )
+    );
+}
+
+async fn rapid_wrong_passwords_are_rate_limited(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    for i in 1..=10 {
+        let res = login(&app, "esp@example.org", "wrong password attempt").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let res = login(&app, "esp@example.org", "wrong password attempt").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(error_code(res).await.1, "rate_limited");
+    // Even the right password waits now: the limit is per account.
+    assert_eq!(
+        login(&app, "esp@example.org", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+async fn rate_limit_per_address_covers_many_accounts(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.auth.login_attempts_per_address_per_minute = 5
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        let res = login(&app, &format!("user{i}@example.org"), "whatever password").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login(&app, "user9@example.org", "whatever password").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn only_coordinators_manage_users(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    add_user(&app, "coord@example.org", Role::Coordinator).await;
+    let (esp, _) = sign_in(&app, "esp@example.org").await;
+    let (coord, _) = sign_in(&app, "coord@example.org").await;
+    let new = json!({ "email": "new@example.org", "name": "New Person", "role": "consultant",
+                      "specialties": ["rheumatology"], "password": "a long enough password" });
+    let res = app
+        .http
+        .post(app.url("/api/users"))
+        .bearer_auth(&esp)
+        .json(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::FORBIDDEN, "forbidden".to_string())
+    );
+    let res = app
+        .http
+        .get(app.url("/api/users"))
+        .bearer_auth(&esp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.state.store.count_users().await.unwrap(), 2);
+
+    let res = app
+        .http
+        .post(app.url("/api/users"))
+        .bearer_auth(&coord)
+        .json(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["role"], "consultant");
+    let res = app
+        .http
+        .post(app.url("/api/users"))
+        .bearer_auth(&coord)
+        .json(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::CONFLICT, "email_taken".to_string())
+    );
+
+    for (field, value, code) in [
+        ("role", json!("admin"), "invalid_role"),
+        ("email", json!("not-an-email"), "invalid_email"),
+        ("password", json!("short"), "weak_password"),
+        ("specialties", json!(["podiatry"]), "unknown_specialty"),
+        ("specialties", json!([]), "specialty_required"),
+    ] {
+        let mut body = new.clone();
+        body["email"] = json!("other@example.org");
+        body[field] = value;
+        let res = app
+            .http
+            .post(app.url("/api/users"))
+            .bearer_auth(&coord)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let res_body: Value = res.json().await.unwrap();
+        assert_eq!(res_body["code"], code, "{field}");
+        assert_eq!(
+            res_body["field"]
+                .as_str()
+                .map(|f| f.contains(field.trim_end_matches('s'))),
+            Some(true),
+            "{res_body}"
+        );
+    }
+    let res = app
+        .http
+        .get(app.url("/api/users"))
+        .bearer_auth(&coord)
+        .send()
+        .await
+        .unwrap();
+    let users: Vec<Value> = res.json().await.unwrap();
+    assert_eq!(users.len(), 3);
+    assert!(app
+        .state
+        .store
+        .audit_events()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.action == "user_created"));
+}
+
+async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
+    let app = app(backend).await;
+    let post = |body: &'static str, ct: &'static str| {
+        app.http
+            .post(app.url("/api/auth/login"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        error_code(post("{\"email\":", "application/json").await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "malformed_json".into())
+    );
+    assert_eq!(
+        error_code(post("[1,2", "application/json").await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "malformed_json".into())
+    );
+    assert_eq!(
+        error_code(
+            post("{\"email\":1,\"password\":2}", "application/json")
+                .await
+                .unwrap()
+        )
+        .await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field".into())
+    );
+    assert_eq!(
+        error_code(post("{}", "text/plain").await.unwrap()).await,
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type".into()
+        )
+    );
+    let big = "x".repeat(100_000);
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
+    );
+    let res = app
+        .http
+        .get(app.url("/api/no-such-thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body("\u{0}\u{ffff}")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    assert_eq!(
+        app.state.store.audit_events().await.unwrap().len(),
+        0,
+        "nothing written"
+    );
+}
+
+async fn operations_endpoints_and_security_headers(backend: Backend) {
+    let app = app(backend).await;
+    let res = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for (name, expected) in [
+        ("strict-transport-security", "max-age"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+    ] {
+        let v = res
+            .headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .to_str()
+            .unwrap();
+        assert!(v.contains(expected), "{name}: {v}");
+    }
+    assert!(res.headers().contains_key("x-request-id"));
+    let ready: Value = app
+        .http
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert!(page.headers().contains_key("content-security-policy"));
+    assert!(page.text().await.unwrap().contains("id=\"login-form\""));
+    let _ = app
+        .http
+        .get(app.url("/api/no-such-thing?nhs_number=9434765919"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/ready\"")
+    );
+    assert!(
+        !metrics.contains("9434765919"),
+        "raw paths or queries leaked into metrics"
+    );
+}
+
+on_both_backends!(
+    login_succeeds_and_me_shows_the_user,
+    wrong_password_and_unknown_user_look_the_same,
+    bad_tokens_are_refused,
+    refresh_rotates_and_reuse_revokes_the_family,
+    rapid_wrong_passwords_are_rate_limited,
+    rate_limit_per_address_covers_many_accounts,
+    only_coordinators_manage_users,
+    malformed_input_gets_4xx_with_a_code,
+    operations_endpoints_and_security_headers,
+);
+
+// ---- the binary -------------------------------------------------------------------
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdt-coordinator"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MDT__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("MDT__LOG__FILTER", "warn");
+    cmd
+}
+
+#[test]
+fn unknown_database_scheme_exits_with_one_line() {
+    let out = binary()
+        .args(["serve"])
+        .env("MDT__DATABASE__URL", "mysql://mdt:hunter2@localhost/mdt")
+        .env("MDT__HTTP__PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("unsupported database URL scheme \"mysql\": use sqlite:// or postgres://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"));
+}
+
+/// The README's run command, `serve --demo`, on a fresh SQLite file: prints the URL and
+/// demo logins, serves the login page and /health, signs in, and stops cleanly on SIGTERM.
+#[test]
+fn serve_demo_runs_from_a_fresh_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = binary()
+        .args(["serve", "--demo"])
+        .env("MDT__HTTP__PORT", "0")
+        .env(
+            "MDT__DATABASE__URL",
+            format!("sqlite://{}/mdt.db", dir.path().display()),
+        )
+        .env("MDT__DATA__DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let url = loop {
+        let line = lines.next().expect("server exited early").unwrap();
+        printed.push(line.clone());
+        if let Some(url) = line.strip_prefix("MDT Coordinator listening on ") {
+            break url.to_string();
+        }
+    };
+    let printed = printed.join("\n");
+    for role in ["coordinator", "consultant", "practitioner", "trainee"] {
+        assert!(printed.contains(role), "{printed}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let health: Value = http.get(format!("{url}/health")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "ok");
+        let page = http.get(format!("{url}/")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Sign in"));
+        let js = http.get(format!("{url}/app.js")).send().await.unwrap();
+        assert_eq!(js.status(), StatusCode::OK);
+        let res = http
+            .post(format!("{url}/api/auth/login"))
+            .json(&json!({ "email": "consultant@demo.mdt.test", "password": mdt_coordinator::demo::DEMO_PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    });
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "graceful shutdown should exit 0, got {status}"
+    );
+    // The demo data is there (three series) and a second run does not seed again.
+    let out = binary()
+        .args(["demo"])
+        .env(
+            "MDT__DATABASE__URL",
+            format!("sqlite://{}/mdt.db", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already has accounts"));
+}
+
+#[test]
+fn user_add_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/mdt.db", dir.path().display());
+    let mut child = binary()
+        .args([
+            "user",
+            "add",
+            "--email",
+            "chair@example.org",
+            "--name",
+            "Dr Chair",
+            "--role",
+            "consultant",
+            "--specialty",
+            "spinal",
+            "--specialty",
+            "pain",
+            "--password-stdin",
+        ])
+        .env("MDT__DATABASE__URL", &db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created consultant chair@example.org"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(&db))
+            .await
+            .unwrap();
+        let (user, hash) = store
+            .credentials(&EmailAddress::parse("chair@example.org").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.specialties.len(), 2);
+        assert!(hash.starts_with("$argon2id$"));
+    });
+    let bad = binary()
+        .args([
+            "user",
+            "add",
+            "--email",
+            "x@example.org",
+            "--name",
+            "X",
+            "--role",
+            "wizard",
+            "--password-stdin",
+        ])
+        .env("MDT__DATABASE__URL", &db)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("role"));
+}
