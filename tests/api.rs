@@ -646,36 +646,76 @@ fn unknown_database_scheme_exits_with_one_line() {
     assert!(!stderr.contains("hunter2"));
 }
 
+/// `serve --demo` on a fresh SQLite file in a temporary directory, as the README runs it.
+struct DemoServer {
+    child: std::process::Child,
+    url: String,
+    printed: String,
+    dir: tempfile::TempDir,
+}
+
+impl DemoServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = binary()
+            .args(["serve", "--demo"])
+            .env("MDT__HTTP__PORT", "0")
+            .env(
+                "MDT__DATABASE__URL",
+                format!("sqlite://{}/mdt.db", dir.path().display()),
+            )
+            .env("MDT__DATA__DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        let url = loop {
+            let line = lines.next().expect("server exited early").unwrap();
+            printed.push(line.clone());
+            if let Some(url) = line.strip_prefix("MDT Coordinator listening on ") {
+                break url.to_string();
+            }
+        };
+        Self {
+            child,
+            url,
+            printed: printed.join("\n"),
+            dir,
+        }
+    }
+
+    fn database_url(&self) -> String {
+        format!("sqlite://{}/mdt.db", self.dir.path().display())
+    }
+
+    /// SIGTERM, as an orchestrator stops the service; returns whether it exited cleanly.
+    fn terminate(&mut self) -> bool {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        term.success() && self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The README's run command, `serve --demo`, on a fresh SQLite file: prints the URL and
 /// demo logins, serves the login page and /health, signs in, and stops cleanly on SIGTERM.
 #[test]
 fn serve_demo_runs_from_a_fresh_clone() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = binary()
-        .args(["serve", "--demo"])
-        .env("MDT__HTTP__PORT", "0")
-        .env(
-            "MDT__DATABASE__URL",
-            format!("sqlite://{}/mdt.db", dir.path().display()),
-        )
-        .env("MDT__DATA__DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let url = loop {
-        let line = lines.next().expect("server exited early").unwrap();
-        printed.push(line.clone());
-        if let Some(url) = line.strip_prefix("MDT Coordinator listening on ") {
-            break url.to_string();
-        }
-    };
-    let printed = printed.join("\n");
+    let mut server = DemoServer::start();
     for role in ["coordinator", "consultant", "practitioner", "trainee"] {
-        assert!(printed.contains(role), "{printed}");
+        assert!(server.printed.contains(role), "{}", server.printed);
     }
+    let url = server.url.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
@@ -693,27 +733,49 @@ fn serve_demo_runs_from_a_fresh_clone() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     });
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "graceful shutdown should exit 0, got {status}"
-    );
-    // The demo data is there (three series) and a second run does not seed again.
+    assert!(server.terminate(), "graceful shutdown should exit 0");
+    // A second run finds accounts and does not seed again.
     let out = binary()
         .args(["demo"])
-        .env(
-            "MDT__DATABASE__URL",
-            format!("sqlite://{}/mdt.db", dir.path().display()),
-        )
+        .env("MDT__DATABASE__URL", server.database_url())
         .output()
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already has accounts"));
+}
+
+/// The sign-in page in Debian's Chromium, driven by playwright-core (web/e2e). Skips
+/// with a message when Chromium or the e2e packages are missing, except under CI, where
+/// `.ci/run` installs both and a skip would hide a broken page.
+#[test]
+fn login_page_works_in_chromium() {
+    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/e2e");
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = e2e.join("node_modules/playwright-core").exists()
+        && std::path::Path::new(&chromium).exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser tests: install chromium and run npm ci in web/e2e"
+        );
+        eprintln!("skipped: needs {chromium} and `npm ci` in web/e2e");
+        return;
+    }
+    let server = DemoServer::start();
+    let out = Command::new("node")
+        .args(["--test", "login.test.mjs"])
+        .current_dir(&e2e)
+        .env("MDT_E2E_URL", &server.url)
+        .env("MDT_E2E_PASSWORD", mdt_coordinator::demo::DEMO_PASSWORD)
+        .env("CHROMIUM_PATH", &chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
