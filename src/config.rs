@@ -160,15 +160,6 @@ impl Settings {
             "database.max_connections must be at least 1",
         )
     }
-
-    /// Origins allowed to open the live channel: the configured ones, else our own.
-    pub fn allowed_origins(&self, bound_port: u16) -> Vec<String> {
-        if self.http.public_origins.is_empty() {
-            vec![format!("http://{}:{}", self.http.host, bound_port)]
-        } else {
-            self.http.public_origins.clone()
-        }
-    }
 }
 
 /// Loads `MDT_ENV_FILE` if set (it must exist), else `.env` if present. Variables already

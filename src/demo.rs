@@ -60,7 +60,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
             password: Password::parse(DEMO_PASSWORD)?,
         };
         users.push(
-            create_account(state, valid)
+            create_account(state, valid, None, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         );

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// 404: no such thing (or not visible to the caller).
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// 405: the resource exists but not with this method.
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     /// 409: conflicts with the current state (duplicate, full, closed, signed).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -101,6 +104,7 @@ impl ApiError {
             | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. } => code,
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Invalid(e) => e.code,
@@ -119,6 +123,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -124,7 +124,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             let store = store::connect(&settings.database).await?;
             let state = AppState::new(settings, store)?;
-            let user = create_account(&state, valid)
+            let user = create_account(&state, valid, None, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created {} {} ({})", user.role, user.email, user.id);

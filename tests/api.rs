@@ -30,7 +30,7 @@ async fn add_user(app: &TestApp, email: &str, role: Role) {
         specialties: vec![Specialty::parse("spinal").unwrap()],
         password: Password::parse(PASSWORD).unwrap(),
     };
-    create_account(&app.state, valid).await.unwrap();
+    create_account(&app.state, valid, None, None).await.unwrap();
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
@@ -228,6 +228,24 @@ async fn bad_tokens_are_refused(backend: Backend) {
     parts[1] = b64(&payload);
     let tampered = parts.join(".");
 
+    let no_kid = forge(
+        claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
+        Algorithm::HS256,
+        None,
+        JWT_SECRET,
+    );
+    let hs512 = forge(
+        claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
+        Algorithm::HS512,
+        Some("k1"),
+        JWT_SECRET,
+    );
+    let mut no_exp_claims = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600);
+    no_exp_claims.as_object_mut().unwrap().remove("exp");
+    let no_exp = forge(no_exp_claims, Algorithm::HS256, Some("k1"), JWT_SECRET);
+    let mut no_sub_claims = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600);
+    no_sub_claims.as_object_mut().unwrap().remove("sub");
+    let no_sub = forge(no_sub_claims, Algorithm::HS256, Some("k1"), JWT_SECRET);
     for (name, token, code) in [
         ("expired", expired.as_str(), "token_expired"),
         ("wrong audience", &wrong_aud, "invalid_token"),
@@ -239,6 +257,10 @@ async fn bad_tokens_are_refused(backend: Backend) {
         ("alg none", &none, "invalid_token"),
         ("tampered", &tampered, "invalid_token"),
         ("garbage", "not.a.token", "invalid_token"),
+        ("no kid", &no_kid, "invalid_token"),
+        ("HS512 with the same key", &hs512, "invalid_token"),
+        ("no exp", &no_exp, "invalid_token"),
+        ("no sub", &no_sub, "invalid_token"),
     ] {
         let res = me(&app, token).await;
         assert_eq!(
@@ -526,6 +548,19 @@ async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
         error_code(res).await,
         (StatusCode::NOT_FOUND, "not_found".into())
     );
+    for res in [
+        app.http.delete(app.url("/api/users")).send().await.unwrap(),
+        app.http
+            .get(app.url("/api/auth/login"))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into())
+        );
+    }
     let res = app
         .http
         .post(app.url("/api/auth/login"))
@@ -534,7 +569,10 @@ async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert!(res.status().is_client_error());
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::BAD_REQUEST, "malformed_json".into())
+    );
     assert_eq!(
         app.state.store.audit_events().await.unwrap().len(),
         0,
@@ -602,6 +640,54 @@ async fn operations_endpoints_and_security_headers(backend: Backend) {
     );
 }
 
+async fn client_address_and_audit_never_hold_what_the_client_made_up(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.http.trust_proxy_headers = true;
+        s.auth.login_attempts_per_address_per_minute = 3;
+    })
+    .await
+    .unwrap();
+    // Behind our proxy, only the right-most entry (the proxy's own) counts: varying the
+    // left part does not buy fresh attempts or a false audit address.
+    for i in 0..3 {
+        let res = app
+            .http
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.7"))
+            .json(&json!({ "email": format!("user{i}@example.org"), "password": "whatever password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", "198.51.100.99, 203.0.113.7")
+        .json(&json!({ "email": "user9@example.org", "password": "whatever password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let audit = app.state.store.audit_events().await.unwrap();
+    assert!(audit
+        .iter()
+        .all(|e| e.client_addr.as_deref() == Some("203.0.113.7")));
+
+    // A password typed into the email box is never written to the audit log.
+    let app = TestApp::spawn(backend).await.unwrap();
+    let res = login(&app, "my-secret-passphrase-42", "my-secret-passphrase-42").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let audit = app.state.store.audit_events().await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert!(
+        !audit[0].details.contains("passphrase"),
+        "{}",
+        audit[0].details
+    );
+    assert_eq!(audit[0].client_addr.as_deref(), Some("127.0.0.1"));
+}
+
 on_both_backends!(
     login_succeeds_and_me_shows_the_user,
     wrong_password_and_unknown_user_look_the_same,
@@ -612,6 +698,7 @@ on_both_backends!(
     only_coordinators_manage_users,
     malformed_input_gets_4xx_with_a_code,
     operations_endpoints_and_security_headers,
+    client_address_and_audit_never_hold_what_the_client_made_up,
 );
 
 // ---- the binary -------------------------------------------------------------------
@@ -644,6 +731,52 @@ fn unknown_database_scheme_exits_with_one_line() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"));
+}
+
+/// Settings layer as documented: built-in defaults < `--config` file < environment file <
+/// `MDT__…` variables. Each layer names a different (unsupported) scheme so the start-up
+/// refusal shows which layer won.
+#[test]
+fn settings_layer_file_then_env_file_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"oracle://from-settings-file\"\n",
+    )
+    .unwrap();
+    let env_file = dir.path().join("mdt.env");
+    std::fs::write(&env_file, "MDT__DATABASE__URL=mysql://from-env-file\n").unwrap();
+    let scheme = |cmd: &mut Command| {
+        let out = cmd.arg("migrate").output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let file_only = scheme(binary().arg("--config").arg(&config));
+    assert!(file_only.contains("\"oracle\""), "{file_only}");
+    let with_env_file = scheme(
+        binary()
+            .arg("--config")
+            .arg(&config)
+            .env("MDT_ENV_FILE", &env_file),
+    );
+    assert!(with_env_file.contains("\"mysql\""), "{with_env_file}");
+    let with_env = scheme(
+        binary()
+            .arg("--config")
+            .arg(&config)
+            .env("MDT_ENV_FILE", &env_file)
+            .env("MDT__DATABASE__URL", "db2://from-environment"),
+    );
+    assert!(with_env.contains("\"db2\""), "{with_env}");
+    // A typo in a key is refused rather than silently ignored.
+    let typo = binary()
+        .arg("migrate")
+        .env("MDT__HTTP__PROT", "9000")
+        .output()
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("prot"));
 }
 
 /// `serve --demo` on a fresh SQLite file in a temporary directory, as the README runs it.
@@ -817,13 +950,16 @@ fn user_add_reads_the_password_from_stdin() {
         let store = mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(&db))
             .await
             .unwrap();
-        let (user, hash) = store
+        let creds = store
             .credentials(&EmailAddress::parse("chair@example.org").unwrap())
             .await
             .unwrap()
             .unwrap();
+        assert!(creds.password_hash.starts_with("$argon2id$"));
+        let user = store.user(creds.user_id).await.unwrap().unwrap();
         assert_eq!(user.specialties.len(), 2);
-        assert!(hash.starts_with("$argon2id$"));
+        let audit = store.audit_events().await.unwrap();
+        assert_eq!(audit[0].action, "user_created");
     });
     let bad = binary()
         .args([

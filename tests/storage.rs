@@ -12,6 +12,14 @@ use mdt_coordinator::store::{self, DynStore, NewRefreshToken, RefreshOutcome, St
 
 use common::{Backend, TestDb};
 
+fn created() -> NewAuditEvent {
+    NewAuditEvent::new("user_created", "user")
+}
+
+fn signed_in() -> NewAuditEvent {
+    NewAuditEvent::new("login_succeeded", "user")
+}
+
 async fn fresh(backend: Backend) -> (TestDb, DynStore) {
     let db = TestDb::new(backend).await.expect("backend available");
     let store = db.store().await;
@@ -20,6 +28,7 @@ async fn fresh(backend: Backend) -> (TestDb, DynStore) {
 
 fn new_user(email: &str, role: Role, specialties: &[&str]) -> NewUser {
     NewUser {
+        id: UserId::new(),
         email: EmailAddress::parse(email).unwrap(),
         name: PersonName::parse("Test Person").unwrap(),
         role,
@@ -50,14 +59,16 @@ async fn users_and_specialties(backend: Backend) {
         .collect();
     assert_eq!(names, ["pain", "rheumatology", "spinal"]);
 
+    let jo = new_user(
+        "Jo@Example.org",
+        Role::Consultant,
+        &["spinal", "pain", "pain"],
+    );
     let u = store
-        .create_user(new_user(
-            "Jo@Example.org",
-            Role::Consultant,
-            &["spinal", "pain", "pain"],
-        ))
+        .create_user(jo.clone(), created().record(jo.id))
         .await
         .unwrap();
+    assert_eq!(u.id, jo.id);
     assert_eq!(u.email.as_str(), "jo@example.org");
     let again = store.user(u.id).await.unwrap().unwrap();
     assert_eq!(
@@ -69,31 +80,39 @@ async fn users_and_specialties(backend: Backend) {
         ["pain", "spinal"]
     );
     assert_eq!(again.role, Role::Consultant);
-    let (by_email, hash) = store
+    let creds = store
         .credentials(&EmailAddress::parse("jo@example.org").unwrap())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(by_email.id, u.id);
-    assert_eq!(hash, "$argon2id$not-a-real-hash");
+    assert_eq!(creds.user_id, u.id);
+    assert_eq!(creds.password_hash, "$argon2id$not-a-real-hash");
+    assert!(creds.active);
     assert!(store
         .credentials(&EmailAddress::parse("nobody@example.org").unwrap())
         .await
         .unwrap()
         .is_none());
+    // The account and its audit event were written together.
+    let audit = store.audit_events().await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        audit[0].record_id.as_deref(),
+        Some(u.id.to_string().as_str())
+    );
 
     let dup = store
-        .create_user(new_user("jo@example.org", Role::Trainee, &[]))
+        .create_user(new_user("jo@example.org", Role::Trainee, &[]), created())
         .await
         .unwrap_err();
     assert_eq!(conflict_code(dup), "email_taken");
-    // An unknown specialty refuses the whole account: nothing is half-written.
+    // An unknown specialty refuses the whole account: no user, no specialties, no audit
+    // row. (This also shows foreign keys are enforced on the store's own connections.)
     let bad = store
-        .create_user(new_user(
-            "sam@example.org",
-            Role::Practitioner,
-            &["pain", "podiatry"],
-        ))
+        .create_user(
+            new_user("sam@example.org", Role::Practitioner, &["pain", "podiatry"]),
+            created(),
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(bad), "unknown_specialty");
@@ -103,6 +122,7 @@ async fn users_and_specialties(backend: Backend) {
         .await
         .unwrap()
         .is_none());
+    assert_eq!(store.audit_events().await.unwrap().len(), 1);
 
     store
         .add_specialty(
@@ -117,37 +137,53 @@ async fn users_and_specialties(backend: Backend) {
         .unwrap_err();
     assert_eq!(conflict_code(e), "specialty_exists");
     store
-        .create_user(new_user(
-            "sam@example.org",
-            Role::Practitioner,
-            &["foot-and-ankle"],
-        ))
+        .create_user(
+            new_user("sam@example.org", Role::Practitioner, &["foot-and-ankle"]),
+            created(),
+        )
         .await
         .unwrap();
     assert_eq!(store.list_users().await.unwrap().len(), 2);
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+fn token(
+    hash: char,
+    family: uuid::Uuid,
+    user: UserId,
+    now: chrono::DateTime<Utc>,
+) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: hash.to_string().repeat(64),
+        family_id: family,
+        user_id: user,
+        issued_at: now,
+        expires_at: now + Duration::days(1),
+    }
 }
 
 async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let u = store
-        .create_user(new_user("jo@example.org", Role::Trainee, &[]))
+        .create_user(new_user("jo@example.org", Role::Trainee, &[]), created())
         .await
         .unwrap();
+    let h = |c: char| c.to_string().repeat(64);
     let now = Utc::now();
+    let later = now + Duration::days(2);
     let family = uuid::Uuid::new_v4();
     store
-        .insert_refresh_token(&NewRefreshToken {
-            token_hash: "a".repeat(64),
-            family_id: family,
-            user_id: u.id,
-            issued_at: now,
-            expires_at: now + Duration::days(1),
-        })
+        .insert_refresh_token(&token('a', family, u.id, now), signed_in())
         .await
         .unwrap();
-    let later = now + Duration::days(2);
+    assert_eq!(
+        store.audit_events().await.unwrap().len(),
+        2,
+        "sign-in audited with its token"
+    );
+
     let rotated = store
-        .rotate_refresh_token(&"a".repeat(64), &"b".repeat(64), now, later)
+        .rotate_refresh_token(&h('a'), &h('b'), now, later)
         .await
         .unwrap();
     assert_eq!(
@@ -158,13 +194,13 @@ async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
         }
     );
     let rotated = store
-        .rotate_refresh_token(&"b".repeat(64), &"c".repeat(64), now, later)
+        .rotate_refresh_token(&h('b'), &h('c'), now, later)
         .await
         .unwrap();
     assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
     // Presenting "a" again is reuse: the family dies, including the current "c".
     let reused = store
-        .rotate_refresh_token(&"a".repeat(64), &"d".repeat(64), now, later)
+        .rotate_refresh_token(&h('a'), &h('d'), now, later)
         .await
         .unwrap();
     assert_eq!(
@@ -174,56 +210,65 @@ async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
             family_id: family
         }
     );
-    let after = store
-        .rotate_refresh_token(&"c".repeat(64), &"e".repeat(64), now, later)
-        .await
-        .unwrap();
-    assert_eq!(after, RefreshOutcome::Invalid);
-    // The rotated token never outlives its family: expired after a day.
-    let unknown = store
-        .rotate_refresh_token(&"z".repeat(64), &"y".repeat(64), now, later)
-        .await
-        .unwrap();
-    assert_eq!(unknown, RefreshOutcome::Invalid);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&h('c'), &h('e'), now, later)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(&h('z'), &h('y'), now, later)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+
+    // Expired tokens are refused.
     store
-        .insert_refresh_token(&NewRefreshToken {
-            token_hash: "f".repeat(64),
-            family_id: uuid::Uuid::new_v4(),
-            user_id: u.id,
-            issued_at: now,
-            expires_at: now + Duration::days(1),
-        })
+        .insert_refresh_token(&token('f', uuid::Uuid::new_v4(), u.id, now), signed_in())
         .await
         .unwrap();
     let expired = store
-        .rotate_refresh_token(
-            &"f".repeat(64),
-            &"g".repeat(64),
-            now + Duration::days(3),
-            later,
-        )
+        .rotate_refresh_token(&h('f'), &h('g'), now + Duration::days(3), later)
         .await
         .unwrap();
     assert_eq!(expired, RefreshOutcome::Invalid);
+
+    // Rotation never extends a family past its first token's expiry: "j" was asked to
+    // live two days but dies with the family after one.
     store
-        .insert_refresh_token(&NewRefreshToken {
-            token_hash: "h".repeat(64),
-            family_id: uuid::Uuid::new_v4(),
-            user_id: u.id,
-            issued_at: now,
-            expires_at: now + Duration::days(1),
-        })
+        .insert_refresh_token(&token('i', uuid::Uuid::new_v4(), u.id, now), signed_in())
         .await
         .unwrap();
+    let rotated = store
+        .rotate_refresh_token(&h('i'), &h('j'), now, later)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
+    let past_family = now + Duration::hours(25);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&h('j'), &h('k'), past_family, later)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+
+    // Logout revokes the family.
     store
-        .revoke_refresh_family(&"h".repeat(64), now)
+        .insert_refresh_token(&token('m', uuid::Uuid::new_v4(), u.id, now), signed_in())
         .await
         .unwrap();
-    let revoked = store
-        .rotate_refresh_token(&"h".repeat(64), &"i".repeat(64), now, later)
-        .await
-        .unwrap();
-    assert_eq!(revoked, RefreshOutcome::Invalid);
+    store.revoke_refresh_family(&h('m'), now).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token(&h('m'), &h('n'), now, later)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
 }
 
 async fn audit_is_append_only_and_tamper_evident(backend: Backend) {
@@ -295,11 +340,10 @@ async fn concurrent_audit_appends_keep_one_chain(backend: Backend) {
 
 async fn seeded_series(store: &DynStore, capacity: u32) -> Vec<Session> {
     let chair = store
-        .create_user(new_user(
-            "chair@example.org",
-            Role::Consultant,
-            &["rheumatology"],
-        ))
+        .create_user(
+            new_user("chair@example.org", Role::Consultant, &["rheumatology"]),
+            created(),
+        )
         .await
         .unwrap();
     let first = Utc::now().date_naive() + Duration::days(7);
@@ -367,11 +411,10 @@ async fn booking_rules(backend: Backend) {
     let (db, store) = fresh(backend).await;
     let sessions = seeded_series(&store, 2).await;
     let physio = store
-        .create_user(new_user(
-            "physio@example.org",
-            Role::Practitioner,
-            &["rheumatology"],
-        ))
+        .create_user(
+            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
+            created(),
+        )
         .await
         .unwrap();
     let now = Utc::now();
@@ -435,11 +478,10 @@ async fn no_overbooking_under_a_race(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let sessions = seeded_series(&store, 3).await;
     let physio = store
-        .create_user(new_user(
-            "physio@example.org",
-            Role::Practitioner,
-            &["rheumatology"],
-        ))
+        .create_user(
+            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
+            created(),
+        )
         .await
         .unwrap();
     let tasks: Vec<_> = nhs_numbers(16)
@@ -487,7 +529,7 @@ async fn unknown_scheme_is_refused_with_an_exact_message() {
 }
 
 #[tokio::test]
-async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
+async fn sqlite_runs_in_wal_mode() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let _store = db.store().await;
     let mode = std::fs::read_dir(db.dir.path())
@@ -495,8 +537,4 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().ends_with("-wal"));
     assert!(mode, "no WAL file next to the database");
-    let fk = db
-        .raw("INSERT INTO user_specialties (user_id, specialty) VALUES ('nobody', 'pain')")
-        .await;
-    assert!(fk.is_err(), "foreign keys not enforced");
 }

@@ -30,17 +30,19 @@ pub fn require_role(user: &User, allowed: &[Role]) -> Result<(), ApiError> {
     }
 }
 
-/// The client's address: the socket peer, or the proxy-reported address when the
-/// deployment says a trusted proxy sits in front.
+/// The client's address: the socket peer, or, when the deployment says its own proxy
+/// sits in front, the right-most `X-Forwarded-For` entry (the one that proxy appended;
+/// entries further left are whatever the client chose to send).
 pub fn client_addr(req: &HttpRequest, trust_proxy_headers: bool) -> Option<IpAddr> {
-    if trust_proxy_headers {
-        if let Some(ip) = req.connection_info().realip_remote_addr().and_then(|a| {
-            a.parse::<IpAddr>()
-                .ok()
-                .or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-        }) {
-            return Some(ip);
-        }
+    let peer = req.peer_addr().map(|a| a.ip());
+    if !trust_proxy_headers {
+        return peer;
     }
-    req.peer_addr().map(|a| a.ip())
+    req.headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|a| a.trim().parse::<IpAddr>().ok())
+        .or(peer)
 }

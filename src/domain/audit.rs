@@ -58,6 +58,13 @@ impl NewAuditEvent {
         self
     }
 
+    /// Rounds the time to microseconds, the precision both backends store; stores call
+    /// this before hashing so what is hashed is exactly what is kept.
+    pub fn normalised(mut self) -> Self {
+        self.occurred_at = self.occurred_at.trunc_subsecs(6);
+        self
+    }
+
     /// The chain hash of this event after `prev_hash`.
     pub fn chain_hash(&self, prev_hash: &str) -> String {
         let canonical = serde_json::json!([

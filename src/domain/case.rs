@@ -135,8 +135,8 @@ impl BodySite {
     }
 }
 
-/// Who the case is about.
-#[derive(Clone, Debug)]
+/// Who the case is about. `Debug` shows none of it.
+#[derive(Clone)]
 pub struct PatientDetails {
     pub nhs_number: NhsNumber,
     pub given_name: PersonName,
@@ -144,6 +144,12 @@ pub struct PatientDetails {
     pub date_of_birth: NaiveDate,
     pub sex: Sex,
     pub gp_practice_code: OdsCode,
+}
+
+impl fmt::Debug for PatientDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PatientDetails(…)")
+    }
 }
 
 /// A date of birth: a real date, not in the future, not before 1900.

@@ -48,9 +48,11 @@ impl User {
     }
 }
 
-/// A parsed request to create an account; the password is already hashed.
+/// A parsed request to create an account; the id is chosen by the caller (so the audit
+/// event can name it) and the password is already hashed.
 #[derive(Clone, Debug)]
 pub struct NewUser {
+    pub id: UserId,
     pub email: EmailAddress,
     pub name: PersonName,
     pub role: Role,

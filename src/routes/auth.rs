@@ -63,63 +63,62 @@ fn invalid_credentials() -> ApiError {
 }
 
 /// `POST /api/auth/login`. Unknown account, inactive account and wrong password give the
-/// same `401` after the same work (a dummy hash is verified when there is no account).
+/// same `401` after the same work: one credentials query and one Argon2 verification
+/// (against a dummy hash when there is no account).
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let addr = client_addr(&req, state.settings.http.trust_proxy_headers);
-    if let Err(e) = state.login_limiter.check(body.email.trim(), addr) {
+    // Only a well-formed address is ever recorded: people type passwords into the email
+    // box, and the audit log keeps what it is given for good.
+    let email = EmailAddress::parse(&body.email).ok();
+    let account_key = email.as_ref().map_or("<malformed>", |e| e.as_str());
+    if let Err(e) = state.login_limiter.check(account_key, addr) {
         tracing::warn!("login attempt refused by rate limit");
         return Err(e);
     }
-    let found = match EmailAddress::parse(&body.email) {
-        Ok(email) => state.store.credentials(&email).await?,
-        Err(_) => None,
-    };
-    let (user, hash) = match found {
-        Some((user, hash)) if user.active => (Some(user), Some(hash)),
-        _ => (None, None),
+    let credentials = match &email {
+        Some(email) => state.store.credentials(email).await?,
+        None => None,
+    }
+    .filter(|c| c.active);
+    let (user_id, hash) = match credentials {
+        Some(c) => (Some(c.user_id), Some(c.password_hash)),
+        None => (None, None),
     };
     let verified = state.passwords.verify(&body.password, hash).await?;
     let addr = addr.map(|a| a.to_string());
-    match user {
-        Some(user) if verified => {
-            let (refresh, refresh_hash) = new_refresh_token();
-            let now = Utc::now();
-            state
-                .store
-                .insert_refresh_token(&NewRefreshToken {
-                    token_hash: refresh_hash,
-                    family_id: uuid::Uuid::new_v4(),
-                    user_id: user.id,
-                    issued_at: now,
-                    expires_at: now + state.tokens.refresh_ttl(),
-                })
-                .await?;
-            state
-                .store
-                .append_audit(
-                    NewAuditEvent::new("login_succeeded", "user")
-                        .actor(user.id)
-                        .record(user.id)
-                        .from_addr(addr),
-                )
-                .await?;
-            signed_in(&state, &user, refresh)
+    let user = match user_id.filter(|_| verified) {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        let mut event = NewAuditEvent::new("login_failed", "user")
+            .from_addr(addr)
+            .details(json!({ "email": email.as_ref().map(|e| e.as_str()) }));
+        if let Some(id) = user_id {
+            event = event.record(id);
         }
-        user => {
-            let mut event = NewAuditEvent::new("login_failed", "user")
-                .from_addr(addr)
-                .details(json!({ "email": body.email.trim().to_lowercase() }));
-            if let Some(user) = user {
-                event = event.record(user.id);
-            }
-            state.store.append_audit(event).await?;
-            Err(invalid_credentials())
-        }
-    }
+        state.store.append_audit(event).await?;
+        return Err(invalid_credentials());
+    };
+    let (refresh, refresh_hash) = new_refresh_token();
+    let now = Utc::now();
+    let token = NewRefreshToken {
+        token_hash: refresh_hash,
+        family_id: uuid::Uuid::new_v4(),
+        user_id: user.id,
+        issued_at: now,
+        expires_at: now + state.tokens.refresh_ttl(),
+    };
+    let audit = NewAuditEvent::new("login_succeeded", "user")
+        .actor(user.id)
+        .record(user.id)
+        .from_addr(addr);
+    state.store.insert_refresh_token(&token, audit).await?;
+    signed_in(&state, &user, refresh)
 }
 
 /// `POST /api/auth/refresh`: rotates the refresh cookie and returns a new access token.

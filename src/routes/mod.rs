@@ -11,16 +11,16 @@ use crate::error::ApiError;
 
 /// Mounts every route. The API lives under `/api`; anything else is a static file.
 pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
-    cfg.service(web::resource("/health").get(health::health))
-        .service(web::resource("/ready").get(health::ready))
-        .service(web::resource("/metrics").get(health::metrics))
+    cfg.service(resource("/health").get(health::health))
+        .service(resource("/ready").get(health::ready))
+        .service(resource("/metrics").get(health::metrics))
         .service(
             web::scope("/api")
-                .service(web::resource("/auth/login").post(auth::login))
-                .service(web::resource("/auth/refresh").post(auth::refresh))
-                .service(web::resource("/auth/logout").post(auth::logout))
-                .service(web::resource("/me").get(auth::me))
-                .service(web::resource("/users").post(users::create).get(users::list))
+                .service(resource("/auth/login").post(auth::login))
+                .service(resource("/auth/refresh").post(auth::refresh))
+                .service(resource("/auth/logout").post(auth::logout))
+                .service(resource("/me").get(auth::me))
+                .service(resource("/users").post(users::create).get(users::list))
                 .default_service(web::to(not_found)),
         )
         .service(
@@ -28,6 +28,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .index_file("index.html")
                 .default_handler(web::to(not_found)),
         );
+}
+
+/// A resource whose unsupported methods get `405 method_not_allowed` as JSON.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

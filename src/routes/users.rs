@@ -5,7 +5,8 @@ use serde::Deserialize;
 
 use crate::auth::{client_addr, require_role, AuthUser};
 use crate::domain::{
-    EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty,
+    EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty, User,
+    UserId,
 };
 use crate::error::ApiError;
 use crate::routes::ApiJson;
@@ -57,22 +58,31 @@ impl TryFrom<CreateUserRequest> for ValidUser {
     }
 }
 
-/// Hashes the password and stores the account (shared by the API and the CLI).
+/// Hashes the password and stores the account with its `user_created` audit event
+/// (shared by the API, the CLI and the demo; `actor` is `None` outside the API).
 pub async fn create_account(
     state: &AppState,
     valid: ValidUser,
-) -> Result<crate::domain::User, ApiError> {
+    actor: Option<UserId>,
+    addr: Option<String>,
+) -> Result<User, ApiError> {
     let password_hash = state.passwords.hash(&valid.password).await?;
-    Ok(state
-        .store
-        .create_user(NewUser {
-            email: valid.email,
-            name: valid.name,
-            role: valid.role,
-            specialties: valid.specialties,
-            password_hash,
-        })
-        .await?)
+    let id = UserId::new();
+    let mut audit = NewAuditEvent::new("user_created", "user")
+        .record(id)
+        .from_addr(addr);
+    if let Some(actor) = actor {
+        audit = audit.actor(actor);
+    }
+    let user = NewUser {
+        id,
+        email: valid.email,
+        name: valid.name,
+        role: valid.role,
+        specialties: valid.specialties,
+        password_hash,
+    };
+    Ok(state.store.create_user(user, audit).await?)
 }
 
 /// `POST /api/users` (coordinator): `201` with the account.
@@ -84,17 +94,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let valid = ValidUser::try_from(body)?;
-    let user = create_account(&state, valid).await?;
     let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    state
-        .store
-        .append_audit(
-            NewAuditEvent::new("user_created", "user")
-                .actor(caller.id)
-                .record(user.id)
-                .from_addr(addr),
-        )
-        .await?;
+    let user = create_account(&state, valid, Some(caller.id), addr).await?;
     Ok(HttpResponse::Created().json(user))
 }
 

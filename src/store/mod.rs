@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::error::DatabaseError as _;
 use uuid::Uuid;
 
 use crate::config::DatabaseSettings;
@@ -58,22 +59,41 @@ impl StoreError {
     }
 }
 
+/// PostgreSQL states that mean "try again shortly": serialization failure, deadlock,
+/// lock not available, too many connections.
+const PG_RETRYABLE: [&str; 4] = ["40001", "40P01", "55P03", "53300"];
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::PoolTimedOut => StoreError::Busy,
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
-            sqlx::Error::Database(db)
-                if db
+        let busy = match &e {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+                Some(lite) => lite
                     .code()
                     .and_then(|c| c.parse::<i32>().ok())
-                    .is_some_and(|c| c & 0xff == 5 || c & 0xff == 6) =>
-            {
-                StoreError::Busy
-            }
-            _ => StoreError::Database(e),
+                    .is_some_and(|c| c & 0xff == 5 || c & 0xff == 6),
+                None => db
+                    .code()
+                    .is_some_and(|c| PG_RETRYABLE.contains(&c.as_ref())),
+            },
+            _ => false,
+        };
+        if busy {
+            tracing::warn!(error = %e, "database busy");
+            StoreError::Busy
+        } else {
+            StoreError::Database(e)
         }
     }
+}
+
+/// What login needs, in one query, before anything else about the account is loaded.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user_id: UserId,
+    pub password_hash: String,
+    pub active: bool,
 }
 
 /// A refresh token as stored: only its hash, its family and its lifetime.
@@ -112,16 +132,21 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a specialty; `409 specialty_exists` if it is already there.
     async fn add_specialty(&self, slug: &Specialty, name: &str) -> Result<(), StoreError>;
 
-    /// Creates an account; `409 email_taken`, `422 unknown_specialty`.
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    /// Creates an account and appends `audit` in the same transaction;
+    /// `409 email_taken`, `422 unknown_specialty`.
+    async fn create_user(&self, user: NewUser, audit: NewAuditEvent) -> Result<User, StoreError>;
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
-    /// The account and its password hash, for login.
-    async fn credentials(&self, email: &EmailAddress)
-        -> Result<Option<(User, String)>, StoreError>;
+    /// The account id, password hash and active flag, for login.
+    async fn credentials(&self, email: &EmailAddress) -> Result<Option<Credentials>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     async fn count_users(&self) -> Result<u64, StoreError>;
 
-    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError>;
+    /// Stores the first token of a new sign-in family, with its audit event, atomically.
+    async fn insert_refresh_token(
+        &self,
+        token: &NewRefreshToken,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
     /// Atomically checks the presented token and either rotates it (storing `next_hash`
     /// in the same family) or, if it was already used, revokes the family.
     async fn rotate_refresh_token(

@@ -61,7 +61,7 @@ impl PgStore {
         Ok(map)
     }
 
-    async fn users_where(&self, rows: Vec<PgRow>) -> Result<Vec<(User, PgRow)>, StoreError> {
+    async fn users_from(&self, rows: Vec<PgRow>) -> Result<Vec<User>, StoreError> {
         let ids: Vec<Uuid> = rows
             .iter()
             .map(|r| r.try_get("id"))
@@ -70,7 +70,7 @@ impl PgStore {
         rows.into_iter()
             .map(|row| {
                 let id: Uuid = row.try_get("id")?;
-                let user = decode_user(
+                decode_user(
                     id,
                     row.try_get("email")?,
                     row.try_get("name")?,
@@ -78,8 +78,7 @@ impl PgStore {
                     row.try_get("active")?,
                     row.try_get("created_at")?,
                     specialties.get(&id).map(Vec::as_slice).unwrap_or_default(),
-                )?;
-                Ok((user, row))
+                )
             })
             .collect()
     }
@@ -164,8 +163,8 @@ impl Store for PgStore {
         }
     }
 
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        let id = UserId::new();
+    async fn create_user(&self, user: NewUser, audit: NewAuditEvent) -> Result<User, StoreError> {
+        let id = user.id;
         let now = Utc::now();
         let mut specialties = user.specialties;
         specialties.sort();
@@ -206,6 +205,7 @@ impl Store for PgStore {
                 }
             }
         }
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(User {
             id,
@@ -225,26 +225,22 @@ impl Store for PgStore {
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
-        Ok(self
-            .users_where(rows)
-            .await?
-            .into_iter()
-            .next()
-            .map(|(u, _)| u))
+        Ok(self.users_from(rows).await?.into_iter().next())
     }
 
-    async fn credentials(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<(User, String)>, StoreError> {
-        let rows = sqlx::query("SELECT id, email, name, role, active, created_at, password_hash FROM users WHERE email = $1")
+    async fn credentials(&self, email: &EmailAddress) -> Result<Option<Credentials>, StoreError> {
+        let row = sqlx::query("SELECT id, password_hash, active FROM users WHERE email = $1")
             .bind(email.as_str())
-            .fetch_all(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        match self.users_where(rows).await?.into_iter().next() {
-            Some((user, row)) => Ok(Some((user, row.try_get("password_hash")?))),
-            None => Ok(None),
-        }
+        row.map(|row| {
+            Ok(Credentials {
+                user_id: UserId(row.try_get("id")?),
+                password_hash: row.try_get("password_hash")?,
+                active: row.try_get("active")?,
+            })
+        })
+        .transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -253,12 +249,7 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(self
-            .users_where(rows)
-            .await?
-            .into_iter()
-            .map(|(u, _)| u)
-            .collect())
+        self.users_from(rows).await
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
@@ -268,7 +259,12 @@ impl Store for PgStore {
         Ok(n.unsigned_abs())
     }
 
-    async fn insert_refresh_token(&self, t: &NewRefreshToken) -> Result<(), StoreError> {
+    async fn insert_refresh_token(
+        &self,
+        t: &NewRefreshToken,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -278,8 +274,10 @@ impl Store for PgStore {
         .bind(t.user_id.0)
         .bind(t.issued_at)
         .bind(t.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -356,44 +354,9 @@ impl Store for PgStore {
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(AUDIT_CHAIN_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let prev: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        let prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
-        let hash = event.chain_hash(&prev_hash);
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, record_id, client_addr, \
-             details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-        )
-        .bind(event.occurred_at)
-        .bind(event.actor_id.map(|a| a.0))
-        .bind(&event.action)
-        .bind(&event.record_type)
-        .bind(&event.record_id)
-        .bind(&event.client_addr)
-        .bind(&event.details)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .fetch_one(&mut *tx)
-        .await?;
+        let stored = append_audit_in(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(AuditEvent {
-            seq,
-            occurred_at: event.occurred_at,
-            actor_id: event.actor_id,
-            action: event.action,
-            record_type: event.record_type,
-            record_id: event.record_id,
-            client_addr: event.client_addr,
-            details: event.details,
-            prev_hash,
-            hash,
-        })
+        Ok(stored)
     }
 
     async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
@@ -557,4 +520,50 @@ impl Store for PgStore {
             booked_at: now,
         })
     }
+}
+
+/// Appends one audit event inside the caller's write transaction, so the event and the
+/// change it records commit (or fail) together.
+async fn append_audit_in(
+    tx: &mut Transaction<'static, Postgres>,
+    event: NewAuditEvent,
+) -> Result<AuditEvent, StoreError> {
+    let event = event.normalised();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_CHAIN_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    let prev: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+    let hash = event.chain_hash(&prev_hash);
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, record_id, client_addr, \
+         details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    )
+    .bind(event.occurred_at)
+    .bind(event.actor_id.map(|a| a.0))
+    .bind(&event.action)
+    .bind(&event.record_type)
+    .bind(&event.record_id)
+    .bind(&event.client_addr)
+    .bind(&event.details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(AuditEvent {
+        seq,
+        occurred_at: event.occurred_at,
+        actor_id: event.actor_id,
+        action: event.action,
+        record_type: event.record_type,
+        record_id: event.record_id,
+        client_addr: event.client_addr,
+        details: event.details,
+        prev_hash,
+        hash,
+    })
 }
