@@ -161,39 +161,31 @@ async fn bad_tokens_are_refused(backend: Backend) {
         }
         c
     };
+    let signed = |c: Value| forge(c, Algorithm::HS256, Some("k1"), JWT_SECRET);
     // A correctly forged token is accepted, so each refusal below is for its one defect.
-    let good = forge(
-        claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
-        Algorithm::HS256,
-        Some("k1"),
-        JWT_SECRET,
-    );
+    let good = signed(claims(
+        "mdt-coordinator",
+        Some("mdt-coordinator-api"),
+        now + 600,
+    ));
     assert_eq!(me(&app, &good).await.status(), StatusCode::OK);
 
-    let expired = forge(
-        claims("mdt-coordinator", Some("mdt-coordinator-api"), now - 120),
-        Algorithm::HS256,
-        Some("k1"),
-        JWT_SECRET,
-    );
-    let wrong_aud = forge(
-        claims("mdt-coordinator", Some("another-service"), now + 600),
-        Algorithm::HS256,
-        Some("k1"),
-        JWT_SECRET,
-    );
-    let missing_aud = forge(
-        claims("mdt-coordinator", None, now + 600),
-        Algorithm::HS256,
-        Some("k1"),
-        JWT_SECRET,
-    );
-    let wrong_iss = forge(
-        claims("someone-else", Some("mdt-coordinator-api"), now + 600),
-        Algorithm::HS256,
-        Some("k1"),
-        JWT_SECRET,
-    );
+    let expired = signed(claims(
+        "mdt-coordinator",
+        Some("mdt-coordinator-api"),
+        now - 120,
+    ));
+    let wrong_aud = signed(claims(
+        "mdt-coordinator",
+        Some("another-service"),
+        now + 600,
+    ));
+    let missing_aud = signed(claims("mdt-coordinator", None, now + 600));
+    let wrong_iss = signed(claims(
+        "someone-else",
+        Some("mdt-coordinator-api"),
+        now + 600,
+    ));
     let wrong_key = forge(
         claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
         Algorithm::HS256,
@@ -208,7 +200,7 @@ async fn bad_tokens_are_refused(backend: Backend) {
     );
     let mut purpose = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600);
     purpose["typ"] = json!("live_ticket");
-    let wrong_purpose = forge(purpose, Algorithm::HS256, Some("k1"), JWT_SECRET);
+    let wrong_purpose = signed(purpose);
     // alg "none": header and payload, empty signature.
     use base64::Engine;
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
@@ -242,10 +234,10 @@ async fn bad_tokens_are_refused(backend: Backend) {
     );
     let mut no_exp_claims = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600);
     no_exp_claims.as_object_mut().unwrap().remove("exp");
-    let no_exp = forge(no_exp_claims, Algorithm::HS256, Some("k1"), JWT_SECRET);
+    let no_exp = signed(no_exp_claims);
     let mut no_sub_claims = claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600);
     no_sub_claims.as_object_mut().unwrap().remove("sub");
-    let no_sub = forge(no_sub_claims, Algorithm::HS256, Some("k1"), JWT_SECRET);
+    let no_sub = signed(no_sub_claims);
     for (name, token, code) in [
         ("expired", expired.as_str(), "token_expired"),
         ("wrong audience", &wrong_aud, "invalid_token"),

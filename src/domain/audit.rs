@@ -98,6 +98,22 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The event as stored at position `seq` of the chain.
+    pub fn stored(event: NewAuditEvent, seq: i64, prev_hash: String, hash: String) -> Self {
+        Self {
+            seq,
+            occurred_at: event.occurred_at,
+            actor_id: event.actor_id,
+            action: event.action,
+            record_type: event.record_type,
+            record_id: event.record_id,
+            client_addr: event.client_addr,
+            details: event.details,
+            prev_hash,
+            hash,
+        }
+    }
+
     fn content(&self) -> NewAuditEvent {
         NewAuditEvent {
             occurred_at: self.occurred_at,
@@ -155,18 +171,7 @@ mod tests {
             .map(|i| {
                 let e = NewAuditEvent::new("login_succeeded", "user").record(i);
                 let hash = e.chain_hash(&prev);
-                let stored = AuditEvent {
-                    seq: i as i64 + 1,
-                    occurred_at: e.occurred_at,
-                    actor_id: e.actor_id,
-                    action: e.action,
-                    record_type: e.record_type,
-                    record_id: e.record_id,
-                    client_addr: e.client_addr,
-                    details: e.details,
-                    prev_hash: prev.clone(),
-                    hash: hash.clone(),
-                };
+                let stored = AuditEvent::stored(e, i as i64 + 1, prev.clone(), hash.clone());
                 prev = hash;
                 stored
             })

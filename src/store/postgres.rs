@@ -554,16 +554,5 @@ async fn append_audit_in(
     .bind(&hash)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(AuditEvent {
-        seq,
-        occurred_at: event.occurred_at,
-        actor_id: event.actor_id,
-        action: event.action,
-        record_type: event.record_type,
-        record_id: event.record_id,
-        client_addr: event.client_addr,
-        details: event.details,
-        prev_hash,
-        hash,
-    })
+    Ok(AuditEvent::stored(event, seq, prev_hash, hash))
 }
