@@ -42,6 +42,17 @@ enum Command {
     },
     /// Seed an empty database with demo data and print the demo logins.
     Demo,
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit non-zero if any row was changed or removed.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +103,22 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let store = store::connect(&settings.database).await?;
             println!("migrations applied ({})", store.backend());
             Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let store = store::connect(&settings.database).await?;
+            let report = store.verify_audit().await?;
+            match report.first_broken_seq {
+                None => {
+                    println!("audit chain intact: {} events", report.rows_checked);
+                    Ok(())
+                }
+                Some(seq) => anyhow::bail!(
+                    "audit chain broken at event {seq} ({} events checked)",
+                    report.rows_checked
+                ),
+            }
         }
         Command::Demo => {
             let store = store::connect(&settings.database).await?;

@@ -867,6 +867,34 @@ fn serve_demo_runs_from_a_fresh_clone() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already has accounts"));
+
+    // The operator's audit check: intact after the demo run, broken once a row is edited
+    // behind the triggers' back.
+    let verify = || {
+        binary()
+            .args(["audit", "verify"])
+            .env("MDT__DATABASE__URL", server.database_url())
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain intact"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Executor};
+        let mut c = sqlx::SqliteConnection::connect(&server.database_url()).await.unwrap();
+        c.execute("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET action = 'nothing' WHERE seq = 2")
+            .await
+            .unwrap();
+    });
+    let broken = verify();
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("audit chain broken at event 2"));
 }
 
 /// The sign-in page in Debian's Chromium, driven by playwright-core (web/e2e). Skips
