@@ -145,7 +145,10 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
                     )?,
                     urgency,
                     body_site: BodySite::parse(site)?,
+                    free_text_identifies_patient: false,
+                    idempotency_key: None,
                 },
+                crate::domain::NewAuditEvent::new("case_booked", "case").actor(physio),
                 Utc::now(),
             )
             .await?;

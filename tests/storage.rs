@@ -392,7 +392,13 @@ fn a_case(session: &Session, referrer: UserId, nhs: &str) -> NewCase {
         history: ClinicalText::parse("Twelve weeks of physiotherapy.", "history").unwrap(),
         urgency: Urgency::Routine,
         body_site: BodySite::parse("lower back").unwrap(),
+        free_text_identifies_patient: true,
+        idempotency_key: None,
     }
+}
+
+fn booked() -> NewAuditEvent {
+    NewAuditEvent::new("case_booked", "case")
 }
 
 /// Valid NHS numbers for tests, generated from the check-digit rule.
@@ -419,20 +425,20 @@ async fn booking_rules(backend: Backend) {
         .unwrap();
     let now = Utc::now();
     store
-        .book_case(a_case(&sessions[0], physio.id, "9912003888"), now)
+        .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), now)
         .await
         .unwrap();
     let dup = store
-        .book_case(a_case(&sessions[0], physio.id, "9912003888"), now)
+        .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), now)
         .await
         .unwrap_err();
     assert_eq!(conflict_code(dup), "duplicate_case");
     store
-        .book_case(a_case(&sessions[0], physio.id, "9449305552"), now)
+        .book_case(a_case(&sessions[0], physio.id, "9449305552"), booked(), now)
         .await
         .unwrap();
     let full = store
-        .book_case(a_case(&sessions[0], physio.id, "9434765919"), now)
+        .book_case(a_case(&sessions[0], physio.id, "9434765919"), booked(), now)
         .await
         .unwrap_err();
     assert_eq!(conflict_code(full), "session_full");
@@ -443,7 +449,11 @@ async fn booking_rules(backend: Backend) {
 
     let late = sessions[1].starts_at - Duration::hours(47);
     let closed = store
-        .book_case(a_case(&sessions[1], physio.id, "9434765919"), late)
+        .book_case(
+            a_case(&sessions[1], physio.id, "9434765919"),
+            booked(),
+            late,
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(closed), "booking_closed");
@@ -458,7 +468,7 @@ async fn booking_rules(backend: Backend) {
     };
     assert!(matches!(
         store
-            .book_case(a_case(&missing, physio.id, "9434765919"), now)
+            .book_case(a_case(&missing, physio.id, "9434765919"), booked(), now)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -472,6 +482,54 @@ async fn booking_rules(backend: Backend) {
         .raw(&format!("UPDATE sessions SET booked = 3 WHERE id = {id}"))
         .await
         .is_err());
+
+    // Closed and cancelled sessions take no bookings.
+    let id2 = match backend {
+        Backend::Sqlite => format!("'{}'", sessions[2].id),
+        Backend::Postgres => format!("'{}'::uuid", sessions[2].id),
+    };
+    db.raw(&format!(
+        "UPDATE sessions SET state = 'cancelled' WHERE id = {id2}"
+    ))
+    .await
+    .unwrap();
+    let e = store
+        .book_case(a_case(&sessions[2], physio.id, "9434765919"), booked(), now)
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(e), "session_not_bookable");
+
+    // Withdrawal frees the slot; an idempotent retry returns the first booking.
+    let agenda = store.session_cases(sessions[0].id).await.unwrap();
+    assert_eq!(agenda.len(), 2);
+    let withdrawn = store
+        .withdraw_case(agenda[0].id, NewAuditEvent::new("case_withdrawn", "case"))
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.state, CaseState::Withdrawn);
+    assert_eq!(
+        store.session(sessions[0].id).await.unwrap().unwrap().booked,
+        1
+    );
+    let again = store
+        .withdraw_case(agenda[0].id, NewAuditEvent::new("case_withdrawn", "case"))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(again), "invalid_state");
+    let mut keyed = a_case(&sessions[0], physio.id, "9434765919");
+    keyed.idempotency_key = Some("retry-1".into());
+    let first = store.book_case(keyed.clone(), booked(), now).await.unwrap();
+    let second = store.book_case(keyed, booked(), now).await.unwrap();
+    assert!(!first.replayed && second.replayed);
+    assert_eq!(first.case.id, second.case.id);
+    assert_eq!(
+        store.session(sessions[0].id).await.unwrap().unwrap().booked,
+        2
+    );
+    assert_eq!(store.referrer_cases(physio.id).await.unwrap().len(), 3);
+    let loaded = store.case(first.case.id).await.unwrap().unwrap();
+    assert_eq!(loaded.patient.nhs_number.as_str(), "9434765919");
+    assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
 async fn no_overbooking_under_a_race(backend: Backend) {
@@ -489,7 +547,7 @@ async fn no_overbooking_under_a_race(backend: Backend) {
         .map(|nhs| {
             let store = Arc::clone(&store);
             let case = a_case(&sessions[0], physio.id, &nhs);
-            tokio::spawn(async move { store.book_case(case, Utc::now()).await })
+            tokio::spawn(async move { store.book_case(case, booked(), Utc::now()).await })
         })
         .collect();
     let mut booked = 0;

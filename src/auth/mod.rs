@@ -1,6 +1,7 @@
 //! Authentication and authorisation: password hashing, access and refresh tokens, login
 //! rate limits, the [`AuthUser`] extractor and role checks. It owns no HTTP routes.
 
+pub mod access;
 pub mod extractor;
 pub mod password;
 pub mod rate_limit;

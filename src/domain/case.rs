@@ -188,19 +188,9 @@ pub struct NewCase {
     pub history: ClinicalText,
     pub urgency: Urgency,
     pub body_site: BodySite,
-}
-
-/// A booked case as listed on an agenda (identifiers included: callers de-identify for
-/// trainees where data leaves the server).
-#[derive(Clone, Debug, Serialize)]
-pub struct CaseSummary {
-    pub id: Uuid,
-    pub session_id: Uuid,
-    pub referrer_id: UserId,
-    pub urgency: Urgency,
-    pub body_site: BodySite,
-    pub state: String,
-    pub booked_at: DateTime<Utc>,
+    pub free_text_identifies_patient: bool,
+    /// A retried request with the same key (per referrer) returns the first booking.
+    pub idempotency_key: Option<String>,
 }
 
 #[cfg(test)]
@@ -228,6 +218,206 @@ mod tests {
         assert_eq!(
             parse_date_of_birth("1970-02-30", today).unwrap_err().code,
             "invalid_date"
+        );
+    }
+}
+
+/// Where a case is in its life (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    Booked,
+    Listed,
+    InDiscussion,
+    Discussed,
+    OutcomeSigned,
+    Deferred,
+    Withdrawn,
+}
+
+impl CaseState {
+    const ALL: [CaseState; 7] = [
+        CaseState::Booked,
+        CaseState::Listed,
+        CaseState::InDiscussion,
+        CaseState::Discussed,
+        CaseState::OutcomeSigned,
+        CaseState::Deferred,
+        CaseState::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Booked => "booked",
+            CaseState::Listed => "listed",
+            CaseState::InDiscussion => "in_discussion",
+            CaseState::Discussed => "discussed",
+            CaseState::OutcomeSigned => "outcome_signed",
+            CaseState::Deferred => "deferred",
+            CaseState::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether the case still holds a slot in its session.
+    pub fn holds_slot(self) -> bool {
+        !matches!(self, CaseState::Deferred | CaseState::Withdrawn)
+    }
+
+    /// Whether the referrer may still withdraw it (not once discussion has begun).
+    pub fn withdrawable(self) -> bool {
+        matches!(self, CaseState::Booked | CaseState::Listed)
+    }
+}
+
+/// A stored case with everything about it. Never serialised directly: responses go
+/// through [`CaseView`], which decides what the viewer may see.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub referrer_id: UserId,
+    pub patient: PatientDetails,
+    pub clinical_question: ClinicalText,
+    pub history: ClinicalText,
+    pub urgency: Urgency,
+    pub body_site: BodySite,
+    /// Whether the question and history may identify the patient (then trainees never
+    /// see them). Defaults to true when the booking does not say.
+    pub free_text_identifies_patient: bool,
+    pub state: CaseState,
+    pub booked_at: DateTime<Utc>,
+}
+
+/// A ten-year age band on `on`, e.g. `40–49`.
+pub fn age_band(date_of_birth: NaiveDate, on: NaiveDate) -> String {
+    let age = on.years_since(date_of_birth).unwrap_or(0);
+    let low = age / 10 * 10;
+    format!("{low}–{}", low + 9)
+}
+
+/// How a case leaves the server: in full for those who may see identifiers, or
+/// de-identified (DESIGN §2) for trainees. This is the only serialisation of a case.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum CaseView {
+    Identified(Box<IdentifiedCase>),
+    DeIdentified(DeIdentifiedCase),
+}
+
+#[derive(Serialize)]
+pub struct PatientView {
+    pub nhs_number: NhsNumber,
+    pub given_name: PersonName,
+    pub family_name: PersonName,
+    pub date_of_birth: NaiveDate,
+    pub sex: Sex,
+    pub gp_practice_code: OdsCode,
+}
+
+#[derive(Serialize)]
+pub struct IdentifiedCase {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub referrer_id: UserId,
+    pub patient: PatientView,
+    pub clinical_question: ClinicalText,
+    pub history: ClinicalText,
+    pub urgency: Urgency,
+    pub body_site: BodySite,
+    pub free_text_identifies_patient: bool,
+    pub state: CaseState,
+    pub booked_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub struct DeIdentifiedCase {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    /// e.g. `Case 3 · F · 40–49 · lower back`
+    pub label: String,
+    pub sex: Sex,
+    pub age_band: String,
+    pub body_site: BodySite,
+    pub urgency: Urgency,
+    pub state: CaseState,
+    /// Present only when the booking said the text does not identify the patient.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clinical_question: Option<ClinicalText>,
+}
+
+impl CaseView {
+    /// `ordinal` is the case's 1-based place on its agenda (used in the trainee label).
+    pub fn of(case: &Case, identified: bool, ordinal: usize, today: NaiveDate) -> Self {
+        if identified {
+            let p = &case.patient;
+            return CaseView::Identified(Box::new(IdentifiedCase {
+                id: case.id,
+                session_id: case.session_id,
+                referrer_id: case.referrer_id,
+                patient: PatientView {
+                    nhs_number: p.nhs_number.clone(),
+                    given_name: p.given_name.clone(),
+                    family_name: p.family_name.clone(),
+                    date_of_birth: p.date_of_birth,
+                    sex: p.sex,
+                    gp_practice_code: p.gp_practice_code.clone(),
+                },
+                clinical_question: case.clinical_question.clone(),
+                history: case.history.clone(),
+                urgency: case.urgency,
+                body_site: case.body_site.clone(),
+                free_text_identifies_patient: case.free_text_identifies_patient,
+                state: case.state,
+                booked_at: case.booked_at,
+            }));
+        }
+        let band = age_band(case.patient.date_of_birth, today);
+        let sex_letter = match case.patient.sex {
+            Sex::Female => "F",
+            Sex::Male => "M",
+            Sex::Other => "X",
+            Sex::Unknown => "U",
+        };
+        CaseView::DeIdentified(DeIdentifiedCase {
+            id: case.id,
+            session_id: case.session_id,
+            label: format!(
+                "Case {ordinal} · {sex_letter} · {band} · {}",
+                case.body_site.as_str()
+            ),
+            sex: case.patient.sex,
+            age_band: band,
+            body_site: case.body_site.clone(),
+            urgency: case.urgency,
+            state: case.state,
+            clinical_question: (!case.free_text_identifies_patient)
+                .then(|| case.clinical_question.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn age_bands() {
+        let on = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(
+            age_band(NaiveDate::from_ymd_opt(1980, 11, 24).unwrap(), on),
+            "40–49"
+        );
+        assert_eq!(
+            age_band(NaiveDate::from_ymd_opt(1976, 11, 23).unwrap(), on),
+            "50–59"
+        );
+        assert_eq!(
+            age_band(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), on),
+            "0–9"
         );
     }
 }

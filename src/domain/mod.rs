@@ -15,7 +15,8 @@ pub mod user;
 
 pub use audit::{AuditEvent, AuditVerification, NewAuditEvent};
 pub use case::{
-    BodySite, CaseSummary, ClinicalText, NewCase, OdsCode, PatientDetails, Sex, Urgency,
+    BodySite, Case, CaseState, CaseView, ClinicalText, NewCase, OdsCode, PatientDetails, Sex,
+    Urgency,
 };
 pub use email::EmailAddress;
 pub use nhs_number::NhsNumber;
@@ -55,7 +56,7 @@ impl ParseError {
 
 /// Trims and checks a bounded single-line or multi-line text; shared by names and
 /// clinical text so the rules stay in one place.
-pub(crate) fn bounded_text(
+pub fn bounded_text(
     raw: &str,
     field: &'static str,
     max_chars: usize,

@@ -2,7 +2,9 @@
 //! the response. Also mounts the static front end from `web/`.
 
 mod auth;
+mod cases;
 mod health;
+mod sessions;
 pub mod users;
 
 use actix_web::{web, HttpResponse};
@@ -21,6 +23,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/auth/logout").post(auth::logout))
                 .service(resource("/me").get(auth::me))
                 .service(resource("/users").post(users::create).get(users::list))
+                .service(
+                    resource("/specialties")
+                        .get(sessions::specialties)
+                        .post(sessions::add_specialty),
+                )
+                .service(
+                    resource("/sessions")
+                        .post(sessions::create)
+                        .get(sessions::list),
+                )
+                .service(resource("/series").post(sessions::create_series))
+                .service(resource("/sessions/{id}").get(sessions::show))
+                .service(resource("/sessions/{id}/publish").post(sessions::publish))
+                .service(resource("/sessions/{id}/cases").post(cases::book))
+                .service(resource("/cases").get(cases::mine))
+                .service(
+                    resource("/cases/{id}")
+                        .get(cases::show)
+                        .delete(cases::withdraw),
+                )
                 .default_service(web::to(not_found)),
         )
         .service(

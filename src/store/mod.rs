@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use crate::config::DatabaseSettings;
 use crate::domain::audit::verify_chain;
+use crate::domain::schedule::SessionPlan;
 use crate::domain::{
-    AuditEvent, AuditVerification, CaseSummary, EmailAddress, NewAuditEvent, NewCase, NewSeries,
-    NewUser, ParseError, Series, Session, Specialty, User, UserId,
+    AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase, NewSeries, NewUser,
+    ParseError, Series, Session, Specialty, TimeWindow, User, UserId,
 };
 
 pub use self::postgres::PgStore;
@@ -176,10 +177,47 @@ pub trait Store: Send + Sync + 'static {
     async fn create_series(&self, series: NewSeries) -> Result<(Series, Vec<Session>), StoreError>;
     async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
 
+    /// Creates one session (outside any series).
+    async fn create_session(
+        &self,
+        plan: SessionPlan,
+        starts_at: DateTime<Utc>,
+    ) -> Result<Session, StoreError>;
+    /// Sessions in start order, optionally of one specialty and within a window.
+    async fn list_sessions(
+        &self,
+        specialty: Option<&Specialty>,
+        window: TimeWindow,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// `scheduled → published`; `409 invalid_state` from any other state.
+    async fn publish_session(&self, id: Uuid) -> Result<Session, StoreError>;
+
     /// Books a case all-or-nothing: the session must be bookable, before its cut-off, not
     /// holding the same patient, and below capacity (never over-booked under any race).
-    async fn book_case(&self, case: NewCase, now: DateTime<Utc>)
-        -> Result<CaseSummary, StoreError>;
+    /// With an idempotency key already used by this referrer, returns that booking.
+    /// `audit` is appended (naming the new case) in the booking's transaction.
+    async fn book_case(
+        &self,
+        case: NewCase,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Booked, StoreError>;
+    async fn case(&self, id: Uuid) -> Result<Option<Case>, StoreError>;
+    /// The agenda: cases holding a slot, urgent first, then by booking time.
+    async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError>;
+    /// A referrer's cases, newest first, in every state.
+    async fn referrer_cases(&self, referrer: UserId) -> Result<Vec<Case>, StoreError>;
+    /// Withdraws a case that has not been discussed and frees its slot, with `audit`,
+    /// atomically.
+    async fn withdraw_case(&self, id: Uuid, audit: NewAuditEvent) -> Result<Case, StoreError>;
+}
+
+/// The result of a booking request.
+#[derive(Clone, Debug)]
+pub struct Booked {
+    pub case: Case,
+    /// True when an earlier request with the same idempotency key made this booking.
+    pub replayed: bool,
 }
 
 /// Why the configured database could not be opened.
@@ -316,6 +354,84 @@ pub(crate) fn check_bookable(session: &Session, now: DateTime<Utc>) -> Result<()
     Ok(())
 }
 
+/// Case columns as stored, shared by both backends' row mapping.
+pub(crate) struct CaseColumns {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub referrer_id: Uuid,
+    pub nhs_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: chrono::NaiveDate,
+    pub sex: String,
+    pub gp_practice_code: String,
+    pub clinical_question: String,
+    pub history: String,
+    pub urgency: String,
+    pub body_site: String,
+    pub free_text_identifies_patient: bool,
+    pub state: String,
+    pub booked_at: DateTime<Utc>,
+}
+
+impl CaseColumns {
+    pub(crate) fn decode(self) -> Result<Case, StoreError> {
+        use crate::domain::{
+            BodySite, CaseState, ClinicalText, NhsNumber, OdsCode, PatientDetails, PersonName, Sex,
+            Urgency,
+        };
+        let bad = |what: &'static str| move |_| StoreError::corrupt(what);
+        Ok(Case {
+            id: self.id,
+            session_id: self.session_id,
+            referrer_id: UserId(self.referrer_id),
+            patient: PatientDetails {
+                nhs_number: NhsNumber::parse(&self.nhs_number).map_err(bad("cases.nhs_number"))?,
+                given_name: PersonName::parse(&self.given_name).map_err(bad("cases.given_name"))?,
+                family_name: PersonName::parse(&self.family_name)
+                    .map_err(bad("cases.family_name"))?,
+                date_of_birth: self.date_of_birth,
+                sex: Sex::parse(&self.sex).map_err(bad("cases.sex"))?,
+                gp_practice_code: OdsCode::parse(&self.gp_practice_code)
+                    .map_err(bad("cases.gp_practice_code"))?,
+            },
+            clinical_question: ClinicalText::parse(&self.clinical_question, "clinical_question")
+                .map_err(bad("cases.clinical_question"))?,
+            history: ClinicalText::parse(&self.history, "history").map_err(bad("cases.history"))?,
+            urgency: Urgency::parse(&self.urgency).map_err(bad("cases.urgency"))?,
+            body_site: BodySite::parse(&self.body_site).map_err(bad("cases.body_site"))?,
+            free_text_identifies_patient: self.free_text_identifies_patient,
+            state: CaseState::parse(&self.state)
+                .ok_or_else(|| StoreError::corrupt("cases.state"))?,
+            booked_at: self.booked_at,
+        })
+    }
+}
+
+/// The case a new booking creates, before it is stored.
+pub(crate) fn booked_case(id: Uuid, case: &NewCase, now: DateTime<Utc>) -> Case {
+    Case {
+        id,
+        session_id: case.session_id,
+        referrer_id: case.referrer_id,
+        patient: case.patient.clone(),
+        clinical_question: case.clinical_question.clone(),
+        history: case.history.clone(),
+        urgency: case.urgency,
+        body_site: case.body_site.clone(),
+        free_text_identifies_patient: case.free_text_identifies_patient,
+        state: crate::domain::CaseState::Booked,
+        booked_at: now,
+    }
+}
+
+pub(crate) fn not_withdrawable(case: &Case) -> StoreError {
+    StoreError::conflict(
+        "invalid_state",
+        format!("a case that is {} cannot be withdrawn", case.state.as_str()),
+    )
+}
+
 pub(crate) fn session_full() -> StoreError {
     StoreError::conflict("session_full", "the session has no free case slots")
 }
@@ -325,6 +441,14 @@ pub(crate) fn duplicate_case() -> StoreError {
         "duplicate_case",
         "this patient is already booked into the session",
     )
+}
+
+pub(crate) fn unknown_reference() -> StoreError {
+    StoreError::Invalid(ParseError::new(
+        "unknown_reference",
+        "specialty",
+        "the specialty or chair does not exist",
+    ))
 }
 
 pub(crate) fn unknown_specialty() -> StoreError {

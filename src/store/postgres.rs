@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::*;
 use crate::config::DatabaseSettings;
 use crate::domain::audit::GENESIS_HASH;
+use crate::domain::schedule::SessionPlan;
 
 pub struct PgStore {
     pool: PgPool,
@@ -100,6 +101,42 @@ impl PgStore {
             state: row.try_get("state")?,
         }
         .decode()
+    }
+
+    fn case_from(row: &PgRow) -> Result<Case, StoreError> {
+        CaseColumns {
+            id: row.try_get("id")?,
+            session_id: row.try_get("session_id")?,
+            referrer_id: row.try_get("referrer_id")?,
+            nhs_number: row.try_get("nhs_number")?,
+            given_name: row.try_get("given_name")?,
+            family_name: row.try_get("family_name")?,
+            date_of_birth: row.try_get("date_of_birth")?,
+            sex: row.try_get("sex")?,
+            gp_practice_code: row.try_get("gp_practice_code")?,
+            clinical_question: row.try_get("clinical_question")?,
+            history: row.try_get("history")?,
+            urgency: row.try_get("urgency")?,
+            body_site: row.try_get("body_site")?,
+            free_text_identifies_patient: row.try_get("free_text_identifies_patient")?,
+            state: row.try_get("state")?,
+            booked_at: row.try_get("booked_at")?,
+        }
+        .decode()
+    }
+
+    /// The booking this referrer already made with this idempotency key, if any.
+    async fn idempotent_case(&self, case: &NewCase) -> Result<Option<Case>, StoreError> {
+        let Some(key) = &case.idempotency_key else {
+            return Ok(None);
+        };
+        let row =
+            sqlx::query("SELECT * FROM cases WHERE referrer_id = $1 AND idempotency_key = $2")
+                .bind(case.referrer_id.0)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(Self::case_from).transpose()
     }
 
     fn audit_from(row: &PgRow) -> Result<AuditEvent, StoreError> {
@@ -393,36 +430,14 @@ impl Store for PgStore {
         .await;
         if let Err(e) = &inserted {
             if is_foreign_key_violation(e) {
-                return Err(StoreError::Invalid(ParseError::new(
-                    "unknown_reference",
-                    "series",
-                    "the specialty or chair does not exist",
-                )));
+                return Err(unknown_reference());
             }
         }
         inserted?;
         let mut sessions = Vec::new();
         for starts_at in series.occurrences() {
             let session_id = Uuid::new_v4();
-            sqlx::query(
-                "INSERT INTO sessions (id, series_id, specialty, title, starts_at, duration_minutes, case_capacity, \
-                 booked, minutes_per_case, booking_cutoff_hours, chair_id, teaching, state, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, 'scheduled', $12)",
-            )
-            .bind(session_id)
-            .bind(id)
-            .bind(plan.specialty.as_str())
-            .bind(&plan.title)
-            .bind(starts_at)
-            .bind(plan.duration_minutes as i32)
-            .bind(plan.case_capacity as i32)
-            .bind(plan.minutes_per_case as i32)
-            .bind(plan.booking_cutoff_hours as i32)
-            .bind(plan.chair_id.0)
-            .bind(plan.teaching)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_session(&mut tx, session_id, Some(id), plan, starts_at).await?;
             sessions.push(Session {
                 id: session_id,
                 series_id: Some(id),
@@ -462,8 +477,15 @@ impl Store for PgStore {
     async fn book_case(
         &self,
         case: NewCase,
+        audit: NewAuditEvent,
         now: DateTime<Utc>,
-    ) -> Result<CaseSummary, StoreError> {
+    ) -> Result<Booked, StoreError> {
+        if let Some(existing) = self.idempotent_case(&case).await? {
+            return Ok(Booked {
+                case: existing,
+                replayed: true,
+            });
+        }
         let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 FOR UPDATE")
             .bind(case.session_id)
@@ -484,8 +506,9 @@ impl Store for PgStore {
         let p = &case.patient;
         let inserted = sqlx::query(
             "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, date_of_birth, \
-             sex, gp_practice_code, clinical_question, history, urgency, body_site, state, booked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'booked', $14)",
+             sex, gp_practice_code, clinical_question, history, urgency, body_site, state, booked_at, \
+             free_text_identifies_patient, idempotency_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'booked', $14, $15, $16)",
         )
         .bind(id)
         .bind(case.session_id)
@@ -501,24 +524,148 @@ impl Store for PgStore {
         .bind(case.urgency.as_str())
         .bind(case.body_site.as_str())
         .bind(now)
+        .bind(case.free_text_identifies_patient)
+        .bind(&case.idempotency_key)
         .execute(&mut *tx)
         .await;
         match inserted {
+            Err(e) if is_unique_violation(&e, "idempotency") => {
+                // A concurrent retry with the same key won the race: answer with its booking.
+                drop(tx);
+                let existing = self
+                    .idempotent_case(&case)
+                    .await?
+                    .ok_or(StoreError::NotFound("case"))?;
+                return Ok(Booked {
+                    case: existing,
+                    replayed: true,
+                });
+            }
             Err(e) if is_unique_violation(&e, "cases_patient_once_per_session") => {
                 return Err(duplicate_case())
             }
             other => other?,
         };
+        append_audit_in(&mut tx, audit.record(id)).await?;
         tx.commit().await?;
-        Ok(CaseSummary {
-            id,
-            session_id: case.session_id,
-            referrer_id: case.referrer_id,
-            urgency: case.urgency,
-            body_site: case.body_site,
-            state: "booked".into(),
-            booked_at: now,
+        Ok(Booked {
+            case: booked_case(id, &case, now),
+            replayed: false,
         })
+    }
+
+    async fn case(&self, id: Uuid) -> Result<Option<Case>, StoreError> {
+        let row = sqlx::query("SELECT * FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::case_from).transpose()
+    }
+
+    async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred') \
+             ORDER BY CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::case_from).collect()
+    }
+
+    async fn referrer_cases(&self, referrer: UserId) -> Result<Vec<Case>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM cases WHERE referrer_id = $1 ORDER BY booked_at DESC, id")
+                .bind(referrer.0)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(Self::case_from).collect()
+    }
+
+    async fn withdraw_case(&self, id: Uuid, audit: NewAuditEvent) -> Result<Case, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("case"))?;
+        let mut case = Self::case_from(&row)?;
+        if !case.state.withdrawable() {
+            return Err(not_withdrawable(&case));
+        }
+        sqlx::query("UPDATE cases SET state = 'withdrawn' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE sessions SET booked = booked - 1 WHERE id = $1")
+            .bind(case.session_id)
+            .execute(&mut *tx)
+            .await?;
+        append_audit_in(&mut tx, audit.record(id)).await?;
+        tx.commit().await?;
+        case.state = crate::domain::CaseState::Withdrawn;
+        Ok(case)
+    }
+
+    async fn create_session(
+        &self,
+        plan: SessionPlan,
+        starts_at: DateTime<Utc>,
+    ) -> Result<Session, StoreError> {
+        let id = Uuid::new_v4();
+        let mut tx = self.write_tx().await?;
+        insert_session(&mut tx, id, None, &plan, starts_at).await?;
+        tx.commit().await?;
+        Ok(Session {
+            id,
+            series_id: None,
+            plan,
+            starts_at,
+            booked: 0,
+            state: crate::domain::SessionState::Scheduled,
+        })
+    }
+
+    async fn list_sessions(
+        &self,
+        specialty: Option<&Specialty>,
+        window: TimeWindow,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE ($1::text IS NULL OR specialty = $1) \
+             AND ($2::timestamptz IS NULL OR starts_at >= $2) AND ($3::timestamptz IS NULL OR starts_at < $3) \
+             ORDER BY starts_at, id",
+        )
+        .bind(specialty.map(|s| s.as_str()))
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::session_from).collect()
+    }
+
+    async fn publish_session(&self, id: Uuid) -> Result<Session, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query(
+            "UPDATE sessions SET state = 'published' WHERE id = $1 AND state = 'scheduled'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        let session = Self::session_from(&row)?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::conflict(
+                "invalid_state",
+                format!("a {} session cannot be published", session.state.as_str()),
+            ));
+        }
+        tx.commit().await?;
+        Ok(session)
     }
 }
 
@@ -555,4 +702,37 @@ async fn append_audit_in(
     .fetch_one(&mut **tx)
     .await?;
     Ok(AuditEvent::stored(event, seq, prev_hash, hash))
+}
+
+/// Inserts one scheduled session inside the caller's write transaction.
+async fn insert_session(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+    series_id: Option<Uuid>,
+    plan: &SessionPlan,
+    starts_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO sessions (id, series_id, specialty, title, starts_at, duration_minutes, case_capacity, \
+         booked, minutes_per_case, booking_cutoff_hours, chair_id, teaching, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, 'scheduled', $12)",
+    )
+    .bind(id)
+    .bind(series_id)
+    .bind(plan.specialty.as_str())
+    .bind(&plan.title)
+    .bind(starts_at)
+    .bind(plan.duration_minutes as i32)
+    .bind(plan.case_capacity as i32)
+    .bind(plan.minutes_per_case as i32)
+    .bind(plan.booking_cutoff_hours as i32)
+    .bind(plan.chair_id.0)
+    .bind(plan.teaching)
+    .bind(Utc::now())
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Err(e) if is_foreign_key_violation(&e) => Err(unknown_reference()),
+        other => other.map(|_| ()).map_err(StoreError::from),
+    }
 }

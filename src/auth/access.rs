@@ -1,0 +1,61 @@
+//! Who may see or do what with sessions and cases (DESIGN §2, §7). Pure functions of the
+//! caller, the session and the case; handlers call these before touching patient data.
+
+use crate::domain::{Case, Role, Session, User};
+use crate::error::ApiError;
+
+/// How much of an agenda a caller may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgendaAccess {
+    /// The session only, no cases.
+    None,
+    /// Cases de-identified (trainees at teaching sessions).
+    DeIdentified,
+    /// Cases with identifiers.
+    Full,
+}
+
+/// Coordinators see every agenda; consultants those of their specialties; practitioners
+/// those they have booked into; trainees teaching sessions, de-identified.
+pub fn agenda_access(user: &User, session: &Session, booked_into: bool) -> AgendaAccess {
+    match user.role {
+        Role::Coordinator => AgendaAccess::Full,
+        Role::Consultant if user.has_specialty(&session.plan.specialty) => AgendaAccess::Full,
+        Role::Practitioner if booked_into => AgendaAccess::Full,
+        Role::Trainee if session.plan.teaching => AgendaAccess::DeIdentified,
+        _ => AgendaAccess::None,
+    }
+}
+
+/// Whether the caller may read one case, and how. `None` means not at all (answer 404,
+/// so a case's existence is not revealed).
+pub fn case_access(user: &User, case: &Case, session: &Session) -> AgendaAccess {
+    match user.role {
+        Role::Coordinator => AgendaAccess::Full,
+        Role::Consultant if user.has_specialty(&session.plan.specialty) => AgendaAccess::Full,
+        Role::Practitioner if case.referrer_id == user.id => AgendaAccess::Full,
+        Role::Trainee if session.plan.teaching => AgendaAccess::DeIdentified,
+        _ => AgendaAccess::None,
+    }
+}
+
+/// Practitioners and consultants book into sessions of their specialties; coordinators
+/// into any; trainees never.
+pub fn may_book_into(user: &User, session: &Session) -> Result<(), ApiError> {
+    match user.role {
+        Role::Coordinator => Ok(()),
+        Role::Practitioner | Role::Consultant if user.has_specialty(&session.plan.specialty) => {
+            Ok(())
+        }
+        Role::Practitioner | Role::Consultant => Err(ApiError::Forbidden {
+            code: "forbidden_specialty",
+            message: format!("you do not book into {} sessions", session.plan.specialty),
+        }),
+        Role::Trainee => Err(ApiError::forbidden("trainees do not book cases")),
+    }
+}
+
+/// The referrer or a coordinator may withdraw a case.
+pub fn may_withdraw(user: &User, case: &Case) -> bool {
+    user.role == Role::Coordinator || case.referrer_id == user.id
+}

@@ -1,0 +1,224 @@
+//! Cases: booking into a session, reading one, "my cases", and withdrawal. Every response
+//! that carries patient data goes through `CaseView` and writes an audit event.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::access::{case_access, may_book_into, may_withdraw, AgendaAccess};
+use crate::auth::{client_addr, AuthUser};
+use crate::domain::case::parse_date_of_birth;
+use crate::domain::{
+    BodySite, CaseView, ClinicalText, NewAuditEvent, NewCase, NhsNumber, OdsCode, ParseError,
+    PatientDetails, PersonName, Sex, Urgency, User,
+};
+use crate::error::ApiError;
+use crate::routes::sessions::audit;
+use crate::routes::ApiJson;
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+pub struct PatientRequest {
+    nhs_number: String,
+    given_name: String,
+    family_name: String,
+    date_of_birth: String,
+    sex: String,
+    gp_practice_code: String,
+}
+
+#[derive(Deserialize)]
+pub struct BookingRequest {
+    patient: PatientRequest,
+    clinical_question: String,
+    history: String,
+    urgency: String,
+    body_site: String,
+    #[serde(default)]
+    red_flags: Vec<String>,
+    /// Whether the question and history could identify the patient; assumed when absent.
+    free_text_identifies_patient: Option<bool>,
+}
+
+/// Parses a booking request; `None` fields come from the path and the caller.
+fn parse_booking(
+    r: BookingRequest,
+    session_id: Uuid,
+    referrer: &User,
+) -> Result<NewCase, ApiError> {
+    let red_flags: Vec<&str> = r
+        .red_flags
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .collect();
+    if !red_flags.is_empty() {
+        return Err(ParseError::new(
+            "red_flags_present",
+            "red_flags",
+            "cases with red flags must not wait for an MDT: refer on the urgent pathway \
+             (e.g. suspected cauda equina, cancer, infection or fracture) today",
+        )
+        .into());
+    }
+    let p = r.patient;
+    let today = Utc::now().date_naive();
+    Ok(NewCase {
+        session_id,
+        referrer_id: referrer.id,
+        patient: PatientDetails {
+            nhs_number: NhsNumber::parse(&p.nhs_number)?,
+            given_name: PersonName::parse(&p.given_name).map_err(|e| e.for_field("given_name"))?,
+            family_name: PersonName::parse(&p.family_name)
+                .map_err(|e| e.for_field("family_name"))?,
+            date_of_birth: parse_date_of_birth(&p.date_of_birth, today)?,
+            sex: Sex::parse(&p.sex)?,
+            gp_practice_code: OdsCode::parse(&p.gp_practice_code)?,
+        },
+        clinical_question: ClinicalText::parse(&r.clinical_question, "clinical_question")?,
+        history: ClinicalText::parse(&r.history, "history")?,
+        urgency: Urgency::parse(&r.urgency)?,
+        body_site: BodySite::parse(&r.body_site)?,
+        free_text_identifies_patient: r.free_text_identifies_patient.unwrap_or(true),
+        idempotency_key: None,
+    })
+}
+
+/// The optional `Idempotency-Key` header: 1–200 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(raw) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw.to_str().map(str::trim).unwrap_or("");
+    if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ParseError::new(
+            "invalid_idempotency_key",
+            "Idempotency-Key",
+            "must be 1-200 visible ASCII characters",
+        )
+        .into());
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// `POST /api/sessions/{id}/cases`: `201` with the case, or the first result again when
+/// the `Idempotency-Key` was used before.
+pub async fn book(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    session_id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<BookingRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .store
+        .session(*session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    may_book_into(&caller, &session)?;
+    let mut case = parse_booking(body, session.id, &caller)?;
+    case.idempotency_key = idempotency_key(&req)?;
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("case_booked", "case")
+        .actor(caller.id)
+        .from_addr(addr);
+    let booked = state.store.book_case(case, event, Utc::now()).await?;
+    let view = CaseView::of(&booked.case, true, 0, Utc::now().date_naive());
+    let mut res = HttpResponse::Created();
+    if booked.replayed {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(res.json(view))
+}
+
+/// Loads a case and its session, or 404 when it does not exist or the caller may not
+/// see it (its existence is not revealed).
+async fn visible_case(
+    state: &AppState,
+    caller: &User,
+    id: Uuid,
+) -> Result<(crate::domain::Case, AgendaAccess), ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such case");
+    let case = state.store.case(id).await?.ok_or_else(hidden)?;
+    let session = state
+        .store
+        .session(case.session_id)
+        .await?
+        .ok_or_else(hidden)?;
+    match case_access(caller, &case, &session) {
+        AgendaAccess::None => Err(hidden()),
+        access => Ok((case, access)),
+    }
+}
+
+/// `GET /api/cases/{id}` (audited).
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, access) = visible_case(&state, &caller, *id).await?;
+    audit(&state, &req, &caller, "case_read", case.id).await?;
+    let view = CaseView::of(
+        &case,
+        access == AgendaAccess::Full,
+        1,
+        Utc::now().date_naive(),
+    );
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize)]
+pub struct CasesQuery {
+    mine: Option<bool>,
+}
+
+/// `GET /api/cases?mine=true`: the caller's own bookings in every state (audited).
+pub async fn mine(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    query: web::Query<CasesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if query.mine != Some(true) {
+        return Err(ApiError::bad_request(
+            "unsupported_filter",
+            "list cases with ?mine=true",
+        ));
+    }
+    let cases = state.store.referrer_cases(caller.id).await?;
+    if !cases.is_empty() {
+        audit(&state, &req, &caller, "cases_listed", caller.id).await?;
+    }
+    let today = Utc::now().date_naive();
+    let identified = caller.role.sees_identifiers();
+    let views: Vec<CaseView> = cases
+        .iter()
+        .map(|c| CaseView::of(c, identified, 0, today))
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// `DELETE /api/cases/{id}`: the referrer or a coordinator withdraws a case that has not
+/// been discussed; its slot is freed.
+pub async fn withdraw(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, _) = visible_case(&state, &caller, *id).await?;
+    if !may_withdraw(&caller, &case) {
+        return Err(ApiError::forbidden(
+            "only the referrer or a coordinator may withdraw a case",
+        ));
+    }
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("case_withdrawn", "case")
+        .actor(caller.id)
+        .from_addr(addr);
+    let case = state.store.withdraw_case(case.id, event).await?;
+    Ok(HttpResponse::Ok().json(CaseView::of(&case, true, 0, Utc::now().date_naive())))
+}

@@ -1,0 +1,314 @@
+//! The schedule: specialties, sessions and weekly series (`/api/specialties`,
+//! `/api/sessions`, `/api/series`), and a session's agenda shown by role.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::access::{agenda_access, AgendaAccess};
+use crate::auth::{client_addr, require_role, AuthUser};
+use crate::domain::schedule::SessionPlan;
+use crate::domain::{
+    CaseView, NewAuditEvent, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
+};
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::startup::AppState;
+
+/// A session as the API shows it.
+#[derive(Serialize)]
+pub struct SessionOut {
+    id: Uuid,
+    series_id: Option<Uuid>,
+    specialty: Specialty,
+    title: String,
+    starts_at: DateTime<Utc>,
+    duration_minutes: u32,
+    capacity: u32,
+    booked: u32,
+    minutes_per_case: u32,
+    booking_cutoff_hours: u32,
+    booking_closes_at: DateTime<Utc>,
+    chair_id: UserId,
+    teaching: bool,
+    state: crate::domain::SessionState,
+}
+
+impl From<&Session> for SessionOut {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id,
+            series_id: s.series_id,
+            specialty: s.plan.specialty.clone(),
+            title: s.plan.title.clone(),
+            starts_at: s.starts_at,
+            duration_minutes: s.plan.duration_minutes,
+            capacity: s.plan.case_capacity,
+            booked: s.booked,
+            minutes_per_case: s.plan.minutes_per_case,
+            booking_cutoff_hours: s.plan.booking_cutoff_hours,
+            booking_closes_at: s.booking_closes_at(),
+            chair_id: s.plan.chair_id,
+            teaching: s.plan.teaching,
+            state: s.state,
+        }
+    }
+}
+
+/// The fields a session and a series share.
+#[derive(Deserialize)]
+pub struct PlanRequest {
+    specialty: String,
+    title: Option<String>,
+    duration_minutes: u32,
+    case_capacity: u32,
+    #[serde(default = "default_minutes_per_case")]
+    minutes_per_case: u32,
+    booking_cutoff_hours: u32,
+    chair_id: Uuid,
+    #[serde(default)]
+    teaching: bool,
+}
+
+fn default_minutes_per_case() -> u32 {
+    10
+}
+
+/// Parses the plan and checks the chair is an active consultant of the specialty.
+async fn parse_plan(state: &AppState, r: PlanRequest) -> Result<SessionPlan, ApiError> {
+    let specialty = Specialty::parse(&r.specialty)?;
+    let title = match r.title.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => crate::domain::bounded_text(t, "title", 120, false)?,
+        _ => format!("{} MDT", capitalised(specialty.as_str())),
+    };
+    let plan = SessionPlan {
+        specialty,
+        title,
+        duration_minutes: r.duration_minutes,
+        case_capacity: r.case_capacity,
+        minutes_per_case: r.minutes_per_case,
+        booking_cutoff_hours: r.booking_cutoff_hours,
+        chair_id: UserId(r.chair_id),
+        teaching: r.teaching,
+    };
+    plan.check()?;
+    let chair_ok = state.store.user(plan.chair_id).await?.is_some_and(|c| {
+        c.active && c.role == Role::Consultant && c.has_specialty(&plan.specialty)
+    });
+    if !chair_ok {
+        return Err(ParseError::new(
+            "invalid_chair",
+            "chair_id",
+            "must be an active consultant of the specialty",
+        )
+        .into());
+    }
+    Ok(plan)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+pub struct CreateSession {
+    starts_at: String,
+    #[serde(flatten)]
+    plan: PlanRequest,
+}
+
+/// `POST /api/sessions` (coordinator).
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<CreateSession>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let starts_at = DateTime::parse_from_rfc3339(body.starts_at.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ParseError::new("invalid_time", "starts_at", "must be an RFC 3339 time"))?;
+    if starts_at <= Utc::now() {
+        return Err(ParseError::new("starts_in_past", "starts_at", "must be in the future").into());
+    }
+    let plan = parse_plan(&state, body.plan).await?;
+    let session = state.store.create_session(plan, starts_at).await?;
+    audit(&state, &req, &caller, "session_created", session.id).await?;
+    Ok(HttpResponse::Created().json(SessionOut::from(&session)))
+}
+
+#[derive(Deserialize)]
+pub struct CreateSeries {
+    first_date: String,
+    local_time: String,
+    weeks: u32,
+    #[serde(flatten)]
+    plan: PlanRequest,
+}
+
+/// `POST /api/series` (coordinator): weekly sessions at a clinic-local time.
+pub async fn create_series(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<CreateSeries>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let first_date =
+        NaiveDate::parse_from_str(body.first_date.trim(), "%Y-%m-%d").map_err(|_| {
+            ParseError::new("invalid_date", "first_date", "must be a date as YYYY-MM-DD")
+        })?;
+    if first_date < Utc::now().date_naive() {
+        return Err(
+            ParseError::new("starts_in_past", "first_date", "must not be in the past").into(),
+        );
+    }
+    let local_time = NaiveTime::parse_from_str(body.local_time.trim(), "%H:%M")
+        .map_err(|_| ParseError::new("invalid_time", "local_time", "must be a time as HH:MM"))?;
+    if !(1..=104).contains(&body.weeks) {
+        return Err(ParseError::new("invalid_value", "weeks", "must be between 1 and 104").into());
+    }
+    let plan = parse_plan(&state, body.plan).await?;
+    let (series, sessions) = state
+        .store
+        .create_series(NewSeries {
+            plan,
+            first_date,
+            local_time,
+            weeks: body.weeks,
+        })
+        .await?;
+    audit(&state, &req, &caller, "series_created", series.id).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "id": series.id,
+        "sessions": sessions.iter().map(SessionOut::from).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    specialty: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/sessions?specialty=&from=&to=`: the schedule (no patient data).
+pub async fn list(
+    state: web::Data<AppState>,
+    AuthUser(_caller): AuthUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let specialty = query
+        .specialty
+        .as_deref()
+        .map(Specialty::parse)
+        .transpose()?;
+    let window = TimeWindow::parse(query.from.as_deref(), query.to.as_deref())?;
+    let sessions = state
+        .store
+        .list_sessions(specialty.as_ref(), window)
+        .await?;
+    Ok(HttpResponse::Ok().json(sessions.iter().map(SessionOut::from).collect::<Vec<_>>()))
+}
+
+/// `GET /api/sessions/{id}`: the session and, where the caller may see it, its agenda
+/// (identified or de-identified). Showing cases is audited.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .store
+        .session(*id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let cases = state.store.session_cases(session.id).await?;
+    let booked_into = cases.iter().any(|c| c.referrer_id == caller.id);
+    let access = agenda_access(&caller, &session, booked_into);
+    let today = Utc::now().date_naive();
+    let agenda: Option<Vec<CaseView>> = match access {
+        AgendaAccess::None => None,
+        AgendaAccess::DeIdentified | AgendaAccess::Full => Some(
+            cases
+                .iter()
+                .enumerate()
+                .map(|(i, c)| CaseView::of(c, access == AgendaAccess::Full, i + 1, today))
+                .collect(),
+        ),
+    };
+    if agenda.as_ref().is_some_and(|a| !a.is_empty()) {
+        audit(&state, &req, &caller, "agenda_read", session.id).await?;
+    }
+    Ok(HttpResponse::Ok().json(json!({ "session": SessionOut::from(&session), "agenda": agenda })))
+}
+
+/// `POST /api/sessions/{id}/publish` (coordinator).
+pub async fn publish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let session = state.store.publish_session(*id).await?;
+    audit(&state, &req, &caller, "session_published", session.id).await?;
+    Ok(HttpResponse::Ok().json(SessionOut::from(&session)))
+}
+
+#[derive(Deserialize)]
+pub struct NewSpecialty {
+    slug: String,
+    name: String,
+}
+
+/// `GET /api/specialties`.
+pub async fn specialties(
+    state: web::Data<AppState>,
+    AuthUser(_caller): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.store.list_specialties().await?))
+}
+
+/// `POST /api/specialties` (coordinator) `{slug, name}`.
+pub async fn add_specialty(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<NewSpecialty>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let slug = Specialty::parse(&body.slug)?;
+    let name = crate::domain::bounded_text(&body.name, "name", 80, false)?;
+    state.store.add_specialty(&slug, &name).await?;
+    audit(&state, &req, &caller, "specialty_added", &slug).await?;
+    Ok(HttpResponse::Created().json(json!({ "slug": slug, "name": name })))
+}
+
+/// Appends an audit event for an action by `caller` on `record`.
+pub(crate) async fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &crate::domain::User,
+    action: &str,
+    record: impl ToString,
+) -> Result<(), ApiError> {
+    let addr = client_addr(req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let record_type = action.split('_').next().unwrap_or("record");
+    state
+        .store
+        .append_audit(
+            NewAuditEvent::new(action, record_type)
+                .actor(caller.id)
+                .record(record)
+                .from_addr(addr),
+        )
+        .await?;
+    Ok(())
+}

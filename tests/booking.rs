@@ -1,0 +1,699 @@
+//! Scheduling and booking over HTTP, on both backends: sessions and series, every
+//! booking refusal, idempotent retries, withdrawal, access rules, trainee
+//! de-identification, and the over-booking race.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
+use mdt_coordinator::routes::users::{create_account, ValidUser};
+
+use common::{Backend, TestApp};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A clinic: one account per role (rheumatology), a spinal practitioner, and a weekly
+/// rheumatology series whose first session is a week away.
+struct Clinic {
+    app: TestApp,
+    coordinator: String,
+    consultant: String,
+    consultant_id: String,
+    physio: String,
+    spinal_physio: String,
+    trainee: String,
+}
+
+async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> String {
+    let valid = ValidUser {
+        email: EmailAddress::parse(email).unwrap(),
+        name: PersonName::parse("Test Person").unwrap(),
+        role,
+        specialties: vec![Specialty::parse(specialty).unwrap()],
+        password: Password::parse(PASSWORD).unwrap(),
+    };
+    let user = create_account(&app.state, valid, None, None).await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let _ = user;
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+impl Clinic {
+    async fn open(backend: Backend) -> Self {
+        let app = TestApp::spawn(backend).await.expect("backend available");
+        let coordinator =
+            account(&app, "coord@example.org", Role::Coordinator, "rheumatology").await;
+        let consultant = account(&app, "chair@example.org", Role::Consultant, "rheumatology").await;
+        let physio = account(
+            &app,
+            "physio@example.org",
+            Role::Practitioner,
+            "rheumatology",
+        )
+        .await;
+        let spinal_physio = account(&app, "spine@example.org", Role::Practitioner, "spinal").await;
+        let trainee = account(&app, "trainee@example.org", Role::Trainee, "rheumatology").await;
+        let me: Value = app
+            .http
+            .get(app.url("/api/me"))
+            .bearer_auth(&consultant)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let consultant_id = me["id"].as_str().unwrap().to_string();
+        Self {
+            app,
+            coordinator,
+            consultant,
+            consultant_id,
+            physio,
+            spinal_physio,
+            trainee,
+        }
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.app
+            .http
+            .post(self.app.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.app
+            .http
+            .get(self.app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A session created by the coordinator `hours` from now.
+    async fn session(&self, hours: i64, capacity: u32, teaching: bool) -> String {
+        let res = self
+            .post(
+                &self.coordinator,
+                "/api/sessions",
+                json!({
+                    "specialty": "rheumatology", "starts_at": (Utc::now() + Duration::hours(hours)).to_rfc3339(),
+                    "duration_minutes": 90, "case_capacity": capacity, "chair_id": self.consultant_id,
+                    "booking_cutoff_hours": 48, "teaching": teaching,
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn book(&self, token: &str, session: &str, body: Value) -> reqwest::Response {
+        self.post(token, &format!("/api/sessions/{session}/cases"), body)
+            .await
+    }
+}
+
+fn booking(nhs: &str) -> Value {
+    json!({
+        "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
+                     "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001" },
+        "clinical_question": "Inflammatory pattern on bloods: start DMARDs?",
+        "history": "Twelve weeks of hand pain and morning stiffness.",
+        "urgency": "routine", "body_site": "hands", "red_flags": [],
+    })
+}
+
+async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["code"].as_str().unwrap_or("").to_string(),
+        body,
+    )
+}
+
+/// Valid NHS numbers generated from the check-digit rule.
+fn nhs_numbers(n: usize) -> Vec<String> {
+    use mdt_coordinator::domain::nhs_number::check_digit;
+    (400_000_000u32..)
+        .filter_map(|p| {
+            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
+            check_digit(&digits).map(|c| format!("{p}{c}"))
+        })
+        .take(n)
+        .collect()
+}
+
+async fn schedule_is_created_listed_and_published(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let first = (Utc::now() + Duration::days(3)).date_naive().to_string();
+    let series = json!({
+        "specialty": "rheumatology", "title": "Rheumatology MDT", "first_date": first, "local_time": "12:30",
+        "weeks": 4, "duration_minutes": 90, "case_capacity": 8, "chair_id": c.consultant_id,
+        "booking_cutoff_hours": 48,
+    });
+    let res = c.post(&c.physio, "/api/series", series.clone()).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = c.post(&c.coordinator, "/api/series", series.clone()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 4);
+
+    let list: Vec<Value> = c
+        .get(&c.physio, "/api/sessions?specialty=rheumatology")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 4);
+    assert!(list
+        .iter()
+        .all(|s| s["booked"] == 0 && s["capacity"] == 8 && s["state"] == "scheduled"));
+    let to = (Utc::now() + Duration::days(11)).to_rfc3339();
+    let window: Vec<Value> = c
+        .app
+        .http
+        .get(c.app.url("/api/sessions"))
+        .query(&[("specialty", "rheumatology"), ("to", to.as_str())])
+        .bearer_auth(&c.physio)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 2);
+    let spinal: Vec<Value> = c
+        .get(&c.physio, "/api/sessions?specialty=spinal")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(spinal.is_empty());
+    let (status, code_, _) = code(c.get(&c.physio, "/api/sessions?from=yesterday").await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time")
+    );
+
+    // A chair who is not a consultant of the specialty is refused.
+    let mut bad = series.clone();
+    bad["chair_id"] = json!(uuid::Uuid::new_v4());
+    let (status, code_, body) = code(c.post(&c.coordinator, "/api/series", bad).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_chair"),
+        "{body}"
+    );
+    let mut bad = series.clone();
+    bad["local_time"] = json!("lunchtime");
+    assert_eq!(
+        code(c.post(&c.coordinator, "/api/series", bad).await)
+            .await
+            .1,
+        "invalid_time"
+    );
+
+    let id = list[0]["id"].as_str().unwrap();
+    let res = c
+        .post(
+            &c.coordinator,
+            &format!("/api/sessions/{id}/publish"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let again = c
+        .post(
+            &c.coordinator,
+            &format!("/api/sessions/{id}/publish"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(again).await.1, "invalid_state");
+    let shown: Value = c
+        .get(&c.physio, &format!("/api/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["session"]["state"], "published");
+
+    // Specialties are data.
+    let res = c
+        .post(
+            &c.coordinator,
+            "/api/specialties",
+            json!({ "slug": "foot-and-ankle", "name": "Foot and ankle" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = c
+        .post(
+            &c.coordinator,
+            "/api/specialties",
+            json!({ "slug": "foot-and-ankle", "name": "Again" }),
+        )
+        .await;
+    assert_eq!(code(res).await.1, "specialty_exists");
+    let all: Vec<String> = c
+        .get(&c.physio, "/api/specialties")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(all.contains(&"foot-and-ankle".to_string()));
+}
+
+async fn booking_refusals_and_happy_path(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(24 * 7, 2, false).await;
+
+    for (mutate, expected_code, field) in [
+        (
+            json!({"patient": {"nhs_number": "943 476 5918"}}),
+            "invalid_nhs_number",
+            "nhs_number",
+        ),
+        (
+            json!({"patient": {"date_of_birth": "2999-01-01"}}),
+            "date_of_birth_in_future",
+            "date_of_birth",
+        ),
+        (json!({"patient": {"sex": "f"}}), "invalid_sex", "sex"),
+        (
+            json!({"patient": {"gp_practice_code": "12"}}),
+            "invalid_ods_code",
+            "gp_practice_code",
+        ),
+        (
+            json!({"patient": {"family_name": "  "}}),
+            "required",
+            "family_name",
+        ),
+        (json!({"urgency": "whenever"}), "invalid_urgency", "urgency"),
+        (
+            json!({"clinical_question": ""}),
+            "required",
+            "clinical_question",
+        ),
+        (
+            json!({"red_flags": ["saddle anaesthesia"]}),
+            "red_flags_present",
+            "red_flags",
+        ),
+    ] {
+        let mut body = booking("9434765919");
+        for (k, v) in mutate.as_object().unwrap() {
+            if let Some(inner) = v.as_object() {
+                for (ik, iv) in inner {
+                    body[k][ik] = iv.clone();
+                }
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        let (status, got, res_body) = code(c.book(&c.physio, &session, body).await).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, expected_code),
+            "{res_body}"
+        );
+        assert_eq!(res_body["field"], field, "{res_body}");
+    }
+    let (_, _, body) = code(
+        c.book(&c.physio, &session, json!({"red_flags": ["x"]}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        body["code"], "invalid_field",
+        "missing fields are a 422 too"
+    );
+    let (status, got, _) = code(
+        c.book(&c.spinal_physio, &session, booking("9434765919"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::FORBIDDEN, "forbidden_specialty")
+    );
+    let (status, _, _) = code(c.book(&c.trainee, &session, booking("9434765919")).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let missing = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        c.book(&c.physio, &missing, booking("9434765919"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let shown: Value = c
+        .get(&c.coordinator, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["session"]["booked"], 0, "no refusal wrote anything");
+
+    let res = c.book(&c.physio, &session, booking("943 476 5919")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let case: Value = res.json().await.unwrap();
+    assert_eq!(case["patient"]["nhs_number"], "9434765919");
+    assert_eq!(case["state"], "booked");
+    let (status, got, _) = code(c.book(&c.physio, &session, booking("9434765919")).await).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::CONFLICT, "duplicate_case")
+    );
+    assert_eq!(
+        c.book(&c.consultant, &session, booking("9912003888"))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let (status, got, _) = code(c.book(&c.physio, &session, booking("9449305552")).await).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::CONFLICT, "session_full")
+    );
+
+    let soon = c.session(24, 8, false).await;
+    let (status, got, _) = code(c.book(&c.physio, &soon, booking("9449305552")).await).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::CONFLICT, "booking_closed")
+    );
+
+    // My cases, one case, withdrawal.
+    let mine: Vec<Value> = c
+        .get(&c.physio, "/api/cases?mine=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    let id = case["id"].as_str().unwrap();
+    assert_eq!(
+        c.get(&c.physio, &format!("/api/cases/{id}")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get(&c.spinal_physio, &format!("/api/cases/{id}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let res = c
+        .app
+        .http
+        .delete(c.app.url(&format!("/api/cases/{id}")))
+        .bearer_auth(&c.spinal_physio)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = c
+        .app
+        .http
+        .delete(c.app.url(&format!("/api/cases/{id}")))
+        .bearer_auth(&c.physio)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let shown: Value = c
+        .get(&c.coordinator, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["session"]["booked"], 1, "withdrawal frees the slot");
+    assert_eq!(shown["agenda"].as_array().unwrap().len(), 1);
+    let res = c
+        .app
+        .http
+        .delete(c.app.url(&format!("/api/cases/{id}")))
+        .bearer_auth(&c.physio)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(res).await.1, "invalid_state");
+    let mine: Vec<Value> = c
+        .get(&c.physio, "/api/cases?mine=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine[0]["state"], "withdrawn");
+
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    for action in [
+        "case_booked",
+        "case_read",
+        "cases_listed",
+        "case_withdrawn",
+        "agenda_read",
+    ] {
+        assert!(
+            audit.iter().any(|e| e.action == action),
+            "{action} not audited"
+        );
+    }
+    assert!(c.app.state.store.verify_audit().await.unwrap().is_intact());
+}
+
+async fn idempotent_retry_books_once(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(24 * 7, 4, false).await;
+    let send = || {
+        c.app
+            .http
+            .post(c.app.url(&format!("/api/sessions/{session}/cases")))
+            .bearer_auth(&c.physio)
+            .header("Idempotency-Key", "booking-7f3a")
+            .json(&booking("9434765919"))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let second = send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::CREATED);
+    assert_eq!(second.headers().get("idempotent-replayed").unwrap(), "true");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+    let shown: Value = c
+        .get(&c.coordinator, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["session"]["booked"], 1);
+    let bad = c
+        .app
+        .http
+        .post(c.app.url(&format!("/api/sessions/{session}/cases")))
+        .bearer_auth(&c.physio)
+        .header("Idempotency-Key", "")
+        .json(&booking("9912003888"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(bad).await.1, "invalid_idempotency_key");
+}
+
+async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let teaching = c.session(24 * 7, 4, true).await;
+    let private = c.session(24 * 8, 4, false).await;
+    let patients = [
+        ("9434765919", "Hermione", "Quibble", "1978-05-17"),
+        ("9912003888", "Barnaby", "Thistlewood", "1961-02-03"),
+    ];
+    for session in [&teaching, &private] {
+        for (nhs, given, family, dob) in patients {
+            let mut body = booking(nhs);
+            body["patient"]["given_name"] = json!(given);
+            body["patient"]["family_name"] = json!(family);
+            body["patient"]["date_of_birth"] = json!(dob);
+            body["free_text_identifies_patient"] = json!(false);
+            assert_eq!(
+                c.book(&c.physio, session, body).await.status(),
+                StatusCode::CREATED
+            );
+        }
+    }
+    let res = c
+        .get(&c.trainee, &format!("/api/sessions/{teaching}"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    for (nhs, given, family, dob) in patients {
+        for needle in [
+            nhs,
+            &format!("{} {} {}", &nhs[..3], &nhs[3..6], &nhs[6..]),
+            given,
+            family,
+            dob,
+            "1978",
+            "1961",
+        ] {
+            assert!(
+                !text.contains(needle),
+                "trainee response contains {needle}: {text}"
+            );
+        }
+    }
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let agenda = body["agenda"].as_array().unwrap();
+    assert_eq!(agenda.len(), 2);
+    assert!(
+        agenda[0]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("Case 1 · "),
+        "{text}"
+    );
+    assert!(
+        agenda.iter().any(|c| c["label"]
+            .as_str()
+            .unwrap()
+            .ends_with("· F · 40–49 · hands")),
+        "{text}"
+    );
+    // A case read directly is de-identified too; private sessions show no cases.
+    let id = agenda[0]["id"].as_str().unwrap();
+    let one = c
+        .get(&c.trainee, &format!("/api/cases/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !one.contains("9434765919") && !one.contains("9912003888") && !one.contains("Quibble"),
+        "{one}"
+    );
+    let other: Value = c
+        .get(&c.trainee, &format!("/api/sessions/{private}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(other["agenda"].is_null());
+    // Consultants of the specialty see identifiers; urgent cases come first.
+    let full = c
+        .get(&c.consultant, &format!("/api/sessions/{teaching}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(full.contains("9434765919") && full.contains("Thistlewood"));
+    let spinal: Value = c
+        .get(&c.spinal_physio, &format!("/api/sessions/{teaching}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        spinal["agenda"].is_null(),
+        "a practitioner who booked nothing here sees no cases"
+    );
+}
+
+async fn agenda_puts_urgent_cases_first(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(24 * 7, 4, false).await;
+    let mut urgent = booking("9912003888");
+    urgent["urgency"] = json!("urgent");
+    assert_eq!(
+        c.book(&c.physio, &session, booking("9434765919"))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        c.book(&c.physio, &session, urgent).await.status(),
+        StatusCode::CREATED
+    );
+    let shown: Value = c
+        .get(&c.consultant, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order: Vec<&str> = shown["agenda"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["urgency"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["urgent", "routine"]);
+}
+
+/// 200 concurrent booking requests at 10 places: exactly 10 succeed, the rest are
+/// `409 session_full`, never a 5xx, and the session says 10.
+async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(24 * 7, 10, false).await;
+    let requests = nhs_numbers(200).into_iter().map(|nhs| {
+        let req = c
+            .app
+            .http
+            .post(c.app.url(&format!("/api/sessions/{session}/cases")))
+            .bearer_auth(&c.physio)
+            .json(&booking(&nhs));
+        tokio::spawn(async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            (status, body["code"].as_str().unwrap_or("").to_string())
+        })
+    });
+    let mut created = 0;
+    let mut full = 0;
+    for task in requests.collect::<Vec<_>>() {
+        match task.await.unwrap() {
+            (StatusCode::CREATED, _) => created += 1,
+            (StatusCode::CONFLICT, code) if code == "session_full" => full += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((created, full), (10, 190));
+    let shown: Value = c
+        .get(&c.coordinator, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["session"]["booked"], 10);
+    assert_eq!(shown["agenda"].as_array().unwrap().len(), 10);
+}
+
+on_both_backends!(
+    schedule_is_created_listed_and_published,
+    booking_refusals_and_happy_path,
+    idempotent_retry_books_once,
+    trainees_see_teaching_agendas_de_identified,
+    agenda_puts_urgent_cases_first,
+    two_hundred_concurrent_bookings_fill_ten_places,
+);
