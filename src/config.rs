@@ -19,6 +19,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub data: DataSettings,
     pub auth: AuthSettings,
+    pub mail: MailSettings,
     pub log: LogSettings,
 }
 
@@ -62,6 +63,24 @@ pub struct AuthSettings {
     pub cookie_secure: bool,
     pub login_attempts_per_account_per_minute: u32,
     pub login_attempts_per_address_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransportKind,
+    pub smtp_url: SecretString,
+    pub from: String,
+    pub poll_interval_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +175,19 @@ impl Settings {
             "auth.login_attempts_* must be at least 1",
         )?;
         rule(
+            self.mail.transport == MailTransportKind::File
+                || !self.mail.smtp_url.expose_secret().is_empty(),
+            "mail.smtp_url is required when mail.transport is smtp",
+        )?;
+        rule(
+            self.mail.from.parse::<lettre::message::Mailbox>().is_ok(),
+            "mail.from must be an email address, optionally with a display name",
+        )?;
+        rule(
+            self.mail.poll_interval_ms >= 10 && self.mail.retry_base_ms >= 10,
+            "mail.poll_interval_ms and mail.retry_base_ms must be at least 10",
+        )?;
+        rule(
             self.database.max_connections >= 1,
             "database.max_connections must be at least 1",
         )
@@ -203,7 +235,7 @@ mod tests {
                 previous = line;
             }
         }
-        assert_eq!(table.len(), 5);
+        assert_eq!(table.len(), 6);
     }
 
     #[test]

@@ -128,6 +128,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
             .store
             .book_case(
                 NewCase {
+                    id: uuid::Uuid::new_v4(),
                     session_id,
                     referrer_id: physio,
                     patient: PatientDetails {
@@ -149,6 +150,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
                     idempotency_key: None,
                 },
                 crate::domain::NewAuditEvent::new("case_booked", "case").actor(physio),
+                Vec::new(),
                 Utc::now(),
             )
             .await?;

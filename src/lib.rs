@@ -1,7 +1,7 @@
 //! MDT Coordinator: book, run, record and report virtual multidisciplinary team meetings
 //! for musculoskeletal care. Start reading at [`startup`], which wires everything below.
 
-/// Authentication and authorisation: passwords, tokens, login limits, the user extractor.
+/// Authentication and authorisation: passwords, tokens, login limits, access rules.
 pub mod auth;
 /// Layered settings: built-in defaults, settings file, environment file, `MDT__…` variables.
 pub mod config;
@@ -11,9 +11,11 @@ pub mod demo;
 pub mod domain;
 /// The one API error type and how each variant maps to a status and code.
 pub mod error;
+/// Email: templates, iCalendar invitations, the outbox worker and its transports.
+pub mod mail;
 /// HTTP handlers (thin) and the static front end.
 pub mod routes;
-/// Builds the application state and the HTTP server.
+/// Builds the application state, the mail worker and the HTTP server.
 pub mod startup;
 /// Storage trait with SQLite and PostgreSQL backends.
 pub mod store;

@@ -11,7 +11,10 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::{LoginLimiter, Passwords, TokenService};
+use tokio::sync::Notify;
+
 use crate::config::Settings;
+use crate::mail::Mailer;
 use crate::store::{self, DynStore};
 use crate::telemetry::{self, Metrics};
 use crate::{error, routes};
@@ -24,6 +27,8 @@ pub struct AppState {
     pub tokens: TokenService,
     pub login_limiter: LoginLimiter,
     pub metrics: Metrics,
+    /// Wakes the mail worker after a change queued a message.
+    pub mail_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -33,6 +38,7 @@ impl AppState {
             tokens: TokenService::new(&settings.auth),
             login_limiter: LoginLimiter::new(&settings.auth),
             metrics: Metrics::new()?,
+            mail_wake: Arc::new(Notify::new()),
             settings: Arc::new(settings),
             store,
         })
@@ -58,7 +64,8 @@ impl Application {
         Self::with_store(settings, store)
     }
 
-    /// Binds the listener around an already-open store.
+    /// Binds the listener around an already-open store and starts the mail worker (must
+    /// be called inside a tokio runtime).
     pub fn with_store(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
@@ -68,6 +75,12 @@ impl Application {
         };
         let shutdown = settings.http.shutdown_timeout_seconds;
         let state = web::Data::new(AppState::new(settings, store)?);
+        let mailer = Mailer::new(
+            &state.settings,
+            state.store.clone(),
+            state.mail_wake.clone(),
+        )?;
+        tokio::spawn(mailer.run());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let state = app_state.clone();

@@ -51,7 +51,16 @@ async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> Str
 
 impl Clinic {
     async fn open(backend: Backend) -> Self {
-        let app = TestApp::spawn(backend).await.expect("backend available");
+        Self::open_with(backend, |_| {}).await
+    }
+
+    async fn open_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
+    ) -> Self {
+        let app = TestApp::spawn_with(backend, tweak)
+            .await
+            .expect("backend available");
         let coordinator =
             account(&app, "coord@example.org", Role::Coordinator, "rheumatology").await;
         let consultant = account(&app, "chair@example.org", Role::Consultant, "rheumatology").await;
@@ -689,6 +698,263 @@ async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 10);
 }
 
+// ---- mail -----------------------------------------------------------------------
+
+/// Waits up to 15 s for `check` to hold.
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The `.eml` files in `dir`, parsed: (envelope recipients or To, subject, text, calendar).
+struct Delivered {
+    to: String,
+    subject: String,
+    text: String,
+    calendar: Option<String>,
+}
+
+fn delivered(dir: &std::path::Path) -> Vec<Delivered> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let raw = std::fs::read(path).unwrap();
+            let mail = mailparse::parse_mail(&raw).unwrap();
+            use mailparse::MailHeaderMap;
+            let to = mail
+                .headers
+                .get_first_value("X-Envelope-To")
+                .or_else(|| mail.headers.get_first_value("To"))
+                .unwrap_or_default();
+            let subject = mail.headers.get_first_value("Subject").unwrap_or_default();
+            let mut text = String::new();
+            let mut calendar = None;
+            fn walk(
+                part: &mailparse::ParsedMail,
+                text: &mut String,
+                calendar: &mut Option<String>,
+            ) {
+                if part.subparts.is_empty() {
+                    let body = part.get_body().unwrap_or_default();
+                    match part.ctype.mimetype.as_str() {
+                        "text/plain" => text.push_str(&body),
+                        "text/calendar" => *calendar = Some(body),
+                        _ => {}
+                    }
+                }
+                for sub in &part.subparts {
+                    walk(sub, text, calendar);
+                }
+            }
+            walk(&mail, &mut text, &mut calendar);
+            Delivered {
+                to,
+                subject,
+                text,
+                calendar,
+            }
+        })
+        .collect()
+}
+
+/// Checks an invitation parses as iCalendar with METHOD:REQUEST and the session's UID.
+fn check_invitation(ics: &str, session: &str) {
+    use icalendar::Component;
+    let calendar: icalendar::Calendar = ics.parse().expect("the .ics part parses");
+    assert_eq!(calendar.property_value("METHOD"), Some("REQUEST"), "{ics}");
+    let event = calendar
+        .components
+        .iter()
+        .find_map(|c| c.as_event())
+        .expect("a VEVENT");
+    assert_eq!(
+        event.get_uid(),
+        Some(format!("session-{session}@mdt-coordinator").as_str())
+    );
+    assert!(event.get_start().is_some() && event.get_end().is_some());
+    assert!(ics.contains("ATTENDEE:mailto:chair@example.org"), "{ics}");
+}
+
+async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(24 * 7, 4, false).await;
+    assert_eq!(
+        c.book(&c.physio, &session, booking("9434765919"))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let res = c
+        .post(
+            &c.coordinator,
+            &format!("/api/sessions/{session}/publish"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let dir = c.app.db.dir.path().join("outbox");
+    let mail = eventually("two messages in the file outbox", async || {
+        let m = delivered(&dir);
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    let confirmation = mail
+        .iter()
+        .find(|m| m.subject.starts_with("Case booked"))
+        .expect("confirmation");
+    assert!(
+        confirmation.to.contains("physio@example.org"),
+        "{}",
+        confirmation.to
+    );
+    let agenda = mail
+        .iter()
+        .find(|m| m.subject.starts_with("Agenda published"))
+        .expect("agenda");
+    for who in ["chair@example.org", "physio@example.org"] {
+        assert!(agenda.to.contains(who), "{who} not invited: {}", agenda.to);
+    }
+    assert!(!agenda.to.contains("spine@example.org") && !agenda.to.contains("trainee@example.org"));
+    check_invitation(agenda.calendar.as_deref().expect("calendar part"), &session);
+    for m in &mail {
+        for secret in [
+            "9434765919",
+            "943 476 5919",
+            "Hermione",
+            "Quibble",
+            "1978-05-17",
+        ] {
+            assert!(
+                !m.subject.contains(secret) && !m.text.contains(secret),
+                "{secret} in an email"
+            );
+        }
+    }
+    let outbox = c.app.state.store.outbox_messages().await.unwrap();
+    assert!(outbox.iter().all(|m| m.sent_at.is_some()));
+}
+
+/// The SMTP sink process; stopped (and reaped) when dropped, even if a test fails.
+struct Sink(std::process::Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the SMTP sink on `port`, writing to `dir`; waits until it listens.
+fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
+    use std::io::BufRead;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
+    let sink = Sink(child);
+    (line.trim() == "ready").then_some(sink)
+}
+
+async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
+    let has_aiosmtpd = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_aiosmtpd {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the SMTP test: pip install aiosmtpd"
+        );
+        eprintln!("skipped: pip install aiosmtpd to run the SMTP test");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start_sink(port, dir.path()).expect("SMTP sink starts");
+    let c = Clinic::open_with(backend, |s| {
+        s.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
+        s.mail.smtp_url = secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}"));
+        s.mail.poll_interval_ms = 50;
+        s.mail.retry_base_ms = 100;
+        s.mail.retry_max_seconds = 1;
+    })
+    .await;
+    let session = c.session(24 * 7, 4, false).await;
+    assert_eq!(
+        c.book(&c.physio, &session, booking("9434765919"))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let first = eventually("the booking confirmation over SMTP", async || {
+        let m = delivered(dir.path());
+        (m.len() == 1).then_some(m)
+    })
+    .await;
+    assert!(first[0].subject.starts_with("Case booked"));
+    assert_eq!(first[0].to, "physio@example.org");
+
+    // The relay goes down: the invitation waits in the outbox, retried, not lost.
+    drop(sink);
+    let res = c
+        .post(
+            &c.coordinator,
+            &format!("/api/sessions/{session}/publish"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let store = c.app.state.store.clone();
+    eventually("a failed delivery attempt", async || {
+        let outbox = store.outbox_messages().await.unwrap();
+        outbox
+            .iter()
+            .any(|m| m.sent_at.is_none() && m.attempts >= 2 && m.last_error.is_some())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(delivered(dir.path()).len(), 1);
+
+    // The relay is back: the invitation is delivered.
+    let _sink = start_sink(port, dir.path()).expect("SMTP sink restarts");
+    let all = eventually("the invitation after the relay returns", async || {
+        let m = delivered(dir.path());
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    let agenda = all
+        .iter()
+        .find(|m| m.subject.starts_with("Agenda published"))
+        .expect("agenda");
+    assert!(agenda.to.contains("chair@example.org") && agenda.to.contains("physio@example.org"));
+    check_invitation(agenda.calendar.as_deref().expect("calendar part"), &session);
+    let outbox = c.app.state.store.outbox_messages().await.unwrap();
+    assert!(outbox.iter().all(|m| m.sent_at.is_some()));
+}
+
 on_both_backends!(
     schedule_is_created_listed_and_published,
     booking_refusals_and_happy_path,
@@ -696,4 +962,6 @@ on_both_backends!(
     trainees_see_teaching_agendas_de_identified,
     agenda_puts_urgent_cases_first,
     two_hundred_concurrent_bookings_fill_ten_places,
+    booking_and_publishing_write_mail_to_the_file_outbox,
+    smtp_delivery_waits_out_a_down_server,
 );

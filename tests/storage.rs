@@ -377,6 +377,7 @@ async fn seeded_series(store: &DynStore, capacity: u32) -> Vec<Session> {
 
 fn a_case(session: &Session, referrer: UserId, nhs: &str) -> NewCase {
     NewCase {
+        id: uuid::Uuid::new_v4(),
         session_id: session.id,
         referrer_id: referrer,
         patient: PatientDetails {
@@ -425,20 +426,40 @@ async fn booking_rules(backend: Backend) {
         .unwrap();
     let now = Utc::now();
     store
-        .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), now)
+        .book_case(
+            a_case(&sessions[0], physio.id, "9912003888"),
+            booked(),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap();
     let dup = store
-        .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), now)
+        .book_case(
+            a_case(&sessions[0], physio.id, "9912003888"),
+            booked(),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(dup), "duplicate_case");
     store
-        .book_case(a_case(&sessions[0], physio.id, "9449305552"), booked(), now)
+        .book_case(
+            a_case(&sessions[0], physio.id, "9449305552"),
+            booked(),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap();
     let full = store
-        .book_case(a_case(&sessions[0], physio.id, "9434765919"), booked(), now)
+        .book_case(
+            a_case(&sessions[0], physio.id, "9434765919"),
+            booked(),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(full), "session_full");
@@ -452,6 +473,7 @@ async fn booking_rules(backend: Backend) {
         .book_case(
             a_case(&sessions[1], physio.id, "9434765919"),
             booked(),
+            Vec::new(),
             late,
         )
         .await
@@ -468,7 +490,12 @@ async fn booking_rules(backend: Backend) {
     };
     assert!(matches!(
         store
-            .book_case(a_case(&missing, physio.id, "9434765919"), booked(), now)
+            .book_case(
+                a_case(&missing, physio.id, "9434765919"),
+                booked(),
+                Vec::new(),
+                now
+            )
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -494,7 +521,12 @@ async fn booking_rules(backend: Backend) {
     .await
     .unwrap();
     let e = store
-        .book_case(a_case(&sessions[2], physio.id, "9434765919"), booked(), now)
+        .book_case(
+            a_case(&sessions[2], physio.id, "9434765919"),
+            booked(),
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(e), "session_not_bookable");
@@ -518,8 +550,14 @@ async fn booking_rules(backend: Backend) {
     assert_eq!(conflict_code(again), "invalid_state");
     let mut keyed = a_case(&sessions[0], physio.id, "9434765919");
     keyed.idempotency_key = Some("retry-1".into());
-    let first = store.book_case(keyed.clone(), booked(), now).await.unwrap();
-    let second = store.book_case(keyed, booked(), now).await.unwrap();
+    let first = store
+        .book_case(keyed.clone(), booked(), Vec::new(), now)
+        .await
+        .unwrap();
+    let second = store
+        .book_case(keyed, booked(), Vec::new(), now)
+        .await
+        .unwrap();
     assert!(!first.replayed && second.replayed);
     assert_eq!(first.case.id, second.case.id);
     assert_eq!(
@@ -547,7 +585,11 @@ async fn no_overbooking_under_a_race(backend: Backend) {
         .map(|nhs| {
             let store = Arc::clone(&store);
             let case = a_case(&sessions[0], physio.id, &nhs);
-            tokio::spawn(async move { store.book_case(case, booked(), Utc::now()).await })
+            tokio::spawn(async move {
+                store
+                    .book_case(case, booked(), Vec::new(), Utc::now())
+                    .await
+            })
         })
         .collect();
     let mut booked = 0;

@@ -178,9 +178,11 @@ pub fn parse_date_of_birth(raw: &str, today: NaiveDate) -> Result<NaiveDate, Par
     Ok(dob)
 }
 
-/// A parsed booking request.
+/// A parsed booking request; the id is chosen by the caller so that the confirmation
+/// queued with the booking can name it.
 #[derive(Clone, Debug)]
 pub struct NewCase {
+    pub id: Uuid,
     pub session_id: Uuid,
     pub referrer_id: UserId,
     pub patient: PatientDetails,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod case;
 pub mod email;
+pub mod message;
 pub mod nhs_number;
 pub mod password;
 pub mod person_name;
@@ -19,6 +20,7 @@ pub use case::{
     Urgency,
 };
 pub use email::EmailAddress;
+pub use message::{NewMessage, OutboxMessage};
 pub use nhs_number::NhsNumber;
 pub use password::Password;
 pub use person_name::PersonName;

@@ -14,6 +14,7 @@ use crate::domain::{
     PatientDetails, PersonName, Sex, Urgency, User,
 };
 use crate::error::ApiError;
+use crate::mail::templates;
 use crate::routes::sessions::audit;
 use crate::routes::ApiJson;
 use crate::startup::AppState;
@@ -65,6 +66,7 @@ fn parse_booking(
     let p = r.patient;
     let today = Utc::now().date_naive();
     Ok(NewCase {
+        id: Uuid::new_v4(),
         session_id,
         referrer_id: referrer.id,
         patient: PatientDetails {
@@ -123,7 +125,12 @@ pub async fn book(
     let event = NewAuditEvent::new("case_booked", "case")
         .actor(caller.id)
         .from_addr(addr);
-    let booked = state.store.book_case(case, event, Utc::now()).await?;
+    let confirmation = templates::booking_confirmation(&caller.email, &session, &case);
+    let booked = state
+        .store
+        .book_case(case, event, vec![confirmation], Utc::now())
+        .await?;
+    state.mail_wake.notify_one();
     let view = CaseView::of(&booked.case, true, 0, Utc::now().date_naive());
     let mut res = HttpResponse::Created();
     if booked.replayed {

@@ -14,6 +14,7 @@ use crate::domain::{
     CaseView, NewAuditEvent, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
 };
 use crate::error::ApiError;
+use crate::mail::templates;
 use crate::routes::ApiJson;
 use crate::startup::AppState;
 
@@ -249,7 +250,9 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(json!({ "session": SessionOut::from(&session), "agenda": agenda })))
 }
 
-/// `POST /api/sessions/{id}/publish` (coordinator).
+/// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
+/// chair, the referrers of its cases and the specialty's consultants (and, for teaching
+/// sessions, its trainees) with an iCalendar invitation.
 pub async fn publish(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -257,8 +260,51 @@ pub async fn publish(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
-    let session = state.store.publish_session(*id).await?;
-    audit(&state, &req, &caller, "session_published", session.id).await?;
+    let session = state
+        .store
+        .session(*id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let cases = state.store.session_cases(session.id).await?;
+    let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
+    let mut invitees: Vec<crate::domain::EmailAddress> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .filter(|u| {
+            u.id == session.plan.chair_id
+                || referrers.contains(&u.id)
+                || (u.has_specialty(&session.plan.specialty)
+                    && (u.role == Role::Consultant
+                        || (session.plan.teaching && u.role == Role::Trainee)))
+        })
+        .map(|u| u.email)
+        .collect();
+    invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    invitees.dedup();
+    let organizer = crate::domain::EmailAddress::parse(
+        state
+            .settings
+            .mail
+            .from
+            .rsplit('<')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('>'),
+    )
+    .unwrap_or_else(|_| caller.email.clone());
+    let invitation = templates::agenda_published(&session, cases.len(), &organizer, invitees);
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("session_published", "session")
+        .actor(caller.id)
+        .from_addr(addr);
+    let session = state
+        .store
+        .publish_session(session.id, event, vec![invitation])
+        .await?;
+    state.mail_wake.notify_one();
     Ok(HttpResponse::Ok().json(SessionOut::from(&session)))
 }
 

@@ -18,8 +18,9 @@ use crate::config::DatabaseSettings;
 use crate::domain::audit::verify_chain;
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
-    AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase, NewSeries, NewUser,
-    ParseError, Series, Session, Specialty, TimeWindow, User, UserId,
+    AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase, NewMessage,
+    NewSeries, NewUser, OutboxMessage, ParseError, Series, Session, Specialty, TimeWindow, User,
+    UserId,
 };
 
 pub use self::postgres::PgStore;
@@ -189,17 +190,24 @@ pub trait Store: Send + Sync + 'static {
         specialty: Option<&Specialty>,
         window: TimeWindow,
     ) -> Result<Vec<Session>, StoreError>;
-    /// `scheduled → published`; `409 invalid_state` from any other state.
-    async fn publish_session(&self, id: Uuid) -> Result<Session, StoreError>;
+    /// `scheduled → published`, with its audit event and invitations queued in the same
+    /// transaction; `409 invalid_state` from any other state.
+    async fn publish_session(
+        &self,
+        id: Uuid,
+        audit: NewAuditEvent,
+        mail: Vec<NewMessage>,
+    ) -> Result<Session, StoreError>;
 
     /// Books a case all-or-nothing: the session must be bookable, before its cut-off, not
     /// holding the same patient, and below capacity (never over-booked under any race).
     /// With an idempotency key already used by this referrer, returns that booking.
-    /// `audit` is appended (naming the new case) in the booking's transaction.
+    /// `audit` (naming the new case) and `mail` are written in the booking's transaction.
     async fn book_case(
         &self,
         case: NewCase,
         audit: NewAuditEvent,
+        mail: Vec<NewMessage>,
         now: DateTime<Utc>,
     ) -> Result<Booked, StoreError>;
     async fn case(&self, id: Uuid) -> Result<Option<Case>, StoreError>;
@@ -207,6 +215,25 @@ pub trait Store: Send + Sync + 'static {
     async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError>;
     /// A referrer's cases, newest first, in every state.
     async fn referrer_cases(&self, referrer: UserId) -> Result<Vec<Case>, StoreError>;
+    /// Claims up to `limit` undelivered messages that are due, leasing them until
+    /// `lease_until` so no other worker sends them meanwhile.
+    async fn claim_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+    async fn message_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records a failed attempt; the message is due again at `retry_at`.
+    async fn message_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Every message in the outbox, oldest first (operations and tests).
+    async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>, StoreError>;
+
     /// Withdraws a case that has not been discussed and frees its slot, with `audit`,
     /// atomically.
     async fn withdraw_case(&self, id: Uuid, audit: NewAuditEvent) -> Result<Case, StoreError>;
@@ -409,9 +436,9 @@ impl CaseColumns {
 }
 
 /// The case a new booking creates, before it is stored.
-pub(crate) fn booked_case(id: Uuid, case: &NewCase, now: DateTime<Utc>) -> Case {
+pub(crate) fn booked_case(case: &NewCase, now: DateTime<Utc>) -> Case {
     Case {
-        id,
+        id: case.id,
         session_id: case.session_id,
         referrer_id: case.referrer_id,
         patient: case.patient.clone(),

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::*;
 use crate::config::DatabaseSettings;
 use crate::domain::audit::GENESIS_HASH;
+use crate::domain::message::{join_recipients, split_recipients};
 use crate::domain::schedule::SessionPlan;
 
 pub struct PgStore {
@@ -137,6 +138,22 @@ impl PgStore {
                 .fetch_optional(&self.pool)
                 .await?;
         row.as_ref().map(Self::case_from).transpose()
+    }
+
+    fn message_from(row: &PgRow) -> Result<OutboxMessage, StoreError> {
+        let attempts: i32 = row.try_get("attempts")?;
+        Ok(OutboxMessage {
+            id: row.try_get("id")?,
+            to: split_recipients(row.try_get("recipients")?),
+            subject: row.try_get("subject")?,
+            body: row.try_get("body")?,
+            calendar: row.try_get("calendar")?,
+            attempts: u32::try_from(attempts)
+                .map_err(|_| StoreError::corrupt("outbox.attempts"))?,
+            created_at: row.try_get("created_at")?,
+            sent_at: row.try_get("sent_at")?,
+            last_error: row.try_get("last_error")?,
+        })
     }
 
     fn audit_from(row: &PgRow) -> Result<AuditEvent, StoreError> {
@@ -478,6 +495,7 @@ impl Store for PgStore {
         &self,
         case: NewCase,
         audit: NewAuditEvent,
+        mail: Vec<NewMessage>,
         now: DateTime<Utc>,
     ) -> Result<Booked, StoreError> {
         if let Some(existing) = self.idempotent_case(&case).await? {
@@ -502,7 +520,7 @@ impl Store for PgStore {
         if taken.rows_affected() != 1 {
             return Err(session_full());
         }
-        let id = Uuid::new_v4();
+        let id = case.id;
         let p = &case.patient;
         let inserted = sqlx::query(
             "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, date_of_birth, \
@@ -547,9 +565,12 @@ impl Store for PgStore {
             other => other?,
         };
         append_audit_in(&mut tx, audit.record(id)).await?;
+        for message in &mail {
+            enqueue_in(&mut tx, message, now).await?;
+        }
         tx.commit().await?;
         Ok(Booked {
-            case: booked_case(id, &case, now),
+            case: booked_case(&case, now),
             replayed: false,
         })
     }
@@ -607,6 +628,67 @@ impl Store for PgStore {
         Ok(case)
     }
 
+    async fn claim_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let messages: Vec<OutboxMessage> = rows
+            .iter()
+            .map(Self::message_from)
+            .collect::<Result<_, _>>()?;
+        for m in &messages {
+            sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2")
+                .bind(lease_until)
+                .bind(m.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(messages)
+    }
+
+    async fn message_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn message_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
+            .bind(error)
+            .bind(retry_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM outbox ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::message_from).collect()
+    }
+
     async fn create_session(
         &self,
         plan: SessionPlan,
@@ -644,7 +726,12 @@ impl Store for PgStore {
         rows.iter().map(Self::session_from).collect()
     }
 
-    async fn publish_session(&self, id: Uuid) -> Result<Session, StoreError> {
+    async fn publish_session(
+        &self,
+        id: Uuid,
+        audit: NewAuditEvent,
+        mail: Vec<NewMessage>,
+    ) -> Result<Session, StoreError> {
         let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE sessions SET state = 'published' WHERE id = $1 AND state = 'scheduled'",
@@ -663,6 +750,11 @@ impl Store for PgStore {
                 "invalid_state",
                 format!("a {} session cannot be published", session.state.as_str()),
             ));
+        }
+        append_audit_in(&mut tx, audit.record(id)).await?;
+        let now = Utc::now();
+        for message in &mail {
+            enqueue_in(&mut tx, message, now).await?;
         }
         tx.commit().await?;
         Ok(session)
@@ -735,4 +827,25 @@ async fn insert_session(
         Err(e) if is_foreign_key_violation(&e) => Err(unknown_reference()),
         other => other.map(|_| ()).map_err(StoreError::from),
     }
+}
+
+/// Queues a message inside the caller's transaction (the transactional outbox).
+async fn enqueue_in(
+    tx: &mut Transaction<'static, Postgres>,
+    message: &NewMessage,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (id, recipients, subject, body, calendar, created_at, next_attempt_at, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, 0)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(join_recipients(&message.to))
+    .bind(&message.subject)
+    .bind(&message.body)
+    .bind(&message.calendar)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

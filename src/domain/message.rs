@@ -1,0 +1,47 @@
+//! Outgoing email as the outbox holds it: already rendered, addressed to staff only,
+//! carrying no patient identifiers.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::EmailAddress;
+
+/// A message to queue with the change that causes it.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub to: Vec<EmailAddress>,
+    pub subject: String,
+    pub body: String,
+    /// An iCalendar object (`METHOD:REQUEST`) sent as a `text/calendar` part.
+    pub calendar: Option<String>,
+}
+
+/// A queued message as the worker sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub to: Vec<EmailAddress>,
+    pub subject: String,
+    pub body: String,
+    pub calendar: Option<String>,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Recipients as stored: comma-separated addresses.
+pub fn join_recipients(to: &[EmailAddress]) -> String {
+    to.iter()
+        .map(EmailAddress::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn split_recipients(stored: &str) -> Vec<EmailAddress> {
+    stored
+        .split(',')
+        .filter_map(|a| EmailAddress::parse(a).ok())
+        .collect()
+}

@@ -1,0 +1,157 @@
+//! Email: message templates, iCalendar invitations, and the outbox worker that delivers
+//! queued messages through a transport (a directory of `.eml` files, or SMTP) with retry
+//! and back-off. Messages are queued by the store in the same transaction as the change
+//! that causes them; this module never holds a database transaction across delivery.
+
+pub mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use tokio::sync::Notify;
+
+use crate::config::{MailTransportKind, Settings};
+use crate::domain::OutboxMessage;
+use crate::store::DynStore;
+
+/// How many messages one pass claims.
+const BATCH: u32 = 20;
+/// How long a claimed message is reserved for this worker before others may retry it.
+const LEASE: chrono::Duration = chrono::Duration::seconds(120);
+
+enum Transport {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// The outbox worker. One per process; several processes may share a PostgreSQL outbox
+/// (claims are leased, so a message is not sent twice by two workers).
+pub struct Mailer {
+    store: DynStore,
+    transport: Transport,
+    from: Mailbox,
+    poll: Duration,
+    retry_base: Duration,
+    retry_max: Duration,
+    wake: Arc<Notify>,
+}
+
+impl Mailer {
+    /// Start-up: builds the configured transport (creating the file outbox directory).
+    pub fn new(settings: &Settings, store: DynStore, wake: Arc<Notify>) -> anyhow::Result<Self> {
+        let transport = match settings.mail.transport {
+            MailTransportKind::File => {
+                let dir = settings.data.dir.join("outbox");
+                std::fs::create_dir_all(&dir)?;
+                Transport::File(AsyncFileTransport::new(dir))
+            }
+            MailTransportKind::Smtp => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(
+                    settings.mail.smtp_url.expose_secret(),
+                )
+                .map_err(|e| anyhow::anyhow!("mail.smtp_url: {e}"))?
+                .timeout(Some(Duration::from_secs(30)))
+                .build(),
+            ),
+        };
+        Ok(Self {
+            store,
+            transport,
+            from: settings.mail.from.parse()?,
+            poll: Duration::from_millis(settings.mail.poll_interval_ms),
+            retry_base: Duration::from_millis(settings.mail.retry_base_ms),
+            retry_max: Duration::from_secs(settings.mail.retry_max_seconds),
+            wake,
+        })
+    }
+
+    /// Runs forever: delivers what is due, then sleeps until woken or the poll interval.
+    pub async fn run(self) {
+        loop {
+            match self.deliver_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox pass failed"),
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// One pass over the due messages; returns how many were attempted.
+    pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
+        let now = Utc::now();
+        let due = self
+            .store
+            .claim_due_messages(now, now + LEASE, BATCH)
+            .await?;
+        for message in &due {
+            match self.send(message).await {
+                Ok(()) => self.store.message_sent(message.id, Utc::now()).await?,
+                Err(error) => {
+                    let wait = self.backoff(message.attempts);
+                    tracing::warn!(message_id = %message.id, attempt = message.attempts + 1, %error, "delivery failed; will retry");
+                    let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
+                    self.store
+                        .message_failed(message.id, &error, retry_at)
+                        .await?;
+                }
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Exponential back-off from `retry_base`, capped at `retry_max`.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.min(20));
+        self.retry_base.saturating_mul(factor).min(self.retry_max)
+    }
+
+    async fn send(&self, message: &OutboxMessage) -> Result<(), String> {
+        let email = self.build(message)?;
+        match &self.transport {
+            Transport::File(t) => t.send(email).await.map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Smtp(t) => t.send(email).await.map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn build(&self, message: &OutboxMessage) -> Result<Message, String> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(message.subject.clone())
+            .message_id(Some(format!("<{}@mdt-coordinator>", message.id)));
+        for to in &message.to {
+            builder = builder.to(to.as_str().parse::<Mailbox>().map_err(|e| e.to_string())?);
+        }
+        let text = SinglePart::plain(message.body.clone());
+        let result = match &message.calendar {
+            None => builder.singlepart(text),
+            Some(ics) => {
+                let calendar_type =
+                    ContentType::parse("text/calendar; method=REQUEST; charset=UTF-8")
+                        .map_err(|e| e.to_string())?;
+                builder.multipart(
+                    MultiPart::mixed()
+                        .multipart(
+                            MultiPart::alternative().singlepart(text).singlepart(
+                                SinglePart::builder()
+                                    .header(calendar_type.clone())
+                                    .body(ics.clone()),
+                            ),
+                        )
+                        .singlepart(
+                            lettre::message::Attachment::new("invite.ics".to_string())
+                                .body(ics.clone(), calendar_type),
+                        ),
+                )
+            }
+        };
+        result.map_err(|e| e.to_string())
+    }
+}
