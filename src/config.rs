@@ -49,6 +49,7 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct DataSettings {
     pub dir: PathBuf,
+    pub attachment_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

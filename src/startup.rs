@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::mail::Mailer;
+use crate::store::blobs::Blobs;
 use crate::store::{self, DynStore};
 use crate::telemetry::{self, Metrics};
 use crate::{error, routes};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub tokens: TokenService,
     pub login_limiter: LoginLimiter,
     pub metrics: Metrics,
+    /// Attachment bytes, content-addressed under the data directory.
+    pub blobs: Blobs,
     /// Wakes the mail worker after a change queued a message.
     pub mail_wake: Arc<Notify>,
 }
@@ -39,6 +42,7 @@ impl AppState {
             login_limiter: LoginLimiter::new(&settings.auth),
             metrics: Metrics::new()?,
             mail_wake: Arc::new(Notify::new()),
+            blobs: Blobs::new(&settings.data.dir)?,
             settings: Arc::new(settings),
             store,
         })

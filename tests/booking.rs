@@ -698,6 +698,174 @@ async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 10);
 }
 
+// ---- attachments ----------------------------------------------------------------
+
+async fn upload(
+    c: &Clinic,
+    token: &str,
+    case: &str,
+    name: &str,
+    mime: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str(mime)
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part("file", part);
+    c.app
+        .http
+        .post(c.app.url(&format!("/api/cases/{case}/attachments")))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend) {
+    let c = Clinic::open_with(backend, |s| s.data.attachment_max_bytes = 4096).await;
+    let session = c.session(24 * 7, 4, true).await;
+    let case: Value = c
+        .book(&c.physio, &session, booking("9434765919"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let case = case["id"].as_str().unwrap().to_string();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+    let blobs = || c.app.state.blobs.count();
+    let listed = async || -> usize {
+        let l: Vec<Value> = c
+            .get(&c.physio, &format!("/api/cases/{case}/attachments"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        l.len()
+    };
+
+    // Refusals store nothing.
+    for (name, mime, bytes, status, expected) in [
+        (
+            "scan.pdf",
+            "application/pdf",
+            png.clone(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attachment_type_mismatch",
+        ),
+        (
+            "big.txt",
+            "text/plain",
+            vec![b'a'; 5000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "empty.png",
+            "image/png",
+            Vec::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_attachment",
+        ),
+        (
+            "archive.zip",
+            "application/zip",
+            b"PK\x03\x04rest".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_attachment_type",
+        ),
+    ] {
+        let (got_status, got_code, body) =
+            code(upload(&c, &c.physio, &case, name, mime, bytes).await).await;
+        assert_eq!(
+            (got_status, got_code.as_str()),
+            (status, expected),
+            "{name}: {body}"
+        );
+    }
+    assert_eq!((blobs(), listed().await), (0, 0));
+
+    let res = upload(
+        &c,
+        &c.physio,
+        &case,
+        "../../MRI lumbar.png",
+        "image/png",
+        png.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let stored: Value = res.json().await.unwrap();
+    use sha2::Digest;
+    assert_eq!(stored["sha256"], hex::encode(sha2::Sha256::digest(&png)));
+    assert_eq!(stored["size"], png.len());
+    assert_eq!(stored["content_type"], "image/png");
+    assert_eq!(stored["filename"], "MRI lumbar.png");
+    let letter = upload(
+        &c,
+        &c.physio,
+        &case,
+        "letter.pdf",
+        "application/pdf",
+        b"%PDF-1.7\nclinic letter".to_vec(),
+    )
+    .await;
+    assert_eq!(letter.status(), StatusCode::CREATED);
+    // The same bytes again are a second attachment but one stored blob.
+    assert_eq!(
+        upload(&c, &c.physio, &case, "again.png", "image/png", png.clone())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!((blobs(), listed().await), (2, 3));
+
+    let id = stored["id"].as_str().unwrap();
+    let res = c
+        .get(&c.consultant, &format!("/api/attachments/{id}"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"MRI lumbar.png\""
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), png);
+    // Trainees (even at a teaching session) and other specialties never get the bytes.
+    for token in [&c.trainee, &c.spinal_physio] {
+        assert_eq!(
+            c.get(token, &format!("/api/attachments/{id}"))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            upload(&c, token, &case, "x.png", "image/png", png.clone())
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "attachment_uploaded")
+            .count(),
+        3
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "attachment_downloaded")
+            .count(),
+        1
+    );
+}
+
 // ---- mail -----------------------------------------------------------------------
 
 /// Waits up to 15 s for `check` to hold.
@@ -964,4 +1132,5 @@ on_both_backends!(
     two_hundred_concurrent_bookings_fill_ten_places,
     booking_and_publishing_write_mail_to_the_file_outbox,
     smtp_delivery_waits_out_a_down_server,
+    attachments_are_sniffed_capped_stored_once_and_audited,
 );

@@ -1,6 +1,7 @@
 //! Parsed, validated domain types and pure rules. No I/O lives here: every value from
 //! outside becomes one of these types before it reaches storage.
 
+pub mod attachment;
 pub mod audit;
 pub mod case;
 pub mod email;
@@ -14,6 +15,7 @@ pub mod specialty;
 pub mod time_window;
 pub mod user;
 
+pub use attachment::{Attachment, AttachmentKind};
 pub use audit::{AuditEvent, AuditVerification, NewAuditEvent};
 pub use case::{
     BodySite, Case, CaseState, CaseView, ClinicalText, NewCase, OdsCode, PatientDetails, Sex,

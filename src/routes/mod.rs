@@ -1,6 +1,7 @@
 //! HTTP handlers, kept thin: parse the request into domain types, call the store, shape
 //! the response. Also mounts the static front end from `web/`.
 
+mod attachments;
 mod auth;
 mod cases;
 mod health;
@@ -43,6 +44,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .get(cases::show)
                         .delete(cases::withdraw),
                 )
+                .service(
+                    resource("/cases/{id}/attachments")
+                        .post(attachments::upload)
+                        .get(attachments::list),
+                )
+                .service(resource("/attachments/{id}").get(attachments::download))
                 .default_service(web::to(not_found)),
         )
         .service(

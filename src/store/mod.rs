@@ -3,6 +3,7 @@
 //! return domain types; each backend keeps its own SQL and migrations
 //! (`migrations/sqlite`, `migrations/postgres`). Nothing outside this module sees SQL.
 
+pub mod blobs;
 mod postgres;
 mod sqlite;
 
@@ -18,9 +19,9 @@ use crate::config::DatabaseSettings;
 use crate::domain::audit::verify_chain;
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
-    AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase, NewMessage,
-    NewSeries, NewUser, OutboxMessage, ParseError, Series, Session, Specialty, TimeWindow, User,
-    UserId,
+    Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase,
+    NewMessage, NewSeries, NewUser, OutboxMessage, ParseError, Series, Session, Specialty,
+    TimeWindow, User, UserId,
 };
 
 pub use self::postgres::PgStore;
@@ -215,6 +216,16 @@ pub trait Store: Send + Sync + 'static {
     async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError>;
     /// A referrer's cases, newest first, in every state.
     async fn referrer_cases(&self, referrer: UserId) -> Result<Vec<Case>, StoreError>;
+    /// Records an attachment (whose bytes are already in the blob store) with its audit
+    /// event.
+    async fn add_attachment(
+        &self,
+        attachment: &Attachment,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
+    async fn attachment(&self, id: Uuid) -> Result<Option<Attachment>, StoreError>;
+    async fn case_attachments(&self, case_id: Uuid) -> Result<Vec<Attachment>, StoreError>;
+
     /// Claims up to `limit` undelivered messages that are due, leasing them until
     /// `lease_until` so no other worker sends them meanwhile.
     async fn claim_due_messages(

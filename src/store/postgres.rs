@@ -156,6 +156,20 @@ impl PgStore {
         })
     }
 
+    fn attachment_from(row: &PgRow) -> Result<Attachment, StoreError> {
+        let size: i64 = row.try_get("size")?;
+        Ok(Attachment {
+            id: row.try_get("id")?,
+            case_id: row.try_get("case_id")?,
+            sha256: row.try_get("sha256")?,
+            size: u64::try_from(size).map_err(|_| StoreError::corrupt("attachments.size"))?,
+            content_type: row.try_get("content_type")?,
+            filename: row.try_get("filename")?,
+            uploaded_by: UserId(row.try_get("uploaded_by")?),
+            uploaded_at: row.try_get("uploaded_at")?,
+        })
+    }
+
     fn audit_from(row: &PgRow) -> Result<AuditEvent, StoreError> {
         Ok(AuditEvent {
             seq: row.try_get("seq")?,
@@ -626,6 +640,44 @@ impl Store for PgStore {
         tx.commit().await?;
         case.state = crate::domain::CaseState::Withdrawn;
         Ok(case)
+    }
+
+    async fn add_attachment(&self, a: &Attachment, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO attachments (id, case_id, sha256, size, content_type, filename, uploaded_by, uploaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(a.id)
+        .bind(a.case_id)
+        .bind(&a.sha256)
+        .bind(i64::try_from(a.size).map_err(|_| StoreError::corrupt("attachment size"))?)
+        .bind(&a.content_type)
+        .bind(&a.filename)
+        .bind(a.uploaded_by.0)
+        .bind(a.uploaded_at)
+        .execute(&mut *tx)
+        .await?;
+        append_audit_in(&mut tx, audit.record(a.id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn attachment(&self, id: Uuid) -> Result<Option<Attachment>, StoreError> {
+        let row = sqlx::query("SELECT * FROM attachments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::attachment_from).transpose()
+    }
+
+    async fn case_attachments(&self, case_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM attachments WHERE case_id = $1 ORDER BY uploaded_at, id")
+                .bind(case_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(Self::attachment_from).collect()
     }
 
     async fn claim_due_messages(

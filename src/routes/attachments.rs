@@ -1,0 +1,149 @@
+//! Attachments: multipart upload to a case (size-capped, type sniffed from the bytes),
+//! listing, and download (audited, always as a download, never rendered inline).
+
+use actix_multipart::Multipart;
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures_util::TryStreamExt;
+use uuid::Uuid;
+
+use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::{client_addr, AuthUser};
+use crate::domain::attachment::clean_filename;
+use crate::domain::{Attachment, AttachmentKind, Case, NewAuditEvent, ParseError, User};
+use crate::error::ApiError;
+use crate::routes::sessions::audit;
+use crate::startup::AppState;
+
+/// A case the caller may see with identifiers (attachments may carry identifiers, e.g.
+/// DICOM headers, so trainees never receive them); otherwise 404.
+async fn identified_case(state: &AppState, caller: &User, case_id: Uuid) -> Result<Case, ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such case");
+    let case = state.store.case(case_id).await?.ok_or_else(hidden)?;
+    let session = state
+        .store
+        .session(case.session_id)
+        .await?
+        .ok_or_else(hidden)?;
+    match case_access(caller, &case, &session) {
+        AgendaAccess::Full => Ok(case),
+        _ => Err(hidden()),
+    }
+}
+
+/// Reads the `file` part, refusing as soon as it passes the size cap.
+async fn read_file(
+    mut payload: Multipart,
+    cap: usize,
+) -> Result<(String, Option<String>, Vec<u8>), ApiError> {
+    let malformed = |_| {
+        ApiError::bad_request(
+            "malformed_multipart",
+            "the upload is not valid multipart/form-data",
+        )
+    };
+    while let Some(mut field) = payload.try_next().await.map_err(malformed)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let declared = field
+            .content_type()
+            .map(|m| m.essence_str().to_string())
+            .unwrap_or_default();
+        let filename = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_string);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.try_next().await.map_err(malformed)? {
+            if bytes.len() + chunk.len() > cap {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok((declared, filename, bytes));
+    }
+    Err(ParseError::new("required", "file", "send the file in a part named \"file\"").into())
+}
+
+/// `POST /api/cases/{id}/attachments` (multipart, part `file`): `201 {id, sha256, size,
+/// content_type, filename}`.
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    case_id: web::Path<Uuid>,
+    payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let case = identified_case(&state, &caller, *case_id).await?;
+    let (declared, filename, bytes) =
+        read_file(payload, state.settings.data.attachment_max_bytes).await?;
+    let kind = AttachmentKind::check(&declared, &bytes)?;
+    let sha256 = state.blobs.put(&bytes).await.map_err(ApiError::internal)?;
+    let attachment = Attachment {
+        id: Uuid::new_v4(),
+        case_id: case.id,
+        sha256,
+        size: bytes.len() as u64,
+        content_type: kind.mime().to_string(),
+        filename: clean_filename(filename.as_deref()),
+        uploaded_by: caller.id,
+        uploaded_at: Utc::now(),
+    };
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("attachment_uploaded", "attachment")
+        .actor(caller.id)
+        .from_addr(addr);
+    state.store.add_attachment(&attachment, event).await?;
+    Ok(HttpResponse::Created().json(attachment))
+}
+
+/// `GET /api/cases/{id}/attachments`.
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    case_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let case = identified_case(&state, &caller, *case_id).await?;
+    let attachments = state.store.case_attachments(case.id).await?;
+    audit(&state, &req, &caller, "attachments_listed", case.id).await?;
+    Ok(HttpResponse::Ok().json(attachments))
+}
+
+/// `GET /api/attachments/{id}`: the bytes, as an attachment download (audited).
+pub async fn download(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such attachment");
+    let attachment = state.store.attachment(*id).await?.ok_or_else(hidden)?;
+    identified_case(&state, &caller, attachment.case_id)
+        .await
+        .map_err(|_| hidden())?;
+    let bytes = state
+        .blobs
+        .get(&attachment.sha256)
+        .await
+        .map_err(ApiError::internal)?;
+    audit(
+        &state,
+        &req,
+        &caller,
+        "attachment_downloaded",
+        attachment.id,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(attachment.content_type.as_str())
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(attachment.filename.clone())],
+        })
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(bytes))
+}
