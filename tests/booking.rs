@@ -698,6 +698,243 @@ async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 10);
 }
 
+async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let first = (Utc::now() + Duration::days(3)).date_naive().to_string();
+    let res = c
+        .post(
+            &c.coordinator,
+            "/api/series",
+            json!({ "specialty": "rheumatology", "first_date": first, "local_time": "12:30", "weeks": 3,
+                    "duration_minutes": 60, "case_capacity": 1, "chair_id": c.consultant_id, "booking_cutoff_hours": 48 }),
+        )
+        .await;
+    let series: Value = res.json().await.unwrap();
+    let ids: Vec<String> = series["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let (s1, s2, s3) = (&ids[0], &ids[1], &ids[2]);
+    let booked = async |session: &str| -> i64 {
+        let v: Value = c
+            .get(&c.coordinator, &format!("/api/sessions/{session}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["session"]["booked"].as_i64().unwrap()
+    };
+
+    let a: Value = c
+        .book(&c.physio, s1, booking("9434765919"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_id = a["id"].as_str().unwrap();
+    let res = c
+        .post(
+            &c.physio,
+            &format!("/api/cases/{a_id}/move"),
+            json!({ "session_id": s2 }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let moved: Value = res.json().await.unwrap();
+    assert_ne!(moved["id"], a["id"]);
+    assert_eq!(moved["moved_from"], a["id"]);
+    assert_eq!(moved["session_id"].as_str(), Some(s2.as_str()));
+    assert_eq!((booked(s1).await, booked(s2).await), (0, 1));
+    let old: Value = c
+        .get(&c.physio, &format!("/api/cases/{a_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["state"], "deferred", "the old booking stays as history");
+    let moved_id = moved["id"].as_str().unwrap();
+    let again = c
+        .post(
+            &c.physio,
+            &format!("/api/cases/{moved_id}/move"),
+            json!({ "session_id": s2 }),
+        )
+        .await;
+    assert_eq!(code(again).await.1, "same_session");
+    let deferred_again = c
+        .post(
+            &c.physio,
+            &format!("/api/cases/{a_id}/move"),
+            json!({ "session_id": s3 }),
+        )
+        .await;
+    assert_eq!(code(deferred_again).await.1, "invalid_state");
+
+    let b: Value = c
+        .book(&c.physio, s1, booking("9912003888"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_id = b["id"].as_str().unwrap();
+    let full = c
+        .post(
+            &c.physio,
+            &format!("/api/cases/{b_id}/move"),
+            json!({ "session_id": s2 }),
+        )
+        .await;
+    assert_eq!(code(full).await.1, "session_full");
+    let hidden = c
+        .post(
+            &c.spinal_physio,
+            &format!("/api/cases/{b_id}/move"),
+            json!({ "session_id": s3 }),
+        )
+        .await;
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+
+    // Cancelling s1 moves b past the full s2 into s3.
+    assert_eq!(
+        c.post(&c.physio, &format!("/api/sessions/{s1}/cancel"), json!({}))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let res = c
+        .post(
+            &c.coordinator,
+            &format!("/api/sessions/{s1}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["session"]["state"], "cancelled");
+    assert_eq!(report["moved"][0]["case_id"], b["id"]);
+    assert_eq!(report["moved"][0]["session_id"].as_str(), Some(s3.as_str()));
+    assert_eq!((booked(s1).await, booked(s3).await), (0, 1));
+    // Cancelling s3, the last of the series, leaves its case to be rebooked.
+    let report: Value = c
+        .post(
+            &c.coordinator,
+            &format!("/api/sessions/{s3}/cancel"),
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let flagged = report["needs_rebooking"][0].as_str().unwrap().to_string();
+    let case: Value = c
+        .get(&c.physio, &format!("/api/cases/{flagged}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (case["state"].as_str(), case["needs_rebooking"].as_bool()),
+        (Some("deferred"), Some(true))
+    );
+    assert_eq!(
+        code(
+            c.post(
+                &c.coordinator,
+                &format!("/api/sessions/{s3}/cancel"),
+                json!({})
+            )
+            .await
+        )
+        .await
+        .1,
+        "invalid_state"
+    );
+    assert_eq!(
+        code(c.book(&c.physio, s3, booking("9449305552")).await)
+            .await
+            .1,
+        "session_not_bookable"
+    );
+
+    let store = c.app.state.store.clone();
+    let subjects = eventually("the move and cancellation notices", async || {
+        let subjects: Vec<String> = store
+            .outbox_messages()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.subject)
+            .collect();
+        (subjects
+            .iter()
+            .filter(|s| s.starts_with("Case moved"))
+            .count()
+            == 2
+            && subjects.iter().any(|s| s.contains("please rebook")))
+        .then_some(subjects)
+    })
+    .await;
+    assert!(subjects
+        .iter()
+        .all(|s| !s.contains("9434765919") && !s.contains("Quibble")));
+}
+
+async fn the_chair_reorders_the_agenda(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(24 * 7, 5, false).await;
+    for nhs in ["9434765919", "9912003888", "9449305552"] {
+        assert_eq!(
+            c.book(&c.physio, &session, booking(nhs)).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let agenda = async || -> Vec<String> {
+        let v: Value = c
+            .get(&c.consultant, &format!("/api/sessions/{session}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["agenda"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut order = agenda().await;
+    order.reverse();
+    let put = async |token: &str, ids: &[String]| {
+        c.app
+            .http
+            .put(c.app.url(&format!("/api/sessions/{session}/agenda")))
+            .bearer_auth(token)
+            .json(&json!({ "case_ids": ids }))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(put(&c.physio, &order).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        code(put(&c.consultant, &order[..2]).await).await.1,
+        "agenda_changed"
+    );
+    assert_eq!(put(&c.consultant, &order).await.status(), StatusCode::OK);
+    assert_eq!(agenda().await, order);
+    // A later booking joins the end.
+    let late: Value = c
+        .book(&c.physio, &session, booking("9876543210"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let now = agenda().await;
+    assert_eq!(now.len(), 4, "{late}");
+    assert_eq!(now[..3], order[..]);
+}
+
 // ---- attachments ----------------------------------------------------------------
 
 async fn upload(
@@ -1142,4 +1379,6 @@ on_both_backends!(
     booking_and_publishing_write_mail_to_the_file_outbox,
     smtp_delivery_waits_out_a_down_server,
     attachments_are_sniffed_capped_stored_once_and_audited,
+    moves_keep_history_and_cancellation_moves_or_flags_cases,
+    the_chair_reorders_the_agenda,
 );

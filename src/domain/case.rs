@@ -292,6 +292,25 @@ pub struct Case {
     pub free_text_identifies_patient: bool,
     pub state: CaseState,
     pub booked_at: DateTime<Utc>,
+    /// The case this one was moved from (its history), if any.
+    pub moved_from: Option<Uuid>,
+    /// Set when its session was cancelled and no later session could take it.
+    pub needs_rebooking: bool,
+}
+
+impl Case {
+    /// The same case booked again into `session_id` (a move keeps the old row as history).
+    pub fn moved_to(&self, new_id: Uuid, session_id: Uuid, now: DateTime<Utc>) -> Case {
+        Case {
+            id: new_id,
+            session_id,
+            state: CaseState::Booked,
+            booked_at: now,
+            moved_from: Some(self.id),
+            needs_rebooking: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// A ten-year age band on `on`, e.g. `40–49`.
@@ -333,6 +352,8 @@ pub struct IdentifiedCase {
     pub free_text_identifies_patient: bool,
     pub state: CaseState,
     pub booked_at: DateTime<Utc>,
+    pub moved_from: Option<Uuid>,
+    pub needs_rebooking: bool,
 }
 
 #[derive(Serialize)]
@@ -375,6 +396,8 @@ impl CaseView {
                 free_text_identifies_patient: case.free_text_identifies_patient,
                 state: case.state,
                 booked_at: case.booked_at,
+                moved_from: case.moved_from,
+                needs_rebooking: case.needs_rebooking,
             }));
         }
         let band = age_band(case.patient.date_of_birth, today);

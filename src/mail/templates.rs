@@ -93,3 +93,48 @@ pub fn agenda_published(
         to,
     }
 }
+
+/// To the referrer when their case moves to another session (by them, a coordinator, or a
+/// cancellation).
+pub fn case_moved(
+    referrer: &EmailAddress,
+    case_id: uuid::Uuid,
+    from: &Session,
+    to: &Session,
+    why: &str,
+) -> NewMessage {
+    NewMessage {
+        to: vec![referrer.clone()],
+        subject: format!("Case moved to {} on {}", to.plan.title, local(to.starts_at)),
+        body: format!(
+            "{why}\n\nYour case (reference {case_id}) was on {} on {} and is now booked for {} on {} (UK time).\n\n\
+             This email contains no patient details. Sign in to MDT Coordinator to see the case.\n",
+            from.plan.title,
+            local(from.starts_at),
+            to.plan.title,
+            local(to.starts_at),
+        ),
+        calendar: None,
+    }
+}
+
+/// To the referrer when their session is cancelled and no later session could take the
+/// case.
+pub fn rebooking_needed(
+    referrer: &EmailAddress,
+    case_id: uuid::Uuid,
+    session: &Session,
+) -> NewMessage {
+    NewMessage {
+        to: vec![referrer.clone()],
+        subject: format!("Session cancelled: {} on {} - please rebook", session.plan.title, local(session.starts_at)),
+        body: format!(
+            "{} on {} (UK time) has been cancelled and no later session in the series had room for your case \
+             (reference {case_id}). Please book it into another session.\n\n\
+             This email contains no patient details. Sign in to MDT Coordinator to see the case.\n",
+            session.plan.title,
+            local(session.starts_at),
+        ),
+        calendar: None,
+    }
+}

@@ -208,6 +208,64 @@ pub async fn mine(
     Ok(HttpResponse::Ok().json(views))
 }
 
+#[derive(Deserialize)]
+pub struct MoveRequest {
+    session_id: Uuid,
+}
+
+/// `POST /api/cases/{id}/move {session_id}`: the referrer or a coordinator moves (defers) a
+/// case that has not been discussed to another session, re-checking capacity and cut-off.
+/// The old booking stays as history; the referrer is told.
+pub async fn move_case(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<MoveRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, _) = visible_case(&state, &caller, *id).await?;
+    if !may_withdraw(&caller, &case) {
+        return Err(ApiError::forbidden(
+            "only the referrer or a coordinator may move a case",
+        ));
+    }
+    let from = state
+        .store
+        .session(case.session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such case"))?;
+    let to = state
+        .store
+        .session(body.session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    may_book_into(&caller, &to)?;
+    let referrer = state
+        .store
+        .user(case.referrer_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such case"))?;
+    let new_id = Uuid::new_v4();
+    let notice = templates::case_moved(
+        &referrer.email,
+        new_id,
+        &from,
+        &to,
+        "Your case has been moved.",
+    );
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("case_moved", "case")
+        .actor(caller.id)
+        .from_addr(addr)
+        .details(serde_json::json!({ "from_case": case.id }));
+    let moved = state
+        .store
+        .move_case(case.id, to.id, new_id, event, vec![notice], Utc::now())
+        .await?;
+    state.mail_wake.notify_one();
+    Ok(HttpResponse::Ok().json(CaseView::of(&moved, true, 0, Utc::now().date_naive())))
+}
+
 /// `DELETE /api/cases/{id}`: the referrer or a coordinator withdraws a case that has not
 /// been discussed; its slot is freed.
 pub async fn withdraw(

@@ -50,6 +50,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .get(attachments::list),
                 )
                 .service(resource("/attachments/{id}").get(attachments::download))
+                .service(resource("/cases/{id}/move").post(cases::move_case))
+                .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
+                .service(resource("/sessions/{id}/cancel").post(sessions::cancel))
                 .default_service(web::to(not_found)),
         )
         .service(

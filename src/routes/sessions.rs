@@ -309,6 +309,108 @@ pub async fn publish(
 }
 
 #[derive(Deserialize)]
+pub struct Reorder {
+    case_ids: Vec<Uuid>,
+}
+
+/// `PUT /api/sessions/{id}/agenda {case_ids}`: the chair or a coordinator sets the order,
+/// before or during the meeting.
+pub async fn reorder(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<Reorder>,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .store
+        .session(*id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    if caller.role != Role::Coordinator && caller.id != session.plan.chair_id {
+        return Err(ApiError::forbidden(
+            "only the chair or a coordinator may reorder the agenda",
+        ));
+    }
+    use crate::domain::SessionState::{Live, Published, Scheduled};
+    if !matches!(session.state, Scheduled | Published | Live) {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!(
+                "the agenda of a {} session cannot change",
+                session.state.as_str()
+            ),
+        ));
+    }
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("agenda_reordered", "session")
+        .actor(caller.id)
+        .from_addr(addr);
+    let cases = state
+        .store
+        .reorder_agenda(session.id, &body.case_ids, event)
+        .await?;
+    let today = Utc::now().date_naive();
+    let agenda: Vec<CaseView> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CaseView::of(c, true, i + 1, today))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "session": SessionOut::from(&session), "agenda": agenda })))
+}
+
+/// `POST /api/sessions/{id}/cancel` (coordinator): each case moves to the next session of
+/// the series with room, or is flagged for rebooking; every referrer is told.
+pub async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let emails: std::collections::HashMap<UserId, crate::domain::EmailAddress> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect();
+    let session = state
+        .store
+        .session(*id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let cancelled_session = session.clone();
+    let notice = move |case: &crate::domain::Case, to: Option<&Session>| {
+        let referrer = emails.get(&case.referrer_id)?;
+        Some(match to {
+            Some(next) => templates::case_moved(
+                referrer,
+                case.id,
+                &cancelled_session,
+                next,
+                "The session your case was booked into has been cancelled.",
+            ),
+            None => templates::rebooking_needed(referrer, case.id, &cancelled_session),
+        })
+    };
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let event = NewAuditEvent::new("session_cancelled", "session")
+        .actor(caller.id)
+        .from_addr(addr);
+    let report = state
+        .store
+        .cancel_session(session.id, event, &notice, Utc::now())
+        .await?;
+    state.mail_wake.notify_one();
+    Ok(HttpResponse::Ok().json(json!({
+        "session": SessionOut::from(&report.session),
+        "moved": report.moved.iter().map(|(old, new)| json!({ "case_id": old, "new_case_id": new.id, "session_id": new.session_id })).collect::<Vec<_>>(),
+        "needs_rebooking": report.flagged,
+    })))
+}
+
+#[derive(Deserialize)]
 pub struct NewSpecialty {
     slug: String,
     name: String,

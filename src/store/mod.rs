@@ -245,6 +245,36 @@ pub trait Store: Send + Sync + 'static {
     /// Every message in the outbox, oldest first (operations and tests).
     async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>, StoreError>;
 
+    /// Sets the agenda order; `case_ids` must be exactly the cases now on the agenda
+    /// (`409 agenda_changed` otherwise).
+    async fn reorder_agenda(
+        &self,
+        session_id: Uuid,
+        case_ids: &[Uuid],
+        audit: NewAuditEvent,
+    ) -> Result<Vec<Case>, StoreError>;
+    /// Moves a case that has not been discussed into another bookable session with room:
+    /// the old row stays as history (`deferred`), a new row (`new_id`) is booked.
+    async fn move_case(
+        &self,
+        id: Uuid,
+        target: Uuid,
+        new_id: Uuid,
+        audit: NewAuditEvent,
+        mail: Vec<NewMessage>,
+        now: DateTime<Utc>,
+    ) -> Result<Case, StoreError>;
+    /// Cancels a scheduled or published session. Each case on it moves to the next
+    /// session of its series with room, or is flagged for rebooking; `notice` renders the
+    /// message to each referrer, queued in the same transaction.
+    async fn cancel_session(
+        &self,
+        id: Uuid,
+        audit: NewAuditEvent,
+        notice: CancelNotice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Cancelled, StoreError>;
+
     /// Withdraws a case that has not been discussed and frees its slot, with `audit`,
     /// atomically.
     async fn withdraw_case(&self, id: Uuid, audit: NewAuditEvent) -> Result<Case, StoreError>;
@@ -370,6 +400,18 @@ impl SessionColumns {
 
 /// Checks, before any write, whether a case may be booked into `session` now.
 pub(crate) fn check_bookable(session: &Session, now: DateTime<Utc>) -> Result<(), StoreError> {
+    check_takes_bookings(session)?;
+    if now >= session.booking_closes_at() {
+        return Err(StoreError::conflict(
+            "booking_closed",
+            "bookings for this session closed at its cut-off",
+        ));
+    }
+    Ok(())
+}
+
+/// Only scheduled and published sessions take cases.
+pub(crate) fn check_takes_bookings(session: &Session) -> Result<(), StoreError> {
     use crate::domain::SessionState;
     if !matches!(
         session.state,
@@ -381,12 +423,6 @@ pub(crate) fn check_bookable(session: &Session, now: DateTime<Utc>) -> Result<()
                 "the session is {} and takes no bookings",
                 session.state.as_str()
             ),
-        ));
-    }
-    if now >= session.booking_closes_at() {
-        return Err(StoreError::conflict(
-            "booking_closed",
-            "bookings for this session closed at its cut-off",
         ));
     }
     Ok(())
@@ -410,6 +446,8 @@ pub(crate) struct CaseColumns {
     pub free_text_identifies_patient: bool,
     pub state: String,
     pub booked_at: DateTime<Utc>,
+    pub moved_from: Option<Uuid>,
+    pub needs_rebooking: bool,
 }
 
 impl CaseColumns {
@@ -442,6 +480,8 @@ impl CaseColumns {
             state: CaseState::parse(&self.state)
                 .ok_or_else(|| StoreError::corrupt("cases.state"))?,
             booked_at: self.booked_at,
+            moved_from: self.moved_from,
+            needs_rebooking: self.needs_rebooking,
         })
     }
 }
@@ -460,14 +500,50 @@ pub(crate) fn booked_case(case: &NewCase, now: DateTime<Utc>) -> Case {
         free_text_identifies_patient: case.free_text_identifies_patient,
         state: crate::domain::CaseState::Booked,
         booked_at: now,
+        moved_from: None,
+        needs_rebooking: false,
     }
+}
+
+/// Builds the messages for the cases a cancellation moved (`Some(new session)`) or
+/// flagged for rebooking (`None`); called inside the cancelling transaction.
+pub type CancelNotice<'a> =
+    &'a (dyn Fn(&Case, Option<&Session>) -> Option<NewMessage> + Send + Sync);
+
+/// What cancelling a session did.
+#[derive(Clone, Debug)]
+pub struct Cancelled {
+    pub session: Session,
+    /// (old case id, new case) for each case moved to the next session of the series.
+    pub moved: Vec<(Uuid, Case)>,
+    /// Cases left for the referrer to rebook.
+    pub flagged: Vec<Uuid>,
 }
 
 pub(crate) fn not_withdrawable(case: &Case) -> StoreError {
     StoreError::conflict(
         "invalid_state",
-        format!("a case that is {} cannot be withdrawn", case.state.as_str()),
+        format!(
+            "a case that is {} cannot be withdrawn or moved",
+            case.state.as_str()
+        ),
     )
+}
+
+/// Checks a proposed agenda order names exactly the cases on the agenda.
+pub(crate) fn check_same_cases(current: &[Case], proposed: &[Uuid]) -> Result<(), StoreError> {
+    let mut a: Vec<Uuid> = current.iter().map(|c| c.id).collect();
+    let mut b = proposed.to_vec();
+    a.sort();
+    b.sort();
+    if a == b {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(
+            "agenda_changed",
+            "the order must list exactly the cases now on the agenda; reload and try again",
+        ))
+    }
 }
 
 pub(crate) fn session_full() -> StoreError {

@@ -122,6 +122,8 @@ impl PgStore {
             free_text_identifies_patient: row.try_get("free_text_identifies_patient")?,
             state: row.try_get("state")?,
             booked_at: row.try_get("booked_at")?,
+            moved_from: row.try_get("moved_from")?,
+            needs_rebooking: row.try_get("needs_rebooking")?,
         }
         .decode()
     }
@@ -519,48 +521,9 @@ impl Store for PgStore {
             });
         }
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 FOR UPDATE")
-            .bind(case.session_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        check_bookable(&Self::session_from(&row)?, now)?;
-        let taken = sqlx::query(
-            "UPDATE sessions SET booked = booked + 1 WHERE id = $1 AND booked < case_capacity",
-        )
-        .bind(case.session_id)
-        .execute(&mut *tx)
-        .await?;
-        if taken.rows_affected() != 1 {
-            return Err(session_full());
-        }
-        let id = case.id;
-        let p = &case.patient;
-        let inserted = sqlx::query(
-            "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, date_of_birth, \
-             sex, gp_practice_code, clinical_question, history, urgency, body_site, state, booked_at, \
-             free_text_identifies_patient, idempotency_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'booked', $14, $15, $16)",
-        )
-        .bind(id)
-        .bind(case.session_id)
-        .bind(case.referrer_id.0)
-        .bind(p.nhs_number.as_str())
-        .bind(p.given_name.as_str())
-        .bind(p.family_name.as_str())
-        .bind::<NaiveDate>(p.date_of_birth)
-        .bind(p.sex.as_str())
-        .bind(p.gp_practice_code.as_str())
-        .bind(case.clinical_question.as_str())
-        .bind(case.history.as_str())
-        .bind(case.urgency.as_str())
-        .bind(case.body_site.as_str())
-        .bind(now)
-        .bind(case.free_text_identifies_patient)
-        .bind(&case.idempotency_key)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
+        take_slot(&mut tx, case.session_id, now, true).await?;
+        let booked = booked_case(&case, now);
+        match insert_case_row(&mut tx, &booked, case.idempotency_key.as_deref()).await {
             Err(e) if is_unique_violation(&e, "idempotency") => {
                 // A concurrent retry with the same key won the race: answer with its booking.
                 drop(tx);
@@ -578,15 +541,180 @@ impl Store for PgStore {
             }
             other => other?,
         };
-        append_audit_in(&mut tx, audit.record(id)).await?;
+        append_audit_in(&mut tx, audit.record(booked.id)).await?;
         for message in &mail {
             enqueue_in(&mut tx, message, now).await?;
         }
         tx.commit().await?;
         Ok(Booked {
-            case: booked_case(&case, now),
+            case: booked,
             replayed: false,
         })
+    }
+
+    async fn reorder_agenda(
+        &self,
+        session_id: Uuid,
+        case_ids: &[Uuid],
+        audit: NewAuditEvent,
+    ) -> Result<Vec<Case>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(session_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        let rows = sqlx::query(
+            "SELECT * FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred')",
+        )
+        .bind(session_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let current: Vec<Case> = rows.iter().map(Self::case_from).collect::<Result<_, _>>()?;
+        check_same_cases(&current, case_ids)?;
+        for (position, id) in case_ids.iter().enumerate() {
+            sqlx::query("UPDATE cases SET agenda_position = $1 WHERE id = $2")
+                .bind(i32::try_from(position + 1).unwrap_or(i32::MAX))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append_audit_in(&mut tx, audit.record(session_id)).await?;
+        tx.commit().await?;
+        self.session_cases(session_id).await
+    }
+
+    async fn move_case(
+        &self,
+        id: Uuid,
+        target: Uuid,
+        new_id: Uuid,
+        audit: NewAuditEvent,
+        mail: Vec<NewMessage>,
+        now: DateTime<Utc>,
+    ) -> Result<Case, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("case"))?;
+        let case = Self::case_from(&row)?;
+        if !case.state.withdrawable() {
+            return Err(not_withdrawable(&case));
+        }
+        if case.session_id == target {
+            return Err(StoreError::conflict(
+                "same_session",
+                "the case is already in that session",
+            ));
+        }
+        take_slot(&mut tx, target, now, true).await?;
+        let moved = case.moved_to(new_id, target, now);
+        if patient_already_in(&mut tx, &case, target).await? {
+            return Err(duplicate_case());
+        }
+        insert_case_row(&mut tx, &moved, None).await?;
+        release_case(&mut tx, &case, false).await?;
+        append_audit_in(&mut tx, audit.record(new_id)).await?;
+        for message in &mail {
+            enqueue_in(&mut tx, message, now).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn cancel_session(
+        &self,
+        id: Uuid,
+        audit: NewAuditEvent,
+        notice: CancelNotice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Cancelled, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        let mut session = Self::session_from(&row)?;
+        check_takes_bookings(&session).map_err(|_| {
+            StoreError::conflict(
+                "invalid_state",
+                format!("a {} session cannot be cancelled", session.state.as_str()),
+            )
+        })?;
+        sqlx::query("UPDATE sessions SET state = 'cancelled' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        session.state = crate::domain::SessionState::Cancelled;
+        let rows = sqlx::query(
+            "SELECT * FROM cases WHERE session_id = $1 AND state IN ('booked', 'listed') \
+             ORDER BY CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let cases: Vec<Case> = rows.iter().map(Self::case_from).collect::<Result<_, _>>()?;
+        let later: Vec<Session> = match session.series_id {
+            None => Vec::new(),
+            Some(series) => {
+                let rows = sqlx::query(
+                    "SELECT * FROM sessions WHERE series_id = $1 AND starts_at > $2 \
+                     AND state IN ('scheduled', 'published') ORDER BY starts_at",
+                )
+                .bind(series)
+                .bind(session.starts_at)
+                .fetch_all(&mut *tx)
+                .await?;
+                rows.iter()
+                    .map(Self::session_from)
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let mut report = Cancelled {
+            session: session.clone(),
+            moved: Vec::new(),
+            flagged: Vec::new(),
+        };
+        for case in &cases {
+            let mut destination = None;
+            for candidate in &later {
+                if patient_already_in(&mut tx, case, candidate.id).await? {
+                    continue;
+                }
+                match take_slot(&mut tx, candidate.id, now, false).await {
+                    Ok(s) => {
+                        destination = Some(s);
+                        break;
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let message = match &destination {
+                Some(target) => {
+                    let moved = case.moved_to(Uuid::new_v4(), target.id, now);
+                    insert_case_row(&mut tx, &moved, None).await?;
+                    release_case(&mut tx, case, false).await?;
+                    report.moved.push((case.id, moved));
+                    notice(case, Some(target))
+                }
+                None => {
+                    release_case(&mut tx, case, true).await?;
+                    report.flagged.push(case.id);
+                    notice(case, None)
+                }
+            };
+            if let Some(message) = message {
+                enqueue_in(&mut tx, &message, now).await?;
+            }
+        }
+        append_audit_in(&mut tx, audit.record(id)).await?;
+        tx.commit().await?;
+        report.session.booked = 0;
+        Ok(report)
     }
 
     async fn case(&self, id: Uuid) -> Result<Option<Case>, StoreError> {
@@ -600,7 +728,7 @@ impl Store for PgStore {
     async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred') \
-             ORDER BY CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id",
+             ORDER BY COALESCE(agenda_position, 2147483647), CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id",
         )
         .bind(session_id)
         .fetch_all(&self.pool)
@@ -900,4 +1028,107 @@ async fn enqueue_in(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Locks `session_id`, checks it takes bookings (and, with `enforce_cutoff`, that its
+/// cut-off has not passed), and takes one slot with the conditional update that can never
+/// over-book; `409 session_full` when there is no room.
+async fn take_slot(
+    tx: &mut Transaction<'static, Postgres>,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+    enforce_cutoff: bool,
+) -> Result<Session, StoreError> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 FOR UPDATE")
+        .bind(session_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("session"))?;
+    let session = PgStore::session_from(&row)?;
+    if enforce_cutoff {
+        check_bookable(&session, now)?;
+    } else {
+        check_takes_bookings(&session)?;
+    }
+    let taken = sqlx::query(
+        "UPDATE sessions SET booked = booked + 1 WHERE id = $1 AND booked < case_capacity",
+    )
+    .bind(session_id)
+    .execute(&mut **tx)
+    .await?;
+    if taken.rows_affected() != 1 {
+        return Err(session_full());
+    }
+    Ok(session)
+}
+
+/// Whether the patient of `case` already holds a slot in `session_id`.
+async fn patient_already_in(
+    tx: &mut Transaction<'static, Postgres>,
+    case: &Case,
+    session_id: Uuid,
+) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE session_id = $1 AND nhs_number = $2 AND state NOT IN ('withdrawn', 'deferred')",
+    )
+    .bind(session_id)
+    .bind(case.patient.nhs_number.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Marks `case` deferred (optionally flagged for rebooking) and frees its slot.
+async fn release_case(
+    tx: &mut Transaction<'static, Postgres>,
+    case: &Case,
+    needs_rebooking: bool,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET state = 'deferred', needs_rebooking = $1 WHERE id = $2")
+        .bind(needs_rebooking)
+        .bind(case.id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE sessions SET booked = booked - 1 WHERE id = $1")
+        .bind(case.session_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a case row; a second active booking of the patient in the session is
+/// `409 duplicate_case`. Other unique violations (the idempotency key) are returned raw.
+async fn insert_case_row(
+    tx: &mut Transaction<'static, Postgres>,
+    case: &Case,
+    idempotency_key: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let p = &case.patient;
+    let inserted = sqlx::query(
+        "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, date_of_birth, \
+         sex, gp_practice_code, clinical_question, history, urgency, body_site, state, booked_at, \
+         free_text_identifies_patient, idempotency_key, moved_from) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(case.id)
+    .bind(case.session_id)
+    .bind(case.referrer_id.0)
+    .bind(p.nhs_number.as_str())
+    .bind(p.given_name.as_str())
+    .bind(p.family_name.as_str())
+    .bind::<NaiveDate>(p.date_of_birth)
+    .bind(p.sex.as_str())
+    .bind(p.gp_practice_code.as_str())
+    .bind(case.clinical_question.as_str())
+    .bind(case.history.as_str())
+    .bind(case.urgency.as_str())
+    .bind(case.body_site.as_str())
+    .bind(case.state.as_str())
+    .bind(case.booked_at)
+    .bind(case.free_text_identifies_patient)
+    .bind(idempotency_key)
+    .bind(case.moved_from)
+    .execute(&mut **tx)
+    .await;
+    inserted.map(|_| ())
 }
