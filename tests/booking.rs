@@ -935,6 +935,37 @@ async fn the_chair_reorders_the_agenda(backend: Backend) {
     assert_eq!(now[..3], order[..]);
 }
 
+/// SQLite with another writer holding the lock: the booking waits (busy timeout, then a
+/// bounded retry) and answers `503` with `Retry-After`, never a 500, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lock_contention_is_a_503_with_retry_after() {
+    use sqlx::{Connection, Executor};
+    let c = Clinic::open_with(Backend::Sqlite, |s| s.database.busy_timeout_ms = 100).await;
+    let session = c.session(24 * 7, 4, false).await;
+    let mut holder = sqlx::SqliteConnection::connect(&c.app.db.url)
+        .await
+        .unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let res = c.book(&c.physio, &session, booking("9434765919")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(code(res).await.1, "service_unavailable");
+    holder.execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        c.book(&c.physio, &session, booking("9434765919"))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let shown: Value = c
+        .get(&c.coordinator, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["session"]["booked"], 1);
+}
+
 // ---- attachments ----------------------------------------------------------------
 
 async fn upload(

@@ -143,7 +143,10 @@ impl TestApp {
         let db = TestDb::new(backend).await?;
         let mut settings = db.settings();
         tweak(&mut settings);
-        let app = Application::with_store(settings, db.store().await).expect("build app");
+        let store = store::connect(&settings.database)
+            .await
+            .expect("open test store");
+        let app = Application::with_store(settings, store).expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
