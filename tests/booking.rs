@@ -389,6 +389,13 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     let case: Value = res.json().await.unwrap();
     assert_eq!(case["patient"]["nhs_number"], "9434765919");
     assert_eq!(case["state"], "booked");
+    let agenda: Value = c
+        .get(&c.consultant, &format!("/api/sessions/{session}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agenda["agenda"][0]["id"], case["id"]);
     let (status, got, _) = code(c.book(&c.physio, &session, booking("9434765919")).await).await;
     assert_eq!(
         (status, got.as_str()),
@@ -476,16 +483,20 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     assert_eq!(mine[0]["state"], "withdrawn");
 
     let audit = c.app.state.store.audit_events().await.unwrap();
-    for action in [
-        "case_booked",
-        "case_read",
-        "cases_listed",
-        "case_withdrawn",
-        "agenda_read",
-    ] {
+    for action in ["case_booked", "case_read", "case_withdrawn"] {
         assert!(
             audit.iter().any(|e| e.action == action),
             "{action} not audited"
+        );
+    }
+    // Every way of reading a case leaves a row naming that case.
+    let case_id = case["id"].as_str().unwrap();
+    for via in ["case", "my_cases", "agenda"] {
+        assert!(
+            audit.iter().any(|e| e.action == "case_read"
+                && e.record_id.as_deref() == Some(case_id)
+                && e.details.contains(&format!("\"via\":\"{via}\""))),
+            "read via {via} not audited for the case"
         );
     }
     assert!(c.app.state.store.verify_audit().await.unwrap().is_intact());
@@ -529,6 +540,22 @@ async fn idempotent_retry_books_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(code(bad).await.1, "invalid_idempotency_key");
+    // The same key for a different booking is refused, not answered with the first one.
+    let reused = c
+        .app
+        .http
+        .post(c.app.url(&format!("/api/sessions/{session}/cases")))
+        .bearer_auth(&c.physio)
+        .header("Idempotency-Key", "booking-7f3a")
+        .json(&booking("9912003888"))
+        .send()
+        .await
+        .unwrap();
+    let (status, got, _) = code(reused).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
 }
 
 async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
@@ -734,6 +761,13 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
         .await
         .unwrap();
     let a_id = a["id"].as_str().unwrap();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    assert_eq!(
+        upload(&c, &c.physio, a_id, "mri.png", "image/png", png)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
     let res = c
         .post(
             &c.physio,
@@ -754,6 +788,16 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
         .await
         .unwrap();
     assert_eq!(old["state"], "deferred", "the old booking stays as history");
+    let files: Vec<Value> = c
+        .get(
+            &c.physio,
+            &format!("/api/cases/{}/attachments", moved["id"].as_str().unwrap()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1, "the moved case keeps its attachments");
     let moved_id = moved["id"].as_str().unwrap();
     let again = c
         .post(
@@ -1204,7 +1248,7 @@ fn delivered(dir: &std::path::Path) -> Vec<Delivered> {
 }
 
 /// Checks an invitation parses as iCalendar with METHOD:REQUEST and the session's UID.
-fn check_invitation(ics: &str, session: &str) {
+fn check_invitation(ics: &str, session: &str, attendee: &str) {
     use icalendar::Component;
     let calendar: icalendar::Calendar = ics.parse().expect("the .ics part parses");
     assert_eq!(calendar.property_value("METHOD"), Some("REQUEST"), "{ics}");
@@ -1218,7 +1262,10 @@ fn check_invitation(ics: &str, session: &str) {
         Some(format!("session-{session}@mdt-coordinator").as_str())
     );
     assert!(event.get_start().is_some() && event.get_end().is_some());
-    assert!(ics.contains("ATTENDEE:mailto:chair@example.org"), "{ics}");
+    assert!(
+        ics.contains(&format!("ATTENDEE:mailto:{attendee}")),
+        "{ics}"
+    );
 }
 
 async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) {
@@ -1239,9 +1286,10 @@ async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) 
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let dir = c.app.db.dir.path().join("outbox");
-    let mail = eventually("two messages in the file outbox", async || {
+    // The confirmation, and one invitation each for the chair and the referrer.
+    let mail = eventually("three messages in the file outbox", async || {
         let m = delivered(&dir);
-        (m.len() == 2).then_some(m)
+        (m.len() == 3).then_some(m)
     })
     .await;
     let confirmation = mail
@@ -1253,15 +1301,25 @@ async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) 
         "{}",
         confirmation.to
     );
-    let agenda = mail
+    let mut invited: Vec<&str> = Vec::new();
+    for invitation in mail
         .iter()
-        .find(|m| m.subject.starts_with("Agenda published"))
-        .expect("agenda");
-    for who in ["chair@example.org", "physio@example.org"] {
-        assert!(agenda.to.contains(who), "{who} not invited: {}", agenda.to);
+        .filter(|m| m.subject.starts_with("Agenda published"))
+    {
+        assert!(
+            !invitation.to.contains(','),
+            "one recipient per invitation: {}",
+            invitation.to
+        );
+        check_invitation(
+            invitation.calendar.as_deref().expect("calendar part"),
+            &session,
+            &invitation.to,
+        );
+        invited.push(&invitation.to);
     }
-    assert!(!agenda.to.contains("spine@example.org") && !agenda.to.contains("trainee@example.org"));
-    check_invitation(agenda.calendar.as_deref().expect("calendar part"), &session);
+    invited.sort();
+    assert_eq!(invited, ["chair@example.org", "physio@example.org"]);
     for m in &mail {
         for secret in [
             "9434765919",
@@ -1380,17 +1438,25 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
 
     // The relay is back: the invitation is delivered.
     let _sink = start_sink(port, dir.path()).expect("SMTP sink restarts");
-    let all = eventually("the invitation after the relay returns", async || {
+    let all = eventually("the invitations after the relay returns", async || {
         let m = delivered(dir.path());
-        (m.len() == 2).then_some(m)
+        (m.len() == 3).then_some(m)
     })
     .await;
-    let agenda = all
+    let mut invited: Vec<&str> = Vec::new();
+    for invitation in all
         .iter()
-        .find(|m| m.subject.starts_with("Agenda published"))
-        .expect("agenda");
-    assert!(agenda.to.contains("chair@example.org") && agenda.to.contains("physio@example.org"));
-    check_invitation(agenda.calendar.as_deref().expect("calendar part"), &session);
+        .filter(|m| m.subject.starts_with("Agenda published"))
+    {
+        check_invitation(
+            invitation.calendar.as_deref().expect("calendar part"),
+            &session,
+            &invitation.to,
+        );
+        invited.push(&invitation.to);
+    }
+    invited.sort();
+    assert_eq!(invited, ["chair@example.org", "physio@example.org"]);
     // The relay has the message; the worker records the delivery just after.
     let store = c.app.state.store.clone();
     eventually("every message marked sent", async || {

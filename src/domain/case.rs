@@ -120,14 +120,59 @@ impl fmt::Debug for ClinicalText {
     }
 }
 
-/// The part of the body the case is about, e.g. `lower back`, `left knee`.
+/// The part of the body the case is about, from a fixed vocabulary (it is shown to
+/// trainees and named in emails, so it must never carry free text): an optional side
+/// (`left`, `right`, `bilateral`) and a region, e.g. `lower back`, `left knee`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct BodySite(String);
 
 impl BodySite {
+    pub const REGIONS: [&'static str; 22] = [
+        "neck",
+        "upper back",
+        "lower back",
+        "back",
+        "chest wall",
+        "shoulder",
+        "shoulders",
+        "elbow",
+        "wrist",
+        "hand",
+        "hands",
+        "hip",
+        "hips",
+        "knee",
+        "knees",
+        "ankle",
+        "foot",
+        "feet",
+        "jaw",
+        "pelvis",
+        "widespread",
+        "multiple sites",
+    ];
+    const SIDES: [&'static str; 3] = ["left", "right", "bilateral"];
+
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        bounded_text(raw, "body_site", 80, false).map(|s| Self(s.to_lowercase()))
+        let site = raw
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let region = Self::SIDES
+            .iter()
+            .find_map(|side| site.strip_prefix(side).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or(&site);
+        if Self::REGIONS.contains(&region) {
+            Ok(Self(site))
+        } else {
+            Err(ParseError::new(
+                "invalid_body_site",
+                "body_site",
+                "must be a body region such as lower back or left knee",
+            ))
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -18,9 +18,11 @@ use crate::config::{MailTransportKind, Settings};
 use crate::domain::OutboxMessage;
 use crate::store::DynStore;
 
-/// How many messages one pass claims.
-const BATCH: u32 = 20;
-/// How long a claimed message is reserved for this worker before others may retry it.
+/// How long one delivery may take (the SMTP timeout).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a claimed message is reserved for this worker: four times the longest a
+/// delivery can take, so no other worker sends it meanwhile. Messages are claimed one at
+/// a time, so a lease never waits behind other deliveries.
 const LEASE: chrono::Duration = chrono::Duration::seconds(120);
 
 enum Transport {
@@ -84,27 +86,41 @@ impl Mailer {
         }
     }
 
-    /// One pass over the due messages; returns how many were attempted.
+    /// Delivers due messages one claim at a time; returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
-        let now = Utc::now();
-        let due = self
-            .store
-            .claim_due_messages(now, now + LEASE, BATCH)
-            .await?;
-        for message in &due {
-            match self.send(message).await {
-                Ok(()) => self.store.message_sent(message.id, Utc::now()).await?,
+        let mut attempted = 0;
+        loop {
+            let now = Utc::now();
+            let Some(message) = self
+                .store
+                .claim_due_messages(now, now + LEASE, 1)
+                .await?
+                .pop()
+            else {
+                return Ok(attempted);
+            };
+            attempted += 1;
+            let outcome = match tokio::time::timeout(SEND_TIMEOUT, self.send(&message)).await {
+                Ok(result) => result,
+                Err(_) => Err("delivery timed out".to_string()),
+            };
+            let recorded = match outcome {
+                Ok(()) => self.store.message_sent(message.id, Utc::now()).await,
                 Err(error) => {
                     let wait = self.backoff(message.attempts);
                     tracing::warn!(message_id = %message.id, attempt = message.attempts + 1, %error, "delivery failed; will retry");
                     let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
                     self.store
                         .message_failed(message.id, &error, retry_at)
-                        .await?;
+                        .await
                 }
+            };
+            if let Err(e) = recorded {
+                // The lease keeps others off it; it is retried when the lease ends.
+                tracing::error!(message_id = %message.id, error = %e, "could not record the delivery outcome");
+                return Err(e);
             }
         }
-        Ok(due.len())
     }
 
     /// Exponential back-off from `retry_base`, capped at `retry_max`.

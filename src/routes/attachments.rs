@@ -8,27 +8,21 @@ use chrono::Utc;
 use futures_util::TryStreamExt;
 use uuid::Uuid;
 
-use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::access::AgendaAccess;
 use crate::auth::{client_addr, AuthUser};
 use crate::domain::attachment::clean_filename;
 use crate::domain::{Attachment, AttachmentKind, Case, NewAuditEvent, ParseError, User};
 use crate::error::ApiError;
+use crate::routes::cases::visible_case;
 use crate::routes::sessions::audit;
 use crate::startup::AppState;
 
 /// A case the caller may see with identifiers (attachments may carry identifiers, e.g.
 /// DICOM headers, so trainees never receive them); otherwise 404.
 async fn identified_case(state: &AppState, caller: &User, case_id: Uuid) -> Result<Case, ApiError> {
-    let hidden = || ApiError::not_found("not_found", "no such case");
-    let case = state.store.case(case_id).await?.ok_or_else(hidden)?;
-    let session = state
-        .store
-        .session(case.session_id)
-        .await?
-        .ok_or_else(hidden)?;
-    match case_access(caller, &case, &session) {
-        AgendaAccess::Full => Ok(case),
-        _ => Err(hidden()),
+    match visible_case(state, caller, case_id).await? {
+        (case, AgendaAccess::Full) => Ok(case),
+        _ => Err(ApiError::not_found("not_found", "no such case")),
     }
 }
 
@@ -77,10 +71,16 @@ pub async fn upload(
     payload: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let case = identified_case(&state, &caller, *case_id).await?;
+    if !case.state.holds_slot() {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!("a {} case takes no attachments", case.state.as_str()),
+        ));
+    }
     let (declared, filename, bytes) =
         read_file(payload, state.settings.data.attachment_max_bytes).await?;
     let kind = AttachmentKind::check(&declared, &bytes)?;
-    let sha256 = state.blobs.put(&bytes).await.map_err(ApiError::internal)?;
+    let (sha256, created) = state.blobs.put(&bytes).await.map_err(ApiError::internal)?;
     let attachment = Attachment {
         id: Uuid::new_v4(),
         case_id: case.id,
@@ -95,7 +95,14 @@ pub async fn upload(
     let event = NewAuditEvent::new("attachment_uploaded", "attachment")
         .actor(caller.id)
         .from_addr(addr);
-    state.store.add_attachment(&attachment, event).await?;
+    if let Err(e) = state.store.add_attachment(&attachment, event).await {
+        if created {
+            if let Err(io) = state.blobs.remove(&attachment.sha256).await {
+                tracing::warn!(error = %io, "could not remove the blob of a failed upload");
+            }
+        }
+        return Err(e.into());
+    }
     Ok(HttpResponse::Created().json(attachment))
 }
 

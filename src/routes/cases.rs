@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::sessions::audit;
+use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
 use crate::startup::AppState;
 
@@ -113,11 +113,7 @@ pub async fn book(
     session_id: web::Path<Uuid>,
     ApiJson(body): ApiJson<BookingRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .store
-        .session(*session_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let session = session_or_404(&state, *session_id).await?;
     may_book_into(&caller, &session)?;
     let mut case = parse_booking(body, session.id, &caller)?;
     case.idempotency_key = idempotency_key(&req)?;
@@ -131,6 +127,16 @@ pub async fn book(
         .book_case(case, event, vec![confirmation], Utc::now())
         .await?;
     state.mail_wake.notify_one();
+    if booked.replayed {
+        audit_case_reads(
+            &state,
+            &req,
+            &caller,
+            "idempotent_replay",
+            std::slice::from_ref(&booked.case),
+        )
+        .await?;
+    }
     let view = CaseView::of(&booked.case, true, 0, Utc::now().date_naive());
     let mut res = HttpResponse::Created();
     if booked.replayed {
@@ -141,7 +147,7 @@ pub async fn book(
 
 /// Loads a case and its session, or 404 when it does not exist or the caller may not
 /// see it (its existence is not revealed).
-async fn visible_case(
+pub(crate) async fn visible_case(
     state: &AppState,
     caller: &User,
     id: Uuid,
@@ -167,7 +173,7 @@ pub async fn show(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, access) = visible_case(&state, &caller, *id).await?;
-    audit(&state, &req, &caller, "case_read", case.id).await?;
+    audit_case_reads(&state, &req, &caller, "case", std::slice::from_ref(&case)).await?;
     let view = CaseView::of(
         &case,
         access == AgendaAccess::Full,
@@ -196,9 +202,7 @@ pub async fn mine(
         ));
     }
     let cases = state.store.referrer_cases(caller.id).await?;
-    if !cases.is_empty() {
-        audit(&state, &req, &caller, "cases_listed", caller.id).await?;
-    }
+    audit_case_reads(&state, &req, &caller, "my_cases", &cases).await?;
     let today = Utc::now().date_naive();
     let identified = caller.role.sees_identifiers();
     let views: Vec<CaseView> = cases
@@ -223,7 +227,7 @@ pub async fn move_case(
     id: web::Path<Uuid>,
     ApiJson(body): ApiJson<MoveRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (case, _) = visible_case(&state, &caller, *id).await?;
+    let (case, access) = visible_case(&state, &caller, *id).await?;
     if !may_withdraw(&caller, &case) {
         return Err(ApiError::forbidden(
             "only the referrer or a coordinator may move a case",
@@ -234,11 +238,7 @@ pub async fn move_case(
         .session(case.session_id)
         .await?
         .ok_or_else(|| ApiError::not_found("not_found", "no such case"))?;
-    let to = state
-        .store
-        .session(body.session_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let to = session_or_404(&state, body.session_id).await?;
     may_book_into(&caller, &to)?;
     let referrer = state
         .store
@@ -263,7 +263,12 @@ pub async fn move_case(
         .move_case(case.id, to.id, new_id, event, vec![notice], Utc::now())
         .await?;
     state.mail_wake.notify_one();
-    Ok(HttpResponse::Ok().json(CaseView::of(&moved, true, 0, Utc::now().date_naive())))
+    Ok(HttpResponse::Ok().json(CaseView::of(
+        &moved,
+        access == AgendaAccess::Full,
+        0,
+        Utc::now().date_naive(),
+    )))
 }
 
 /// `DELETE /api/cases/{id}`: the referrer or a coordinator withdraws a case that has not
@@ -274,7 +279,7 @@ pub async fn withdraw(
     AuthUser(caller): AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (case, _) = visible_case(&state, &caller, *id).await?;
+    let (case, access) = visible_case(&state, &caller, *id).await?;
     if !may_withdraw(&caller, &case) {
         return Err(ApiError::forbidden(
             "only the referrer or a coordinator may withdraw a case",
@@ -285,5 +290,10 @@ pub async fn withdraw(
         .actor(caller.id)
         .from_addr(addr);
     let case = state.store.withdraw_case(case.id, event).await?;
-    Ok(HttpResponse::Ok().json(CaseView::of(&case, true, 0, Utc::now().date_naive())))
+    Ok(HttpResponse::Ok().json(CaseView::of(
+        &case,
+        access == AgendaAccess::Full,
+        0,
+        Utc::now().date_naive(),
+    )))
 }

@@ -225,11 +225,7 @@ pub async fn show(
     AuthUser(caller): AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .store
-        .session(*id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let session = session_or_404(&state, *id).await?;
     let cases = state.store.session_cases(session.id).await?;
     let booked_into = cases.iter().any(|c| c.referrer_id == caller.id);
     let access = agenda_access(&caller, &session, booked_into);
@@ -244,8 +240,8 @@ pub async fn show(
                 .collect(),
         ),
     };
-    if agenda.as_ref().is_some_and(|a| !a.is_empty()) {
-        audit(&state, &req, &caller, "agenda_read", session.id).await?;
+    if agenda.is_some() {
+        audit_case_reads(&state, &req, &caller, "agenda", &cases).await?;
     }
     Ok(HttpResponse::Ok().json(json!({ "session": SessionOut::from(&session), "agenda": agenda })))
 }
@@ -260,11 +256,7 @@ pub async fn publish(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
-    let session = state
-        .store
-        .session(*id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let session = session_or_404(&state, *id).await?;
     let cases = state.store.session_cases(session.id).await?;
     let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
     let mut invitees: Vec<crate::domain::EmailAddress> = state
@@ -295,14 +287,19 @@ pub async fn publish(
             .trim_end_matches('>'),
     )
     .unwrap_or_else(|_| caller.email.clone());
-    let invitation = templates::agenda_published(&session, cases.len(), &organizer, invitees);
+    // One message per invitee: a refused address delays nobody else, and nobody sees
+    // the other invitees' addresses.
+    let invitations: Vec<_> = invitees
+        .into_iter()
+        .map(|to| templates::agenda_published(&session, cases.len(), &organizer, vec![to]))
+        .collect();
     let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
     let event = NewAuditEvent::new("session_published", "session")
         .actor(caller.id)
         .from_addr(addr);
     let session = state
         .store
-        .publish_session(session.id, event, vec![invitation])
+        .publish_session(session.id, event, invitations)
         .await?;
     state.mail_wake.notify_one();
     Ok(HttpResponse::Ok().json(SessionOut::from(&session)))
@@ -322,11 +319,7 @@ pub async fn reorder(
     id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reorder>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .store
-        .session(*id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let session = session_or_404(&state, *id).await?;
     if caller.role != Role::Coordinator && caller.id != session.plan.chair_id {
         return Err(ApiError::forbidden(
             "only the chair or a coordinator may reorder the agenda",
@@ -375,18 +368,14 @@ pub async fn cancel(
         .into_iter()
         .map(|u| (u.id, u.email))
         .collect();
-    let session = state
-        .store
-        .session(*id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))?;
+    let session = session_or_404(&state, *id).await?;
     let cancelled_session = session.clone();
-    let notice = move |case: &crate::domain::Case, to: Option<&Session>| {
+    let notice = move |case: &crate::domain::Case, to: Option<(&crate::domain::Case, &Session)>| {
         let referrer = emails.get(&case.referrer_id)?;
         Some(match to {
-            Some(next) => templates::case_moved(
+            Some((moved, next)) => templates::case_moved(
                 referrer,
-                case.id,
+                moved.id,
                 &cancelled_session,
                 next,
                 "The session your case was booked into has been cancelled.",
@@ -437,6 +426,39 @@ pub async fn add_specialty(
     state.store.add_specialty(&slug, &name).await?;
     audit(&state, &req, &caller, "specialty_added", &slug).await?;
     Ok(HttpResponse::Created().json(json!({ "slug": slug, "name": name })))
+}
+
+/// The session, or `404 not_found`.
+pub(crate) async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiError> {
+    state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))
+}
+
+/// Audits a response that shows `cases`: one `case_read` row per case, naming how it
+/// was reached, so every read of a patient's record can be traced.
+pub(crate) async fn audit_case_reads(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &crate::domain::User,
+    via: &str,
+    cases: &[crate::domain::Case],
+) -> Result<(), ApiError> {
+    let addr = client_addr(req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let events = cases
+        .iter()
+        .map(|c| {
+            NewAuditEvent::new("case_read", "case")
+                .actor(caller.id)
+                .record(c.id)
+                .from_addr(addr.clone())
+                .details(json!({ "via": via, "session": c.session_id }))
+        })
+        .collect();
+    state.store.append_audits(events).await?;
+    Ok(())
 }
 
 /// Appends an audit event for an action by `caller` on `record`.

@@ -168,6 +168,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends one event to the hash chain (serialised so the chain has no forks).
     async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError>;
+    /// Appends several events in one transaction (e.g. one per case a response shows).
+    async fn append_audits(&self, events: Vec<NewAuditEvent>) -> Result<(), StoreError>;
     /// All audit events in chain order.
     async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError>;
     /// Walks the chain and reports the first row that does not match.
@@ -486,6 +488,25 @@ impl CaseColumns {
     }
 }
 
+/// A stored booking found under the request's idempotency key is the answer only if the
+/// request is the same booking (same session and patient); otherwise the key was reused.
+pub(crate) fn replay_of(existing: Case, request: &NewCase) -> Result<Booked, StoreError> {
+    if existing.session_id == request.session_id
+        && existing.patient.nhs_number == request.patient.nhs_number
+    {
+        Ok(Booked {
+            case: existing,
+            replayed: true,
+        })
+    } else {
+        Err(StoreError::Invalid(ParseError::new(
+            "idempotency_key_reused",
+            "Idempotency-Key",
+            "this key was used for a different booking",
+        )))
+    }
+}
+
 /// The case a new booking creates, before it is stored.
 pub(crate) fn booked_case(case: &NewCase, now: DateTime<Utc>) -> Case {
     Case {
@@ -505,10 +526,10 @@ pub(crate) fn booked_case(case: &NewCase, now: DateTime<Utc>) -> Case {
     }
 }
 
-/// Builds the messages for the cases a cancellation moved (`Some(new session)`) or
-/// flagged for rebooking (`None`); called inside the cancelling transaction.
+/// Builds the message for each case a cancellation moved (`Some((new case, its
+/// session))`) or flagged for rebooking (`None`); called inside the cancelling transaction.
 pub type CancelNotice<'a> =
-    &'a (dyn Fn(&Case, Option<&Session>) -> Option<NewMessage> + Send + Sync);
+    &'a (dyn Fn(&Case, Option<(&Case, &Session)>) -> Option<NewMessage> + Send + Sync);
 
 /// What cancelling a session did.
 #[derive(Clone, Debug)]

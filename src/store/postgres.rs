@@ -429,6 +429,18 @@ impl Store for PgStore {
         Ok(stored)
     }
 
+    async fn append_audits(&self, events: Vec<NewAuditEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for event in events {
+            append_audit_in(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query("SELECT * FROM audit_events ORDER BY seq")
             .fetch_all(&self.pool)
@@ -515,10 +527,7 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Booked, StoreError> {
         if let Some(existing) = self.idempotent_case(&case).await? {
-            return Ok(Booked {
-                case: existing,
-                replayed: true,
-            });
+            return replay_of(existing, &case);
         }
         let mut tx = self.write_tx().await?;
         take_slot(&mut tx, case.session_id, now, true).await?;
@@ -531,10 +540,7 @@ impl Store for PgStore {
                     .idempotent_case(&case)
                     .await?
                     .ok_or(StoreError::NotFound("case"))?;
-                return Ok(Booked {
-                    case: existing,
-                    replayed: true,
-                });
+                return replay_of(existing, &case);
             }
             Err(e) if is_unique_violation(&e, "cases_patient_once_per_session") => {
                 return Err(duplicate_case())
@@ -594,6 +600,8 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Case, StoreError> {
         let mut tx = self.write_tx().await?;
+        let source = case_session(&mut tx, id).await?;
+        lock_sessions(&mut tx, &[source, target]).await?;
         let row = sqlx::query("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -615,6 +623,7 @@ impl Store for PgStore {
             return Err(duplicate_case());
         }
         insert_case_row(&mut tx, &moved, None).await?;
+        copy_attachments(&mut tx, case.id, moved.id).await?;
         release_case(&mut tx, &case, false).await?;
         append_audit_in(&mut tx, audit.record(new_id)).await?;
         for message in &mail {
@@ -673,6 +682,9 @@ impl Store for PgStore {
                     .collect::<Result<_, _>>()?
             }
         };
+        let mut involved: Vec<Uuid> = later.iter().map(|s| s.id).collect();
+        involved.push(id);
+        lock_sessions(&mut tx, &involved).await?;
         let mut report = Cancelled {
             session: session.clone(),
             moved: Vec::new(),
@@ -684,7 +696,7 @@ impl Store for PgStore {
                 if patient_already_in(&mut tx, case, candidate.id).await? {
                     continue;
                 }
-                match take_slot(&mut tx, candidate.id, now, false).await {
+                match take_slot(&mut tx, candidate.id, now, true).await {
                     Ok(s) => {
                         destination = Some(s);
                         break;
@@ -697,9 +709,11 @@ impl Store for PgStore {
                 Some(target) => {
                     let moved = case.moved_to(Uuid::new_v4(), target.id, now);
                     insert_case_row(&mut tx, &moved, None).await?;
+                    copy_attachments(&mut tx, case.id, moved.id).await?;
                     release_case(&mut tx, case, false).await?;
+                    let message = notice(case, Some((&moved, target)));
                     report.moved.push((case.id, moved));
-                    notice(case, Some(target))
+                    message
                 }
                 None => {
                     release_case(&mut tx, case, true).await?;
@@ -747,6 +761,8 @@ impl Store for PgStore {
 
     async fn withdraw_case(&self, id: Uuid, audit: NewAuditEvent) -> Result<Case, StoreError> {
         let mut tx = self.write_tx().await?;
+        let session_id = case_session(&mut tx, id).await?;
+        lock_sessions(&mut tx, &[session_id]).await?;
         let row = sqlx::query("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -1131,4 +1147,61 @@ async fn insert_case_row(
     .execute(&mut **tx)
     .await;
     inserted.map(|_| ())
+}
+
+/// Locks sessions in id order (PostgreSQL), always before any case row, so concurrent
+/// bookings, moves, withdrawals and cancellations cannot deadlock.
+async fn lock_sessions(
+    tx: &mut Transaction<'static, Postgres>,
+    ids: &[Uuid],
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The session a case belongs to (a case row never changes session: moves add rows).
+async fn case_session(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+) -> Result<Uuid, StoreError> {
+    let session: Option<Uuid> = sqlx::query_scalar("SELECT session_id FROM cases WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    session.ok_or(StoreError::NotFound("case"))
+}
+
+/// Gives the moved case the attachments of the case it was moved from.
+async fn copy_attachments(
+    tx: &mut Transaction<'static, Postgres>,
+    from: Uuid,
+    to: Uuid,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT * FROM attachments WHERE case_id = $1")
+        .bind(from)
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in &rows {
+        let mut a = PgStore::attachment_from(row)?;
+        a.id = Uuid::new_v4();
+        a.case_id = to;
+        sqlx::query(
+            "INSERT INTO attachments (id, case_id, sha256, size, content_type, filename, uploaded_by, uploaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(a.id)
+        .bind(a.case_id)
+        .bind(&a.sha256)
+        .bind(i64::try_from(a.size).map_err(|_| StoreError::corrupt("attachment size"))?)
+        .bind(&a.content_type)
+        .bind(&a.filename)
+        .bind(a.uploaded_by.0)
+        .bind(a.uploaded_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
