@@ -475,6 +475,26 @@ mod view_tests {
     use super::*;
 
     #[test]
+    fn body_sites_come_from_the_vocabulary() {
+        assert_eq!(
+            BodySite::parse("Lower  Back").unwrap().as_str(),
+            "lower back"
+        );
+        assert_eq!(BodySite::parse("left knee").unwrap().as_str(), "left knee");
+        assert_eq!(
+            BodySite::parse("bilateral hands").unwrap().as_str(),
+            "bilateral hands"
+        );
+        for bad in ["knee - Mrs Smith", "left", "Mr Jones", "", "left left knee"] {
+            assert_eq!(
+                BodySite::parse(bad).unwrap_err().code,
+                "invalid_body_site",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn age_bands() {
         let on = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         assert_eq!(
