@@ -49,6 +49,26 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The client's address for audit rows (see [`crate::auth::client_addr`]).
+    pub fn client_addr(&self, req: &actix_web::HttpRequest) -> Option<String> {
+        crate::auth::client_addr(req, self.settings.http.trust_proxy_headers).map(|a| a.to_string())
+    }
+
+    /// An audit event for `action` by `actor`, from the request's client address.
+    pub fn audit_event(
+        &self,
+        req: &actix_web::HttpRequest,
+        actor: &crate::domain::User,
+        action: &str,
+        record_type: &str,
+    ) -> crate::domain::NewAuditEvent {
+        crate::domain::NewAuditEvent::new(action, record_type)
+            .actor(actor.id)
+            .from_addr(self.client_addr(req))
+    }
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,

@@ -9,9 +9,9 @@ use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
-use crate::auth::{client_addr, AuthUser};
+use crate::auth::AuthUser;
 use crate::domain::attachment::clean_filename;
-use crate::domain::{Attachment, AttachmentKind, Case, NewAuditEvent, ParseError, User};
+use crate::domain::{Attachment, AttachmentKind, Case, ParseError, User};
 use crate::error::ApiError;
 use crate::routes::cases::visible_case;
 use crate::routes::sessions::audit;
@@ -91,10 +91,7 @@ pub async fn upload(
         uploaded_by: caller.id,
         uploaded_at: Utc::now(),
     };
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("attachment_uploaded", "attachment")
-        .actor(caller.id)
-        .from_addr(addr);
+    let event = state.audit_event(&req, &caller, "attachment_uploaded", "attachment");
     if let Err(e) = state.store.add_attachment(&attachment, event).await {
         if created {
             if let Err(io) = state.blobs.remove(&attachment.sha256).await {

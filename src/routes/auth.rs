@@ -159,8 +159,7 @@ pub async fn refresh(
             )),
         },
         RefreshOutcome::Reused { user_id, family_id } => {
-            let addr =
-                client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+            let addr = state.client_addr(&req);
             state
                 .store
                 .append_audit(

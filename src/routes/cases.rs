@@ -7,11 +7,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::access::{case_access, may_book_into, may_withdraw, AgendaAccess};
-use crate::auth::{client_addr, AuthUser};
+use crate::auth::AuthUser;
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::{
-    BodySite, CaseView, ClinicalText, NewAuditEvent, NewCase, NhsNumber, OdsCode, ParseError,
-    PatientDetails, PersonName, Sex, Urgency, User,
+    BodySite, CaseView, ClinicalText, NewCase, NhsNumber, OdsCode, ParseError, PatientDetails,
+    PersonName, Sex, Urgency, User,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
@@ -117,10 +117,7 @@ pub async fn book(
     may_book_into(&caller, &session)?;
     let mut case = parse_booking(body, session.id, &caller)?;
     case.idempotency_key = idempotency_key(&req)?;
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("case_booked", "case")
-        .actor(caller.id)
-        .from_addr(addr);
+    let event = state.audit_event(&req, &caller, "case_booked", "case");
     let confirmation = templates::booking_confirmation(&caller.email, &session, &case);
     let booked = state
         .store
@@ -253,10 +250,8 @@ pub async fn move_case(
         &to,
         "Your case has been moved.",
     );
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("case_moved", "case")
-        .actor(caller.id)
-        .from_addr(addr)
+    let event = state
+        .audit_event(&req, &caller, "case_moved", "case")
         .details(serde_json::json!({ "from_case": case.id }));
     let moved = state
         .store
@@ -285,10 +280,7 @@ pub async fn withdraw(
             "only the referrer or a coordinator may withdraw a case",
         ));
     }
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("case_withdrawn", "case")
-        .actor(caller.id)
-        .from_addr(addr);
+    let event = state.audit_event(&req, &caller, "case_withdrawn", "case");
     let case = state.store.withdraw_case(case.id, event).await?;
     Ok(HttpResponse::Ok().json(CaseView::of(
         &case,

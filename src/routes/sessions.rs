@@ -8,10 +8,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, AgendaAccess};
-use crate::auth::{client_addr, require_role, AuthUser};
+use crate::auth::{require_role, AuthUser};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
-    CaseView, NewAuditEvent, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
+    CaseView, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
@@ -293,10 +293,7 @@ pub async fn publish(
         .into_iter()
         .map(|to| templates::agenda_published(&session, cases.len(), &organizer, vec![to]))
         .collect();
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("session_published", "session")
-        .actor(caller.id)
-        .from_addr(addr);
+    let event = state.audit_event(&req, &caller, "session_published", "session");
     let session = state
         .store
         .publish_session(session.id, event, invitations)
@@ -335,10 +332,7 @@ pub async fn reorder(
             ),
         ));
     }
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("agenda_reordered", "session")
-        .actor(caller.id)
-        .from_addr(addr);
+    let event = state.audit_event(&req, &caller, "agenda_reordered", "session");
     let cases = state
         .store
         .reorder_agenda(session.id, &body.case_ids, event)
@@ -383,10 +377,7 @@ pub async fn cancel(
             None => templates::rebooking_needed(referrer, case.id, &cancelled_session),
         })
     };
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
-    let event = NewAuditEvent::new("session_cancelled", "session")
-        .actor(caller.id)
-        .from_addr(addr);
+    let event = state.audit_event(&req, &caller, "session_cancelled", "session");
     let report = state
         .store
         .cancel_session(session.id, event, &notice, Utc::now())
@@ -446,14 +437,12 @@ pub(crate) async fn audit_case_reads(
     via: &str,
     cases: &[crate::domain::Case],
 ) -> Result<(), ApiError> {
-    let addr = client_addr(req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
     let events = cases
         .iter()
         .map(|c| {
-            NewAuditEvent::new("case_read", "case")
-                .actor(caller.id)
+            state
+                .audit_event(req, caller, "case_read", "case")
                 .record(c.id)
-                .from_addr(addr.clone())
                 .details(json!({ "via": via, "session": c.session_id }))
         })
         .collect();
@@ -469,16 +458,10 @@ pub(crate) async fn audit(
     action: &str,
     record: impl ToString,
 ) -> Result<(), ApiError> {
-    let addr = client_addr(req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
     let record_type = action.split('_').next().unwrap_or("record");
-    state
-        .store
-        .append_audit(
-            NewAuditEvent::new(action, record_type)
-                .actor(caller.id)
-                .record(record)
-                .from_addr(addr),
-        )
-        .await?;
+    let event = state
+        .audit_event(req, caller, action, record_type)
+        .record(record);
+    state.store.append_audit(event).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::auth::{client_addr, require_role, AuthUser};
+use crate::auth::{require_role, AuthUser};
 use crate::domain::{
     EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty, User,
     UserId,
@@ -94,7 +94,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let valid = ValidUser::try_from(body)?;
-    let addr = client_addr(&req, state.settings.http.trust_proxy_headers).map(|a| a.to_string());
+    let addr = state.client_addr(&req);
     let user = create_account(&state, valid, Some(caller.id), addr).await?;
     Ok(HttpResponse::Created().json(user))
 }

@@ -825,20 +825,7 @@ impl Store for SqliteStore {
 
     async fn add_attachment(&self, a: &Attachment, audit: NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO attachments (id, case_id, sha256, size, content_type, filename, uploaded_by, uploaded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.case_id.to_string())
-        .bind(&a.sha256)
-        .bind(i64::try_from(a.size).map_err(|_| StoreError::corrupt("attachment size"))?)
-        .bind(&a.content_type)
-        .bind(&a.filename)
-        .bind(a.uploaded_by.to_string())
-        .bind(a.uploaded_at)
-        .execute(&mut *tx)
-        .await?;
+        insert_attachment_row(&mut tx, a).await?;
         append_audit_in(&mut tx, audit.record(a.id)).await?;
         tx.commit().await?;
         Ok(())
@@ -1216,20 +1203,29 @@ async fn copy_attachments(
         let mut a = SqliteStore::attachment_from(row)?;
         a.id = Uuid::new_v4();
         a.case_id = to;
-        sqlx::query(
-            "INSERT INTO attachments (id, case_id, sha256, size, content_type, filename, uploaded_by, uploaded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.case_id.to_string())
-        .bind(&a.sha256)
-        .bind(i64::try_from(a.size).map_err(|_| StoreError::corrupt("attachment size"))?)
-        .bind(&a.content_type)
-        .bind(&a.filename)
-        .bind(a.uploaded_by.to_string())
-        .bind(a.uploaded_at)
-        .execute(&mut **tx)
-        .await?;
+        insert_attachment_row(tx, &a).await?;
     }
+    Ok(())
+}
+
+/// Inserts one attachment row inside the caller's transaction.
+async fn insert_attachment_row(
+    tx: &mut Transaction<'static, Sqlite>,
+    a: &Attachment,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO attachments (id, case_id, sha256, size, content_type, filename, uploaded_by, uploaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(a.id.to_string())
+    .bind(a.case_id.to_string())
+    .bind(&a.sha256)
+    .bind(i64::try_from(a.size).map_err(|_| StoreError::corrupt("attachment size"))?)
+    .bind(&a.content_type)
+    .bind(&a.filename)
+    .bind(a.uploaded_by.to_string())
+    .bind(a.uploaded_at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
