@@ -1,0 +1,2 @@
+//! Agenda fan-out benchmark (placeholder until the harness lands).
+fn main() {}
