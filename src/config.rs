@@ -20,6 +20,7 @@ pub struct Settings {
     pub data: DataSettings,
     pub auth: AuthSettings,
     pub mail: MailSettings,
+    pub live: LiveSettings,
     pub log: LogSettings,
 }
 
@@ -82,6 +83,21 @@ pub struct MailSettings {
 pub enum MailTransportKind {
     File,
     Smtp,
+}
+
+/// The live meeting channel (see `config/default.toml` for each key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSettings {
+    pub ticket_seconds: u64,
+    pub heartbeat_seconds: u64,
+    pub client_timeout_seconds: u64,
+    pub queue_capacity: usize,
+    pub replay_limit: u64,
+    pub poll_interval_ms: u64,
+    pub instance_heartbeat_seconds: u64,
+    pub room_idle_seconds: u64,
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +191,18 @@ impl Settings {
                 && self.auth.login_attempts_per_address_per_minute >= 1,
             "auth.login_attempts_* must be at least 1",
         )?;
+        let live = &self.live;
+        rule(
+            (1..=300).contains(&live.ticket_seconds)
+                && live.heartbeat_seconds >= 1
+                && live.client_timeout_seconds > live.heartbeat_seconds
+                && live.queue_capacity >= 8
+                && live.poll_interval_ms >= 50
+                && live.instance_heartbeat_seconds >= 1
+                && live.max_message_bytes >= 1024,
+            "live: ticket_seconds 1–300, client_timeout_seconds above heartbeat_seconds, \
+             queue_capacity at least 8, poll_interval_ms at least 50, max_message_bytes at least 1024",
+        )?;
         rule(
             self.mail.transport == MailTransportKind::File
                 || !self.mail.smtp_url.expose_secret().is_empty(),
@@ -236,7 +264,7 @@ mod tests {
                 previous = line;
             }
         }
-        assert_eq!(table.len(), 6);
+        assert_eq!(table.len(), 7);
     }
 
     #[test]

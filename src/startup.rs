@@ -14,6 +14,7 @@ use crate::auth::{LoginLimiter, Passwords, TokenService};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::live::Hub;
 use crate::mail::Mailer;
 use crate::store::blobs::Blobs;
 use crate::store::{self, DynStore};
@@ -32,9 +33,12 @@ pub struct AppState {
     pub blobs: Blobs,
     /// Wakes the mail worker after a change queued a message.
     pub mail_wake: Arc<Notify>,
+    /// The live meeting rooms of this instance.
+    pub live: Arc<Hub>,
 }
 
 impl AppState {
+    /// Must be called inside a tokio runtime (the live hub starts its tasks).
     pub fn new(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
         Ok(Self {
             passwords: Passwords::new()?,
@@ -43,6 +47,7 @@ impl AppState {
             metrics: Metrics::new()?,
             mail_wake: Arc::new(Notify::new()),
             blobs: Blobs::new(&settings.data.dir)?,
+            live: Hub::start(store.clone(), settings.live.clone()),
             settings: Arc::new(settings),
             store,
         })

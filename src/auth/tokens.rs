@@ -131,6 +131,12 @@ impl TokenService {
 
 /// A new opaque refresh token and the hash under which it is stored.
 pub fn new_refresh_token() -> (String, String) {
+    new_opaque_token()
+}
+
+/// 256 random bits, URL-safe, and the SHA-256 hash under which the server keeps it
+/// (refresh tokens, live-channel tickets).
+pub fn new_opaque_token() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);

@@ -5,6 +5,7 @@ pub mod attachment;
 pub mod audit;
 pub mod case;
 pub mod email;
+pub mod live;
 pub mod message;
 pub mod nhs_number;
 pub mod password;

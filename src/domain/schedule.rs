@@ -179,3 +179,43 @@ mod tests {
         assert_eq!(s.plan.check().unwrap_err().field, "case_capacity");
     }
 }
+
+/// A session as the API shows it.
+#[derive(Serialize)]
+pub struct SessionView {
+    pub id: Uuid,
+    series_id: Option<Uuid>,
+    specialty: Specialty,
+    title: String,
+    starts_at: DateTime<Utc>,
+    duration_minutes: u32,
+    capacity: u32,
+    booked: u32,
+    minutes_per_case: u32,
+    booking_cutoff_hours: u32,
+    booking_closes_at: DateTime<Utc>,
+    chair_id: UserId,
+    teaching: bool,
+    state: SessionState,
+}
+
+impl From<&Session> for SessionView {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id,
+            series_id: s.series_id,
+            specialty: s.plan.specialty.clone(),
+            title: s.plan.title.clone(),
+            starts_at: s.starts_at,
+            duration_minutes: s.plan.duration_minutes,
+            capacity: s.plan.case_capacity,
+            booked: s.booked,
+            minutes_per_case: s.plan.minutes_per_case,
+            booking_cutoff_hours: s.plan.booking_cutoff_hours,
+            booking_closes_at: s.booking_closes_at(),
+            chair_id: s.plan.chair_id,
+            teaching: s.plan.teaching,
+            state: s.state,
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod attachments;
 mod auth;
 mod cases;
 mod health;
+mod live;
 mod sessions;
 pub mod users;
 
@@ -53,6 +54,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases/{id}/move").post(cases::move_case))
                 .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
                 .service(resource("/sessions/{id}/cancel").post(sessions::cancel))
+                .service(resource("/sessions/{id}/live-ticket").post(live::ticket))
+                .service(resource("/sessions/{id}/live").get(live::connect))
+                .service(resource("/sessions/{id}/attendance").get(live::attendance))
                 .default_service(web::to(not_found)),
         )
         .service(

@@ -3,13 +3,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, AgendaAccess};
 use crate::auth::{require_role, AuthUser};
-use crate::domain::schedule::SessionPlan;
+use crate::domain::schedule::{SessionPlan, SessionView};
 use crate::domain::{
     CaseView, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
 };
@@ -17,46 +17,6 @@ use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::ApiJson;
 use crate::startup::AppState;
-
-/// A session as the API shows it.
-#[derive(Serialize)]
-pub struct SessionOut {
-    id: Uuid,
-    series_id: Option<Uuid>,
-    specialty: Specialty,
-    title: String,
-    starts_at: DateTime<Utc>,
-    duration_minutes: u32,
-    capacity: u32,
-    booked: u32,
-    minutes_per_case: u32,
-    booking_cutoff_hours: u32,
-    booking_closes_at: DateTime<Utc>,
-    chair_id: UserId,
-    teaching: bool,
-    state: crate::domain::SessionState,
-}
-
-impl From<&Session> for SessionOut {
-    fn from(s: &Session) -> Self {
-        Self {
-            id: s.id,
-            series_id: s.series_id,
-            specialty: s.plan.specialty.clone(),
-            title: s.plan.title.clone(),
-            starts_at: s.starts_at,
-            duration_minutes: s.plan.duration_minutes,
-            capacity: s.plan.case_capacity,
-            booked: s.booked,
-            minutes_per_case: s.plan.minutes_per_case,
-            booking_cutoff_hours: s.plan.booking_cutoff_hours,
-            booking_closes_at: s.booking_closes_at(),
-            chair_id: s.plan.chair_id,
-            teaching: s.plan.teaching,
-            state: s.state,
-        }
-    }
-}
 
 /// The fields a session and a series share.
 #[derive(Deserialize)]
@@ -140,7 +100,7 @@ pub async fn create(
     let plan = parse_plan(&state, body.plan).await?;
     let session = state.store.create_session(plan, starts_at).await?;
     audit(&state, &req, &caller, "session_created", session.id).await?;
-    Ok(HttpResponse::Created().json(SessionOut::from(&session)))
+    Ok(HttpResponse::Created().json(SessionView::from(&session)))
 }
 
 #[derive(Deserialize)]
@@ -187,7 +147,7 @@ pub async fn create_series(
     audit(&state, &req, &caller, "series_created", series.id).await?;
     Ok(HttpResponse::Created().json(json!({
         "id": series.id,
-        "sessions": sessions.iter().map(SessionOut::from).collect::<Vec<_>>(),
+        "sessions": sessions.iter().map(SessionView::from).collect::<Vec<_>>(),
     })))
 }
 
@@ -214,7 +174,7 @@ pub async fn list(
         .store
         .list_sessions(specialty.as_ref(), window)
         .await?;
-    Ok(HttpResponse::Ok().json(sessions.iter().map(SessionOut::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(sessions.iter().map(SessionView::from).collect::<Vec<_>>()))
 }
 
 /// `GET /api/sessions/{id}`: the session and, where the caller may see it, its agenda
@@ -243,7 +203,10 @@ pub async fn show(
     if agenda.is_some() {
         audit_case_reads(&state, &req, &caller, "agenda", &cases).await?;
     }
-    Ok(HttpResponse::Ok().json(json!({ "session": SessionOut::from(&session), "agenda": agenda })))
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({ "session": SessionView::from(&session), "agenda": agenda })),
+    )
 }
 
 /// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
@@ -299,7 +262,7 @@ pub async fn publish(
         .publish_session(session.id, event, invitations)
         .await?;
     state.mail_wake.notify_one();
-    Ok(HttpResponse::Ok().json(SessionOut::from(&session)))
+    Ok(HttpResponse::Ok().json(SessionView::from(&session)))
 }
 
 #[derive(Deserialize)]
@@ -343,7 +306,10 @@ pub async fn reorder(
         .enumerate()
         .map(|(i, c)| CaseView::of(c, true, i + 1, today))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "session": SessionOut::from(&session), "agenda": agenda })))
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({ "session": SessionView::from(&session), "agenda": agenda })),
+    )
 }
 
 /// `POST /api/sessions/{id}/cancel` (coordinator): each case moves to the next session of
@@ -384,7 +350,7 @@ pub async fn cancel(
         .await?;
     state.mail_wake.notify_one();
     Ok(HttpResponse::Ok().json(json!({
-        "session": SessionOut::from(&report.session),
+        "session": SessionView::from(&report.session),
         "moved": report.moved.iter().map(|(old, new)| json!({ "case_id": old, "new_case_id": new.id, "session_id": new.session_id })).collect::<Vec<_>>(),
         "needs_rebooking": report.flagged,
     })))

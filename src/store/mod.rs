@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::DatabaseSettings;
 use crate::domain::audit::verify_chain;
+use crate::domain::live::{Attendance, EventBody, LiveEvent, NewLiveEvent};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
     Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase,
@@ -280,6 +281,108 @@ pub trait Store: Send + Sync + 'static {
     /// Withdraws a case that has not been discussed and frees its slot, with `audit`,
     /// atomically.
     async fn withdraw_case(&self, id: Uuid, audit: NewAuditEvent) -> Result<Case, StoreError>;
+
+    /// Appends events to a session's history in one transaction, each applying its
+    /// durable change (session state, case states and order, deferrals, attendance).
+    /// `seq` continues from the last stored event; with `expected_seq` the history must
+    /// end exactly there (`409 stale_seq` otherwise: another writer got in first). A
+    /// command id already used by the same actor is `409 duplicate_command`. Deferral
+    /// events come back completed with where the case went. With PostgreSQL the other
+    /// instances are notified on commit.
+    async fn append_live_events(
+        &self,
+        session_id: Uuid,
+        expected_seq: Option<u64>,
+        events: Vec<NewLiveEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LiveEvent>, StoreError>;
+    /// Up to `limit` events after `after_seq`, in order.
+    async fn live_events(
+        &self,
+        session_id: Uuid,
+        after_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<LiveEvent>, StoreError>;
+    /// Stores a live-channel ticket (only its hash) for one user and session.
+    async fn create_live_ticket(
+        &self,
+        ticket_hash: &str,
+        session_id: Uuid,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Uses a ticket once: the user it was issued to, if it is for `session_id`, unused
+    /// and unexpired; `None` otherwise.
+    async fn use_live_ticket(
+        &self,
+        ticket_hash: &str,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Records that this server instance is alive.
+    async fn live_heartbeat(&self, instance: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Instances seen alive since `since`.
+    async fn live_instances_since(&self, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
+    /// How many consultants or specialists besides the chair make a meeting quorate.
+    async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError>;
+    /// Join and leave times of everyone who attended a session.
+    async fn session_attendance(&self, session_id: Uuid) -> Result<Vec<Attendance>, StoreError>;
+    /// Starts delivering other instances' event notifications to `signal`; false when
+    /// the backend has none (SQLite serves one instance).
+    fn watch_live(&self, signal: Arc<dyn LiveSignal>) -> bool {
+        let _ = signal;
+        false
+    }
+}
+
+/// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up
+/// to `seq`; or the listening connection went down or came back.
+pub trait LiveSignal: Send + Sync {
+    fn event(&self, session_id: Uuid, seq: u64);
+    fn listening(&self, up: bool);
+}
+
+/// The notification channel the instances share.
+pub(crate) const LIVE_CHANNEL: &str = "mdt_live";
+
+pub(crate) fn stale_seq() -> StoreError {
+    StoreError::conflict(
+        "stale_seq",
+        "the session changed meanwhile; catch up and try again",
+    )
+}
+
+pub(crate) fn duplicate_command() -> StoreError {
+    StoreError::conflict("duplicate_command", "that command id was already applied")
+}
+
+pub(crate) fn invalid_transition(what: &str) -> StoreError {
+    StoreError::conflict("invalid_state", format!("{what} is not possible now"))
+}
+
+/// Decodes a stored event.
+pub(crate) fn decode_live_event(
+    session_id: Uuid,
+    seq: i64,
+    payload: &str,
+    actor: Option<Uuid>,
+    command_id: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<LiveEvent, StoreError> {
+    Ok(LiveEvent {
+        session_id,
+        seq: u64::try_from(seq).map_err(|_| StoreError::corrupt("session_events.seq"))?,
+        body: serde_json::from_str(payload)
+            .map_err(|_| StoreError::corrupt("session_events.payload"))?,
+        actor: actor.map(UserId),
+        command_id,
+        at,
+    })
+}
+
+/// The JSON stored for an event (the same shape clients receive).
+pub(crate) fn encode_live_event(body: &EventBody) -> Result<String, StoreError> {
+    serde_json::to_string(body).map_err(|_| StoreError::corrupt("event body"))
 }
 
 /// The result of a booking request.

@@ -979,6 +979,191 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(session)
     }
+
+    async fn append_live_events(
+        &self,
+        session_id: Uuid,
+        expected_seq: Option<u64>,
+        events: Vec<NewLiveEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LiveEvent>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(session_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        let session = Self::session_from(&row)?;
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
+        )
+        .bind(session_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if expected_seq.is_some_and(|e| i64::try_from(e).ok() != Some(last)) {
+            return Err(stale_seq());
+        }
+        let mut stored = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let seq = last + 1 + i as i64;
+            let body = apply_live_event(&mut tx, &session, event.body, now).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO session_events (session_id, seq, kind, payload, actor_id, command_id, occurred_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(session_id.to_string())
+            .bind(seq)
+            .bind(body.kind())
+            .bind(encode_live_event(&body)?)
+            .bind(event.actor.map(|a| a.to_string()))
+            .bind(&event.command_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e, "command_id") => return Err(duplicate_command()),
+                Err(e) if is_unique_violation(&e, "seq") => return Err(stale_seq()),
+                other => other.map(|_| ())?,
+            }
+            stored.push(LiveEvent {
+                session_id,
+                seq: seq as u64,
+                body,
+                actor: event.actor,
+                command_id: event.command_id,
+                at: now,
+            });
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn live_events(
+        &self,
+        session_id: Uuid,
+        after_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<LiveEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, payload, actor_id, command_id, occurred_at FROM session_events \
+             WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(session_id.to_string())
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                decode_live_event(
+                    session_id,
+                    r.try_get("seq")?,
+                    r.try_get::<String, _>("payload")?.as_str(),
+                    opt_uuid(r.try_get("actor_id")?)?,
+                    r.try_get("command_id")?,
+                    r.try_get("occurred_at")?,
+                )
+            })
+            .collect()
+    }
+
+    async fn create_live_ticket(
+        &self,
+        ticket_hash: &str,
+        session_id: Uuid,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM live_tickets WHERE expires_at < $1")
+            .bind(Utc::now() - chrono::Duration::hours(1))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO live_tickets (ticket_hash, session_id, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(ticket_hash)
+        .bind(session_id.to_string())
+        .bind(user.to_string())
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_live_ticket(
+        &self,
+        ticket_hash: &str,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let user: Option<String> = sqlx::query_scalar(
+            "UPDATE live_tickets SET used_at = $3 WHERE ticket_hash = $1 AND session_id = $2 \
+             AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+        )
+        .bind(ticket_hash)
+        .bind(session_id.to_string())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(opt_uuid(user)?.map(UserId))
+    }
+
+    async fn live_heartbeat(&self, instance: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO live_instances (id, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(instance.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn live_instances_since(&self, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM live_instances WHERE seen_at >= $1")
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+        ids.iter().map(|i| uuid(i)).collect()
+    }
+
+    async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT quorum_others FROM specialties WHERE slug = $1")
+                .bind(specialty.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        u32::try_from(n.unwrap_or(1)).map_err(|_| StoreError::corrupt("specialties.quorum_others"))
+    }
+
+    async fn session_attendance(&self, session_id: Uuid) -> Result<Vec<Attendance>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, role, joined_at, left_at FROM attendance WHERE session_id = $1 ORDER BY joined_at, user_id",
+        )
+        .bind(session_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Attendance {
+                    session_id,
+                    user_id: UserId(uuid(r.try_get::<String, _>("user_id")?.as_str())?),
+                    role: r
+                        .try_get::<String, _>("role")?
+                        .parse()
+                        .map_err(|_| StoreError::corrupt("attendance.role"))?,
+                    joined_at: r.try_get("joined_at")?,
+                    left_at: r.try_get("left_at")?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Appends one audit event inside the caller's write transaction, so the event and the
@@ -1228,4 +1413,165 @@ async fn insert_attachment_row(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Applies what one live event changes in the session's tables, inside the appending
+/// transaction; returns the event, completed where the store decides (deferrals).
+async fn apply_live_event(
+    tx: &mut Transaction<'static, Sqlite>,
+    session: &Session,
+    body: EventBody,
+    now: DateTime<Utc>,
+) -> Result<EventBody, StoreError> {
+    let sid = session.id.to_string();
+    let changed = |done: sqlx::sqlite::SqliteQueryResult, what: &str| {
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(invalid_transition(what))
+        }
+    };
+    match &body {
+        EventBody::MeetingOpened => changed(
+            sqlx::query(
+                "UPDATE sessions SET state = 'live' WHERE id = $1 AND state IN ('scheduled', 'published')",
+            )
+            .bind(&sid)
+            .execute(&mut **tx)
+            .await?,
+            "opening the meeting",
+        )?,
+        EventBody::MeetingClosed => changed(
+            sqlx::query("UPDATE sessions SET state = 'closed' WHERE id = $1 AND state = 'live'")
+                .bind(&sid)
+                .execute(&mut **tx)
+                .await?,
+            "closing the meeting",
+        )?,
+        EventBody::CaseStarted { case_id } => changed(
+            sqlx::query(
+                "UPDATE cases SET state = 'in_discussion' WHERE id = $1 AND session_id = $2 \
+                 AND state IN ('booked', 'listed')",
+            )
+            .bind(case_id.to_string())
+            .bind(&sid)
+            .execute(&mut **tx)
+            .await?,
+            "starting that case",
+        )?,
+        EventBody::CaseCompleted { case_id } => {
+            // A case whose outcome was signed during discussion stays signed.
+            sqlx::query(
+                "UPDATE cases SET state = 'discussed' WHERE id = $1 AND session_id = $2 AND state = 'in_discussion'",
+            )
+            .bind(case_id.to_string())
+            .bind(&sid)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventBody::CaseDeferred { case_id, .. } => {
+            return defer_case_in(tx, session, *case_id, now).await;
+        }
+        EventBody::AgendaReordered { case_ids } => {
+            let rows = sqlx::query(
+                "SELECT * FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred')",
+            )
+            .bind(&sid)
+            .fetch_all(&mut **tx)
+            .await?;
+            let current: Vec<Case> =
+                rows.iter().map(SqliteStore::case_from).collect::<Result<_, _>>()?;
+            check_same_cases(&current, case_ids)?;
+            for (position, id) in case_ids.iter().enumerate() {
+                sqlx::query("UPDATE cases SET agenda_position = $1 WHERE id = $2")
+                    .bind(i32::try_from(position + 1).unwrap_or(i32::MAX))
+                    .bind(id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        EventBody::ParticipantJoined { user_id, role, .. } => {
+            sqlx::query(
+                "INSERT INTO attendance (id, session_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(Uuid::new_v4().to_string())
+            .bind(&sid)
+            .bind(user_id.to_string())
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventBody::ParticipantLeft { user_id } => {
+            sqlx::query(
+                "UPDATE attendance SET left_at = $1 WHERE session_id = $2 AND user_id = $3 AND left_at IS NULL",
+            )
+            .bind(now)
+            .bind(&sid)
+            .bind(user_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(body)
+}
+
+/// Defers a case from a live session: to the next session of the series that takes it,
+/// or flagged for rebooking when none can.
+async fn defer_case_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    session: &Session,
+    case_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<EventBody, StoreError> {
+    let row = sqlx::query(
+        "SELECT * FROM cases WHERE id = $1 AND session_id = $2 AND state IN ('booked', 'listed', 'in_discussion')",
+    )
+    .bind(case_id.to_string())
+    .bind(session.id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| invalid_transition("deferring that case"))?;
+    let case = SqliteStore::case_from(&row)?;
+    let later: Vec<String> = match session.series_id {
+        None => Vec::new(),
+        Some(series) => {
+            sqlx::query_scalar(
+                "SELECT id FROM sessions WHERE series_id = $1 AND starts_at > $2 \
+                 AND state IN ('scheduled', 'published') ORDER BY starts_at",
+            )
+            .bind(series.to_string())
+            .bind(session.starts_at)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    };
+    for candidate in &later {
+        let candidate = uuid(candidate)?;
+        if patient_already_in(tx, &case, candidate).await? {
+            continue;
+        }
+        match take_slot(tx, candidate, now, false).await {
+            Ok(_) => {
+                let moved = case.moved_to(Uuid::new_v4(), candidate, now);
+                insert_case_row(tx, &moved, None).await?;
+                copy_attachments(tx, case.id, moved.id).await?;
+                release_case(tx, &case, false).await?;
+                return Ok(EventBody::CaseDeferred {
+                    case_id,
+                    to_session_id: Some(candidate),
+                    new_case_id: Some(moved.id),
+                });
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    release_case(tx, &case, true).await?;
+    Ok(EventBody::CaseDeferred {
+        case_id,
+        to_session_id: None,
+        new_case_id: None,
+    })
 }

@@ -1,0 +1,645 @@
+//! The live meeting as pure rules: the events a session's history is made of, the commands
+//! participants send, who may send which, and the state a room folds from the events
+//! (presence, raised hands, presenter). No I/O: rooms in `crate::live` persist and
+//! broadcast what [`decide`] returns.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{CaseState, Role, Session, SessionState, UserId};
+
+/// One change to a live session. Stored as JSON in `session_events` and sent to clients
+/// as the `event` of an event message. Events carry ids, never patient details.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    MeetingOpened,
+    MeetingClosed,
+    CaseStarted {
+        case_id: Uuid,
+    },
+    CaseCompleted {
+        case_id: Uuid,
+    },
+    /// The case moved to the next session of its series (`new_case_id` there), or, when no
+    /// later session could take it, was flagged for rebooking (both `None`).
+    CaseDeferred {
+        case_id: Uuid,
+        to_session_id: Option<Uuid>,
+        new_case_id: Option<Uuid>,
+    },
+    AgendaReordered {
+        case_ids: Vec<Uuid>,
+    },
+    ParticipantJoined {
+        user_id: UserId,
+        name: String,
+        role: Role,
+        /// The server instance the participant is connected to.
+        instance: Uuid,
+    },
+    ParticipantLeft {
+        user_id: UserId,
+    },
+    HandRaised {
+        user_id: UserId,
+    },
+    HandLowered {
+        user_id: UserId,
+    },
+    PresentRequested {
+        user_id: UserId,
+    },
+    PresenterGranted {
+        user_id: UserId,
+    },
+    PresenterRevoked {
+        user_id: UserId,
+    },
+    /// The outcome of a case took shape (structured decisions only, no free text).
+    OutcomeDrafted {
+        case_id: Uuid,
+        version: u32,
+        summary: serde_json::Value,
+    },
+    OutcomeSigned {
+        case_id: Uuid,
+        version: u32,
+        signed_by: UserId,
+    },
+}
+
+impl EventBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::MeetingOpened => "meeting_opened",
+            EventBody::MeetingClosed => "meeting_closed",
+            EventBody::CaseStarted { .. } => "case_started",
+            EventBody::CaseCompleted { .. } => "case_completed",
+            EventBody::CaseDeferred { .. } => "case_deferred",
+            EventBody::AgendaReordered { .. } => "agenda_reordered",
+            EventBody::ParticipantJoined { .. } => "participant_joined",
+            EventBody::ParticipantLeft { .. } => "participant_left",
+            EventBody::HandRaised { .. } => "hand_raised",
+            EventBody::HandLowered { .. } => "hand_lowered",
+            EventBody::PresentRequested { .. } => "present_requested",
+            EventBody::PresenterGranted { .. } => "presenter_granted",
+            EventBody::PresenterRevoked { .. } => "presenter_revoked",
+            EventBody::OutcomeDrafted { .. } => "outcome_drafted",
+            EventBody::OutcomeSigned { .. } => "outcome_signed",
+        }
+    }
+
+    /// Whether the event changes the session or its agenda (rooms then reload them).
+    pub fn touches_agenda(&self) -> bool {
+        matches!(
+            self,
+            EventBody::MeetingOpened
+                | EventBody::MeetingClosed
+                | EventBody::CaseStarted { .. }
+                | EventBody::CaseCompleted { .. }
+                | EventBody::CaseDeferred { .. }
+                | EventBody::AgendaReordered { .. }
+                | EventBody::OutcomeSigned { .. }
+        )
+    }
+}
+
+/// An event to append: what happened, who caused it (none for the system), and the id of
+/// the command it answers (on the command's last event, so a repeat finds its `seq`).
+#[derive(Clone, Debug)]
+pub struct NewLiveEvent {
+    pub body: EventBody,
+    pub actor: Option<UserId>,
+    pub command_id: Option<String>,
+}
+
+/// A committed event.
+#[derive(Clone, Debug)]
+pub struct LiveEvent {
+    pub session_id: Uuid,
+    pub seq: u64,
+    pub body: EventBody,
+    pub actor: Option<UserId>,
+    pub command_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What participants send (`{"type":"command","command":{"kind":…}}`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    OpenMeeting,
+    CloseMeeting,
+    StartCase { case_id: Uuid },
+    NextCase,
+    DeferCase { case_id: Uuid },
+    Reorder { case_ids: Vec<Uuid> },
+    RaiseHand,
+    LowerHand { user_id: Option<UserId> },
+    RequestPresent,
+    GrantPresent { user_id: UserId },
+    RevokePresent,
+}
+
+/// Who sent a command.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+/// A case as the rules need it: its place on the agenda and its state.
+#[derive(Clone, Copy, Debug)]
+pub struct AgendaItem {
+    pub case_id: Uuid,
+    pub state: CaseState,
+}
+
+/// Why a command was not applied: a stable code and a message for the sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Someone connected to a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    pub user_id: UserId,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub instance: Uuid,
+    pub since: DateTime<Utc>,
+}
+
+/// The live part of a session's state, folded from its events. The agenda and the
+/// session's own state live in their tables and are read from there.
+#[derive(Clone, Debug, Default)]
+pub struct LiveState {
+    pub seq: u64,
+    pub participants: BTreeMap<UserId, Participant>,
+    /// In the order they were raised.
+    pub hands: Vec<UserId>,
+    pub present_requests: Vec<UserId>,
+    pub presenter: Option<UserId>,
+}
+
+impl LiveState {
+    /// Applies one committed event; events must come in `seq` order.
+    pub fn apply(&mut self, event: &LiveEvent) {
+        self.seq = event.seq;
+        match &event.body {
+            EventBody::ParticipantJoined {
+                user_id,
+                name,
+                role,
+                instance,
+            } => {
+                self.participants.insert(
+                    *user_id,
+                    Participant {
+                        user_id: *user_id,
+                        name: name.clone(),
+                        role: *role,
+                        instance: *instance,
+                        since: event.at,
+                    },
+                );
+            }
+            EventBody::ParticipantLeft { user_id } => {
+                self.participants.remove(user_id);
+                self.hands.retain(|u| u != user_id);
+                self.present_requests.retain(|u| u != user_id);
+                if self.presenter == Some(*user_id) {
+                    self.presenter = None;
+                }
+            }
+            EventBody::HandRaised { user_id } if !self.hands.contains(user_id) => {
+                self.hands.push(*user_id);
+            }
+            EventBody::HandLowered { user_id } => self.hands.retain(|u| u != user_id),
+            EventBody::PresentRequested { user_id } if !self.present_requests.contains(user_id) => {
+                self.present_requests.push(*user_id);
+            }
+            EventBody::PresenterGranted { user_id } => {
+                self.presenter = Some(*user_id);
+                self.present_requests.retain(|u| u != user_id);
+            }
+            EventBody::PresenterRevoked { user_id } if self.presenter == Some(*user_id) => {
+                self.presenter = None;
+            }
+            EventBody::MeetingClosed => {
+                self.hands.clear();
+                self.present_requests.clear();
+                self.presenter = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// The events that take `user` out of the meeting: lowering their hand, ending their
+    /// presenting, then their leaving (one change per event).
+    pub fn departure(&self, user: UserId) -> Vec<EventBody> {
+        let mut events = Vec::new();
+        if self.hands.contains(&user) {
+            events.push(EventBody::HandLowered { user_id: user });
+        }
+        if self.presenter == Some(user) {
+            events.push(EventBody::PresenterRevoked { user_id: user });
+        }
+        events.push(EventBody::ParticipantLeft { user_id: user });
+        events
+    }
+
+    /// Quoracy: the chair plus `required_others` other consultants or specialists
+    /// (practitioners) present. Trainees and coordinators never count.
+    pub fn quorum(&self, chair: UserId, required_others: u32) -> Quorum {
+        let chair_present = self.participants.contains_key(&chair);
+        let present_others = self
+            .participants
+            .values()
+            .filter(|p| p.user_id != chair)
+            .filter(|p| matches!(p.role, Role::Consultant | Role::Practitioner))
+            .count() as u32;
+        Quorum {
+            chair_present,
+            required_others,
+            present_others,
+            quorate: chair_present && present_others >= required_others,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Quorum {
+    pub chair_present: bool,
+    pub required_others: u32,
+    pub present_others: u32,
+    pub quorate: bool,
+}
+
+/// One stay of one person at a session (a new row each time they rejoin).
+#[derive(Clone, Debug, Serialize)]
+pub struct Attendance {
+    pub session_id: Uuid,
+    pub user_id: UserId,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+    pub left_at: Option<DateTime<Utc>>,
+}
+
+/// The case under discussion, if any.
+pub fn current_case(agenda: &[AgendaItem]) -> Option<Uuid> {
+    agenda
+        .iter()
+        .find(|c| c.state == CaseState::InDiscussion)
+        .map(|c| c.case_id)
+}
+
+fn waiting(state: CaseState) -> bool {
+    matches!(state, CaseState::Booked | CaseState::Listed)
+}
+
+/// Decides what a command does: the events to append (empty when it changes nothing), or
+/// why it is refused. Chair commands are for the session's chair and coordinators.
+pub fn decide(
+    session: &Session,
+    agenda: &[AgendaItem],
+    live: &LiveState,
+    actor: &Actor,
+    command: &Command,
+) -> Result<Vec<EventBody>, Refusal> {
+    let chairs = actor.role == Role::Coordinator || actor.user_id == session.plan.chair_id;
+    let chair_only = || {
+        if chairs {
+            Ok(())
+        } else {
+            Err(refuse(
+                "forbidden",
+                "only the chair or a coordinator may do that",
+            ))
+        }
+    };
+    if let Command::OpenMeeting = command {
+        chair_only()?;
+        return match session.state {
+            SessionState::Scheduled | SessionState::Published => Ok(vec![EventBody::MeetingOpened]),
+            other => Err(refuse(
+                "invalid_state",
+                format!("a {} session cannot be opened", other.as_str()),
+            )),
+        };
+    }
+    if session.state != SessionState::Live {
+        return Err(refuse("meeting_not_open", "the meeting is not open"));
+    }
+    let current = current_case(agenda);
+    let complete_current = || {
+        current
+            .map(|case_id| EventBody::CaseCompleted { case_id })
+            .into_iter()
+    };
+    let on_agenda = |case_id: Uuid| {
+        agenda
+            .iter()
+            .find(|c| c.case_id == case_id)
+            .ok_or_else(|| refuse("unknown_case", "that case is not on this agenda"))
+    };
+    match command {
+        // Answered above; kept so the match stays exhaustive.
+        Command::OpenMeeting => Err(refuse("invalid_state", "the meeting is already open")),
+        Command::CloseMeeting => {
+            chair_only()?;
+            Ok(complete_current()
+                .chain([EventBody::MeetingClosed])
+                .collect())
+        }
+        Command::StartCase { case_id } => {
+            chair_only()?;
+            let case = on_agenda(*case_id)?;
+            if current == Some(*case_id) {
+                return Ok(Vec::new());
+            }
+            if !waiting(case.state) {
+                return Err(refuse(
+                    "invalid_state",
+                    format!("a {} case cannot be started", case.state.as_str()),
+                ));
+            }
+            Ok(complete_current()
+                .chain([EventBody::CaseStarted { case_id: *case_id }])
+                .collect())
+        }
+        Command::NextCase => {
+            chair_only()?;
+            let next = agenda.iter().find(|c| waiting(c.state)).map(|c| c.case_id);
+            if current.is_none() && next.is_none() {
+                return Err(refuse("agenda_finished", "no case is waiting"));
+            }
+            Ok(complete_current()
+                .chain(next.map(|case_id| EventBody::CaseStarted { case_id }))
+                .collect())
+        }
+        Command::DeferCase { case_id } => {
+            chair_only()?;
+            let case = on_agenda(*case_id)?;
+            if !(waiting(case.state) || case.state == CaseState::InDiscussion) {
+                return Err(refuse(
+                    "invalid_state",
+                    format!("a {} case cannot be deferred", case.state.as_str()),
+                ));
+            }
+            Ok(vec![EventBody::CaseDeferred {
+                case_id: *case_id,
+                to_session_id: None,
+                new_case_id: None,
+            }])
+        }
+        Command::Reorder { case_ids } => {
+            chair_only()?;
+            let mut proposed = case_ids.clone();
+            let mut now: Vec<Uuid> = agenda.iter().map(|c| c.case_id).collect();
+            proposed.sort();
+            now.sort();
+            if proposed != now {
+                return Err(refuse(
+                    "agenda_changed",
+                    "the order must list exactly the cases now on the agenda",
+                ));
+            }
+            Ok(vec![EventBody::AgendaReordered {
+                case_ids: case_ids.clone(),
+            }])
+        }
+        Command::RaiseHand => Ok(if live.hands.contains(&actor.user_id) {
+            Vec::new()
+        } else {
+            vec![EventBody::HandRaised {
+                user_id: actor.user_id,
+            }]
+        }),
+        Command::LowerHand { user_id } => {
+            let whose = user_id.unwrap_or(actor.user_id);
+            if whose != actor.user_id {
+                chair_only()?;
+            }
+            Ok(if live.hands.contains(&whose) {
+                vec![EventBody::HandLowered { user_id: whose }]
+            } else {
+                Vec::new()
+            })
+        }
+        Command::RequestPresent => {
+            if actor.role == Role::Trainee {
+                return Err(refuse("forbidden", "trainees do not present"));
+            }
+            let asked = live.present_requests.contains(&actor.user_id)
+                || live.presenter == Some(actor.user_id);
+            Ok(if asked {
+                Vec::new()
+            } else {
+                vec![EventBody::PresentRequested {
+                    user_id: actor.user_id,
+                }]
+            })
+        }
+        Command::GrantPresent { user_id } => {
+            chair_only()?;
+            let target = live
+                .participants
+                .get(user_id)
+                .ok_or_else(|| refuse("not_present", "that person is not in the meeting"))?;
+            if target.role == Role::Trainee {
+                return Err(refuse("forbidden", "trainees do not present"));
+            }
+            if live.presenter == Some(*user_id) {
+                return Ok(Vec::new());
+            }
+            Ok(live
+                .presenter
+                .map(|old| EventBody::PresenterRevoked { user_id: old })
+                .into_iter()
+                .chain([EventBody::PresenterGranted { user_id: *user_id }])
+                .collect())
+        }
+        Command::RevokePresent => {
+            let Some(presenter) = live.presenter else {
+                return Ok(Vec::new());
+            };
+            if presenter != actor.user_id {
+                chair_only()?;
+            }
+            Ok(vec![EventBody::PresenterRevoked { user_id: presenter }])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::schedule::SessionPlan;
+    use crate::domain::Specialty;
+
+    fn session(chair: UserId, state: SessionState) -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            series_id: None,
+            plan: SessionPlan {
+                specialty: Specialty::parse("spinal").unwrap(),
+                title: "Spinal MDT".into(),
+                duration_minutes: 90,
+                case_capacity: 8,
+                minutes_per_case: 10,
+                booking_cutoff_hours: 24,
+                chair_id: chair,
+                teaching: false,
+            },
+            starts_at: Utc::now(),
+            booked: 2,
+            state,
+        }
+    }
+
+    fn item(state: CaseState) -> AgendaItem {
+        AgendaItem {
+            case_id: Uuid::new_v4(),
+            state,
+        }
+    }
+
+    #[test]
+    fn next_case_completes_the_current_and_starts_the_next_waiting() {
+        let chair = UserId::new();
+        let s = session(chair, SessionState::Live);
+        let agenda = [
+            item(CaseState::Discussed),
+            item(CaseState::InDiscussion),
+            item(CaseState::Listed),
+        ];
+        let actor = Actor {
+            user_id: chair,
+            role: Role::Consultant,
+        };
+        let events = decide(
+            &s,
+            &agenda,
+            &LiveState::default(),
+            &actor,
+            &Command::NextCase,
+        );
+        assert_eq!(
+            events.unwrap(),
+            vec![
+                EventBody::CaseCompleted {
+                    case_id: agenda[1].case_id
+                },
+                EventBody::CaseStarted {
+                    case_id: agenda[2].case_id
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn participants_may_not_drive_the_agenda() {
+        let s = session(UserId::new(), SessionState::Live);
+        let agenda = [item(CaseState::Listed)];
+        let actor = Actor {
+            user_id: UserId::new(),
+            role: Role::Practitioner,
+        };
+        for command in [
+            Command::NextCase,
+            Command::CloseMeeting,
+            Command::StartCase {
+                case_id: agenda[0].case_id,
+            },
+            Command::LowerHand {
+                user_id: Some(UserId::new()),
+            },
+        ] {
+            let refusal = decide(&s, &agenda, &LiveState::default(), &actor, &command);
+            assert_eq!(refusal.unwrap_err().code, "forbidden", "{command:?}");
+        }
+        let raised = decide(
+            &s,
+            &agenda,
+            &LiveState::default(),
+            &actor,
+            &Command::RaiseHand,
+        );
+        assert_eq!(
+            raised.unwrap(),
+            vec![EventBody::HandRaised {
+                user_id: actor.user_id
+            }]
+        );
+    }
+
+    #[test]
+    fn nothing_but_opening_before_the_meeting_is_open() {
+        let chair = UserId::new();
+        let s = session(chair, SessionState::Published);
+        let actor = Actor {
+            user_id: chair,
+            role: Role::Consultant,
+        };
+        let live = LiveState::default();
+        assert_eq!(
+            decide(&s, &[], &live, &actor, &Command::NextCase)
+                .unwrap_err()
+                .code,
+            "meeting_not_open"
+        );
+        assert_eq!(
+            decide(&s, &[], &live, &actor, &Command::OpenMeeting).unwrap(),
+            vec![EventBody::MeetingOpened]
+        );
+    }
+
+    #[test]
+    fn leaving_clears_hand_and_presenting() {
+        let user = UserId::new();
+        let mut live = LiveState::default();
+        let event = |seq, body| LiveEvent {
+            session_id: Uuid::nil(),
+            seq,
+            body,
+            actor: None,
+            command_id: None,
+            at: Utc::now(),
+        };
+        live.apply(&event(
+            1,
+            EventBody::ParticipantJoined {
+                user_id: user,
+                name: "A".into(),
+                role: Role::Practitioner,
+                instance: Uuid::nil(),
+            },
+        ));
+        live.apply(&event(2, EventBody::HandRaised { user_id: user }));
+        live.apply(&event(3, EventBody::PresenterGranted { user_id: user }));
+        assert_eq!(
+            live.departure(user),
+            vec![
+                EventBody::HandLowered { user_id: user },
+                EventBody::PresenterRevoked { user_id: user },
+                EventBody::ParticipantLeft { user_id: user },
+            ]
+        );
+        assert_eq!(live.quorum(UserId::new(), 1).present_others, 1);
+    }
+}

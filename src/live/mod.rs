@@ -1,0 +1,209 @@
+//! The live meeting channel: the [`Hub`] that finds or starts each live session's room,
+//! the rooms themselves ([`room`], one owner task per session), the WebSocket
+//! connections ([`connection`]) and the wire format ([`protocol`]). Across instances
+//! (PostgreSQL) the events table is the source of truth; `LISTEN/NOTIFY` only wakes rooms,
+//! and rooms poll while the listening connection is down.
+
+pub mod connection;
+pub mod protocol;
+pub mod room;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::config::LiveSettings;
+use crate::domain::live::{LiveEvent, NewLiveEvent};
+use crate::store::{DynStore, LiveSignal, StoreError};
+use room::{Conn, Room, RoomMsg};
+
+/// What every room of this instance shares.
+pub struct Shared {
+    pub store: DynStore,
+    pub settings: LiveSettings,
+    /// This process's id, stamped on the presence it holds.
+    pub instance: Uuid,
+    /// Whether other instances may write events (PostgreSQL).
+    pub cross_instance: bool,
+    listening: AtomicBool,
+}
+
+impl Shared {
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// Instances that have sent a heartbeat within three intervals (always this one);
+    /// `None` when that cannot be read (then nobody's presence is cleared).
+    pub async fn alive_instances(&self) -> Option<HashSet<Uuid>> {
+        let mut alive = HashSet::from([self.instance]);
+        if self.cross_instance {
+            let window = chrono::Duration::seconds(
+                i64::try_from(self.settings.instance_heartbeat_seconds * 3).unwrap_or(i64::MAX),
+            );
+            match self.store.live_instances_since(Utc::now() - window).await {
+                Ok(ids) => alive.extend(ids),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read instance heartbeats");
+                    return None;
+                }
+            }
+        }
+        Some(alive)
+    }
+}
+
+/// Finds or starts the room of each live session on this instance.
+pub struct Hub {
+    shared: Arc<Shared>,
+    rooms: Mutex<HashMap<Uuid, mpsc::Sender<RoomMsg>>>,
+    next_conn: AtomicU64,
+}
+
+/// How many messages wait for a room before senders wait.
+const ROOM_INBOX: usize = 1024;
+
+impl Hub {
+    /// Builds the hub, starts listening for other instances' events where the backend
+    /// can, and starts this instance's heartbeat. Must be called inside a tokio runtime.
+    pub fn start(store: DynStore, settings: LiveSettings) -> Arc<Self> {
+        let cross_instance = store.backend() == "postgres";
+        let hub = Arc::new(Hub {
+            shared: Arc::new(Shared {
+                store: store.clone(),
+                settings,
+                instance: Uuid::new_v4(),
+                cross_instance,
+                listening: AtomicBool::new(false),
+            }),
+            rooms: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+        });
+        if cross_instance {
+            store.watch_live(hub.clone());
+        }
+        tokio::spawn(heartbeat(hub.shared.clone()));
+        hub
+    }
+
+    pub fn settings(&self) -> &LiveSettings {
+        &self.shared.settings
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The inbox of the session's room, starting the room if it is not running.
+    fn room(&self, session_id: Uuid) -> mpsc::Sender<RoomMsg> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.retain(|_, inbox| !inbox.is_closed());
+        if let Some(inbox) = rooms.get(&session_id) {
+            return inbox.clone();
+        }
+        let (inbox, rx) = mpsc::channel(ROOM_INBOX);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            match Room::load(shared, session_id).await {
+                Ok(room) => room.run(rx).await,
+                Err(e) => tracing::warn!(error = %e, "cannot start a live room"),
+            }
+        });
+        rooms.insert(session_id, inbox.clone());
+        inbox
+    }
+
+    /// Adds a connection to its session's room; once this returns the connection has its
+    /// snapshot (or replay) queued. Returns the room's inbox for the connection's
+    /// commands, or `None` if the room could not start.
+    pub async fn join(
+        &self,
+        session_id: Uuid,
+        mut conn: Conn,
+        last_seq: Option<u64>,
+    ) -> Option<mpsc::Sender<RoomMsg>> {
+        // A room that has just stopped for idleness is started again once.
+        for _ in 0..2 {
+            let inbox = self.room(session_id);
+            let (joined, done) = oneshot::channel();
+            match inbox
+                .send(RoomMsg::Join {
+                    conn,
+                    last_seq,
+                    joined,
+                })
+                .await
+            {
+                Ok(()) => return done.await.ok().map(|()| inbox),
+                Err(mpsc::error::SendError(RoomMsg::Join { conn: back, .. })) => conn = back,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Appends events from outside a room (e.g. an outcome drafted over REST) and wakes
+    /// the room so its participants see them.
+    pub async fn append(
+        &self,
+        session_id: Uuid,
+        events: Vec<NewLiveEvent>,
+    ) -> Result<Vec<LiveEvent>, StoreError> {
+        let stored = self
+            .shared
+            .store
+            .append_live_events(session_id, None, events, Utc::now())
+            .await?;
+        self.wake(session_id);
+        Ok(stored)
+    }
+
+    fn wake(&self, session_id: Uuid) {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inbox) = rooms.get(&session_id) {
+            // A full inbox already holds work that will catch the room up.
+            let _ = inbox.try_send(RoomMsg::Wake);
+        }
+    }
+
+    fn wake_all(&self) {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        for inbox in rooms.values() {
+            let _ = inbox.try_send(RoomMsg::Wake);
+        }
+    }
+}
+
+impl LiveSignal for Hub {
+    fn event(&self, session_id: Uuid, _seq: u64) {
+        self.wake(session_id);
+    }
+
+    fn listening(&self, up: bool) {
+        let was = self.shared.listening.swap(up, Ordering::AcqRel);
+        if up && !was {
+            // Whatever was missed while deaf is in the events table.
+            self.wake_all();
+        }
+    }
+}
+
+/// Tells the other instances this one is alive.
+async fn heartbeat(shared: Arc<Shared>) {
+    let every = Duration::from_secs(shared.settings.instance_heartbeat_seconds);
+    loop {
+        if let Err(e) = shared
+            .store
+            .live_heartbeat(shared.instance, Utc::now())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the instance heartbeat");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
