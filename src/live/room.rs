@@ -175,14 +175,19 @@ impl Room {
                 last_seq,
                 joined,
             } => {
+                // Presence first (the newcomer hears nothing meanwhile), so their
+                // snapshot already shows them; then the snapshot or the missed events.
                 let id = conn.id;
+                let lag = conn.lag.clone();
+                lag.store(RESYNC_ASKED, Ordering::Release);
                 self.conns.insert(id, conn);
+                self.reconcile().await;
+                lag.store(FLOWING, Ordering::Release);
                 match last_seq {
                     Some(last) => self.replay(id, last).await,
                     None => self.send_snapshot(id),
                 }
                 let _ = joined.send(());
-                self.reconcile().await;
             }
             RoomMsg::Leave { conn_id } => {
                 if self.conns.remove(&conn_id).is_some() {

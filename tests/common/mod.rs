@@ -165,6 +165,25 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// Another instance of the server on this app's database (multi-instance tests).
+    pub async fn spawn_beside(first: &TestApp) -> Instance {
+        let settings = first.db.settings();
+        let store = store::connect(&settings.database)
+            .await
+            .expect("open test store");
+        let app = Application::with_store(settings, store).expect("build app");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        Instance { base, state }
+    }
+}
+
+/// A further instance sharing a [`TestApp`]'s database.
+pub struct Instance {
+    pub base: String,
+    pub state: actix_web::web::Data<AppState>,
 }
 
 /// Runs each listed `async fn name(backend: Backend)` once per backend. PostgreSQL cases

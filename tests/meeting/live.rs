@@ -1,0 +1,681 @@
+//! The live channel against the real server: tickets and the Origin check, the chair's
+//! commands as consecutive events, refusals, repeated command ids, resuming after a
+//! disconnect, trainees' de-identified view, presence and attendance, deferral, and two
+//! instances on one PostgreSQL database.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
+use mdt_coordinator::routes::users::{create_account, ValidUser};
+
+use crate::common::{Backend, TestApp};
+use crate::on_both_backends;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An account created directly and signed in over HTTP: (token, id).
+pub async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> (String, String) {
+    let valid = ValidUser {
+        email: EmailAddress::parse(email).unwrap(),
+        name: PersonName::parse("Test Person").unwrap(),
+        role,
+        specialties: vec![Specialty::parse(specialty).unwrap()],
+        password: Password::parse(PASSWORD).unwrap(),
+    };
+    let user = create_account(&app.state, valid, None, None).await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_string(),
+        user.id.to_string(),
+    )
+}
+
+/// A rheumatology meeting: chair, a second consultant, a physio with three cases booked
+/// into the first of two weekly sessions, a trainee and a coordinator.
+pub struct Meeting {
+    pub app: TestApp,
+    pub coordinator: String,
+    pub chair: String,
+    pub chair_id: String,
+    pub colleague: String,
+    pub physio: String,
+    pub physio_id: String,
+    pub trainee: String,
+    pub session: String,
+    pub next_session: String,
+    pub cases: Vec<String>,
+}
+
+pub const NHS: [&str; 3] = ["9912003888", "9449305552", "9434765919"];
+
+pub fn booking(nhs: &str) -> Value {
+    json!({
+        "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
+                     "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001" },
+        "clinical_question": "Inflammatory pattern on bloods: start DMARDs?",
+        "history": "Twelve weeks of hand pain and morning stiffness.",
+        "urgency": "routine", "body_site": "hands", "red_flags": [],
+        "free_text_identifies_patient": true,
+    })
+}
+
+impl Meeting {
+    pub async fn open(backend: Backend, teaching: bool) -> Self {
+        Self::open_with(backend, teaching, |_| {}).await
+    }
+
+    pub async fn open_with(
+        backend: Backend,
+        teaching: bool,
+        tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
+    ) -> Self {
+        let app = TestApp::spawn_with(backend, tweak)
+            .await
+            .expect("backend available");
+        Self::on(app, teaching).await
+    }
+
+    pub async fn on(app: TestApp, teaching: bool) -> Self {
+        let (coordinator, _) =
+            account(&app, "coord@example.org", Role::Coordinator, "rheumatology").await;
+        let (chair, chair_id) =
+            account(&app, "chair@example.org", Role::Consultant, "rheumatology").await;
+        let (colleague, _) =
+            account(&app, "second@example.org", Role::Consultant, "rheumatology").await;
+        let (physio, physio_id) = account(
+            &app,
+            "physio@example.org",
+            Role::Practitioner,
+            "rheumatology",
+        )
+        .await;
+        let (trainee, _) =
+            account(&app, "trainee@example.org", Role::Trainee, "rheumatology").await;
+        let first_date = (Utc::now() + chrono::Duration::days(7)).date_naive();
+        let res = app
+            .http
+            .post(app.url("/api/series"))
+            .bearer_auth(&coordinator)
+            .json(&json!({
+                "specialty": "rheumatology", "first_date": first_date.to_string(), "local_time": "12:30",
+                "weeks": 2, "duration_minutes": 90, "case_capacity": 6, "chair_id": chair_id,
+                "booking_cutoff_hours": 24, "teaching": teaching,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let series: Value = res.json().await.unwrap();
+        let session = series["sessions"][0]["id"].as_str().unwrap().to_string();
+        let next_session = series["sessions"][1]["id"].as_str().unwrap().to_string();
+        let mut cases = Vec::new();
+        for nhs in NHS {
+            let res = app
+                .http
+                .post(app.url(&format!("/api/sessions/{session}/cases")))
+                .bearer_auth(&physio)
+                .json(&booking(nhs))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+            let case: Value = res.json().await.unwrap();
+            cases.push(case["id"].as_str().unwrap().to_string());
+        }
+        Self {
+            app,
+            coordinator,
+            chair,
+            chair_id,
+            colleague,
+            physio,
+            physio_id,
+            trainee,
+            session,
+            next_session,
+            cases,
+        }
+    }
+
+    pub async fn ticket(&self, token: &str, session: &str) -> reqwest::Response {
+        self.app
+            .http
+            .post(
+                self.app
+                    .url(&format!("/api/sessions/{session}/live-ticket")),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn join(&self, token: &str) -> Ws {
+        self.join_at(&self.app.base, token, None).await
+    }
+
+    /// Joins through the server at `base` (another instance), optionally resuming.
+    pub async fn join_at(&self, base: &str, token: &str, last_seq: Option<u64>) -> Ws {
+        let res = self
+            .app
+            .http
+            .post(format!("{base}/api/sessions/{}/live-ticket", self.session))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let ticket: Value = res.json().await.unwrap();
+        let ticket = ticket["ticket"].as_str().unwrap();
+        let resume = last_seq
+            .map(|s| format!("&last_seq={s}"))
+            .unwrap_or_default();
+        let url = format!(
+            "{}/api/sessions/{}/live?ticket={ticket}{resume}",
+            base.replace("http://", "ws://"),
+            self.session
+        );
+        connect(&url, base).await.expect("live channel opens")
+    }
+}
+
+/// Opens a WebSocket with the given `Origin`; the HTTP status on refusal.
+pub async fn connect(url: &str, origin: &str) -> Result<Ws, StatusCode> {
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            Err(StatusCode::from_u16(res.status().as_u16()).unwrap())
+        }
+        Err(e) => panic!("websocket error: {e}"),
+    }
+}
+
+/// The next JSON message, skipping control frames.
+pub async fn recv(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("socket open")
+            .expect("frame");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// Reads until a message of `kind` (`snapshot`, `ack`, `error`, or an event kind).
+pub async fn until(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let m = recv(ws).await;
+        if m["type"] == kind || m["event"]["kind"] == kind {
+            return m;
+        }
+    }
+}
+
+/// Whether nothing arrives for a short while.
+pub async fn quiet(ws: &mut Ws) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(400), ws.next()).await {
+            Err(_) => return true,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                eprintln!("unexpected: {t}");
+                return false;
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => return false,
+        }
+    }
+}
+
+pub async fn send(ws: &mut Ws, id: &str, command: Value) {
+    let msg = json!({ "type": "command", "id": id, "command": command });
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+}
+
+/// Sends a command and returns its answer (`ack` or `error`), skipping events.
+pub async fn command(ws: &mut Ws, id: &str, command: Value) -> Value {
+    send(ws, id, command).await;
+    loop {
+        let m = recv(ws).await;
+        if std::env::var_os("LIVE_DEBUG").is_some() {
+            eprintln!("{id}: {m}");
+        }
+        if (m["type"] == "ack" || m["type"] == "error") && m["id"] == id {
+            return m;
+        }
+    }
+}
+
+async fn the_chair_drives_and_everyone_follows(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = m.join(&m.chair).await;
+    let snap = until(&mut chair, "snapshot").await;
+    assert_eq!(snap["agenda"].as_array().unwrap().len(), 3);
+    assert_eq!(snap["you"]["chair"], true);
+    assert_eq!(snap["session"]["state"], "scheduled");
+    let mut physio = m.join(&m.physio).await;
+    let snap = until(&mut physio, "snapshot").await;
+    assert_eq!(snap["you"]["chair"], false);
+    // The newcomer's own snapshot already shows them; the others hear of them.
+    assert_eq!(snap["participants"].as_array().unwrap().len(), 2);
+    until(&mut chair, "participant_joined").await;
+    let mut colleague = m.join(&m.colleague).await;
+    until(&mut colleague, "snapshot").await;
+    until(&mut physio, "participant_joined").await;
+
+    let opened = command(&mut chair, "o1", json!({ "kind": "open_meeting" })).await;
+    assert_eq!(opened["type"], "ack", "{opened}");
+    until(&mut physio, "meeting_opened").await;
+
+    // A practitioner may not drive the agenda; nothing changes.
+    let refused = command(&mut physio, "p1", json!({ "kind": "next_case" })).await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "forbidden");
+
+    let start = json!({ "kind": "start_case", "case_id": m.cases[0] });
+    let started = command(&mut chair, "c1", start.clone()).await;
+    let s = started["seq"].as_u64().unwrap();
+    let next = command(&mut chair, "c2", json!({ "kind": "next_case" })).await;
+    assert_eq!(next["seq"].as_u64().unwrap(), s + 2, "completed + started");
+
+    // Both other clients saw the same consecutive events.
+    for ws in [&mut colleague, &mut physio] {
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let msg = recv(ws).await;
+            if msg["type"] == "event" && msg["seq"].as_u64().unwrap() >= s {
+                seen.push((
+                    msg["seq"].as_u64().unwrap(),
+                    msg["event"]["kind"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (s, "case_started".into()),
+                (s + 1, "case_completed".into()),
+                (s + 2, "case_started".into()),
+            ]
+        );
+    }
+    assert!(quiet(&mut physio).await);
+
+    // A repeated command id is answered with its original seq and not applied again.
+    let again = command(&mut chair, "c2", json!({ "kind": "next_case" })).await;
+    assert_eq!(again["type"], "ack");
+    assert_eq!(again["seq"].as_u64().unwrap(), s + 2);
+    assert!(quiet(&mut physio).await, "no new event for a repeated id");
+    let repeated_refusal = command(&mut physio, "p1", json!({ "kind": "next_case" })).await;
+    assert_eq!(repeated_refusal["code"], "forbidden");
+
+    // A stale expected_seq is refused with the current state.
+    let stale = json!({ "type": "command", "id": "c3", "expected_seq": 1, "command": { "kind": "next_case" } });
+    chair.send(Message::text(stale.to_string())).await.unwrap();
+    let err = until(&mut chair, "error").await;
+    assert_eq!(err["code"], "stale_seq");
+    let snap = until(&mut chair, "snapshot").await;
+    assert_eq!(snap["seq"].as_u64().unwrap(), s + 2);
+    assert_eq!(snap["current_case"], m.cases[1].as_str());
+
+    // The case states are stored: the agenda over REST agrees.
+    let agenda: Value = m
+        .app
+        .http
+        .get(m.app.url(&format!("/api/sessions/{}", m.session)))
+        .bearer_auth(&m.chair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<&str> = agenda["agenda"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["discussed", "in_discussion", "booked"]);
+    assert_eq!(agenda["session"]["state"], "live");
+
+    // Hands: raise own; lowering someone else's is the chair's.
+    let raised = command(&mut physio, "h1", json!({ "kind": "raise_hand" })).await;
+    assert_eq!(raised["type"], "ack");
+    let chair_id: Value = m.chair_id.clone().into();
+    let not_yours = command(
+        &mut physio,
+        "h2",
+        json!({ "kind": "lower_hand", "user_id": chair_id }),
+    )
+    .await;
+    assert_eq!(not_yours["code"], "forbidden");
+    let lowered = command(
+        &mut chair,
+        "h3",
+        json!({ "kind": "lower_hand", "user_id": m.physio_id }),
+    )
+    .await;
+    assert_eq!(lowered["type"], "ack");
+    let bad = json!({ "type": "command", "id": "x", "command": { "kind": "teleport" } });
+    physio.send(Message::text(bad.to_string())).await.unwrap();
+    let err = until(&mut physio, "error").await;
+    assert_eq!(err["code"], "invalid_message");
+    assert_eq!(err["id"], "x");
+}
+
+async fn a_client_that_misses_events_resumes_with_exactly_those(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = m.join(&m.chair).await;
+    until(&mut chair, "snapshot").await;
+    assert_eq!(
+        command(&mut chair, "o", json!({ "kind": "open_meeting" })).await["type"],
+        "ack"
+    );
+    // The physio has the meeting open twice, so dropping one connection leaves them
+    // present (no leave event of their own in between).
+    let mut keep = m.join(&m.physio).await;
+    until(&mut keep, "snapshot").await;
+    let mut dropped = m.join(&m.physio).await;
+    let last_seq = until(&mut dropped, "snapshot").await["seq"]
+        .as_u64()
+        .unwrap();
+    drop(dropped);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let order: Vec<&String> = [&m.cases[2], &m.cases[0], &m.cases[1]].into();
+    command(
+        &mut chair,
+        "r",
+        json!({ "kind": "reorder", "case_ids": order }),
+    )
+    .await;
+    command(
+        &mut chair,
+        "s",
+        json!({ "kind": "start_case", "case_id": m.cases[2] }),
+    )
+    .await;
+    let last = command(
+        &mut chair,
+        "d",
+        json!({ "kind": "defer_case", "case_id": m.cases[2] }),
+    )
+    .await;
+    assert_eq!(last["seq"].as_u64().unwrap(), last_seq + 3);
+
+    let mut back = m.join_at(&m.app.base, &m.physio, Some(last_seq)).await;
+    let mut kinds = Vec::new();
+    for expected in last_seq + 1..=last_seq + 3 {
+        let msg = recv(&mut back).await;
+        assert_eq!(msg["type"], "event", "no snapshot when resuming: {msg}");
+        assert_eq!(msg["seq"].as_u64().unwrap(), expected);
+        kinds.push(msg["event"]["kind"].as_str().unwrap().to_string());
+    }
+    assert_eq!(kinds, ["agenda_reordered", "case_started", "case_deferred"]);
+    assert!(quiet(&mut back).await, "exactly the missed events");
+
+    // The deferred case went to the next session of the series.
+    let moved: Value = m
+        .app
+        .http
+        .get(m.app.url(&format!("/api/sessions/{}", m.next_session)))
+        .bearer_auth(&m.chair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["agenda"].as_array().unwrap().len(), 1);
+
+    // In-band resume on a fresh connection replays the same events after its snapshot.
+    let mut other = m.join(&m.physio).await;
+    until(&mut other, "snapshot").await;
+    other
+        .send(Message::text(
+            json!({ "type": "resume", "last_seq": last_seq }).to_string(),
+        ))
+        .await
+        .unwrap();
+    let first = recv(&mut other).await;
+    assert_eq!(first["seq"].as_u64().unwrap(), last_seq + 1);
+
+    // Too far behind: a snapshot instead.
+    let mut far = m.join_at(&m.app.base, &m.physio, Some(0)).await;
+    let msg = recv(&mut far).await;
+    assert!(msg["type"] == "event" || msg["type"] == "snapshot");
+    let _ = keep.close(None).await;
+}
+
+async fn handshakes_without_a_valid_ticket_and_origin_are_refused(backend: Backend) {
+    let m = Meeting::open_with(backend, false, |s| s.live.ticket_seconds = 1).await;
+    let ws_base = m.app.base.replace("http://", "ws://");
+    let url = |ticket: &str, session: &str| {
+        format!("{ws_base}/api/sessions/{session}/live?ticket={ticket}")
+    };
+    let fresh = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        v["ticket"].as_str().unwrap().to_string()
+    };
+
+    // Wrong Origin, and no Origin: refused, and the ticket is not spent.
+    let t = fresh(m.ticket(&m.physio, &m.session).await).await;
+    assert_eq!(
+        connect(&url(&t, &m.session), "https://evil.example")
+            .await
+            .err(),
+        Some(StatusCode::FORBIDDEN)
+    );
+    // A ticket for another session does not open this one.
+    assert_eq!(
+        connect(&url(&t, &m.next_session), &m.app.base).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    let ws = connect(&url(&t, &m.session), &m.app.base).await;
+    assert!(ws.is_ok(), "the right origin and ticket open the channel");
+    // Reused ticket.
+    assert_eq!(
+        connect(&url(&t, &m.session), &m.app.base).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    // Unknown and expired tickets.
+    assert_eq!(
+        connect(&url("not-a-ticket", &m.session), &m.app.base)
+            .await
+            .err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    let t = fresh(m.ticket(&m.physio, &m.session).await).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        connect(&url(&t, &m.session), &m.app.base).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    // Who may have a ticket at all: not a trainee at a non-teaching session.
+    let res = m.ticket(&m.trainee, &m.session).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Without a token.
+    let res = m
+        .app
+        .http
+        .post(
+            m.app
+                .url(&format!("/api/sessions/{}/live-ticket", m.session)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn trainees_see_only_de_identified_cases_live(backend: Backend) {
+    let m = Meeting::open(backend, true).await;
+    let mut chair = m.join(&m.chair).await;
+    until(&mut chair, "snapshot").await;
+    let mut trainee = m.join(&m.trainee).await;
+    let mut received = Vec::new();
+    let snap = until(&mut trainee, "snapshot").await;
+    received.push(snap.to_string());
+    command(&mut chair, "o", json!({ "kind": "open_meeting" })).await;
+    command(&mut chair, "n", json!({ "kind": "next_case" })).await;
+    command(
+        &mut chair,
+        "d",
+        json!({ "kind": "defer_case", "case_id": m.cases[1] }),
+    )
+    .await;
+    let refused = command(&mut trainee, "t", json!({ "kind": "request_present" })).await;
+    assert_eq!(refused["code"], "forbidden");
+    received.push(refused.to_string());
+    while !quiet(&mut trainee).await {}
+    let mut again = m.join(&m.trainee).await;
+    received.push(until(&mut again, "snapshot").await.to_string());
+    for payload in &received {
+        for secret in NHS.iter().copied().chain([
+            "Hermione",
+            "Quibble",
+            "1978-05-17",
+            "A81001",
+            "DMARDs",
+            "morning stiffness",
+        ]) {
+            assert!(!payload.contains(secret), "{secret} leaked: {payload}");
+        }
+    }
+    assert!(received[0].contains("Case 1 · F · 40–49 · hands"));
+    // The chair's view is identified, and reading it is audited.
+    let events = m.app.state.store.audit_events().await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.action == "case_read" && e.details.contains("live")));
+}
+
+async fn presence_makes_attendance_and_quorum(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = m.join(&m.chair).await;
+    let snap = until(&mut chair, "snapshot").await;
+    assert_eq!(snap["quorum"]["required_others"], 1);
+    assert_eq!(snap["quorum"]["quorate"], false, "the chair alone");
+    let mut colleague = m.join(&m.colleague).await;
+    let snap = until(&mut colleague, "snapshot").await;
+    assert_eq!(snap["quorum"]["quorate"], true, "{snap}");
+    assert_eq!(snap["quorum"]["present_others"], 1);
+    drop(colleague);
+    let left = until(&mut chair, "participant_left").await;
+    assert!(left["event"]["user_id"].is_string());
+
+    let res = m
+        .app
+        .http
+        .get(
+            m.app
+                .url(&format!("/api/sessions/{}/attendance", m.session)),
+        )
+        .bearer_auth(&m.coordinator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let rows: Value = res.json().await.unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let finished: Vec<&Value> = rows.iter().filter(|r| !r["left_at"].is_null()).collect();
+    assert_eq!(
+        finished.len(),
+        1,
+        "the colleague left; the chair is still here"
+    );
+    assert_eq!(finished[0]["role"], "consultant");
+    let res = m
+        .app
+        .http
+        .get(
+            m.app
+                .url(&format!("/api/sessions/{}/attendance", m.session)),
+        )
+        .bearer_auth(&m.physio)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+on_both_backends!(
+    the_chair_drives_and_everyone_follows,
+    a_client_that_misses_events_resumes_with_exactly_those,
+    handshakes_without_a_valid_ticket_and_origin_are_refused,
+    trainees_see_only_de_identified_cases_live,
+    presence_makes_attendance_and_quorum,
+);
+
+/// Two instances on one PostgreSQL database: a command sent to A reaches a client of B,
+/// and `seq` stays one sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_one_instance_reaches_clients_of_another() {
+    if std::env::var_os("MDT_TEST_POSTGRES_URL").is_none() {
+        eprintln!("skipped: MDT_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let m = Meeting::open(Backend::Postgres, false).await;
+    let b = TestApp::spawn_beside(&m.app).await;
+    let mut on_a = m.join(&m.chair).await;
+    until(&mut on_a, "snapshot").await;
+    let mut on_b = m.join_at(&b.base, &m.physio, None).await;
+    until(&mut on_b, "snapshot").await;
+    // A sees B's participant through the database.
+    let joined = until(&mut on_a, "participant_joined").await;
+    let joined = if joined["event"]["user_id"] == m.physio_id.as_str() {
+        joined
+    } else {
+        until(&mut on_a, "participant_joined").await
+    };
+    assert_eq!(joined["event"]["user_id"], m.physio_id.as_str());
+
+    let ack = command(&mut on_a, "o", json!({ "kind": "open_meeting" })).await;
+    let seq = ack["seq"].as_u64().unwrap();
+    let ev = until(&mut on_b, "meeting_opened").await;
+    assert_eq!(ev["seq"].as_u64().unwrap(), seq);
+    let ack = command(&mut on_a, "n", json!({ "kind": "next_case" })).await;
+    let ev = until(&mut on_b, "case_started").await;
+    assert_eq!(ev["seq"], ack["seq"]);
+
+    // B's participant raises a hand; A's chair sees it, and lowers it from A.
+    let raised = command(&mut on_b, "h", json!({ "kind": "raise_hand" })).await;
+    let seen = until(&mut on_a, "hand_raised").await;
+    assert_eq!(seen["seq"], raised["seq"]);
+    command(
+        &mut on_a,
+        "l",
+        json!({ "kind": "lower_hand", "user_id": m.physio_id }),
+    )
+    .await;
+    until(&mut on_b, "hand_lowered").await;
+}
