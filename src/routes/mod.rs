@@ -5,6 +5,7 @@ mod attachments;
 mod auth;
 mod cases;
 mod health;
+mod outcomes;
 mod sessions;
 pub mod users;
 
@@ -51,6 +52,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 )
                 .service(resource("/attachments/{id}").get(attachments::download))
                 .service(resource("/cases/{id}/move").post(cases::move_case))
+                .service(
+                    resource("/cases/{id}/outcome")
+                        .get(outcomes::show)
+                        .put(outcomes::draft),
+                )
+                .service(resource("/cases/{id}/outcome/sign").post(outcomes::sign))
+                .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))
                 .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
                 .service(resource("/sessions/{id}/cancel").post(sessions::cancel))
                 .default_service(web::to(not_found)),
