@@ -339,6 +339,118 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::schedule::SessionPlan;
+    use crate::domain::{
+        BodySite, CaseState, ClinicalText, NhsNumber, OdsCode, OutcomeDraft, PatientDetails,
+        SessionState, Sex, Specialty, Urgency, UserId,
+    };
+    use chrono::TimeZone;
+
+    fn a_session(title: &str, starts_at: DateTime<Utc>) -> Session {
+        Session {
+            id: uuid::Uuid::new_v4(),
+            series_id: None,
+            plan: SessionPlan {
+                specialty: Specialty::parse("rheumatology").unwrap(),
+                title: title.to_string(),
+                duration_minutes: 90,
+                case_capacity: 8,
+                minutes_per_case: 10,
+                booking_cutoff_hours: 48,
+                chair_id: UserId::new(),
+                teaching: false,
+            },
+            starts_at,
+            booked: 1,
+            state: SessionState::Published,
+        }
+    }
+
+    #[test]
+    fn outcome_letter_names_decisions_but_no_patient_or_free_text() {
+        let starts = Utc.with_ymd_and_hms(2026, 12, 1, 12, 30, 0).unwrap();
+        let session = a_session("Rheumatology <MDT> & teaching", starts);
+        let later = a_session("Rheumatology MDT", starts + chrono::Duration::weeks(2));
+        let case = Case {
+            id: uuid::Uuid::new_v4(),
+            session_id: session.id,
+            referrer_id: UserId::new(),
+            patient: PatientDetails {
+                nhs_number: NhsNumber::parse("9434765919").unwrap(),
+                given_name: PersonName::parse("Hermione").unwrap(),
+                family_name: PersonName::parse("Quibble").unwrap(),
+                date_of_birth: chrono::NaiveDate::from_ymd_opt(1978, 5, 17).unwrap(),
+                sex: Sex::Female,
+                gp_practice_code: OdsCode::parse("A81001").unwrap(),
+            },
+            clinical_question: ClinicalText::parse("Question", "q").unwrap(),
+            history: ClinicalText::parse("History", "h").unwrap(),
+            urgency: Urgency::Urgent,
+            body_site: BodySite::parse("left knee").unwrap(),
+            free_text_identifies_patient: true,
+            state: CaseState::OutcomeSigned,
+            booked_at: starts,
+            moved_from: None,
+            needs_rebooking: false,
+            follow_up_of: None,
+        };
+        let body: OutcomeDraft = serde_json::from_value(serde_json::json!({
+            "investigations": [{"kind": "xray", "site": "left knee", "urgency": "routine", "notes": "weight-bearing views"}],
+            "referrals": [],
+            "management_plan": {"text": "Secret plan", "items": ["Start methotrexate", "Book hydrotherapy"]},
+            "follow_up": {"kind": "re_discuss", "session_id": later.id, "reason": "with films"},
+        }))
+        .unwrap();
+        let version = OutcomeVersion {
+            case_id: case.id,
+            version: 1,
+            body,
+            author_id: UserId::new(),
+            created_at: starts,
+            updated_at: starts,
+            signed_by: Some(UserId::new()),
+            signed_at: Some(starts + chrono::Duration::minutes(20)),
+            amendment_reason: None,
+            supersedes: None,
+        };
+        let to = EmailAddress::parse("physio@example.org").unwrap();
+        let signer = PersonName::parse("Dr Ada O'Neill").unwrap();
+        let m = outcome_letter(&to, &session, &case, &version, &signer, Some(&later), false);
+        assert_eq!(
+            m.subject,
+            "MDT outcome: Rheumatology <MDT> & teaching on Tuesday 1 December 2026 at 12:30"
+        );
+        let html = m.html.as_deref().unwrap();
+        for part in [m.body.as_str(), html] {
+            assert!(part.contains(&case.id.to_string()));
+            assert!(part.contains("X-ray (left knee), routine"));
+            assert!(part.contains("2 actions"));
+            assert!(part.contains("Tuesday 15 December 2026 at 12:30"));
+            assert!(part.contains("at 12:50"), "signed time in UK time: {part}");
+            for secret in [
+                "9434765919",
+                "Hermione",
+                "Quibble",
+                "1978",
+                "weight-bearing",
+                "Secret plan",
+                "with films",
+                "methotrexate",
+                "hydrotherapy",
+                "Question",
+                "History",
+            ] {
+                assert!(!part.contains(secret), "{secret} in {part}");
+            }
+        }
+        assert!(m.body.contains("Signed by Dr Ada O'Neill"));
+        assert!(html.contains("Rheumatology &lt;MDT&gt; &amp; teaching"));
+        assert!(html.contains("Dr Ada O&#39;Neill"));
+        assert!(!html.contains("<MDT>"));
+        let amended = outcome_letter(&to, &session, &case, &version, &signer, None, true);
+        assert!(amended.subject.starts_with("Amended MDT outcome: "));
+        assert!(amended.body.contains("discuss again at a later MDT"));
+    }
 
     #[test]
     fn escapes_html() {
