@@ -152,7 +152,7 @@ impl ResponseError for ApiError {
             code: self.code(),
             message: self.to_string(),
             field: match self {
-                ApiError::Invalid(e) => Some(e.field),
+                ApiError::Invalid(e) => Some(e.field.as_ref()),
                 _ => None,
             },
         })

@@ -1,10 +1,15 @@
 //! The live meeting on both backends: the WebSocket channel (tickets, Origin, commands,
-//! resume, presence, attendance, several instances, a crash and restart) and outcomes.
+//! resume, presence, attendance, several instances, a crash and restart) and the
+//! meeting's records (outcomes: draft, sign, amend, letters, follow-ups, access). Each
+//! area is a module under `tests/meeting/`.
 
 mod common;
 
 #[path = "meeting/live.rs"]
 mod live;
+
+#[path = "meeting/outcomes.rs"]
+mod outcomes;
 
 #[path = "meeting/restart.rs"]
 mod restart;

@@ -59,3 +59,29 @@ pub fn may_book_into(user: &User, session: &Session) -> Result<(), ApiError> {
 pub fn may_withdraw(user: &User, case: &Case) -> bool {
     user.role == Role::Coordinator || case.referrer_id == user.id
 }
+
+/// Clinical decisions are by clinicians: the session's chair or a consultant of its
+/// specialty may draft an outcome (coordinators, practitioners and trainees may not).
+pub fn may_draft_outcome(user: &User, session: &Session) -> Result<(), ApiError> {
+    let consultant = user.role == Role::Consultant && user.has_specialty(&session.plan.specialty);
+    if consultant || user.id == session.plan.chair_id {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the chair or a consultant of the specialty records outcomes",
+        ))
+    }
+}
+
+/// A consultant of the session's specialty (the chair is one) signs and amends outcomes.
+pub fn may_sign_outcome(user: &User, session: &Session) -> Result<(), ApiError> {
+    let of_specialty =
+        user.has_specialty(&session.plan.specialty) || user.id == session.plan.chair_id;
+    if user.role == Role::Consultant && of_specialty {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only a consultant of the specialty signs or amends outcomes",
+        ))
+    }
+}

@@ -341,6 +341,8 @@ pub struct Case {
     pub moved_from: Option<Uuid>,
     /// Set when its session was cancelled and no later session could take it.
     pub needs_rebooking: bool,
+    /// The case whose signed outcome asked for this re-discussion, if any.
+    pub follow_up_of: Option<Uuid>,
 }
 
 impl Case {
@@ -353,6 +355,21 @@ impl Case {
             booked_at: now,
             moved_from: Some(self.id),
             needs_rebooking: false,
+            ..self.clone()
+        }
+    }
+
+    /// A new case for the same patient and clinical details, booked into `session_id` to
+    /// be discussed again (a signed outcome's `re_discuss` follow-up).
+    pub fn follow_up(&self, new_id: Uuid, session_id: Uuid, now: DateTime<Utc>) -> Case {
+        Case {
+            id: new_id,
+            session_id,
+            state: CaseState::Booked,
+            booked_at: now,
+            moved_from: None,
+            needs_rebooking: false,
+            follow_up_of: Some(self.id),
             ..self.clone()
         }
     }
@@ -399,6 +416,7 @@ pub struct IdentifiedCase {
     pub booked_at: DateTime<Utc>,
     pub moved_from: Option<Uuid>,
     pub needs_rebooking: bool,
+    pub follow_up_of: Option<Uuid>,
 }
 
 #[derive(Serialize)]
@@ -443,6 +461,7 @@ impl CaseView {
                 booked_at: case.booked_at,
                 moved_from: case.moved_from,
                 needs_rebooking: case.needs_rebooking,
+                follow_up_of: case.follow_up_of,
             }));
         }
         let band = age_band(case.patient.date_of_birth, today);

@@ -12,7 +12,11 @@ use super::EmailAddress;
 pub struct NewMessage {
     pub to: Vec<EmailAddress>,
     pub subject: String,
+    /// The plain-text body.
     pub body: String,
+    /// An HTML alternative of `body` (everything interpolated escaped); sent with it as
+    /// `multipart/alternative`.
+    pub html: Option<String>,
     /// An iCalendar object (`METHOD:REQUEST`) sent as a `text/calendar` part.
     pub calendar: Option<String>,
 }
@@ -24,6 +28,7 @@ pub struct OutboxMessage {
     pub to: Vec<EmailAddress>,
     pub subject: String,
     pub body: String,
+    pub html: Option<String>,
     pub calendar: Option<String>,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,

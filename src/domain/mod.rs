@@ -1,6 +1,8 @@
 //! Parsed, validated domain types and pure rules. No I/O lives here: every value from
 //! outside becomes one of these types before it reaches storage.
 
+use std::borrow::Cow;
+
 pub mod attachment;
 pub mod audit;
 pub mod case;
@@ -8,6 +10,7 @@ pub mod email;
 pub mod live;
 pub mod message;
 pub mod nhs_number;
+pub mod outcome;
 pub mod password;
 pub mod person_name;
 pub mod role;
@@ -25,6 +28,11 @@ pub use case::{
 pub use email::EmailAddress;
 pub use message::{NewMessage, OutboxMessage};
 pub use nhs_number::NhsNumber;
+pub use outcome::{
+    Amendment, AmendmentReason, AmendmentRequest, FollowUp, Investigation, InvestigationKind,
+    ManagementPlan, OutcomeDraft, OutcomeRequest, OutcomeSummary, OutcomeVersion, Referral,
+    ReferralDestination,
+};
 pub use password::Password;
 pub use person_name::PersonName;
 pub use role::Role;
@@ -34,27 +42,32 @@ pub use time_window::TimeWindow;
 pub use user::{NewUser, User, UserId};
 
 /// Why a value from outside was refused: a stable snake_case `code` naming the rule and
-/// the `field` it applies to. Routes turn it into a `422`.
+/// the `field` it applies to (a path such as `investigations[1].notes` inside nested
+/// bodies). Routes turn it into a `422`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ParseError {
     pub code: &'static str,
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     pub message: String,
 }
 
 impl ParseError {
-    pub fn new(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: &'static str,
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             code,
-            field,
+            field: field.into(),
             message: message.into(),
         }
     }
 
     /// The same rule applied to another field (e.g. a name used as `family_name`).
-    pub fn for_field(mut self, field: &'static str) -> Self {
-        self.field = field;
+    pub fn for_field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+        self.field = field.into();
         self
     }
 }

@@ -146,25 +146,30 @@ impl Mailer {
             builder = builder.to(to.as_str().parse::<Mailbox>().map_err(|e| e.to_string())?);
         }
         let text = SinglePart::plain(message.body.clone());
-        let result = match &message.calendar {
-            None => builder.singlepart(text),
-            Some(ics) => {
+        let html = message.html.clone().map(SinglePart::html);
+        let result = match (&message.calendar, html) {
+            (None, None) => builder.singlepart(text),
+            (None, Some(html)) => {
+                builder.multipart(MultiPart::alternative().singlepart(text).singlepart(html))
+            }
+            (Some(ics), html) => {
                 let calendar_type =
                     ContentType::parse("text/calendar; method=REQUEST; charset=UTF-8")
                         .map_err(|e| e.to_string())?;
+                let mut alternative = MultiPart::alternative().singlepart(text);
+                if let Some(html) = html {
+                    alternative = alternative.singlepart(html);
+                }
+                let alternative = alternative.singlepart(
+                    SinglePart::builder()
+                        .header(calendar_type.clone())
+                        .body(ics.clone()),
+                );
                 builder.multipart(
-                    MultiPart::mixed()
-                        .multipart(
-                            MultiPart::alternative().singlepart(text).singlepart(
-                                SinglePart::builder()
-                                    .header(calendar_type.clone())
-                                    .body(ics.clone()),
-                            ),
-                        )
-                        .singlepart(
-                            lettre::message::Attachment::new("invite.ics".to_string())
-                                .body(ics.clone(), calendar_type),
-                        ),
+                    MultiPart::mixed().multipart(alternative).singlepart(
+                        lettre::message::Attachment::new("invite.ics".to_string())
+                            .body(ics.clone(), calendar_type),
+                    ),
                 )
             }
         };

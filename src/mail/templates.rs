@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use icalendar::{Calendar, Component, EventLike, Property};
 
+use crate::domain::outcome::{FollowUpKind, OutcomeSummary};
 use crate::domain::schedule::CLINIC_TZ;
-use crate::domain::{EmailAddress, NewCase, NewMessage, Session};
+use crate::domain::{Case, EmailAddress, NewCase, NewMessage, OutcomeVersion, PersonName, Session};
 
 /// `Tuesday 1 December 2026 at 12:30` in clinic local time.
 fn local(t: DateTime<Utc>) -> String {
@@ -37,6 +38,7 @@ pub fn booking_confirmation(
             local(session.starts_at),
             case.id,
         ),
+        html: None,
         calendar: None,
     }
 }
@@ -89,6 +91,7 @@ pub fn agenda_published(
             cases,
             if cases == 1 { "" } else { "s" },
         ),
+        html: None,
         calendar: Some(invitation(session, organizer, &to)),
         to,
     }
@@ -114,6 +117,7 @@ pub fn case_moved(
             to.plan.title,
             local(to.starts_at),
         ),
+        html: None,
         calendar: None,
     }
 }
@@ -135,6 +139,324 @@ pub fn rebooking_needed(
             session.plan.title,
             local(session.starts_at),
         ),
+        html: None,
         calendar: None,
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The decisions of an outcome as lines of plain text (no free text: kinds, sites,
+/// urgencies, destinations and the follow-up only).
+fn decision_lines(
+    summary: &OutcomeSummary,
+    follow_up_session: Option<&Session>,
+) -> (Vec<String>, Vec<String>, String, String) {
+    let investigations = summary
+        .investigations
+        .iter()
+        .map(|i| match &i.site {
+            Some(site) => format!(
+                "{} ({}), {}",
+                i.kind.label(),
+                site.as_str(),
+                i.urgency.as_str()
+            ),
+            None => format!("{}, {}", i.kind.label(), i.urgency.as_str()),
+        })
+        .collect();
+    let referrals = summary
+        .referrals
+        .iter()
+        .map(|r| format!("{}, {}", r.destination.label(), r.urgency.as_str()))
+        .collect();
+    let plan = match summary.plan_items {
+        0 => "written in MDT Coordinator".to_string(),
+        1 => "1 action, written in MDT Coordinator".to_string(),
+        n => format!("{n} actions, written in MDT Coordinator"),
+    };
+    let follow_up = match (summary.follow_up.kind, follow_up_session) {
+        (FollowUpKind::None, _) => "none".to_string(),
+        (FollowUpKind::Review, _) => format!(
+            "review in {} week{}",
+            summary.follow_up.weeks.unwrap_or(0),
+            if summary.follow_up.weeks == Some(1) {
+                ""
+            } else {
+                "s"
+            }
+        ),
+        (FollowUpKind::ReDiscuss, Some(s)) if Some(s.id) == summary.follow_up.session_id => {
+            format!(
+                "discuss again at {} on {} (UK time); a follow-up case is booked",
+                s.plan.title,
+                local(s.starts_at)
+            )
+        }
+        (FollowUpKind::ReDiscuss, _) => {
+            "discuss again at a later MDT; a follow-up case is booked".to_string()
+        }
+    };
+    (investigations, referrals, plan, follow_up)
+}
+
+/// To the referrer when a case's outcome is signed, or (`amended`) when a signed outcome
+/// is corrected. Like every message it carries no patient identifiers and none of the
+/// outcome's free text: the case reference, body site and urgency, the decisions, who
+/// signed and when. `follow_up_session` names the session of a re-discussion.
+pub fn outcome_letter(
+    referrer: &EmailAddress,
+    session: &Session,
+    case: &Case,
+    version: &OutcomeVersion,
+    signer: &PersonName,
+    follow_up_session: Option<&Session>,
+    amended: bool,
+) -> NewMessage {
+    let summary = version.body.summary();
+    let (investigations, referrals, plan, follow_up) = decision_lines(&summary, follow_up_session);
+    let when = local(session.starts_at);
+    let signed_at = version.signed_at.map(local).unwrap_or_default();
+    let subject = format!(
+        "{}MDT outcome: {} on {when}",
+        if amended { "Amended " } else { "" },
+        session.plan.title
+    );
+    let intro = if amended {
+        format!(
+            "The MDT outcome for your case, discussed at {} on {when} (UK time), has been amended: \
+             version {} replaces version {}.",
+            session.plan.title,
+            version.version,
+            version.supersedes.unwrap_or(0)
+        )
+    } else {
+        format!(
+            "The MDT outcome for your case, discussed at {} on {when} (UK time), has been signed.",
+            session.plan.title
+        )
+    };
+    let case_line = format!(
+        "{} case, {}",
+        capitalise(case.urgency.as_str()),
+        case.body_site.as_str()
+    );
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "  - none\n".to_string()
+        } else {
+            items.iter().map(|i| format!("  - {i}\n")).collect()
+        }
+    };
+    let signed = format!("Signed by {} on {signed_at} (UK time).", signer.as_str());
+    const CLOSING: &str =
+        "This email contains no patient details and none of the outcome's notes. \
+                           Sign in to MDT Coordinator to read the full plan and notes.";
+    let body = format!(
+        "{intro}\n\n\
+         Case reference: {}\n\
+         Case: {case_line}\n\
+         Outcome version: {}\n\n\
+         Investigations:\n{}\n\
+         Referrals:\n{}\n\
+         Management plan: {plan}\n\
+         Follow-up: {follow_up}\n\n\
+         {signed}\n\n\
+         {CLOSING}\n",
+        case.id,
+        version.version,
+        list(&investigations),
+        list(&referrals),
+    );
+    let html_list = |items: &[String]| {
+        if items.is_empty() {
+            "<p>None.</p>".to_string()
+        } else {
+            let lis: String = items
+                .iter()
+                .map(|i| format!("<li>{}</li>", escape(i)))
+                .collect();
+            format!("<ul>{lis}</ul>")
+        }
+    };
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en-GB\"><head><meta charset=\"utf-8\"><title>{}</title></head><body>\n\
+         <p>{}</p>\n\
+         <table>\n\
+         <tr><th scope=\"row\">Case reference</th><td>{}</td></tr>\n\
+         <tr><th scope=\"row\">Case</th><td>{}</td></tr>\n\
+         <tr><th scope=\"row\">Outcome version</th><td>{}</td></tr>\n\
+         </table>\n\
+         <h2>Investigations</h2>\n{}\n\
+         <h2>Referrals</h2>\n{}\n\
+         <h2>Management plan</h2>\n<p>{}</p>\n\
+         <h2>Follow-up</h2>\n<p>{}</p>\n\
+         <p>{}</p>\n\
+         <p>{}</p>\n\
+         </body></html>\n",
+        escape(&subject),
+        escape(&intro),
+        escape(&case.id.to_string()),
+        escape(&case_line),
+        version.version,
+        html_list(&investigations),
+        html_list(&referrals),
+        escape(&capitalise(&plan)),
+        escape(&capitalise(&follow_up)),
+        escape(&signed),
+        escape(CLOSING),
+    );
+    NewMessage {
+        to: vec![referrer.clone()],
+        subject,
+        body,
+        html: Some(html),
+        calendar: None,
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::schedule::SessionPlan;
+    use crate::domain::{
+        BodySite, CaseState, ClinicalText, NhsNumber, OdsCode, OutcomeDraft, PatientDetails,
+        SessionState, Sex, Specialty, Urgency, UserId,
+    };
+    use chrono::TimeZone;
+
+    fn a_session(title: &str, starts_at: DateTime<Utc>) -> Session {
+        Session {
+            id: uuid::Uuid::new_v4(),
+            series_id: None,
+            plan: SessionPlan {
+                specialty: Specialty::parse("rheumatology").unwrap(),
+                title: title.to_string(),
+                duration_minutes: 90,
+                case_capacity: 8,
+                minutes_per_case: 10,
+                booking_cutoff_hours: 48,
+                chair_id: UserId::new(),
+                teaching: false,
+            },
+            starts_at,
+            booked: 1,
+            state: SessionState::Published,
+        }
+    }
+
+    #[test]
+    fn outcome_letter_names_decisions_but_no_patient_or_free_text() {
+        let starts = Utc.with_ymd_and_hms(2026, 12, 1, 12, 30, 0).unwrap();
+        let session = a_session("Rheumatology <MDT> & teaching", starts);
+        let later = a_session("Rheumatology MDT", starts + chrono::Duration::weeks(2));
+        let case = Case {
+            id: uuid::Uuid::new_v4(),
+            session_id: session.id,
+            referrer_id: UserId::new(),
+            patient: PatientDetails {
+                nhs_number: NhsNumber::parse("9434765919").unwrap(),
+                given_name: PersonName::parse("Hermione").unwrap(),
+                family_name: PersonName::parse("Quibble").unwrap(),
+                date_of_birth: chrono::NaiveDate::from_ymd_opt(1978, 5, 17).unwrap(),
+                sex: Sex::Female,
+                gp_practice_code: OdsCode::parse("A81001").unwrap(),
+            },
+            clinical_question: ClinicalText::parse("Question", "q").unwrap(),
+            history: ClinicalText::parse("History", "h").unwrap(),
+            urgency: Urgency::Urgent,
+            body_site: BodySite::parse("left knee").unwrap(),
+            free_text_identifies_patient: true,
+            state: CaseState::OutcomeSigned,
+            booked_at: starts,
+            moved_from: None,
+            needs_rebooking: false,
+            follow_up_of: None,
+        };
+        let body: OutcomeDraft = serde_json::from_value(serde_json::json!({
+            "investigations": [{"kind": "xray", "site": "left knee", "urgency": "routine", "notes": "weight-bearing views"}],
+            "referrals": [],
+            "management_plan": {"text": "Secret plan", "items": ["Start methotrexate", "Book hydrotherapy"]},
+            "follow_up": {"kind": "re_discuss", "session_id": later.id, "reason": "with films"},
+        }))
+        .unwrap();
+        let version = OutcomeVersion {
+            case_id: case.id,
+            version: 1,
+            body,
+            author_id: UserId::new(),
+            created_at: starts,
+            updated_at: starts,
+            signed_by: Some(UserId::new()),
+            signed_at: Some(starts + chrono::Duration::minutes(20)),
+            amendment_reason: None,
+            supersedes: None,
+        };
+        let to = EmailAddress::parse("physio@example.org").unwrap();
+        let signer = PersonName::parse("Dr Ada O'Neill").unwrap();
+        let m = outcome_letter(&to, &session, &case, &version, &signer, Some(&later), false);
+        assert_eq!(
+            m.subject,
+            "MDT outcome: Rheumatology <MDT> & teaching on Tuesday 1 December 2026 at 12:30"
+        );
+        let html = m.html.as_deref().unwrap();
+        for part in [m.body.as_str(), html] {
+            assert!(part.contains(&case.id.to_string()));
+            assert!(part.contains("X-ray (left knee), routine"));
+            assert!(part.contains("2 actions"));
+            assert!(part.contains("Tuesday 15 December 2026 at 12:30"));
+            assert!(part.contains("at 12:50"), "signed time in UK time: {part}");
+            for secret in [
+                "9434765919",
+                "Hermione",
+                "Quibble",
+                "1978",
+                "weight-bearing",
+                "Secret plan",
+                "with films",
+                "methotrexate",
+                "hydrotherapy",
+                "Question",
+                "History",
+            ] {
+                assert!(!part.contains(secret), "{secret} in {part}");
+            }
+        }
+        assert!(m.body.contains("Signed by Dr Ada O'Neill"));
+        assert!(html.contains("Rheumatology &lt;MDT&gt; &amp; teaching"));
+        assert!(html.contains("Dr Ada O&#39;Neill"));
+        assert!(!html.contains("<MDT>"));
+        let amended = outcome_letter(&to, &session, &case, &version, &signer, None, true);
+        assert!(amended.subject.starts_with("Amended MDT outcome: "));
+        assert!(amended.body.contains("discuss again at a later MDT"));
+    }
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            escape(r#"<b>"Tom" & 'Jerry'</b>"#),
+            "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;"
+        );
     }
 }

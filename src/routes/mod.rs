@@ -6,6 +6,7 @@ mod auth;
 mod cases;
 mod health;
 mod live;
+mod outcomes;
 mod sessions;
 pub mod users;
 
@@ -52,6 +53,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 )
                 .service(resource("/attachments/{id}").get(attachments::download))
                 .service(resource("/cases/{id}/move").post(cases::move_case))
+                .service(
+                    resource("/cases/{id}/outcome")
+                        .get(outcomes::show)
+                        .put(outcomes::draft),
+                )
+                .service(resource("/cases/{id}/outcome/sign").post(outcomes::sign))
+                .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))
                 .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
                 .service(resource("/sessions/{id}/cancel").post(sessions::cancel))
                 .service(resource("/sessions/{id}/live-ticket").post(live::ticket))

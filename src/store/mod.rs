@@ -20,9 +20,9 @@ use crate::domain::audit::verify_chain;
 use crate::domain::live::{Attendance, EventBody, LiveEvent, NewLiveEvent};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
-    Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent, NewCase,
-    NewMessage, NewSeries, NewUser, OutboxMessage, ParseError, Series, Session, Specialty,
-    TimeWindow, User, UserId,
+    Amendment, Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent,
+    NewCase, NewMessage, NewSeries, NewUser, OutboxMessage, OutcomeDraft, OutcomeVersion,
+    ParseError, Series, Session, Specialty, TimeWindow, User, UserId,
 };
 
 pub use self::postgres::PgStore;
@@ -333,6 +333,48 @@ pub trait Store: Send + Sync + 'static {
         let _ = signal;
         false
     }
+
+    /// Saves the case's outcome draft: creates version 1, or replaces the body of the
+    /// current unsigned version. `409 outcome_signed` once the current version is signed,
+    /// `409 invalid_state` for a deferred or withdrawn case. With `audit`, atomically.
+    async fn draft_outcome(
+        &self,
+        case_id: Uuid,
+        draft: OutcomeDraft,
+        author: UserId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeVersion, StoreError>;
+    /// Signs the current draft and marks the case `outcome_signed`, all in one
+    /// transaction with `audit`, the referrer's letter (built by `letter`) and, for a
+    /// `re_discuss` follow-up, a new case `follow_up_id` booked into the chosen later
+    /// session of the same specialty (capacity enforced, cut-off not). Any refusal
+    /// (`409 outcome_signed`, `409 no_draft`, `409 invalid_state`, `409 session_full`,
+    /// `422 invalid_follow_up_session`…) leaves everything as it was.
+    async fn sign_outcome(
+        &self,
+        case_id: Uuid,
+        signer: UserId,
+        audit: NewAuditEvent,
+        letter: OutcomeLetter<'_>,
+        follow_up_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<SignedOutcome, StoreError>;
+    /// Corrects a signed outcome: inserts the next version, signed by `author`,
+    /// superseding the current one (never changing it), with the amended letter.
+    /// `409 outcome_not_signed` while the current version is a draft, `409 no_draft`
+    /// when there is none.
+    async fn amend_outcome(
+        &self,
+        case_id: Uuid,
+        amendment: Amendment,
+        author: UserId,
+        audit: NewAuditEvent,
+        letter: OutcomeLetter<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeVersion, StoreError>;
+    /// Every version of the case's outcome, oldest first.
+    async fn outcome_versions(&self, case_id: Uuid) -> Result<Vec<OutcomeVersion>, StoreError>;
 }
 
 /// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up
@@ -383,6 +425,19 @@ pub(crate) fn decode_live_event(
 /// The JSON stored for an event (the same shape clients receive).
 pub(crate) fn encode_live_event(body: &EventBody) -> Result<String, StoreError> {
     serde_json::to_string(body).map_err(|_| StoreError::corrupt("event body"))
+}
+
+/// Builds the outcome letter to the referrer of a case (the case, its session, the
+/// version just signed); called inside the signing or amending transaction.
+pub type OutcomeLetter<'a> =
+    &'a (dyn Fn(&Case, &Session, &OutcomeVersion) -> Option<NewMessage> + Send + Sync);
+
+/// What signing an outcome did.
+#[derive(Clone, Debug)]
+pub struct SignedOutcome {
+    pub version: OutcomeVersion,
+    /// The case booked by a `re_discuss` follow-up.
+    pub follow_up_case: Option<Case>,
 }
 
 /// The result of a booking request.
@@ -553,6 +608,7 @@ pub(crate) struct CaseColumns {
     pub booked_at: DateTime<Utc>,
     pub moved_from: Option<Uuid>,
     pub needs_rebooking: bool,
+    pub follow_up_of: Option<Uuid>,
 }
 
 impl CaseColumns {
@@ -587,6 +643,7 @@ impl CaseColumns {
             booked_at: self.booked_at,
             moved_from: self.moved_from,
             needs_rebooking: self.needs_rebooking,
+            follow_up_of: self.follow_up_of,
         })
     }
 }
@@ -626,6 +683,7 @@ pub(crate) fn booked_case(case: &NewCase, now: DateTime<Utc>) -> Case {
         booked_at: now,
         moved_from: None,
         needs_rebooking: false,
+        follow_up_of: None,
     }
 }
 
@@ -707,4 +765,147 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error, needle: &str) -> bool {
 
 pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
+pub(crate) fn outcome_signed() -> StoreError {
+    StoreError::conflict(
+        "outcome_signed",
+        "the outcome is signed and cannot change; record an amendment instead",
+    )
+}
+
+pub(crate) fn outcome_not_signed() -> StoreError {
+    StoreError::conflict(
+        "outcome_not_signed",
+        "the outcome is still a draft: change it and sign it instead of amending",
+    )
+}
+
+pub(crate) fn no_draft() -> StoreError {
+    StoreError::conflict("no_draft", "there is no outcome draft for this case")
+}
+
+/// A draft may be saved for a case that still holds its slot.
+pub(crate) fn check_outcome_open(case: &Case) -> Result<(), StoreError> {
+    if case.state.holds_slot() {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(
+            "invalid_state",
+            format!(
+                "a case that is {} has no outcome to record",
+                case.state.as_str()
+            ),
+        ))
+    }
+}
+
+/// A draft may be signed while the case is booked, listed or being (or just) discussed.
+pub(crate) fn check_signable(case: &Case) -> Result<(), StoreError> {
+    use crate::domain::CaseState::{Booked, Discussed, InDiscussion, Listed};
+    if matches!(case.state, Booked | Listed | InDiscussion | Discussed) {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(
+            "invalid_state",
+            format!(
+                "the outcome of a case that is {} cannot be signed",
+                case.state.as_str()
+            ),
+        ))
+    }
+}
+
+/// The outcome body as stored: its JSON wire shape.
+pub(crate) fn encode_outcome(draft: &OutcomeDraft) -> Result<String, StoreError> {
+    serde_json::to_string(draft).map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))
+}
+
+/// The amendment that supersedes `current`: the next version, signed by its author.
+pub(crate) fn amendment_of(
+    current: &OutcomeVersion,
+    amendment: Amendment,
+    author: UserId,
+    now: DateTime<Utc>,
+) -> OutcomeVersion {
+    OutcomeVersion {
+        case_id: current.case_id,
+        version: current.version + 1,
+        body: amendment.body,
+        author_id: author,
+        created_at: now,
+        updated_at: now,
+        signed_by: Some(author),
+        signed_at: Some(now),
+        amendment_reason: Some(amendment.reason.as_str().to_string()),
+        supersedes: Some(current.version),
+    }
+}
+
+/// The first version of a case's outcome.
+pub(crate) fn first_draft(
+    case_id: Uuid,
+    draft: OutcomeDraft,
+    author: UserId,
+    now: DateTime<Utc>,
+) -> OutcomeVersion {
+    OutcomeVersion {
+        case_id,
+        version: 1,
+        body: draft,
+        author_id: author,
+        created_at: now,
+        updated_at: now,
+        signed_by: None,
+        signed_at: None,
+        amendment_reason: None,
+        supersedes: None,
+    }
+}
+
+/// The audit event recording the follow-up case a signing booked, from the signing's.
+pub(crate) fn follow_up_audit(signing: &NewAuditEvent, follow_up: &Case) -> NewAuditEvent {
+    let mut event = signing.clone();
+    event.action = "follow_up_booked".to_string();
+    event.record_type = "case".to_string();
+    event
+        .record(follow_up.id)
+        .details(serde_json::json!({ "follow_up_of": follow_up.follow_up_of, "session": follow_up.session_id }))
+}
+
+/// Outcome version columns as stored, shared by both backends' row mapping; the body is
+/// parsed again on the way out.
+pub(crate) struct OutcomeColumns {
+    pub case_id: Uuid,
+    pub version: i32,
+    pub body: String,
+    pub author_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub signed_by: Option<Uuid>,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub amendment_reason: Option<String>,
+    pub supersedes: Option<i32>,
+}
+
+impl OutcomeColumns {
+    pub(crate) fn decode(self) -> Result<OutcomeVersion, StoreError> {
+        let n = |v: i32, what: &str| u32::try_from(v).map_err(|_| StoreError::corrupt(what));
+        Ok(OutcomeVersion {
+            case_id: self.case_id,
+            version: n(self.version, "outcome_versions.version")?,
+            body: serde_json::from_str(&self.body)
+                .map_err(|_| StoreError::corrupt("outcome_versions.body"))?,
+            author_id: UserId(self.author_id),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            signed_by: self.signed_by.map(UserId),
+            signed_at: self.signed_at,
+            amendment_reason: self.amendment_reason,
+            supersedes: self
+                .supersedes
+                .map(|s| n(s, "outcome_versions.supersedes"))
+                .transpose()?,
+        })
+    }
 }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -18,6 +18,7 @@ use super::*;
 use crate::config::DatabaseSettings;
 use crate::domain::audit::GENESIS_HASH;
 use crate::domain::message::{join_recipients, split_recipients};
+use crate::domain::outcome::check_follow_up_session;
 use crate::domain::schedule::SessionPlan;
 
 pub struct SqliteStore {
@@ -163,6 +164,7 @@ impl SqliteStore {
             booked_at: row.try_get("booked_at")?,
             moved_from: opt_uuid(row.try_get("moved_from")?)?,
             needs_rebooking: row.try_get("needs_rebooking")?,
+            follow_up_of: opt_uuid(row.try_get("follow_up_of")?)?,
         }
         .decode()
     }
@@ -189,6 +191,7 @@ impl SqliteStore {
             subject: row.try_get("subject")?,
             body: row.try_get("body")?,
             calendar: row.try_get("calendar")?,
+            html: row.try_get("html")?,
             attempts: u32::try_from(attempts)
                 .map_err(|_| StoreError::corrupt("outbox.attempts"))?,
             created_at: row.try_get("created_at")?,
@@ -1164,6 +1167,190 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn draft_outcome(
+        &self,
+        case_id: Uuid,
+        draft: OutcomeDraft,
+        author: UserId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeVersion, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut tx = self.write_tx().await?;
+        let case = lock_case(&mut tx, case_id).await?;
+        check_outcome_open(&case)?;
+        let version = match current_outcome(&mut tx, case_id).await? {
+            Some(v) if v.is_signed() => return Err(outcome_signed()),
+            Some(mut v) => {
+                sqlx::query(
+                    "UPDATE outcome_versions SET body = $1, author_id = $2, updated_at = $3 \
+                     WHERE case_id = $4 AND version = $5 AND signed_at IS NULL",
+                )
+                .bind(encode_outcome(&draft)?)
+                .bind(author.to_string())
+                .bind(now)
+                .bind(case_id.to_string())
+                .bind(v.version as i32)
+                .execute(&mut *tx)
+                .await?;
+                v.body = draft;
+                v.author_id = author;
+                v.updated_at = now;
+                v
+            }
+            None => {
+                let v = first_draft(case_id, draft, author, now);
+                insert_outcome_row(&mut tx, &v).await?;
+                v
+            }
+        };
+        append_audit_in(
+            &mut tx,
+            audit
+                .record(case_id)
+                .details(serde_json::json!({ "version": version.version })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn sign_outcome(
+        &self,
+        case_id: Uuid,
+        signer: UserId,
+        audit: NewAuditEvent,
+        letter: OutcomeLetter<'_>,
+        follow_up_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<SignedOutcome, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut tx = self.write_tx().await?;
+        let source = case_session(&mut tx, case_id).await?;
+        let target = current_outcome(&mut tx, case_id)
+            .await?
+            .and_then(|v| v.body.follow_up.re_discuss_session());
+        let mut involved = vec![source];
+        involved.extend(target);
+        lock_sessions(&mut tx, &involved).await?;
+        let mut case = lock_case(&mut tx, case_id).await?;
+        let mut version = current_outcome(&mut tx, case_id)
+            .await?
+            .ok_or_else(no_draft)?;
+        if version.is_signed() {
+            return Err(outcome_signed());
+        }
+        check_signable(&case)?;
+        let session = session_in(&mut tx, case.session_id)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        sqlx::query(
+            "UPDATE outcome_versions SET signed_by = $1, signed_at = $2 \
+             WHERE case_id = $3 AND version = $4 AND signed_at IS NULL",
+        )
+        .bind(signer.to_string())
+        .bind(now)
+        .bind(case_id.to_string())
+        .bind(version.version as i32)
+        .execute(&mut *tx)
+        .await?;
+        version.signed_by = Some(signer);
+        version.signed_at = Some(now);
+        sqlx::query("UPDATE cases SET state = 'outcome_signed' WHERE id = $1")
+            .bind(case_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        case.state = crate::domain::CaseState::OutcomeSigned;
+        let follow_up_case = match version.body.follow_up.re_discuss_session() {
+            None => None,
+            Some(target_id) => {
+                let target = session_in(&mut tx, target_id).await?.ok_or_else(|| {
+                    StoreError::Invalid(ParseError::new(
+                        "invalid_follow_up_session",
+                        "follow_up.session_id",
+                        "no such session",
+                    ))
+                })?;
+                check_follow_up_session(&session, &target).map_err(StoreError::Invalid)?;
+                take_slot(&mut tx, target_id, now, false).await?;
+                let follow_up = case.follow_up(follow_up_id, target_id, now);
+                if patient_already_in(&mut tx, &case, target_id).await? {
+                    return Err(duplicate_case());
+                }
+                match insert_case_row(&mut tx, &follow_up, None).await {
+                    Err(e) if is_unique_violation(&e, "nhs_number") => return Err(duplicate_case()),
+                    other => other?,
+                }
+                copy_attachments(&mut tx, case.id, follow_up.id).await?;
+                append_audit_in(&mut tx, follow_up_audit(&audit, &follow_up)).await?;
+                Some(follow_up)
+            }
+        };
+        append_audit_in(
+            &mut tx,
+            audit.record(case_id).details(serde_json::json!({
+                "version": version.version,
+                "follow_up_case": follow_up_case.as_ref().map(|c| c.id),
+            })),
+        )
+        .await?;
+        if let Some(message) = letter(&case, &session, &version) {
+            enqueue_in(&mut tx, &message, now).await?;
+        }
+        tx.commit().await?;
+        Ok(SignedOutcome {
+            version,
+            follow_up_case,
+        })
+    }
+
+    async fn amend_outcome(
+        &self,
+        case_id: Uuid,
+        amendment: Amendment,
+        author: UserId,
+        audit: NewAuditEvent,
+        letter: OutcomeLetter<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeVersion, StoreError> {
+        let now = now.trunc_subsecs(6);
+        let mut tx = self.write_tx().await?;
+        let case = lock_case(&mut tx, case_id).await?;
+        let current = current_outcome(&mut tx, case_id)
+            .await?
+            .ok_or_else(no_draft)?;
+        if !current.is_signed() {
+            return Err(outcome_not_signed());
+        }
+        let amended = amendment_of(&current, amendment, author, now);
+        insert_outcome_row(&mut tx, &amended).await?;
+        let session = session_in(&mut tx, case.session_id)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        append_audit_in(
+            &mut tx,
+            audit.record(case_id).details(serde_json::json!({
+                "version": amended.version,
+                "supersedes": current.version,
+            })),
+        )
+        .await?;
+        if let Some(message) = letter(&case, &session, &amended) {
+            enqueue_in(&mut tx, &message, now).await?;
+        }
+        tx.commit().await?;
+        Ok(amended)
+    }
+
+    async fn outcome_versions(&self, case_id: Uuid) -> Result<Vec<OutcomeVersion>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM outcome_versions WHERE case_id = $1 ORDER BY version")
+                .bind(case_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(outcome_from).collect()
+    }
 }
 
 /// Appends one audit event inside the caller's write transaction, so the event and the
@@ -1237,13 +1424,14 @@ async fn enqueue_in(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO outbox (id, recipients, subject, body, calendar, created_at, next_attempt_at, attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, 0)",
+        "INSERT INTO outbox (id, recipients, subject, body, html, calendar, created_at, next_attempt_at, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0)",
     )
     .bind(Uuid::new_v4().to_string())
     .bind(join_recipients(&message.to))
     .bind(&message.subject)
     .bind(&message.body)
+    .bind(&message.html)
     .bind(&message.calendar)
     .bind(now)
     .execute(&mut **tx)
@@ -1328,8 +1516,8 @@ async fn insert_case_row(
     let inserted = sqlx::query(
         "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, date_of_birth, \
          sex, gp_practice_code, clinical_question, history, urgency, body_site, state, booked_at, \
-         free_text_identifies_patient, idempotency_key, moved_from) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         free_text_identifies_patient, idempotency_key, moved_from, follow_up_of) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(case.id.to_string())
     .bind(case.session_id.to_string())
@@ -1349,6 +1537,7 @@ async fn insert_case_row(
     .bind(case.free_text_identifies_patient)
     .bind(idempotency_key)
     .bind(case.moved_from.map(|m| m.to_string()))
+    .bind(case.follow_up_of.map(|m| m.to_string()))
     .execute(&mut **tx)
     .await;
     inserted.map(|_| ())
@@ -1574,4 +1763,81 @@ async fn defer_case_in(
         to_session_id: None,
         new_case_id: None,
     })
+}
+
+/// The case row, read inside the write transaction (which already holds the only lock).
+async fn lock_case(tx: &mut Transaction<'static, Sqlite>, id: Uuid) -> Result<Case, StoreError> {
+    let row = sqlx::query("SELECT * FROM cases WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("case"))?;
+    SqliteStore::case_from(&row)
+}
+
+/// A session read inside the caller's transaction.
+async fn session_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: Uuid,
+) -> Result<Option<Session>, StoreError> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(SqliteStore::session_from).transpose()
+}
+
+fn outcome_from(row: &SqliteRow) -> Result<OutcomeVersion, StoreError> {
+    OutcomeColumns {
+        case_id: uuid(row.try_get("case_id")?)?,
+        version: row.try_get("version")?,
+        body: row.try_get("body")?,
+        author_id: uuid(row.try_get("author_id")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        signed_by: opt_uuid(row.try_get("signed_by")?)?,
+        signed_at: row.try_get("signed_at")?,
+        amendment_reason: row.try_get("amendment_reason")?,
+        supersedes: row.try_get("supersedes")?,
+    }
+    .decode()
+}
+
+/// The latest version of a case's outcome, if any.
+async fn current_outcome(
+    tx: &mut Transaction<'static, Sqlite>,
+    case_id: Uuid,
+) -> Result<Option<OutcomeVersion>, StoreError> {
+    let row = sqlx::query(
+        "SELECT * FROM outcome_versions WHERE case_id = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(case_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(outcome_from).transpose()
+}
+
+/// Inserts one outcome version inside the caller's transaction.
+async fn insert_outcome_row(
+    tx: &mut Transaction<'static, Sqlite>,
+    v: &OutcomeVersion,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outcome_versions (case_id, version, body, author_id, created_at, updated_at, \
+         signed_by, signed_at, amendment_reason, supersedes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(v.case_id.to_string())
+    .bind(v.version as i32)
+    .bind(encode_outcome(&v.body)?)
+    .bind(v.author_id.to_string())
+    .bind(v.created_at)
+    .bind(v.updated_at)
+    .bind(v.signed_by.map(|u| u.to_string()))
+    .bind(v.signed_at)
+    .bind(&v.amendment_reason)
+    .bind(v.supersedes.map(|s| s as i32))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -196,6 +196,52 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
         assert_eq!(ack["type"], "ack", "{ack}");
         acked.push(ack["seq"].as_u64().unwrap());
     }
+    // Outcomes during the meeting: the first case signed, the second drafted. Each shows
+    // in the meeting as an event.
+    let outcome = json!({
+        "investigations": [{ "kind": "mri", "site": "hands", "urgency": "routine" }],
+        "referrals": [{ "destination": "rheumatology", "urgency": "routine", "reason": "Start DMARDs" }],
+        "management_plan": { "text": "Methotrexate; review bloods at six weeks.", "items": [] },
+        "follow_up": { "kind": "none" },
+    });
+    let snap_cases: Vec<String> = {
+        let mut probe = join(&http, &base, &chair_token, &session, None).await;
+        let snap = until(&mut probe, "snapshot").await;
+        snap["agenda"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let put = |case: &str| {
+        http.put(format!("{base}/api/cases/{case}/outcome"))
+            .bearer_auth(&chair_token)
+            .json(&outcome)
+            .send()
+    };
+    assert_eq!(put(&snap_cases[0]).await.unwrap().status(), StatusCode::OK);
+    let drafted = until(&mut chair_ws, "outcome_drafted").await;
+    assert_eq!(
+        drafted["event"]["summary"]["investigations"][0]["kind"],
+        "mri"
+    );
+    assert!(
+        !drafted.to_string().contains("Methotrexate"),
+        "no free text in events"
+    );
+    post(
+        &http,
+        format!("{base}/api/cases/{}/outcome/sign", snap_cases[0]),
+        &chair_token,
+        json!({}),
+    )
+    .await;
+    let signed = until(&mut chair_ws, "outcome_signed").await;
+    acked.push(signed["seq"].as_u64().unwrap());
+    assert_eq!(put(&snap_cases[1]).await.unwrap().status(), StatusCode::OK);
+    let drafted = until(&mut chair_ws, "outcome_drafted").await;
+    acked.push(drafted["seq"].as_u64().unwrap());
     let last_acked = *acked.last().unwrap();
     while physio_seen < last_acked {
         let m = recv(&mut physio_ws).await;
@@ -222,10 +268,30 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
         .iter()
         .map(|c| c["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["discussed", "in_discussion", "booked"]);
+    assert_eq!(states, ["outcome_signed", "in_discussion", "booked"]);
+    let stored: Value = http
+        .get(format!("{base}/api/cases/{}/outcome", snap_cases[0]))
+        .bearer_auth(&chair_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stored["current"]["signed_at"].is_string(), "{stored}");
+    let draft: Value = http
+        .get(format!("{base}/api/cases/{}/outcome", snap_cases[1]))
+        .bearer_auth(&chair_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(draft["current"]["signed_at"].is_null(), "{draft}");
     // A repeated command from before the crash is answered from history, not re-applied.
     let again = command(&mut chair_ws, "n2", json!({ "kind": "next_case" })).await;
-    assert_eq!(again["seq"].as_u64().unwrap(), last_acked);
+    assert_eq!(again["seq"].as_u64().unwrap(), acked[2], "n2's own seq");
     let next = command(&mut chair_ws, "n3", json!({ "kind": "next_case" })).await;
     let next_seq = next["seq"].as_u64().unwrap();
     assert!(next_seq > last_acked);

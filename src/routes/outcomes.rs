@@ -1,0 +1,241 @@
+//! Case outcomes (DESIGN §3 "Outcome", §4 flow 5): the chair or a consultant drafts the
+//! decision, a consultant signs it (the referrer gets the letter; a re-discussion books
+//! a follow-up case), and a signed outcome is only ever corrected by an amendment. Reads
+//! are audited, and de-identified viewers get the versions without any free text.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
+use crate::auth::AuthUser;
+use crate::domain::live::{EventBody, NewLiveEvent};
+use crate::domain::outcome::{check_follow_up_session, OutcomeVersionView};
+use crate::domain::{
+    Amendment, AmendmentRequest, Case, CaseView, OutcomeDraft, OutcomeRequest, OutcomeVersion,
+    ParseError, Session, SessionState, User,
+};
+use crate::error::ApiError;
+use crate::mail::templates;
+use crate::routes::cases::visible_case;
+use crate::routes::sessions::{audit_case_reads, session_or_404};
+use crate::routes::ApiJson;
+use crate::startup::AppState;
+
+#[derive(Serialize)]
+struct SignedOut<'a> {
+    #[serde(flatten)]
+    version: &'a OutcomeVersion,
+    follow_up_case: Option<CaseView>,
+}
+
+/// The case (if the caller may see it at all, else 404) and its session.
+async fn case_and_session(
+    state: &AppState,
+    caller: &User,
+    id: Uuid,
+) -> Result<(Case, Session, AgendaAccess), ApiError> {
+    let (case, access) = visible_case(state, caller, id).await?;
+    let session = session_or_404(state, case.session_id).await?;
+    Ok((case, session, access))
+}
+
+/// The session a `re_discuss` follow-up names, checked to exist, be of the same
+/// specialty and start later (`422 invalid_follow_up_session` otherwise).
+async fn follow_up_session(
+    state: &AppState,
+    session: &Session,
+    draft: &OutcomeDraft,
+) -> Result<Option<Session>, ApiError> {
+    let Some(id) = draft.follow_up.re_discuss_session() else {
+        return Ok(None);
+    };
+    let target = state.store.session(id).await?.ok_or_else(|| {
+        ParseError::new(
+            "invalid_follow_up_session",
+            "follow_up.session_id",
+            "no such session",
+        )
+    })?;
+    check_follow_up_session(session, &target)?;
+    Ok(Some(target))
+}
+
+/// The outcome letter to the case's referrer, signed by `signer`, built inside the
+/// signing transaction.
+fn letter(
+    referrer: Option<User>,
+    signer: &User,
+    follow_up: Option<Session>,
+    amended: bool,
+) -> impl Fn(&Case, &Session, &OutcomeVersion) -> Option<crate::domain::NewMessage> + Send + Sync {
+    let signer = signer.name.clone();
+    move |case, session, version| {
+        let referrer = referrer.as_ref()?;
+        Some(templates::outcome_letter(
+            &referrer.email,
+            session,
+            case,
+            version,
+            &signer,
+            follow_up.as_ref(),
+            amended,
+        ))
+    }
+}
+
+/// During the meeting, tells everyone in it that an outcome changed (the outcome itself
+/// is already stored; a lost notice costs only the live view, which reloads it).
+async fn tell_meeting(state: &AppState, session: &Session, caller: &User, body: EventBody) {
+    if session.state != SessionState::Live {
+        return;
+    }
+    let event = NewLiveEvent {
+        body,
+        actor: Some(caller.id),
+        command_id: None,
+    };
+    if let Err(e) = state.live.append(session.id, vec![event]).await {
+        tracing::warn!(error = %e, "outcome event not recorded in the live session");
+    }
+}
+
+/// `PUT /api/cases/{id}/outcome`: saves the draft (version 1, or the current unsigned
+/// version); `409 outcome_signed` once signed.
+pub async fn draft(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<OutcomeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let draft = OutcomeDraft::try_from(body)?;
+    let (case, session, _) = case_and_session(&state, &caller, *id).await?;
+    may_draft_outcome(&caller, &session)?;
+    follow_up_session(&state, &session, &draft).await?;
+    let event = state.audit_event(&req, &caller, "outcome_drafted", "case");
+    let version = state
+        .store
+        .draft_outcome(case.id, draft, caller.id, event, Utc::now())
+        .await?;
+    let summary = serde_json::to_value(version.body.summary()).unwrap_or_default();
+    let drafted = EventBody::OutcomeDrafted {
+        case_id: case.id,
+        version: version.version,
+        summary,
+    };
+    tell_meeting(&state, &session, &caller, drafted).await;
+    Ok(HttpResponse::Ok().json(&version))
+}
+
+/// `POST /api/cases/{id}/outcome/sign`: a consultant of the specialty signs the current
+/// draft; the referrer's letter and any follow-up case commit with it.
+pub async fn sign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, session, _) = case_and_session(&state, &caller, *id).await?;
+    may_sign_outcome(&caller, &session)?;
+    let referrer = state.store.user(case.referrer_id).await?;
+    // For the letter only: the store re-checks the follow-up inside the signing.
+    let target = match state.store.outcome_versions(case.id).await?.last() {
+        Some(current) => follow_up_session(&state, &session, &current.body)
+            .await
+            .unwrap_or(None),
+        None => None,
+    };
+    let letter = letter(referrer, &caller, target, false);
+    let event = state.audit_event(&req, &caller, "outcome_signed", "case");
+    let signed = state
+        .store
+        .sign_outcome(
+            case.id,
+            caller.id,
+            event,
+            &letter,
+            Uuid::new_v4(),
+            Utc::now(),
+        )
+        .await?;
+    state.mail_wake.notify_one();
+    let signed_event = EventBody::OutcomeSigned {
+        case_id: case.id,
+        version: signed.version.version,
+        signed_by: caller.id,
+    };
+    tell_meeting(&state, &session, &caller, signed_event).await;
+    let today = Utc::now().date_naive();
+    Ok(HttpResponse::Ok().json(SignedOut {
+        version: &signed.version,
+        follow_up_case: signed
+            .follow_up_case
+            .as_ref()
+            .map(|c| CaseView::of(c, true, 0, today)),
+    }))
+}
+
+/// `POST /api/cases/{id}/outcome/amendments {reason, …outcome}`: a consultant of the
+/// specialty corrects a signed outcome with a new, signed version that supersedes it.
+pub async fn amend(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<AmendmentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let amendment = Amendment::try_from(body)?;
+    let (case, session, _) = case_and_session(&state, &caller, *id).await?;
+    may_sign_outcome(&caller, &session)?;
+    let target = follow_up_session(&state, &session, &amendment.body).await?;
+    let referrer = state.store.user(case.referrer_id).await?;
+    let letter = letter(referrer, &caller, target, true);
+    let event = state.audit_event(&req, &caller, "outcome_amended", "case");
+    let version = state
+        .store
+        .amend_outcome(case.id, amendment, caller.id, event, &letter, Utc::now())
+        .await?;
+    state.mail_wake.notify_one();
+    let signed_event = EventBody::OutcomeSigned {
+        case_id: case.id,
+        version: version.version,
+        signed_by: caller.id,
+    };
+    tell_meeting(&state, &session, &caller, signed_event).await;
+    Ok(HttpResponse::Created().json(&version))
+}
+
+/// `GET /api/cases/{id}/outcome` (audited): every version, and the current one.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, access) = visible_case(&state, &caller, *id).await?;
+    let versions = state.store.outcome_versions(case.id).await?;
+    audit_case_reads(
+        &state,
+        &req,
+        &caller,
+        "outcome",
+        std::slice::from_ref(&case),
+    )
+    .await?;
+    let identified = access == AgendaAccess::Full;
+    let views: Vec<OutcomeVersionView> = versions
+        .iter()
+        .map(|v| OutcomeVersionView::of(v, identified))
+        .collect();
+    let current = versions
+        .last()
+        .map(|v| OutcomeVersionView::of(v, identified));
+    Ok(HttpResponse::Ok().json(json!({
+        "case_id": case.id,
+        "current": current,
+        "versions": views,
+    })))
+}

@@ -1,0 +1,930 @@
+//! Case outcomes: a signed outcome is never overwritten (not by the API, not by raw SQL),
+//! amendments keep every version, the referrer's letter arrives as text and HTML with no
+//! patient details, a re-discussion books a follow-up case (or rolls the signing back),
+//! only clinicians record outcomes, and trainees read them without free text.
+
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
+use mdt_coordinator::routes::users::{create_account, ValidUser};
+
+use crate::common::{Backend, TestApp};
+
+const PASSWORD: &str = "correct horse battery staple";
+const NHS: &str = "9434765919";
+const PLAN_TEXT: &str = "Graded exercise with the ESP; taper codeine over four weeks";
+const NOTE: &str = "Compare with the 2024 films held at the Royal";
+const REASON: &str = "Persistent pain despite twelve weeks of physiotherapy";
+
+/// An account and its access token.
+struct Account {
+    token: String,
+    id: String,
+}
+
+async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> Account {
+    let valid = ValidUser {
+        email: EmailAddress::parse(email).unwrap(),
+        name: PersonName::parse("Dr Test Person").unwrap(),
+        role,
+        specialties: vec![Specialty::parse(specialty).unwrap()],
+        password: Password::parse(PASSWORD).unwrap(),
+    };
+    let user = create_account(&app.state, valid, None, None).await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    Account {
+        token: body["access_token"].as_str().unwrap().to_string(),
+        id: user.id.to_string(),
+    }
+}
+
+/// A rheumatology service: the chair, a second consultant, a physio who books, a
+/// trainee, a coordinator, and a spinal consultant and practitioner.
+struct Clinic {
+    app: TestApp,
+    coordinator: Account,
+    chair: Account,
+    consultant: Account,
+    physio: Account,
+    trainee: Account,
+    spinal_chair: Account,
+    spinal_physio: Account,
+}
+
+impl Clinic {
+    async fn open(backend: Backend) -> Self {
+        Self::open_with(backend, |_| {}).await
+    }
+
+    async fn open_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
+    ) -> Self {
+        let app = TestApp::spawn_with(backend, tweak)
+            .await
+            .expect("backend available");
+        let rh = "rheumatology";
+        Self {
+            coordinator: account(&app, "coord@example.org", Role::Coordinator, rh).await,
+            chair: account(&app, "chair@example.org", Role::Consultant, rh).await,
+            consultant: account(&app, "second@example.org", Role::Consultant, rh).await,
+            physio: account(&app, "physio@example.org", Role::Practitioner, rh).await,
+            trainee: account(&app, "trainee@example.org", Role::Trainee, rh).await,
+            spinal_chair: account(&app, "spine-chair@example.org", Role::Consultant, "spinal")
+                .await,
+            spinal_physio: account(&app, "spine@example.org", Role::Practitioner, "spinal").await,
+            app,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .http
+            .request(method, self.app.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, token, path, None).await
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, token, path, Some(body))
+            .await
+    }
+
+    async fn put_outcome(&self, token: &str, case: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            reqwest::Method::PUT,
+            token,
+            &format!("/api/cases/{case}/outcome"),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn sign(&self, token: &str, case: &str) -> (StatusCode, Value) {
+        self.post(token, &format!("/api/cases/{case}/outcome/sign"), json!({}))
+            .await
+    }
+
+    async fn outcome(&self, token: &str, case: &str) -> (StatusCode, Value) {
+        self.get(token, &format!("/api/cases/{case}/outcome")).await
+    }
+
+    /// A session `days` from now, chaired by the rheumatology chair (or the spinal one).
+    async fn session(&self, days: i64, capacity: u32, teaching: bool, spinal: bool) -> String {
+        let (specialty, chair) = if spinal {
+            ("spinal", &self.spinal_chair.id)
+        } else {
+            ("rheumatology", &self.chair.id)
+        };
+        let (status, body) = self
+            .post(
+                &self.coordinator.token,
+                "/api/sessions",
+                json!({
+                    "specialty": specialty, "starts_at": (Utc::now() + Duration::days(days)).to_rfc3339(),
+                    "duration_minutes": 90, "case_capacity": capacity, "chair_id": chair,
+                    "booking_cutoff_hours": 48, "teaching": teaching,
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Books a patient into `session` as the physio; returns the case id.
+    async fn book(&self, session: &str, nhs: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.physio.token,
+                &format!("/api/sessions/{session}/cases"),
+                json!({
+                    "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
+                                 "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001" },
+                    "clinical_question": "Inflammatory back pain?",
+                    "history": "Twelve weeks of low back pain and morning stiffness.",
+                    "urgency": "routine", "body_site": "lower back", "red_flags": [],
+                    "free_text_identifies_patient": false,
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn booked(&self, session: &str) -> u64 {
+        let (_, body) = self
+            .get(&self.coordinator.token, &format!("/api/sessions/{session}"))
+            .await;
+        body["session"]["booked"].as_u64().unwrap()
+    }
+}
+
+/// A full outcome body with free text in every place it may go.
+fn outcome_body(follow_up: Value) -> Value {
+    json!({
+        "investigations": [
+            { "kind": "mri", "site": "lower back", "urgency": "urgent", "notes": NOTE },
+            { "kind": "bloods", "urgency": "routine" }
+        ],
+        "referrals": [
+            { "destination": "pain_management_programme", "urgency": "routine", "reason": REASON }
+        ],
+        "management_plan": { "text": PLAN_TEXT, "items": ["Review analgesia at six weeks"] },
+        "follow_up": follow_up,
+    })
+}
+
+fn none() -> Value {
+    json!({ "kind": "none" })
+}
+
+fn valid_nhs_numbers(n: usize) -> Vec<String> {
+    use mdt_coordinator::domain::nhs_number::check_digit;
+    (400_000_000u32..)
+        .filter_map(|p| {
+            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
+            check_digit(&digits).map(|c| format!("{p}{c}"))
+        })
+        .take(n)
+        .collect()
+}
+
+async fn signed_outcomes_are_never_overwritten(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, false, false).await;
+    let case = c.book(&session, NHS).await;
+
+    // The chair drafts, then revises the same unsigned version.
+    let (status, v) = c
+        .put_outcome(&c.chair.token, &case, outcome_body(none()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 1);
+    assert!(v["signed_at"].is_null());
+    let mut revised = outcome_body(json!({ "kind": "review", "weeks": 6 }));
+    revised["management_plan"]["text"] = json!("Revised plan before signing");
+    let (status, v) = c.put_outcome(&c.chair.token, &case, revised).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 1);
+    assert_eq!(
+        v["body"]["follow_up"],
+        json!({ "kind": "review", "weeks": 6 })
+    );
+
+    // Another consultant of the specialty signs.
+    let (status, signed) = c.sign(&c.consultant.token, &case).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(signed["version"], 1);
+    assert_eq!(signed["signed_by"], json!(c.consultant.id));
+    assert!(signed["signed_at"].is_string());
+    assert!(signed["follow_up_case"].is_null());
+    let (_, shown) = c.get(&c.chair.token, &format!("/api/cases/{case}")).await;
+    assert_eq!(shown["state"], "outcome_signed");
+
+    // Neither the API nor a second signature changes it.
+    let (status, err) = c
+        .put_outcome(&c.chair.token, &case, outcome_body(none()))
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("outcome_signed"))
+    );
+    let (status, err) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("outcome_signed"))
+    );
+    let (status, read) = c.outcome(&c.chair.token, &case).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["versions"].as_array().unwrap().len(), 1);
+    let mut expected = signed.clone();
+    expected.as_object_mut().unwrap().remove("follow_up_case");
+    assert_eq!(read["current"], expected);
+    assert_eq!(
+        read["current"]["body"]["management_plan"]["text"],
+        "Revised plan before signing"
+    );
+
+    // Nor does the database: a signed row cannot be updated, no row can be deleted.
+    let refused = c
+        .app
+        .db
+        .raw(&format!(
+            "UPDATE outcome_versions SET body = '{{}}' WHERE case_id = '{case}'"
+        ))
+        .await;
+    assert!(refused.unwrap_err().contains("immutable"));
+    let refused = c
+        .app
+        .db
+        .raw(&format!(
+            "DELETE FROM outcome_versions WHERE case_id = '{case}'"
+        ))
+        .await;
+    assert!(refused.unwrap_err().contains("never deleted"));
+    if backend == Backend::Postgres {
+        let refused = c.app.db.raw("TRUNCATE outcome_versions CASCADE").await;
+        assert!(refused.unwrap_err().contains("never deleted"));
+    }
+    // An unsigned draft may still change (the trigger is about signed rows only).
+    let other = c.book(&session, "9912003888").await;
+    let (status, _) = c
+        .put_outcome(&c.chair.token, &other, outcome_body(none()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    c.app
+        .db
+        .raw(&format!(
+            "UPDATE outcome_versions SET updated_at = created_at WHERE case_id = '{other}'"
+        ))
+        .await
+        .unwrap();
+    let (_, after) = c.outcome(&c.chair.token, &case).await;
+    assert_eq!(after["current"], expected);
+}
+
+async fn amendments_keep_every_version(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, false, false).await;
+    let case = c.book(&session, NHS).await;
+    let amendments = format!("/api/cases/{case}/outcome/amendments");
+    let mut amended = outcome_body(none());
+    amended["referrals"][0]["destination"] = json!("spinal_surgery");
+    amended["reason"] = json!("Referral destination recorded wrongly");
+
+    // Nothing to amend before signing.
+    let (status, err) = c.post(&c.chair.token, &amendments, amended.clone()).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_draft"))
+    );
+    c.put_outcome(&c.chair.token, &case, outcome_body(none()))
+        .await;
+    let (status, err) = c.post(&c.chair.token, &amendments, amended.clone()).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("outcome_not_signed"))
+    );
+    let (status, v1) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Only a consultant of the specialty amends, and only with a reason.
+    let (status, _) = c.post(&c.physio.token, &amendments, amended.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut no_reason = amended.clone();
+    no_reason["reason"] = json!("  ");
+    let (status, err) = c.post(&c.consultant.token, &amendments, no_reason).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("required"), Some("reason"))
+    );
+    let mut long_reason = amended.clone();
+    long_reason["reason"] = json!("x".repeat(1001));
+    let (status, err) = c.post(&c.consultant.token, &amendments, long_reason).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_long"))
+    );
+
+    let (status, v2) = c.post(&c.consultant.token, &amendments, amended).await;
+    assert_eq!(status, StatusCode::CREATED, "{v2}");
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["supersedes"], 1);
+    assert_eq!(
+        v2["amendment_reason"],
+        "Referral destination recorded wrongly"
+    );
+    assert_eq!(v2["author_id"], json!(c.consultant.id));
+    assert_eq!(v2["signed_by"], json!(c.consultant.id));
+    assert_eq!(v2["body"]["referrals"][0]["destination"], "spinal_surgery");
+
+    let (status, read) = c.outcome(&c.physio.token, &case).await;
+    assert_eq!(status, StatusCode::OK);
+    let versions = read["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    let mut v1_stored = v1.clone();
+    v1_stored.as_object_mut().unwrap().remove("follow_up_case");
+    assert_eq!(versions[0], v1_stored, "version 1 is unchanged");
+    assert_eq!(
+        versions[0]["body"]["referrals"][0]["destination"],
+        "pain_management_programme"
+    );
+    assert_eq!(versions[1], v2);
+    assert_eq!(read["current"], v2);
+    // The signed case takes no new draft; a further amendment supersedes version 2.
+    let (status, _) = c
+        .put_outcome(&c.chair.token, &case, outcome_body(none()))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let mut third = outcome_body(none());
+    third["reason"] = json!("Add the review");
+    let (status, v3) = c.post(&c.chair.token, &amendments, third).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        (v3["version"].as_u64(), v3["supersedes"].as_u64()),
+        (Some(3), Some(2))
+    );
+}
+
+/// A delivered message: its headers and each leaf part as (MIME type, decoded body).
+struct Mail {
+    subject: String,
+    to: String,
+    top_type: String,
+    alternative: bool,
+    parts: Vec<(String, String)>,
+    raw: String,
+}
+
+fn delivered(dir: &std::path::Path) -> Vec<Mail> {
+    use mailparse::MailHeaderMap;
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let raw = std::fs::read(path).unwrap();
+            let mail = mailparse::parse_mail(&raw).unwrap();
+            fn walk(part: &mailparse::ParsedMail, alt: &mut bool, out: &mut Vec<(String, String)>) {
+                if part.ctype.mimetype == "multipart/alternative" {
+                    *alt = true;
+                }
+                if part.subparts.is_empty() {
+                    out.push((
+                        part.ctype.mimetype.clone(),
+                        part.get_body().unwrap_or_default(),
+                    ));
+                }
+                for sub in &part.subparts {
+                    walk(sub, alt, out);
+                }
+            }
+            let mut alternative = false;
+            let mut parts = Vec::new();
+            walk(&mail, &mut alternative, &mut parts);
+            Mail {
+                subject: mail.headers.get_first_value("Subject").unwrap_or_default(),
+                to: mail
+                    .headers
+                    .get_first_value("X-Envelope-To")
+                    .unwrap_or_default(),
+                top_type: mail.ctype.mimetype.clone(),
+                alternative,
+                parts,
+                raw: String::from_utf8_lossy(&raw).into_owned(),
+            }
+        })
+        .collect()
+}
+
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The aiosmtpd sink of `tests/smtp_sink.py`; stopped (and reaped) when dropped.
+struct Sink(std::process::Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
+    use std::io::BufRead;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
+    let sink = Sink(child);
+    (line.trim() == "ready").then_some(sink)
+}
+
+async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
+    let has_aiosmtpd = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_aiosmtpd {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the SMTP test: pip install aiosmtpd"
+        );
+        eprintln!("skipped: pip install aiosmtpd to run the SMTP test");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let _sink = start_sink(port, dir.path()).expect("SMTP sink starts");
+    let c = Clinic::open_with(backend, |s| {
+        s.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
+        s.mail.smtp_url = secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}"));
+        s.mail.poll_interval_ms = 50;
+    })
+    .await;
+    let session = c.session(7, 4, false, false).await;
+    let later = c.session(14, 4, false, false).await;
+    let case = c.book(&session, NHS).await;
+    let body = outcome_body(
+        json!({ "kind": "re_discuss", "session_id": later, "reason": "After the MRI" }),
+    );
+    assert_eq!(
+        c.put_outcome(&c.chair.token, &case, body).await.0,
+        StatusCode::OK
+    );
+    let (status, signed) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let mut amended = outcome_body(none());
+    amended["reason"] = json!("No follow-up needed after all");
+    let (status, _) = c
+        .post(
+            &c.consultant.token,
+            &format!("/api/cases/{case}/outcome/amendments"),
+            amended,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let mail = eventually(
+        "confirmation, outcome and amended outcome letters",
+        async || {
+            let m = delivered(dir.path());
+            (m.len() == 3).then_some(m)
+        },
+    )
+    .await;
+    let letter = mail
+        .iter()
+        .find(|m| m.subject.starts_with("MDT outcome: "))
+        .expect("the outcome letter");
+    let amended = mail
+        .iter()
+        .find(|m| m.subject.starts_with("Amended MDT outcome: "))
+        .expect("the amended outcome letter");
+    for m in [letter, amended] {
+        assert_eq!(m.to, "physio@example.org");
+        assert_eq!(m.top_type, "multipart/alternative", "{}", m.raw);
+        assert!(m.alternative);
+        let types: Vec<&str> = m.parts.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(types, ["text/plain", "text/html"]);
+        let (_, text) = &m.parts[0];
+        let (_, html) = &m.parts[1];
+        for part in [text, html] {
+            assert!(part.contains(&case), "the case reference: {part}");
+            assert!(part.contains("lower back"));
+            assert!(part.contains("MRI"));
+            assert!(part.contains("Pain management programme"));
+            assert!(part.contains("Dr Test Person"), "who signed: {part}");
+            assert!(part.contains("Sign in to MDT Coordinator to read the full plan and notes"));
+        }
+        assert!(html.contains("<li>") && html.starts_with("<!DOCTYPE html>"));
+        let secrets = [
+            NHS,
+            "943 476 5919",
+            "Hermione",
+            "Quibble",
+            "1978-05-17",
+            "17/05/1978",
+            PLAN_TEXT,
+            NOTE,
+            REASON,
+            "Review analgesia",
+            "After the MRI",
+            "No follow-up needed",
+            "Inflammatory back pain",
+            "morning stiffness",
+        ];
+        for secret in secrets {
+            assert!(
+                !m.subject.contains(secret)
+                    && !m.raw.contains(secret)
+                    && !text.contains(secret)
+                    && !html.contains(secret),
+                "{secret} in an outcome letter"
+            );
+        }
+    }
+    assert!(
+        letter.parts[0].1.contains("discuss again at"),
+        "{}",
+        letter.parts[0].1
+    );
+    assert!(amended.parts[0].1.contains("version 2 replaces version 1"));
+    let store = c.app.state.store.clone();
+    eventually("every message marked sent", async || {
+        let outbox = store.outbox_messages().await.unwrap();
+        outbox.iter().all(|m| m.sent_at.is_some()).then_some(())
+    })
+    .await;
+}
+
+async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let earlier = c.session(5, 4, false, false).await;
+    let session = c.session(7, 4, false, false).await;
+    let full = c.session(14, 1, false, false).await;
+    let later = c.session(21, 2, false, false).await;
+    let spinal = c.session(21, 2, false, true).await;
+    let case = c.book(&session, NHS).await;
+    let other_patient = valid_nhs_numbers(1).remove(0);
+    c.book(&full, &other_patient).await;
+    let re_discuss = |s: &str| {
+        outcome_body(json!({ "kind": "re-discuss", "session_id": s, "reason": "After the MRI" }))
+    };
+
+    // The chosen session must exist, be of the same specialty, and come later.
+    for bad in [
+        &earlier,
+        &session,
+        &spinal,
+        &uuid::Uuid::new_v4().to_string(),
+    ] {
+        let (status, err) = c.put_outcome(&c.chair.token, &case, re_discuss(bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["code"], "invalid_follow_up_session");
+        assert_eq!(err["field"], "follow_up.session_id");
+    }
+
+    // A full target session refuses the signing as a whole.
+    let (status, draft) = c
+        .put_outcome(&c.chair.token, &case, re_discuss(&full))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(draft["body"]["follow_up"]["kind"], "re_discuss");
+    let outbox_before = c.app.state.store.outbox_messages().await.unwrap().len();
+    let (status, err) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("session_full"))
+    );
+    let (_, read) = c.outcome(&c.chair.token, &case).await;
+    assert!(
+        read["current"]["signed_at"].is_null(),
+        "still a draft: {read}"
+    );
+    assert_eq!(read["current"], draft);
+    let (_, shown) = c.get(&c.chair.token, &format!("/api/cases/{case}")).await;
+    assert_eq!(shown["state"], "booked");
+    assert_eq!(c.booked(&full).await, 1);
+    assert_eq!(c.booked(&session).await, 1);
+    assert_eq!(
+        c.app.state.store.outbox_messages().await.unwrap().len(),
+        outbox_before
+    );
+
+    // A later session with room takes the follow-up case.
+    assert_eq!(
+        c.put_outcome(&c.chair.token, &case, re_discuss(&later))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, signed) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let follow_up = &signed["follow_up_case"];
+    assert_eq!(follow_up["session_id"], json!(later));
+    assert_eq!(follow_up["follow_up_of"], json!(case));
+    assert_eq!(follow_up["state"], "booked");
+    assert_eq!(follow_up["patient"]["nhs_number"], NHS);
+    assert_ne!(follow_up["id"], json!(case));
+    assert_eq!(c.booked(&later).await, 1);
+    assert_eq!(c.booked(&session).await, 1, "the original keeps its place");
+    let follow_up_id = follow_up["id"].as_str().unwrap();
+    let (status, fetched) = c
+        .get(&c.consultant.token, &format!("/api/cases/{follow_up_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched["follow_up_of"], json!(case));
+    let (_, agenda) = c
+        .get(&c.chair.token, &format!("/api/sessions/{later}"))
+        .await;
+    assert_eq!(agenda["agenda"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        c.app.state.store.outbox_messages().await.unwrap().len(),
+        outbox_before + 1
+    );
+}
+
+async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let teaching = c.session(7, 4, true, false).await;
+    let case = c.book(&teaching, NHS).await;
+    let body = outcome_body(json!({ "kind": "review", "weeks": 12 }));
+
+    // Drafting: the chair or a consultant of the specialty; nobody else.
+    for (who, expected) in [
+        (&c.physio, StatusCode::FORBIDDEN),
+        (&c.coordinator, StatusCode::FORBIDDEN),
+        (&c.trainee, StatusCode::FORBIDDEN),
+        (&c.spinal_physio, StatusCode::NOT_FOUND),
+        (&c.spinal_chair, StatusCode::NOT_FOUND),
+    ] {
+        let (status, _) = c.put_outcome(&who.token, &case, body.clone()).await;
+        assert_eq!(status, expected);
+    }
+    let (status, _) = c.outcome(&c.chair.token, &case).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c
+        .put_outcome(&c.consultant.token, &case, body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c.put_outcome(&c.chair.token, &case, body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    // Signing: consultants of the specialty only.
+    for who in [&c.physio, &c.coordinator, &c.trainee] {
+        assert_eq!(c.sign(&who.token, &case).await.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        c.sign(&c.spinal_chair.token, &case).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
+
+    // The referrer reads it all; the trainee reads the decisions only.
+    let (status, full) = c.outcome(&c.physio.token, &case).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        full["current"]["body"]["management_plan"]["text"],
+        PLAN_TEXT
+    );
+    let res = c
+        .app
+        .http
+        .get(c.app.url(&format!("/api/cases/{case}/outcome")))
+        .bearer_auth(&c.trainee.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    for secret in [
+        NHS,
+        "943 476 5919",
+        "Hermione",
+        "Quibble",
+        "1978-05-17",
+        PLAN_TEXT,
+        NOTE,
+        REASON,
+        "Review analgesia",
+        "management_plan",
+        "notes",
+    ] {
+        assert!(!text.contains(secret), "trainee sees {secret}: {text}");
+    }
+    let seen: Value = serde_json::from_str(&text).unwrap();
+    let summary = &seen["current"]["summary"];
+    assert_eq!(
+        summary["investigations"][0],
+        json!({ "kind": "mri", "site": "lower back", "urgency": "urgent" })
+    );
+    assert_eq!(
+        summary["referrals"][0],
+        json!({ "destination": "pain_management_programme", "urgency": "routine" })
+    );
+    assert_eq!(summary["plan_items"], 1);
+    assert_eq!(summary["follow_up"]["kind"], "review");
+    assert!(seen["current"]["signed_at"].is_string());
+    // Someone who may not see the case is told it does not exist.
+    assert_eq!(
+        c.outcome(&c.spinal_physio.token, &case).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Every read was audited.
+    let reads = c
+        .app
+        .state
+        .store
+        .audit_events()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.action == "case_read"
+                && e.record_id.as_deref() == Some(case.as_str())
+                && e.details.contains("\"via\":\"outcome\"")
+        })
+        .count();
+    assert_eq!(reads, 3);
+}
+
+async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, false, false).await;
+    let case = c.book(&session, NHS).await;
+    let res = c
+        .app
+        .http
+        .put(c.app.url(&format!("/api/cases/{case}/outcome")))
+        .bearer_auth(&c.chair.token)
+        .header("content-type", "application/json")
+        .body(r#"{"investigations": [ {"kind": "mri", "#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "malformed_json");
+
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(Edit, &str, &str)> = vec![
+        (
+            Box::new(|b| b["investigations"][1]["notes"] = json!("n".repeat(501))),
+            "too_long",
+            "investigations[1].notes",
+        ),
+        (
+            Box::new(|b| b["investigations"][0]["kind"] = json!("pet_scan")),
+            "invalid_value",
+            "investigations[0].kind",
+        ),
+        (
+            Box::new(|b| b["investigations"][0]["urgency"] = json!("asap")),
+            "invalid_value",
+            "investigations[0].urgency",
+        ),
+        (
+            Box::new(|b| b["investigations"][0]["site"] = json!("Mrs Quibble's knee")),
+            "invalid_body_site",
+            "investigations[0].site",
+        ),
+        (
+            Box::new(|b| b["referrals"][0]["destination"] = json!("dentistry")),
+            "invalid_value",
+            "referrals[0].destination",
+        ),
+        (
+            Box::new(|b| b["referrals"][0]["reason"] = json!("tab\u{0000}null")),
+            "invalid_characters",
+            "referrals[0].reason",
+        ),
+        (
+            Box::new(|b| b["management_plan"] = json!({ "text": " ", "items": [] })),
+            "required",
+            "management_plan.text",
+        ),
+        (
+            Box::new(|b| b["management_plan"]["items"] = json!(vec!["x"; 21])),
+            "too_many",
+            "management_plan.items",
+        ),
+        (
+            Box::new(|b| b["follow_up"] = json!({ "kind": "review", "weeks": 60 })),
+            "invalid_value",
+            "follow_up.weeks",
+        ),
+        (
+            Box::new(|b| b["follow_up"] = json!({ "kind": "sometime" })),
+            "invalid_value",
+            "follow_up.kind",
+        ),
+        (
+            Box::new(|b| b["investigations"] = json!("mri")),
+            "invalid_field",
+            "body",
+        ),
+        (
+            Box::new(|b| {
+                b.as_object_mut().unwrap().remove("management_plan");
+            }),
+            "invalid_field",
+            "body",
+        ),
+    ];
+    for (edit, code, field) in edits {
+        let mut body = outcome_body(none());
+        edit(&mut body);
+        let (status, err) = c.put_outcome(&c.chair.token, &case, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(
+            (err["code"].as_str(), err["field"].as_str()),
+            (Some(code), Some(field)),
+            "{err}"
+        );
+    }
+    // Nothing was stored; signing with no draft is a conflict.
+    let (_, read) = c.outcome(&c.chair.token, &case).await;
+    assert!(read["current"].is_null());
+    assert_eq!(read["versions"], json!([]));
+    let (status, err) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_draft"))
+    );
+    // A withdrawn case takes no outcome.
+    let (status, _) = c
+        .send(
+            reqwest::Method::DELETE,
+            &c.physio.token,
+            &format!("/api/cases/{case}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = c
+        .put_outcome(&c.chair.token, &case, outcome_body(none()))
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invalid_state"))
+    );
+}
+
+crate::on_both_backends!(
+    signed_outcomes_are_never_overwritten,
+    amendments_keep_every_version,
+    the_outcome_letter_reaches_the_referrer_over_smtp,
+    re_discussion_books_a_follow_up_or_rolls_signing_back,
+    only_clinicians_record_outcomes_and_trainees_see_no_free_text,
+    bad_outcome_bodies_are_refused_with_codes,
+);
