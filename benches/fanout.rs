@@ -61,7 +61,17 @@ const CHAIR: &str = "chair@bench.test";
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match bench() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fanout benchmark failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench() -> Result<()> {
     let config = Config::from_env()?;
     check_open_file_limit(config.clients)?;
     let peer_script = if config.peer {
@@ -580,6 +590,11 @@ impl Fixture {
         for email in &viewers {
             viewer_tokens.push(api.login(email).await?);
         }
+        eprintln!(
+            "  set up: a chair, {} trainees, teaching session {session_id} with {} cases",
+            viewers.len(),
+            case_ids.len()
+        );
         Ok(Self {
             origin: server.origin(),
             live_base: format!(
