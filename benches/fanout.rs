@@ -49,6 +49,8 @@ const CONNECT_CONCURRENCY: usize = 50;
 const CASES: usize = 8;
 /// How long a viewer may take to receive an event before it counts as lost.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Commands in a row not delivered to every viewer in time before the run is abandoned.
+const MAX_LATE_IN_A_ROW: usize = 5;
 /// Quiet that ends the connection phase once every viewer has the latest event.
 const QUIET: Duration = Duration::from_millis(500);
 /// Quiet that ends it even though some viewer lags (its gap shows as out of order).
@@ -226,21 +228,34 @@ async fn run(config: &Config, peer_script: Option<PathBuf>) -> Result<()> {
         println!("(ours on PostgreSQL skipped: set MDT_BENCH_POSTGRES_URL to include it)");
     }
     let mut rows: Vec<(usize, &'static str, Figures)> = Vec::new();
+    let mut failures = Vec::new();
     for run in 1..=config.runs {
         let mut unavailable = Vec::new();
         for target in &targets {
             eprintln!("run {run}/{}: {}", config.runs, target.label());
-            match measure(target, config).await? {
-                Some(figures) => rows.push((run, target.label(), figures)),
-                None => {
+            match measure(target, config).await {
+                Ok(Some(figures)) => rows.push((run, target.label(), figures)),
+                Ok(None) => {
                     println!("{}: live channel not available", target.label());
                     unavailable.push(target.label());
+                }
+                // Reported at once and again at the end; the other servers still run.
+                Err(e) => {
+                    eprintln!("  {} FAILED: {e:#}", target.label());
+                    failures.push(format!("run {run}, {}: {e:#}", target.label()));
                 }
             }
         }
         targets.retain(|t| !unavailable.contains(&t.label()));
     }
     print_report(config, &rows);
+    if !failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
     Ok(())
 }
 
@@ -279,9 +294,7 @@ async fn measure(target: &Target, config: &Config) -> Result<Option<Figures>> {
     let mut figures = Figures::from_logs(&sent, &logs, config.clients);
     figures.connect_secs = connect_secs;
     figures.rss_kib_per_conn = (rss_after as f64 - rss_before as f64) / config.clients as f64;
-    if target.is_peer() {
-        figures.peer = true;
-    }
+    figures.peer = target.is_peer();
     Ok(Some(figures))
 }
 
@@ -832,27 +845,29 @@ async fn next_text(socket: &mut Socket) -> Result<String> {
 
 /// What every viewer has read so far, for pacing the chair.
 struct Board {
-    /// The highest `seq` each viewer has read (its snapshot's at first).
+    /// The highest `seq` each viewer has read (its snapshot's at first), or GONE.
     last: Vec<AtomicU64>,
     /// Woken whenever any viewer reads an event.
     moved: Notify,
 }
 
+/// A viewer whose connection ended: the chair no longer waits for it.
+const GONE: u64 = u64::MAX;
+
 impl Board {
-    fn lowest(&self) -> u64 {
+    fn connected(&self) -> impl Iterator<Item = u64> + '_ {
         self.last
             .iter()
             .map(|s| s.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(0)
+            .filter(|&s| s != GONE)
+    }
+
+    fn lowest(&self) -> u64 {
+        self.connected().min().unwrap_or(0)
     }
 
     fn highest(&self) -> u64 {
-        self.last
-            .iter()
-            .map(|s| s.load(Ordering::Acquire))
-            .max()
-            .unwrap_or(0)
+        self.connected().max().unwrap_or(0)
     }
 
     /// Waits until every viewer has read `seq`; false if `deadline` came first.
@@ -1059,6 +1074,10 @@ async fn read_until_stopped(
         board.last[index].fetch_max(seq, Ordering::AcqRel);
         board.moved.notify_one();
     }
+    if log.failure.is_some() {
+        board.last[index].store(GONE, Ordering::Release);
+        board.moved.notify_one();
+    }
     log
 }
 
@@ -1159,7 +1178,7 @@ impl Chair {
     ) -> Result<Vec<Sent>> {
         let mut agenda = case_ids.to_vec();
         let mut sent = Vec::with_capacity(commands);
-        let mut late = 0;
+        let (mut late, mut late_in_a_row) = (0, 0);
         for k in 0..commands {
             agenda.rotate_left(1);
             let id = format!("r{k}");
@@ -1169,10 +1188,19 @@ impl Chair {
                 Ok(seq) => seq,
                 Err(refusal) => bail!("reorder {id} was refused: {refusal}"),
             };
-            if !board.all_reached(seq, at + DELIVERY_TIMEOUT).await {
-                late += 1;
-            }
             sent.push(Sent { at, seq });
+            if board.all_reached(seq, at + DELIVERY_TIMEOUT).await {
+                late_in_a_row = 0;
+                continue;
+            }
+            late += 1;
+            late_in_a_row += 1;
+            if late_in_a_row == MAX_LATE_IN_A_ROW {
+                bail!(
+                    "{MAX_LATE_IN_A_ROW} commands in a row (up to {id}) did not reach every \
+                     viewer within 5 s: the viewers have stopped receiving events"
+                );
+            }
         }
         if late > 0 {
             eprintln!("  note: {late} command(s) not received by every viewer within 5 s");
