@@ -1,2 +1,1436 @@
-//! Agenda fan-out benchmark (placeholder until the harness lands).
-fn main() {}
+//! Agenda fan-out benchmark: how fast and how completely one chair's agenda change reaches
+//! every viewer of a live MDT session, and what an idle viewer costs the server.
+//!
+//! One run measures two servers with the same harness code and prints them side by side:
+//! - **ours**: the real `mdt-coordinator serve` on a fresh SQLite database in a temporary
+//!   directory; also on a fresh PostgreSQL database when `MDT_BENCH_POSTGRES_URL` names an
+//!   admin URL (`mdt_fanout_<random>` is created there and dropped afterwards);
+//! - **peer**: `benches/ws-peer/server.mjs`, a broadcast server on Node's `ws` library that
+//!   speaks the same live protocol without persistence, accounts or tickets.
+//!
+//! Method, identical for both: N viewers (default 1,000; 10 trainee accounts on ours)
+//! connect 50 at a time and read continuously, each checking that sequence numbers run on
+//! by exactly one from its snapshot. Once they are idle the server's resident-memory
+//! growth per connection is read from `/proc/<pid>/status`. The chair then sends M agenda
+//! reorders (default 200) one at a time, each once every viewer has the previous event
+//! (or after 5 s, which counts as loss). Latency is the harness clock from sending the
+//! command to a viewer reading its event, over every (viewer, event) pair.
+//!
+//! Run: `npm ci --prefix benches/ws-peer` once, then `cargo bench --bench fanout`.
+//! Environment: `FANOUT_RUNS` (3), `FANOUT_CLIENTS` (1000), `FANOUT_COMMANDS` (200),
+//! `FANOUT_ONLY=ours|peer`, `MDT_BENCH_POSTGRES_URL=postgres://user@host/postgres`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{AssertSqlSafe, Connection, Executor};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+/// Accounts the viewers share on our server (trainees of a teaching session).
+const VIEWER_ACCOUNTS: usize = 10;
+/// Viewers opening their connection at once.
+const CONNECT_CONCURRENCY: usize = 50;
+/// Cases booked into the session: the agenda the chair reorders.
+const CASES: usize = 8;
+/// How long a viewer may take to receive an event before it counts as lost.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Commands in a row not delivered to every viewer in time before the run is abandoned.
+const MAX_LATE_IN_A_ROW: usize = 5;
+/// Quiet that ends the connection phase once every viewer has the latest event.
+const QUIET: Duration = Duration::from_millis(500);
+/// Quiet that ends it even though some viewer lags (its gap shows as out of order).
+const LONG_QUIET: Duration = Duration::from_secs(2);
+/// The longest the connection phase may keep producing traffic.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "fan-out benchmark password 2026";
+const COORDINATOR: &str = "coord@bench.test";
+const CHAIR: &str = "chair@bench.test";
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn main() -> std::process::ExitCode {
+    match bench() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fanout benchmark failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench() -> Result<()> {
+    let config = Config::from_env()?;
+    check_open_file_limit(config.clients)?;
+    let peer_script = if config.peer {
+        Some(locate_peer()?)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(run(&config, peer_script))
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------
+
+struct Config {
+    runs: usize,
+    clients: usize,
+    commands: usize,
+    ours: bool,
+    peer: bool,
+    postgres: Option<String>,
+}
+
+impl Config {
+    fn from_env() -> Result<Self> {
+        let count = |name: &str, default: usize| -> Result<usize> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{name} must be a positive whole number, not {v:?}")),
+            }
+        };
+        let (ours, peer) = match std::env::var("FANOUT_ONLY").ok().as_deref().map(str::trim) {
+            None | Some("") => (true, true),
+            Some("ours") => (true, false),
+            Some("peer") => (false, true),
+            Some(other) => bail!("FANOUT_ONLY must be `ours` or `peer`, not {other:?}"),
+        };
+        Ok(Self {
+            runs: count("FANOUT_RUNS", 3)?,
+            clients: count("FANOUT_CLIENTS", 1000)?,
+            commands: count("FANOUT_COMMANDS", 200)?,
+            ours,
+            peer,
+            postgres: std::env::var("MDT_BENCH_POSTGRES_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty()),
+        })
+    }
+
+    fn targets(&self, peer_script: Option<&Path>) -> Vec<Target> {
+        let mut targets = Vec::new();
+        if self.ours {
+            targets.push(Target::Ours { postgres: None });
+            if let Some(admin) = &self.postgres {
+                targets.push(Target::Ours {
+                    postgres: Some(admin.clone()),
+                });
+            }
+        }
+        if let Some(script) = peer_script {
+            targets.push(Target::Peer {
+                script: script.to_path_buf(),
+            });
+        }
+        targets
+    }
+}
+
+/// Both the harness and each server hold one descriptor per connection.
+fn check_open_file_limit(clients: usize) -> Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < clients + 256 => bail!(
+            "the open-file limit is {soft}, too low for {clients} connections: \
+             raise it (e.g. `ulimit -n {}`) or set FANOUT_CLIENTS lower",
+            clients + 1024
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The peer's script, after checking that `node` and its `ws` package are there.
+fn locate_peer() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ws-peer");
+    let install = "run `npm ci --prefix benches/ws-peer` (or set FANOUT_ONLY=ours)";
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => bail!(
+            "`node --version` failed ({}): the peer needs Node.js 18 or later",
+            out.status
+        ),
+        Err(e) => bail!(
+            "cannot run `node` ({e}): the peer needs Node.js 18 or later on PATH, then {install}"
+        ),
+    }
+    if !dir.join("node_modules/ws/package.json").is_file() {
+        bail!(
+            "{} is missing: {install}",
+            dir.join("node_modules").display()
+        );
+    }
+    Ok(dir.join("server.mjs"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The run: every target, `runs` times, then the table
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+enum Target {
+    /// `mdt-coordinator serve`; on PostgreSQL when an admin URL is given.
+    Ours { postgres: Option<String> },
+    /// `node benches/ws-peer/server.mjs PORT`.
+    Peer { script: PathBuf },
+}
+
+impl Target {
+    fn label(&self) -> &'static str {
+        match self {
+            Target::Ours { postgres: None } => "ours (SQLite)",
+            Target::Ours { postgres: Some(_) } => "ours (PostgreSQL)",
+            Target::Peer { .. } => "peer (node ws)",
+        }
+    }
+
+    fn is_peer(&self) -> bool {
+        matches!(self, Target::Peer { .. })
+    }
+}
+
+async fn run(config: &Config, peer_script: Option<PathBuf>) -> Result<()> {
+    let mut targets = config.targets(peer_script.as_deref());
+    println!(
+        "agenda fan-out: {} viewers + 1 chair, {} agenda commands, {} run(s)",
+        config.clients, config.commands, config.runs
+    );
+    if config.ours && config.postgres.is_none() {
+        println!("(ours on PostgreSQL skipped: set MDT_BENCH_POSTGRES_URL to include it)");
+    }
+    let mut rows: Vec<(usize, &'static str, Figures)> = Vec::new();
+    let mut failures = Vec::new();
+    for run in 1..=config.runs {
+        let mut unavailable = Vec::new();
+        for target in &targets {
+            eprintln!("run {run}/{}: {}", config.runs, target.label());
+            match measure(target, config).await {
+                Ok(Some(figures)) => rows.push((run, target.label(), figures)),
+                Ok(None) => {
+                    println!("{}: live channel not available", target.label());
+                    unavailable.push(target.label());
+                }
+                // Reported at once and again at the end; the other servers still run.
+                Err(e) => {
+                    eprintln!("  {} FAILED: {e:#}", target.label());
+                    failures.push(format!("run {run}, {}: {e:#}", target.label()));
+                }
+            }
+        }
+        targets.retain(|t| !unavailable.contains(&t.label()));
+    }
+    print_report(config, &rows);
+    if !failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// One server measured once: start, set up, connect, command, summarise. `None` when the
+/// server has no live channel yet.
+async fn measure(target: &Target, config: &Config) -> Result<Option<Figures>> {
+    let server = match target {
+        Target::Ours { postgres } => Server::start_ours(postgres.as_deref()).await?,
+        Target::Peer { script } => Server::start_peer(script).await?,
+    };
+    let fixture = Arc::new(match target {
+        Target::Ours { .. } => Fixture::ours(&server).await?,
+        Target::Peer { .. } => Fixture::peer(&server),
+    });
+    if fixture.live_url(&fixture.chair_token).await?.is_none() {
+        return Ok(None);
+    }
+
+    tokio::time::sleep(QUIET).await;
+    let rss_before = server.rss_kib()?;
+    let started = Instant::now();
+    let viewers = Viewers::connect(&fixture, config.clients, config.commands).await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    viewers.board.settle(None).await;
+    let rss_after = server.rss_kib()?;
+
+    let mut chair = Chair::connect(&fixture).await?;
+    chair.open_meeting(&viewers.board).await?;
+    let sent = chair
+        .reorder(&fixture.case_ids, config.commands, &viewers.board)
+        .await?;
+    let logs = viewers.stop().await;
+    drop(chair);
+    drop(server);
+
+    let mut figures = Figures::from_logs(&sent, &logs, config.clients);
+    figures.connect_secs = connect_secs;
+    figures.rss_kib_per_conn = (rss_after as f64 - rss_before as f64) / config.clients as f64;
+    figures.peer = target.is_peer();
+    Ok(Some(figures))
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers: child processes, killed when dropped
+// ---------------------------------------------------------------------------------------
+
+struct Server {
+    child: Child,
+    port: u16,
+    /// Ours: the database, data directory and working directory.
+    dir: Option<tempfile::TempDir>,
+    /// Ours on PostgreSQL: the database created for this server (dropped after it).
+    _database: Option<PgDatabase>,
+}
+
+impl Server {
+    /// `mdt-coordinator serve` on a fresh database, with the coordinator account created
+    /// first through `mdt-coordinator user add`.
+    async fn start_ours(postgres_admin: Option<&str>) -> Result<Self> {
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let (database, url) = match postgres_admin {
+            Some(admin) => {
+                let (db, url) = PgDatabase::create(admin).await?;
+                (Some(db), url)
+            }
+            None => (
+                None,
+                format!("sqlite://{}", dir.path().join("mdt.db").display()),
+            ),
+        };
+        let port = free_port()?;
+        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let web_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let env = [
+            ("MDT__DATABASE__URL", url),
+            (
+                "MDT__DATA__DIR",
+                dir.path().join("data").display().to_string(),
+            ),
+            ("MDT__HTTP__HOST", "127.0.0.1".to_string()),
+            ("MDT__HTTP__PORT", port.to_string()),
+            ("MDT__HTTP__WEB_DIR", web_dir.display().to_string()),
+            ("MDT__LOG__FILTER", "warn".to_string()),
+            ("MDT__AUTH__JWT_SECRET", secret),
+        ];
+        let ours = |args: &[&str]| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdt-coordinator"));
+            // Only the settings chosen here: none from the caller's environment or a .env.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("MDT_") {
+                    cmd.env_remove(key);
+                }
+            }
+            cmd.args(args)
+                .envs(env.iter().cloned())
+                .current_dir(dir.path());
+            cmd
+        };
+
+        let mut add = ours(&[
+            "user",
+            "add",
+            "--email",
+            COORDINATOR,
+            "--name",
+            "Bench Coordinator",
+            "--role",
+            "coordinator",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("run mdt-coordinator user add")?;
+        add.stdin
+            .take()
+            .context("user add: standard input")?
+            .write_all(PASSWORD.as_bytes())
+            .context("user add: write the password")?;
+        let out = add.wait_with_output().context("user add")?;
+        if !out.status.success() {
+            bail!(
+                "mdt-coordinator user add failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+
+        let child = ours(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start mdt-coordinator serve")?;
+        let mut server = Self {
+            child,
+            port,
+            dir: Some(dir),
+            _database: database,
+        };
+        server
+            .wait_until_answering("/health", |s| s == StatusCode::OK)
+            .await?;
+        Ok(server)
+    }
+
+    /// `node server.mjs PORT`.
+    async fn start_peer(script: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let child = Command::new("node")
+            .arg(script)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start node benches/ws-peer/server.mjs")?;
+        let mut server = Self {
+            child,
+            port,
+            dir: None,
+            _database: None,
+        };
+        // A plain GET gets 426 Upgrade Required: any answer means it is listening.
+        server.wait_until_answering("/", |_| true).await?;
+        Ok(server)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_until_answering(
+        &mut self,
+        path: &str,
+        ready: impl Fn(StatusCode) -> bool,
+    ) -> Result<()> {
+        let http = reqwest::Client::new();
+        let url = format!("{}{path}", self.origin());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().context("server process")? {
+                bail!("the server exited before answering {url}: {status}");
+            }
+            if let Ok(res) = http.get(&url).send().await {
+                if ready(res.status()) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not answer {url} within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    fn rss_kib(&self) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no VmRSS in {path}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Fields (the tempdir, then the PostgreSQL database) go after the process.
+        let _ = self.dir.take();
+    }
+}
+
+/// A free loopback port: bound to port 0, read, and released for the server to take.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A PostgreSQL database made for one server and dropped with it.
+struct PgDatabase {
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create(admin: &str) -> Result<(Self, String)> {
+        let name = format!("mdt_fanout_{}", Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .context("connect to MDT_BENCH_POSTGRES_URL")?;
+        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .with_context(|| format!("CREATE DATABASE {name}"))?;
+        let without_query = admin.split('?').next().unwrap_or(admin);
+        let server = match without_query.rfind('/') {
+            Some(i) if i > "postgres://".len() => &without_query[..i],
+            _ => without_query,
+        };
+        let url = format!("{server}/{name}");
+        Ok((
+            Self {
+                admin: admin.to_string(),
+                name,
+            },
+            url,
+        ))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop is not async and may run on the runtime: use a private one on its own thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                conn.execute(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!(
+                "warning: could not drop the benchmark database {}",
+                self.name
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures: who connects where, and the agenda to reorder
+// ---------------------------------------------------------------------------------------
+
+struct Fixture {
+    origin: String,
+    /// `ws://127.0.0.1:PORT/...`, before any ticket.
+    live_base: String,
+    /// Ours: the REST API that issues one single-use ticket per connection.
+    tickets: Option<Api>,
+    viewer_tokens: Vec<String>,
+    chair_token: String,
+    case_ids: Vec<String>,
+}
+
+impl Fixture {
+    /// Ours: a consultant chair, trainee viewers and a teaching session with booked
+    /// cases, all made through the REST API as a coordinator would.
+    async fn ours(server: &Server) -> Result<Self> {
+        let api = Api::new(server.origin())?;
+        let coordinator = api.login(COORDINATOR).await?;
+        let chair = api
+            .create(
+                &coordinator,
+                "/api/users",
+                &user(CHAIR, "Bench Chair", "consultant"),
+            )
+            .await?;
+        let chair_id = field(&chair, "id")?;
+        let viewers: Vec<String> = (0..VIEWER_ACCOUNTS)
+            .map(|i| format!("viewer{i}@bench.test"))
+            .collect();
+        for (i, email) in viewers.iter().enumerate() {
+            let name = format!("Bench Trainee {}", i + 1);
+            api.create(&coordinator, "/api/users", &user(email, &name, "trainee"))
+                .await?;
+        }
+        let starts_at = (chrono::Utc::now() + chrono::TimeDelta::days(3)).to_rfc3339();
+        let session = api
+            .create(
+                &coordinator,
+                "/api/sessions",
+                &json!({
+                    "specialty": "rheumatology", "starts_at": starts_at,
+                    "duration_minutes": 120, "case_capacity": 12, "chair_id": chair_id,
+                    "booking_cutoff_hours": 24, "teaching": true,
+                }),
+            )
+            .await?;
+        let session_id = field(&session, "id")?;
+
+        let chair_token = api.login(CHAIR).await?;
+        let mut case_ids = Vec::new();
+        let cases_path = format!("/api/sessions/{session_id}/cases");
+        for nhs in nhs_numbers(CASES) {
+            let case = api
+                .create(&chair_token, &cases_path, &booking(&nhs))
+                .await?;
+            case_ids.push(field(&case, "id")?);
+        }
+        let mut viewer_tokens = Vec::new();
+        for email in &viewers {
+            viewer_tokens.push(api.login(email).await?);
+        }
+        eprintln!(
+            "  set up: a chair, {} trainees, teaching session {session_id} with {} cases",
+            viewers.len(),
+            case_ids.len()
+        );
+        Ok(Self {
+            origin: server.origin(),
+            live_base: format!(
+                "ws://127.0.0.1:{}/api/sessions/{session_id}/live",
+                server.port
+            ),
+            tickets: Some(api.for_tickets(format!("/api/sessions/{session_id}/live-ticket"))?),
+            viewer_tokens,
+            chair_token,
+            case_ids,
+        })
+    }
+
+    /// The peer has no accounts: the same shape, with placeholder tokens and case ids.
+    fn peer(server: &Server) -> Self {
+        Self {
+            origin: server.origin(),
+            live_base: format!("ws://127.0.0.1:{}/live", server.port),
+            tickets: None,
+            viewer_tokens: (0..VIEWER_ACCOUNTS).map(|i| format!("viewer{i}")).collect(),
+            chair_token: "chair".into(),
+            case_ids: (0..CASES).map(|_| Uuid::new_v4().to_string()).collect(),
+        }
+    }
+
+    /// The URL one connection opens (ours: with a fresh ticket for `token`); `None` when
+    /// the server answers 404 for tickets, i.e. has no live channel.
+    async fn live_url(&self, token: &str) -> Result<Option<String>> {
+        let Some(api) = &self.tickets else {
+            return Ok(Some(self.live_base.clone()));
+        };
+        let Some(ticket) = api.ticket(token).await? else {
+            return Ok(None);
+        };
+        Ok(Some(format!(
+            "{}?ticket={}",
+            self.live_base,
+            query_escape(&ticket)
+        )))
+    }
+}
+
+/// Our REST API, as the setup and the ticket requests use it.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    ticket_path: String,
+}
+
+impl Api {
+    fn new(base: String) -> Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder().build()?,
+            base,
+            ticket_path: String::new(),
+        })
+    }
+
+    /// A client for tickets that keeps no idle HTTP connections, so that the server's
+    /// memory after the viewers connect holds WebSockets only.
+    fn for_tickets(&self, ticket_path: String) -> Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()?,
+            base: self.base.clone(),
+            ticket_path,
+        })
+    }
+
+    async fn post(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Value)> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.with_context(|| format!("POST {path}"))?;
+        let status = res.status();
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// POST that must answer 201 Created; returns the body.
+    async fn create(&self, token: &str, path: &str, body: &Value) -> Result<Value> {
+        let (status, reply) = self.post(Some(token), path, body).await?;
+        if status != StatusCode::CREATED {
+            bail!("POST {path} answered {status}, not 201: {reply}");
+        }
+        Ok(reply)
+    }
+
+    async fn login(&self, email: &str) -> Result<String> {
+        let body = json!({ "email": email, "password": PASSWORD });
+        let (status, reply) = self.post(None, "/api/auth/login", &body).await?;
+        if status != StatusCode::OK {
+            bail!("login as {email} answered {status}: {reply}");
+        }
+        field(&reply, "access_token")
+    }
+
+    /// A single-use live ticket; `None` on 404 (no live channel on this server).
+    async fn ticket(&self, token: &str) -> Result<Option<String>> {
+        let (status, reply) = self
+            .post(Some(token), &self.ticket_path, &json!({}))
+            .await?;
+        match status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => field(&reply, "ticket").map(Some),
+            s => bail!("POST {} answered {s}: {reply}", self.ticket_path),
+        }
+    }
+}
+
+fn field(body: &Value, name: &str) -> Result<String> {
+    body[name]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no string `{name}` in {body}"))
+}
+
+fn user(email: &str, name: &str, role: &str) -> Value {
+    json!({
+        "email": email, "name": name, "role": role,
+        "specialties": ["rheumatology"], "password": PASSWORD,
+    })
+}
+
+fn booking(nhs_number: &str) -> Value {
+    json!({
+        "patient": {
+            "nhs_number": nhs_number, "given_name": "Hermione", "family_name": "Quibble",
+            "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001",
+        },
+        "clinical_question": "Inflammatory pattern on bloods: start DMARDs?",
+        "history": "Twelve weeks of hand pain and morning stiffness.",
+        "urgency": "routine", "body_site": "hands", "red_flags": [],
+    })
+}
+
+/// `n` distinct valid NHS numbers: nine digits counted up, then the Modulus 11 check
+/// digit (weights 10 down to 2; 11 becomes 0; a body whose check would be 10 is skipped).
+fn nhs_numbers(n: usize) -> Vec<String> {
+    (400_000_000u32..)
+        .filter_map(|body| {
+            let digits = body.to_string();
+            let sum: u32 = digits
+                .bytes()
+                .zip((2..=10).rev())
+                .map(|(d, weight)| u32::from(d - b'0') * weight)
+                .sum();
+            match 11 - sum % 11 {
+                10 => None,
+                11 => Some(format!("{digits}0")),
+                check => Some(format!("{digits}{check}")),
+            }
+        })
+        .take(n)
+        .collect()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The live protocol, as far as the harness reads it
+// ---------------------------------------------------------------------------------------
+
+/// A server message: `snapshot`, `event`, `ack` or `error`; other fields are skipped.
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(rename = "type")]
+    kind: String,
+    seq: Option<u64>,
+    id: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    event: Option<EventBody>,
+}
+
+#[derive(Deserialize)]
+struct EventBody {
+    at: Option<String>,
+}
+
+/// Opens a live connection and reads its snapshot; returns the socket and its `seq`.
+async fn open_socket(url: &str, origin: &str) -> Result<(Socket, u64)> {
+    let mut request = url.into_client_request().context("live URL")?;
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().context("origin header")?);
+    // Nagle off, as browsers and the servers have it.
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .context("WebSocket handshake")?;
+    let first = tokio::time::timeout(DELIVERY_TIMEOUT, next_text(&mut socket))
+        .await
+        .context("no snapshot within 5 s")??;
+    let message: Incoming = serde_json::from_str(&first).context("snapshot is not JSON")?;
+    match (message.kind.as_str(), message.seq) {
+        ("snapshot", Some(seq)) => Ok((socket, seq)),
+        _ => bail!("the first message was not a snapshot with a seq: {first}"),
+    }
+}
+
+/// The next text message; pings are answered by tungstenite as it reads.
+async fn next_text(socket: &mut Socket) -> Result<String> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_string()),
+            Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
+            Some(Ok(Message::Binary(_))) => bail!("unexpected binary message"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("connection ended"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Viewers: one task each, reading until told to stop
+// ---------------------------------------------------------------------------------------
+
+/// What every viewer has read so far, for pacing the chair.
+struct Board {
+    /// The highest `seq` each viewer has read (its snapshot's at first), or GONE.
+    last: Vec<AtomicU64>,
+    /// Woken whenever any viewer reads an event.
+    moved: Notify,
+}
+
+/// A viewer whose connection ended: the chair no longer waits for it.
+const GONE: u64 = u64::MAX;
+
+impl Board {
+    fn connected(&self) -> impl Iterator<Item = u64> + '_ {
+        self.last
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .filter(|&s| s != GONE)
+    }
+
+    fn lowest(&self) -> u64 {
+        self.connected().min().unwrap_or(0)
+    }
+
+    fn highest(&self) -> u64 {
+        self.connected().max().unwrap_or(0)
+    }
+
+    /// Waits until every viewer has read `seq`; false if `deadline` came first.
+    async fn all_reached(&self, seq: u64, deadline: Instant) -> bool {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        // Viewers only move forward: those already there need no second look.
+        let mut caught_up = 0;
+        loop {
+            while caught_up < self.last.len() && self.last[caught_up].load(Ordering::Acquire) >= seq
+            {
+                caught_up += 1;
+            }
+            if caught_up == self.last.len() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, self.moved.notified())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Waits for traffic to settle: every viewer at the highest `seq` (and at least
+    /// `at_least`) with QUIET since the last change, or LONG_QUIET with some behind.
+    async fn settle(&self, at_least: Option<u64>) {
+        let started = Instant::now();
+        let mut seen = (self.lowest(), self.highest());
+        let mut since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = (self.lowest(), self.highest());
+            let caught_up = now.0 == now.1 && at_least.is_none_or(|s| now.0 >= s);
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if caught_up && since.elapsed() >= QUIET {
+                return;
+            } else if since.elapsed() >= LONG_QUIET || started.elapsed() >= SETTLE_LIMIT {
+                eprintln!(
+                    "  note: traffic settled with viewers between seq {} and {}",
+                    now.0, now.1
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// One event as a viewer read it.
+struct Delivery {
+    seq: u64,
+    received: Instant,
+    /// Wall-clock time from the event's `at` stamp to its reading, when it had one.
+    since_stamp: Option<Duration>,
+}
+
+/// One viewer's record of the run.
+struct ViewerLog {
+    deliveries: Vec<Delivery>,
+    /// Events whose `seq` was not exactly the previous one plus one.
+    out_of_order: u64,
+    /// Why the connection ended before the harness stopped it.
+    failure: Option<String>,
+}
+
+struct Viewers {
+    board: Arc<Board>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<ViewerLog>>,
+}
+
+impl Viewers {
+    /// Connects `clients` viewers, CONNECT_CONCURRENCY at a time, each reading in its own
+    /// task from its snapshot on. Fails if any of them cannot connect.
+    async fn connect(fixture: &Arc<Fixture>, clients: usize, commands: usize) -> Result<Self> {
+        let board = Arc::new(Board {
+            last: (0..clients).map(|_| AtomicU64::new(0)).collect(),
+            moved: Notify::new(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+        let (ready_tx, mut ready) = mpsc::channel::<Result<(), String>>(clients);
+        let mut tasks = Vec::with_capacity(clients);
+        for index in 0..clients {
+            let fixture = Arc::clone(fixture);
+            let board = Arc::clone(&board);
+            let gate = Arc::clone(&gate);
+            let ready = ready_tx.clone();
+            let stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let opened = async {
+                    let _permit = gate.acquire().await?;
+                    let token = &fixture.viewer_tokens[index % fixture.viewer_tokens.len()];
+                    let url = fixture
+                        .live_url(token)
+                        .await?
+                        .context("the ticket endpoint disappeared")?;
+                    open_socket(&url, &fixture.origin).await
+                }
+                .await;
+                match opened {
+                    Ok((socket, seq)) => {
+                        board.last[index].store(seq, Ordering::Release);
+                        let _ = ready.send(Ok(())).await;
+                        read_until_stopped(socket, seq, index, &board, stopped, commands).await
+                    }
+                    Err(e) => {
+                        let failure = format!("viewer {index}: {e:#}");
+                        let _ = ready.send(Err(failure.clone())).await;
+                        ViewerLog {
+                            deliveries: Vec::new(),
+                            out_of_order: 0,
+                            failure: Some(failure),
+                        }
+                    }
+                }
+            }));
+        }
+        drop(ready_tx);
+        for _ in 0..clients {
+            match ready.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(failure)) => bail!("a viewer could not connect: {failure}"),
+                None => bail!("a viewer task ended before connecting"),
+            }
+        }
+        Ok(Self { board, stop, tasks })
+    }
+
+    /// Stops every viewer and collects what each read.
+    async fn stop(self) -> Vec<ViewerLog> {
+        let _ = self.stop.send(true);
+        let mut logs = Vec::with_capacity(self.tasks.len());
+        for task in self.tasks {
+            logs.push(task.await.unwrap_or_else(|e| ViewerLog {
+                deliveries: Vec::new(),
+                out_of_order: 0,
+                failure: Some(format!("viewer task failed: {e}")),
+            }));
+        }
+        logs
+    }
+}
+
+/// A viewer's read loop: timestamps each event as soon as it is read and checks its order.
+async fn read_until_stopped(
+    mut socket: Socket,
+    snapshot_seq: u64,
+    index: usize,
+    board: &Board,
+    mut stopped: watch::Receiver<bool>,
+    commands: usize,
+) -> ViewerLog {
+    let mut log = ViewerLog {
+        deliveries: Vec::with_capacity(commands + 64),
+        out_of_order: 0,
+        failure: None,
+    };
+    let mut previous = snapshot_seq;
+    loop {
+        let message = tokio::select! {
+            _ = stopped.changed() => break,
+            message = socket.next() => message,
+        };
+        let received = Instant::now();
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                log.failure = Some(format!("closed by the server: {frame:?}"));
+                break;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                log.failure = Some(e.to_string());
+                break;
+            }
+            None => {
+                log.failure = Some("connection ended".into());
+                break;
+            }
+        };
+        let Ok(message) = serde_json::from_str::<Incoming>(text.as_str()) else {
+            log.failure = Some(format!("not JSON: {}", text.as_str()));
+            break;
+        };
+        let (Some(seq), "event") = (message.seq, message.kind.as_str()) else {
+            continue;
+        };
+        let since_stamp = message
+            .event
+            .and_then(|e| e.at)
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+            .and_then(|at| SystemTime::now().duration_since(at.into()).ok());
+        if seq != previous + 1 {
+            log.out_of_order += 1;
+        }
+        previous = seq;
+        log.deliveries.push(Delivery {
+            seq,
+            received,
+            since_stamp,
+        });
+        board.last[index].fetch_max(seq, Ordering::AcqRel);
+        board.moved.notify_one();
+    }
+    if log.failure.is_some() {
+        board.last[index].store(GONE, Ordering::Release);
+        board.moved.notify_one();
+    }
+    log
+}
+
+// ---------------------------------------------------------------------------------------
+// The chair: opens the meeting, then reorders the agenda one command at a time
+// ---------------------------------------------------------------------------------------
+
+struct Chair {
+    socket: Socket,
+    /// The highest `seq` the chair has seen.
+    seq: u64,
+}
+
+/// A command as sent: when, and the `seq` its ack gave.
+struct Sent {
+    at: Instant,
+    seq: u64,
+}
+
+impl Chair {
+    async fn connect(fixture: &Fixture) -> Result<Self> {
+        let url = fixture
+            .live_url(&fixture.chair_token)
+            .await?
+            .context("the ticket endpoint disappeared")?;
+        let (socket, seq) = open_socket(&url, &fixture.origin)
+            .await
+            .context("the chair could not connect")?;
+        Ok(Self { socket, seq })
+    }
+
+    /// Sends one command and reads until its ack (`Ok(seq)`) or error (`Err`).
+    async fn command(
+        &mut self,
+        id: &str,
+        command: Value,
+    ) -> Result<(Instant, Result<u64, String>)> {
+        let text = json!({ "type": "command", "id": id, "command": command }).to_string();
+        let at = Instant::now();
+        self.socket
+            .send(Message::text(text))
+            .await
+            .with_context(|| format!("send command {id}"))?;
+        let deadline = tokio::time::Instant::from_std(at + DELIVERY_TIMEOUT);
+        loop {
+            let text = tokio::time::timeout_at(deadline, next_text(&mut self.socket))
+                .await
+                .with_context(|| format!("no reply to command {id} within 5 s"))?
+                .with_context(|| format!("the chair's connection, awaiting {id}"))?;
+            let reply: Incoming = serde_json::from_str(&text)
+                .with_context(|| format!("the chair got a message that is not JSON: {text}"))?;
+            if let Some(seq) = reply.seq {
+                self.seq = self.seq.max(seq);
+            }
+            if reply.id.as_deref() != Some(id) {
+                continue;
+            }
+            return match (reply.kind.as_str(), reply.seq) {
+                ("ack", Some(seq)) => Ok((at, Ok(seq))),
+                ("error", _) => Ok((
+                    at,
+                    Err(format!(
+                        "{}: {}",
+                        reply.code.unwrap_or_default(),
+                        reply.message.unwrap_or_default()
+                    )),
+                )),
+                _ => bail!("unexpected reply to {id}: {text}"),
+            };
+        }
+    }
+
+    /// `open_meeting`, then waits for the viewers to settle. A refusal is reported, not
+    /// fatal: the reorders may still be allowed.
+    async fn open_meeting(&mut self, board: &Board) -> Result<()> {
+        let (at, reply) = self
+            .command("open", json!({ "kind": "open_meeting" }))
+            .await?;
+        match reply {
+            Ok(seq) => {
+                if !board.all_reached(seq, at + DELIVERY_TIMEOUT).await {
+                    eprintln!("  note: not every viewer received meeting_opened within 5 s");
+                }
+            }
+            Err(refusal) => eprintln!("  note: open_meeting refused ({refusal})"),
+        }
+        board.settle(Some(self.seq)).await;
+        Ok(())
+    }
+
+    /// `commands` reorders (the agenda rotated by one each time), each sent once every
+    /// viewer has the previous event or DELIVERY_TIMEOUT has passed.
+    async fn reorder(
+        &mut self,
+        case_ids: &[String],
+        commands: usize,
+        board: &Board,
+    ) -> Result<Vec<Sent>> {
+        let mut agenda = case_ids.to_vec();
+        let mut sent = Vec::with_capacity(commands);
+        let (mut late, mut late_in_a_row) = (0, 0);
+        for k in 0..commands {
+            agenda.rotate_left(1);
+            let id = format!("r{k}");
+            let command = json!({ "kind": "reorder", "case_ids": agenda });
+            let (at, reply) = self.command(&id, command).await?;
+            let seq = match reply {
+                Ok(seq) => seq,
+                Err(refusal) => bail!("reorder {id} was refused: {refusal}"),
+            };
+            sent.push(Sent { at, seq });
+            if board.all_reached(seq, at + DELIVERY_TIMEOUT).await {
+                late_in_a_row = 0;
+                continue;
+            }
+            late += 1;
+            late_in_a_row += 1;
+            if late_in_a_row == MAX_LATE_IN_A_ROW {
+                bail!(
+                    "{MAX_LATE_IN_A_ROW} commands in a row (up to {id}) did not reach every \
+                     viewer within 5 s: the viewers have stopped receiving events"
+                );
+            }
+        }
+        if late > 0 {
+            eprintln!("  note: {late} command(s) not received by every viewer within 5 s");
+        }
+        Ok(sent)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Figures {
+    peer: bool,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// p99 from the event's own `at` stamp to its reading (wall clock).
+    stamp_p99_ms: Option<f64>,
+    expected: u64,
+    received: u64,
+    lost: u64,
+    out_of_order: u64,
+    /// Viewers whose connection ended before the harness stopped it.
+    dropped: u64,
+    connect_secs: f64,
+    rss_kib_per_conn: f64,
+}
+
+impl Figures {
+    fn from_logs(sent: &[Sent], logs: &[ViewerLog], clients: usize) -> Self {
+        let mut latencies = Vec::with_capacity(sent.len() * clients);
+        let mut stamp = Vec::with_capacity(sent.len() * clients);
+        let mut figures = Figures {
+            expected: (sent.len() * clients) as u64,
+            ..Figures::default()
+        };
+        for log in logs {
+            figures.out_of_order += log.out_of_order;
+            if let Some(failure) = &log.failure {
+                figures.dropped += 1;
+                if figures.dropped == 1 {
+                    eprintln!("  note: a viewer's connection ended early: {failure}");
+                }
+            }
+            let by_seq: HashMap<u64, &Delivery> =
+                log.deliveries.iter().map(|d| (d.seq, d)).collect();
+            for command in sent {
+                let Some(delivery) = by_seq.get(&command.seq) else {
+                    continue;
+                };
+                let latency = delivery.received.saturating_duration_since(command.at);
+                if latency <= DELIVERY_TIMEOUT {
+                    latencies.push(latency);
+                    stamp.extend(delivery.since_stamp);
+                }
+            }
+        }
+        figures.received = latencies.len() as u64;
+        figures.lost = figures.expected - figures.received;
+        latencies.sort_unstable();
+        stamp.sort_unstable();
+        figures.p50_ms = percentile_ms(&latencies, 0.50);
+        figures.p99_ms = percentile_ms(&latencies, 0.99);
+        figures.max_ms = latencies.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        if !stamp.is_empty() {
+            figures.stamp_p99_ms = Some(percentile_ms(&stamp, 0.99));
+        }
+        figures
+    }
+}
+
+/// Nearest-rank percentile of sorted durations, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| !v.is_nan());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// The median of each figure over the runs of one server.
+fn medians(runs: &[&Figures]) -> Figures {
+    let m = |f: fn(&Figures) -> f64| median(runs.iter().map(|r| f(r)).collect());
+    let stamps: Vec<f64> = runs.iter().filter_map(|r| r.stamp_p99_ms).collect();
+    Figures {
+        peer: runs.first().is_some_and(|r| r.peer),
+        p50_ms: m(|r| r.p50_ms),
+        p99_ms: m(|r| r.p99_ms),
+        max_ms: m(|r| r.max_ms),
+        stamp_p99_ms: (!stamps.is_empty()).then(|| median(stamps)),
+        expected: m(|r| r.expected as f64) as u64,
+        received: m(|r| r.received as f64) as u64,
+        lost: m(|r| r.lost as f64) as u64,
+        out_of_order: m(|r| r.out_of_order as f64) as u64,
+        dropped: m(|r| r.dropped as f64) as u64,
+        connect_secs: m(|r| r.connect_secs),
+        rss_kib_per_conn: m(|r| r.rss_kib_per_conn),
+    }
+}
+
+fn print_report(config: &Config, rows: &[(usize, &'static str, Figures)]) {
+    if rows.is_empty() {
+        println!("nothing was measured");
+        return;
+    }
+    let mut labels: Vec<&str> = Vec::new();
+    for (_, label, _) in rows {
+        if !labels.contains(label) {
+            labels.push(label);
+        }
+    }
+    let peer_p99 = |run: Option<usize>| {
+        let p99s: Vec<f64> = rows
+            .iter()
+            .filter(|(r, _, f)| f.peer && run.is_none_or(|run| *r == run))
+            .map(|(_, _, f)| f.p99_ms)
+            .collect();
+        median(p99s)
+    };
+
+    println!();
+    println!(
+        "{:<4} {:<18} {:>8} {:>8} {:>8} {:>9} {:>9} {:>17} {:>6} {:>6} {:>8} {:>9} {:>9}",
+        "run",
+        "server",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "at→rd p99",
+        "p99/peer",
+        "received/expected",
+        "lost",
+        "order",
+        "dropped",
+        "connect s",
+        "KiB/conn",
+    );
+    let line = |run: &str, label: &str, f: &Figures, peer: f64| {
+        let ratio = if f.peer || peer.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", f.p99_ms / peer)
+        };
+        let stamp = f.stamp_p99_ms.map_or("-".into(), |v| format!("{v:.2}"));
+        println!(
+            "{:<4} {:<18} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>9} {:>17} {:>6} {:>6} {:>8} {:>9.2} {:>9.1}",
+            run,
+            label,
+            f.p50_ms,
+            f.p99_ms,
+            f.max_ms,
+            stamp,
+            ratio,
+            format!("{}/{}", f.received, f.expected),
+            f.lost,
+            f.out_of_order,
+            f.dropped,
+            f.connect_secs,
+            f.rss_kib_per_conn,
+        );
+    };
+    for (run, label, figures) in rows {
+        line(&run.to_string(), label, figures, peer_p99(Some(*run)));
+    }
+    let mut summary = Vec::new();
+    for label in &labels {
+        let runs: Vec<&Figures> = rows
+            .iter()
+            .filter(|(_, l, _)| l == label)
+            .map(|(_, _, f)| f)
+            .collect();
+        let m = medians(&runs);
+        line("med", label, &m, peer_p99(None));
+        summary.push((*label, m, runs));
+    }
+
+    println!();
+    println!(
+        "targets ({} viewers, {} commands, medians of {} run(s)):",
+        config.clients, config.commands, config.runs
+    );
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    let peer = peer_p99(None);
+    for (label, m, runs) in &summary {
+        let clean = runs
+            .iter()
+            .all(|r| r.lost == 0 && r.out_of_order == 0 && r.dropped == 0);
+        println!(
+            "  {label:<18} zero loss and reordering in every run: {}",
+            verdict(clean)
+        );
+        if m.peer {
+            continue;
+        }
+        if peer.is_nan() {
+            println!("  {label:<18} p99 ≤ 1/3 of the peer's: no peer figure to compare");
+        } else {
+            let ratio = m.p99_ms / peer;
+            println!(
+                "  {label:<18} p99 ≤ 1/3 of the peer's: {:.2} ms vs {:.2} ms = {ratio:.2}× → {}",
+                m.p99_ms,
+                peer,
+                verdict(ratio <= 1.0 / 3.0)
+            );
+        }
+        println!(
+            "  {label:<18} ≤ 64 KiB per idle connection: {:.1} KiB → {}",
+            m.rss_kib_per_conn,
+            verdict(m.rss_kib_per_conn <= 64.0)
+        );
+    }
+    println!(
+        "(latency: harness clock, command sent → event read, every viewer × command; \
+         at→rd: the event's `at` stamp → read; order: events whose seq was not the \
+         previous + 1; dropped: viewers disconnected early)"
+    );
+}
