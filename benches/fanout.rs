@@ -340,6 +340,10 @@ impl Server {
             ("MDT__HTTP__WEB_DIR", web_dir.display().to_string()),
             ("MDT__LOG__FILTER", "warn".to_string()),
             ("MDT__AUTH__JWT_SECRET", secret),
+            (
+                "MDT__HTTP__WORKERS",
+                std::env::var("FANOUT_SERVER_WORKERS").unwrap_or_else(|_| "0".into()),
+            ),
         ];
         let ours = |args: &[&str]| {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdt-coordinator"));

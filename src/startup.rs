@@ -143,6 +143,8 @@ impl Application {
                 )
                 .configure(|cfg| routes::configure(cfg, &web_dir))
         })
+        // Live events are small frames that must go out at once (no Nagle delay).
+        .tcp_nodelay(true)
         .listen(listener)?
         .workers(workers)
         .shutdown_timeout(shutdown)

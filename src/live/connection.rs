@@ -39,9 +39,12 @@ impl Drop for Membership {
     fn drop(&mut self) {
         let room = self.room.clone();
         let conn_id = self.conn_id;
-        tokio::spawn(async move {
-            let _ = room.send(RoomMsg::Leave { conn_id }).await;
-        });
+        // Outside a runtime (the server is stopping) the room is going away too.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = room.send(RoomMsg::Leave { conn_id }).await;
+            });
+        }
     }
 }
 
@@ -118,7 +121,10 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                         let _ = tx.try_send(Outbound::Text(reply));
                     }
                     AggregatedMessage::Ping(bytes) => {
-                        if ws.pong(&bytes).await.is_err() {
+                        // A client that reads nothing fills the socket's queue: give up
+                        // rather than wait on it.
+                        let pong = tokio::time::timeout(timeout, ws.pong(&bytes)).await;
+                        if !matches!(pong, Ok(Ok(()))) {
                             break;
                         }
                     }
@@ -134,7 +140,8 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                     });
                     break;
                 }
-                if ws.ping(b"").await.is_err() {
+                let ping = tokio::time::timeout(timeout, ws.ping(b"")).await;
+                if !matches!(ping, Ok(Ok(()))) {
                     break;
                 }
             }
@@ -196,6 +203,7 @@ async fn write(
             continue;
         }
         let sent = match out {
+            Outbound::Close => break,
             Outbound::Text(text) => ws.text(text).await,
             Outbound::Snapshot { text, cases } => {
                 if !auditor.cases_read(&cases).await {

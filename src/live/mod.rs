@@ -43,10 +43,8 @@ impl Shared {
     pub async fn alive_instances(&self) -> Option<HashSet<Uuid>> {
         let mut alive = HashSet::from([self.instance]);
         if self.cross_instance {
-            let window = chrono::Duration::seconds(
-                i64::try_from(self.settings.instance_heartbeat_seconds * 3).unwrap_or(i64::MAX),
-            );
-            match self.store.live_instances_since(Utc::now() - window).await {
+            let window = self.settings.instance_heartbeat_seconds.saturating_mul(3);
+            match self.store.live_instances_alive(window).await {
                 Ok(ids) => alive.extend(ids),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read instance heartbeats");
@@ -124,24 +122,20 @@ impl Hub {
     pub async fn join(
         &self,
         session_id: Uuid,
-        mut conn: Conn,
+        conn: Conn,
         last_seq: Option<u64>,
     ) -> Option<mpsc::Sender<RoomMsg>> {
-        // A room that has just stopped for idleness is started again once.
-        for _ in 0..2 {
+        // A room that stopped for idleness just as the join arrived is started again.
+        for _ in 0..3 {
             let inbox = self.room(session_id);
             let (joined, done) = oneshot::channel();
-            match inbox
-                .send(RoomMsg::Join {
-                    conn,
-                    last_seq,
-                    joined,
-                })
-                .await
-            {
-                Ok(()) => return done.await.ok().map(|()| inbox),
-                Err(mpsc::error::SendError(RoomMsg::Join { conn: back, .. })) => conn = back,
-                Err(_) => return None,
+            let join = RoomMsg::Join {
+                conn: conn.clone(),
+                last_seq,
+                joined,
+            };
+            if inbox.send(join).await.is_ok() && done.await.is_ok() {
+                return Some(inbox);
             }
         }
         None
@@ -161,6 +155,16 @@ impl Hub {
             .await?;
         self.wake(session_id);
         Ok(stored)
+    }
+
+    /// The session's agenda changed outside the meeting (a booking, a withdrawal, a move):
+    /// this instance's room, if any, reloads it. Rooms elsewhere reload when a command
+    /// meets the change.
+    pub fn agenda_changed(&self, session_id: Uuid) {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inbox) = rooms.get(&session_id) {
+            let _ = inbox.try_send(RoomMsg::Reload);
+        }
     }
 
     fn wake(&self, session_id: Uuid) {
@@ -197,11 +201,7 @@ impl LiveSignal for Hub {
 async fn heartbeat(shared: Arc<Shared>) {
     let every = Duration::from_secs(shared.settings.instance_heartbeat_seconds);
     loop {
-        if let Err(e) = shared
-            .store
-            .live_heartbeat(shared.instance, Utc::now())
-            .await
-        {
+        if let Err(e) = shared.store.live_heartbeat(shared.instance).await {
             tracing::warn!(error = %e, "cannot record the instance heartbeat");
         }
         tokio::time::sleep(every).await;

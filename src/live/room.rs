@@ -39,9 +39,12 @@ pub enum Outbound {
         text: ByteString,
         cases: Vec<Uuid>,
     },
+    /// Close the connection.
+    Close,
 }
 
 /// One WebSocket connection as its room knows it.
+#[derive(Clone)]
 pub struct Conn {
     pub id: u64,
     pub user: User,
@@ -78,6 +81,8 @@ pub enum RoomMsg {
     },
     /// Events may have been committed elsewhere: catch up from the events table.
     Wake,
+    /// The agenda changed outside the meeting: read it again.
+    Reload,
 }
 
 /// How a command was answered, kept so a repeated id gets the same answer.
@@ -101,6 +106,9 @@ pub struct Room {
 
 /// How many times a command is re-decided after losing a race for the next `seq`.
 const ATTEMPTS: usize = 5;
+
+/// Answers kept in memory per room before refusals and no-ops are forgotten.
+const MAX_ANSWERS: usize = 50_000;
 
 impl Room {
     /// Loads the session, its agenda and its whole event history.
@@ -157,7 +165,12 @@ impl Room {
                     }
                 }
                 _ = housekeeping.tick() => {
-                    self.reconcile().await;
+                    if self.shared.cross_instance {
+                        // A wake can be lost (a full inbox); the table has everything.
+                        self.catch_up().await;
+                    } else {
+                        self.reconcile().await;
+                    }
                     if !self.conns.is_empty() {
                         idle_since = None;
                     } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= idle_after {
@@ -217,6 +230,7 @@ impl Room {
                 }
             }
             RoomMsg::Wake => self.catch_up().await,
+            RoomMsg::Reload => self.reload().await,
         }
     }
 
@@ -240,15 +254,7 @@ impl Room {
             return;
         }
         if expected_seq.is_some_and(|e| e != self.live.seq) {
-            self.send_to(
-                conn_id,
-                protocol::error(
-                    Some(&key.1),
-                    "stale_seq",
-                    "the session has moved on; here is the current state",
-                ),
-            );
-            self.send_snapshot(conn_id);
+            self.refuse_stale(conn_id, &key.1);
             return;
         }
         for _ in 0..ATTEMPTS {
@@ -263,12 +269,14 @@ impl Room {
                 Err(refusal) => {
                     let answer = Answer::Refused(refusal.code, refusal.message);
                     self.answer(conn_id, &key.1, &answer);
-                    self.answers.insert(key, answer);
+                    self.keep_answer(key, answer);
                     return;
                 }
             };
             if events.is_empty() {
-                self.answer(conn_id, &key.1, &Answer::Applied(self.live.seq));
+                let answer = Answer::Applied(self.live.seq);
+                self.answer(conn_id, &key.1, &answer);
+                self.keep_answer(key, answer);
                 return;
             }
             let last = events.len() - 1;
@@ -296,6 +304,17 @@ impl Room {
                         self.answer(conn_id, &key.1, &answer);
                         return;
                     }
+                    if expected_seq.is_some_and(|e| e != self.live.seq) {
+                        self.refuse_stale(conn_id, &key.1);
+                        return;
+                    }
+                }
+                Err(StoreError::Conflict { code, .. })
+                    if code == "invalid_state" || code == "agenda_changed" =>
+                {
+                    // The agenda changed outside the meeting (a withdrawal, a move):
+                    // reload it and decide again.
+                    self.reload().await;
                 }
                 Err(StoreError::Conflict { code, message }) => {
                     self.answer(conn_id, &key.1, &Answer::Refused(code, message));
@@ -320,6 +339,29 @@ impl Room {
             &key.1,
             &Answer::Refused("busy", "the session is changing fast; try again".into()),
         );
+    }
+
+    fn refuse_stale(&mut self, conn_id: u64, id: &str) {
+        self.send_to(
+            conn_id,
+            protocol::error(
+                Some(id),
+                "stale_seq",
+                "the session has moved on; here is the current state",
+            ),
+        );
+        self.send_snapshot(conn_id);
+    }
+
+    /// Keeps an answer that no event records (a refusal, a command that changed nothing),
+    /// within a bound so no sender can grow it without limit.
+    fn keep_answer(&mut self, key: (UserId, String), answer: Answer) {
+        if self.answers.len() >= MAX_ANSWERS {
+            self.answers.retain(|_, a| matches!(a, Answer::Applied(_)));
+        }
+        if self.answers.len() < MAX_ANSWERS {
+            self.answers.insert(key, answer);
+        }
     }
 
     fn answer(&self, conn_id: u64, id: &str, answer: &Answer) {
@@ -514,6 +556,20 @@ impl Room {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
+        // A practitioner sees the meeting through a case of theirs on the agenda; once
+        // none is left (withdrawn, moved) they are shown the door.
+        let referrer_only =
+            conn.user.role == Role::Practitioner && conn.user.id != self.session.plan.chair_id;
+        if referrer_only && !self.agenda.iter().any(|c| c.referrer_id == conn.user.id) {
+            let text = protocol::error(
+                None,
+                "not_a_participant",
+                "you no longer have a case in this meeting",
+            );
+            let _ = conn.tx.try_send(Outbound::Text(text));
+            let _ = conn.tx.try_send(Outbound::Close);
+            return;
+        }
         let identified = conn.view == AgendaAccess::Full;
         let today = Utc::now().date_naive();
         let snapshot = Snapshot {
@@ -573,5 +629,46 @@ impl Room {
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(out) {
             conn.lag.store(LAGGING, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(capacity: usize) -> (Conn, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let user = User {
+            id: UserId::new(),
+            email: crate::domain::EmailAddress::parse("slow@example.org").unwrap(),
+            name: crate::domain::PersonName::parse("Slow Reader").unwrap(),
+            role: Role::Trainee,
+            specialties: Vec::new(),
+            active: true,
+            created_at: Utc::now(),
+        };
+        let conn = Conn {
+            id: 1,
+            user,
+            view: AgendaAccess::DeIdentified,
+            tx,
+            lag: Arc::new(AtomicU8::new(FLOWING)),
+        };
+        (conn, rx)
+    }
+
+    #[test]
+    fn a_full_queue_marks_the_connection_lagging_and_nothing_more_is_queued() {
+        let (conn, mut rx) = conn(2);
+        for _ in 0..2 {
+            Room::push(&conn, Outbound::Text("e".into()));
+        }
+        assert_eq!(conn.lag.load(Ordering::Acquire), FLOWING);
+        Room::push(&conn, Outbound::Text("overflow".into()));
+        assert_eq!(conn.lag.load(Ordering::Acquire), LAGGING);
+        // Drained by its writer, the queue still gets nothing until the snapshot.
+        while rx.try_recv().is_ok() {}
+        Room::push(&conn, Outbound::Text("later".into()));
+        assert!(rx.try_recv().is_err(), "a lagging connection is skipped");
     }
 }

@@ -124,6 +124,7 @@ pub async fn book(
         .book_case(case, event, vec![confirmation], Utc::now())
         .await?;
     state.mail_wake.notify_one();
+    state.live.agenda_changed(session.id);
     if booked.replayed {
         audit_case_reads(
             &state,
@@ -258,6 +259,8 @@ pub async fn move_case(
         .move_case(case.id, to.id, new_id, event, vec![notice], Utc::now())
         .await?;
     state.mail_wake.notify_one();
+    state.live.agenda_changed(case.session_id);
+    state.live.agenda_changed(to.id);
     Ok(HttpResponse::Ok().json(CaseView::of(
         &moved,
         access == AgendaAccess::Full,
@@ -282,6 +285,7 @@ pub async fn withdraw(
     }
     let event = state.audit_event(&req, &caller, "case_withdrawn", "case");
     let case = state.store.withdraw_case(case.id, event).await?;
+    state.live.agenda_changed(case.session_id);
     Ok(HttpResponse::Ok().json(CaseView::of(
         &case,
         access == AgendaAccess::Full,

@@ -300,6 +300,7 @@ pub async fn reorder(
         .store
         .reorder_agenda(session.id, &body.case_ids, event)
         .await?;
+    state.live.agenda_changed(session.id);
     let today = Utc::now().date_naive();
     let agenda: Vec<CaseView> = cases
         .iter()

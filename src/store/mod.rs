@@ -319,10 +319,11 @@ pub trait Store: Send + Sync + 'static {
         session_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<UserId>, StoreError>;
-    /// Records that this server instance is alive.
-    async fn live_heartbeat(&self, instance: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Instances seen alive since `since`.
-    async fn live_instances_since(&self, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
+    /// Records that this server instance is alive, by the database's clock (so instances
+    /// with skewed clocks still agree on who is alive).
+    async fn live_heartbeat(&self, instance: Uuid) -> Result<(), StoreError>;
+    /// Instances whose last heartbeat is at most `seconds` old by the database's clock.
+    async fn live_instances_alive(&self, seconds: u64) -> Result<Vec<Uuid>, StoreError>;
     /// How many consultants or specialists besides the chair make a meeting quorate.
     async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError>;
     /// Join and leave times of everyone who attended a session.

@@ -1001,8 +1001,10 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await;
             match inserted {
-                Err(e) if is_unique_violation(&e, "command_id") => return Err(duplicate_command()),
-                Err(e) if is_unique_violation(&e, "seq") => return Err(stale_seq()),
+                Err(e) if is_unique_violation(&e, "session_events_command") => {
+                    return Err(duplicate_command())
+                }
+                Err(e) if is_unique_violation(&e, "session_events_pkey") => return Err(stale_seq()),
                 other => other.map(|_| ())?,
             }
             stored.push(LiveEvent {
@@ -1099,25 +1101,24 @@ impl Store for PgStore {
         Ok(user.map(UserId))
     }
 
-    async fn live_heartbeat(&self, instance: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn live_heartbeat(&self, instance: Uuid) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO live_instances (id, seen_at) VALUES ($1, $2) \
-             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            "INSERT INTO live_instances (id, seen_at) VALUES ($1, now()) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = now()",
         )
         .bind(instance)
-        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn live_instances_since(&self, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM live_instances WHERE seen_at >= $1")
-                .bind(since)
-                .fetch_all(&self.pool)
-                .await?,
+    async fn live_instances_alive(&self, seconds: u64) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM live_instances WHERE seen_at >= now() - make_interval(secs => $1)",
         )
+        .bind(seconds as f64)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError> {

@@ -1115,19 +1115,22 @@ impl Store for SqliteStore {
         Ok(opt_uuid(user)?.map(UserId))
     }
 
-    async fn live_heartbeat(&self, instance: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn live_heartbeat(&self, instance: Uuid) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO live_instances (id, seen_at) VALUES ($1, $2) \
              ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
         )
         .bind(instance.to_string())
-        .bind(now)
+        .bind(Utc::now())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn live_instances_since(&self, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+    async fn live_instances_alive(&self, seconds: u64) -> Result<Vec<Uuid>, StoreError> {
+        // One process serves a SQLite database, so its own clock is the clock.
+        let since =
+            Utc::now() - chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM live_instances WHERE seen_at >= $1")
                 .bind(since)

@@ -628,7 +628,27 @@ async fn presence_makes_attendance_and_quorum(backend: Backend) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
+async fn a_silent_connection_is_dropped_and_leaves(backend: Backend) {
+    let m = Meeting::open_with(backend, false, |s| {
+        s.live.heartbeat_seconds = 1;
+        s.live.client_timeout_seconds = 2;
+    })
+    .await;
+    let mut chair = m.join(&m.chair).await;
+    until(&mut chair, "snapshot").await;
+    let mut physio = m.join(&m.physio).await;
+    until(&mut physio, "snapshot").await;
+    until(&mut chair, "participant_joined").await;
+    // The physio's client stops reading, so it no longer answers the server's pings.
+    let started = std::time::Instant::now();
+    let left = until(&mut chair, "participant_left").await;
+    assert_eq!(left["event"]["user_id"], m.physio_id.as_str());
+    assert!(started.elapsed() < Duration::from_secs(8));
+    drop(physio);
+}
+
 on_both_backends!(
+    a_silent_connection_is_dropped_and_leaves,
     the_chair_drives_and_everyone_follows,
     a_client_that_misses_events_resumes_with_exactly_those,
     handshakes_without_a_valid_ticket_and_origin_are_refused,
