@@ -8,12 +8,9 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
-use mdt_coordinator::routes::users::{create_account, ValidUser};
+use mdt_coordinator::domain::Role;
 
 use common::{Backend, TestApp};
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// A clinic: one account per role (rheumatology), a spinal practitioner, and a weekly
 /// rheumatology series whose first session is a week away.
@@ -28,25 +25,9 @@ struct Clinic {
 }
 
 async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> String {
-    let valid = ValidUser {
-        email: EmailAddress::parse(email).unwrap(),
-        name: PersonName::parse("Test Person").unwrap(),
-        role,
-        specialties: vec![Specialty::parse(specialty).unwrap()],
-        password: Password::parse(PASSWORD).unwrap(),
-    };
-    let user = create_account(&app.state, valid, None, None).await.unwrap();
-    let res = app
-        .http
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
+    common::sign_up(app, email, "Test Person", role, specialty)
         .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    let _ = user;
-    body["access_token"].as_str().unwrap().to_string()
+        .0
 }
 
 impl Clinic {
@@ -1342,47 +1323,8 @@ async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) 
     .await;
 }
 
-/// The SMTP sink process; stopped (and reaped) when dropped, even if a test fails.
-struct Sink(std::process::Child);
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the SMTP sink on `port`, writing to `dir`; waits until it listens.
-fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
-    use std::io::BufRead;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take()?)
-        .read_line(&mut line)
-        .ok()?;
-    let sink = Sink(child);
-    (line.trim() == "ready").then_some(sink)
-}
-
 async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
-    let has_aiosmtpd = std::process::Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_aiosmtpd {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the SMTP test: pip install aiosmtpd"
-        );
-        eprintln!("skipped: pip install aiosmtpd to run the SMTP test");
+    if !crate::common::aiosmtpd_available() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1391,7 +1333,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let sink = start_sink(port, dir.path()).expect("SMTP sink starts");
+    let sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink starts");
     let c = Clinic::open_with(backend, |s| {
         s.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
         s.mail.smtp_url = secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}"));
@@ -1437,7 +1379,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
     assert_eq!(delivered(dir.path()).len(), 1);
 
     // The relay is back: the invitation is delivered.
-    let _sink = start_sink(port, dir.path()).expect("SMTP sink restarts");
+    let _sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink restarts");
     let all = eventually("the invitations after the relay returns", async || {
         let m = delivered(dir.path());
         (m.len() == 3).then_some(m)

@@ -186,6 +186,90 @@ pub struct Instance {
     pub state: actix_web::web::Data<AppState>,
 }
 
+/// An account created directly through the service's own path (no coordinator needed)
+/// and signed in over HTTP: `(access token, user id)`.
+pub async fn sign_up(
+    app: &TestApp,
+    email: &str,
+    name: &str,
+    role: mdt_coordinator::domain::Role,
+    specialty: &str,
+) -> (String, String) {
+    use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Specialty};
+    use mdt_coordinator::routes::users::{create_account, ValidUser};
+    let valid = ValidUser {
+        email: EmailAddress::parse(email).unwrap(),
+        name: PersonName::parse(name).unwrap(),
+        role,
+        specialties: vec![Specialty::parse(specialty).unwrap()],
+        password: Password::parse(PASSWORD).unwrap(),
+    };
+    let user = create_account(&app.state, valid, None, None).await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_string(),
+        user.id.to_string(),
+    )
+}
+
+/// The password of every test account.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Whether the SMTP sink can run; in CI it must.
+pub fn aiosmtpd_available() -> bool {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the SMTP test: pip install aiosmtpd"
+        );
+        eprintln!("skipped: pip install aiosmtpd to run the SMTP test");
+    }
+    available
+}
+
+/// The SMTP sink process (`tests/smtp_sink.py`); stopped and reaped when dropped, even
+/// if a test fails.
+pub struct Sink(std::process::Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the SMTP sink on `port`, writing to `dir`; waits until it listens.
+pub fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
+    use std::io::BufRead;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
+    let sink = Sink(child);
+    (line.trim() == "ready").then_some(sink)
+}
+
 /// Runs each listed `async fn name(backend: Backend)` once per backend. PostgreSQL cases
 /// return early (and say so) when `MDT_TEST_POSTGRES_URL` is not set.
 #[macro_export]

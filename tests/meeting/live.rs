@@ -14,39 +14,18 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
-use mdt_coordinator::routes::users::{create_account, ValidUser};
+use mdt_coordinator::domain::Role;
 
 use crate::common::{Backend, TestApp};
 use crate::on_both_backends;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use crate::common::PASSWORD;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An account created directly and signed in over HTTP: (token, id).
 pub async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> (String, String) {
-    let valid = ValidUser {
-        email: EmailAddress::parse(email).unwrap(),
-        name: PersonName::parse("Test Person").unwrap(),
-        role,
-        specialties: vec![Specialty::parse(specialty).unwrap()],
-        password: Password::parse(PASSWORD).unwrap(),
-    };
-    let user = create_account(&app.state, valid, None, None).await.unwrap();
-    let res = app
-        .http
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    (
-        body["access_token"].as_str().unwrap().to_string(),
-        user.id.to_string(),
-    )
+    crate::common::sign_up(app, email, "Test Person", role, specialty).await
 }
 
 /// A rheumatology meeting: chair, a second consultant, a physio with three cases booked

@@ -7,12 +7,10 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
-use mdt_coordinator::routes::users::{create_account, ValidUser};
+use mdt_coordinator::domain::Role;
 
 use crate::common::{Backend, TestApp};
 
-const PASSWORD: &str = "correct horse battery staple";
 const NHS: &str = "9434765919";
 const PLAN_TEXT: &str = "Graded exercise with the ESP; taper codeine over four weeks";
 const NOTE: &str = "Compare with the 2024 films held at the Royal";
@@ -25,27 +23,8 @@ struct Account {
 }
 
 async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> Account {
-    let valid = ValidUser {
-        email: EmailAddress::parse(email).unwrap(),
-        name: PersonName::parse("Dr Test Person").unwrap(),
-        role,
-        specialties: vec![Specialty::parse(specialty).unwrap()],
-        password: Password::parse(PASSWORD).unwrap(),
-    };
-    let user = create_account(&app.state, valid, None, None).await.unwrap();
-    let res = app
-        .http
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    Account {
-        token: body["access_token"].as_str().unwrap().to_string(),
-        id: user.id.to_string(),
-    }
+    let (token, id) = crate::common::sign_up(app, email, "Dr Test Person", role, specialty).await;
+    Account { token, id }
 }
 
 /// A rheumatology service: the chair, a second consultant, a physio who books, a
@@ -457,46 +436,8 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     panic!("timed out waiting for {what}");
 }
 
-/// The aiosmtpd sink of `tests/smtp_sink.py`; stopped (and reaped) when dropped.
-struct Sink(std::process::Child);
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
-    use std::io::BufRead;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take()?)
-        .read_line(&mut line)
-        .ok()?;
-    let sink = Sink(child);
-    (line.trim() == "ready").then_some(sink)
-}
-
 async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
-    let has_aiosmtpd = std::process::Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_aiosmtpd {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the SMTP test: pip install aiosmtpd"
-        );
-        eprintln!("skipped: pip install aiosmtpd to run the SMTP test");
+    if !crate::common::aiosmtpd_available() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -505,7 +446,7 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let _sink = start_sink(port, dir.path()).expect("SMTP sink starts");
+    let _sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink starts");
     let c = Clinic::open_with(backend, |s| {
         s.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
         s.mail.smtp_url = secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}"));
