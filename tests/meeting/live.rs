@@ -9,6 +9,7 @@ use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::Connection;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -663,6 +664,21 @@ async fn a_command_on_one_instance_reaches_clients_of_another() {
     let ev = until(&mut on_b, "meeting_opened").await;
     assert_eq!(ev["seq"].as_u64().unwrap(), seq);
     let ack = command(&mut on_a, "n", json!({ "kind": "next_case" })).await;
+    let ev = until(&mut on_b, "case_started").await;
+    assert_eq!(ev["seq"], ack["seq"]);
+
+    // The instances' LISTEN connections are cut: events still arrive (rooms poll the
+    // events table until the listeners are back).
+    let mut admin = sqlx::PgConnection::connect(&m.app.db.url).await.unwrap();
+    let cut: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "each instance listens");
+    let ack = command(&mut on_a, "n2", json!({ "kind": "next_case" })).await;
     let ev = until(&mut on_b, "case_started").await;
     assert_eq!(ev["seq"], ack["seq"]);
 
