@@ -167,6 +167,15 @@ impl Hub {
         }
     }
 
+    /// Settings every room depends on changed (e.g. a specialty's quorum): all rooms of
+    /// this instance read their session again.
+    pub fn reload_all(&self) {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        for inbox in rooms.values() {
+            let _ = inbox.try_send(RoomMsg::Reload);
+        }
+    }
+
     fn wake(&self, session_id: Uuid) {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(inbox) = rooms.get(&session_id) {

@@ -443,6 +443,9 @@ impl Room {
             store.session_cases(self.session.id).await,
         ) {
             (Ok(Some(session)), Ok(agenda)) => {
+                if let Ok(n) = store.specialty_quorum(&session.plan.specialty).await {
+                    self.quorum_others = n;
+                }
                 self.session = session;
                 self.agenda = agenda;
             }

@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .post(sessions::create)
                         .get(sessions::list),
                 )
+                .service(resource("/specialties/{slug}/quorum").put(sessions::set_quorum))
                 .service(resource("/series").post(sessions::create_series))
                 .service(resource("/sessions/{id}").get(sessions::show))
                 .service(resource("/sessions/{id}/publish").post(sessions::publish))

@@ -386,6 +386,44 @@ pub async fn add_specialty(
     Ok(HttpResponse::Created().json(json!({ "slug": slug, "name": name })))
 }
 
+#[derive(Deserialize)]
+pub struct QuorumRequest {
+    quorum_others: u32,
+}
+
+/// `PUT /api/specialties/{slug}/quorum {quorum_others}` (coordinator): how many
+/// consultants or specialists besides the chair make this specialty's meetings quorate.
+pub async fn set_quorum(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    slug: web::Path<String>,
+    ApiJson(body): ApiJson<QuorumRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let slug = Specialty::parse(&slug)?;
+    if body.quorum_others > 10 {
+        return Err(
+            ParseError::new("invalid_value", "quorum_others", "must be between 0 and 10").into(),
+        );
+    }
+    let event = state
+        .audit_event(&req, &caller, "quorum_set", "specialty")
+        .details(json!({ "quorum_others": body.quorum_others }));
+    state
+        .store
+        .set_specialty_quorum(&slug, body.quorum_others, event)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(_) => {
+                ApiError::not_found("not_found", "no such specialty")
+            }
+            other => other.into(),
+        })?;
+    state.live.reload_all();
+    Ok(HttpResponse::Ok().json(json!({ "slug": slug, "quorum_others": body.quorum_others })))
+}
+
 /// The session, or `404 not_found`.
 pub(crate) async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiError> {
     state

@@ -326,6 +326,13 @@ pub trait Store: Send + Sync + 'static {
     async fn live_instances_alive(&self, seconds: u64) -> Result<Vec<Uuid>, StoreError>;
     /// How many consultants or specialists besides the chair make a meeting quorate.
     async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError>;
+    /// Sets that number, with its audit event; `404` for an unknown specialty.
+    async fn set_specialty_quorum(
+        &self,
+        specialty: &Specialty,
+        others: u32,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
     /// Join and leave times of everyone who attended a session.
     async fn session_attendance(&self, session_id: Uuid) -> Result<Vec<Attendance>, StoreError>;
     /// Starts delivering other instances' event notifications to `signal`; false when

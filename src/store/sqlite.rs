@@ -1139,6 +1139,26 @@ impl Store for SqliteStore {
         ids.iter().map(|i| uuid(i)).collect()
     }
 
+    async fn set_specialty_quorum(
+        &self,
+        specialty: &Specialty,
+        others: u32,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query("UPDATE specialties SET quorum_others = $1 WHERE slug = $2")
+            .bind(i32::try_from(others).unwrap_or(i32::MAX))
+            .bind(specialty.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::NotFound("specialty"));
+        }
+        append_audit_in(&mut tx, audit.record(specialty.as_str())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError> {
         let n: Option<i64> =
             sqlx::query_scalar("SELECT quorum_others FROM specialties WHERE slug = $1")

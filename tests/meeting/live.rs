@@ -560,6 +560,37 @@ async fn trainees_see_only_de_identified_cases_live(backend: Backend) {
 
 async fn presence_makes_attendance_and_quorum(backend: Backend) {
     let m = Meeting::open(backend, false).await;
+    // The quorum is the specialty's to set (coordinators only).
+    let set = |token: &str, n: i64| {
+        m.app
+            .http
+            .put(m.app.url("/api/specialties/rheumatology/quorum"))
+            .bearer_auth(token)
+            .json(&json!({ "quorum_others": n }))
+            .send()
+    };
+    assert_eq!(
+        set(&m.chair, 2).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        set(&m.coordinator, 99).await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        set(&m.coordinator, 2).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let mut probe = m.join(&m.colleague).await;
+    let snap = until(&mut probe, "snapshot").await;
+    assert_eq!(snap["quorum"]["required_others"], 2);
+    drop(probe);
+    assert_eq!(
+        set(&m.coordinator, 1).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Rooms already running pick the new quorum up at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut chair = m.join(&m.chair).await;
     let snap = until(&mut chair, "snapshot").await;
     assert_eq!(snap["quorum"]["required_others"], 1);
@@ -586,14 +617,18 @@ async fn presence_makes_attendance_and_quorum(backend: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
     let rows: Value = res.json().await.unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "the colleague's two stays and the chair's: {rows:?}"
+    );
     let finished: Vec<&Value> = rows.iter().filter(|r| !r["left_at"].is_null()).collect();
     assert_eq!(
         finished.len(),
-        1,
-        "the colleague left; the chair is still here"
+        2,
+        "the colleague left twice; the chair is still here"
     );
-    assert_eq!(finished[0]["role"], "consultant");
+    assert!(finished.iter().all(|r| r["role"] == "consultant"));
     let res = m
         .app
         .http
