@@ -960,13 +960,16 @@ impl Store for PgStore {
         let mut tx = self.write_tx().await?;
         // Sessions are locked in id order before any case row (as every writer does);
         // a deferral also locks the later sessions of the series it may move into.
-        let mut involved = vec![session_id];
-        if events
+        let later = if events
             .iter()
             .any(|e| matches!(e.body, EventBody::CaseDeferred { .. }))
         {
-            involved.extend(later_sessions_of(&mut tx, session_id).await?);
-        }
+            later_sessions_of(&mut tx, session_id).await?
+        } else {
+            Vec::new()
+        };
+        let mut involved = later.clone();
+        involved.push(session_id);
         lock_sessions(&mut tx, &involved).await?;
         let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(session_id)
@@ -986,7 +989,7 @@ impl Store for PgStore {
         let mut stored = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
             let seq = last + 1 + i as i64;
-            let body = apply_live_event(&mut tx, &session, event.body, now).await?;
+            let body = apply_live_event(&mut tx, &session, event.body, &later, now).await?;
             let inserted = sqlx::query(
                 "INSERT INTO session_events (session_id, seq, kind, payload, actor_id, command_id, occurred_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1626,6 +1629,7 @@ async fn apply_live_event(
     tx: &mut Transaction<'static, Postgres>,
     session: &Session,
     body: EventBody,
+    later: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<EventBody, StoreError> {
     let sid = session.id;
@@ -1675,7 +1679,7 @@ async fn apply_live_event(
             .await?;
         }
         EventBody::CaseDeferred { case_id, .. } => {
-            return defer_case_in(tx, session, *case_id, now).await;
+            return defer_case_in(tx, session, *case_id, later, now).await;
         }
         EventBody::AgendaReordered { case_ids } => {
             let rows = sqlx::query(
@@ -1728,6 +1732,7 @@ async fn defer_case_in(
     tx: &mut Transaction<'static, Postgres>,
     session: &Session,
     case_id: Uuid,
+    later: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<EventBody, StoreError> {
     let row = sqlx::query(
@@ -1739,8 +1744,8 @@ async fn defer_case_in(
     .await?
     .ok_or_else(|| invalid_transition("deferring that case"))?;
     let case = PgStore::case_from(&row)?;
-    let later = later_sessions_of(tx, session.id).await?;
-    for &candidate in &later {
+    // Only the sessions locked (in id order) before any case row: see append_live_events.
+    for &candidate in later {
         if patient_already_in(tx, &case, candidate).await? {
             continue;
         }
