@@ -13,13 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::config::LiveSettings;
-use crate::domain::live::{LiveEvent, NewLiveEvent};
-use crate::store::{DynStore, LiveSignal, StoreError};
+use crate::store::{DynStore, LiveSignal};
 use room::{Conn, Room, RoomMsg};
 
 /// What every room of this instance shares.
@@ -141,22 +139,6 @@ impl Hub {
         None
     }
 
-    /// Appends events from outside a room (e.g. an outcome drafted over REST) and wakes
-    /// the room so its participants see them.
-    pub async fn append(
-        &self,
-        session_id: Uuid,
-        events: Vec<NewLiveEvent>,
-    ) -> Result<Vec<LiveEvent>, StoreError> {
-        let stored = self
-            .shared
-            .store
-            .append_live_events(session_id, None, events, Utc::now())
-            .await?;
-        self.wake(session_id);
-        Ok(stored)
-    }
-
     /// The session's agenda changed outside the meeting (a booking, a withdrawal, a move):
     /// this instance's room, if any, reloads it. Rooms elsewhere reload when a command
     /// meets the change.
@@ -174,6 +156,12 @@ impl Hub {
         for inbox in rooms.values() {
             let _ = inbox.try_send(RoomMsg::Reload);
         }
+    }
+
+    /// Events were appended outside this instance's room (e.g. with an outcome over
+    /// REST): the room, if any, catches up now.
+    pub fn events_appended(&self, session_id: Uuid) {
+        self.wake(session_id);
     }
 
     fn wake(&self, session_id: Uuid) {

@@ -11,11 +11,10 @@ use uuid::Uuid;
 
 use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
 use crate::auth::AuthUser;
-use crate::domain::live::{EventBody, NewLiveEvent};
 use crate::domain::outcome::{check_follow_up_session, OutcomeVersionView};
 use crate::domain::{
     Amendment, AmendmentRequest, Case, CaseView, OutcomeDraft, OutcomeRequest, OutcomeVersion,
-    ParseError, Session, SessionState, User,
+    ParseError, Session, User,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
@@ -86,22 +85,6 @@ fn letter(
     }
 }
 
-/// During the meeting, tells everyone in it that an outcome changed (the outcome itself
-/// is already stored; a lost notice costs only the live view, which reloads it).
-async fn tell_meeting(state: &AppState, session: &Session, caller: &User, body: EventBody) {
-    if session.state != SessionState::Live {
-        return;
-    }
-    let event = NewLiveEvent {
-        body,
-        actor: Some(caller.id),
-        command_id: None,
-    };
-    if let Err(e) = state.live.append(session.id, vec![event]).await {
-        tracing::warn!(error = %e, "outcome event not recorded in the live session");
-    }
-}
-
 /// `PUT /api/cases/{id}/outcome`: saves the draft (version 1, or the current unsigned
 /// version); `409 outcome_signed` once signed.
 pub async fn draft(
@@ -120,13 +103,8 @@ pub async fn draft(
         .store
         .draft_outcome(case.id, draft, caller.id, event, Utc::now())
         .await?;
-    let summary = serde_json::to_value(version.body.summary()).unwrap_or_default();
-    let drafted = EventBody::OutcomeDrafted {
-        case_id: case.id,
-        version: version.version,
-        summary,
-    };
-    tell_meeting(&state, &session, &caller, drafted).await;
+    // A live meeting's event was stored with the draft; its room reads it now.
+    state.live.events_appended(session.id);
     Ok(HttpResponse::Ok().json(&version))
 }
 
@@ -162,12 +140,7 @@ pub async fn sign(
         )
         .await?;
     state.mail_wake.notify_one();
-    let signed_event = EventBody::OutcomeSigned {
-        case_id: case.id,
-        version: signed.version.version,
-        signed_by: caller.id,
-    };
-    tell_meeting(&state, &session, &caller, signed_event).await;
+    state.live.events_appended(session.id);
     let today = Utc::now().date_naive();
     Ok(HttpResponse::Ok().json(SignedOut {
         version: &signed.version,
@@ -199,12 +172,7 @@ pub async fn amend(
         .amend_outcome(case.id, amendment, caller.id, event, &letter, Utc::now())
         .await?;
     state.mail_wake.notify_one();
-    let signed_event = EventBody::OutcomeSigned {
-        case_id: case.id,
-        version: version.version,
-        signed_by: caller.id,
-    };
-    tell_meeting(&state, &session, &caller, signed_event).await;
+    state.live.events_appended(session.id);
     Ok(HttpResponse::Created().json(&version))
 }
 

@@ -971,61 +971,8 @@ impl Store for PgStore {
         let mut involved = later.clone();
         involved.push(session_id);
         lock_sessions(&mut tx, &involved).await?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(session_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        let session = Self::session_from(&row)?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if expected_seq.is_some_and(|e| i64::try_from(e).ok() != Some(last)) {
-            return Err(stale_seq());
-        }
-        let mut stored = Vec::with_capacity(events.len());
-        for (i, event) in events.into_iter().enumerate() {
-            let seq = last + 1 + i as i64;
-            let body = apply_live_event(&mut tx, &session, event.body, &later, now).await?;
-            let inserted = sqlx::query(
-                "INSERT INTO session_events (session_id, seq, kind, payload, actor_id, command_id, occurred_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(session_id)
-            .bind(seq)
-            .bind(body.kind())
-            .bind(encode_live_event(&body)?)
-            .bind(event.actor.map(|a| a.0))
-            .bind(&event.command_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique_violation(&e, "session_events_command") => {
-                    return Err(duplicate_command())
-                }
-                Err(e) if is_unique_violation(&e, "session_events_pkey") => return Err(stale_seq()),
-                other => other.map(|_| ())?,
-            }
-            stored.push(LiveEvent {
-                session_id,
-                seq: seq as u64,
-                body,
-                actor: event.actor,
-                command_id: event.command_id,
-                at: now,
-            });
-        }
-        if let Some(newest) = stored.last() {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(LIVE_CHANNEL)
-                .bind(format!("{session_id}:{}", newest.seq))
-                .execute(&mut *tx)
-                .await?;
-        }
+        let stored =
+            append_events_in(&mut tx, session_id, expected_seq, events, &later, now).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -1186,6 +1133,10 @@ impl Store for PgStore {
     ) -> Result<OutcomeVersion, StoreError> {
         let now = now.trunc_subsecs(6);
         let mut tx = self.write_tx().await?;
+        // The session before the case (the lock order of every writer): a live
+        // meeting hears of the draft in this transaction.
+        let source = case_session(&mut tx, case_id).await?;
+        lock_sessions(&mut tx, &[source]).await?;
         let case = lock_case(&mut tx, case_id).await?;
         check_outcome_open(&case)?;
         let version = match current_outcome(&mut tx, case_id).await? {
@@ -1220,6 +1171,12 @@ impl Store for PgStore {
                 .details(serde_json::json!({ "version": version.version })),
         )
         .await?;
+        let drafted = EventBody::OutcomeDrafted {
+            case_id,
+            version: version.version,
+            summary: serde_json::to_value(version.body.summary()).unwrap_or_default(),
+        };
+        outcome_event_in(&mut tx, case.session_id, drafted, author, now).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -1308,6 +1265,12 @@ impl Store for PgStore {
         if let Some(message) = letter(&case, &session, &version) {
             enqueue_in(&mut tx, &message, now).await?;
         }
+        let signed = EventBody::OutcomeSigned {
+            case_id,
+            version: version.version,
+            signed_by: signer,
+        };
+        outcome_event_in(&mut tx, case.session_id, signed, signer, now).await?;
         tx.commit().await?;
         Ok(SignedOutcome {
             version,
@@ -1326,6 +1289,8 @@ impl Store for PgStore {
     ) -> Result<OutcomeVersion, StoreError> {
         let now = now.trunc_subsecs(6);
         let mut tx = self.write_tx().await?;
+        let source = case_session(&mut tx, case_id).await?;
+        lock_sessions(&mut tx, &[source]).await?;
         let case = lock_case(&mut tx, case_id).await?;
         let current = current_outcome(&mut tx, case_id)
             .await?
@@ -1349,6 +1314,12 @@ impl Store for PgStore {
         if let Some(message) = letter(&case, &session, &amended) {
             enqueue_in(&mut tx, &message, now).await?;
         }
+        let signed = EventBody::OutcomeSigned {
+            case_id,
+            version: amended.version,
+            signed_by: author,
+        };
+        outcome_event_in(&mut tx, case.session_id, signed, author, now).await?;
         tx.commit().await?;
         Ok(amended)
     }
@@ -1889,5 +1860,98 @@ async fn insert_outcome_row(
     .bind(v.supersedes.map(|s| s as i32))
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Appends events to a session's history inside the caller's write transaction (which,
+/// on PostgreSQL, already holds the session's row lock), applying each event's change;
+/// `seq` continues from the last stored event.
+async fn append_events_in(
+    tx: &mut Transaction<'static, Postgres>,
+    session_id: Uuid,
+    expected_seq: Option<u64>,
+    events: Vec<NewLiveEvent>,
+    later: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<LiveEvent>, StoreError> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("session"))?;
+    let session = PgStore::session_from(&row)?;
+    let last: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if expected_seq.is_some_and(|e| i64::try_from(e).ok() != Some(last)) {
+        return Err(stale_seq());
+    }
+    let mut stored = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        let seq = last + 1 + i as i64;
+        let body = apply_live_event(tx, &session, event.body, later, now).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO session_events (session_id, seq, kind, payload, actor_id, command_id, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session_id)
+        .bind(seq)
+        .bind(body.kind())
+        .bind(encode_live_event(&body)?)
+        .bind(event.actor.map(|a| a.0))
+        .bind(&event.command_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e, "session_events_command") => {
+                return Err(duplicate_command())
+            }
+            Err(e) if is_unique_violation(&e, "session_events_pkey") => return Err(stale_seq()),
+            other => other.map(|_| ())?,
+        }
+        stored.push(LiveEvent {
+            session_id,
+            seq: seq as u64,
+            body,
+            actor: event.actor,
+            command_id: event.command_id,
+            at: now,
+        });
+    }
+    if let Some(newest) = stored.last() {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(LIVE_CHANNEL)
+            .bind(format!("{session_id}:{}", newest.seq))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(stored)
+}
+
+/// During a live meeting, records an outcome change as an event of the case's session,
+/// in the outcome's own transaction (the session row is already locked).
+async fn outcome_event_in(
+    tx: &mut Transaction<'static, Postgres>,
+    session_id: Uuid,
+    body: EventBody,
+    actor: UserId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if state.as_deref() == Some("live") {
+        let event = NewLiveEvent {
+            body,
+            actor: Some(actor),
+            command_id: None,
+        };
+        append_events_in(tx, session_id, None, vec![event], &[], now).await?;
+    }
     Ok(())
 }
