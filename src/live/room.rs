@@ -166,8 +166,10 @@ impl Room {
                 }
                 _ = housekeeping.tick() => {
                     if self.shared.cross_instance {
-                        // A wake can be lost (a full inbox); the table has everything.
+                        // A wake can be lost (a full inbox), and agenda changes made
+                        // through another instance do not reach this room: read both.
                         self.catch_up().await;
+                        self.reload().await;
                     } else {
                         self.reconcile().await;
                     }
