@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use mdt_coordinator::domain::Role;
 
-use common::{Backend, TestApp};
+use common::{eventually, Backend, TestApp};
 
 /// A clinic: one account per role (rheumatology), a spinal practitioner, and a weekly
 /// rheumatology series whose first session is a week away.
@@ -1173,17 +1173,6 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
 
 // ---- mail -----------------------------------------------------------------------
 
-/// Waits up to 15 s for `check` to hold.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// The `.eml` files in `dir`, parsed: (envelope recipients or To, subject, text, calendar).
 struct Delivered {
     to: String,
@@ -1339,17 +1328,11 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
     if !crate::common::aiosmtpd_available() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink starts");
     let c = Clinic::open_with(backend, |s| {
-        s.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
-        s.mail.smtp_url = secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}"));
-        s.mail.poll_interval_ms = 50;
+        crate::common::mail_to_sink(s, port);
         s.mail.retry_base_ms = 100;
         s.mail.retry_max_seconds = 1;
     })

@@ -140,56 +140,53 @@ impl Hub {
     }
 
     /// The session's agenda changed outside the meeting (a booking, a withdrawal, a move):
-    /// this instance's room, if any, reloads it. Rooms elsewhere reload when a command
-    /// meets the change.
+    /// this instance's room, if any, reloads it. Rooms elsewhere reload on their
+    /// housekeeping tick or when a command meets the change.
     pub fn agenda_changed(&self, session_id: Uuid) {
-        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(inbox) = rooms.get(&session_id) {
-            let _ = inbox.try_send(RoomMsg::Reload);
-        }
+        self.tell(Some(session_id), || RoomMsg::Reload);
     }
 
     /// Settings every room depends on changed (e.g. a specialty's quorum): all rooms of
     /// this instance read their session again.
     pub fn reload_all(&self) {
-        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        for inbox in rooms.values() {
-            let _ = inbox.try_send(RoomMsg::Reload);
-        }
+        self.tell(None, || RoomMsg::Reload);
     }
 
     /// Events were appended outside this instance's room (e.g. with an outcome over
     /// REST): the room, if any, catches up now.
     pub fn events_appended(&self, session_id: Uuid) {
-        self.wake(session_id);
+        self.tell(Some(session_id), || RoomMsg::Wake);
     }
 
-    fn wake(&self, session_id: Uuid) {
+    /// Sends `msg` to the session's room (or every room) if it is running here, without
+    /// waiting: a full inbox already holds work that will bring the room up to date.
+    fn tell(&self, session_id: Option<Uuid>, msg: fn() -> RoomMsg) {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(inbox) = rooms.get(&session_id) {
-            // A full inbox already holds work that will catch the room up.
-            let _ = inbox.try_send(RoomMsg::Wake);
-        }
-    }
-
-    fn wake_all(&self) {
-        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        for inbox in rooms.values() {
-            let _ = inbox.try_send(RoomMsg::Wake);
+        match session_id {
+            Some(id) => {
+                if let Some(inbox) = rooms.get(&id) {
+                    let _ = inbox.try_send(msg());
+                }
+            }
+            None => {
+                for inbox in rooms.values() {
+                    let _ = inbox.try_send(msg());
+                }
+            }
         }
     }
 }
 
 impl LiveSignal for Hub {
     fn event(&self, session_id: Uuid, _seq: u64) {
-        self.wake(session_id);
+        self.events_appended(session_id);
     }
 
     fn listening(&self, up: bool) {
         let was = self.shared.listening.swap(up, Ordering::AcqRel);
         if up && !was {
             // Whatever was missed while deaf is in the events table.
-            self.wake_all();
+            self.tell(None, || RoomMsg::Wake);
         }
     }
 }

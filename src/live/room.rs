@@ -232,7 +232,15 @@ impl Room {
                 }
             }
             RoomMsg::Wake => self.catch_up().await,
-            RoomMsg::Reload => self.reload().await,
+            RoomMsg::Reload => {
+                // Outside changes: the agenda, and the specialty's quorum (read only here,
+                // not after every event).
+                self.reload().await;
+                let specialty = &self.session.plan.specialty;
+                if let Ok(n) = self.shared.store.specialty_quorum(specialty).await {
+                    self.quorum_others = n;
+                }
+            }
         }
     }
 
@@ -445,9 +453,6 @@ impl Room {
             store.session_cases(self.session.id).await,
         ) {
             (Ok(Some(session)), Ok(agenda)) => {
-                if let Ok(n) = store.specialty_quorum(&session.plan.specialty).await {
-                    self.quorum_others = n;
-                }
                 self.session = session;
                 self.agenda = agenda;
             }

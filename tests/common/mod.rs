@@ -250,6 +250,33 @@ impl Drop for Sink {
     }
 }
 
+/// Polls `check` every 50 ms until it returns a value (at most 15 s).
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A free TCP port on loopback (for a test's own SMTP sink).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Settings that send mail by SMTP to the sink on `port`, looking at the outbox often.
+pub fn mail_to_sink(settings: &mut Settings, port: u16) {
+    settings.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
+    settings.mail.smtp_url = SecretString::from(format!("smtp://127.0.0.1:{port}"));
+    settings.mail.poll_interval_ms = 50;
+}
+
 /// Starts the SMTP sink on `port`, writing to `dir`; waits until it listens.
 pub fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
     use std::io::BufRead;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use mdt_coordinator::domain::Role;
 
-use crate::common::{Backend, TestApp};
+use crate::common::{eventually, Backend, TestApp};
 
 const NHS: &str = "9434765919";
 const PLAN_TEXT: &str = "Graded exercise with the ESP; taper codeine over four weeks";
@@ -426,31 +426,15 @@ fn delivered(dir: &std::path::Path) -> Vec<Mail> {
         .collect()
 }
 
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
     if !crate::common::aiosmtpd_available() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let _sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink starts");
     let c = Clinic::open_with(backend, |s| {
-        s.mail.transport = mdt_coordinator::config::MailTransportKind::Smtp;
-        s.mail.smtp_url = secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}"));
-        s.mail.poll_interval_ms = 50;
+        crate::common::mail_to_sink(s, port);
     })
     .await;
     let session = c.session(7, 4, false, false).await;
