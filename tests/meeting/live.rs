@@ -570,16 +570,17 @@ async fn presence_makes_attendance_and_quorum(backend: Backend) {
             .send()
     };
     assert_eq!(
-        set(&m.chair, 2).await.unwrap().status(),
+        set(&m.coordinator, 2).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Refusals change nothing: the snapshot below still shows 2.
+    assert_eq!(
+        set(&m.chair, 3).await.unwrap().status(),
         StatusCode::FORBIDDEN
     );
     assert_eq!(
         set(&m.coordinator, 99).await.unwrap().status(),
         StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        set(&m.coordinator, 2).await.unwrap().status(),
-        StatusCode::OK
     );
     let mut probe = m.join(&m.colleague).await;
     let snap = until(&mut probe, "snapshot").await;
