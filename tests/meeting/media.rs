@@ -462,21 +462,13 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
 
     // A subscriber's keyframe request reaches the presenter.
     let before = physio.plis.load(Ordering::Acquire);
-    let track = colleague
-        .received
-        .lock()
-        .unwrap()
-        .remote_tracks
-        .iter()
-        .find(|_| true)
-        .cloned();
+    let tracks = colleague.received.lock().unwrap().remote_tracks.clone();
     let mut screen_track = None;
-    for t in colleague.received.lock().unwrap().remote_tracks.clone() {
+    for t in tracks {
         if t.kind().await == RtpCodecKind::Video {
             screen_track = Some(t);
         }
     }
-    drop(track);
     let screen_track = screen_track.expect("the colleague has the screen track");
     tokio::time::sleep(Duration::from_millis(400)).await; // past the rate limit
     let media_ssrc = screen_track.ssrcs().await[0];
