@@ -67,6 +67,8 @@ enum Event {
 
 struct Handler {
     events: mpsc::UnboundedSender<Event>,
+    /// Whether media can flow (ICE and DTLS are up).
+    connected: watch::Sender<bool>,
 }
 
 #[async_trait::async_trait]
@@ -82,6 +84,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected
+            .send_replace(state == RTCPeerConnectionState::Connected);
         if matches!(
             state,
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
@@ -114,6 +118,7 @@ struct Peer {
     policy: watch::Receiver<Policy>,
     events: mpsc::UnboundedReceiver<Event>,
     events_tx: mpsc::UnboundedSender<Event>,
+    connected: watch::Receiver<bool>,
     gathered: bool,
     /// Whether a remote description has been applied (candidates wait until then).
     described: bool,
@@ -148,8 +153,10 @@ pub async fn run(
         return;
     };
     let (events_tx, events) = mpsc::unbounded_channel();
+    let (connected_tx, connected) = watch::channel(false);
     let handler = Arc::new(Handler {
         events: events_tx.clone(),
+        connected: connected_tx,
     });
     let pc = match super::engine::peer_connection(&shared.settings, lease.port, handler).await {
         Ok(pc) => pc,
@@ -173,6 +180,7 @@ pub async fn run(
         policy,
         events,
         events_tx,
+        connected,
         gathered: false,
         described: false,
         early_candidates: Vec::new(),
@@ -478,7 +486,13 @@ impl Peer {
             };
             let sender = sender.clone();
             let leg = f.leg.clone();
+            let mut connected = self.connected.clone();
             f.task = Some(self.shared.spawn(async move {
+                // Packets written before the connection is up are lost, and with them the
+                // replayed keyframe a late joiner starts from.
+                if connected.wait_for(|up| *up).await.is_err() {
+                    return;
+                }
                 let Some(payload_type) = payload_type(&sender, &leg).await else {
                     tracing::warn!("forwarded codec not negotiated");
                     return;
