@@ -1,4 +1,4 @@
-# Owns the aiortc side of the SFU interoperability test (issue 5): a presenter and subscribers on an independent WebRTC stack.
+# Owns the aiortc side of the SFU interop test (issue 5): presenter and subscribers on aiortc.
 """Drives real aiortc peers through the live channel of a running MDT Coordinator.
 
 Reads one JSON object on stdin:
@@ -15,7 +15,8 @@ track of 640x360 synthetic frames and offers again. Once the server has answered
 each subscriber joins with a silent microphone, answers the server's offers, and decodes
 the forwarded video until it has `frames` frames.
 
-Prints one JSON line per subscriber on stdout:
+Prints one JSON line for the presenter, `{"presenter": true, "frames_sent": N,
+"keyframe_requests": N}`, then one per subscriber on stdout:
 
     {"subscriber": "colleague", "frames": 12, "width": 640, "height": 360,
      "sizes": ["640x360"], "join_to_first_frame_ms": 180.4, ...}
@@ -134,6 +135,8 @@ class LiveClient:
         self.event_arrived = asyncio.Event()
         self.refusals = []
         self.negotiating = asyncio.Lock()
+        self.offering = False
+        self.glare = False
         self.tasks = []
         self.pc = None
         if media:
@@ -178,6 +181,7 @@ class LiveClient:
         elif kind == "rtc" and msg.get("kind") == "answer":
             self.answers.put_nowait(msg["sdp"])
         elif kind == "rtc" and msg.get("kind") == "offer":
+            self.glare = self.glare or self.offering
             self.offers.put_nowait(msg["sdp"])
         elif kind == "rtc" and msg.get("kind") == "candidate":
             pass  # the server's SDPs carry all its candidates
@@ -203,7 +207,8 @@ class LiveClient:
         id_ = f"{self.name}-{uuid.uuid4().hex[:8]}"
         done = asyncio.get_running_loop().create_future()
         self.pending[id_] = done
-        await self.ws.send(json.dumps({"type": "command", "id": id_, "command": {"kind": kind, **fields}}))
+        command = {"kind": kind, **fields}
+        await self.ws.send(json.dumps({"type": "command", "id": id_, "command": command}))
         reply = await asyncio.wait_for(done, 10)
         log(self.name, kind, "->", reply["type"], reply.get("code", ""))
         return reply
@@ -214,25 +219,28 @@ class LiveClient:
             await self.pc.setLocalDescription(await self.pc.createOffer())
             sdp = self.pc.localDescription.sdp
             log(self.name, f"offer ({why}):\n{sdp}")
+            self.offering = True
             await self.ws.send(json.dumps({"type": "rtc", "kind": "offer", "sdp": sdp}))
             answer = await self.next_answer(why)
+            self.offering = False
             log(self.name, f"answer from the server ({why}):\n{answer}")
             await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
     async def next_answer(self, why):
         deadline = time.monotonic() + 10
         while True:
-            if not self.offers.empty():
+            if self.glare:
                 # The server ignores an offer made while its own is outstanding and expects
                 # the client to roll back; aiortc cannot roll back.
-                raise Failure(f"{self.name}: glare: the server offered while our offer ({why}) was outstanding")
+                raise Failure(f"{self.name}: glare: the server offered during our offer ({why})")
             if self.refusals:
                 raise Failure(f"{self.name}: refused after our offer ({why}): {self.refusals}")
             try:
-                return await asyncio.wait_for(self.answers.get(), min(0.1, deadline - time.monotonic()))
+                left = deadline - time.monotonic()
+                return await asyncio.wait_for(self.answers.get(), max(0.0, min(0.1, left)))
             except asyncio.TimeoutError:
                 if time.monotonic() >= deadline:
-                    raise Failure(f"{self.name}: no answer to our offer ({why}) within 10 s") from None
+                    raise Failure(f"{self.name}: no answer to our offer ({why}) in 10 s") from None
 
     async def answer_server_offers(self):
         """Answers every server offer, in order, whenever one comes."""
@@ -305,7 +313,9 @@ class Subscriber(LiveClient):
 
     def report(self):
         def since_join(t):
-            return None if t is None or self.joined_at is None else round((t - self.joined_at) * 1000, 1)
+            if t is None or self.joined_at is None:
+                return None
+            return round((t - self.joined_at) * 1000, 1)
 
         width, height = (int(v) for v in self.sizes[0].split("x")) if self.sizes else (None, None)
         return {
@@ -320,7 +330,25 @@ class Subscriber(LiveClient):
         }
 
 
-async def run(spec, subscribers):
+def is_grant_to(event, user_id):
+    return event.get("kind") == "presenter_granted" and event.get("user_id") == user_id
+
+
+def count_keyframe_requests(sender, report):
+    """Counts the PLI/FIR that reach the presenter. aiortc's VP8 encoder makes a keyframe
+    only every 3000 frames unless asked, so a late joiner depends on the SFU asking."""
+    report["keyframe_requests"] = 0
+    send_keyframe = sender._send_keyframe
+
+    def counted():
+        report["keyframe_requests"] += 1
+        log("presenter", "keyframe requested by the server")
+        send_keyframe()
+
+    sender._send_keyframe = counted
+
+
+async def run(spec, subscribers, presenter_report):
     base, session = spec["base"], spec["session"]
     wanted = int(spec.get("frames", 10))
     chair = LiveClient("chair", base, session, spec["chair"], media=False)
@@ -339,18 +367,25 @@ async def run(spec, subscribers):
         if granted["type"] != "ack":
             raise Failure(f"grant_present refused: {granted}")
         await presenter.wait_for(
-            lambda: any(e.get("kind") == "presenter_granted" and e.get("user_id") == presenter_id for e in presenter.events),
+            lambda: any(is_grant_to(e, presenter_id) for e in presenter.events),
             "presenter_granted event",
         )
-        video = presenter.pc.addTransceiver(MovingPattern(), direction="sendonly")
-        log("presenter", "video transceiver added, codecs preferred: VP8")
-        video.setCodecPreferences([c for c in video.sender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")])
+        pattern = MovingPattern()
+        video = presenter.pc.addTransceiver(pattern, direction="sendonly")
+        presenter_report["pattern"] = pattern
+        count_keyframe_requests(video.sender, presenter_report)
+        codecs = video.sender.getCapabilities("video").codecs
+        video.setCodecPreferences([c for c in codecs if c.mimeType in ("video/VP8", "video/rtx")])
         await presenter.offer("screen")
         for sub in subscribers:
             await sub.join()
             await sub.offer("microphone")
         for sub in subscribers:
-            await sub.wait_for(lambda s=sub: (s.check_tasks(), s.frames >= wanted)[1], f"{wanted} decoded frames", spec.get("timeout", 30))
+            await sub.wait_for(
+                lambda s=sub: s.check_tasks() or s.frames >= wanted,
+                f"{wanted} decoded frames",
+                float(spec.get("timeout", 30)),
+            )
         for client in everyone:
             client.check_tasks()
     finally:
@@ -369,12 +404,25 @@ async def main():
         print(f"bad input: {e!r}", file=sys.stderr)
         return 2
     subscribers = [Subscriber(name, spec["base"], spec["session"], token) for name, token in names]
+    presenter_report = {}
     ok = True
     try:
-        await asyncio.wait_for(run(spec, subscribers), float(spec.get("timeout", 30)) + 15)
+        overall = float(spec.get("timeout", 30)) + 15
+        await asyncio.wait_for(run(spec, subscribers, presenter_report), overall)
     except (Failure, asyncio.TimeoutError) as e:
         log("test", "FAILED:", str(e) or "overall timeout")
         ok = False
+    pattern = presenter_report.get("pattern")
+    print(
+        json.dumps(
+            {
+                "presenter": True,
+                "frames_sent": pattern.n if pattern else 0,
+                "keyframe_requests": presenter_report.get("keyframe_requests", 0),
+            }
+        ),
+        flush=True,
+    )
     for sub in subscribers:
         print(json.dumps(sub.report()), flush=True)
         ok = ok and sub.frames >= int(spec.get("frames", 10))
