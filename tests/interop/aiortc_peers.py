@@ -116,6 +116,17 @@ def post_ticket(base, session, token):
         return json.load(response)["ticket"]
 
 
+def video_msids(sdp):
+    """The `a=msid:` values of the video m-lines of an SDP."""
+    found, video = [], False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            video = line.startswith("m=video")
+        elif video and line.startswith("a=msid:"):
+            found.append(line[len("a=msid:") :])
+    return found
+
+
 class LiveClient:
     """One participant on the live channel, with an aiortc peer connection if it has media."""
 
@@ -138,6 +149,7 @@ class LiveClient:
         self.offering = False
         self.glare = False
         self.tasks = []
+        self.video_msids = []
         self.pc = None
         if media:
             self.pc = RTCPeerConnection(
@@ -250,6 +262,7 @@ class LiveClient:
             count += 1
             async with self.negotiating:
                 log(self.name, f"server offer #{count}:\n{sdp}")
+                self.video_msids = video_msids(sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 answer = self.pc.localDescription.sdp
@@ -326,6 +339,7 @@ class Subscriber(LiveClient):
             "sizes": self.sizes,
             "join_to_first_frame_ms": since_join(self.first_frame_at),
             "join_to_video_track_ms": since_join(self.video_track_at),
+            "video_msids": self.video_msids,
             "refusals": self.refusals,
         }
 

@@ -119,7 +119,10 @@ async fn aiortc_peers_present_and_decode_vp8_through_the_sfu() {
     let log = log.join().unwrap();
     let reports: Vec<Value> = out
         .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n--- their log ---\n{log}"))
+        })
         .collect();
     let subscribers: Vec<&Value> = reports
         .iter()
@@ -136,6 +139,14 @@ async fn aiortc_peers_present_and_decode_vp8_through_the_sfu() {
             "{name} decoded too few frames: {r}"
         );
         assert_eq!(r["sizes"], json!(["640x360"]), "{name}: {r}");
+        // The forwarded screen is labelled with its presenter (`a=msid:<user id> screen-<n>`).
+        assert!(
+            r["video_msids"].as_array().unwrap().iter().any(|v| v
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{} ", m.physio_id))),
+            "{name}: the video's msid names the presenter: {r}"
+        );
         assert_eq!(
             (r["width"].as_u64(), r["height"].as_u64()),
             (Some(640), Some(360))
