@@ -6,6 +6,9 @@
 
 mod common;
 
+#[path = "meeting/interop.rs"]
+mod interop;
+
 #[path = "meeting/live.rs"]
 mod live;
 
@@ -17,6 +20,3 @@ mod outcomes;
 
 #[path = "meeting/restart.rs"]
 mod restart;
-
-#[path = "meeting/interop.rs"]
-mod interop;

@@ -9,11 +9,14 @@ Reads one JSON object on stdin:
      "subscribers": [{"name": "colleague", "token": "<access token>"}, ...],
      "frames": 10, "timeout": 30}
 
-The chair joins without media, opens the meeting and grants the presenter the screen.
-The presenter joins with a silent microphone (its first offer), then adds a VP8 video
-track of 640x360 synthetic frames and offers again. Once the server has answered that,
-each subscriber joins with a silent microphone, answers the server's offers, and decodes
-the forwarded video until it has `frames` frames.
+The chair joins without media and opens the meeting (media starts then). The presenter
+joins with a silent microphone (its first offer), is granted the screen by the chair,
+then adds a VP8 video track of 640x360 synthetic frames and offers again. Once the
+server has answered that, each subscriber joins with a silent microphone, answers the
+server's offers, and decodes the forwarded video until it has `frames` frames. Times are
+measured from the subscriber's WebSocket handshake: to the video track, to the peer
+connection being connected, to the first video RTP packet, to the first keyframe's first
+packet, and to the first decoded frame.
 
 Prints one JSON line for the presenter, `{"presenter": true, "frames_sent": N,
 "keyframe_requests": N}`, then one per subscriber on stdout:
@@ -125,6 +128,24 @@ def video_msids(sdp):
         elif video and line.startswith("a=msid:"):
             found.append(line[len("a=msid:") :])
     return found
+
+
+def starts_vp8_keyframe(payload):
+    """Whether an RTP payload (RFC 7741) begins a VP8 keyframe."""
+    if not payload or not payload[0] & 0x10 or payload[0] & 0x07:
+        return False  # not the start of partition 0
+    i = 1
+    if payload[0] & 0x80:  # extended control bits
+        if len(payload) < 3:
+            return False
+        flags, i = payload[1], 2
+        if flags & 0x80:  # picture id, 7 or 15 bits
+            i += 2 if payload[2] & 0x80 else 1
+        if flags & 0x40:  # TL0PICIDX
+            i += 1
+        if flags & 0x30:  # TID / KEYIDX
+            i += 1
+    return len(payload) > i and payload[i] & 0x01 == 0
 
 
 class LiveClient:
@@ -262,7 +283,7 @@ class LiveClient:
             count += 1
             async with self.negotiating:
                 log(self.name, f"server offer #{count}:\n{sdp}")
-                self.video_msids = video_msids(sdp)
+                self.video_msids += [m for m in video_msids(sdp) if m not in self.video_msids]
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 answer = self.pc.localDescription.sdp
@@ -290,6 +311,11 @@ class Subscriber(LiveClient):
         self.sizes = []
         self.first_frame_at = None
         self.video_track_at = None
+        self.connected_at = None
+        self.first_rtp_at = None
+        self.first_keyframe_at = None
+        self.keyframes = 0
+        self.rtp_seen = 0
         self.pc.addTrack(AudioStreamTrack())
 
         @self.pc.on("track")
@@ -298,8 +324,36 @@ class Subscriber(LiveClient):
             if track.kind == "video":
                 self.video_track_at = self.video_track_at or time.monotonic()
                 self.tasks.append(asyncio.create_task(self.decode(track)))
+                for receiver in self.pc.getReceivers():
+                    if receiver.track is track:
+                        self.watch_rtp(receiver)
             else:
                 self.tasks.append(asyncio.create_task(self.drain(track)))
+
+        @self.pc.on("connectionstatechange")
+        def connected():
+            if self.pc.connectionState == "connected" and self.connected_at is None:
+                self.connected_at = time.monotonic()
+
+    def watch_rtp(self, receiver):
+        """Notes when video RTP, and the start of each keyframe, arrives (diagnostics)."""
+        handle = receiver._handle_rtp_packet
+
+        async def watched(packet, arrival_time_ms):
+            now = time.monotonic()
+            self.first_rtp_at = self.first_rtp_at or now
+            self.rtp_seen += 1
+            if self.rtp_seen <= 3:
+                log(self.name, f"video RTP #{self.rtp_seen}: seq {packet.sequence_number}, "
+                    f"ts {packet.timestamp}, pt {packet.payload_type}, marker {packet.marker}, "
+                    f"{len(packet.payload)} bytes, payload starts {packet.payload[:6].hex()}")
+            if starts_vp8_keyframe(packet.payload):
+                self.keyframes += 1
+                self.first_keyframe_at = self.first_keyframe_at or now
+                log(self.name, f"keyframe arriving (seq {packet.sequence_number})")
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = watched
 
     async def decode(self, track):
         while True:
@@ -339,6 +393,10 @@ class Subscriber(LiveClient):
             "sizes": self.sizes,
             "join_to_first_frame_ms": since_join(self.first_frame_at),
             "join_to_video_track_ms": since_join(self.video_track_at),
+            "join_to_connected_ms": since_join(self.connected_at),
+            "join_to_first_rtp_ms": since_join(self.first_rtp_at),
+            "join_to_first_keyframe_ms": since_join(self.first_keyframe_at),
+            "keyframes_received": self.keyframes,
             "video_msids": self.video_msids,
             "refusals": self.refusals,
         }
@@ -371,12 +429,13 @@ async def run(spec, subscribers, presenter_report):
     everyone = [chair, presenter, *subscribers]
     try:
         await chair.join()
-        await presenter.join()
-        presenter.pc.addTrack(AudioStreamTrack())
-        await presenter.offer("microphone")
+        # Media starts when the meeting is open.
         opened = await chair.command("open_meeting")
         if opened["type"] != "ack":
             log("chair", "open_meeting refused (already open?):", json.dumps(opened))
+        await presenter.join()
+        presenter.pc.addTrack(AudioStreamTrack())
+        await presenter.offer("microphone")
         granted = await chair.command("grant_present", user_id=presenter_id)
         if granted["type"] != "ack":
             raise Failure(f"grant_present refused: {granted}")

@@ -152,12 +152,17 @@ async fn aiortc_peers_present_and_decode_vp8_through_the_sfu() {
             (Some(640), Some(360))
         );
         println!(
-            "{name}: {} frames of {}x{}, join to first frame {} ms (to the video track {} ms)",
+            "{name}: {} frames of {}x{}; from joining: first frame {} ms (video track {} ms, \
+             connected {} ms, first video RTP {} ms, first keyframe {} ms); {} keyframes",
             r["frames"],
             r["width"],
             r["height"],
             r["join_to_first_frame_ms"],
-            r["join_to_video_track_ms"]
+            r["join_to_video_track_ms"],
+            r["join_to_connected_ms"],
+            r["join_to_first_rtp_ms"],
+            r["join_to_first_keyframe_ms"],
+            r["keyframes_received"],
         );
     }
     if let Some(p) = reports.iter().find(|r| r["presenter"] == true) {
