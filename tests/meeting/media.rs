@@ -430,7 +430,16 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     })
     .await;
     // The trainee joins late: the cached keyframe starts them at once.
+    let t0 = std::time::Instant::now();
     trainee.microphone().await;
+    eventually("first", async || {
+        (!counters(&trainee, &presenter).is_empty()).then_some(())
+    })
+    .await;
+    eprintln!(
+        "the late joiner's first screen packet came {:?} after its offer",
+        t0.elapsed()
+    );
     for s in [&chair, &colleague, &trainee] {
         eventually("the screen reaches every subscriber", async || {
             (counters(s, &presenter).len() > 50).then_some(())
