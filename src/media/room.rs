@@ -125,7 +125,13 @@ impl Room {
                     });
                     return;
                 }
-                source.set_open(self.allowed(&source));
+                let allowed = self.allowed(&source);
+                source.set_open(allowed);
+                if allowed && source.kind == Kind::Screen {
+                    // What came before the source was open was not kept: start the
+                    // keyframe cache now, for subscribers joining later.
+                    source.request_keyframe();
+                }
                 for m in self.members.values() {
                     if m.user != source.publisher {
                         m.tell(PeerMsg::Forward(source.clone()));

@@ -25,7 +25,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -39,20 +40,43 @@ use crate::live::{connect, Meeting, Ws};
 #[derive(Default)]
 struct Received {
     packets: HashMap<(String, String), Vec<u32>>,
-    /// The presenter's counter when this subscriber's screen track arrived.
-    joined_at: Option<u32>,
+    /// The presenter's counter when this subscriber applied the server's offer of the
+    /// screen (it has joined the screen share from then on).
+    offered_at: Option<u32>,
+    /// The presenter's counter when this subscriber's connection came up.
+    connected_at: Option<u32>,
     remote_tracks: Vec<Arc<dyn TrackRemote>>,
+}
+
+impl Received {
+    /// The presenter's counter when the screen could first reach this subscriber: it had
+    /// the server's offer of it and its connection was up.
+    fn joined(&self) -> u32 {
+        self.offered_at
+            .expect("offered the screen")
+            .max(self.connected_at.expect("connected"))
+    }
 }
 
 struct Handler {
     gathered: mpsc::UnboundedSender<()>,
     received: Arc<Mutex<Received>>,
-    /// The presenter's packet counter, once the test says whose it is.
     presenter_counter: Arc<Mutex<Arc<AtomicU32>>>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            let counter = self.presenter_counter.lock().unwrap().clone();
+            self.received
+                .lock()
+                .unwrap()
+                .connected_at
+                .get_or_insert(counter.load(Ordering::Acquire));
+        }
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             let _ = self.gathered.send(());
@@ -68,10 +92,6 @@ impl PeerConnectionEventHandler for Handler {
         let publisher = track.stream_id().await.to_string();
         {
             let mut r = received.lock().unwrap();
-            if kind == "screen" {
-                let counter = self.presenter_counter.lock().unwrap().clone();
-                r.joined_at = Some(counter.load(Ordering::Acquire));
-            }
             r.remote_tracks.push(track.clone());
         }
         tokio::spawn(async move {
@@ -93,6 +113,13 @@ impl PeerConnectionEventHandler for Handler {
         });
     }
 }
+
+#[derive(Clone, Copy)]
+enum ScreenCodec {
+    Vp8,
+    H264,
+}
+use ScreenCodec::{Vp8, H264};
 
 enum Do {
     Json(Value),
@@ -121,6 +148,7 @@ async fn local_track(
     mime: &str,
     clock_rate: u32,
     channels: u16,
+    fmtp: &str,
 ) -> (Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32) {
     let ssrc = rand::random::<u32>();
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -137,6 +165,7 @@ async fn local_track(
                 mime_type: mime.into(),
                 clock_rate,
                 channels,
+                sdp_fmtp_line: fmtp.into(),
                 ..Default::default()
             },
             active: true,
@@ -185,6 +214,8 @@ impl Client {
         let (todo, mut todo_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let task_pc = pc.clone();
+        let task_received = received.clone();
+        let task_presenter = presenter_counter.clone();
         tokio::spawn(async move {
             let (mut write, mut read) = ws.split();
             let mut gathered_once = false;
@@ -211,6 +242,14 @@ impl Client {
                         if v["type"] == "rtc" && v["kind"] == "offer" {
                             let offer = RTCSessionDescription::offer(v["sdp"].as_str().unwrap().into()).unwrap();
                             task_pc.set_remote_description(offer).await.expect("server offer applies");
+                            if v["sdp"].as_str().unwrap().contains(" screen-") {
+                                let counter = task_presenter.lock().unwrap().clone();
+                                task_received
+                                    .lock()
+                                    .unwrap()
+                                    .offered_at
+                                    .get_or_insert(counter.load(Ordering::Acquire));
+                            }
                             let answer = task_pc.create_answer(None).await.unwrap();
                             task_pc.set_local_description(answer).await.unwrap();
                             describe!("answer");
@@ -282,7 +321,7 @@ impl Client {
     /// Starts sending counted Opus-typed packets from a microphone track, and offers.
     async fn microphone(&self) {
         let (track, sender, ssrc) =
-            local_track(&self.pc, RtpCodecKind::Audio, "audio/opus", 48000, 2).await;
+            local_track(&self.pc, RtpCodecKind::Audio, "audio/opus", 48000, 2, "").await;
         self.todo.send(Do::Offer).unwrap();
         let stop = self.stop.clone();
         tokio::spawn(async move {
@@ -308,8 +347,19 @@ impl Client {
     /// Starts sharing a screen: counted VP8 packets, each a one-packet frame, a keyframe
     /// first and whenever one is asked for; then offers.
     async fn screen(&self) {
+        self.screen_in(Vp8).await
+    }
+
+    async fn screen_in(&self, codec: ScreenCodec) {
+        let (mime, fmtp) = match codec {
+            Vp8 => ("video/VP8", ""),
+            H264 => (
+                "video/H264",
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            ),
+        };
         let (track, sender, ssrc) =
-            local_track(&self.pc, RtpCodecKind::Video, "video/VP8", 90000, 0).await;
+            local_track(&self.pc, RtpCodecKind::Video, mime, 90000, 0, fmtp).await;
         self.todo.send(Do::Offer).unwrap();
         let stop = self.screen_stop.clone();
         let counter = self.counter.clone();
@@ -326,7 +376,7 @@ impl Client {
             }
         });
         tokio::spawn(async move {
-            let pt = payload_type(&sender, "video/VP8").await;
+            let pt = payload_type(&sender, mime).await;
             let mut n: u32 = 1;
             while !stop.load(Ordering::Acquire) {
                 let key = want_key.swap(false, Ordering::AcqRel);
@@ -337,8 +387,13 @@ impl Client {
                 p.header.timestamp = n.wrapping_mul(3000);
                 p.header.marker = true;
                 p.header.ssrc = ssrc;
-                // VP8 descriptor (S bit), then the frame's first byte: P = 0 for a key frame.
-                let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
+                let mut payload = match codec {
+                    // VP8 descriptor (S bit), then the frame's first byte: P = 0 for a key
+                    // frame.
+                    Vp8 => vec![0x10, if key { 0x00 } else { 0x01 }],
+                    // One NAL unit: an IDR slice or a non-IDR slice, then a filler byte.
+                    H264 => vec![if key { 0x65 } else { 0x41 }, 0x88],
+                };
                 payload.extend_from_slice(&n.to_be_bytes());
                 payload.extend_from_slice(&[0x55; 400]);
                 p.payload = Bytes::from(payload);
@@ -446,22 +501,13 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
         })
         .await;
     }
-    let late = trainee.received.lock().unwrap().joined_at.unwrap();
-    let first_late = *counters(&trainee, &presenter).first().unwrap();
-    assert!(
-        first_late <= late,
-        "the late joiner starts from the cached keyframe ({first_late}), not after joining ({late})"
-    );
-
     // Every packet sent after a subscriber joined arrives there.
     let sent = physio.counter.load(Ordering::Acquire);
     tokio::time::sleep(Duration::from_millis(700)).await;
     for s in [&chair, &colleague, &trainee] {
         let got = counters(s, &presenter);
-        let joined = s.received.lock().unwrap().joined_at.unwrap();
-        let first = *got.first().unwrap();
-        assert!(first <= joined.max(1), "{first} > {joined}");
-        let missing: Vec<u32> = (first..=sent).filter(|n| !got.contains(n)).collect();
+        let joined = s.received.lock().unwrap().joined();
+        let missing: Vec<u32> = (joined + 1..=sent).filter(|n| !got.contains(n)).collect();
         assert!(
             missing.is_empty(),
             "lost {} packets: {missing:?}",
@@ -534,11 +580,11 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
         .map(|s| counters(s, &presenter).len())
         .collect();
     let sending = physio.counter.load(Ordering::Acquire);
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(
-        physio.counter.load(Ordering::Acquire) > sending + 20,
-        "still sending"
-    );
+    eventually("the presenter sends on", async || {
+        (physio.counter.load(Ordering::Acquire) > sending + 50).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let after: Vec<usize> = [&chair, &colleague, &trainee]
         .iter()
         .map(|s| counters(s, &presenter).len())
@@ -685,7 +731,57 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
     }
 }
 
+/// A presenter whose browser negotiates H.264 is forwarded too, and a late joiner starts
+/// from the cached IDR frame, sent well before it joined (keyframe requests are held back
+/// here, so no fresh keyframe comes first).
+async fn an_h264_screen_is_forwarded(backend: Backend) {
+    let m = Meeting::open_with(backend, false, |s| s.media.keyframe_request_ms = 60_000).await;
+    let mut chair = participant(&m, &m.chair).await;
+    assert_eq!(
+        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
+        "ack"
+    );
+    let mut physio = participant(&m, &m.physio).await;
+    let colleague = participant(&m, &m.colleague).await;
+    colleague.watch(&physio);
+    physio.microphone().await;
+    let grant = json!({"kind": "grant_present", "user_id": physio.user_id});
+    assert_eq!(chair.command("grant", grant).await["type"], "ack");
+    physio
+        .until(|v| v["event"]["kind"] == "presenter_granted")
+        .await;
+    physio.screen_in(H264).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    colleague.microphone().await;
+    let presenter = physio.user_id.clone();
+    eventually("H.264 reaches the late joiner", async || {
+        (counters(&colleague, &presenter).len() > 30).then_some(())
+    })
+    .await;
+    let sent = physio.counter.load(Ordering::Acquire);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = counters(&colleague, &presenter);
+    let first = *got.first().unwrap();
+    let joined = colleague.received.lock().unwrap().joined();
+    assert!(
+        first <= joined,
+        "starts from the cached IDR frame: {first} > {joined}"
+    );
+    assert!(
+        first + 20 < joined,
+        "an IDR frame from well before joining, from the cache"
+    );
+    assert!(
+        (first..=sent).all(|n| got.contains(&n)),
+        "every packet from the IDR on"
+    );
+    for c in [chair, physio, colleague] {
+        c.close().await;
+    }
+}
+
 crate::on_both_backends!(
+    an_h264_screen_is_forwarded,
     a_presenter_reaches_three_subscribers,
     only_the_presenter_publishes_video,
     two_hundred_media_sessions_leave_nothing_behind,
