@@ -720,6 +720,23 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
         (udp_sockets(range.clone()) == 0).then_some(())
     })
     .await;
+    // Closing the meeting closes the peer connections of people still connected.
+    let staying = participant(&m, &m.colleague).await;
+    staying.microphone().await;
+    eventually("a peer in the meeting", async || {
+        (sfu.stats().peers == 1).then_some(())
+    })
+    .await;
+    let closed = chair
+        .command("close", json!({"kind": "close_meeting"}))
+        .await;
+    assert_eq!(closed["type"], "ack");
+    eventually("the meeting's media closed", async || {
+        let s = sfu.stats();
+        (s.peers == 0 && s.tasks == 0 && s.rooms == 0).then_some(())
+    })
+    .await;
+    staying.close().await;
     // Operators see the same figures.
     let metrics = m.app.http.get(m.app.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
