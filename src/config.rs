@@ -21,6 +21,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub mail: MailSettings,
     pub live: LiveSettings,
+    pub media: MediaSettings,
     pub log: LogSettings,
 }
 
@@ -98,6 +99,29 @@ pub struct LiveSettings {
     pub instance_heartbeat_seconds: u64,
     pub room_idle_seconds: u64,
     pub max_message_bytes: usize,
+}
+
+/// The SFU's sockets and what browsers are told about ICE.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    /// The address media sockets bind to.
+    pub udp_host: String,
+    /// Inclusive UDP port range for media sockets; `0`–`0` picks ephemeral ports.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// The public address announced instead of `udp_host` (1:1 NAT); empty for none.
+    pub public_ip: String,
+    /// STUN/TURN URLs handed to browsers.
+    pub ice_servers: Vec<String>,
+    /// Shared secret for time-limited TURN credentials (the TURN REST scheme); empty
+    /// for none.
+    pub turn_secret: SecretString,
+    pub turn_credential_seconds: u64,
+    /// Shortest gap between two keyframe requests sent to a publisher.
+    pub keyframe_request_ms: u64,
+    /// Packets of the latest keyframe (and what follows it) kept to start late joiners.
+    pub keyframe_cache_packets: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +227,19 @@ impl Settings {
             "live: ticket_seconds 1–300, client_timeout_seconds above heartbeat_seconds, \
              queue_capacity at least 8, poll_interval_ms at least 50, max_message_bytes at least 1024",
         )?;
+        let media = &self.media;
+        rule(
+            media.udp_host.parse::<std::net::IpAddr>().is_ok()
+                && media.udp_port_min <= media.udp_port_max
+                && (media.udp_port_min == 0) == (media.udp_port_max == 0)
+                && (media.public_ip.is_empty()
+                    || media.public_ip.parse::<std::net::IpAddr>().is_ok())
+                && media.turn_credential_seconds >= 60
+                && media.keyframe_cache_packets <= 10_000,
+            "media: udp_host and public_ip are IP addresses, udp_port_min..udp_port_max is \
+             a range (both 0 for ephemeral ports), turn_credential_seconds at least 60, \
+             keyframe_cache_packets at most 10000",
+        )?;
         rule(
             self.mail.transport == MailTransportKind::File
                 || !self.mail.smtp_url.expose_secret().is_empty(),
@@ -264,7 +301,7 @@ mod tests {
                 previous = line;
             }
         }
-        assert_eq!(table.len(), 7);
+        assert_eq!(table.len(), 8);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod error;
 pub mod live;
 /// Email: templates, iCalendar invitations, the outbox worker and its transports.
 pub mod mail;
+/// The SFU: voice and screen share forwarded between a meeting's participants.
+pub mod media;
 /// HTTP handlers (thin) and the static front end.
 pub mod routes;
 /// Builds the application state, the mail worker and the HTTP server.

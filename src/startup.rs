@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::live::Hub;
 use crate::mail::Mailer;
+use crate::media::Sfu;
 use crate::store::blobs::Blobs;
 use crate::store::{self, DynStore};
 use crate::telemetry::{self, Metrics};
@@ -47,7 +48,11 @@ impl AppState {
             metrics: Metrics::new()?,
             mail_wake: Arc::new(Notify::new()),
             blobs: Blobs::new(&settings.data.dir)?,
-            live: Hub::start(store.clone(), settings.live.clone()),
+            live: Hub::start(
+                store.clone(),
+                settings.live.clone(),
+                Sfu::new(settings.media.clone()),
+            ),
             settings: Arc::new(settings),
             store,
         })

@@ -8,6 +8,9 @@ mod common;
 #[path = "meeting/live.rs"]
 mod live;
 
+#[path = "meeting/media.rs"]
+mod media;
+
 #[path = "meeting/outcomes.rs"]
 mod outcomes;
 

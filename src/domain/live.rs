@@ -59,6 +59,11 @@ pub enum EventBody {
     PresenterRevoked {
         user_id: UserId,
     },
+    /// A participant's microphone was muted or unmuted (everyone joins muted).
+    MuteChanged {
+        user_id: UserId,
+        muted: bool,
+    },
     /// The outcome of a case took shape (structured decisions only, no free text).
     OutcomeDrafted {
         case_id: Uuid,
@@ -88,6 +93,7 @@ impl EventBody {
             EventBody::PresentRequested { .. } => "present_requested",
             EventBody::PresenterGranted { .. } => "presenter_granted",
             EventBody::PresenterRevoked { .. } => "presenter_revoked",
+            EventBody::MuteChanged { .. } => "mute_changed",
             EventBody::OutcomeDrafted { .. } => "outcome_drafted",
             EventBody::OutcomeSigned { .. } => "outcome_signed",
         }
@@ -134,15 +140,32 @@ pub struct LiveEvent {
 pub enum Command {
     OpenMeeting,
     CloseMeeting,
-    StartCase { case_id: Uuid },
+    StartCase {
+        case_id: Uuid,
+    },
     NextCase,
-    DeferCase { case_id: Uuid },
-    Reorder { case_ids: Vec<Uuid> },
+    DeferCase {
+        case_id: Uuid,
+    },
+    Reorder {
+        case_ids: Vec<Uuid>,
+    },
     RaiseHand,
-    LowerHand { user_id: Option<UserId> },
+    LowerHand {
+        user_id: Option<UserId>,
+    },
     RequestPresent,
-    GrantPresent { user_id: UserId },
+    GrantPresent {
+        user_id: UserId,
+    },
     RevokePresent,
+    /// Mutes or unmutes one's own microphone; the chair may also mute (not unmute)
+    /// someone else.
+    SetMuted {
+        muted: bool,
+        #[serde(default)]
+        user_id: Option<UserId>,
+    },
 }
 
 /// Who sent a command.
@@ -182,6 +205,9 @@ pub struct Participant {
     #[serde(skip)]
     pub instance: Uuid,
     pub since: DateTime<Utc>,
+    /// Whether their microphone is muted (it is on joining); the SFU forwards no audio
+    /// from a muted participant.
+    pub muted: bool,
 }
 
 /// The live part of a session's state, folded from its events. The agenda and the
@@ -215,8 +241,14 @@ impl LiveState {
                         role: *role,
                         instance: *instance,
                         since: event.at,
+                        muted: true,
                     },
                 );
+            }
+            EventBody::MuteChanged { user_id, muted } => {
+                if let Some(p) = self.participants.get_mut(user_id) {
+                    p.muted = *muted;
+                }
             }
             EventBody::ParticipantLeft { user_id } => {
                 self.participants.remove(user_id);
@@ -483,6 +515,57 @@ pub fn decide(
             }
             Ok(vec![EventBody::PresenterRevoked { user_id: presenter }])
         }
+        Command::SetMuted { muted, user_id } => {
+            let whose = user_id.unwrap_or(actor.user_id);
+            if whose != actor.user_id {
+                chair_only()?;
+                if !muted {
+                    return Err(refuse(
+                        "forbidden",
+                        "only participants unmute their own microphone",
+                    ));
+                }
+            }
+            let participant = live
+                .participants
+                .get(&whose)
+                .ok_or_else(|| refuse("not_present", "that person is not in the meeting"))?;
+            Ok(if participant.muted == *muted {
+                Vec::new()
+            } else {
+                vec![EventBody::MuteChanged {
+                    user_id: whose,
+                    muted: *muted,
+                }]
+            })
+        }
+    }
+}
+
+/// The live meeting's rules for its media, as the SFU applies them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MediaPolicy {
+    /// The meeting is live (media is refused before and closed after).
+    pub open: bool,
+    /// The one participant whose screen is forwarded.
+    pub presenter: Option<UserId>,
+    /// Participants whose microphones are forwarded (everyone joins muted).
+    pub unmuted: std::collections::BTreeSet<UserId>,
+}
+
+/// What the SFU may forward, as the live state says it: the presenter's screen and the
+/// microphones of participants who unmuted, while the meeting is live.
+pub fn media_policy(session: &Session, live: &LiveState) -> MediaPolicy {
+    let open = session.state == SessionState::Live;
+    MediaPolicy {
+        open,
+        presenter: live.presenter.filter(|_| open),
+        unmuted: live
+            .participants
+            .values()
+            .filter(|p| open && !p.muted)
+            .map(|p| p.user_id)
+            .collect(),
     }
 }
 
@@ -517,6 +600,97 @@ mod tests {
             case_id: Uuid::new_v4(),
             state,
         }
+    }
+
+    fn joined(live: &mut LiveState, user: UserId, role: Role) {
+        let seq = live.seq + 1;
+        live.apply(&LiveEvent {
+            session_id: Uuid::new_v4(),
+            seq,
+            body: EventBody::ParticipantJoined {
+                user_id: user,
+                name: "Someone".into(),
+                role,
+                instance: Uuid::new_v4(),
+            },
+            actor: Some(user),
+            command_id: None,
+            at: Utc::now(),
+        });
+    }
+
+    #[test]
+    fn participants_join_muted_and_only_unmute_themselves() {
+        let chair = UserId::new();
+        let physio = UserId::new();
+        let s = session(chair, SessionState::Live);
+        let mut live = LiveState::default();
+        joined(&mut live, chair, Role::Consultant);
+        joined(&mut live, physio, Role::Practitioner);
+        assert!(live.participants[&physio].muted);
+        assert!(media_policy(&s, &live).unmuted.is_empty());
+        let me = Actor {
+            user_id: physio,
+            role: Role::Practitioner,
+        };
+        let unmute = Command::SetMuted {
+            muted: false,
+            user_id: None,
+        };
+        let events = decide(&s, &[], &live, &me, &unmute).unwrap();
+        assert_eq!(
+            events,
+            vec![EventBody::MuteChanged {
+                user_id: physio,
+                muted: false
+            }]
+        );
+        live.apply(&LiveEvent {
+            session_id: s.id,
+            seq: 3,
+            body: events[0].clone(),
+            actor: Some(physio),
+            command_id: None,
+            at: Utc::now(),
+        });
+        assert!(media_policy(&s, &live).unmuted.contains(&physio));
+        // Unmuting again changes nothing; muting someone else is for the chair only.
+        assert!(decide(&s, &[], &live, &me, &unmute).unwrap().is_empty());
+        let mute_chair = Command::SetMuted {
+            muted: true,
+            user_id: Some(chair),
+        };
+        assert_eq!(
+            decide(&s, &[], &live, &me, &mute_chair).unwrap_err().code,
+            "forbidden"
+        );
+        let chair_actor = Actor {
+            user_id: chair,
+            role: Role::Consultant,
+        };
+        let mute_physio = Command::SetMuted {
+            muted: true,
+            user_id: Some(physio),
+        };
+        assert_eq!(
+            decide(&s, &[], &live, &chair_actor, &mute_physio)
+                .unwrap()
+                .len(),
+            1
+        );
+        let unmute_physio = Command::SetMuted {
+            muted: false,
+            user_id: Some(physio),
+        };
+        assert_eq!(
+            decide(&s, &[], &live, &chair_actor, &unmute_physio)
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
+        // A closed meeting forwards nothing.
+        let closed = session(chair, SessionState::Closed);
+        assert_eq!(media_policy(&closed, &live), MediaPolicy::default());
     }
 
     #[test]

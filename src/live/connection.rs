@@ -11,11 +11,12 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::protocol::{self, ClientMessage};
+use super::protocol::{self, ClientMessage, RtcIn};
 use super::room::{Conn, Outbound, RoomMsg, LAGGING, RESYNC_ASKED};
 use super::Hub;
 use crate::auth::access::AgendaAccess;
 use crate::domain::{NewAuditEvent, User};
+use crate::media::{PeerHandle, Sfu};
 use crate::store::DynStore;
 
 /// Everything a connection needs besides its socket.
@@ -56,6 +57,7 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
     let lag = Arc::new(AtomicU8::new(super::room::FLOWING));
     let conn_id = join.hub.next_conn_id();
     let user_id = join.user.id;
+    let role = join.user.role;
     let conn = Conn {
         id: conn_id,
         user: join.user,
@@ -82,6 +84,13 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
         client_addr: join.client_addr,
     };
     tokio::spawn(write(ws.clone(), rx, lag, room.clone(), conn_id, auditor));
+    let mut media = Media {
+        sfu: join.hub.media().clone(),
+        session_id: join.session_id,
+        user_id,
+        role,
+        peer: None,
+    };
 
     let mut stream = stream
         .max_frame_size(settings.max_message_bytes)
@@ -105,6 +114,10 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                             }
                             Ok(ClientMessage::Resume { last_seq }) => {
                                 RoomMsg::Resume { conn_id, last_seq }
+                            }
+                            Ok(ClientMessage::Rtc(signal)) => {
+                                media.signal(signal, &tx).await;
+                                continue;
                             }
                             Err(bad) => {
                                 let reply = protocol::error(bad.id.as_deref(), "invalid_message", &bad.message);
@@ -147,8 +160,41 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
             }
         }
     }
+    drop(media);
     drop(membership);
     let _ = ws.close(close).await;
+}
+
+/// This connection's media: its peer in the SFU, started by its first signal and closed
+/// with the connection.
+struct Media {
+    sfu: Arc<Sfu>,
+    session_id: Uuid,
+    user_id: crate::domain::UserId,
+    role: crate::domain::Role,
+    peer: Option<PeerHandle>,
+}
+
+impl Media {
+    async fn signal(&mut self, signal: RtcIn, tx: &mpsc::Sender<Outbound>) {
+        if self.peer.as_ref().is_none_or(PeerHandle::is_closed) {
+            self.peer = self
+                .sfu
+                .connect(self.session_id, self.user_id, self.role, tx.clone());
+        }
+        let sent = match &self.peer {
+            Some(peer) => peer.signal(signal).await,
+            None => false,
+        };
+        if !sent {
+            let reply = protocol::error(
+                None,
+                "meeting_not_open",
+                "media starts when the meeting is open",
+            );
+            let _ = tx.try_send(Outbound::Text(reply));
+        }
+    }
 }
 
 /// Audits what a snapshot shows before it is sent (every read of patient data).

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::config::LiveSettings;
+use crate::media::Sfu;
 use crate::store::{DynStore, LiveSignal};
 use room::{Conn, Room, RoomMsg};
 
@@ -28,6 +29,8 @@ pub struct Shared {
     pub instance: Uuid,
     /// Whether other instances may write events (PostgreSQL).
     pub cross_instance: bool,
+    /// This instance's SFU, told each room's media rules.
+    pub media: Arc<Sfu>,
     listening: AtomicBool,
 }
 
@@ -67,7 +70,7 @@ const ROOM_INBOX: usize = 1024;
 impl Hub {
     /// Builds the hub, starts listening for other instances' events where the backend
     /// can, and starts this instance's heartbeat. Must be called inside a tokio runtime.
-    pub fn start(store: DynStore, settings: LiveSettings) -> Arc<Self> {
+    pub fn start(store: DynStore, settings: LiveSettings, media: Arc<Sfu>) -> Arc<Self> {
         let cross_instance = store.backend() == "postgres";
         let hub = Arc::new(Hub {
             shared: Arc::new(Shared {
@@ -75,6 +78,7 @@ impl Hub {
                 settings,
                 instance: Uuid::new_v4(),
                 cross_instance,
+                media,
                 listening: AtomicBool::new(false),
             }),
             rooms: Mutex::new(HashMap::new()),
@@ -89,6 +93,10 @@ impl Hub {
 
     pub fn settings(&self) -> &LiveSettings {
         &self.shared.settings
+    }
+
+    pub fn media(&self) -> &Arc<Sfu> {
+        &self.shared.media
     }
 
     pub fn next_conn_id(&self) -> u64 {

@@ -28,6 +28,31 @@ pub enum ClientMessage {
     Resume {
         last_seq: u64,
     },
+    /// Media signalling, passed to the SFU.
+    Rtc(RtcIn),
+}
+
+/// Signalling from a client: `{"type":"rtc","kind":"offer"|"answer","sdp":…}` or
+/// `{"type":"rtc","kind":"candidate","candidate":{…}}`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RtcIn {
+    Offer { sdp: String },
+    Answer { sdp: String },
+    Candidate { candidate: CandidateIn },
+}
+
+/// A trickled ICE candidate as browsers write it (`RTCIceCandidateInit`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateIn {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default)]
+    pub username_fragment: Option<String>,
 }
 
 /// A client message that could not be understood.
@@ -91,6 +116,13 @@ pub fn ack(id: &str, seq: u64) -> ByteString {
         .into()
 }
 
+/// `{"type":"rtc","kind":"offer"|"answer","sdp":…}` from the server.
+pub fn rtc_description(kind: &str, sdp: &str) -> ByteString {
+    json!({ "type": "rtc", "kind": kind, "sdp": sdp })
+        .to_string()
+        .into()
+}
+
 /// `{"type":"error","id":…,"code":…,"message":…}`
 pub fn error(id: Option<&str>, code: &str, message: &str) -> ByteString {
     json!({ "type": "error", "id": id, "code": code, "message": message })
@@ -150,6 +182,18 @@ mod tests {
         ));
         let m = parse(r#"{"type":"resume","last_seq":7}"#).unwrap();
         assert!(matches!(m, ClientMessage::Resume { last_seq: 7 }));
+        let m = parse(r#"{"type":"rtc","kind":"offer","sdp":"v=0"}"#).unwrap();
+        assert!(matches!(m, ClientMessage::Rtc(RtcIn::Offer { .. })));
+        let m = parse(
+            r#"{"type":"rtc","kind":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Rtc(RtcIn::Candidate { candidate }) = m else {
+            panic!("a candidate");
+        };
+        assert_eq!(candidate.sdp_mid.as_deref(), Some("0"));
+        assert_eq!(candidate.sdp_mline_index, Some(0));
+        assert!(parse(r#"{"type":"rtc","kind":"offer"}"#).is_err());
     }
 
     #[test]

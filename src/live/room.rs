@@ -18,7 +18,8 @@ use super::protocol::{self, Snapshot, You};
 use super::Shared;
 use crate::auth::access::AgendaAccess;
 use crate::domain::live::{
-    current_case, decide, Actor, AgendaItem, Command, EventBody, LiveEvent, LiveState, NewLiveEvent,
+    current_case, decide, media_policy, Actor, AgendaItem, Command, EventBody, LiveEvent,
+    LiveState, NewLiveEvent,
 };
 use crate::domain::{Case, CaseView, Role, Session, User, UserId};
 use crate::store::StoreError;
@@ -138,6 +139,7 @@ impl Room {
             room.remember(&event);
             room.live.apply(&event);
         }
+        room.tell_media();
         Ok(room)
     }
 
@@ -436,7 +438,16 @@ impl Room {
         }
         if reload {
             self.reload().await;
+        } else {
+            self.tell_media();
         }
+    }
+
+    /// Tells the SFU what it may forward now (presenter, microphones, meeting open).
+    fn tell_media(&self) {
+        self.shared
+            .media
+            .set_policy(self.session.id, media_policy(&self.session, &self.live));
     }
 
     fn remember(&mut self, event: &LiveEvent) {
@@ -455,6 +466,7 @@ impl Room {
             (Ok(Some(session)), Ok(agenda)) => {
                 self.session = session;
                 self.agenda = agenda;
+                self.tell_media();
             }
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot reload the agenda"),
             (Ok(None), _) => {}

@@ -71,7 +71,11 @@ pub async fn ticket(
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "ticket": ticket, "expires_in": seconds })))
+        .json(json!({
+            "ticket": ticket,
+            "expires_in": seconds,
+            "ice_servers": state.live.media().ice_servers(caller.id),
+        })))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,189 @@
+//! A media room: the one task that owns who is connected to a session's media and which
+//! sources are published, and decides what is forwarded to whom. It applies the live
+//! meeting's rules (the presenter, who is muted, whether the meeting is open) as the
+//! live room publishes them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::forward::{Kind, Source, SourceId};
+use super::peer::{PeerId, PeerMsg};
+use super::{Policy, Sessions};
+use crate::domain::UserId;
+
+/// What a media room is told.
+pub enum RoomMsg {
+    Join {
+        peer: PeerId,
+        user: UserId,
+        tx: mpsc::WeakSender<PeerMsg>,
+    },
+    Leave {
+        peer: PeerId,
+    },
+    Publish {
+        peer: PeerId,
+        source: Arc<Source>,
+    },
+    Unpublish {
+        peer: PeerId,
+        source: SourceId,
+    },
+}
+
+struct Member {
+    user: UserId,
+    tx: mpsc::WeakSender<PeerMsg>,
+}
+
+impl Member {
+    fn tell(&self, msg: PeerMsg) {
+        if let Some(tx) = self.tx.upgrade() {
+            // A peer too busy to take this is failing; its own task ends it.
+            let _ = tx.try_send(msg);
+        }
+    }
+}
+
+pub struct Room {
+    session: Uuid,
+    sessions: Arc<Sessions>,
+    policy: watch::Receiver<Policy>,
+    members: HashMap<PeerId, Member>,
+    /// Each source with the peer that publishes it.
+    sources: HashMap<SourceId, (PeerId, Arc<Source>)>,
+}
+
+impl Room {
+    pub fn new(session: Uuid, sessions: Arc<Sessions>, policy: watch::Receiver<Policy>) -> Self {
+        Room {
+            session,
+            sessions,
+            policy,
+            members: HashMap::new(),
+            sources: HashMap::new(),
+        }
+    }
+
+    /// Serves until the last peer has gone.
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<RoomMsg>) {
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                msg = inbox.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                changed = self.policy.changed(), if watching => match changed {
+                    Ok(()) => self.apply_policy(),
+                    Err(_) => watching = false,
+                },
+            }
+            if self.members.is_empty() && self.sessions.retire_room(self.session, &inbox) {
+                break;
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: RoomMsg) {
+        match msg {
+            RoomMsg::Join { peer, user, tx } => {
+                let member = Member { user, tx };
+                for (_, source) in self.sources.values() {
+                    if source.publisher != user {
+                        member.tell(PeerMsg::Forward(source.clone()));
+                    }
+                }
+                self.members.insert(peer, member);
+                if !self.policy.borrow().open {
+                    self.members[&peer].tell(PeerMsg::Close);
+                }
+            }
+            RoomMsg::Leave { peer } => {
+                self.members.remove(&peer);
+                let theirs: Vec<SourceId> = self
+                    .sources
+                    .iter()
+                    .filter(|(_, (owner, _))| *owner == peer)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in theirs {
+                    self.withdraw(id);
+                }
+            }
+            RoomMsg::Publish { peer, source } => {
+                let Some(member) = self.members.get(&peer) else {
+                    return;
+                };
+                if !self.allowed(&source) && source.kind == Kind::Screen {
+                    member.tell(PeerMsg::Refused {
+                        source: source.id,
+                        code: Some("not_presenter"),
+                    });
+                    return;
+                }
+                source.set_open(self.allowed(&source));
+                for m in self.members.values() {
+                    if m.user != source.publisher {
+                        m.tell(PeerMsg::Forward(source.clone()));
+                    }
+                }
+                self.sources.insert(source.id, (peer, source));
+            }
+            RoomMsg::Unpublish { peer, source } => {
+                if self.sources.get(&source).is_some_and(|(p, _)| *p == peer) {
+                    self.withdraw(source);
+                }
+            }
+        }
+    }
+
+    /// Whether a source's packets may go on now.
+    fn allowed(&self, source: &Source) -> bool {
+        let policy = self.policy.borrow();
+        policy.open
+            && match source.kind {
+                Kind::Screen => policy.presenter == Some(source.publisher),
+                Kind::Audio => policy.unmuted.contains(&source.publisher),
+            }
+    }
+
+    /// Stops forwarding a source to everyone.
+    fn withdraw(&mut self, id: SourceId) {
+        let Some((_, source)) = self.sources.remove(&id) else {
+            return;
+        };
+        source.set_open(false);
+        for m in self.members.values() {
+            m.tell(PeerMsg::Unforward(id));
+        }
+    }
+
+    fn apply_policy(&mut self) {
+        if !self.policy.borrow_and_update().open {
+            for m in self.members.values() {
+                m.tell(PeerMsg::Close);
+            }
+        }
+        let mut revoked = Vec::new();
+        for (id, (peer, source)) in &self.sources {
+            let allowed = self.allowed(source);
+            source.set_open(allowed);
+            if source.kind == Kind::Screen && !allowed {
+                revoked.push((*id, *peer));
+            }
+        }
+        for (id, peer) in revoked {
+            self.withdraw(id);
+            if let Some(m) = self.members.get(&peer) {
+                m.tell(PeerMsg::Refused {
+                    source: id,
+                    code: None,
+                });
+            }
+        }
+    }
+}
