@@ -1225,6 +1225,48 @@ async fn wait_for_http(child: &mut Child, url: &str, body: Option<Value>) -> Res
 // ---------------------------------------------------------------------------------------
 
 const JANUS_LIB: &str = "/usr/lib/x86_64-linux-gnu/janus";
+
+/// Janus gathers ICE candidates only on interfaces without `IFF_LOOPBACK` (then libnice
+/// falls back to every other interface), so on its own it never offers 127.0.0.1. This
+/// shim, preloaded into janus only, clears that flag in `getifaddrs` results; with the
+/// enforce list set to 127.0.0.1 Janus then offers exactly one host candidate,
+/// 127.0.0.1. Nothing else in Janus changes.
+const LOOPBACK_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+int getifaddrs(struct ifaddrs **list) {
+    int (*real)(struct ifaddrs **) = (int (*)(struct ifaddrs **))dlsym(RTLD_NEXT, "getifaddrs");
+    int rc = real(list);
+    if (rc == 0)
+        for (struct ifaddrs *i = *list; i; i = i->ifa_next)
+            i->ifa_flags &= ~IFF_LOOPBACK;
+    return rc;
+}
+"#;
+
+/// Compiles the loopback shim into `dir` with the system C compiler (`CC` or `cc`).
+fn build_loopback_shim(dir: &Path) -> Result<PathBuf> {
+    let source = dir.join("loopback.c");
+    let library = dir.join("loopback.so");
+    std::fs::write(&source, LOOPBACK_SHIM)?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .with_context(|| format!("run {cc} to build the janus loopback shim"))?;
+    if !out.status.success() {
+        bail!(
+            "{cc} could not build the janus loopback shim: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(library)
+}
 const JANUS_ROOM: u64 = 4242;
 
 struct JanusSfu {
@@ -1255,7 +1297,7 @@ impl JanusSfu {
                 "general: {{\n configs_folder = \"{c}\"\n plugins_folder = \"{JANUS_LIB}/plugins\"\n \
                  transports_folder = \"{JANUS_LIB}/transports\"\n events_folder = \"{JANUS_LIB}/events\"\n \
                  loggers_folder = \"{JANUS_LIB}/loggers\"\n debug_level = 3\n session_timeout = 300\n \
-                 interface = \"127.0.0.1\"\n}}\nmedia: {{\n}}\nnat: {{\n ice_enforce_list = \"lo\"\n}}\n\
+                 interface = \"127.0.0.1\"\n}}\nmedia: {{\n}}\nnat: {{\n ice_enforce_list = \"127.0.0.1\"\n}}\n\
                  plugins: {{\n disable = \"{d}\"\n}}\ntransports: {{\n disable = \"libjanus_websockets.so,\
                  libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so\"\n}}\n\
                  events: {{\n broadcast = false\n}}\nloggers: {{\n disable = \"libjanus_jsonlog.so\"\n}}\n",
@@ -1271,8 +1313,10 @@ impl JanusSfu {
             ),
         )?;
         std::fs::write(conf.join("janus.plugin.videoroom.jcfg"), "general: {\n}\n")?;
+        let shim = build_loopback_shim(conf)?;
         let log = std::fs::File::create(conf.join("janus.log"))?;
         let child = Command::new("janus")
+            .env("LD_PRELOAD", &shim)
             .arg("-F")
             .arg(conf)
             .arg("-C")
@@ -1335,6 +1379,8 @@ impl JanusSfu {
         let answer = jsep
             .and_then(|j| j["sdp"].as_str().map(str::to_string))
             .with_context(|| format!("janus sent no answer: {data}"))?;
+        debug_sdp("publisher offer", &offer);
+        debug_sdp("janus answer", &answer);
         rtc.accept_answer(answer).await?;
         self.api.trickle_done(handle).await
     }
@@ -1506,6 +1552,13 @@ impl JanusApi {
             bail!("janus trickle: {reply}");
         }
         Ok(())
+    }
+}
+
+/// With `MEDIA_DEBUG` set, prints a description (to see candidates and codecs).
+fn debug_sdp(what: &str, sdp: &str) {
+    if std::env::var_os("MEDIA_DEBUG").is_some() {
+        eprintln!("--- {what}\n{sdp}");
     }
 }
 
