@@ -328,6 +328,7 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
         t0.elapsed().as_secs_f64(),
     );
     let rss_kib = rss_kib(pid)?;
+    let generator_rss_kib = rss_kib_self()?;
     tokio::time::sleep(DRAIN).await;
     let expected = (sent1 - sent0) * subscribers.len() as u64;
     let got: u64 = subscribers
@@ -387,6 +388,7 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
         server_cpu_pct: cpu_secs / elapsed * 100.0,
         generator_cpu_pct: (gen1 - gen0) as f64 / ticks / elapsed * 100.0,
         rss_mib: rss_kib as f64 / 1024.0,
+        generator_rss_mib: generator_rss_kib as f64 / 1024.0,
         expected,
         lost: expected.saturating_sub(got),
         whole_lost,
@@ -404,6 +406,8 @@ struct Figures {
     server_cpu_pct: f64,
     generator_cpu_pct: f64,
     rss_mib: f64,
+    /// The generator's own RSS (its N + 1 webrtc peers), for comparison.
+    generator_rss_mib: f64,
     /// Packets sent in the window times subscribers, and how many of those never arrived.
     expected: u64,
     lost: u64,
@@ -426,7 +430,7 @@ impl Figures {
         format!(
             "{} subscribers: {:.0} pkt/s forwarded, {:.3} CPU ms/1k pkts ({:.0}% CPU), RSS {:.1} \
              MiB, loss {:.3}% ({}/{}) in window ({} since first packet), TTFF {}, generator {:.0}% CPU, \
-             {} keyframe requests",
+             {} keyframe requests, generator RSS {:.1} MiB",
             self.subscribers,
             self.forwarded_per_sec,
             self.cpu_ms_per_1k,
@@ -439,7 +443,8 @@ impl Figures {
             self.ttff_ms
                 .map_or("none".to_string(), |t| format!("{t:.0} ms")),
             self.generator_cpu_pct,
-            self.keyframe_requests
+            self.keyframe_requests,
+            self.generator_rss_mib
         )
     }
 }
@@ -462,9 +467,9 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
     println!();
     println!("Medians over {} run(s) per server and N:", config.runs);
     println!(
-        "| N | server | runs | fwd pkt/s | CPU ms / 1k pkts | server CPU | RSS MiB | loss | lost since first | TTFF ms | generator CPU |"
+        "| N | server | runs | fwd pkt/s | CPU ms / 1k pkts | server CPU | RSS MiB | loss | lost since first | TTFF ms | generator CPU | generator RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut medians: HashMap<(usize, Target), (f64, f64, f64)> = HashMap::new();
     for &n in &config.ns {
         for &target in &config.targets {
@@ -490,7 +495,7 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
             let whole: u64 = figs.iter().map(|f| f.whole_lost).sum();
             let no_frame = figs.iter().filter(|f| f.ttff_ms.is_none()).count();
             println!(
-                "| {n} | {} | {} | {:.0} | {:.3} | {:.0}% | {:.1} | {:.3}% ({lost}/{expected}) | {whole} | {:.0}{} | {:.0}% |",
+                "| {n} | {} | {} | {:.0} | {:.3} | {:.0}% | {:.1} | {:.3}% ({lost}/{expected}) | {whole} | {:.0}{} | {:.0}% | {:.0} |",
                 target.label(),
                 figs.len(),
                 m(|f| f.forwarded_per_sec),
@@ -501,6 +506,7 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
                 ttff,
                 if no_frame > 0 { format!(" ({no_frame} without a frame)") } else { String::new() },
                 m(|f| f.generator_cpu_pct),
+                m(|f| f.generator_rss_mib),
             );
         }
     }
@@ -568,6 +574,10 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no VmRSS in {path}"))
+}
+
+fn rss_kib_self() -> Result<u64> {
+    rss_kib(std::process::id())
 }
 
 fn free_port() -> Result<u16> {
@@ -908,7 +918,6 @@ impl Rtc {
                 RTCRtpCodecParameters {
                     rtp_codec: vp8_codec(),
                     payload_type: VP8_PAYLOAD_TYPE,
-                    ..Default::default()
                 },
                 RtpCodecKind::Video,
             )
@@ -925,7 +934,6 @@ impl Rtc {
                             rtcp_feedback: vec![],
                         },
                         payload_type: OPUS_PAYLOAD_TYPE,
-                        ..Default::default()
                     },
                     RtpCodecKind::Audio,
                 )
@@ -1472,7 +1480,7 @@ impl JanusApi {
                     one => vec![one],
                 };
                 for event in events {
-                    if event["janus"] == "hangup" {
+                    if event["janus"] == "hangup" && event["reason"] != "DTLS alert" {
                         eprintln!("  janus hung up a handle: {event}");
                     }
                     let Some(t) = event["transaction"].as_str() else {
@@ -1625,7 +1633,10 @@ impl OursSfu {
                     .display()
                     .to_string(),
             ),
-            ("MDT__LOG__FILTER", "warn".into()),
+            (
+                "MDT__LOG__FILTER",
+                std::env::var("MEDIA_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            ),
             (
                 "MDT__AUTH__JWT_SECRET",
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
@@ -1793,8 +1804,7 @@ impl OursSfu {
         .context("grant_present")?;
         self.presenter.attach(rtc.clone());
         let offer = rtc.offer().await?;
-        let answer = self.presenter.negotiate(offer).await.context("presenter")?;
-        rtc.accept_answer(answer).await?;
+        self.presenter.negotiate(offer).await.context("presenter")?;
         self.presenter.take_reader()
     }
 
@@ -1808,8 +1818,7 @@ impl OursSfu {
         // send no video); the server adds the presenter's screen by offering itself.
         rtc.add_receiver(RtpCodecKind::Audio).await?;
         let offer = rtc.offer().await?;
-        let answer = live.negotiate(offer).await.context("subscriber")?;
-        rtc.accept_answer(answer).await?;
+        live.negotiate(offer).await.context("subscriber")?;
         live.take_reader()
     }
 }
@@ -1826,7 +1835,8 @@ struct Live {
 struct LiveShared {
     rtc: Mutex<Option<Rtc>>,
     acks: Mutex<HashMap<String, oneshot::Sender<Result<(), String>>>>,
-    answer: Mutex<Option<oneshot::Sender<String>>>,
+    /// Told when the server's answer to our offer has been applied (or failed to apply).
+    answer: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
 }
 
 impl Live {
@@ -1899,8 +1909,8 @@ impl Live {
             .map_err(|e| anyhow!("refused: {e}"))
     }
 
-    /// Sends an offer and waits for the server's answer.
-    async fn negotiate(&self, offer: String) -> Result<String> {
+    /// Sends an offer and waits until the reader has applied the server's answer.
+    async fn negotiate(&self, offer: String) -> Result<()> {
         let (sender, answer) = oneshot::channel();
         *self.shared.answer.lock().unwrap() = Some(sender);
         self.send(json!({"type": "rtc", "kind": "offer", "sdp": offer}))
@@ -1908,7 +1918,8 @@ impl Live {
         tokio::time::timeout(STEP_TIMEOUT, answer)
             .await
             .context("no answer to the offer")?
-            .context("live connection closed before the answer")
+            .context("live connection closed before the answer")?
+            .map_err(|e| anyhow!("the server's answer: {e}"))
     }
 }
 
@@ -1951,6 +1962,9 @@ async fn read_live(
         let Ok(message) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
+        if std::env::var_os("MEDIA_DEBUG").is_some() {
+            eprintln!("--- live message\n{text}");
+        }
         match (message["type"].as_str(), message["kind"].as_str()) {
             (Some("rtc"), Some("offer")) => {
                 let rtc = shared.rtc.lock().unwrap().clone();
@@ -1969,9 +1983,19 @@ async fn read_live(
                 }
             }
             (Some("rtc"), Some("answer")) => {
+                // Applied here, before the next message is read: the server's own offer
+                // may follow at once and needs the stable state this answer makes.
+                let rtc = shared.rtc.lock().unwrap().clone();
                 let waiter = shared.answer.lock().unwrap().take();
-                if let (Some(waiter), Some(sdp)) = (waiter, message["sdp"].as_str()) {
-                    let _ = waiter.send(sdp.to_string());
+                let applied = match (rtc, message["sdp"].as_str()) {
+                    (Some(rtc), Some(sdp)) => rtc
+                        .accept_answer(sdp.to_string())
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                    _ => Err("an answer on a connection without a peer".to_string()),
+                };
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(applied);
                 }
             }
             (Some("ack"), _) => {
