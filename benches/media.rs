@@ -328,6 +328,7 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
         t0.elapsed().as_secs_f64(),
     );
     let rss_kib = rss_kib(pid)?;
+    let threads = status_field(pid, "Threads:")?;
     let generator_rss_kib = rss_kib_self()?;
     tokio::time::sleep(DRAIN).await;
     let expected = (sent1 - sent0) * subscribers.len() as u64;
@@ -389,6 +390,7 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
         generator_cpu_pct: (gen1 - gen0) as f64 / ticks / elapsed * 100.0,
         rss_mib: rss_kib as f64 / 1024.0,
         generator_rss_mib: generator_rss_kib as f64 / 1024.0,
+        threads,
         expected,
         lost: expected.saturating_sub(got),
         whole_lost,
@@ -408,6 +410,8 @@ struct Figures {
     rss_mib: f64,
     /// The generator's own RSS (its N + 1 webrtc peers), for comparison.
     generator_rss_mib: f64,
+    /// The server's threads at the end of the window.
+    threads: u64,
     /// Packets sent in the window times subscribers, and how many of those never arrived.
     expected: u64,
     lost: u64,
@@ -429,13 +433,14 @@ impl Figures {
     fn summary(&self) -> String {
         format!(
             "{} subscribers: {:.0} pkt/s forwarded, {:.3} CPU ms/1k pkts ({:.0}% CPU), RSS {:.1} \
-             MiB, loss {:.3}% ({}/{}) in window ({} since first packet), TTFF {}, generator {:.0}% CPU, \
+             MiB, {} threads, loss {:.3}% ({}/{}) in window ({} since first packet), TTFF {}, generator {:.0}% CPU, \
              {} keyframe requests, generator RSS {:.1} MiB",
             self.subscribers,
             self.forwarded_per_sec,
             self.cpu_ms_per_1k,
             self.server_cpu_pct,
             self.rss_mib,
+            self.threads,
             self.loss_pct(),
             self.lost,
             self.expected,
@@ -566,14 +571,19 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
+    status_field(pid, "VmRSS:")
+}
+
+/// A number from `/proc/<pid>/status` (`VmRSS:` in KiB, `Threads:`).
+fn status_field(pid: u32, name: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no VmRSS in {path}"))
+        .with_context(|| format!("no {name} in {path}"))
 }
 
 fn rss_kib_self() -> Result<u64> {
