@@ -345,8 +345,10 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let late = sfu.subscribe(n, Arc::clone(&tally)).await;
+    let mut late_peer = None;
     let ttff = match late {
-        Ok(_) => {
+        Ok(peer) => {
+            late_peer = Some(peer);
             let deadline = started + TTFF_LIMIT;
             loop {
                 if let Some(at) = tally.first_frame.get() {
@@ -369,7 +371,11 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
         }
     };
 
+    let late_plis = tally.plis.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
+    if let Some(peer) = late_peer {
+        peer.close().await;
+    }
     for (peer, _) in subscribers {
         peer.close().await;
     }
@@ -395,6 +401,7 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
         lost: expected.saturating_sub(got),
         whole_lost,
         ttff_ms: ttff.map(|d| d.as_secs_f64() * 1000.0),
+        late_plis,
         keyframe_requests: source.requests.load(Ordering::Relaxed),
     })
 }
@@ -418,6 +425,8 @@ struct Figures {
     /// Packets missed from each subscriber's first packet to the end of the window.
     whole_lost: u64,
     ttff_ms: Option<f64>,
+    /// PLIs the late joiner sent before its first keyframe (it started on delta frames).
+    late_plis: u64,
     keyframe_requests: u64,
 }
 
@@ -434,7 +443,7 @@ impl Figures {
         format!(
             "{} subscribers: {:.0} pkt/s forwarded, {:.3} CPU ms/1k pkts ({:.0}% CPU), RSS {:.1} \
              MiB, {} threads, loss {:.3}% ({}/{}) in window ({} since first packet), TTFF {}, generator {:.0}% CPU, \
-             {} keyframe requests, generator RSS {:.1} MiB",
+             {} keyframe requests (late joiner sent {} PLIs), generator RSS {:.1} MiB",
             self.subscribers,
             self.forwarded_per_sec,
             self.cpu_ms_per_1k,
@@ -449,6 +458,7 @@ impl Figures {
                 .map_or("none".to_string(), |t| format!("{t:.0} ms")),
             self.generator_cpu_pct,
             self.keyframe_requests,
+            self.late_plis,
             self.generator_rss_mib
         )
     }
@@ -742,6 +752,8 @@ struct Tally {
     seen: Mutex<Vec<u64>>,
     /// When the first complete keyframe arrived.
     first_frame: OnceLock<Instant>,
+    /// PLIs sent while waiting for that keyframe.
+    plis: AtomicU64,
 }
 
 impl Tally {
@@ -780,10 +792,16 @@ impl Tally {
     }
 }
 
+/// How often a subscriber with nothing decodable yet asks again for a keyframe.
+const PLI_RETRY: Duration = Duration::from_millis(500);
+
 /// Reads a remote track: counts generator packets and notes the first complete keyframe.
+/// Like a browser's decoder, a subscriber whose first frames are delta frames (nothing
+/// to decode them from) sends a PLI, again every PLI_RETRY until a keyframe arrives.
 async fn read_track(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
     // The next sequence number of a keyframe being received, while it is complete so far.
     let mut keyframe_next: Option<u16> = None;
+    let mut last_pli: Option<Instant> = None;
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             if matches!(event, TrackRemoteEvent::OnEnded) {
@@ -799,6 +817,18 @@ async fn read_track(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
             continue;
         }
         let seq = packet.header.sequence_number;
+        if !keyframe_start
+            && keyframe_next.is_none()
+            && last_pli.is_none_or(|at| at.elapsed() >= PLI_RETRY)
+        {
+            last_pli = Some(Instant::now());
+            tally.plis.fetch_add(1, Ordering::Relaxed);
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: packet.header.ssrc,
+            };
+            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+        }
         let in_keyframe = keyframe_start || keyframe_next == Some(seq);
         keyframe_next = if in_keyframe && packet.header.marker {
             let _ = tally.first_frame.set(Instant::now());
