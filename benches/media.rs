@@ -25,7 +25,9 @@
 //!
 //! Run: `cargo bench --bench media`. Environment: `MEDIA_NS` (10,50,100,200),
 //! `MEDIA_RUNS` (3), `MEDIA_WINDOW_SECS` (10), `MEDIA_BITRATE_KBPS` (1500), `MEDIA_FPS`
-//! (15), `MEDIA_KEYFRAME_SECS` (5), `MEDIA_ONLY=ours|janus`, `MEDIA_JOIN_CONCURRENCY` (8).
+//! (15), `MEDIA_KEYFRAME_SECS` (5), `MEDIA_ONLY=ours|janus`, `MEDIA_JOIN_CONCURRENCY` (8),
+//! `MEDIA_SERVER_LOG` (our server's log filter, `error`), `MEDIA_DEBUG` (print SDPs and
+//! live messages); `MDT__MEDIA__*` variables pass through to our server.
 //! The generator shares the machine's cores with the server it measures.
 
 use std::collections::{HashMap, VecDeque};
@@ -1689,8 +1691,11 @@ impl OursSfu {
         ];
         let command = |args: &[&str]| {
             let mut cmd = Command::new(&binary);
+            // Only the settings chosen here, except `MDT__MEDIA__*` (for experiments
+            // with the SFU's settings); none from a .env.
             for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("MDT_") {
+                let name = key.to_string_lossy();
+                if name.starts_with("MDT_") && !name.starts_with("MDT__MEDIA__") {
                     cmd.env_remove(key);
                 }
             }
