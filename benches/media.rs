@@ -27,7 +27,8 @@
 //! `MEDIA_RUNS` (3), `MEDIA_WINDOW_SECS` (10), `MEDIA_BITRATE_KBPS` (1500), `MEDIA_FPS`
 //! (15), `MEDIA_KEYFRAME_SECS` (5), `MEDIA_ONLY=ours|janus`, `MEDIA_JOIN_CONCURRENCY` (8),
 //! `MEDIA_SERVER_LOG` (our server's log filter, `error`), `MEDIA_DEBUG` (print SDPs and
-//! live messages); `MDT__MEDIA__*` variables pass through to our server.
+//! live messages), `MEDIA_SERVER_WRAPPER` (e.g. `heaptrack`, for diagnosis only);
+//! `MDT__MEDIA__*` variables pass through to our server.
 //! The generator shares the machine's cores with the server it measures.
 
 use std::collections::{HashMap, VecDeque};
@@ -1731,20 +1732,79 @@ impl OursSfu {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let child = command(&["serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start mdt-coordinator serve")?;
-        let mut process = Process { child, _dir: dir };
+        let serve = || -> Result<Child> {
+            let mut serve = command(&["serve"]);
+            if let Ok(wrapper) = std::env::var("MEDIA_SERVER_WRAPPER") {
+                // e.g. `heaptrack`: runs the server under a profiler (the figures then
+                // measure the wrapper's process, so they are for diagnosis only).
+                let mut wrapped = Command::new(wrapper);
+                wrapped
+                    .arg(serve.get_program())
+                    .args(serve.get_args())
+                    .current_dir(dir.path());
+                for (key, value) in serve.get_envs() {
+                    match value {
+                        Some(value) => wrapped.env(key, value),
+                        None => wrapped.env_remove(key),
+                    };
+                }
+                serve = wrapped;
+            }
+            serve
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("start mdt-coordinator serve")
+        };
         let base = format!("http://127.0.0.1:{port}");
-        wait_for_http(&mut process.child, &format!("{base}/health"), None).await?;
-
+        let health = format!("{base}/health");
+        let mut setup = serve()?;
+        if let Err(e) = wait_for_http(&mut setup, &health, None).await {
+            let _ = setup.kill();
+            let _ = setup.wait();
+            return Err(e);
+        }
+        let made = Self::set_up(&base, trainees).await;
+        // The accounts are made and signed in by a server process of their own: each
+        // Argon2 hash takes ~19 MiB, and glibc keeps what the hashing threads freed, so
+        // the measured process would carry hundreds of MiB that have nothing to do with
+        // media. Access tokens are signed with the fixed key and outlive the restart.
+        let _ = setup.kill();
+        let _ = setup.wait();
+        let made = made?;
+        let mut process = Process {
+            child: serve()?,
+            _dir: dir,
+        };
+        wait_for_http(&mut process.child, &health, None).await?;
         let http = reqwest::Client::new();
-        let coordinator = login(&http, &base, COORDINATOR).await?;
+        let mut sfu = Self {
+            process,
+            base,
+            http,
+            session_id: made.session_id,
+            chair: Live::placeholder(),
+            presenter: Live::placeholder(),
+            presenter_id: made.presenter_id,
+            trainees: made.trainees,
+            next_command: AtomicUsize::new(0),
+        };
+        sfu.chair = sfu.join(&made.chair_token, None).await?;
+        sfu.command(&sfu.chair, json!({"kind": "open_meeting"}))
+            .await
+            .context("open_meeting")?;
+        sfu.presenter = sfu.join(&made.presenter_token, None).await?;
+        Ok(sfu)
+    }
+
+    /// Through the REST API: a chair, a presenter and `trainees` trainees, signed in, and
+    /// a teaching session chaired by the chair.
+    async fn set_up(base: &str, trainees: usize) -> Result<Accounts> {
+        let http = reqwest::Client::new();
+        let coordinator = login(&http, base, COORDINATOR).await?;
         let make_user = |email: String, name: String, role: &'static str| {
-            let (http, base, coordinator) = (http.clone(), base.clone(), coordinator.clone());
+            let (http, coordinator) = (http.clone(), coordinator.clone());
             async move {
                 let body = json!({
                     "email": email, "name": name, "role": role,
@@ -1756,7 +1816,7 @@ impl OursSfu {
                     .as_str()
                     .with_context(|| format!("no user id in {user}"))?
                     .to_string();
-                let token = login(&http, &base, &email).await?;
+                let token = login(&http, base, &email).await?;
                 anyhow::Ok((id, token))
             }
         };
@@ -1795,23 +1855,13 @@ impl OursSfu {
             .with_context(|| format!("no session id in {session}"))?
             .to_string();
 
-        let mut sfu = Self {
-            process,
-            base,
-            http,
+        Ok(Accounts {
             session_id,
-            chair: Live::placeholder(),
-            presenter: Live::placeholder(),
+            chair_token,
             presenter_id,
+            presenter_token,
             trainees,
-            next_command: AtomicUsize::new(0),
-        };
-        sfu.chair = sfu.join(&chair_token, None).await?;
-        sfu.command(&sfu.chair, json!({"kind": "open_meeting"}))
-            .await
-            .context("open_meeting")?;
-        sfu.presenter = sfu.join(&presenter_token, None).await?;
-        Ok(sfu)
+        })
     }
 
     /// Opens a live connection for `token`; with `rtc`, its signalling is answered.
@@ -1866,6 +1916,15 @@ impl OursSfu {
         live.negotiate(offer).await.context("subscriber")?;
         live.take_reader()
     }
+}
+
+/// What the setup made: the session, and the tokens the bench signs in with.
+struct Accounts {
+    session_id: String,
+    chair_token: String,
+    presenter_id: String,
+    presenter_token: String,
+    trainees: Vec<String>,
 }
 
 /// One live WebSocket: a writer shared by the harness and a reader task that answers the
