@@ -10,7 +10,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
@@ -36,6 +36,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    media: IntGaugeVec,
 }
 
 impl Metrics {
@@ -56,12 +57,21 @@ impl Metrics {
             ),
             &["method", "route"],
         )?;
+        let media = IntGaugeVec::new(
+            Opts::new(
+                "mdt_media",
+                "What the SFU holds now: media rooms, peer connections, tasks",
+            ),
+            &["what"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(media.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            media,
         })
     }
 
@@ -72,6 +82,19 @@ impl Metrics {
         self.latency
             .with_label_values(&[method, route])
             .observe(seconds);
+    }
+
+    /// Records the SFU's gauges (read at each scrape).
+    pub fn set_media(&self, stats: crate::media::MediaStats) {
+        for (what, n) in [
+            ("rooms", stats.rooms),
+            ("peers", stats.peers),
+            ("tasks", stats.tasks),
+        ] {
+            self.media
+                .with_label_values(&[what])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The Prometheus text exposition.

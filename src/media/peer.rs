@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -33,6 +33,9 @@ pub type PeerId = u64;
 
 /// How long the server waits for its own ICE candidates before sending a description.
 const GATHER_WAIT: Duration = Duration::from_secs(3);
+/// How long the server's offer waits for its answer before it is sent again (the
+/// client may have missed it, e.g. dropped with a slow connection's backlog).
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
 /// Remote candidates kept while no remote description is set.
 const MAX_EARLY_CANDIDATES: usize = 64;
 
@@ -64,6 +67,8 @@ enum Event {
 
 struct Handler {
     events: mpsc::UnboundedSender<Event>,
+    /// Whether media can flow (ICE and DTLS are up).
+    connected: watch::Sender<bool>,
 }
 
 #[async_trait::async_trait]
@@ -79,6 +84,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected
+            .send_replace(state == RTCPeerConnectionState::Connected);
         if matches!(
             state,
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
@@ -111,12 +118,13 @@ struct Peer {
     policy: watch::Receiver<Policy>,
     events: mpsc::UnboundedReceiver<Event>,
     events_tx: mpsc::UnboundedSender<Event>,
+    connected: watch::Receiver<bool>,
     gathered: bool,
     /// Whether a remote description has been applied (candidates wait until then).
     described: bool,
     early_candidates: Vec<RTCIceCandidateInit>,
-    /// The server's offer is out and its answer not yet in.
-    awaiting_answer: bool,
+    /// When the server's offer went out, while its answer is not yet in.
+    awaiting_answer: Option<Instant>,
     forwarded: HashMap<SourceId, Forwarded>,
     /// Tracks added or removed since the last offer.
     changed: bool,
@@ -145,8 +153,10 @@ pub async fn run(
         return;
     };
     let (events_tx, events) = mpsc::unbounded_channel();
+    let (connected_tx, connected) = watch::channel(false);
     let handler = Arc::new(Handler {
         events: events_tx.clone(),
+        connected: connected_tx,
     });
     let pc = match super::engine::peer_connection(&shared.settings, lease.port, handler).await {
         Ok(pc) => pc,
@@ -170,20 +180,28 @@ pub async fn run(
         policy,
         events,
         events_tx,
+        connected,
         gathered: false,
         described: false,
         early_candidates: Vec::new(),
-        awaiting_answer: false,
+        awaiting_answer: None,
         forwarded: HashMap::new(),
         changed: false,
         published: HashMap::new(),
     };
+    let mut stalled = tokio::time::interval(ANSWER_WAIT / 4);
     loop {
         tokio::select! {
             msg = inbox.recv() => match msg {
                 Some(PeerMsg::Close) | None => break,
                 Some(msg) => peer.handle(msg).await,
             },
+            _ = stalled.tick() => {
+                if peer.awaiting_answer.is_some_and(|at| at.elapsed() >= ANSWER_WAIT) {
+                    peer.awaiting_answer = None;
+                    peer.changed = true;
+                }
+            }
             event = peer.events.recv() => match event {
                 Some(Event::Down) | None => break,
                 Some(event) => peer.on_event(event).await,
@@ -298,7 +316,7 @@ impl Peer {
     }
 
     async fn on_offer(&mut self, sdp: String) {
-        if self.awaiting_answer {
+        if self.awaiting_answer.is_some() {
             // Offers crossed: the client is the polite peer and answers ours.
             return;
         }
@@ -340,7 +358,7 @@ impl Peer {
     }
 
     async fn on_answer(&mut self, sdp: String) {
-        if !self.awaiting_answer {
+        if self.awaiting_answer.is_none() {
             say(
                 &self.spec.signal,
                 "invalid_sdp",
@@ -356,7 +374,7 @@ impl Peer {
         if let Err(e) = self.pc.set_remote_description(answer).await {
             return self.invalid_sdp(e).await;
         }
-        self.awaiting_answer = false;
+        self.awaiting_answer = None;
         self.start_legs();
     }
 
@@ -429,7 +447,7 @@ impl Peer {
 
     /// Offers the forwarded tracks when they changed and no exchange is under way.
     async fn renegotiate(&mut self) {
-        if !self.changed || !self.described || self.awaiting_answer {
+        if !self.changed || !self.described || self.awaiting_answer.is_some() {
             return;
         }
         for f in self.forwarded.values_mut() {
@@ -456,7 +474,7 @@ impl Peer {
             tracing::warn!(error = %e, "cannot apply our offer");
             return;
         }
-        self.awaiting_answer = true;
+        self.awaiting_answer = Some(Instant::now());
         self.describe("offer").await;
     }
 
@@ -468,7 +486,13 @@ impl Peer {
             };
             let sender = sender.clone();
             let leg = f.leg.clone();
+            let mut connected = self.connected.clone();
             f.task = Some(self.shared.spawn(async move {
+                // Packets written before the connection is up are lost, and with them the
+                // replayed keyframe a late joiner starts from.
+                if connected.wait_for(|up| *up).await.is_err() {
+                    return;
+                }
                 let Some(payload_type) = payload_type(&sender, &leg).await else {
                     tracing::warn!("forwarded codec not negotiated");
                     return;

@@ -665,6 +665,15 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
         (udp_sockets(range.clone()) == 0).then_some(())
     })
     .await;
+    // Operators see the same figures.
+    let metrics = m.app.http.get(m.app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for what in ["rooms", "peers", "tasks"] {
+        assert!(
+            metrics.contains(&format!("mdt_media{{what=\"{what}\"}} 0")),
+            "{metrics}"
+        );
+    }
 }
 
 crate::on_both_backends!(
