@@ -83,7 +83,7 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
         user: user_id,
         client_addr: join.client_addr,
     };
-    tokio::spawn(write(ws.clone(), rx, lag, room.clone(), conn_id, auditor));
+    let mut writer = tokio::spawn(write(ws.clone(), rx, lag, room.clone(), conn_id, auditor));
     let mut media = Media {
         sfu: join.hub.media().clone(),
         session_id: join.session_id,
@@ -145,6 +145,9 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                     AggregatedMessage::Close(_) => break,
                 }
             }
+            // The writer stopped (the socket failed, or the room showed this user the
+            // door): stop reading too, which also hangs up their media.
+            _ = &mut writer => break,
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > timeout {
                     close = Some(CloseReason {
@@ -177,22 +180,30 @@ struct Media {
 
 impl Media {
     async fn signal(&mut self, signal: RtcIn, tx: &mpsc::Sender<Outbound>) {
+        let refuse = |code: &str| {
+            let message = if code == "meeting_not_open" {
+                "media starts when the meeting is open"
+            } else {
+                "media is unavailable; try again"
+            };
+            let _ = tx.try_send(Outbound::Text(protocol::error(None, code, message)));
+        };
         if self.peer.as_ref().is_none_or(PeerHandle::is_closed) {
-            self.peer = self
+            let connected = self
                 .sfu
                 .connect(self.session_id, self.user_id, self.role, tx.clone());
+            match connected {
+                Ok(peer) => self.peer = Some(peer),
+                Err(code) => {
+                    self.peer = None;
+                    return refuse(code);
+                }
+            }
         }
-        let sent = match &self.peer {
-            Some(peer) => peer.signal(signal).await,
-            None => false,
-        };
-        if !sent {
-            let reply = protocol::error(
-                None,
-                "meeting_not_open",
-                "media starts when the meeting is open",
-            );
-            let _ = tx.try_send(Outbound::Text(reply));
+        if let Some(peer) = &self.peer {
+            if !peer.signal(signal).await {
+                refuse("media_unavailable");
+            }
         }
     }
 }
@@ -241,7 +252,18 @@ async fn write(
 ) {
     while let Some(out) = rx.recv().await {
         if lag.load(Ordering::Acquire) == LAGGING {
-            while rx.try_recv().is_ok() {}
+            // Media signalling is not in the snapshot: it survives the drop.
+            let mut signals = Vec::new();
+            for out in std::iter::once(out).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                if let Outbound::Signal(text) = out {
+                    signals.push(text);
+                }
+            }
+            for text in signals {
+                if ws.text(text).await.is_err() {
+                    return;
+                }
+            }
             lag.store(RESYNC_ASKED, Ordering::Release);
             if room.send(RoomMsg::Resync { conn_id }).await.is_err() {
                 break;
@@ -250,7 +272,7 @@ async fn write(
         }
         let sent = match out {
             Outbound::Close => break,
-            Outbound::Text(text) => ws.text(text).await,
+            Outbound::Text(text) | Outbound::Signal(text) => ws.text(text).await,
             Outbound::Snapshot { text, cases } => {
                 if !auditor.cases_read(&cases).await {
                     let _ = ws

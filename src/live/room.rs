@@ -21,7 +21,7 @@ use crate::domain::live::{
     current_case, decide, media_policy, Actor, AgendaItem, Command, EventBody, LiveEvent,
     LiveState, NewLiveEvent,
 };
-use crate::domain::{Case, CaseView, Role, Session, User, UserId};
+use crate::domain::{Case, CaseView, Role, Session, SessionState, User, UserId};
 use crate::store::StoreError;
 
 /// A connection's queue is flowing.
@@ -34,6 +34,8 @@ pub const RESYNC_ASKED: u8 = 2;
 /// What goes out to one connection, in order.
 pub enum Outbound {
     Text(ByteString),
+    /// Media signalling: kept when a lagging connection's backlog is dropped.
+    Signal(ByteString),
     /// A snapshot showing identified cases: the writer audits the read of each case
     /// before sending it.
     Snapshot {
@@ -433,6 +435,12 @@ impl Room {
             }
             self.remember(&event);
             self.live.apply(&event);
+            // The meeting's state matters to the SFU even if the reload below fails.
+            match event.body {
+                EventBody::MeetingOpened => self.session.state = SessionState::Live,
+                EventBody::MeetingClosed => self.session.state = SessionState::Closed,
+                _ => {}
+            }
             reload |= event.body.touches_agenda();
             self.broadcast(protocol::event(&event));
         }
@@ -458,6 +466,15 @@ impl Room {
     }
 
     async fn reload(&mut self) {
+        self.read_agenda().await;
+        self.tell_media();
+        // Whoever the new agenda no longer admits goes now, not at their next snapshot.
+        for conn in self.conns.values().filter(|c| !self.admitted(c)) {
+            Self::show_the_door(conn);
+        }
+    }
+
+    async fn read_agenda(&mut self) {
         let store = &self.shared.store;
         match (
             store.session(self.session.id).await,
@@ -466,7 +483,6 @@ impl Room {
             (Ok(Some(session)), Ok(agenda)) => {
                 self.session = session;
                 self.agenda = agenda;
-                self.tell_media();
             }
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot reload the agenda"),
             (Ok(None), _) => {}
@@ -574,22 +590,31 @@ impl Room {
             .collect()
     }
 
+    /// A practitioner sees the meeting through a case of theirs on the agenda; once none
+    /// is left (withdrawn, moved) they are no longer admitted.
+    fn admitted(&self, conn: &Conn) -> bool {
+        let referrer_only =
+            conn.user.role == Role::Practitioner && conn.user.id != self.session.plan.chair_id;
+        !referrer_only || self.agenda.iter().any(|c| c.referrer_id == conn.user.id)
+    }
+
+    /// Closes the connection (and with it the person's media) with `not_a_participant`.
+    fn show_the_door(conn: &Conn) {
+        let text = protocol::error(
+            None,
+            "not_a_participant",
+            "you no longer have a case in this meeting",
+        );
+        let _ = conn.tx.try_send(Outbound::Text(text));
+        let _ = conn.tx.try_send(Outbound::Close);
+    }
+
     fn send_snapshot(&self, conn_id: u64) {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
-        // A practitioner sees the meeting through a case of theirs on the agenda; once
-        // none is left (withdrawn, moved) they are shown the door.
-        let referrer_only =
-            conn.user.role == Role::Practitioner && conn.user.id != self.session.plan.chair_id;
-        if referrer_only && !self.agenda.iter().any(|c| c.referrer_id == conn.user.id) {
-            let text = protocol::error(
-                None,
-                "not_a_participant",
-                "you no longer have a case in this meeting",
-            );
-            let _ = conn.tx.try_send(Outbound::Text(text));
-            let _ = conn.tx.try_send(Outbound::Close);
+        if !self.admitted(conn) {
+            Self::show_the_door(conn);
             return;
         }
         let identified = conn.view == AgendaAccess::Full;

@@ -57,7 +57,14 @@ struct KeyframeCache {
 
 impl KeyframeCache {
     fn push(&mut self, packet: &rtp::Packet, keyframe_start: bool) {
-        if keyframe_start && self.capacity > 0 {
+        // A keyframe can "start" more than once in one frame (H.264 parameter sets, then
+        // the IDR slice): only a new frame (timestamp) restarts the cache.
+        let same_frame = self.valid
+            && self
+                .packets
+                .first()
+                .is_some_and(|p| p.header.timestamp == packet.header.timestamp);
+        if keyframe_start && self.capacity > 0 && !same_frame {
             self.packets.clear();
             self.valid = true;
         }
@@ -294,7 +301,7 @@ fn is_newer(a: u16, b: u16) -> bool {
 
 /// Runs one leg once its track is bound: the cached keyframe first, then the live
 /// packets, each rewritten; the subscriber's keyframe requests go up to the source.
-/// Returns when the source ends or the subscriber's connection closes.
+/// Runs until its peer aborts it: the source was withdrawn or the subscriber left.
 pub async fn run_leg(leg: Arc<Leg>, payload_type: u8) {
     let source = &leg.source;
     let (replay, mut live) = source.subscribe();
@@ -485,22 +492,39 @@ mod tests {
     }
 
     #[test]
+    fn parameter_sets_and_the_idr_of_one_frame_stay_together_in_the_cache() {
+        let mut cache = KeyframeCache {
+            packets: Vec::new(),
+            valid: false,
+            capacity: 10,
+        };
+        // STAP-A with SPS/PPS, then the IDR's FU-A start, same timestamp.
+        cache.push(&packet(1, 900), true);
+        cache.push(&packet(2, 900), true);
+        cache.push(&packet(3, 900), false);
+        assert_eq!(cache.packets.len(), 3);
+        // The next keyframe, a new frame, restarts it.
+        cache.push(&packet(4, 1800), true);
+        assert_eq!(cache.packets.len(), 1);
+    }
+
+    #[test]
     fn the_cache_keeps_from_the_latest_keyframe_until_it_overflows() {
         let mut cache = KeyframeCache {
             packets: Vec::new(),
             valid: false,
             capacity: 3,
         };
-        cache.push(&packet(1, 0), false);
+        cache.push(&packet(1, 10), false);
         assert!(!cache.valid);
-        cache.push(&packet(2, 0), true);
-        cache.push(&packet(3, 0), false);
+        cache.push(&packet(2, 20), true);
+        cache.push(&packet(3, 30), false);
         assert_eq!(cache.packets.len(), 2);
-        cache.push(&packet(4, 0), true);
+        cache.push(&packet(4, 40), true);
         assert_eq!(cache.packets.len(), 1);
-        cache.push(&packet(5, 0), false);
-        cache.push(&packet(6, 0), false);
-        cache.push(&packet(7, 0), false);
+        cache.push(&packet(5, 50), false);
+        cache.push(&packet(6, 60), false);
+        cache.push(&packet(7, 70), false);
         assert!(!cache.valid && cache.packets.is_empty());
     }
 }

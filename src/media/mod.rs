@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::MediaSettings;
 use crate::domain::UserId;
 use crate::live::protocol::RtcIn;
-use peer::{PeerMsg, PeerSpec};
+use peer::PeerSpec;
 use room::{Room, RoomMsg};
 
 /// The live meeting's rules for its media, published by the live room.
@@ -136,13 +136,13 @@ const INBOX: usize = 256;
 /// A participant's link to their peer task: signalling goes in here, and dropping it
 /// (the WebSocket closed) closes the peer connection.
 pub struct PeerHandle {
-    tx: mpsc::Sender<PeerMsg>,
+    tx: mpsc::Sender<RtcIn>,
 }
 
 impl PeerHandle {
     /// Passes the client's signalling on; false when the peer has gone.
     pub async fn signal(&self, message: RtcIn) -> bool {
-        self.tx.send(PeerMsg::Signal(message)).await.is_ok()
+        self.tx.send(message).await.is_ok()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -194,18 +194,19 @@ impl Sfu {
     }
 
     /// Starts a participant's peer in the session's media room. `signal` is their live
-    /// connection's outgoing queue. `None` when the meeting has no media (not open).
+    /// connection's outgoing queue. Refused with `meeting_not_open` when the meeting has
+    /// no media, or `media_unavailable` when its room is overwhelmed.
     pub fn connect(
         &self,
         session: Uuid,
         user: UserId,
         role: crate::domain::Role,
         signal: mpsc::Sender<crate::live::room::Outbound>,
-    ) -> Option<PeerHandle> {
+    ) -> Result<PeerHandle, &'static str> {
         let mut sessions = self.sessions.lock();
-        let media = sessions.get_mut(&session)?;
+        let media = sessions.get_mut(&session).ok_or("meeting_not_open")?;
         if !media.policy.borrow().open {
-            return None;
+            return Err("meeting_not_open");
         }
         let room = match &media.room {
             Some(room) if !room.is_closed() => room.clone(),
@@ -218,13 +219,15 @@ impl Sfu {
             }
         };
         let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
-        let (tx, inbox) = mpsc::channel(INBOX);
+        let (tx, signals) = mpsc::channel(INBOX);
+        // The room's messages are never dropped: a lost `Unforward` would leak a leg.
+        let (control_tx, control) = mpsc::unbounded_channel();
         room.try_send(RoomMsg::Join {
             peer: id,
             user,
-            tx: tx.downgrade(),
+            tx: control_tx,
         })
-        .ok()?;
+        .map_err(|_| "media_unavailable")?;
         let spec = PeerSpec {
             id,
             user,
@@ -237,13 +240,14 @@ impl Sfu {
             self.shared.clone(),
             room,
             media.policy.subscribe(),
-            inbox,
+            signals,
+            control,
         );
         self.shared.spawn(async move {
             let _peer = peer;
             run.await
         });
-        Some(PeerHandle { tx })
+        Ok(PeerHandle { tx })
     }
 
     pub fn stats(&self) -> MediaStats {

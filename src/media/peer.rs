@@ -39,10 +39,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(10);
 /// Remote candidates kept while no remote description is set.
 const MAX_EARLY_CANDIDATES: usize = 64;
 
-/// What a peer task is told.
+/// What the media room tells a peer task.
 pub enum PeerMsg {
-    /// Signalling from the client.
-    Signal(RtcIn),
     /// Start forwarding a source to this participant.
     Forward(Arc<Source>),
     /// Stop forwarding a source.
@@ -128,17 +126,20 @@ struct Peer {
     forwarded: HashMap<SourceId, Forwarded>,
     /// Tracks added or removed since the last offer.
     changed: bool,
+    /// The connection is stuck half-way through an exchange.
+    broken: bool,
     published: HashMap<Kind, SourceId>,
 }
 
-/// Builds the peer connection and runs it until `inbox` closes (the WebSocket went),
+/// Builds the peer connection and runs it until `signals` closes (the WebSocket went),
 /// the room closes it, or the connection fails.
 pub async fn run(
     spec: PeerSpec,
     shared: Arc<Shared>,
     room: mpsc::Sender<RoomMsg>,
     policy: watch::Receiver<Policy>,
-    mut inbox: mpsc::Receiver<PeerMsg>,
+    mut signals: mpsc::Receiver<RtcIn>,
+    mut control: mpsc::UnboundedReceiver<PeerMsg>,
 ) {
     let peer_id = spec.id;
     let Some(lease) = shared.ports.lease() else {
@@ -187,12 +188,17 @@ pub async fn run(
         awaiting_answer: None,
         forwarded: HashMap::new(),
         changed: false,
+        broken: false,
         published: HashMap::new(),
     };
     let mut stalled = tokio::time::interval(ANSWER_WAIT / 4);
     loop {
         tokio::select! {
-            msg = inbox.recv() => match msg {
+            signal = signals.recv() => match signal {
+                Some(signal) => peer.signal(signal).await,
+                None => break,
+            },
+            msg = control.recv() => match msg {
                 Some(PeerMsg::Close) | None => break,
                 Some(msg) => peer.handle(msg).await,
             },
@@ -207,6 +213,10 @@ pub async fn run(
                 Some(event) => peer.on_event(event).await,
             },
         }
+        if peer.broken {
+            // A description failed half-way: the next signal builds a fresh connection.
+            break;
+        }
         peer.renegotiate().await;
     }
     for (_, f) in peer.forwarded.drain() {
@@ -216,6 +226,8 @@ pub async fn run(
     }
     let _ = peer.pc.close().await;
     let _ = peer.room.send(RoomMsg::Leave { peer: peer_id }).await;
+    // The socket goes with the connection; only then is its port free for another.
+    drop(peer);
     drop(lease);
 }
 
@@ -228,16 +240,16 @@ async fn send(signal: &mpsc::Sender<Outbound>, text: bytestring::ByteString) {
     // The connection's writer drains this queue; a client too slow to take signalling
     // for this long is going anyway.
     let _ = signal
-        .send_timeout(Outbound::Text(text), Duration::from_secs(5))
+        .send_timeout(Outbound::Signal(text), Duration::from_secs(5))
         .await;
 }
 
 impl Peer {
-    async fn handle(&mut self, msg: PeerMsg) {
-        match msg {
-            PeerMsg::Signal(RtcIn::Offer { sdp }) => self.on_offer(sdp).await,
-            PeerMsg::Signal(RtcIn::Answer { sdp }) => self.on_answer(sdp).await,
-            PeerMsg::Signal(RtcIn::Candidate { candidate }) => {
+    async fn signal(&mut self, signal: RtcIn) {
+        match signal {
+            RtcIn::Offer { sdp } => self.on_offer(sdp).await,
+            RtcIn::Answer { sdp } => self.on_answer(sdp).await,
+            RtcIn::Candidate { candidate } => {
                 if candidate.candidate.is_empty() {
                     return; // end of candidates
                 }
@@ -256,6 +268,11 @@ impl Peer {
                     tracing::debug!(error = %e, "remote candidate not added");
                 }
             }
+        }
+    }
+
+    async fn handle(&mut self, msg: PeerMsg) {
+        match msg {
             PeerMsg::Forward(source) => self.forward(source).await,
             PeerMsg::Unforward(id) => {
                 if let Some(f) = self.forwarded.remove(&id) {
@@ -346,11 +363,13 @@ impl Peer {
         for candidate in std::mem::take(&mut self.early_candidates) {
             let _ = self.pc.add_ice_candidate(candidate).await;
         }
-        let answer = match self.pc.create_answer(None).await {
-            Ok(answer) => answer,
-            Err(e) => return self.invalid_sdp(e).await,
+        let answered = match self.pc.create_answer(None).await {
+            Ok(answer) => self.pc.set_local_description(answer).await,
+            Err(e) => Err(e),
         };
-        if let Err(e) = self.pc.set_local_description(answer).await {
+        if let Err(e) = answered {
+            // The offer is applied but cannot be answered: start again from scratch.
+            self.broken = true;
             return self.invalid_sdp(e).await;
         }
         self.describe("answer").await;
@@ -385,6 +404,8 @@ impl Peer {
 
     /// Sends the local description once the server's candidates are in it.
     async fn describe(&mut self, kind: &str) {
+        // Other events wait until the description is out.
+        let mut later = Vec::new();
         if !self.gathered {
             let wait = tokio::time::sleep(GATHER_WAIT);
             tokio::pin!(wait);
@@ -392,8 +413,7 @@ impl Peer {
                 tokio::select! {
                     event = self.events.recv() => match event {
                         Some(Event::Gathered) => { self.gathered = true; break; }
-                        // Handled after the description is out.
-                        Some(other) => { let _ = self.events_tx.send(other); }
+                        Some(other) => later.push(other),
                         None => break,
                     },
                     _ = &mut wait => break,
@@ -406,6 +426,9 @@ impl Peer {
                 protocol::rtc_description(kind, &local.sdp),
             )
             .await;
+        }
+        for event in later {
+            let _ = self.events_tx.send(event);
         }
     }
 
@@ -462,7 +485,7 @@ impl Peer {
                 }
             }
         }
-        self.changed = false;
+        // On failure `changed` stays set, and the next turn of the loop tries again.
         let offer = match self.pc.create_offer(None).await {
             Ok(offer) => offer,
             Err(e) => {
@@ -474,6 +497,7 @@ impl Peer {
             tracing::warn!(error = %e, "cannot apply our offer");
             return;
         }
+        self.changed = false;
         self.awaiting_answer = Some(Instant::now());
         self.describe("offer").await;
     }

@@ -19,7 +19,7 @@ pub enum RoomMsg {
     Join {
         peer: PeerId,
         user: UserId,
-        tx: mpsc::WeakSender<PeerMsg>,
+        tx: mpsc::UnboundedSender<PeerMsg>,
     },
     Leave {
         peer: PeerId,
@@ -36,15 +36,13 @@ pub enum RoomMsg {
 
 struct Member {
     user: UserId,
-    tx: mpsc::WeakSender<PeerMsg>,
+    tx: mpsc::UnboundedSender<PeerMsg>,
 }
 
 impl Member {
     fn tell(&self, msg: PeerMsg) {
-        if let Some(tx) = self.tx.upgrade() {
-            // A peer too busy to take this is failing; its own task ends it.
-            let _ = tx.try_send(msg);
-        }
+        // Fails only when the peer has ended; its `Leave` is on the way.
+        let _ = self.tx.send(msg);
     }
 }
 

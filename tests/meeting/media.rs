@@ -797,7 +797,47 @@ async fn an_h264_screen_is_forwarded(backend: Backend) {
     }
 }
 
+/// A practitioner whose last case leaves the agenda is no longer admitted: shown the door
+/// at once, and their media hangs up with it.
+async fn a_practitioner_without_a_case_is_hung_up(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = participant(&m, &m.chair).await;
+    assert_eq!(
+        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
+        "ack"
+    );
+    chair.microphone().await;
+    let mut physio = participant(&m, &m.physio).await;
+    physio.microphone().await;
+    let sfu = m.app.state.live.media().clone();
+    eventually("both on media", async || {
+        (sfu.stats().peers == 2).then_some(())
+    })
+    .await;
+    for case in &m.cases {
+        let res = m
+            .app
+            .http
+            .delete(m.app.url(&format!("/api/cases/{case}")))
+            .bearer_auth(&m.physio)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+    let door = physio.until(|v| v["type"] == "error").await;
+    assert_eq!(door["code"], "not_a_participant");
+    eventually("the physio's media hung up", async || {
+        (sfu.stats().peers == 1).then_some(())
+    })
+    .await;
+    for c in [chair, physio] {
+        c.close().await;
+    }
+}
+
 crate::on_both_backends!(
+    a_practitioner_without_a_case_is_hung_up,
     an_h264_screen_is_forwarded,
     a_presenter_reaches_three_subscribers,
     only_the_presenter_publishes_video,
