@@ -31,7 +31,7 @@
 //! `MDT__MEDIA__*` variables pass through to our server.
 //! The generator shares the machine's cores with the server it measures.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,9 +51,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use mdt_coordinator::media::engine::KeyframeRequests;
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -848,57 +848,6 @@ async fn read_track(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
 // Generator peers
 // ---------------------------------------------------------------------------------------
 
-/// Passes inbound PLI and FIR up to the application (the publisher's track), where the
-/// default interceptors would otherwise consume them; everything else goes on unmarked.
-#[derive(Default)]
-struct KeyframeRequests {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
-                msg.message.add(Attribute::DeliverToApplication);
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
-}
-
-fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
-    let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-}
-
 /// A peer's event handler: gathering and connection state, and remote tracks.
 struct Events {
     gathered: watch::Sender<bool>,
@@ -1149,11 +1098,10 @@ fn start_publishing(
     tokio::spawn(async move {
         let (track, source) = requests;
         while let Some(event) = track.poll().await {
-            if let TrackLocalEvent::OnRtcpPacket(packets) = event {
-                if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
-                    source.requests.fetch_add(1, Ordering::Relaxed);
-                    source.want_keyframe.store(true, Ordering::Release);
-                }
+            // The SFU's own interceptor delivers keyframe requests (PLI, FIR) only.
+            if let TrackLocalEvent::OnRtcpPacket(_) = event {
+                source.requests.fetch_add(1, Ordering::Relaxed);
+                source.want_keyframe.store(true, Ordering::Release);
             }
         }
     });

@@ -158,9 +158,10 @@ pub async fn peer_connection(
 }
 
 /// Passes inbound keyframe requests (PLI, FIR) to the application, which relays them to
-/// the presenter; the rest of inbound RTCP ends in the interceptors before it.
+/// the presenter; the rest of inbound RTCP ends in the interceptors before it. Public for
+/// the media benchmark's publisher, which answers keyframe requests the same way.
 #[derive(Default)]
-struct KeyframeRequests {
+pub struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
