@@ -1,0 +1,87 @@
+// Shared by the browser tests: starts Debian's Chromium with the flags MEDIA_NOTES gives
+// (fake microphone and screen), signs a context in as a demo user, collects page errors,
+// and saves screenshots at the two widths the front end is built for.
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+export const base = process.env.MDT_E2E_URL;
+export const password = process.env.MDT_E2E_PASSWORD;
+export const WIDTHS = { desktop: { width: 1280, height: 900 }, tablet: { width: 768, height: 1024 } };
+const shots = join(dirname(fileURLToPath(import.meta.url)), "screenshots");
+
+export const demo = {
+  coordinator: "coordinator@demo.mdt.test",
+  consultant: "consultant@demo.mdt.test",
+  practitioner: "physio@demo.mdt.test",
+  trainee: "trainee@demo.mdt.test",
+};
+
+export async function launch() {
+  assert.ok(base && password, "MDT_E2E_URL and MDT_E2E_PASSWORD must be set");
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync",
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+      "--auto-select-desktop-capture-source=Entire screen", "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+}
+
+/**
+ * A fresh context (its own cookies) and page, with every script error and unexpected
+ * console error collected in `page.problems`.
+ */
+export async function open(browser, viewport = WIDTHS.desktop) {
+  const context = await browser.newContext({ viewport, baseURL: base });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(String(e)));
+  page.on("console", (m) => {
+    // A 401 from the silent refresh on first load, and failed loads while deliberately
+    // offline, are expected; anything else (a CSP violation, a script error) is not.
+    if (m.type() === "error" && !/status of 401|ERR_INTERNET_DISCONNECTED|net::ERR_/.test(m.text())) {
+      page.problems.push(m.text());
+    }
+  });
+  return page;
+}
+
+/** Signs in through the form and waits for the signed-in shell. */
+export async function signIn(page, email) {
+  await page.goto("/");
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#whoami:not([hidden])");
+}
+
+/** Opens a fresh signed-in page for a demo user. */
+export async function as(browser, role, viewport) {
+  const page = await open(browser, viewport);
+  await signIn(page, demo[role]);
+  return page;
+}
+
+/** Saves a full-page screenshot as screenshots/<name>-<width>.png. */
+export async function screenshot(page, name) {
+  mkdirSync(shots, { recursive: true });
+  const { width } = page.viewportSize();
+  await page.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
+}
+
+/** Screenshots a page at both widths, returning to the width it had. */
+export async function screenshotBoth(page, name) {
+  const was = page.viewportSize();
+  for (const size of Object.values(WIDTHS)) {
+    await page.setViewportSize(size);
+    await page.waitForTimeout(150);
+    await screenshot(page, name);
+  }
+  await page.setViewportSize(was);
+}

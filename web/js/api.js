@@ -1,0 +1,168 @@
+// The API client: owns the access token (in memory only; the refresh token is an HttpOnly
+// cookie the script never sees), refreshes it quietly before it expires and once more on
+// a 401, and turns every refusal into an ApiError carrying the server's stable code.
+
+let accessToken = null;
+let refreshTimer = null;
+let refreshing = null;
+const listeners = new Set();
+
+/** A refusal from the API: `code` is the server's snake_case code, `field` the bad field. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `request failed (${status})`);
+    this.status = status;
+    this.code = (body && body.code) || (status === 0 ? "network_error" : "unexpected_response");
+    this.field = body && body.field;
+  }
+}
+
+/** Called with the signed-in user, or null when the session ends. */
+export function onSession(fn) {
+  listeners.add(fn);
+}
+
+function tell(user) {
+  for (const fn of listeners) fn(user);
+}
+
+function adopt(body) {
+  accessToken = body.access_token;
+  clearTimeout(refreshTimer);
+  // Refresh a minute before expiry (or at half-life for short tokens).
+  const ms = Math.max(5, Math.min(body.expires_in - 60, body.expires_in / 2)) * 1000;
+  refreshTimer = setTimeout(() => refresh().catch(() => {}), ms);
+}
+
+async function send(path, { method = "GET", body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (accessToken) h.Authorization = `Bearer ${accessToken}`;
+  let payload = body;
+  if (body !== undefined && !(body instanceof FormData)) {
+    h["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, { method, headers: h, body: payload, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, { message: "The server could not be reached. Check your connection." });
+  }
+  return res;
+}
+
+async function parse(res) {
+  if (res.status === 204) return null;
+  const type = res.headers.get("Content-Type") || "";
+  if (type.includes("json")) return res.json().catch(() => null);
+  return res.text();
+}
+
+/** Exchanges the refresh cookie for a new access token; one request at a time. */
+export function refresh() {
+  refreshing ??= (async () => {
+    try {
+      const res = await send("/api/auth/refresh", { method: "POST" });
+      const body = await parse(res);
+      if (!res.ok) {
+        accessToken = null;
+        clearTimeout(refreshTimer);
+        tell(null);
+        throw new ApiError(res.status, body);
+      }
+      adopt(body);
+      return body.user;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+/** Calls the API; a 401 gets one quiet refresh and retry. Resolves to the parsed body. */
+export async function api(path, options = {}) {
+  let res = await send(path, options);
+  if (res.status === 401 && accessToken && !path.startsWith("/api/auth/")) {
+    await refresh();
+    res = await send(path, options);
+  }
+  const body = await parse(res);
+  if (!res.ok) throw new ApiError(res.status, body);
+  return body;
+}
+
+export async function signIn(email, password) {
+  const body = await api("/api/auth/login", { method: "POST", body: { email, password } });
+  adopt(body);
+  tell(body.user);
+  return body.user;
+}
+
+export async function signOut() {
+  try {
+    await api("/api/auth/logout", { method: "POST" });
+  } finally {
+    accessToken = null;
+    clearTimeout(refreshTimer);
+    tell(null);
+  }
+}
+
+/** Starts the page: signs back in from the refresh cookie if there is one. */
+export async function resume() {
+  try {
+    const user = await refresh();
+    tell(user);
+    return user;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Uploads one file as multipart form data, reporting progress (0..1). XMLHttpRequest,
+ * because fetch cannot report upload progress.
+ */
+export function upload(path, file, onProgress) {
+  const attempt = () =>
+    new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", path);
+      if (accessToken) xhr.setRequestHeader("Authorization", `Bearer ${accessToken}`);
+      xhr.upload.onprogress = (e) => e.lengthComputable && onProgress?.(e.loaded / e.total);
+      xhr.onload = () => {
+        let body = null;
+        try {
+          body = JSON.parse(xhr.responseText);
+        } catch {
+          /* not JSON */
+        }
+        resolve({ status: xhr.status, body });
+      };
+      xhr.onerror = () => resolve({ status: 0, body: null });
+      const form = new FormData();
+      form.append("file", file, file.name);
+      xhr.send(form);
+    });
+  return (async () => {
+    let { status, body } = await attempt();
+    if (status === 401) {
+      await refresh();
+      ({ status, body } = await attempt());
+    }
+    if (status < 200 || status >= 300) throw new ApiError(status, body);
+    onProgress?.(1);
+    return body;
+  })();
+}
+
+/** Downloads an authenticated resource and returns it as a Blob (for letters, files). */
+export async function download(path) {
+  let res = await send(path);
+  if (res.status === 401) {
+    await refresh();
+    res = await send(path);
+  }
+  if (!res.ok) throw new ApiError(res.status, await parse(res));
+  return res.blob();
+}

@@ -1,0 +1,126 @@
+// The page shell: sign-in, the navigation for the signed-in role, and a hash router that
+// shows one page module at a time in <main>. Each page module exports
+// `render(main, ctx)` and may return a cleanup function, called when the page is left.
+import { onSession, resume, signIn, signOut } from "./api.js";
+import { errorBox, explain, fill, h } from "./ui.js";
+
+const view = document.getElementById("view");
+let user = null;
+let cleanup = null;
+
+const PAGES = [
+  { path: /^\/schedule$/, module: "schedule", title: "Schedule", nav: ["practitioner", "consultant", "trainee", "coordinator"] },
+  { path: /^\/book\/([0-9a-f-]{36})$/, module: "book", title: "Book a case", roles: ["practitioner", "consultant", "coordinator"] },
+  { path: /^\/cases$/, module: "cases", title: "My cases", nav: ["practitioner", "consultant"] },
+  { path: /^\/cases\/([0-9a-f-]{36})$/, module: "case", title: "Case" },
+  { path: /^\/meeting\/([0-9a-f-]{36})$/, module: "meeting", title: "Meeting room" },
+  { path: /^\/admin$/, module: "admin", title: "Admin", nav: ["coordinator"], roles: ["coordinator"] },
+];
+
+const HOME = { practitioner: "/cases", consultant: "/schedule", trainee: "/schedule", coordinator: "/schedule" };
+
+export function navigate(path) {
+  if (location.hash === `#${path}`) route();
+  else location.hash = path;
+}
+
+function renderNav() {
+  const nav = document.getElementById("nav");
+  const here = location.hash.slice(1);
+  fill(
+    nav,
+    h(
+      "ul",
+      {},
+      PAGES.filter((p) => p.nav?.includes(user.role)).map((p) => {
+        const href = p.path.source.replace(/^\^\\?|\$$/g, "").replaceAll("\\/", "/");
+        return h("li", {}, h("a", { href: `#${href}`, "aria-current": here.startsWith(href) ? "page" : false }, p.title));
+      }),
+    ),
+  );
+  nav.hidden = false;
+  document.getElementById("me-name").textContent = user.name;
+  document.getElementById("me-role").textContent = user.role;
+  document.getElementById("whoami").hidden = false;
+}
+
+function signInPage() {
+  document.title = "Sign in · MDT Coordinator";
+  document.getElementById("nav").hidden = true;
+  document.getElementById("whoami").hidden = true;
+  const email = h("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true });
+  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const error = errorBox("login-error");
+  const form = h(
+    "form",
+    { id: "login-form", class: "card narrow", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title" }, "Sign in"),
+    h("p", {}, "Virtual multidisciplinary team meetings for musculoskeletal care."),
+    h("label", { for: "email" }, "Email"),
+    email,
+    h("label", { for: "password" }, "Password"),
+    password,
+    h("button", { type: "submit" }, "Sign in"),
+    error,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.show(null);
+    try {
+      await signIn(email.value, password.value);
+      password.value = "";
+    } catch (err) {
+      error.show(err.code === "invalid_credentials" ? "Email or password is incorrect." : explain(err));
+      password.focus();
+    }
+  });
+  fill(view, form);
+  email.focus();
+}
+
+async function route() {
+  if (cleanup) {
+    const done = cleanup;
+    cleanup = null;
+    try {
+      done();
+    } catch {
+      /* the page is gone either way */
+    }
+  }
+  if (!user) return signInPage();
+  const path = location.hash.slice(1) || "/";
+  const page = PAGES.find((p) => p.path.test(path));
+  if (!page || (page.roles && !page.roles.includes(user.role))) {
+    if (path === "/" || !page) return navigate(HOME[user.role] || "/schedule");
+  }
+  renderNav();
+  document.title = `${page.title} · MDT Coordinator`;
+  fill(view, h("p", {}, "Loading…"));
+  if (page.roles && !page.roles.includes(user.role)) {
+    fill(view, h("p", { class: "error", role: "alert" }, "You do not have access to this page."));
+    return;
+  }
+  const params = path.match(page.path).slice(1);
+  try {
+    const mod = await import(`./pages/${page.module}.js`);
+    const result = await mod.render(view, { user, params, navigate });
+    if (typeof result === "function") cleanup = result;
+  } catch (err) {
+    fill(view, h("h1", {}, page.title), h("p", { class: "error", role: "alert" }, explain(err)));
+  }
+  view.focus({ preventScroll: true });
+}
+
+onSession((next) => {
+  const changed = (user && user.id) !== (next && next.id);
+  user = next;
+  if (changed) route();
+});
+
+document.getElementById("logout").addEventListener("click", () => signOut().catch(() => {}));
+window.addEventListener("hashchange", route);
+
+resume().then((u) => {
+  if (!u) route();
+});
