@@ -897,11 +897,14 @@ fn serve_demo_runs_from_a_fresh_clone() {
     assert!(String::from_utf8_lossy(&broken.stderr).contains("audit chain broken at event 2"));
 }
 
-/// The sign-in page in Debian's Chromium, driven by playwright-core (web/e2e). Skips
-/// with a message when Chromium or the e2e packages are missing, except under CI, where
-/// `.ci/run` installs both and a skip would hide a broken page.
+/// The web front end in Debian's Chromium, driven by playwright-core: every
+/// `web/e2e/*.test.mjs` file in turn, each against its own fresh demo server (one browser
+/// at a time: the meeting test alone runs three contexts with WebRTC). Skips with a
+/// message when Chromium or the e2e packages are missing, except under CI, where
+/// `.ci/run` installs both and a skip would hide a broken page. Screenshots are left in
+/// `web/e2e/screenshots/`.
 #[test]
-fn login_page_works_in_chromium() {
+fn web_front_end_works_in_chromium() {
     let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/e2e");
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = e2e.join("node_modules/playwright-core").exists()
@@ -914,21 +917,33 @@ fn login_page_works_in_chromium() {
         eprintln!("skipped: needs {chromium} and `npm ci` in web/e2e");
         return;
     }
-    let server = DemoServer::start();
-    let out = Command::new("node")
-        .args(["--test", "login.test.mjs"])
-        .current_dir(&e2e)
-        .env("MDT_E2E_URL", &server.url)
-        .env("MDT_E2E_PASSWORD", mdt_coordinator::demo::DEMO_PASSWORD)
-        .env("CHROMIUM_PATH", &chromium)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut files: Vec<String> = std::fs::read_dir(&e2e)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "browser test files: {files:?}");
+    let mut failures = Vec::new();
+    for file in &files {
+        let server = DemoServer::start();
+        let out = Command::new("node")
+            .args(["--test", "--test-reporter=spec", file])
+            .current_dir(&e2e)
+            .env("MDT_E2E_URL", &server.url)
+            .env("MDT_E2E_PASSWORD", mdt_coordinator::demo::DEMO_PASSWORD)
+            .env("CHROMIUM_PATH", &chromium)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{file}:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "browser tests failed:\n{}", failures.join("\n"));
 }
 
 #[test]

@@ -220,6 +220,8 @@ pub struct LiveState {
     pub hands: Vec<UserId>,
     pub present_requests: Vec<UserId>,
     pub presenter: Option<UserId>,
+    /// The case under discussion and when its discussion started (the meeting's timer).
+    pub discussing: Option<(Uuid, DateTime<Utc>)>,
 }
 
 impl LiveState {
@@ -276,6 +278,13 @@ impl LiveState {
                 self.hands.clear();
                 self.present_requests.clear();
                 self.presenter = None;
+                self.discussing = None;
+            }
+            EventBody::CaseStarted { case_id } => self.discussing = Some((*case_id, event.at)),
+            EventBody::CaseCompleted { case_id } | EventBody::CaseDeferred { case_id, .. }
+                if self.discussing.is_some_and(|(id, _)| id == *case_id) =>
+            {
+                self.discussing = None;
             }
             _ => {}
         }

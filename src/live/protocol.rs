@@ -149,6 +149,8 @@ pub struct Snapshot<'a> {
     /// In agenda order; de-identified for trainees.
     pub agenda: Vec<CaseView>,
     pub current_case: Option<Uuid>,
+    /// When the current case's discussion started, if this room saw it start.
+    pub current_case_since: Option<chrono::DateTime<chrono::Utc>>,
     pub participants: Vec<&'a Participant>,
     pub presenter: Option<UserId>,
     pub hands: &'a [UserId],

@@ -619,6 +619,7 @@ impl Room {
         }
         let identified = conn.view == AgendaAccess::Full;
         let today = Utc::now().date_naive();
+        let current_case = current_case(&self.agenda_items());
         let snapshot = Snapshot {
             kind: "snapshot",
             seq: self.live.seq,
@@ -629,7 +630,12 @@ impl Room {
                 .enumerate()
                 .map(|(i, c)| CaseView::of(c, identified, i + 1, today))
                 .collect(),
-            current_case: current_case(&self.agenda_items()),
+            current_case,
+            current_case_since: self
+                .live
+                .discussing
+                .filter(|(id, _)| Some(*id) == current_case)
+                .map(|(_, at)| at),
             participants: self.live.participants.values().collect(),
             presenter: self.live.presenter,
             hands: &self.live.hands,

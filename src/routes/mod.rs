@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .put(outcomes::draft),
                 )
                 .service(resource("/cases/{id}/outcome/sign").post(outcomes::sign))
+                .service(resource("/cases/{id}/outcome/letter").get(outcomes::letter_text))
                 .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))
                 .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
                 .service(resource("/sessions/{id}/cancel").post(sessions::cancel))

@@ -207,3 +207,52 @@ pub async fn show(
         "versions": views,
     })))
 }
+
+/// `GET /api/cases/{id}/outcome/letter` (audited): the referrer's letter for the latest
+/// signed version, worded as it was sent. Identified viewers only: the letter names the
+/// patient. `404 no_signed_outcome` before signing.
+pub async fn letter_text(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, session, access) = case_and_session(&state, &caller, *id).await?;
+    if access != AgendaAccess::Full {
+        return Err(ApiError::forbidden("the outcome letter identifies the patient"));
+    }
+    let versions = state.store.outcome_versions(case.id).await?;
+    let no_letter = || ApiError::not_found("no_signed_outcome", "the outcome has not been signed");
+    let version = versions.iter().rev().find(|v| v.is_signed()).ok_or_else(no_letter)?;
+    let referrer = state.store.user(case.referrer_id).await?.ok_or_else(no_letter)?;
+    let signer = match version.signed_by {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    }
+    .ok_or_else(no_letter)?;
+    let target = follow_up_session(&state, &session, &version.body)
+        .await
+        .unwrap_or(None);
+    audit_case_reads(
+        &state,
+        &req,
+        &caller,
+        "outcome_letter",
+        std::slice::from_ref(&case),
+    )
+    .await?;
+    let letter = templates::outcome_letter(
+        &referrer.email,
+        &session,
+        &case,
+        version,
+        &signer.name,
+        target.as_ref(),
+        version.supersedes.is_some(),
+    );
+    Ok(HttpResponse::Ok().json(json!({
+        "version": version.version,
+        "subject": letter.subject,
+        "body": letter.body,
+    })))
+}

@@ -323,6 +323,13 @@ async fn the_chair_drives_and_everyone_follows(backend: Backend) {
     let snap = until(&mut chair, "snapshot").await;
     assert_eq!(snap["seq"].as_u64().unwrap(), s + 2);
     assert_eq!(snap["current_case"], m.cases[1].as_str());
+    // With when its discussion started, for the meeting room's timer.
+    let since = snap["current_case_since"]
+        .as_str()
+        .expect("when the current case started");
+    let since = chrono::DateTime::parse_from_rfc3339(since).unwrap();
+    let age = chrono::Utc::now() - since.with_timezone(&chrono::Utc);
+    assert!(age.num_seconds() >= 0 && age.num_seconds() < 60, "{since}");
 
     // The case states are stored: the agenda over REST agrees.
     let agenda: Value = m

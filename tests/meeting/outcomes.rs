@@ -845,7 +845,64 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
     );
 }
 
+/// The letter the referrer was sent can be read again in the app (the "my cases" page
+/// shows it): worded as sent, for the latest signed version, audited, and only for those
+/// who see the case identified.
+async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, true, false).await;
+    let case = c.book(&session, NHS).await;
+    let letter = format!("/api/cases/{case}/outcome/letter");
+    let (status, err) = c.get(&c.physio.token, &letter).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_signed_outcome"))
+    );
+    c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    let (status, _) = c.get(&c.physio.token, &letter).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a draft has no letter");
+    assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
+
+    let (status, body) = c.get(&c.physio.token, &letter).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 1);
+    assert!(body["subject"].as_str().unwrap().starts_with("MDT outcome: "));
+    let text = body["body"].as_str().unwrap();
+    assert!(text.contains("MRI") && text.contains("Dr Test Person"), "{text}");
+    assert_eq!(c.get(&c.chair.token, &letter).await.0, StatusCode::OK);
+    let (status, _) = c.get(&c.trainee.token, &letter).await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "a trainee reads no letter: {status}"
+    );
+    assert_eq!(
+        c.get(&c.spinal_physio.token, &letter).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let reads = c.app.state.store.audit_events().await.unwrap();
+    assert!(
+        reads.iter().any(|e| e.action == "case_read"
+            && e.details.to_string().contains("outcome_letter")),
+        "reading the letter is audited"
+    );
+
+    let mut amended = outcome_body(none());
+    amended["reason"] = json!("Referral destination recorded wrongly");
+    let (status, _) = c
+        .post(
+            &c.consultant.token,
+            &format!("/api/cases/{case}/outcome/amendments"),
+            amended,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = c.get(&c.physio.token, &letter).await;
+    assert_eq!(body["version"], 2);
+    assert!(body["subject"].as_str().unwrap().starts_with("Amended MDT outcome: "));
+}
+
 crate::on_both_backends!(
+    the_outcome_letter_can_be_read_in_the_app,
     signed_outcomes_are_never_overwritten,
     amendments_keep_every_version,
     the_outcome_letter_reaches_the_referrer_over_smtp,

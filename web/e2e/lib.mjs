@@ -27,7 +27,8 @@ export async function launch() {
     args: [
       "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync",
-      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream=display-media-type=monitor",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
       "--auto-select-desktop-capture-source=Entire screen", "--autoplay-policy=no-user-gesture-required",
     ],
   });
@@ -38,7 +39,7 @@ export async function launch() {
  * console error collected in `page.problems`.
  */
 export async function open(browser, viewport = WIDTHS.desktop) {
-  const context = await browser.newContext({ viewport, baseURL: base });
+  const context = await browser.newContext({ viewport, baseURL: base, locale: "en-GB", timezoneId: "Europe/London" });
   const page = await context.newPage();
   page.problems = [];
   page.on("pageerror", (e) => page.problems.push(String(e)));
@@ -84,4 +85,77 @@ export async function screenshotBoth(page, name) {
     await screenshot(page, name);
   }
   await page.setViewportSize(was);
+}
+
+/** Calls the API from the test itself (setup only), signed in as a demo user. */
+export async function apiAs(role) {
+  const res = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: demo[role], password }),
+  });
+  assert.equal(res.status, 200, `sign-in as ${role}`);
+  const { access_token: token } = await res.json();
+  return async (path, { method = "GET", body } = {}) => {
+    const r = await fetch(`${base}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const json = await r.json().catch(() => null);
+    assert.ok(r.ok, `${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+}
+
+/** A valid NHS number (Modulus 11 check digit) from a 9-digit stem. */
+export function nhsNumber(stem) {
+  const digits = String(stem).padStart(9, "0").split("").map(Number);
+  const sum = digits.reduce((s, d, i) => s + d * (10 - i), 0);
+  const check = 11 - (sum % 11);
+  if (check === 10) return nhsNumber(Number(stem) + 1);
+  return `${digits.join("")}${check === 11 ? 0 : check}`;
+}
+
+/** Records every RTCPeerConnection a page makes, so a test can read its getStats(). */
+export async function watchPeerConnections(page) {
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__pcs.push(this);
+      }
+    };
+  });
+}
+
+/** The inbound RTP stats of a page's open peer connections. */
+export function inbound(page, kind) {
+  return page.evaluate(async (kind) => {
+    const out = [];
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState === "closed") continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === kind) {
+          out.push({ packets: s.packetsReceived || 0, framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0 });
+        }
+      });
+    }
+    return out;
+  }, kind);
+}
+
+/** Polls `check` until it returns a truthy value, or fails with `what`. */
+export async function until(what, check, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    last = await check();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }

@@ -1,0 +1,147 @@
+// A whole meeting in three browser contexts (chair, presenting practitioner, trainee) on
+// the demo's pain teaching session: the agenda moves for everyone, the practitioner's
+// screen and everyone's voice go through the SFU, the trainee never sees an identifier,
+// the chair signs the outcome, and the practitioner survives 5 s offline.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { apiAs, demo, inbound, launch, nhsNumber, open, screenshotBoth, signIn, until, watchPeerConnections } from "./lib.mjs";
+
+const identifiers = (c) => [
+  c.patient.nhs_number,
+  c.patient.nhs_number.replace(/^(\d{3})(\d{3})(\d{4})$/, "$1 $2 $3"),
+  c.patient.given_name,
+  c.patient.family_name,
+];
+
+test("chair, presenter and trainee hold a meeting", async () => {
+  // Setup through the API: the demo's pain teaching session, with a second case booked.
+  const coordinator = await apiAs("coordinator");
+  const sessions = await coordinator("/api/sessions?specialty=pain");
+  const session = sessions.find((s) => s.teaching);
+  assert.ok(session, "the demo has a pain teaching session");
+  const physioApi = await apiAs("practitioner");
+  await physioApi(`/api/sessions/${session.id}/cases`, {
+    method: "POST",
+    body: {
+      patient: { nhs_number: nhsNumber(401023456), given_name: "Robin", family_name: "Testcase",
+        date_of_birth: "1969-04-02", sex: "male", gp_practice_code: "A81001" },
+      clinical_question: "Widespread pain with fatigue: pain management programme or rheumatology review?",
+      history: "Seen twice in first-contact clinic; bloods normal.",
+      urgency: "routine", red_flags: [], body_site: "widespread",
+    },
+  });
+  const agenda = (await coordinator(`/api/sessions/${session.id}`)).agenda;
+  assert.equal(agenda.length, 2);
+  const secret = agenda.flatMap(identifiers);
+
+  const browser = await launch();
+  try {
+    const pages = {};
+    for (const role of ["consultant", "practitioner", "trainee"]) {
+      const page = await open(browser);
+      await watchPeerConnections(page);
+      await signIn(page, demo[role]);
+      pages[role] = page;
+    }
+    const { consultant: chair, practitioner: physio, trainee } = pages;
+    const frames = [];
+    trainee.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(String(payload))));
+    chair.on("dialog", (d) => d.accept());
+
+    for (const page of Object.values(pages)) {
+      await page.goto(`/#/meeting/${session.id}`);
+      await page.waitForSelector("#agenda li[data-case-id]");
+    }
+    const traineeClean = async (when) => {
+      const text = await trainee.evaluate(() => document.body.innerText + document.body.innerHTML);
+      for (const s of secret) assert.ok(!text.includes(s), `trainee page shows ${s} ${when}`);
+    };
+    await traineeClean("before the meeting");
+
+    // The chair opens the meeting and starts the first case; everyone's agenda follows.
+    await chair.click("#open-meeting");
+    for (const page of Object.values(pages)) await page.waitForSelector("#meeting-state:text('live')");
+    await chair.click("#next-case");
+    const first = agenda[0].id;
+    for (const page of Object.values(pages)) {
+      await page.waitForSelector(`#agenda li.current[data-case-id="${first}"]`);
+    }
+    assert.match(await physio.textContent("#current-case"), new RegExp(agenda[0].patient.family_name));
+    await until("the timer to run", async () => /allotted/.test(await physio.textContent("#timer")));
+    await until("the trainee warning", () => chair.isVisible("#trainee-warning"));
+    assert.ok(await physio.isVisible("#trainee-warning"), "the presenter is warned trainees are here");
+
+    // The chair lets the practitioner present; they share their screen (the fake display
+    // capture) and both others decode frames.
+    await chair.click(`button[aria-label="Let Pat Physiotherapist present"]`);
+    await physio.waitForSelector("#share-toggle");
+    await physio.click("#share-toggle");
+    await physio.waitForSelector("#share-toggle:text('Stop sharing')");
+    for (const [name, page] of [["chair", chair], ["trainee", trainee]]) {
+      const seen = await until(`${name} to decode the screen`, async () => {
+        const video = (await inbound(page, "video")).find((v) => v.framesDecoded > 0 && v.frameWidth > 0);
+        return video;
+      });
+      await until(`${name}'s decoded frames to rise`, async () =>
+        (await inbound(page, "video")).some((v) => v.framesDecoded > seen.framesDecoded + 5));
+      await page.waitForSelector("#screen-video");
+    }
+
+    // Everyone unmutes; audio flows from each to the other two.
+    for (const page of Object.values(pages)) {
+      await page.click("#mic-toggle");
+      await page.waitForSelector("#mic-toggle:text('Mute microphone')");
+    }
+    for (const [name, page] of Object.entries(pages)) {
+      await until(`${name} to receive audio from both others`, async () => {
+        const flowing = (await inbound(page, "audio")).filter((a) => a.packets > 20);
+        return flowing.length >= 2;
+      });
+    }
+    for (const page of Object.values(pages)) await screenshotBoth(page, `meeting-${page === chair ? "chair" : page === physio ? "presenter" : "trainee"}`);
+    await traineeClean("during the discussion");
+
+    // The chair records and signs the outcome of the case under discussion.
+    await chair.waitForSelector("#outcome-panel:not([hidden])");
+    await chair.click("#add-investigation");
+    await chair.selectOption("#outcome-panel .investigation select >> nth=0", "mri");
+    await chair.fill("#outcome-panel .investigation input", "lower back");
+    await chair.fill("#outcome-panel textarea", "MRI lumbar spine, then review in the spinal MDT with the result.");
+    await chair.click("#outcome-panel button:text('Sign outcome')");
+    await chair.waitForSelector("#outcome-signed");
+    await screenshotBoth(chair, "meeting-outcome-signed");
+
+    // The practitioner loses the network for 5 s while the chair moves on; on return the
+    // page resumes and the agenda is right.
+    await physio.context().setOffline(true);
+    await physio.waitForSelector("#offline-banner:not([hidden])");
+    await screenshotBoth(physio, "meeting-offline");
+    await chair.click("#next-case");
+    const second = agenda[1].id;
+    await chair.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.ok(await physio.isVisible("#offline-banner"), "still offline after 5 s");
+    await physio.context().setOffline(false);
+    await physio.waitForSelector("#offline-banner", { state: "hidden" });
+    await physio.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
+    assert.match(await physio.textContent(`#agenda li[data-case-id="${first}"]`), /outcome signed/i);
+    await trainee.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
+    await traineeClean("after the second case started");
+
+    // The practitioner sees the signed outcome under "my cases", with its letter.
+    await physio.goto("/#/cases");
+    await physio.waitForSelector(`text=${agenda[0].patient.nhs_number.replace(/^(\d{3})(\d{3})(\d{4})$/, "$1 $2 $3")}`);
+    await physio.goto(`/#/cases/${first}`);
+    await physio.waitForSelector("text=Outcome letter");
+    assert.match(await physio.textContent("main"), /MRI/);
+
+    // Nothing identifying ever reached the trainee, on screen or on the wire.
+    assert.ok(frames.length > 5, "the trainee's WebSocket carried the meeting");
+    for (const frame of frames) {
+      for (const s of secret) assert.ok(!frame.includes(s), `a WebSocket frame to the trainee carries ${s}`);
+    }
+    for (const [name, page] of Object.entries(pages)) assert.deepEqual(page.problems, [], `${name} page errors`);
+  } finally {
+    await browser.close();
+  }
+});

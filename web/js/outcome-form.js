@@ -1,0 +1,167 @@
+// The outcome form: investigations, onward referrals, the management plan and the
+// follow-up for one case; saves the draft (PUT) and signs it. A signed outcome is shown
+// read-only: it is never overwritten (corrections are amendments).
+import { api } from "./api.js";
+import { errorBox, explain, fill, h, humanise, when } from "./ui.js";
+
+export const INVESTIGATIONS = ["mri", "xray", "ct", "ultrasound", "bloods", "nerve_conduction", "dexa", "other"];
+export const DESTINATIONS = [
+  "orthopaedics", "spinal_surgery", "rheumatology", "pain_clinic", "neurology", "physiotherapy",
+  "psychology", "pain_management_programme", "injection_clinic", "gp_discharge", "other",
+];
+const LABELS = { mri: "MRI", xray: "X-ray", ct: "CT", dexa: "DEXA", gp_discharge: "Discharge to GP" };
+const label = (v) => LABELS[v] || humanise(v).replace(/^./, (c) => c.toUpperCase());
+
+let counter = 0;
+const uid = (name) => `${name}-${++counter}`;
+
+function select(id, values, value, text = label) {
+  return h("select", { id }, values.map((v) => h("option", { value: v, selected: v === value }, text(v))));
+}
+
+function labelled(text, control) {
+  return h("div", { class: "field" }, h("label", { for: control.id }, text), control);
+}
+
+/** Builds the form for one case; `element` to mount, `refresh(outcomeState)` on live events. */
+export function outcomeForm({ caseId, title, session }) {
+  const error = errorBox(uid("outcome-error"));
+  const saved = h("p", { class: "success", role: "status", hidden: true });
+  const investigations = h("div", { class: "rows" });
+  const referrals = h("div", { class: "rows" });
+  const planText = h("textarea", { id: uid("plan"), rows: 4 });
+  const followKind = select(uid("follow-kind"), ["none", "review", "re_discuss"], "none",
+    (v) => ({ none: "None", review: "Review in clinic", re_discuss: "Discuss again at a later MDT" })[v]);
+  const weeks = h("input", { id: uid("weeks"), type: "number", min: 1, max: 52, value: 6 });
+  const laterSession = h("select", { id: uid("later-session") });
+  const followReason = h("input", { id: uid("follow-reason"), type: "text" });
+  const weeksField = labelled("Review after (weeks)", weeks);
+  const sessionField = labelled("Later session", laterSession);
+  const reasonField = labelled("Reason to discuss again", followReason);
+  const saveButton = h("button", { type: "submit", class: "secondary" }, "Save draft");
+  const signButton = h("button", { type: "button", id: uid("sign") }, "Sign outcome");
+  const signedBox = h("div", { hidden: true });
+  let signed = false;
+
+  function investigationRow(v = {}) {
+    const kind = select(uid("inv-kind"), INVESTIGATIONS, v.kind || "mri");
+    const site = h("input", { id: uid("inv-site"), type: "text", value: v.site || "", placeholder: "e.g. lower back" });
+    const urgency = select(uid("inv-urgency"), ["routine", "urgent"], v.urgency || "routine");
+    const row = h("fieldset", { class: "row investigation" }, h("legend", {}, "Investigation"),
+      labelled("Kind", kind), labelled("Body site", site), labelled("Urgency", urgency),
+      h("button", { type: "button", class: "small secondary", onclick: () => row.remove() }, "Remove investigation"));
+    row.value = () => ({ kind: kind.value, site: site.value.trim() || null, urgency: urgency.value });
+    return row;
+  }
+
+  function referralRow(v = {}) {
+    const destination = select(uid("ref-dest"), DESTINATIONS, v.destination || "orthopaedics");
+    const urgency = select(uid("ref-urgency"), ["routine", "urgent"], v.urgency || "routine");
+    const reason = h("input", { id: uid("ref-reason"), type: "text", value: v.reason || "", required: true });
+    const row = h("fieldset", { class: "row referral" }, h("legend", {}, "Referral"),
+      labelled("Destination", destination), labelled("Urgency", urgency), labelled("Reason", reason),
+      h("button", { type: "button", class: "small secondary", onclick: () => row.remove() }, "Remove referral"));
+    row.value = () => ({ destination: destination.value, urgency: urgency.value, reason: reason.value.trim() });
+    return row;
+  }
+
+  function showFollow() {
+    weeksField.hidden = followKind.value !== "review";
+    sessionField.hidden = followKind.value !== "re_discuss";
+    reasonField.hidden = followKind.value !== "re_discuss";
+  }
+  followKind.addEventListener("change", showFollow);
+  showFollow();
+
+  function body() {
+    const kind = followKind.value;
+    return {
+      investigations: [...investigations.children].map((r) => r.value()),
+      referrals: [...referrals.children].map((r) => r.value()),
+      management_plan: { text: planText.value, items: [] },
+      follow_up: kind === "review" ? { kind, weeks: Number(weeks.value) }
+        : kind === "re_discuss" ? { kind, session_id: laterSession.value, reason: followReason.value }
+          : { kind: "none" },
+    };
+  }
+
+  function load(current) {
+    if (!current || !current.body) return;
+    const b = current.body;
+    fill(investigations, b.investigations.map(investigationRow));
+    fill(referrals, b.referrals.map(referralRow));
+    planText.value = b.management_plan.text || b.management_plan.items.join("\n");
+    followKind.value = b.follow_up.kind;
+    if (b.follow_up.weeks) weeks.value = b.follow_up.weeks;
+    if (b.follow_up.reason) followReason.value = b.follow_up.reason;
+    if (b.follow_up.session_id) laterSession.value = b.follow_up.session_id;
+    showFollow();
+    if (current.signed_at) showSigned(current);
+  }
+
+  function showSigned(current) {
+    signed = true;
+    for (const el of form.querySelectorAll("input, select, textarea, button")) el.disabled = true;
+    fill(signedBox, h("p", { class: "success", id: "outcome-signed" }, `Signed (version ${current.version}) at ${when(current.signed_at)}. A signed outcome cannot be changed; corrections are made as amendments.`));
+    signedBox.hidden = false;
+  }
+
+  async function save() {
+    error.show(null);
+    saved.hidden = true;
+    const version = await api(`/api/cases/${caseId}/outcome`, { method: "PUT", body: body() });
+    saved.textContent = `Draft saved (version ${version.version}).`;
+    saved.hidden = false;
+    return version;
+  }
+
+  const form = h("form", { class: "outcome", novalidate: true },
+    h("h2", { id: "outcome-title", tabindex: "-1" }, `Outcome: ${title}`),
+    h("h3", {}, "Investigations"), investigations,
+    h("button", { type: "button", class: "small secondary", id: "add-investigation", onclick: () => investigations.append(investigationRow()) }, "Add investigation"),
+    h("h3", {}, "Onward referrals"), referrals,
+    h("button", { type: "button", class: "small secondary", id: "add-referral", onclick: () => referrals.append(referralRow()) }, "Add referral"),
+    h("h3", {}, "Management plan"), labelled("Plan", planText),
+    h("h3", {}, "Follow-up"), labelled("Follow-up", followKind), weeksField, sessionField, reasonField,
+    h("div", { class: "actions" }, saveButton, signButton),
+    saved, error);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await save();
+    } catch (err) {
+      error.show(err.field ? `${explain(err)} (${humanise(err.field)})` : err);
+    }
+  });
+  signButton.addEventListener("click", async () => {
+    if (!confirm("Sign this outcome? It is sent to the referrer and cannot be changed afterwards.")) return;
+    try {
+      await save();
+      const version = await api(`/api/cases/${caseId}/outcome/sign`, { method: "POST" });
+      showSigned(version);
+      saved.hidden = true;
+    } catch (err) {
+      error.show(err.field ? `${explain(err)} (${humanise(err.field)})` : err);
+    }
+  });
+
+  const element = h("div", {}, form, signedBox);
+
+  // Later sessions of the same specialty, for a re-discussion; and any saved outcome.
+  api(`/api/sessions?specialty=${encodeURIComponent(session.specialty)}&from=${encodeURIComponent(new Date(Date.parse(session.starts_at) + 60000).toISOString())}`)
+    .then((list) => {
+      const sessions = Array.isArray(list) ? list : list.sessions || [];
+      fill(laterSession, sessions.filter((s) => s.id !== session.id).slice(0, 12)
+        .map((s) => h("option", { value: s.id }, `${s.title} · ${when(s.starts_at)}`)));
+    })
+    .catch(() => {});
+  api(`/api/cases/${caseId}/outcome`).then((o) => load(o.current)).catch(() => {});
+
+  return {
+    caseId,
+    element,
+    refresh(outcome) {
+      if (outcome?.signed && !signed) api(`/api/cases/${caseId}/outcome`).then((o) => load(o.current)).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,516 @@
+// The meeting room: the live agenda (current case highlighted, a timer against its
+// allotted minutes), who is here (muted, hand up, presenting), voice and the shared
+// screen, and for the chair the controls that move the meeting and the outcome form.
+// The state is folded from the live channel's snapshot and events, as the server does.
+import { LiveChannel } from "../live.js";
+import { Media } from "../rtc.js";
+import { outcomeForm } from "../outcome-form.js";
+import { clock, explain, fill, h, humanise, when } from "../ui.js";
+
+const LIVE_ERRORS = {
+  not_presenter: "Only the presenter the chair has granted may share a screen.",
+  forbidden: "You do not have permission to do that.",
+  invalid_sdp: "The browser's media description was refused; try again.",
+  media_unavailable: "Voice and screen share are unavailable on the server just now.",
+  meeting_not_open: "The meeting has not been opened yet.",
+  not_a_participant: "You are no longer a participant in this meeting.",
+  agenda_finished: "There are no more cases waiting.",
+  stale_seq: "The agenda changed while you were acting; it has been refreshed.",
+};
+
+const liveError = (err) => LIVE_ERRORS[err.code] || err.message || "That did not work.";
+
+/** A readable title for an agenda entry: identified for clinicians, a label for trainees. */
+export function caseTitle(c, index) {
+  if (c.patient) {
+    const p = c.patient;
+    const nhs = p.nhs_number.replace(/^(\d{3})(\d{3})(\d{4})$/, "$1 $2 $3");
+    return `${p.given_name} ${p.family_name} · NHS ${nhs}`;
+  }
+  return c.label || `Case ${index + 1}`;
+}
+
+export async function render(main, { user, params: [sessionId] }) {
+  const state = {
+    session: null, agenda: [], current: null, since: null, participants: new Map(),
+    presenter: null, hands: [], requests: [], quorum: null, you: null, outcomes: new Map(),
+    connected: false, fatal: null, selected: null,
+  };
+  const screens = new Map(); // publisher user id -> MediaStream
+  const audios = new Map();
+  let media = null;
+
+  const status = document.getElementById("status");
+  const announce = (text) => {
+    status.textContent = text;
+  };
+  const error = h("p", { id: "meeting-error", class: "error", role: "alert", hidden: true });
+  const showError = (text) => {
+    error.textContent = text || "";
+    error.hidden = !text;
+  };
+
+  const banner = h("div", { id: "offline-banner", class: "banner", role: "alert", hidden: true },
+    "Connection lost: the agenda may be out of date. Reconnecting…");
+  const traineeWarning = h("p", { id: "trainee-warning", class: "warning", hidden: true },
+    "Trainees are present: do not show patient identifiers on screen.");
+  const heading = h("h1", {}, "Meeting room");
+  const facts = h("p", { class: "muted" });
+  const agendaList = h("ol", { id: "agenda", class: "agenda", "aria-label": "Agenda" });
+  const chairBar = h("div", { class: "actions", id: "chair-controls" });
+  const timer = h("p", { id: "timer", class: "timer", "aria-live": "off" });
+  const currentTitle = h("h2", { id: "current-case" }, "No case under discussion");
+  const stage = h("div", { class: "stage", id: "stage" });
+  const controls = h("div", { class: "actions", id: "my-controls" });
+  const peopleList = h("ul", { id: "participants", class: "people", "aria-label": "Participants" });
+  const quorumLine = h("p", { id: "quorum", class: "muted" });
+  const outcomePanel = h("section", { id: "outcome-panel", hidden: true, "aria-labelledby": "outcome-title" });
+  const audioBox = h("div", { hidden: true });
+  const video = h("video", { id: "screen-video", autoplay: true, playsInline: true, muted: true, "aria-label": "Shared screen" });
+
+  fill(
+    main,
+    banner,
+    heading,
+    facts,
+    traineeWarning,
+    error,
+    h(
+      "div",
+      { class: "room" },
+      h("section", { class: "agenda-panel", "aria-labelledby": "agenda-title" },
+        h("h2", { id: "agenda-title" }, "Agenda"),
+        h("p", { class: "hint", id: "reorder-hint", hidden: true }, "Drag a case, or focus it and press Alt+↑ / Alt+↓, to reorder."),
+        agendaList),
+      h("div", { class: "stage-panel" },
+        h("section", { "aria-labelledby": "current-case" }, currentTitle, timer, stage, controls, chairBar),
+        outcomePanel),
+      h("section", { class: "people-panel", "aria-labelledby": "people-title" },
+        h("h2", { id: "people-title" }, "Participants"), quorumLine, peopleList),
+    ),
+    audioBox,
+  );
+
+  const isChair = () => Boolean(state.you?.chair);
+  const live = () => state.session?.state === "live";
+  const me = () => state.participants.get(user.id);
+
+  async function act(command, done) {
+    showError(null);
+    try {
+      await channel.command(command);
+      done?.();
+    } catch (err) {
+      if (err.code !== "closed") showError(liveError(err));
+    }
+  }
+
+  // ---- the live state, folded from snapshot and events ----
+  function applySnapshot(msg) {
+    state.session = msg.session;
+    state.agenda = msg.agenda;
+    state.current = msg.current_case;
+    state.since = msg.current_case_since ? Date.parse(msg.current_case_since) : null;
+    state.participants = new Map(msg.participants.map((p) => [p.user_id, p]));
+    state.presenter = msg.presenter;
+    state.hands = msg.hands;
+    state.requests = msg.present_requests;
+    state.quorum = msg.quorum;
+    state.you = msg.you;
+  }
+
+  const caseById = (id) => state.agenda.find((c) => c.id === id);
+  const setCaseState = (id, s) => {
+    const c = caseById(id);
+    if (c) c.state = s;
+  };
+
+  function applyEvent(e) {
+    switch (e.kind) {
+      case "meeting_opened":
+        state.session.state = "live";
+        announce("The meeting is open.");
+        break;
+      case "meeting_closed":
+        state.session.state = "closed";
+        state.hands = [];
+        state.requests = [];
+        state.presenter = null;
+        state.current = null;
+        announce("The meeting has closed.");
+        break;
+      case "case_started":
+        state.current = e.case_id;
+        state.since = Date.parse(e.at);
+        setCaseState(e.case_id, "in_discussion");
+        announce(`Now discussing ${caseTitle(caseById(e.case_id) || {}, state.agenda.findIndex((c) => c.id === e.case_id))}.`);
+        break;
+      case "case_completed":
+        setCaseState(e.case_id, "discussed");
+        if (state.current === e.case_id) state.current = null;
+        break;
+      case "case_deferred":
+        setCaseState(e.case_id, "deferred");
+        if (state.current === e.case_id) state.current = null;
+        break;
+      case "agenda_reordered": {
+        const order = new Map(e.case_ids.map((id, i) => [id, i]));
+        state.agenda.sort((a, b) => (order.get(a.id) ?? 1e9) - (order.get(b.id) ?? 1e9));
+        break;
+      }
+      case "participant_joined":
+        state.participants.set(e.user_id, { user_id: e.user_id, name: e.name, role: e.role, since: e.at, muted: true });
+        break;
+      case "participant_left":
+        state.participants.delete(e.user_id);
+        state.hands = state.hands.filter((u) => u !== e.user_id);
+        state.requests = state.requests.filter((u) => u !== e.user_id);
+        if (state.presenter === e.user_id) state.presenter = null;
+        break;
+      case "hand_raised":
+        if (!state.hands.includes(e.user_id)) state.hands.push(e.user_id);
+        break;
+      case "hand_lowered":
+        state.hands = state.hands.filter((u) => u !== e.user_id);
+        break;
+      case "present_requested":
+        if (!state.requests.includes(e.user_id)) state.requests.push(e.user_id);
+        break;
+      case "presenter_granted":
+        state.presenter = e.user_id;
+        state.requests = state.requests.filter((u) => u !== e.user_id);
+        break;
+      case "presenter_revoked":
+        if (state.presenter === e.user_id) state.presenter = null;
+        break;
+      case "mute_changed": {
+        const p = state.participants.get(e.user_id);
+        if (p) p.muted = e.muted;
+        if (e.user_id === user.id && e.muted) media?.setMicEnabled(false);
+        break;
+      }
+      case "outcome_drafted":
+        state.outcomes.set(e.case_id, { version: e.version, signed: false });
+        break;
+      case "outcome_signed":
+        state.outcomes.set(e.case_id, { version: e.version, signed: true });
+        setCaseState(e.case_id, "outcome_signed");
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- media ----
+  function startMedia() {
+    if (media || !live() || !channel.open) return;
+    const mine = new Media({
+      send: (m) => channel.sendRaw(m),
+      iceServers: channel.iceServers,
+      onTrack: (kind, owner, stream, old) => {
+        const map = kind === "screen" ? screens : audios;
+        if (stream) map.set(owner, stream);
+        else if (!old || map.get(owner) === old) map.delete(owner);
+        if (kind === "audio") renderAudio();
+        renderStage();
+      },
+      onChange: () => renderControls(),
+    });
+    media = mine;
+    mine.start(me()?.muted ?? true);
+  }
+
+  function stopMedia() {
+    media?.close();
+    media = null;
+    screens.clear();
+    audios.clear();
+    renderAudio();
+  }
+
+  function renderAudio() {
+    fill(audioBox, [...audios].map(([owner, stream]) => {
+      const el = h("audio", { autoplay: true, dataset: { user: owner } });
+      el.srcObject = stream;
+      return el;
+    }));
+  }
+
+  // ---- rendering ----
+  function renderAll() {
+    if (!state.session) return;
+    const s = state.session;
+    heading.textContent = s.title;
+    fill(facts, `${humanise(s.specialty)} · ${when(s.starts_at)} · `, h("span", { id: "meeting-state", class: `tag state-${s.state}` }, humanise(s.state)),
+      s.teaching ? " · teaching session" : "");
+    const trainees = [...state.participants.values()].some((p) => p.role === "trainee");
+    traineeWarning.hidden = !(trainees && state.you?.role !== "trainee");
+    renderAgenda();
+    renderStage();
+    renderControls();
+    renderPeople();
+    renderOutcome();
+    tick();
+  }
+
+  function renderAgenda() {
+    const chair = isChair() && live();
+    main.querySelector("#reorder-hint").hidden = !(isChair() && state.agenda.length > 1);
+    const focused = document.activeElement?.closest?.("li[data-case-id]")?.dataset.caseId;
+    fill(agendaList, state.agenda.map((c, i) => {
+      const current = c.id === state.current;
+      const outcome = state.outcomes.get(c.id);
+      const waiting = c.state === "booked" || c.state === "listed";
+      const li = h("li", {
+        class: current ? "current" : "",
+        dataset: { caseId: c.id },
+        tabindex: isChair() ? "0" : false,
+        draggable: isChair() ? "true" : false,
+        "aria-current": current ? "step" : false,
+      },
+      h("div", { class: "case-title" }, `${i + 1}. ${caseTitle(c, i)}`),
+      h("div", {}, h("span", { class: `tag state-${c.state}` }, humanise(c.state)), " ",
+        c.urgency === "urgent" ? h("span", { class: "tag urgent" }, "urgent") : null, " ",
+        h("span", { class: "muted" }, c.body_site || "")),
+      c.clinical_question ? h("p", { class: "muted" }, c.clinical_question) : null,
+      outcome ? h("p", { class: "muted" }, outcome.signed ? `Outcome signed (v${outcome.version})` : `Outcome drafted (v${outcome.version})`) : null,
+      chair || isChair()
+        ? h("div", { class: "tools" },
+          chair && waiting ? h("button", { type: "button", class: "small", onclick: () => act({ kind: "start_case", case_id: c.id }) }, "Start") : null,
+          chair && (waiting || current) ? h("button", { type: "button", class: "small secondary", onclick: () => act({ kind: "defer_case", case_id: c.id }) }, "Defer") : null,
+          isChair() && state.agenda.length > 1 ? [
+            h("button", { type: "button", class: "small secondary", "aria-label": `Move case ${i + 1} up`, disabled: i === 0, onclick: () => move(c.id, -1) }, "↑"),
+            h("button", { type: "button", class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === state.agenda.length - 1, onclick: () => move(c.id, 1) }, "↓"),
+          ] : null,
+          h("button", { type: "button", class: "small secondary", onclick: () => selectCase(c.id) }, "Outcome"))
+        : null);
+      li.addEventListener("keydown", (e) => {
+        if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown") && e.target === li) {
+          e.preventDefault();
+          move(c.id, e.key === "ArrowUp" ? -1 : 1, true);
+        }
+      });
+      li.addEventListener("dragstart", (e) => {
+        e.dataTransfer.setData("text/plain", c.id);
+        li.classList.add("dragging");
+      });
+      li.addEventListener("dragend", () => li.classList.remove("dragging"));
+      li.addEventListener("dragover", (e) => e.preventDefault());
+      li.addEventListener("drop", (e) => {
+        e.preventDefault();
+        const moved = e.dataTransfer.getData("text/plain");
+        if (moved && moved !== c.id) reorder(moved, c.id);
+      });
+      return li;
+    }));
+    if (focused) agendaList.querySelector(`li[data-case-id="${focused}"]`)?.focus();
+  }
+
+  function reorder(movedId, beforeId) {
+    const ids = state.agenda.map((c) => c.id).filter((id) => id !== movedId);
+    ids.splice(ids.indexOf(beforeId), 0, movedId);
+    act({ kind: "reorder", case_ids: ids });
+  }
+
+  function move(id, delta, keepFocus) {
+    const ids = state.agenda.map((c) => c.id);
+    const from = ids.indexOf(id);
+    const to = from + delta;
+    if (to < 0 || to >= ids.length) return;
+    ids.splice(from, 1);
+    ids.splice(to, 0, id);
+    act({ kind: "reorder", case_ids: ids }, () => {
+      announce(`Case moved to position ${to + 1}.`);
+      if (keepFocus) agendaList.querySelector(`li[data-case-id="${id}"]`)?.focus();
+    });
+  }
+
+  function renderStage() {
+    const current = caseById(state.current);
+    currentTitle.textContent = current
+      ? `Now discussing: ${caseTitle(current, state.agenda.indexOf(current))}`
+      : live() ? "No case under discussion" : state.session?.state === "closed" ? "The meeting has closed" : "The meeting has not started";
+    const presenter = state.presenter && state.participants.get(state.presenter);
+    const stream = state.presenter && state.presenter !== user.id ? screens.get(state.presenter) : null;
+    if (stream) {
+      if (video.srcObject !== stream) video.srcObject = stream;
+      fill(stage, video, h("p", { class: "muted" }, `${presenter?.name || "The presenter"} is sharing their screen.`));
+    } else {
+      video.srcObject = null;
+      let text = "No one is sharing their screen.";
+      if (state.presenter === user.id) text = media?.sharing ? "You are sharing your screen." : "You may share your screen.";
+      else if (presenter) text = `${presenter.name} may share their screen.`;
+      fill(stage, h("div", { class: "placeholder" }, text));
+    }
+  }
+
+  function renderControls() {
+    const p = me();
+    const inRoom = Boolean(p) && live();
+    const trainee = state.you?.role === "trainee";
+    const handUp = state.hands.includes(user.id);
+    const presenting = state.presenter === user.id;
+    const muted = p ? p.muted : true;
+    fill(controls,
+      inRoom ? h("button", {
+        type: "button", id: "mic-toggle", "aria-pressed": String(!muted), disabled: Boolean(media?.micError),
+        onclick: () => toggleMute(!muted),
+      }, media?.micError ? media.micError : muted ? "Unmute microphone" : "Mute microphone") : null,
+      inRoom ? h("button", { type: "button", id: "hand-toggle", class: "secondary", "aria-pressed": String(handUp), onclick: () => act({ kind: handUp ? "lower_hand" : "raise_hand" }) },
+        handUp ? "Lower hand" : "Raise hand") : null,
+      inRoom && presenting ? h("button", { type: "button", id: "share-toggle", onclick: () => toggleShare() },
+        media?.sharing ? "Stop sharing" : "Share screen") : null,
+      inRoom && presenting ? h("button", { type: "button", class: "secondary", onclick: () => { media?.stopSharing(); act({ kind: "revoke_present" }); } }, "Stop presenting") : null,
+      inRoom && !presenting && !trainee && !isChair() ? h("button", { type: "button", id: "request-present", class: "secondary", disabled: state.requests.includes(user.id), onclick: () => act({ kind: "request_present" }) },
+        state.requests.includes(user.id) ? "Asked to present" : "Ask to present") : null,
+      !state.connected ? h("span", { class: "muted" }, "Connecting…") : null,
+    );
+    if (!isChair()) return fill(chairBar);
+    const s = state.session?.state;
+    fill(chairBar,
+      s === "scheduled" || s === "published" ? h("button", { type: "button", id: "open-meeting", onclick: () => act({ kind: "open_meeting" }) }, "Open meeting") : null,
+      s === "live" ? h("button", { type: "button", id: "next-case", onclick: () => act({ kind: "next_case" }) }, state.current ? "Next case" : "Start first case") : null,
+      s === "live" && state.current ? h("button", { type: "button", class: "secondary", id: "defer-current", onclick: () => act({ kind: "defer_case", case_id: state.current }) }, "Defer current case") : null,
+      s === "live" ? h("button", { type: "button", class: "danger", id: "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
+    );
+  }
+
+  async function toggleMute(mute) {
+    if (!mute) media?.setMicEnabled(true);
+    await act({ kind: "set_muted", muted: mute }, () => {
+      if (mute) media?.setMicEnabled(false);
+    });
+  }
+
+  async function toggleShare() {
+    if (!media) return;
+    showError(null);
+    if (media.sharing) {
+      media.stopSharing();
+      renderStage();
+      return;
+    }
+    try {
+      await media.share();
+      renderStage();
+    } catch (err) {
+      showError(err.name === "NotAllowedError" ? "Screen sharing was cancelled or blocked." : `Screen sharing failed: ${err.message}`);
+    }
+  }
+
+  /** Quoracy as the server counts it: the chair plus enough other clinicians present. */
+  function quorum() {
+    if (!state.quorum) return "";
+    const people = [...state.participants.values()];
+    const chairPresent = people.some((p) => p.user_id === state.session.chair_id);
+    const others = people.filter((p) => p.user_id !== state.session.chair_id && (p.role === "consultant" || p.role === "practitioner")).length;
+    const needed = state.quorum.required_others;
+    if (chairPresent && others >= needed) return "Quorate";
+    return `Not quorate: ${chairPresent ? "" : "the chair is not here; "}${others} of ${needed} other clinicians present`;
+  }
+
+  function renderPeople() {
+    quorumLine.textContent = quorum();
+    const chair = isChair() && live();
+    fill(peopleList, [...state.participants.values()].map((p) => {
+      const hand = state.hands.includes(p.user_id);
+      const presenting = state.presenter === p.user_id;
+      const asked = state.requests.includes(p.user_id);
+      return h("li", { dataset: { userId: p.user_id } },
+        h("span", { class: "name" }, p.name, p.user_id === user.id ? " (you)" : "", " ", h("span", { class: "muted" }, humanise(p.role))),
+        h("span", { class: p.muted ? "icon" : "icon live-mic" }, p.muted ? "muted" : "speaking"),
+        hand ? h("span", { class: "icon hand" }, "hand up") : null,
+        presenting ? h("span", { class: "icon presenting" }, "presenting") : null,
+        asked ? h("span", { class: "icon" }, "asks to present") : null,
+        chair && !presenting && p.role !== "trainee" ? h("button", { type: "button", class: "small secondary", "aria-label": `Let ${p.name} present`, onclick: () => act({ kind: "grant_present", user_id: p.user_id }) }, "Let present") : null,
+        chair && presenting ? h("button", { type: "button", class: "small secondary", "aria-label": `Stop ${p.name} presenting`, onclick: () => act({ kind: "revoke_present" }) }, "Stop presenting") : null,
+        chair && hand && p.user_id !== user.id ? h("button", { type: "button", class: "small secondary", "aria-label": `Lower ${p.name}'s hand`, onclick: () => act({ kind: "lower_hand", user_id: p.user_id }) }, "Lower hand") : null,
+        chair && !p.muted && p.user_id !== user.id ? h("button", { type: "button", class: "small secondary", "aria-label": `Mute ${p.name}`, onclick: () => act({ kind: "set_muted", user_id: p.user_id, muted: true }) }, "Mute") : null,
+      );
+    }));
+  }
+
+  // ---- the outcome form (chair and consultants) ----
+  let form = null;
+  function selectCase(id) {
+    state.selected = id;
+    renderOutcome(true);
+  }
+
+  function renderOutcome(focus) {
+    const mayRecord = state.you && (state.you.chair || state.you.role === "consultant") && state.you.role !== "coordinator";
+    const id = state.selected || state.current;
+    const c = id && caseById(id);
+    if (!mayRecord || !c) {
+      outcomePanel.hidden = true;
+      return;
+    }
+    outcomePanel.hidden = false;
+    if (form && form.caseId === id) {
+      form.refresh(state.outcomes.get(id));
+      return;
+    }
+    form = outcomeForm({ caseId: id, title: caseTitle(c, state.agenda.indexOf(c)), session: state.session, mayDraft: true });
+    fill(outcomePanel, form.element);
+    if (focus) form.element.querySelector("h2")?.focus();
+  }
+
+  // ---- the timer ----
+  function tick() {
+    const c = caseById(state.current);
+    if (!c || !state.since || !live()) {
+      timer.textContent = "";
+      timer.classList.remove("over");
+      return;
+    }
+    const allotted = (state.session.minutes_per_case || 10) * 60;
+    const elapsed = Math.max(0, Math.floor((Date.now() - state.since) / 1000));
+    const mmss = (s) => `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+    timer.textContent = `${mmss(elapsed)} of ${mmss(allotted)} allotted (started ${clock(new Date(state.since).toISOString())})`;
+    timer.classList.toggle("over", elapsed > allotted);
+  }
+  const ticker = setInterval(tick, 1000);
+
+  // ---- the channel ----
+  const channel = new LiveChannel(sessionId, {
+    onStatus(s) {
+      state.connected = s === "open";
+      banner.hidden = s === "open" || !state.session;
+      if (s !== "open") stopMedia();
+      renderControls();
+      if (s === "open" && state.session) startMedia();
+    },
+    onFatal(err) {
+      state.fatal = err;
+      banner.hidden = true;
+      showError(explain(err));
+    },
+    onMessage(msg) {
+      if (msg.type === "snapshot") {
+        applySnapshot(msg);
+        renderAll();
+        startMedia();
+        if (!live()) stopMedia();
+      } else if (msg.type === "event") {
+        const wasLive = live();
+        applyEvent(msg.event);
+        renderAll();
+        if (!wasLive && live()) startMedia();
+        if (wasLive && !live()) stopMedia();
+      } else if (msg.type === "rtc") {
+        media?.signal(msg);
+      } else if (msg.type === "error") {
+        if (["not_presenter", "forbidden", "invalid_sdp"].includes(msg.code)) media?.refused();
+        if (msg.code === "not_a_participant") channel.close();
+        showError(liveError(msg));
+      }
+    },
+  });
+  channel.start();
+
+  return () => {
+    clearInterval(ticker);
+    stopMedia();
+    channel.close();
+  };
+}
