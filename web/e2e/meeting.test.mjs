@@ -128,6 +128,13 @@ test("chair, presenter and trainee hold a meeting", async () => {
     await trainee.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
     await traineeClean("after the second case started");
 
+    // The chair reorders by keyboard; everyone's agenda follows.
+    await chair.focus(`#agenda li[data-case-id="${second}"]`);
+    await chair.keyboard.press("Alt+ArrowUp");
+    await until("the trainee's agenda to follow the reorder", async () =>
+      (await trainee.$$eval("#agenda li[data-case-id]", (lis) => lis.map((li) => li.dataset.caseId))).join() === [second, first].join());
+    assert.equal(await chair.evaluate(() => document.activeElement?.dataset.caseId), second, "focus stays on the moved case");
+
     // The practitioner sees the signed outcome under "my cases", with its letter.
     await physio.goto("/#/cases");
     await physio.waitForSelector(`text=${agenda[0].patient.nhs_number.replace(/^(\d{3})(\d{3})(\d{4})$/, "$1 $2 $3")}`);

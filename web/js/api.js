@@ -29,8 +29,9 @@ function tell(user) {
 function adopt(body) {
   accessToken = body.access_token;
   clearTimeout(refreshTimer);
-  // Refresh a minute before expiry (or at half-life for short tokens).
-  const ms = Math.max(5, Math.min(body.expires_in - 60, body.expires_in / 2)) * 1000;
+  // Refresh a minute before expiry (at three quarters of the lifetime for short tokens).
+  const life = body.expires_in;
+  const ms = Math.max(5, life > 240 ? life - 60 : life * 0.75) * 1000;
   refreshTimer = setTimeout(() => refresh().catch(() => {}), ms);
 }
 
