@@ -943,7 +943,11 @@ fn web_front_end_works_in_chromium() {
             ));
         }
     }
-    assert!(failures.is_empty(), "browser tests failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "browser tests failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

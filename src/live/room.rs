@@ -466,11 +466,21 @@ impl Room {
     }
 
     async fn reload(&mut self) {
+        let before: Vec<Uuid> = self.agenda.iter().map(|c| c.id).collect();
         self.read_agenda().await;
         self.tell_media();
-        // Whoever the new agenda no longer admits goes now, not at their next snapshot.
-        for conn in self.conns.values().filter(|c| !self.admitted(c)) {
-            Self::show_the_door(conn);
+        if self.agenda.iter().map(|c| c.id).ne(before) {
+            // A change made outside the meeting (a booking, a withdrawal, a move, a reorder
+            // over REST) has no event: everyone gets the new agenda as a snapshot, and
+            // whoever it no longer admits is shown the door.
+            let ids: Vec<u64> = self.conns.keys().copied().collect();
+            for id in ids {
+                self.send_snapshot(id);
+            }
+        } else {
+            for conn in self.conns.values().filter(|c| !self.admitted(c)) {
+                Self::show_the_door(conn);
+            }
         }
     }
 

@@ -219,12 +219,22 @@ pub async fn letter_text(
 ) -> Result<HttpResponse, ApiError> {
     let (case, session, access) = case_and_session(&state, &caller, *id).await?;
     if access != AgendaAccess::Full {
-        return Err(ApiError::forbidden("the outcome letter identifies the patient"));
+        return Err(ApiError::forbidden(
+            "the outcome letter identifies the patient",
+        ));
     }
     let versions = state.store.outcome_versions(case.id).await?;
     let no_letter = || ApiError::not_found("no_signed_outcome", "the outcome has not been signed");
-    let version = versions.iter().rev().find(|v| v.is_signed()).ok_or_else(no_letter)?;
-    let referrer = state.store.user(case.referrer_id).await?.ok_or_else(no_letter)?;
+    let version = versions
+        .iter()
+        .rev()
+        .find(|v| v.is_signed())
+        .ok_or_else(no_letter)?;
+    let referrer = state
+        .store
+        .user(case.referrer_id)
+        .await?
+        .ok_or_else(no_letter)?;
     let signer = match version.signed_by {
         Some(id) => state.store.user(id).await?,
         None => None,

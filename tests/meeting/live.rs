@@ -377,6 +377,51 @@ async fn the_chair_drives_and_everyone_follows(backend: Backend) {
     assert_eq!(err["id"], "x");
 }
 
+/// A change to the agenda made outside the meeting (here a reorder over REST, then a
+/// withdrawal) has no event of its own: everyone connected gets the new agenda as a
+/// snapshot at once.
+async fn agenda_changes_made_outside_the_meeting_reach_everyone(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = m.join(&m.chair).await;
+    until(&mut chair, "snapshot").await;
+    let mut physio = m.join(&m.physio).await;
+    until(&mut physio, "snapshot").await;
+    let order = [&m.cases[1], &m.cases[2], &m.cases[0]];
+    let res = m
+        .app
+        .http
+        .put(m.app.url(&format!("/api/sessions/{}/agenda", m.session)))
+        .bearer_auth(&m.coordinator)
+        .json(&json!({ "case_ids": order }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let ids = |snap: &Value| -> Vec<String> {
+        snap["agenda"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for ws in [&mut chair, &mut physio] {
+        let snap = until(ws, "snapshot").await;
+        assert_eq!(ids(&snap), order.map(|s| s.clone()));
+    }
+    let res = m
+        .app
+        .http
+        .delete(m.app.url(&format!("/api/cases/{}", m.cases[2])))
+        .bearer_auth(&m.physio)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let snap = until(&mut chair, "snapshot").await;
+    assert_eq!(ids(&snap), [m.cases[1].clone(), m.cases[0].clone()]);
+}
+
 async fn a_client_that_misses_events_resumes_with_exactly_those(backend: Backend) {
     let m = Meeting::open(backend, false).await;
     let mut chair = m.join(&m.chair).await;
@@ -674,6 +719,7 @@ on_both_backends!(
     a_silent_connection_is_dropped_and_leaves,
     the_chair_drives_and_everyone_follows,
     a_client_that_misses_events_resumes_with_exactly_those,
+    agenda_changes_made_outside_the_meeting_reach_everyone,
     handshakes_without_a_valid_ticket_and_origin_are_refused,
     trainees_see_only_de_identified_cases_live,
     presence_makes_attendance_and_quorum,

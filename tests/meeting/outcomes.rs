@@ -858,7 +858,8 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
         (status, err["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("no_signed_outcome"))
     );
-    c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    c.put_outcome(&c.chair.token, &case, outcome_body(none()))
+        .await;
     let (status, _) = c.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a draft has no letter");
     assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
@@ -866,9 +867,15 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     let (status, body) = c.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
-    assert!(body["subject"].as_str().unwrap().starts_with("MDT outcome: "));
+    assert!(body["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("MDT outcome: "));
     let text = body["body"].as_str().unwrap();
-    assert!(text.contains("MRI") && text.contains("Dr Test Person"), "{text}");
+    assert!(
+        text.contains("MRI") && text.contains("Dr Test Person"),
+        "{text}"
+    );
     assert_eq!(c.get(&c.chair.token, &letter).await.0, StatusCode::OK);
     let (status, _) = c.get(&c.trainee.token, &letter).await;
     assert!(
@@ -881,8 +888,9 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     );
     let reads = c.app.state.store.audit_events().await.unwrap();
     assert!(
-        reads.iter().any(|e| e.action == "case_read"
-            && e.details.to_string().contains("outcome_letter")),
+        reads
+            .iter()
+            .any(|e| e.action == "case_read" && e.details.to_string().contains("outcome_letter")),
         "reading the letter is audited"
     );
 
@@ -898,7 +906,10 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED);
     let (_, body) = c.get(&c.physio.token, &letter).await;
     assert_eq!(body["version"], 2);
-    assert!(body["subject"].as_str().unwrap().starts_with("Amended MDT outcome: "));
+    assert!(body["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("Amended MDT outcome: "));
 }
 
 crate::on_both_backends!(
