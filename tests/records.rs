@@ -1,0 +1,14 @@
+//! The service's records beyond the meeting, on both backends: mentorship contracts, logs
+//! and summary; teaching attendance and CPD; the activity report and its CSV; the FHIR
+//! export; audit queries. Each area is a module under `tests/records/`.
+
+mod common;
+
+#[path = "records/mentorship.rs"]
+mod mentorship;
+
+#[path = "records/reports.rs"]
+mod reports;
+
+#[path = "records/fhir.rs"]
+mod fhir;

@@ -1,0 +1,1 @@
+//! (issue 7: fhir; filled in by its branch)

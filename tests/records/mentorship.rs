@@ -1,0 +1,1 @@
+//! (issue 7: mentorship; filled in by its branch)

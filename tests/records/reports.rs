@@ -1,0 +1,1 @@
+//! (issue 7: reports; filled in by its branch)
