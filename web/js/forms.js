@@ -20,12 +20,16 @@ export function checkedForm() {
       const control = wrap.control;
       let touched = false;
       const run = () => form.checkOne(name);
-      control.addEventListener("blur", () => {
+      control.addEventListener("blur", (event) => {
         touched = true;
+        // Leaving for the submit button: the submit checks everything, and a message
+        // appearing now would move the button out from under the pointer.
+        if (event.relatedTarget?.type === "submit" && event.relatedTarget.form === control.form) return;
         run();
       });
       // Once an error shows, clear it as soon as the value is right.
-      control.addEventListener("input", () => touched && wrap.classList.contains("invalid") && run());
+      // (Before blur: a message vanishing on blur would move the button being clicked.)
+      control.addEventListener("input", () => wrap.classList.contains("invalid") && run());
       control.addEventListener("change", () => touched && run());
       return wrap;
     },
@@ -41,12 +45,14 @@ export function checkedForm() {
     },
     /** Checks every field; focuses the first bad one. Returns true when all pass. */
     checkAll() {
-      let first = null;
+      const bad = [];
       for (const [name, f] of fields) {
-        if (!form.checkOne(name) && !first) first = f.wrap.control;
+        if (!form.checkOne(name)) bad.push(f.wrap.control);
       }
-      if (first) first.focus();
-      return !first;
+      // The first in the page, whatever order the fields were registered in.
+      bad.sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+      if (bad.length) bad[0].focus();
+      return !bad.length;
     },
     clear() {
       for (const f of fields.values()) f.wrap.setError(null);
@@ -103,6 +109,15 @@ export async function busy(button, label, work) {
     button.removeAttribute("aria-busy");
     button.textContent = was;
   }
+}
+
+/**
+ * A guard against a slow page finishing after the user has moved on: true while the
+ * address is still the one the page was rendered for.
+ */
+export function stillHere() {
+  const here = location.hash;
+  return () => location.hash === here;
 }
 
 /** A one-line summary of a user's specialties for tables. */

@@ -3,7 +3,7 @@
 // submit safe), then each attachment uploaded with its own progress bar.
 import { api, upload } from "../api.js";
 import { clock, errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
-import { busy, checkedForm, select, textField } from "../forms.js";
+import { busy, checkedForm, select, stillHere, textField } from "../forms.js";
 import {
   BODY_REGIONS, BODY_SIDES, checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber, parseOdsCode, todayUtc,
 } from "../nhs.js";
@@ -26,6 +26,7 @@ export const sizeLabel = (n) => (n < 1024 ? `${n} bytes` : n < 1024 * 1024 ? `${
 
 export async function render(main, { params, navigate }) {
   const [sessionId] = params;
+  const here = stillHere();
   const { session: s } = await api(`/api/sessions/${sessionId}`);
   const ends = new Date(Date.parse(s.starts_at) + s.duration_minutes * 60000).toISOString();
   const summary = h(
@@ -46,6 +47,7 @@ export async function render(main, { params, navigate }) {
     ),
   );
 
+  if (!here()) return;
   if (!openForBooking(s)) {
     let why = "This session is not taking bookings.";
     if (s.state === "cancelled") why = "This session has been cancelled.";
@@ -226,6 +228,7 @@ export async function render(main, { params, navigate }) {
       return;
     }
     idempotencyKey = crypto.randomUUID();
+    if (!here()) return;
     await confirmation(main, s, booked, chosen, navigate);
   });
 }

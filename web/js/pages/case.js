@@ -6,6 +6,7 @@ import { api, download, upload } from "../api.js";
 import { errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
 import { formatNhsNumber } from "../nhs.js";
 import { patientName, sessionsFor } from "./cases.js";
+import { stillHere } from "../forms.js";
 import { sizeLabel } from "./book.js";
 
 const INVESTIGATIONS = {
@@ -34,6 +35,7 @@ function saveBlob(blob, filename) {
 export async function render(main, ctx) {
   const { user, params } = ctx;
   const [caseId] = params;
+  const here = stillHere();
   const c = await api(`/api/cases/${caseId}`);
   const identified = Boolean(c.patient);
   const session = await sessionsFor(identified ? [c] : [])
@@ -214,7 +216,7 @@ export async function render(main, ctx) {
     );
   }
   parts.push(h("p", {}, h("a", { href: user.role === "trainee" ? "#/schedule" : "#/cases" }, user.role === "trainee" ? "Back to the schedule" : "Back to my cases")));
-  fill(main, parts);
+  if (here()) fill(main, parts);
 }
 
 /** The current outcome (full or summary) and its version history. */

@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { fill, h, humanise, time } from "../ui.js";
 import { formatNhsNumber } from "../nhs.js";
+import { stillHere } from "../forms.js";
 
 /**
  * The sessions the given cases are booked into, by id. A case is always booked before its
@@ -38,6 +39,7 @@ export const patientName = (c) => (c.patient ? `${c.patient.given_name} ${c.pati
 const cell = (label, ...children) => h("td", { "data-label": label }, h("div", {}, ...children));
 
 export async function render(main) {
+  const here = stillHere();
   const cases = await api("/api/cases?mine=true");
   const sessions = cases.length ? await sessionsFor(cases).catch(() => new Map()) : new Map();
   const start = (c) => Date.parse(sessions.get(c.session_id)?.starts_at || c.booked_at || 0);
@@ -81,6 +83,7 @@ export async function render(main) {
       ),
     );
 
+  if (!here()) return;
   fill(
     main,
     h("div", { class: "page-head" }, h("h1", {}, "My cases"), h("a", { href: "#/schedule", class: "button" }, "Book a case")),

@@ -2,7 +2,7 @@
 // booking and joining links by role, and publish/cancel for coordinators.
 import { api } from "../api.js";
 import { clock, errorBox, explain, fill, h, humanise, time, when } from "../ui.js";
-import { select } from "../forms.js";
+import { select, stillHere } from "../forms.js";
 
 // Kept while the app is open, so coming back shows the same week and filter.
 const remembered = { week: null, specialty: "" };
@@ -32,6 +32,7 @@ export function openForBooking(s, now = Date.now()) {
 }
 
 export async function render(main, { user }) {
+  const here = stillHere();
   const may = {
     book: (s) =>
       user.role === "coordinator" ||
@@ -92,6 +93,7 @@ export async function render(main, { user }) {
     h("label", { for: "specialty-filter", class: "inline-label" }, "Specialty"),
     filter,
   );
+  if (!here()) return;
   fill(main, heading, toolbar, range, status, error, grid);
 
   let week = remembered.week || mondayOf(new Date());
