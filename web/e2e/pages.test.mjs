@@ -158,6 +158,21 @@ test("the coordinator's admin page: labelled forms that create a specialty, a co
     assert.equal(await page.evaluate(() => document.activeElement?.name), "starts_at");
     assert.match(await page.textContent("#session-form .field.invalid"), /future/);
 
+    // The new series is in the schedule; publish its first session, cancel it again.
+    page.on("dialog", (d) => d.accept());
+    await page.goto("/#/schedule");
+    await page.waitForSelector("#specialty-filter");
+    await page.selectOption("#specialty-filter", slug);
+    const slot = page.locator(`.slot[data-specialty="${slug}"]`).first();
+    await slot.waitFor();
+    assert.match(await slot.textContent(), /Foot and ankle MDT/);
+    await slot.getByRole("button", { name: /Publish the agenda/ }).click();
+    await page.waitForFunction(() => /Agenda published/.test(document.getElementById("schedule-status").textContent));
+    await page.waitForSelector(`.slot[data-specialty="${slug}"] .tag.state-published`);
+    await page.locator(`.slot[data-specialty="${slug}"]`).first().getByRole("button", { name: /^Cancel/ }).click();
+    await page.waitForFunction(() => /Cancelled .* 0 cases moved/.test(document.getElementById("schedule-status").textContent));
+    await page.waitForSelector(`.slot[data-specialty="${slug}"] .tag.state-cancelled`);
+
     assert.deepEqual(page.problems, []);
   } finally {
     await browser.close();

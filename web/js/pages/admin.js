@@ -378,11 +378,15 @@ export async function render(main) {
       { id: "admin-users", "aria-labelledby": "users-h" },
       h("h2", { id: "users-h" }, "Accounts"),
       h(
+        "div",
+        { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Accounts table" },
+        h(
         "table",
-        { class: "users stack" },
+        { class: "users" },
         h("caption", { class: "sr-only" }, "Accounts"),
         h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Specialties", "Status", "Created"].map((t) => h("th", { scope: "col" }, t)))),
         usersBody,
+        ),
       ),
       userForm,
     ),

@@ -177,6 +177,17 @@ export async function render(main, { params, navigate }) {
   );
   fill(main, h("h1", {}, "Book a case"), summary, el);
 
+  // The "see the highlighted fields" summary goes once every field is right again.
+  let summaryShown = false;
+  const maybeClearSummary = () => {
+    if (summaryShown && !el.querySelector(".field.invalid") && !tickedFlags().length) {
+      alert.show(null);
+      summaryShown = false;
+    }
+  };
+  el.addEventListener("input", maybeClearSummary);
+  el.addEventListener("change", maybeClearSummary);
+
   // One key per booking attempt: a retried or double-clicked submit books once.
   let idempotencyKey = crypto.randomUUID();
 
@@ -184,14 +195,17 @@ export async function render(main, { params, navigate }) {
     event.preventDefault();
     alert.show(null);
     if (submit.disabled) return;
+    summaryShown = false;
     if (tickedFlags().length) {
       flagWarning.hidden = false;
       alert.show({ code: "red_flags_present" });
+      summaryShown = true;
       flagBoxes.find((l) => l.querySelector("input").checked).querySelector("input").focus();
       return;
     }
     if (!form.checkAll()) {
       alert.show("Some answers need correcting: see the highlighted fields.");
+      summaryShown = true;
       return;
     }
     const body = {
