@@ -41,9 +41,11 @@ async function apiAs(email) {
   const res = await fetch(`${base}/api/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }) });
   assert.equal(res.status, 200);
   const { access_token } = await res.json();
-  return async (path) => {
-    const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${access_token}` } });
-    assert.equal(r.status, 200, path);
+  return async (path, method = "GET", body) => {
+    const headers = { Authorization: `Bearer ${access_token}` };
+    if (body) headers["Content-Type"] = "application/json";
+    const r = await fetch(`${base}${path}`, { method, headers, body: body && JSON.stringify(body) });
+    assert.equal(r.status, 200, `${method} ${path}`);
     return r.json();
   };
 }
@@ -228,6 +230,42 @@ test("nothing a trainee can reach shows an NHS number", async () => {
 
     const leaked = bodies.filter((b) => DEMO_NHS.some((n) => b.includes(n)));
     assert.deepEqual(leaked, [], "no API response to the trainee carries an NHS number");
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a signed outcome and its letter show on the referrer's case page", async () => {
+  const physio = await apiAs(demo.practitioner);
+  const consultant = await apiAs(demo.consultant);
+  const mine = await physio("/api/cases?mine=true");
+  const c = mine.find((x) => x.state === "booked" && x.body_site === "hands") || mine.find((x) => x.state === "booked");
+  await consultant(`/api/cases/${c.id}/outcome`, "PUT", {
+    investigations: [{ kind: "ultrasound", site: "bilateral hands", urgency: "urgent", notes: "Power Doppler of MCP joints" }],
+    referrals: [{ destination: "rheumatology", urgency: "urgent", reason: "Early inflammatory arthritis clinic" }],
+    management_plan: { text: "Start methotrexate after baseline bloods.", items: ["Baseline FBC, LFT, U&E", "Hepatitis serology"] },
+    follow_up: { kind: "review", weeks: 6 },
+  });
+  await consultant(`/api/cases/${c.id}/outcome/sign`, "POST");
+
+  const browser = await launch();
+  try {
+    const page = await as(browser, "practitioner");
+    await page.goto(`/#/cases/${c.id}`);
+    await page.waitForSelector("#outcome-h");
+    await basics(page, "signed case");
+    const outcome = await page.textContent(".outcome");
+    assert.match(outcome, /signed/);
+    assert.match(outcome, /Ultrasound/);
+    assert.match(outcome, /Early inflammatory arthritis clinic/);
+    assert.match(outcome, /Start methotrexate/);
+    assert.match(outcome, /Review in clinic in 6 weeks/);
+    await page.waitForSelector("pre.letter");
+    assert.match(await page.textContent("#letter-h"), /Outcome letter/);
+    assert.match(await page.textContent("pre.letter"), /Signed by Dr Morgan Consultant/);
+    assert.equal(await page.locator("#withdraw").count(), 0, "a discussed case cannot be withdrawn");
+    await screenshotBoth(page, "case-signed");
     assert.deepEqual(page.problems, []);
   } finally {
     await browser.close();
