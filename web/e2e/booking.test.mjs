@@ -1,0 +1,142 @@
+// Acceptance (DESIGN §4 flow 2): a physiotherapist finds the next rheumatology session in
+// the schedule and books a case. A wrong NHS number is caught in the browser before
+// anything is sent; red flags point to the urgent pathway; an image is uploaded with
+// visible progress; the booking then shows in "My cases" and on its case page.
+// Needs a fresh demo database (the booking changes data).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { as, launch, screenshotBoth } from "./lib.mjs";
+
+// A 1×1 PNG.
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+/** Modulus 11 (DESIGN §9), computed here independently of the page's own nhs.js. */
+function validNhs(nhs) {
+  const d = [...nhs].map(Number);
+  const sum = d.slice(0, 9).reduce((a, x, i) => a + x * (10 - i), 0);
+  const check = (11 - (sum % 11)) % 11;
+  return d.length === 10 && check !== 10 && check === d[9];
+}
+
+test("a physiotherapist books a case with inline validation, an attachment and a confirmation", async () => {
+  const NEW_NHS = "9876543210";
+  const BAD_NHS = "987 654 3211";
+  assert.ok(validNhs(NEW_NHS), "the test's own NHS number passes Modulus 11");
+  assert.ok(!validNhs(BAD_NHS.replaceAll(" ", "")), "the wrong one fails it");
+
+  const browser = await launch();
+  try {
+    const page = await as(browser, "practitioner");
+    const bookings = [];
+    page.on("request", (r) => {
+      if (r.method() === "POST" && /\/api\/sessions\/[^/]+\/cases$/.test(new URL(r.url()).pathname)) bookings.push(r);
+    });
+
+    // The schedule opens at the week of the next session; filter to rheumatology.
+    await page.goto("/#/schedule");
+    await page.waitForSelector("#week .slot");
+    await page.selectOption("#specialty-filter", "rheumatology");
+    const slot = page.locator('.slot[data-specialty="rheumatology"]').first();
+    await slot.waitFor();
+    assert.match(await slot.textContent(), /Rheumatology MDT/);
+    assert.match(await slot.textContent(), /7 of 8 places free/, "the demo books one case into it");
+    await screenshotBoth(page, "schedule");
+    await slot.getByRole("link", { name: /Book a case/ }).click();
+
+    await page.waitForSelector("#book-form");
+    assert.equal(await page.textContent("h1"), "Book a case");
+    assert.match(await page.textContent(".session-summary"), /Rheumatology MDT/);
+
+    // Fill the form with a wrong check digit; leaving the field shows the error.
+    await page.getByLabel("NHS number").fill(BAD_NHS);
+    await page.getByLabel("Given name").click();
+    const nhsError = page.locator("#book-form .field.invalid .field-error").first();
+    await nhsError.waitFor();
+    assert.match(await nhsError.textContent(), /check digit/);
+    assert.equal(await page.getByLabel("NHS number").getAttribute("aria-invalid"), "true");
+
+    await page.getByLabel("Given name").fill("Robin");
+    await page.getByLabel("Family name").fill("Testpatient");
+    await page.getByLabel("Date of birth").fill("1968-05-17");
+    await page.getByLabel("Sex").selectOption("female");
+    await page.getByLabel("GP practice code").fill("b82005");
+    await page.getByLabel("Question for the MDT").fill("Inflammatory back pain in a 56-year-old with raised CRP: is axial spondyloarthritis likely, and is MRI of the sacroiliac joints indicated?");
+    await page.getByLabel("History summary").fill("Six months of early-morning stiffness easing with exercise; good response to NSAIDs; HLA-B27 awaited.");
+    await page.getByLabel("Urgency").selectOption("routine");
+    await page.getByLabel("Body region").selectOption("lower back");
+
+    // A red flag shows the urgent-pathway warning; unticking it clears it.
+    const flag = page.getByLabel(/cauda equina/);
+    await flag.check();
+    await page.waitForSelector("#red-flag-warning:not([hidden])");
+    assert.match(await page.textContent("#red-flag-warning"), /urgent pathway/);
+    await page.click("#book-submit");
+    await page.waitForSelector("#book-error:not([hidden])");
+    assert.match(await page.textContent("#book-error"), /urgent/);
+    await flag.uncheck();
+    assert.ok(await page.isHidden("#red-flag-warning"));
+
+    // Submitting with the wrong NHS number sends nothing and puts focus on the field.
+    await page.click("#book-submit");
+    await page.waitForSelector("#book-error:not([hidden])");
+    assert.equal(await page.evaluate(() => document.activeElement?.name), "nhs_number");
+    assert.match(await nhsError.textContent(), /check digit/);
+    assert.equal(bookings.length, 0, "no booking request was sent");
+    await screenshotBoth(page, "book-errors");
+
+    // Fix it and attach an image.
+    await page.getByLabel("NHS number").fill("987 654 3210");
+    await page.getByLabel("Given name").click();
+    assert.equal(await page.getByLabel("NHS number").getAttribute("aria-invalid"), "false");
+    await page.getByLabel("Attachments (optional)").setInputFiles({ name: "sacroiliac-mri.png", mimeType: "image/png", buffer: PNG });
+    assert.match(await page.textContent("#file-list"), /sacroiliac-mri\.png/);
+    await screenshotBoth(page, "book");
+
+    // Two submits in quick succession book once.
+    await page.evaluate(() => {
+      const form = document.getElementById("book-form");
+      form.requestSubmit();
+      form.requestSubmit();
+    });
+    await page.waitForSelector("#booked");
+    await page.waitForFunction(() => /uploaded/i.test(document.getElementById("upload-status")?.textContent || "") && !/Uploading/.test(document.getElementById("upload-status").textContent));
+    assert.match(await page.textContent("#upload-status"), /All 1 attachment uploaded/);
+    assert.equal(await page.locator("#uploads progress").evaluate((p) => p.value), 1);
+    assert.equal(bookings.length, 1, "one booking request");
+    assert.ok(bookings[0].headers()["idempotency-key"], "the booking carries an Idempotency-Key");
+    const booked = await page.textContent("#booked");
+    assert.match(booked, /Case booked/);
+    assert.match(booked, /Rheumatology MDT/);
+    assert.match(booked, /987 654 3210/);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "booked-heading");
+    await screenshotBoth(page, "booked");
+
+    // My cases lists it with its NHS number and session.
+    await page.getByRole("link", { name: "My cases" }).first().click();
+    await page.waitForSelector("table.cases");
+    const row = page.locator("tr.case-row", { hasText: "987 654 3210" });
+    await row.waitFor();
+    assert.match(await row.textContent(), /Robin Testpatient/);
+    assert.match(await row.textContent(), /Rheumatology MDT/);
+    assert.match(await row.textContent(), /booked/);
+    await screenshotBoth(page, "cases");
+
+    // Its case page shows the details and the uploaded image.
+    await row.getByRole("link", { name: "Robin Testpatient", exact: true }).click();
+    await page.waitForSelector("#attachments li");
+    assert.equal(await page.textContent("h1"), "Robin Testpatient");
+    assert.match(await page.textContent("#attachments"), /sacroiliac-mri\.png/);
+    assert.match(await page.textContent("main"), /Rheumatology MDT/);
+    const [file] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: /Download sacroiliac-mri\.png/ }).click()]);
+    assert.equal(file.suggestedFilename(), "sacroiliac-mri.png");
+    assert.ok(await page.isVisible("#withdraw"), "the referrer may withdraw it");
+    await screenshotBoth(page, "case");
+
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,0 +1,315 @@
+// Booking a case into a session: the patient and the question for the MDT, checked in
+// the browser as the server checks them, sent once (an Idempotency-Key makes a double
+// submit safe), then each attachment uploaded with its own progress bar.
+import { api, upload } from "../api.js";
+import { clock, errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
+import { busy, checkedForm, select, stillHere, textField } from "../forms.js";
+import {
+  BODY_REGIONS, BODY_SIDES, checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber, parseOdsCode, todayUtc,
+} from "../nhs.js";
+import { openForBooking } from "./schedule.js";
+
+// Common MSK red flags: any of them means the urgent pathway today, not an MDT slot.
+const RED_FLAGS = [
+  ["cauda_equina", "Suspected cauda equina syndrome (saddle anaesthesia, bladder or bowel change)"],
+  ["cancer", "Suspected cancer or metastatic disease (history of cancer, weight loss, night pain)"],
+  ["infection", "Suspected infection (fever, immunosuppression, IV drug use, discitis, septic joint)"],
+  ["fracture", "Suspected fracture (trauma, osteoporosis, long-term steroids)"],
+  ["neuro_deficit", "Progressive or severe neurological deficit"],
+  ["gca", "Suspected giant cell arteritis or other vasculitis"],
+];
+
+const ATTACHMENT_TYPES = ["image/png", "image/jpeg", "application/pdf", "application/dicom", "text/plain"];
+const MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024;
+
+export const sizeLabel = (n) => (n < 1024 ? `${n} bytes` : n < 1024 * 1024 ? `${Math.max(1, Math.round(n / 1024))} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`);
+
+export async function render(main, { params, navigate }) {
+  const [sessionId] = params;
+  const here = stillHere();
+  const { session: s } = await api(`/api/sessions/${sessionId}`);
+  const ends = new Date(Date.parse(s.starts_at) + s.duration_minutes * 60000).toISOString();
+  const summary = h(
+    "section",
+    { class: "card session-summary", "aria-labelledby": "session-title" },
+    h("h2", { id: "session-title" }, s.title),
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "When"),
+      h("dd", {}, time(s.starts_at), "–", time(ends, clock)),
+      h("dt", {}, "Places"),
+      h("dd", { id: "places" }, `${Math.max(0, s.capacity - s.booked)} of ${s.capacity} free`),
+      h("dt", {}, "Booking closes"),
+      h("dd", {}, time(s.booking_closes_at)),
+      h("dt", {}, "Status"),
+      h("dd", {}, h("span", { class: `tag state-${s.state}` }, humanise(s.state)), s.teaching ? [" ", h("span", { class: "tag teaching" }, "teaching")] : null),
+    ),
+  );
+
+  if (!here()) return;
+  if (!openForBooking(s)) {
+    let why = "This session is not taking bookings.";
+    if (s.state === "cancelled") why = "This session has been cancelled.";
+    else if (s.booked >= s.capacity) why = explain({ code: "session_full" });
+    else if (Date.now() >= Date.parse(s.booking_closes_at)) why = explain({ code: "booking_closed" });
+    fill(main, h("h1", {}, "Book a case"), summary, h("p", { class: "warning", role: "alert" }, why), h("p", {}, h("a", { href: "#/schedule" }, "Back to the schedule")));
+    return;
+  }
+
+  const form = checkedForm();
+  const required = (label) => (v) => (String(v).trim() ? null : `enter the ${label}`);
+
+  // Patient.
+  const nhs = form.add(
+    "nhs_number",
+    field("NHS number", h("input", { name: "nhs_number", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 14, spellcheck: "false" }), "10 digits, for example 943 476 5919"),
+    (v) => (String(v).trim() ? parseNhsNumber(v).error || null : "enter the NHS number"),
+  );
+  nhs.control.addEventListener("blur", () => {
+    const ok = parseNhsNumber(nhs.control.value);
+    if (ok.value) nhs.control.value = formatNhsNumber(ok.value);
+  });
+  const given = textField(form, "given_name", "Given name", { attrs: { autocomplete: "off" } }, (v) => checkText(v, 100));
+  const family = textField(form, "family_name", "Family name", { attrs: { autocomplete: "off" } }, (v) => checkText(v, 100));
+  const dob = form.add(
+    "date_of_birth",
+    field("Date of birth", h("input", { name: "date_of_birth", type: "date", min: "1900-01-01", max: todayUtc() })),
+    (v) => (String(v).trim() ? parseDateOfBirth(v).error || null : "enter the date of birth"),
+  );
+  const sex = form.add(
+    "sex",
+    field("Sex", select({ name: "sex" }, [["", "Choose…"], ["female", "Female"], ["male", "Male"], ["other", "Other"], ["unknown", "Not known"]])),
+    (v) => (v ? null : "choose the patient's sex"),
+  );
+  const gp = form.add(
+    "gp_practice_code",
+    field("GP practice code", h("input", { name: "gp_practice_code", type: "text", autocomplete: "off", maxlength: 6, spellcheck: "false", class: "short" }), "The registered practice's ODS code, for example A81001"),
+    (v) => (String(v).trim() ? parseOdsCode(v).error || null : "enter the GP practice's ODS code"),
+  );
+  gp.control.addEventListener("blur", () => {
+    const ok = parseOdsCode(gp.control.value);
+    if (ok.value) gp.control.value = ok.value;
+  });
+
+  // Clinical.
+  const question = textField(form, "clinical_question", "Question for the MDT", { multiline: true, hint: "What do you want the team to decide?" }, (v) => checkText(v, 4000, true));
+  const history = textField(form, "history", "History summary", { multiline: true, hint: "Presentation, examination, investigations so far and current management." }, (v) => checkText(v, 4000, true));
+  const urgency = form.add(
+    "urgency",
+    field("Urgency", select({ name: "urgency" }, [["routine", "Routine"], ["urgent", "Urgent"]], "routine")),
+    (v) => (v === "routine" || v === "urgent" ? null : "choose routine or urgent"),
+  );
+  const side = field("Side", select({ name: "side" }, [["", "Not applicable"], ...BODY_SIDES.map((x) => [x, x[0].toUpperCase() + x.slice(1)])]));
+  const region = form.add(
+    "body_site",
+    field("Body region", select({ name: "region" }, [["", "Choose…"], ...BODY_REGIONS.map((x) => [x, x[0].toUpperCase() + x.slice(1)])])),
+    required("body region"),
+  );
+  const privateText = h("input", { type: "checkbox", name: "free_text_anonymous", id: "free-text-anonymous" });
+
+  // Red flags.
+  const flagBoxes = RED_FLAGS.map(([value, label]) => {
+    const id = `red-flag-${value}`;
+    return h("label", { class: "check", for: id }, h("input", { type: "checkbox", id, name: "red_flags", value }), label);
+  });
+  const flagWarning = h(
+    "div",
+    { class: "warning red-flag-warning", id: "red-flag-warning", role: "alert", hidden: true },
+    h("strong", {}, "Do not book this patient into an MDT. "),
+    explain({ code: "red_flags_present" }),
+    " Cases with red flags cannot wait for a meeting; untick the box only if the red flag has been excluded.",
+  );
+  const flagsSet = h(
+    "fieldset",
+    { class: "red-flags", "aria-describedby": "red-flag-warning" },
+    h("legend", {}, "Red flags"),
+    h("p", { class: "hint" }, "Tick any that apply. Red flags need the urgent pathway today, not an MDT."),
+    flagBoxes,
+    flagWarning,
+  );
+  const tickedFlags = () => flagBoxes.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+  flagsSet.addEventListener("change", () => {
+    flagWarning.hidden = tickedFlags().length === 0;
+  });
+
+  // Attachments.
+  const files = field(
+    "Attachments (optional)",
+    h("input", { type: "file", name: "files", multiple: true, accept: "image/png,image/jpeg,application/pdf,.dcm,application/dicom,text/plain" }),
+    "Images (PNG, JPEG, DICOM), clinic letters (PDF) or text, up to 25 MB each.",
+  );
+  const fileList = h("ul", { class: "file-list", id: "file-list" });
+  const checkFiles = () => {
+    for (const f of files.control.files) {
+      if (!f.size) return `${f.name} is empty`;
+      if (f.size > MAX_ATTACHMENT_BYTES) return `${f.name} is larger than 25 MB`;
+      if (!ATTACHMENT_TYPES.includes(f.type) && !/\.dcm$/i.test(f.name)) return `${f.name} is not a PNG, JPEG, DICOM, PDF or text file`;
+    }
+    return null;
+  };
+  form.add("file", files, checkFiles);
+  files.control.addEventListener("change", () => {
+    fill(fileList, [...files.control.files].map((f) => h("li", {}, `${f.name} (${sizeLabel(f.size)})`)));
+    form.checkOne("file");
+  });
+
+  const submit = h("button", { type: "submit", id: "book-submit" }, "Book case");
+  const alert = errorBox("book-error");
+  const el = h(
+    "form",
+    { id: "book-form", class: "card", novalidate: true, "aria-labelledby": "book-heading" },
+    h("h2", { id: "book-heading" }, "Patient and question"),
+    h("fieldset", {}, h("legend", {}, "Patient"), h("div", { class: "row" }, nhs, given, family), h("div", { class: "row" }, dob, sex, gp)),
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Clinical details"),
+      question,
+      history,
+      h("div", { class: "row" }, urgency, side, region),
+      h("label", { class: "check", for: "free-text-anonymous" }, privateText, "The question and history contain nothing that identifies the patient (they may then be shown to trainees)"),
+    ),
+    flagsSet,
+    h("fieldset", {}, h("legend", {}, "Attachments"), files, fileList),
+    alert,
+    h("div", { class: "actions" }, submit, h("a", { href: "#/schedule", class: "button secondary" }, "Cancel")),
+  );
+  fill(main, h("h1", {}, "Book a case"), summary, el);
+
+  // The "see the highlighted fields" summary goes once every field is right again.
+  let summaryShown = false;
+  const maybeClearSummary = () => {
+    if (summaryShown && !el.querySelector(".field.invalid") && !tickedFlags().length) {
+      alert.show(null);
+      summaryShown = false;
+    }
+  };
+  el.addEventListener("input", maybeClearSummary);
+  el.addEventListener("change", maybeClearSummary);
+
+  // One key per booking attempt: a retried or double-clicked submit books once.
+  let idempotencyKey = crypto.randomUUID();
+
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.show(null);
+    if (submit.disabled) return;
+    summaryShown = false;
+    if (tickedFlags().length) {
+      flagWarning.hidden = false;
+      alert.show({ code: "red_flags_present" });
+      summaryShown = true;
+      flagBoxes.find((l) => l.querySelector("input").checked).querySelector("input").focus();
+      return;
+    }
+    if (!form.checkAll()) {
+      alert.show("Some answers need correcting: see the highlighted fields.");
+      summaryShown = true;
+      return;
+    }
+    const body = {
+      patient: {
+        nhs_number: parseNhsNumber(nhs.control.value).value,
+        given_name: given.control.value.trim(),
+        family_name: family.control.value.trim(),
+        date_of_birth: dob.control.value,
+        sex: sex.control.value,
+        gp_practice_code: parseOdsCode(gp.control.value).value,
+      },
+      clinical_question: question.control.value.trim(),
+      history: history.control.value.trim(),
+      urgency: urgency.control.value,
+      body_site: [side.control.value, region.control.value].filter(Boolean).join(" "),
+      red_flags: [],
+      free_text_identifies_patient: !privateText.checked,
+    };
+    const chosen = [...files.control.files];
+    let booked;
+    try {
+      booked = await busy(submit, "Booking…", () =>
+        api(`/api/sessions/${s.id}/cases`, { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey } }),
+      );
+    } catch (err) {
+      if (err.code === "red_flags_present") {
+        flagWarning.hidden = false;
+        alert.show(err);
+      } else if (!form.showServerError(err)) {
+        alert.show(err);
+      } else {
+        alert.show("The server refused the booking: see the highlighted field.");
+      }
+      return;
+    }
+    idempotencyKey = crypto.randomUUID();
+    if (!here()) return;
+    await confirmation(main, s, booked, chosen, navigate);
+  });
+}
+
+/** The confirmation: the booking, then each attachment's upload with its progress. */
+async function confirmation(main, s, booked, chosen, navigate) {
+  const heading = h("h2", { id: "booked-heading", tabindex: "-1" }, "Case booked");
+  const uploads = h("ul", { class: "uploads", id: "uploads" });
+  const uploadStatus = h("p", { id: "upload-status", role: "status" });
+  const p = booked.patient || {};
+  const panel = h(
+    "section",
+    { class: "success booked", id: "booked", "aria-labelledby": "booked-heading" },
+    heading,
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "Patient"),
+      h("dd", {}, `${p.given_name} ${p.family_name}`, " · ", h("span", { class: "nhs" }, `NHS ${formatNhsNumber(p.nhs_number)}`)),
+      h("dt", {}, "Session"),
+      h("dd", {}, s.title),
+      h("dt", {}, "When"),
+      h("dd", {}, time(s.starts_at)),
+      h("dt", {}, "Urgency"),
+      h("dd", {}, booked.urgency === "urgent" ? "Urgent" : "Routine"),
+    ),
+    h("p", {}, "A confirmation has been emailed to you."),
+    chosen.length ? [h("h3", {}, "Attachments"), uploads, uploadStatus] : null,
+    h(
+      "p",
+      { class: "actions" },
+      h("a", { class: "button", href: `#/cases/${booked.id}`, id: "view-case" }, "View the case"),
+      h("a", { class: "button secondary", href: "#/cases" }, "My cases"),
+      h("button", { type: "button", class: "secondary", id: "book-another", onclick: () => navigate(`/book/${s.id}`) }, "Book another case"),
+    ),
+  );
+  fill(main, h("h1", {}, "Book a case"), panel);
+  heading.focus();
+  if (!chosen.length) return;
+
+  let failed = 0;
+  const rows = chosen.map((file, i) => {
+    const id = `upload-${i}`;
+    const bar = h("progress", { id, max: 1, value: 0 });
+    const state = h("span", { class: "upload-state" }, "Waiting");
+    uploads.append(h("li", {}, h("label", { for: id }, file.name, " ", h("span", { class: "muted" }, `(${sizeLabel(file.size)})`)), bar, state));
+    return { file, bar, state };
+  });
+  uploadStatus.textContent = `Uploading ${chosen.length} attachment${chosen.length === 1 ? "" : "s"}…`;
+  for (const { file, bar, state } of rows) {
+    state.textContent = "Uploading…";
+    try {
+      await upload(`/api/cases/${booked.id}/attachments`, file, (fraction) => {
+        bar.value = fraction;
+      });
+      bar.value = 1;
+      state.textContent = "Uploaded";
+      state.className = "upload-state done";
+    } catch (err) {
+      failed += 1;
+      state.textContent = `Not uploaded: ${explain(err)}`;
+      state.className = "upload-state error";
+    }
+  }
+  uploadStatus.textContent = failed
+    ? `${failed} of ${chosen.length} attachments could not be uploaded. The case is booked; add them from the case page later.`
+    : `All ${chosen.length} attachment${chosen.length === 1 ? "" : "s"} uploaded.`;
+  uploadStatus.className = failed ? "error" : "done";
+  if (failed) uploadStatus.setAttribute("role", "alert");
+}

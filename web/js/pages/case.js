@@ -1,0 +1,301 @@
+// One case: the patient (or, for trainees, the de-identified label), the question, its
+// attachments (downloaded through the API client, never with a token in a URL), the
+// outcome with its versions, and the outcome letter once signed. The referrer or a
+// coordinator may add attachments and withdraw the case before it is discussed.
+import { api, download, upload } from "../api.js";
+import { errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
+import { formatNhsNumber } from "../nhs.js";
+import { patientName, sessionsFor } from "./cases.js";
+import { stillHere } from "../forms.js";
+import { sizeLabel } from "./book.js";
+
+const INVESTIGATIONS = {
+  mri: "MRI", xray: "X-ray", ct: "CT", ultrasound: "Ultrasound", bloods: "Blood tests",
+  nerve_conduction: "Nerve conduction studies", dexa: "DEXA scan", other: "Other investigation",
+};
+const DESTINATIONS = {
+  orthopaedics: "Orthopaedics", spinal_surgery: "Spinal surgery", rheumatology: "Rheumatology",
+  pain_clinic: "Pain clinic", neurology: "Neurology", physiotherapy: "Physiotherapy", psychology: "Psychology",
+  pain_management_programme: "Pain management programme", injection_clinic: "Injection clinic",
+  gp_discharge: "GP / discharge", other: "Other service",
+};
+const birthDate = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
+const SEX = { female: "Female", male: "Male", other: "Other", unknown: "Not known" };
+
+/** Saves a Blob as a file through a short-lived object URL. */
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: filename || "attachment", class: "sr-only" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30000);
+}
+
+export async function render(main, ctx) {
+  const { user, params } = ctx;
+  const [caseId] = params;
+  const here = stillHere();
+  const c = await api(`/api/cases/${caseId}`);
+  const identified = Boolean(c.patient);
+  const session = await sessionsFor(identified ? [c] : [])
+    .then((m) => m.get(c.session_id))
+    .catch(() => null);
+  const status = h("p", { id: "case-status", role: "status", class: "success", hidden: true });
+  const error = errorBox("case-error");
+
+  const title = identified ? `${patientName(c)}` : c.label;
+  const parts = [
+    h("div", { class: "page-head" }, h("h1", {}, title), h("span", { class: `tag state-${c.state}` }, humanise(c.state))),
+    status,
+    error,
+  ];
+
+  // Details.
+  const facts = [];
+  const fact = (label, ...value) => facts.push(h("dt", {}, label), h("dd", {}, ...value));
+  if (identified) {
+    const p = c.patient;
+    fact("NHS number", h("span", { class: "nhs" }, formatNhsNumber(p.nhs_number)));
+    fact("Date of birth", birthDate.format(new Date(`${p.date_of_birth}T00:00:00Z`)));
+    fact("Sex", SEX[p.sex] || p.sex);
+    fact("GP practice", p.gp_practice_code);
+  } else {
+    fact("Sex", SEX[c.sex] || c.sex);
+    fact("Age", c.age_band);
+  }
+  fact("Body site", c.body_site);
+  fact("Urgency", c.urgency === "urgent" ? h("span", { class: "tag urgent" }, "urgent") : "Routine");
+  fact("Session", session ? [session.title, " · ", time(session.starts_at)] : "—");
+  if (c.booked_at) fact("Booked", time(c.booked_at));
+  if (c.needs_rebooking) fact("Rebooking", h("span", { class: "tag urgent" }, "needs rebooking: its session was cancelled"));
+  parts.push(h("section", { class: "card", "aria-labelledby": "details-h" }, h("h2", { id: "details-h" }, "Details"), h("dl", { class: "facts" }, facts)));
+
+  if (c.clinical_question || c.history) {
+    parts.push(
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "question-h" },
+        h("h2", { id: "question-h" }, "Question for the MDT"),
+        h("p", { class: "prose" }, c.clinical_question),
+        c.history ? [h("h3", {}, "History"), h("p", { class: "prose" }, c.history)] : null,
+      ),
+    );
+  }
+
+  const mayChange = identified && (user.role === "coordinator" || c.referrer_id === user.id);
+
+  // Attachments (identified viewers only: files may carry identifiers).
+  if (identified) {
+    const list = h("ul", { class: "attachments", id: "attachments" });
+    const section = h("section", { class: "card", "aria-labelledby": "attachments-h" }, h("h2", { id: "attachments-h" }, "Attachments"), list);
+    const showAttachments = async () => {
+      const items = await api(`/api/cases/${c.id}/attachments`).catch((err) => {
+        error.show(err);
+        return [];
+      });
+      fill(
+        list,
+        items.length
+          ? items.map((a) =>
+              h(
+                "li",
+                {},
+                h("span", { class: "file-name" }, a.filename),
+                h("span", { class: "muted" }, ` ${a.content_type} · ${sizeLabel(a.size)} · `, time(a.uploaded_at)),
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "secondary small",
+                    "aria-label": `Download ${a.filename}`,
+                    onclick: async (e) => {
+                      const b = e.currentTarget;
+                      b.disabled = true;
+                      try {
+                        saveBlob(await download(`/api/attachments/${a.id}`), a.filename);
+                      } catch (err) {
+                        error.show(err);
+                      } finally {
+                        b.disabled = false;
+                      }
+                    },
+                  },
+                  "Download",
+                ),
+              ),
+            )
+          : h("li", { class: "muted" }, "No attachments."),
+      );
+    };
+    await showAttachments();
+    if (mayChange && c.state !== "withdrawn" && c.state !== "deferred") {
+      const input = h("input", { type: "file", multiple: true, accept: "image/png,image/jpeg,application/pdf,.dcm,application/dicom,text/plain" });
+      const f = field("Add attachments", input, "PNG, JPEG, DICOM, PDF or text, up to 25 MB each.");
+      const bars = h("ul", { class: "uploads" });
+      const go = h("button", { type: "button", class: "secondary" }, "Upload");
+      go.addEventListener("click", async () => {
+        const files = [...input.files];
+        if (!files.length) {
+          f.setError("Choose a file first.");
+          input.focus();
+          return;
+        }
+        f.setError(null);
+        go.disabled = true;
+        fill(bars);
+        for (const [i, file] of files.entries()) {
+          const bar = h("progress", { id: `up-${i}`, max: 1, value: 0 });
+          const state = h("span", { class: "upload-state" }, "Uploading…");
+          bars.append(h("li", {}, h("label", { for: `up-${i}` }, file.name), bar, state));
+          try {
+            await upload(`/api/cases/${c.id}/attachments`, file, (x) => (bar.value = x));
+            state.textContent = "Uploaded";
+            state.className = "upload-state done";
+          } catch (err) {
+            state.textContent = `Not uploaded: ${explain(err)}`;
+            state.className = "upload-state error";
+          }
+        }
+        go.disabled = false;
+        input.value = "";
+        await showAttachments();
+      });
+      section.append(f, bars, go);
+    }
+    parts.push(section);
+  }
+
+  // Outcome.
+  const outcome = await api(`/api/cases/${c.id}/outcome`).catch(() => null);
+  parts.push(outcomeSection(outcome, user));
+
+  // The letter to the referrer, once an outcome is signed.
+  if (identified && outcome?.current?.signed_at) {
+    try {
+      const letter = await api(`/api/cases/${c.id}/outcome/letter`);
+      parts.push(
+        h(
+          "section",
+          { class: "card", "aria-labelledby": "letter-h" },
+          h("h2", { id: "letter-h" }, "Outcome letter"),
+          h("p", {}, h("strong", {}, "Subject: "), letter.subject),
+          h("pre", { class: "letter", tabindex: "0", "aria-label": "Outcome letter text" }, letter.body),
+        ),
+      );
+    } catch {
+      /* no letter yet (or not available to this viewer) */
+    }
+  }
+
+  // Withdrawal, before discussion.
+  if (mayChange && (c.state === "booked" || c.state === "listed")) {
+    const withdraw = h("button", { type: "button", class: "danger", id: "withdraw" }, "Withdraw case");
+    withdraw.addEventListener("click", async () => {
+      if (!confirm(`Withdraw the case of ${patientName(c)}${session ? ` from ${session.title}` : ""}? Its place is freed for another patient.`)) return;
+      withdraw.disabled = true;
+      try {
+        await api(`/api/cases/${c.id}`, { method: "DELETE" });
+        await render(main, ctx);
+        const s = main.querySelector("#case-status");
+        s.textContent = "The case has been withdrawn.";
+        s.hidden = false;
+      } catch (err) {
+        error.show(err);
+        withdraw.disabled = false;
+      }
+    });
+    parts.push(
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "withdraw-h" },
+        h("h2", { id: "withdraw-h" }, "Withdraw"),
+        h("p", {}, "Withdraw the case if the patient no longer needs the MDT. You can do this until the meeting discusses it."),
+        withdraw,
+      ),
+    );
+  }
+  parts.push(h("p", {}, h("a", { href: user.role === "trainee" ? "#/schedule" : "#/cases" }, user.role === "trainee" ? "Back to the schedule" : "Back to my cases")));
+  if (here()) fill(main, parts);
+}
+
+/** The current outcome (full or summary) and its version history. */
+function outcomeSection(outcome, user) {
+  const section = h("section", { class: "card outcome", "aria-labelledby": "outcome-h" }, h("h2", { id: "outcome-h" }, "Outcome"));
+  const v = outcome?.current;
+  if (!v) {
+    section.append(h("p", { class: "muted" }, "No outcome has been recorded yet."));
+    return section;
+  }
+  const signed = Boolean(v.signed_at);
+  const by = v.signed_by && v.signed_by === user.id ? ` by ${user.name}` : "";
+  section.append(
+    h(
+      "p",
+      {},
+      h("span", { class: `tag ${signed ? "signed" : "draft"}` }, signed ? "signed" : "draft"),
+      " ",
+      signed ? ["Signed", by, " ", time(v.signed_at)] : ["Draft, last saved ", time(v.updated_at)],
+      v.version > 1 ? ` · version ${v.version}` : "",
+    ),
+  );
+  if (v.amendment_reason || v.amended) {
+    section.append(h("p", { class: "notice" }, h("strong", {}, "Amended. "), v.amendment_reason ? `Reason: ${v.amendment_reason}` : "This version corrects an earlier signed outcome."));
+  }
+  const body = v.body;
+  const summary = v.summary;
+  const investigations = body ? body.investigations : summary.investigations;
+  const referrals = body ? body.referrals : summary.referrals;
+  const followUp = body ? body.follow_up : summary.follow_up;
+
+  section.append(h("h3", {}, "Investigations"));
+  section.append(
+    investigations.length
+      ? h(
+          "ul",
+          {},
+          investigations.map((i) =>
+            h("li", {}, h("strong", {}, INVESTIGATIONS[i.kind] || humanise(i.kind)), i.site ? ` · ${i.site}` : "", ` · ${humanise(i.urgency)}`, i.notes ? h("div", { class: "muted prose" }, i.notes) : null),
+          ),
+        )
+      : h("p", { class: "muted" }, "None."),
+  );
+  section.append(h("h3", {}, "Referrals"));
+  section.append(
+    referrals.length
+      ? h(
+          "ul",
+          {},
+          referrals.map((r) => h("li", {}, h("strong", {}, DESTINATIONS[r.destination] || humanise(r.destination)), ` · ${humanise(r.urgency)}`, r.reason ? h("div", { class: "muted prose" }, r.reason) : null)),
+        )
+      : h("p", { class: "muted" }, "None."),
+  );
+  section.append(h("h3", {}, "Management plan"));
+  if (body) {
+    const plan = body.management_plan || {};
+    if (plan.text) section.append(h("p", { class: "prose" }, plan.text));
+    if (plan.items?.length) section.append(h("ul", {}, plan.items.map((x) => h("li", {}, x))));
+  } else {
+    section.append(h("p", { class: "muted" }, `${summary.plan_items} structured item${summary.plan_items === 1 ? "" : "s"} (details are not shown to trainees).`));
+  }
+  section.append(h("h3", {}, "Follow-up"));
+  let follow = "None.";
+  if (followUp?.kind === "review") follow = `Review in clinic in ${followUp.weeks} week${followUp.weeks === 1 ? "" : "s"}.`;
+  if (followUp?.kind === "re_discuss") follow = `Discuss again at a later MDT${followUp.reason ? `: ${followUp.reason}` : "."}`;
+  section.append(h("p", {}, follow));
+
+  const versions = outcome.versions || [];
+  if (versions.length > 1) {
+    section.append(
+      h("h3", {}, "Versions"),
+      h(
+        "ol",
+        { class: "versions" },
+        versions.map((x) =>
+          h("li", {}, `Version ${x.version}: `, x.signed_at ? ["signed ", time(x.signed_at)] : "draft", x.amendment_reason ? ` — amended: ${x.amendment_reason}` : x.amended ? " — amended" : ""),
+        ),
+      ),
+    );
+  }
+  return section;
+}

@@ -1,0 +1,272 @@
+// The schedule: a week of MDT sessions (Monday to Sunday in the viewer's own zone), with
+// booking and joining links by role, and publish/cancel for coordinators.
+import { api } from "../api.js";
+import { clock, errorBox, explain, fill, h, humanise, time, when } from "../ui.js";
+import { select, stillHere } from "../forms.js";
+
+// Kept while the app is open, so coming back shows the same week and filter.
+const remembered = { week: null, specialty: "" };
+
+/** Local midnight of the Monday of the week containing `date`. */
+function mondayOf(date) {
+  const d = new Date(date.getFullYear(), date.getMonth(), date.getDate());
+  const back = (d.getDay() + 6) % 7;
+  d.setDate(d.getDate() - back);
+  return d;
+}
+
+/** `days` calendar days after `date` (local; safe across clock changes). */
+function addDays(date, days) {
+  const d = new Date(date);
+  d.setDate(d.getDate() + days);
+  return d;
+}
+
+const dayKey = (d) => `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+const columnTitle = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short" });
+const rangeTitle = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "long", year: "numeric" });
+
+/** Whether the session takes bookings now (the server checks again). */
+export function openForBooking(s, now = Date.now()) {
+  return (s.state === "scheduled" || s.state === "published") && s.booked < s.capacity && now < Date.parse(s.booking_closes_at);
+}
+
+export async function render(main, { user }) {
+  const here = stillHere();
+  const may = {
+    book: (s) =>
+      user.role === "coordinator" ||
+      ((user.role === "practitioner" || user.role === "consultant") && (user.specialties || []).includes(s.specialty)),
+    join: (s, mine) => {
+      if (s.state === "cancelled" || s.state === "closed") return false;
+      switch (user.role) {
+        case "coordinator":
+          return true;
+        case "consultant":
+          return s.chair_id === user.id || (user.specialties || []).includes(s.specialty);
+        case "practitioner":
+          return mine.has(s.id);
+        case "trainee":
+          return s.teaching;
+        default:
+          return false;
+      }
+    },
+    manage: user.role === "coordinator",
+  };
+
+  // Practitioners join the meetings they have booked cases into.
+  let mine = new Set();
+  if (user.role === "practitioner") {
+    try {
+      const cases = await api("/api/cases?mine=true");
+      mine = new Set(cases.filter((c) => c.state !== "withdrawn" && c.state !== "deferred").map((c) => c.session_id));
+    } catch {
+      /* the schedule still works without the join links */
+    }
+  }
+
+  const specialties = await api("/api/specialties").catch(() => []);
+  const filter = select(
+    { id: "specialty-filter", name: "specialty" },
+    [["", "All specialties"], ...specialties.map((s) => [s, humanise(s).replace(/^./, (c) => c.toUpperCase())])],
+    remembered.specialty,
+  );
+  const heading = h("h1", {}, "Schedule");
+  const range = h("p", { class: "week-range", id: "week-range", "aria-live": "polite" });
+  const status = h("p", { class: "notice", role: "status", hidden: true, id: "schedule-status" });
+  const error = errorBox("schedule-error");
+  const grid = h("div", { class: "week", id: "week", "aria-labelledby": "week-range" });
+
+  const prev = h("button", { type: "button", class: "secondary", id: "prev-week" }, "← Previous week");
+  const thisWeek = h("button", { type: "button", class: "secondary", id: "this-week" }, "This week");
+  const next = h("button", { type: "button", class: "secondary", id: "next-week" }, "Next week →");
+  const nextSession = h("button", { type: "button", class: "secondary", id: "next-session" }, "Next session");
+
+  const toolbar = h(
+    "div",
+    { class: "week-nav" },
+    prev,
+    thisWeek,
+    next,
+    nextSession,
+    h("label", { for: "specialty-filter", class: "inline-label" }, "Specialty"),
+    filter,
+  );
+  if (!here()) return;
+  fill(main, heading, toolbar, range, status, error, grid);
+
+  let week = remembered.week || mondayOf(new Date());
+
+  function say(text) {
+    status.textContent = text || "";
+    status.hidden = !text;
+  }
+
+  const query = (params) => {
+    const q = new URLSearchParams(params);
+    if (filter.value) q.set("specialty", filter.value);
+    return `/api/sessions?${q}`;
+  };
+
+  async function sessionsOf(start) {
+    const end = addDays(start, 7);
+    return api(query({ from: start.toISOString(), to: end.toISOString() }));
+  }
+
+  /** The first session after `from` that is not cancelled, or null. */
+  async function firstAfter(from) {
+    const list = await api(query({ from: from.toISOString() }));
+    return list.find((s) => s.state !== "cancelled") || null;
+  }
+
+  function slot(s) {
+    const free = Math.max(0, s.capacity - s.booked);
+    const open = openForBooking(s);
+    const ends = new Date(Date.parse(s.starts_at) + s.duration_minutes * 60000).toISOString();
+    const actions = h("div", { class: "slot-actions" });
+    if (open && may.book(s)) {
+      actions.append(h("a", { class: "button", href: `#/book/${s.id}`, "aria-label": `Book a case into ${s.title}, ${when(s.starts_at)}` }, "Book a case"));
+    }
+    if (may.join(s, mine)) {
+      actions.append(h("a", { class: "button secondary", href: `#/meeting/${s.id}`, "aria-label": `Join ${s.title}, ${when(s.starts_at)}` }, "Join meeting"));
+    }
+    if (may.manage && s.state === "scheduled") {
+      actions.append(
+        h("button", { type: "button", class: "secondary", onclick: () => publish(s), "aria-label": `Publish the agenda of ${s.title}, ${when(s.starts_at)}` }, "Publish agenda"),
+      );
+    }
+    if (may.manage && (s.state === "scheduled" || s.state === "published")) {
+      actions.append(
+        h("button", { type: "button", class: "danger", onclick: () => cancel(s), "aria-label": `Cancel ${s.title}, ${when(s.starts_at)}` }, "Cancel"),
+      );
+    }
+    let availability;
+    if (s.state === "cancelled") availability = "Cancelled";
+    else if (free === 0) availability = "Full";
+    else availability = `${free} of ${s.capacity} places free`;
+    const closes = Date.parse(s.booking_closes_at);
+    return h(
+      "article",
+      { class: `slot${free === 0 ? " full" : ""}${open ? "" : " closed"}`, dataset: { session: s.id, specialty: s.specialty } },
+      h("h3", {}, s.title),
+      h("p", { class: "slot-time" }, time(s.starts_at, clock), "–", time(ends, clock)),
+      h(
+        "p",
+        { class: "slot-tags" },
+        h("span", { class: `tag state-${s.state}` }, humanise(s.state)),
+        s.teaching ? h("span", { class: "tag teaching" }, "teaching") : null,
+      ),
+      h("p", { class: "slot-places" }, availability),
+      s.state === "scheduled" || s.state === "published"
+        ? h("p", { class: "slot-cutoff muted" }, closes > Date.now() ? "Booking closes " : "Booking closed ", time(s.booking_closes_at))
+        : null,
+      actions.childNodes.length ? actions : null,
+    );
+  }
+
+  async function show(start, { jumpIfEmpty = false } = {}) {
+    error.show(null);
+    let sessions;
+    try {
+      sessions = await sessionsOf(start);
+      if (jumpIfEmpty && !sessions.some((s) => s.state !== "cancelled")) {
+        const first = await firstAfter(new Date(Math.max(Date.now(), start.getTime())));
+        if (first) {
+          const was = start;
+          start = mondayOf(new Date(first.starts_at));
+          sessions = await sessionsOf(start);
+          say(
+            `There are no ${filter.value ? humanise(filter.value) + " " : ""}sessions in the week of ${rangeTitle.format(was)}. ` +
+              `Showing the week of the next one: ${first.title}, ${when(first.starts_at)}.`,
+          );
+        }
+      }
+    } catch (err) {
+      error.show(err);
+      return;
+    }
+    week = start;
+    remembered.week = start;
+    const last = addDays(start, 6);
+    range.textContent = `Week of ${rangeTitle.format(start)} – ${rangeTitle.format(last)}`;
+    const today = dayKey(new Date());
+    const byDay = new Map();
+    for (const s of sessions) {
+      const k = dayKey(new Date(s.starts_at));
+      if (!byDay.has(k)) byDay.set(k, []);
+      byDay.get(k).push(s);
+    }
+    fill(
+      grid,
+      Array.from({ length: 7 }, (_, i) => {
+        const d = addDays(start, i);
+        const items = byDay.get(dayKey(d)) || [];
+        const id = `day-${i}`;
+        return h(
+          "section",
+          { class: `day${items.length ? "" : " empty"}${dayKey(d) === today ? " today" : ""}`, "aria-labelledby": id },
+          h("h2", { id }, columnTitle.format(d), dayKey(d) === today ? h("span", { class: "sr-only" }, " (today)") : null),
+          items.length ? items.map(slot) : h("p", { class: "muted" }, "No sessions"),
+        );
+      }),
+    );
+    if (!sessions.length) {
+      grid.append(h("p", { class: "muted week-empty" }, "No sessions this week."));
+    }
+  }
+
+  async function publish(s) {
+    if (!confirm(`Publish the agenda of ${s.title} on ${when(s.starts_at)}? Invitations are emailed to the chair, the referrers and the specialty's consultants.`)) return;
+    try {
+      await api(`/api/sessions/${s.id}/publish`, { method: "POST" });
+      say(`Agenda published: ${s.title}, ${when(s.starts_at)}. Invitations are on their way.`);
+    } catch (err) {
+      error.show(err);
+    }
+    await show(week);
+  }
+
+  async function cancel(s) {
+    if (!confirm(`Cancel ${s.title} on ${when(s.starts_at)}? Its cases move to the next session of the series with room, or are flagged for rebooking, and every referrer is told.`)) return;
+    try {
+      const report = await api(`/api/sessions/${s.id}/cancel`, { method: "POST" });
+      const moved = report.moved?.length || 0;
+      const flagged = report.needs_rebooking?.length || 0;
+      say(
+        `Cancelled ${s.title}, ${when(s.starts_at)}. ` +
+          `${moved} case${moved === 1 ? "" : "s"} moved to a later session; ` +
+          `${flagged} need${flagged === 1 ? "s" : ""} rebooking.`,
+      );
+    } catch (err) {
+      error.show(err);
+    }
+    await show(week);
+  }
+
+  prev.addEventListener("click", () => (say(null), show(addDays(week, -7))));
+  next.addEventListener("click", () => (say(null), show(addDays(week, 7))));
+  thisWeek.addEventListener("click", () => (say(null), show(mondayOf(new Date()))));
+  nextSession.addEventListener("click", async () => {
+    say(null);
+    try {
+      const from = new Date(Math.max(Date.now(), addDays(week, 7).getTime()));
+      const first = await firstAfter(from);
+      if (!first) {
+        say("There are no later sessions.");
+        return;
+      }
+      await show(mondayOf(new Date(first.starts_at)));
+      say(`Next session: ${first.title}, ${when(first.starts_at)}.`);
+    } catch (err) {
+      error.show(err);
+    }
+  });
+  filter.addEventListener("change", () => {
+    remembered.specialty = filter.value;
+    say(null);
+    show(week, { jumpIfEmpty: true });
+  });
+
+  await show(week, { jumpIfEmpty: true });
+}
