@@ -47,7 +47,7 @@ export async function open(browser, viewport = WIDTHS.desktop) {
     // A 401 from the silent refresh on first load, and failed loads while deliberately
     // offline, are expected; anything else (a CSP violation, a script error) is not.
     if (m.type() === "error" && !/status of 401|ERR_INTERNET_DISCONNECTED|net::ERR_/.test(m.text())) {
-      page.problems.push(m.text());
+      page.problems.push(`${m.text()} (at ${page.url().replace(base, "")})`);
     }
   });
   return page;

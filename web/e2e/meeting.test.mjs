@@ -147,6 +147,10 @@ test("chair, presenter and trainee hold a meeting", async () => {
     for (const frame of frames) {
       for (const s of secret) assert.ok(!frame.includes(s), `a WebSocket frame to the trainee carries ${s}`);
     }
+    // Chromium's fake display-capture device is a fake camera underneath: sharing trips the
+    // page's `camera=()` permissions policy in the console while capture itself works
+    // (frames were decoded above). Real screen capture does not; nothing else may appear.
+    physio.problems = physio.problems.filter((p) => !/^Permissions policy violation: camera is not allowed/.test(p));
     for (const [name, page] of Object.entries(pages)) assert.deepEqual(page.problems, [], `${name} page errors`);
   } finally {
     await browser.close();

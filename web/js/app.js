@@ -7,6 +7,7 @@ import { errorBox, explain, fill, h } from "./ui.js";
 const view = document.getElementById("view");
 let user = null;
 let cleanup = null;
+let visits = 0;
 
 const PAGES = [
   { path: /^\/schedule$/, module: "schedule", title: "Schedule", nav: ["practitioner", "consultant", "trainee", "coordinator"] },
@@ -102,14 +103,23 @@ async function route() {
     return;
   }
   const params = path.match(page.path).slice(1);
+  // Each visit renders into its own container: a page still loading when the user moves
+  // on writes into a detached element, never over the next page.
+  const visit = ++visits;
+  const container = h("div", { class: "page" });
   try {
     const mod = await import(`./pages/${page.module}.js`);
-    const result = await mod.render(view, { user, params, navigate });
-    if (typeof result === "function") cleanup = result;
+    if (visit !== visits) return;
+    fill(view, container);
+    const result = await mod.render(container, { user, params, navigate });
+    if (typeof result === "function") {
+      if (visit === visits) cleanup = result;
+      else result();
+    }
   } catch (err) {
-    fill(view, h("h1", {}, page.title), h("p", { class: "error", role: "alert" }, explain(err)));
+    if (visit === visits) fill(view, h("h1", {}, page.title), h("p", { class: "error", role: "alert" }, explain(err)));
   }
-  view.focus({ preventScroll: true });
+  if (visit === visits) view.focus({ preventScroll: true });
 }
 
 onSession((next) => {

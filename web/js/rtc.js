@@ -136,12 +136,17 @@ export class Media {
     return Boolean(this.screen);
   }
 
+  /** The outgoing screen, for the presenter's own preview. */
+  get screenPreview() {
+    return this.screen?.stream || null;
+  }
+
   /** Shares a screen (the browser asks which); renegotiates to send it. */
   async share() {
     const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
     const track = stream.getVideoTracks()[0];
     track.addEventListener("ended", () => this.stopSharing());
-    this.screen = { track, sender: this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender };
+    this.screen = { track, stream, sender: this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender };
     this.onChange();
     return track;
   }

@@ -214,7 +214,10 @@ export async function render(main, { user, params: [sessionId] }) {
         if (kind === "audio") renderAudio();
         renderStage();
       },
-      onChange: () => renderControls(),
+      onChange: () => {
+        renderControls();
+        renderStage();
+      },
     });
     media = mine;
     mine.start(me()?.muted ?? true);
@@ -331,10 +334,11 @@ export async function render(main, { user, params: [sessionId] }) {
       ? `Now discussing: ${caseTitle(current, state.agenda.indexOf(current))}`
       : live() ? "No case under discussion" : state.session?.state === "closed" ? "The meeting has closed" : "The meeting has not started";
     const presenter = state.presenter && state.participants.get(state.presenter);
-    const stream = state.presenter && state.presenter !== user.id ? screens.get(state.presenter) : null;
+    const own = state.presenter === user.id && media?.screenPreview;
+    const stream = own || (state.presenter && state.presenter !== user.id ? screens.get(state.presenter) : null);
     if (stream) {
       if (video.srcObject !== stream) video.srcObject = stream;
-      fill(stage, video, h("p", { class: "muted" }, `${presenter?.name || "The presenter"} is sharing their screen.`));
+      fill(stage, video, h("p", { class: "muted" }, own ? "You are sharing your screen (preview)." : `${presenter?.name || "The presenter"} is sharing their screen.`));
     } else {
       video.srcObject = null;
       let text = "No one is sharing their screen.";
@@ -346,7 +350,7 @@ export async function render(main, { user, params: [sessionId] }) {
 
   function renderControls() {
     const p = me();
-    const inRoom = Boolean(p) && live();
+    const inRoom = Boolean(p) && live() && state.connected;
     const trainee = state.you?.role === "trainee";
     const handUp = state.hands.includes(user.id);
     const presenting = state.presenter === user.id;
@@ -418,7 +422,7 @@ export async function render(main, { user, params: [sessionId] }) {
       const asked = state.requests.includes(p.user_id);
       return h("li", { dataset: { userId: p.user_id } },
         h("span", { class: "name" }, p.name, p.user_id === user.id ? " (you)" : "", " ", h("span", { class: "muted" }, humanise(p.role))),
-        h("span", { class: p.muted ? "icon" : "icon live-mic" }, p.muted ? "muted" : "speaking"),
+        h("span", { class: p.muted ? "icon" : "icon live-mic" }, p.muted ? "muted" : "mic on"),
         hand ? h("span", { class: "icon hand" }, "hand up") : null,
         presenting ? h("span", { class: "icon presenting" }, "presenting") : null,
         asked ? h("span", { class: "icon" }, "asks to present") : null,
