@@ -1,7 +1,7 @@
 // Signing in and out in a real Chromium against a running server (MDT_E2E_URL).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { demo, launch, open, password, until } from "./lib.mjs";
+import { demo, launch, open, password } from "./lib.mjs";
 
 test("signing in shows who you are, a reload keeps you signed in, signing out ends it", async () => {
   const browser = await launch();
@@ -33,23 +33,24 @@ test("signing in shows who you are, a reload keeps you signed in, signing out en
 
     // The token is refreshed quietly: before it expires (the page's timer, run on a
     // fake clock), and once more when the server refuses it, retrying the request.
-    const refreshes = [];
-    page.on("request", (r) => r.url().endsWith("/api/auth/refresh") && refreshes.push(r.url()));
+    const refreshed = () => page.waitForResponse((r) => r.url().endsWith("/api/auth/refresh") && r.status() === 200);
+    const timed = refreshed();
     await page.clock.fastForward("15:00");
-    await until("a timed refresh", () => refreshes.length >= 1);
+    await timed;
     let refused = false;
-    await page.route("**/api/sessions?*", (route) => {
+    await page.route("**/api/cases?*", (route) => {
       if (refused) return route.continue();
       refused = true;
       return route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "invalid_token", message: "expired" }) });
     });
-    const before = refreshes.length;
-    await page.goto("/#/schedule");
-    await page.waitForSelector("h1:text('Schedule')");
-    await until("the refused request's refresh", () => refreshes.length > before);
-    assert.ok(refused, "the schedule's request was refused once");
+    const retried = refreshed();
+    await page.goto("/#/cases");
+    await retried;
+    await page.waitForSelector("h1:text('My cases')");
+    assert.ok(refused, "the cases request was refused once");
     assert.ok(await page.isHidden("#login-form"), "still signed in");
-    await page.unroute("**/api/sessions?*");
+    assert.equal(await page.isVisible(".error[role=alert]:not([hidden])"), false, "no error shown");
+    await page.unroute("**/api/cases?*");
 
     await page.click("#logout");
     await page.waitForSelector("#login-form");
