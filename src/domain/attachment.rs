@@ -58,7 +58,9 @@ impl AttachmentKind {
     }
 
     /// Accepts the upload only if it is non-empty, of a supported type, and its bytes
-    /// are what was declared.
+    /// are what was declared. An upload declared only as `application/octet-stream` (or
+    /// not at all) is what its bytes are: browsers declare DICOM files (`.dcm`) so, as
+    /// they know no type for them.
     pub fn check(declared: &str, bytes: &[u8]) -> Result<Self, ParseError> {
         if bytes.is_empty() {
             return Err(ParseError::new(
@@ -67,13 +69,18 @@ impl AttachmentKind {
                 "the file is empty",
             ));
         }
-        let declared = Self::from_mime(declared).ok_or_else(|| {
+        let unsupported = || {
             ParseError::new(
                 "unsupported_attachment_type",
                 "file",
                 "attach PNG, JPEG, DICOM, PDF or plain text",
             )
-        })?;
+        };
+        let essence = declared.split(';').next().unwrap_or("").trim();
+        if essence.is_empty() || essence.eq_ignore_ascii_case("application/octet-stream") {
+            return Self::sniff(bytes).ok_or_else(unsupported);
+        }
+        let declared = Self::from_mime(declared).ok_or_else(unsupported)?;
         match Self::sniff(bytes) {
             Some(actual) if actual == declared => Ok(actual),
             Some(actual) => Err(ParseError::new(
@@ -173,6 +180,19 @@ mod tests {
             AttachmentKind::check("application/dicom", &dicom).unwrap(),
             AttachmentKind::Dicom
         );
+        // Browsers know no type for .dcm files: the bytes decide.
+        for undeclared in ["application/octet-stream", ""] {
+            assert_eq!(
+                AttachmentKind::check(undeclared, &dicom).unwrap(),
+                AttachmentKind::Dicom
+            );
+            assert_eq!(
+                AttachmentKind::check(undeclared, b"PK\x03\x04rest")
+                    .unwrap_err()
+                    .code,
+                "unsupported_attachment_type"
+            );
+        }
     }
 
     #[test]
