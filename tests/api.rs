@@ -603,7 +603,11 @@ async fn operations_endpoints_and_security_headers(backend: Backend) {
     assert_eq!(ready["status"], "ready");
     let page = app.http.get(app.url("/")).send().await.unwrap();
     assert!(page.headers().contains_key("content-security-policy"));
-    assert!(page.text().await.unwrap().contains("id=\"login-form\""));
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("<script type=\"module\" src=\"/js/app.js\">"));
     let _ = app
         .http
         .get(app.url("/api/no-such-thing?nhs_number=9434765919"))
@@ -847,9 +851,15 @@ fn serve_demo_runs_from_a_fresh_clone() {
         let health: Value = http.get(format!("{url}/health")).send().await.unwrap().json().await.unwrap();
         assert_eq!(health["status"], "ok");
         let page = http.get(format!("{url}/")).send().await.unwrap().text().await.unwrap();
-        assert!(page.contains("Sign in"));
-        let js = http.get(format!("{url}/app.js")).send().await.unwrap();
-        assert_eq!(js.status(), StatusCode::OK);
+        assert!(page.contains("MDT Coordinator"));
+        // The front end's modules are served as JavaScript (browsers refuse modules
+        // served as anything else).
+        for module in ["/js/app.js", "/js/pages/meeting.js"] {
+            let js = http.get(format!("{url}{module}")).send().await.unwrap();
+            assert_eq!(js.status(), StatusCode::OK);
+            let kind = js.headers()["content-type"].to_str().unwrap().to_string();
+            assert!(kind.contains("javascript"), "{module}: {kind}");
+        }
         let res = http
             .post(format!("{url}/api/auth/login"))
             .json(&json!({ "email": "consultant@demo.mdt.test", "password": mdt_coordinator::demo::DEMO_PASSWORD }))
