@@ -161,16 +161,8 @@ impl Entries {
         let url = format!("urn:uuid:{id}");
         resource.insert("resourceType".into(), json!(resource_type));
         resource.insert("id".into(), json!(id.to_string()));
-        // `resourceType` first, for readers of the JSON.
-        let mut ordered = Map::new();
-        for key in ["resourceType", "id"] {
-            if let Some(v) = resource.remove(key) {
-                ordered.insert(key.into(), v);
-            }
-        }
-        ordered.extend(resource);
         self.entries
-            .push(json!({ "fullUrl": url, "resource": Value::Object(ordered) }));
+            .push(json!({ "fullUrl": url, "resource": Value::Object(resource) }));
         json!({ "reference": url })
     }
 }
