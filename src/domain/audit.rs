@@ -161,6 +161,83 @@ pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Aud
     }
 }
 
+/// Whose trail an audit query follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditSubject {
+    /// Events on any case booked for this patient (in any state) or on its attachments.
+    Patient(super::NhsNumber),
+    /// Events by this user.
+    Actor(UserId),
+}
+
+/// At most this many events per page of an audit query.
+pub const MAX_AUDIT_PAGE: u32 = 1000;
+/// The page size when none is asked for.
+pub const DEFAULT_AUDIT_PAGE: u32 = 100;
+
+/// A parsed audit query: the subject, a time window, and the page (events after `after`
+/// in chain order, at most `limit`).
+#[derive(Clone, Debug)]
+pub struct AuditQuery {
+    pub subject: AuditSubject,
+    pub window: super::TimeWindow,
+    /// Only events with a greater `seq` (the previous page's `next`).
+    pub after: i64,
+    pub limit: u32,
+}
+
+impl AuditQuery {
+    /// Parses the paging parameters: `limit` 1–1000 (default 100), `after` a `seq` ≥ 0.
+    pub fn page(limit: Option<&str>, after: Option<&str>) -> Result<(u32, i64), super::ParseError> {
+        use super::ParseError;
+        let limit = match limit.map(str::trim) {
+            None | Some("") => DEFAULT_AUDIT_PAGE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_AUDIT_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ParseError::new(
+                        "invalid_value",
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_AUDIT_PAGE}"),
+                    )
+                })?,
+        };
+        let after = match after.map(str::trim) {
+            None | Some("") => 0,
+            Some(raw) => raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ParseError::new(
+                    "invalid_value",
+                    "after",
+                    "must be an event seq (a whole number)",
+                )
+            })?,
+        };
+        Ok((limit, after))
+    }
+}
+
+/// What `GET /api/admin/audit/verify` and `mdt-coordinator audit verify` report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    /// Events checked.
+    pub length: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<i64>,
+}
+
+impl From<&AuditVerification> for VerifyReport {
+    fn from(v: &AuditVerification) -> Self {
+        Self {
+            ok: v.is_intact(),
+            length: v.rows_checked,
+            broken_at: v.first_broken_seq,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +253,25 @@ mod tests {
                 stored
             })
             .collect()
+    }
+
+    #[test]
+    fn audit_pages_parse() {
+        assert_eq!(AuditQuery::page(None, None).unwrap(), (100, 0));
+        assert_eq!(
+            AuditQuery::page(Some("1000"), Some("42")).unwrap(),
+            (1000, 42)
+        );
+        for bad in ["0", "1001", "-1", "ten"] {
+            assert_eq!(
+                AuditQuery::page(Some(bad), None).unwrap_err().field,
+                "limit"
+            );
+        }
+        assert_eq!(
+            AuditQuery::page(None, Some("-3")).unwrap_err().field,
+            "after"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod attachment;
 pub mod audit;
 pub mod case;
 pub mod email;
+pub mod fhir;
 pub mod live;
 pub mod message;
 pub mod nhs_number;

@@ -2,8 +2,10 @@
 //! the response. Also mounts the static front end from `web/`.
 
 mod attachments;
+mod audit;
 mod auth;
 mod cases;
+mod fhir;
 mod health;
 mod live;
 mod outcomes;
@@ -62,6 +64,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases/{id}/outcome/sign").post(outcomes::sign))
                 .service(resource("/cases/{id}/outcome/letter").get(outcomes::letter_text))
                 .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))
+                .service(resource("/cases/{id}/fhir").get(fhir::export))
+                .service(resource("/audit").get(audit::by_user))
+                .service(resource("/audit/search").post(audit::search))
+                .service(resource("/admin/audit/verify").get(audit::verify))
                 .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
                 .service(resource("/sessions/{id}/cancel").post(sessions::cancel))
                 .service(resource("/sessions/{id}/live-ticket").post(live::ticket))

@@ -16,13 +16,13 @@ use sqlx::error::DatabaseError as _;
 use uuid::Uuid;
 
 use crate::config::DatabaseSettings;
-use crate::domain::audit::verify_chain;
+use crate::domain::audit::{verify_chain, AuditQuery};
 use crate::domain::live::{Attendance, EventBody, LiveEvent, NewLiveEvent};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
     Amendment, Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent,
-    NewCase, NewMessage, NewSeries, NewUser, OutboxMessage, OutcomeDraft, OutcomeVersion,
-    ParseError, Series, Session, Specialty, TimeWindow, User, UserId,
+    NewCase, NewMessage, NewSeries, NewUser, NhsNumber, OutboxMessage, OutcomeDraft,
+    OutcomeVersion, ParseError, Series, Session, Specialty, TimeWindow, User, UserId,
 };
 
 pub use self::postgres::PgStore;
@@ -383,6 +383,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<OutcomeVersion, StoreError>;
     /// Every version of the case's outcome, oldest first.
     async fn outcome_versions(&self, case_id: Uuid) -> Result<Vec<OutcomeVersion>, StoreError>;
+
+    // FHIR and audit queries (issue 7). The FHIR export reads through the methods above
+    // (case, session, outcome versions, user); these serve the coordinators' audit queries.
+
+    /// One page of the audit trail of a patient (events whose record is one of the
+    /// patient's cases, in any state, or an attachment of one) or of a user (events they
+    /// caused): in chain order, `seq > query.after`, inside the time window, at most
+    /// `query.limit`. Filtered in SQL; the log is never loaded whole.
+    async fn search_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The ids of every case ever booked for this NHS number, in any state, oldest first.
+    async fn patient_case_ids(&self, nhs_number: &NhsNumber) -> Result<Vec<Uuid>, StoreError>;
 }
 
 /// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up

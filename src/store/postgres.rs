@@ -1332,6 +1332,47 @@ impl Store for PgStore {
                 .await?;
         rows.iter().map(outcome_from).collect()
     }
+
+    // FHIR and audit queries (issue 7)
+
+    async fn search_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        use crate::domain::audit::AuditSubject;
+        // A record id is a UUID as text, unique across record types.
+        let base = match &query.subject {
+            AuditSubject::Patient(nhs) => sqlx::query(
+                "SELECT * FROM audit_events WHERE \
+                 (record_id IN (SELECT id::text FROM cases WHERE nhs_number = $1) \
+                  OR record_id IN (SELECT a.id::text FROM attachments a JOIN cases c ON c.id = a.case_id \
+                                   WHERE c.nhs_number = $1)) \
+                 AND seq > $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) \
+                 AND ($4::timestamptz IS NULL OR occurred_at < $4) ORDER BY seq LIMIT $5",
+            )
+            .bind(nhs.as_str().to_string()),
+            AuditSubject::Actor(id) => sqlx::query(
+                "SELECT * FROM audit_events WHERE actor_id = $1 \
+                 AND seq > $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) \
+                 AND ($4::timestamptz IS NULL OR occurred_at < $4) ORDER BY seq LIMIT $5",
+            )
+            .bind(id.0),
+        };
+        let rows = base
+            .bind(query.after)
+            .bind(query.window.from)
+            .bind(query.window.to)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::audit_from).collect()
+    }
+
+    async fn patient_case_ids(&self, nhs_number: &NhsNumber) -> Result<Vec<Uuid>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM cases WHERE nhs_number = $1 ORDER BY booked_at, id")
+                .bind(nhs_number.as_str())
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
 }
 
 /// Appends one audit event inside the caller's write transaction, so the event and the

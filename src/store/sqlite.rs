@@ -1353,6 +1353,51 @@ impl Store for SqliteStore {
                 .await?;
         rows.iter().map(outcome_from).collect()
     }
+
+    // FHIR and audit queries (issue 7)
+
+    async fn search_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        use crate::domain::audit::AuditSubject;
+        // Times are stored as RFC 3339 UTC text, which sorts in time order. A record id
+        // is a UUID, unique across record types.
+        let (sql, subject) = match &query.subject {
+            AuditSubject::Patient(nhs) => (
+                "SELECT * FROM audit_events WHERE \
+                 (record_id IN (SELECT id FROM cases WHERE nhs_number = $1) \
+                  OR record_id IN (SELECT a.id FROM attachments a JOIN cases c ON c.id = a.case_id \
+                                   WHERE c.nhs_number = $1)) \
+                 AND seq > $2 AND ($3 IS NULL OR occurred_at >= $3) \
+                 AND ($4 IS NULL OR occurred_at < $4) ORDER BY seq LIMIT $5",
+                nhs.as_str().to_string(),
+            ),
+            AuditSubject::Actor(id) => (
+                "SELECT * FROM audit_events WHERE actor_id = $1 \
+                 AND seq > $2 AND ($3 IS NULL OR occurred_at >= $3) \
+                 AND ($4 IS NULL OR occurred_at < $4) ORDER BY seq LIMIT $5",
+                id.to_string(),
+            ),
+        };
+        let rows = sqlx::query(sql)
+            .bind(subject)
+            .bind(query.after)
+            .bind(query.window.from)
+            .bind(query.window.to)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::audit_from).collect()
+    }
+
+    async fn patient_case_ids(&self, nhs_number: &NhsNumber) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM cases WHERE nhs_number = $1 ORDER BY booked_at, id")
+                .bind(nhs_number.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        ids.iter()
+            .map(|id| Uuid::parse_str(id).map_err(|_| StoreError::corrupt("cases.id")))
+            .collect()
+    }
 }
 
 /// Appends one audit event inside the caller's write transaction, so the event and the
