@@ -173,7 +173,7 @@ impl Room {
                         // A wake can be lost (a full inbox), and agenda changes made
                         // through another instance do not reach this room: read both.
                         self.catch_up().await;
-                        self.reload().await;
+                        self.reload(true).await;
                     } else {
                         self.reconcile().await;
                     }
@@ -239,7 +239,7 @@ impl Room {
             RoomMsg::Reload => {
                 // Outside changes: the agenda, and the specialty's quorum (read only here,
                 // not after every event).
-                self.reload().await;
+                self.reload(true).await;
                 let specialty = &self.session.plan.specialty;
                 if let Ok(n) = self.shared.store.specialty_quorum(specialty).await {
                     self.quorum_others = n;
@@ -328,7 +328,7 @@ impl Room {
                 {
                     // The agenda changed outside the meeting (a withdrawal, a move):
                     // reload it and decide again.
-                    self.reload().await;
+                    self.reload(true).await;
                 }
                 Err(StoreError::Conflict { code, message }) => {
                     self.answer(conn_id, &key.1, &Answer::Refused(code, message));
@@ -445,7 +445,7 @@ impl Room {
             self.broadcast(protocol::event(&event));
         }
         if reload {
-            self.reload().await;
+            self.reload(false).await;
         } else {
             self.tell_media();
         }
@@ -465,14 +465,16 @@ impl Room {
         }
     }
 
-    async fn reload(&mut self) {
+    /// Reads the agenda again. `outside` says the change (if any) was made outside the
+    /// meeting (a booking, a withdrawal, a move, a reorder over REST): it has no event, so
+    /// when the agenda's cases or order changed, everyone gets it as a snapshot. After the
+    /// meeting's own events (`outside` false) the events have told everyone already.
+    async fn reload(&mut self, outside: bool) {
         let before: Vec<Uuid> = self.agenda.iter().map(|c| c.id).collect();
         self.read_agenda().await;
         self.tell_media();
-        if self.agenda.iter().map(|c| c.id).ne(before) {
-            // A change made outside the meeting (a booking, a withdrawal, a move, a reorder
-            // over REST) has no event: everyone gets the new agenda as a snapshot, and
-            // whoever it no longer admits is shown the door.
+        if outside && self.agenda.iter().map(|c| c.id).ne(before) {
+            // Snapshots also show the door to whoever the new agenda no longer admits.
             let ids: Vec<u64> = self.conns.keys().copied().collect();
             for id in ids {
                 self.send_snapshot(id);

@@ -420,6 +420,29 @@ async fn agenda_changes_made_outside_the_meeting_reach_everyone(backend: Backend
     assert!(res.status().is_success(), "{}", res.status());
     let snap = until(&mut chair, "snapshot").await;
     assert_eq!(ids(&snap), [m.cases[1].clone(), m.cases[0].clone()]);
+    until(&mut physio, "snapshot").await;
+
+    // A reorder inside the meeting is its event alone: no snapshot follows it (each
+    // snapshot is an audited read of every case for every participant).
+    let open = command(&mut chair, "o1", json!({ "kind": "open_meeting" })).await;
+    assert_eq!(open["type"], "ack", "{open}");
+    assert_eq!(
+        until(&mut physio, "event").await["event"]["kind"],
+        "meeting_opened"
+    );
+    let ack = command(
+        &mut chair,
+        "r1",
+        json!({ "kind": "reorder", "case_ids": [m.cases[0], m.cases[1]] }),
+    )
+    .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let event = until(&mut physio, "event").await;
+    assert_eq!(event["event"]["kind"], "agenda_reordered");
+    assert!(
+        quiet(&mut physio).await,
+        "no snapshot after the meeting's own reorder"
+    );
 }
 
 async fn a_client_that_misses_events_resumes_with_exactly_those(backend: Backend) {
