@@ -104,11 +104,20 @@ test("chair, presenter and trainee hold a meeting", async () => {
     // The chair records and signs the outcome of the case under discussion.
     await chair.waitForSelector("#outcome-panel:not([hidden])");
     await chair.click("#add-investigation");
-    await chair.selectOption("#outcome-panel .investigation select >> nth=0", "mri");
-    await chair.fill("#outcome-panel .investigation input", "lower back");
-    await chair.fill("#outcome-panel textarea", "MRI lumbar spine, then review in the spinal MDT with the result.");
+    const investigation = chair.locator("#outcome-panel .investigation");
+    await investigation.getByLabel("Kind").selectOption("mri");
+    await investigation.getByLabel("Body site").selectOption("lower back");
+    await investigation.getByLabel("Notes (optional)").fill("Compare with the 2024 films");
+    const panel = chair.locator("#outcome-panel");
+    await panel.getByLabel("Plan", { exact: true }).fill("MRI lumbar spine, then review in the spinal MDT with the result.");
+    await panel.getByLabel("Plan items (optional, one per line)").fill("Continue home exercises\nReview analgesia");
     await chair.click("#outcome-panel button:text('Sign outcome')");
     await chair.waitForSelector("#outcome-signed");
+    // What was signed is what was typed: notes and plan items included.
+    const signed = (await coordinator(`/api/cases/${first}/outcome`)).current;
+    assert.ok(signed.signed_at, "signed");
+    assert.deepEqual(signed.body.investigations, [{ kind: "mri", site: "lower back", urgency: "routine", notes: "Compare with the 2024 films" }]);
+    assert.deepEqual(signed.body.management_plan.items, ["Continue home exercises", "Review analgesia"]);
     await screenshotBoth(chair, "meeting-outcome-signed");
 
     // The practitioner loses the network for 5 s while the chair moves on; on return the

@@ -5,6 +5,8 @@
 let accessToken = null;
 let refreshTimer = null;
 let refreshing = null;
+// Bumped on sign-out, so a refresh still in flight then cannot sign the user back in.
+let signOuts = 0;
 const listeners = new Set();
 
 /** A refusal from the API: `code` is the server's snake_case code, `field` the bad field. */
@@ -59,20 +61,33 @@ async function parse(res) {
   return res.text();
 }
 
-/** Exchanges the refresh cookie for a new access token; one request at a time. */
+/**
+ * Exchanges the refresh cookie for a new access token. One refresh at a time, across
+ * this browser's tabs too: the server rotates the cookie on every refresh and treats a
+ * second use of the old one as theft (ending the sign-in everywhere), so tabs take turns
+ * through a Web Lock and each sends the cookie the previous one left.
+ */
 export function refresh() {
-  refreshing ??= (async () => {
-    try {
-      const res = await send("/api/auth/refresh", { method: "POST" });
-      const body = await parse(res);
-      if (!res.ok) {
+  const epoch = signOuts;
+  const exchange = async () => {
+    const res = await send("/api/auth/refresh", { method: "POST" });
+    const body = await parse(res);
+    if (epoch !== signOuts) throw new ApiError(401, { code: "signed_out", message: "signed out" });
+    if (!res.ok) {
+      // Only a refused cookie ends the sign-in; a busy or unreachable server does not.
+      if (res.status === 401) {
         accessToken = null;
         clearTimeout(refreshTimer);
         tell(null);
-        throw new ApiError(res.status, body);
       }
-      adopt(body);
-      return body.user;
+      throw new ApiError(res.status, body);
+    }
+    adopt(body);
+    return body.user;
+  };
+  refreshing ??= (async () => {
+    try {
+      return navigator.locks ? await navigator.locks.request("mdt-refresh", exchange) : await exchange();
     } finally {
       refreshing = null;
     }
@@ -100,6 +115,7 @@ export async function signIn(email, password) {
 }
 
 export async function signOut() {
+  signOuts += 1;
   try {
     await api("/api/auth/logout", { method: "POST" });
   } finally {

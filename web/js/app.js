@@ -80,6 +80,8 @@ function signInPage() {
 }
 
 async function route() {
+  // The status region outlives pages: never leave one page's announcement to the next.
+  document.getElementById("status").textContent = "";
   if (cleanup) {
     const done = cleanup;
     cleanup = null;
@@ -129,6 +131,11 @@ onSession((next) => {
 });
 
 document.getElementById("logout").addEventListener("click", () => signOut().catch(() => {}));
+// The skip link moves focus to the page without going through the hash router.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  view.focus();
+});
 window.addEventListener("hashchange", route);
 
 resume().then((u) => {

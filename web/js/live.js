@@ -17,6 +17,7 @@ export class LiveChannel {
     this.seq = null;
     this.iceServers = [];
     this.pending = new Map();
+    this.resuming = false;
     this.closed = false;
     this.attempt = 0;
     this.timer = null;
@@ -37,7 +38,12 @@ export class LiveChannel {
     try {
       ticket = await api(`/api/sessions/${this.sessionId}/live-ticket`, { method: "POST" });
     } catch (err) {
-      if (err.status === 403 || err.status === 404) return this.handlers.onFatal(err);
+      // A refusal (not a participant, no such session, a cancelled or closed session) is
+      // final; a busy or unreachable server is tried again.
+      if (err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
+        this.closed = true;
+        return this.handlers.onFatal(err);
+      }
       return this.retry();
     }
     if (this.closed || this.ws) return;
@@ -50,6 +56,7 @@ export class LiveChannel {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
+      this.resuming = false;
       this.handlers.onStatus("open");
       for (const [id, p] of this.pending) this.sendRaw({ type: "command", id, command: p.command });
     };
@@ -73,14 +80,17 @@ export class LiveChannel {
   receive(msg) {
     if (msg.type === "snapshot") {
       this.seq = msg.seq;
+      this.resuming = false;
     } else if (msg.type === "event") {
       if (this.seq !== null && msg.seq <= this.seq) return;
       if (this.seq !== null && msg.seq > this.seq + 1) {
-        // A gap: ask for what we missed; the events come again in order.
-        this.sendRaw({ type: "resume", last_seq: this.seq });
+        // A gap: ask once for what we missed; the events come again in order.
+        if (!this.resuming) this.sendRaw({ type: "resume", last_seq: this.seq });
+        this.resuming = true;
         return;
       }
       this.seq = msg.seq;
+      this.resuming = false;
     } else if ((msg.type === "ack" || msg.type === "error") && msg.id && this.pending.has(msg.id)) {
       const p = this.pending.get(msg.id);
       this.pending.delete(msg.id);
@@ -125,8 +135,14 @@ export class LiveChannel {
     return true;
   }
 
-  /** Sends a command; resolves on its ack, rejects with the server's code on refusal. */
+  /**
+   * Sends a command; resolves on its ack, rejects with the server's code on refusal. While
+   * disconnected it is refused at once (`offline`): a click the user cannot see land must
+   * not be replayed later. A command sent whose answer is lost with the connection is sent
+   * again, with the same id, on reconnecting (the server answers it once).
+   */
   command(command) {
+    if (!this.open) return Promise.reject(Object.assign(new Error("offline"), { code: "offline" }));
     const id = crypto.randomUUID();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { command, resolve, reject });
@@ -134,6 +150,7 @@ export class LiveChannel {
     });
   }
 
+  /** Ends the channel for good (the page is left, or the server showed us the door). */
   close() {
     this.closed = true;
     clearTimeout(this.timer);
@@ -144,5 +161,6 @@ export class LiveChannel {
     ws?.close();
     for (const p of this.pending.values()) p.reject(Object.assign(new Error("left the meeting"), { code: "closed" }));
     this.pending.clear();
+    this.handlers.onStatus("closed");
   }
 }

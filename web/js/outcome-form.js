@@ -2,6 +2,7 @@
 // follow-up for one case; saves the draft (PUT) and signs it. A signed outcome is shown
 // read-only: it is never overwritten (corrections are amendments).
 import { api } from "./api.js";
+import { BODY_REGIONS, BODY_SIDES } from "./nhs.js";
 import { errorBox, explain, fill, h, humanise, when } from "./ui.js";
 
 export const INVESTIGATIONS = ["mri", "xray", "ct", "ultrasound", "bloods", "nerve_conduction", "dexa", "other"];
@@ -13,6 +14,13 @@ const LABELS = { mri: "MRI", xray: "X-ray", ct: "CT", dexa: "DEXA", gp_discharge
 const label = (v) => LABELS[v] || humanise(v).replace(/^./, (c) => c.toUpperCase());
 
 let counter = 0;
+
+/** "left knee" → ["left", "knee"]; "lower back" → ["", "lower back"]. */
+function splitSite(site) {
+  if (!site) return ["", ""];
+  const side = BODY_SIDES.find((s) => site.startsWith(`${s} `));
+  return side ? [side, site.slice(side.length + 1)] : ["", site];
+}
 const uid = (name) => `${name}-${++counter}`;
 
 function select(id, values, value, text = label) {
@@ -30,6 +38,7 @@ export function outcomeForm({ caseId, title, session }) {
   const investigations = h("div", { class: "rows" });
   const referrals = h("div", { class: "rows" });
   const planText = h("textarea", { id: uid("plan"), rows: 4 });
+  const planItems = h("textarea", { id: uid("plan-items"), rows: 3 });
   const followKind = select(uid("follow-kind"), ["none", "review", "re_discuss"], "none",
     (v) => ({ none: "None", review: "Review in clinic", re_discuss: "Discuss again at a later MDT" })[v]);
   const weeks = h("input", { id: uid("weeks"), type: "number", min: 1, max: 52, value: 6 });
@@ -45,12 +54,23 @@ export function outcomeForm({ caseId, title, session }) {
 
   function investigationRow(v = {}) {
     const kind = select(uid("inv-kind"), INVESTIGATIONS, v.kind || "mri");
-    const site = h("input", { id: uid("inv-site"), type: "text", value: v.site || "", placeholder: "e.g. lower back" });
+    // The site is from the body-site vocabulary (as the server requires): a side and a
+    // region, so nothing identifying can be typed there.
+    const [givenSide, givenRegion] = splitSite(v.site);
+    const side = select(uid("inv-side"), ["", ...BODY_SIDES], givenSide, (x) => (x ? label(x) : "No side"));
+    const region = select(uid("inv-region"), ["", ...BODY_REGIONS], givenRegion, (x) => (x ? label(x) : "No site"));
     const urgency = select(uid("inv-urgency"), ["routine", "urgent"], v.urgency || "routine");
+    const notes = h("input", { id: uid("inv-notes"), type: "text", value: v.notes || "" });
     const row = h("fieldset", { class: "row investigation" }, h("legend", {}, "Investigation"),
-      labelled("Kind", kind), labelled("Body site", site), labelled("Urgency", urgency),
+      labelled("Kind", kind), labelled("Side", side), labelled("Body site", region), labelled("Urgency", urgency),
+      labelled("Notes (optional)", notes),
       h("button", { type: "button", class: "small secondary", onclick: () => row.remove() }, "Remove investigation"));
-    row.value = () => ({ kind: kind.value, site: site.value.trim() || null, urgency: urgency.value });
+    row.value = () => ({
+      kind: kind.value,
+      site: region.value ? [side.value, region.value].filter(Boolean).join(" ") : null,
+      urgency: urgency.value,
+      notes: notes.value.trim() || null,
+    });
     return row;
   }
 
@@ -78,7 +98,10 @@ export function outcomeForm({ caseId, title, session }) {
     return {
       investigations: [...investigations.children].map((r) => r.value()),
       referrals: [...referrals.children].map((r) => r.value()),
-      management_plan: { text: planText.value, items: [] },
+      management_plan: {
+        text: planText.value,
+        items: planItems.value.split("\n").map((x) => x.trim()).filter(Boolean),
+      },
       follow_up: kind === "review" ? { kind, weeks: Number(weeks.value) }
         : kind === "re_discuss" ? { kind, session_id: laterSession.value, reason: followReason.value }
           : { kind: "none" },
@@ -90,7 +113,8 @@ export function outcomeForm({ caseId, title, session }) {
     const b = current.body;
     fill(investigations, b.investigations.map(investigationRow));
     fill(referrals, b.referrals.map(referralRow));
-    planText.value = b.management_plan.text || b.management_plan.items.join("\n");
+    planText.value = b.management_plan.text;
+    planItems.value = b.management_plan.items.join("\n");
     followKind.value = b.follow_up.kind;
     if (b.follow_up.weeks) weeks.value = b.follow_up.weeks;
     if (b.follow_up.reason) followReason.value = b.follow_up.reason;
@@ -109,6 +133,10 @@ export function outcomeForm({ caseId, title, session }) {
   async function save() {
     error.show(null);
     saved.hidden = true;
+    if (followKind.value === "review" && !/^\d+$/.test(weeks.value.trim())) {
+      weeks.focus();
+      throw Object.assign(new Error("Give the review interval as a whole number of weeks (1 to 52)."), { field: null });
+    }
     const version = await api(`/api/cases/${caseId}/outcome`, { method: "PUT", body: body() });
     saved.textContent = `Draft saved (version ${version.version}).`;
     saved.hidden = false;
@@ -122,6 +150,7 @@ export function outcomeForm({ caseId, title, session }) {
     h("h3", {}, "Onward referrals"), referrals,
     h("button", { type: "button", class: "small secondary", id: "add-referral", onclick: () => referrals.append(referralRow()) }, "Add referral"),
     h("h3", {}, "Management plan"), labelled("Plan", planText),
+    labelled("Plan items (optional, one per line)", planItems),
     h("h3", {}, "Follow-up"), labelled("Follow-up", followKind), weeksField, sessionField, reasonField,
     h("div", { class: "actions" }, saveButton, signButton),
     saved, error);

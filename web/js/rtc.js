@@ -36,10 +36,16 @@ export class Media {
   async start(muted) {
     try {
       const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      if (this.closed) {
+        // Left (or reconnected) while the browser asked for the microphone.
+        for (const t of stream.getTracks()) t.stop();
+        return;
+      }
       this.mic = stream.getAudioTracks()[0];
       this.mic.enabled = !muted;
       this.pc.addTrack(this.mic, stream);
     } catch (err) {
+      if (this.closed) return;
       this.micError = err.name === "NotAllowedError" ? "Microphone blocked" : "No microphone";
       this.pc.addTransceiver("audio", { direction: "recvonly" });
     }
@@ -99,14 +105,17 @@ export class Media {
     });
   }
 
-  /** The server refused our offer (e.g. not_presenter): roll it back and stop sharing. */
-  refused() {
+  /**
+   * The server refused our description: roll back an offer still waiting, and when the
+   * refusal was of our screen (`withdrawScreen`, e.g. not_presenter) stop sharing it.
+   */
+  refused(withdrawScreen) {
     return this.serially(async () => {
-      clearTimeout(this.resendTimer);
       if (this.pc.signalingState === "have-local-offer") {
+        clearTimeout(this.resendTimer);
         await this.pc.setLocalDescription({ type: "rollback" });
       }
-      this.dropScreen();
+      if (withdrawScreen) this.dropScreen();
     });
   }
 

@@ -8,6 +8,7 @@ import { outcomeForm } from "../outcome-form.js";
 import { clock, explain, fill, h, humanise, when } from "../ui.js";
 
 const LIVE_ERRORS = {
+  offline: "You are not connected just now: try again once the meeting has reconnected.",
   not_presenter: "Only the presenter the chair has granted may share a screen.",
   forbidden: "You do not have permission to do that.",
   invalid_sdp: "The browser's media description was refused; try again.",
@@ -92,16 +93,27 @@ export async function render(main, { user, params: [sessionId] }) {
   );
 
   const isChair = () => Boolean(state.you?.chair);
+  // The chair and consultants record outcomes (coordinators run the meeting, not decide).
+  const mayRecord = () => Boolean(state.you && state.you.role !== "coordinator" && (state.you.chair || state.you.role === "consultant"));
   const live = () => state.session?.state === "live";
   const me = () => state.participants.get(user.id);
 
+  // One command at a time: buttons are disabled while one is out, so a double click
+  // cannot skip a case.
+  let acting = false;
   async function act(command, done) {
+    if (acting) return;
     showError(null);
+    acting = true;
+    renderControls();
     try {
       await channel.command(command);
       done?.();
     } catch (err) {
       if (err.code !== "closed") showError(liveError(err));
+    } finally {
+      acting = false;
+      renderAll();
     }
   }
 
@@ -141,9 +153,10 @@ export async function render(main, { user, params: [sessionId] }) {
         break;
       case "case_started":
         state.current = e.case_id;
+        state.selected = null;
         state.since = Date.parse(e.at);
         setCaseState(e.case_id, "in_discussion");
-        announce(`Now discussing ${caseTitle(caseById(e.case_id) || {}, state.agenda.findIndex((c) => c.id === e.case_id))}.`);
+        announce(`Now discussing case ${state.agenda.findIndex((c) => c.id === e.case_id) + 1}.`);
         break;
       case "case_completed":
         setCaseState(e.case_id, "discussed");
@@ -152,6 +165,7 @@ export async function render(main, { user, params: [sessionId] }) {
       case "case_deferred":
         setCaseState(e.case_id, "deferred");
         if (state.current === e.case_id) state.current = null;
+        announce(`Case ${state.agenda.findIndex((c) => c.id === e.case_id) + 1} was deferred.`);
         break;
       case "agenda_reordered": {
         const order = new Map(e.case_ids.map((id, i) => [id, i]));
@@ -169,6 +183,7 @@ export async function render(main, { user, params: [sessionId] }) {
         break;
       case "hand_raised":
         if (!state.hands.includes(e.user_id)) state.hands.push(e.user_id);
+        if (isChair()) announce(`${state.participants.get(e.user_id)?.name || "Someone"} raised their hand.`);
         break;
       case "hand_lowered":
         state.hands = state.hands.filter((u) => u !== e.user_id);
@@ -179,6 +194,7 @@ export async function render(main, { user, params: [sessionId] }) {
       case "presenter_granted":
         state.presenter = e.user_id;
         state.requests = state.requests.filter((u) => u !== e.user_id);
+        if (e.user_id === user.id) announce("You may now share your screen.");
         break;
       case "presenter_revoked":
         if (state.presenter === e.user_id) state.presenter = null;
@@ -195,6 +211,11 @@ export async function render(main, { user, params: [sessionId] }) {
       case "outcome_signed":
         state.outcomes.set(e.case_id, { version: e.version, signed: true });
         setCaseState(e.case_id, "outcome_signed");
+        // A signed case is no longer under discussion (as the server counts it).
+        if (state.current === e.case_id) {
+          state.current = null;
+          state.since = null;
+        }
         break;
       default:
         break;
@@ -220,7 +241,7 @@ export async function render(main, { user, params: [sessionId] }) {
       },
     });
     media = mine;
-    mine.start(me()?.muted ?? true);
+    mine.start(me()?.muted ?? true).catch((err) => showError(`Voice could not start: ${err.message}`));
   }
 
   function stopMedia() {
@@ -240,8 +261,27 @@ export async function render(main, { user, params: [sessionId] }) {
   }
 
   // ---- rendering ----
+  /** A button that acts on the meeting: disabled while disconnected or while a command is
+   * out; `key` (or its id) lets a re-render give focus back to it. */
+  function btn(attrs, ...children) {
+    const { key, ...rest } = attrs;
+    return h("button", {
+      type: "button", ...rest, dataset: { key: key || rest.id },
+      disabled: Boolean(rest.disabled) || !state.connected || acting,
+    }, ...children);
+  }
+
+  /** A stable key for the focused control, so a re-render can give focus back. */
+  const focusKey = () => document.activeElement?.dataset?.key || null;
+  function restoreFocus(key) {
+    if (!key || document.activeElement?.dataset?.key === key) return;
+    main.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+  }
+
+  let lastQuorum = null;
   function renderAll() {
     if (!state.session) return;
+    const key = focusKey();
     const s = state.session;
     heading.textContent = s.title;
     fill(facts, `${humanise(s.specialty)} · ${when(s.starts_at)} · `, h("span", { id: "meeting-state", class: `tag state-${s.state}` }, humanise(s.state)),
@@ -254,6 +294,10 @@ export async function render(main, { user, params: [sessionId] }) {
     renderPeople();
     renderOutcome();
     tick();
+    restoreFocus(key);
+    const q = quorum();
+    if (lastQuorum !== null && q !== lastQuorum) announce(q);
+    lastQuorum = q;
   }
 
   function renderAgenda() {
@@ -277,15 +321,15 @@ export async function render(main, { user, params: [sessionId] }) {
         h("span", { class: "muted" }, c.body_site || "")),
       c.clinical_question ? h("p", { class: "muted" }, c.clinical_question) : null,
       outcome ? h("p", { class: "muted" }, outcome.signed ? `Outcome signed (v${outcome.version})` : `Outcome drafted (v${outcome.version})`) : null,
-      chair || isChair()
+      isChair() || mayRecord()
         ? h("div", { class: "tools" },
-          chair && waiting ? h("button", { type: "button", class: "small", onclick: () => act({ kind: "start_case", case_id: c.id }) }, "Start") : null,
-          chair && (waiting || current) ? h("button", { type: "button", class: "small secondary", onclick: () => act({ kind: "defer_case", case_id: c.id }) }, "Defer") : null,
+          chair && waiting ? btn({ key: `start-${c.id}`, class: "small", onclick: () => act({ kind: "start_case", case_id: c.id }) }, "Start") : null,
+          chair && (waiting || current) ? btn({ key: `defer-${c.id}`, class: "small secondary", onclick: () => act({ kind: "defer_case", case_id: c.id }) }, "Defer") : null,
           isChair() && state.agenda.length > 1 ? [
-            h("button", { type: "button", class: "small secondary", "aria-label": `Move case ${i + 1} up`, disabled: i === 0, onclick: () => move(c.id, -1) }, "↑"),
-            h("button", { type: "button", class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === state.agenda.length - 1, onclick: () => move(c.id, 1) }, "↓"),
+            btn({ key: `up-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} up`, disabled: i === 0, onclick: () => move(c.id, -1) }, "↑"),
+            btn({ key: `down-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === state.agenda.length - 1, onclick: () => move(c.id, 1) }, "↓"),
           ] : null,
-          h("button", { type: "button", class: "small secondary", onclick: () => selectCase(c.id) }, "Outcome"))
+          mayRecord() ? h("button", { type: "button", class: "small secondary", dataset: { key: `outcome-${c.id}` }, onclick: () => selectCase(c.id) }, "Outcome") : null)
         : null);
       li.addEventListener("keydown", (e) => {
         if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown") && e.target === li) {
@@ -356,26 +400,26 @@ export async function render(main, { user, params: [sessionId] }) {
     const presenting = state.presenter === user.id;
     const muted = p ? p.muted : true;
     fill(controls,
-      inRoom ? h("button", {
-        type: "button", id: "mic-toggle", "aria-pressed": String(!muted), disabled: Boolean(media?.micError),
+      inRoom ? btn({
+        id: "mic-toggle", "aria-pressed": String(!muted), disabled: Boolean(media?.micError),
         onclick: () => toggleMute(!muted),
       }, media?.micError ? media.micError : muted ? "Unmute microphone" : "Mute microphone") : null,
-      inRoom ? h("button", { type: "button", id: "hand-toggle", class: "secondary", "aria-pressed": String(handUp), onclick: () => act({ kind: handUp ? "lower_hand" : "raise_hand" }) },
+      inRoom ? btn({ id: "hand-toggle", class: "secondary", "aria-pressed": String(handUp), onclick: () => act({ kind: handUp ? "lower_hand" : "raise_hand" }) },
         handUp ? "Lower hand" : "Raise hand") : null,
-      inRoom && presenting ? h("button", { type: "button", id: "share-toggle", onclick: () => toggleShare() },
+      inRoom && presenting ? btn({ id: "share-toggle", onclick: () => toggleShare() },
         media?.sharing ? "Stop sharing" : "Share screen") : null,
-      inRoom && presenting ? h("button", { type: "button", class: "secondary", onclick: () => { media?.stopSharing(); act({ kind: "revoke_present" }); } }, "Stop presenting") : null,
-      inRoom && !presenting && !trainee && !isChair() ? h("button", { type: "button", id: "request-present", class: "secondary", disabled: state.requests.includes(user.id), onclick: () => act({ kind: "request_present" }) },
+      inRoom && presenting ? btn({ key: "stop-presenting", class: "secondary", onclick: () => { media?.stopSharing(); act({ kind: "revoke_present" }); } }, "Stop presenting") : null,
+      inRoom && !presenting && !trainee && !isChair() ? btn({ id: "request-present", class: "secondary", disabled: state.requests.includes(user.id), onclick: () => act({ kind: "request_present" }) },
         state.requests.includes(user.id) ? "Asked to present" : "Ask to present") : null,
       !state.connected ? h("span", { class: "muted" }, "Connecting…") : null,
     );
     if (!isChair()) return fill(chairBar);
     const s = state.session?.state;
     fill(chairBar,
-      s === "scheduled" || s === "published" ? h("button", { type: "button", id: "open-meeting", onclick: () => act({ kind: "open_meeting" }) }, "Open meeting") : null,
-      s === "live" ? h("button", { type: "button", id: "next-case", onclick: () => act({ kind: "next_case" }) }, state.current ? "Next case" : "Start first case") : null,
-      s === "live" && state.current ? h("button", { type: "button", class: "secondary", id: "defer-current", onclick: () => act({ kind: "defer_case", case_id: state.current }) }, "Defer current case") : null,
-      s === "live" ? h("button", { type: "button", class: "danger", id: "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
+      s === "scheduled" || s === "published" ? btn({ id: "open-meeting", onclick: () => act({ kind: "open_meeting" }) }, "Open meeting") : null,
+      s === "live" ? btn({ id: "next-case", onclick: () => act({ kind: "next_case" }) }, state.current ? "Next case" : "Start first case") : null,
+      s === "live" && state.current ? btn({ class: "secondary", id: "defer-current", onclick: () => act({ kind: "defer_case", case_id: state.current }) }, "Defer current case") : null,
+      s === "live" ? btn({ class: "danger", id: "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
     );
   }
 
@@ -426,26 +470,28 @@ export async function render(main, { user, params: [sessionId] }) {
         hand ? h("span", { class: "icon hand" }, "hand up") : null,
         presenting ? h("span", { class: "icon presenting" }, "presenting") : null,
         asked ? h("span", { class: "icon" }, "asks to present") : null,
-        chair && !presenting && p.role !== "trainee" ? h("button", { type: "button", class: "small secondary", "aria-label": `Let ${p.name} present`, onclick: () => act({ kind: "grant_present", user_id: p.user_id }) }, "Let present") : null,
-        chair && presenting ? h("button", { type: "button", class: "small secondary", "aria-label": `Stop ${p.name} presenting`, onclick: () => act({ kind: "revoke_present" }) }, "Stop presenting") : null,
-        chair && hand && p.user_id !== user.id ? h("button", { type: "button", class: "small secondary", "aria-label": `Lower ${p.name}'s hand`, onclick: () => act({ kind: "lower_hand", user_id: p.user_id }) }, "Lower hand") : null,
-        chair && !p.muted && p.user_id !== user.id ? h("button", { type: "button", class: "small secondary", "aria-label": `Mute ${p.name}`, onclick: () => act({ kind: "set_muted", user_id: p.user_id, muted: true }) }, "Mute") : null,
+        chair && !presenting && p.role !== "trainee" ? btn({ key: `present-${p.user_id}`, class: "small secondary", "aria-label": `Let ${p.name} present`, onclick: () => act({ kind: "grant_present", user_id: p.user_id }) }, "Let present") : null,
+        chair && presenting ? btn({ key: `stop-${p.user_id}`, class: "small secondary", "aria-label": `Stop ${p.name} presenting`, onclick: () => act({ kind: "revoke_present" }) }, "Stop presenting") : null,
+        chair && hand && p.user_id !== user.id ? btn({ key: `lower-${p.user_id}`, class: "small secondary", "aria-label": `Lower ${p.name}'s hand`, onclick: () => act({ kind: "lower_hand", user_id: p.user_id }) }, "Lower hand") : null,
+        chair && !p.muted && p.user_id !== user.id ? btn({ key: `mute-${p.user_id}`, class: "small secondary", "aria-label": `Mute ${p.name}`, onclick: () => act({ kind: "set_muted", user_id: p.user_id, muted: true }) }, "Mute") : null,
       );
     }));
   }
 
   // ---- the outcome form (chair and consultants) ----
   let form = null;
+  const forms = new Map();
   function selectCase(id) {
     state.selected = id;
     renderOutcome(true);
   }
 
   function renderOutcome(focus) {
-    const mayRecord = state.you && (state.you.chair || state.you.role === "consultant") && state.you.role !== "coordinator";
-    const id = state.selected || state.current;
+    // The chosen case, else the one under discussion, else the last one shown (a case just
+    // signed is no longer under discussion, but its signed form stays in view).
+    const id = state.selected || state.current || form?.caseId;
     const c = id && caseById(id);
-    if (!mayRecord || !c) {
+    if (!mayRecord() || !c) {
       outcomePanel.hidden = true;
       return;
     }
@@ -454,7 +500,11 @@ export async function render(main, { user, params: [sessionId] }) {
       form.refresh(state.outcomes.get(id));
       return;
     }
-    form = outcomeForm({ caseId: id, title: caseTitle(c, state.agenda.indexOf(c)), session: state.session, mayDraft: true });
+    // One form per case for the page's life: moving to the next case and back keeps
+    // whatever was typed and not yet saved.
+    form = forms.get(id) || outcomeForm({ caseId: id, title: caseTitle(c, state.agenda.indexOf(c)), session: state.session });
+    forms.set(id, form);
+    form.refresh(state.outcomes.get(id));
     fill(outcomePanel, form.element);
     if (focus) form.element.querySelector("h2")?.focus();
   }
@@ -479,8 +529,9 @@ export async function render(main, { user, params: [sessionId] }) {
   const channel = new LiveChannel(sessionId, {
     onStatus(s) {
       state.connected = s === "open";
-      banner.hidden = s === "open" || !state.session;
+      banner.hidden = s === "open" || s === "closed" || !state.session;
       if (s !== "open") stopMedia();
+      renderAll();
       renderControls();
       if (s === "open" && state.session) startMedia();
     },
@@ -504,7 +555,10 @@ export async function render(main, { user, params: [sessionId] }) {
       } else if (msg.type === "rtc") {
         media?.signal(msg);
       } else if (msg.type === "error") {
-        if (["not_presenter", "forbidden", "invalid_sdp"].includes(msg.code)) media?.refused();
+        // Media refusals come without an id: a refused screen is withdrawn; a description
+        // the server could not apply (e.g. a late duplicate answer) is only rolled back.
+        if (!msg.id && (msg.code === "not_presenter" || msg.code === "forbidden")) media?.refused(true);
+        if (!msg.id && msg.code === "invalid_sdp") media?.refused(false);
         if (msg.code === "not_a_participant") channel.close();
         showError(liveError(msg));
       }
@@ -516,5 +570,6 @@ export async function render(main, { user, params: [sessionId] }) {
     clearInterval(ticker);
     stopMedia();
     channel.close();
+    announce("");
   };
 }
