@@ -8,6 +8,7 @@ pub mod audit;
 pub mod case;
 pub mod email;
 pub mod live;
+pub mod mentorship;
 pub mod message;
 pub mod nhs_number;
 pub mod outcome;
