@@ -25,7 +25,7 @@
 
 use std::cmp::{max, min};
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -254,7 +254,8 @@ impl Contract {
             starts_on: draft.starts_on,
             ends_on: draft.ends_on,
             created_by: by,
-            created_at: now,
+            // Microseconds: the precision both backends keep.
+            created_at: now.trunc_subsecs(6),
         }
     }
 
@@ -466,7 +467,7 @@ impl MentorshipLog {
             kind: draft.kind,
             case_ids: draft.case_ids,
             learning_points: draft.learning_points,
-            created_at: now,
+            created_at: now.trunc_subsecs(6),
         }
     }
 

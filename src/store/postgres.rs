@@ -1559,6 +1559,7 @@ impl Store for PgStore {
         let session = session_in(&mut tx, case.session_id)
             .await?
             .ok_or(StoreError::NotFound("session"))?;
+        let now = now.trunc_subsecs(6);
         let flag = MentorshipFlag {
             case_id,
             specialty: session.plan.specialty,

@@ -163,7 +163,9 @@ impl Service {
         body["id"].as_str().unwrap().to_string()
     }
 
-    /// Logs mentorship as `who`; returns the response body.
+    /// Logs mentorship as `who`; returns the response body. (The arguments are the log's
+    /// fields, in the order the tables below read best.)
+    #[allow(clippy::too_many_arguments)]
     async fn log(
         &self,
         who: &Account,
