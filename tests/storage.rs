@@ -790,7 +790,7 @@ async fn mentorship_and_attendance(backend: Backend) {
 
     let quarter = DateRange::new(day("2025-04-01"), day("2025-06-30")).unwrap();
     let all = store.mentorship_logs(quarter, None).await.unwrap();
-    assert_eq!(all, [good.clone()]);
+    assert_eq!(all, std::slice::from_ref(&good));
     assert_eq!(
         store
             .mentorship_logs(quarter, Some(physio.id))
