@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveTime, Utc};
+use chrono::{Duration, NaiveTime, SubsecRound, Utc};
 use mdt_coordinator::domain::case::parse_date_of_birth;
 use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::*;
@@ -606,6 +606,291 @@ async fn no_overbooking_under_a_race(backend: Backend) {
     );
 }
 
+/// Mentorship and attendance (issue 7): contracts refuse overlaps in one arm; a log and
+/// the clearing of its cases' flags commit together (or not at all); the backlog is read
+/// as of a day; logs are found by the people in them; attended sessions carry the stays
+/// and the discussed cases.
+async fn mentorship_and_attendance(backend: Backend) {
+    use mdt_coordinator::domain::live::{EventBody, NewLiveEvent};
+    use mdt_coordinator::domain::mentorship::{
+        Contract, ContractDraft, DateRange, MentorshipKind, MentorshipLog,
+    };
+    let (_db, store) = fresh(backend).await;
+    let sessions = seeded_series(&store, 4).await;
+    let chair = sessions[0].plan.chair_id;
+    let physio = store
+        .create_user(
+            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
+            created(),
+        )
+        .await
+        .unwrap();
+    let trainee = store
+        .create_user(
+            new_user("trainee@example.org", Role::Trainee, &["rheumatology"]),
+            created(),
+        )
+        .await
+        .unwrap();
+    let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+    let rheum = Specialty::parse("rheumatology").unwrap();
+    let contract = |starts: &str, ends: Option<&str>| {
+        Contract::new(
+            ContractDraft {
+                consultant_id: chair,
+                specialty: rheum.clone(),
+                minutes_per_week: 60,
+                weeks_per_year: 52,
+                starts_on: day(starts),
+                ends_on: ends.map(day),
+            },
+            chair,
+            Utc::now(),
+        )
+    };
+    let first = contract("2025-01-01", Some("2025-06-30"));
+    store
+        .create_mentorship_contract(
+            &first,
+            NewAuditEvent::new("mentorship_contract_created", "mentorship_contract"),
+        )
+        .await
+        .unwrap();
+    let overlapping = store
+        .create_mentorship_contract(&contract("2025-06-30", None), created())
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(overlapping), "contract_overlaps");
+    store
+        .create_mentorship_contract(&contract("2025-07-01", None), created())
+        .await
+        .unwrap();
+    let stored = store.mentorship_contracts(Some(chair)).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0], first);
+    assert!(store
+        .mentorship_contracts(Some(physio.id))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let nhs = nhs_numbers(2);
+    let now = Utc::now();
+    let mut cases = Vec::new();
+    for n in &nhs {
+        let case = store
+            .book_case(a_case(&sessions[0], physio.id, n), booked(), vec![], now)
+            .await
+            .unwrap()
+            .case;
+        cases.push(case.id);
+    }
+    let at = |d: &str| {
+        format!("{d}T09:00:00Z")
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap()
+    };
+    let flag = NewAuditEvent::new("case_flagged_for_mentorship", "case");
+    let (f, created_now) = store
+        .flag_for_mentorship(cases[0], physio.id, flag.clone(), at("2025-04-01"))
+        .await
+        .unwrap();
+    assert!(created_now);
+    assert_eq!(
+        (f.specialty.as_str(), f.flagged_on),
+        ("rheumatology", day("2025-04-01"))
+    );
+    let (_, again) = store
+        .flag_for_mentorship(cases[0], chair, flag.clone(), at("2025-04-02"))
+        .await
+        .unwrap();
+    assert!(!again, "a flagged case stays flagged once");
+    store
+        .flag_for_mentorship(cases[1], physio.id, flag.clone(), at("2025-04-03"))
+        .await
+        .unwrap();
+    assert!(store
+        .flag_for_mentorship(uuid::Uuid::new_v4(), chair, flag, now)
+        .await
+        .is_err());
+
+    let log = |mentees: Vec<UserId>, on: &str| MentorshipLog {
+        id: uuid::Uuid::new_v4(),
+        consultant_id: chair,
+        specialty: rheum.clone(),
+        mentee_ids: mentees,
+        occurred_on: day(on),
+        duration_minutes: 45,
+        kind: MentorshipKind::CaseReview,
+        case_ids: vec![cases[0]],
+        learning_points: vec!["Ask about morning stiffness".into()],
+        created_at: now.trunc_subsecs(6),
+    };
+    // A mentee that does not exist: nothing is written, the flag stays.
+    let bad = log(vec![UserId::new()], "2025-05-01");
+    let err = store
+        .create_mentorship_log(&bad, vec![], now)
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(err), "unknown_reference");
+    assert_eq!(
+        store
+            .mentorship_backlog(day("2025-12-31"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let good = log(vec![physio.id], "2025-05-01");
+    let cleared = store
+        .create_mentorship_log(
+            &good,
+            vec![NewAuditEvent::new("mentorship_logged", "mentorship_log")],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared, [cases[0]]);
+    assert!(store.mentorship_flag(cases[0]).await.unwrap().is_none());
+    // As of 30 April both were waiting; as of 1 May only the second.
+    let waiting = |d: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .mentorship_backlog(day(d))
+                .await
+                .unwrap()
+                .iter()
+                .map(|f| f.case_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(waiting("2025-04-30").await, [cases[0], cases[1]]);
+    assert_eq!(waiting("2025-05-01").await, [cases[1]]);
+    assert_eq!(waiting("2025-04-02").await, [cases[0]]);
+    let unflagged = store
+        .unflag_for_mentorship(
+            cases[1],
+            chair,
+            NewAuditEvent::new("case_unflagged_for_mentorship", "case"),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        unflagged.cleared_on,
+        Some(mdt_coordinator::domain::mentorship::clinic_date(now))
+    );
+    assert!(store
+        .unflag_for_mentorship(cases[1], chair, NewAuditEvent::new("x", "case"), now)
+        .await
+        .unwrap()
+        .is_none());
+
+    let quarter = DateRange::new(day("2025-04-01"), day("2025-06-30")).unwrap();
+    let all = store.mentorship_logs(quarter, None).await.unwrap();
+    assert_eq!(all, std::slice::from_ref(&good));
+    assert_eq!(
+        store
+            .mentorship_logs(quarter, Some(physio.id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .mentorship_logs(quarter, Some(chair))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .mentorship_logs(quarter, Some(trainee.id))
+        .await
+        .unwrap()
+        .is_empty());
+    let june = DateRange::new(day("2025-06-01"), day("2025-06-30")).unwrap();
+    assert!(store.mentorship_logs(june, None).await.unwrap().is_empty());
+
+    // Attendance: the trainee joined twice; one case was discussed.
+    let session = &sessions[0];
+    let t0 = session.starts_at;
+    let event = |body: EventBody| {
+        vec![NewLiveEvent {
+            body,
+            actor: Some(chair),
+            command_id: None,
+        }]
+    };
+    let joined = EventBody::ParticipantJoined {
+        user_id: trainee.id,
+        name: "Trainee".into(),
+        role: Role::Trainee,
+        instance: uuid::Uuid::new_v4(),
+    };
+    store
+        .append_live_events(session.id, None, event(EventBody::MeetingOpened), t0)
+        .await
+        .unwrap();
+    store
+        .append_live_events(session.id, None, event(joined.clone()), t0)
+        .await
+        .unwrap();
+    store
+        .append_live_events(
+            session.id,
+            None,
+            event(EventBody::CaseStarted { case_id: cases[1] }),
+            t0,
+        )
+        .await
+        .unwrap();
+    store
+        .append_live_events(
+            session.id,
+            None,
+            event(EventBody::ParticipantLeft {
+                user_id: trainee.id,
+            }),
+            t0 + Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+    store
+        .append_live_events(session.id, None, event(joined), t0 + Duration::minutes(40))
+        .await
+        .unwrap();
+    let attended = store
+        .attended_sessions(trainee.id, t0 - Duration::days(1), t0 + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(attended.len(), 1);
+    assert_eq!(attended[0].session.id, session.id);
+    assert_eq!(attended[0].stays.len(), 2);
+    assert_eq!(
+        attended[0].stays[0].left_at,
+        Some(t0 + Duration::minutes(30))
+    );
+    assert_eq!(attended[0].stays[1].left_at, None);
+    assert_eq!(
+        attended[0].cases.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [cases[1]]
+    );
+    assert!(store
+        .attended_sessions(trainee.id, t0 + Duration::days(1), t0 + Duration::days(2))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .attended_sessions(physio.id, t0 - Duration::days(1), t0 + Duration::days(1))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 on_both_backends!(
     users_and_specialties,
     refresh_tokens_rotate_and_reuse_revokes_family,
@@ -613,6 +898,7 @@ on_both_backends!(
     concurrent_audit_appends_keep_one_chain,
     booking_rules,
     no_overbooking_under_a_race,
+    mentorship_and_attendance,
 );
 
 #[tokio::test]

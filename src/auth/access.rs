@@ -85,3 +85,24 @@ pub fn may_sign_outcome(user: &User, session: &Session) -> Result<(), ApiError> 
         ))
     }
 }
+
+/// Mentorship (issue 7): a case is flagged for, or taken off, its arm's mentorship
+/// backlog by its referrer, a consultant of its specialty, or a coordinator.
+pub fn may_flag_for_mentorship(
+    user: &User,
+    case: &Case,
+    session: &Session,
+) -> Result<(), ApiError> {
+    let allowed = match user.role {
+        Role::Coordinator => true,
+        Role::Consultant => user.has_specialty(&session.plan.specialty),
+        _ => case.referrer_id == user.id,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "the referrer, a consultant of the specialty or a coordinator flags cases for mentorship",
+        ))
+    }
+}

@@ -9,6 +9,7 @@ pub mod case;
 pub mod email;
 pub mod fhir;
 pub mod live;
+pub mod mentorship;
 pub mod message;
 pub mod nhs_number;
 pub mod outcome;

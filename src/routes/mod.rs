@@ -5,9 +5,11 @@ mod attachments;
 mod audit;
 mod auth;
 mod cases;
+mod cpd;
 mod fhir;
 mod health;
 mod live;
+mod mentorship;
 mod outcomes;
 mod sessions;
 pub mod users;
@@ -73,6 +75,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/sessions/{id}/live-ticket").post(live::ticket))
                 .service(resource("/sessions/{id}/live").get(live::connect))
                 .service(resource("/sessions/{id}/attendance").get(live::attendance))
+                // Mentorship and CPD (issue 7)
+                .service(
+                    resource("/mentorship/contracts")
+                        .post(mentorship::create_contract)
+                        .get(mentorship::list_contracts),
+                )
+                .service(
+                    resource("/mentorship/logs")
+                        .post(mentorship::create_log)
+                        .get(mentorship::list_logs),
+                )
+                .service(resource("/mentorship/summary").get(mentorship::summary))
+                .service(
+                    resource("/cases/{id}/mentorship-flag")
+                        .get(mentorship::show_flag)
+                        .post(mentorship::flag)
+                        .delete(mentorship::unflag),
+                )
+                .service(resource("/me/attendance").get(cpd::record))
+                .service(resource("/me/attendance/certificate").get(cpd::certificate))
                 .default_service(web::to(not_found)),
         )
         .service(

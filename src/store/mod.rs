@@ -10,7 +10,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::error::DatabaseError as _;
 use uuid::Uuid;
@@ -18,6 +18,9 @@ use uuid::Uuid;
 use crate::config::DatabaseSettings;
 use crate::domain::audit::{verify_chain, AuditQuery};
 use crate::domain::live::{Attendance, EventBody, LiveEvent, NewLiveEvent};
+use crate::domain::mentorship::{
+    Contract, DateRange, MentorshipFlag, MentorshipKind, MentorshipLog,
+};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
     Amendment, Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent,
@@ -394,6 +397,135 @@ pub trait Store: Send + Sync + 'static {
     async fn search_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
     /// The ids of every case ever booked for this NHS number, in any state, oldest first.
     async fn patient_case_ids(&self, nhs_number: &NhsNumber) -> Result<Vec<Uuid>, StoreError>;
+
+    // Mentorship and attendance (issue 7) -------------------------------------------------
+    // Contracts, logs and the backlog of cases flagged for mentorship; the sessions a
+    // person attended (their CPD record). The arithmetic lives in `domain::mentorship`.
+
+    /// Stores a contract with its audit event; `409 contract_overlaps` when the consultant
+    /// already has a contract in the same arm on one of its days.
+    async fn create_mentorship_contract(
+        &self,
+        contract: &Contract,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Contracts of one consultant, or all, by consultant, arm and start.
+    async fn mentorship_contracts(
+        &self,
+        consultant: Option<UserId>,
+    ) -> Result<Vec<Contract>, StoreError>;
+    /// Stores a log with its mentees and cases and, in the same transaction, clears the
+    /// backlog flag of every case it discusses (cleared on the log's day, by the log),
+    /// with `audit`. Returns the cases whose flag it cleared. A case or mentee that does
+    /// not exist refuses the whole log (`422 unknown_reference`).
+    async fn create_mentorship_log(
+        &self,
+        log: &MentorshipLog,
+        audit: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, StoreError>;
+    /// Logs dated within `range`, oldest first; with `involving`, only those where that
+    /// person is the consultant or a mentee.
+    async fn mentorship_logs(
+        &self,
+        range: DateRange,
+        involving: Option<UserId>,
+    ) -> Result<Vec<MentorshipLog>, StoreError>;
+    /// Puts a case on its arm's backlog (the arm is its session's specialty), with
+    /// `audit`. Returns the open flag and whether this call made it (flagging a flagged
+    /// case changes nothing). `404` for an unknown case, `409 invalid_state` for a
+    /// withdrawn or deferred one.
+    async fn flag_for_mentorship(
+        &self,
+        case_id: Uuid,
+        by: UserId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(MentorshipFlag, bool), StoreError>;
+    /// Takes a case off the backlog without a log (cleared today), with `audit`; `None`
+    /// when it was not flagged.
+    async fn unflag_for_mentorship(
+        &self,
+        case_id: Uuid,
+        by: UserId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MentorshipFlag>, StoreError>;
+    /// The case's open flag, if any.
+    async fn mentorship_flag(&self, case_id: Uuid) -> Result<Option<MentorshipFlag>, StoreError>;
+    /// Flags open at the end of `as_of`: flagged on or before it and not cleared by then.
+    async fn mentorship_backlog(&self, as_of: NaiveDate)
+        -> Result<Vec<MentorshipFlag>, StoreError>;
+    /// Sessions starting in `[from, to)` that `user` attended, in start order, each with
+    /// the user's stays and the cases that reached discussion.
+    async fn attended_sessions(
+        &self,
+        user: UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AttendedSession>, StoreError>;
+}
+
+/// One session in a person's attendance record.
+#[derive(Clone, Debug)]
+pub struct AttendedSession {
+    pub session: Session,
+    /// The person's stays (a new row each time they joined).
+    pub stays: Vec<Attendance>,
+    /// The cases discussed (in discussion, discussed or signed), in agenda order.
+    pub cases: Vec<Case>,
+}
+
+/// A log's cases and mentees must exist.
+pub(crate) fn unknown_log_reference() -> StoreError {
+    StoreError::Invalid(ParseError::new(
+        "unknown_reference",
+        "case_ids",
+        "names a case or mentee that does not exist",
+    ))
+}
+
+pub(crate) fn contract_overlaps() -> StoreError {
+    StoreError::conflict(
+        "contract_overlaps",
+        "the consultant already has a contract in this arm on some of these days",
+    )
+}
+
+/// Rebuilds a log's stored learning points (a JSON array of strings).
+pub(crate) fn decode_learning_points(raw: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(raw).map_err(|_| StoreError::corrupt("mentorship_logs.learning_points"))
+}
+
+pub(crate) fn encode_learning_points(points: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(points).map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))
+}
+
+pub(crate) fn decode_specialty(raw: &str, what: &str) -> Result<Specialty, StoreError> {
+    Specialty::parse(raw).map_err(|_| StoreError::corrupt(what))
+}
+
+pub(crate) fn decode_kind(raw: &str) -> Result<MentorshipKind, StoreError> {
+    MentorshipKind::parse(raw).map_err(|_| StoreError::corrupt("mentorship_logs.kind"))
+}
+
+pub(crate) fn decode_minutes(v: i32, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::corrupt(what))
+}
+
+/// A case may be flagged while it is live on some agenda (or discussed).
+pub(crate) fn check_flaggable(case: &Case) -> Result<(), StoreError> {
+    if case.state.holds_slot() {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(
+            "invalid_state",
+            format!(
+                "a case that is {} cannot be flagged for mentorship",
+                case.state.as_str()
+            ),
+        ))
+    }
 }
 
 /// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up

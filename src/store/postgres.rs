@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::*;
 use crate::config::DatabaseSettings;
 use crate::domain::audit::GENESIS_HASH;
+use crate::domain::mentorship::clinic_date;
 use crate::domain::message::{join_recipients, split_recipients};
 use crate::domain::outcome::check_follow_up_session;
 use crate::domain::schedule::SessionPlan;
@@ -1373,6 +1374,370 @@ impl Store for PgStore {
                 .await?,
         )
     }
+
+    // Mentorship and attendance (issue 7) -------------------------------------------------
+
+    async fn create_mentorship_contract(
+        &self,
+        contract: &Contract,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        // Two contracts for one consultant are checked for overlap one at a time.
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(contract.consultant_id.0)
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM mentorship_contracts WHERE consultant_id = $1 AND specialty = $2",
+        )
+        .bind(contract.consultant_id.0)
+        .bind(contract.specialty.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            if contract_from(row)?.overlaps(contract) {
+                return Err(contract_overlaps());
+            }
+        }
+        sqlx::query(
+            "INSERT INTO mentorship_contracts (id, consultant_id, specialty, minutes_per_week, \
+             weeks_per_year, starts_on, ends_on, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(contract.id)
+        .bind(contract.consultant_id.0)
+        .bind(contract.specialty.as_str())
+        .bind(i32::try_from(contract.minutes_per_week).unwrap_or(i32::MAX))
+        .bind(i32::try_from(contract.weeks_per_year).unwrap_or(i32::MAX))
+        .bind(contract.starts_on)
+        .bind(contract.ends_on)
+        .bind(contract.created_by.0)
+        .bind(contract.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                unknown_reference()
+            } else {
+                e.into()
+            }
+        })?;
+        append_audit_in(&mut tx, audit.record(contract.id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mentorship_contracts(
+        &self,
+        consultant: Option<UserId>,
+    ) -> Result<Vec<Contract>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM mentorship_contracts WHERE ($1 IS NULL OR consultant_id = $1) \
+             ORDER BY consultant_id, specialty, starts_on",
+        )
+        .bind(consultant.map(|c| c.0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(contract_from).collect()
+    }
+
+    async fn create_mentorship_log(
+        &self,
+        log: &MentorshipLog,
+        audit: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let fk = |e: sqlx::Error| {
+            if is_foreign_key_violation(&e) {
+                unknown_log_reference()
+            } else {
+                StoreError::from(e)
+            }
+        };
+        let mut tx = self.write_tx().await?;
+        let id = log.id;
+        sqlx::query(
+            "INSERT INTO mentorship_logs (id, consultant_id, specialty, occurred_on, \
+             duration_minutes, kind, learning_points, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(log.consultant_id.0)
+        .bind(log.specialty.as_str())
+        .bind(log.occurred_on)
+        .bind(i32::try_from(log.duration_minutes).unwrap_or(i32::MAX))
+        .bind(log.kind.as_str())
+        .bind(encode_learning_points(&log.learning_points)?)
+        .bind(log.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(fk)?;
+        for mentee in &log.mentee_ids {
+            sqlx::query("INSERT INTO mentorship_log_mentees (log_id, user_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(mentee.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(fk)?;
+        }
+        let mut cleared = Vec::new();
+        for case in &log.case_ids {
+            sqlx::query("INSERT INTO mentorship_log_cases (log_id, case_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(case)
+                .execute(&mut *tx)
+                .await
+                .map_err(fk)?;
+            let done = sqlx::query(
+                "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3, \
+                 cleared_by_log = $4 WHERE case_id = $5 AND cleared_at IS NULL",
+            )
+            .bind(now)
+            .bind(log.occurred_on)
+            .bind(log.consultant_id.0)
+            .bind(id)
+            .bind(case)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                cleared.push(*case);
+            }
+        }
+        for event in audit {
+            append_audit_in(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    async fn mentorship_logs(
+        &self,
+        range: DateRange,
+        involving: Option<UserId>,
+    ) -> Result<Vec<MentorshipLog>, StoreError> {
+        const FILTER: &str = "occurred_on >= $1 AND occurred_on <= $2 AND ($3 IS NULL \
+             OR consultant_id = $3 OR id IN (SELECT log_id FROM mentorship_log_mentees WHERE user_id = $3))";
+        let who = involving.map(|u| u.0);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM mentorship_logs WHERE {FILTER} ORDER BY occurred_on, created_at, id"
+        )))
+        .bind(range.from)
+        .bind(range.to)
+        .bind(who)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut mentees: HashMap<Uuid, Vec<UserId>> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT log_id, user_id FROM mentorship_log_mentees WHERE log_id IN \
+             (SELECT id FROM mentorship_logs WHERE {FILTER}) ORDER BY user_id"
+        )))
+        .bind(range.from)
+        .bind(range.to)
+        .bind(who)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            mentees
+                .entry(row.try_get("log_id")?)
+                .or_default()
+                .push(UserId(row.try_get("user_id")?));
+        }
+        let mut cases: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT c.log_id, c.case_id FROM mentorship_log_cases c JOIN cases k ON k.id = c.case_id \
+             WHERE c.log_id IN (SELECT id FROM mentorship_logs WHERE {FILTER}) ORDER BY k.booked_at, c.case_id"
+        )))
+        .bind(range.from)
+        .bind(range.to)
+        .bind(who)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            cases
+                .entry(row.try_get("log_id")?)
+                .or_default()
+                .push(row.try_get("case_id")?);
+        }
+        rows.iter()
+            .map(|row| {
+                let id: Uuid = row.try_get("id")?;
+                Ok(MentorshipLog {
+                    id,
+                    consultant_id: UserId(row.try_get("consultant_id")?),
+                    specialty: decode_specialty(
+                        row.try_get("specialty")?,
+                        "mentorship_logs.specialty",
+                    )?,
+                    mentee_ids: mentees.remove(&id).unwrap_or_default(),
+                    occurred_on: row.try_get("occurred_on")?,
+                    duration_minutes: decode_minutes(
+                        row.try_get("duration_minutes")?,
+                        "mentorship_logs.duration_minutes",
+                    )?,
+                    kind: decode_kind(row.try_get("kind")?)?,
+                    case_ids: cases.remove(&id).unwrap_or_default(),
+                    learning_points: decode_learning_points(row.try_get("learning_points")?)?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn flag_for_mentorship(
+        &self,
+        case_id: Uuid,
+        by: UserId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(MentorshipFlag, bool), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let case = lock_case(&mut tx, case_id).await?;
+        check_flaggable(&case)?;
+        if let Some(open) = open_flag_in(&mut tx, case_id).await? {
+            return Ok((open, false));
+        }
+        let session = session_in(&mut tx, case.session_id)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        let now = now.trunc_subsecs(6);
+        let flag = MentorshipFlag {
+            case_id,
+            specialty: session.plan.specialty,
+            flagged_by: by,
+            flagged_at: now,
+            flagged_on: clinic_date(now),
+            cleared_on: None,
+            cleared_by_log: None,
+        };
+        sqlx::query(
+            "INSERT INTO mentorship_flags (id, case_id, specialty, flagged_by, flagged_at, flagged_on) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(case_id)
+        .bind(flag.specialty.as_str())
+        .bind(by.0)
+        .bind(now)
+        .bind(flag.flagged_on)
+        .execute(&mut *tx)
+        .await?;
+        append_audit_in(&mut tx, audit.record(case_id)).await?;
+        tx.commit().await?;
+        Ok((flag, true))
+    }
+
+    async fn unflag_for_mentorship(
+        &self,
+        case_id: Uuid,
+        by: UserId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MentorshipFlag>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let Some(mut flag) = open_flag_in(&mut tx, case_id).await? else {
+            return Ok(None);
+        };
+        flag.cleared_on = Some(clinic_date(now));
+        sqlx::query(
+            "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3 \
+             WHERE case_id = $4 AND cleared_at IS NULL",
+        )
+        .bind(now)
+        .bind(flag.cleared_on)
+        .bind(by.0)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+        append_audit_in(&mut tx, audit.record(case_id)).await?;
+        tx.commit().await?;
+        Ok(Some(flag))
+    }
+
+    async fn mentorship_flag(&self, case_id: Uuid) -> Result<Option<MentorshipFlag>, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM mentorship_flags WHERE case_id = $1 AND cleared_at IS NULL")
+                .bind(case_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(flag_from).transpose()
+    }
+
+    async fn mentorship_backlog(
+        &self,
+        as_of: NaiveDate,
+    ) -> Result<Vec<MentorshipFlag>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM mentorship_flags WHERE flagged_on <= $1 \
+             AND (cleared_on IS NULL OR cleared_on > $1) ORDER BY flagged_at, case_id",
+        )
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(flag_from).collect()
+    }
+
+    async fn attended_sessions(
+        &self,
+        user: UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AttendedSession>, StoreError> {
+        let who = user.0;
+        let sessions = sqlx::query(
+            "SELECT * FROM sessions WHERE starts_at >= $1 AND starts_at < $2 \
+             AND id IN (SELECT session_id FROM attendance WHERE user_id = $3) ORDER BY starts_at, id",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(who)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(sessions.len());
+        for row in &sessions {
+            let session = Self::session_from(row)?;
+            let sid = session.id;
+            let stays = sqlx::query(
+                "SELECT role, joined_at, left_at FROM attendance WHERE session_id = $1 \
+                 AND user_id = $2 ORDER BY joined_at",
+            )
+            .bind(sid)
+            .bind(who)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Attendance {
+                    session_id: session.id,
+                    user_id: user,
+                    role: r
+                        .try_get::<String, _>("role")?
+                        .parse()
+                        .map_err(|_| StoreError::corrupt("attendance.role"))?,
+                    joined_at: r.try_get("joined_at")?,
+                    left_at: r.try_get("left_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            let cases = sqlx::query(
+                "SELECT * FROM cases WHERE session_id = $1 \
+                 AND state IN ('in_discussion', 'discussed', 'outcome_signed') \
+                 ORDER BY COALESCE(agenda_position, 2147483647), CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id",
+            )
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::case_from)
+            .collect::<Result<Vec<_>, _>>()?;
+            out.push(AttendedSession {
+                session,
+                stays,
+                cases,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// Appends one audit event inside the caller's write transaction, so the event and the
@@ -1995,4 +2360,52 @@ async fn outcome_event_in(
         append_events_in(tx, session_id, None, vec![event], &[], now).await?;
     }
     Ok(())
+}
+
+/// A stored mentorship contract.
+fn contract_from(row: &PgRow) -> Result<Contract, StoreError> {
+    Ok(Contract {
+        id: row.try_get("id")?,
+        consultant_id: UserId(row.try_get("consultant_id")?),
+        specialty: decode_specialty(row.try_get("specialty")?, "mentorship_contracts.specialty")?,
+        minutes_per_week: decode_minutes(
+            row.try_get("minutes_per_week")?,
+            "mentorship_contracts.minutes_per_week",
+        )?,
+        weeks_per_year: decode_minutes(
+            row.try_get("weeks_per_year")?,
+            "mentorship_contracts.weeks_per_year",
+        )?,
+        starts_on: row.try_get("starts_on")?,
+        ends_on: row.try_get("ends_on")?,
+        created_by: UserId(row.try_get("created_by")?),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A stored mentorship flag.
+fn flag_from(row: &PgRow) -> Result<MentorshipFlag, StoreError> {
+    Ok(MentorshipFlag {
+        case_id: row.try_get("case_id")?,
+        specialty: decode_specialty(row.try_get("specialty")?, "mentorship_flags.specialty")?,
+        flagged_by: UserId(row.try_get("flagged_by")?),
+        flagged_at: row.try_get("flagged_at")?,
+        flagged_on: row.try_get("flagged_on")?,
+        cleared_on: row.try_get("cleared_on")?,
+        cleared_by_log: row.try_get("cleared_by_log")?,
+    })
+}
+
+/// The case's open mentorship flag, read inside the caller's transaction.
+async fn open_flag_in(
+    tx: &mut Transaction<'static, Postgres>,
+    case_id: Uuid,
+) -> Result<Option<MentorshipFlag>, StoreError> {
+    let row = sqlx::query(
+        "SELECT * FROM mentorship_flags WHERE case_id = $1 AND cleared_at IS NULL FOR UPDATE",
+    )
+    .bind(case_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(flag_from).transpose()
 }

@@ -1,0 +1,338 @@
+//! Mentorship (DESIGN §3 "Mentorship", §4 flow 7): contracts (coordinators), logs
+//! (consultants log their own; mentees see the logs they are in; coordinators see all),
+//! the delivered-vs-contracted summary with the backlog, and flagging a case for
+//! mentorship. Handlers parse into `domain::mentorship` types, check access, call the
+//! store; the arithmetic is `domain::mentorship::summarise`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::access::{case_access, may_flag_for_mentorship, AgendaAccess};
+use crate::auth::{require_role, AuthUser};
+use crate::domain::mentorship::{
+    clinic_date, log_specialty, summarise, Contract, ContractDraft, ContractRequest, DateRange,
+    LogDraft, LogRequest, MentorshipFlag, MentorshipLog,
+};
+use crate::domain::{Case, CaseView, ParseError, Role, User, UserId};
+use crate::error::ApiError;
+use crate::routes::cases::visible_case;
+use crate::routes::sessions::{audit_case_reads, session_or_404};
+use crate::routes::ApiJson;
+use crate::startup::AppState;
+
+/// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.
+/// `422 unknown_consultant`, `not_a_consultant`, `unknown_specialty`,
+/// `consultant_not_in_specialty`; `409 contract_overlaps`.
+pub async fn create_contract(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<ContractRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let draft = ContractDraft::try_from(body)?;
+    let consultant = consultant(&state, draft.consultant_id, "consultant_id").await?;
+    if !state
+        .store
+        .list_specialties()
+        .await?
+        .contains(&draft.specialty)
+    {
+        return Err(ParseError::new("unknown_specialty", "specialty", "no such specialty").into());
+    }
+    if !consultant.has_specialty(&draft.specialty) {
+        return Err(ParseError::new(
+            "consultant_not_in_specialty",
+            "specialty",
+            format!("the consultant does not work in {}", draft.specialty),
+        )
+        .into());
+    }
+    let contract = Contract::new(draft, caller.id, Utc::now());
+    let event = state
+        .audit_event(
+            &req,
+            &caller,
+            "mentorship_contract_created",
+            "mentorship_contract",
+        )
+        .details(json!({ "consultant": contract.consultant_id, "specialty": contract.specialty }));
+    state
+        .store
+        .create_mentorship_contract(&contract, event)
+        .await?;
+    Ok(HttpResponse::Created().json(&contract))
+}
+
+/// The active consultant an id names; `422 unknown_consultant` or `not_a_consultant`.
+async fn consultant(state: &AppState, id: UserId, field: &'static str) -> Result<User, ApiError> {
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(|| ParseError::new("unknown_consultant", field, "no such account"))?;
+    if user.role != Role::Consultant {
+        return Err(ParseError::new(
+            "not_a_consultant",
+            field,
+            "names an account that is not a consultant",
+        )
+        .into());
+    }
+    Ok(user)
+}
+
+/// `GET /api/mentorship/contracts`: coordinators see every contract, consultants their own.
+pub async fn list_contracts(
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let contracts = state
+        .store
+        .mentorship_contracts(own_scope(&caller)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(contracts))
+}
+
+/// Coordinators see every contract (`None`); consultants their own; others none (403).
+fn own_scope(caller: &User) -> Result<Option<UserId>, ApiError> {
+    require_role(caller, &[Role::Coordinator, Role::Consultant])?;
+    Ok((caller.role == Role::Consultant).then_some(caller.id))
+}
+
+/// A stored log with the cases it discussed, as the viewer may see them.
+#[derive(Serialize)]
+struct LogView<'a> {
+    #[serde(flatten)]
+    log: &'a MentorshipLog,
+    cases: Vec<CaseView>,
+}
+
+/// `POST /api/mentorship/logs`: a consultant logs their own mentorship (`403` for anyone
+/// else, coordinators included). Every mentee must be a practitioner or trainee
+/// (`422 unknown_mentee`, `invalid_mentee`); every case one the consultant may see
+/// (`422 unknown_case`). The cases' backlog flags clear in the same transaction. `201`
+/// with the log and `unflagged_case_ids`.
+pub async fn create_log(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<LogRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let draft = LogDraft::parse(body, clinic_date(now))?;
+    if caller.role != Role::Consultant || draft.consultant_id != caller.id {
+        return Err(ApiError::forbidden("consultants log their own mentorship"));
+    }
+    for (i, id) in draft.mentee_ids.iter().enumerate() {
+        let field = format!("mentee_ids[{i}]");
+        let mentee = state
+            .store
+            .user(*id)
+            .await?
+            .filter(|u| u.active)
+            .ok_or_else(|| ParseError::new("unknown_mentee", field.clone(), "no such account"))?;
+        if !matches!(mentee.role, Role::Practitioner | Role::Trainee) {
+            return Err(ParseError::new(
+                "invalid_mentee",
+                field,
+                "mentees are practitioners or trainees",
+            )
+            .into());
+        }
+    }
+    let mut cases = Vec::with_capacity(draft.case_ids.len());
+    for (i, id) in draft.case_ids.iter().enumerate() {
+        let unknown = || {
+            ApiError::from(ParseError::new(
+                "unknown_case",
+                format!("case_ids[{i}]"),
+                "no such case",
+            ))
+        };
+        match visible_case(&state, &caller, *id).await {
+            Ok((case, AgendaAccess::Full)) => cases.push(case),
+            Ok(_) | Err(ApiError::NotFound { .. }) => return Err(unknown()),
+            Err(e) => return Err(e),
+        }
+    }
+    let specialty = log_specialty(
+        &draft,
+        &state.store.mentorship_contracts(Some(caller.id)).await?,
+    )?;
+    if !caller.has_specialty(&specialty) {
+        return Err(ParseError::new(
+            "invalid_specialty",
+            "specialty",
+            format!("you are not a consultant in {specialty}"),
+        )
+        .into());
+    }
+    let log = MentorshipLog::new(draft, specialty, now);
+    let mut events = vec![state
+        .audit_event(&req, &caller, "mentorship_logged", "mentorship_log")
+        .record(log.id)
+        .details(json!({ "cases": log.case_ids, "mentees": log.mentee_ids.len() }))];
+    events.extend(cases.iter().map(|c| {
+        state
+            .audit_event(&req, &caller, "case_mentorship_discussed", "case")
+            .record(c.id)
+            .details(json!({ "log": log.id, "session": c.session_id }))
+    }));
+    let unflagged = state.store.create_mentorship_log(&log, events, now).await?;
+    let mut body = serde_json::to_value(&log).map_err(ApiError::internal)?;
+    body["unflagged_case_ids"] = json!(unflagged);
+    Ok(HttpResponse::Created().json(body))
+}
+
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    consultant_id: Option<Uuid>,
+}
+
+/// `GET /api/mentorship/logs?from=&to=&consultant_id=` (dates inclusive, each optional):
+/// coordinators see every log, everyone else the logs they gave or were mentored in.
+/// Each log carries its cases, identified only for viewers who may see the case in full
+/// and de-identified otherwise; every case shown is an audited read.
+pub async fn list_logs(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    query: web::Query<LogsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let range = DateRange::parse_open(query.from.as_deref(), query.to.as_deref())?;
+    let involving = (caller.role != Role::Coordinator).then_some(caller.id);
+    let logs: Vec<MentorshipLog> = state
+        .store
+        .mentorship_logs(range, involving)
+        .await?
+        .into_iter()
+        .filter(|l| query.consultant_id.is_none_or(|c| l.consultant_id.0 == c))
+        .collect();
+    let today = Utc::now().date_naive();
+    let mut shown: Vec<Case> = Vec::new();
+    let mut views = Vec::with_capacity(logs.len());
+    for log in &logs {
+        let mut cases = Vec::with_capacity(log.case_ids.len());
+        for (i, id) in log.case_ids.iter().enumerate() {
+            let Some(case) = state.store.case(*id).await? else {
+                continue;
+            };
+            let session = session_or_404(&state, case.session_id).await?;
+            let identified = case_access(&caller, &case, &session) == AgendaAccess::Full;
+            cases.push(CaseView::of(&case, identified, i + 1, today));
+            shown.push(case);
+        }
+        views.push(LogView { log, cases });
+    }
+    audit_case_reads(&state, &req, &caller, "mentorship_logs", &shown).await?;
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[derive(Deserialize)]
+pub struct SummaryQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/mentorship/summary?from=&to=` (both dates required, inclusive): per contract
+/// running in the window, contracted minutes (pro rata by weeks), delivered minutes,
+/// shortfall and the arm's backlog as of `to` (or today, if earlier). Coordinators see
+/// every contract, consultants their own.
+pub async fn summary(
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    query: web::Query<SummaryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = own_scope(&caller)?;
+    let range = DateRange::parse(query.from.as_deref(), query.to.as_deref())?;
+    let today = clinic_date(Utc::now());
+    let contracts = state.store.mentorship_contracts(scope).await?;
+    let logs = state.store.mentorship_logs(range, scope).await?;
+    let backlog = state
+        .store
+        .mentorship_backlog(std::cmp::min(range.to, today))
+        .await?;
+    Ok(HttpResponse::Ok().json(summarise(&contracts, &logs, &backlog, &range, today)))
+}
+
+/// `POST /api/cases/{id}/mentorship-flag`: the referrer, a consultant of the specialty or
+/// a coordinator puts the case on its arm's backlog (`201`; `200` when it already was).
+pub async fn flag(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let case = flaggable_case(&state, &caller, *id).await?;
+    let event = state.audit_event(&req, &caller, "case_flagged_for_mentorship", "case");
+    let (flag, created) = state
+        .store
+        .flag_for_mentorship(case.id, caller.id, event, Utc::now())
+        .await?;
+    let mut res = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(res.json(flag_view(&flag)))
+}
+
+/// `DELETE /api/cases/{id}/mentorship-flag`: takes the case off the backlog without a
+/// log; `404 not_flagged` when it was not on it.
+pub async fn unflag(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let case = flaggable_case(&state, &caller, *id).await?;
+    let event = state.audit_event(&req, &caller, "case_unflagged_for_mentorship", "case");
+    let flag = state
+        .store
+        .unflag_for_mentorship(case.id, caller.id, event, Utc::now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("not_flagged", "the case is not flagged for mentorship")
+        })?;
+    Ok(HttpResponse::Ok().json(flag_view(&flag)))
+}
+
+/// `GET /api/cases/{id}/mentorship-flag`: the open flag, or `404 not_flagged`.
+pub async fn show_flag(
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, _) = visible_case(&state, &caller, *id).await?;
+    let flag = state.store.mentorship_flag(case.id).await?.ok_or_else(|| {
+        ApiError::not_found("not_flagged", "the case is not flagged for mentorship")
+    })?;
+    Ok(HttpResponse::Ok().json(flag_view(&flag)))
+}
+
+/// The case, if the caller may see it (else 404) and may flag it (else 403).
+async fn flaggable_case(state: &AppState, caller: &User, id: Uuid) -> Result<Case, ApiError> {
+    let (case, _) = visible_case(state, caller, id).await?;
+    let session = session_or_404(state, case.session_id).await?;
+    may_flag_for_mentorship(caller, &case, &session)?;
+    Ok(case)
+}
+
+fn flag_view(flag: &MentorshipFlag) -> serde_json::Value {
+    json!({
+        "case_id": flag.case_id,
+        "specialty": flag.specialty,
+        "flagged_by": flag.flagged_by,
+        "flagged_at": flag.flagged_at,
+        "flagged_on": flag.flagged_on,
+        "flagged": flag.cleared_on.is_none(),
+        "cleared_on": flag.cleared_on,
+    })
+}
