@@ -1,0 +1,91 @@
+// Calendar days as the mentorship and CPD APIs take them: UK (clinic) days written
+// YYYY-MM-DD, both ends of a range inclusive. A day is not an instant, so it is shown
+// without any time-zone shift.
+import { errorBox, field, h } from "./ui.js";
+
+const ymd = new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit" });
+const longDay = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+
+/** Today in the UK, as YYYY-MM-DD (the server refuses logs dated after this). */
+export const ukToday = () => ymd.format(new Date());
+
+const utc = (s) => new Date(`${s}T00:00:00Z`);
+const iso = (d) => d.toISOString().slice(0, 10);
+
+/** A day `n` days after (or before) another. */
+export const addDays = (s, n) => {
+  const d = utc(s);
+  d.setUTCDate(d.getUTCDate() + n);
+  return iso(d);
+};
+
+/** The calendar quarter holding a day: {from, to}. */
+export function quarterOf(s) {
+  const d = utc(s);
+  const first = Math.floor(d.getUTCMonth() / 3) * 3;
+  const from = new Date(Date.UTC(d.getUTCFullYear(), first, 1));
+  const to = new Date(Date.UTC(d.getUTCFullYear(), first + 3, 0));
+  return { from: iso(from), to: iso(to) };
+}
+
+/** The twelve months up to a day: {from, to}, e.g. 2025-03-15 → 2024-03-16 .. 2025-03-15. */
+export function yearTo(s) {
+  const d = utc(s);
+  d.setUTCFullYear(d.getUTCFullYear() - 1);
+  return { from: addDays(iso(d), 1), to: s };
+}
+
+/** Whether a string is a real YYYY-MM-DD date. */
+export const isDay = (s) => /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(s) && iso(utc(s)) === s;
+
+/** A day for people, e.g. "Tue 1 Apr 2025". */
+export const dayText = (s) => (s && isDay(s) ? longDay.format(utc(s)) : s || "");
+
+/** A <time> element for a day. */
+export const dayTime = (s) => h("time", { datetime: s }, dayText(s));
+
+/** Minutes as people read them: "45 min", "2 h", "13 h 30 min". */
+export function minutesText(m) {
+  const n = Math.round(Number(m) || 0);
+  if (n < 60) return `${n} min`;
+  const hours = Math.floor(n / 60);
+  const rest = n % 60;
+  return rest ? `${hours} h ${rest} min` : `${hours} h`;
+}
+
+/**
+ * A from–to pair of date fields with a Show button, checked before it calls
+ * `onShow({from, to})`; a refusal shows under the fields.
+ */
+export function windowForm(id, { from, to }, onShow) {
+  const fromF = field("From", h("input", { type: "date", name: "from", id: `${id}-from`, value: from, required: true }));
+  const toF = field("To (inclusive)", h("input", { type: "date", name: "to", id: `${id}-to`, value: to, required: true }));
+  const box = errorBox(`${id}-error`);
+  const submit = h("button", { type: "submit", class: "secondary" }, "Show");
+  const form = h("form", { id, class: "window-form", novalidate: true, "aria-label": "Period" }, h("div", { class: "row" }, fromF, toF, submit), box);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    fromF.setError(null);
+    toF.setError(null);
+    box.show(null);
+    const f = fromF.control.value;
+    const t = toF.control.value;
+    const bad = (wrap, message) => {
+      wrap.setError(message);
+      wrap.control.focus();
+    };
+    if (!isDay(f)) return bad(fromF, "Choose the first day.");
+    if (!isDay(t)) return bad(toF, "Choose the last day.");
+    if (f > t) return bad(toF, "Must be on or after the first day.");
+    submit.disabled = true;
+    try {
+      await onShow({ from: f, to: t });
+    } catch (err) {
+      box.show(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  form.range = () => ({ from: fromF.control.value, to: toF.control.value });
+  return form;
+}
