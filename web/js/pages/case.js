@@ -8,6 +8,7 @@ import { formatNhsNumber } from "../nhs.js";
 import { patientName, sessionsFor } from "./cases.js";
 import { stillHere } from "../forms.js";
 import { sizeLabel } from "./book.js";
+import { dayText } from "../days.js";
 
 const INVESTIGATIONS = {
   mri: "MRI", xray: "X-ray", ct: "CT", ultrasound: "Ultrasound", bloods: "Blood tests",
@@ -188,6 +189,35 @@ export async function render(main, ctx) {
     }
   }
 
+  // Mentorship: the flag that puts the case on its arm's backlog.
+  const mentorship = await mentorshipSection(c, user, session, error);
+  if (mentorship) parts.push(mentorship);
+
+  // The FHIR export, for those who see the patient (it identifies them).
+  if (identified) {
+    const exportButton = h("button", { type: "button", class: "secondary", id: "export-fhir" }, "Export FHIR");
+    exportButton.addEventListener("click", async () => {
+      error.show(null);
+      exportButton.disabled = true;
+      try {
+        saveBlob(await download(`/api/cases/${c.id}/fhir`), `case-${c.id}.fhir.json`);
+      } catch (err) {
+        error.show(err);
+      } finally {
+        exportButton.disabled = false;
+      }
+    });
+    parts.push(
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "export-h" },
+        h("h2", { id: "export-h" }, "Export"),
+        h("p", {}, "Download the case and its latest outcome as a FHIR R4 bundle (JSON) for another clinical system. It identifies the patient: keep it within NHS systems. Exports are audited."),
+        exportButton,
+      ),
+    );
+  }
+
   // Withdrawal, before discussion.
   if (mayChange && (c.state === "booked" || c.state === "listed")) {
     const withdraw = h("button", { type: "button", class: "danger", id: "withdraw" }, "Withdraw case");
@@ -217,6 +247,69 @@ export async function render(main, ctx) {
   }
   parts.push(h("p", {}, h("a", { href: user.role === "trainee" ? "#/schedule" : "#/cases" }, user.role === "trainee" ? "Back to the schedule" : "Back to my cases")));
   if (here()) fill(main, parts);
+}
+
+/**
+ * The case's mentorship flag, with a toggle for those who may flag it (the referrer,
+ * consultants of the specialty, coordinators). Null when there is nothing to show.
+ */
+async function mentorshipSection(c, user, session, error) {
+  const specialty = session?.specialty;
+  const mayFlag =
+    user.role === "coordinator" ||
+    (c.referrer_id && c.referrer_id === user.id) ||
+    (user.role === "consultant" && specialty && (user.specialties || []).includes(specialty));
+  let flag = null;
+  try {
+    flag = await api(`/api/cases/${c.id}/mentorship-flag`);
+  } catch (err) {
+    // 404 not_flagged: simply not flagged. Anything else: show nothing.
+    if (err.code !== "not_flagged") return null;
+  }
+  if (!mayFlag && !flag?.flagged) return null;
+  if (c.state === "withdrawn" && !flag?.flagged) return null;
+
+  const state = h("p", { id: "mentorship-state" });
+  const button = h("button", { type: "button", id: "mentorship-flag", class: "secondary" });
+  const note = h("p", { id: "mentorship-note", role: "status", class: "sr-only" });
+  const show = () => {
+    if (flag?.flagged) {
+      fill(state, h("span", { class: "tag flagged" }, "flagged"), ` On the ${humanise(flag.specialty)} mentorship backlog since ${dayText(flag.flagged_on)}, until a consultant logs mentorship that discusses it.`);
+    } else if (flag?.cleared_on) {
+      fill(state, `Not flagged. It last left the mentorship backlog on ${dayText(flag.cleared_on)}.`);
+    } else {
+      fill(state, "Not flagged for mentorship.");
+    }
+    button.textContent = flag?.flagged ? "Remove mentorship flag" : "Flag for mentorship";
+  };
+  button.addEventListener("click", async () => {
+    error.show(null);
+    button.disabled = true;
+    try {
+      const wasFlagged = Boolean(flag?.flagged);
+      flag = await api(`/api/cases/${c.id}/mentorship-flag`, { method: wasFlagged ? "DELETE" : "POST" });
+      show();
+      note.textContent = wasFlagged ? "Mentorship flag removed." : "Flagged for mentorship.";
+    } catch (err) {
+      error.show(err.code === "not_flagged" ? "The case was no longer flagged." : err);
+      if (err.code === "not_flagged") {
+        flag = null;
+        show();
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+  show();
+  return h(
+    "section",
+    { class: "card", id: "mentorship", "aria-labelledby": "mentorship-h" },
+    h("h2", { id: "mentorship-h" }, "Mentorship"),
+    h("p", { class: "hint" }, "Flag a case you would like a consultant to go through with you (or a colleague) in mentorship."),
+    state,
+    mayFlag ? button : null,
+    note,
+  );
 }
 
 /** The current outcome (full or summary) and its version history. */
