@@ -1,0 +1,187 @@
+// The records pages end to end against a fresh demo server (MDT_E2E_URL): a coordinator
+// sets up a mentorship contract; the physio flags a case for mentorship on its case
+// page; the consultant logs mentorship covering it, with the physio as mentee, and the
+// summary shows the time delivered and the backlog cleared; the physio sees the log; the
+// coordinator searches the audit trail by NHS number and verifies the chain; the trainee
+// opens My CPD and the certificate; a case exports as a FHIR Bundle.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { apiAs, as, launch, screenshotBoth } from "./lib.mjs";
+
+const NECK = "9434765919"; // booked by the demo physio into the pain (teaching) MDT
+const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
+const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
+
+/** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
+function unlabelled(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("main input, main select, main textarea")]
+      .filter((el) => el.type !== "hidden")
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML.slice(0, 160)),
+  );
+}
+
+async function basics(page, name) {
+  assert.deepEqual(await unlabelled(page), [], `${name}: every control has a label`);
+  assert.equal(await page.locator("h1").count(), 1, `${name}: one h1`);
+  assert.equal(await page.locator("main [style]").count(), 0, `${name}: no style attributes`);
+}
+
+/**
+ * "Not flagged" is a 404 from GET /api/cases/{id}/mentorship-flag, which Chromium logs
+ * as a failed load: expected on pages that read flags, and nothing else is.
+ */
+const allowNotFlagged = (page) => {
+  page.problems = page.problems.filter((p) => !/status of 404/.test(p));
+};
+
+const cellText = (page, row, cls) => page.locator(`${row} td.${cls}`).innerText();
+
+test("mentorship, audit, CPD and FHIR export through the pages", async () => {
+  const consultantApi = await apiAs("consultant");
+  const physioApi = await apiAs("practitioner");
+  const consultant = await consultantApi("/api/me");
+  const physio = await physioApi("/api/me");
+  const neck = (await physioApi("/api/cases?mine=true")).find((c) => c.patient.nhs_number === NECK);
+  assert.ok(neck, "the demo physio booked the neck case");
+
+  const browser = await launch();
+  try {
+    // ---- The coordinator sets up a pain-arm contract for the demo consultant. ----------
+    const coordinator = await as(browser, "coordinator");
+    await coordinator.goto("/#/mentorship");
+    await coordinator.waitForSelector("#contract-form");
+    await basics(coordinator, "coordinator mentorship");
+    // An empty form is refused in the browser, focus on the first field.
+    await coordinator.click("#contract-submit");
+    assert.equal(await coordinator.evaluate(() => document.activeElement?.id), "contract-consultant");
+    await coordinator.selectOption("#contract-consultant", consultant.id);
+    await coordinator.selectOption("#contract-specialty", "pain");
+    await coordinator.fill("#contract-minutes", "60");
+    await coordinator.fill("#contract-weeks", "42");
+    await coordinator.click("#contract-submit");
+    await coordinator.waitForFunction(() => /Contract created/.test(document.getElementById("mentorship-status").textContent));
+    assert.match(await coordinator.textContent("#contracts"), /Dr Morgan Consultant/);
+    const coordRow = '#summary tr[data-specialty="pain"]';
+    await coordinator.waitForSelector(coordRow);
+    assert.match(await cellText(coordinator, coordRow, "backlog"), /^0$/);
+
+    // ---- The physio flags the neck case on its page. --------------------------------------
+    const physioPage = await as(browser, "practitioner");
+    await physioPage.goto(`/#/cases/${neck.id}`);
+    await physioPage.waitForSelector("#mentorship-flag");
+    await basics(physioPage, "case");
+    assert.equal((await physioPage.textContent("#mentorship-flag")).trim(), "Flag for mentorship");
+    await physioPage.focus("#mentorship-flag");
+    await physioPage.keyboard.press("Enter");
+    await physioPage.waitForFunction(() => document.getElementById("mentorship-flag").textContent === "Remove mentorship flag");
+    assert.match(await physioPage.textContent("#mentorship-state"), /On the pain mentorship backlog since/);
+
+    // The FHIR export downloads a Bundle, with no token in any address.
+    const [download] = await Promise.all([physioPage.waitForEvent("download"), physioPage.click("#export-fhir")]);
+    assert.equal(download.suggestedFilename(), `case-${neck.id}.fhir.json`);
+    const bundle = JSON.parse(await readFile(await download.path(), "utf8"));
+    assert.equal(bundle.resourceType, "Bundle");
+    assert.ok(bundle.entry.some((e) => e.resource.resourceType === "Patient"), "the bundle has the Patient");
+    await screenshotBoth(physioPage, "case-flagged");
+    allowNotFlagged(physioPage);
+    assert.deepEqual(physioPage.problems, []);
+
+    // ---- The consultant logs mentorship covering the case, with the physio. --------------
+    const consultantPage = await as(browser, "consultant");
+    await consultantPage.goto("/#/mentorship");
+    await consultantPage.waitForSelector("#log-form");
+    await consultantPage.waitForSelector('#summary tr[data-specialty="pain"]');
+    await basics(consultantPage, "consultant mentorship");
+    const row = '#summary tr[data-specialty="pain"]';
+    assert.equal(await cellText(consultantPage, row, "backlog"), "1", "the flagged case is on the backlog");
+    assert.equal(await cellText(consultantPage, row, "delivered"), "0 min");
+    // One contract runs today: the arm is not asked for.
+    assert.equal(await consultantPage.isVisible("#log-specialty"), false);
+    // The flagged case is listed first; ticking it ticks its referrer as a mentee.
+    const firstCase = consultantPage.locator("#log-cases input[type=checkbox]").first();
+    assert.equal(await firstCase.getAttribute("value"), neck.id);
+    assert.match(await consultantPage.locator("#log-cases label").first().innerText(), /flagged/);
+    await firstCase.check();
+    assert.equal(await consultantPage.isChecked(`#log-mentees input[value="${physio.id}"]`), true);
+    await consultantPage.fill("#log-minutes", "45");
+    await consultantPage.selectOption("#log-kind", "case_review");
+    await consultantPage.fill("#log-points", "Red flags screen for neck pain\nWhen to refer to the pain management programme");
+    await consultantPage.click("#log-submit");
+    await consultantPage.waitForFunction(() => /Mentorship logged: 45 min/.test(document.getElementById("mentorship-status").textContent));
+    assert.match(await consultantPage.textContent("#mentorship-status"), /1 case taken off the backlog/);
+    await consultantPage.waitForFunction((r) => document.querySelector(`${r} td.delivered`)?.innerText.trim() === "45 min", row);
+    assert.equal(await cellText(consultantPage, row, "backlog"), "0", "the backlog dropped");
+    assert.match(await consultantPage.locator(".log-row").first().innerText(), /Case review[\s\S]*45 min/);
+    assert.equal(await consultantPage.locator("#summary svg.bar").count(), 1);
+    await screenshotBoth(consultantPage, "mentorship");
+    allowNotFlagged(consultantPage);
+    assert.deepEqual(consultantPage.problems, []);
+
+    // ---- The physio sees the log they were mentored in. ---------------------------------
+    await physioPage.goto("/#/mentorship");
+    await physioPage.waitForSelector(".log-row");
+    await basics(physioPage, "mentee mentorship");
+    const logText = await physioPage.locator(".log-row").first().innerText();
+    assert.match(logText, /Pat Physiotherapist \(you\)/);
+    assert.match(logText, /Red flags screen for neck pain/);
+    assert.match(logText, /Jo Specimen/, "the referrer sees their own case identified");
+    assert.equal(await physioPage.locator("#summary").count(), 0, "mentees have no summary");
+    assert.deepEqual(physioPage.problems, []);
+
+    // ---- The coordinator's audit search by NHS number, and the chain check. -------------
+    const urls = [];
+    coordinator.on("request", (r) => urls.push(r.url()));
+    await coordinator.goto("/#/audit");
+    await coordinator.waitForSelector("#audit-form");
+    await basics(coordinator, "audit");
+    await coordinator.fill("#audit-nhs", "943 476 5918"); // a wrong check digit
+    await coordinator.click("#audit-submit");
+    assert.equal(await coordinator.evaluate(() => document.activeElement?.id), "audit-nhs");
+    await coordinator.fill("#audit-nhs", spaced(NECK));
+    await coordinator.click("#audit-submit");
+    await coordinator.waitForSelector(".audit-row");
+    assert.match(await coordinator.textContent("#results-h"), /943 476 5919/);
+    const actions = await coordinator.locator(".audit-row").allInnerTexts();
+    assert.ok(actions.some((t) => /case flagged for mentorship/.test(t) && /Pat Physiotherapist/.test(t)), "the flag is in the patient's trail");
+    while (await coordinator.isVisible("#audit-more")) {
+      const before = await coordinator.locator(".audit-row").count();
+      await coordinator.click("#audit-more");
+      await coordinator.waitForFunction((n) => document.querySelectorAll(".audit-row").length > n, before);
+    }
+    const all = await coordinator.locator(".audit-row").allInnerTexts();
+    assert.ok(all.some((t) => /case exported/.test(t)), "the FHIR export is in the trail");
+    assert.ok(all.some((t) => /case mentorship discussed/.test(t)), "the log is in the trail");
+    await coordinator.click("#verify-chain");
+    await coordinator.waitForSelector('#verify-result [data-ok="true"]');
+    assert.match(await coordinator.textContent("#verify-result"), /Intact/);
+    assert.deepEqual(urls.filter((u) => DEMO_NHS.some((n) => u.includes(n))), [], "no NHS number in any address");
+    await screenshotBoth(coordinator, "audit");
+    assert.deepEqual(coordinator.problems, []);
+
+    // ---- The trainee's CPD record and certificate. ----------------------------------------
+    const trainee = await as(browser, "trainee");
+    await trainee.goto("/#/cpd");
+    await trainee.waitForSelector("#cpd-totals dl");
+    await basics(trainee, "cpd");
+    assert.match(await trainee.textContent("#cpd-hours"), /^[0-9.]+$/);
+    await trainee.click("#certificate-button");
+    await trainee.waitForSelector("#certificate-frame");
+    const cert = trainee.frameLocator("#certificate-frame");
+    await cert.locator("h1").waitFor();
+    assert.equal(await cert.locator("h1").innerText(), "Certificate of attendance");
+    assert.match(await cert.locator(".lead").innerText(), /Tam Trainee/);
+    // The certificate's stylesheet loads inside the frame under the page's CSP.
+    const font = await cert.locator("body").evaluate((b) => getComputedStyle(b).fontFamily);
+    assert.match(font, /Georgia/);
+    assert.equal(await trainee.evaluate(() => document.activeElement?.id), "certificate-print");
+    const text = await trainee.evaluate(() => document.body.innerText);
+    for (const n of DEMO_NHS) assert.ok(!text.includes(n) && !text.includes(spaced(n)), "My CPD shows no NHS number");
+    await screenshotBoth(trainee, "cpd");
+    assert.deepEqual(trainee.problems, []);
+  } finally {
+    await browser.close();
+  }
+});
