@@ -84,7 +84,7 @@ export async function render(main) {
       { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Audit events table" },
       h(
         "table",
-        { class: "audit stack" },
+        { class: "audit" },
         h("caption", { class: "sr-only" }, "Audit events, in the order they were recorded"),
         h("thead", {}, h("tr", {}, ["#", "Time", "Actor", "Action", "Record", "Client address", "Details"].map((t) => h("th", { scope: "col" }, t)))),
         rows,
@@ -105,7 +105,7 @@ export async function render(main) {
   };
   const record = (e) => {
     if (!e.record_id) return humanise(e.record_type);
-    const link = e.record_type === "case" ? h("a", { href: `#/cases/${e.record_id}` }, "open") : null;
+    const link = e.record_type === "case" ? h("a", { href: `#/cases/${e.record_id}`, "aria-label": `Open case ${e.record_id.slice(0, 8)}` }, "open") : null;
     const who = e.record_type === "user" && names.get(e.record_id);
     return [humanise(e.record_type), " ", who ? who.name : h("code", { class: "id", title: e.record_id }, e.record_id.slice(0, 8)), link ? [" · ", link] : null];
   };
@@ -120,7 +120,7 @@ export async function render(main) {
         h(
           "tr",
           { class: "audit-row", dataset: { seq: String(e.seq) } },
-          cell("#", String(e.seq)),
+          h("td", { class: "seq" }, String(e.seq)),
           cell("Time", time(e.occurred_at)),
           cell("Actor", actor(e.actor_id)),
           cell("Action", humanise(e.action)),

@@ -18,12 +18,17 @@ export async function render(main) {
   const certificate = h("section", { id: "certificate-section", class: "card", "aria-labelledby": "certificate-h", hidden: true });
 
   let range = yearTo(ukToday());
+  let fitFrame = null;
+  const onResize = () => fitFrame?.();
+  window.addEventListener("resize", onResize);
+  const cleanup = () => window.removeEventListener("resize", onResize);
 
   async function show(next) {
     const r = await api(`/api/me/attendance?from=${next.from}&to=${next.to}`);
     range = next;
     certificate.hidden = true;
     fill(certificate);
+    fitFrame = null;
     fill(
       totals,
       h(
@@ -73,7 +78,12 @@ export async function render(main) {
   }
 
   const period = windowForm("cpd-period", range, show);
-  await show(range);
+  try {
+    await show(range);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
 
   const printButton = h("button", { type: "button", id: "certificate-button" }, "Print certificate");
   printButton.addEventListener("click", async () => {
@@ -89,12 +99,22 @@ export async function render(main) {
         sandbox: "allow-same-origin allow-modals",
         srcdoc: html,
       });
+      // As tall as the certificate (the height attribute, not a style: the CSP forbids those).
+      fitFrame = () => {
+        const sheet = frame.contentDocument?.querySelector("main");
+        if (!sheet) return;
+        const view = frame.contentWindow;
+        const bottom = sheet.getBoundingClientRect().bottom + view.scrollY + parseFloat(view.getComputedStyle(sheet).marginBottom || "0");
+        frame.height = String(Math.ceil(bottom) + 2);
+      };
+      frame.addEventListener("load", fitFrame);
       const print = h("button", { type: "button", id: "certificate-print" }, "Print");
       print.addEventListener("click", () => frame.contentWindow?.print());
       const close = h("button", { type: "button", class: "secondary", id: "certificate-close" }, "Close");
       close.addEventListener("click", () => {
         certificate.hidden = true;
         fill(certificate);
+        fitFrame = null;
         printButton.focus();
       });
       fill(
@@ -112,7 +132,7 @@ export async function render(main) {
     }
   });
 
-  if (!here()) return;
+  if (!here()) return cleanup();
   fill(
     main,
     h("h1", {}, "My CPD"),
@@ -124,4 +144,5 @@ export async function render(main) {
     error,
     certificate,
   );
+  return cleanup;
 }

@@ -161,10 +161,9 @@ export async function render(main, { user }) {
       h(
         "p",
         { class: "hint legend" },
-        h("span", { class: "swatch delivered", "aria-hidden": "true" }),
-        " delivered ",
-        h("span", { class: "swatch contracted", "aria-hidden": "true" }),
-        " contracted (the line marks the contract). The backlog is as of the end of the period, or today.",
+        h("span", { class: "key" }, h("span", { class: "swatch delivered", "aria-hidden": "true" }), " Delivered"),
+        h("span", { class: "key" }, h("span", { class: "swatch contracted", "aria-hidden": "true" }), " Contracted (the line marks the contract)"),
+        h("span", {}, "The backlog is as of the end of the period, or today."),
       ),
     );
   }
