@@ -119,7 +119,15 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     assert.match(logText, /Red flags screen for neck pain/);
     assert.match(logText, /Jo Specimen/, "the referrer sees their own case identified");
     assert.equal(await physioPage.locator("#summary").count(), 0, "mentees have no summary");
+    await screenshotBoth(physioPage, "mentorship-mentee");
     assert.deepEqual(physioPage.problems, []);
+
+    // The coordinator's view of the same: every contract and log, with names.
+    await coordinator.reload(); // already at #/mentorship: load it afresh
+    await coordinator.waitForSelector(".log-row");
+    assert.equal(await cellText(coordinator, coordRow, "delivered"), "45 min");
+    assert.match(await coordinator.locator(".log-row").first().innerText(), /Dr Morgan Consultant[\s\S]*Pat Physiotherapist/);
+    await screenshotBoth(coordinator, "mentorship-coordinator");
 
     // ---- The coordinator's audit search by NHS number, and the chain check. -------------
     // More reads of the case than one page of results holds (50), so paging is used.
