@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::config::DatabaseSettings;
 use crate::domain::audit::verify_chain;
 use crate::domain::live::{Attendance, EventBody, LiveEvent, NewLiveEvent};
+use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
     Amendment, Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent,
@@ -383,6 +384,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<OutcomeVersion, StoreError>;
     /// Every version of the case's outcome, oldest first.
     async fn outcome_versions(&self, case_id: Uuid) -> Result<Vec<OutcomeVersion>, StoreError>;
+
+    // Reports (issue 7) ---------------------------------------------------------------
+
+    /// What the activity report reads for sessions of `query.specialties` starting in
+    /// `[query.starts_at, query.ends_at)`, from one consistent snapshot: the sessions
+    /// (with their specialty's quorum), every case row booked into them (with its
+    /// referrer, the first booking of its episode, its live start and end, and its latest
+    /// signed outcome), and their attendance.
+    async fn activity_data(&self, query: &ReportQuery) -> Result<ActivityData, StoreError>;
 }
 
 /// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up
@@ -914,6 +924,70 @@ impl OutcomeColumns {
                 .supersedes
                 .map(|s| n(s, "outcome_versions.supersedes"))
                 .transpose()?,
+        })
+    }
+}
+
+// Reports (issue 7) -------------------------------------------------------------------
+
+/// Builds a report session row from stored columns.
+pub(crate) fn report_session(
+    id: Uuid,
+    specialty: &str,
+    starts_at: DateTime<Utc>,
+    state: &str,
+    minutes_per_case: i32,
+    chair_id: Uuid,
+    quorum_others: i32,
+) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        id,
+        specialty: Specialty::parse(specialty)
+            .map_err(|_| StoreError::corrupt("sessions.specialty"))?,
+        starts_at,
+        state: crate::domain::SessionState::parse(state)
+            .ok_or_else(|| StoreError::corrupt("sessions.state"))?,
+        minutes_per_case: u32::try_from(minutes_per_case)
+            .map_err(|_| StoreError::corrupt("sessions.minutes_per_case"))?,
+        chair_id: UserId(chair_id),
+        quorum_others: u32::try_from(quorum_others)
+            .map_err(|_| StoreError::corrupt("specialties.quorum_others"))?,
+    })
+}
+
+/// The per-case columns beyond the case itself, as both backends select them.
+pub(crate) struct ReportCaseColumns {
+    pub referrer_role: String,
+    pub referrer_name: String,
+    pub first_booked_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The latest signed outcome version's body (JSON text).
+    pub outcome_body: Option<String>,
+}
+
+impl ReportCaseColumns {
+    pub(crate) fn decode(self, case: Case) -> Result<CaseRow, StoreError> {
+        let outcome = self
+            .outcome_body
+            .map(|body| {
+                serde_json::from_str::<OutcomeDraft>(&body)
+                    .map(|draft| draft.summary())
+                    .map_err(|_| StoreError::corrupt("outcome_versions.body"))
+            })
+            .transpose()?;
+        Ok(CaseRow {
+            case,
+            referrer_role: self
+                .referrer_role
+                .parse()
+                .map_err(|_| StoreError::corrupt("users.role"))?,
+            referrer_name: crate::domain::PersonName::parse(&self.referrer_name)
+                .map_err(|_| StoreError::corrupt("users.name"))?,
+            first_booked_at: self.first_booked_at,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            outcome,
         })
     }
 }
