@@ -7,6 +7,7 @@ mod cases;
 mod health;
 mod live;
 mod outcomes;
+mod reports;
 mod sessions;
 pub mod users;
 
@@ -67,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/sessions/{id}/live-ticket").post(live::ticket))
                 .service(resource("/sessions/{id}/live").get(live::connect))
                 .service(resource("/sessions/{id}/attendance").get(live::attendance))
+                .service(resource("/reports/activity").get(reports::activity))
                 .default_service(web::to(not_found)),
         )
         .service(
