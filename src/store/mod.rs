@@ -955,19 +955,27 @@ pub(crate) fn report_session(
     })
 }
 
+/// What the report derives for a case row from other tables, read by separate queries in
+/// the same snapshot and joined here (a join against an aggregated subquery has no index
+/// on SQLite and turned a year's report quadratic).
+#[derive(Default)]
+pub(crate) struct ReportExtras {
+    /// Live `(started_at, ended_at)` per case row.
+    pub timing: std::collections::HashMap<Uuid, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    /// The episode's first booking, for case rows that were moved from another.
+    pub first_booked: std::collections::HashMap<Uuid, DateTime<Utc>>,
+}
+
 /// The per-case columns beyond the case itself, as both backends select them.
 pub(crate) struct ReportCaseColumns {
     pub referrer_role: String,
     pub referrer_name: String,
-    pub first_booked_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
     /// The latest signed outcome version's body (JSON text).
     pub outcome_body: Option<String>,
 }
 
 impl ReportCaseColumns {
-    pub(crate) fn decode(self, case: Case) -> Result<CaseRow, StoreError> {
+    pub(crate) fn decode(self, case: Case, extras: &ReportExtras) -> Result<CaseRow, StoreError> {
         let outcome = self
             .outcome_body
             .map(|body| {
@@ -976,18 +984,23 @@ impl ReportCaseColumns {
                     .map_err(|_| StoreError::corrupt("outcome_versions.body"))
             })
             .transpose()?;
+        let (started_at, ended_at) = extras.timing.get(&case.id).copied().unwrap_or_default();
         Ok(CaseRow {
-            case,
             referrer_role: self
                 .referrer_role
                 .parse()
                 .map_err(|_| StoreError::corrupt("users.role"))?,
             referrer_name: crate::domain::PersonName::parse(&self.referrer_name)
                 .map_err(|_| StoreError::corrupt("users.name"))?,
-            first_booked_at: self.first_booked_at,
-            started_at: self.started_at,
-            ended_at: self.ended_at,
+            first_booked_at: extras
+                .first_booked
+                .get(&case.id)
+                .copied()
+                .unwrap_or(case.booked_at),
+            started_at,
+            ended_at,
             outcome,
+            case,
         })
     }
 }

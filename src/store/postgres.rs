@@ -1370,7 +1370,31 @@ impl Store for PgStore {
             )
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let cases = sqlx::query(PG_REPORT_CASES)
+        let mut extras = ReportExtras::default();
+        for r in sqlx::query(REPORT_TIMING)
+            .bind(query.starts_at)
+            .bind(query.ends_at)
+            .bind(&specialties)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            extras.timing.insert(
+                r.try_get("case_id")?,
+                (r.try_get("started_at")?, r.try_get("ended_at")?),
+            );
+        }
+        for r in sqlx::query(REPORT_FIRST_BOOKED)
+            .bind(query.starts_at)
+            .bind(query.ends_at)
+            .bind(&specialties)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            extras
+                .first_booked
+                .insert(r.try_get("case_id")?, r.try_get("first_booked_at")?);
+        }
+        let cases = sqlx::query(REPORT_CASES)
             .bind(query.starts_at)
             .bind(query.ends_at)
             .bind(&specialties)
@@ -1381,12 +1405,9 @@ impl Store for PgStore {
                 ReportCaseColumns {
                     referrer_role: r.try_get("referrer_role")?,
                     referrer_name: r.try_get("referrer_name")?,
-                    first_booked_at: r.try_get("first_booked_at")?,
-                    started_at: r.try_get("started_at")?,
-                    ended_at: r.try_get("ended_at")?,
                     outcome_body: r.try_get("outcome_body")?,
                 }
-                .decode(Self::case_from(r)?)
+                .decode(Self::case_from(r)?, &extras)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let attendance = sqlx::query(
@@ -1424,43 +1445,41 @@ impl Store for PgStore {
 }
 
 // Reports (issue 7) -------------------------------------------------------------------
+// Each query reads the sessions starting in [$1, $2) of the specialties in $3.
 
-/// Every case row booked into a session of the window ($1..$2, specialties in $3), with
-/// its referrer, its episode's first booking (following `moved_from` back), its live
-/// start and end, and its latest signed outcome body.
-const PG_REPORT_CASES: &str = "\
-WITH RECURSIVE
-win AS (
-    SELECT id FROM sessions
-    WHERE starts_at >= $1 AND starts_at < $2 AND specialty = ANY($3)
-),
-origin(case_id, ancestor, booked_at) AS (
-    SELECT c.id, c.moved_from, c.booked_at FROM cases c JOIN win ON win.id = c.session_id
-    WHERE c.moved_from IS NOT NULL
-    UNION ALL
-    SELECT o.case_id, p.moved_from, p.booked_at FROM origin o JOIN cases p ON p.id = o.ancestor
-),
-first_booked AS (
-    SELECT case_id, MIN(booked_at) AS first_booked_at FROM origin GROUP BY case_id
-),
-timing AS (
-    SELECT (e.payload::jsonb ->> 'case_id')::uuid AS case_id,
-           MIN(e.occurred_at) FILTER (WHERE e.kind = 'case_started') AS started_at,
-           MIN(e.occurred_at) FILTER (WHERE e.kind <> 'case_started') AS ended_at
-    FROM session_events e JOIN win ON win.id = e.session_id
-    WHERE e.kind IN ('case_started', 'case_completed', 'case_deferred')
-    GROUP BY 1
-)
+/// Every case row booked into a session of the window, with its referrer and its latest
+/// signed outcome body.
+const REPORT_CASES: &str = "\
 SELECT c.*, u.role AS referrer_role, u.name AS referrer_name,
-       COALESCE(fb.first_booked_at, c.booked_at) AS first_booked_at,
-       t.started_at, t.ended_at,
        (SELECT o.body FROM outcome_versions o WHERE o.case_id = c.id AND o.signed_at IS NOT NULL
         ORDER BY o.version DESC LIMIT 1) AS outcome_body
-FROM cases c
-JOIN win ON win.id = c.session_id
+FROM sessions s
+JOIN cases c ON c.session_id = s.id
 JOIN users u ON u.id = c.referrer_id
-LEFT JOIN first_booked fb ON fb.case_id = c.id
-LEFT JOIN timing t ON t.case_id = c.id";
+WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)";
+
+/// Each case's first live start and its first completion or deferral.
+const REPORT_TIMING: &str = "\
+SELECT (e.payload::jsonb ->> 'case_id')::uuid AS case_id,
+       MIN(e.occurred_at) FILTER (WHERE e.kind = 'case_started') AS started_at,
+       MIN(e.occurred_at) FILTER (WHERE e.kind <> 'case_started') AS ended_at
+FROM sessions s
+JOIN session_events e ON e.session_id = s.id
+WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)
+  AND e.kind IN ('case_started', 'case_completed', 'case_deferred')
+GROUP BY 1";
+
+/// For each case row that was moved from another, its episode's first booking (following
+/// `moved_from` back, possibly to before the window).
+const REPORT_FIRST_BOOKED: &str = "\
+WITH RECURSIVE origin(case_id, ancestor, booked_at) AS (
+    SELECT c.id, c.moved_from, c.booked_at
+    FROM sessions s JOIN cases c ON c.session_id = s.id
+    WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3) AND c.moved_from IS NOT NULL
+    UNION ALL
+    SELECT o.case_id, p.moved_from, p.booked_at FROM origin o JOIN cases p ON p.id = o.ancestor
+)
+SELECT case_id, MIN(booked_at) AS first_booked_at FROM origin GROUP BY case_id";
 
 /// Appends one audit event inside the caller's write transaction, so the event and the
 /// change it records commit (or fail) together.
