@@ -186,7 +186,11 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                             family_name: PersonName::parse("Patient").unwrap(),
                             date_of_birth: NaiveDate::from_ymd_opt(1950 + i as i32 * 5, 1, 1)
                                 .unwrap(),
-                            sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+                            sex: if i.is_multiple_of(2) {
+                                Sex::Female
+                            } else {
+                                Sex::Male
+                            },
                             gp_practice_code: OdsCode::parse("A81001").unwrap(),
                         },
                         clinical_question: ClinicalText::parse("Question?", "clinical_question")

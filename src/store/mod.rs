@@ -955,13 +955,16 @@ pub(crate) fn report_session(
     })
 }
 
+/// When a case's live discussion started and ended, if it did.
+pub(crate) type LiveSpan = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// What the report derives for a case row from other tables, read by separate queries in
 /// the same snapshot and joined here (a join against an aggregated subquery has no index
 /// on SQLite and turned a year's report quadratic).
 #[derive(Default)]
 pub(crate) struct ReportExtras {
     /// Live `(started_at, ended_at)` per case row.
-    pub timing: std::collections::HashMap<Uuid, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    pub timing: std::collections::HashMap<Uuid, LiveSpan>,
     /// The episode's first booking, for case rows that were moved from another.
     pub first_booked: std::collections::HashMap<Uuid, DateTime<Utc>>,
 }

@@ -210,7 +210,11 @@ impl Quarter {
                 given_name: PersonName::parse(GIVEN[i]).unwrap(),
                 family_name: PersonName::parse(FAMILY).unwrap(),
                 date_of_birth: NaiveDate::from_ymd_opt(1960 + i as i32, 3, 9).unwrap(),
-                sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+                sex: if i.is_multiple_of(2) {
+                    Sex::Female
+                } else {
+                    Sex::Male
+                },
                 gp_practice_code: OdsCode::parse(PRACTICE).unwrap(),
             },
             clinical_question: ClinicalText::parse("Inflammatory back pain?", "clinical_question")
