@@ -15,6 +15,7 @@ pub mod nhs_number;
 pub mod outcome;
 pub mod password;
 pub mod person_name;
+pub mod report;
 pub mod role;
 pub mod schedule;
 pub mod specialty;

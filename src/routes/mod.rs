@@ -11,6 +11,7 @@ mod health;
 mod live;
 mod mentorship;
 mod outcomes;
+mod reports;
 mod sessions;
 pub mod users;
 
@@ -95,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 )
                 .service(resource("/me/attendance").get(cpd::record))
                 .service(resource("/me/attendance/certificate").get(cpd::certificate))
+                .service(resource("/reports/activity").get(reports::activity))
                 .default_service(web::to(not_found)),
         )
         .service(

@@ -21,6 +21,7 @@ use crate::domain::live::{Attendance, EventBody, LiveEvent, NewLiveEvent};
 use crate::domain::mentorship::{
     Contract, DateRange, MentorshipFlag, MentorshipKind, MentorshipLog,
 };
+use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow};
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
     Amendment, Attachment, AuditEvent, AuditVerification, Case, EmailAddress, NewAuditEvent,
@@ -526,6 +527,15 @@ pub(crate) fn check_flaggable(case: &Case) -> Result<(), StoreError> {
             ),
         ))
     }
+
+    // Reports (issue 7) ---------------------------------------------------------------
+
+    /// What the activity report reads for sessions of `query.specialties` starting in
+    /// `[query.starts_at, query.ends_at)`, from one consistent snapshot: the sessions
+    /// (with their specialty's quorum), every case row booked into them (with its
+    /// referrer, the first booking of its episode, its live start and end, and its latest
+    /// signed outcome), and their attendance.
+    async fn activity_data(&self, query: &ReportQuery) -> Result<ActivityData, StoreError>;
 }
 
 /// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up
@@ -1057,6 +1067,86 @@ impl OutcomeColumns {
                 .supersedes
                 .map(|s| n(s, "outcome_versions.supersedes"))
                 .transpose()?,
+        })
+    }
+}
+
+// Reports (issue 7) -------------------------------------------------------------------
+
+/// Builds a report session row from stored columns.
+pub(crate) fn report_session(
+    id: Uuid,
+    specialty: &str,
+    starts_at: DateTime<Utc>,
+    state: &str,
+    minutes_per_case: i32,
+    chair_id: Uuid,
+    quorum_others: i32,
+) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        id,
+        specialty: Specialty::parse(specialty)
+            .map_err(|_| StoreError::corrupt("sessions.specialty"))?,
+        starts_at,
+        state: crate::domain::SessionState::parse(state)
+            .ok_or_else(|| StoreError::corrupt("sessions.state"))?,
+        minutes_per_case: u32::try_from(minutes_per_case)
+            .map_err(|_| StoreError::corrupt("sessions.minutes_per_case"))?,
+        chair_id: UserId(chair_id),
+        quorum_others: u32::try_from(quorum_others)
+            .map_err(|_| StoreError::corrupt("specialties.quorum_others"))?,
+    })
+}
+
+/// When a case's live discussion started and ended, if it did.
+pub(crate) type LiveSpan = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// What the report derives for a case row from other tables, read by separate queries in
+/// the same snapshot and joined here (a join against an aggregated subquery has no index
+/// on SQLite and turned a year's report quadratic).
+#[derive(Default)]
+pub(crate) struct ReportExtras {
+    /// Live `(started_at, ended_at)` per case row.
+    pub timing: std::collections::HashMap<Uuid, LiveSpan>,
+    /// The episode's first booking, for case rows that were moved from another.
+    pub first_booked: std::collections::HashMap<Uuid, DateTime<Utc>>,
+}
+
+/// The per-case columns beyond the case itself, as both backends select them.
+pub(crate) struct ReportCaseColumns {
+    pub referrer_role: String,
+    pub referrer_name: String,
+    /// The latest signed outcome version's body (JSON text).
+    pub outcome_body: Option<String>,
+}
+
+impl ReportCaseColumns {
+    pub(crate) fn decode(self, case: Case, extras: &ReportExtras) -> Result<CaseRow, StoreError> {
+        let outcome = self
+            .outcome_body
+            .map(|body| {
+                serde_json::from_str::<OutcomeDraft>(&body)
+                    .map(|draft| draft.summary())
+                    .map_err(|_| StoreError::corrupt("outcome_versions.body"))
+            })
+            .transpose()?;
+        let (started_at, ended_at) = extras.timing.get(&case.id).copied().unwrap_or_default();
+        Ok(CaseRow {
+            referrer_role: self
+                .referrer_role
+                .parse()
+                .map_err(|_| StoreError::corrupt("users.role"))?,
+            referrer_name: crate::domain::PersonName::parse(&self.referrer_name)
+                .map_err(|_| StoreError::corrupt("users.name"))?,
+            first_booked_at: extras
+                .first_booked
+                .get(&case.id)
+                .copied()
+                .unwrap_or(case.booked_at),
+            started_at,
+            ended_at,
+            outcome,
+            case,
         })
     }
 }

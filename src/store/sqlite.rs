@@ -1760,7 +1760,154 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
+
+    // Reports (issue 7) ---------------------------------------------------------------
+
+    async fn activity_data(&self, query: &ReportQuery) -> Result<ActivityData, StoreError> {
+        let specialties = serde_json::to_string(
+            &query
+                .specialties
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+        // One read transaction: the three reads see the same snapshot.
+        let mut tx = self.pool.begin().await?;
+        let sessions = sqlx::query(
+            "SELECT s.id, s.specialty, s.starts_at, s.state, s.minutes_per_case, s.chair_id, \
+             sp.quorum_others FROM sessions s JOIN specialties sp ON sp.slug = s.specialty \
+             WHERE s.starts_at >= $1 AND s.starts_at < $2 \
+             AND s.specialty IN (SELECT value FROM json_each($3)) ORDER BY s.starts_at, s.id",
+        )
+        .bind(query.starts_at)
+        .bind(query.ends_at)
+        .bind(&specialties)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            report_session(
+                uuid(r.try_get("id")?)?,
+                r.try_get("specialty")?,
+                r.try_get("starts_at")?,
+                r.try_get("state")?,
+                r.try_get("minutes_per_case")?,
+                uuid(r.try_get("chair_id")?)?,
+                r.try_get("quorum_others")?,
+            )
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut extras = ReportExtras::default();
+        for r in sqlx::query(REPORT_TIMING)
+            .bind(query.starts_at)
+            .bind(query.ends_at)
+            .bind(&specialties)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            extras.timing.insert(
+                uuid(r.try_get("case_id")?)?,
+                (r.try_get("started_at")?, r.try_get("ended_at")?),
+            );
+        }
+        for r in sqlx::query(REPORT_FIRST_BOOKED)
+            .bind(query.starts_at)
+            .bind(query.ends_at)
+            .bind(&specialties)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            extras
+                .first_booked
+                .insert(uuid(r.try_get("case_id")?)?, r.try_get("first_booked_at")?);
+        }
+        let cases = sqlx::query(REPORT_CASES)
+            .bind(query.starts_at)
+            .bind(query.ends_at)
+            .bind(&specialties)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| {
+                ReportCaseColumns {
+                    referrer_role: r.try_get("referrer_role")?,
+                    referrer_name: r.try_get("referrer_name")?,
+                    outcome_body: r.try_get("outcome_body")?,
+                }
+                .decode(Self::case_from(r)?, &extras)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let attendance = sqlx::query(
+            "SELECT a.session_id, a.user_id, a.role, a.joined_at, a.left_at FROM attendance a \
+             JOIN sessions s ON s.id = a.session_id \
+             WHERE s.starts_at >= $1 AND s.starts_at < $2 \
+             AND s.specialty IN (SELECT value FROM json_each($3)) ORDER BY a.joined_at",
+        )
+        .bind(query.starts_at)
+        .bind(query.ends_at)
+        .bind(&specialties)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Attendance {
+                session_id: uuid(r.try_get("session_id")?)?,
+                user_id: UserId(uuid(r.try_get("user_id")?)?),
+                role: r
+                    .try_get::<String, _>("role")?
+                    .parse()
+                    .map_err(|_| StoreError::corrupt("attendance.role"))?,
+                joined_at: r.try_get("joined_at")?,
+                left_at: r.try_get("left_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        tx.commit().await?;
+        Ok(ActivityData {
+            sessions,
+            cases,
+            attendance,
+        })
+    }
 }
+
+// Reports (issue 7) -------------------------------------------------------------------
+// Each query reads the sessions starting in [$1, $2) of the specialties in $3.
+
+/// Every case row booked into a session of the window, with its referrer and its latest
+/// signed outcome body.
+const REPORT_CASES: &str = "\
+SELECT c.*, u.role AS referrer_role, u.name AS referrer_name,
+       (SELECT o.body FROM outcome_versions o WHERE o.case_id = c.id AND o.signed_at IS NOT NULL
+        ORDER BY o.version DESC LIMIT 1) AS outcome_body
+FROM sessions s
+JOIN cases c ON c.session_id = s.id
+JOIN users u ON u.id = c.referrer_id
+WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty IN (SELECT value FROM json_each($3))";
+
+/// Each case's first live start and its first completion or deferral.
+const REPORT_TIMING: &str = "\
+SELECT json_extract(e.payload, '$.case_id') AS case_id,
+       MIN(CASE WHEN e.kind = 'case_started' THEN e.occurred_at END) AS started_at,
+       MIN(CASE WHEN e.kind <> 'case_started' THEN e.occurred_at END) AS ended_at
+FROM sessions s
+JOIN session_events e ON e.session_id = s.id
+WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty IN (SELECT value FROM json_each($3))
+  AND e.kind IN ('case_started', 'case_completed', 'case_deferred')
+GROUP BY 1";
+
+/// For each case row that was moved from another, its episode's first booking (following
+/// `moved_from` back, possibly to before the window).
+const REPORT_FIRST_BOOKED: &str = "\
+WITH RECURSIVE origin(case_id, ancestor, booked_at) AS (
+    SELECT c.id, c.moved_from, c.booked_at
+    FROM sessions s JOIN cases c ON c.session_id = s.id
+    WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty IN (SELECT value FROM json_each($3)) AND c.moved_from IS NOT NULL
+    UNION ALL
+    SELECT o.case_id, p.moved_from, p.booked_at FROM origin o JOIN cases p ON p.id = o.ancestor
+)
+SELECT case_id, MIN(booked_at) AS first_booked_at FROM origin GROUP BY case_id";
 
 /// Appends one audit event inside the caller's write transaction, so the event and the
 /// change it records commit (or fail) together.
