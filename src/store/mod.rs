@@ -465,6 +465,15 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<AttendedSession>, StoreError>;
+
+    // Reports (issue 7) ---------------------------------------------------------------
+
+    /// What the activity report reads for sessions of `query.specialties` starting in
+    /// `[query.starts_at, query.ends_at)`, from one consistent snapshot: the sessions
+    /// (with their specialty's quorum), every case row booked into them (with its
+    /// referrer, the first booking of its episode, its live start and end, and its latest
+    /// signed outcome), and their attendance.
+    async fn activity_data(&self, query: &ReportQuery) -> Result<ActivityData, StoreError>;
 }
 
 /// One session in a person's attendance record.
@@ -527,15 +536,6 @@ pub(crate) fn check_flaggable(case: &Case) -> Result<(), StoreError> {
             ),
         ))
     }
-
-    // Reports (issue 7) ---------------------------------------------------------------
-
-    /// What the activity report reads for sessions of `query.specialties` starting in
-    /// `[query.starts_at, query.ends_at)`, from one consistent snapshot: the sessions
-    /// (with their specialty's quorum), every case row booked into them (with its
-    /// referrer, the first booking of its episode, its live start and end, and its latest
-    /// signed outcome), and their attendance.
-    async fn activity_data(&self, query: &ReportQuery) -> Result<ActivityData, StoreError>;
 }
 
 /// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up
