@@ -891,11 +891,43 @@ async fn mentorship_and_attendance(backend: Backend) {
         .is_empty());
 }
 
+/// A batch (a year's report export records some 20,000 reads) goes in as multi-row
+/// inserts: in order, on the one chain, interleaved safely with single appends.
+async fn batched_audit_appends_keep_order_and_chain(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    store
+        .append_audit(NewAuditEvent::new("login_failed", "user").record("first"))
+        .await
+        .unwrap();
+    let batch: Vec<NewAuditEvent> = (0..1203)
+        .map(|i| NewAuditEvent::new("case_read", "case").record(format!("case-{i}")))
+        .collect();
+    let (a, b) = tokio::join!(
+        store.append_audits(batch),
+        store.append_audit(NewAuditEvent::new("login_failed", "user").record("during"))
+    );
+    a.unwrap();
+    b.unwrap();
+    store.append_audits(Vec::new()).await.unwrap();
+    let v = store.verify_audit().await.unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.rows_checked, 1205);
+    let events = store.audit_events().await.unwrap();
+    let reads: Vec<&str> = events
+        .iter()
+        .filter(|e| e.action == "case_read")
+        .map(|e| e.record_id.as_deref().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..1203).map(|i| format!("case-{i}")).collect();
+    assert_eq!(reads, expected, "the batch keeps its order in seq");
+}
+
 on_both_backends!(
     users_and_specialties,
     refresh_tokens_rotate_and_reuse_revokes_family,
     audit_is_append_only_and_tamper_evident,
     concurrent_audit_appends_keep_one_chain,
+    batched_audit_appends_keep_order_and_chain,
     booking_rules,
     no_overbooking_under_a_race,
     mentorship_and_attendance,
