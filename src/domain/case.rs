@@ -199,7 +199,7 @@ impl fmt::Debug for PatientDetails {
 
 /// A date of birth: a real date, not in the future, not before 1900.
 pub fn parse_date_of_birth(raw: &str, today: NaiveDate) -> Result<NaiveDate, ParseError> {
-    let dob = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+    let dob = super::time_window::parse_iso_date(raw).ok_or_else(|| {
         ParseError::new(
             "invalid_date",
             "date_of_birth",

@@ -78,10 +78,9 @@ impl MentorshipKind {
     }
 }
 
-/// A calendar date as `YYYY-MM-DD`.
+/// A calendar date as `YYYY-MM-DD` (strictly; see [`parse_calendar_date`]).
 pub fn parse_date(raw: &str, field: &'static str) -> Result<NaiveDate, ParseError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| ParseError::new("invalid_date", field, "must be a date as YYYY-MM-DD"))
+    super::time_window::parse_calendar_date(raw, field)
 }
 
 /// A range of calendar dates, both ends inclusive (`from=2026-04-01&to=2026-06-30` is the

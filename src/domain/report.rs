@@ -67,8 +67,7 @@ impl ReportWindow {
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
                 .ok_or_else(|| ParseError::new("required", field, "a date is required"))?;
-            NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-                .map_err(|_| ParseError::new("invalid_date", field, "must be a date as YYYY-MM-DD"))
+            super::time_window::parse_calendar_date(raw, field)
         };
         let window = Self {
             from: date(from, "from")?,

@@ -1,6 +1,7 @@
-//! Time windows used by list filters and reports (`from`/`to`, RFC 3339).
+//! Time windows used by list filters and reports (`from`/`to`, RFC 3339), and the one
+//! parser of calendar dates (`YYYY-MM-DD`) that every date field goes through.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::ParseError;
 
@@ -66,5 +67,71 @@ mod tests {
             TimeWindow::parse(None, None).unwrap(),
             TimeWindow::default()
         );
+    }
+}
+
+/// The years a clinical record's dates may fall in. Both databases store these; a date
+/// outside them is a typing error, not a date (PostgreSQL refuses years before 4713 BC
+/// and SQLite would sort a negative year wrongly).
+const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+/// A calendar date written exactly as `YYYY-MM-DD`, in 1900–2200: `422 invalid_date`
+/// otherwise.
+pub fn parse_calendar_date(raw: &str, field: &'static str) -> Result<NaiveDate, ParseError> {
+    parse_iso_date(raw)
+        .filter(|d| YEARS.contains(&d.year()))
+        .ok_or_else(|| {
+            ParseError::new(
+                "invalid_date",
+                field,
+                "must be a date as YYYY-MM-DD, between 1900 and 2200",
+            )
+        })
+}
+
+/// A real date written exactly as `YYYY-MM-DD` (four-digit year, no sign), whatever the
+/// year; callers with limits of their own (a date of birth) check them.
+pub fn parse_iso_date(raw: &str) -> Option<NaiveDate> {
+    let raw = raw.trim();
+    let shaped = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    shaped
+        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn calendar_dates_are_strict() {
+        assert_eq!(
+            parse_calendar_date(" 2026-04-01 ", "from").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+        );
+        for bad in [
+            "-5000-01-01",
+            "+2026-04-01",
+            "2026-4-1",
+            "12026-04-01",
+            "1899-12-31",
+            "2201-01-01",
+            "2026-02-30",
+            "",
+            "2026/04/01",
+        ] {
+            assert_eq!(
+                parse_calendar_date(bad, "from").unwrap_err().code,
+                "invalid_date",
+                "{bad}"
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `/api/sessions`, `/api/series`), and a session's agenda shown by role.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::auth::access::{agenda_access, AgendaAccess};
 use crate::auth::{require_role, AuthUser};
 use crate::domain::schedule::{SessionPlan, SessionView};
+use crate::domain::time_window::parse_calendar_date;
 use crate::domain::{
     CaseView, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
 };
@@ -120,10 +121,7 @@ pub async fn create_series(
     ApiJson(body): ApiJson<CreateSeries>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
-    let first_date =
-        NaiveDate::parse_from_str(body.first_date.trim(), "%Y-%m-%d").map_err(|_| {
-            ParseError::new("invalid_date", "first_date", "must be a date as YYYY-MM-DD")
-        })?;
+    let first_date = parse_calendar_date(&body.first_date, "first_date")?;
     if first_date < Utc::now().date_naive() {
         return Err(
             ParseError::new("starts_in_past", "first_date", "must not be in the past").into(),

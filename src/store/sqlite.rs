@@ -663,6 +663,7 @@ impl Store for SqliteStore {
         }
         insert_case_row(&mut tx, &moved, None).await?;
         copy_attachments(&mut tx, case.id, moved.id).await?;
+        carry_mentorship_flag(&mut tx, case.id, moved.id).await?;
         release_case(&mut tx, &case, false).await?;
         append_audit_in(&mut tx, audit.record(new_id)).await?;
         for message in &mail {
@@ -749,6 +750,7 @@ impl Store for SqliteStore {
                     let moved = case.moved_to(Uuid::new_v4(), target.id, now);
                     insert_case_row(&mut tx, &moved, None).await?;
                     copy_attachments(&mut tx, case.id, moved.id).await?;
+                    carry_mentorship_flag(&mut tx, case.id, moved.id).await?;
                     release_case(&mut tx, case, false).await?;
                     let message = notice(case, Some((&moved, target)));
                     report.moved.push((case.id, moved));
@@ -819,6 +821,19 @@ impl Store for SqliteStore {
             .bind(case.session_id.to_string())
             .execute(&mut *tx)
             .await?;
+        // A withdrawn case leaves the mentorship backlog, cleared by whoever withdrew it.
+        if let Some(actor) = audit.actor_id {
+            sqlx::query(
+                "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3 \
+                 WHERE case_id = $4 AND cleared_at IS NULL",
+            )
+            .bind(audit.occurred_at)
+            .bind(clinic_date(audit.occurred_at))
+            .bind(actor.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         append_audit_in(&mut tx, audit.record(id)).await?;
         tx.commit().await?;
         case.state = crate::domain::CaseState::Withdrawn;
@@ -1509,7 +1524,7 @@ impl Store for SqliteStore {
                 .map_err(fk)?;
             let done = sqlx::query(
                 "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3, \
-                 cleared_by_log = $4 WHERE case_id = $5 AND cleared_at IS NULL",
+                 cleared_by_log = $4 WHERE case_id = $5 AND cleared_at IS NULL AND flagged_on <= $2",
             )
             .bind(now)
             .bind(log.occurred_on)
@@ -2177,6 +2192,23 @@ async fn copy_attachments(
     Ok(())
 }
 
+/// A case moved to another session (moved, deferred, or its session cancelled) keeps its
+/// place on the mentorship backlog: the open flag goes with the new case row.
+async fn carry_mentorship_flag(
+    tx: &mut Transaction<'static, Sqlite>,
+    from: Uuid,
+    to: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE mentorship_flags SET case_id = $1 WHERE case_id = $2 AND cleared_at IS NULL",
+    )
+    .bind(to.to_string())
+    .bind(from.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Inserts one attachment row inside the caller's transaction.
 async fn insert_attachment_row(
     tx: &mut Transaction<'static, Sqlite>,
@@ -2341,6 +2373,7 @@ async fn defer_case_in(
                 let moved = case.moved_to(Uuid::new_v4(), candidate, now);
                 insert_case_row(tx, &moved, None).await?;
                 copy_attachments(tx, case.id, moved.id).await?;
+                carry_mentorship_flag(tx, case.id, moved.id).await?;
                 release_case(tx, &case, false).await?;
                 return Ok(EventBody::CaseDeferred {
                     case_id,

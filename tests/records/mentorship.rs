@@ -1185,10 +1185,137 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// A flag follows its case: a withdrawn case leaves the backlog, a moved case takes its
+/// flag to its new booking (where a log clears it), and a log dated before the flag was
+/// raised does not clear it. Dates outside 1900-2200 are refused, never stored.
+async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
+    let s = Service::open(backend).await;
+    let contract = s
+        .contract(&s.spine, "spinal", 60, 52, "2020-01-01", None)
+        .await;
+    let (first, _) = s.session("spinal", &s.spine, 7, false).await;
+    let (later, _) = s.session("spinal", &s.spine, 14, false).await;
+    let withdrawn = s.book(&s.esp, &first, NHS[0]).await;
+    let moved = s.book(&s.esp, &first, NHS[1]).await;
+    for case in [&withdrawn, &moved] {
+        let (status, body) = s
+            .post(
+                &s.esp.token,
+                &format!("/api/cases/{case}/mentorship-flag"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, _) = s
+        .send(
+            reqwest::Method::DELETE,
+            &s.esp.token,
+            &format!("/api/cases/{withdrawn}"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (status, body) = s
+        .post(
+            &s.esp.token,
+            &format!("/api/cases/{moved}/move"),
+            json!({ "session_id": later }),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let rebooked = body["id"].as_str().unwrap().to_string();
+    assert_ne!(rebooked, moved);
+
+    let today = clinic_date(Utc::now()).to_string();
+    let backlog = |summary: &Value| row(summary, &contract)["backlog_cases"].as_u64().unwrap();
+    let summary_path = format!("/api/mentorship/summary?from={today}&to={today}");
+    let (_, summary) = s.get(&s.coordinator.token, &summary_path).await;
+    assert_eq!(backlog(&summary), 1, "only the moved case waits: {summary}");
+    let (_, flag) = s
+        .get(
+            &s.esp.token,
+            &format!("/api/cases/{rebooked}/mentorship-flag"),
+        )
+        .await;
+    assert_eq!(
+        flag["flagged"], true,
+        "the flag moved with the case: {flag}"
+    );
+
+    // A discussion dated before the flag was raised does not clear it; today's does.
+    let early = s
+        .log(
+            &s.spine,
+            "2020-06-01",
+            30,
+            "case_review",
+            &[&s.esp],
+            &[&rebooked],
+            Some("spinal"),
+        )
+        .await;
+    assert_eq!(early["unflagged_case_ids"], json!([]));
+    let (_, summary) = s.get(&s.coordinator.token, &summary_path).await;
+    assert_eq!(backlog(&summary), 1);
+    let now = s
+        .log(
+            &s.spine,
+            &today,
+            30,
+            "case_review",
+            &[&s.esp],
+            &[&rebooked],
+            Some("spinal"),
+        )
+        .await;
+    assert_eq!(now["unflagged_case_ids"], json!([rebooked]));
+    let (_, summary) = s.get(&s.coordinator.token, &summary_path).await;
+    assert_eq!(backlog(&summary), 0);
+
+    // Years no clinic record has: refused, nothing written.
+    let logs = s.log_count().await;
+    for path in [
+        "/api/mentorship/summary?from=-5000-01-01&to=2026-01-01",
+        "/api/mentorship/logs?from=-5000-01-01",
+        "/api/me/attendance?from=12026-01-01",
+        "/api/reports/activity?from=-5000-01-01&to=-5000-01-02",
+    ] {
+        let (status, body) = s.get(&s.coordinator.token, path).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_date")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = s
+        .post(
+            &s.spine.token,
+            "/api/mentorship/logs",
+            log_body(
+                &s.spine,
+                "-5000-01-01",
+                30,
+                "teaching",
+                &[&s.esp],
+                &[],
+                Some("spinal"),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_date")),
+        "{body}"
+    );
+    assert_eq!(s.log_count().await, logs);
+}
+
 crate::on_both_backends!(
     summary_of_a_seeded_quarter_matches_hand_computed_figures,
     logging_a_flagged_case_unflags_it_in_the_same_transaction,
     who_logs_and_who_sees_which_logs,
     bad_input_is_refused_with_stable_codes_and_nothing_written,
     a_trainees_attendance_record_and_certificate_carry_no_patient_identifiers,
+    flags_follow_their_cases_and_dates_are_real,
 );
