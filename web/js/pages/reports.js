@@ -92,9 +92,9 @@ function axis(max) {
 
 /** Grouped bars: booked and discussed per month. */
 function monthlyChart(rows, label) {
-  const W = 640;
-  const H = 280;
-  const m = { left: 48, right: 12, top: 16, bottom: 52 };
+  const W = 500;
+  const H = 250;
+  const m = { left: 44, right: 8, top: 16, bottom: 50 };
   const plotW = W - m.left - m.right;
   const plotH = H - m.top - m.bottom;
   const max = Math.max(0, ...rows.flatMap((r) => [r.cases.booked, r.cases.discussed]));
@@ -151,9 +151,9 @@ function outcomeRows(o) {
 
 /** Horizontal bars for the outcome mix. */
 function outcomeChart(rows, label) {
-  const W = 640;
+  const W = 520;
   const rowH = 30;
-  const m = { left: 230, right: 48, top: 8, bottom: 8 };
+  const m = { left: 200, right: 36, top: 8, bottom: 8 };
   const H = m.top + m.bottom + rows.length * rowH;
   const max = Math.max(1, ...rows.map((r) => r[2]));
   const plotW = W - m.left - m.right;
@@ -214,12 +214,12 @@ function monthlyTable(rows, total, caption) {
           th("Deferred", { class: "num" }),
           th("Withdrawn", { class: "num" }),
           th("Pending", { class: "num" }),
-          th("Median days to discussion", { class: "num" }),
-          th("Within 6 weeks", { class: "num" }),
+          th(h("abbr", { title: "Median days from booking to discussion" }, "Median days"), { class: "num" }),
+          th(h("abbr", { title: "Discussed within 6 weeks of booking" }, "≤ 6 weeks"), { class: "num" }),
         ),
       ),
       h("tbody", {}, rows.map((r) => line(r, monthText(r.month)))),
-      h("tfoot", {}, line(total, "Whole period")),
+      h("tfoot", {}, line(total, "Total")),
     ),
   );
 }
