@@ -16,6 +16,7 @@ const PAGES = [
   { path: /^\/cases\/([0-9a-f-]{36})$/, module: "case", title: "Case" },
   { path: /^\/meeting\/([0-9a-f-]{36})$/, module: "meeting", title: "Meeting room" },
   { path: /^\/mentorship$/, module: "mentorship", title: "Mentorship", nav: ["consultant", "coordinator", "practitioner", "trainee"] },
+  { path: /^\/reports$/, module: "reports", title: "Reports", nav: ["coordinator", "consultant"], roles: ["coordinator", "consultant"] },
   { path: /^\/cpd$/, module: "cpd", title: "My CPD", nav: ["practitioner", "consultant", "trainee", "coordinator"] },
   { path: /^\/audit$/, module: "audit", title: "Audit", nav: ["coordinator"], roles: ["coordinator"] },
   { path: /^\/admin$/, module: "admin", title: "Admin", nav: ["coordinator"], roles: ["coordinator"] },
