@@ -1,8 +1,10 @@
 //! Mentorship (DESIGN §3 "Mentorship", §4 flow 7): contracts (coordinators), logs
 //! (consultants log their own; mentees see the logs they are in; coordinators see all),
-//! the delivered-vs-contracted summary with the backlog, and flagging a case for
-//! mentorship. Handlers parse into `domain::mentorship` types, check access, call the
+//! the delivered-vs-contracted summary, the backlog of flagged cases with those cases, and
+//! flagging a case for mentorship. Handlers parse into `domain::mentorship` types, check access, call the
 //! store; the arithmetic is `domain::mentorship::summarise`.
+
+use std::collections::hash_map::{Entry, HashMap};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -16,7 +18,7 @@ use crate::domain::mentorship::{
     clinic_date, log_specialty, summarise, Contract, ContractDraft, ContractRequest, DateRange,
     LogDraft, LogRequest, MentorshipFlag, MentorshipLog,
 };
-use crate::domain::{Case, CaseView, ParseError, Role, User, UserId};
+use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
 use crate::routes::cases::visible_case;
 use crate::routes::sessions::{audit_case_reads, session_or_404};
@@ -304,17 +306,97 @@ pub async fn unflag(
     Ok(HttpResponse::Ok().json(flag_view(&flag)))
 }
 
-/// `GET /api/cases/{id}/mentorship-flag`: the open flag, or `404 not_flagged`.
+/// `GET /api/cases/{id}/mentorship-flag`: the open flag (`"flagged": true`), or
+/// `{"case_id", "flagged": false}` when the case is not on the backlog (an ordinary
+/// answer, not an error, so case pages do not log a failed request).
 pub async fn show_flag(
     state: web::Data<AppState>,
     AuthUser(caller): AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, _) = visible_case(&state, &caller, *id).await?;
-    let flag = state.store.mentorship_flag(case.id).await?.ok_or_else(|| {
-        ApiError::not_found("not_flagged", "the case is not flagged for mentorship")
-    })?;
-    Ok(HttpResponse::Ok().json(flag_view(&flag)))
+    let body = match state.store.mentorship_flag(case.id).await? {
+        Some(flag) => flag_view(&flag),
+        None => json!({ "case_id": case.id, "flagged": false }),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize)]
+pub struct BacklogQuery {
+    specialty: Option<String>,
+}
+
+/// One open flag of `GET /api/mentorship/backlog`, with its case as the viewer may see it.
+#[derive(Serialize)]
+struct BacklogItem<'a> {
+    case_id: Uuid,
+    specialty: &'a Specialty,
+    flagged_by: UserId,
+    flagged_at: chrono::DateTime<Utc>,
+    flagged_on: chrono::NaiveDate,
+    case: CaseView,
+}
+
+/// `GET /api/mentorship/backlog[?specialty=]`: the flags open today, oldest first, each
+/// with its case (identified only for viewers who may see it in full). Coordinators see
+/// every arm, consultants the arms of their specialties, anyone else `403`; `422
+/// unknown_specialty` for an arm that does not exist. Every case shown is an audited read.
+pub async fn backlog(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    query: web::Query<BacklogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
+    let arm = match query.specialty.as_deref() {
+        None => None,
+        Some(raw) => {
+            let unknown = || ParseError::new("unknown_specialty", "specialty", "no such specialty");
+            let arm = Specialty::parse(raw).map_err(|_| unknown())?;
+            if !state.store.list_specialties().await?.contains(&arm) {
+                return Err(unknown().into());
+            }
+            Some(arm)
+        }
+    };
+    let today = clinic_date(Utc::now());
+    let flags: Vec<MentorshipFlag> = state
+        .store
+        .mentorship_backlog(today)
+        .await?
+        .into_iter()
+        .filter(|f| arm.as_ref().is_none_or(|a| &f.specialty == a))
+        .filter(|f| caller.role == Role::Coordinator || caller.has_specialty(&f.specialty))
+        .collect();
+    // One read per case (the backlog is short); sessions are shared by many cases.
+    let mut sessions: HashMap<Uuid, Session> = HashMap::new();
+    let mut shown: Vec<Case> = Vec::with_capacity(flags.len());
+    let mut items = Vec::with_capacity(flags.len());
+    for flag in &flags {
+        let Some(case) = state.store.case(flag.case_id).await? else {
+            continue;
+        };
+        let session = match sessions.entry(case.session_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(session_or_404(&state, case.session_id).await?),
+        };
+        let access = case_access(&caller, &case, session);
+        if access == AgendaAccess::None {
+            continue;
+        }
+        items.push(BacklogItem {
+            case_id: flag.case_id,
+            specialty: &flag.specialty,
+            flagged_by: flag.flagged_by,
+            flagged_at: flag.flagged_at,
+            flagged_on: flag.flagged_on,
+            case: CaseView::of(&case, access == AgendaAccess::Full, items.len() + 1, today),
+        });
+        shown.push(case);
+    }
+    audit_case_reads(&state, &req, &caller, "mentorship_backlog", &shown).await?;
+    Ok(HttpResponse::Ok().json(items))
 }
 
 /// The case, if the caller may see it (else 404) and may flag it (else 403).

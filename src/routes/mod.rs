@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/auth/logout").post(auth::logout))
                 .service(resource("/me").get(auth::me))
                 .service(resource("/users").post(users::create).get(users::list))
+                .service(resource("/people").get(users::people))
                 .service(
                     resource("/specialties")
                         .get(sessions::specialties)
@@ -88,6 +89,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .get(mentorship::list_logs),
                 )
                 .service(resource("/mentorship/summary").get(mentorship::summary))
+                .service(resource("/mentorship/backlog").get(mentorship::backlog))
                 .service(
                     resource("/cases/{id}/mentorship-flag")
                         .get(mentorship::show_flag)

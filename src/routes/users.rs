@@ -1,7 +1,8 @@
-//! Account management for coordinators: `POST /api/users`, `GET /api/users`.
+//! Account management for coordinators: `POST /api/users`, `GET /api/users`; and the
+//! names-only directory `GET /api/people` (no emails) consultants choose mentees from.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{require_role, AuthUser};
 use crate::domain::{
@@ -106,4 +107,52 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     Ok(HttpResponse::Ok().json(state.store.list_users().await?))
+}
+
+#[derive(Deserialize)]
+pub struct PeopleQuery {
+    role: Option<String>,
+}
+
+/// One entry of the directory: a name, never an email.
+#[derive(Serialize)]
+struct Person<'a> {
+    id: UserId,
+    name: &'a str,
+    role: Role,
+    specialties: &'a [Specialty],
+}
+
+/// `GET /api/people[?role=]`: active accounts by name, names only. Coordinators see
+/// everyone; consultants the people who share a specialty with them; others `403`.
+/// `422 invalid_role` for an unknown role.
+pub async fn people(
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    query: web::Query<PeopleQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
+    let role: Option<Role> = query.role.as_deref().map(str::parse).transpose()?;
+    let mut users: Vec<User> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active && role.is_none_or(|r| u.role == r))
+        .filter(|u| {
+            caller.role == Role::Coordinator
+                || u.specialties.iter().any(|s| caller.has_specialty(s))
+        })
+        .collect();
+    users.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()).then(a.id.cmp(&b.id)));
+    let people: Vec<Person> = users
+        .iter()
+        .map(|u| Person {
+            id: u.id,
+            name: u.name.as_str(),
+            role: u.role,
+            specialties: &u.specialties,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(people))
 }

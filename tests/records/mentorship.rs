@@ -2,7 +2,8 @@
 //! and flagged cases whose summary matches figures worked out by hand; logging a flagged
 //! case clears its flag in the same transaction; who may log and who sees which logs;
 //! bad input refused with stable codes and nothing written; a trainee's attendance record
-//! and certificate carry no patient identifiers.
+//! and certificate carry no patient identifiers; the backlog with its cases and the
+//! names-only people directory, each shown only to those who may see it.
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 use reqwest::StatusCode;
@@ -602,13 +603,12 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         )
         .await;
     assert_eq!(log["unflagged_case_ids"], json!([case]));
+    // No open flag is an ordinary answer, not a 404.
     let (status, body) = s
         .get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"))
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_flagged"))
-    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "case_id": case, "flagged": false }));
     let flag = store
         .mentorship_backlog(clinic_date(Utc::now()))
         .await
@@ -1311,6 +1311,255 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     assert_eq!(s.log_count().await, logs);
 }
 
+fn case_ids(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["case_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend) {
+    let s = Service::open(backend).await;
+    let (spinal_session, _) = s.session("spinal", &s.spine, 7, false).await;
+    let (pain_session, _) = s.session("pain", &s.pain, 7, false).await;
+    let a = s.book(&s.esp, &spinal_session, NHS[0]).await;
+    let b = s.book(&s.esp, &spinal_session, NHS[1]).await;
+    let unflagged = s.book(&s.esp, &spinal_session, NHS[2]).await;
+    let p = s.book(&s.pain_esp, &pain_session, NHS[2]).await;
+    s.flag_on(&a, &s.esp, "2025-04-02").await;
+    s.flag_on(&p, &s.pain_esp, "2025-04-15").await;
+    s.flag_on(&b, &s.spine, "2025-05-01").await;
+
+    // A case not on the backlog reads as `flagged: false`, a flagged one in full.
+    let (status, body) = s
+        .get(
+            &s.esp.token,
+            &format!("/api/cases/{unflagged}/mentorship-flag"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "case_id": unflagged, "flagged": false }));
+    let (status, body) = s
+        .get(&s.esp.token, &format!("/api/cases/{a}/mentorship-flag"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["flagged"], true);
+    assert_eq!(body["flagged_on"], "2025-04-02");
+    assert_eq!(body["specialty"], "spinal");
+
+    // Coordinators see every arm, oldest flag first, each case identified.
+    let (status, all) = s.get(&s.coordinator.token, "/api/mentorship/backlog").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(case_ids(&all), [a.clone(), p.clone(), b.clone()]);
+    let first = &all[0];
+    assert_eq!(first["specialty"], "spinal");
+    assert_eq!(first["flagged_by"], s.esp.id);
+    assert_eq!(first["flagged_on"], "2025-04-02");
+    assert!(first["flagged_at"].is_string());
+    assert_eq!(first["case"]["id"], a);
+    assert_eq!(first["case"]["patient"]["nhs_number"], NHS[0]);
+    assert_eq!(first["case"]["referrer_id"], s.esp.id);
+    let (_, pain_only) = s
+        .get(
+            &s.coordinator.token,
+            "/api/mentorship/backlog?specialty=pain",
+        )
+        .await;
+    assert_eq!(case_ids(&pain_only), [p.as_str()]);
+
+    // Consultants see the arms of their specialties, identified.
+    let (status, spinal) = s.get(&s.spine.token, "/api/mentorship/backlog").await;
+    assert_eq!(status, StatusCode::OK, "{spinal}");
+    assert_eq!(case_ids(&spinal), [a.clone(), b.clone()]);
+    assert_eq!(spinal[1]["case"]["patient"]["nhs_number"], NHS[1]);
+    let (_, pain) = s.get(&s.pain.token, "/api/mentorship/backlog").await;
+    assert_eq!(case_ids(&pain), [p.as_str()]);
+    assert_eq!(pain[0]["case"]["patient"]["family_name"], FAMILY);
+    let (status, none) = s
+        .get(&s.spine.token, "/api/mentorship/backlog?specialty=pain")
+        .await;
+    assert_eq!((status, none), (StatusCode::OK, json!([])), "not their arm");
+
+    // Everyone else is refused, and a bad arm is a 422.
+    for who in [&s.esp, &s.pain_esp, &s.trainee] {
+        let (status, res) = s.get(&who.token, "/api/mentorship/backlog").await;
+        assert_eq!(
+            (status, res["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{res}"
+        );
+    }
+    for arm in ["podiatry", "Not An Arm"] {
+        let (status, res) = s
+            .get(
+                &s.coordinator.token,
+                &format!("/api/mentorship/backlog?specialty={arm}"),
+            )
+            .await;
+        assert_eq!(
+            (status, res["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_specialty")),
+            "{res}"
+        );
+    }
+
+    // Reading the backlog is an audited read of each case shown, and only of those.
+    let audit = s.app.state.store.audit_events().await.unwrap();
+    let backlog_reads = |who: &Account| -> Vec<String> {
+        let mut ids: Vec<String> = audit
+            .iter()
+            .filter(|e| {
+                e.action == "case_read"
+                    && e.actor_id == Some(who.uid())
+                    && e.details.contains("mentorship_backlog")
+            })
+            .filter_map(|e| e.record_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let mut spinal_cases = vec![a.clone(), b.clone()];
+    spinal_cases.sort();
+    assert_eq!(backlog_reads(&s.spine), spinal_cases);
+    assert_eq!(backlog_reads(&s.pain), [p.as_str()]);
+    assert!(backlog_reads(&s.esp).is_empty());
+
+    // A case discussed in a log leaves the backlog.
+    s.log(
+        &s.spine,
+        "2025-05-02",
+        30,
+        "case_review",
+        &[&s.esp],
+        &[&a],
+        Some("spinal"),
+    )
+    .await;
+    let (_, spinal) = s.get(&s.spine.token, "/api/mentorship/backlog").await;
+    assert_eq!(case_ids(&spinal), [b.as_str()]);
+}
+
+fn names(people: &Value) -> Vec<&str> {
+    people
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect()
+}
+
+async fn the_people_directory_shows_names_to_coordinators_and_consultants(backend: Backend) {
+    let s = Service::open(backend).await;
+    let get = |token: &str, path: &str| {
+        let (token, path) = (token.to_string(), path.to_string());
+        let s = &s;
+        async move {
+            let res = s
+                .app
+                .http
+                .get(s.app.url(&path))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.text().await.unwrap())
+        }
+    };
+
+    // Coordinators see every active account, by name, with no email.
+    let (status, text) = get(&s.coordinator.token, "/api/people").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        !text.contains("email") && !text.contains("@example.org"),
+        "{text}"
+    );
+    let everyone: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        names(&everyone),
+        [
+            "Cora Ordinator",
+            "Dr Nia Newton",
+            "Dr Pat Payne",
+            "Dr Sam Spine",
+            "Ellis Physio",
+            "Pip Physio",
+            "Tam <Trainee> & Co",
+        ]
+    );
+    let ellis = everyone
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Ellis Physio")
+        .unwrap();
+    assert_eq!(
+        ellis,
+        &json!({ "id": s.esp.id, "name": "Ellis Physio", "role": "practitioner",
+                 "specialties": ["spinal"] })
+    );
+    let (_, text) = get(&s.coordinator.token, "/api/people?role=practitioner").await;
+    let practitioners: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(names(&practitioners), ["Ellis Physio", "Pip Physio"]);
+
+    // Consultants see the people who share a specialty with them.
+    let (status, text) = get(&s.spine.token, "/api/people").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let spinal: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        names(&spinal),
+        [
+            "Cora Ordinator",
+            "Dr Nia Newton",
+            "Dr Sam Spine",
+            "Ellis Physio",
+            "Tam <Trainee> & Co",
+        ]
+    );
+    for (token, role, expected) in [
+        (&s.spine.token, "practitioner", vec!["Ellis Physio"]),
+        (&s.spine.token, "trainee", vec!["Tam <Trainee> & Co"]),
+        (&s.pain.token, "practitioner", vec!["Pip Physio"]),
+        (&s.pain.token, "trainee", vec![]),
+        (&s.pain.token, "consultant", vec!["Dr Pat Payne"]),
+    ] {
+        let (status, text) = get(token, &format!("/api/people?role={role}")).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let people: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(names(&people), expected, "{role}");
+        assert!(people.as_array().unwrap().iter().all(|p| p["role"] == role));
+    }
+
+    // Everyone else is refused; a bad role is a 422.
+    for who in [&s.esp, &s.pain_esp, &s.trainee] {
+        let (status, text) = get(&who.token, "/api/people").await;
+        let res: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (status, res["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{res}"
+        );
+    }
+    let (status, text) = get(&s.spine.token, "/api/people?role=wizard").await;
+    let res: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, res["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_role")),
+        "{res}"
+    );
+    let res = s
+        .app
+        .http
+        .get(s.app.url("/api/people"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
 crate::on_both_backends!(
     summary_of_a_seeded_quarter_matches_hand_computed_figures,
     logging_a_flagged_case_unflags_it_in_the_same_transaction,
@@ -1318,4 +1567,6 @@ crate::on_both_backends!(
     bad_input_is_refused_with_stable_codes_and_nothing_written,
     a_trainees_attendance_record_and_certificate_carry_no_patient_identifiers,
     flags_follow_their_cases_and_dates_are_real,
+    the_backlog_lists_open_flags_to_those_who_may_see_them,
+    the_people_directory_shows_names_to_coordinators_and_consultants,
 );

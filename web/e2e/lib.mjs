@@ -46,9 +46,7 @@ export async function open(browser, viewport = WIDTHS.desktop) {
   page.on("console", (m) => {
     // A 401 from the silent refresh on first load, and failed loads while deliberately
     // offline, are expected; anything else (a CSP violation, a script error) is not.
-    // So is a 404 reading a case's mentorship flag: that is how the API says "not flagged".
-    const notFlagged = /status of 404/.test(m.text()) && /\/api\/cases\/[0-9a-f-]+\/mentorship-flag$/.test(m.location()?.url || "");
-    if (m.type() === "error" && !notFlagged && !/status of 401|ERR_INTERNET_DISCONNECTED|net::ERR_/.test(m.text())) {
+    if (m.type() === "error" && !/status of 401|ERR_INTERNET_DISCONNECTED|net::ERR_/.test(m.text())) {
       page.problems.push(`${m.text()} (at ${page.url().replace(base, "")})`);
     }
   });

@@ -1,7 +1,8 @@
 // The records pages end to end against a fresh demo server (MDT_E2E_URL): a coordinator
 // sets up a mentorship contract; the physio flags a case for mentorship on its case
 // page; the consultant logs mentorship covering it, with the physio as mentee, and the
-// summary shows the time delivered and the backlog cleared; the physio sees the log; the
+// summary shows the time delivered and the backlog cleared (mentees are picked by name from
+// the people directory, cases from the backlog); the physio sees the log; the
 // coordinator searches the audit trail by NHS number and verifies the chain; the trainee
 // opens My CPD and the certificate; a case exports as a FHIR Bundle.
 import { test } from "node:test";
@@ -91,11 +92,24 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     assert.equal(await cellText(consultantPage, row, "delivered"), "0 min");
     // One contract runs today: the arm is not asked for.
     assert.equal(await consultantPage.isVisible("#log-specialty"), false);
-    // The flagged case is listed first; ticking it ticks its referrer as a mentee.
+    // Mentees are picked by name from the directory, grouped by role: no account ids.
+    const practitioners = await consultantPage.locator("#log-mentees-practitioner label").allInnerTexts();
+    assert.ok(practitioners.some((t) => /^Pat Physiotherapist\b/.test(t)), `the picker lists the physio by name: ${practitioners}`);
+    assert.match(await consultantPage.textContent("#log-mentees-practitioner legend"), /Practitioners/);
+    assert.match(await consultantPage.textContent("#log-mentees-trainee"), /Tam Trainee/);
+    assert.doesNotMatch(await consultantPage.textContent("#log-mentees"), /[0-9a-f]{8}-[0-9a-f]{4}-/, "no raw account ids");
+    assert.equal(await consultantPage.locator("#log-other-mentees").count(), 0);
+    // The backlog lists the flagged case (identified); ticking it ticks its referrer.
     const firstCase = consultantPage.locator("#log-cases input[type=checkbox]").first();
     assert.equal(await firstCase.getAttribute("value"), neck.id);
-    assert.match(await consultantPage.locator("#log-cases label").first().innerText(), /flagged/);
-    await firstCase.check();
+    const caseLabel = await consultantPage.locator("#log-cases label").first().innerText();
+    assert.match(caseLabel, /Jo Specimen/);
+    assert.match(caseLabel, /flagged/);
+    assert.match(caseLabel, /referred by Pat Physiotherapist/);
+    // Keyboard: the case's checkbox takes focus and Space ticks it.
+    await firstCase.focus();
+    await consultantPage.keyboard.press("Space");
+    assert.equal(await firstCase.isChecked(), true);
     assert.equal(await consultantPage.isChecked(`#log-mentees input[value="${physio.id}"]`), true);
     await consultantPage.fill("#log-minutes", "45");
     await consultantPage.selectOption("#log-kind", "case_review");
@@ -103,6 +117,9 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     await consultantPage.click("#log-submit");
     await consultantPage.waitForFunction(() => /Mentorship logged: 45 min/.test(document.getElementById("mentorship-status").textContent));
     assert.match(await consultantPage.textContent("#mentorship-status"), /1 case taken off the backlog/);
+    assert.equal(await consultantPage.locator(`#log-cases input[value="${neck.id}"]`).count(), 0, "the case left the backlog list");
+    // The log names its mentee from the directory.
+    assert.match(await consultantPage.locator(".log-row").first().innerText(), /Pat Physiotherapist/);
     await consultantPage.waitForFunction((r) => document.querySelector(`${r} td.delivered`)?.innerText.trim() === "45 min", row);
     assert.equal(await cellText(consultantPage, row, "backlog"), "0", "the backlog dropped");
     assert.match(await consultantPage.locator(".log-row").first().innerText(), /Case review[\s\S]*45 min/);

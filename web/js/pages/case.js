@@ -259,15 +259,11 @@ async function mentorshipSection(c, user, session, error) {
     user.role === "coordinator" ||
     (c.referrer_id && c.referrer_id === user.id) ||
     (user.role === "consultant" && specialty && (user.specialties || []).includes(specialty));
-  let flag = null;
-  try {
-    flag = await api(`/api/cases/${c.id}/mentorship-flag`);
-  } catch (err) {
-    // 404 not_flagged: simply not flagged. Anything else: show nothing.
-    if (err.code !== "not_flagged") return null;
-  }
-  if (!mayFlag && !flag?.flagged) return null;
-  if (c.state === "withdrawn" && !flag?.flagged) return null;
+  // `{flagged: false}` when the case is not on the backlog; on any error, show nothing.
+  let flag = await api(`/api/cases/${c.id}/mentorship-flag`).catch(() => null);
+  if (!flag) return null;
+  if (!mayFlag && !flag.flagged) return null;
+  if (c.state === "withdrawn" && !flag.flagged) return null;
 
   const state = h("p", { id: "mentorship-state" });
   const button = h("button", { type: "button", id: "mentorship-flag", class: "secondary" });

@@ -3,8 +3,9 @@
 // coordinators see every contract and log and set up contracts; practitioners and
 // trainees see the logs they were mentored in.
 //
-// Only coordinators may list accounts, so a consultant picks mentees from the people who
-// booked the cases they can see (the referrers), or by account id.
+// A consultant picks mentees by name from the people directory (`GET /api/people`:
+// practitioners and trainees sharing a specialty with them) and the cases discussed from
+// their arms' mentorship backlog (`GET /api/mentorship/backlog`, one audited read).
 import { api } from "../api.js";
 import { errorBox, explain, field, fill, h, humanise } from "../ui.js";
 import { busy, checkedForm, select, stillHere } from "../forms.js";
@@ -18,7 +19,6 @@ const KINDS = [
 ];
 const KIND = Object.fromEntries(KINDS);
 const title = (slug) => humanise(slug).replace(/^./, (c) => c.toUpperCase());
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const CODES = {
   contract_overlaps: "This consultant already has a contract for that arm on some of those days. Choose other dates.",
@@ -89,27 +89,22 @@ export async function render(main, { user }) {
     status.hidden = !text;
   };
 
-  // Who is who: coordinators may list accounts; others know themselves and the referrers
-  // of the cases they can see.
-  const users = coordinator ? await api("/api/users") : [];
-  const names = new Map(users.map((u) => [u.id, u.name]));
-  const referrerOf = new Map(); // user id → ["Jo Specimen (neck)", …]
-  const person = (id, fallback) => {
-    if (id === user.id) return `${user.name} (you)`;
-    if (names.has(id)) return names.get(id);
-    const cases = referrerOf.get(id);
-    if (cases) return `Referrer of ${summariseCases(cases)}`;
-    return fallback;
-  };
+  // Who is who: coordinators list every account; consultants read the names-only
+  // directory of the practitioners and trainees who share a specialty with them (their
+  // possible mentees); practitioners and trainees know themselves.
+  const [users, practitioners, trainees, backlog] = await Promise.all([
+    coordinator ? api("/api/users") : [],
+    consultant ? api("/api/people?role=practitioner") : [],
+    consultant ? api("/api/people?role=trainee") : [],
+    // The cases a consultant may name in a log: their arms' backlog, oldest flag first.
+    consultant ? api("/api/mentorship/backlog") : [],
+  ]);
+  const names = new Map([...users, ...practitioners, ...trainees].map((u) => [u.id, u.name]));
+  const person = (id, fallback) => (id === user.id ? `${user.name} (you)` : names.get(id) || fallback);
 
   let contracts = reports ? await api("/api/mentorship/contracts") : [];
-  const cases = consultant ? await visibleCases(user) : [];
-  for (const c of cases) {
-    if (c.referrer_id === user.id) continue;
-    const list = referrerOf.get(c.referrer_id) || [];
-    list.push(`${patientName(c)} (${c.body_site})`);
-    referrerOf.set(c.referrer_id, list);
-  }
+  // Only cases the consultant sees in full may be named in a log.
+  let cases = backlog.filter((b) => b.case?.patient).map((b) => ({ ...b.case, flag: b }));
 
   const today = ukToday();
   const initial = reports ? quarterOf(today) : yearTo(today);
@@ -191,8 +186,8 @@ export async function render(main, { user }) {
             "tbody",
             {},
             logs.map((l) => {
-              const others = l.mentee_ids.filter((id) => id !== user.id && !names.has(id) && !referrerOf.has(id)).length;
-              const known = l.mentee_ids.filter((id) => id === user.id || names.has(id) || referrerOf.has(id));
+              const others = l.mentee_ids.filter((id) => id !== user.id && !names.has(id)).length;
+              const known = l.mentee_ids.filter((id) => id === user.id || names.has(id));
               return h(
                 "tr",
                 { class: "log-row", dataset: { log: l.id } },
@@ -342,28 +337,36 @@ export async function render(main, { user }) {
     date.control.addEventListener("change", showArm);
     showArm();
 
-    // Mentees: the referrers of the cases this consultant can see, and any account ids.
+    // Mentees: practitioners and trainees from the directory, by name, grouped by role.
     const menteeError = h("p", { class: "field-error", id: "log-mentees-error", hidden: true });
-    const menteeBoxes = h(
-      "div",
-      { class: "checks stacked" },
-      [...referrerOf.keys()].map((id, i) =>
-        h("label", { class: "check", for: `mentee-${i}` }, h("input", { type: "checkbox", id: `mentee-${i}`, name: "mentee_ids", value: id }), person(id, "")),
-      ),
-    );
-    const otherIds = field(
-      "Other mentees: account ids (optional)",
-      h("input", { type: "text", name: "other_mentees", id: "log-other-mentees", autocomplete: "off", spellcheck: "false" }),
-      "Separate ids with commas. The coordinator can give you a practitioner's or trainee's account id.",
-    );
+    const group = (role, legend, people) =>
+      people.length
+        ? h(
+            "fieldset",
+            { class: "mentee-group", id: `log-mentees-${role}` },
+            h("legend", {}, legend),
+            h(
+              "div",
+              { class: "checks stacked" },
+              people.map((p) =>
+                h(
+                  "label",
+                  { class: "check", for: `mentee-${p.id}` },
+                  h("input", { type: "checkbox", id: `mentee-${p.id}`, name: "mentee_ids", value: p.id }),
+                  h("span", {}, p.name, p.specialties?.length ? h("span", { class: "muted" }, ` · ${p.specialties.map(title).join(", ")}`) : null),
+                ),
+              ),
+            ),
+          )
+        : null;
+    const menteeBoxes = h("div", { class: "mentee-groups" }, group("practitioner", "Practitioners", practitioners), group("trainee", "Trainees", trainees));
     const mentees = h(
       "fieldset",
       { id: "log-mentees", "aria-describedby": "log-mentees-error" },
       h("legend", {}, "Mentees"),
-      referrerOf.size
-        ? [h("p", { class: "hint" }, "People who booked cases you can see:"), menteeBoxes]
-        : h("p", { class: "hint" }, "No one has booked a case you can see recently: give account ids below."),
-      otherIds,
+      practitioners.length || trainees.length
+        ? [h("p", { class: "hint" }, "Practitioners and trainees who share a specialty with you."), menteeBoxes]
+        : h("p", { class: "hint" }, "No practitioners or trainees share a specialty with you. Ask the coordinator to check their accounts."),
       menteeError,
     );
     const menteeProblem = (message) => {
@@ -371,48 +374,54 @@ export async function render(main, { user }) {
       menteeError.hidden = !message;
       mentees.classList.toggle("invalid", Boolean(message));
     };
-    const chosenMentees = () => {
-      const ids = [...menteeBoxes.querySelectorAll("input:checked")].map((i) => i.value);
-      const typed = otherIds.control.value.split(/[\s,]+/).filter(Boolean);
-      return { ids: [...new Set([...ids, ...typed])], typed };
-    };
+    const chosenMentees = () => [...menteeBoxes.querySelectorAll("input:checked")].map((i) => i.value);
 
-    // Cases discussed: flagged ones first. Ticking a case ticks its referrer as a mentee.
+    // Cases discussed: the backlog, oldest flag first. Ticking a case ticks its referrer
+    // as a mentee when they are in the directory.
     const caseError = h("p", { class: "field-error", id: "log-cases-error", hidden: true });
-    const caseBoxes = h(
-      "div",
-      { class: "checks stacked" },
-      cases.map((c, i) =>
-        h(
-          "label",
-          { class: "check", for: `case-${i}` },
-          h("input", {
-            type: "checkbox",
-            id: `case-${i}`,
-            name: "case_ids",
-            value: c.id,
-            onchange: (e) => {
-              if (!e.currentTarget.checked) return;
-              const box = [...menteeBoxes.querySelectorAll("input")].find((x) => x.value === c.referrer_id);
-              if (box) box.checked = true;
-            },
-          }),
+    const caseBoxes = h("div", { class: "checks stacked" });
+    const caseHint = h("p", { class: "hint" });
+    const showCases = () => {
+      caseHint.textContent = cases.length
+        ? "Cases flagged for mentorship in your arms. Logging a case takes it off the backlog."
+        : "No cases of your arms are waiting on the mentorship backlog.";
+      caseBoxes.hidden = !cases.length;
+      fill(
+        caseBoxes,
+        cases.map((c) =>
           h(
-            "span",
-            {},
-            `${patientName(c)} · ${c.body_site} · ${c.session.title}, ${dayText(c.session.starts_at.slice(0, 10))}`,
-            c.flag ? [" ", h("span", { class: "tag flagged" }, `flagged ${dayText(c.flag.flagged_on)}`)] : null,
+            "label",
+            { class: "check", for: `case-${c.id}` },
+            h("input", {
+              type: "checkbox",
+              id: `case-${c.id}`,
+              name: "case_ids",
+              value: c.id,
+              onchange: (e) => {
+                if (!e.currentTarget.checked) return;
+                const box = [...menteeBoxes.querySelectorAll("input")].find((x) => x.value === c.referrer_id);
+                if (box) box.checked = true;
+              },
+            }),
+            h(
+              "span",
+              {},
+              `${patientName(c)} · ${c.body_site} · ${title(c.flag.specialty)}`,
+              c.referrer_id && names.has(c.referrer_id) ? h("span", { class: "muted" }, ` · referred by ${names.get(c.referrer_id)}`) : null,
+              " ",
+              h("span", { class: "tag flagged" }, `flagged ${dayText(c.flag.flagged_on)}`),
+            ),
           ),
         ),
-      ),
-    );
+      );
+    };
+    showCases();
     const caseSet = h(
       "fieldset",
       { id: "log-cases", "aria-describedby": "log-cases-error" },
       h("legend", {}, "Cases discussed (optional)"),
-      cases.length
-        ? [h("p", { class: "hint" }, "Logging a flagged case takes it off the mentorship backlog."), caseBoxes]
-        : h("p", { class: "hint" }, "No cases of your specialties in recent or coming sessions."),
+      caseHint,
+      caseBoxes,
       caseError,
     );
     const caseProblem = (message) => {
@@ -443,11 +452,10 @@ export async function render(main, { user }) {
       menteeProblem(null);
       caseProblem(null);
       let ok = f.checkAll();
-      const { ids, typed } = chosenMentees();
-      const badId = typed.find((t) => !UUID.test(t));
-      if (!ids.length || badId) {
-        menteeProblem(badId ? `“${badId}” is not an account id.` : "Choose at least one mentee.");
-        if (ok) (badId ? otherIds.control : menteeBoxes.querySelector("input") || otherIds.control).focus();
+      const ids = chosenMentees();
+      if (!ids.length) {
+        menteeProblem("Choose at least one mentee.");
+        if (ok) (menteeBoxes.querySelector("input") || submit).focus();
         ok = false;
       }
       if (!ok) return;
@@ -469,15 +477,13 @@ export async function render(main, { user }) {
           }),
         );
         const cleared = log.unflagged_case_ids?.length || 0;
-        for (const c of cases) if (log.unflagged_case_ids?.includes(c.id)) c.flag = null;
         form.reset();
         f.clear();
         date.control.value = ukToday();
         showArm();
-        // Flags cleared: drop their tags.
-        for (const input of caseBoxes.querySelectorAll("input")) {
-          if (log.unflagged_case_ids?.includes(input.value)) input.closest("label").querySelector(".tag.flagged")?.remove();
-        }
+        // The cases it discussed have left the backlog.
+        cases = cases.filter((c) => !log.unflagged_case_ids?.includes(c.id));
+        showCases();
         await refresh().catch((err) => box.show(err));
         say(
           `Mentorship logged: ${minutesText(log.duration_minutes)} of ${KIND[log.kind].toLowerCase()} on ${dayText(log.occurred_on)} (${title(log.specialty)})` +
@@ -487,7 +493,7 @@ export async function render(main, { user }) {
         const message = why(err);
         if (err.field?.startsWith("mentee_ids")) {
           menteeProblem(message);
-          (menteeBoxes.querySelector("input") || otherIds.control).focus();
+          (menteeBoxes.querySelector("input") || submit).focus();
         } else if (err.field?.startsWith("case_ids")) {
           caseProblem(message);
           caseBoxes.querySelector("input")?.focus();
@@ -586,45 +592,4 @@ export async function render(main, { user }) {
     });
     return form;
   }
-}
-
-/** "Jo Specimen (neck), Alex Example (lower back) and 2 more". */
-function summariseCases(list) {
-  const shown = list.slice(0, 2).join(", ");
-  return list.length > 2 ? `${shown} and ${list.length - 2} more` : shown;
-}
-
-/**
- * The cases of the consultant's specialties in sessions of the last four months and the
- * next two (those they may name in a log), each with its session and mentorship flag,
- * flagged ones first.
- */
-async function visibleCases(user) {
-  const now = Date.now();
-  const from = new Date(now - 120 * 86400000).toISOString();
-  const to = new Date(now + 60 * 86400000).toISOString();
-  const sessions = await api(`/api/sessions?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
-  const mine = sessions.filter((s) => s.booked > 0 && s.state !== "cancelled" && (s.chair_id === user.id || (user.specialties || []).includes(s.specialty)));
-  const shown = await Promise.all(mine.map((s) => api(`/api/sessions/${s.id}`).catch(() => null)));
-  const cases = [];
-  for (const d of shown) {
-    for (const c of d?.agenda || []) {
-      if (c.patient && c.state !== "withdrawn") cases.push({ ...c, session: d.session });
-    }
-  }
-  // A 404 `not_flagged` is the common answer: not an error.
-  const flags = await Promise.all(
-    cases.map((c) =>
-      api(`/api/cases/${c.id}/mentorship-flag`)
-        .then((f) => (f.flagged ? f : null))
-        .catch(() => null),
-    ),
-  );
-  cases.forEach((c, i) => (c.flag = flags[i]));
-  const start = (c) => Date.parse(c.session.starts_at);
-  return cases.sort((a, b) => {
-    if (Boolean(a.flag) !== Boolean(b.flag)) return a.flag ? -1 : 1;
-    if (a.flag && b.flag) return a.flag.flagged_on < b.flag.flagged_on ? -1 : 1;
-    return start(b) - start(a);
-  });
 }
