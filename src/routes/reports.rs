@@ -120,8 +120,8 @@ pub async fn activity(
     }
 }
 
-/// One `report_exported` event, and for an identified export one `case_read` per case
-/// row, in one transaction.
+/// One `report_exported` event and one `case_read` per exported case row (identified or
+/// not), in one transaction, before the file is sent.
 async fn audit_export(
     state: &AppState,
     req: &HttpRequest,
@@ -131,13 +131,7 @@ async fn audit_export(
     data: &ActivityData,
 ) -> Result<(), ApiError> {
     let specialties: Vec<&str> = scope.specialties.iter().map(|s| s.as_str()).collect();
-    let mut events = Vec::with_capacity(
-        1 + if scope.identified {
-            data.cases.len()
-        } else {
-            0
-        },
-    );
+    let mut events = Vec::with_capacity(1 + data.cases.len());
     events.push(
         state
             .audit_event(req, caller, "report_exported", "report")
@@ -151,14 +145,19 @@ async fn audit_export(
                 "identified": scope.identified,
             })),
     );
-    if scope.identified {
-        events.extend(data.cases.iter().map(|row| {
-            state
-                .audit_event(req, caller, "case_read", "case")
-                .record(row.case.id)
-                .details(json!({ "via": "activity_csv", "session": row.case.session_id }))
-        }));
-    }
+    // Every exported row is a read of that case's record, identified or not (a
+    // de-identified row still describes one patient's episode): the patient's trail shows
+    // each export that carried them.
+    events.extend(data.cases.iter().map(|row| {
+        state
+            .audit_event(req, caller, "case_read", "case")
+            .record(row.case.id)
+            .details(json!({
+                "via": "activity_csv",
+                "session": row.case.session_id,
+                "identified": scope.identified,
+            }))
+    }));
     state.store.append_audits(events).await?;
     Ok(())
 }
