@@ -217,7 +217,7 @@ pub async fn list_logs(
         .into_iter()
         .filter(|l| query.consultant_id.is_none_or(|c| l.consultant_id.0 == c))
         .collect();
-    let today = Utc::now().date_naive();
+    let today = clinic_date(Utc::now());
     let mut shown: Vec<Case> = Vec::new();
     let mut views = Vec::with_capacity(logs.len());
     for log in &logs {

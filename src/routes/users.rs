@@ -124,7 +124,8 @@ struct Person<'a> {
 }
 
 /// `GET /api/people[?role=]`: active accounts by name, names only. Coordinators see
-/// everyone; consultants the people who share a specialty with them; others `403`.
+/// everyone; consultants the people who share a specialty with them, and every trainee
+/// (trainees may have no specialty yet, and any consultant may teach one); others `403`.
 /// `422 invalid_role` for an unknown role.
 pub async fn people(
     state: web::Data<AppState>,
@@ -141,6 +142,7 @@ pub async fn people(
         .filter(|u| u.active && role.is_none_or(|r| u.role == r))
         .filter(|u| {
             caller.role == Role::Coordinator
+                || u.role == Role::Trainee
                 || u.specialties.iter().any(|s| caller.has_specialty(s))
         })
         .collect();

@@ -1523,7 +1523,8 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
         (&s.spine.token, "practitioner", vec!["Ellis Physio"]),
         (&s.spine.token, "trainee", vec!["Tam <Trainee> & Co"]),
         (&s.pain.token, "practitioner", vec!["Pip Physio"]),
-        (&s.pain.token, "trainee", vec![]),
+        // Every trainee, whatever their specialty: any consultant may teach one.
+        (&s.pain.token, "trainee", vec!["Tam <Trainee> & Co"]),
         (&s.pain.token, "consultant", vec!["Dr Pat Payne"]),
     ] {
         let (status, text) = get(token, &format!("/api/people?role={role}")).await;
