@@ -28,11 +28,16 @@ export function quarterOf(s) {
   return { from: iso(from), to: iso(to) };
 }
 
-/** The twelve months up to a day: {from, to}, e.g. 2025-03-15 → 2024-03-16 .. 2025-03-15. */
+/**
+ * The twelve months up to a day: {from, to}, e.g. 2025-03-15 → 2024-03-16 .. 2025-03-15.
+ * The same day a year back is clamped to its month's end (29 February → 28 February), so
+ * 2024-02-29 gives 2023-03-01 .. 2024-02-29.
+ */
 export function yearTo(s) {
-  const d = utc(s);
-  d.setUTCFullYear(d.getUTCFullYear() - 1);
-  return { from: addDays(iso(d), 1), to: s };
+  const [y, m, d] = s.split("-").map(Number);
+  const monthEnd = new Date(Date.UTC(y - 1, m, 0)).getUTCDate();
+  const back = iso(new Date(Date.UTC(y - 1, m - 1, Math.min(d, monthEnd))));
+  return { from: addDays(back, 1), to: s };
 }
 
 /** Whether a string is a real YYYY-MM-DD date. */
