@@ -374,17 +374,19 @@ export async function render(main, { user }) {
   );
 
   async function show({ from, to }) {
+    // The specialty as asked for: the dropdown may change while the report loads.
+    const which = specialty.control.value;
     const q = new URLSearchParams({ from, to });
-    if (specialty.control.value) q.set("specialty", specialty.control.value);
+    if (which) q.set("specialty", which);
     let report;
     try {
       report = await api(`/api/reports/activity?${q}`);
     } catch (err) {
       throw { message: why(err) };
     }
-    shown = { from, to, specialty: specialty.control.value };
-    const which = shown.specialty ? title(shown.specialty) : coordinator ? "All specialties" : "Your specialties";
-    fill(heading, `${which} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
+    shown = { from, to, specialty: which };
+    const named = which ? title(which) : coordinator ? "All specialties" : "Your specialties";
+    fill(heading, `${named} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
     const rows = report.totals.reduce((n, t) => n + t.cases.booked, 0);
     fill(
       reportBox,
