@@ -23,8 +23,10 @@ export async function render(main) {
   window.addEventListener("resize", onResize);
   const cleanup = () => window.removeEventListener("resize", onResize);
 
-  async function show(next) {
+  // `current` (from the period form) is false once a later period has been asked for.
+  async function show(next, current = () => true) {
     const r = await api(`/api/me/attendance?from=${next.from}&to=${next.to}`);
+    if (!current()) return;
     range = next;
     certificate.hidden = true;
     fill(certificate);

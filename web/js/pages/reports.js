@@ -373,7 +373,9 @@ export async function render(main, { user }) {
     select({ name: "specialty", id: "report-specialty" }, [["", coordinator ? "All specialties" : "All my specialties"], ...known.map((s) => [s, title(s)])], ""),
   );
 
-  async function show({ from, to }) {
+  // `current` (from the period form) is false once a later request has started: then this
+  // one's report, or its error, is dropped rather than drawn over the newer one.
+  async function show({ from, to }, current = () => true) {
     // The specialty as asked for: the dropdown may change while the report loads.
     const which = specialty.control.value;
     const q = new URLSearchParams({ from, to });
@@ -384,6 +386,7 @@ export async function render(main, { user }) {
     } catch (err) {
       throw { message: why(err) };
     }
+    if (!current()) return;
     shown = { from, to, specialty: which };
     const named = which ? title(which) : coordinator ? "All specialties" : "Your specialties";
     fill(heading, `${named} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
