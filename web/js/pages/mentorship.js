@@ -111,8 +111,7 @@ export async function render(main, { user }) {
 
   // ---- Summary ----------------------------------------------------------------------
   const summaryBox = h("div", { id: "summary" });
-  async function showSummary(range) {
-    const rows = await api(`/api/mentorship/summary?from=${range.from}&to=${range.to}`);
+  function showSummary(range, rows) {
     if (!rows.length) {
       fill(summaryBox, h("p", { class: "notice" }, coordinator ? "No mentorship contract runs in this period." : "You have no mentorship contract running in this period. The coordinator sets contracts up."));
       return;
@@ -165,8 +164,7 @@ export async function render(main, { user }) {
 
   // ---- Logs -------------------------------------------------------------------------
   const logsBox = h("div", { id: "logs" });
-  async function showLogs(range) {
-    const logs = await api(`/api/mentorship/logs?from=${range.from}&to=${range.to}`);
+  function showLogs(logs) {
     if (!logs.length) {
       fill(logsBox, h("p", { class: "muted" }, reports ? "No mentorship logged in this period." : "You are not named in any mentorship log in this period."));
       return;
@@ -223,12 +221,34 @@ export async function render(main, { user }) {
     );
   }
 
+  // The period on screen, set only once both its summary and its logs have arrived; a
+  // refresh started later (a new period, or after a save) makes an earlier one's results
+  // stale, and they are dropped. A refresh after a save is for the period last asked for.
   let range = initial;
-  async function refresh(next = range) {
+  let asked = null; // the period of the refresh in flight
+  let latest = 0;
+  async function refresh(next = asked || range) {
+    const seq = ++latest;
+    asked = next;
+    const q = `from=${next.from}&to=${next.to}`;
+    let summary, logs;
+    try {
+      [summary, logs] = await Promise.all([reports ? api(`/api/mentorship/summary?${q}`) : null, api(`/api/mentorship/logs?${q}`)]);
+    } catch (err) {
+      if (seq !== latest) return false;
+      asked = null;
+      throw err;
+    }
+    if (seq !== latest) return false;
+    asked = null;
     range = next;
-    await Promise.all([reports ? showSummary(range) : null, showLogs(range)]);
+    if (reports) showSummary(next, summary);
+    showLogs(logs);
+    return true;
   }
-  const period = windowForm("period-form", initial, (r) => refresh(r).then(() => say(null)));
+  const period = windowForm("period-form", initial, async (r) => {
+    if (await refresh(r)) say(null);
+  });
   await refresh();
 
   // ---- Contracts --------------------------------------------------------------------
