@@ -578,8 +578,9 @@ export async function render(main, { user }) {
       e.preventDefault();
       box.show(null);
       if (!f.checkAll()) return;
+      let c;
       try {
-        const c = await busy(submit, "Creating…", () =>
+        c = await busy(submit, "Creating…", () =>
           api("/api/mentorship/contracts", {
             method: "POST",
             body: {
@@ -592,14 +593,6 @@ export async function render(main, { user }) {
             },
           }),
         );
-        contracts = await api("/api/mentorship/contracts");
-        showContracts();
-        await refresh().catch((err) => box.show(err));
-        form.reset();
-        f.clear();
-        starts.control.value = quarterOf(ukToday()).from;
-        who.control.dispatchEvent(new Event("change"));
-        say(`Contract created: ${person(c.consultant_id, "the consultant")}, ${title(c.specialty)}, ${c.minutes_per_week} minutes a week for ${c.weeks_per_year} weeks a year from ${dayText(c.starts_on)}.`);
       } catch (err) {
         const wrap = err.field && f.get(err.field);
         if (wrap) {
@@ -608,6 +601,20 @@ export async function render(main, { user }) {
         } else {
           box.show(why(err));
         }
+        return;
+      }
+      // The contract exists: say so first; bringing the lists up to date is separate.
+      form.reset();
+      f.clear();
+      starts.control.value = quarterOf(ukToday()).from;
+      who.control.dispatchEvent(new Event("change"));
+      say(`Contract created: ${person(c.consultant_id, "the consultant")}, ${title(c.specialty)}, ${c.minutes_per_week} minutes a week for ${c.weeks_per_year} weeks a year from ${dayText(c.starts_on)}.`);
+      try {
+        contracts = await api("/api/mentorship/contracts");
+        showContracts();
+        await refresh();
+      } catch (err) {
+        box.show(`The contract was created, but the lists could not be brought up to date (${why(err).replace(/\.$/, "")}). Reload the page to see it.`);
       }
     });
     return form;
