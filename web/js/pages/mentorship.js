@@ -344,17 +344,19 @@ export async function render(main, { user }) {
     const arm = field("Arm (specialty)", select({ name: "specialty", id: "log-specialty" }, []), "The contract this time counts towards.");
     f.add("specialty", arm, (v) => (arm.hidden || v ? null : "choose the arm"));
 
-    // The arm is asked for only when the date does not settle it.
-    const showArm = () => {
+    // The arm is asked for only when the date does not settle it, or (`always`) when the
+    // server has said it must be.
+    const showArm = (always = false) => {
       const day = date.control.value;
       const running = [...new Set(contracts.filter((c) => c.starts_on <= day && (!c.ends_on || day <= c.ends_on)).map((c) => c.specialty))];
-      const choices = running.length > 1 ? running : running.length ? [] : user.specialties || [];
+      const settled = running.length === 1 && !always;
+      const choices = settled ? [] : running.length > 1 ? running : user.specialties || [];
       const was = arm.control.value;
       fill(arm.control, h("option", { value: "" }, "Choose…"), choices.map((s) => h("option", { value: s, selected: s === was }, title(s))));
-      arm.hidden = running.length === 1;
+      arm.hidden = settled;
       if (arm.hidden) arm.setError(null);
     };
-    date.control.addEventListener("change", showArm);
+    date.control.addEventListener("change", () => showArm());
     showArm();
 
     // Mentees: practitioners and trainees from the directory, by name, grouped by role.
@@ -514,6 +516,18 @@ export async function render(main, { user }) {
         if (err.field?.startsWith("mentee_ids")) {
           menteeProblem(message);
           (menteeBoxes.querySelector("input") || submit).focus();
+        } else if (err.code === "specialty_required") {
+          // The contracts have changed since the page opened: reload them, and ask for the
+          // arm (its picker may have been hidden, the old list settling it).
+          try {
+            contracts = await api("/api/mentorship/contracts");
+            showContracts();
+          } catch {
+            // Keep the list we have: the arm is asked for anyway.
+          }
+          showArm(true);
+          arm.setError(message);
+          arm.control.focus();
         } else if (err.field?.startsWith("case_ids")) {
           caseProblem(message);
           caseBoxes.querySelector("input")?.focus();
