@@ -53,6 +53,18 @@ const monthShort = new Intl.DateTimeFormat(undefined, { month: "short", timeZone
 const monthText = (m) => monthName.format(new Date(`${m}-01T00:00:00Z`));
 const num = (x, unit = "") => (x === null || x === undefined ? "—" : `${Number.isInteger(x) ? x : x.toFixed(1)}${unit}`);
 const plural = (n, one, many = `${one}s`) => `${num(n)} ${n === 1 ? one : many}`;
+/**
+ * A percentage as num() writes it, but with more decimals where one would round up to
+ * the target (89.96 is "89.96%", not "90.0%" beside "below the 90% target").
+ */
+function percent(x) {
+  if (x === null || x === undefined) return "—";
+  if (Number.isInteger(x) || x >= TARGET) return num(x, "%");
+  let places = 1;
+  while (places < 6 && Number(x.toFixed(places)) >= TARGET) places += 1;
+  const text = x.toFixed(places);
+  return `${Number(text) >= TARGET ? (Math.floor(x * 1e6) / 1e6).toFixed(6) : text}%`;
+}
 
 // ---- Windows --------------------------------------------------------------------------
 /** The last `n` whole months before the one holding `today`. */
@@ -193,7 +205,7 @@ function monthlyTable(rows, total, caption) {
       td(String(r.cases.withdrawn)),
       td(String(r.cases.pending)),
       td(num(r.days_to_discussion.median)),
-      td(num(r.days_to_discussion.within_6_weeks_percent, "%")),
+      td(percent(r.days_to_discussion.within_6_weeks_percent)),
     );
   return h(
     "div",
@@ -265,7 +277,7 @@ function kpis(t) {
     card(
       "six-weeks",
       "Discussed within 6 weeks",
-      pct === null ? "—" : `${num(pct)}%`,
+      percent(pct),
       pct === null
         ? `Target ${TARGET}% · no cases discussed yet`
         : h("span", {}, `${d.within_6_weeks} of ${d.measured} · `, h("strong", {}, met ? `meets the ${TARGET}% target` : `below the ${TARGET}% target`)),
