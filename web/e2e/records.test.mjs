@@ -13,6 +13,9 @@ import { apiAs, as, launch, screenshotBoth } from "./lib.mjs";
 const NECK = "9434765919"; // booked by the demo physio into the pain (teaching) MDT
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
 const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
+/** The UK (clinic) day of an instant, as YYYY-MM-DD. */
+const ukDay = (d = new Date()) =>
+  new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
 
 /** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
 function unlabelled(page) {
@@ -204,7 +207,7 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     await trainee.waitForSelector("#cpd-totals dl");
     await basics(trainee, "cpd");
     // The meeting is in the future (the demo's schedule): widen the period to it.
-    await trainee.fill("#cpd-period-to", teaching.starts_at.slice(0, 10));
+    await trainee.fill("#cpd-period-to", ukDay(new Date(teaching.starts_at)));
     await trainee.click("#cpd-period button[type=submit]");
     await trainee.waitForSelector(`tr.attended[data-session="${teaching.id}"]`);
     assert.equal(await trainee.textContent("#cpd-sessions"), "1");

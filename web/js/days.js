@@ -28,11 +28,16 @@ export function quarterOf(s) {
   return { from: iso(from), to: iso(to) };
 }
 
-/** The twelve months up to a day: {from, to}, e.g. 2025-03-15 → 2024-03-16 .. 2025-03-15. */
+/**
+ * The twelve months up to a day: {from, to}, e.g. 2025-03-15 → 2024-03-16 .. 2025-03-15.
+ * The same day a year back is clamped to its month's end (29 February → 28 February), so
+ * 2024-02-29 gives 2023-03-01 .. 2024-02-29.
+ */
 export function yearTo(s) {
-  const d = utc(s);
-  d.setUTCFullYear(d.getUTCFullYear() - 1);
-  return { from: addDays(iso(d), 1), to: s };
+  const [y, m, d] = s.split("-").map(Number);
+  const monthEnd = new Date(Date.UTC(y - 1, m, 0)).getUTCDate();
+  const back = iso(new Date(Date.UTC(y - 1, m - 1, Math.min(d, monthEnd))));
+  return { from: addDays(back, 1), to: s };
 }
 
 /** Whether a string is a real YYYY-MM-DD date. */
@@ -55,7 +60,11 @@ export function minutesText(m) {
 
 /**
  * A from–to pair of date fields with a Show button, checked before it calls
- * `onShow({from, to})`; a refusal shows under the fields.
+ * `onShow({from, to}, current)`; a refusal shows under the fields. Submits may overlap
+ * (a page's own buttons can call requestSubmit() while one is loading): each is
+ * numbered, and `current()` is true only while it is the latest, so `onShow` must check
+ * it after each await and draw nothing once it is false. Only the latest submit's error
+ * is shown and only its end re-enables Show.
  */
 export function windowForm(id, { from, to }, onShow) {
   const fromF = field("From", h("input", { type: "date", name: "from", id: `${id}-from`, value: from, required: true }));
@@ -63,6 +72,7 @@ export function windowForm(id, { from, to }, onShow) {
   const box = errorBox(`${id}-error`);
   const submit = h("button", { type: "submit", class: "secondary" }, "Show");
   const form = h("form", { id, class: "window-form", novalidate: true, "aria-label": "Period" }, h("div", { class: "row" }, fromF, toF, submit), box);
+  let latest = 0; // the number of the latest submit
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     fromF.setError(null);
@@ -77,13 +87,15 @@ export function windowForm(id, { from, to }, onShow) {
     if (!isDay(f)) return bad(fromF, "Choose the first day.");
     if (!isDay(t)) return bad(toF, "Choose the last day.");
     if (f > t) return bad(toF, "Must be on or after the first day.");
+    const seq = ++latest;
+    const current = () => seq === latest;
     submit.disabled = true;
     try {
-      await onShow({ from: f, to: t });
+      await onShow({ from: f, to: t }, current);
     } catch (err) {
-      box.show(err);
+      if (current()) box.show(err);
     } finally {
-      submit.disabled = false;
+      if (current()) submit.disabled = false;
     }
   });
   form.range = () => ({ from: fromF.control.value, to: toF.control.value });

@@ -94,9 +94,13 @@ export async function render(main) {
     more,
   );
 
+  // The search on screen: its query, the cursor for "More" and the rows shown. Set only
+  // when a search succeeds, so "More" always continues the search whose rows are shown.
   let query = null;
   let next = null;
   let shown = 0;
+  let searches = 0; // the number of the latest search; a "More" of an older one is dropped
+  let searching = false;
 
   const actor = (id) => {
     if (!id) return h("span", { class: "muted" }, "system");
@@ -133,8 +137,8 @@ export async function render(main) {
     shown += events.length;
   };
 
-  async function page(after) {
-    const body = { ...query, limit: PAGE };
+  async function page(q, after) {
+    const body = { ...q, limit: PAGE };
     if (after !== null && after !== undefined) body.after = after;
     return api("/api/audit/search", { method: "POST", body });
   }
@@ -146,9 +150,17 @@ export async function render(main) {
     const q = byPatient.checked ? { nhs_number: parseNhsNumber(nhs.control.value).value } : { user_id: person.control.value };
     q.from = toInstant(from.control.value);
     q.to = toInstant(to.control.value);
+    const seq = ++searches;
+    searching = true;
+    // "More" belongs to the search on screen: none while this one runs (and a "More"
+    // still loading for the old one will be dropped).
+    more.disabled = true;
+    more.removeAttribute("aria-busy");
+    more.textContent = "More";
     try {
+      const r = await busy(submit, "Searching…", () => page(q, null));
+      if (seq !== searches) return;
       query = q;
-      const r = await busy(submit, "Searching…", () => page(null));
       fill(rows);
       shown = 0;
       addRows(r.events);
@@ -165,6 +177,7 @@ export async function render(main) {
       results.hidden = false;
       heading.focus();
     } catch (err) {
+      if (seq !== searches) return;
       if (err.field === "nhs_number" || err.code === "invalid_nhs_number") {
         nhs.setError(CODES.invalid_nhs_number);
         nhs.control.focus();
@@ -173,14 +186,27 @@ export async function render(main) {
       } else {
         box.show(CODES[err.code] || explain(err));
       }
+    } finally {
+      if (seq === searches) {
+        searching = false;
+        more.disabled = false;
+      }
     }
   });
 
   more.addEventListener("click", async () => {
+    if (searching || more.disabled || !query) return;
     moreBox.show(null);
+    const seq = searches;
+    const q = query;
+    const after = next;
+    more.disabled = true;
+    more.setAttribute("aria-busy", "true");
+    more.textContent = "Loading…";
     try {
       const before = shown;
-      const r = await busy(more, "Loading…", () => page(next));
+      const r = await page(q, after);
+      if (seq !== searches) return; // a new search has started: this page is of the old one
       addRows(r.events);
       next = r.next;
       more.hidden = next === null || next === undefined;
@@ -192,7 +218,14 @@ export async function render(main) {
         first.focus();
       }
     } catch (err) {
-      moreBox.show(err);
+      if (seq === searches) moreBox.show(err);
+    } finally {
+      // After a new search started, the button is that search's to set.
+      if (seq === searches) {
+        more.removeAttribute("aria-busy");
+        more.textContent = "More";
+        more.disabled = false;
+      }
     }
   });
 

@@ -23,8 +23,10 @@ export async function render(main) {
   window.addEventListener("resize", onResize);
   const cleanup = () => window.removeEventListener("resize", onResize);
 
-  async function show(next) {
+  // `current` (from the period form) is false once a later period has been asked for.
+  async function show(next, current = () => true) {
     const r = await api(`/api/me/attendance?from=${next.from}&to=${next.to}`);
+    if (!current()) return;
     range = next;
     certificate.hidden = true;
     fill(certificate);
@@ -88,9 +90,14 @@ export async function render(main) {
   const printButton = h("button", { type: "button", id: "certificate-button" }, "Print certificate");
   printButton.addEventListener("click", async () => {
     error.show(null);
+    // The period shown now: a certificate that arrives after another period is shown is
+    // for the old one, and is dropped.
+    const asked = { ...range };
+    const stale = () => range.from !== asked.from || range.to !== asked.to;
     try {
-      const blob = await busy(printButton, "Preparing…", () => download(`/api/me/attendance/certificate?from=${range.from}&to=${range.to}`));
+      const blob = await busy(printButton, "Preparing…", () => download(`/api/me/attendance/certificate?from=${asked.from}&to=${asked.to}`));
       const html = await blob.text();
+      if (stale()) return;
       const frame = h("iframe", {
         id: "certificate-frame",
         title: "Certificate of attendance",
@@ -120,7 +127,7 @@ export async function render(main) {
       fill(
         certificate,
         h("h2", { id: "certificate-h" }, "Certificate of attendance"),
-        h("p", { class: "hint" }, `${dayText(range.from)} to ${dayText(range.to)}. Print it, or save it as a PDF from the print dialogue.`),
+        h("p", { class: "hint" }, `${dayText(asked.from)} to ${dayText(asked.to)}. Print it, or save it as a PDF from the print dialogue.`),
         frame,
         h("div", { class: "actions" }, print, close),
       );
@@ -128,7 +135,7 @@ export async function render(main) {
       certificate.scrollIntoView({ block: "start" });
       print.focus({ preventScroll: true });
     } catch (err) {
-      error.show(err);
+      if (!stale()) error.show(err);
     }
   });
 

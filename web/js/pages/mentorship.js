@@ -111,8 +111,7 @@ export async function render(main, { user }) {
 
   // ---- Summary ----------------------------------------------------------------------
   const summaryBox = h("div", { id: "summary" });
-  async function showSummary(range) {
-    const rows = await api(`/api/mentorship/summary?from=${range.from}&to=${range.to}`);
+  function showSummary(range, rows) {
     if (!rows.length) {
       fill(summaryBox, h("p", { class: "notice" }, coordinator ? "No mentorship contract runs in this period." : "You have no mentorship contract running in this period. The coordinator sets contracts up."));
       return;
@@ -165,8 +164,7 @@ export async function render(main, { user }) {
 
   // ---- Logs -------------------------------------------------------------------------
   const logsBox = h("div", { id: "logs" });
-  async function showLogs(range) {
-    const logs = await api(`/api/mentorship/logs?from=${range.from}&to=${range.to}`);
+  function showLogs(logs) {
     if (!logs.length) {
       fill(logsBox, h("p", { class: "muted" }, reports ? "No mentorship logged in this period." : "You are not named in any mentorship log in this period."));
       return;
@@ -223,12 +221,34 @@ export async function render(main, { user }) {
     );
   }
 
+  // The period on screen, set only once both its summary and its logs have arrived; a
+  // refresh started later (a new period, or after a save) makes an earlier one's results
+  // stale, and they are dropped. A refresh after a save is for the period last asked for.
   let range = initial;
-  async function refresh(next = range) {
+  let asked = null; // the period of the refresh in flight
+  let latest = 0;
+  async function refresh(next = asked || range) {
+    const seq = ++latest;
+    asked = next;
+    const q = `from=${next.from}&to=${next.to}`;
+    let summary, logs;
+    try {
+      [summary, logs] = await Promise.all([reports ? api(`/api/mentorship/summary?${q}`) : null, api(`/api/mentorship/logs?${q}`)]);
+    } catch (err) {
+      if (seq !== latest) return false;
+      asked = null;
+      throw err;
+    }
+    if (seq !== latest) return false;
+    asked = null;
     range = next;
-    await Promise.all([reports ? showSummary(range) : null, showLogs(range)]);
+    if (reports) showSummary(next, summary);
+    showLogs(logs);
+    return true;
   }
-  const period = windowForm("period-form", initial, (r) => refresh(r).then(() => say(null)));
+  const period = windowForm("period-form", initial, async (r) => {
+    if (await refresh(r)) say(null);
+  });
   await refresh();
 
   // ---- Contracts --------------------------------------------------------------------
@@ -324,17 +344,19 @@ export async function render(main, { user }) {
     const arm = field("Arm (specialty)", select({ name: "specialty", id: "log-specialty" }, []), "The contract this time counts towards.");
     f.add("specialty", arm, (v) => (arm.hidden || v ? null : "choose the arm"));
 
-    // The arm is asked for only when the date does not settle it.
-    const showArm = () => {
+    // The arm is asked for only when the date does not settle it, or (`always`) when the
+    // server has said it must be.
+    const showArm = (always = false) => {
       const day = date.control.value;
       const running = [...new Set(contracts.filter((c) => c.starts_on <= day && (!c.ends_on || day <= c.ends_on)).map((c) => c.specialty))];
-      const choices = running.length > 1 ? running : running.length ? [] : user.specialties || [];
+      const settled = running.length === 1 && !always;
+      const choices = settled ? [] : running.length > 1 ? running : user.specialties || [];
       const was = arm.control.value;
       fill(arm.control, h("option", { value: "" }, "Choose…"), choices.map((s) => h("option", { value: s, selected: s === was }, title(s))));
-      arm.hidden = running.length === 1;
+      arm.hidden = settled;
       if (arm.hidden) arm.setError(null);
     };
-    date.control.addEventListener("change", showArm);
+    date.control.addEventListener("change", () => showArm());
     showArm();
 
     // Mentees: practitioners and trainees from the directory, by name, grouped by role.
@@ -494,6 +516,18 @@ export async function render(main, { user }) {
         if (err.field?.startsWith("mentee_ids")) {
           menteeProblem(message);
           (menteeBoxes.querySelector("input") || submit).focus();
+        } else if (err.code === "specialty_required") {
+          // The contracts have changed since the page opened: reload them, and ask for the
+          // arm (its picker may have been hidden, the old list settling it).
+          try {
+            contracts = await api("/api/mentorship/contracts");
+            showContracts();
+          } catch {
+            // Keep the list we have: the arm is asked for anyway.
+          }
+          showArm(true);
+          arm.setError(message);
+          arm.control.focus();
         } else if (err.field?.startsWith("case_ids")) {
           caseProblem(message);
           caseBoxes.querySelector("input")?.focus();
@@ -558,8 +592,9 @@ export async function render(main, { user }) {
       e.preventDefault();
       box.show(null);
       if (!f.checkAll()) return;
+      let c;
       try {
-        const c = await busy(submit, "Creating…", () =>
+        c = await busy(submit, "Creating…", () =>
           api("/api/mentorship/contracts", {
             method: "POST",
             body: {
@@ -572,14 +607,6 @@ export async function render(main, { user }) {
             },
           }),
         );
-        contracts = await api("/api/mentorship/contracts");
-        showContracts();
-        await refresh().catch((err) => box.show(err));
-        form.reset();
-        f.clear();
-        starts.control.value = quarterOf(ukToday()).from;
-        who.control.dispatchEvent(new Event("change"));
-        say(`Contract created: ${person(c.consultant_id, "the consultant")}, ${title(c.specialty)}, ${c.minutes_per_week} minutes a week for ${c.weeks_per_year} weeks a year from ${dayText(c.starts_on)}.`);
       } catch (err) {
         const wrap = err.field && f.get(err.field);
         if (wrap) {
@@ -588,6 +615,20 @@ export async function render(main, { user }) {
         } else {
           box.show(why(err));
         }
+        return;
+      }
+      // The contract exists: say so first; bringing the lists up to date is separate.
+      form.reset();
+      f.clear();
+      starts.control.value = quarterOf(ukToday()).from;
+      who.control.dispatchEvent(new Event("change"));
+      say(`Contract created: ${person(c.consultant_id, "the consultant")}, ${title(c.specialty)}, ${c.minutes_per_week} minutes a week for ${c.weeks_per_year} weeks a year from ${dayText(c.starts_on)}.`);
+      try {
+        contracts = await api("/api/mentorship/contracts");
+        showContracts();
+        await refresh();
+      } catch (err) {
+        box.show(`The contract was created, but the lists could not be brought up to date (${why(err).replace(/\.$/, "")}). Reload the page to see it.`);
       }
     });
     return form;

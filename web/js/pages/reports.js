@@ -53,6 +53,18 @@ const monthShort = new Intl.DateTimeFormat(undefined, { month: "short", timeZone
 const monthText = (m) => monthName.format(new Date(`${m}-01T00:00:00Z`));
 const num = (x, unit = "") => (x === null || x === undefined ? "—" : `${Number.isInteger(x) ? x : x.toFixed(1)}${unit}`);
 const plural = (n, one, many = `${one}s`) => `${num(n)} ${n === 1 ? one : many}`;
+/**
+ * A percentage as num() writes it, but with more decimals where one would round up to
+ * the target (89.96 is "89.96%", not "90.0%" beside "below the 90% target").
+ */
+function percent(x) {
+  if (x === null || x === undefined) return "—";
+  if (Number.isInteger(x) || x >= TARGET) return num(x, "%");
+  let places = 1;
+  while (places < 6 && Number(x.toFixed(places)) >= TARGET) places += 1;
+  const text = x.toFixed(places);
+  return `${Number(text) >= TARGET ? (Math.floor(x * 1e6) / 1e6).toFixed(6) : text}%`;
+}
 
 // ---- Windows --------------------------------------------------------------------------
 /** The last `n` whole months before the one holding `today`. */
@@ -193,7 +205,7 @@ function monthlyTable(rows, total, caption) {
       td(String(r.cases.withdrawn)),
       td(String(r.cases.pending)),
       td(num(r.days_to_discussion.median)),
-      td(num(r.days_to_discussion.within_6_weeks_percent, "%")),
+      td(percent(r.days_to_discussion.within_6_weeks_percent)),
     );
   return h(
     "div",
@@ -265,7 +277,7 @@ function kpis(t) {
     card(
       "six-weeks",
       "Discussed within 6 weeks",
-      pct === null ? "—" : `${num(pct)}%`,
+      percent(pct),
       pct === null
         ? `Target ${TARGET}% · no cases discussed yet`
         : h("span", {}, `${d.within_6_weeks} of ${d.measured} · `, h("strong", {}, met ? `meets the ${TARGET}% target` : `below the ${TARGET}% target`)),
@@ -373,18 +385,23 @@ export async function render(main, { user }) {
     select({ name: "specialty", id: "report-specialty" }, [["", coordinator ? "All specialties" : "All my specialties"], ...known.map((s) => [s, title(s)])], ""),
   );
 
-  async function show({ from, to }) {
+  // `current` (from the period form) is false once a later request has started: then this
+  // one's report, or its error, is dropped rather than drawn over the newer one.
+  async function show({ from, to }, current = () => true) {
+    // The specialty as asked for: the dropdown may change while the report loads.
+    const which = specialty.control.value;
     const q = new URLSearchParams({ from, to });
-    if (specialty.control.value) q.set("specialty", specialty.control.value);
+    if (which) q.set("specialty", which);
     let report;
     try {
       report = await api(`/api/reports/activity?${q}`);
     } catch (err) {
       throw { message: why(err) };
     }
-    shown = { from, to, specialty: specialty.control.value };
-    const which = shown.specialty ? title(shown.specialty) : coordinator ? "All specialties" : "Your specialties";
-    fill(heading, `${which} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
+    if (!current()) return;
+    shown = { from, to, specialty: which };
+    const named = which ? title(which) : coordinator ? "All specialties" : "Your specialties";
+    fill(heading, `${named} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
     const rows = report.totals.reduce((n, t) => n + t.cases.booked, 0);
     fill(
       reportBox,
