@@ -166,6 +166,38 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Calls the API as the holder of `token`, with `body` as JSON if given: the status
+    /// and the JSON answer (`null` when the answer is not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, token, path, None).await
+    }
+
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, token, path, Some(body))
+            .await
+    }
+
     /// Another instance of the server on this app's database (multi-instance tests).
     pub async fn spawn_beside(first: &TestApp) -> Instance {
         let settings = first.db.settings();

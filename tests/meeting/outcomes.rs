@@ -66,52 +66,27 @@ impl Clinic {
         }
     }
 
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .app
-            .http
-            .request(method, self.app.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, token, path, None).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, token, path, Some(body))
+    async fn put_outcome(&self, token: &str, case: &str, body: Value) -> (StatusCode, Value) {
+        self.app
+            .send(
+                reqwest::Method::PUT,
+                token,
+                &format!("/api/cases/{case}/outcome"),
+                Some(body),
+            )
             .await
     }
 
-    async fn put_outcome(&self, token: &str, case: &str, body: Value) -> (StatusCode, Value) {
-        self.send(
-            reqwest::Method::PUT,
-            token,
-            &format!("/api/cases/{case}/outcome"),
-            Some(body),
-        )
-        .await
-    }
-
     async fn sign(&self, token: &str, case: &str) -> (StatusCode, Value) {
-        self.post(token, &format!("/api/cases/{case}/outcome/sign"), json!({}))
+        self.app
+            .post(token, &format!("/api/cases/{case}/outcome/sign"), json!({}))
             .await
     }
 
     async fn outcome(&self, token: &str, case: &str) -> (StatusCode, Value) {
-        self.get(token, &format!("/api/cases/{case}/outcome")).await
+        self.app
+            .get(token, &format!("/api/cases/{case}/outcome"))
+            .await
     }
 
     /// A session `days` from now, chaired by the rheumatology chair (or the spinal one).
@@ -122,7 +97,7 @@ impl Clinic {
             ("rheumatology", &self.chair.id)
         };
         let (status, body) = self
-            .post(
+            .app.post(
                 &self.coordinator.token,
                 "/api/sessions",
                 json!({
@@ -139,7 +114,7 @@ impl Clinic {
     /// Books a patient into `session` as the physio; returns the case id.
     async fn book(&self, session: &str, nhs: &str) -> String {
         let (status, body) = self
-            .post(
+            .app.post(
                 &self.physio.token,
                 &format!("/api/sessions/{session}/cases"),
                 json!({
@@ -158,6 +133,7 @@ impl Clinic {
 
     async fn booked(&self, session: &str) -> u64 {
         let (_, body) = self
+            .app
             .get(&self.coordinator.token, &format!("/api/sessions/{session}"))
             .await;
         body["session"]["booked"].as_u64().unwrap()
@@ -223,7 +199,10 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
     assert_eq!(signed["signed_by"], json!(c.consultant.id));
     assert!(signed["signed_at"].is_string());
     assert!(signed["follow_up_case"].is_null());
-    let (_, shown) = c.get(&c.chair.token, &format!("/api/cases/{case}")).await;
+    let (_, shown) = c
+        .app
+        .get(&c.chair.token, &format!("/api/cases/{case}"))
+        .await;
     assert_eq!(shown["state"], "outcome_signed");
 
     // Neither the API nor a second signature changes it.
@@ -298,14 +277,20 @@ async fn amendments_keep_every_version(backend: Backend) {
     amended["reason"] = json!("Referral destination recorded wrongly");
 
     // Nothing to amend before signing.
-    let (status, err) = c.post(&c.chair.token, &amendments, amended.clone()).await;
+    let (status, err) = c
+        .app
+        .post(&c.chair.token, &amendments, amended.clone())
+        .await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::CONFLICT, Some("no_draft"))
     );
     c.put_outcome(&c.chair.token, &case, outcome_body(none()))
         .await;
-    let (status, err) = c.post(&c.chair.token, &amendments, amended.clone()).await;
+    let (status, err) = c
+        .app
+        .post(&c.chair.token, &amendments, amended.clone())
+        .await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::CONFLICT, Some("outcome_not_signed"))
@@ -314,11 +299,17 @@ async fn amendments_keep_every_version(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
 
     // Only a consultant of the specialty amends, and only with a reason.
-    let (status, _) = c.post(&c.physio.token, &amendments, amended.clone()).await;
+    let (status, _) = c
+        .app
+        .post(&c.physio.token, &amendments, amended.clone())
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let mut no_reason = amended.clone();
     no_reason["reason"] = json!("  ");
-    let (status, err) = c.post(&c.consultant.token, &amendments, no_reason).await;
+    let (status, err) = c
+        .app
+        .post(&c.consultant.token, &amendments, no_reason)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         (err["code"].as_str(), err["field"].as_str()),
@@ -326,13 +317,16 @@ async fn amendments_keep_every_version(backend: Backend) {
     );
     let mut long_reason = amended.clone();
     long_reason["reason"] = json!("x".repeat(1001));
-    let (status, err) = c.post(&c.consultant.token, &amendments, long_reason).await;
+    let (status, err) = c
+        .app
+        .post(&c.consultant.token, &amendments, long_reason)
+        .await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("too_long"))
     );
 
-    let (status, v2) = c.post(&c.consultant.token, &amendments, amended).await;
+    let (status, v2) = c.app.post(&c.consultant.token, &amendments, amended).await;
     assert_eq!(status, StatusCode::CREATED, "{v2}");
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["supersedes"], 1);
@@ -364,7 +358,7 @@ async fn amendments_keep_every_version(backend: Backend) {
     assert_eq!(status, StatusCode::CONFLICT);
     let mut third = outcome_body(none());
     third["reason"] = json!("Add the review");
-    let (status, v3) = c.post(&c.chair.token, &amendments, third).await;
+    let (status, v3) = c.app.post(&c.chair.token, &amendments, third).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         (v3["version"].as_u64(), v3["supersedes"].as_u64()),
@@ -452,6 +446,7 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
     let mut amended = outcome_body(none());
     amended["reason"] = json!("No follow-up needed after all");
     let (status, _) = c
+        .app
         .post(
             &c.consultant.token,
             &format!("/api/cases/{case}/outcome/amendments"),
@@ -578,7 +573,10 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
         "still a draft: {read}"
     );
     assert_eq!(read["current"], draft);
-    let (_, shown) = c.get(&c.chair.token, &format!("/api/cases/{case}")).await;
+    let (_, shown) = c
+        .app
+        .get(&c.chair.token, &format!("/api/cases/{case}"))
+        .await;
     assert_eq!(shown["state"], "booked");
     assert_eq!(c.booked(&full).await, 1);
     assert_eq!(c.booked(&session).await, 1);
@@ -606,11 +604,13 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
     assert_eq!(c.booked(&session).await, 1, "the original keeps its place");
     let follow_up_id = follow_up["id"].as_str().unwrap();
     let (status, fetched) = c
+        .app
         .get(&c.consultant.token, &format!("/api/cases/{follow_up_id}"))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["follow_up_of"], json!(case));
     let (_, agenda) = c
+        .app
         .get(&c.chair.token, &format!("/api/sessions/{later}"))
         .await;
     assert_eq!(agenda["agenda"].as_array().unwrap().len(), 1);
@@ -828,6 +828,7 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
     );
     // A withdrawn case takes no outcome.
     let (status, _) = c
+        .app
         .send(
             reqwest::Method::DELETE,
             &c.physio.token,
@@ -853,18 +854,18 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     let session = c.session(7, 4, true, false).await;
     let case = c.book(&session, NHS).await;
     let letter = format!("/api/cases/{case}/outcome/letter");
-    let (status, err) = c.get(&c.physio.token, &letter).await;
+    let (status, err) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("no_signed_outcome"))
     );
     c.put_outcome(&c.chair.token, &case, outcome_body(none()))
         .await;
-    let (status, _) = c.get(&c.physio.token, &letter).await;
+    let (status, _) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a draft has no letter");
     assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
 
-    let (status, body) = c.get(&c.physio.token, &letter).await;
+    let (status, body) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
     assert!(body["subject"]
@@ -876,14 +877,14 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
         text.contains("MRI") && text.contains("Dr Test Person"),
         "{text}"
     );
-    assert_eq!(c.get(&c.chair.token, &letter).await.0, StatusCode::OK);
-    let (status, _) = c.get(&c.trainee.token, &letter).await;
+    assert_eq!(c.app.get(&c.chair.token, &letter).await.0, StatusCode::OK);
+    let (status, _) = c.app.get(&c.trainee.token, &letter).await;
     assert!(
         status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
         "a trainee reads no letter: {status}"
     );
     assert_eq!(
-        c.get(&c.spinal_physio.token, &letter).await.0,
+        c.app.get(&c.spinal_physio.token, &letter).await.0,
         StatusCode::NOT_FOUND
     );
     let reads = c.app.state.store.audit_events().await.unwrap();
@@ -897,6 +898,7 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     let mut amended = outcome_body(none());
     amended["reason"] = json!("Referral destination recorded wrongly");
     let (status, _) = c
+        .app
         .post(
             &c.consultant.token,
             &format!("/api/cases/{case}/outcome/amendments"),
@@ -904,7 +906,7 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, body) = c.get(&c.physio.token, &letter).await;
+    let (_, body) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(body["version"], 2);
     assert!(body["subject"]
         .as_str()

@@ -55,38 +55,9 @@ impl Clinic {
         }
     }
 
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .app
-            .http
-            .request(method, self.app.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, token, path, None).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, token, path, Some(body))
-            .await
-    }
-
     async fn session(&self, days: i64, teaching: bool) -> String {
         let (status, body) = self
-            .post(
+            .app.post(
                 &self.coordinator.token,
                 "/api/sessions",
                 json!({
@@ -102,7 +73,7 @@ impl Clinic {
 
     async fn book(&self, session: &str, nhs: &str) -> String {
         let (status, body) = self
-            .post(
+            .app.post(
                 &self.physio.token,
                 &format!("/api/sessions/{session}/cases"),
                 json!({
@@ -120,6 +91,7 @@ impl Clinic {
 
     async fn draft(&self, case: &str, body: Value) {
         let (status, out) = self
+            .app
             .send(
                 reqwest::Method::PUT,
                 &self.chair.token,
@@ -132,6 +104,7 @@ impl Clinic {
 
     async fn sign(&self, case: &str) {
         let (status, out) = self
+            .app
             .post(
                 &self.chair.token,
                 &format!("/api/cases/{case}/outcome/sign"),
@@ -166,7 +139,7 @@ impl Clinic {
     }
 
     async fn audit_search(&self, token: &str, body: Value) -> (StatusCode, Value) {
-        self.post(token, "/api/audit/search", body).await
+        self.app.post(token, "/api/audit/search", body).await
     }
 }
 
@@ -482,6 +455,7 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     amended["investigations"] = json!([{ "kind": "ct", "urgency": "routine" }]);
     amended["reason"] = json!("CT rather than MRI: pacemaker");
     let (status, out) = c
+        .app
         .post(
             &c.chair.token,
             &format!("/api/cases/{case}/outcome/amendments"),
@@ -540,12 +514,18 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
     let started = Utc::now();
     // The chair reads one of A's cases and exports the other; then B's case.
     assert_eq!(
-        c.get(&c.chair.token, &format!("/api/cases/{a1}")).await.0,
+        c.app
+            .get(&c.chair.token, &format!("/api/cases/{a1}"))
+            .await
+            .0,
         StatusCode::OK
     );
     assert_eq!(c.fhir(&c.chair.token, &a2).await.0, StatusCode::OK);
     assert_eq!(
-        c.get(&c.chair.token, &format!("/api/cases/{b}")).await.0,
+        c.app
+            .get(&c.chair.token, &format!("/api/cases/{b}"))
+            .await
+            .0,
         StatusCode::OK
     );
 
@@ -616,6 +596,7 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
 
     // A user's trail by GET, paged two at a time until `next` is null.
     let chair_all = c
+        .app
         .get(
             &c.coordinator.token,
             &format!("/api/audit?user_id={}&limit=1000", c.chair.id),
@@ -636,6 +617,7 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
     let mut after = 0;
     loop {
         let (status, page) = c
+            .app
             .get(
                 &c.coordinator.token,
                 &format!("/api/audit?user_id={}&limit=2&after={after}", c.chair.id),
@@ -729,12 +711,13 @@ async fn audit_queries_refuse_bad_requests(backend: Backend) {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, _) = c
+            .app
             .get(token, &format!("/api/audit?user_id={}", c.chair.id))
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     // No NHS number in a URL, ever.
-    let (status, body) = c.get(co, &format!("/api/audit?nhs_number={NHS}")).await;
+    let (status, body) = c.app.get(co, &format!("/api/audit?nhs_number={NHS}")).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("identifier_in_url"))
@@ -776,12 +759,12 @@ async fn audit_queries_refuse_bad_requests(backend: Backend) {
             "{body}"
         );
     }
-    let (status, out) = c.get(co, "/api/audit").await;
+    let (status, out) = c.app.get(co, "/api/audit").await;
     assert_eq!(
         (status, out["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("subject_required"))
     );
-    let (status, out) = c.get(co, "/api/audit?user_id=1&limit=ten").await;
+    let (status, out) = c.app.get(co, "/api/audit?user_id=1&limit=ten").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
     // A patient with no cases has an empty trail, not an error.
     let (status, out) = c.audit_search(co, json!({ "nhs_number": NHS })).await;
@@ -791,9 +774,12 @@ async fn audit_queries_refuse_bad_requests(backend: Backend) {
 
 async fn audit_verify_endpoint_finds_a_tampered_row(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let (status, _) = c.get(&c.chair.token, "/api/admin/audit/verify").await;
+    let (status, _) = c.app.get(&c.chair.token, "/api/admin/audit/verify").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, report) = c.get(&c.coordinator.token, "/api/admin/audit/verify").await;
+    let (status, report) = c
+        .app
+        .get(&c.coordinator.token, "/api/admin/audit/verify")
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["ok"], true);
     assert!(report["length"].as_u64().unwrap() >= 5, "{report}");
@@ -815,7 +801,10 @@ async fn audit_verify_endpoint_finds_a_tampered_row(backend: Backend) {
         .raw("UPDATE audit_events SET action = 'nothing_happened' WHERE seq = 2")
         .await
         .unwrap();
-    let (status, report) = c.get(&c.coordinator.token, "/api/admin/audit/verify").await;
+    let (status, report) = c
+        .app
+        .get(&c.coordinator.token, "/api/admin/audit/verify")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (&report["ok"], &report["broken_at"]),

@@ -114,35 +114,6 @@ impl Service {
         }
     }
 
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .app
-            .http
-            .request(method, self.app.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, token, path, None).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, token, path, Some(body))
-            .await
-    }
-
     async fn contract(
         &self,
         who: &Account,
@@ -153,6 +124,7 @@ impl Service {
         ends: Option<&str>,
     ) -> String {
         let (status, body) = self
+            .app
             .post(
                 &self.coordinator.token,
                 "/api/mentorship/contracts",
@@ -178,6 +150,7 @@ impl Service {
         arm: Option<&str>,
     ) -> Value {
         let (status, body) = self
+            .app
             .post(
                 &who.token,
                 "/api/mentorship/logs",
@@ -198,7 +171,7 @@ impl Service {
     ) -> (String, DateTime<Utc>) {
         let starts_at = (Utc::now() + Duration::days(days)).trunc_subsecs(0);
         let (status, body) = self
-            .post(
+            .app.post(
                 &self.coordinator.token,
                 "/api/sessions",
                 json!({ "specialty": arm, "title": format!("{arm} MDT"), "starts_at": starts_at.to_rfc3339(),
@@ -213,7 +186,7 @@ impl Service {
     /// Books patient `nhs` into `session` as `referrer`; returns the case id.
     async fn book(&self, referrer: &Account, session: &str, nhs: &str) -> String {
         let (status, body) = self
-            .post(
+            .app.post(
                 &referrer.token,
                 &format!("/api/sessions/{session}/cases"),
                 json!({
@@ -250,6 +223,7 @@ impl Service {
 
     async fn log_count(&self) -> usize {
         let (status, body) = self
+            .app
             .get(&self.coordinator.token, "/api/mentorship/logs")
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -330,6 +304,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     s.flag_on(&p, &s.pain_esp, "2025-06-20").await; // pain arm, open: 10 days
                                                     // Flagged today through the API: after the quarter, so not on its backlog.
     let (status, flag) = s
+        .app
         .post(
             &s.esp.token,
             &format!("/api/cases/{e}/mentorship-flag"),
@@ -339,6 +314,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     assert_eq!(status, StatusCode::CREATED, "{flag}");
     assert_eq!(flag["specialty"], "spinal");
     let (status, _) = s
+        .app
         .post(
             &s.esp.token,
             &format!("/api/cases/{e}/mentorship-flag"),
@@ -430,6 +406,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     .await;
 
     let (status, summary) = s
+        .app
         .get(
             &s.coordinator.token,
             &format!("/api/mentorship/summary?from={FROM}&to={TO}"),
@@ -465,6 +442,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     // May alone (31 days), as of 31 May: spinal 60 × 52 × 31 / 364 = 265.71 → 266,
     // delivered 90, backlog b (51 days) and c (11 days); Nia's contract had not begun.
     let (_, may) = s
+        .app
         .get(
             &s.coordinator.token,
             "/api/mentorship/summary?from=2025-05-01&to=2025-05-31",
@@ -485,6 +463,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
 
     // A consultant sees their own contracts only; mentees see no summary.
     let (status, own) = s
+        .app
         .get(
             &s.spine.token,
             &format!("/api/mentorship/summary?from={FROM}&to={TO}"),
@@ -495,6 +474,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     assert_eq!(own[0]["contract_id"], c_spine.as_str());
     assert_eq!(own[0]["delivered_minutes"], 195);
     let (status, _) = s
+        .app
         .get(
             &s.esp.token,
             &format!("/api/mentorship/summary?from={FROM}&to={TO}"),
@@ -502,16 +482,21 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (_, contracts) = s
+        .app
         .get(&s.coordinator.token, "/api/mentorship/contracts")
         .await;
     assert_eq!(contracts.as_array().unwrap().len(), 3);
-    let (_, contracts) = s.get(&s.pain.token, "/api/mentorship/contracts").await;
+    let (_, contracts) = s.app.get(&s.pain.token, "/api/mentorship/contracts").await;
     assert_eq!(contracts.as_array().unwrap().len(), 1);
     assert_eq!(contracts[0]["weeks_per_year"], 42);
-    let (status, _) = s.get(&s.trainee.token, "/api/mentorship/contracts").await;
+    let (status, _) = s
+        .app
+        .get(&s.trainee.token, "/api/mentorship/contracts")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // An overlapping second spinal contract for the same consultant is refused.
     let (status, body) = s
+        .app
         .post(
             &s.coordinator.token,
             "/api/mentorship/contracts",
@@ -532,6 +517,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
     let (session, _) = s.session("spinal", &s.spine, 7, false).await;
     let case = s.book(&s.esp, &session, NHS[0]).await;
     let (status, _) = s
+        .app
         .post(
             &s.spine.token,
             &format!("/api/cases/{case}/mentorship-flag"),
@@ -540,12 +526,14 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, flag) = s
+        .app
         .get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(flag["flagged"], true);
     // A trainee may not flag, and a practitioner cannot even see another's case.
     let (status, _) = s
+        .app
         .post(
             &s.pain_esp.token,
             &format!("/api/cases/{case}/mentorship-flag"),
@@ -605,6 +593,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
     assert_eq!(log["unflagged_case_ids"], json!([case]));
     // No open flag is an ordinary answer, not a 404.
     let (status, body) = s
+        .app
         .get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -630,6 +619,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
     );
     // Unflagging a case that is not flagged says so; flag and unflag again.
     let (status, body) = s
+        .app
         .send(
             reqwest::Method::DELETE,
             &s.esp.token,
@@ -642,6 +632,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         (StatusCode::NOT_FOUND, Some("not_flagged"))
     );
     let (status, _) = s
+        .app
         .post(
             &s.coordinator.token,
             &format!("/api/cases/{case}/mentorship-flag"),
@@ -650,6 +641,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = s
+        .app
         .send(
             reqwest::Method::DELETE,
             &s.esp.token,
@@ -662,6 +654,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         (StatusCode::OK, Some(false))
     );
     let (status, _) = s
+        .app
         .post(
             &s.trainee.token,
             &format!("/api/cases/{case}/mentorship-flag"),
@@ -733,7 +726,7 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
             &[],
             None,
         );
-        let (status, res) = s.post(&who.token, "/api/mentorship/logs", body).await;
+        let (status, res) = s.app.post(&who.token, "/api/mentorship/logs", body).await;
         assert_eq!(
             (status, res["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("forbidden")),
@@ -751,11 +744,11 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     };
     let id = |v: &Value| v["id"].as_str().unwrap().to_string();
     // Mentees see the logs they are in.
-    let (_, esp_logs) = s.get(&s.esp.token, "/api/mentorship/logs").await;
+    let (_, esp_logs) = s.app.get(&s.esp.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&esp_logs), [id(&to_esp)]);
-    let (_, pain_esp_logs) = s.get(&s.pain_esp.token, "/api/mentorship/logs").await;
+    let (_, pain_esp_logs) = s.app.get(&s.pain_esp.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&pain_esp_logs), [id(&pain_log)]);
-    let (status, trainee_logs) = s.get(&s.trainee.token, "/api/mentorship/logs").await;
+    let (status, trainee_logs) = s.app.get(&s.trainee.token, "/api/mentorship/logs").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&trainee_logs), [id(&to_trainee)]);
     // The trainee's log shows its case de-identified only.
@@ -767,13 +760,17 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     // The referrer sees their own case in full.
     assert_eq!(esp_logs[0]["cases"][0]["patient"]["nhs_number"], NHS[0]);
     // Consultants see the logs they gave; coordinators see all, filtered by date.
-    let (_, spine_logs) = s.get(&s.spine.token, "/api/mentorship/logs").await;
+    let (_, spine_logs) = s.app.get(&s.spine.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&spine_logs), [id(&to_esp), id(&to_trainee)]);
-    let (_, pain_logs) = s.get(&s.pain.token, "/api/mentorship/logs").await;
+    let (_, pain_logs) = s.app.get(&s.pain.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&pain_logs), [id(&pain_log)]);
-    let (_, all) = s.get(&s.coordinator.token, "/api/mentorship/logs").await;
+    let (_, all) = s
+        .app
+        .get(&s.coordinator.token, "/api/mentorship/logs")
+        .await;
     assert_eq!(ids(&all), [id(&to_esp), id(&pain_log), id(&to_trainee)]);
     let (_, first_days) = s
+        .app
         .get(
             &s.coordinator.token,
             "/api/mentorship/logs?from=2025-05-01&to=2025-05-02",
@@ -781,6 +778,7 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
         .await;
     assert_eq!(ids(&first_days), [id(&to_esp), id(&pain_log)]);
     let (_, by_consultant) = s
+        .app
         .get(
             &s.coordinator.token,
             &format!("/api/mentorship/logs?consultant_id={}", s.pain.id),
@@ -853,6 +851,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         ),
     ] {
         let (status, res) = s
+            .app
             .post(&s.coordinator.token, "/api/mentorship/contracts", body)
             .await;
         assert_eq!(
@@ -862,6 +861,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         );
     }
     let (status, _) = s
+        .app
         .post(
             &s.spine.token,
             "/api/mentorship/contracts",
@@ -918,7 +918,10 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         ), // no contract then
         (with("duration_minutes", json!("an hour")), "invalid_field"),
     ] {
-        let (status, res) = s.post(&s.spine.token, "/api/mentorship/logs", body).await;
+        let (status, res) = s
+            .app
+            .post(&s.spine.token, "/api/mentorship/logs", body)
+            .await;
         assert_eq!(
             (status, res["code"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
@@ -942,6 +945,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         "from=2025-04-01&to=June",
     ] {
         let (status, res) = s
+            .app
             .get(
                 &s.coordinator.token,
                 &format!("/api/mentorship/summary?{query}"),
@@ -950,6 +954,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {res}");
     }
     let (_, res) = s
+        .app
         .get(
             &s.coordinator.token,
             "/api/mentorship/summary?from=2025-07-01&to=2025-06-30",
@@ -957,6 +962,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         .await;
     assert_eq!(res["code"], "invalid_date_range");
     let (status, res) = s
+        .app
         .get(
             &s.trainee.token,
             "/api/me/attendance?from=2025-07-01&to=2025-06-30",
@@ -970,6 +976,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
     // Nothing was written: no contract beyond the first, no log, the flag still set, and
     // no audit event.
     let (_, contracts) = s
+        .app
         .get(&s.coordinator.token, "/api/mentorship/contracts")
         .await;
     assert_eq!(contracts.as_array().unwrap().len(), 1);
@@ -990,7 +997,10 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         .collect();
     assert!(written.is_empty(), "{written:?}");
     // And the good body is accepted.
-    let (status, res) = s.post(&s.spine.token, "/api/mentorship/logs", good).await;
+    let (status, res) = s
+        .app
+        .post(&s.spine.token, "/api/mentorship/logs", good)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{res}");
 }
 
@@ -1125,6 +1135,7 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
         && e.details.contains("attendance")));
     // Another window holds nothing.
     let (_, empty) = s
+        .app
         .get(
             &s.trainee.token,
             "/api/me/attendance?from=2025-01-01&to=2025-01-31",
@@ -1199,6 +1210,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     let moved = s.book(&s.esp, &first, NHS[1]).await;
     for case in [&withdrawn, &moved] {
         let (status, body) = s
+            .app
             .post(
                 &s.esp.token,
                 &format!("/api/cases/{case}/mentorship-flag"),
@@ -1208,6 +1220,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let (status, _) = s
+        .app
         .send(
             reqwest::Method::DELETE,
             &s.esp.token,
@@ -1217,6 +1230,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         .await;
     assert!(status.is_success(), "{status}");
     let (status, body) = s
+        .app
         .post(
             &s.esp.token,
             &format!("/api/cases/{moved}/move"),
@@ -1230,9 +1244,10 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     let today = clinic_date(Utc::now()).to_string();
     let backlog = |summary: &Value| row(summary, &contract)["backlog_cases"].as_u64().unwrap();
     let summary_path = format!("/api/mentorship/summary?from={today}&to={today}");
-    let (_, summary) = s.get(&s.coordinator.token, &summary_path).await;
+    let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 1, "only the moved case waits: {summary}");
     let (_, flag) = s
+        .app
         .get(
             &s.esp.token,
             &format!("/api/cases/{rebooked}/mentorship-flag"),
@@ -1256,7 +1271,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         )
         .await;
     assert_eq!(early["unflagged_case_ids"], json!([]));
-    let (_, summary) = s.get(&s.coordinator.token, &summary_path).await;
+    let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 1);
     let now = s
         .log(
@@ -1270,7 +1285,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         )
         .await;
     assert_eq!(now["unflagged_case_ids"], json!([rebooked]));
-    let (_, summary) = s.get(&s.coordinator.token, &summary_path).await;
+    let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 0);
 
     // Years no clinic record has: refused, nothing written.
@@ -1281,7 +1296,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         "/api/me/attendance?from=12026-01-01",
         "/api/reports/activity?from=-5000-01-01&to=-5000-01-02",
     ] {
-        let (status, body) = s.get(&s.coordinator.token, path).await;
+        let (status, body) = s.app.get(&s.coordinator.token, path).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_date")),
@@ -1289,6 +1304,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         );
     }
     let (status, body) = s
+        .app
         .post(
             &s.spine.token,
             "/api/mentorship/logs",
@@ -1334,6 +1350,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
 
     // A case not on the backlog reads as `flagged: false`, a flagged one in full.
     let (status, body) = s
+        .app
         .get(
             &s.esp.token,
             &format!("/api/cases/{unflagged}/mentorship-flag"),
@@ -1342,6 +1359,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "case_id": unflagged, "flagged": false }));
     let (status, body) = s
+        .app
         .get(&s.esp.token, &format!("/api/cases/{a}/mentorship-flag"))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -1350,7 +1368,10 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert_eq!(body["specialty"], "spinal");
 
     // Coordinators see every arm, oldest flag first, each case identified.
-    let (status, all) = s.get(&s.coordinator.token, "/api/mentorship/backlog").await;
+    let (status, all) = s
+        .app
+        .get(&s.coordinator.token, "/api/mentorship/backlog")
+        .await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(case_ids(&all), [a.clone(), p.clone(), b.clone()]);
     let first = &all[0];
@@ -1362,6 +1383,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert_eq!(first["case"]["patient"]["nhs_number"], NHS[0]);
     assert_eq!(first["case"]["referrer_id"], s.esp.id);
     let (_, pain_only) = s
+        .app
         .get(
             &s.coordinator.token,
             "/api/mentorship/backlog?specialty=pain",
@@ -1370,21 +1392,22 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert_eq!(case_ids(&pain_only), [p.as_str()]);
 
     // Consultants see the arms of their specialties, identified.
-    let (status, spinal) = s.get(&s.spine.token, "/api/mentorship/backlog").await;
+    let (status, spinal) = s.app.get(&s.spine.token, "/api/mentorship/backlog").await;
     assert_eq!(status, StatusCode::OK, "{spinal}");
     assert_eq!(case_ids(&spinal), [a.clone(), b.clone()]);
     assert_eq!(spinal[1]["case"]["patient"]["nhs_number"], NHS[1]);
-    let (_, pain) = s.get(&s.pain.token, "/api/mentorship/backlog").await;
+    let (_, pain) = s.app.get(&s.pain.token, "/api/mentorship/backlog").await;
     assert_eq!(case_ids(&pain), [p.as_str()]);
     assert_eq!(pain[0]["case"]["patient"]["family_name"], FAMILY);
     let (status, none) = s
+        .app
         .get(&s.spine.token, "/api/mentorship/backlog?specialty=pain")
         .await;
     assert_eq!((status, none), (StatusCode::OK, json!([])), "not their arm");
 
     // Everyone else is refused, and a bad arm is a 422.
     for who in [&s.esp, &s.pain_esp, &s.trainee] {
-        let (status, res) = s.get(&who.token, "/api/mentorship/backlog").await;
+        let (status, res) = s.app.get(&who.token, "/api/mentorship/backlog").await;
         assert_eq!(
             (status, res["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("forbidden")),
@@ -1393,6 +1416,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     }
     for arm in ["podiatry", "Not An Arm"] {
         let (status, res) = s
+            .app
             .get(
                 &s.coordinator.token,
                 &format!("/api/mentorship/backlog?specialty={arm}"),
@@ -1438,7 +1462,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
         Some("spinal"),
     )
     .await;
-    let (_, spinal) = s.get(&s.spine.token, "/api/mentorship/backlog").await;
+    let (_, spinal) = s.app.get(&s.spine.token, "/api/mentorship/backlog").await;
     assert_eq!(case_ids(&spinal), [b.as_str()]);
 }
 
