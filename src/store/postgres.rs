@@ -1907,15 +1907,7 @@ async fn append_audit_in(
     event: NewAuditEvent,
 ) -> Result<AuditEvent, StoreError> {
     let event = event.normalised();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(AUDIT_CHAIN_LOCK)
-        .execute(&mut **tx)
-        .await?;
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+    let prev_hash = chain_tail(tx).await?;
     let hash = event.chain_hash(&prev_hash);
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, record_id, client_addr, \
@@ -1935,14 +1927,9 @@ async fn append_audit_in(
     Ok(AuditEvent::stored(event, seq, prev_hash, hash))
 }
 
-/// Appends many audit events inside the caller's write transaction: the chain's last
-/// hash is read once, the hashes are chained here, and the rows go in as multi-row
-/// inserts (a year's identified report export is some 20,000 reads to record), in order,
-/// so `seq` follows the chain.
-async fn append_audits_in(
-    tx: &mut Transaction<'static, Postgres>,
-    events: Vec<NewAuditEvent>,
-) -> Result<(), StoreError> {
+/// The audit chain's last hash (the genesis hash for an empty log), read inside the
+/// caller's write transaction, which holds the chain's lock from here on.
+async fn chain_tail(tx: &mut Transaction<'static, Postgres>) -> Result<String, StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(AUDIT_CHAIN_LOCK)
         .execute(&mut **tx)
@@ -1951,7 +1938,18 @@ async fn append_audits_in(
         sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?;
-    let mut prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+    Ok(prev.unwrap_or_else(|| GENESIS_HASH.to_string()))
+}
+
+/// Appends many audit events inside the caller's write transaction: the chain's last
+/// hash is read once, the hashes are chained here, and the rows go in as multi-row
+/// inserts (a year's identified report export is some 20,000 reads to record), in order,
+/// so `seq` follows the chain.
+async fn append_audits_in(
+    tx: &mut Transaction<'static, Postgres>,
+    events: Vec<NewAuditEvent>,
+) -> Result<(), StoreError> {
+    let mut prev_hash = chain_tail(tx).await?;
     let mut chained = Vec::with_capacity(events.len());
     for event in events {
         let event = event.normalised();

@@ -1929,11 +1929,7 @@ async fn append_audit_in(
     event: NewAuditEvent,
 ) -> Result<AuditEvent, StoreError> {
     let event = event.normalised();
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+    let prev_hash = chain_tail(tx).await?;
     let hash = event.chain_hash(&prev_hash);
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, record_id, client_addr, \
@@ -1953,6 +1949,16 @@ async fn append_audit_in(
     Ok(AuditEvent::stored(event, seq, prev_hash, hash))
 }
 
+/// The audit chain's last hash (the genesis hash for an empty log), read inside the
+/// caller's write transaction (SQLite's write lock keeps it the last).
+async fn chain_tail(tx: &mut Transaction<'static, Sqlite>) -> Result<String, StoreError> {
+    let prev: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(prev.unwrap_or_else(|| GENESIS_HASH.to_string()))
+}
+
 /// Appends many audit events inside the caller's write transaction: the chain's last
 /// hash is read once, the hashes are chained here, and the rows go in as multi-row
 /// inserts (a year's identified report export is some 20,000 reads to record), in order,
@@ -1961,11 +1967,7 @@ async fn append_audits_in(
     tx: &mut Transaction<'static, Sqlite>,
     events: Vec<NewAuditEvent>,
 ) -> Result<(), StoreError> {
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let mut prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+    let mut prev_hash = chain_tail(tx).await?;
     let mut chained = Vec::with_capacity(events.len());
     for event in events {
         let event = event.normalised();
