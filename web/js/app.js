@@ -84,6 +84,9 @@ function signInPage() {
 }
 
 async function route() {
+  // Every route counts as a visit, even one that ends at once (sign-in, no access), so a
+  // page still loading from before never draws over it.
+  const visit = ++visits;
   // The status region outlives pages: never leave one page's announcement to the next.
   document.getElementById("status").textContent = "";
   if (cleanup) {
@@ -111,7 +114,6 @@ async function route() {
   const params = path.match(page.path).slice(1);
   // Each visit renders into its own container: a page still loading when the user moves
   // on writes into a detached element, never over the next page.
-  const visit = ++visits;
   const container = h("div", { class: "page" });
   try {
     const mod = await import(`./pages/${page.module}.js`);
