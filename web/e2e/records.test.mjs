@@ -59,7 +59,8 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     await coordinator.fill("#contract-weeks", "42");
     await coordinator.click("#contract-submit");
     await coordinator.waitForFunction(() => /Contract created/.test(document.getElementById("mentorship-status").textContent));
-    assert.match(await coordinator.textContent("#contracts"), /Dr Morgan Consultant/);
+    // The lists are brought up to date after the creation is reported.
+    await coordinator.waitForFunction(() => /Dr Morgan Consultant/.test(document.getElementById("contracts").textContent));
     const coordRow = '#summary tr[data-specialty="pain"]';
     await coordinator.waitForSelector(coordRow);
     assert.match(await cellText(coordinator, coordRow, "backlog"), /^0$/);
