@@ -122,7 +122,9 @@ pub async fn login(
 }
 
 /// `POST /api/auth/refresh`: rotates the refresh cookie and returns a new access token.
-/// Presenting an already-rotated token revokes its whole family.
+/// Presenting an already-rotated token revokes its whole family. With no refresh cookie
+/// at all the answer is `204 No Content`: nobody is signed in, which is no error (every
+/// fresh visit asks); a cookie that is present but not valid is still a `401`.
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -133,10 +135,9 @@ pub async fn refresh(
         Ok(res)
     };
     let Some(cookie) = req.cookie(REFRESH_COOKIE) else {
-        return fail(ApiError::unauthorized(
-            "missing_refresh_token",
-            "sign in first",
-        ));
+        return Ok(HttpResponse::NoContent()
+            .insert_header(("Cache-Control", "no-store"))
+            .finish());
     };
     let presented = hash_refresh_token(cookie.value());
     let (next, next_hash) = new_refresh_token();

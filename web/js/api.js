@@ -61,6 +61,12 @@ async function parse(res) {
   return res.text();
 }
 
+function endSession() {
+  accessToken = null;
+  clearTimeout(refreshTimer);
+  tell(null);
+}
+
 /**
  * Exchanges the refresh cookie for a new access token. One refresh at a time, across
  * this browser's tabs too: the server rotates the cookie on every refresh and treats a
@@ -73,13 +79,15 @@ export function refresh() {
     const res = await send("/api/auth/refresh", { method: "POST" });
     const body = await parse(res);
     if (epoch !== signOuts) throw new ApiError(401, { code: "signed_out", message: "signed out" });
+    if (res.status === 204) {
+      // No refresh cookie at all: nobody is signed in (every fresh visit asks). The server
+      // answers that without an error status, so the browser logs nothing.
+      endSession();
+      throw new ApiError(401, { code: "not_signed_in", message: "Sign in first." });
+    }
     if (!res.ok) {
       // Only a refused cookie ends the sign-in; a busy or unreachable server does not.
-      if (res.status === 401) {
-        accessToken = null;
-        clearTimeout(refreshTimer);
-        tell(null);
-      }
+      if (res.status === 401) endSession();
       throw new ApiError(res.status, body);
     }
     adopt(body);
