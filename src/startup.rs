@@ -91,6 +91,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
 frame-ancestors 'none'";
 
+/// Permissions Policy: what the meeting page really uses (the microphone, and screen
+/// capture, which in Chromium may be a camera underneath), for this origin only; every
+/// other powerful feature is denied to everyone.
+const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), \
+geolocation=(), payment=(), usb=(), serial=(), hid=()";
+
 impl Application {
     /// Opens the configured database (running migrations) and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -141,10 +147,7 @@ impl Application {
                         .add(("X-Frame-Options", "DENY"))
                         .add(("Referrer-Policy", "no-referrer"))
                         .add(("Cross-Origin-Opener-Policy", "same-origin"))
-                        .add((
-                            "Permissions-Policy",
-                            "camera=(), geolocation=(), microphone=(self), display-capture=(self)",
-                        )),
+                        .add(("Permissions-Policy", PERMISSIONS_POLICY)),
                 )
                 .configure(|cfg| routes::configure(cfg, &web_dir))
         })

@@ -328,18 +328,38 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
         refresh(&app, &third).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// A fresh visit (no refresh cookie at all) asks to refresh: that is "not signed in",
+/// answered `204` with nothing in it, not a `401` the browser logs as an error. A cookie
+/// that is there but empty or unknown is still refused.
+async fn refresh_without_a_cookie_is_not_an_error(backend: Backend) {
+    let app = app(backend).await;
     let none = app
         .http
         .post(app.url("/api/auth/refresh"))
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        error_code(none).await,
-        (
-            StatusCode::UNAUTHORIZED,
-            "missing_refresh_token".to_string()
-        )
+    assert_eq!(none.status(), StatusCode::NO_CONTENT);
+    assert!(
+        refresh_cookie(&none).is_none(),
+        "no cookie is set or cleared"
+    );
+    assert_eq!(none.bytes().await.unwrap().len(), 0, "an empty body");
+    for presented in ["", "not-a-token"] {
+        assert_eq!(
+            error_code(refresh(&app, presented).await).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                "invalid_refresh_token".to_string()
+            ),
+            "cookie {presented:?}"
+        );
+    }
+    assert!(
+        app.state.store.audit_events().await.unwrap().is_empty(),
+        "nothing audited"
     );
 }
 
@@ -591,6 +611,30 @@ async fn operations_endpoints_and_security_headers(backend: Backend) {
         assert!(v.contains(expected), "{name}: {v}");
     }
     assert!(res.headers().contains_key("x-request-id"));
+    // The meeting page's microphone and screen share (Chromium's display capture may be
+    // a camera underneath) are allowed for this origin; everything else is denied.
+    let policy = res.headers()["permissions-policy"].to_str().unwrap();
+    let features: std::collections::BTreeMap<&str, &str> = policy
+        .split(',')
+        .filter_map(|f| f.trim().split_once('='))
+        .collect();
+    for allowed in ["camera", "microphone", "display-capture"] {
+        assert_eq!(
+            features.get(allowed),
+            Some(&"(self)"),
+            "{allowed}: {policy}"
+        );
+    }
+    for denied in ["geolocation", "payment", "usb"] {
+        assert_eq!(features.get(denied), Some(&"()"), "{denied}: {policy}");
+    }
+    assert!(
+        features
+            .iter()
+            .all(|(name, v)| *v == "()"
+                || ["camera", "microphone", "display-capture"].contains(name)),
+        "only the meeting's features are allowed: {policy}"
+    );
     let ready: Value = app
         .http
         .get(app.url("/ready"))
@@ -689,6 +733,7 @@ on_both_backends!(
     wrong_password_and_unknown_user_look_the_same,
     bad_tokens_are_refused,
     refresh_rotates_and_reuse_revokes_the_family,
+    refresh_without_a_cookie_is_not_an_error,
     rapid_wrong_passwords_are_rate_limited,
     rate_limit_per_address_covers_many_accounts,
     only_coordinators_manage_users,

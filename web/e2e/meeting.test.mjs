@@ -169,10 +169,6 @@ test("chair, presenter and trainee hold a meeting", async () => {
         assert.ok(!shows(frame, s), `a WebSocket frame to the trainee carries ${s}`);
       }
     }
-    // Chromium's fake display-capture device is a fake camera underneath: sharing trips the
-    // page's `camera=()` permissions policy in the console while capture itself works
-    // (frames were decoded above). Real screen capture does not; nothing else may appear.
-    physio.problems = physio.problems.filter((p) => !/^Permissions policy violation: camera is not allowed/.test(p));
     for (const [name, page] of Object.entries(pages)) assert.deepEqual(page.problems, [], `${name} page errors`);
   } finally {
     await browser.close();
