@@ -5,7 +5,7 @@
 // Needs a fresh demo database (the booking changes data).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { as, launch, screenshotBoth } from "./lib.mjs";
+import { as, assertClean, launch, screenshotBoth } from "./lib.mjs";
 
 // A 1×1 PNG.
 const PNG = Buffer.from(
@@ -136,6 +136,7 @@ test("a physiotherapist books a case with inline validation, an attachment and a
     await screenshotBoth(page, "case");
 
     assert.deepEqual(page.problems, []);
+    assertClean(browser);
   } finally {
     await browser.close();
   }

@@ -35,22 +35,63 @@ export async function launch() {
 }
 
 /**
- * A fresh context (its own cookies) and page, with every script error and unexpected
- * console error collected in `page.problems`.
+ * A fresh context (its own cookies) and page, with every script error and every console
+ * error collected in `page.problems`: nothing is filtered globally. A test that provokes
+ * one on purpose (a refused request, which Chromium logs as "Failed to load resource",
+ * going offline) names it and says why with `page.expectConsole(pattern, why)` around
+ * that step only; `page.excused` keeps what was let through, with its reason. Every page
+ * opened is remembered, so `assertClean(browser)` can check them all at the end.
  */
 export async function open(browser, viewport = WIDTHS.desktop) {
   const context = await browser.newContext({ viewport, baseURL: base, locale: "en-GB", timezoneId: "Europe/London" });
   const page = await context.newPage();
   page.problems = [];
-  page.on("pageerror", (e) => page.problems.push(String(e)));
+  page.excused = [];
+  const expected = new Set();
+  page.on("pageerror", (e) => page.problems.push(`${e} (at ${page.url().replace(base, "")})`));
   page.on("console", (m) => {
-    // A 401 from the silent refresh on first load, and failed loads while deliberately
-    // offline, are expected; anything else (a CSP violation, a script error) is not.
-    if (m.type() === "error" && !/status of 401|ERR_INTERNET_DISCONNECTED|net::ERR_/.test(m.text())) {
-      page.problems.push(`${m.text()} (at ${page.url().replace(base, "")})`);
+    if (m.type() !== "error") return;
+    const text = m.text();
+    const allowance = [...expected].find((e) => e.pattern.test(text));
+    if (allowance) {
+      allowance.seen += 1;
+      page.excused.push(`${text} (${allowance.why})`);
+    } else {
+      page.problems.push(`${text} (at ${page.url().replace(base, "")})`);
     }
   });
+  /**
+   * Lets console errors matching `pattern` through, for the reason `why`. With `step`
+   * (an async function) only while it runs, resolving to its result; without, until the
+   * returned function is called (await it). Either way the allowance ends only after the
+   * browser has delivered what it logged so far.
+   */
+  page.expectConsole = async (pattern, why, step) => {
+    assert.ok(pattern instanceof RegExp && why, "an expected console error needs a pattern and a reason");
+    const allowance = { pattern, why, seen: 0 };
+    expected.add(allowance);
+    const stop = async () => {
+      // A round trip through the page: console messages logged before it have arrived.
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 50))).catch(() => {});
+      expected.delete(allowance);
+      return allowance.seen;
+    };
+    if (!step) return stop;
+    try {
+      return await step();
+    } finally {
+      await stop();
+    }
+  };
+  (browser.opened ??= []).push(page);
   return page;
+}
+
+/** Fails unless every page opened on `browser` logged no error and threw nothing. */
+export function assertClean(browser) {
+  for (const page of browser.opened || []) {
+    assert.deepEqual(page.problems, [], `console or script errors on ${page.role || "a page"} (last at ${page.url().replace(base, "")})`);
+  }
 }
 
 /** Signs in through the form and waits for the signed-in shell. */
@@ -65,6 +106,7 @@ export async function signIn(page, email) {
 /** Opens a fresh signed-in page for a demo user. */
 export async function as(browser, role, viewport) {
   const page = await open(browser, viewport);
+  page.role = role;
   await signIn(page, demo[role]);
   return page;
 }

@@ -1,18 +1,25 @@
 // Signing in and out in a real Chromium against a running server (MDT_E2E_URL).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { demo, launch, open, password } from "./lib.mjs";
+import { assertClean, demo, launch, open, password } from "./lib.mjs";
 
 test("signing in shows who you are, a reload keeps you signed in, signing out ends it", async () => {
   const browser = await launch();
   try {
     const page = await open(browser);
     await page.clock.install();
+    // A fresh visit asks to be signed back in; with no cookie that is "not signed in",
+    // answered without an error status (nothing in the console).
+    const firstRefresh = page.waitForResponse((r) => r.url().endsWith("/api/auth/refresh"));
     await page.goto("/");
+    assert.equal((await firstRefresh).status(), 204);
+    await page.waitForSelector("#login-form");
     await page.fill("#email", demo.consultant);
     await page.fill("#password", "not the right password");
-    await page.click("#login-form button[type=submit]");
-    await page.waitForSelector("#login-error:not([hidden])");
+    await page.expectConsole(/status of 401/, "the wrong password is refused with 401, which Chromium logs", async () => {
+      await page.click("#login-form button[type=submit]");
+      await page.waitForSelector("#login-error:not([hidden])");
+    });
     assert.match(await page.textContent("#login-error"), /incorrect/);
     assert.ok(await page.isHidden("#whoami"));
 
@@ -44,9 +51,11 @@ test("signing in shows who you are, a reload keeps you signed in, signing out en
       return route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "invalid_token", message: "expired" }) });
     });
     const retried = refreshed();
-    await page.goto("/#/cases");
-    await retried;
-    await page.waitForSelector("h1:text('My cases')");
+    await page.expectConsole(/status of 401/, "the test answers one request with 401 to provoke the quiet refresh", async () => {
+      await page.goto("/#/cases");
+      await retried;
+      await page.waitForSelector("h1:text('My cases')");
+    });
     assert.ok(refused, "the cases request was refused once");
     assert.ok(await page.isHidden("#login-form"), "still signed in");
     assert.equal(await page.isVisible(".error[role=alert]:not([hidden])"), false, "no error shown");
@@ -60,6 +69,7 @@ test("signing in shows who you are, a reload keeps you signed in, signing out en
     assert.ok(await page.isVisible("#login-form"));
 
     assert.deepEqual(page.problems, []);
+    assertClean(browser);
   } finally {
     await browser.close();
   }
