@@ -336,6 +336,8 @@ impl Server {
                 dir.path().join("data").display().to_string(),
             ),
             ("MDT__HTTP__HOST", "127.0.0.1".to_string()),
+            // The bench's sessions start days ahead and are opened at once.
+            ("MDT__LIVE__OPEN_EARLY_MINUTES", "172800".to_string()),
             ("MDT__HTTP__PORT", port.to_string()),
             ("MDT__HTTP__WEB_DIR", web_dir.display().to_string()),
             ("MDT__LOG__FILTER", "warn".to_string()),

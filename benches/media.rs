@@ -1616,6 +1616,8 @@ impl OursSfu {
                 dir.path().join("data").display().to_string(),
             ),
             ("MDT__HTTP__HOST", "127.0.0.1".into()),
+            // The bench's sessions start days ahead and are opened at once.
+            ("MDT__LIVE__OPEN_EARLY_MINUTES", "172800".into()),
             ("MDT__HTTP__PORT", port.to_string()),
             (
                 "MDT__HTTP__WEB_DIR",

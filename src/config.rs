@@ -99,6 +99,9 @@ pub struct LiveSettings {
     pub instance_heartbeat_seconds: u64,
     pub room_idle_seconds: u64,
     pub max_message_bytes: usize,
+    /// How long before its scheduled start a chair may open a meeting (`too_early`
+    /// before that; a coordinator can move the session instead).
+    pub open_early_minutes: u32,
 }
 
 /// The SFU's sockets and what browsers are told about ICE.

@@ -353,6 +353,33 @@ fn waiting(state: CaseState) -> bool {
     matches!(state, CaseState::Booked | CaseState::Listed)
 }
 
+/// When a command is decided: the time now, and how long before its scheduled start a
+/// meeting may be opened.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub now: DateTime<Utc>,
+    pub open_early: chrono::Duration,
+}
+
+/// `too_early` when a meeting is opened more than `open_early` before its scheduled start:
+/// the outcome letters, reports and FHIR encounter would otherwise date a discussion by a
+/// schedule it did not keep. A coordinator moves the session instead.
+pub fn check_open_time(session: &Session, clock: Clock) -> Result<(), Refusal> {
+    let earliest = session.starts_at - clock.open_early;
+    if clock.now < earliest {
+        return Err(refuse(
+            "too_early",
+            format!(
+                "the meeting is scheduled for {} and may be opened from {} (UTC); \
+                 a coordinator can move the session to an earlier time",
+                session.starts_at.format("%Y-%m-%d %H:%M"),
+                earliest.format("%Y-%m-%d %H:%M"),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Decides what a command does: the events to append (empty when it changes nothing), or
 /// why it is refused. Chair commands are for the session's chair and coordinators.
 pub fn decide(
@@ -361,6 +388,7 @@ pub fn decide(
     live: &LiveState,
     actor: &Actor,
     command: &Command,
+    clock: Clock,
 ) -> Result<Vec<EventBody>, Refusal> {
     let chairs = actor.role == Role::Coordinator || actor.user_id == session.plan.chair_id;
     let chair_only = || {
@@ -376,7 +404,10 @@ pub fn decide(
     if let Command::OpenMeeting = command {
         chair_only()?;
         return match session.state {
-            SessionState::Scheduled | SessionState::Published => Ok(vec![EventBody::MeetingOpened]),
+            SessionState::Scheduled | SessionState::Published => {
+                check_open_time(session, clock)?;
+                Ok(vec![EventBody::MeetingOpened])
+            }
             other => Err(refuse(
                 "invalid_state",
                 format!("a {} session cannot be opened", other.as_str()),
@@ -604,6 +635,14 @@ mod tests {
         }
     }
 
+    /// The scheduled start, with the default 30 minutes' early opening.
+    fn on_time(s: &Session) -> Clock {
+        Clock {
+            now: s.starts_at,
+            open_early: chrono::Duration::minutes(30),
+        }
+    }
+
     fn item(state: CaseState) -> AgendaItem {
         AgendaItem {
             case_id: Uuid::new_v4(),
@@ -646,7 +685,7 @@ mod tests {
             muted: false,
             user_id: None,
         };
-        let events = decide(&s, &[], &live, &me, &unmute).unwrap();
+        let events = decide(&s, &[], &live, &me, &unmute, on_time(&s)).unwrap();
         assert_eq!(
             events,
             vec![EventBody::MuteChanged {
@@ -664,13 +703,17 @@ mod tests {
         });
         assert!(media_policy(&s, &live).unmuted.contains(&physio));
         // Unmuting again changes nothing; muting someone else is for the chair only.
-        assert!(decide(&s, &[], &live, &me, &unmute).unwrap().is_empty());
+        assert!(decide(&s, &[], &live, &me, &unmute, on_time(&s))
+            .unwrap()
+            .is_empty());
         let mute_chair = Command::SetMuted {
             muted: true,
             user_id: Some(chair),
         };
         assert_eq!(
-            decide(&s, &[], &live, &me, &mute_chair).unwrap_err().code,
+            decide(&s, &[], &live, &me, &mute_chair, on_time(&s))
+                .unwrap_err()
+                .code,
             "forbidden"
         );
         let chair_actor = Actor {
@@ -682,7 +725,7 @@ mod tests {
             user_id: Some(physio),
         };
         assert_eq!(
-            decide(&s, &[], &live, &chair_actor, &mute_physio)
+            decide(&s, &[], &live, &chair_actor, &mute_physio, on_time(&s))
                 .unwrap()
                 .len(),
             1
@@ -692,7 +735,7 @@ mod tests {
             user_id: Some(physio),
         };
         assert_eq!(
-            decide(&s, &[], &live, &chair_actor, &unmute_physio)
+            decide(&s, &[], &live, &chair_actor, &unmute_physio, on_time(&s))
                 .unwrap_err()
                 .code,
             "forbidden"
@@ -721,6 +764,7 @@ mod tests {
             &LiveState::default(),
             &actor,
             &Command::NextCase,
+            on_time(&s),
         );
         assert_eq!(
             events.unwrap(),
@@ -753,7 +797,14 @@ mod tests {
                 user_id: Some(UserId::new()),
             },
         ] {
-            let refusal = decide(&s, &agenda, &LiveState::default(), &actor, &command);
+            let refusal = decide(
+                &s,
+                &agenda,
+                &LiveState::default(),
+                &actor,
+                &command,
+                on_time(&s),
+            );
             assert_eq!(refusal.unwrap_err().code, "forbidden", "{command:?}");
         }
         let raised = decide(
@@ -762,6 +813,7 @@ mod tests {
             &LiveState::default(),
             &actor,
             &Command::RaiseHand,
+            on_time(&s),
         );
         assert_eq!(
             raised.unwrap(),
@@ -781,15 +833,64 @@ mod tests {
         };
         let live = LiveState::default();
         assert_eq!(
-            decide(&s, &[], &live, &actor, &Command::NextCase)
+            decide(&s, &[], &live, &actor, &Command::NextCase, on_time(&s))
                 .unwrap_err()
                 .code,
             "meeting_not_open"
         );
         assert_eq!(
-            decide(&s, &[], &live, &actor, &Command::OpenMeeting).unwrap(),
+            decide(&s, &[], &live, &actor, &Command::OpenMeeting, on_time(&s)).unwrap(),
             vec![EventBody::MeetingOpened]
         );
+    }
+
+    #[test]
+    fn a_meeting_opens_from_thirty_minutes_before_its_start() {
+        let chair = UserId::new();
+        let s = session(chair, SessionState::Published);
+        let actor = Actor {
+            user_id: chair,
+            role: Role::Consultant,
+        };
+        let at = |minutes_before: i64| Clock {
+            now: s.starts_at - chrono::Duration::minutes(minutes_before),
+            open_early: chrono::Duration::minutes(30),
+        };
+        let open = |clock| {
+            decide(
+                &s,
+                &[],
+                &LiveState::default(),
+                &actor,
+                &Command::OpenMeeting,
+                clock,
+            )
+        };
+        assert_eq!(open(at(30)).unwrap(), vec![EventBody::MeetingOpened]);
+        assert_eq!(open(at(-120)).unwrap(), vec![EventBody::MeetingOpened]);
+        let refusal = open(at(31)).unwrap_err();
+        assert_eq!(refusal.code, "too_early");
+        assert!(
+            refusal.message.contains("coordinator"),
+            "{}",
+            refusal.message
+        );
+        // 19 days early, as a chair once did.
+        assert_eq!(open(at(19 * 24 * 60)).unwrap_err().code, "too_early");
+        // Someone other than the chair is refused for that first.
+        let other = Actor {
+            user_id: UserId::new(),
+            role: Role::Consultant,
+        };
+        let refusal = decide(
+            &s,
+            &[],
+            &LiveState::default(),
+            &other,
+            &Command::OpenMeeting,
+            at(60),
+        );
+        assert_eq!(refusal.unwrap_err().code, "forbidden");
     }
 
     #[test]

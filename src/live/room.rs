@@ -18,7 +18,7 @@ use super::protocol::{self, Snapshot, You};
 use super::Shared;
 use crate::auth::access::AgendaAccess;
 use crate::domain::live::{
-    current_case, decide, media_policy, Actor, AgendaItem, Command, EventBody, LiveEvent,
+    current_case, decide, media_policy, Actor, AgendaItem, Clock, Command, EventBody, LiveEvent,
     LiveState, NewLiveEvent,
 };
 use crate::domain::{Case, CaseView, Role, Session, SessionState, User, UserId};
@@ -278,6 +278,12 @@ impl Room {
                 &self.live,
                 &actor,
                 &command,
+                Clock {
+                    now: Utc::now(),
+                    open_early: chrono::Duration::minutes(i64::from(
+                        self.shared.settings.open_early_minutes,
+                    )),
+                },
             ) {
                 Ok(events) => events,
                 Err(refusal) => {
@@ -435,19 +441,21 @@ impl Room {
             }
             self.remember(&event);
             self.live.apply(&event);
-            // The meeting's state matters to the SFU even if the reload below fails.
+            // The SFU learns what an event changes before anyone hears of it: a client
+            // that offers the instant it reads `meeting_opened` finds the media open
+            // (and one that reads `meeting_closed` finds it closed), whatever the reload
+            // below takes or however it ends.
             match event.body {
                 EventBody::MeetingOpened => self.session.state = SessionState::Live,
                 EventBody::MeetingClosed => self.session.state = SessionState::Closed,
                 _ => {}
             }
+            self.tell_media();
             reload |= event.body.touches_agenda();
             self.broadcast(protocol::event(&event));
         }
         if reload {
             self.reload(false).await;
-        } else {
-            self.tell_media();
         }
     }
 

@@ -74,6 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/admin/audit/verify").get(audit::verify))
                 .service(resource("/sessions/{id}/agenda").put(sessions::reorder))
                 .service(resource("/sessions/{id}/cancel").post(sessions::cancel))
+                .service(resource("/sessions/{id}/reschedule").post(sessions::reschedule))
                 .service(resource("/sessions/{id}/live-ticket").post(live::ticket))
                 .service(resource("/sessions/{id}/live").get(live::connect))
                 .service(resource("/sessions/{id}/attendance").get(live::attendance))

@@ -92,16 +92,80 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
-    let starts_at = DateTime::parse_from_rfc3339(body.starts_at.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ParseError::new("invalid_time", "starts_at", "must be an RFC 3339 time"))?;
-    if starts_at <= Utc::now() {
-        return Err(ParseError::new("starts_in_past", "starts_at", "must be in the future").into());
-    }
+    let starts_at = future_start(&body.starts_at)?;
     let plan = parse_plan(&state, body.plan).await?;
     let session = state.store.create_session(plan, starts_at).await?;
     audit(&state, &req, &caller, "session_created", session.id).await?;
     Ok(HttpResponse::Created().json(SessionView::from(&session)))
+}
+
+/// A session's start: an RFC 3339 time in the future (`422 invalid_time`,
+/// `422 starts_in_past`).
+fn future_start(text: &str) -> Result<DateTime<Utc>, ParseError> {
+    let starts_at = DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ParseError::new("invalid_time", "starts_at", "must be an RFC 3339 time"))?;
+    if starts_at <= Utc::now() {
+        return Err(ParseError::new(
+            "starts_in_past",
+            "starts_at",
+            "must be in the future",
+        ));
+    }
+    Ok(starts_at)
+}
+
+#[derive(Deserialize)]
+pub struct Reschedule {
+    starts_at: String,
+}
+
+/// `POST /api/sessions/{id}/reschedule {starts_at}` (coordinator): moves a session not yet
+/// held to a new start (e.g. earlier, when the meeting is to be held sooner than planned);
+/// the referrers of its cases are told. `409 invalid_state` once it is live, closed or
+/// cancelled.
+pub async fn reschedule(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<Reschedule>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let starts_at = future_start(&body.starts_at)?;
+    let before = session_or_404(&state, *id).await?;
+    let emails: std::collections::HashMap<UserId, crate::domain::EmailAddress> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect();
+    let notices = move |moved: &Session, cases: &[crate::domain::Case]| {
+        cases
+            .iter()
+            .filter_map(|case| {
+                let referrer = emails.get(&case.referrer_id)?;
+                Some(templates::case_moved(
+                    referrer,
+                    case.id,
+                    &before,
+                    moved,
+                    "The session your case is booked into has been moved to a new time.",
+                ))
+            })
+            .collect()
+    };
+    let event = state
+        .audit_event(&req, &caller, "session_rescheduled", "session")
+        .details(json!({ "starts_at": starts_at }));
+    let session = state
+        .store
+        .reschedule_session(*id, starts_at, event, &notices)
+        .await?;
+    state.mail_wake.notify_one();
+    state.live.agenda_changed(session.id);
+    Ok(HttpResponse::Ok().json(SessionView::from(&session)))
 }
 
 #[derive(Deserialize)]

@@ -207,6 +207,17 @@ pub trait Store: Send + Sync + 'static {
         mail: Vec<NewMessage>,
     ) -> Result<Session, StoreError>;
 
+    /// Moves a session that has not yet been held (scheduled or published) to start at
+    /// `starts_at`, with `audit` and `mail` (built from the moved session's cases) in the
+    /// same transaction; `409 invalid_state` otherwise.
+    async fn reschedule_session(
+        &self,
+        id: Uuid,
+        starts_at: DateTime<Utc>,
+        audit: NewAuditEvent,
+        mail: RescheduleNotice<'_>,
+    ) -> Result<Session, StoreError>;
+
     /// Books a case all-or-nothing: the session must be bookable, before its cut-off, not
     /// holding the same patient, and below capacity (never over-booked under any race).
     /// With an idempotency key already used by this referrer, returns that booking.
@@ -847,6 +858,10 @@ pub(crate) fn booked_case(case: &NewCase, now: DateTime<Utc>) -> Case {
         follow_up_of: None,
     }
 }
+
+/// Builds the messages telling referrers a session moved, from the moved session and
+/// its cases; called inside the moving transaction.
+pub type RescheduleNotice<'a> = &'a (dyn Fn(&Session, &[Case]) -> Vec<NewMessage> + Send + Sync);
 
 /// Builds the message for each case a cancellation moved (`Some((new case, its
 /// session))`) or flagged for rebooking (`None`); called inside the cancelling transaction.

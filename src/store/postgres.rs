@@ -964,6 +964,52 @@ impl Store for PgStore {
         true
     }
 
+    async fn reschedule_session(
+        &self,
+        id: Uuid,
+        starts_at: DateTime<Utc>,
+        audit: NewAuditEvent,
+        mail: RescheduleNotice<'_>,
+    ) -> Result<Session, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query(
+            "UPDATE sessions SET starts_at = $2 WHERE id = $1 \
+             AND state IN ('scheduled', 'published')",
+        )
+        .bind(id)
+        .bind(starts_at)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        let session = Self::session_from(&row)?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::conflict(
+                "invalid_state",
+                format!("a {} session cannot be moved", session.state.as_str()),
+            ));
+        }
+        let cases = sqlx::query(
+            "SELECT * FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred')",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(Self::case_from)
+        .collect::<Result<Vec<_>, _>>()?;
+        append_audit_in(&mut tx, audit.record(id)).await?;
+        let now = Utc::now();
+        for message in &mail(&session, &cases) {
+            enqueue_in(&mut tx, message, now).await?;
+        }
+        tx.commit().await?;
+        Ok(session)
+    }
+
     async fn append_live_events(
         &self,
         session_id: Uuid,

@@ -17,7 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use mdt_coordinator::domain::Role;
 
-use crate::common::{Backend, TestApp};
+use crate::common::{eventually, Backend, TestApp};
 use crate::on_both_backends;
 
 pub use crate::common::PASSWORD;
@@ -738,7 +738,86 @@ async fn a_silent_connection_is_dropped_and_leaves(backend: Backend) {
     drop(physio);
 }
 
+/// With the default window a chair cannot open a meeting days before it (`too_early`,
+/// nothing stored); a coordinator moves the session, its referrer is told, and then it
+/// opens. A session already live cannot be moved.
+async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backend: Backend) {
+    let defaults = mdt_coordinator::config::Settings::defaults().unwrap().live;
+    assert_eq!(defaults.open_early_minutes, 30);
+    let m = Meeting::open_with(backend, false, |s| s.live.open_early_minutes = 30).await;
+    let mut chair = m.join(&m.chair).await;
+    let snap = until(&mut chair, "snapshot").await;
+    let seq = snap["seq"].as_u64().unwrap();
+    let refused = command(&mut chair, "open", json!({"kind": "open_meeting"})).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "too_early", "{refused}");
+    let path = format!("/api/sessions/{}", m.session);
+    let (_, session) = m.app.get(&m.chair, &path).await;
+    assert_eq!(session["session"]["state"], "scheduled", "nothing changed");
+
+    // Only a coordinator moves a session, to a valid time in the future.
+    let move_to = |at: String| json!({ "starts_at": at });
+    let soon = (Utc::now() + chrono::Duration::minutes(20)).to_rfc3339();
+    let reschedule = format!("/api/sessions/{}/reschedule", m.session);
+    let (status, body) = m
+        .app
+        .post(&m.chair, &reschedule, move_to(soon.clone()))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = m
+        .app
+        .post(&m.coordinator, &reschedule, move_to("tomorrow".into()))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_time"))
+    );
+    let past = (Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let (status, body) = m.app.post(&m.coordinator, &reschedule, move_to(past)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("starts_in_past"))
+    );
+    let before = m.app.state.store.outbox_messages().await.unwrap().len();
+    let (status, moved) = m.app.post(&m.coordinator, &reschedule, move_to(soon)).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    let outbox = m.app.state.store.outbox_messages().await.unwrap();
+    let told: Vec<_> = outbox[before..]
+        .iter()
+        .filter(|msg| msg.to.iter().any(|t| t.as_str() == "physio@example.org"))
+        .collect();
+    assert_eq!(told.len(), 3, "one message per booked case");
+    assert!(
+        told[0].subject.starts_with("Case moved to"),
+        "{}",
+        told[0].subject
+    );
+
+    // The room has the new time: the chair opens it now.
+    let opened = eventually("the meeting to open", async || {
+        let v = command(
+            &mut chair,
+            &format!("open-{}", Utc::now().timestamp_micros()),
+            json!({"kind": "open_meeting"}),
+        )
+        .await;
+        (v["type"] == "ack").then_some(v)
+    })
+    .await;
+    assert!(opened["seq"].as_u64().unwrap() > seq);
+    let again = format!("{}", (Utc::now() + chrono::Duration::hours(2)).to_rfc3339());
+    let (status, body) = m
+        .app
+        .post(&m.coordinator, &reschedule, move_to(again))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invalid_state"))
+    );
+}
+
 on_both_backends!(
+    a_meeting_opened_too_early_is_refused_until_the_session_is_moved,
     a_silent_connection_is_dropped_and_leaves,
     the_chair_drives_and_everyone_follows,
     a_client_that_misses_events_resumes_with_exactly_those,

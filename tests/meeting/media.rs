@@ -836,7 +836,119 @@ async fn a_practitioner_without_a_case_is_hung_up(backend: Backend) {
     }
 }
 
+/// Signals that ICE gathering finished.
+struct Gathered(mpsc::UnboundedSender<()>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Gathered {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(());
+        }
+    }
+}
+
+/// A client that offers the instant it reads `meeting_opened` is answered, in every one of
+/// 50 meetings. The room used to broadcast the opening, reload the agenda, and only then
+/// tell the SFU: an offer in between was refused with `meeting_not_open` in about half of
+/// all meetings, and the browser stayed without voice or screen.
+async fn an_offer_the_instant_the_meeting_opens_is_answered(backend: Backend) {
+    const MEETINGS: usize = 50;
+    // The sessions run weekly for a year; each is opened now.
+    let m = Meeting::open_with(backend, false, |s| {
+        s.live.open_early_minutes = 60 * 24 * 400
+    })
+    .await;
+    let first_date = (chrono::Utc::now() + chrono::Duration::days(21)).date_naive();
+    let (status, series) = m
+        .app
+        .post(
+            &m.coordinator,
+            "/api/series",
+            json!({
+                "specialty": "rheumatology", "first_date": first_date.to_string(),
+                "local_time": "09:00", "weeks": MEETINGS, "duration_minutes": 60,
+                "case_capacity": 4, "chair_id": m.chair_id, "booking_cutoff_hours": 24,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{series}");
+    let sessions: Vec<String> = series["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sessions.len(), MEETINGS);
+
+    // One offer (a microphone), its candidates gathered, ready to send at once.
+    let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
+    let settings = mdt_coordinator::config::Settings::defaults().unwrap().media;
+    let pc = engine::peer_connection(&settings, 0, Arc::new(Gathered(gathered_tx)))
+        .await
+        .expect("client peer");
+    local_track(&pc, RtpCodecKind::Audio, "audio/opus", 48000, 2, "").await;
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), gathered.recv())
+        .await
+        .expect("candidates gathered");
+    let offer =
+        json!({"type": "rtc", "kind": "offer", "sdp": pc.local_description().await.unwrap().sdp})
+            .to_string();
+
+    let join = async |token: &str, session: &str| {
+        let res = m.ticket(token, session).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let ticket: Value = res.json().await.unwrap();
+        let url = format!(
+            "{}/api/sessions/{session}/live?ticket={}",
+            m.app.base.replace("http://", "ws://"),
+            ticket["ticket"].as_str().unwrap()
+        );
+        let mut ws = connect(&url, &m.app.base)
+            .await
+            .expect("live channel opens");
+        crate::live::until(&mut ws, "snapshot").await;
+        ws
+    };
+    let mut refused = Vec::new();
+    for (i, session) in sessions.iter().enumerate() {
+        let mut chair = join(&m.chair, session).await;
+        let mut colleague = join(&m.colleague, session).await;
+        crate::live::send(&mut chair, "open", json!({"kind": "open_meeting"})).await;
+        crate::live::until(&mut colleague, "meeting_opened").await;
+        colleague.send(Message::text(offer.clone())).await.unwrap();
+        let answer = loop {
+            let v = crate::live::recv(&mut colleague).await;
+            if v["type"] == "rtc" && v["kind"] == "answer" || v["type"] == "error" {
+                break v;
+            }
+        };
+        if answer["type"] != "rtc" {
+            refused.push(format!("meeting {i}: {answer}"));
+        }
+        let opened = loop {
+            let v = crate::live::recv(&mut chair).await;
+            if v["id"] == "open" {
+                break v;
+            }
+        };
+        assert_eq!(opened["type"], "ack", "{opened}");
+        let _ = chair.close(None).await;
+        let _ = colleague.close(None).await;
+    }
+    let _ = pc.close().await;
+    assert!(
+        refused.is_empty(),
+        "{} of {MEETINGS} offers made on `meeting_opened` were refused:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+}
+
 crate::on_both_backends!(
+    an_offer_the_instant_the_meeting_opens_is_answered,
     a_practitioner_without_a_case_is_hung_up,
     an_h264_screen_is_forwarded,
     a_presenter_reaches_three_subscribers,
