@@ -5,7 +5,9 @@
 // Needs a fresh demo database (the booking changes data).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { as, assertClean, launch, screenshotBoth } from "./lib.mjs";
+import { apiAs, as, assertClean, launch, screenshotBoth } from "./lib.mjs";
+
+const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
 
 // A 1×1 PNG.
 const PNG = Buffer.from(
@@ -136,6 +138,103 @@ test("a physiotherapist books a case with inline validation, an attachment and a
     await screenshotBoth(page, "case");
 
     assert.deepEqual(page.problems, []);
+    assertClean(browser);
+  } finally {
+    await browser.close();
+  }
+});
+
+// One NHS number is one patient (issue 13): a booking whose NHS number is on record with
+// another name or date of birth is refused, and the page shows the recorded details to
+// the referrer, who uses them, or confirms a change of name; only a coordinator may
+// correct a recorded date of birth.
+test("a known NHS number with other details is refused, and can be put right", async () => {
+  const physioApi = await apiAs("practitioner");
+  const rheum = (await physioApi("/api/sessions?specialty=rheumatology")).sort((a, b) => a.starts_at.localeCompare(b.starts_at));
+  // The demo physio booked Alex Example (the first rheumatology session) and Sam Sample
+  // (the first spinal one); the later rheumatology sessions have neither.
+  const [, second, third] = rheum;
+
+  const browser = await launch();
+  try {
+    const fillPatient = async (page, sessionId, p) => {
+      await page.goto(`/#/book/${sessionId}`);
+      await page.waitForSelector("#book-form");
+      await page.getByLabel("NHS number").fill(p.nhs);
+      await page.getByLabel("Given name").fill(p.given);
+      await page.getByLabel("Family name").fill(p.family);
+      await page.getByLabel("Date of birth").fill(p.dob);
+      await page.getByLabel("Sex").selectOption(p.sex);
+      await page.getByLabel("GP practice code").fill("A81001");
+      await page.getByLabel("Question for the MDT").fill("Persistent pain despite a full course of physiotherapy: what next?");
+      await page.getByLabel("History summary").fill("Twelve weeks of exercise therapy with little change.");
+      await page.getByLabel("Body region").selectOption("knee");
+    };
+    const refused = (page) =>
+      page.expectConsole(/status of 409/, "the conflicting booking is refused with 409, which Chromium logs", async () => {
+        await page.click("#book-submit");
+        await page.waitForSelector("#patient-conflict:not([hidden])");
+      });
+
+    // The practitioner: the name differs (Alexandra for Alex). The record is shown, with
+    // both ways out; using it fills the form, and the case books.
+    const page = await as(browser, "practitioner");
+    await fillPatient(page, second.id, { nhs: "991 200 3888", given: "Alexandra", family: "Example", dob: "1971-03-14", sex: "female" });
+    await refused(page);
+    assert.ok(await page.evaluate(() => document.getElementById("patient-details").contains(document.getElementById("patient-conflict"))), "shown in the patient section");
+    assert.equal(await page.textContent("#recorded-name"), "Alex Example");
+    assert.match(await page.textContent("#recorded-dob"), /14 Mar 1971/);
+    assert.ok(await page.isVisible("#use-recorded"));
+    assert.ok(await page.isVisible("#confirm-name-change"), "a name change may be confirmed");
+    assert.equal(await page.locator("#confirm-correction").count(), 0, "a date of birth is not in question");
+    await screenshotBoth(page, "book-patient-conflict");
+
+    // The date of birth differs as well: a practitioner may not correct it.
+    await page.getByLabel("Date of birth").fill("1971-04-14");
+    await refused(page);
+    assert.equal(await page.locator("#confirm-name-change").count(), 0);
+    assert.equal(await page.locator("#confirm-correction").count(), 0, "only a coordinator corrects a date of birth");
+    assert.match(await page.textContent("#patient-conflict"), /Only a coordinator/);
+    await page.click("#use-recorded");
+    assert.equal(await page.getByLabel("Given name").inputValue(), "Alex");
+    assert.equal(await page.getByLabel("Date of birth").inputValue(), "1971-03-14");
+    await page.click("#book-submit");
+    await page.waitForSelector("#booked");
+    assert.match(await page.textContent("#booked"), /Alex Example/);
+
+    // Sam Sample has changed their name: confirmed, the case books under the new name.
+    await fillPatient(page, second.id, { nhs: "944 930 5552", given: "Sam", family: "Newname", dob: "1985-09-02", sex: "male" });
+    await refused(page);
+    await page.click("#confirm-name-change");
+    await page.waitForSelector("#booked");
+    assert.match(await page.textContent("#booked"), /Sam Newname/);
+    assertClean(browser);
+
+    // The coordinator may correct a recorded date of birth (Jo Specimen, 1962-11-30).
+    const coordinator = await as(browser, "coordinator");
+    await fillPatient(coordinator, third.id, { nhs: "943 476 5919", given: "Jo", family: "Specimen", dob: "1962-11-03", sex: "female" });
+    await refused(coordinator);
+    assert.match(await coordinator.textContent("#recorded-dob"), /30 Nov 1962/);
+    await coordinator.click("#confirm-correction");
+    await coordinator.waitForSelector("#booked");
+    assert.match(await coordinator.textContent("#booked"), /Jo Specimen/);
+    assertClean(browser);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("the NHS number hint is not a number the demo data uses", async () => {
+  const browser = await launch();
+  try {
+    const page = await as(browser, "practitioner");
+    await page.goto("/#/schedule");
+    await page.locator(".slot a", { hasText: "Book a case" }).first().click();
+    await page.waitForSelector("#book-form");
+    const hint = await page.locator("#book-form .field", { hasText: "NHS number" }).locator(".hint").textContent();
+    const example = hint.match(/\d{3} \d{3} \d{4}/)?.[0].replaceAll(" ", "");
+    assert.ok(example && validNhs(example), `the hint gives a valid example: ${hint}`);
+    assert.ok(!DEMO_NHS.includes(example), `${example} is a demo patient's NHS number`);
     assertClean(browser);
   } finally {
     await browser.close();

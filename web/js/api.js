@@ -9,13 +9,17 @@ let refreshing = null;
 let signOuts = 0;
 const listeners = new Set();
 
-/** A refusal from the API: `code` is the server's snake_case code, `field` the bad field. */
+/**
+ * A refusal from the API: `code` is the server's snake_case code, `field` the bad field,
+ * `body` the whole answer (some refusals carry more, e.g. the recorded patient details).
+ */
 export class ApiError extends Error {
   constructor(status, body) {
     super((body && body.message) || `request failed (${status})`);
     this.status = status;
     this.code = (body && body.code) || (status === 0 ? "network_error" : "unexpected_response");
     this.field = body && body.field;
+    this.body = body && typeof body === "object" ? body : null;
   }
 }
 

@@ -24,7 +24,11 @@ const MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024;
 
 export const sizeLabel = (n) => (n < 1024 ? `${n} bytes` : n < 1024 * 1024 ? `${Math.max(1, Math.round(n / 1024))} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`);
 
-export async function render(main, { params, navigate }) {
+/** A date of birth (YYYY-MM-DD) as words, e.g. "30 Nov 1962": a calendar date, in no zone. */
+const birthDate = (iso) =>
+  new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(new Date(`${iso}T00:00:00Z`));
+
+export async function render(main, { user, params, navigate }) {
   const [sessionId] = params;
   const here = stillHere();
   const { session: s } = await api(`/api/sessions/${sessionId}`);
@@ -63,7 +67,7 @@ export async function render(main, { params, navigate }) {
   // Patient.
   const nhs = form.add(
     "nhs_number",
-    field("NHS number", h("input", { name: "nhs_number", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 14, spellcheck: "false" }), "10 digits, for example 943 476 5919"),
+    field("NHS number", h("input", { name: "nhs_number", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 14, spellcheck: "false" }), "10 digits, for example 999 234 5675"),
     (v) => (String(v).trim() ? parseNhsNumber(v).error || null : "enter the NHS number"),
   );
   nhs.control.addEventListener("blur", () => {
@@ -155,12 +159,15 @@ export async function render(main, { params, navigate }) {
   });
 
   const submit = h("button", { type: "submit", id: "book-submit" }, "Book case");
+  // A known NHS number with another name or date of birth: what is on record (when the
+  // server lets us see it) and the ways to put it right.
+  const conflict = h("div", { id: "patient-conflict", class: "warning", role: "alert", tabindex: "-1", hidden: true });
   const alert = errorBox("book-error");
   const el = h(
     "form",
     { id: "book-form", class: "card", novalidate: true, "aria-labelledby": "book-heading" },
     h("h2", { id: "book-heading" }, "Patient and question"),
-    h("fieldset", {}, h("legend", {}, "Patient"), h("div", { class: "row" }, nhs, given, family), h("div", { class: "row" }, dob, sex, gp)),
+    h("fieldset", { id: "patient-details" }, h("legend", {}, "Patient"), h("div", { class: "row" }, nhs, given, family), h("div", { class: "row" }, dob, sex, gp), conflict),
     h(
       "fieldset",
       {},
@@ -191,10 +198,97 @@ export async function render(main, { params, navigate }) {
   // One key per booking attempt: a retried or double-clicked submit books once.
   let idempotencyKey = crypto.randomUUID();
 
+  // The body of the last booking the server refused for conflicting patient details.
+  let refused = null;
+
+  /** Sends a booking; on success shows the confirmation, else puts the refusal in view. */
+  async function send(body, button) {
+    const chosen = [...files.control.files];
+    let booked;
+    try {
+      booked = await busy(button, button === submit ? "Booking…" : null, () =>
+        api(`/api/sessions/${s.id}/cases`, { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey } }),
+      );
+    } catch (err) {
+      if (err.code === "patient_details_conflict") {
+        // Nothing was booked: the next attempt (corrected or confirmed) is a new one.
+        idempotencyKey = crypto.randomUUID();
+        showConflict(err, body);
+      } else if (err.code === "red_flags_present") {
+        flagWarning.hidden = false;
+        alert.show(err);
+      } else if (!form.showServerError(err)) {
+        alert.show(err);
+      } else {
+        alert.show("The server refused the booking: see the highlighted field.");
+      }
+      return;
+    }
+    idempotencyKey = crypto.randomUUID();
+    if (!here()) return;
+    await confirmation(main, s, booked, chosen, navigate);
+  }
+
+  function hideConflict() {
+    refused = null;
+    conflict.hidden = true;
+    fill(conflict);
+  }
+
+  function showConflict(err, body) {
+    refused = body;
+    const recorded = err.body?.recorded;
+    const sent = body.patient;
+    const nameDiffers = recorded && (recorded.given_name !== sent.given_name || recorded.family_name !== sent.family_name);
+    const dobDiffers = recorded && recorded.date_of_birth !== sent.date_of_birth;
+    const coordinator = user?.role === "coordinator";
+    const confirmUpdate = (label, id) => {
+      const button = h("button", { type: "button", id, class: "secondary" }, label);
+      button.addEventListener("click", () => send({ ...refused, confirm_patient_update: true }, button));
+      return button;
+    };
+    const useRecorded = h("button", { type: "button", id: "use-recorded" }, "Use the recorded details");
+    useRecorded.addEventListener("click", () => {
+      given.control.value = recorded.given_name;
+      family.control.value = recorded.family_name;
+      dob.control.value = recorded.date_of_birth;
+      for (const name of ["given_name", "family_name", "date_of_birth"]) form.checkOne(name);
+      fill(conflict, h("p", { role: "status" }, "The recorded name and date of birth are filled in. Check them against the patient's own, then book the case."));
+      refused = null;
+      submit.focus();
+    });
+    fill(
+      conflict,
+      h("p", {}, h("strong", {}, "The patient's details differ from the record for this NHS number. "),
+        err.message || "Check the NHS number, name and date of birth against the patient's own."),
+      recorded
+        ? [
+          h("dl", { class: "facts", id: "recorded-details" },
+            h("dt", {}, "Name on record"), h("dd", { id: "recorded-name" }, `${recorded.given_name} ${recorded.family_name}`),
+            h("dt", {}, "Date of birth on record"), h("dd", { id: "recorded-dob" }, h("time", { datetime: recorded.date_of_birth }, birthDate(recorded.date_of_birth)))),
+          h("p", {}, nameDiffers && !dobDiffers
+            ? "Only the name differs. If the patient has changed their name, confirm the change: the record is updated (and the change audited)."
+            : dobDiffers && coordinator
+              ? "The date of birth differs. Correct the record only if you have checked it against the patient's own."
+              : dobDiffers
+                ? "The date of birth differs: a typing error, or a different patient? Only a coordinator can correct a recorded date of birth."
+                : ""),
+          h("div", { class: "actions" },
+            useRecorded,
+            nameDiffers && !dobDiffers ? confirmUpdate("Confirm name change", "confirm-name-change") : null,
+            dobDiffers && coordinator ? confirmUpdate("Confirm correction", "confirm-correction") : null),
+        ]
+        : h("p", {}, "Check the NHS number first: if it is right, ask a coordinator to look at the patient's record."),
+    );
+    conflict.hidden = false;
+    conflict.focus();
+  }
+
   el.addEventListener("submit", async (event) => {
     event.preventDefault();
     alert.show(null);
     if (submit.disabled) return;
+    hideConflict();
     summaryShown = false;
     if (tickedFlags().length) {
       flagWarning.hidden = false;
@@ -224,26 +318,7 @@ export async function render(main, { params, navigate }) {
       red_flags: [],
       free_text_identifies_patient: !privateText.checked,
     };
-    const chosen = [...files.control.files];
-    let booked;
-    try {
-      booked = await busy(submit, "Booking…", () =>
-        api(`/api/sessions/${s.id}/cases`, { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey } }),
-      );
-    } catch (err) {
-      if (err.code === "red_flags_present") {
-        flagWarning.hidden = false;
-        alert.show(err);
-      } else if (!form.showServerError(err)) {
-        alert.show(err);
-      } else {
-        alert.show("The server refused the booking: see the highlighted field.");
-      }
-      return;
-    }
-    idempotencyKey = crypto.randomUUID();
-    if (!here()) return;
-    await confirmation(main, s, booked, chosen, navigate);
+    await send(body, submit);
   });
 }
 
