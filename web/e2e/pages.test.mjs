@@ -260,6 +260,8 @@ test("a signed outcome and its letter show on the referrer's case page", async (
     await basics(page, "signed case");
     const outcome = await page.textContent(".outcome");
     assert.match(outcome, /signed/);
+    // Who signed is shown to everyone who sees the outcome, not only to the signer.
+    assert.match(outcome, /Signed by Dr Morgan Consultant/);
     assert.match(outcome, /Ultrasound/);
     assert.match(outcome, /Early inflammatory arthritis clinic/);
     assert.match(outcome, /Start methotrexate/);

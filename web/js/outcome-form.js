@@ -31,8 +31,11 @@ function labelled(text, control) {
   return h("div", { class: "field" }, h("label", { for: control.id }, text), control);
 }
 
-/** Builds the form for one case; `element` to mount, `refresh(outcomeState)` on live events. */
-export function outcomeForm({ caseId, title, session }) {
+/**
+ * Builds the form for one case; `element` to mount, `refresh(outcomeState)` on live events.
+ * `user` is who is signed in (the signer of what they sign).
+ */
+export function outcomeForm({ caseId, title, session, user }) {
   const error = errorBox(uid("outcome-error"));
   const saved = h("p", { class: "success", role: "status", hidden: true });
   const investigations = h("div", { class: "rows" });
@@ -126,7 +129,10 @@ export function outcomeForm({ caseId, title, session }) {
   function showSigned(current) {
     signed = true;
     for (const el of form.querySelectorAll("input, select, textarea, button")) el.disabled = true;
-    fill(signedBox, h("p", { class: "success", id: "outcome-signed" }, `Signed (version ${current.version}) at ${when(current.signed_at)}. A signed outcome cannot be changed; corrections are made as amendments.`));
+    // The server names the signer; a version just signed here was signed by this user.
+    const signer = current.signed_by_name || (current.signed_by && current.signed_by === user?.id ? user.name : null);
+    fill(signedBox, h("p", { class: "success", id: "outcome-signed" },
+      `Signed${signer ? ` by ${signer}` : ""} (version ${current.version}) at ${when(current.signed_at)}. A signed outcome cannot be changed; corrections are made as amendments.`));
     signedBox.hidden = false;
   }
 

@@ -308,6 +308,16 @@ async function mentorshipSection(c, user, session, error) {
   );
 }
 
+/**
+ * Who signed an outcome version: the server names the signer to everyone who sees the
+ * outcome (`signed_by_name`); without that field, only one's own signature is known.
+ */
+function signerOf(v, user) {
+  if (!v.signed_at) return null;
+  if (v.signed_by_name !== undefined) return v.signed_by_name || null;
+  return v.signed_by && v.signed_by === user.id ? user.name : null;
+}
+
 /** The current outcome (full or summary) and its version history. */
 function outcomeSection(outcome, user) {
   const section = h("section", { class: "card outcome", "aria-labelledby": "outcome-h" }, h("h2", { id: "outcome-h" }, "Outcome"));
@@ -317,7 +327,7 @@ function outcomeSection(outcome, user) {
     return section;
   }
   const signed = Boolean(v.signed_at);
-  const by = v.signed_by && v.signed_by === user.id ? ` by ${user.name}` : "";
+  const by = signerOf(v, user) ? ` by ${signerOf(v, user)}` : "";
   section.append(
     h(
       "p",
@@ -381,7 +391,7 @@ function outcomeSection(outcome, user) {
         "ol",
         { class: "versions" },
         versions.map((x) =>
-          h("li", {}, `Version ${x.version}: `, x.signed_at ? ["signed ", time(x.signed_at)] : "draft", x.amendment_reason ? ` — amended: ${x.amendment_reason}` : x.amended ? " — amended" : ""),
+          h("li", {}, `Version ${x.version}: `, x.signed_at ? ["signed ", signerOf(x, user) ? `by ${signerOf(x, user)} ` : "", time(x.signed_at)] : "draft", x.amendment_reason ? ` — amended: ${x.amendment_reason}` : x.amended ? " — amended" : ""),
         ),
       ),
     );
