@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::live::Discussion;
 use super::outcome::FollowUp;
 use super::{
     Case, CaseState, InvestigationKind, OutcomeVersion, ReferralDestination, Session, Sex, Urgency,
@@ -90,6 +91,8 @@ pub struct CaseExport<'a> {
     pub outcome: Option<&'a OutcomeVersion>,
     /// Who signed `outcome`, when it is signed.
     pub signer: Option<&'a User>,
+    /// When the meeting discussed the case (`None` if it never took it up).
+    pub discussion: Option<Discussion>,
     pub generated_at: DateTime<Utc>,
 }
 
@@ -182,6 +185,7 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
         session,
         outcome,
         signer,
+        discussion,
         generated_at,
     } = *export;
     let version = outcome.map_or(0, |v| v.version);
@@ -226,14 +230,27 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
         )
     });
 
-    let ends = session.starts_at + Duration::minutes(i64::from(session.plan.duration_minutes));
+    // The encounter is the case's discussion when it took place (its actual time, not
+    // the session's schedule); until then, the session's planned slot.
+    let period = match discussion {
+        Some(Discussion {
+            started_at,
+            ended_at: Some(ended_at),
+        }) => json!({ "start": time(started_at), "end": time(ended_at) }),
+        Some(Discussion { started_at, .. }) => json!({ "start": time(started_at) }),
+        None => {
+            let ends =
+                session.starts_at + Duration::minutes(i64::from(session.plan.duration_minutes));
+            json!({ "start": time(session.starts_at), "end": time(ends) })
+        }
+    };
     let mut encounter = object(json!({
         "status": encounter_status(case.state),
         "class": coding(ACT_CODE, "VR", "virtual"),
         "type": [{ "text": "Multidisciplinary team meeting" }],
         "serviceType": { "text": session.plan.specialty.as_str() },
         "subject": patient,
-        "period": { "start": time(session.starts_at), "end": time(ends) },
+        "period": period,
         "reasonCode": [{ "text": case.clinical_question.as_str() }],
         "priority": {
             "coding": [coding(ACT_PRIORITY, urgency_act_code(case.urgency), urgency_act_display(case.urgency))]
@@ -480,6 +497,7 @@ mod tests {
             session: &session(),
             outcome,
             signer,
+            discussion: None,
             generated_at: "2026-01-14T08:00:00Z".parse().unwrap(),
         })
     }
@@ -593,5 +611,29 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["Organization", "Patient", "Encounter"]);
         assert_eq!(resources(&b, "Encounter")[0]["status"], "planned");
+    }
+
+    #[test]
+    fn the_encounter_is_dated_by_the_discussion_not_the_schedule() {
+        let c = case(CaseState::Discussed);
+        let planned = export(&c, None, None);
+        let period = &resources(&planned, "Encounter")[0]["period"];
+        assert_eq!(period["start"], "2026-01-13T12:30:00Z");
+        // Held 19 days early, 12 minutes long.
+        let started_at: DateTime<Utc> = "2025-12-25T09:00:00Z".parse().unwrap();
+        let held = case_bundle(&CaseExport {
+            case: &c,
+            session: &session(),
+            outcome: None,
+            signer: None,
+            discussion: Some(Discussion {
+                started_at,
+                ended_at: Some(started_at + Duration::minutes(12)),
+            }),
+            generated_at: "2026-01-14T08:00:00Z".parse().unwrap(),
+        });
+        let period = &resources(&held, "Encounter")[0]["period"];
+        assert_eq!(period["start"], "2025-12-25T09:00:00Z");
+        assert_eq!(period["end"], "2025-12-25T09:12:00Z");
     }
 }

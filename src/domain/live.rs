@@ -341,6 +341,47 @@ pub struct Attendance {
     pub left_at: Option<DateTime<Utc>>,
 }
 
+/// When a case was discussed, as its meeting recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Discussion {
+    pub started_at: DateTime<Utc>,
+    /// When it was completed or deferred, or the meeting closed; `None` while it runs.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// The case's discussion in its session's `events` (in `seq` order): from its first
+/// `case_started` to the first completion, deferral or close after it. `None` when the
+/// meeting never took the case up.
+pub fn discussion(events: &[LiveEvent], case_id: Uuid) -> Option<Discussion> {
+    let start = events
+        .iter()
+        .position(|e| matches!(e.body, EventBody::CaseStarted { case_id: c } if c == case_id))?;
+    let ended_at = events[start + 1..]
+        .iter()
+        .find(|e| match &e.body {
+            EventBody::CaseCompleted { case_id: c }
+            | EventBody::CaseDeferred { case_id: c, .. } => *c == case_id,
+            EventBody::MeetingClosed => true,
+            _ => false,
+        })
+        .map(|e| e.at);
+    Some(Discussion {
+        started_at: events[start].at,
+        ended_at,
+    })
+}
+
+/// The time a letter or export gives for a case's discussion: when the meeting took it
+/// up; for a case decided outside a meeting, the scheduled start, or `now` if that is
+/// still to come (never a date the discussion had not reached).
+pub fn discussed_at(
+    discussion: Option<Discussion>,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    discussion.map_or(session.starts_at.min(now), |d| d.started_at)
+}
+
 /// The case under discussion, if any.
 pub fn current_case(agenda: &[AgendaItem]) -> Option<Uuid> {
     agenda
@@ -842,6 +883,44 @@ mod tests {
             decide(&s, &[], &live, &actor, &Command::OpenMeeting, on_time(&s)).unwrap(),
             vec![EventBody::MeetingOpened]
         );
+    }
+
+    #[test]
+    fn a_discussion_runs_from_the_start_of_its_case_to_its_end() {
+        let s = session(UserId::new(), SessionState::Live);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let t0 = s.starts_at - chrono::Duration::days(19);
+        let event = |seq: u64, body| LiveEvent {
+            session_id: s.id,
+            seq,
+            body,
+            actor: None,
+            command_id: None,
+            at: t0 + chrono::Duration::minutes(seq as i64),
+        };
+        let events = [
+            event(1, EventBody::MeetingOpened),
+            event(2, EventBody::CaseStarted { case_id: a }),
+            event(3, EventBody::CaseCompleted { case_id: a }),
+            event(4, EventBody::CaseStarted { case_id: b }),
+            event(5, EventBody::MeetingClosed),
+        ];
+        let d = discussion(&events, a).unwrap();
+        assert_eq!(
+            (d.started_at, d.ended_at),
+            (events[1].at, Some(events[2].at))
+        );
+        assert_eq!(discussion(&events, b).unwrap().ended_at, Some(events[4].at));
+        assert_eq!(discussion(&events[..4], b).unwrap().ended_at, None);
+        assert_eq!(discussion(&events, Uuid::new_v4()), None);
+        // The actual date, not the scheduled one (the meeting ran 19 days early).
+        assert_eq!(discussed_at(Some(d), &s, s.starts_at), events[1].at);
+        // Decided outside a meeting: the scheduled start, or now if that is to come.
+        assert_eq!(
+            discussed_at(None, &s, s.starts_at + chrono::Duration::days(1)),
+            s.starts_at
+        );
+        assert_eq!(discussed_at(None, &s, t0), t0);
     }
 
     #[test]

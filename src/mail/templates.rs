@@ -214,13 +214,21 @@ fn decision_lines(
     (investigations, referrals, plan, follow_up)
 }
 
+/// The session a case was discussed at, and when the discussion really took place
+/// (`domain::live::discussed_at`), which is what letters state.
+#[derive(Clone, Copy)]
+pub struct Discussed<'a> {
+    pub session: &'a Session,
+    pub at: DateTime<Utc>,
+}
+
 /// To the referrer when a case's outcome is signed, or (`amended`) when a signed outcome
 /// is corrected. Like every message it carries no patient identifiers and none of the
 /// outcome's free text: the case reference, body site and urgency, the decisions, who
 /// signed and when. `follow_up_session` names the session of a re-discussion.
 pub fn outcome_letter(
     referrer: &EmailAddress,
-    session: &Session,
+    discussed: Discussed<'_>,
     case: &Case,
     version: &OutcomeVersion,
     signer: &PersonName,
@@ -229,7 +237,8 @@ pub fn outcome_letter(
 ) -> NewMessage {
     let summary = version.body.summary();
     let (investigations, referrals, plan, follow_up) = decision_lines(&summary, follow_up_session);
-    let when = local(session.starts_at);
+    let session = discussed.session;
+    let when = local(discussed.at);
     let signed_at = version.signed_at.map(local).unwrap_or_default();
     let subject = format!(
         "{}MDT outcome: {} on {when}",
@@ -415,7 +424,19 @@ mod tests {
         };
         let to = EmailAddress::parse("physio@example.org").unwrap();
         let signer = PersonName::parse("Dr Ada O'Neill").unwrap();
-        let m = outcome_letter(&to, &session, &case, &version, &signer, Some(&later), false);
+        let at = |session| Discussed {
+            session,
+            at: starts,
+        };
+        let m = outcome_letter(
+            &to,
+            at(&session),
+            &case,
+            &version,
+            &signer,
+            Some(&later),
+            false,
+        );
         assert_eq!(
             m.subject,
             "MDT outcome: Rheumatology <MDT> & teaching on Tuesday 1 December 2026 at 12:30"
@@ -447,9 +468,26 @@ mod tests {
         assert!(html.contains("Rheumatology &lt;MDT&gt; &amp; teaching"));
         assert!(html.contains("Dr Ada O&#39;Neill"));
         assert!(!html.contains("<MDT>"));
-        let amended = outcome_letter(&to, &session, &case, &version, &signer, None, true);
+        let amended = outcome_letter(&to, at(&session), &case, &version, &signer, None, true);
         assert!(amended.subject.starts_with("Amended MDT outcome: "));
         assert!(amended.body.contains("discuss again at a later MDT"));
+        // A meeting held 19 days before its scheduled date: the letter gives the real one.
+        let early = Discussed {
+            session: &session,
+            at: starts - chrono::Duration::days(19),
+        };
+        let m = outcome_letter(&to, early, &case, &version, &signer, None, false);
+        assert!(
+            m.subject.ends_with("on Thursday 12 November 2026 at 12:30"),
+            "{}",
+            m.subject
+        );
+        assert!(
+            m.body
+                .contains("teaching on Thursday 12 November 2026 at 12:30 (UK time)"),
+            "{}",
+            m.body
+        );
     }
 
     #[test]

@@ -143,6 +143,19 @@ pub async fn book(
     Ok(res.json(view))
 }
 
+/// When the case was discussed, from its session's meeting events (`None` if the meeting
+/// never took it up).
+pub(crate) async fn discussion_of(
+    state: &AppState,
+    case: &crate::domain::Case,
+) -> Result<Option<crate::domain::live::Discussion>, ApiError> {
+    let events = state
+        .store
+        .live_events(case.session_id, 0, u64::MAX)
+        .await?;
+    Ok(crate::domain::live::discussion(&events, case.id))
+}
+
 /// Loads a case and its session, or 404 when it does not exist or the caller may not
 /// see it (its existence is not revealed).
 pub(crate) async fn visible_case(

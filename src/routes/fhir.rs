@@ -11,7 +11,7 @@ use crate::auth::access::AgendaAccess;
 use crate::auth::AuthUser;
 use crate::domain::fhir::{case_bundle, CaseExport, FHIR_JSON};
 use crate::error::ApiError;
-use crate::routes::cases::visible_case;
+use crate::routes::cases::{discussion_of, visible_case};
 use crate::routes::sessions::session_or_404;
 use crate::startup::AppState;
 
@@ -52,6 +52,7 @@ pub async fn export(
         session: &session,
         outcome,
         signer: signer.as_ref(),
+        discussion: discussion_of(&state, &case).await?,
         generated_at: Utc::now(),
     });
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).json(bundle))

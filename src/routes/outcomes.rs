@@ -4,13 +4,14 @@
 //! are audited, and de-identified viewers get the versions without any free text.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
 use crate::auth::AuthUser;
+use crate::domain::live::discussed_at;
 use crate::domain::outcome::{check_follow_up_session, OutcomeVersionView};
 use crate::domain::{
     Amendment, AmendmentRequest, Case, CaseView, OutcomeDraft, OutcomeRequest, OutcomeVersion,
@@ -18,10 +19,25 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::cases::visible_case;
+use crate::routes::cases::{discussion_of, visible_case};
 use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
 use crate::startup::AppState;
+
+/// An outcome version as shown, with the name of the consultant who signed it.
+#[derive(Serialize)]
+struct Signed<'a> {
+    #[serde(flatten)]
+    version: OutcomeVersionView<'a>,
+    signed_by_name: Option<String>,
+}
+
+fn signer_name(
+    v: &OutcomeVersion,
+    names: &std::collections::HashMap<crate::domain::UserId, Option<String>>,
+) -> Option<String> {
+    v.signed_by.and_then(|id| names.get(&id).cloned().flatten())
+}
 
 #[derive(Serialize)]
 struct SignedOut<'a> {
@@ -68,6 +84,7 @@ fn letter(
     referrer: Option<User>,
     signer: &User,
     follow_up: Option<Session>,
+    discussed_at: DateTime<Utc>,
     amended: bool,
 ) -> impl Fn(&Case, &Session, &OutcomeVersion) -> Option<crate::domain::NewMessage> + Send + Sync {
     let signer = signer.name.clone();
@@ -75,7 +92,10 @@ fn letter(
         let referrer = referrer.as_ref()?;
         Some(templates::outcome_letter(
             &referrer.email,
-            session,
+            templates::Discussed {
+                session,
+                at: discussed_at,
+            },
             case,
             version,
             &signer,
@@ -126,7 +146,8 @@ pub async fn sign(
             .unwrap_or(None),
         None => None,
     };
-    let letter = letter(referrer, &caller, target, false);
+    let discussed_at = discussed_at(discussion_of(&state, &case).await?, &session, Utc::now());
+    let letter = letter(referrer, &caller, target, discussed_at, false);
     let event = state.audit_event(&req, &caller, "outcome_signed", "case");
     let signed = state
         .store
@@ -165,7 +186,8 @@ pub async fn amend(
     may_sign_outcome(&caller, &session)?;
     let target = follow_up_session(&state, &session, &amendment.body).await?;
     let referrer = state.store.user(case.referrer_id).await?;
-    let letter = letter(referrer, &caller, target, true);
+    let discussed_at = discussed_at(discussion_of(&state, &case).await?, &session, Utc::now());
+    let letter = letter(referrer, &caller, target, discussed_at, true);
     let event = state.audit_event(&req, &caller, "outcome_amended", "case");
     let version = state
         .store
@@ -194,13 +216,25 @@ pub async fn show(
     )
     .await?;
     let identified = access == AgendaAccess::Full;
-    let views: Vec<OutcomeVersionView> = versions
-        .iter()
-        .map(|v| OutcomeVersionView::of(v, identified))
-        .collect();
-    let current = versions
-        .last()
-        .map(|v| OutcomeVersionView::of(v, identified));
+    // Everyone who sees an outcome sees who signed it (a consultant, never the patient).
+    let mut signers = std::collections::HashMap::new();
+    for id in versions.iter().filter_map(|v| v.signed_by) {
+        if let std::collections::hash_map::Entry::Vacant(e) = signers.entry(id) {
+            e.insert(
+                state
+                    .store
+                    .user(id)
+                    .await?
+                    .map(|u| u.name.as_str().to_string()),
+            );
+        }
+    }
+    let view = |v| Signed {
+        signed_by_name: signer_name(v, &signers),
+        version: OutcomeVersionView::of(v, identified),
+    };
+    let views: Vec<Signed> = versions.iter().map(view).collect();
+    let current = versions.last().map(view);
     Ok(HttpResponse::Ok().json(json!({
         "case_id": case.id,
         "current": current,
@@ -251,9 +285,18 @@ pub async fn letter_text(
         std::slice::from_ref(&case),
     )
     .await?;
+    // The letter as sent: dated by the discussion, as of when the first version was signed.
+    let first_signed = versions
+        .iter()
+        .find_map(|v| v.signed_at)
+        .unwrap_or_else(Utc::now);
+    let discussed = templates::Discussed {
+        session: &session,
+        at: discussed_at(discussion_of(&state, &case).await?, &session, first_signed),
+    };
     let letter = templates::outcome_letter(
         &referrer.email,
-        &session,
+        discussed,
         &case,
         version,
         &signer.name,

@@ -872,6 +872,29 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
         .as_str()
         .unwrap()
         .starts_with("MDT outcome: "));
+    // Decided today, outside a meeting, for a session a week away: the letter gives the
+    // day it was decided, never the scheduled date it had not reached.
+    let uk_day = |t: chrono::DateTime<Utc>| {
+        t.with_timezone(&mdt_coordinator::domain::schedule::CLINIC_TZ)
+            .format("%A %-d %B %Y")
+            .to_string()
+    };
+    let subject = body["subject"].as_str().unwrap();
+    assert!(subject.contains(&uk_day(Utc::now())), "{subject}");
+    assert!(
+        !subject.contains(&uk_day(Utc::now() + Duration::days(7))),
+        "{subject}"
+    );
+    // Everyone who sees the outcome sees who signed it.
+    for token in [&c.physio.token, &c.trainee.token, &c.consultant.token] {
+        let (status, outcome) = c.outcome(token, &case).await;
+        assert_eq!(status, StatusCode::OK, "{outcome}");
+        assert_eq!(
+            outcome["current"]["signed_by_name"], "Dr Test Person",
+            "{outcome}"
+        );
+        assert_eq!(outcome["versions"][0]["signed_by_name"], "Dr Test Person");
+    }
     let text = body["body"].as_str().unwrap();
     assert!(
         text.contains("MRI") && text.contains("Dr Test Person"),
