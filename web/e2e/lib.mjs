@@ -150,6 +150,22 @@ export async function apiAs(role) {
   };
 }
 
+/**
+ * Moves a session, as the coordinator, to start `minutes` from now: a meeting may be
+ * opened no earlier than 30 minutes before its start (`too_early`), and the demo's
+ * sessions are days ahead. Book what the session needs first (booking closes 48 hours
+ * before the start). Resolves to the moved session.
+ */
+export async function startSoon(sessionId, minutes = 5) {
+  const coordinator = await apiAs("coordinator");
+  const at = new Date(Date.now() + minutes * 60000);
+  at.setUTCSeconds(0, 0);
+  return coordinator(`/api/sessions/${sessionId}/reschedule`, {
+    method: "POST",
+    body: { starts_at: at.toISOString().replace(".000Z", "Z") },
+  });
+}
+
 /** A valid NHS number (Modulus 11 check digit) from a 9-digit stem. */
 export function nhsNumber(stem) {
   const digits = String(stem).padStart(9, "0").split("").map(Number);

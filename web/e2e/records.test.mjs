@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { apiAs, as, launch, screenshotBoth } from "./lib.mjs";
+import { apiAs, as, assertClean, launch, screenshotBoth, startSoon } from "./lib.mjs";
 
 const NECK = "9434765919"; // booked by the demo physio into the pain (teaching) MDT
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
@@ -193,6 +193,9 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     // meeting, the chair opens it and starts the first case (cases count once they reach
     // discussion), and the trainee leaves again.
     const teaching = (await consultantApi("/api/sessions?specialty=pain")).find((s) => s.teaching && s.booked > 0);
+    // A meeting opens no earlier than 30 minutes before its start: the coordinator moves
+    // it to start in five minutes.
+    await startSoon(teaching.id);
     const trainee = await as(browser, "trainee");
     consultantPage.on("dialog", (d) => d.accept());
     await consultantPage.goto(`/#/meeting/${teaching.id}`);
@@ -233,6 +236,7 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     await screenshotBoth(trainee, "cpd");
     assert.deepEqual(trainee.problems, []);
     assert.deepEqual(consultantPage.problems, [], "the chair's meeting page");
+    assertClean(browser);
   } finally {
     await browser.close();
   }
