@@ -4,7 +4,7 @@
 // the chair signs the outcome, and the practitioner survives 5 s offline.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { apiAs, demo, inbound, launch, nhsNumber, open, screenshotBoth, signIn, until, watchPeerConnections } from "./lib.mjs";
+import { apiAs, assertClean, demo, inbound, launch, nhsNumber, open, screenshotBoth, signIn, startSoon, until, watchPeerConnections } from "./lib.mjs";
 
 const identifiers = (c) => [
   c.patient.nhs_number,
@@ -32,6 +32,8 @@ test("chair, presenter and trainee hold a meeting", async () => {
   });
   const agenda = (await coordinator(`/api/sessions/${session.id}`)).agenda;
   assert.equal(agenda.length, 2);
+  // The meeting may be opened from 30 minutes before its start: it is moved to now.
+  await startSoon(session.id);
   const secret = agenda.flatMap(identifiers);
   // A name is found as a word ("Jo" must not match inside a random ICE password).
   const shows = (text, s) => new RegExp(`(^|[^A-Za-z0-9])${s}([^A-Za-z0-9]|$)`).test(text);
@@ -41,6 +43,7 @@ test("chair, presenter and trainee hold a meeting", async () => {
     const pages = {};
     for (const role of ["consultant", "practitioner", "trainee"]) {
       const page = await open(browser);
+      page.role = role;
       await watchPeerConnections(page);
       await signIn(page, demo[role]);
       pages[role] = page;
@@ -59,10 +62,23 @@ test("chair, presenter and trainee hold a meeting", async () => {
       for (const s of secret) assert.ok(!shows(text, s), `trainee page shows ${s} ${when}`);
     };
     await traineeClean("before the meeting");
+    // The header names the specialty as everywhere else ("Pain", not "pain").
+    for (const page of Object.values(pages)) assert.match(await page.textContent("#meeting-facts"), /^Pain · /);
+    // Each agenda entry is numbered once: by its position for clinicians, by its label
+    // ("Case 1 · F · …") for the trainee, never "1. Case 1 · …".
+    const titles = (page) => page.$$eval("#agenda .case-title", (els) => els.map((e) => e.textContent));
+    for (const t of await titles(trainee)) assert.match(t, /^Case \d+ · /, "the trainee's agenda line");
+    assert.deepEqual((await titles(chair)).map((t) => t.slice(0, 3)), ["1. ", "2. "], "the chair's agenda lines");
 
     // The chair opens the meeting and starts the first case; everyone's agenda follows.
     await chair.click("#open-meeting");
     for (const page of Object.values(pages)) await page.waitForSelector("#meeting-state:text('live')");
+    assert.equal(await chair.textContent("#next-case"), "Start first case");
+    // The chair is never offered to let themselves present; they may present their own screen.
+    await chair.waitForSelector(`button[aria-label="Let Pat Physiotherapist present"]`);
+    assert.equal(await chair.locator(`button[aria-label="Let Dr Morgan Consultant present"]`).count(), 0);
+    assert.equal(await chair.locator(`#participants button:text("Let present")`).count(), 1, "one 'Let present', for the practitioner");
+    assert.ok(await chair.isVisible("#present-self"));
     await chair.click("#next-case");
     const first = agenda[0].id;
     for (const page of Object.values(pages)) {
@@ -115,6 +131,9 @@ test("chair, presenter and trainee hold a meeting", async () => {
     await panel.getByLabel("Plan items (optional, one per line)").fill("Continue home exercises\nReview analgesia");
     await chair.click("#outcome-panel button:text('Sign outcome')");
     await chair.waitForSelector("#outcome-signed");
+    assert.match(await chair.textContent("#outcome-signed"), /^Signed by Dr Morgan Consultant \(version 1\)/);
+    // The signed case is no longer under discussion; one case waits.
+    await chair.waitForSelector("#next-case:text('Start next case')");
     // What was signed is what was typed: notes and plan items included.
     const signed = (await coordinator(`/api/cases/${first}/outcome`)).current;
     assert.ok(signed.signed_at, "signed");
@@ -124,16 +143,18 @@ test("chair, presenter and trainee hold a meeting", async () => {
 
     // The practitioner loses the network for 5 s while the chair moves on; on return the
     // page resumes and the agenda is right.
-    await physio.context().setOffline(true);
-    await physio.waitForSelector("#offline-banner:not([hidden])");
-    await screenshotBoth(physio, "meeting-offline");
-    await chair.click("#next-case");
     const second = agenda[1].id;
-    await chair.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
-    await new Promise((r) => setTimeout(r, 5000));
-    assert.ok(await physio.isVisible("#offline-banner"), "still offline after 5 s");
-    await physio.context().setOffline(false);
-    await physio.waitForSelector("#offline-banner", { state: "hidden" });
+    await physio.expectConsole(/net::ERR_INTERNET_DISCONNECTED/, "the practitioner is taken offline for 5 s: the reconnection attempts fail meanwhile", async () => {
+      await physio.context().setOffline(true);
+      await physio.waitForSelector("#offline-banner:not([hidden])");
+      await screenshotBoth(physio, "meeting-offline");
+      await chair.click("#next-case");
+      await chair.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
+      await new Promise((r) => setTimeout(r, 5000));
+      assert.ok(await physio.isVisible("#offline-banner"), "still offline after 5 s");
+      await physio.context().setOffline(false);
+      await physio.waitForSelector("#offline-banner", { state: "hidden" });
+    });
     await physio.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
     assert.match(await physio.textContent(`#agenda li[data-case-id="${first}"]`), /outcome signed/i);
     await trainee.waitForSelector(`#agenda li.current[data-case-id="${second}"]`);
@@ -145,6 +166,18 @@ test("chair, presenter and trainee hold a meeting", async () => {
     await until("the trainee's agenda to follow the reorder", async () =>
       (await trainee.$$eval("#agenda li[data-case-id]", (lis) => lis.map((li) => li.dataset.caseId))).join() === [second, first].join());
     assert.equal(await chair.evaluate(() => document.activeElement?.dataset.caseId), second, "focus stays on the moved case");
+
+    // The last case is finished: the agenda is done, and closing is what the chair is
+    // offered (no case button that would answer "There are no more cases waiting.").
+    assert.equal(await chair.textContent("#next-case"), "Finish this case");
+    await chair.click("#next-case");
+    await chair.waitForSelector("#agenda-done");
+    assert.equal(await chair.locator("#next-case").count(), 0, "no case button once the agenda is done");
+    assert.equal(await chair.getAttribute("#close-meeting", "class"), null, "closing is the primary action");
+    await trainee.waitForSelector("#current-case:text('Agenda done')");
+    await screenshotBoth(chair, "meeting-agenda-done");
+    await chair.click("#close-meeting");
+    for (const page of Object.values(pages)) await page.waitForSelector("#meeting-state:text('closed')");
 
     // The practitioner sees the signed outcome under "my cases", with its letter.
     await physio.goto("/#/cases");
@@ -170,6 +203,7 @@ test("chair, presenter and trainee hold a meeting", async () => {
       }
     }
     for (const [name, page] of Object.entries(pages)) assert.deepEqual(page.problems, [], `${name} page errors`);
+    assertClean(browser);
   } finally {
     await browser.close();
   }

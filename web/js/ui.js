@@ -105,3 +105,6 @@ export function field(label, control, hint) {
 }
 
 export const humanise = (s) => String(s || "").replaceAll("_", " ");
+
+/** A code as words with a capital, as headings show it: "pain" → "Pain", "spinal_surgery" → "Spinal surgery". */
+export const sentenceCase = (s) => humanise(s).replace(/^./, (c) => c.toUpperCase());

@@ -5,7 +5,7 @@
 import { LiveChannel } from "../live.js";
 import { Media } from "../rtc.js";
 import { outcomeForm } from "../outcome-form.js";
-import { clock, explain, fill, h, humanise, when } from "../ui.js";
+import { clock, explain, fill, h, humanise, sentenceCase, when } from "../ui.js";
 
 const LIVE_ERRORS = {
   offline: "You are not connected just now: try again once the meeting has reconnected.",
@@ -30,6 +30,18 @@ export function caseTitle(c, index) {
   }
   return c.label || `Case ${index + 1}`;
 }
+
+/**
+ * The agenda line for an entry: numbered once. A de-identified label already carries its
+ * number ("Case 1 · F · 60–69 · neck"), so only identified entries get their position.
+ */
+export function agendaTitle(c, index) {
+  const title = caseTitle(c, index);
+  return /^Case \d+\b/.test(title) ? title : `${index + 1}. ${title}`;
+}
+
+/** Cases the chair can still start: booked or listed, not yet discussed. */
+const isWaiting = (c) => c.state === "booked" || c.state === "listed";
 
 export async function render(main, { user, params: [sessionId] }) {
   const state = {
@@ -56,7 +68,7 @@ export async function render(main, { user, params: [sessionId] }) {
   const traineeWarning = h("p", { id: "trainee-warning", class: "warning", hidden: true },
     "Trainees are present: do not show patient identifiers on screen.");
   const heading = h("h1", {}, "Meeting room");
-  const facts = h("p", { class: "muted" });
+  const facts = h("p", { class: "muted", id: "meeting-facts" });
   const agendaList = h("ol", { id: "agenda", class: "agenda", "aria-label": "Agenda" });
   const chairBar = h("div", { class: "actions", id: "chair-controls" });
   const timer = h("p", { id: "timer", class: "timer", "aria-live": "off" });
@@ -97,6 +109,8 @@ export async function render(main, { user, params: [sessionId] }) {
   const mayRecord = () => Boolean(state.you && state.you.role !== "coordinator" && (state.you.chair || state.you.role === "consultant"));
   const live = () => state.session?.state === "live";
   const me = () => state.participants.get(user.id);
+  // Live, nothing under discussion and nothing left to start: only closing remains.
+  const agendaDone = () => live() && !state.current && !state.agenda.some(isWaiting);
 
   // One command at a time: buttons are disabled while one is out, so a double click
   // cannot skip a case.
@@ -284,7 +298,7 @@ export async function render(main, { user, params: [sessionId] }) {
     const key = focusKey();
     const s = state.session;
     heading.textContent = s.title;
-    fill(facts, `${humanise(s.specialty)} · ${when(s.starts_at)} · `, h("span", { id: "meeting-state", class: `tag state-${s.state}` }, humanise(s.state)),
+    fill(facts, `${sentenceCase(s.specialty)} · ${when(s.starts_at)} · `, h("span", { id: "meeting-state", class: `tag state-${s.state}` }, humanise(s.state)),
       s.teaching ? " · teaching session" : "");
     const trainees = [...state.participants.values()].some((p) => p.role === "trainee");
     traineeWarning.hidden = !(trainees && state.you?.role !== "trainee");
@@ -307,7 +321,7 @@ export async function render(main, { user, params: [sessionId] }) {
     fill(agendaList, state.agenda.map((c, i) => {
       const current = c.id === state.current;
       const outcome = state.outcomes.get(c.id);
-      const waiting = c.state === "booked" || c.state === "listed";
+      const waiting = isWaiting(c);
       const li = h("li", {
         class: current ? "current" : "",
         dataset: { caseId: c.id },
@@ -315,7 +329,7 @@ export async function render(main, { user, params: [sessionId] }) {
         draggable: isChair() ? "true" : false,
         "aria-current": current ? "step" : false,
       },
-      h("div", { class: "case-title" }, `${i + 1}. ${caseTitle(c, i)}`),
+      h("div", { class: "case-title" }, agendaTitle(c, i)),
       h("div", {}, h("span", { class: `tag state-${c.state}` }, humanise(c.state)), " ",
         c.urgency === "urgent" ? h("span", { class: "tag urgent" }, "urgent") : null, " ",
         h("span", { class: "muted" }, c.body_site || "")),
@@ -376,7 +390,8 @@ export async function render(main, { user, params: [sessionId] }) {
     const current = caseById(state.current);
     currentTitle.textContent = current
       ? `Now discussing: ${caseTitle(current, state.agenda.indexOf(current))}`
-      : live() ? "No case under discussion" : state.session?.state === "closed" ? "The meeting has closed" : "The meeting has not started";
+      : agendaDone() ? "Agenda done"
+        : live() ? "No case under discussion" : state.session?.state === "closed" ? "The meeting has closed" : "The meeting has not started";
     const presenter = state.presenter && state.participants.get(state.presenter);
     const own = state.presenter === user.id && media?.screenPreview;
     const stream = own || (state.presenter && state.presenter !== user.id ? screens.get(state.presenter) : null);
@@ -409,17 +424,26 @@ export async function render(main, { user, params: [sessionId] }) {
       inRoom && presenting ? btn({ id: "share-toggle", onclick: () => toggleShare() },
         media?.sharing ? "Stop sharing" : "Share screen") : null,
       inRoom && presenting ? btn({ key: "stop-presenting", class: "secondary", onclick: () => { media?.stopSharing(); act({ kind: "revoke_present" }); } }, "Stop presenting") : null,
+      // The chair needs no one's leave to present: they take the presenter's place.
+      inRoom && !presenting && isChair() ? btn({ id: "present-self", class: "secondary", onclick: () => act({ kind: "grant_present", user_id: user.id }) }, "Present my screen") : null,
       inRoom && !presenting && !trainee && !isChair() ? btn({ id: "request-present", class: "secondary", disabled: state.requests.includes(user.id), onclick: () => act({ kind: "request_present" }) },
         state.requests.includes(user.id) ? "Asked to present" : "Ask to present") : null,
       !state.connected ? h("span", { class: "muted" }, "Connecting…") : null,
     );
     if (!isChair()) return fill(chairBar);
     const s = state.session?.state;
+    const done = agendaDone();
+    const more = state.agenda.some(isWaiting);
+    const begun = state.agenda.some((c) => !isWaiting(c));
+    const next = state.current ? (more ? "Next case" : "Finish this case") : begun ? "Start next case" : "Start first case";
     fill(chairBar,
       s === "scheduled" || s === "published" ? btn({ id: "open-meeting", onclick: () => act({ kind: "open_meeting" }) }, "Open meeting") : null,
-      s === "live" ? btn({ id: "next-case", onclick: () => act({ kind: "next_case" }) }, state.current ? "Next case" : "Start first case") : null,
+      s === "live" && !done ? btn({ id: "next-case", onclick: () => act({ kind: "next_case" }) }, next) : null,
       s === "live" && state.current ? btn({ class: "secondary", id: "defer-current", onclick: () => act({ kind: "defer_case", case_id: state.current }) }, "Defer current case") : null,
-      s === "live" ? btn({ class: "danger", id: "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
+      done ? h("p", { id: "agenda-done", class: "notice" }, "Agenda done: every case has been discussed, deferred or withdrawn. Close the meeting when everyone is ready.") : null,
+      // Once the agenda is done, closing is the one thing left: the primary action, and
+      // where focus goes from the case button that has gone.
+      s === "live" ? btn({ class: done ? undefined : "danger", id: "close-meeting", key: done ? "next-case" : "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
     );
   }
 
@@ -470,7 +494,7 @@ export async function render(main, { user, params: [sessionId] }) {
         hand ? h("span", { class: "icon hand" }, "hand up") : null,
         presenting ? h("span", { class: "icon presenting" }, "presenting") : null,
         asked ? h("span", { class: "icon" }, "asks to present") : null,
-        chair && !presenting && p.role !== "trainee" ? btn({ key: `present-${p.user_id}`, class: "small secondary", "aria-label": `Let ${p.name} present`, onclick: () => act({ kind: "grant_present", user_id: p.user_id }) }, "Let present") : null,
+        chair && !presenting && p.role !== "trainee" && p.user_id !== user.id ? btn({ key: `present-${p.user_id}`, class: "small secondary", "aria-label": `Let ${p.name} present`, onclick: () => act({ kind: "grant_present", user_id: p.user_id }) }, "Let present") : null,
         chair && presenting ? btn({ key: `stop-${p.user_id}`, class: "small secondary", "aria-label": `Stop ${p.name} presenting`, onclick: () => act({ kind: "revoke_present" }) }, "Stop presenting") : null,
         chair && hand && p.user_id !== user.id ? btn({ key: `lower-${p.user_id}`, class: "small secondary", "aria-label": `Lower ${p.name}'s hand`, onclick: () => act({ kind: "lower_hand", user_id: p.user_id }) }, "Lower hand") : null,
         chair && !p.muted && p.user_id !== user.id ? btn({ key: `mute-${p.user_id}`, class: "small secondary", "aria-label": `Mute ${p.name}`, onclick: () => act({ kind: "set_muted", user_id: p.user_id, muted: true }) }, "Mute") : null,
@@ -502,7 +526,7 @@ export async function render(main, { user, params: [sessionId] }) {
     }
     // One form per case for the page's life: moving to the next case and back keeps
     // whatever was typed and not yet saved.
-    form = forms.get(id) || outcomeForm({ caseId: id, title: caseTitle(c, state.agenda.indexOf(c)), session: state.session });
+    form = forms.get(id) || outcomeForm({ caseId: id, title: caseTitle(c, state.agenda.indexOf(c)), session: state.session, user });
     forms.set(id, form);
     form.refresh(state.outcomes.get(id));
     fill(outcomePanel, form.element);
