@@ -208,3 +208,181 @@ test("chair, presenter and trainee hold a meeting", async () => {
     await browser.close();
   }
 });
+
+/** The page's newest open peer connection: its signalling and connection states. */
+const peerState = (page) =>
+  page.evaluate(() => {
+    const pc = (window.__pcs || []).filter((p) => p.connectionState !== "closed").at(-1);
+    return pc ? { signaling: pc.signalingState, connection: pc.connectionState } : null;
+  });
+
+/** Waits until the page's peer connection is negotiated (stable) and connected. */
+async function connected(page, name, timeoutMs = 15000) {
+  await until(`${name}'s media to connect`, async () => {
+    const s = await peerState(page);
+    return s && s.signaling === "stable" && s.connection === "connected" && s;
+  }, timeoutMs);
+}
+
+// Issue 13: voice was lost for the whole meeting when offers made at the moment the
+// chair opened it were refused. Every participant's media must connect right after the
+// opening, every time: five meetings in a row.
+test("everyone's media connects right after the chair opens the meeting, five times over", async () => {
+  const coordinator = await apiAs("coordinator");
+  const physioApi = await apiAs("practitioner");
+  // Later pain (teaching) sessions: the trainee may join them; the practitioner books a
+  // case into each, which makes them a participant.
+  const sessions = (await coordinator("/api/sessions?specialty=pain"))
+    .filter((s) => s.teaching)
+    .sort((a, b) => a.starts_at.localeCompare(b.starts_at))
+    .slice(1, 6);
+  assert.equal(sessions.length, 5);
+  for (const [i, s] of sessions.entries()) {
+    await physioApi(`/api/sessions/${s.id}/cases`, {
+      method: "POST",
+      body: {
+        patient: { nhs_number: nhsNumber(402000100 + i * 100), given_name: "Round", family_name: `Patient${i + 1}`,
+          date_of_birth: "1975-06-0" + (i + 1), sex: "female", gp_practice_code: "A81001" },
+        clinical_question: "Persistent knee pain after physiotherapy: imaging or injection?",
+        history: "Twelve weeks of exercise therapy.",
+        urgency: "routine", red_flags: [], body_site: "knee",
+      },
+    });
+  }
+
+  const browser = await launch();
+  try {
+    const pages = {};
+    for (const role of ["consultant", "practitioner", "trainee"]) {
+      const page = await open(browser);
+      page.role = role;
+      await watchPeerConnections(page);
+      await signIn(page, demo[role]);
+      pages[role] = page;
+    }
+    const chair = pages.consultant;
+    chair.on("dialog", (d) => d.accept());
+    for (const [round, session] of sessions.entries()) {
+      await startSoon(session.id);
+      for (const page of Object.values(pages)) {
+        await page.goto(`/#/meeting/${session.id}`);
+        await page.waitForSelector("#agenda li[data-case-id]");
+        await page.waitForSelector("#meeting-state:text('published'), #meeting-state:text('scheduled')");
+      }
+      await chair.click("#open-meeting");
+      for (const [name, page] of Object.entries(pages)) {
+        await page.waitForSelector("#meeting-state:text('live')");
+        await connected(page, `round ${round + 1}: ${name}`);
+      }
+      for (const page of Object.values(pages)) {
+        await page.click("#mic-toggle");
+        await page.waitForSelector("#mic-toggle:text('Mute microphone')");
+      }
+      for (const [name, page] of Object.entries(pages)) {
+        await until(`round ${round + 1}: ${name} to hear both others`, async () =>
+          (await inbound(page, "audio")).filter((a) => a.packets > 20).length >= 2);
+        assert.ok(await page.isHidden("#meeting-error"), `round ${round + 1}: ${name} shows no error`);
+      }
+      await chair.click("#close-meeting");
+      for (const page of Object.values(pages)) await page.waitForSelector("#meeting-state:text('closed')");
+    }
+    assertClean(browser);
+  } finally {
+    await browser.close();
+  }
+});
+
+/**
+ * Puts the live channel of `page` through `decide(rtcMessage)`: "forward" it to the
+ * server, "refuse" it as the server does when its media is not open yet (an error with
+ * no id), or "drop" it (lost). Everything else passes both ways untouched.
+ */
+async function interceptRtc(page, decide) {
+  const log = [];
+  await page.routeWebSocket(/\/api\/sessions\/[^/]+\/live/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((message) => {
+      let msg = null;
+      try {
+        msg = JSON.parse(message);
+      } catch {
+        /* not JSON: forwarded */
+      }
+      const verdict = msg?.type === "rtc" ? decide(msg) : "forward";
+      if (msg?.type === "rtc") log.push(`${msg.kind}:${verdict}`);
+      if (verdict === "forward") server.send(message);
+      else if (verdict === "refuse") {
+        ws.send(JSON.stringify({ type: "error", code: "meeting_not_open", message: "media starts when the meeting is open" }));
+      }
+    });
+    server.onMessage((message) => ws.send(message));
+  });
+  return log;
+}
+
+// The page recovers from a refused or an unanswered offer: it never stays in
+// `have-local-offer`, and a refusal while the meeting is live is not shown as "The
+// meeting has not been opened yet.".
+test("a refused or unanswered offer is sent again until the media connects", async () => {
+  const coordinator = await apiAs("coordinator");
+  // The demo's first spinal session: the practitioner booked a case into it.
+  const session = (await coordinator("/api/sessions?specialty=spinal"))
+    .sort((a, b) => a.starts_at.localeCompare(b.starts_at))[0];
+  await startSoon(session.id);
+
+  const browser = await launch();
+  try {
+    const pages = {};
+    for (const role of ["consultant", "practitioner"]) {
+      const page = await open(browser);
+      page.role = role;
+      await watchPeerConnections(page);
+      await signIn(page, demo[role]);
+      pages[role] = page;
+    }
+    const { consultant: chair, practitioner: physio } = pages;
+    chair.on("dialog", (d) => d.accept());
+    // The practitioner's first offer, and the candidates that follow it, are refused as
+    // the server refused them while its media was still opening.
+    let physioOffers = 0;
+    const physioLog = await interceptRtc(physio, (m) => {
+      if (m.kind === "offer") physioOffers += 1;
+      return physioOffers <= 1 && (m.kind === "offer" || m.kind === "candidate") ? "refuse" : "forward";
+    });
+    // The chair's first offer and its candidates are lost on the way: no answer comes.
+    let chairOffers = 0;
+    const chairLog = await interceptRtc(chair, (m) => {
+      if (m.kind === "offer") chairOffers += 1;
+      return chairOffers <= 1 && (m.kind === "offer" || m.kind === "candidate") ? "drop" : "forward";
+    });
+    for (const page of Object.values(pages)) {
+      await page.goto(`/#/meeting/${session.id}`);
+      await page.waitForSelector("#agenda li[data-case-id]");
+    }
+    await chair.click("#open-meeting");
+    await physio.waitForSelector("#meeting-state:text('live')");
+    // Refused: sent again within a second or so, and nothing shown meanwhile.
+    await until("the practitioner's media to connect after the refusal", async () => {
+      assert.ok(await physio.isHidden("#meeting-error"), `no error while live: ${await physio.textContent("#meeting-error")}`);
+      const s = await peerState(physio);
+      return s?.signaling === "stable" && s.connection === "connected";
+    }, 8000);
+    assert.ok(physioLog.includes("offer:refuse") && physioLog.includes("offer:forward"), physioLog.join());
+    // Unanswered: the offer as it now stands is sent again after 10 s.
+    await connected(chair, "the chair (after the lost offer)", 20000);
+    assert.ok(chairLog.includes("offer:drop") && chairLog.includes("offer:forward"), chairLog.join());
+    // And the two hear each other.
+    for (const page of Object.values(pages)) {
+      await page.click("#mic-toggle");
+      await page.waitForSelector("#mic-toggle:text('Mute microphone')");
+    }
+    for (const [name, page] of Object.entries(pages)) {
+      await until(`${name} to hear the other`, async () => (await inbound(page, "audio")).some((a) => a.packets > 20));
+    }
+    assert.ok(await physio.isHidden("#meeting-error"));
+    await chair.click("#close-meeting");
+    assertClean(browser);
+  } finally {
+    await browser.close();
+  }
+});

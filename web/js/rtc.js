@@ -3,17 +3,25 @@
 // the outgoing screen, and the remote tracks, which it reports by publisher user id.
 
 const RESEND_OFFER_MS = 10000;
+// An offer refused because the server's media was not open yet (the meeting opening at
+// that moment) is sent again after 300 ms, then 600 ms, … at most 5 s apart, 8 times.
+const RETRY_FIRST_MS = 300;
+const RETRY_MAX_MS = 5000;
+const RETRY_TRIES = 8;
 
 export class Media {
   /**
    * send(message): sends an rtc message on the live channel.
    * onTrack(kind, userId, stream | null): a remote microphone or screen appeared or went.
    * onChange(): the local state (microphone, sharing) changed.
+   * onGiveUp(): the server kept refusing our offer (its media never opened); nothing is
+   * pending any more.
    */
-  constructor({ send, iceServers, onTrack, onChange }) {
+  constructor({ send, iceServers, onTrack, onChange, onGiveUp }) {
     this.send = send;
     this.onTrack = onTrack;
     this.onChange = onChange;
+    this.onGiveUp = onGiveUp || (() => {});
     this.pc = new RTCPeerConnection({ iceServers });
     this.mic = null;
     this.micError = null;
@@ -21,6 +29,9 @@ export class Media {
     this.makingOffer = false;
     this.queue = Promise.resolve();
     this.resendTimer = null;
+    this.retryTimer = null;
+    this.retries = 0;
+    this.gaveUp = false;
     this.closed = false;
 
     this.pc.onicecandidate = ({ candidate }) => {
@@ -62,7 +73,9 @@ export class Media {
   }
 
   async offer() {
-    if (this.closed || this.pc.signalingState !== "stable") return;
+    // After giving up, no new offer either (the rollback asks for one): a fresh Media,
+    // made when the page reconnects, starts again.
+    if (this.closed || this.gaveUp || this.pc.signalingState !== "stable") return;
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
@@ -73,16 +86,54 @@ export class Media {
     }
   }
 
-  /** An offer unanswered for 10 s is sent again (it may have been lost on a reconnect). */
+  /**
+   * While our offer is unanswered it is sent again every 10 s (it may have been lost on a
+   * reconnect). What is sent is the current local description, whatever the browser has
+   * added to it since (it adds each gathered candidate within milliseconds), so the
+   * connection never waits in `have-local-offer` for an answer that is not coming.
+   */
   armResend() {
     clearTimeout(this.resendTimer);
-    const sdp = this.pc.localDescription?.sdp;
     this.resendTimer = setTimeout(() => {
-      if (!this.closed && this.pc.signalingState === "have-local-offer" && this.pc.localDescription?.sdp === sdp) {
-        this.send({ type: "rtc", kind: "offer", sdp });
-        this.armResend();
-      }
+      this.serially(async () => {
+        if (this.closed || this.pc.signalingState !== "have-local-offer") return;
+        this.resendOffer();
+      });
     }, RESEND_OFFER_MS);
+  }
+
+  /** Sends the pending offer again, as it stands now (with every candidate gathered). */
+  resendOffer() {
+    this.send({ type: "rtc", kind: "offer", sdp: this.pc.localDescription.sdp });
+    this.armResend();
+  }
+
+  /**
+   * The server refused our offer with `meeting_not_open` while the meeting is live: its
+   * media was not open yet when the offer came (the meeting opening at that moment). The
+   * same offer is sent again after a back-off, until answered or 8 tries have failed;
+   * then it is rolled back and `onGiveUp` is told. The same offer, not a new one: an answer
+   * on its way to an earlier copy then still fits it. Its candidates, refused with it,
+   * are all in the description by then. One retry waits at a time: a refused offer is
+   * followed by the refusals of the candidates trickled after it, and a refusal that
+   * arrives with no offer pending (a late one) asks for nothing.
+   */
+  notOpen() {
+    if (this.closed || this.retryTimer || this.pc.signalingState !== "have-local-offer") return;
+    if (this.retries >= RETRY_TRIES) {
+      this.gaveUp = true;
+      this.refused(false).then(() => this.onGiveUp());
+      return;
+    }
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.retries);
+    this.retries += 1;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.serially(async () => {
+        if (this.closed || this.pc.signalingState !== "have-local-offer") return;
+        this.resendOffer();
+      });
+    }, delay);
   }
 
   /** An rtc message from the server. */
@@ -91,14 +142,15 @@ export class Media {
       if (this.closed) return;
       if (msg.kind === "offer") {
         // Polite: our own pending offer, if any, is rolled back by applying theirs.
-        clearTimeout(this.resendTimer);
+        this.stopRetrying();
         await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
         await this.pc.setLocalDescription();
         this.send({ type: "rtc", kind: "answer", sdp: this.pc.localDescription.sdp });
       } else if (msg.kind === "answer") {
         if (this.pc.signalingState !== "have-local-offer") return;
-        clearTimeout(this.resendTimer);
+        this.stopRetrying();
         await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        this.retries = 0;
       } else if (msg.kind === "candidate" && msg.candidate?.candidate) {
         await this.pc.addIceCandidate(msg.candidate).catch(() => {});
       }
@@ -112,11 +164,18 @@ export class Media {
   refused(withdrawScreen) {
     return this.serially(async () => {
       if (this.pc.signalingState === "have-local-offer") {
-        clearTimeout(this.resendTimer);
+        this.stopRetrying();
         await this.pc.setLocalDescription({ type: "rollback" });
       }
       if (withdrawScreen) this.dropScreen();
     });
+  }
+
+  /** Nothing of ours is pending any more: no re-send, no retry. */
+  stopRetrying() {
+    clearTimeout(this.resendTimer);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   track(event) {
@@ -179,7 +238,7 @@ export class Media {
 
   close() {
     this.closed = true;
-    clearTimeout(this.resendTimer);
+    this.stopRetrying();
     this.screen?.track.stop();
     this.screen = null;
     this.mic?.stop();

@@ -253,6 +253,9 @@ export async function render(main, { user, params: [sessionId] }) {
         renderControls();
         renderStage();
       },
+      onGiveUp: () => {
+        if (media === mine) showError("Voice and screen share could not connect. Leave the meeting and join again.");
+      },
     });
     media = mine;
     mine.start(me()?.muted ?? true).catch((err) => showError(`Voice could not start: ${err.message}`));
@@ -581,6 +584,13 @@ export async function render(main, { user, params: [sessionId] }) {
       } else if (msg.type === "error") {
         // Media refusals come without an id: a refused screen is withdrawn; a description
         // the server could not apply (e.g. a late duplicate answer) is only rolled back.
+        if (!msg.id && msg.code === "meeting_not_open") {
+          // Live here but not yet in the server's media (the meeting opening just now):
+          // the offer is sent again shortly, and there is nothing to tell anyone. When
+          // the meeting is not live, the offer is withdrawn.
+          if (live()) return media?.notOpen();
+          media?.refused(false);
+        }
         if (!msg.id && (msg.code === "not_presenter" || msg.code === "forbidden")) media?.refused(true);
         if (!msg.id && msg.code === "invalid_sdp") media?.refused(false);
         if (msg.code === "not_a_participant") channel.close();
