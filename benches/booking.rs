@@ -186,6 +186,7 @@ fn new_case(c: &Clinic, session_id: Uuid, nhs: &str) -> NewCase {
         body_site: BodySite::parse("lower back").unwrap(),
         free_text_identifies_patient: true,
         idempotency_key: None,
+        patient_update: Default::default(),
     }
 }
 

@@ -204,6 +204,7 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                         body_site: BodySite::parse("lower back").unwrap(),
                         free_text_identifies_patient: false,
                         idempotency_key: None,
+                        patient_update: Default::default(),
                     };
                     let audit = NewAuditEvent::new("case_booked", "case").record(id);
                     store

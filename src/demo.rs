@@ -148,6 +148,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
                     body_site: BodySite::parse(site)?,
                     free_text_identifies_patient: false,
                     idempotency_key: None,
+                    patient_update: Default::default(),
                 },
                 crate::domain::NewAuditEvent::new("case_booked", "case").actor(physio),
                 Vec::new(),

@@ -167,6 +167,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict { code, message } => ApiError::Conflict { code, message },
             StoreError::Invalid(p) => ApiError::Invalid(p),
+            StoreError::PatientConflict(_) => ApiError::conflict(
+                "patient_details_conflict",
+                "this NHS number is on record with a different name or date of birth",
+            ),
             StoreError::Busy => ApiError::Unavailable {
                 retry_after_secs: 1,
             },

@@ -1403,7 +1403,238 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
     .await;
 }
 
+/// A booking of `nhs` for the named patient.
+fn patient_booking(nhs: &str, given: &str, family: &str, born: &str, confirm: bool) -> Value {
+    let mut b = booking(nhs);
+    b["patient"]["given_name"] = json!(given);
+    b["patient"]["family_name"] = json!(family);
+    b["patient"]["date_of_birth"] = json!(born);
+    b["confirm_patient_update"] = json!(confirm);
+    b
+}
+
+/// One NHS number is one person: a booking that gives a known number another name or date
+/// of birth is refused with `patient_details_conflict` and changes nothing; whoever may see
+/// the record is shown it; a name change is confirmed by someone who may see the record, a
+/// date of birth only by a coordinator; coordinators correct the record.
+async fn one_nhs_number_is_one_patient(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let other_physio = account(
+        &c.app,
+        "other@example.org",
+        Role::Practitioner,
+        "rheumatology",
+    )
+    .await;
+    let s1 = c.session(24 * 7, 6, false).await;
+    let s2 = c.session(24 * 14, 6, false).await;
+    let s3 = c.session(24 * 21, 6, false).await;
+    let booked = async |session: &str| {
+        let res = c
+            .get(&c.coordinator, &format!("/api/sessions/{session}"))
+            .await;
+        let body: Value = res.json().await.unwrap();
+        body["session"]["booked"].as_u64().unwrap()
+    };
+    const JO: &str = "943 476 5919";
+    let res = c
+        .book(
+            &c.physio,
+            &s1,
+            patient_booking(JO, "Jo", "Specimen", "1962-11-30", false),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let first: Value = res.json().await.unwrap();
+    let first = first["id"].as_str().unwrap().to_string();
+
+    // The defect: the same number, someone else, another session.
+    let robin = |confirm| patient_booking(JO, "Robin", "Other", "1958-02-01", confirm);
+    let (status, code_, body) = code(c.book(&other_physio, &s2, robin(false)).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::CONFLICT, "patient_details_conflict"),
+        "{body}"
+    );
+    assert!(
+        body.get("recorded").is_none(),
+        "a stranger to the record is not shown it: {body}"
+    );
+    assert_eq!(body["fields"], json!(["name", "date_of_birth"]));
+    assert_eq!(booked(&s2).await, 0, "nothing was written");
+    // The referrer of Jo's case is shown the record, and the read is audited.
+    let (status, code_, body) = code(c.book(&c.physio, &s2, robin(false)).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::CONFLICT, "patient_details_conflict")
+    );
+    assert_eq!(
+        body["recorded"],
+        json!({"given_name": "Jo", "family_name": "Specimen", "date_of_birth": "1962-11-30"})
+    );
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "case_read"
+        && e.record_id.as_deref() == Some(first.as_str())
+        && e.details.to_string().contains("patient_details_conflict")));
+    // Confirming does not change a date of birth, except from a coordinator.
+    let (status, code_, _) = code(c.book(&c.physio, &s2, robin(true)).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::CONFLICT, "patient_details_conflict")
+    );
+    assert_eq!(booked(&s2).await, 0);
+
+    // The same person in other capitals is the same person.
+    let res = c
+        .book(
+            &c.physio,
+            &s2,
+            patient_booking(JO, "JO", "specimen", "1962-11-30", false),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // A change of name: refused unconfirmed, and from someone who may not see the record;
+    // confirmed by the referrer, it changes the record and every case of the patient.
+    let married = |confirm| patient_booking(JO, "Jo", "Example", "1962-11-30", confirm);
+    let (status, code_, body) = code(c.book(&other_physio, &s3, married(true)).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::CONFLICT, "patient_details_conflict"),
+        "{body}"
+    );
+    assert_eq!(body["fields"], json!(["name"]));
+    let res = c.book(&c.physio, &s3, married(true)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = c.get(&c.physio, &format!("/api/cases/{first}")).await;
+    let case: Value = res.json().await.unwrap();
+    assert_eq!(case["patient"]["family_name"], "Example", "{case}");
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    let updated: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "patient_updated")
+        .collect();
+    assert_eq!(updated.len(), 1);
+    assert!(updated[0].details.to_string().contains("name"));
+
+    // A coordinator corrects the date of birth while booking.
+    let s4 = c.session(24 * 28, 6, false).await;
+    let fixed = patient_booking(JO, "Jo", "Example", "1962-12-30", true);
+    let res = c.book(&c.coordinator, &s4, fixed).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = c.get(&c.physio, &format!("/api/cases/{first}")).await;
+    let case: Value = res.json().await.unwrap();
+    assert_eq!(case["patient"]["date_of_birth"], "1962-12-30");
+
+    // ... or on its own, with a reason; each case of the patient records it.
+    let correction = json!({
+        "nhs_number": JO, "given_name": "Jo", "family_name": "Specimen",
+        "date_of_birth": "1962-11-30", "reason": "Date of birth keyed wrongly",
+    });
+    let (status, code_, _) = code(
+        c.post(&c.physio, "/api/patients/correction", correction.clone())
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let mut unknown = correction.clone();
+    unknown["nhs_number"] = json!("9912003888");
+    let (status, _, _) = code(
+        c.post(&c.coordinator, "/api/patients/correction", unknown)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut bad = correction.clone();
+    bad["reason"] = json!("  ");
+    let (status, _, _) = code(
+        c.post(&c.coordinator, "/api/patients/correction", bad)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let res = c
+        .post(&c.coordinator, "/api/patients/correction", correction)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["cases_updated"], 4);
+    let res = c.get(&c.physio, &format!("/api/cases/{first}")).await;
+    let case: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            case["patient"]["family_name"].as_str(),
+            case["patient"]["date_of_birth"].as_str()
+        ),
+        (Some("Specimen"), Some("1962-11-30"))
+    );
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "patient_corrected")
+            .count(),
+        4
+    );
+    // A fresh register has nothing to reconcile; only coordinators may look.
+    let res = c.get(&c.coordinator, "/api/patients/conflicts").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
+    assert_eq!(
+        c.get(&c.physio, "/api/patients/conflicts").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// Two referrers book one new NHS number for two different people at the same instant,
+/// 20 times: exactly one booking stands each time.
+async fn two_people_under_one_new_nhs_number_at_once(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let other_physio = account(
+        &c.app,
+        "other@example.org",
+        Role::Practitioner,
+        "rheumatology",
+    )
+    .await;
+    let s1 = c.session(24 * 7, 30, false).await;
+    let s2 = c.session(24 * 14, 30, false).await;
+    use mdt_coordinator::domain::nhs_number::check_digit;
+    let numbers: Vec<String> = (500_000_000u32..)
+        .filter_map(|p| {
+            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
+            check_digit(&digits).map(|d| format!("{p}{d}"))
+        })
+        .take(20)
+        .collect();
+    for nhs in &numbers {
+        let (a, b) = tokio::join!(
+            c.book(
+                &c.physio,
+                &s1,
+                patient_booking(nhs, "Ann", "First", "1970-01-01", false)
+            ),
+            c.book(
+                &other_physio,
+                &s2,
+                patient_booking(nhs, "Bea", "Second", "1980-01-01", false)
+            ),
+        );
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "{nhs}"
+        );
+    }
+}
+
 on_both_backends!(
+    one_nhs_number_is_one_patient,
+    two_people_under_one_new_nhs_number_at_once,
     schedule_is_created_listed_and_published,
     booking_refusals_and_happy_path,
     idempotent_retry_books_once,

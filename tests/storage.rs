@@ -395,6 +395,7 @@ fn a_case(session: &Session, referrer: UserId, nhs: &str) -> NewCase {
         body_site: BodySite::parse("lower back").unwrap(),
         free_text_identifies_patient: true,
         idempotency_key: None,
+        patient_update: Default::default(),
     }
 }
 
@@ -922,7 +923,104 @@ async fn batched_audit_appends_keep_order_and_chain(backend: Backend) {
     assert_eq!(reads, expected, "the batch keeps its order in seq");
 }
 
+/// The register's migration, on data booked before it: one record per NHS number, and
+/// the numbers whose cases disagree on name or date of birth listed for a coordinator,
+/// not merged.
+async fn the_patient_register_migration_reports_conflicting_cases(backend: Backend) {
+    let (db, store) = fresh(backend).await;
+    let sessions = seeded_series(&store, 2).await;
+    let physio = store
+        .create_user(
+            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
+            created(),
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    for (session, nhs) in [
+        (&sessions[0], "9912003888"),
+        (&sessions[1], "9449305552"),
+        (&sessions[0], "9434765919"),
+    ] {
+        store
+            .book_case(a_case(session, physio.id, nhs), booked(), Vec::new(), now)
+            .await
+            .unwrap();
+    }
+    // As the data stood before the register: a second person booked under 9912003888.
+    db.raw(
+        "DELETE FROM patient_conflicts; DELETE FROM patients; \
+         UPDATE cases SET nhs_number = '9912003888', given_name = 'Robin' WHERE nhs_number = '9449305552'",
+    )
+    .await
+    .unwrap();
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let migration = std::fs::read_to_string(format!(
+        "{}/migrations/{folder}/0011_patients.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let statements: Vec<String> = migration
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| s.starts_with("INSERT"))
+        .map(String::from)
+        .collect();
+    assert_eq!(statements.len(), 2);
+    for statement in &statements {
+        db.raw(statement).await.unwrap();
+    }
+    let conflicts = store.patient_conflicts().await.unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].0.as_str(), "9912003888");
+    // Both cases keep what they were booked with: nothing was merged.
+    let ids = store
+        .patient_case_ids(&NhsNumber::parse("9912003888").unwrap())
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    for id in ids {
+        names.push(
+            store
+                .case(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .patient
+                .given_name
+                .as_str()
+                .to_string(),
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["Alex", "Robin"]);
+    // A correction resolves it.
+    let fixed = mdt_coordinator::store::PatientCorrection {
+        nhs_number: NhsNumber::parse("9912003888").unwrap(),
+        given_name: PersonName::parse("Alex").unwrap(),
+        family_name: PersonName::parse("Example").unwrap(),
+        date_of_birth: "1970-01-01".parse().unwrap(),
+        by: physio.id,
+    };
+    assert_eq!(
+        store
+            .correct_patient(&fixed, Vec::new(), now)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.patient_conflicts().await.unwrap().is_empty());
+}
+
 on_both_backends!(
+    the_patient_register_migration_reports_conflicting_cases,
     users_and_specialties,
     refresh_tokens_rotate_and_reuse_revokes_family,
     audit_is_append_only_and_tamper_evident,

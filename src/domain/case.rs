@@ -181,7 +181,7 @@ impl BodySite {
 }
 
 /// Who the case is about. `Debug` shows none of it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PatientDetails {
     pub nhs_number: NhsNumber,
     pub given_name: PersonName,
@@ -238,6 +238,8 @@ pub struct NewCase {
     pub free_text_identifies_patient: bool,
     /// A retried request with the same key (per referrer) returns the first booking.
     pub idempotency_key: Option<String>,
+    /// What the booker confirmed when the NHS number is on record with other details.
+    pub patient_update: super::patient::PatientUpdate,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod message;
 pub mod nhs_number;
 pub mod outcome;
 pub mod password;
+pub mod patient;
 pub mod person_name;
 pub mod report;
 pub mod role;

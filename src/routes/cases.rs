@@ -9,15 +9,17 @@ use uuid::Uuid;
 use crate::auth::access::{case_access, may_book_into, may_withdraw, AgendaAccess};
 use crate::auth::AuthUser;
 use crate::domain::case::parse_date_of_birth;
+use crate::domain::patient::{PatientConflict, PatientUpdate, RecordedDetails};
 use crate::domain::{
     BodySite, CaseView, ClinicalText, NewCase, NhsNumber, OdsCode, ParseError, PatientDetails,
-    PersonName, Sex, Urgency, User,
+    PersonName, Role, Sex, Urgency, User,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
 use crate::startup::AppState;
+use crate::store::StoreError;
 
 #[derive(Deserialize)]
 pub struct PatientRequest {
@@ -40,6 +42,10 @@ pub struct BookingRequest {
     red_flags: Vec<String>,
     /// Whether the question and history could identify the patient; assumed when absent.
     free_text_identifies_patient: Option<bool>,
+    /// The NHS number is on record with another name (or, from a coordinator, date of
+    /// birth) and the booker confirms the record should change.
+    #[serde(default)]
+    confirm_patient_update: bool,
 }
 
 /// Parses a booking request; `None` fields come from the path and the caller.
@@ -84,6 +90,7 @@ fn parse_booking(
         body_site: BodySite::parse(&r.body_site)?,
         free_text_identifies_patient: r.free_text_identifies_patient.unwrap_or(true),
         idempotency_key: None,
+        patient_update: PatientUpdate::None,
     })
 }
 
@@ -115,14 +122,35 @@ pub async fn book(
 ) -> Result<HttpResponse, ApiError> {
     let session = session_or_404(&state, *session_id).await?;
     may_book_into(&caller, &session)?;
+    let confirm = body.confirm_patient_update;
     let mut case = parse_booking(body, session.id, &caller)?;
     case.idempotency_key = idempotency_key(&req)?;
+    if confirm {
+        case.patient_update = match caller.role {
+            Role::Coordinator => PatientUpdate::Correction,
+            _ if !patient_record_cases(&state, &caller, &case.patient.nhs_number)
+                .await?
+                .is_empty() =>
+            {
+                PatientUpdate::NameChange
+            }
+            // Someone who may not see the record cannot confirm a change to it.
+            _ => PatientUpdate::None,
+        };
+    }
     let event = state.audit_event(&req, &caller, "case_booked", "case");
     let confirmation = templates::booking_confirmation(&caller.email, &session, &case);
-    let booked = state
+    let nhs_number = case.patient.nhs_number.clone();
+    let booked = match state
         .store
         .book_case(case, event, vec![confirmation], Utc::now())
-        .await?;
+        .await
+    {
+        Err(StoreError::PatientConflict(conflict)) => {
+            return patient_conflict(&state, &req, &caller, &nhs_number, &conflict).await;
+        }
+        other => other?,
+    };
     state.mail_wake.notify_one();
     state.live.agenda_changed(session.id);
     if booked.replayed {
@@ -141,6 +169,70 @@ pub async fn book(
         res.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(res.json(view))
+}
+
+/// The patient's existing cases through which `caller` may see the record for this NHS
+/// number: every case for a coordinator, the caller's own referrals for anyone else.
+async fn patient_record_cases(
+    state: &AppState,
+    caller: &User,
+    nhs_number: &NhsNumber,
+) -> Result<Vec<crate::domain::Case>, ApiError> {
+    let mut cases = Vec::new();
+    for id in state.store.patient_case_ids(nhs_number).await? {
+        if let Some(case) = state.store.case(id).await? {
+            if caller.role == Role::Coordinator || case.referrer_id == caller.id {
+                cases.push(case);
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// `409 patient_details_conflict`: the NHS number is on record with another name or date
+/// of birth. Whoever may see the record (a coordinator, or the referrer of one of the
+/// patient's cases) gets the recorded name and date of birth, and the read is audited;
+/// anyone else learns only that the details differ.
+async fn patient_conflict(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &User,
+    nhs_number: &NhsNumber,
+    conflict: &PatientConflict,
+) -> Result<HttpResponse, ApiError> {
+    let cases = patient_record_cases(state, caller, nhs_number).await?;
+    let differs = if conflict.fields.contains(&"date_of_birth") {
+        "date of birth"
+    } else {
+        "name"
+    };
+    let mut message = format!(
+        "this NHS number is on record for a patient with a different {differs}: check the \
+         number and the patient's details"
+    );
+    let recorded = if cases.is_empty() {
+        message.push_str("; a coordinator can correct the record");
+        None
+    } else {
+        audit_case_reads(state, req, caller, "patient_details_conflict", &cases).await?;
+        message.push_str(if differs == "name" {
+            ", or confirm the patient's change of name"
+        } else if caller.role == Role::Coordinator {
+            ", or confirm the correction"
+        } else {
+            "; only a coordinator can correct a date of birth"
+        });
+        Some(RecordedDetails::from(&conflict.recorded))
+    };
+    let mut body = serde_json::json!({
+        "code": "patient_details_conflict",
+        "message": message,
+        "fields": conflict.fields,
+    });
+    if let Some(recorded) = recorded {
+        body["recorded"] = serde_json::json!(recorded);
+    }
+    Ok(HttpResponse::Conflict().json(body))
 }
 
 /// When the case was discussed, from its session's meeting events (`None` if the meeting

@@ -11,6 +11,7 @@ mod health;
 mod live;
 mod mentorship;
 mod outcomes;
+mod patients;
 mod reports;
 mod sessions;
 pub mod users;
@@ -48,6 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/sessions/{id}/publish").post(sessions::publish))
                 .service(resource("/sessions/{id}/cases").post(cases::book))
                 .service(resource("/cases").get(cases::mine))
+                .service(resource("/patients/conflicts").get(patients::conflicts))
+                .service(resource("/patients/correction").post(patients::correct))
                 .service(
                     resource("/cases/{id}")
                         .get(cases::show)

@@ -45,6 +45,10 @@ pub enum StoreError {
     /// A reference to data that does not exist (e.g. an unknown specialty).
     #[error("{0}")]
     Invalid(ParseError),
+    /// The booking's NHS number is on record with another name or date of birth
+    /// (`domain::patient::reconcile`); the record is carried for whoever may see it.
+    #[error("the patient's details differ from the record for this NHS number")]
+    PatientConflict(Box<crate::domain::patient::PatientConflict>),
     /// The database stayed locked after the bounded wait (SQLite) or the pool is exhausted.
     #[error("database busy")]
     Busy,
@@ -410,6 +414,22 @@ pub trait Store: Send + Sync + 'static {
     /// The ids of every case ever booked for this NHS number, in any state, oldest first.
     async fn patient_case_ids(&self, nhs_number: &NhsNumber) -> Result<Vec<Uuid>, StoreError>;
 
+    /// NHS numbers whose cases disagreed on name or date of birth when the patient
+    /// register was made (not merged: a coordinator decides), with when they were found;
+    /// unresolved ones only, oldest first.
+    async fn patient_conflicts(&self) -> Result<Vec<(NhsNumber, DateTime<Utc>)>, StoreError>;
+
+    /// A coordinator's correction of the patient's record: the name and date of birth on
+    /// the register and on every case of the patient, any conflict marked resolved, and
+    /// `audit` in the same transaction. Returns how many cases changed; `404` for an NHS
+    /// number not on record.
+    async fn correct_patient(
+        &self,
+        correction: &PatientCorrection,
+        audit: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
     // Mentorship and attendance (issue 7) -------------------------------------------------
     // Contracts, logs and the backlog of cases flagged for mentorship; the sessions a
     // person attended (their CPD record). The arithmetic lives in `domain::mentorship`.
@@ -760,6 +780,59 @@ pub(crate) fn check_takes_bookings(session: &Session) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// A coordinator's correction of a patient's name and date of birth.
+#[derive(Clone, Debug)]
+pub struct PatientCorrection {
+    pub nhs_number: NhsNumber,
+    pub given_name: crate::domain::PersonName,
+    pub family_name: crate::domain::PersonName,
+    pub date_of_birth: chrono::NaiveDate,
+    pub by: UserId,
+}
+
+/// A patient's columns as stored (in `patients` and in each case), shared by both
+/// backends' row mapping.
+pub(crate) struct PatientColumns {
+    pub nhs_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: chrono::NaiveDate,
+    pub sex: String,
+    pub gp_practice_code: String,
+}
+
+impl PatientColumns {
+    pub(crate) fn decode(self) -> Result<crate::domain::PatientDetails, StoreError> {
+        use crate::domain::{NhsNumber, OdsCode, PatientDetails, PersonName, Sex};
+        let bad = |what: &'static str| move |_| StoreError::corrupt(what);
+        Ok(PatientDetails {
+            nhs_number: NhsNumber::parse(&self.nhs_number).map_err(bad("nhs_number"))?,
+            given_name: PersonName::parse(&self.given_name).map_err(bad("given_name"))?,
+            family_name: PersonName::parse(&self.family_name).map_err(bad("family_name"))?,
+            date_of_birth: self.date_of_birth,
+            sex: Sex::parse(&self.sex).map_err(bad("sex"))?,
+            gp_practice_code: OdsCode::parse(&self.gp_practice_code)
+                .map_err(bad("gp_practice_code"))?,
+        })
+    }
+}
+
+/// The audit event for a confirmed change to a patient's record, made by the booking
+/// `booking` describes (same actor and address), naming the new case.
+pub(crate) fn patient_update_event(
+    booking: &NewAuditEvent,
+    case_id: Uuid,
+    fields: &[&'static str],
+) -> NewAuditEvent {
+    NewAuditEvent {
+        action: "patient_updated".into(),
+        record_type: "case".into(),
+        record_id: Some(case_id.to_string()),
+        details: serde_json::json!({ "fields": fields }).to_string(),
+        ..booking.clone()
+    }
+}
+
 /// Case columns as stored, shared by both backends' row mapping.
 pub(crate) struct CaseColumns {
     pub id: Uuid,
@@ -785,25 +858,21 @@ pub(crate) struct CaseColumns {
 
 impl CaseColumns {
     pub(crate) fn decode(self) -> Result<Case, StoreError> {
-        use crate::domain::{
-            BodySite, CaseState, ClinicalText, NhsNumber, OdsCode, PatientDetails, PersonName, Sex,
-            Urgency,
-        };
+        use crate::domain::{BodySite, CaseState, ClinicalText, Urgency};
         let bad = |what: &'static str| move |_| StoreError::corrupt(what);
         Ok(Case {
             id: self.id,
             session_id: self.session_id,
             referrer_id: UserId(self.referrer_id),
-            patient: PatientDetails {
-                nhs_number: NhsNumber::parse(&self.nhs_number).map_err(bad("cases.nhs_number"))?,
-                given_name: PersonName::parse(&self.given_name).map_err(bad("cases.given_name"))?,
-                family_name: PersonName::parse(&self.family_name)
-                    .map_err(bad("cases.family_name"))?,
+            patient: PatientColumns {
+                nhs_number: self.nhs_number,
+                given_name: self.given_name,
+                family_name: self.family_name,
                 date_of_birth: self.date_of_birth,
-                sex: Sex::parse(&self.sex).map_err(bad("cases.sex"))?,
-                gp_practice_code: OdsCode::parse(&self.gp_practice_code)
-                    .map_err(bad("cases.gp_practice_code"))?,
-            },
+                sex: self.sex,
+                gp_practice_code: self.gp_practice_code,
+            }
+            .decode()?,
             clinical_question: ClinicalText::parse(&self.clinical_question, "clinical_question")
                 .map_err(bad("cases.clinical_question"))?,
             history: ClinicalText::parse(&self.history, "history").map_err(bad("cases.history"))?,

@@ -534,6 +534,10 @@ impl Store for PgStore {
         let mut tx = self.write_tx().await?;
         take_slot(&mut tx, case.session_id, now, true).await?;
         let booked = booked_case(&case, now);
+        let changed = register_patient(&mut tx, &case, now).await?;
+        if !changed.is_empty() {
+            append_audit_in(&mut tx, patient_update_event(&audit, booked.id, &changed)).await?;
+        }
         match insert_case_row(&mut tx, &booked, case.idempotency_key.as_deref()).await {
             Err(e) if is_unique_violation(&e, "idempotency") => {
                 // A concurrent retry with the same key won the race: answer with its booking.
@@ -1434,6 +1438,69 @@ impl Store for PgStore {
         )
     }
 
+    async fn patient_conflicts(&self) -> Result<Vec<(NhsNumber, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT nhs_number, found_at FROM patient_conflicts WHERE resolved_at IS NULL \
+             ORDER BY found_at, nhs_number",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let nhs: String = r.try_get("nhs_number")?;
+                let nhs = NhsNumber::parse(&nhs)
+                    .map_err(|_| StoreError::corrupt("patient_conflicts.nhs_number"))?;
+                Ok((nhs, r.try_get("found_at")?))
+            })
+            .collect()
+    }
+
+    async fn correct_patient(
+        &self,
+        correction: &PatientCorrection,
+        audit: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let nhs = correction.nhs_number.as_str();
+        let found = sqlx::query(
+            "UPDATE patients SET given_name = $2, family_name = $3, date_of_birth = $4, \
+             updated_at = $5 WHERE nhs_number = $1",
+        )
+        .bind(nhs)
+        .bind(correction.given_name.as_str())
+        .bind(correction.family_name.as_str())
+        .bind::<NaiveDate>(correction.date_of_birth)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if found.rows_affected() == 0 {
+            return Err(StoreError::NotFound("patient"));
+        }
+        let cases = sqlx::query(
+            "UPDATE cases SET given_name = $2, family_name = $3, date_of_birth = $4 \
+             WHERE nhs_number = $1",
+        )
+        .bind(nhs)
+        .bind(correction.given_name.as_str())
+        .bind(correction.family_name.as_str())
+        .bind::<NaiveDate>(correction.date_of_birth)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE patient_conflicts SET resolved_at = $2, resolved_by = $3 \
+             WHERE nhs_number = $1 AND resolved_at IS NULL",
+        )
+        .bind(nhs)
+        .bind(now)
+        .bind(correction.by.0)
+        .execute(&mut *tx)
+        .await?;
+        append_audits_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(cases.rows_affected())
+    }
+
     // Mentorship and attendance (issue 7) -------------------------------------------------
 
     async fn create_mentorship_contract(
@@ -2143,6 +2210,101 @@ async fn release_case(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Keeps one patient record per NHS number (`domain::patient::reconcile`): creates it,
+/// checks the booking against it, or applies a confirmed change to it and to every case
+/// of the patient. Returns the fields changed.
+async fn register_patient(
+    tx: &mut Transaction<'static, Postgres>,
+    case: &NewCase,
+    now: DateTime<Utc>,
+) -> Result<Vec<&'static str>, StoreError> {
+    use crate::domain::patient::{reconcile, Reconciled};
+    let p = &case.patient;
+    // Twice at most: a booking that finds no record but loses the race to create it
+    // decides again against the record the winner made.
+    for _ in 0..2 {
+        let row = sqlx::query("SELECT * FROM patients WHERE nhs_number = $1 FOR UPDATE")
+            .bind(p.nhs_number.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let recorded = match row {
+            Some(row) => Some(
+                PatientColumns {
+                    nhs_number: row.try_get("nhs_number")?,
+                    given_name: row.try_get("given_name")?,
+                    family_name: row.try_get("family_name")?,
+                    date_of_birth: row.try_get("date_of_birth")?,
+                    sex: row.try_get("sex")?,
+                    gp_practice_code: row.try_get("gp_practice_code")?,
+                }
+                .decode()?,
+            ),
+            None => None,
+        };
+        let fields = match reconcile(recorded.as_ref(), p, case.patient_update) {
+            Err(conflict) => return Err(StoreError::PatientConflict(conflict)),
+            Ok(Reconciled::New) => {
+                let inserted = sqlx::query(
+                    "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth, sex, \
+                     gp_practice_code, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (nhs_number) DO NOTHING",
+                )
+                .bind(p.nhs_number.as_str())
+                .bind(p.given_name.as_str())
+                .bind(p.family_name.as_str())
+                .bind::<NaiveDate>(p.date_of_birth)
+                .bind(p.sex.as_str())
+                .bind(p.gp_practice_code.as_str())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    continue;
+                }
+                return Ok(Vec::new());
+            }
+            Ok(Reconciled::Same) => Vec::new(),
+            Ok(Reconciled::Updated { fields }) => fields,
+        };
+        // Sex and registered practice follow the latest booking; the name and date of
+        // birth only a confirmed change (and then on every case of the patient).
+        let (given, family, born) = match fields.is_empty() {
+            true => match &recorded {
+                Some(r) => (&r.given_name, &r.family_name, r.date_of_birth),
+                None => (&p.given_name, &p.family_name, p.date_of_birth),
+            },
+            false => (&p.given_name, &p.family_name, p.date_of_birth),
+        };
+        sqlx::query(
+            "UPDATE patients SET given_name = $2, family_name = $3, date_of_birth = $4, sex = $5, \
+             gp_practice_code = $6, updated_at = $7 WHERE nhs_number = $1",
+        )
+        .bind(p.nhs_number.as_str())
+        .bind(given.as_str())
+        .bind(family.as_str())
+        .bind::<NaiveDate>(born)
+        .bind(p.sex.as_str())
+        .bind(p.gp_practice_code.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if !fields.is_empty() {
+            sqlx::query(
+                "UPDATE cases SET given_name = $2, family_name = $3, date_of_birth = $4 \
+                 WHERE nhs_number = $1",
+            )
+            .bind(p.nhs_number.as_str())
+            .bind(given.as_str())
+            .bind(family.as_str())
+            .bind::<NaiveDate>(born)
+            .execute(&mut **tx)
+            .await?;
+        }
+        return Ok(fields);
+    }
+    Err(StoreError::Busy)
 }
 
 /// Inserts a case row; a second active booking of the patient in the session is

@@ -805,7 +805,7 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
     })
     .await;
     assert!(opened["seq"].as_u64().unwrap() > seq);
-    let again = format!("{}", (Utc::now() + chrono::Duration::hours(2)).to_rfc3339());
+    let again = (Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     let (status, body) = m
         .app
         .post(&m.coordinator, &reschedule, move_to(again))

@@ -224,6 +224,7 @@ impl Quarter {
             body_site: BodySite::parse("lower back").unwrap(),
             free_text_identifies_patient: false,
             idempotency_key: None,
+            patient_update: Default::default(),
         };
         self.store
             .book_case(case, audit("case_booked").record(id), vec![], t(at))
