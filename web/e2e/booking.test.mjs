@@ -158,6 +158,8 @@ test("a known NHS number with other details is refused, and can be put right", a
   const browser = await launch();
   try {
     const fillPatient = async (page, sessionId, p) => {
+      // A fresh form (the confirmation of the last booking stays at the same address).
+      await page.goto("/#/schedule");
       await page.goto(`/#/book/${sessionId}`);
       await page.waitForSelector("#book-form");
       await page.getByLabel("NHS number").fill(p.nhs);
