@@ -435,24 +435,31 @@ impl Room {
     /// agenda when they changed.
     async fn absorb(&mut self, events: Vec<LiveEvent>) {
         let mut reload = false;
+        let mut applied = Vec::with_capacity(events.len());
         for event in events {
             if event.seq != self.live.seq + 1 {
                 continue;
             }
             self.remember(&event);
             self.live.apply(&event);
-            // The SFU learns what an event changes before anyone hears of it: a client
-            // that offers the instant it reads `meeting_opened` finds the media open
-            // (and one that reads `meeting_closed` finds it closed), whatever the reload
-            // below takes or however it ends.
             match event.body {
                 EventBody::MeetingOpened => self.session.state = SessionState::Live,
                 EventBody::MeetingClosed => self.session.state = SessionState::Closed,
                 _ => {}
             }
-            self.tell_media();
             reload |= event.body.touches_agenda();
-            self.broadcast(protocol::event(&event));
+            applied.push(event);
+        }
+        if applied.is_empty() {
+            return;
+        }
+        // The SFU learns what the batch changes before anyone hears of it (once, so it
+        // never acts on a state between two events of one command): a client that offers
+        // the instant it reads `meeting_opened` finds the media open, whatever the reload
+        // below takes or however it ends.
+        self.tell_media();
+        for event in &applied {
+            self.broadcast(protocol::event(event));
         }
         if reload {
             self.reload(false).await;

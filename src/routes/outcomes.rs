@@ -43,6 +43,7 @@ fn signer_name(
 struct SignedOut<'a> {
     #[serde(flatten)]
     version: &'a OutcomeVersion,
+    signed_by_name: &'a str,
     follow_up_case: Option<CaseView>,
 }
 
@@ -125,7 +126,11 @@ pub async fn draft(
         .await?;
     // A live meeting's event was stored with the draft; its room reads it now.
     state.live.events_appended(session.id);
-    Ok(HttpResponse::Ok().json(&version))
+    // A draft is not signed (`signed_by_name` null), shown in the shape every version has.
+    Ok(HttpResponse::Ok().json(Signed {
+        version: OutcomeVersionView::of(&version, true),
+        signed_by_name: None,
+    }))
 }
 
 /// `POST /api/cases/{id}/outcome/sign`: a consultant of the specialty signs the current
@@ -165,6 +170,7 @@ pub async fn sign(
     let today = Utc::now().date_naive();
     Ok(HttpResponse::Ok().json(SignedOut {
         version: &signed.version,
+        signed_by_name: caller.name.as_str(),
         follow_up_case: signed
             .follow_up_case
             .as_ref()
@@ -195,7 +201,10 @@ pub async fn amend(
         .await?;
     state.mail_wake.notify_one();
     state.live.events_appended(session.id);
-    Ok(HttpResponse::Created().json(&version))
+    Ok(HttpResponse::Created().json(Signed {
+        version: OutcomeVersionView::of(&version, true),
+        signed_by_name: Some(caller.name.as_str().to_string()),
+    }))
 }
 
 /// `GET /api/cases/{id}/outcome` (audited): every version, and the current one.

@@ -38,7 +38,9 @@ fn binary(db: &TestDb) -> Command {
         .env("MDT__DATA__DIR", db.dir.path().join("data"))
         .env("MDT__HTTP__PORT", "0")
         .env("MDT__AUTH__JWT_SECRET", crate::common::JWT_SECRET)
-        .env("MDT__AUTH__COOKIE_SECURE", "false");
+        .env("MDT__AUTH__COOKIE_SECURE", "false")
+        // Its session starts days ahead and is opened at once (see TestDb::settings).
+        .env("MDT__LIVE__OPEN_EARLY_MINUTES", "172800");
     cmd
 }
 
