@@ -99,6 +99,19 @@ pub async fn create(
     Ok(HttpResponse::Created().json(SessionView::from(&session)))
 }
 
+/// Every account's email address, for telling referrers what happened to their cases.
+async fn emails_by_user(
+    state: &AppState,
+) -> Result<std::collections::HashMap<UserId, crate::domain::EmailAddress>, ApiError> {
+    Ok(state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect())
+}
+
 /// A session's start: an RFC 3339 time in the future (`422 invalid_time`,
 /// `422 starts_in_past`).
 fn future_start(text: &str) -> Result<DateTime<Utc>, ParseError> {
@@ -134,13 +147,7 @@ pub async fn reschedule(
     require_role(&caller, &[Role::Coordinator])?;
     let starts_at = future_start(&body.starts_at)?;
     let before = session_or_404(&state, *id).await?;
-    let emails: std::collections::HashMap<UserId, crate::domain::EmailAddress> = state
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u.email))
-        .collect();
+    let emails = emails_by_user(&state).await?;
     let notices = move |moved: &Session, cases: &[crate::domain::Case]| {
         cases
             .iter()
@@ -384,13 +391,7 @@ pub async fn cancel(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
-    let emails: std::collections::HashMap<UserId, crate::domain::EmailAddress> = state
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u.email))
-        .collect();
+    let emails = emails_by_user(&state).await?;
     let session = session_or_404(&state, *id).await?;
     let cancelled_session = session.clone();
     let notice = move |case: &crate::domain::Case, to: Option<(&crate::domain::Case, &Session)>| {
