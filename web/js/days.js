@@ -101,3 +101,47 @@ export function windowForm(id, { from, to }, onShow) {
   form.range = () => ({ from: fromF.control.value, to: toF.control.value });
   return form;
 }
+
+// Instants on the UK clock. The clinics are in the UK, so a time typed into a form is UK
+// local time (GMT or BST), whatever zone the browser is in.
+const ukParts = new Intl.DateTimeFormat("en-GB", {
+  timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+});
+const ukDateTime = new Intl.DateTimeFormat(undefined, {
+  timeZone: "Europe/London", weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+});
+const ukZone = new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/London", timeZoneName: "short" });
+
+/** An instant's UK wall-clock date and time: {date: "YYYY-MM-DD", time: "HH:MM"}. */
+export function ukWallClock(instant) {
+  const p = Object.fromEntries(ukParts.formatToParts(new Date(instant)).map((x) => [x.type, x.value]));
+  return { date: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}:${p.minute}` };
+}
+
+/**
+ * The instant a UK date ("YYYY-MM-DD") and time ("HH:MM") name, or null when they are not
+ * a real date and time or name an hour the clocks skip (going forward in March). An hour
+ * the clocks repeat (going back in October) means its first pass, in BST.
+ */
+export function fromUkWallClock(date, time) {
+  if (!isDay(date) || !/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(time)) return null;
+  const [y, m, d] = date.split("-").map(Number);
+  const [hh, mm] = time.split(":").map(Number);
+  const asUtc = Date.UTC(y, m - 1, d, hh, mm);
+  // The UK is one hour ahead of UTC (BST) or on it (GMT).
+  for (const offset of [60, 0]) {
+    const t = asUtc - offset * 60000;
+    const back = ukWallClock(t);
+    if (back.date === date && back.time === time) return new Date(t);
+  }
+  return null;
+}
+
+/** An instant on the UK clock for people, e.g. "Thu 10 Dec 2026, 12:30". */
+export const ukWhen = (iso) => (iso ? ukDateTime.format(new Date(iso)) : "");
+
+/** The UK clock's name at an instant: "GMT" or "BST". */
+export const ukZoneName = (instant) => ukZone.formatToParts(new Date(instant)).find((p) => p.type === "timeZoneName")?.value || "UK time";
+
+/** An RFC 3339 UTC time for the API, without fractions: "2026-12-10T12:30:00Z". */
+export const rfc3339 = (date) => date.toISOString().replace(/\.[0-9]{3}Z$/, "Z");

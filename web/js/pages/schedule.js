@@ -1,8 +1,9 @@
 // The schedule: a week of MDT sessions (Monday to Sunday in the viewer's own zone), with
-// booking and joining links by role, and publish/cancel for coordinators.
+// booking and joining links by role, and publish, move and cancel for coordinators.
 import { api } from "../api.js";
-import { clock, errorBox, explain, fill, h, humanise, time, when } from "../ui.js";
-import { select, stillHere } from "../forms.js";
+import { clock, errorBox, explain, field, fill, h, humanise, time, when } from "../ui.js";
+import { busy, checkedForm, select, stillHere } from "../forms.js";
+import { fromUkWallClock, isDay, rfc3339, ukWallClock, ukWhen, ukZoneName } from "../days.js";
 
 // Kept while the app is open, so coming back shows the same week and filter.
 const remembered = { week: null, specialty: "" };
@@ -29,6 +30,20 @@ const rangeTitle = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "
 /** Whether the session takes bookings now (the server checks again). */
 export function openForBooking(s, now = Date.now()) {
   return (s.state === "scheduled" || s.state === "published") && s.booked < s.capacity && now < Date.parse(s.booking_closes_at);
+}
+
+/** "must be in the future" → "Must be in the future." */
+const sentence = (s) => {
+  const t = String(s || "").trim();
+  if (!t) return t;
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
+};
+
+/** Why the server would not move a session, in words for the form. */
+export function moveRefusal(err) {
+  if (err?.field === "starts_at" && err.message) return sentence(`the new start ${err.message}`);
+  if ([403, 404, 409, 422].includes(err?.status) && err.message) return sentence(err.message);
+  return explain(err);
 }
 
 export async function render(main, { user }) {
@@ -136,8 +151,17 @@ export async function render(main, { user }) {
         h("button", { type: "button", class: "secondary", onclick: () => publish(s), "aria-label": `Publish the agenda of ${s.title}, ${when(s.starts_at)}` }, "Publish agenda"),
       );
     }
+    let moveForm = null;
     if (may.manage && (s.state === "scheduled" || s.state === "published")) {
+      const opener = h(
+        "button",
+        { type: "button", class: "secondary", id: `move-${s.id}-open`, "aria-expanded": "false", "aria-controls": `move-${s.id}`, "aria-label": `Move ${s.title}, ${when(s.starts_at)}` },
+        "Move",
+      );
+      moveForm = mover(s, opener);
+      opener.addEventListener("click", () => moveForm.toggle());
       actions.append(
+        opener,
         h("button", { type: "button", class: "danger", onclick: () => cancel(s), "aria-label": `Cancel ${s.title}, ${when(s.starts_at)}` }, "Cancel"),
       );
     }
@@ -162,7 +186,85 @@ export async function render(main, { user }) {
         ? h("p", { class: "slot-cutoff muted" }, closes > Date.now() ? "Booking closes " : "Booking closed ", time(s.booking_closes_at))
         : null,
       actions.childNodes.length ? actions : null,
+      moveForm,
     );
+  }
+
+  /**
+   * The inline form that moves a session to a new UK date and time (hidden until its
+   * Move button opens it). The server decides whether the session may move; its refusal
+   * shows in the form.
+   */
+  function mover(s, opener) {
+    const id = `move-${s.id}`;
+    const was = ukWallClock(s.starts_at);
+    const f = checkedForm();
+    const dateF = f.add("date", field("New date", h("input", { type: "date", name: "date", id: `${id}-date`, value: was.date, required: true })), (v) =>
+      isDay(v) ? null : "choose the new date",
+    );
+    const timeF = f.add(
+      "time",
+      field("New start time (UK time)", h("input", { type: "time", name: "time", id: `${id}-time`, value: was.time, step: 60, required: true })),
+      (v) => (/^[0-9]{2}:[0-9]{2}$/.test(v) ? null : "choose the new start time"),
+    );
+    const box = errorBox(`${id}-error`);
+    const submit = h("button", { type: "submit", id: `${id}-submit` }, "Move session");
+    const close = h("button", { type: "button", class: "secondary", id: `${id}-close` }, "Close");
+    const form = h(
+      "form",
+      { id, class: "move-form", novalidate: true, hidden: true, "aria-labelledby": `${id}-h`, "aria-describedby": `${id}-now` },
+      h("h4", { id: `${id}-h` }, `Move ${s.title}`),
+      h("p", { class: "hint", id: `${id}-now` }, `Now ${ukWhen(s.starts_at)} (${ukZoneName(s.starts_at)}).`, s.booked ? " Its referrers are emailed the new time." : null),
+      dateF,
+      timeF,
+      box,
+      h("div", { class: "slot-actions" }, submit, close),
+    );
+    const shut = () => {
+      form.hidden = true;
+      opener.setAttribute("aria-expanded", "false");
+      box.show(null);
+      f.clear();
+      opener.focus();
+    };
+    form.toggle = () => {
+      if (!form.hidden) return shut();
+      form.hidden = false;
+      opener.setAttribute("aria-expanded", "true");
+      dateF.control.focus();
+    };
+    close.addEventListener("click", shut);
+    form.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        shut();
+      }
+    });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      box.show(null);
+      if (!f.checkAll()) return;
+      const at = fromUkWallClock(dateF.control.value, timeF.control.value);
+      if (!at) {
+        timeF.setError("There is no such time in the UK that day (the clocks go forward): choose another.");
+        timeF.control.focus();
+        return;
+      }
+      let moved;
+      try {
+        moved = await busy(submit, "Moving…", () => api(`/api/sessions/${s.id}/reschedule`, { method: "POST", body: { starts_at: rfc3339(at) } }));
+      } catch (err) {
+        box.show(moveRefusal(err));
+        return;
+      }
+      await show(mondayOf(new Date(moved.starts_at)));
+      say(
+        `Moved ${moved.title} from ${ukWhen(s.starts_at)} to ${ukWhen(moved.starts_at)} (UK time).` +
+          (moved.booked ? ` The referrer${moved.booked === 1 ? " of its case is" : "s of its cases are"} emailed the new time.` : ""),
+      );
+      document.getElementById(`move-${moved.id}-open`)?.focus();
+    });
+    return form;
   }
 
   async function show(start, { jumpIfEmpty = false } = {}) {
