@@ -6,6 +6,7 @@ import { LiveChannel } from "../live.js";
 import { Media } from "../rtc.js";
 import { outcomeForm } from "../outcome-form.js";
 import { clock, explain, fill, h, humanise, sentenceCase, when } from "../ui.js";
+import { ukWhen } from "../days.js";
 
 const LIVE_ERRORS = {
   offline: "You are not connected just now: try again once the meeting has reconnected.",
@@ -17,9 +18,41 @@ const LIVE_ERRORS = {
   not_a_participant: "You are no longer a participant in this meeting.",
   agenda_finished: "There are no more cases waiting.",
   stale_seq: "The agenda changed while you were acting; it has been refreshed.",
+  // The scheduled start on the UK clock, and the lead time read from the server's words.
+  too_early: (err, { session, you }) => {
+    const lead = openingLead(err.message);
+    const start = session?.starts_at ? `${ukWhen(session.starts_at)} (UK time)` : "later";
+    return (
+      `It is too early to open this meeting: it is scheduled for ${start} and can be opened from ` +
+      `${lead ? `${lead} before its start` : "shortly before its start"}. ` +
+      (you?.role === "coordinator"
+        ? "To hold it sooner, move the session to an earlier time on the schedule page."
+        : "To hold it sooner, ask a coordinator to move the session to an earlier time.")
+    );
+  },
 };
 
-const liveError = (err) => LIVE_ERRORS[err.code] || err.message || "That did not work.";
+/**
+ * How long before its start a meeting may be opened, in words ("30 minutes"), read from
+ * the server's too_early message ("…scheduled for 2026-12-10 12:30 and may be opened from
+ * 2026-12-10 12:00 (UTC)…"), or null when the message does not say.
+ */
+export function openingLead(message) {
+  const m = /scheduled for ([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2}) and may be opened from ([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2})/.exec(message || "");
+  if (!m) return null;
+  const minutes = (Date.parse(`${m[1]}T${m[2]}:00Z`) - Date.parse(`${m[3]}T${m[4]}:00Z`)) / 60000;
+  if (!Number.isFinite(minutes) || minutes <= 0) return null;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  const part = (n, unit) => `${n} ${unit}${n === 1 ? "" : "s"}`;
+  return [hours ? part(hours, "hour") : null, rest ? part(rest, "minute") : null].filter(Boolean).join(" ");
+}
+
+/** A live refusal in words; some depend on the meeting's state (its session, `you`). */
+const liveError = (err, state) => {
+  const known = LIVE_ERRORS[err.code];
+  return (typeof known === "function" ? known(err, state) : known) || err.message || "That did not work.";
+};
 
 /** A readable title for an agenda entry: identified for clinicians, a label for trainees. */
 export function caseTitle(c, index) {
@@ -124,7 +157,7 @@ export async function render(main, { user, params: [sessionId] }) {
       await channel.command(command);
       done?.();
     } catch (err) {
-      if (err.code !== "closed") showError(liveError(err));
+      if (err.code !== "closed") showError(liveError(err, state));
     } finally {
       acting = false;
       renderAll();
@@ -594,7 +627,7 @@ export async function render(main, { user, params: [sessionId] }) {
         if (!msg.id && (msg.code === "not_presenter" || msg.code === "forbidden")) media?.refused(true);
         if (!msg.id && msg.code === "invalid_sdp") media?.refused(false);
         if (msg.code === "not_a_participant") channel.close();
-        showError(liveError(msg));
+        showError(liveError(msg, state));
       }
     },
   });
