@@ -1,10 +1,14 @@
 // Administration for coordinators: accounts, specialties (and their quorum), weekly
-// series and one-off sessions. Each form checks what it can before sending and shows the
-// server's refusal against the field it names.
+// series and one-off sessions, and patient records whose cases disagree. Each form checks
+// what it can before sending and shows the server's refusal against the field it names.
 import { api } from "../api.js";
 import { errorBox, field, fill, h, humanise, time } from "../ui.js";
 import { busy, checkedForm, list, select, stillHere, textField } from "../forms.js";
-import { checkText } from "../nhs.js";
+import { checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber } from "../nhs.js";
+
+const birthDay = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+/** A date of birth for people, e.g. "2 Mar 1961" (a calendar day: no zone shift). */
+const dobText = (s) => (/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(s || "") ? birthDay.format(new Date(`${s}T00:00:00Z`)) : s || "");
 
 const ROLES = [
   ["practitioner", "Practitioner"],
@@ -356,6 +360,153 @@ export async function render(main) {
 
   refreshSpecialtySelects();
 
+  // ---- Patient record conflicts ---------------------------------------------------------
+  // NHS numbers whose cases disagreed on name or date of birth when the patient register
+  // was made. NHS numbers travel in request bodies only, never in an address.
+  const conflictList = h("div", { id: "conflict-list", "aria-live": "polite" });
+  const conflictBox = errorBox("conflicts-error");
+
+  /**
+   * A correction form: the patient's name and date of birth, set on the register and every
+   * case of the patient, with the reason (audited). `nhs` fixes the NHS number (a
+   * conflict's form); without it the form asks for one.
+   */
+  function correctionForm(prefix, nhs) {
+    const f = checkedForm();
+    const box = errorBox(`${prefix}-error`);
+    const nhsF = nhs
+      ? null
+      : f.add(
+          "nhs_number",
+          field("NHS number", h("input", { name: "nhs_number", id: `${prefix}-nhs`, type: "text", inputmode: "numeric", autocomplete: "off", spellcheck: "false" }), "10 digits, e.g. 943 476 5919"),
+          (v) => parseNhsNumber(v).error || null,
+        );
+    const given = textField(f, "given_name", "Given name", { attrs: { id: `${prefix}-given`, autocomplete: "off" } }, (v) => checkText(v, 100));
+    const family = textField(f, "family_name", "Family name", { attrs: { id: `${prefix}-family`, autocomplete: "off" } }, (v) => checkText(v, 100));
+    const dob = f.add("date_of_birth", field("Date of birth", h("input", { name: "date_of_birth", id: `${prefix}-dob`, type: "date" })), (v) => parseDateOfBirth(v).error || null);
+    const reason = textField(
+      f,
+      "reason",
+      "Reason for the correction",
+      { multiline: true, hint: "Required. Kept in each case's audit trail, e.g. \"Checked against the GP record\".", attrs: { id: `${prefix}-reason` } },
+      (v) => checkText(v, 500, true),
+    );
+    const submit = h("button", { type: "submit", id: `${prefix}-submit` }, "Correct the record");
+    const form = h(
+      "form",
+      { id: prefix, class: "correction-form", novalidate: true, "aria-labelledby": `${prefix}-h` },
+      h(nhs ? "h4" : "h3", { id: `${prefix}-h` }, nhs ? `Correct NHS ${formatNhsNumber(nhs)}` : "Correct a patient's details"),
+      h("p", { class: "hint" }, "Sets the name and date of birth on the patient record and on every case of the patient."),
+      nhsF,
+      h("div", { class: "row" }, given, family, dob),
+      reason,
+      box,
+      submit,
+    );
+    /** Fills the details from a variant and moves to the first of them. */
+    form.use = (v) => {
+      given.control.value = v.given_name;
+      family.control.value = v.family_name;
+      dob.control.value = v.date_of_birth;
+      f.clear();
+      box.show(null);
+      given.control.focus();
+    };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      box.show(null);
+      if (!f.checkAll()) return;
+      const number = nhs || parseNhsNumber(nhsF.control.value).value;
+      try {
+        const r = await busy(submit, "Correcting…", () =>
+          api("/api/patients/correction", {
+            method: "POST",
+            body: {
+              nhs_number: number,
+              given_name: given.control.value.trim(),
+              family_name: family.control.value.trim(),
+              date_of_birth: dob.control.value,
+              reason: reason.control.value.trim(),
+            },
+          }),
+        );
+        const n = r.cases_updated;
+        say(`Patient record corrected for NHS ${formatNhsNumber(number)}: ${n} case${n === 1 ? "" : "s"} updated.`);
+        form.reset();
+        f.clear();
+        await showConflicts();
+      } catch (err) {
+        if (err.status === 404) box.show(`No patient with NHS number ${formatNhsNumber(number)} is on record, so there is nothing to correct.`);
+        else refuse(f, box, err);
+      }
+    });
+    return form;
+  }
+
+  function conflictCard(c, i) {
+    const prefix = `correct-${i}`;
+    const form = correctionForm(prefix, c.nhs_number);
+    const nhs = formatNhsNumber(c.nhs_number);
+    const headingId = `conflict-${i}-h`;
+    return h(
+      "article",
+      { class: "card conflict", "aria-labelledby": headingId },
+      h("h3", { id: headingId }, `NHS ${nhs}`),
+      h("p", { class: "muted" }, "Found ", time(c.found_at), `: its cases carry ${c.variants.length} different sets of details. Choose “Use these details” on the right one, check it, and give the reason.`),
+      h(
+        "div",
+        { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `Details recorded for NHS ${nhs}` },
+        h(
+          "table",
+          { class: "variants" },
+          h("caption", { class: "sr-only" }, `Details recorded for NHS ${nhs}`),
+          h("thead", {}, h("tr", {}, ["Name", "Date of birth", "Cases", ""].map((t, k) => h("th", { scope: "col" }, k === 3 ? h("span", { class: "sr-only" }, "Action") : t)))),
+          h(
+            "tbody",
+            {},
+            c.variants.map((v) => {
+              const name = `${v.given_name} ${v.family_name}`;
+              const n = v.case_ids.length;
+              return h(
+                "tr",
+                {},
+                h("td", { "data-label": "Name" }, name),
+                h("td", { "data-label": "Date of birth" }, h("time", { datetime: v.date_of_birth }, dobText(v.date_of_birth))),
+                h("td", { "data-label": "Cases" }, `${n} case${n === 1 ? "" : "s"}`),
+                h(
+                  "td",
+                  {},
+                  h("button", { type: "button", class: "secondary small", onclick: () => form.use(v), "aria-label": `Use ${name}, born ${dobText(v.date_of_birth)}, in the correction` }, "Use these details"),
+                ),
+              );
+            }),
+          ),
+        ),
+      ),
+      form,
+    );
+  }
+
+  async function showConflicts() {
+    conflictBox.show(null);
+    let conflicts;
+    try {
+      conflicts = await api("/api/patients/conflicts");
+    } catch (err) {
+      conflictBox.show(err);
+      return;
+    }
+    fill(
+      conflictList,
+      conflicts.length
+        ? conflicts.map(conflictCard)
+        : h("p", { class: "muted", id: "no-conflicts" }, "No conflicting patient records."),
+    );
+  }
+  await showConflicts();
+  const anyCorrection = correctionForm("correction-form", null);
+  anyCorrection.classList.add("card");
+
   if (!here()) return;
   fill(
     main,
@@ -366,7 +517,7 @@ export async function render(main) {
       h(
         "ul",
         {},
-        [["admin-users", "Accounts"], ["admin-specialties", "Specialties"], ["admin-schedule", "Series and sessions"]].map(([id, label]) =>
+        [["admin-users", "Accounts"], ["admin-specialties", "Specialties"], ["admin-schedule", "Series and sessions"], ["admin-patients", "Patient record conflicts"]].map(([id, label]) =>
           // Not a fragment link: the hash is the router's. Scroll and move focus instead.
           h("li", {}, h("button", { type: "button", class: "link", onclick: () => jump(id) }, label)),
         ),
@@ -398,5 +549,19 @@ export async function render(main) {
       h("div", { class: "two" }, specialtyForm, quorumForm),
     ),
     h("section", { id: "admin-schedule", "aria-labelledby": "schedule-h" }, h("h2", { id: "schedule-h" }, "Series and sessions"), seriesForm, sessionForm),
+    h(
+      "section",
+      { id: "admin-patients", "aria-labelledby": "patients-h" },
+      h("h2", { id: "patients-h" }, "Patient record conflicts"),
+      h(
+        "p",
+        { class: "hint" },
+        "NHS numbers whose cases were booked under different names or dates of birth before each NHS number became one patient record. " +
+          "Check the right details (e.g. with the GP practice), then correct the record: every case of the patient takes them.",
+      ),
+      conflictBox,
+      conflictList,
+      anyCorrection,
+    ),
   );
 }
