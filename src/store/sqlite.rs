@@ -2288,6 +2288,12 @@ async fn register_patient(
         };
         // Sex and registered practice follow the latest booking; the name and date of
         // birth only a confirmed change (and then on every case of the patient).
+        let unchanged = recorded.as_ref().is_some_and(|r| {
+            fields.is_empty() && r.sex == p.sex && r.gp_practice_code == p.gp_practice_code
+        });
+        if unchanged {
+            return Ok(fields);
+        }
         let (given, family, born) = match fields.is_empty() {
             true => match &recorded {
                 Some(r) => (&r.given_name, &r.family_name, r.date_of_birth),
