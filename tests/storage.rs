@@ -1009,11 +1009,14 @@ async fn the_patient_register_migration_reports_conflicting_cases(backend: Backe
         date_of_birth: "1970-01-01".parse().unwrap(),
         by: physio.id,
     };
+    let event = NewAuditEvent::new("patient_corrected", "case").actor(physio.id);
+    assert_eq!(store.correct_patient(&fixed, event, now).await.unwrap(), 2);
+    let audit = store.audit_events().await.unwrap();
     assert_eq!(
-        store
-            .correct_patient(&fixed, Vec::new(), now)
-            .await
-            .unwrap(),
+        audit
+            .iter()
+            .filter(|e| e.action == "patient_corrected")
+            .count(),
         2
     );
     assert!(store.patient_conflicts().await.unwrap().is_empty());

@@ -50,11 +50,23 @@ pub fn invitation(
     organizer: &EmailAddress,
     attendees: &[EmailAddress],
 ) -> String {
+    invitation_version(session, organizer, attendees, 0)
+}
+
+/// The invitation as revision `sequence` (iCalendar `SEQUENCE`): a calendar replaces an
+/// entry with the same UID by one with a higher sequence.
+fn invitation_version(
+    session: &Session,
+    organizer: &EmailAddress,
+    attendees: &[EmailAddress],
+    sequence: u32,
+) -> String {
     let end =
         session.starts_at + chrono::Duration::minutes(i64::from(session.plan.duration_minutes));
     let mut event = icalendar::Event::new();
     event
         .uid(&format!("session-{}@mdt-coordinator", session.id))
+        .sequence(sequence)
         .summary(&session.plan.title)
         .starts(session.starts_at)
         .ends(end)
@@ -93,6 +105,30 @@ pub fn agenda_published(
         ),
         html: None,
         calendar: Some(invitation(session, organizer, &to)),
+        to,
+    }
+}
+
+/// To everyone invited to a published session when a coordinator moves it: the updated
+/// invitation replaces the calendar entry (same UID, a sequence that grows with time).
+pub fn session_moved(
+    session: &Session,
+    from: DateTime<Utc>,
+    organizer: &EmailAddress,
+    to: Vec<EmailAddress>,
+) -> NewMessage {
+    let sequence = u32::try_from(Utc::now().timestamp() / 60).unwrap_or(u32::MAX);
+    NewMessage {
+        subject: format!("Session moved: {} now on {}", session.plan.title, local(session.starts_at)),
+        body: format!(
+            "{} has moved from {} to {} (UK time).\n\n\
+             The updated calendar invitation is attached. Sign in to MDT Coordinator to see the agenda.\n",
+            session.plan.title,
+            local(from),
+            local(session.starts_at),
+        ),
+        html: None,
+        calendar: Some(invitation_version(session, organizer, &to, sequence)),
         to,
     }
 }

@@ -128,9 +128,9 @@ pub async fn book(
     if confirm {
         case.patient_update = match caller.role {
             Role::Coordinator => PatientUpdate::Correction,
-            _ if !patient_record_cases(&state, &caller, &case.patient.nhs_number)
+            _ if record_viewer(&state, &caller, &case.patient.nhs_number)
                 .await?
-                .is_empty() =>
+                .is_some() =>
             {
                 PatientUpdate::NameChange
             }
@@ -171,28 +171,41 @@ pub async fn book(
     Ok(res.json(view))
 }
 
-/// The patient's existing cases through which `caller` may see the record for this NHS
-/// number: every case for a coordinator, the caller's own referrals for anyone else.
-async fn patient_record_cases(
+/// The patient's cases through which `caller` may see the record for this NHS number, or
+/// `None` if they may not see it: a coordinator sees it through every case; a referrer
+/// through their own referrals, unless the number is awaiting a coordinator's review (its
+/// cases disagreed when the register was made, so the record may be another person's).
+async fn record_viewer(
     state: &AppState,
     caller: &User,
     nhs_number: &NhsNumber,
-) -> Result<Vec<crate::domain::Case>, ApiError> {
+) -> Result<Option<Vec<crate::domain::Case>>, ApiError> {
+    let coordinator = caller.role == Role::Coordinator;
+    if !coordinator
+        && state
+            .store
+            .patient_conflicts()
+            .await?
+            .iter()
+            .any(|(n, _)| n == nhs_number)
+    {
+        return Ok(None);
+    }
     let mut cases = Vec::new();
     for id in state.store.patient_case_ids(nhs_number).await? {
         if let Some(case) = state.store.case(id).await? {
-            if caller.role == Role::Coordinator || case.referrer_id == caller.id {
+            if coordinator || case.referrer_id == caller.id {
                 cases.push(case);
             }
         }
     }
-    Ok(cases)
+    Ok((!cases.is_empty()).then_some(cases))
 }
 
 /// `409 patient_details_conflict`: the NHS number is on record with another name or date
-/// of birth. Whoever may see the record (a coordinator, or the referrer of one of the
-/// patient's cases) gets the recorded name and date of birth, and the read is audited;
-/// anyone else learns only that the details differ.
+/// of birth. Whoever may see the record ([`record_viewer`]) is told what differs and
+/// shown the recorded name and date of birth, and the read is audited; anyone else gets
+/// one fixed message, so nobody can probe a stranger's details by trying values.
 async fn patient_conflict(
     state: &AppState,
     req: &HttpRequest,
@@ -200,39 +213,31 @@ async fn patient_conflict(
     nhs_number: &NhsNumber,
     conflict: &PatientConflict,
 ) -> Result<HttpResponse, ApiError> {
-    let cases = patient_record_cases(state, caller, nhs_number).await?;
-    let differs = if conflict.fields.contains(&"date_of_birth") {
-        "date of birth"
-    } else {
-        "name"
+    let Some(cases) = record_viewer(state, caller, nhs_number).await? else {
+        return Ok(HttpResponse::Conflict().json(serde_json::json!({
+            "code": "patient_details_conflict",
+            "message": "this NHS number is on record with different patient details: check \
+                        the number and the patient's details; a coordinator can correct the record",
+        })));
     };
-    let mut message = format!(
-        "this NHS number is on record for a patient with a different {differs}: check the \
-         number and the patient's details"
+    audit_case_reads(state, req, caller, "patient_details_conflict", &cases).await?;
+    let dob = conflict.fields.contains(&"date_of_birth");
+    let next = match (dob, caller.role == Role::Coordinator) {
+        (false, _) => ", or confirm the patient's change of name",
+        (true, true) => ", or confirm the correction",
+        (true, false) => "; only a coordinator can correct a date of birth",
+    };
+    let message = format!(
+        "this NHS number is on record for a patient with a different {}: check the number \
+         and the patient's details{next}",
+        if dob { "date of birth" } else { "name" }
     );
-    let recorded = if cases.is_empty() {
-        message.push_str("; a coordinator can correct the record");
-        None
-    } else {
-        audit_case_reads(state, req, caller, "patient_details_conflict", &cases).await?;
-        message.push_str(if differs == "name" {
-            ", or confirm the patient's change of name"
-        } else if caller.role == Role::Coordinator {
-            ", or confirm the correction"
-        } else {
-            "; only a coordinator can correct a date of birth"
-        });
-        Some(RecordedDetails::from(&conflict.recorded))
-    };
-    let mut body = serde_json::json!({
+    Ok(HttpResponse::Conflict().json(serde_json::json!({
         "code": "patient_details_conflict",
         "message": message,
         "fields": conflict.fields,
-    });
-    if let Some(recorded) = recorded {
-        body["recorded"] = serde_json::json!(recorded);
-    }
-    Ok(HttpResponse::Conflict().json(body))
+        "recorded": RecordedDetails::from(&conflict.recorded),
+    })))
 }
 
 /// When the case was discussed, from its session's meeting events (`None` if the meeting

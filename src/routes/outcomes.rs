@@ -79,6 +79,28 @@ async fn follow_up_session(
     Ok(Some(target))
 }
 
+/// The date every letter of a case gives for its discussion (`discussed_at`): when the
+/// meeting took it up, or, for a case decided outside a meeting, as of its first signing
+/// (now, when signing it), so the signed, amended and in-app letters all agree.
+async fn letter_date(
+    state: &AppState,
+    case: &Case,
+    session: &Session,
+) -> Result<DateTime<Utc>, ApiError> {
+    let first_signed = state
+        .store
+        .outcome_versions(case.id)
+        .await?
+        .iter()
+        .find_map(|v| v.signed_at)
+        .unwrap_or_else(Utc::now);
+    Ok(discussed_at(
+        discussion_of(state, case).await?,
+        session,
+        first_signed,
+    ))
+}
+
 /// The outcome letter to the case's referrer, signed by `signer`, built inside the
 /// signing transaction.
 fn letter(
@@ -151,7 +173,7 @@ pub async fn sign(
             .unwrap_or(None),
         None => None,
     };
-    let discussed_at = discussed_at(discussion_of(&state, &case).await?, &session, Utc::now());
+    let discussed_at = letter_date(&state, &case, &session).await?;
     let letter = letter(referrer, &caller, target, discussed_at, false);
     let event = state.audit_event(&req, &caller, "outcome_signed", "case");
     let signed = state
@@ -192,7 +214,7 @@ pub async fn amend(
     may_sign_outcome(&caller, &session)?;
     let target = follow_up_session(&state, &session, &amendment.body).await?;
     let referrer = state.store.user(case.referrer_id).await?;
-    let discussed_at = discussed_at(discussion_of(&state, &case).await?, &session, Utc::now());
+    let discussed_at = letter_date(&state, &case, &session).await?;
     let letter = letter(referrer, &caller, target, discussed_at, true);
     let event = state.audit_event(&req, &caller, "outcome_amended", "case");
     let version = state
@@ -294,14 +316,9 @@ pub async fn letter_text(
         std::slice::from_ref(&case),
     )
     .await?;
-    // The letter as sent: dated by the discussion, as of when the first version was signed.
-    let first_signed = versions
-        .iter()
-        .find_map(|v| v.signed_at)
-        .unwrap_or_else(Utc::now);
     let discussed = templates::Discussed {
         session: &session,
-        at: discussed_at(discussion_of(&state, &case).await?, &session, first_signed),
+        at: letter_date(&state, &case, &session).await?,
     };
     let letter = templates::outcome_letter(
         &referrer.email,

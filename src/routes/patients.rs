@@ -101,20 +101,14 @@ pub async fn correct(
         date_of_birth: parse_date_of_birth(&body.date_of_birth, Utc::now().date_naive())?,
         by: caller.id,
     };
-    let cases = cases_of(&state, &correction.nhs_number).await?;
-    let events = cases
-        .iter()
-        .map(|c| {
-            state
-                .audit_event(&req, &caller, "patient_corrected", "case")
-                .record(c.id)
-                .details(json!({ "reason": reason }))
-        })
-        .collect();
+    let event = state
+        .audit_event(&req, &caller, "patient_corrected", "case")
+        .details(json!({ "reason": reason }));
     let changed = state
         .store
-        .correct_patient(&correction, events, Utc::now())
+        .correct_patient(&correction, event, Utc::now())
         .await?;
+    let cases = cases_of(&state, &correction.nhs_number).await?;
     for session in cases.iter().map(|c| c.session_id) {
         state.live.agenda_changed(session);
     }

@@ -12,7 +12,7 @@ use crate::auth::{require_role, AuthUser};
 use crate::domain::schedule::{SessionPlan, SessionView};
 use crate::domain::time_window::parse_calendar_date;
 use crate::domain::{
-    CaseView, NewSeries, ParseError, Role, Session, Specialty, TimeWindow, UserId,
+    CaseView, NewSeries, ParseError, Role, Session, SessionState, Specialty, TimeWindow, UserId,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
@@ -148,20 +148,30 @@ pub async fn reschedule(
     let starts_at = future_start(&body.starts_at)?;
     let before = session_or_404(&state, *id).await?;
     let emails = emails_by_user(&state).await?;
+    // A published session's invitees hold it in their calendars: they get the update.
+    let invited = match before.state {
+        SessionState::Published => {
+            let cases = state.store.session_cases(before.id).await?;
+            invitees(&state, &before, &cases).await?
+        }
+        _ => Vec::new(),
+    };
+    let organizer = organizer(&state, &caller);
     let notices = move |moved: &Session, cases: &[crate::domain::Case]| {
-        cases
-            .iter()
-            .filter_map(|case| {
-                let referrer = emails.get(&case.referrer_id)?;
-                Some(templates::case_moved(
-                    referrer,
-                    case.id,
-                    &before,
-                    moved,
-                    "The session your case is booked into has been moved to a new time.",
-                ))
-            })
-            .collect()
+        let referrers = cases.iter().filter_map(|case| {
+            let referrer = emails.get(&case.referrer_id)?;
+            Some(templates::case_moved(
+                referrer,
+                case.id,
+                &before,
+                moved,
+                "The session your case is booked into has been moved to a new time.",
+            ))
+        });
+        let calendars = invited.iter().map(|to| {
+            templates::session_moved(moved, before.starts_at, &organizer, vec![to.clone()])
+        });
+        referrers.chain(calendars).collect()
     };
     let event = state
         .audit_event(&req, &caller, "session_rescheduled", "session")
@@ -278,18 +288,13 @@ pub async fn show(
     )
 }
 
-/// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
-/// chair, the referrers of its cases and the specialty's consultants (and, for teaching
-/// sessions, its trainees) with an iCalendar invitation.
-pub async fn publish(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    require_role(&caller, &[Role::Coordinator])?;
-    let session = session_or_404(&state, *id).await?;
-    let cases = state.store.session_cases(session.id).await?;
+/// Who is invited to a published session: the chair, the referrers of its cases, the
+/// specialty's consultants and, for teaching sessions, its trainees (active accounts).
+async fn invitees(
+    state: &AppState,
+    session: &Session,
+    cases: &[crate::domain::Case],
+) -> Result<Vec<crate::domain::EmailAddress>, ApiError> {
     let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
     let mut invitees: Vec<crate::domain::EmailAddress> = state
         .store
@@ -308,7 +313,12 @@ pub async fn publish(
         .collect();
     invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     invitees.dedup();
-    let organizer = crate::domain::EmailAddress::parse(
+    Ok(invitees)
+}
+
+/// The invitations' organiser: the configured sender's address (else the caller's).
+fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::EmailAddress {
+    crate::domain::EmailAddress::parse(
         state
             .settings
             .mail
@@ -318,7 +328,23 @@ pub async fn publish(
             .unwrap_or("")
             .trim_end_matches('>'),
     )
-    .unwrap_or_else(|_| caller.email.clone());
+    .unwrap_or_else(|_| caller.email.clone())
+}
+
+/// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
+/// chair, the referrers of its cases and the specialty's consultants (and, for teaching
+/// sessions, its trainees) with an iCalendar invitation.
+pub async fn publish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let session = session_or_404(&state, *id).await?;
+    let cases = state.store.session_cases(session.id).await?;
+    let invitees = invitees(&state, &session, &cases).await?;
+    let organizer = organizer(&state, &caller);
     // One message per invitee: a refused address delays nobody else, and nobody sees
     // the other invitees' addresses.
     let invitations: Vec<_> = invitees

@@ -421,12 +421,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// A coordinator's correction of the patient's record: the name and date of birth on
     /// the register and on every case of the patient, any conflict marked resolved, and
-    /// `audit` in the same transaction. Returns how many cases changed; `404` for an NHS
-    /// number not on record.
+    /// `audit` recorded against each of those cases, in one transaction. Returns how many
+    /// cases changed; `404` for an NHS number not on record.
     async fn correct_patient(
         &self,
         correction: &PatientCorrection,
-        audit: Vec<NewAuditEvent>,
+        audit: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
@@ -817,17 +817,23 @@ impl PatientColumns {
     }
 }
 
-/// The audit event for a confirmed change to a patient's record, made by the booking
-/// `booking` describes (same actor and address), naming the new case.
-pub(crate) fn patient_update_event(
-    booking: &NewAuditEvent,
-    case_id: Uuid,
-    fields: &[&'static str],
-) -> NewAuditEvent {
+/// The audit events for a change to a patient's record: `template` (its actor, address
+/// and details) recorded against each of the patient's cases.
+pub(crate) fn per_case(template: &NewAuditEvent, case_ids: &[Uuid]) -> Vec<NewAuditEvent> {
+    case_ids
+        .iter()
+        .map(|id| NewAuditEvent {
+            record_type: "case".into(),
+            record_id: Some(id.to_string()),
+            ..template.clone()
+        })
+        .collect()
+}
+
+/// What a booking that changed the patient's record (`fields`) records on each case.
+pub(crate) fn patient_updated(booking: &NewAuditEvent, fields: &[&'static str]) -> NewAuditEvent {
     NewAuditEvent {
         action: "patient_updated".into(),
-        record_type: "case".into(),
-        record_id: Some(case_id.to_string()),
         details: serde_json::json!({ "fields": fields }).to_string(),
         ..booking.clone()
     }

@@ -575,7 +575,11 @@ impl Store for SqliteStore {
         let booked = booked_case(&case, now);
         let changed = register_patient(&mut tx, &case, now).await?;
         if !changed.is_empty() {
-            append_audit_in(&mut tx, patient_update_event(&audit, booked.id, &changed)).await?;
+            // Every case of the patient now carries the change: each records it.
+            let mut ids = patient_cases_in(&mut tx, &case.patient.nhs_number).await?;
+            ids.push(booked.id);
+            let events = per_case(&patient_updated(&audit, &changed), &ids);
+            append_audits_in(&mut tx, events).await?;
         }
         match insert_case_row(&mut tx, &booked, case.idempotency_key.as_deref()).await {
             Err(e) if is_unique_violation(&e, "idempotency") => {
@@ -1483,7 +1487,7 @@ impl Store for SqliteStore {
     async fn correct_patient(
         &self,
         correction: &PatientCorrection,
-        audit: Vec<NewAuditEvent>,
+        audit: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
@@ -1521,7 +1525,8 @@ impl Store for SqliteStore {
         .bind(correction.by.to_string())
         .execute(&mut *tx)
         .await?;
-        append_audits_in(&mut tx, audit).await?;
+        let ids = patient_cases_in(&mut tx, &correction.nhs_number).await?;
+        append_audits_in(&mut tx, per_case(&audit, &ids)).await?;
         tx.commit().await?;
         Ok(cases.rows_affected())
     }
@@ -2238,7 +2243,7 @@ async fn register_patient(
     case: &NewCase,
     now: DateTime<Utc>,
 ) -> Result<Vec<&'static str>, StoreError> {
-    use crate::domain::patient::{reconcile, Reconciled};
+    use crate::domain::patient::{reconcile, PatientUpdate, Reconciled};
     let p = &case.patient;
     // Twice at most: a booking that finds no record but loses the race to create it
     // decides again against the record the winner made.
@@ -2294,12 +2299,9 @@ async fn register_patient(
         if unchanged {
             return Ok(fields);
         }
-        let (given, family, born) = match fields.is_empty() {
-            true => match &recorded {
-                Some(r) => (&r.given_name, &r.family_name, r.date_of_birth),
-                None => (&p.given_name, &p.family_name, p.date_of_birth),
-            },
-            false => (&p.given_name, &p.family_name, p.date_of_birth),
+        let (given, family, born) = match (&recorded, fields.is_empty()) {
+            (Some(r), true) => (&r.given_name, &r.family_name, r.date_of_birth),
+            _ => (&p.given_name, &p.family_name, p.date_of_birth),
         };
         sqlx::query(
             "UPDATE patients SET given_name = $2, family_name = $3, date_of_birth = $4, sex = $5, \
@@ -2326,9 +2328,33 @@ async fn register_patient(
             .execute(&mut **tx)
             .await?;
         }
+        if !fields.is_empty() && case.patient_update == PatientUpdate::Correction {
+            // A coordinator's correction settles any conflict found in older data.
+            sqlx::query(
+                "UPDATE patient_conflicts SET resolved_at = $2, resolved_by = $3 \
+                 WHERE nhs_number = $1 AND resolved_at IS NULL",
+            )
+            .bind(p.nhs_number.as_str())
+            .bind(now)
+            .bind(case.referrer_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
         return Ok(fields);
     }
     Err(StoreError::Busy)
+}
+
+/// The ids of every case booked for this NHS number, inside a transaction.
+async fn patient_cases_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    nhs_number: &NhsNumber,
+) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM cases WHERE nhs_number = $1")
+        .bind(nhs_number.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+    ids.iter().map(|id| uuid(id)).collect()
 }
 
 /// Inserts a case row; a second active booking of the patient in the session is

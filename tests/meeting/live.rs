@@ -814,6 +814,35 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("invalid_state"))
     );
+
+    // A published session is in its invitees' calendars: moving it sends each of them the
+    // updated invitation (same UID, a higher SEQUENCE).
+    let publish = format!("/api/sessions/{}/publish", m.next_session);
+    let (status, _) = m.app.post(&m.coordinator, &publish, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = m.app.state.store.outbox_messages().await.unwrap().len();
+    let later = (Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let path = format!("/api/sessions/{}/reschedule", m.next_session);
+    let (status, moved) = m.app.post(&m.coordinator, &path, move_to(later)).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    let outbox = m.app.state.store.outbox_messages().await.unwrap();
+    let updates: Vec<_> = outbox[before..]
+        .iter()
+        .filter(|msg| msg.subject.starts_with("Session moved:"))
+        .collect();
+    let to: Vec<&str> = updates.iter().map(|u| u.to[0].as_str()).collect();
+    assert!(
+        to.contains(&"chair@example.org") && to.contains(&"second@example.org"),
+        "{to:?}"
+    );
+    let calendar = updates[0].calendar.as_deref().unwrap();
+    assert!(calendar.contains(&format!("UID:session-{}@mdt-coordinator", m.next_session)));
+    let sequence = calendar
+        .lines()
+        .find_map(|l| l.strip_prefix("SEQUENCE:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap();
+    assert!(sequence > 0, "{calendar}");
 }
 
 on_both_backends!(

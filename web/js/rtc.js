@@ -119,7 +119,7 @@ export class Media {
    * arrives with no offer pending (a late one) asks for nothing.
    */
   notOpen() {
-    if (this.closed || this.retryTimer || this.pc.signalingState !== "have-local-offer") return;
+    if (this.closed || this.gaveUp || this.retryTimer || this.pc.signalingState !== "have-local-offer") return;
     if (this.retries >= RETRY_TRIES) {
       this.gaveUp = true;
       this.refused(false).then(() => this.onGiveUp());
