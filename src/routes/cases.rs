@@ -191,15 +191,21 @@ async fn record_viewer(
     {
         return Ok(None);
     }
+    let mut cases = patient_cases(state, nhs_number).await?;
+    cases.retain(|case| coordinator || case.referrer_id == caller.id);
+    Ok((!cases.is_empty()).then_some(cases))
+}
+
+/// Every case booked under `nhs_number`, oldest first.
+pub(crate) async fn patient_cases(
+    state: &AppState,
+    nhs_number: &NhsNumber,
+) -> Result<Vec<crate::domain::Case>, ApiError> {
     let mut cases = Vec::new();
     for id in state.store.patient_case_ids(nhs_number).await? {
-        if let Some(case) = state.store.case(id).await? {
-            if coordinator || case.referrer_id == caller.id {
-                cases.push(case);
-            }
-        }
+        cases.extend(state.store.case(id).await?);
     }
-    Ok((!cases.is_empty()).then_some(cases))
+    Ok(cases)
 }
 
 /// `409 patient_details_conflict`: the NHS number is on record with another name or date

@@ -11,21 +11,13 @@ use serde_json::json;
 use crate::auth::{require_role, AuthUser};
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::RecordedDetails;
-use crate::domain::{Case, NhsNumber, ParseError, PersonName, Role};
+use crate::domain::{NhsNumber, ParseError, PersonName, Role};
 use crate::error::ApiError;
+use crate::routes::cases::patient_cases;
 use crate::routes::sessions::audit_case_reads;
 use crate::routes::ApiJson;
 use crate::startup::AppState;
 use crate::store::PatientCorrection;
-
-/// Every case booked under `nhs_number`, oldest first.
-async fn cases_of(state: &AppState, nhs_number: &NhsNumber) -> Result<Vec<Case>, ApiError> {
-    let mut cases = Vec::new();
-    for id in state.store.patient_case_ids(nhs_number).await? {
-        cases.extend(state.store.case(id).await?);
-    }
-    Ok(cases)
-}
 
 /// `GET /api/patients/conflicts` (coordinator; audited as a read of each case shown):
 /// each unresolved NHS number with the different name and date of birth combinations its
@@ -39,7 +31,7 @@ pub async fn conflicts(
     let mut out = Vec::new();
     let mut shown = Vec::new();
     for (nhs_number, found_at) in state.store.patient_conflicts().await? {
-        let cases = cases_of(&state, &nhs_number).await?;
+        let cases = patient_cases(&state, &nhs_number).await?;
         let mut variants: Vec<(RecordedDetails, Vec<uuid::Uuid>)> = Vec::new();
         for case in &cases {
             let details = RecordedDetails::from(&case.patient);
@@ -108,7 +100,7 @@ pub async fn correct(
         .store
         .correct_patient(&correction, event, Utc::now())
         .await?;
-    let cases = cases_of(&state, &correction.nhs_number).await?;
+    let cases = patient_cases(&state, &correction.nhs_number).await?;
     for session in cases.iter().map(|c| c.session_id) {
         state.live.agenda_changed(session);
     }

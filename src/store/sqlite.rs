@@ -984,24 +984,8 @@ impl Store for SqliteStore {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        let session = Self::session_from(&row)?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::conflict(
-                "invalid_state",
-                format!("a {} session cannot be published", session.state.as_str()),
-            ));
-        }
-        append_audit_in(&mut tx, audit.record(id)).await?;
-        let now = Utc::now();
-        for message in &mail {
-            enqueue_in(&mut tx, message, now).await?;
-        }
-        tx.commit().await?;
+        let session = guarded_session(&mut tx, id, updated.rows_affected(), "published").await?;
+        commit_session_change(tx, id, audit, &mail).await?;
         Ok(session)
     }
 
@@ -1021,18 +1005,7 @@ impl Store for SqliteStore {
         .bind(starts_at)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        let session = Self::session_from(&row)?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::conflict(
-                "invalid_state",
-                format!("a {} session cannot be moved", session.state.as_str()),
-            ));
-        }
+        let session = guarded_session(&mut tx, id, updated.rows_affected(), "moved").await?;
         let cases = sqlx::query(
             "SELECT * FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred')",
         )
@@ -1042,12 +1015,7 @@ impl Store for SqliteStore {
         .iter()
         .map(Self::case_from)
         .collect::<Result<Vec<_>, _>>()?;
-        append_audit_in(&mut tx, audit.record(id)).await?;
-        let now = Utc::now();
-        for message in &mail(&session, &cases) {
-            enqueue_in(&mut tx, message, now).await?;
-        }
-        tx.commit().await?;
+        commit_session_change(tx, id, audit, &mail(&session, &cases)).await?;
         Ok(session)
     }
 
@@ -2355,6 +2323,46 @@ async fn patient_cases_in(
         .fetch_all(&mut **tx)
         .await?;
     ids.iter().map(|id| uuid(id)).collect()
+}
+
+/// The session after a state-guarded update of it (`updated` rows): `404` if there is no
+/// such session, `409 invalid_state` ("a … session cannot be {verb}") if the guard held
+/// the update back.
+async fn guarded_session(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: Uuid,
+    updated: u64,
+    verb: &str,
+) -> Result<Session, StoreError> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("session"))?;
+    let session = SqliteStore::session_from(&row)?;
+    if updated != 1 {
+        return Err(StoreError::conflict(
+            "invalid_state",
+            format!("a {} session cannot be {verb}", session.state.as_str()),
+        ));
+    }
+    Ok(session)
+}
+
+/// Records `audit` against session `id`, queues `mail`, and commits.
+async fn commit_session_change(
+    mut tx: Transaction<'static, Sqlite>,
+    id: Uuid,
+    audit: NewAuditEvent,
+    mail: &[NewMessage],
+) -> Result<(), StoreError> {
+    append_audit_in(&mut tx, audit.record(id)).await?;
+    let now = Utc::now();
+    for message in mail {
+        enqueue_in(&mut tx, message, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Inserts a case row; a second active booking of the patient in the session is

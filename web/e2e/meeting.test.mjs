@@ -6,6 +6,19 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { apiAs, assertClean, demo, inbound, launch, nhsNumber, open, screenshotBoth, signIn, startSoon, until, watchPeerConnections } from "./lib.mjs";
 
+/** A signed-in page per role, each recording its peer connections; `page.role` names it. */
+async function signedInPages(browser, roles) {
+  const pages = {};
+  for (const role of roles) {
+    const page = await open(browser);
+    page.role = role;
+    await watchPeerConnections(page);
+    await signIn(page, demo[role]);
+    pages[role] = page;
+  }
+  return pages;
+}
+
 const identifiers = (c) => [
   c.patient.nhs_number,
   c.patient.nhs_number.replace(/^(\d{3})(\d{3})(\d{4})$/, "$1 $2 $3"),
@@ -40,14 +53,7 @@ test("chair, presenter and trainee hold a meeting", async () => {
 
   const browser = await launch();
   try {
-    const pages = {};
-    for (const role of ["consultant", "practitioner", "trainee"]) {
-      const page = await open(browser);
-      page.role = role;
-      await watchPeerConnections(page);
-      await signIn(page, demo[role]);
-      pages[role] = page;
-    }
+    const pages = await signedInPages(browser, ["consultant", "practitioner", "trainee"]);
     const { consultant: chair, practitioner: physio, trainee } = pages;
     const frames = [];
     trainee.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(String(payload))));
@@ -252,14 +258,7 @@ test("everyone's media connects right after the chair opens the meeting, five ti
 
   const browser = await launch();
   try {
-    const pages = {};
-    for (const role of ["consultant", "practitioner", "trainee"]) {
-      const page = await open(browser);
-      page.role = role;
-      await watchPeerConnections(page);
-      await signIn(page, demo[role]);
-      pages[role] = page;
-    }
+    const pages = await signedInPages(browser, ["consultant", "practitioner", "trainee"]);
     const chair = pages.consultant;
     chair.on("dialog", (d) => d.accept());
     for (const [round, session] of sessions.entries()) {
@@ -332,14 +331,7 @@ test("a refused or unanswered offer is sent again until the media connects", asy
 
   const browser = await launch();
   try {
-    const pages = {};
-    for (const role of ["consultant", "practitioner"]) {
-      const page = await open(browser);
-      page.role = role;
-      await watchPeerConnections(page);
-      await signIn(page, demo[role]);
-      pages[role] = page;
-    }
+    const pages = await signedInPages(browser, ["consultant", "practitioner"]);
     const { consultant: chair, practitioner: physio } = pages;
     chair.on("dialog", (d) => d.accept());
     // The practitioner's first offer, and the candidates that follow it, are refused as
