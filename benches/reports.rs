@@ -79,10 +79,6 @@ fn outcome(i: usize) -> OutcomeDraft {
     .unwrap()
 }
 
-fn no_letter(_: &Case, _: &Session, _: &OutcomeVersion) -> Option<NewMessage> {
-    None
-}
-
 /// Runs one session: opened, four attendees, each case started and completed (7–15
 /// minutes), closed; outcomes signed after.
 async fn run_session(store: &DynStore, session: &Session, cases: &[Uuid], staff: &Staff) {
@@ -222,20 +218,14 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                 let signed_at = session.starts_at + chrono::Duration::hours(3);
                 for (i, case) in ids.iter().enumerate() {
                     let audit = NewAuditEvent::new("outcome_drafted", "case").record(case);
-                    store
+                    let draft = store
                         .draft_outcome(*case, outcome(i + w), people.chair.id, audit, signed_at)
                         .await
                         .unwrap();
                     let audit = NewAuditEvent::new("outcome_signed", "case").record(case);
+                    let signed = draft.signed(people.chair.id, signed_at);
                     store
-                        .sign_outcome(
-                            *case,
-                            people.chair.id,
-                            audit,
-                            &no_letter,
-                            Uuid::new_v4(),
-                            signed_at,
-                        )
+                        .sign_outcome(*case, &signed, audit, None, Uuid::new_v4())
                         .await
                         .unwrap();
                 }

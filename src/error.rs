@@ -165,7 +165,17 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => {
                 ApiError::not_found("not_found", format!("{what} not found"))
             }
-            StoreError::Conflict { code, message } => ApiError::Conflict { code, message },
+            StoreError::Conflict(c) => ApiError::Conflict {
+                code: c.code(),
+                message: c.to_string(),
+            },
+            StoreError::Violation(v) => {
+                tracing::warn!(violation = ?v, "unexpected constraint refusal");
+                ApiError::conflict(
+                    "constraint_violation",
+                    "the change conflicts with stored data",
+                )
+            }
             StoreError::Invalid(p) => ApiError::Invalid(p),
             StoreError::PatientConflict(_) => ApiError::conflict(
                 "patient_details_conflict",

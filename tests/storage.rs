@@ -42,7 +42,7 @@ fn new_user(email: &str, role: Role, specialties: &[&str]) -> NewUser {
 
 fn conflict_code(e: StoreError) -> &'static str {
     match e {
-        StoreError::Conflict { code, .. } => code,
+        StoreError::Conflict(c) => c.code(),
         StoreError::Invalid(p) => p.code,
         other => panic!("expected a conflict, got {other:?}"),
     }

@@ -242,6 +242,28 @@ pub struct NewCase {
     pub patient_update: super::patient::PatientUpdate,
 }
 
+impl NewCase {
+    /// The case this booking creates, before it is stored.
+    pub fn booked(&self, now: DateTime<Utc>) -> Case {
+        Case {
+            id: self.id,
+            session_id: self.session_id,
+            referrer_id: self.referrer_id,
+            patient: self.patient.clone(),
+            clinical_question: self.clinical_question.clone(),
+            history: self.history.clone(),
+            urgency: self.urgency,
+            body_site: self.body_site.clone(),
+            free_text_identifies_patient: self.free_text_identifies_patient,
+            state: CaseState::Booked,
+            booked_at: now,
+            moved_from: None,
+            needs_rebooking: false,
+            follow_up_of: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::conflict::Conflict;
 use super::{CaseState, Role, Session, SessionState, UserId};
 
 /// One change to a live session. Stored as JSON in `session_events` and sent to clients
@@ -390,8 +391,64 @@ pub fn current_case(agenda: &[AgendaItem]) -> Option<Uuid> {
         .map(|c| c.case_id)
 }
 
-fn waiting(state: CaseState) -> bool {
-    matches!(state, CaseState::Booked | CaseState::Listed)
+/// A case waits for discussion while the meeting may start it.
+fn waiting(item: &AgendaItem) -> bool {
+    allows(case_transition(
+        item.state,
+        &EventBody::CaseStarted {
+            case_id: item.case_id,
+        },
+    ))
+}
+
+fn allows<T>(transition: Option<Result<T, Conflict>>) -> bool {
+    matches!(transition, Some(Ok(_)))
+}
+
+fn not_now(what: &str) -> Conflict {
+    Conflict::invalid(format!("{what} is not possible now"))
+}
+
+/// The one definition of what an event does to its session's state: `None` when the
+/// event does not change the session, else the new state or why it may not happen now.
+/// The store applies it when appending; [`decide`] checks it before proposing.
+pub fn session_transition(
+    from: SessionState,
+    event: &EventBody,
+) -> Option<Result<SessionState, Conflict>> {
+    use SessionState::{Closed, Live, Published, Scheduled};
+    let (allowed, to, what) = match event {
+        EventBody::MeetingOpened => (
+            matches!(from, Scheduled | Published),
+            Live,
+            "opening the meeting",
+        ),
+        EventBody::MeetingClosed => (from == Live, Closed, "closing the meeting"),
+        _ => return None,
+    };
+    Some(if allowed { Ok(to) } else { Err(not_now(what)) })
+}
+
+/// What an event does to the state of the case it names (see [`session_transition`]).
+/// Completing a case that is not in discussion changes nothing: a case whose outcome
+/// was signed during its discussion stays signed.
+pub fn case_transition(from: CaseState, event: &EventBody) -> Option<Result<CaseState, Conflict>> {
+    use CaseState::{Booked, Deferred, Discussed, InDiscussion, Listed};
+    let (allowed, to, what) = match event {
+        EventBody::CaseStarted { .. } => (
+            matches!(from, Booked | Listed),
+            InDiscussion,
+            "starting that case",
+        ),
+        EventBody::CaseCompleted { .. } if from == InDiscussion => return Some(Ok(Discussed)),
+        EventBody::CaseDeferred { .. } => (
+            matches!(from, Booked | Listed | InDiscussion),
+            Deferred,
+            "deferring that case",
+        ),
+        _ => return None,
+    };
+    Some(if allowed { Ok(to) } else { Err(not_now(what)) })
 }
 
 /// When a command is decided: the time now, and how long before its scheduled start a
@@ -444,16 +501,14 @@ pub fn decide(
     };
     if let Command::OpenMeeting = command {
         chair_only()?;
-        return match session.state {
-            SessionState::Scheduled | SessionState::Published => {
-                check_open_time(session, clock)?;
-                Ok(vec![EventBody::MeetingOpened])
-            }
-            other => Err(refuse(
+        if !allows(session_transition(session.state, &EventBody::MeetingOpened)) {
+            return Err(refuse(
                 "invalid_state",
-                format!("a {} session cannot be opened", other.as_str()),
-            )),
-        };
+                format!("a {} session cannot be opened", session.state.as_str()),
+            ));
+        }
+        check_open_time(session, clock)?;
+        return Ok(vec![EventBody::MeetingOpened]);
     }
     if session.state != SessionState::Live {
         return Err(refuse("meeting_not_open", "the meeting is not open"));
@@ -485,7 +540,7 @@ pub fn decide(
             if current == Some(*case_id) {
                 return Ok(Vec::new());
             }
-            if !waiting(case.state) {
+            if !waiting(case) {
                 return Err(refuse(
                     "invalid_state",
                     format!("a {} case cannot be started", case.state.as_str()),
@@ -497,7 +552,7 @@ pub fn decide(
         }
         Command::NextCase => {
             chair_only()?;
-            let next = agenda.iter().find(|c| waiting(c.state)).map(|c| c.case_id);
+            let next = agenda.iter().find(|c| waiting(c)).map(|c| c.case_id);
             if current.is_none() && next.is_none() {
                 return Err(refuse("agenda_finished", "no case is waiting"));
             }
@@ -508,17 +563,18 @@ pub fn decide(
         Command::DeferCase { case_id } => {
             chair_only()?;
             let case = on_agenda(*case_id)?;
-            if !(waiting(case.state) || case.state == CaseState::InDiscussion) {
+            let deferred = EventBody::CaseDeferred {
+                case_id: *case_id,
+                to_session_id: None,
+                new_case_id: None,
+            };
+            if !allows(case_transition(case.state, &deferred)) {
                 return Err(refuse(
                     "invalid_state",
                     format!("a {} case cannot be deferred", case.state.as_str()),
                 ));
             }
-            Ok(vec![EventBody::CaseDeferred {
-                case_id: *case_id,
-                to_session_id: None,
-                new_case_id: None,
-            }])
+            Ok(vec![deferred])
         }
         Command::Reorder { case_ids } => {
             chair_only()?;
@@ -1004,5 +1060,175 @@ mod tests {
             ]
         );
         assert_eq!(live.quorum(UserId::new(), 1).present_others, 1);
+    }
+
+    /// One event of every kind, for the transitions' "changes nothing" cases.
+    fn every_event() -> Vec<EventBody> {
+        let (case_id, user_id) = (Uuid::new_v4(), UserId::new());
+        vec![
+            EventBody::MeetingOpened,
+            EventBody::MeetingClosed,
+            EventBody::CaseStarted { case_id },
+            EventBody::CaseCompleted { case_id },
+            EventBody::CaseDeferred {
+                case_id,
+                to_session_id: None,
+                new_case_id: None,
+            },
+            EventBody::AgendaReordered {
+                case_ids: vec![case_id],
+            },
+            EventBody::ParticipantJoined {
+                user_id,
+                name: "A".into(),
+                role: Role::Consultant,
+                instance: Uuid::nil(),
+            },
+            EventBody::ParticipantLeft { user_id },
+            EventBody::HandRaised { user_id },
+            EventBody::HandLowered { user_id },
+            EventBody::PresentRequested { user_id },
+            EventBody::PresenterGranted { user_id },
+            EventBody::PresenterRevoked { user_id },
+            EventBody::MuteChanged {
+                user_id,
+                muted: false,
+            },
+            EventBody::OutcomeDrafted {
+                case_id,
+                version: 1,
+                summary: serde_json::Value::Null,
+            },
+            EventBody::OutcomeSigned {
+                case_id,
+                version: 1,
+                signed_by: user_id,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_meeting_opens_once_scheduled_or_published_and_closes_once_live() {
+        use SessionState::*;
+        let refused = |what: &str| {
+            Some(Err(Conflict::invalid(format!(
+                "{what} is not possible now"
+            ))))
+        };
+        for from in [Scheduled, Published, Live, Closed, Cancelled] {
+            for event in every_event() {
+                let expected = match (&event, from) {
+                    (EventBody::MeetingOpened, Scheduled | Published) => Some(Ok(Live)),
+                    (EventBody::MeetingOpened, _) => refused("opening the meeting"),
+                    (EventBody::MeetingClosed, Live) => Some(Ok(Closed)),
+                    (EventBody::MeetingClosed, _) => refused("closing the meeting"),
+                    _ => None,
+                };
+                assert_eq!(
+                    session_transition(from, &event),
+                    expected,
+                    "{from:?} {event:?}"
+                );
+            }
+        }
+        assert_eq!(
+            session_transition(Closed, &EventBody::MeetingOpened)
+                .unwrap()
+                .unwrap_err()
+                .to_string(),
+            "opening the meeting is not possible now"
+        );
+    }
+
+    #[test]
+    fn cases_start_when_waiting_complete_in_discussion_and_defer_until_discussed() {
+        use CaseState::*;
+        let refused = |what: &str| {
+            Some(Err(Conflict::invalid(format!(
+                "{what} is not possible now"
+            ))))
+        };
+        let states = [
+            Booked,
+            Listed,
+            InDiscussion,
+            Discussed,
+            OutcomeSigned,
+            Deferred,
+            Withdrawn,
+        ];
+        for from in states {
+            for event in every_event() {
+                let expected = match (&event, from) {
+                    (EventBody::CaseStarted { .. }, Booked | Listed) => Some(Ok(InDiscussion)),
+                    (EventBody::CaseStarted { .. }, _) => refused("starting that case"),
+                    (EventBody::CaseCompleted { .. }, InDiscussion) => Some(Ok(Discussed)),
+                    // A case signed during its discussion stays signed; others unchanged.
+                    (EventBody::CaseCompleted { .. }, _) => None,
+                    (EventBody::CaseDeferred { .. }, Booked | Listed | InDiscussion) => {
+                        Some(Ok(Deferred))
+                    }
+                    (EventBody::CaseDeferred { .. }, _) => refused("deferring that case"),
+                    _ => None,
+                };
+                assert_eq!(
+                    case_transition(from, &event),
+                    expected,
+                    "{from:?} {event:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decide_refuses_what_the_transitions_refuse() {
+        let chair = UserId::new();
+        let actor = Actor {
+            user_id: chair,
+            role: Role::Consultant,
+        };
+        let live = LiveState::default();
+        let closed = session(chair, SessionState::Closed);
+        let open = decide(
+            &closed,
+            &[],
+            &live,
+            &actor,
+            &Command::OpenMeeting,
+            on_time(&closed),
+        );
+        assert_eq!(open.unwrap_err().code, "invalid_state");
+        let s = session(chair, SessionState::Live);
+        let agenda = [item(CaseState::Discussed), item(CaseState::InDiscussion)];
+        for command in [
+            Command::StartCase {
+                case_id: agenda[0].case_id,
+            },
+            Command::DeferCase {
+                case_id: agenda[0].case_id,
+            },
+        ] {
+            let refusal = decide(&s, &agenda, &live, &actor, &command, on_time(&s));
+            assert_eq!(refusal.unwrap_err().code, "invalid_state", "{command:?}");
+        }
+        let defer = Command::DeferCase {
+            case_id: agenda[1].case_id,
+        };
+        assert_eq!(
+            decide(&s, &agenda, &live, &actor, &defer, on_time(&s))
+                .unwrap()
+                .len(),
+            1
+        );
+        // Nothing waits once the only undiscussed case is under discussion.
+        let next = decide(
+            &s,
+            &agenda[..1],
+            &live,
+            &actor,
+            &Command::NextCase,
+            on_time(&s),
+        );
+        assert_eq!(next.unwrap_err().code, "agenda_finished");
     }
 }

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 pub mod attachment;
 pub mod audit;
+pub mod booking;
 pub mod case;
+pub mod conflict;
 pub mod email;
 pub mod fhir;
 pub mod live;

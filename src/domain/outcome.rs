@@ -619,6 +619,59 @@ impl OutcomeVersion {
     pub fn is_signed(&self) -> bool {
         self.signed_at.is_some()
     }
+
+    /// The first version of a case's outcome: an unsigned draft.
+    pub fn first_draft(
+        case_id: Uuid,
+        body: OutcomeDraft,
+        author: UserId,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let now = stored_time(now);
+        OutcomeVersion {
+            case_id,
+            version: 1,
+            body,
+            author_id: author,
+            created_at: now,
+            updated_at: now,
+            signed_by: None,
+            signed_at: None,
+            amendment_reason: None,
+            supersedes: None,
+        }
+    }
+
+    /// This draft, signed by `signer` at `now`.
+    pub fn signed(mut self, signer: UserId, now: DateTime<Utc>) -> Self {
+        self.signed_by = Some(signer);
+        self.signed_at = Some(stored_time(now));
+        self
+    }
+
+    /// The amendment that supersedes this signed version: the next version, signed by
+    /// its author.
+    pub fn amended(&self, amendment: Amendment, author: UserId, now: DateTime<Utc>) -> Self {
+        let now = stored_time(now);
+        OutcomeVersion {
+            case_id: self.case_id,
+            version: self.version + 1,
+            body: amendment.body,
+            author_id: author,
+            created_at: now,
+            updated_at: now,
+            signed_by: Some(author),
+            signed_at: Some(now),
+            amendment_reason: Some(amendment.reason.as_str().to_string()),
+            supersedes: Some(self.version),
+        }
+    }
+}
+
+/// Times as the databases keep them (to the microsecond), so what is returned equals
+/// what is read back.
+fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(t, 6)
 }
 
 /// How a version leaves the server: in full, or (for de-identified viewers) with the

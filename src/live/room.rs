@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::protocol::{self, Snapshot, You};
 use super::Shared;
 use crate::auth::access::AgendaAccess;
+use crate::domain::conflict::Conflict;
 use crate::domain::live::{
     current_case, decide, media_policy, Actor, AgendaItem, Clock, Command, EventBody, LiveEvent,
     LiveState, NewLiveEvent,
@@ -314,9 +315,7 @@ impl Room {
                     self.answer(conn_id, &key.1, &Answer::Applied(seq));
                     return;
                 }
-                Err(StoreError::Conflict { code, .. })
-                    if code == "stale_seq" || code == "duplicate_command" =>
-                {
+                Err(StoreError::Conflict(Conflict::StaleSeq | Conflict::DuplicateCommand)) => {
                     // Another writer got in first (or this very command was applied
                     // elsewhere): catch up, then answer from history or decide again.
                     self.catch_up().await;
@@ -329,15 +328,14 @@ impl Room {
                         return;
                     }
                 }
-                Err(StoreError::Conflict { code, .. })
-                    if code == "invalid_state" || code == "agenda_changed" =>
-                {
+                Err(StoreError::Conflict(Conflict::InvalidState(_) | Conflict::AgendaChanged)) => {
                     // The agenda changed outside the meeting (a withdrawal, a move):
                     // reload it and decide again.
                     self.reload(true).await;
                 }
-                Err(StoreError::Conflict { code, message }) => {
-                    self.answer(conn_id, &key.1, &Answer::Refused(code, message));
+                Err(StoreError::Conflict(conflict)) => {
+                    let answer = Answer::Refused(conflict.code(), conflict.to_string());
+                    self.answer(conn_id, &key.1, &answer);
                     return;
                 }
                 Err(e) => {
@@ -575,7 +573,7 @@ impl Room {
         match self.commit(events).await {
             Ok(_) => {}
             // Someone else wrote first: the next wake or tick catches up and retries.
-            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::Conflict(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot record presence"),
         }
     }

@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
 use crate::auth::AuthUser;
+use crate::domain::booking::check_amendable;
+use crate::domain::conflict::Conflict;
 use crate::domain::live::discussed_at;
 use crate::domain::outcome::{check_follow_up_session, OutcomeVersionView};
 use crate::domain::{
@@ -23,6 +25,7 @@ use crate::routes::cases::{discussion_of, visible_case};
 use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
 use crate::startup::AppState;
+use crate::store::{self, StoreError};
 
 /// An outcome version as shown, with the name of the consultant who signed it.
 #[derive(Serialize)]
@@ -101,31 +104,24 @@ async fn letter_date(
     ))
 }
 
-/// The outcome letter to the case's referrer, signed by `signer`, built inside the
-/// signing transaction.
+/// The outcome letter to the case's referrer about `version`, signed by `signer`.
 fn letter(
-    referrer: Option<User>,
+    referrer: Option<&User>,
     signer: &User,
-    follow_up: Option<Session>,
-    discussed_at: DateTime<Utc>,
+    follow_up: Option<&Session>,
+    discussed: templates::Discussed<'_>,
+    (case, version): (&Case, &OutcomeVersion),
     amended: bool,
-) -> impl Fn(&Case, &Session, &OutcomeVersion) -> Option<crate::domain::NewMessage> + Send + Sync {
-    let signer = signer.name.clone();
-    move |case, session, version| {
-        let referrer = referrer.as_ref()?;
-        Some(templates::outcome_letter(
-            &referrer.email,
-            templates::Discussed {
-                session,
-                at: discussed_at,
-            },
-            case,
-            version,
-            &signer,
-            follow_up.as_ref(),
-            amended,
-        ))
-    }
+) -> Option<crate::domain::NewMessage> {
+    Some(templates::outcome_letter(
+        &referrer?.email,
+        discussed,
+        case,
+        version,
+        &signer.name,
+        follow_up,
+        amended,
+    ))
 }
 
 /// `PUT /api/cases/{id}/outcome`: saves the draft (version 1, or the current unsigned
@@ -166,27 +162,35 @@ pub async fn sign(
     let (case, session, _) = case_and_session(&state, &caller, *id).await?;
     may_sign_outcome(&caller, &session)?;
     let referrer = state.store.user(case.referrer_id).await?;
-    // For the letter only: the store re-checks the follow-up inside the signing.
-    let target = match state.store.outcome_versions(case.id).await?.last() {
-        Some(current) => follow_up_session(&state, &session, &current.body)
-            .await
-            .unwrap_or(None),
-        None => None,
-    };
     let discussed_at = letter_date(&state, &case, &session).await?;
-    let letter = letter(referrer, &caller, target, discussed_at, false);
-    let event = state.audit_event(&req, &caller, "outcome_signed", "case");
-    let signed = state
-        .store
-        .sign_outcome(
-            case.id,
-            caller.id,
-            event,
-            &letter,
-            Uuid::new_v4(),
-            Utc::now(),
-        )
-        .await?;
+    let signed = store::until_unchanged(|| async {
+        let draft = state.store.outcome_versions(case.id).await?.pop();
+        let draft = draft.ok_or(StoreError::Conflict(Conflict::NoDraft))?;
+        // For the letter only: the store checks the follow-up inside the signing.
+        let target = follow_up_session(&state, &session, &draft.body)
+            .await
+            .unwrap_or(None);
+        let version = draft.signed(caller.id, Utc::now());
+        let discussed = templates::Discussed {
+            session: &session,
+            at: discussed_at,
+        };
+        let mail = letter(
+            referrer.as_ref(),
+            &caller,
+            target.as_ref(),
+            discussed,
+            (&case, &version),
+            false,
+        );
+        let event = state.audit_event(&req, &caller, "outcome_signed", "case");
+        let follow_up_id = Uuid::new_v4();
+        state
+            .store
+            .sign_outcome(case.id, &version, event, mail, follow_up_id)
+            .await
+    })
+    .await?;
     state.mail_wake.notify_one();
     state.live.events_appended(session.id);
     let today = Utc::now().date_naive();
@@ -215,12 +219,29 @@ pub async fn amend(
     let target = follow_up_session(&state, &session, &amendment.body).await?;
     let referrer = state.store.user(case.referrer_id).await?;
     let discussed_at = letter_date(&state, &case, &session).await?;
-    let letter = letter(referrer, &caller, target, discussed_at, true);
-    let event = state.audit_event(&req, &caller, "outcome_amended", "case");
-    let version = state
-        .store
-        .amend_outcome(case.id, amendment, caller.id, event, &letter, Utc::now())
-        .await?;
+    let version = store::until_unchanged(|| async {
+        let current = state.store.outcome_versions(case.id).await?.pop();
+        let current = check_amendable(current.as_ref())?;
+        let amended = current.amended(amendment.clone(), caller.id, Utc::now());
+        let discussed = templates::Discussed {
+            session: &session,
+            at: discussed_at,
+        };
+        let mail = letter(
+            referrer.as_ref(),
+            &caller,
+            target.as_ref(),
+            discussed,
+            (&case, &amended),
+            true,
+        );
+        let event = state.audit_event(&req, &caller, "outcome_amended", "case");
+        state
+            .store
+            .amend_outcome(case.id, &amended, event, mail)
+            .await
+    })
+    .await?;
     state.mail_wake.notify_one();
     state.live.events_appended(session.id);
     Ok(HttpResponse::Created().json(Signed {

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::ApiJson;
 use crate::startup::AppState;
+use crate::store;
 
 /// The fields a session and a series share.
 #[derive(Deserialize)]
@@ -157,29 +158,34 @@ pub async fn reschedule(
         _ => Vec::new(),
     };
     let organizer = organizer(&state, &caller);
-    let notices = move |moved: &Session, cases: &[crate::domain::Case]| {
+    let session = store::until_unchanged(|| async {
+        let cases = state.store.session_cases(before.id).await?;
+        let mut moved = before.clone();
+        moved.starts_at = starts_at;
         let referrers = cases.iter().filter_map(|case| {
             let referrer = emails.get(&case.referrer_id)?;
             Some(templates::case_moved(
                 referrer,
                 case.id,
                 &before,
-                moved,
+                &moved,
                 "The session your case is booked into has been moved to a new time.",
             ))
         });
         let calendars = invited.iter().map(|to| {
-            templates::session_moved(moved, before.starts_at, &organizer, vec![to.clone()])
+            templates::session_moved(&moved, before.starts_at, &organizer, vec![to.clone()])
         });
-        referrers.chain(calendars).collect()
-    };
-    let event = state
-        .audit_event(&req, &caller, "session_rescheduled", "session")
-        .details(json!({ "starts_at": starts_at }));
-    let session = state
-        .store
-        .reschedule_session(*id, starts_at, event, &notices)
-        .await?;
+        let mail = referrers.chain(calendars).collect();
+        let ids: Vec<Uuid> = cases.iter().map(|c| c.id).collect();
+        let event = state
+            .audit_event(&req, &caller, "session_rescheduled", "session")
+            .details(json!({ "starts_at": starts_at }));
+        state
+            .store
+            .reschedule_session(before.id, starts_at, &ids, event, mail)
+            .await
+    })
+    .await?;
     state.mail_wake.notify_one();
     state.live.agenda_changed(session.id);
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))
@@ -419,25 +425,30 @@ pub async fn cancel(
     require_role(&caller, &[Role::Coordinator])?;
     let emails = emails_by_user(&state).await?;
     let session = session_or_404(&state, *id).await?;
-    let cancelled_session = session.clone();
-    let notice = move |case: &crate::domain::Case, to: Option<(&crate::domain::Case, &Session)>| {
-        let referrer = emails.get(&case.referrer_id)?;
-        Some(match to {
-            Some((moved, next)) => templates::case_moved(
-                referrer,
-                moved.id,
-                &cancelled_session,
-                next,
-                "The session your case was booked into has been cancelled.",
-            ),
-            None => templates::rebooking_needed(referrer, case.id, &cancelled_session),
-        })
-    };
-    let event = state.audit_event(&req, &caller, "session_cancelled", "session");
-    let report = state
-        .store
-        .cancel_session(session.id, event, &notice, Utc::now())
-        .await?;
+    let report = store::until_unchanged(|| async {
+        let now = Utc::now();
+        let plan = state.store.plan_cancellation(session.id, now).await?;
+        let mail = plan
+            .cases
+            .iter()
+            .filter_map(|(case, to)| {
+                let referrer = emails.get(&case.referrer_id)?;
+                Some(match to {
+                    Some((next, new_id)) => templates::case_moved(
+                        referrer,
+                        *new_id,
+                        &plan.session,
+                        next,
+                        "The session your case was booked into has been cancelled.",
+                    ),
+                    None => templates::rebooking_needed(referrer, case.id, &plan.session),
+                })
+            })
+            .collect();
+        let event = state.audit_event(&req, &caller, "session_cancelled", "session");
+        state.store.cancel_session(&plan, event, mail, now).await
+    })
+    .await?;
     state.mail_wake.notify_one();
     Ok(HttpResponse::Ok().json(json!({
         "session": SessionView::from(&report.session),

@@ -13,9 +13,8 @@ use uuid::Uuid;
 use mdt_coordinator::domain::live::{EventBody, NewLiveEvent};
 use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::{
-    Amendment, AmendmentReason, BodySite, Case, ClinicalText, NewAuditEvent, NewCase, NewMessage,
-    NhsNumber, OdsCode, OutcomeDraft, OutcomeVersion, PatientDetails, PersonName, Role, Session,
-    Sex, Specialty, Urgency, UserId,
+    Amendment, AmendmentReason, BodySite, ClinicalText, NewAuditEvent, NewCase, NhsNumber, OdsCode,
+    OutcomeDraft, PatientDetails, PersonName, Role, Sex, Specialty, Urgency, UserId,
 };
 use mdt_coordinator::store::DynStore;
 
@@ -295,14 +294,20 @@ impl Quarter {
             .draft_outcome(case, draft, signer, audit("outcome_drafted"), t(at))
             .await
             .unwrap();
+        let draft = self
+            .store
+            .outcome_versions(case)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
         self.store
             .sign_outcome(
                 case,
-                signer,
+                &draft.signed(signer, t(at)),
                 audit("outcome_signed"),
-                &no_letter,
+                None,
                 Uuid::new_v4(),
-                t(at),
             )
             .await
             .unwrap()
@@ -504,29 +509,37 @@ impl Quarter {
             "management_plan": { "text": "Plan" }, "follow_up": { "kind": "none" }
         }))
         .unwrap();
+        let current = self
+            .store
+            .outcome_versions(c1)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let amendment = Amendment {
+            reason: AmendmentReason::parse("Wrong destination").unwrap(),
+            body: amended,
+        };
         self.store
             .amend_outcome(
                 c1,
-                Amendment {
-                    reason: AmendmentReason::parse("Wrong destination").unwrap(),
-                    body: amended,
-                },
-                rc,
+                &current.amended(amendment, rc, t("2026-02-12T09:00:00Z")),
                 audit("outcome_amended"),
-                &no_letter,
-                t("2026-02-12T09:00:00Z"),
+                None,
             )
             .await
             .unwrap();
 
         // R4: cancelled; its case is left for rebooking (no series to move it to).
         let _d1 = self.book(r4, p, "2026-02-20T10:00:00Z", routine).await;
+        let when = t("2026-02-25T10:00:00Z");
+        let plan = self.store.plan_cancellation(r4, when).await.unwrap();
         self.store
             .cancel_session(
-                r4,
+                &plan,
                 NewAuditEvent::new("session_cancelled", "session"),
-                &|_: &Case, _: Option<(&Case, &Session)>| -> Option<NewMessage> { None },
-                t("2026-02-25T10:00:00Z"),
+                vec![],
+                when,
             )
             .await
             .unwrap();
@@ -642,10 +655,6 @@ impl Quarter {
         assert_eq!(status, StatusCode::OK, "{body}");
         serde_json::from_str(&body).unwrap()
     }
-}
-
-fn no_letter(_: &Case, _: &Session, _: &OutcomeVersion) -> Option<NewMessage> {
-    None
 }
 
 const Q1: &str = "?from=2026-01-01&to=2026-03-31";

@@ -1,0 +1,210 @@
+//! Accounts: specialties and their quorum, users with their specialties, login credentials
+//! and refresh-token families. Audited writes append their event in the same transaction.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::db::{args, Row, Unique};
+use super::{rows, Credentials, NewRefreshToken, RefreshOutcome, Store, StoreError};
+use crate::domain::conflict::Conflict;
+use crate::domain::{
+    EmailAddress, NewAuditEvent, NewUser, ParseError, PersonName, Role, Specialty, User, UserId,
+};
+
+const USERS: &str = "SELECT u.id, u.email, u.name, u.role, u.active, u.created_at, s.specialty \
+    FROM users u LEFT JOIN user_specialties s ON s.user_id = u.id";
+const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens \
+    (token_hash, family_id, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+/// The presented token's family, revoked as of `$1` (`$2`: the token's hash).
+const REVOKE_FAMILY: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+    AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $2)";
+
+/// `422 unknown_specialty`: a new user names a specialty that is not on record.
+fn unknown_specialty() -> StoreError {
+    let message = "names a specialty that does not exist";
+    StoreError::Invalid(ParseError::new("unknown_specialty", "specialties", message))
+}
+
+impl Store {
+    pub async fn list_specialties(&self) -> Result<Vec<Specialty>, StoreError> {
+        let sql = "SELECT slug FROM specialties ORDER BY slug";
+        let found = self.db.all(sql, args![]).await?;
+        found.iter().map(|r| rows::specialty(r, "slug")).collect()
+    }
+
+    /// Adds a specialty; `409 specialty_exists` if it is already there.
+    #[tracing::instrument(skip_all, fields(specialty = %slug.as_str()))]
+    pub async fn add_specialty(&self, slug: &Specialty, name: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO specialties (slug, name, created_at) VALUES ($1, $2, $3)";
+        let values = args![slug.as_str(), name, Utc::now()];
+        match self.db.run(sql, values).await {
+            Err(e) if e.is_unique(Unique::SpecialtySlug) => Err(Conflict::SpecialtyExists.into()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Creates an account and appends `audit` in the same transaction;
+    /// `409 email_taken`, `422 unknown_specialty`.
+    #[tracing::instrument(skip_all, fields(user_id = %u.id))]
+    pub async fn create_user(&self, u: NewUser, audit: NewAuditEvent) -> Result<User, StoreError> {
+        let mut tx = self.db.write().await?;
+        let sql = "INSERT INTO users (id, email, name, role, password_hash, active, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, TRUE, $6)";
+        let mut values = args![u.id, u.email.as_str(), u.name.as_str()];
+        values.extend(args![u.role.as_str(), &u.password_hash, Utc::now()]);
+        match tx.run(sql, values).await {
+            Err(e) if e.is_unique(Unique::UserEmail) => return Err(Conflict::EmailTaken.into()),
+            other => other?,
+        };
+        let sql = "INSERT INTO user_specialties (user_id, specialty) VALUES ($1, $2)";
+        for s in std::collections::BTreeSet::from_iter(&u.specialties) {
+            match tx.run(sql, args![u.id, s.as_str()]).await {
+                Err(e) if e.is_foreign_key() => return Err(unknown_specialty()),
+                other => other?,
+            };
+        }
+        super::audit::append_audit_in(&mut tx, audit).await?;
+        let sql = format!("{USERS} WHERE u.id = $1 ORDER BY s.specialty");
+        let created = Self::users_from(&tx.all(sql, args![u.id]).await?)?.pop();
+        tx.commit().await?;
+        created.ok_or(StoreError::NotFound("user"))
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let sql = format!("{USERS} WHERE u.id = $1 ORDER BY s.specialty");
+        Ok(Self::users_from(&self.db.all(sql, args![id]).await?)?.pop())
+    }
+
+    /// The account id, password hash and active flag, for login.
+    pub async fn credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<Credentials>, StoreError> {
+        let sql = "SELECT id, password_hash, active FROM users WHERE email = $1";
+        let row = self.db.opt(sql, args![email.as_str()]).await?;
+        row.map(|row| {
+            Ok(Credentials {
+                user_id: row.get("id")?,
+                password_hash: row.get("password_hash")?,
+                active: row.get("active")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let sql = format!("{USERS} ORDER BY u.email, s.specialty");
+        Self::users_from(&self.db.all(sql, args![]).await?)
+    }
+
+    pub async fn count_users(&self) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(*) AS n FROM users";
+        rows::count(&self.db.one(sql, args![]).await?, "n")
+    }
+
+    /// Stores the first token of a new sign-in family, with its audit event, atomically.
+    #[tracing::instrument(skip_all, fields(user_id = %t.user_id, family_id = %t.family_id))]
+    pub async fn insert_refresh_token(
+        &self,
+        t: &NewRefreshToken,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.write().await?;
+        let mut values = args![&t.token_hash, t.family_id, t.user_id];
+        values.extend(args![t.issued_at, t.expires_at]);
+        tx.run(INSERT_TOKEN, values).await?;
+        super::audit::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// Atomically checks the presented token and either rotates it (storing `next_hash`
+    /// in the same family) or, if it was already used, revokes the family.
+    pub async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.db.write().await?;
+        let sql = "SELECT * FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE";
+        let Some(row) = tx.opt(sql, args![presented_hash]).await? else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let (family_id, user_id): (Uuid, UserId) = (row.get("family_id")?, row.get("user_id")?);
+        let expires_at: DateTime<Utc> = row.get("expires_at")?;
+        if row.get::<Option<DateTime<Utc>>>("revoked_at")?.is_some() || expires_at <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if row.get::<Option<DateTime<Utc>>>("used_at")?.is_some() {
+            tx.run(REVOKE_FAMILY, args![now, presented_hash]).await?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Reused { user_id, family_id });
+        }
+        let sql = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2";
+        tx.run(sql, args![now, presented_hash]).await?;
+        let expires = next_expires_at.min(expires_at);
+        let values = args![next_hash, family_id, user_id, now, expires];
+        tx.run(INSERT_TOKEN, values).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated { user_id, family_id })
+    }
+
+    /// Revokes the family of the presented token (logout). Unknown tokens are ignored.
+    pub async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.db.run(REVOKE_FAMILY, args![now, token_hash]).await?;
+        Ok(())
+    }
+
+    /// How many consultants or specialists besides the chair make a meeting quorate.
+    pub async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError> {
+        let sql = "SELECT quorum_others FROM specialties WHERE slug = $1";
+        let row = self.db.opt(sql, args![specialty.as_str()]).await?;
+        row.map_or(Ok(1), |r| rows::count(&r, "quorum_others"))
+    }
+
+    /// Sets that number, with its audit event; `404` for an unknown specialty.
+    #[tracing::instrument(skip_all, fields(specialty = %specialty.as_str()))]
+    pub async fn set_specialty_quorum(
+        &self,
+        specialty: &Specialty,
+        others: u32,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.write().await?;
+        let sql = "UPDATE specialties SET quorum_others = $1 WHERE slug = $2";
+        if tx.run(sql, args![others, specialty.as_str()]).await? != 1 {
+            return Err(StoreError::NotFound("specialty"));
+        }
+        super::audit::append_audit_in(&mut tx, audit.record(specialty.as_str())).await?;
+        tx.commit().await
+    }
+
+    /// Users from `users` LEFT JOIN `user_specialties` rows, a user's rows together.
+    fn users_from(found: &[Row]) -> Result<Vec<User>, StoreError> {
+        let mut users: Vec<User> = Vec::new();
+        for row in found {
+            let id: UserId = row.get("id")?;
+            if users.last().map(|u| u.id) != Some(id) {
+                users.push(User {
+                    id,
+                    email: rows::parsed(row, "email", EmailAddress::parse)?,
+                    name: rows::parsed(row, "name", PersonName::parse)?,
+                    role: rows::parsed(row, "role", str::parse::<Role>)?,
+                    specialties: Vec::new(),
+                    active: row.get("active")?,
+                    created_at: row.get("created_at")?,
+                });
+            }
+            let specialty: Option<String> = row.get("specialty")?;
+            if let (Some(user), Some(_)) = (users.last_mut(), specialty) {
+                user.specialties.push(rows::specialty(row, "specialty")?);
+            }
+        }
+        Ok(users)
+    }
+}
