@@ -2,6 +2,9 @@
 
 mod common;
 
+#[path = "storage/upgrade.rs"]
+mod upgrade;
+
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveTime, SubsecRound, Utc};
