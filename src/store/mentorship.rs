@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::db::{args, values_list, Arg, Row};
+use super::db::{args, values_list, Column, Row, Tx};
 use super::{rows, AttendedSession, Store, StoreError};
 use crate::domain::booking::check_flaggable;
 use crate::domain::conflict::Conflict;
@@ -18,28 +18,18 @@ use crate::domain::mentorship::{
 };
 use crate::domain::{NewAuditEvent, ParseError, Role, UserId};
 
-/// A contract's consultant, arm or author must exist.
-fn unknown_reference() -> StoreError {
-    StoreError::Invalid(ParseError::new(
-        "unknown_reference",
-        "specialty",
-        "the specialty or chair does not exist",
-    ))
-}
-
-/// A log's cases and mentees must exist.
-fn unknown_log_reference() -> StoreError {
-    StoreError::Invalid(ParseError::new(
-        "unknown_reference",
-        "case_ids",
-        "names a case or mentee that does not exist",
-    ))
-}
-
-/// A minutes or weeks figure for an INTEGER column (PostgreSQL compares int4 strictly);
-/// the domain bounds them far below `i32::MAX`.
-fn int(v: u32) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
+/// A foreign-key refusal means the write named something that does not exist:
+/// `422 unknown_reference` on `field` (a contract's `specialty`, a log's `case_ids`).
+fn or_unknown(done: Result<u64, StoreError>, field: &'static str) -> Result<u64, StoreError> {
+    let message = match field {
+        "specialty" => "the specialty or chair does not exist",
+        _ => "names a case or mentee that does not exist",
+    };
+    let unknown = ParseError::new("unknown_reference", field, message);
+    match done {
+        Err(e) if e.is_foreign_key() => Err(StoreError::Invalid(unknown)),
+        other => other,
+    }
 }
 
 /// One stay at a session (a new row each time the person joined).
@@ -53,40 +43,61 @@ pub(super) fn attendance(row: &Row) -> Result<Attendance, StoreError> {
     })
 }
 
-/// A stored log; its mentees and cases are read separately and passed in.
+/// Each log's mentees or cases, by log id.
+type Links<T> = HashMap<Uuid, Vec<T>>;
+
+/// `log_id` → the `column` of its rows, in row order.
+fn links<T: Column>(found: Vec<Row>, column: &str) -> Result<Links<T>, StoreError> {
+    let mut out = Links::new();
+    for row in found {
+        let list: &mut Vec<T> = out.entry(row.get("log_id")?).or_default();
+        list.push(row.get(column)?);
+    }
+    Ok(out)
+}
+
+/// A stored log, taking its mentees and cases from those read for it.
 fn log_from(
     row: &Row,
-    mentee_ids: Vec<UserId>,
-    case_ids: Vec<Uuid>,
+    mentees: &mut Links<UserId>,
+    cases: &mut Links<Uuid>,
 ) -> Result<MentorshipLog, StoreError> {
+    let id = row.get("id")?;
     Ok(MentorshipLog {
-        id: row.get("id")?,
+        id,
         consultant_id: row.get("consultant_id")?,
         specialty: rows::specialty(row, "specialty")?,
-        mentee_ids,
+        mentee_ids: mentees.remove(&id).unwrap_or_default(),
         occurred_on: row.get("occurred_on")?,
         duration_minutes: rows::count(row, "duration_minutes")?,
         kind: rows::parsed(row, "kind", MentorshipKind::parse)?,
-        case_ids,
-        // A JSON array of strings.
-        learning_points: rows::parsed(row, "learning_points", |s| {
-            serde_json::from_str::<Vec<String>>(s)
-        })?,
+        case_ids: cases.remove(&id).unwrap_or_default(),
+        // Stored as a JSON array of strings.
+        learning_points: rows::parsed(row, "learning_points", |s| serde_json::from_str(s))?,
         created_at: row.get("created_at")?,
     })
 }
 
+/// Links a log to its mentees and its cases, one statement each.
+async fn link(tx: &mut Tx, log: &MentorshipLog) -> Result<(), StoreError> {
+    let mentees: Vec<Uuid> = log.mentee_ids.iter().map(|m| m.0).collect();
+    let tables = [
+        ("mentorship_log_mentees (log_id, user_id)", &mentees),
+        ("mentorship_log_cases (log_id, case_id)", &log.case_ids),
+    ];
+    for (table, ids) in tables.into_iter().filter(|(_, ids)| !ids.is_empty()) {
+        let sql = format!("INSERT INTO {table} VALUES {}", values_list(ids.len(), 2));
+        let pairs = ids.iter().flat_map(|id| args![log.id, *id]).collect();
+        or_unknown(tx.run(sql, pairs).await, "case_ids")?;
+    }
+    Ok(())
+}
+
 /// The case's open flag, read (and locked on PostgreSQL) inside the caller's transaction.
-async fn open_flag_in(
-    tx: &mut super::Tx,
-    case_id: Uuid,
-) -> Result<Option<MentorshipFlag>, StoreError> {
+async fn open_flag_in(tx: &mut Tx, case_id: Uuid) -> Result<Option<MentorshipFlag>, StoreError> {
     let sql = "SELECT * FROM mentorship_flags WHERE case_id = $1 AND cleared_at IS NULL FOR UPDATE";
-    tx.opt(sql, args![case_id])
-        .await?
-        .as_ref()
-        .map(rows::flag)
-        .transpose()
+    let row = tx.opt(sql, args![case_id]).await?;
+    row.as_ref().map(rows::flag).transpose()
 }
 
 impl Store {
@@ -98,47 +109,28 @@ impl Store {
         contract: &Contract,
         audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
+        let c = contract;
         let mut tx = self.db.write().await?;
         // Two contracts for one consultant are checked for overlap one at a time.
-        tx.run(
-            "SELECT id FROM users WHERE id = $1 FOR UPDATE",
-            args![contract.consultant_id],
-        )
-        .await?;
-        let existing = tx
-            .all(
-                "SELECT * FROM mentorship_contracts WHERE consultant_id = $1 AND specialty = $2",
-                args![contract.consultant_id, contract.specialty.as_str()],
-            )
-            .await?;
-        for row in &existing {
-            if rows::contract(row)?.overlaps(contract) {
+        let lock = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
+        tx.run(lock, args![c.consultant_id]).await?;
+        let same_arm = "SELECT * FROM mentorship_contracts \
+                        WHERE consultant_id = $1 AND specialty = $2";
+        let arm = args![c.consultant_id, c.specialty.as_str()];
+        for row in &tx.all(same_arm, arm).await? {
+            if rows::contract(row)?.overlaps(c) {
                 return Err(Conflict::ContractOverlaps.into());
             }
         }
-        let inserted = tx
-            .run(
-                "INSERT INTO mentorship_contracts (id, consultant_id, specialty, minutes_per_week, \
-                 weeks_per_year, starts_on, ends_on, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                args![
-                    contract.id,
-                    contract.consultant_id,
-                    contract.specialty.as_str(),
-                    int(contract.minutes_per_week),
-                    int(contract.weeks_per_year),
-                    contract.starts_on,
-                    contract.ends_on,
-                    contract.created_by,
-                    contract.created_at
-                ],
-            )
-            .await;
-        match inserted {
-            Err(e) if e.is_foreign_key() => return Err(unknown_reference()),
-            other => other?,
-        };
-        super::audit::append_audit_in(&mut tx, audit.record(contract.id)).await?;
+        let insert = "INSERT INTO mentorship_contracts (id, consultant_id, specialty, \
+             minutes_per_week, weeks_per_year, starts_on, ends_on, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        // INTEGER columns: PostgreSQL compares int4 strictly; the domain bounds both.
+        let (minutes, weeks) = (c.minutes_per_week as i32, c.weeks_per_year as i32);
+        let mut values = args![c.id, c.consultant_id, c.specialty.as_str(), minutes, weeks];
+        values.extend(args![c.starts_on, c.ends_on, c.created_by, c.created_at]);
+        or_unknown(tx.run(insert, values).await, "specialty")?;
+        super::audit::append_audit_in(&mut tx, audit.record(c.id)).await?;
         tx.commit().await
     }
 
@@ -148,9 +140,8 @@ impl Store {
         &self,
         consultant: Option<UserId>,
     ) -> Result<Vec<Contract>, StoreError> {
-        let sql =
-            "SELECT * FROM mentorship_contracts WHERE ($1::uuid IS NULL OR consultant_id = $1) \
-                   ORDER BY consultant_id, specialty, starts_on";
+        let sql = "SELECT * FROM mentorship_contracts WHERE ($1::uuid IS NULL \
+                   OR consultant_id = $1) ORDER BY consultant_id, specialty, starts_on";
         let found = self.db.all(sql, args![consultant]).await?;
         found.iter().map(rows::contract).collect()
     }
@@ -166,73 +157,29 @@ impl Store {
         audit: Vec<NewAuditEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let fk = |done: Result<u64, StoreError>| match done {
-            Err(e) if e.is_foreign_key() => Err(unknown_log_reference()),
-            other => other,
-        };
         let points = serde_json::to_string(&log.learning_points)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
         let mut tx = self.db.write().await?;
-        let insert = tx.run(
-            "INSERT INTO mentorship_logs (id, consultant_id, specialty, occurred_on, \
+        let insert = "INSERT INTO mentorship_logs (id, consultant_id, specialty, occurred_on, \
              duration_minutes, kind, learning_points, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            args![
-                log.id,
-                log.consultant_id,
-                log.specialty.as_str(),
-                log.occurred_on,
-                int(log.duration_minutes),
-                log.kind.as_str(),
-                points,
-                log.created_at
-            ],
-        );
-        fk(insert.await)?;
-        if !log.mentee_ids.is_empty() {
-            let sql = format!(
-                "INSERT INTO mentorship_log_mentees (log_id, user_id) VALUES {}",
-                values_list(log.mentee_ids.len(), 2)
-            );
-            let pairs: Vec<Arg> = log
-                .mentee_ids
-                .iter()
-                .flat_map(|m| args![log.id, *m])
-                .collect();
-            fk(tx.run(sql, pairs).await)?;
-        }
-        let mut cleared = Vec::new();
-        if !log.case_ids.is_empty() {
-            let sql = format!(
-                "INSERT INTO mentorship_log_cases (log_id, case_id) VALUES {}",
-                values_list(log.case_ids.len(), 2)
-            );
-            let pairs: Vec<Arg> = log
-                .case_ids
-                .iter()
-                .flat_map(|c| args![log.id, *c])
-                .collect();
-            fk(tx.run(sql, pairs).await)?;
-            let done = tx
-                .all(
-                    "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3, \
-                     cleared_by_log = $4 WHERE case_id = ANY($5) AND cleared_at IS NULL \
-                     AND flagged_on <= $2 RETURNING case_id",
-                    args![now, log.occurred_on, log.consultant_id, log.id, &log.case_ids[..]],
-                )
-                .await?;
-            let done: HashSet<Uuid> = rows::ids(&done, "case_id")?.into_iter().collect();
-            // In the log's order, as the old per-case loop returned them.
-            cleared = log
-                .case_ids
-                .iter()
-                .copied()
-                .filter(|c| done.contains(c))
-                .collect();
-        }
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let (id, by) = (log.id, log.consultant_id);
+        let mut values = args![id, by, log.specialty.as_str(), log.occurred_on];
+        values.extend(args![log.duration_minutes as i32, log.kind.as_str()]);
+        values.extend(args![points, log.created_at]);
+        or_unknown(tx.run(insert, values).await, "case_ids")?;
+        link(&mut tx, log).await?;
+        let clear = "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, \
+             cleared_by = $3, cleared_by_log = $4 WHERE case_id = ANY($5) \
+             AND cleared_at IS NULL AND flagged_on <= $2 RETURNING case_id";
+        let cleared = args![now, log.occurred_on, by, id, &log.case_ids[..]];
+        let cleared = tx.all(clear, cleared).await?;
+        let cleared: HashSet<Uuid> = rows::ids(&cleared, "case_id")?.into_iter().collect();
         super::audit::append_audits_in(&mut tx, audit).await?;
         tx.commit().await?;
-        Ok(cleared)
+        let mut in_log_order = log.case_ids.clone();
+        in_log_order.retain(|c| cleared.contains(c));
+        Ok(in_log_order)
     }
 
     /// Logs dated within `range`, oldest first; with `involving`, only those where that
@@ -243,45 +190,22 @@ impl Store {
         range: DateRange,
         involving: Option<UserId>,
     ) -> Result<Vec<MentorshipLog>, StoreError> {
-        const FILTER: &str = "occurred_on >= $1 AND occurred_on <= $2 AND ($3::uuid IS NULL \
-             OR consultant_id = $3 OR id IN (SELECT log_id FROM mentorship_log_mentees WHERE user_id = $3))";
-        let window = || args![range.from, range.to, involving];
-        let logs = self
-            .db
-            .all(format!("SELECT * FROM mentorship_logs WHERE {FILTER} ORDER BY occurred_on, created_at, id"), window())
-            .await?;
-        let mut mentees: HashMap<Uuid, Vec<UserId>> = HashMap::new();
-        let sql = format!(
-            "SELECT log_id, user_id FROM mentorship_log_mentees WHERE log_id IN \
-             (SELECT id FROM mentorship_logs WHERE {FILTER}) ORDER BY user_id"
-        );
-        for row in self.db.all(sql, window()).await? {
-            mentees
-                .entry(row.get("log_id")?)
-                .or_default()
-                .push(row.get("user_id")?);
-        }
-        let mut cases: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        let sql = format!(
-            "SELECT c.log_id, c.case_id FROM mentorship_log_cases c JOIN cases k ON k.id = c.case_id \
-             WHERE c.log_id IN (SELECT id FROM mentorship_logs WHERE {FILTER}) ORDER BY k.booked_at, c.case_id"
-        );
-        for row in self.db.all(sql, window()).await? {
-            cases
-                .entry(row.get("log_id")?)
-                .or_default()
-                .push(row.get("case_id")?);
-        }
-        logs.iter()
-            .map(|row| {
-                let id: Uuid = row.get("id")?;
-                log_from(
-                    row,
-                    mentees.remove(&id).unwrap_or_default(),
-                    cases.remove(&id).unwrap_or_default(),
-                )
-            })
-            .collect()
+        const LOGS: &str = "SELECT * FROM mentorship_logs WHERE occurred_on >= $1 \
+             AND occurred_on <= $2 AND ($3::uuid IS NULL OR consultant_id = $3 \
+             OR id IN (SELECT log_id FROM mentorship_log_mentees WHERE user_id = $3)) \
+             ORDER BY occurred_on, created_at, id";
+        const MENTEES: &str = "SELECT log_id, user_id FROM mentorship_log_mentees \
+             WHERE log_id = ANY($1) ORDER BY user_id";
+        const CASES: &str = "SELECT c.log_id, c.case_id FROM mentorship_log_cases c \
+             JOIN cases k ON k.id = c.case_id WHERE c.log_id = ANY($1) \
+             ORDER BY k.booked_at, c.case_id";
+        let window = args![range.from, range.to, involving];
+        let logs = self.db.all(LOGS, window).await?;
+        let ids = rows::ids(&logs, "id")?;
+        let mut mentees = links(self.db.all(MENTEES, args![&ids[..]]).await?, "user_id")?;
+        let mut cases = links(self.db.all(CASES, args![&ids[..]]).await?, "case_id")?;
+        let decode = |row| log_from(row, &mut mentees, &mut cases);
+        logs.iter().map(decode).collect()
     }
 
     /// Puts a case on its arm's backlog (the arm is its session's specialty), with
@@ -313,12 +237,11 @@ impl Store {
             cleared_on: None,
             cleared_by_log: None,
         };
-        tx.run(
-            "INSERT INTO mentorship_flags (id, case_id, specialty, flagged_by, flagged_at, flagged_on) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            args![Uuid::new_v4(), case_id, flag.specialty.as_str(), by, now, flag.flagged_on],
-        )
-        .await?;
+        let insert = "INSERT INTO mentorship_flags (id, case_id, specialty, flagged_by, \
+             flagged_at, flagged_on) VALUES ($1, $2, $3, $4, $5, $6)";
+        let (id, specialty) = (Uuid::new_v4(), flag.specialty.as_str());
+        let values = args![id, case_id, specialty, by, now, flag.flagged_on];
+        tx.run(insert, values).await?;
         super::audit::append_audit_in(&mut tx, audit.record(case_id)).await?;
         tx.commit().await?;
         Ok((flag, true))
@@ -339,12 +262,10 @@ impl Store {
             return Ok(None);
         };
         flag.cleared_on = Some(clinic_date(now));
-        tx.run(
-            "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3 \
-             WHERE case_id = $4 AND cleared_at IS NULL",
-            args![now, flag.cleared_on, by, case_id],
-        )
-        .await?;
+        let clear = "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, \
+             cleared_by = $3 WHERE case_id = $4 AND cleared_at IS NULL";
+        let values = args![now, flag.cleared_on, by, case_id];
+        tx.run(clear, values).await?;
         super::audit::append_audit_in(&mut tx, audit.record(case_id)).await?;
         tx.commit().await?;
         Ok(Some(flag))
@@ -357,12 +278,8 @@ impl Store {
         case_id: Uuid,
     ) -> Result<Option<MentorshipFlag>, StoreError> {
         let sql = "SELECT * FROM mentorship_flags WHERE case_id = $1 AND cleared_at IS NULL";
-        self.db
-            .opt(sql, args![case_id])
-            .await?
-            .as_ref()
-            .map(rows::flag)
-            .transpose()
+        let row = self.db.opt(sql, args![case_id]).await?;
+        row.as_ref().map(rows::flag).transpose()
     }
 
     /// Flags open at the end of `as_of`: flagged on or before it and not cleared by then.
@@ -373,12 +290,8 @@ impl Store {
     ) -> Result<Vec<MentorshipFlag>, StoreError> {
         let sql = "SELECT * FROM mentorship_flags WHERE flagged_on <= $1 \
                    AND (cleared_on IS NULL OR cleared_on > $1) ORDER BY flagged_at, case_id";
-        self.db
-            .all(sql, args![as_of])
-            .await?
-            .iter()
-            .map(rows::flag)
-            .collect()
+        let found = self.db.all(sql, args![as_of]).await?;
+        found.iter().map(rows::flag).collect()
     }
 
     /// Sessions starting in `[from, to)` that `user` attended, in start order, each with
@@ -390,39 +303,26 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<AttendedSession>, StoreError> {
-        let sessions = self
-            .db
-            .all(
-                "SELECT * FROM sessions WHERE starts_at >= $1 AND starts_at < $2 \
-                 AND id IN (SELECT session_id FROM attendance WHERE user_id = $3) ORDER BY starts_at, id",
-                args![from, to, user],
-            )
-            .await?;
+        const SESSIONS: &str = "SELECT * FROM sessions WHERE starts_at >= $1 AND starts_at < $2 \
+             AND id IN (SELECT session_id FROM attendance WHERE user_id = $3) \
+             ORDER BY starts_at, id";
+        const STAYS: &str = "SELECT session_id, user_id, role, joined_at, left_at \
+             FROM attendance WHERE session_id = $1 AND user_id = $2 ORDER BY joined_at";
+        // In agenda order.
+        const DISCUSSED: &str = "SELECT * FROM cases WHERE session_id = $1 \
+             AND state IN ('in_discussion', 'discussed', 'outcome_signed') \
+             ORDER BY COALESCE(agenda_position, 2147483647), \
+             CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id";
+        let sessions = self.db.all(SESSIONS, args![from, to, user]).await?;
         let mut out = Vec::with_capacity(sessions.len());
         for row in &sessions {
             let session = rows::session(row)?;
-            let stays = self
-                .db
-                .all(
-                    "SELECT session_id, user_id, role, joined_at, left_at FROM attendance \
-                     WHERE session_id = $1 AND user_id = $2 ORDER BY joined_at",
-                    args![session.id, user],
-                )
-                .await?;
-            let cases = self
-                .db
-                .all(
-                    "SELECT * FROM cases WHERE session_id = $1 \
-                     AND state IN ('in_discussion', 'discussed', 'outcome_signed') \
-                     ORDER BY COALESCE(agenda_position, 2147483647), \
-                     CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id",
-                    args![session.id],
-                )
-                .await?;
+            let stays = self.db.all(STAYS, args![session.id, user]).await?;
+            let cases = self.db.all(DISCUSSED, args![session.id]).await?;
             out.push(AttendedSession {
-                session,
                 stays: stays.iter().map(attendance).collect::<Result<_, _>>()?,
                 cases: cases.iter().map(rows::case).collect::<Result<_, _>>()?,
+                session,
             });
         }
         Ok(out)

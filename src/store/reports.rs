@@ -99,6 +99,14 @@ fn report_session(row: &Row) -> Result<SessionRow, StoreError> {
     })
 }
 
+/// Decodes every fetched row.
+fn decode<T>(
+    found: Vec<Row>,
+    one: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    found.iter().map(one).collect()
+}
+
 /// A case row: the case's own columns plus its referrer, its latest signed outcome (as a
 /// summary without free text) and the extras.
 fn report_case(row: &Row, extras: &ReportExtras) -> Result<CaseRow, StoreError> {
@@ -112,14 +120,11 @@ fn report_case(row: &Row, extras: &ReportExtras) -> Result<CaseRow, StoreError> 
         })
         .transpose()?;
     let (started_at, ended_at) = extras.timing.get(&case.id).copied().unwrap_or_default();
+    let first_booked = extras.first_booked.get(&case.id).copied();
     Ok(CaseRow {
         referrer_role: rows::parsed(row, "referrer_role", str::parse::<Role>)?,
         referrer_name: rows::parsed(row, "referrer_name", PersonName::parse)?,
-        first_booked_at: extras
-            .first_booked
-            .get(&case.id)
-            .copied()
-            .unwrap_or(case.booked_at),
+        first_booked_at: first_booked.unwrap_or(case.booked_at),
         started_at,
         ended_at,
         outcome,
@@ -135,19 +140,12 @@ impl Store {
     /// signed outcome), and their attendance.
     #[tracing::instrument(skip_all, fields(specialties = query.specialties.len()))]
     pub async fn activity_data(&self, query: &ReportQuery) -> Result<ActivityData, StoreError> {
-        let specialties: Vec<String> = query
-            .specialties
-            .iter()
-            .map(|s| s.as_str().to_string())
-            .collect();
+        let names = query.specialties.iter().map(|s| s.as_str().to_string());
+        let specialties: Vec<String> = names.collect();
         let window = || args![query.starts_at, query.ends_at, specialties.clone()];
         // One read-only snapshot for all the reads.
         let mut tx = self.db.snapshot().await?;
-        let sessions = tx.all(REPORT_SESSIONS, window()).await?;
-        let sessions = sessions
-            .iter()
-            .map(report_session)
-            .collect::<Result<Vec<_>, _>>()?;
+        let sessions = decode(tx.all(REPORT_SESSIONS, window()).await?, report_session)?;
         let mut extras = ReportExtras::default();
         let timing = REPORT_TIMING.replace("{case_id}", case_id_in_payload(tx.is_postgres()));
         for r in tx.all(timing, window()).await? {
@@ -155,20 +153,13 @@ impl Store {
             extras.timing.insert(r.get("case_id")?, span);
         }
         for r in tx.all(REPORT_FIRST_BOOKED, window()).await? {
-            extras
-                .first_booked
-                .insert(r.get("case_id")?, r.get("first_booked_at")?);
+            let (case_id, first) = (r.get("case_id")?, r.get("first_booked_at")?);
+            extras.first_booked.insert(case_id, first);
         }
         let cases = tx.all(REPORT_CASES, window()).await?;
-        let cases = cases
-            .iter()
-            .map(|r| report_case(r, &extras))
-            .collect::<Result<_, _>>()?;
+        let cases = decode(cases, |r| report_case(r, &extras))?;
         let attendance = tx.all(REPORT_ATTENDANCE, window()).await?;
-        let attendance = attendance
-            .iter()
-            .map(super::mentorship::attendance)
-            .collect::<Result<_, _>>()?;
+        let attendance = decode(attendance, super::mentorship::attendance)?;
         tx.commit().await?;
         Ok(ActivityData {
             sessions,
