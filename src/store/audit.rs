@@ -5,8 +5,8 @@
 
 use uuid::Uuid;
 
-use super::db::{args, values_list, Arg, Tx};
-use super::{rows, Store, StoreError};
+use super::db::{args, values_list, Arg};
+use super::{rows, Store, StoreError, Tx};
 use crate::domain::audit::{verify_chain, AuditQuery, AuditSubject, GENESIS_HASH};
 use crate::domain::{AuditEvent, AuditVerification, NewAuditEvent, NhsNumber};
 

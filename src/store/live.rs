@@ -13,7 +13,7 @@ use crate::domain::conflict::Conflict;
 use crate::domain::live::{
     case_transition, session_transition, Attendance, EventBody, LiveEvent, NewLiveEvent,
 };
-use crate::domain::{booking, Case, CaseState, Role, Session, SessionState, UserId};
+use crate::domain::{booking, Case, CaseState, Session, SessionState, UserId};
 
 const LATER_SESSIONS: &str = "SELECT later.id AS id FROM sessions this \
     JOIN sessions later ON later.series_id = this.series_id WHERE this.id = $1 \
@@ -159,17 +159,7 @@ impl Store {
         session_id: Uuid,
     ) -> Result<Vec<Attendance>, StoreError> {
         let rows = self.db.all(ATTENDANCE, args![session_id]).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Attendance {
-                    session_id,
-                    user_id: r.get("user_id")?,
-                    role: rows::parsed(r, "role", |s| s.parse::<Role>())?,
-                    joined_at: r.get("joined_at")?,
-                    left_at: r.get("left_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::attendance).collect()
     }
 }
 

@@ -9,39 +9,16 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::db::{args, values_list, Column, Row, Tx};
-use super::{rows, AttendedSession, Store, StoreError};
+use super::{or_unknown, rows, AttendedSession, Store, StoreError, UNKNOWN_SPECIALTY_OR_CHAIR};
 use crate::domain::booking::check_flaggable;
 use crate::domain::conflict::Conflict;
-use crate::domain::live::Attendance;
 use crate::domain::mentorship::{
     clinic_date, Contract, DateRange, MentorshipFlag, MentorshipKind, MentorshipLog,
 };
-use crate::domain::{NewAuditEvent, ParseError, Role, UserId};
+use crate::domain::{NewAuditEvent, UserId};
 
-/// A foreign-key refusal means the write named something that does not exist:
-/// `422 unknown_reference` on `field` (a contract's `specialty`, a log's `case_ids`).
-fn or_unknown(done: Result<u64, StoreError>, field: &'static str) -> Result<u64, StoreError> {
-    let message = match field {
-        "specialty" => "the specialty or chair does not exist",
-        _ => "names a case or mentee that does not exist",
-    };
-    let unknown = ParseError::new("unknown_reference", field, message);
-    match done {
-        Err(e) if e.is_foreign_key() => Err(StoreError::Invalid(unknown)),
-        other => other,
-    }
-}
-
-/// One stay at a session (a new row each time the person joined).
-pub(super) fn attendance(row: &Row) -> Result<Attendance, StoreError> {
-    Ok(Attendance {
-        session_id: row.get("session_id")?,
-        user_id: row.get("user_id")?,
-        role: rows::parsed(row, "role", str::parse::<Role>)?,
-        joined_at: row.get("joined_at")?,
-        left_at: row.get("left_at")?,
-    })
-}
+/// What a log naming a case or mentee that does not exist is told.
+const UNKNOWN_LOG_REFERENCE: &str = "names a case or mentee that does not exist";
 
 /// Each log's mentees or cases, by log id.
 type Links<T> = HashMap<Uuid, Vec<T>>;
@@ -88,7 +65,7 @@ async fn link(tx: &mut Tx, log: &MentorshipLog) -> Result<(), StoreError> {
     for (table, ids) in tables.into_iter().filter(|(_, ids)| !ids.is_empty()) {
         let sql = format!("INSERT INTO {table} VALUES {}", values_list(ids.len(), 2));
         let pairs = ids.iter().flat_map(|id| args![log.id, *id]).collect();
-        or_unknown(tx.run(sql, pairs).await, "case_ids")?;
+        or_unknown(tx.run(sql, pairs).await, "case_ids", UNKNOWN_LOG_REFERENCE)?;
     }
     Ok(())
 }
@@ -129,7 +106,11 @@ impl Store {
         let (minutes, weeks) = (c.minutes_per_week as i32, c.weeks_per_year as i32);
         let mut values = args![c.id, c.consultant_id, c.specialty.as_str(), minutes, weeks];
         values.extend(args![c.starts_on, c.ends_on, c.created_by, c.created_at]);
-        or_unknown(tx.run(insert, values).await, "specialty")?;
+        or_unknown(
+            tx.run(insert, values).await,
+            "specialty",
+            UNKNOWN_SPECIALTY_OR_CHAIR,
+        )?;
         super::audit::append_audit_in(&mut tx, audit.record(c.id)).await?;
         tx.commit().await
     }
@@ -167,7 +148,11 @@ impl Store {
         let mut values = args![id, by, log.specialty.as_str(), log.occurred_on];
         values.extend(args![log.duration_minutes as i32, log.kind.as_str()]);
         values.extend(args![points, log.created_at]);
-        or_unknown(tx.run(insert, values).await, "case_ids")?;
+        or_unknown(
+            tx.run(insert, values).await,
+            "case_ids",
+            UNKNOWN_LOG_REFERENCE,
+        )?;
         link(&mut tx, log).await?;
         let clear = "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, \
              cleared_by = $3, cleared_by_log = $4 WHERE case_id = ANY($5) \
@@ -320,7 +305,10 @@ impl Store {
             let stays = self.db.all(STAYS, args![session.id, user]).await?;
             let cases = self.db.all(DISCUSSED, args![session.id]).await?;
             out.push(AttendedSession {
-                stays: stays.iter().map(attendance).collect::<Result<_, _>>()?,
+                stays: stays
+                    .iter()
+                    .map(rows::attendance)
+                    .collect::<Result<_, _>>()?,
                 cases: cases.iter().map(rows::case).collect::<Result<_, _>>()?,
                 session,
             });

@@ -93,6 +93,26 @@ impl StoreError {
     }
 }
 
+/// A foreign-key refusal means the write named something that does not exist:
+/// `422 unknown_reference` on `field`.
+pub(crate) fn or_unknown<T>(
+    done: Result<T, StoreError>,
+    field: &'static str,
+    message: &'static str,
+) -> Result<T, StoreError> {
+    match done {
+        Err(e) if e.is_foreign_key() => Err(StoreError::Invalid(ParseError::new(
+            "unknown_reference",
+            field,
+            message,
+        ))),
+        other => other,
+    }
+}
+
+/// What a session or series that names an unknown specialty or chair is told.
+pub(crate) const UNKNOWN_SPECIALTY_OR_CHAIR: &str = "the specialty or chair does not exist";
+
 /// PostgreSQL states that mean "try again shortly": serialization failure, deadlock,
 /// lock not available, too many connections.
 const PG_RETRYABLE: [&str; 4] = ["40001", "40P01", "55P03", "53300"];

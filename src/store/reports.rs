@@ -159,7 +159,7 @@ impl Store {
         let cases = tx.all(REPORT_CASES, window()).await?;
         let cases = decode(cases, |r| report_case(r, &extras))?;
         let attendance = tx.all(REPORT_ATTENDANCE, window()).await?;
-        let attendance = decode(attendance, super::mentorship::attendance)?;
+        let attendance = decode(attendance, super::rows::attendance)?;
         tx.commit().await?;
         Ok(ActivityData {
             sessions,

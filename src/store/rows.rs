@@ -5,13 +5,13 @@ use uuid::Uuid;
 
 use super::db::Row;
 use super::StoreError;
-use crate::domain::live::LiveEvent;
+use crate::domain::live::{Attendance, LiveEvent};
 use crate::domain::mentorship::{Contract, MentorshipFlag};
 use crate::domain::message::split_recipients;
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
     Attachment, AuditEvent, BodySite, Case, CaseState, ClinicalText, NhsNumber, OdsCode,
-    OutboxMessage, OutcomeVersion, PatientDetails, PersonName, Session, SessionState, Sex,
+    OutboxMessage, OutcomeVersion, PatientDetails, PersonName, Role, Session, SessionState, Sex,
     Specialty, Urgency,
 };
 
@@ -193,4 +193,15 @@ pub(crate) fn flag(row: &Row) -> Result<MentorshipFlag, StoreError> {
 /// Ids from a one-column result.
 pub(crate) fn ids(rows: &[Row], column: &str) -> Result<Vec<Uuid>, StoreError> {
     rows.iter().map(|r| r.get(column)).collect()
+}
+
+/// One stay at a session (a new row each time the person joined).
+pub(crate) fn attendance(row: &Row) -> Result<Attendance, StoreError> {
+    Ok(Attendance {
+        session_id: row.get("session_id")?,
+        user_id: row.get("user_id")?,
+        role: parsed(row, "role", str::parse::<Role>)?,
+        joined_at: row.get("joined_at")?,
+        left_at: row.get("left_at")?,
+    })
 }

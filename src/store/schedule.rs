@@ -12,7 +12,7 @@ use super::db::{args, Tx, Unique};
 pub(super) use super::outbox::enqueue_in;
 use super::outbox::insert_attachment_row;
 use super::patients::{patient_cases_in, patient_updated, per_case, register_patient};
-use super::{rows, Booked, Cancelled, Store, StoreError};
+use super::{or_unknown, rows, Booked, Cancelled, Store, StoreError, UNKNOWN_SPECIALTY_OR_CHAIR};
 use crate::domain::booking::{self, Candidate};
 use crate::domain::conflict::Conflict;
 use crate::domain::mentorship::clinic_date;
@@ -86,21 +86,14 @@ async fn insert_session(
                 p.chair_id, p.teaching, Utc::now()],
         )
         .await;
-    match inserted {
-        Err(e) if e.is_foreign_key() => Err(StoreError::Invalid(ParseError::new(
-            "unknown_reference",
-            "specialty",
-            "the specialty or chair does not exist",
-        ))),
-        other => other.map(|_| Session {
-            id,
-            series_id: series,
-            plan: p.clone(),
-            starts_at,
-            booked: 0,
-            state: SessionState::Scheduled,
-        }),
-    }
+    or_unknown(inserted, "specialty", UNKNOWN_SPECIALTY_OR_CHAIR).map(|_| Session {
+        id,
+        series_id: series,
+        plan: p.clone(),
+        starts_at,
+        booked: 0,
+        state: SessionState::Scheduled,
+    })
 }
 
 /// Takes one slot of `session_id` with the conditional update that can never over-book,
@@ -310,17 +303,7 @@ impl Store {
                     p.booking_cutoff_hours as i32, p.chair_id, p.teaching, Utc::now()],
             )
             .await;
-        if let Err(e) = inserted {
-            return Err(if e.is_foreign_key() {
-                StoreError::Invalid(ParseError::new(
-                    "unknown_reference",
-                    "specialty",
-                    "the specialty or chair does not exist",
-                ))
-            } else {
-                e
-            });
-        }
+        or_unknown(inserted, "specialty", UNKNOWN_SPECIALTY_OR_CHAIR)?;
         let mut sessions = Vec::new();
         for starts_at in series.occurrences() {
             sessions.push(insert_session(&mut tx, Uuid::new_v4(), Some(id), p, starts_at).await?);
