@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
 use crate::config::{LogFormat, LogSettings};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(settings: &LogSettings) {

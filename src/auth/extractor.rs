@@ -9,7 +9,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use super::tokens::TokenError;
 use crate::domain::User;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The authenticated caller.
 pub struct AuthUser(pub User);

@@ -15,7 +15,7 @@ use crate::domain::{Attachment, AttachmentKind, Case, ParseError, User};
 use crate::error::ApiError;
 use crate::routes::cases::visible_case;
 use crate::routes::sessions::audit;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A case the caller may see with identifiers (attachments may carry identifiers, e.g.
 /// DICOM headers, so trainees never receive them); otherwise 404.

@@ -17,7 +17,7 @@ use crate::domain::audit::{AuditQuery, AuditSubject, VerifyReport};
 use crate::domain::{AuditEvent, NhsNumber, ParseError, Role, TimeWindow, User, UserId};
 use crate::error::ApiError;
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The search body (`POST`) and query string (`GET`): exactly one of `nhs_number` and
 /// `user_id`; optional `from`/`to` (RFC 3339, half-open), `after` (a `seq`) and `limit`

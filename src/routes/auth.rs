@@ -11,7 +11,7 @@ use crate::auth::{client_addr, AuthUser};
 use crate::domain::{EmailAddress, NewAuditEvent, User};
 use crate::error::ApiError;
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{NewRefreshToken, RefreshOutcome};
 
 /// The refresh cookie: HttpOnly, SameSite=Strict, scoped to the auth endpoints.

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 #[derive(Deserialize)]

@@ -16,7 +16,7 @@ use crate::domain::{Case, CaseView, Role, Specialty, User, UserId};
 use crate::error::ApiError;
 use crate::mail::templates::escape;
 use crate::routes::sessions::audit_case_reads;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::AttendedSession;
 
 #[derive(Deserialize)]

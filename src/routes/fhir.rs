@@ -13,7 +13,7 @@ use crate::domain::fhir::{case_bundle, CaseExport, FHIR_JSON};
 use crate::error::ApiError;
 use crate::routes::cases::{discussion_of, visible_case};
 use crate::routes::sessions::session_or_404;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /api/cases/{id}/fhir`: the case as a FHIR R4 `Bundle` (type `collection`) built
 /// from the latest outcome version (a case with no outcome yet exports its Patient and

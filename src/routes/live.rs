@@ -16,7 +16,7 @@ use crate::domain::{Role, Session, SessionState, User};
 use crate::error::ApiError;
 use crate::live::connection::{self, Joining};
 use crate::routes::sessions::session_or_404;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How much of the meeting `user` may see: the agenda rules of REST, where the chair
 /// always sees it in full.

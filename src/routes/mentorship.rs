@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::routes::cases::visible_case;
 use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.
 /// `422 unknown_consultant`, `not_a_consultant`, `unknown_specialty`,

@@ -22,7 +22,7 @@ use crate::mail::templates;
 use crate::routes::cases::{discussion_of, visible_case};
 use crate::routes::sessions::{audit_case_reads, session_or_404};
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// An outcome version as shown, with the name of the consultant who signed it.
 #[derive(Serialize)]

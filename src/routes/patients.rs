@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::routes::cases::patient_cases;
 use crate::routes::sessions::audit_case_reads;
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::PatientCorrection;
 
 /// `GET /api/patients/conflicts` (coordinator; audited as a read of each case shown):

@@ -21,7 +21,7 @@ use crate::domain::report::{
 };
 use crate::domain::{ParseError, Role, Specialty, User};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct ActivityParams {

@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The fields a session and a series share.
 #[derive(Deserialize)]

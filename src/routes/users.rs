@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct CreateUserRequest {
