@@ -13,8 +13,7 @@ use crate::auth::AuthUser;
 use crate::domain::attachment::clean_filename;
 use crate::domain::{Attachment, AttachmentKind, Case, ParseError, User};
 use crate::error::ApiError;
-use crate::routes::cases::visible_case;
-use crate::routes::sessions::audit;
+use crate::routes::support::{audit, visible_case};
 use crate::state::AppState;
 
 /// A case the caller may see with identifiers (attachments may carry identifiers, e.g.

@@ -16,7 +16,7 @@ use crate::auth::AuthUser;
 use crate::domain::audit::{AuditQuery, AuditSubject, VerifyReport};
 use crate::domain::{AuditEvent, NhsNumber, ParseError, Role, TimeWindow, User, UserId};
 use crate::error::ApiError;
-use crate::routes::ApiJson;
+use crate::routes::support::ApiJson;
 use crate::state::AppState;
 
 /// The search body (`POST`) and query string (`GET`): exactly one of `nhs_number` and

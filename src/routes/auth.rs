@@ -10,7 +10,7 @@ use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{client_addr, AuthUser};
 use crate::domain::{EmailAddress, NewAuditEvent, User};
 use crate::error::ApiError;
-use crate::routes::ApiJson;
+use crate::routes::support::ApiJson;
 use crate::state::AppState;
 use crate::store::{NewRefreshToken, RefreshOutcome};
 

@@ -15,7 +15,7 @@ use crate::domain::schedule::CLINIC_TZ;
 use crate::domain::{Case, CaseView, Role, Specialty, User, UserId};
 use crate::error::ApiError;
 use crate::mail::templates::escape;
-use crate::routes::sessions::audit_case_reads;
+use crate::routes::support::audit_case_reads;
 use crate::state::AppState;
 use crate::store::AttendedSession;
 

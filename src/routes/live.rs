@@ -15,7 +15,7 @@ use crate::auth::AuthUser;
 use crate::domain::{Role, Session, SessionState, User};
 use crate::error::ApiError;
 use crate::live::connection::{self, Joining};
-use crate::routes::sessions::session_or_404;
+use crate::routes::support::session_or_404;
 use crate::state::AppState;
 
 /// How much of the meeting `user` may see: the agenda rules of REST, where the chair

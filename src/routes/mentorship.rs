@@ -20,9 +20,7 @@ use crate::domain::mentorship::{
 };
 use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
-use crate::routes::cases::visible_case;
-use crate::routes::sessions::{audit_case_reads, session_or_404};
-use crate::routes::ApiJson;
+use crate::routes::support::{audit_case_reads, session_or_404, visible_case, ApiJson};
 use crate::state::AppState;
 
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.

@@ -19,9 +19,9 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::cases::{discussion_of, visible_case};
-use crate::routes::sessions::{audit_case_reads, session_or_404};
-use crate::routes::ApiJson;
+use crate::routes::support::{
+    audit_case_reads, discussion_of, session_or_404, visible_case, ApiJson,
+};
 use crate::state::AppState;
 
 /// An outcome version as shown, with the name of the consultant who signed it.

@@ -13,9 +13,7 @@ use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::RecordedDetails;
 use crate::domain::{NhsNumber, ParseError, PersonName, Role};
 use crate::error::ApiError;
-use crate::routes::cases::patient_cases;
-use crate::routes::sessions::audit_case_reads;
-use crate::routes::ApiJson;
+use crate::routes::support::{audit_case_reads, patient_cases, ApiJson};
 use crate::state::AppState;
 use crate::store::PatientCorrection;
 

@@ -10,7 +10,7 @@ use crate::domain::{
     UserId,
 };
 use crate::error::ApiError;
-use crate::routes::ApiJson;
+use crate::routes::support::ApiJson;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
