@@ -12,11 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
 use crate::domain::audit::{AuditQuery, AuditSubject, VerifyReport};
 use crate::domain::{AuditEvent, NhsNumber, ParseError, Role, TimeWindow, User, UserId};
 use crate::error::ApiError;
-use crate::routes::support::ApiJson;
+use crate::routes::support::{ApiJson, AuthUser};
 use crate::state::AppState;
 
 /// The search body (`POST`) and query string (`GET`): exactly one of `nhs_number` and

@@ -6,11 +6,11 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::client_addr;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
-use crate::auth::{client_addr, AuthUser};
 use crate::domain::{EmailAddress, NewAuditEvent, User};
 use crate::error::ApiError;
-use crate::routes::support::ApiJson;
+use crate::routes::support::{ApiJson, AuthUser};
 use crate::state::AppState;
 use crate::store::{NewRefreshToken, RefreshOutcome};
 

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::access::{may_book_into, may_withdraw, AgendaAccess};
-use crate::auth::AuthUser;
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::{PatientConflict, PatientUpdate, RecordedDetails};
 use crate::domain::{
@@ -17,7 +16,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::support::{
-    audit_case_reads, patient_cases, session_or_404, visible_case, ApiJson,
+    audit_case_reads, patient_cases, session_or_404, visible_case, ApiJson, AuthUser,
 };
 use crate::state::AppState;
 use crate::store::StoreError;

@@ -8,10 +8,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
-use crate::auth::AuthUser;
 use crate::domain::fhir::{case_bundle, CaseExport, FHIR_JSON};
 use crate::error::ApiError;
-use crate::routes::support::{discussion_of, session_or_404, visible_case};
+use crate::routes::support::{discussion_of, session_or_404, visible_case, AuthUser};
 use crate::state::AppState;
 
 /// `GET /api/cases/{id}/fhir`: the case as a FHIR R4 `Bundle` (type `collection`) built

@@ -13,14 +13,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{case_access, may_flag_for_mentorship, AgendaAccess};
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::mentorship::{
     clinic_date, log_specialty, summarise, Contract, ContractDraft, ContractRequest, DateRange,
     LogDraft, LogRequest, MentorshipFlag, MentorshipLog,
 };
 use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
-use crate::routes::support::{audit_case_reads, session_or_404, visible_case, ApiJson};
+use crate::routes::support::{audit_case_reads, session_or_404, visible_case, ApiJson, AuthUser};
 use crate::state::AppState;
 
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.

@@ -10,7 +10,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
-use crate::auth::AuthUser;
 use crate::domain::live::discussed_at;
 use crate::domain::outcome::{check_follow_up_session, OutcomeVersionView};
 use crate::domain::{
@@ -20,7 +19,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::support::{
-    audit_case_reads, discussion_of, session_or_404, visible_case, ApiJson,
+    audit_case_reads, discussion_of, session_or_404, visible_case, ApiJson, AuthUser,
 };
 use crate::state::AppState;
 

@@ -15,12 +15,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::report::{
     activity_csv, activity_report, ActivityData, ReportFormat, ReportQuery, ReportWindow,
 };
 use crate::domain::{ParseError, Role, Specialty, User};
 use crate::error::ApiError;
+use crate::routes::support::AuthUser;
 use crate::state::AppState;
 
 #[derive(Deserialize)]

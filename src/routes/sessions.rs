@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, AgendaAccess};
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::schedule::{SessionPlan, SessionView};
 use crate::domain::time_window::parse_calendar_date;
 use crate::domain::{
@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::support::{audit, audit_case_reads, session_or_404, ApiJson};
+use crate::routes::support::{audit, audit_case_reads, session_or_404, ApiJson, AuthUser};
 use crate::state::AppState;
 
 /// The fields a session and a series share.
