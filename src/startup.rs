@@ -62,8 +62,10 @@ impl Application {
             let state = app_state.clone();
             let json_limit = state.settings.http.json_limit_bytes;
             let web_dir = state.settings.http.web_dir.clone();
+            let metrics = web::Data::from(state.metrics.clone());
             App::new()
                 .app_data(state)
+                .app_data(metrics)
                 .app_data(
                     web::JsonConfig::default()
                         .limit(json_limit)

@@ -20,7 +20,8 @@ pub struct AppState {
     pub passwords: Passwords,
     pub tokens: TokenService,
     pub login_limiter: LoginLimiter,
-    pub metrics: Metrics,
+    /// Also the app data the request middleware counts into.
+    pub metrics: Arc<Metrics>,
     /// Attachment bytes, content-addressed under the data directory.
     pub blobs: Blobs,
     /// Wakes the mail worker after a change queued a message.
@@ -36,7 +37,7 @@ impl AppState {
             passwords: Passwords::new()?,
             tokens: TokenService::new(&settings.auth),
             login_limiter: LoginLimiter::new(&settings.auth),
-            metrics: Metrics::new()?,
+            metrics: Arc::new(Metrics::new()?),
             mail_wake: Arc::new(Notify::new()),
             blobs: Blobs::new(&settings.data.dir)?,
             live: Hub::start(
