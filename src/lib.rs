@@ -19,6 +19,8 @@ pub mod mail;
 pub mod media;
 /// HTTP handlers (thin) and the static front end.
 pub mod routes;
+/// The wire frames `live` and `media` share: media signalling, errors, a connection's queue.
+pub mod signal;
 /// Builds the HTTP server around the state, starts the mail worker, mounts the routes.
 pub mod startup;
 /// The application state every handler receives, built once at start-up.

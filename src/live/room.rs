@@ -15,13 +15,14 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::protocol::{self, Snapshot, You};
-use super::Shared;
+use super::shared::Shared;
 use crate::auth::access::AgendaAccess;
 use crate::domain::live::{
     current_case, decide, media_policy, Actor, AgendaItem, Clock, Command, EventBody, LiveEvent,
     LiveState, NewLiveEvent,
 };
 use crate::domain::{Case, CaseView, Role, Session, SessionState, User, UserId};
+use crate::signal::{self, Outbound};
 use crate::store::StoreError;
 
 /// A connection's queue is flowing.
@@ -30,21 +31,6 @@ pub const FLOWING: u8 = 0;
 pub const LAGGING: u8 = 1;
 /// The writer has asked for a snapshot; the room sends nothing else until it does.
 pub const RESYNC_ASKED: u8 = 2;
-
-/// What goes out to one connection, in order.
-pub enum Outbound {
-    Text(ByteString),
-    /// Media signalling: kept when a lagging connection's backlog is dropped.
-    Signal(ByteString),
-    /// A snapshot showing identified cases: the writer audits the read of each case
-    /// before sending it.
-    Snapshot {
-        text: ByteString,
-        cases: Vec<Uuid>,
-    },
-    /// Close the connection.
-    Close,
-}
 
 /// One WebSocket connection as its room knows it.
 #[derive(Clone)]
@@ -364,7 +350,7 @@ impl Room {
     fn refuse_stale(&mut self, conn_id: u64, id: &str) {
         self.send_to(
             conn_id,
-            protocol::error(
+            signal::error(
                 Some(id),
                 "stale_seq",
                 "the session has moved on; here is the current state",
@@ -387,7 +373,7 @@ impl Room {
     fn answer(&self, conn_id: u64, id: &str, answer: &Answer) {
         let text = match answer {
             Answer::Applied(seq) => protocol::ack(id, *seq),
-            Answer::Refused(code, message) => protocol::error(Some(id), code, message),
+            Answer::Refused(code, message) => signal::error(Some(id), code, message),
         };
         self.send_to(conn_id, text);
     }
@@ -627,7 +613,7 @@ impl Room {
 
     /// Closes the connection (and with it the person's media) with `not_a_participant`.
     fn show_the_door(conn: &Conn) {
-        let text = protocol::error(
+        let text = signal::error(
             None,
             "not_a_participant",
             "you no longer have a case in this meeting",

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::config::MediaSettings;
 use crate::domain::UserId;
-use crate::live::protocol::RtcIn;
+use crate::signal::{Outbound, RtcIn};
 use peer::PeerSpec;
 use room::{Room, RoomMsg};
 
@@ -201,7 +201,7 @@ impl Sfu {
         session: Uuid,
         user: UserId,
         role: crate::domain::Role,
-        signal: mpsc::Sender<crate::live::room::Outbound>,
+        signal: mpsc::Sender<Outbound>,
     ) -> Result<PeerHandle, &'static str> {
         let mut sessions = self.sessions.lock();
         let media = sessions.get_mut(&session).ok_or("meeting_not_open")?;

@@ -26,8 +26,7 @@ use super::forward::{self, Kind, Leg, Source, SourceId};
 use super::room::RoomMsg;
 use super::{Policy, Shared};
 use crate::domain::{Role, UserId};
-use crate::live::protocol::{self, RtcIn};
-use crate::live::room::Outbound;
+use crate::signal::{self, Outbound, RtcIn};
 
 pub type PeerId = u64;
 
@@ -233,7 +232,7 @@ pub async fn run(
 
 /// Sends an error to the client (`{"type":"error","id":null,…}`).
 async fn say(signal: &mpsc::Sender<Outbound>, code: &str, message: &str) {
-    send(signal, protocol::error(None, code, message)).await;
+    send(signal, signal::error(None, code, message)).await;
 }
 
 async fn send(signal: &mpsc::Sender<Outbound>, text: bytestring::ByteString) {
@@ -421,11 +420,7 @@ impl Peer {
             }
         }
         if let Some(local) = self.pc.local_description().await {
-            send(
-                &self.spec.signal,
-                protocol::rtc_description(kind, &local.sdp),
-            )
-            .await;
+            send(&self.spec.signal, signal::rtc_description(kind, &local.sdp)).await;
         }
         for event in later {
             let _ = self.events_tx.send(event);
