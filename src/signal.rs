@@ -1,6 +1,6 @@
 //! What the live channel and the SFU both put on the wire, owned here so neither reaches
-//! into the other: the client's media signalling (`{"type":"rtc",…}`, [`RtcIn`]), the
-//! server's signalling and error frames, and [`Outbound`], what a live connection's
+//! into the other: the client's media signalling (`{"type":"rtc",…}`, `RtcIn`), the
+//! server's signalling and error frames, and `Outbound`, what a live connection's
 //! writer sends. The JSON names and shapes are a contract (`docs/live-protocol.md`);
 //! nothing here decides anything.
 

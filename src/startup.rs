@@ -1,5 +1,5 @@
 //! Builds the application: settings → store (with migrations) → shared state
-//! ([`AppState`], owned by [`crate::state`]) → HTTP server bound to its own listener
+//! (`AppState`, owned by `state`) → HTTP server bound to its own listener
 //! (port 0 in tests), with its middleware and routes mounted.
 
 use std::net::TcpListener;

@@ -1,4 +1,4 @@
-//! Owns [`AppState`], everything a handler may need, built once at start-up; there is no
+//! Owns `AppState`, everything a handler may need, built once at start-up; there is no
 //! other shared state. It builds no server and mounts no routes (that is `startup`).
 
 use std::sync::Arc;

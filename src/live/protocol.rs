@@ -1,7 +1,7 @@
 //! The live channel's wire format (DESIGN §6; every message is shown in
 //! `docs/live-protocol.md`): parsing what clients send, and writing what the server sends.
 //! Parsing never panics; a message that does not parse is answered with an error. The
-//! frames the SFU shares (media signalling, errors) are in [`crate::signal`].
+//! frames the SFU shares (media signalling, errors) are in `crate::signal`.
 
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
