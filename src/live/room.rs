@@ -234,6 +234,19 @@ impl Room {
         }
     }
 
+    /// Decides and commits one client command, answering its sender. The span carries
+    /// ids only (the command's kind and ids, never patient data), so a slow command can
+    /// be followed from the socket to the store.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            session_id = %self.session.id,
+            conn_id = conn_id,
+            command_id = %id,
+            command = ?command,
+            user_id = tracing::field::Empty,
+        )
+    )]
     async fn command(
         &mut self,
         conn_id: u64,
@@ -244,6 +257,7 @@ impl Room {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
+        tracing::Span::current().record("user_id", tracing::field::display(conn.user.id));
         let actor = Actor {
             user_id: conn.user.id,
             role: conn.user.role,
@@ -380,6 +394,10 @@ impl Room {
 
     /// Appends events after the current `seq` and, once committed, applies and
     /// broadcasts them. Returns the last `seq`.
+    #[tracing::instrument(
+        skip_all,
+        fields(session_id = %self.session.id, after_seq = self.live.seq, events = events.len())
+    )]
     async fn commit(&mut self, events: Vec<NewLiveEvent>) -> Result<u64, StoreError> {
         let stored = self
             .shared
