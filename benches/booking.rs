@@ -23,7 +23,8 @@ use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::*;
 use mdt_coordinator::mail::templates;
 use mdt_coordinator::routes::users::{create_account, ValidUser};
-use mdt_coordinator::startup::{AppState, Application};
+use mdt_coordinator::startup::Application;
+use mdt_coordinator::state::AppState;
 use mdt_coordinator::store::{self, DynStore};
 
 const CLIENTS: usize = 32;

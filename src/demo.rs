@@ -11,7 +11,7 @@ use crate::domain::{
     PersonName, Role, Sex, Specialty, Urgency, User,
 };
 use crate::routes::users::{create_account, ValidUser};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The password of every demo account (printed at start-up; demo databases only).
 pub const DEMO_PASSWORD: &str = "mdt-demo-password";

@@ -19,8 +19,12 @@ pub mod mail;
 pub mod media;
 /// HTTP handlers (thin) and the static front end.
 pub mod routes;
-/// Builds the application state, the mail worker and the HTTP server.
+/// The wire frames `live` and `media` share: media signalling, errors, a connection's queue.
+pub mod signal;
+/// Builds the HTTP server around the state, starts the mail worker, mounts the routes.
 pub mod startup;
+/// The application state every handler receives, built once at start-up.
+pub mod state;
 /// Storage trait with SQLite and PostgreSQL backends.
 pub mod store;
 /// Tracing, request ids and Prometheus metrics, with no patient data.

@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 
 use mdt_coordinator::config::Settings;
 use mdt_coordinator::routes::users::{create_account, ValidUser};
-use mdt_coordinator::startup::{AppState, Application};
+use mdt_coordinator::startup::Application;
+use mdt_coordinator::state::AppState;
 use mdt_coordinator::{demo, domain, store, telemetry};
 
 #[derive(Parser)]

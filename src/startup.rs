@@ -1,83 +1,19 @@
-//! Builds the application: settings → store (with migrations) → shared state → HTTP
-//! server bound to its own listener (port 0 in tests). Owns the [`AppState`] every
-//! handler receives; there is no other shared state.
+//! Builds the application: settings → store (with migrations) → shared state
+//! (`AppState`, owned by `state`) → HTTP server bound to its own listener
+//! (port 0 in tests), with its middleware and routes mounted.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 
-use crate::auth::{LoginLimiter, Passwords, TokenService};
-use tokio::sync::Notify;
-
 use crate::config::Settings;
-use crate::live::Hub;
 use crate::mail::Mailer;
-use crate::media::Sfu;
-use crate::store::blobs::Blobs;
+use crate::state::AppState;
 use crate::store::{self, DynStore};
-use crate::telemetry::{self, Metrics};
-use crate::{error, routes};
-
-/// Everything a handler may need, built once at start-up.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: DynStore,
-    pub passwords: Passwords,
-    pub tokens: TokenService,
-    pub login_limiter: LoginLimiter,
-    pub metrics: Metrics,
-    /// Attachment bytes, content-addressed under the data directory.
-    pub blobs: Blobs,
-    /// Wakes the mail worker after a change queued a message.
-    pub mail_wake: Arc<Notify>,
-    /// The live meeting rooms of this instance.
-    pub live: Arc<Hub>,
-}
-
-impl AppState {
-    /// Must be called inside a tokio runtime (the live hub starts its tasks).
-    pub fn new(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
-        Ok(Self {
-            passwords: Passwords::new()?,
-            tokens: TokenService::new(&settings.auth),
-            login_limiter: LoginLimiter::new(&settings.auth),
-            metrics: Metrics::new()?,
-            mail_wake: Arc::new(Notify::new()),
-            blobs: Blobs::new(&settings.data.dir)?,
-            live: Hub::start(
-                store.clone(),
-                settings.live.clone(),
-                Sfu::new(settings.media.clone()),
-            ),
-            settings: Arc::new(settings),
-            store,
-        })
-    }
-}
-
-impl AppState {
-    /// The client's address for audit rows (see [`crate::auth::client_addr`]).
-    pub fn client_addr(&self, req: &actix_web::HttpRequest) -> Option<String> {
-        crate::auth::client_addr(req, self.settings.http.trust_proxy_headers).map(|a| a.to_string())
-    }
-
-    /// An audit event for `action` by `actor`, from the request's client address.
-    pub fn audit_event(
-        &self,
-        req: &actix_web::HttpRequest,
-        actor: &crate::domain::User,
-        action: &str,
-        record_type: &str,
-    ) -> crate::domain::NewAuditEvent {
-        crate::domain::NewAuditEvent::new(action, record_type)
-            .actor(actor.id)
-            .from_addr(self.client_addr(req))
-    }
-}
+use crate::{error, routes, telemetry};
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -126,8 +62,10 @@ impl Application {
             let state = app_state.clone();
             let json_limit = state.settings.http.json_limit_bytes;
             let web_dir = state.settings.http.web_dir.clone();
+            let metrics = web::Data::from(state.metrics.clone());
             App::new()
                 .app_data(state)
+                .app_data(metrics)
                 .app_data(
                     web::JsonConfig::default()
                         .limit(json_limit)

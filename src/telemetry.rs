@@ -17,7 +17,6 @@ use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
 use crate::config::{LogFormat, LogSettings};
-use crate::startup::AppState;
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(settings: &LogSettings) {
@@ -109,7 +108,8 @@ impl Metrics {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Request id, span and metrics for every request.
+/// Request id, span and metrics for every request (the [`Metrics`] are the app's own
+/// data, so this module needs nothing of the application state).
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -121,7 +121,7 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("http_request", %method, %route, %request_id, status = tracing::field::Empty);
     let result = next.call(req).instrument(span.clone()).await;
     let status = match &result {
@@ -131,8 +131,8 @@ pub async fn observe(
     let elapsed = started.elapsed().as_secs_f64();
     span.record("status", status);
     span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
-    if let Some(state) = state {
-        state.metrics.observe(&method, &route, status, elapsed);
+    if let Some(metrics) = metrics {
+        metrics.observe(&method, &route, status, elapsed);
     }
     result.map(|mut res| {
         if let Ok(v) = HeaderValue::from_str(&request_id) {

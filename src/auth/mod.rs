@@ -1,8 +1,9 @@
 //! Authentication and authorisation: password hashing, access and refresh tokens, login
-//! rate limits, the [`AuthUser`] extractor and role checks. It owns no HTTP routes.
+//! rate limits, access rules and role checks. It owns no HTTP routes and does not know
+//! the application state: the `AuthUser` extractor, which reads both, is the HTTP
+//! layer's (`routes::support`).
 
 pub mod access;
-pub mod extractor;
 pub mod password;
 pub mod rate_limit;
 pub mod tokens;
@@ -11,7 +12,6 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
-pub use extractor::AuthUser;
 pub use password::Passwords;
 pub use rate_limit::LoginLimiter;
 pub use tokens::TokenService;

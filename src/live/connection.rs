@@ -11,12 +11,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::protocol::{self, ClientMessage, RtcIn};
-use super::room::{Conn, Outbound, RoomMsg, LAGGING, RESYNC_ASKED};
+use super::protocol::{self, ClientMessage};
+use super::room::{Conn, RoomMsg, LAGGING, RESYNC_ASKED};
 use super::Hub;
 use crate::auth::access::AgendaAccess;
 use crate::domain::{NewAuditEvent, User};
 use crate::media::{PeerHandle, Sfu};
+use crate::signal::{self, Outbound, RtcIn};
 use crate::store::DynStore;
 
 /// Everything a connection needs besides its socket.
@@ -120,7 +121,7 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                                 continue;
                             }
                             Err(bad) => {
-                                let reply = protocol::error(bad.id.as_deref(), "invalid_message", &bad.message);
+                                let reply = signal::error(bad.id.as_deref(), "invalid_message", &bad.message);
                                 let _ = tx.try_send(Outbound::Text(reply));
                                 continue;
                             }
@@ -130,7 +131,7 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                         }
                     }
                     AggregatedMessage::Binary(_) => {
-                        let reply = protocol::error(None, "invalid_message", "messages are JSON text");
+                        let reply = signal::error(None, "invalid_message", "messages are JSON text");
                         let _ = tx.try_send(Outbound::Text(reply));
                     }
                     AggregatedMessage::Ping(bytes) => {
@@ -186,7 +187,7 @@ impl Media {
             } else {
                 "media is unavailable; try again"
             };
-            let _ = tx.try_send(Outbound::Text(protocol::error(None, code, message)));
+            let _ = tx.try_send(Outbound::Text(signal::error(None, code, message)));
         };
         if self.peer.as_ref().is_none_or(PeerHandle::is_closed) {
             let connected = self
@@ -276,7 +277,7 @@ async fn write(
             Outbound::Snapshot { text, cases } => {
                 if !auditor.cases_read(&cases).await {
                     let _ = ws
-                        .text(protocol::error(
+                        .text(signal::error(
                             None,
                             "unavailable",
                             "the meeting state could not be sent; reconnect",

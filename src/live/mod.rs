@@ -1,15 +1,17 @@
 //! The live meeting channel: the [`Hub`] that finds or starts each live session's room,
-//! the rooms themselves ([`room`], one owner task per session), the WebSocket
-//! connections ([`connection`]) and the wire format ([`protocol`]). Across instances
+//! the rooms themselves ([`room`], one owner task per session, with what they all share
+//! in `shared`), the WebSocket connections ([`connection`]) and the wire format
+//! ([`protocol`]; the frames shared with the SFU are in `crate::signal`). Across instances
 //! (PostgreSQL) the events table is the source of truth; `LISTEN/NOTIFY` only wakes rooms,
 //! and rooms poll while the listening connection is down.
 
 pub mod connection;
 pub mod protocol;
 pub mod room;
+pub mod shared;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,42 +22,7 @@ use crate::config::LiveSettings;
 use crate::media::Sfu;
 use crate::store::{DynStore, LiveSignal};
 use room::{Conn, Room, RoomMsg};
-
-/// What every room of this instance shares.
-pub struct Shared {
-    pub store: DynStore,
-    pub settings: LiveSettings,
-    /// This process's id, stamped on the presence it holds.
-    pub instance: Uuid,
-    /// Whether other instances may write events (PostgreSQL).
-    pub cross_instance: bool,
-    /// This instance's SFU, told each room's media rules.
-    pub media: Arc<Sfu>,
-    listening: AtomicBool,
-}
-
-impl Shared {
-    pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
-    }
-
-    /// Instances that have sent a heartbeat within three intervals (always this one);
-    /// `None` when that cannot be read (then nobody's presence is cleared).
-    pub async fn alive_instances(&self) -> Option<HashSet<Uuid>> {
-        let mut alive = HashSet::from([self.instance]);
-        if self.cross_instance {
-            let window = self.settings.instance_heartbeat_seconds.saturating_mul(3);
-            match self.store.live_instances_alive(window).await {
-                Ok(ids) => alive.extend(ids),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read instance heartbeats");
-                    return None;
-                }
-            }
-        }
-        Some(alive)
-    }
-}
+use shared::Shared;
 
 /// Finds or starts the room of each live session on this instance.
 pub struct Hub {
@@ -73,14 +40,7 @@ impl Hub {
     pub fn start(store: DynStore, settings: LiveSettings, media: Arc<Sfu>) -> Arc<Self> {
         let cross_instance = store.backend() == "postgres";
         let hub = Arc::new(Hub {
-            shared: Arc::new(Shared {
-                store: store.clone(),
-                settings,
-                instance: Uuid::new_v4(),
-                cross_instance,
-                media,
-                listening: AtomicBool::new(false),
-            }),
+            shared: Arc::new(Shared::new(store.clone(), settings, cross_instance, media)),
             rooms: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         });
@@ -191,7 +151,7 @@ impl LiveSignal for Hub {
     }
 
     fn listening(&self, up: bool) {
-        let was = self.shared.listening.swap(up, Ordering::AcqRel);
+        let was = self.shared.set_listening(up);
         if up && !was {
             // Whatever was missed while deaf is in the events table.
             self.tell(None, || RoomMsg::Wake);

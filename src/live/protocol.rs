@@ -1,6 +1,7 @@
 //! The live channel's wire format (DESIGN §6; every message is shown in
 //! `docs/live-protocol.md`): parsing what clients send, and writing what the server sends.
-//! Parsing never panics; a message that does not parse is answered with an error.
+//! Parsing never panics; a message that does not parse is answered with an error. The
+//! frames the SFU shares (media signalling, errors) are in `crate::signal`.
 
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::live::{Command, EventBody, LiveEvent, Participant, Quorum};
 use crate::domain::schedule::SessionView;
 use crate::domain::{CaseView, Role, UserId};
+use crate::signal::RtcIn;
 
 /// The longest command id a client may use.
 const MAX_COMMAND_ID: usize = 64;
@@ -30,29 +32,6 @@ pub enum ClientMessage {
     },
     /// Media signalling, passed to the SFU.
     Rtc(RtcIn),
-}
-
-/// Signalling from a client: `{"type":"rtc","kind":"offer"|"answer","sdp":…}` or
-/// `{"type":"rtc","kind":"candidate","candidate":{…}}`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RtcIn {
-    Offer { sdp: String },
-    Answer { sdp: String },
-    Candidate { candidate: CandidateIn },
-}
-
-/// A trickled ICE candidate as browsers write it (`RTCIceCandidateInit`).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CandidateIn {
-    pub candidate: String,
-    #[serde(default)]
-    pub sdp_mid: Option<String>,
-    #[serde(default, rename = "sdpMLineIndex")]
-    pub sdp_mline_index: Option<u16>,
-    #[serde(default)]
-    pub username_fragment: Option<String>,
 }
 
 /// A client message that could not be understood.
@@ -112,20 +91,6 @@ pub fn event(e: &LiveEvent) -> ByteString {
 /// `{"type":"ack","id":…,"seq":N}`: the command is applied and `seq` is its last event.
 pub fn ack(id: &str, seq: u64) -> ByteString {
     json!({ "type": "ack", "id": id, "seq": seq })
-        .to_string()
-        .into()
-}
-
-/// `{"type":"rtc","kind":"offer"|"answer","sdp":…}` from the server.
-pub fn rtc_description(kind: &str, sdp: &str) -> ByteString {
-    json!({ "type": "rtc", "kind": kind, "sdp": sdp })
-        .to_string()
-        .into()
-}
-
-/// `{"type":"error","id":…,"code":…,"message":…}`
-pub fn error(id: Option<&str>, code: &str, message: &str) -> ByteString {
-    json!({ "type": "error", "id": id, "code": code, "message": message })
         .to_string()
         .into()
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::protocol::{self, Snapshot, You};
-use super::Shared;
+use super::shared::Shared;
 use crate::auth::access::AgendaAccess;
 use crate::domain::conflict::Conflict;
 use crate::domain::live::{
@@ -23,6 +23,7 @@ use crate::domain::live::{
     LiveState, NewLiveEvent,
 };
 use crate::domain::{Case, CaseView, Role, Session, SessionState, User, UserId};
+use crate::signal::{self, Outbound};
 use crate::store::StoreError;
 
 /// A connection's queue is flowing.
@@ -31,21 +32,6 @@ pub const FLOWING: u8 = 0;
 pub const LAGGING: u8 = 1;
 /// The writer has asked for a snapshot; the room sends nothing else until it does.
 pub const RESYNC_ASKED: u8 = 2;
-
-/// What goes out to one connection, in order.
-pub enum Outbound {
-    Text(ByteString),
-    /// Media signalling: kept when a lagging connection's backlog is dropped.
-    Signal(ByteString),
-    /// A snapshot showing identified cases: the writer audits the read of each case
-    /// before sending it.
-    Snapshot {
-        text: ByteString,
-        cases: Vec<Uuid>,
-    },
-    /// Close the connection.
-    Close,
-}
 
 /// One WebSocket connection as its room knows it.
 #[derive(Clone)]
@@ -249,6 +235,19 @@ impl Room {
         }
     }
 
+    /// Decides and commits one client command, answering its sender. The span carries
+    /// ids only (the command's kind and ids, never patient data), so a slow command can
+    /// be followed from the socket to the store.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            session_id = %self.session.id,
+            conn_id = conn_id,
+            command_id = %id,
+            command = ?command,
+            user_id = tracing::field::Empty,
+        )
+    )]
     async fn command(
         &mut self,
         conn_id: u64,
@@ -259,6 +258,7 @@ impl Room {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
+        tracing::Span::current().record("user_id", tracing::field::display(conn.user.id));
         let actor = Actor {
             user_id: conn.user.id,
             role: conn.user.role,
@@ -362,7 +362,7 @@ impl Room {
     fn refuse_stale(&mut self, conn_id: u64, id: &str) {
         self.send_to(
             conn_id,
-            protocol::error(
+            signal::error(
                 Some(id),
                 "stale_seq",
                 "the session has moved on; here is the current state",
@@ -385,13 +385,17 @@ impl Room {
     fn answer(&self, conn_id: u64, id: &str, answer: &Answer) {
         let text = match answer {
             Answer::Applied(seq) => protocol::ack(id, *seq),
-            Answer::Refused(code, message) => protocol::error(Some(id), code, message),
+            Answer::Refused(code, message) => signal::error(Some(id), code, message),
         };
         self.send_to(conn_id, text);
     }
 
     /// Appends events after the current `seq` and, once committed, applies and
     /// broadcasts them. Returns the last `seq`.
+    #[tracing::instrument(
+        skip_all,
+        fields(session_id = %self.session.id, after_seq = self.live.seq, events = events.len())
+    )]
     async fn commit(&mut self, events: Vec<NewLiveEvent>) -> Result<u64, StoreError> {
         let stored = self
             .shared
@@ -625,7 +629,7 @@ impl Room {
 
     /// Closes the connection (and with it the person's media) with `not_a_participant`.
     fn show_the_door(conn: &Conn) {
-        let text = protocol::error(
+        let text = signal::error(
             None,
             "not_a_participant",
             "you no longer have a case in this meeting",

@@ -15,6 +15,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use super::shared::Shared;
 use crate::domain::UserId;
 
 /// Packets a subscriber may fall behind its source before it skips ahead.
@@ -150,7 +151,7 @@ pub struct Published {
 pub fn publish(
     published: Published,
     track: Arc<dyn TrackRemote>,
-    shared: &super::Shared,
+    shared: &Shared,
     ended: impl FnOnce(SourceId) + Send + 'static,
 ) -> Arc<Source> {
     let settings = &shared.settings;

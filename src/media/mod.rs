@@ -1,16 +1,20 @@
-//! The SFU, and the only module that touches `webrtc` types: per live session a media
-//! [`room`], per participant a [`peer`] connection, per published track a source
-//! forwarded to subscriber legs ([`forward`]), built by [`engine`]. The live channel
-//! carries the signalling and tells the SFU the meeting's rules as a [`Policy`].
+//! The SFU, and the only module that touches `webrtc` types: per live session a
+//! `MediaRoom` ([`room`]), per participant a [`peer`] connection, the two talking only
+//! through `messages`; per published track a source forwarded to subscriber legs
+//! ([`forward`]), built by [`engine`]; `sessions` and `shared` hold what the SFU's
+//! tasks share. The live channel carries the signalling (frames in `crate::signal`;
+//! nothing here imports `live`) and tells the SFU the meeting's rules as a [`Policy`].
 
 pub mod engine;
 pub mod forward;
+pub mod messages;
 pub mod peer;
 pub mod room;
+pub mod sessions;
+pub mod shared;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -21,57 +25,15 @@ use uuid::Uuid;
 
 use crate::config::MediaSettings;
 use crate::domain::UserId;
-use crate::live::protocol::RtcIn;
+use crate::signal::{Outbound, RtcIn};
+use messages::MediaRoomMsg;
 use peer::PeerSpec;
-use room::{Room, RoomMsg};
+use room::MediaRoom;
+use sessions::{SessionMedia, Sessions};
+use shared::{Running, Shared};
 
 /// The live meeting's rules for its media, published by the live room.
 pub use crate::domain::live::MediaPolicy as Policy;
-
-/// What every media room and peer of this instance shares.
-pub struct Shared {
-    pub settings: MediaSettings,
-    pub ports: Arc<engine::Ports>,
-    next_id: AtomicU64,
-    /// The SFU's tasks now running (rooms, peers, sources, legs).
-    tasks: Arc<AtomicUsize>,
-    peers: Arc<AtomicUsize>,
-}
-
-impl Shared {
-    pub fn next_source_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Spawns one of the SFU's tasks, counted while it runs.
-    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let running = Running::new(&self.tasks);
-        tokio::spawn(async move {
-            let _running = running;
-            task.await
-        })
-    }
-}
-
-/// Counts something while it lives.
-pub struct Running(Arc<AtomicUsize>);
-
-impl Running {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Running(count.clone())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// What the SFU holds now: for operators (metrics) and leak checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -79,38 +41,6 @@ pub struct MediaStats {
     pub rooms: usize,
     pub peers: usize,
     pub tasks: usize,
-}
-
-/// A session's media: its policy, and its room while anyone is connected.
-struct SessionMedia {
-    policy: watch::Sender<Policy>,
-    room: Option<mpsc::Sender<RoomMsg>>,
-}
-
-/// The sessions with media on this instance.
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<Uuid, SessionMedia>>);
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, SessionMedia>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Called by an empty room: it may stop if nobody is on the way in (a join is sent
-    /// under the same lock).
-    fn retire_room(&self, session: Uuid, inbox: &mpsc::Receiver<RoomMsg>) -> bool {
-        let mut sessions = self.lock();
-        if !inbox.is_empty() {
-            return false;
-        }
-        if let Some(media) = sessions.get_mut(&session) {
-            media.room = None;
-            if !media.policy.borrow().open {
-                sessions.remove(&session);
-            }
-        }
-        true
-    }
 }
 
 /// A browser's ICE server entry.
@@ -153,13 +83,7 @@ impl PeerHandle {
 impl Sfu {
     pub fn new(settings: MediaSettings) -> Arc<Self> {
         Arc::new(Sfu {
-            shared: Arc::new(Shared {
-                ports: engine::Ports::new(&settings),
-                settings,
-                next_id: AtomicU64::new(1),
-                tasks: Arc::default(),
-                peers: Arc::default(),
-            }),
+            shared: Arc::new(Shared::new(settings)),
             sessions: Arc::default(),
             next_peer: AtomicU64::new(1),
         })
@@ -201,7 +125,7 @@ impl Sfu {
         session: Uuid,
         user: UserId,
         role: crate::domain::Role,
-        signal: mpsc::Sender<crate::live::room::Outbound>,
+        signal: mpsc::Sender<Outbound>,
     ) -> Result<PeerHandle, &'static str> {
         let mut sessions = self.sessions.lock();
         let media = sessions.get_mut(&session).ok_or("meeting_not_open")?;
@@ -212,7 +136,7 @@ impl Sfu {
             Some(room) if !room.is_closed() => room.clone(),
             _ => {
                 let (tx, rx) = mpsc::channel(INBOX);
-                let room = Room::new(session, self.sessions.clone(), media.policy.subscribe());
+                let room = MediaRoom::new(session, self.sessions.clone(), media.policy.subscribe());
                 self.shared.spawn(room.run(rx));
                 media.room = Some(tx.clone());
                 tx
@@ -222,7 +146,7 @@ impl Sfu {
         let (tx, signals) = mpsc::channel(INBOX);
         // The room's messages are never dropped: a lost `Unforward` would leak a leg.
         let (control_tx, control) = mpsc::unbounded_channel();
-        room.try_send(RoomMsg::Join {
+        room.try_send(MediaRoomMsg::Join {
             peer: id,
             user,
             tx: control_tx,

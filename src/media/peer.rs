@@ -23,13 +23,11 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::forward::{self, Kind, Leg, Source, SourceId};
-use super::room::RoomMsg;
-use super::{Policy, Shared};
+use super::messages::{MediaRoomMsg, PeerId, PeerMsg};
+use super::shared::Shared;
+use crate::domain::live::MediaPolicy as Policy;
 use crate::domain::{Role, UserId};
-use crate::live::protocol::{self, RtcIn};
-use crate::live::room::Outbound;
-
-pub type PeerId = u64;
+use crate::signal::{self, Outbound, RtcIn};
 
 /// How long the server waits for its own ICE candidates before sending a description.
 const GATHER_WAIT: Duration = Duration::from_secs(3);
@@ -38,22 +36,6 @@ const GATHER_WAIT: Duration = Duration::from_secs(3);
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
 /// Remote candidates kept while no remote description is set.
 const MAX_EARLY_CANDIDATES: usize = 64;
-
-/// What the media room tells a peer task.
-pub enum PeerMsg {
-    /// Start forwarding a source to this participant.
-    Forward(Arc<Source>),
-    /// Stop forwarding a source.
-    Unforward(SourceId),
-    /// The room no longer takes this participant's source: a revoked presenter's
-    /// screen (no code), or video from someone who may not present (the code to send).
-    Refused {
-        source: SourceId,
-        code: Option<&'static str>,
-    },
-    /// The meeting closed.
-    Close,
-}
 
 /// What the peer connection reports, from its driver.
 enum Event {
@@ -112,7 +94,7 @@ struct Peer {
     spec: PeerSpec,
     shared: Arc<Shared>,
     pc: Arc<dyn PeerConnection>,
-    room: mpsc::Sender<RoomMsg>,
+    room: mpsc::Sender<MediaRoomMsg>,
     policy: watch::Receiver<Policy>,
     events: mpsc::UnboundedReceiver<Event>,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -136,7 +118,7 @@ struct Peer {
 pub async fn run(
     spec: PeerSpec,
     shared: Arc<Shared>,
-    room: mpsc::Sender<RoomMsg>,
+    room: mpsc::Sender<MediaRoomMsg>,
     policy: watch::Receiver<Policy>,
     mut signals: mpsc::Receiver<RtcIn>,
     mut control: mpsc::UnboundedReceiver<PeerMsg>,
@@ -150,7 +132,7 @@ pub async fn run(
             "no media port is free; try later",
         )
         .await;
-        let _ = room.send(RoomMsg::Leave { peer: peer_id }).await;
+        let _ = room.send(MediaRoomMsg::Leave { peer: peer_id }).await;
         return;
     };
     let (events_tx, events) = mpsc::unbounded_channel();
@@ -169,7 +151,7 @@ pub async fn run(
                 "media is unavailable; try later",
             )
             .await;
-            let _ = room.send(RoomMsg::Leave { peer: peer_id }).await;
+            let _ = room.send(MediaRoomMsg::Leave { peer: peer_id }).await;
             return;
         }
     };
@@ -225,7 +207,7 @@ pub async fn run(
         }
     }
     let _ = peer.pc.close().await;
-    let _ = peer.room.send(RoomMsg::Leave { peer: peer_id }).await;
+    let _ = peer.room.send(MediaRoomMsg::Leave { peer: peer_id }).await;
     // The socket goes with the connection; only then is its port free for another.
     drop(peer);
     drop(lease);
@@ -233,7 +215,7 @@ pub async fn run(
 
 /// Sends an error to the client (`{"type":"error","id":null,…}`).
 async fn say(signal: &mpsc::Sender<Outbound>, code: &str, message: &str) {
-    send(signal, protocol::error(None, code, message)).await;
+    send(signal, signal::error(None, code, message)).await;
 }
 
 async fn send(signal: &mpsc::Sender<Outbound>, text: bytestring::ByteString) {
@@ -310,7 +292,7 @@ impl Peer {
                     self.published.retain(|_, p| *p != id);
                     let _ = self
                         .room
-                        .send(RoomMsg::Unpublish {
+                        .send(MediaRoomMsg::Unpublish {
                             peer: self.spec.id,
                             source: id,
                         })
@@ -421,11 +403,7 @@ impl Peer {
             }
         }
         if let Some(local) = self.pc.local_description().await {
-            send(
-                &self.spec.signal,
-                protocol::rtc_description(kind, &local.sdp),
-            )
-            .await;
+            send(&self.spec.signal, signal::rtc_description(kind, &local.sdp)).await;
         }
         for event in later {
             let _ = self.events_tx.send(event);
@@ -561,7 +539,7 @@ impl Peer {
         if let Some(old) = self.published.insert(kind, id) {
             let _ = self
                 .room
-                .send(RoomMsg::Unpublish {
+                .send(MediaRoomMsg::Unpublish {
                     peer: self.spec.id,
                     source: old,
                 })
@@ -569,7 +547,7 @@ impl Peer {
         }
         let _ = self
             .room
-            .send(RoomMsg::Publish {
+            .send(MediaRoomMsg::Publish {
                 peer: self.spec.id,
                 source,
             })

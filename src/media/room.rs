@@ -10,29 +10,10 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::forward::{Kind, Source, SourceId};
-use super::peer::{PeerId, PeerMsg};
-use super::{Policy, Sessions};
+use super::messages::{MediaRoomMsg, PeerId, PeerMsg};
+use super::sessions::Sessions;
+use crate::domain::live::MediaPolicy as Policy;
 use crate::domain::UserId;
-
-/// What a media room is told.
-pub enum RoomMsg {
-    Join {
-        peer: PeerId,
-        user: UserId,
-        tx: mpsc::UnboundedSender<PeerMsg>,
-    },
-    Leave {
-        peer: PeerId,
-    },
-    Publish {
-        peer: PeerId,
-        source: Arc<Source>,
-    },
-    Unpublish {
-        peer: PeerId,
-        source: SourceId,
-    },
-}
 
 struct Member {
     user: UserId,
@@ -46,7 +27,7 @@ impl Member {
     }
 }
 
-pub struct Room {
+pub struct MediaRoom {
     session: Uuid,
     sessions: Arc<Sessions>,
     policy: watch::Receiver<Policy>,
@@ -55,9 +36,9 @@ pub struct Room {
     sources: HashMap<SourceId, (PeerId, Arc<Source>)>,
 }
 
-impl Room {
+impl MediaRoom {
     pub fn new(session: Uuid, sessions: Arc<Sessions>, policy: watch::Receiver<Policy>) -> Self {
-        Room {
+        MediaRoom {
             session,
             sessions,
             policy,
@@ -67,7 +48,7 @@ impl Room {
     }
 
     /// Serves until the last peer has gone.
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<RoomMsg>) {
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<MediaRoomMsg>) {
         let mut watching = true;
         loop {
             tokio::select! {
@@ -86,9 +67,9 @@ impl Room {
         }
     }
 
-    fn handle(&mut self, msg: RoomMsg) {
+    fn handle(&mut self, msg: MediaRoomMsg) {
         match msg {
-            RoomMsg::Join { peer, user, tx } => {
+            MediaRoomMsg::Join { peer, user, tx } => {
                 let member = Member { user, tx };
                 for (_, source) in self.sources.values() {
                     if source.publisher != user {
@@ -100,7 +81,7 @@ impl Room {
                     self.members[&peer].tell(PeerMsg::Close);
                 }
             }
-            RoomMsg::Leave { peer } => {
+            MediaRoomMsg::Leave { peer } => {
                 self.members.remove(&peer);
                 let theirs: Vec<SourceId> = self
                     .sources
@@ -112,7 +93,7 @@ impl Room {
                     self.withdraw(id);
                 }
             }
-            RoomMsg::Publish { peer, source } => {
+            MediaRoomMsg::Publish { peer, source } => {
                 let Some(member) = self.members.get(&peer) else {
                     return;
                 };
@@ -137,7 +118,7 @@ impl Room {
                 }
                 self.sources.insert(source.id, (peer, source));
             }
-            RoomMsg::Unpublish { peer, source } => {
+            MediaRoomMsg::Unpublish { peer, source } => {
                 if self.sources.get(&source).is_some_and(|(p, _)| *p == peer) {
                     self.withdraw(source);
                 }

@@ -9,13 +9,11 @@ use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
-use crate::auth::AuthUser;
 use crate::domain::attachment::clean_filename;
 use crate::domain::{Attachment, AttachmentKind, Case, ParseError, User};
 use crate::error::ApiError;
-use crate::routes::cases::visible_case;
-use crate::routes::sessions::audit;
-use crate::startup::AppState;
+use crate::routes::support::{audit, visible_case, AuthUser};
+use crate::state::AppState;
 
 /// A case the caller may see with identifiers (attachments may carry identifiers, e.g.
 /// DICOM headers, so trainees never receive them); otherwise 404.

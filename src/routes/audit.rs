@@ -12,12 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
 use crate::domain::audit::{AuditQuery, AuditSubject, VerifyReport};
 use crate::domain::{AuditEvent, NhsNumber, ParseError, Role, TimeWindow, User, UserId};
 use crate::error::ApiError;
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{ApiJson, AuthUser};
+use crate::state::AppState;
 
 /// The search body (`POST`) and query string (`GET`): exactly one of `nhs_number` and
 /// `user_id`; optional `from`/`to` (RFC 3339, half-open), `after` (a `seq`) and `limit`

@@ -6,12 +6,12 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::client_addr;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
-use crate::auth::{client_addr, AuthUser};
 use crate::domain::{EmailAddress, NewAuditEvent, User};
 use crate::error::ApiError;
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{ApiJson, AuthUser};
+use crate::state::AppState;
 use crate::store::{NewRefreshToken, RefreshOutcome};
 
 /// The refresh cookie: HttpOnly, SameSite=Strict, scoped to the auth endpoints.

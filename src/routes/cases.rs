@@ -6,8 +6,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::access::{case_access, may_book_into, may_withdraw, AgendaAccess};
-use crate::auth::AuthUser;
+use crate::auth::access::{may_book_into, may_withdraw, AgendaAccess};
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::{PatientConflict, PatientUpdate, RecordedDetails};
 use crate::domain::{
@@ -16,9 +15,10 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::sessions::{audit_case_reads, session_or_404};
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{
+    audit_case_reads, patient_cases, session_or_404, visible_case, ApiJson, AuthUser,
+};
+use crate::state::AppState;
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -196,18 +196,6 @@ async fn record_viewer(
     Ok((!cases.is_empty()).then_some(cases))
 }
 
-/// Every case booked under `nhs_number`, oldest first.
-pub(crate) async fn patient_cases(
-    state: &AppState,
-    nhs_number: &NhsNumber,
-) -> Result<Vec<crate::domain::Case>, ApiError> {
-    let mut cases = Vec::new();
-    for id in state.store.patient_case_ids(nhs_number).await? {
-        cases.extend(state.store.case(id).await?);
-    }
-    Ok(cases)
-}
-
 /// `409 patient_details_conflict`: the NHS number is on record with another name or date
 /// of birth. Whoever may see the record ([`record_viewer`]) is told what differs and
 /// shown the recorded name and date of birth, and the read is audited; anyone else gets
@@ -244,39 +232,6 @@ async fn patient_conflict(
         "fields": conflict.fields,
         "recorded": RecordedDetails::from(&conflict.recorded),
     })))
-}
-
-/// When the case was discussed, from its session's meeting events (`None` if the meeting
-/// never took it up).
-pub(crate) async fn discussion_of(
-    state: &AppState,
-    case: &crate::domain::Case,
-) -> Result<Option<crate::domain::live::Discussion>, ApiError> {
-    let events = state
-        .store
-        .live_events(case.session_id, 0, u64::MAX)
-        .await?;
-    Ok(crate::domain::live::discussion(&events, case.id))
-}
-
-/// Loads a case and its session, or 404 when it does not exist or the caller may not
-/// see it (its existence is not revealed).
-pub(crate) async fn visible_case(
-    state: &AppState,
-    caller: &User,
-    id: Uuid,
-) -> Result<(crate::domain::Case, AgendaAccess), ApiError> {
-    let hidden = || ApiError::not_found("not_found", "no such case");
-    let case = state.store.case(id).await?.ok_or_else(hidden)?;
-    let session = state
-        .store
-        .session(case.session_id)
-        .await?
-        .ok_or_else(hidden)?;
-    match case_access(caller, &case, &session) {
-        AgendaAccess::None => Err(hidden()),
-        access => Ok((case, access)),
-    }
 }
 
 /// `GET /api/cases/{id}` (audited).

@@ -9,14 +9,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthUser;
 use crate::domain::mentorship::{clinic_date, cpd_hours, minutes_present, DateRange};
 use crate::domain::schedule::CLINIC_TZ;
 use crate::domain::{Case, CaseView, Role, Specialty, User, UserId};
 use crate::error::ApiError;
 use crate::mail::templates::escape;
-use crate::routes::sessions::audit_case_reads;
-use crate::startup::AppState;
+use crate::routes::support::{audit_case_reads, AuthUser};
+use crate::state::AppState;
 use crate::store::AttendedSession;
 
 #[derive(Deserialize)]

@@ -8,12 +8,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
-use crate::auth::AuthUser;
 use crate::domain::fhir::{case_bundle, CaseExport, FHIR_JSON};
 use crate::error::ApiError;
-use crate::routes::cases::{discussion_of, visible_case};
-use crate::routes::sessions::session_or_404;
-use crate::startup::AppState;
+use crate::routes::support::{discussion_of, session_or_404, visible_case, AuthUser};
+use crate::state::AppState;
 
 /// `GET /api/cases/{id}/fhir`: the case as a FHIR R4 `Bundle` (type `collection`) built
 /// from the latest outcome version (a case with no outcome yet exports its Patient and

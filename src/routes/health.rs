@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /health`: the process is up.
 pub async fn health() -> HttpResponse {

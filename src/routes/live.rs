@@ -11,12 +11,11 @@ use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, AgendaAccess};
 use crate::auth::tokens::{hash_refresh_token, new_opaque_token};
-use crate::auth::AuthUser;
 use crate::domain::{Role, Session, SessionState, User};
 use crate::error::ApiError;
 use crate::live::connection::{self, Joining};
-use crate::routes::sessions::session_or_404;
-use crate::startup::AppState;
+use crate::routes::support::{session_or_404, AuthUser};
+use crate::state::AppState;
 
 /// How much of the meeting `user` may see: the agenda rules of REST, where the chair
 /// always sees it in full.

@@ -13,17 +13,15 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{case_access, may_flag_for_mentorship, AgendaAccess};
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::mentorship::{
     clinic_date, log_specialty, summarise, Contract, ContractDraft, ContractRequest, DateRange,
     LogDraft, LogRequest, MentorshipFlag, MentorshipLog,
 };
 use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
-use crate::routes::cases::visible_case;
-use crate::routes::sessions::{audit_case_reads, session_or_404};
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{audit_case_reads, session_or_404, visible_case, ApiJson, AuthUser};
+use crate::state::AppState;
 
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.
 /// `422 unknown_consultant`, `not_a_consultant`, `unknown_specialty`,

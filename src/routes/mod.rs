@@ -1,5 +1,6 @@
 //! HTTP handlers, kept thin: parse the request into domain types, call the store, shape
-//! the response. Also mounts the static front end from `web/`.
+//! the response. Also mounts the static front end from `web/`. What handlers share lives
+//! in `support`; no route file imports another.
 
 mod attachments;
 mod audit;
@@ -14,6 +15,7 @@ mod outcomes;
 mod patients;
 mod reports;
 mod sessions;
+mod support;
 pub mod users;
 
 use actix_web::{web, HttpResponse};
@@ -123,31 +125,4 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("not_found", "no such resource"))
-}
-
-/// A JSON body read in two steps, so the status says what was wrong: text that is not
-/// JSON at all is `400 malformed_json`; JSON of the wrong shape is `422 invalid_field`.
-pub struct ApiJson<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for ApiJson<T> {
-    type Error = actix_web::Error;
-    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(
-        req: &actix_web::HttpRequest,
-        payload: &mut actix_web::dev::Payload,
-    ) -> Self::Future {
-        let value = web::Json::<serde_json::Value>::from_request(req, payload);
-        Box::pin(async move {
-            let web::Json(value) = value.await?;
-            serde_json::from_value(value).map(ApiJson).map_err(|e| {
-                ApiError::Invalid(crate::domain::ParseError::new(
-                    "invalid_field",
-                    "body",
-                    e.to_string(),
-                ))
-                .into()
-            })
-        })
-    }
 }

@@ -10,7 +10,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
-use crate::auth::AuthUser;
 use crate::domain::booking::check_amendable;
 use crate::domain::conflict::Conflict;
 use crate::domain::live::discussed_at;
@@ -21,10 +20,10 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::cases::{discussion_of, visible_case};
-use crate::routes::sessions::{audit_case_reads, session_or_404};
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{
+    audit_case_reads, discussion_of, session_or_404, visible_case, ApiJson, AuthUser,
+};
+use crate::state::AppState;
 use crate::store::{self, StoreError};
 
 /// An outcome version as shown, with the name of the consultant who signed it.

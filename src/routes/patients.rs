@@ -8,15 +8,13 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::RecordedDetails;
 use crate::domain::{NhsNumber, ParseError, PersonName, Role};
 use crate::error::ApiError;
-use crate::routes::cases::patient_cases;
-use crate::routes::sessions::audit_case_reads;
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{audit_case_reads, patient_cases, ApiJson, AuthUser};
+use crate::state::AppState;
 use crate::store::PatientCorrection;
 
 /// `GET /api/patients/conflicts` (coordinator; audited as a read of each case shown):

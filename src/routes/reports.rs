@@ -15,13 +15,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::report::{
     activity_csv, activity_report, ActivityData, ReportFormat, ReportQuery, ReportWindow,
 };
 use crate::domain::{ParseError, Role, Specialty, User};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::routes::support::AuthUser;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct ActivityParams {

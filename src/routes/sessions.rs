@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, AgendaAccess};
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::schedule::{SessionPlan, SessionView};
 use crate::domain::time_window::parse_calendar_date;
 use crate::domain::{
@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{audit, audit_case_reads, session_or_404, ApiJson, AuthUser};
+use crate::state::AppState;
 use crate::store;
 
 /// The fields a session and a series share.
@@ -522,51 +522,4 @@ pub async fn set_quorum(
         })?;
     state.live.reload_all();
     Ok(HttpResponse::Ok().json(json!({ "slug": slug, "quorum_others": body.quorum_others })))
-}
-
-/// The session, or `404 not_found`.
-pub(crate) async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiError> {
-    state
-        .store
-        .session(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))
-}
-
-/// Audits a response that shows `cases`: one `case_read` row per case, naming how it
-/// was reached, so every read of a patient's record can be traced.
-pub(crate) async fn audit_case_reads(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &crate::domain::User,
-    via: &str,
-    cases: &[crate::domain::Case],
-) -> Result<(), ApiError> {
-    let events = cases
-        .iter()
-        .map(|c| {
-            state
-                .audit_event(req, caller, "case_read", "case")
-                .record(c.id)
-                .details(json!({ "via": via, "session": c.session_id }))
-        })
-        .collect();
-    state.store.append_audits(events).await?;
-    Ok(())
-}
-
-/// Appends an audit event for an action by `caller` on `record`.
-pub(crate) async fn audit(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &crate::domain::User,
-    action: &str,
-    record: impl ToString,
-) -> Result<(), ApiError> {
-    let record_type = action.split('_').next().unwrap_or("record");
-    let event = state
-        .audit_event(req, caller, action, record_type)
-        .record(record);
-    state.store.append_audit(event).await?;
-    Ok(())
 }

@@ -4,14 +4,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{require_role, AuthUser};
+use crate::auth::require_role;
 use crate::domain::{
     EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty, User,
     UserId,
 };
 use crate::error::ApiError;
-use crate::routes::ApiJson;
-use crate::startup::AppState;
+use crate::routes::support::{ApiJson, AuthUser};
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct CreateUserRequest {

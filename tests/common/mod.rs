@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
 use mdt_coordinator::config::Settings;
-use mdt_coordinator::startup::{AppState, Application};
+use mdt_coordinator::startup::Application;
+use mdt_coordinator::state::AppState;
 use mdt_coordinator::store::{self, DynStore};
 
 pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";

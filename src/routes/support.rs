@@ -1,0 +1,175 @@
+//! What the route files share, so none imports another: the request extractors
+//! ([`AuthUser`], [`ApiJson`]), lookups that answer `404` the same way everywhere (a
+//! session, a visible case), and the audit rows every read of patient data writes. It
+//! defines no routes.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::tokens::TokenError;
+use crate::domain::{NhsNumber, Session, User};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The authenticated caller.
+pub struct AuthUser(pub User);
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            let token =
+                token.ok_or_else(|| ApiError::unauthorized("missing_token", "sign in first"))?;
+            let user_id = state.tokens.verify_access(&token).map_err(|e| match e {
+                TokenError::Expired => {
+                    ApiError::unauthorized("token_expired", "the access token has expired")
+                }
+                TokenError::Invalid => {
+                    ApiError::unauthorized("invalid_token", "the access token is not valid")
+                }
+            })?;
+            match state.store.user(user_id).await? {
+                Some(user) if user.active => Ok(AuthUser(user)),
+                _ => Err(ApiError::unauthorized(
+                    "invalid_token",
+                    "the access token is not valid",
+                )),
+            }
+        })
+    }
+}
+
+/// A JSON body read in two steps, so the status says what was wrong: text that is not
+/// JSON at all is `400 malformed_json`; JSON of the wrong shape is `422 invalid_field`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for ApiJson<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let web::Json(value) = value.await?;
+            serde_json::from_value(value).map(ApiJson).map_err(|e| {
+                ApiError::Invalid(crate::domain::ParseError::new(
+                    "invalid_field",
+                    "body",
+                    e.to_string(),
+                ))
+                .into()
+            })
+        })
+    }
+}
+
+/// The session, or `404 not_found`.
+pub async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiError> {
+    state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such session"))
+}
+
+/// Audits a response that shows `cases`: one `case_read` row per case, naming how it
+/// was reached, so every read of a patient's record can be traced.
+pub async fn audit_case_reads(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &crate::domain::User,
+    via: &str,
+    cases: &[crate::domain::Case],
+) -> Result<(), ApiError> {
+    let events = cases
+        .iter()
+        .map(|c| {
+            state
+                .audit_event(req, caller, "case_read", "case")
+                .record(c.id)
+                .details(json!({ "via": via, "session": c.session_id }))
+        })
+        .collect();
+    state.store.append_audits(events).await?;
+    Ok(())
+}
+
+/// Appends an audit event for an action by `caller` on `record`.
+pub async fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &crate::domain::User,
+    action: &str,
+    record: impl ToString,
+) -> Result<(), ApiError> {
+    let record_type = action.split('_').next().unwrap_or("record");
+    let event = state
+        .audit_event(req, caller, action, record_type)
+        .record(record);
+    state.store.append_audit(event).await?;
+    Ok(())
+}
+
+/// Every case booked under `nhs_number`, oldest first.
+pub async fn patient_cases(
+    state: &AppState,
+    nhs_number: &NhsNumber,
+) -> Result<Vec<crate::domain::Case>, ApiError> {
+    let mut cases = Vec::new();
+    for id in state.store.patient_case_ids(nhs_number).await? {
+        cases.extend(state.store.case(id).await?);
+    }
+    Ok(cases)
+}
+
+/// When the case was discussed, from its session's meeting events (`None` if the meeting
+/// never took it up).
+pub async fn discussion_of(
+    state: &AppState,
+    case: &crate::domain::Case,
+) -> Result<Option<crate::domain::live::Discussion>, ApiError> {
+    let events = state
+        .store
+        .live_events(case.session_id, 0, u64::MAX)
+        .await?;
+    Ok(crate::domain::live::discussion(&events, case.id))
+}
+
+/// Loads a case and its session, or 404 when it does not exist or the caller may not
+/// see it (its existence is not revealed).
+pub async fn visible_case(
+    state: &AppState,
+    caller: &User,
+    id: Uuid,
+) -> Result<(crate::domain::Case, AgendaAccess), ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such case");
+    let case = state.store.case(id).await?.ok_or_else(hidden)?;
+    let session = state
+        .store
+        .session(case.session_id)
+        .await?
+        .ok_or_else(hidden)?;
+    match case_access(caller, &case, &session) {
+        AgendaAccess::None => Err(hidden()),
+        access => Ok((case, access)),
+    }
+}

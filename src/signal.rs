@@ -1,0 +1,62 @@
+//! What the live channel and the SFU both put on the wire, owned here so neither reaches
+//! into the other: the client's media signalling (`{"type":"rtc",…}`, `RtcIn`), the
+//! server's signalling and error frames, and `Outbound`, what a live connection's
+//! writer sends. The JSON names and shapes are a contract (`docs/live-protocol.md`);
+//! nothing here decides anything.
+
+use bytestring::ByteString;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Signalling from a client: `{"type":"rtc","kind":"offer"|"answer","sdp":…}` or
+/// `{"type":"rtc","kind":"candidate","candidate":{…}}`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RtcIn {
+    Offer { sdp: String },
+    Answer { sdp: String },
+    Candidate { candidate: CandidateIn },
+}
+
+/// A trickled ICE candidate as browsers write it (`RTCIceCandidateInit`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateIn {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default)]
+    pub username_fragment: Option<String>,
+}
+
+/// `{"type":"rtc","kind":"offer"|"answer","sdp":…}` from the server.
+pub fn rtc_description(kind: &str, sdp: &str) -> ByteString {
+    json!({ "type": "rtc", "kind": kind, "sdp": sdp })
+        .to_string()
+        .into()
+}
+
+/// `{"type":"error","id":…,"code":…,"message":…}`
+pub fn error(id: Option<&str>, code: &str, message: &str) -> ByteString {
+    json!({ "type": "error", "id": id, "code": code, "message": message })
+        .to_string()
+        .into()
+}
+
+/// What goes out to one connection, in order.
+pub enum Outbound {
+    Text(ByteString),
+    /// Media signalling: kept when a lagging connection's backlog is dropped.
+    Signal(ByteString),
+    /// A snapshot showing identified cases: the writer audits the read of each case
+    /// before sending it.
+    Snapshot {
+        text: ByteString,
+        cases: Vec<Uuid>,
+    },
+    /// Close the connection.
+    Close,
+}
