@@ -60,3 +60,43 @@ pub enum Outbound {
     /// Close the connection.
     Close,
 }
+
+/// Why media signalling was refused: the `code` the client receives and what it is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaRefusal {
+    /// The meeting has no media (not open yet, or closed).
+    MeetingNotOpen,
+    /// The SFU cannot take the peer now (no port, room overwhelmed).
+    Unavailable,
+    /// Trainees never send video.
+    Forbidden,
+    /// Only the presenter granted by the chair shares their screen.
+    NotPresenter,
+}
+
+impl MediaRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            MediaRefusal::MeetingNotOpen => "meeting_not_open",
+            MediaRefusal::Unavailable => "media_unavailable",
+            MediaRefusal::Forbidden => "forbidden",
+            MediaRefusal::NotPresenter => "not_presenter",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            MediaRefusal::MeetingNotOpen => "media starts when the meeting is open",
+            MediaRefusal::Unavailable => "media is unavailable; try again",
+            MediaRefusal::Forbidden => "trainees may not share their screen",
+            MediaRefusal::NotPresenter => {
+                "only the presenter granted by the chair may share their screen"
+            }
+        }
+    }
+
+    /// The error frame that tells the client.
+    pub fn frame(self) -> ByteString {
+        error(None, self.code(), self.message())
+    }
+}

@@ -17,7 +17,7 @@ use super::Hub;
 use crate::auth::access::AgendaAccess;
 use crate::domain::{NewAuditEvent, User};
 use crate::media::{PeerHandle, Sfu};
-use crate::signal::{self, Outbound, RtcIn};
+use crate::signal::{self, MediaRefusal, Outbound, RtcIn};
 use crate::store::DynStore;
 
 /// Everything a connection needs besides its socket.
@@ -181,13 +181,8 @@ struct Media {
 
 impl Media {
     async fn signal(&mut self, signal: RtcIn, tx: &mpsc::Sender<Outbound>) {
-        let refuse = |code: &str| {
-            let message = if code == "meeting_not_open" {
-                "media starts when the meeting is open"
-            } else {
-                "media is unavailable; try again"
-            };
-            let _ = tx.try_send(Outbound::Text(signal::error(None, code, message)));
+        let refuse = |refusal: MediaRefusal| {
+            let _ = tx.try_send(Outbound::Text(refusal.frame()));
         };
         if self.peer.as_ref().is_none_or(PeerHandle::is_closed) {
             let connected = self
@@ -203,7 +198,7 @@ impl Media {
         }
         if let Some(peer) = &self.peer {
             if !peer.signal(signal).await {
-                refuse("media_unavailable");
+                refuse(MediaRefusal::Unavailable);
             }
         }
     }

@@ -40,7 +40,7 @@ pub enum PeerMsg {
     /// screen (no code), or video from someone who may not present (the code to send).
     Refused {
         source: SourceId,
-        code: Option<&'static str>,
+        code: Option<crate::signal::MediaRefusal>,
     },
     /// The meeting closed.
     Close,

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::config::MediaSettings;
 use crate::domain::UserId;
-use crate::signal::{Outbound, RtcIn};
+use crate::signal::{MediaRefusal, Outbound, RtcIn};
 use messages::MediaRoomMsg;
 use peer::PeerSpec;
 use room::MediaRoom;
@@ -126,11 +126,13 @@ impl Sfu {
         user: UserId,
         role: crate::domain::Role,
         signal: mpsc::Sender<Outbound>,
-    ) -> Result<PeerHandle, &'static str> {
+    ) -> Result<PeerHandle, MediaRefusal> {
         let mut sessions = self.sessions.lock();
-        let media = sessions.get_mut(&session).ok_or("meeting_not_open")?;
+        let media = sessions
+            .get_mut(&session)
+            .ok_or(MediaRefusal::MeetingNotOpen)?;
         if !media.policy.borrow().open {
-            return Err("meeting_not_open");
+            return Err(MediaRefusal::MeetingNotOpen);
         }
         let room = match &media.room {
             Some(room) if !room.is_closed() => room.clone(),
@@ -151,7 +153,7 @@ impl Sfu {
             user,
             tx: control_tx,
         })
-        .map_err(|_| "media_unavailable")?;
+        .map_err(|_| MediaRefusal::Unavailable)?;
         let spec = PeerSpec {
             id,
             user,

@@ -27,7 +27,7 @@ use super::messages::{MediaRoomMsg, PeerId, PeerMsg};
 use super::shared::Shared;
 use crate::domain::live::MediaPolicy as Policy;
 use crate::domain::{Role, UserId};
-use crate::signal::{self, Outbound, RtcIn};
+use crate::signal::{self, MediaRefusal, Outbound, RtcIn};
 
 /// How long the server waits for its own ICE candidates before sending a description.
 const GATHER_WAIT: Duration = Duration::from_secs(3);
@@ -126,12 +126,7 @@ pub async fn run(
     let peer_id = spec.id;
     let Some(lease) = shared.ports.lease() else {
         tracing::warn!("no media port free");
-        say(
-            &spec.signal,
-            "media_unavailable",
-            "no media port is free; try later",
-        )
-        .await;
+        refuse(&spec.signal, MediaRefusal::Unavailable).await;
         let _ = room.send(MediaRoomMsg::Leave { peer: peer_id }).await;
         return;
     };
@@ -145,12 +140,7 @@ pub async fn run(
         Ok(pc) => pc,
         Err(e) => {
             tracing::warn!(error = %e, "cannot build a peer connection");
-            say(
-                &spec.signal,
-                "media_unavailable",
-                "media is unavailable; try later",
-            )
-            .await;
+            refuse(&spec.signal, MediaRefusal::Unavailable).await;
             let _ = room.send(MediaRoomMsg::Leave { peer: peer_id }).await;
             return;
         }
@@ -218,6 +208,10 @@ async fn say(signal: &mpsc::Sender<Outbound>, code: &str, message: &str) {
     send(signal, signal::error(None, code, message)).await;
 }
 
+async fn refuse(signal: &mpsc::Sender<Outbound>, refusal: MediaRefusal) {
+    send(signal, refusal.frame()).await;
+}
+
 async fn send(signal: &mpsc::Sender<Outbound>, text: bytestring::ByteString) {
     // The connection's writer drains this queue; a client too slow to take signalling
     // for this long is going anyway.
@@ -272,15 +266,11 @@ impl Peer {
         }
     }
 
-    async fn refused(&mut self, source: SourceId, code: Option<&'static str>) {
+    async fn refused(&mut self, source: SourceId, code: Option<MediaRefusal>) {
         self.published.retain(|_, id| *id != source);
-        let Some(code) = code else { return };
-        let message = if code == "forbidden" {
-            "trainees may not share their screen"
-        } else {
-            "only the presenter granted by the chair may share their screen"
-        };
-        say(&self.spec.signal, code, message).await;
+        if let Some(refusal) = code {
+            refuse(&self.spec.signal, refusal).await;
+        }
     }
 
     async fn on_event(&mut self, event: Event) {
@@ -304,11 +294,11 @@ impl Peer {
     }
 
     /// Why this participant may not send video now, if they may not.
-    fn video_refusal(&self) -> Option<&'static str> {
+    fn video_refusal(&self) -> Option<MediaRefusal> {
         if self.spec.role == Role::Trainee {
-            Some("forbidden")
+            Some(MediaRefusal::Forbidden)
         } else if self.policy.borrow().presenter != Some(self.spec.user) {
-            Some("not_presenter")
+            Some(MediaRefusal::NotPresenter)
         } else {
             None
         }
@@ -320,12 +310,7 @@ impl Peer {
             return;
         }
         if !self.policy.borrow().open {
-            say(
-                &self.spec.signal,
-                "meeting_not_open",
-                "the meeting is not open",
-            )
-            .await;
+            refuse(&self.spec.signal, MediaRefusal::MeetingNotOpen).await;
             return;
         }
         if sends_video(&sdp) {

@@ -100,7 +100,7 @@ impl MediaRoom {
                 if !self.allowed(&source) && source.kind == Kind::Screen {
                     member.tell(PeerMsg::Refused {
                         source: source.id,
-                        code: Some("not_presenter"),
+                        code: Some(crate::signal::MediaRefusal::NotPresenter),
                     });
                     return;
                 }

@@ -207,6 +207,14 @@ pub async fn by_user(
         ));
     }
     let get = |k: &str| params.get(k).cloned();
+    if get("user_id").is_none() {
+        return Err(ParseError::new(
+            "subject_required",
+            "user_id",
+            "give user_id (a patient's trail: POST /api/audit/search)",
+        )
+        .into());
+    }
     let query = AuditQuery::try_from(SearchRequest {
         nhs_number: None,
         user_id: get("user_id"),
@@ -214,17 +222,6 @@ pub async fn by_user(
         to: get("to"),
         after: get("after").map(Value::String),
         limit: get("limit").map(Value::String),
-    })
-    .map_err(|e| {
-        if e.code == "subject_required" {
-            ParseError::new(
-                "subject_required",
-                "user_id",
-                "give user_id (a patient's trail: POST /api/audit/search)",
-            )
-        } else {
-            e
-        }
     })?;
     run(&state, &req, &caller, query).await
 }
