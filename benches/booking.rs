@@ -42,11 +42,8 @@ impl NhsNumbers {
     fn next(&self) -> String {
         loop {
             let prefix = self.0.fetch_add(1, Ordering::Relaxed);
-            let digits: Vec<u32> = prefix
-                .to_string()
-                .bytes()
-                .map(|b| u32::from(b - b'0'))
-                .collect();
+            let digits: Vec<u32> =
+                prefix.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
             if let Some(c) = check_digit(&digits) {
                 return format!("{prefix}{c}");
             }
@@ -94,23 +91,13 @@ impl Clinic {
             specialties: vec![Specialty::parse("rheumatology").unwrap()],
             password: Password::parse(PASSWORD).unwrap(),
         };
-        let chair = create_account(
-            &state,
-            account("chair@bench.test", Role::Consultant),
-            None,
-            None,
-        )
-        .await?;
-        let physio = create_account(
-            &state,
-            account("physio@bench.test", Role::Practitioner),
-            None,
-            None,
-        )
-        .await?;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(BURST)
-            .build()?;
+        let chair =
+            create_account(&state, account("chair@bench.test", Role::Consultant), None, None)
+                .await?;
+        let physio =
+            create_account(&state, account("physio@bench.test", Role::Practitioner), None, None)
+                .await?;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(BURST).build()?;
         let login: Value = http
             .post(format!("{base}/api/auth/login"))
             .json(&json!({ "email": "physio@bench.test", "password": PASSWORD }))
@@ -118,10 +105,7 @@ impl Clinic {
             .await?
             .json()
             .await?;
-        let token = login["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let token = login["access_token"].as_str().unwrap_or_default().to_string();
         Ok(Self {
             state,
             store,
@@ -148,10 +132,7 @@ impl Clinic {
                 teaching: false,
             };
             ids.push(
-                self.store
-                    .create_session(plan, Utc::now() + chrono::Duration::days(30))
-                    .await?
-                    .id,
+                self.store.create_session(plan, Utc::now() + chrono::Duration::days(30)).await?.id,
             );
         }
         Ok(ids)
@@ -230,15 +211,8 @@ async fn http_round(c: &Arc<Clinic>) -> anyhow::Result<(f64, Vec<Duration>)> {
 /// Each session takes PER_CLIENT bookings, as in the HTTP round.
 async fn raw_round(c: &Arc<Clinic>, writers: usize) -> anyhow::Result<f64> {
     let sessions = c.sessions(CLIENTS, PER_CLIENT as u32).await?;
-    let session = c
-        .store
-        .session(sessions[0])
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("session"))?;
-    let chunks: Vec<Vec<Uuid>> = sessions
-        .chunks(CLIENTS / writers)
-        .map(<[Uuid]>::to_vec)
-        .collect();
+    let session = c.store.session(sessions[0]).await?.ok_or_else(|| anyhow::anyhow!("session"))?;
+    let chunks: Vec<Vec<Uuid>> = sessions.chunks(CLIENTS / writers).map(<[Uuid]>::to_vec).collect();
     let started = Instant::now();
     let tasks: Vec<_> = chunks
         .into_iter()
@@ -252,9 +226,7 @@ async fn raw_round(c: &Arc<Clinic>, writers: usize) -> anyhow::Result<f64> {
                         let mail =
                             templates::booking_confirmation(&c.physio.email, &session, &case);
                         let audit = NewAuditEvent::new("case_booked", "case").actor(c.physio.id);
-                        c.store
-                            .book_case(case, audit, vec![mail], Utc::now())
-                            .await?;
+                        c.store.book_case(case, audit, vec![mail], Utc::now()).await?;
                     }
                 }
                 Ok::<_, anyhow::Error>(())
@@ -296,16 +268,8 @@ async fn burst(c: &Arc<Clinic>) -> anyhow::Result<(usize, usize, usize, f64)> {
         }
     }
     let settle = started.elapsed().as_secs_f64() * 1000.0;
-    let booked = c
-        .store
-        .session(session)
-        .await?
-        .map(|s| s.booked)
-        .unwrap_or(0) as usize;
-    anyhow::ensure!(
-        booked == created,
-        "session says {booked} booked, {created} were created"
-    );
+    let booked = c.store.session(session).await?.map(|s| s.booked).unwrap_or(0) as usize;
+    anyhow::ensure!(booked == created, "session says {booked} booked, {created} were created");
     Ok((created, full, errors, settle))
 }
 
@@ -341,15 +305,7 @@ async fn measure(backend: &'static str, url: &str) -> anyhow::Result<Row> {
     }
     let settle = median(bursts.iter().map(|b| b.3).collect());
     let worst = bursts.iter().fold((BURST_PLACES as usize, 0, 0), |acc, b| {
-        (
-            if b.0 != BURST_PLACES as usize {
-                b.0
-            } else {
-                acc.0
-            },
-            acc.1.max(b.1),
-            acc.2.max(b.2),
-        )
+        (if b.0 != BURST_PLACES as usize { b.0 } else { acc.0 }, acc.1.max(b.1), acc.2.max(b.2))
     });
     let _ = &c.state;
     Ok(Row {
@@ -366,25 +322,16 @@ async fn measure(backend: &'static str, url: &str) -> anyhow::Result<Row> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut rows = vec![
-        measure(
-            "sqlite",
-            &format!("sqlite://{}/bench.db", dir.path().display()),
-        )
-        .await?,
-    ];
+    let mut rows =
+        vec![measure("sqlite", &format!("sqlite://{}/bench.db", dir.path().display())).await?];
     if let Ok(admin) = std::env::var("MDT_TEST_POSTGRES_URL") {
         let name = format!("mdt_bench_{}", Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&admin).await?;
-        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await?;
+        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
         let base = admin.split('?').next().unwrap_or(&admin);
         let url = format!("{}/{name}", &base[..base.rfind('/').unwrap_or(base.len())]);
         let row = measure("postgres", &url).await;
-        conn.execute(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await?;
+        conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await?;
         rows.push(row?);
     } else {
         println!("(PostgreSQL skipped: set MDT_TEST_POSTGRES_URL to include it)");
@@ -424,10 +371,7 @@ async fn main() -> anyhow::Result<()> {
     let mut ok = true;
     for r in &rows {
         let (created, full, errors, settle) = r.burst;
-        println!(
-            "{:<9} {:>9} {:>13} {:>10} {:>18.0}",
-            r.backend, created, full, errors, settle
-        );
+        println!("{:<9} {:>9} {:>13} {:>10} {:>18.0}", r.backend, created, full, errors, settle);
         ok &= created == BURST_PLACES as usize && errors == 0;
     }
     anyhow::ensure!(ok, "the burst over-booked, under-booked or answered 5xx");

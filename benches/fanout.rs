@@ -76,11 +76,7 @@ fn main() -> std::process::ExitCode {
 fn bench() -> Result<()> {
     let config = Config::from_env()?;
     check_open_file_limit(config.clients)?;
-    let peer_script = if config.peer {
-        Some(locate_peer()?)
-    } else {
-        None
-    };
+    let peer_script = if config.peer { Some(locate_peer()?) } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,17 +99,15 @@ struct Config {
 
 impl Config {
     fn from_env() -> Result<Self> {
-        let count = |name: &str, default: usize| -> Result<usize> {
-            match std::env::var(name) {
-                Err(_) => Ok(default),
-                Ok(v) => v
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("{name} must be a positive whole number, not {v:?}")),
-            }
-        };
+        let count =
+            |name: &str, default: usize| -> Result<usize> {
+                match std::env::var(name) {
+                    Err(_) => Ok(default),
+                    Ok(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("{name} must be a positive whole number, not {v:?}")
+                    }),
+                }
+            };
         let (ours, peer) = match std::env::var("FANOUT_ONLY").ok().as_deref().map(str::trim) {
             None | Some("") => (true, true),
             Some("ours") => (true, false),
@@ -126,9 +120,7 @@ impl Config {
             commands: count("FANOUT_COMMANDS", 200)?,
             ours,
             peer,
-            postgres: std::env::var("MDT_BENCH_POSTGRES_URL")
-                .ok()
-                .filter(|u| !u.trim().is_empty()),
+            postgres: std::env::var("MDT_BENCH_POSTGRES_URL").ok().filter(|u| !u.trim().is_empty()),
         })
     }
 
@@ -137,15 +129,11 @@ impl Config {
         if self.ours {
             targets.push(Target::Ours { postgres: None });
             if let Some(admin) = &self.postgres {
-                targets.push(Target::Ours {
-                    postgres: Some(admin.clone()),
-                });
+                targets.push(Target::Ours { postgres: Some(admin.clone()) });
             }
         }
         if let Some(script) = peer_script {
-            targets.push(Target::Peer {
-                script: script.to_path_buf(),
-            });
+            targets.push(Target::Peer { script: script.to_path_buf() });
         }
         targets
     }
@@ -175,19 +163,15 @@ fn locate_peer() -> Result<PathBuf> {
     let install = "run `npm ci --prefix benches/ws-peer` (or set FANOUT_ONLY=ours)";
     match Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => {}
-        Ok(out) => bail!(
-            "`node --version` failed ({}): the peer needs Node.js 18 or later",
-            out.status
-        ),
+        Ok(out) => {
+            bail!("`node --version` failed ({}): the peer needs Node.js 18 or later", out.status)
+        }
         Err(e) => bail!(
             "cannot run `node` ({e}): the peer needs Node.js 18 or later on PATH, then {install}"
         ),
     }
     if !dir.join("node_modules/ws/package.json").is_file() {
-        bail!(
-            "{} is missing: {install}",
-            dir.join("node_modules").display()
-        );
+        bail!("{} is missing: {install}", dir.join("node_modules").display());
     }
     Ok(dir.join("server.mjs"))
 }
@@ -250,11 +234,7 @@ async fn run(config: &Config, peer_script: Option<PathBuf>) -> Result<()> {
     }
     print_report(config, &rows);
     if !failures.is_empty() {
-        bail!(
-            "{} measurement(s) failed:\n  {}",
-            failures.len(),
-            failures.join("\n  ")
-        );
+        bail!("{} measurement(s) failed:\n  {}", failures.len(), failures.join("\n  "));
     }
     Ok(())
 }
@@ -284,9 +264,7 @@ async fn measure(target: &Target, config: &Config) -> Result<Option<Figures>> {
 
     let mut chair = Chair::connect(&fixture).await?;
     chair.open_meeting(&viewers.board).await?;
-    let sent = chair
-        .reorder(&fixture.case_ids, config.commands, &viewers.board)
-        .await?;
+    let sent = chair.reorder(&fixture.case_ids, config.commands, &viewers.board).await?;
     let logs = viewers.stop().await;
     drop(chair);
     drop(server);
@@ -321,20 +299,14 @@ impl Server {
                 let (db, url) = PgDatabase::create(admin).await?;
                 (Some(db), url)
             }
-            None => (
-                None,
-                format!("sqlite://{}", dir.path().join("mdt.db").display()),
-            ),
+            None => (None, format!("sqlite://{}", dir.path().join("mdt.db").display())),
         };
         let port = free_port()?;
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let web_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
         let env = [
             ("MDT__DATABASE__URL", url),
-            (
-                "MDT__DATA__DIR",
-                dir.path().join("data").display().to_string(),
-            ),
+            ("MDT__DATA__DIR", dir.path().join("data").display().to_string()),
             ("MDT__HTTP__HOST", "127.0.0.1".to_string()),
             // The bench's sessions start days ahead and are opened at once.
             ("MDT__LIVE__OPEN_EARLY_MINUTES", "172800".to_string()),
@@ -355,9 +327,7 @@ impl Server {
                     cmd.env_remove(key);
                 }
             }
-            cmd.args(args)
-                .envs(env.iter().cloned())
-                .current_dir(dir.path());
+            cmd.args(args).envs(env.iter().cloned()).current_dir(dir.path());
             cmd
         };
 
@@ -397,15 +367,8 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .context("start mdt-coordinator serve")?;
-        let mut server = Self {
-            child,
-            port,
-            dir: Some(dir),
-            _database: database,
-        };
-        server
-            .wait_until_answering("/health", |s| s == StatusCode::OK)
-            .await?;
+        let mut server = Self { child, port, dir: Some(dir), _database: database };
+        server.wait_until_answering("/health", |s| s == StatusCode::OK).await?;
         Ok(server)
     }
 
@@ -420,12 +383,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .context("start node benches/ws-peer/server.mjs")?;
-        let mut server = Self {
-            child,
-            port,
-            dir: None,
-            _database: None,
-        };
+        let mut server = Self { child, port, dir: None, _database: None };
         // A plain GET gets 426 Upgrade Required: any answer means it is listening.
         server.wait_until_answering("/", |_| true).await?;
         Ok(server)
@@ -436,9 +394,7 @@ impl Server {
     }
 
     async fn wait_until_answering(
-        &mut self,
-        path: &str,
-        ready: impl Fn(StatusCode) -> bool,
+        &mut self, path: &str, ready: impl Fn(StatusCode) -> bool,
     ) -> Result<()> {
         let http = reqwest::Client::new();
         let url = format!("{}{path}", self.origin());
@@ -508,13 +464,7 @@ impl PgDatabase {
             _ => without_query,
         };
         let url = format!("{server}/{name}");
-        Ok((
-            Self {
-                admin: admin.to_string(),
-                name,
-            },
-            url,
-        ))
+        Ok((Self { admin: admin.to_string(), name }, url))
     }
 }
 
@@ -523,24 +473,17 @@ impl Drop for PgDatabase {
         let (admin, name) = (self.admin.clone(), self.name.clone());
         // Drop is not async and may run on the runtime: use a private one on its own thread.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                conn.execute(AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await?;
+                conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .await?;
                 anyhow::Ok(())
             })
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!(
-                "warning: could not drop the benchmark database {}",
-                self.name
-            );
+            eprintln!("warning: could not drop the benchmark database {}", self.name);
         }
     }
 }
@@ -567,20 +510,14 @@ impl Fixture {
         let api = Api::new(server.origin())?;
         let coordinator = api.login(COORDINATOR).await?;
         let chair = api
-            .create(
-                &coordinator,
-                "/api/users",
-                &user(CHAIR, "Bench Chair", "consultant"),
-            )
+            .create(&coordinator, "/api/users", &user(CHAIR, "Bench Chair", "consultant"))
             .await?;
         let chair_id = field(&chair, "id")?;
-        let viewers: Vec<String> = (0..VIEWER_ACCOUNTS)
-            .map(|i| format!("viewer{i}@bench.test"))
-            .collect();
+        let viewers: Vec<String> =
+            (0..VIEWER_ACCOUNTS).map(|i| format!("viewer{i}@bench.test")).collect();
         for (i, email) in viewers.iter().enumerate() {
             let name = format!("Bench Trainee {}", i + 1);
-            api.create(&coordinator, "/api/users", &user(email, &name, "trainee"))
-                .await?;
+            api.create(&coordinator, "/api/users", &user(email, &name, "trainee")).await?;
         }
         let starts_at = (chrono::Utc::now() + chrono::TimeDelta::days(3)).to_rfc3339();
         let session = api
@@ -600,9 +537,7 @@ impl Fixture {
         let mut case_ids = Vec::new();
         let cases_path = format!("/api/sessions/{session_id}/cases");
         for nhs in nhs_numbers(CASES) {
-            let case = api
-                .create(&chair_token, &cases_path, &booking(&nhs))
-                .await?;
+            let case = api.create(&chair_token, &cases_path, &booking(&nhs)).await?;
             case_ids.push(field(&case, "id")?);
         }
         let mut viewer_tokens = Vec::new();
@@ -616,10 +551,7 @@ impl Fixture {
         );
         Ok(Self {
             origin: server.origin(),
-            live_base: format!(
-                "ws://127.0.0.1:{}/api/sessions/{session_id}/live",
-                server.port
-            ),
+            live_base: format!("ws://127.0.0.1:{}/api/sessions/{session_id}/live", server.port),
             tickets: Some(api.for_tickets(format!("/api/sessions/{session_id}/live-ticket"))?),
             viewer_tokens,
             chair_token,
@@ -648,11 +580,7 @@ impl Fixture {
         let Some(ticket) = api.ticket(token).await? else {
             return Ok(None);
         };
-        Ok(Some(format!(
-            "{}?ticket={}",
-            self.live_base,
-            query_escape(&ticket)
-        )))
+        Ok(Some(format!("{}?ticket={}", self.live_base, query_escape(&ticket))))
     }
 }
 
@@ -665,30 +593,21 @@ struct Api {
 
 impl Api {
     fn new(base: String) -> Result<Self> {
-        Ok(Self {
-            http: reqwest::Client::builder().build()?,
-            base,
-            ticket_path: String::new(),
-        })
+        Ok(Self { http: reqwest::Client::builder().build()?, base, ticket_path: String::new() })
     }
 
     /// A client for tickets that keeps no idle HTTP connections, so that the server's
     /// memory after the viewers connect holds WebSockets only.
     fn for_tickets(&self, ticket_path: String) -> Result<Self> {
         Ok(Self {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()?,
+            http: reqwest::Client::builder().pool_max_idle_per_host(0).build()?,
             base: self.base.clone(),
             ticket_path,
         })
     }
 
     async fn post(
-        &self,
-        token: Option<&str>,
-        path: &str,
-        body: &Value,
+        &self, token: Option<&str>, path: &str, body: &Value,
     ) -> Result<(StatusCode, Value)> {
         let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(token) = token {
@@ -719,9 +638,7 @@ impl Api {
 
     /// A single-use live ticket; `None` on 404 (no live channel on this server).
     async fn ticket(&self, token: &str) -> Result<Option<String>> {
-        let (status, reply) = self
-            .post(Some(token), &self.ticket_path, &json!({}))
-            .await?;
+        let (status, reply) = self.post(Some(token), &self.ticket_path, &json!({})).await?;
         match status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => field(&reply, "ticket").map(Some),
@@ -731,10 +648,7 @@ impl Api {
 }
 
 fn field(body: &Value, name: &str) -> Result<String> {
-    body[name]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| format!("no string `{name}` in {body}"))
+    body[name].as_str().map(str::to_string).with_context(|| format!("no string `{name}` in {body}"))
 }
 
 fn user(email: &str, name: &str, role: &str) -> Value {
@@ -814,9 +728,7 @@ struct EventBody {
 /// Opens a live connection and reads its snapshot; returns the socket and its `seq`.
 async fn open_socket(url: &str, origin: &str) -> Result<(Socket, u64)> {
     let mut request = url.into_client_request().context("live URL")?;
-    request
-        .headers_mut()
-        .insert("Origin", origin.parse().context("origin header")?);
+    request.headers_mut().insert("Origin", origin.parse().context("origin header")?);
     // Nagle off, as browsers and the servers have it.
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
@@ -862,10 +774,7 @@ const GONE: u64 = u64::MAX;
 
 impl Board {
     fn connected(&self) -> impl Iterator<Item = u64> + '_ {
-        self.last
-            .iter()
-            .map(|s| s.load(Ordering::Acquire))
-            .filter(|&s| s != GONE)
+        self.last.iter().map(|s| s.load(Ordering::Acquire)).filter(|&s| s != GONE)
     }
 
     fn lowest(&self) -> u64 {
@@ -889,10 +798,7 @@ impl Board {
             if caught_up == self.last.len() {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, self.moved.notified())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, self.moved.notified()).await.is_err() {
                 return false;
             }
         }
@@ -1021,18 +927,11 @@ impl Viewers {
 
 /// A viewer's read loop: timestamps each event as soon as it is read and checks its order.
 async fn read_until_stopped(
-    mut socket: Socket,
-    snapshot_seq: u64,
-    index: usize,
-    board: &Board,
-    mut stopped: watch::Receiver<bool>,
-    commands: usize,
+    mut socket: Socket, snapshot_seq: u64, index: usize, board: &Board,
+    mut stopped: watch::Receiver<bool>, commands: usize,
 ) -> ViewerLog {
-    let mut log = ViewerLog {
-        deliveries: Vec::with_capacity(commands + 64),
-        out_of_order: 0,
-        failure: None,
-    };
+    let mut log =
+        ViewerLog { deliveries: Vec::with_capacity(commands + 64), out_of_order: 0, failure: None };
     let mut previous = snapshot_seq;
     loop {
         let message = tokio::select! {
@@ -1072,11 +971,7 @@ async fn read_until_stopped(
             log.out_of_order += 1;
         }
         previous = seq;
-        log.deliveries.push(Delivery {
-            seq,
-            received,
-            since_stamp,
-        });
+        log.deliveries.push(Delivery { seq, received, since_stamp });
         board.last[index].fetch_max(seq, Ordering::AcqRel);
         board.moved.notify_one();
     }
@@ -1109,17 +1004,14 @@ impl Chair {
             .live_url(&fixture.chair_token)
             .await?
             .context("the ticket endpoint disappeared")?;
-        let (socket, seq) = open_socket(&url, &fixture.origin)
-            .await
-            .context("the chair could not connect")?;
+        let (socket, seq) =
+            open_socket(&url, &fixture.origin).await.context("the chair could not connect")?;
         Ok(Self { socket, seq })
     }
 
     /// Sends one command and reads until its ack (`Ok(seq)`) or error (`Err`).
     async fn command(
-        &mut self,
-        id: &str,
-        command: Value,
+        &mut self, id: &str, command: Value,
     ) -> Result<(Instant, Result<u64, String>)> {
         let text = json!({ "type": "command", "id": id, "command": command }).to_string();
         let at = Instant::now();
@@ -1159,9 +1051,7 @@ impl Chair {
     /// `open_meeting`, then waits for the viewers to settle. A refusal is reported, not
     /// fatal: the reorders may still be allowed.
     async fn open_meeting(&mut self, board: &Board) -> Result<()> {
-        let (at, reply) = self
-            .command("open", json!({ "kind": "open_meeting" }))
-            .await?;
+        let (at, reply) = self.command("open", json!({ "kind": "open_meeting" })).await?;
         match reply {
             Ok(seq) => {
                 if !board.all_reached(seq, at + DELIVERY_TIMEOUT).await {
@@ -1177,10 +1067,7 @@ impl Chair {
     /// `commands` reorders (the agenda rotated by one each time), each sent once every
     /// viewer has the previous event or DELIVERY_TIMEOUT has passed.
     async fn reorder(
-        &mut self,
-        case_ids: &[String],
-        commands: usize,
-        board: &Board,
+        &mut self, case_ids: &[String], commands: usize, board: &Board,
     ) -> Result<Vec<Sent>> {
         let mut agenda = case_ids.to_vec();
         let mut sent = Vec::with_capacity(commands);
@@ -1241,10 +1128,7 @@ impl Figures {
     fn from_logs(sent: &[Sent], logs: &[ViewerLog], clients: usize) -> Self {
         let mut latencies = Vec::with_capacity(sent.len() * clients);
         let mut stamp = Vec::with_capacity(sent.len() * clients);
-        let mut figures = Figures {
-            expected: (sent.len() * clients) as u64,
-            ..Figures::default()
-        };
+        let mut figures = Figures { expected: (sent.len() * clients) as u64, ..Figures::default() };
         for log in logs {
             figures.out_of_order += log.out_of_order;
             if let Some(failure) = &log.failure {
@@ -1389,11 +1273,8 @@ fn print_report(config: &Config, rows: &[(usize, &'static str, Figures)]) {
     }
     let mut summary = Vec::new();
     for label in &labels {
-        let runs: Vec<&Figures> = rows
-            .iter()
-            .filter(|(_, l, _)| l == label)
-            .map(|(_, _, f)| f)
-            .collect();
+        let runs: Vec<&Figures> =
+            rows.iter().filter(|(_, l, _)| l == label).map(|(_, _, f)| f).collect();
         let m = medians(&runs);
         line("med", label, &m, peer_p99(None));
         summary.push((*label, m, runs));
@@ -1407,13 +1288,8 @@ fn print_report(config: &Config, rows: &[(usize, &'static str, Figures)]) {
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     let peer = peer_p99(None);
     for (label, m, runs) in &summary {
-        let clean = runs
-            .iter()
-            .all(|r| r.lost == 0 && r.out_of_order == 0 && r.dropped == 0);
-        println!(
-            "  {label:<18} zero loss and reordering in every run: {}",
-            verdict(clean)
-        );
+        let clean = runs.iter().all(|r| r.lost == 0 && r.out_of_order == 0 && r.dropped == 0);
+        println!("  {label:<18} zero loss and reordering in every run: {}", verdict(clean));
         if m.peer {
             continue;
         }

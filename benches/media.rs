@@ -129,17 +129,15 @@ struct Config {
 
 impl Config {
     fn from_env() -> Result<Self> {
-        let count = |name: &str, default: u64| -> Result<u64> {
-            match std::env::var(name) {
-                Err(_) => Ok(default),
-                Ok(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("{name} must be a positive whole number, not {v:?}")),
-            }
-        };
+        let count =
+            |name: &str, default: u64| -> Result<u64> {
+                match std::env::var(name) {
+                    Err(_) => Ok(default),
+                    Ok(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("{name} must be a positive whole number, not {v:?}")
+                    }),
+                }
+            };
         let ns = match std::env::var("MEDIA_NS") {
             Err(_) => vec![10, 50, 100, 200],
             Ok(v) => v
@@ -228,21 +226,14 @@ async fn run(config: &Config) -> Result<()> {
         // A server that failed every run at this N is not tried at larger ones.
         for &target in &config.targets {
             if !rows.iter().any(|(m, t, _)| *m == n && *t == target) && !skip.contains(&target) {
-                eprintln!(
-                    "{}: no run succeeded at N = {n}; larger N skipped",
-                    target.label()
-                );
+                eprintln!("{}: no run succeeded at N = {n}; larger N skipped", target.label());
                 skip.push(target);
             }
         }
     }
     print_report(config, &rows);
     if !failures.is_empty() {
-        bail!(
-            "{} measurement(s) failed:\n  {}",
-            failures.len(),
-            failures.join("\n  ")
-        );
+        bail!("{} measurement(s) failed:\n  {}", failures.len(), failures.join("\n  "));
     }
     Ok(())
 }
@@ -289,10 +280,8 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
     // Steady: every subscriber has media.
     let deadline = Instant::now() + STEADY_TIMEOUT;
     loop {
-        let waiting = subscribers
-            .iter()
-            .filter(|(_, t)| t.received.load(Ordering::Relaxed) == 0)
-            .count();
+        let waiting =
+            subscribers.iter().filter(|(_, t)| t.received.load(Ordering::Relaxed) == 0).count();
         if waiting == 0 {
             break;
         }
@@ -311,9 +300,7 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
 
     // The window.
     let received = |subs: &[(Peer, Arc<Tally>)]| -> u64 {
-        subs.iter()
-            .map(|(_, t)| t.received.load(Ordering::Relaxed))
-            .sum()
+        subs.iter().map(|(_, t)| t.received.load(Ordering::Relaxed)).sum()
     };
     let (cpu0, gen0, sent0, recv0, t0) = (
         cpu_ticks(pid)?,
@@ -335,14 +322,8 @@ async fn measure(target: Target, config: &Config, n: usize, ticks: f64) -> Resul
     let generator_rss_kib = rss_kib_self()?;
     tokio::time::sleep(DRAIN).await;
     let expected = (sent1 - sent0) * subscribers.len() as u64;
-    let got: u64 = subscribers
-        .iter()
-        .map(|(_, t)| t.count_between(sent0, sent1))
-        .sum();
-    let whole_lost: u64 = subscribers
-        .iter()
-        .map(|(_, t)| t.lost_since_first(sent1))
-        .sum();
+    let got: u64 = subscribers.iter().map(|(_, t)| t.count_between(sent0, sent1)).sum();
+    let whole_lost: u64 = subscribers.iter().map(|(_, t)| t.lost_since_first(sent1)).sum();
 
     // The late joiner.
     let tally = Arc::new(Tally::default());
@@ -497,10 +478,7 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
                 .map(|(_, _, f)| f)
                 .collect();
             if figs.is_empty() {
-                println!(
-                    "| {n} | {} | 0 | – | – | – | – | – | – | – | – |",
-                    target.label()
-                );
+                println!("| {n} | {} | 0 | – | – | – | – | – | – | – | – |", target.label());
                 continue;
             }
             let m = |f: fn(&Figures) -> f64| median(figs.iter().map(|x| f(x)).collect());
@@ -534,16 +512,10 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
         println!("| N | CPU per packet | RSS | TTFF |");
         println!("|---|---|---|---|");
         for &n in &config.ns {
-            if let (Some(o), Some(j)) = (
-                medians.get(&(n, Target::Ours)),
-                medians.get(&(n, Target::Janus)),
-            ) {
-                println!(
-                    "| {n} | {:.2} | {:.2} | {:.2} |",
-                    o.0 / j.0,
-                    o.1 / j.1,
-                    o.2 / j.2
-                );
+            if let (Some(o), Some(j)) =
+                (medians.get(&(n, Target::Ours)), medians.get(&(n, Target::Janus)))
+            {
+                println!("| {n} | {:.2} | {:.2} | {:.2} |", o.0 / j.0, o.1 / j.1, o.2 / j.2);
             }
         }
     }
@@ -556,10 +528,7 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
 
 /// Clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/<pid>/stat` times.
 fn clock_ticks() -> Result<f64> {
-    let out = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .context("run getconf CLK_TCK")?;
+    let out = Command::new("getconf").arg("CLK_TCK").output().context("run getconf CLK_TCK")?;
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse::<f64>()
@@ -625,13 +594,8 @@ struct Source {
 
 /// Sends frames until `stop` turns true or the track fails.
 async fn publish(
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    source: Arc<Source>,
-    frame_bytes: usize,
-    fps: u32,
-    keyframe_every: Duration,
-    mut stop: watch::Receiver<bool>,
+    track: Arc<TrackLocalStaticRTP>, ssrc: u32, source: Arc<Source>, frame_bytes: usize, fps: u32,
+    keyframe_every: Duration, mut stop: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -649,11 +613,7 @@ async fn publish(
         if keyframe {
             last_keyframe = Some(Instant::now());
         }
-        let size = if keyframe {
-            frame_bytes * KEYFRAME_FACTOR
-        } else {
-            frame_bytes
-        };
+        let size = if keyframe { frame_bytes * KEYFRAME_FACTOR } else { frame_bytes };
         let packets = size.div_ceil(MAX_PAYLOAD).max(1);
         for i in 0..packets {
             let counter = source.sent.fetch_add(1, Ordering::SeqCst);
@@ -735,10 +695,7 @@ fn read_payload(payload: &[u8]) -> Option<(u64, bool)> {
     }
     // The server may rewrite the descriptor: fall back to looking for the marker.
     if payload.get(i..i + 4) != Some(MAGIC.as_slice()) {
-        i = payload
-            .windows(4)
-            .take(40)
-            .position(|w| w == MAGIC.as_slice())?;
+        i = payload.windows(4).take(40).position(|w| w == MAGIC.as_slice())?;
     }
     let counter = u64::from_be_bytes(payload.get(i + 4..i + 12)?.try_into().ok()?);
     Some((counter, keyframe))
@@ -774,8 +731,7 @@ impl Tally {
     }
 
     fn has(seen: &[u64], counter: u64) -> bool {
-        seen.get((counter / 64) as usize)
-            .is_some_and(|w| w & (1 << (counter % 64)) != 0)
+        seen.get((counter / 64) as usize).is_some_and(|w| w & (1 << (counter % 64)) != 0)
     }
 
     /// Distinct counters received in `from..to`.
@@ -826,10 +782,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
         {
             last_pli = Some(Instant::now());
             tally.plis.fetch_add(1, Ordering::Relaxed);
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: packet.header.ssrc,
-            };
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: packet.header.ssrc };
             let _ = track.write_rtcp(vec![Box::new(pli)]).await;
         }
         let in_keyframe = keyframe_start || keyframe_next == Some(seq);
@@ -858,8 +811,7 @@ struct Events {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.gathered
-            .send_replace(state == RTCIceGatheringState::Complete);
+        self.gathered.send_replace(state == RTCIceGatheringState::Complete);
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -882,10 +834,8 @@ struct Rtc {
 }
 
 fn vp8_codec() -> RTCRtpCodec {
-    let fb = |typ: &str, parameter: &str| RTCPFeedback {
-        typ: typ.into(),
-        parameter: parameter.into(),
-    };
+    let fb =
+        |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
     RTCRtpCodec {
         mime_type: "video/VP8".into(),
         clock_rate: 90_000,
@@ -907,10 +857,7 @@ impl Rtc {
         let mut media = MediaEngine::default();
         media
             .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: vp8_codec(),
-                    payload_type: VP8_PAYLOAD_TYPE,
-                },
+                RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PAYLOAD_TYPE },
                 RtpCodecKind::Video,
             )
             .map_err(|e| anyhow!("register VP8: {e}"))?;
@@ -938,11 +885,7 @@ impl Rtc {
         }
         let (gathered_tx, gathered) = watch::channel(false);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
-        let handler = Arc::new(Events {
-            gathered: gathered_tx,
-            state: state_tx,
-            tally,
-        });
+        let handler = Arc::new(Events { gathered: gathered_tx, state: state_tx, tally });
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
@@ -952,11 +895,7 @@ impl Rtc {
             .build()
             .await
             .map_err(|e| anyhow!("build peer connection: {e}"))?;
-        Ok(Self {
-            pc: Arc::new(pc),
-            gathered,
-            state,
-        })
+        Ok(Self { pc: Arc::new(pc), gathered, state })
     }
 
     /// Adds the publisher's send-only VP8 track and returns it with its SSRC.
@@ -1011,24 +950,12 @@ impl Rtc {
             .await
             .context("ICE gathering did not complete")?
             .context("peer gone")?;
-        Ok(self
-            .pc
-            .local_description()
-            .await
-            .context("no local description")?
-            .sdp)
+        Ok(self.pc.local_description().await.context("no local description")?.sdp)
     }
 
     async fn offer(&self) -> Result<String> {
-        let offer = self
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| anyhow!("create offer: {e}"))?;
-        self.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| anyhow!("set local offer: {e}"))?;
+        let offer = self.pc.create_offer(None).await.map_err(|e| anyhow!("create offer: {e}"))?;
+        self.pc.set_local_description(offer).await.map_err(|e| anyhow!("set local offer: {e}"))?;
         self.gathered_sdp().await
     }
 
@@ -1040,11 +967,8 @@ impl Rtc {
             .set_remote_description(offer)
             .await
             .map_err(|e| anyhow!("set remote offer: {e}"))?;
-        let answer = self
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(|e| anyhow!("create answer: {e}"))?;
+        let answer =
+            self.pc.create_answer(None).await.map_err(|e| anyhow!("create answer: {e}"))?;
         self.pc
             .set_local_description(answer)
             .await
@@ -1055,10 +979,7 @@ impl Rtc {
     async fn accept_answer(&self, answer_sdp: String) -> Result<()> {
         let answer =
             RTCSessionDescription::answer(answer_sdp).map_err(|e| anyhow!("remote answer: {e}"))?;
-        self.pc
-            .set_remote_description(answer)
-            .await
-            .map_err(|e| anyhow!("set remote answer: {e}"))
+        self.pc.set_remote_description(answer).await.map_err(|e| anyhow!("set remote answer: {e}"))
     }
 
     /// Waits for the connection to reach Connected.
@@ -1088,10 +1009,7 @@ impl Rtc {
 
 /// Starts the publisher's frames and its keyframe-request reader on a connected track.
 fn start_publishing(
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    source: Arc<Source>,
-    config: &Config,
+    track: Arc<TrackLocalStaticRTP>, ssrc: u32, source: Arc<Source>, config: &Config,
     stop: watch::Receiver<bool>,
 ) {
     let requests = (Arc::clone(&track), Arc::clone(&source));
@@ -1150,10 +1068,7 @@ impl Sfu {
 
     /// Connects the publisher and starts its frames.
     async fn publish(
-        &self,
-        source: Arc<Source>,
-        config: &Config,
-        stop: watch::Receiver<bool>,
+        &self, source: Arc<Source>, config: &Config, stop: watch::Receiver<bool>,
     ) -> Result<Peer> {
         let rtc = Rtc::new(None, true).await?;
         let (track, ssrc) = rtc.add_screen().await?;
@@ -1350,11 +1265,7 @@ impl JanusSfu {
         if created.0["videoroom"] != "created" {
             bail!("janus did not create the room: {}", created.0);
         }
-        Ok(Self {
-            process,
-            api,
-            publisher_id: OnceLock::new(),
-        })
+        Ok(Self { process, api, publisher_id: OnceLock::new() })
     }
 
     async fn publish(&self, rtc: &Rtc) -> Result<()> {
@@ -1371,9 +1282,7 @@ impl JanusSfu {
                 Some(json!({"type": "offer", "sdp": offer})),
             )
             .await?;
-        let id = data["id"]
-            .as_u64()
-            .with_context(|| format!("janus publisher join: {data}"))?;
+        let id = data["id"].as_u64().with_context(|| format!("janus publisher join: {data}"))?;
         let _ = self.publisher_id.set(id);
         let answer = jsep
             .and_then(|j| j["sdp"].as_str().map(str::to_string))
@@ -1437,15 +1346,10 @@ impl Drop for JanusApi {
 impl JanusApi {
     async fn connect(base: String) -> Result<Arc<Self>> {
         let http = reqwest::Client::builder().build()?;
-        let created = post_json(
-            &http,
-            &base,
-            &json!({"janus": "create", "transaction": tx()}),
-        )
-        .await?;
-        let session = created["data"]["id"]
-            .as_u64()
-            .with_context(|| format!("janus create: {created}"))?;
+        let created =
+            post_json(&http, &base, &json!({"janus": "create", "transaction": tx()})).await?;
+        let session =
+            created["data"]["id"].as_u64().with_context(|| format!("janus create: {created}"))?;
         let api = Arc::new(Self {
             http,
             session_url: format!("{base}/{session}"),
@@ -1494,18 +1398,13 @@ impl JanusApi {
             &json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": tx()}),
         )
         .await?;
-        reply["data"]["id"]
-            .as_u64()
-            .with_context(|| format!("janus attach: {reply}"))
+        reply["data"]["id"].as_u64().with_context(|| format!("janus attach: {reply}"))
     }
 
     /// A plugin message; returns the plugin's data and JSEP, from the synchronous reply or
     /// from the event that answers it.
     async fn message(
-        &self,
-        handle: u64,
-        body: Value,
-        jsep: Option<Value>,
+        &self, handle: u64, body: Value, jsep: Option<Value>,
     ) -> Result<(Value, Option<Value>)> {
         let t = tx();
         let (sender, event) = oneshot::channel();
@@ -1607,24 +1506,15 @@ impl OursSfu {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let port = free_port()?;
         let env: Vec<(&str, String)> = vec![
-            (
-                "MDT__DATABASE__URL",
-                format!("sqlite://{}", dir.path().join("mdt.db").display()),
-            ),
-            (
-                "MDT__DATA__DIR",
-                dir.path().join("data").display().to_string(),
-            ),
+            ("MDT__DATABASE__URL", format!("sqlite://{}", dir.path().join("mdt.db").display())),
+            ("MDT__DATA__DIR", dir.path().join("data").display().to_string()),
             ("MDT__HTTP__HOST", "127.0.0.1".into()),
             // The bench's sessions start days ahead and are opened at once.
             ("MDT__LIVE__OPEN_EARLY_MINUTES", "172800".into()),
             ("MDT__HTTP__PORT", port.to_string()),
             (
                 "MDT__HTTP__WEB_DIR",
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("web")
-                    .display()
-                    .to_string(),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("web").display().to_string(),
             ),
             (
                 "MDT__LOG__FILTER",
@@ -1634,10 +1524,7 @@ impl OursSfu {
                 "MDT__AUTH__JWT_SECRET",
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             ),
-            (
-                "MDT__AUTH__LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE",
-                "100000".into(),
-            ),
+            ("MDT__AUTH__LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100000".into()),
             ("MDT__MEDIA__UDP_HOST", "127.0.0.1".into()),
         ];
         let command = |args: &[&str]| {
@@ -1650,9 +1537,7 @@ impl OursSfu {
                     cmd.env_remove(key);
                 }
             }
-            cmd.args(args)
-                .envs(env.iter().map(|(k, v)| (*k, v.clone())))
-                .current_dir(dir.path());
+            cmd.args(args).envs(env.iter().map(|(k, v)| (*k, v.clone()))).current_dir(dir.path());
             cmd
         };
         let mut add = command(&[
@@ -1671,10 +1556,7 @@ impl OursSfu {
         .stderr(Stdio::piped())
         .spawn()
         .context("run mdt-coordinator user add")?;
-        add.stdin
-            .take()
-            .context("user add: stdin")?
-            .write_all(PASSWORD.as_bytes())?;
+        add.stdin.take().context("user add: stdin")?.write_all(PASSWORD.as_bytes())?;
         let out = add.wait_with_output()?;
         if !out.status.success() {
             bail!(
@@ -1688,10 +1570,7 @@ impl OursSfu {
                 // e.g. `heaptrack`: runs the server under a profiler (the figures then
                 // measure the wrapper's process, so they are for diagnosis only).
                 let mut wrapped = Command::new(wrapper);
-                wrapped
-                    .arg(serve.get_program())
-                    .args(serve.get_args())
-                    .current_dir(dir.path());
+                wrapped.arg(serve.get_program()).args(serve.get_args()).current_dir(dir.path());
                 for (key, value) in serve.get_envs() {
                     match value {
                         Some(value) => wrapped.env(key, value),
@@ -1723,10 +1602,7 @@ impl OursSfu {
         let _ = setup.kill();
         let _ = setup.wait();
         let made = made?;
-        let mut process = Process {
-            child: serve()?,
-            _dir: dir,
-        };
+        let mut process = Process { child: serve()?, _dir: dir };
         wait_for_http(&mut process.child, &health, None).await?;
         let http = reqwest::Client::new();
         let mut sfu = Self {
@@ -1741,9 +1617,7 @@ impl OursSfu {
             next_command: AtomicUsize::new(0),
         };
         sfu.chair = sfu.join(&made.chair_token, None).await?;
-        sfu.command(&sfu.chair, json!({"kind": "open_meeting"}))
-            .await
-            .context("open_meeting")?;
+        sfu.command(&sfu.chair, json!({"kind": "open_meeting"})).await.context("open_meeting")?;
         sfu.presenter = sfu.join(&made.presenter_token, None).await?;
         Ok(sfu)
     }
@@ -1784,10 +1658,8 @@ impl OursSfu {
         .buffered(4)
         .collect::<Vec<_>>()
         .await;
-        let trainees = made
-            .into_iter()
-            .map(|r| r.map(|(_, token)| token))
-            .collect::<Result<Vec<_>>>()?;
+        let trainees =
+            made.into_iter().map(|r| r.map(|(_, token)| token)).collect::<Result<Vec<_>>>()?;
         let starts_at = (chrono::Utc::now() + chrono::TimeDelta::days(3)).to_rfc3339();
         let session = post_json_auth(
             &http,
@@ -1805,13 +1677,7 @@ impl OursSfu {
             .with_context(|| format!("no session id in {session}"))?
             .to_string();
 
-        Ok(Accounts {
-            session_id,
-            chair_token,
-            presenter_id,
-            presenter_token,
-            trainees,
-        })
+        Ok(Accounts { session_id, chair_token, presenter_id, presenter_token, trainees })
     }
 
     /// Opens a live connection for `token`; with `rtc`, its signalling is answered.
@@ -1823,9 +1689,7 @@ impl OursSfu {
             &json!({}),
         )
         .await?;
-        let ticket = ticket["ticket"]
-            .as_str()
-            .with_context(|| format!("no ticket in {ticket}"))?;
+        let ticket = ticket["ticket"].as_str().with_context(|| format!("no ticket in {ticket}"))?;
         let url = format!(
             "{}/api/sessions/{}/live?ticket={}",
             self.base.replacen("http://", "ws://", 1),
@@ -1841,12 +1705,9 @@ impl OursSfu {
     }
 
     async fn publish(&self, rtc: &Rtc) -> Result<JoinHandle<()>> {
-        self.command(
-            &self.chair,
-            json!({"kind": "grant_present", "user_id": self.presenter_id}),
-        )
-        .await
-        .context("grant_present")?;
+        self.command(&self.chair, json!({"kind": "grant_present", "user_id": self.presenter_id}))
+            .await
+            .context("grant_present")?;
         self.presenter.attach(rtc.clone());
         let offer = rtc.offer().await?;
         self.presenter.negotiate(offer).await.context("presenter")?;
@@ -1854,10 +1715,7 @@ impl OursSfu {
     }
 
     async fn subscribe(&self, index: usize, rtc: &Rtc) -> Result<JoinHandle<()>> {
-        let token = self
-            .trainees
-            .get(index)
-            .context("more subscribers than trainee accounts")?;
+        let token = self.trainees.get(index).context("more subscribers than trainee accounts")?;
         let live = self.join(token, Some(rtc.clone())).await?;
         // The first offer: receive slots only (everyone joins muted, and a trainee may
         // send no video); the server adds the presenter's screen by offering itself.
@@ -1904,9 +1762,7 @@ impl Live {
 
     async fn open(url: &str, origin: &str, rtc: Option<Rtc>) -> Result<Self> {
         let mut request = url.into_client_request().context("live URL")?;
-        request
-            .headers_mut()
-            .insert("Origin", origin.parse().context("origin header")?);
+        request.headers_mut().insert("Origin", origin.parse().context("origin header")?);
         let (socket, _) = tokio::time::timeout(
             STEP_TIMEOUT,
             tokio_tungstenite::connect_async_with_config(request, None, true),
@@ -1922,17 +1778,10 @@ impl Live {
         if snapshot["type"] != "snapshot" {
             bail!("the first message was not a snapshot: {first}");
         }
-        let shared = Arc::new(LiveShared {
-            rtc: Mutex::new(rtc),
-            ..Default::default()
-        });
+        let shared = Arc::new(LiveShared { rtc: Mutex::new(rtc), ..Default::default() });
         let writer = Arc::new(tokio::sync::Mutex::new(Some(sink)));
         let reader = tokio::spawn(read_live(stream, Arc::clone(&writer), Arc::clone(&shared)));
-        Ok(Self {
-            writer,
-            shared,
-            reader: Mutex::new(Some(reader)),
-        })
+        Ok(Self { writer, shared, reader: Mutex::new(Some(reader)) })
     }
 
     fn attach(&self, rtc: Rtc) {
@@ -1940,11 +1789,7 @@ impl Live {
     }
 
     fn take_reader(&self) -> Result<JoinHandle<()>> {
-        self.reader
-            .lock()
-            .unwrap()
-            .take()
-            .context("the live connection has no reader")
+        self.reader.lock().unwrap().take().context("the live connection has no reader")
     }
 
     async fn send(&self, message: Value) -> Result<()> {
@@ -1954,8 +1799,7 @@ impl Live {
     async fn command(&self, id: String, command: Value) -> Result<()> {
         let (sender, reply) = oneshot::channel();
         self.shared.acks.lock().unwrap().insert(id.clone(), sender);
-        self.send(json!({"type": "command", "id": id, "command": command}))
-            .await?;
+        self.send(json!({"type": "command", "id": id, "command": command})).await?;
         tokio::time::timeout(STEP_TIMEOUT, reply)
             .await
             .context("no ack")?
@@ -1967,8 +1811,7 @@ impl Live {
     async fn negotiate(&self, offer: String) -> Result<()> {
         let (sender, answer) = oneshot::channel();
         *self.shared.answer.lock().unwrap() = Some(sender);
-        self.send(json!({"type": "rtc", "kind": "offer", "sdp": offer}))
-            .await?;
+        self.send(json!({"type": "rtc", "kind": "offer", "sdp": offer})).await?;
         tokio::time::timeout(STEP_TIMEOUT, answer)
             .await
             .context("no answer to the offer")?
@@ -1986,8 +1829,7 @@ impl Drop for Live {
 }
 
 async fn send_on(
-    writer: &tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>,
-    message: Value,
+    writer: &tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>, message: Value,
 ) -> Result<()> {
     let mut writer = writer.lock().await;
     writer
@@ -2002,8 +1844,7 @@ async fn send_on(
 /// and errors; reports refusals that answer no command.
 async fn read_live(
     mut stream: SplitStream<Socket>,
-    writer: Arc<tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>>,
-    shared: Arc<LiveShared>,
+    writer: Arc<tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>>, shared: Arc<LiveShared>,
 ) {
     loop {
         let text = match next_text(&mut stream).await {
@@ -2042,10 +1883,9 @@ async fn read_live(
                 let rtc = shared.rtc.lock().unwrap().clone();
                 let waiter = shared.answer.lock().unwrap().take();
                 let applied = match (rtc, message["sdp"].as_str()) {
-                    (Some(rtc), Some(sdp)) => rtc
-                        .accept_answer(sdp.to_string())
-                        .await
-                        .map_err(|e| format!("{e:#}")),
+                    (Some(rtc), Some(sdp)) => {
+                        rtc.accept_answer(sdp.to_string()).await.map_err(|e| format!("{e:#}"))
+                    }
                     _ => Err("an answer on a connection without a peer".to_string()),
                 };
                 if let Some(waiter) = waiter {
@@ -2060,9 +1900,8 @@ async fn read_live(
                 }
             }
             (Some("error"), _) => {
-                let waiter = message["id"]
-                    .as_str()
-                    .and_then(|id| shared.acks.lock().unwrap().remove(id));
+                let waiter =
+                    message["id"].as_str().and_then(|id| shared.acks.lock().unwrap().remove(id));
                 match waiter {
                     Some(waiter) => {
                         let _ = waiter.send(Err(text.clone()));
@@ -2101,18 +1940,13 @@ async fn login(http: &reqwest::Client, base: &str, email: &str) -> Result<String
 }
 
 async fn post_json_auth(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    body: &Value,
+    http: &reqwest::Client, url: &str, token: &str, body: &Value,
 ) -> Result<Value> {
-    let res = tokio::time::timeout(
-        STEP_TIMEOUT,
-        http.post(url).bearer_auth(token).json(body).send(),
-    )
-    .await
-    .with_context(|| format!("POST {url} timed out"))?
-    .with_context(|| format!("POST {url}"))?;
+    let res =
+        tokio::time::timeout(STEP_TIMEOUT, http.post(url).bearer_auth(token).json(body).send())
+            .await
+            .with_context(|| format!("POST {url} timed out"))?
+            .with_context(|| format!("POST {url}"))?;
     let status = res.status();
     let reply: Value = res.json().await.unwrap_or(Value::Null);
     if status == StatusCode::NOT_FOUND {

@@ -82,14 +82,8 @@ fn outcome(i: usize) -> OutcomeDraft {
 /// Runs one session: opened, four attendees, each case started and completed (7–15
 /// minutes), closed; outcomes signed after.
 async fn run_session(store: &DynStore, session: &Session, cases: &[Uuid], staff: &Staff) {
-    let ev = |body| NewLiveEvent {
-        body,
-        actor: Some(staff.chair.id),
-        command_id: None,
-    };
-    let people: Vec<&User> = std::iter::once(&staff.chair)
-        .chain(staff.others.iter())
-        .collect();
+    let ev = |body| NewLiveEvent { body, actor: Some(staff.chair.id), command_id: None };
+    let people: Vec<&User> = std::iter::once(&staff.chair).chain(staff.others.iter()).collect();
     let mut at = session.starts_at;
     let mut opening = vec![ev(EventBody::MeetingOpened)];
     opening.extend(people.iter().map(|u| {
@@ -100,39 +94,22 @@ async fn run_session(store: &DynStore, session: &Session, cases: &[Uuid], staff:
             instance: Uuid::nil(),
         })
     }));
-    store
-        .append_live_events(session.id, None, opening, at)
-        .await
-        .unwrap();
+    store.append_live_events(session.id, None, opening, at).await.unwrap();
     let mut previous: Option<Uuid> = None;
     for (i, case) in cases.iter().enumerate() {
         at += chrono::Duration::minutes(7 + (i as i64 * 3) % 9);
-        let mut step: Vec<NewLiveEvent> = previous
-            .map(|p| ev(EventBody::CaseCompleted { case_id: p }))
-            .into_iter()
-            .collect();
+        let mut step: Vec<NewLiveEvent> =
+            previous.map(|p| ev(EventBody::CaseCompleted { case_id: p })).into_iter().collect();
         step.push(ev(EventBody::CaseStarted { case_id: *case }));
-        store
-            .append_live_events(session.id, None, step, at)
-            .await
-            .unwrap();
+        store.append_live_events(session.id, None, step, at).await.unwrap();
         previous = Some(*case);
     }
     at += chrono::Duration::minutes(10);
-    let mut closing: Vec<NewLiveEvent> = previous
-        .map(|p| ev(EventBody::CaseCompleted { case_id: p }))
-        .into_iter()
-        .collect();
-    closing.extend(
-        people
-            .iter()
-            .map(|u| ev(EventBody::ParticipantLeft { user_id: u.id })),
-    );
+    let mut closing: Vec<NewLiveEvent> =
+        previous.map(|p| ev(EventBody::CaseCompleted { case_id: p })).into_iter().collect();
+    closing.extend(people.iter().map(|u| ev(EventBody::ParticipantLeft { user_id: u.id })));
     closing.push(ev(EventBody::MeetingClosed));
-    store
-        .append_live_events(session.id, None, closing, at)
-        .await
-        .unwrap();
+    store.append_live_events(session.id, None, closing, at).await.unwrap();
 }
 
 async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usize {
@@ -182,31 +159,20 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                             family_name: PersonName::parse("Patient").unwrap(),
                             date_of_birth: NaiveDate::from_ymd_opt(1950 + i as i32 * 5, 1, 1)
                                 .unwrap(),
-                            sex: if i.is_multiple_of(2) {
-                                Sex::Female
-                            } else {
-                                Sex::Male
-                            },
+                            sex: if i.is_multiple_of(2) { Sex::Female } else { Sex::Male },
                             gp_practice_code: OdsCode::parse("A81001").unwrap(),
                         },
                         clinical_question: ClinicalText::parse("Question?", "clinical_question")
                             .unwrap(),
                         history: ClinicalText::parse("History.", "history").unwrap(),
-                        urgency: if i == 0 {
-                            Urgency::Urgent
-                        } else {
-                            Urgency::Routine
-                        },
+                        urgency: if i == 0 { Urgency::Urgent } else { Urgency::Routine },
                         body_site: BodySite::parse("lower back").unwrap(),
                         free_text_identifies_patient: false,
                         idempotency_key: None,
                         patient_update: Default::default(),
                     };
                     let audit = NewAuditEvent::new("case_booked", "case").record(id);
-                    store
-                        .book_case(case, audit, vec![], booked_at)
-                        .await
-                        .unwrap();
+                    store.book_case(case, audit, vec![], booked_at).await.unwrap();
                     ids.push(id);
                 }
                 if w % 4 == 3 {
@@ -224,10 +190,7 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                         .unwrap();
                     let audit = NewAuditEvent::new("outcome_signed", "case").record(case);
                     let signed = draft.signed(people.chair.id, signed_at);
-                    store
-                        .sign_outcome(*case, &signed, audit, None, Uuid::new_v4())
-                        .await
-                        .unwrap();
+                    store.sign_outcome(*case, &signed, audit, None, Uuid::new_v4()).await.unwrap();
                 }
                 cases_total += ids.len();
             }
@@ -242,14 +205,8 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let runs: usize = std::env::var("REPORTS_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
-    let weeks: u32 = std::env::var("REPORTS_WEEKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(52);
+    let runs: usize = std::env::var("REPORTS_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
+    let weeks: u32 = std::env::var("REPORTS_WEEKS").ok().and_then(|v| v.parse().ok()).unwrap_or(52);
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("reports.db").display());
     let mut settings = Settings::defaults()?;
@@ -275,31 +232,18 @@ async fn main() -> anyhow::Result<()> {
         let make = |n: &str, role| account(format!("{n}-{slug}@bench.test"), role, &s);
         let chair = create_account(&state, make("chair", Role::Consultant), None, None).await?;
         let mut others = Vec::new();
-        for (n, role) in [
-            ("second", Role::Consultant),
-            ("esp", Role::Practitioner),
-            ("trainee", Role::Trainee),
-        ] {
+        for (n, role) in
+            [("second", Role::Consultant), ("esp", Role::Practitioner), ("trainee", Role::Trainee)]
+        {
             others.push(create_account(&state, make(n, role), None, None).await?);
         }
         let referrer = create_account(&state, make("fcp", Role::Practitioner), None, None).await?;
-        staff.push((
-            s,
-            Staff {
-                chair,
-                others,
-                referrer,
-            },
-        ));
+        staff.push((s, Staff { chair, others, referrer }));
     }
     let rheumatology = Specialty::parse("rheumatology")?;
     create_account(
         &state,
-        account(
-            "coordinator@bench.test".into(),
-            Role::Coordinator,
-            &rheumatology,
-        ),
+        account("coordinator@bench.test".into(), Role::Coordinator, &rheumatology),
         None,
         None,
     )
@@ -308,10 +252,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("seeding {weeks} weeks × {SESSIONS_PER_WEEK} sessions × {CASES_PER_SESSION} cases…");
     let seeding = Instant::now();
     let cases = seed(&store, &staff, weeks).await;
-    eprintln!(
-        "seeded {cases} case rows in {:.0} s",
-        seeding.elapsed().as_secs_f64()
-    );
+    eprintln!("seeded {cases} case rows in {:.0} s", seeding.elapsed().as_secs_f64());
 
     let http = reqwest::Client::new();
     let login: Value = http
@@ -321,33 +262,21 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let token = login["access_token"].as_str().unwrap_or_default().to_string();
 
     let year = ("2025-01-01", "2025-12-31", None);
     let month = ("2025-06-01", "2025-06-30", Some("spinal"));
     println!("activity report, SQLite, {cases} case rows over {weeks} weeks ({runs} runs; ms)");
-    println!(
-        "{:<44} {:>9} {:>9} {:>7}",
-        "request", "median", "p90", "rows"
-    );
+    println!("{:<44} {:>9} {:>9} {:>7}", "request", "median", "p90", "rows");
     for (label, (from, to, specialty)) in [("year", year), ("one specialty, one month", month)] {
         let window = ReportWindow::parse(Some(from), Some(to)).unwrap();
         let specialties = match specialty {
             Some(s) => vec![Specialty::parse(s)?],
-            None => SPECIALTIES
-                .iter()
-                .map(|(s, _)| Specialty::parse(s).unwrap())
-                .collect(),
+            None => SPECIALTIES.iter().map(|(s, _)| Specialty::parse(s).unwrap()).collect(),
         };
         // The peer: the store's read alone.
-        let query = ReportQuery {
-            starts_at: window.starts_at(),
-            ends_at: window.ends_at(),
-            specialties,
-        };
+        let query =
+            ReportQuery { starts_at: window.starts_at(), ends_at: window.ends_at(), specialties };
         let mut times = Vec::new();
         let mut rows = 0;
         for _ in 0..runs {
@@ -356,10 +285,7 @@ async fn main() -> anyhow::Result<()> {
             times.push(t.elapsed());
         }
         let (m, p) = stats(times);
-        println!(
-            "{:<44} {m:>9.1} {p:>9.1} {rows:>7}",
-            format!("{label}: store read only (peer)")
-        );
+        println!("{:<44} {m:>9.1} {p:>9.1} {rows:>7}", format!("{label}: store read only (peer)"));
         for format in ["json", "csv"] {
             let mut path =
                 format!("{base}/api/reports/activity?from={from}&to={to}&format={format}");

@@ -145,10 +145,7 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read environment file {path}: {source}")]
-    EnvFile {
-        path: PathBuf,
-        source: dotenvy::Error,
-    },
+    EnvFile { path: PathBuf, source: dotenvy::Error },
     #[error("invalid settings: {0}")]
     Invalid(#[from] config::ConfigError),
     #[error("invalid settings: {0}")]
@@ -169,10 +166,8 @@ impl Settings {
     }
 
     fn build(settings_file: Option<&Path>, with_env: bool) -> Result<Self, SettingsError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
         if let Some(path) = settings_file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
@@ -204,10 +199,7 @@ impl Settings {
             (1..=15).contains(&self.auth.access_token_minutes),
             "auth.access_token_minutes must be between 1 and 15",
         )?;
-        rule(
-            self.auth.refresh_token_days >= 1,
-            "auth.refresh_token_days must be at least 1",
-        )?;
+        rule(self.auth.refresh_token_days >= 1, "auth.refresh_token_days must be at least 1")?;
         let secret = self.auth.jwt_secret.expose_secret();
         rule(
             secret.is_empty() || secret.len() >= 32,
@@ -256,10 +248,7 @@ impl Settings {
             self.mail.poll_interval_ms >= 10 && self.mail.retry_base_ms >= 10,
             "mail.poll_interval_ms and mail.retry_base_ms must be at least 10",
         )?;
-        rule(
-            self.database.max_connections >= 1,
-            "database.max_connections must be at least 1",
-        )
+        rule(self.database.max_connections >= 1, "database.max_connections must be at least 1")
     }
 }
 
@@ -274,10 +263,7 @@ fn load_env_file() -> Result<(), SettingsError> {
         None => match dotenvy::dotenv() {
             Ok(_) => Ok(()),
             Err(e) if e.not_found() => Ok(()),
-            Err(source) => Err(SettingsError::EnvFile {
-                path: PathBuf::from(".env"),
-                source,
-            }),
+            Err(source) => Err(SettingsError::EnvFile { path: PathBuf::from(".env"), source }),
         },
     }
 }

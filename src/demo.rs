@@ -28,26 +28,12 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
     if state.store.count_users().await? > 0 {
         return Ok(None);
     }
-    let all: Vec<Specialty> = Specialty::SEEDED
-        .iter()
-        .map(|s| Specialty::parse(s))
-        .collect::<Result<_, _>>()?;
+    let all: Vec<Specialty> =
+        Specialty::SEEDED.iter().map(|s| Specialty::parse(s)).collect::<Result<_, _>>()?;
     let people = [
-        (
-            Role::Coordinator,
-            "coordinator@demo.mdt.test",
-            "Casey Coordinator",
-        ),
-        (
-            Role::Consultant,
-            "consultant@demo.mdt.test",
-            "Dr Morgan Consultant",
-        ),
-        (
-            Role::Practitioner,
-            "physio@demo.mdt.test",
-            "Pat Physiotherapist",
-        ),
+        (Role::Coordinator, "coordinator@demo.mdt.test", "Casey Coordinator"),
+        (Role::Consultant, "consultant@demo.mdt.test", "Dr Morgan Consultant"),
+        (Role::Practitioner, "physio@demo.mdt.test", "Pat Physiotherapist"),
         (Role::Trainee, "trainee@demo.mdt.test", "Tam Trainee"),
     ];
     let mut users: Vec<User> = Vec::new();
@@ -60,9 +46,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
             password: Password::parse(DEMO_PASSWORD)?,
         };
         users.push(
-            create_account(state, valid, None, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            create_account(state, valid, None, None).await.map_err(|e| anyhow::anyhow!("{e}"))?,
         );
     }
     let consultant = users[1].id;
@@ -72,18 +56,10 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
     let next = |weekday: Weekday| {
         let ahead =
             (7 + weekday.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
-        today
-            .checked_add_days(Days::new(u64::from(ahead) + 7))
-            .unwrap_or(today)
+        today.checked_add_days(Days::new(u64::from(ahead) + 7)).unwrap_or(today)
     };
     let series = [
-        (
-            "rheumatology",
-            "Rheumatology MDT",
-            Weekday::Tue,
-            (12, 30),
-            false,
-        ),
+        ("rheumatology", "Rheumatology MDT", Weekday::Tue, (12, 30), false),
         ("spinal", "Spinal MDT", Weekday::Wed, (8, 0), false),
         ("pain", "Pain MDT (teaching)", Weekday::Thu, (13, 0), true),
     ];
@@ -156,13 +132,5 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
             )
             .await?;
     }
-    Ok(Some(
-        users
-            .iter()
-            .map(|u| DemoLogin {
-                role: u.role,
-                email: u.email.to_string(),
-            })
-            .collect(),
-    ))
+    Ok(Some(users.iter().map(|u| DemoLogin { role: u.role, email: u.email.to_string() }).collect()))
 }

@@ -59,38 +59,23 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code,
-            message: message.into(),
-        }
+        Self::Unauthorized { code, message: message.into() }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code: "forbidden",
-            message: message.into(),
-        }
+        Self::Forbidden { code: "forbidden", message: message.into() }
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound {
-            code,
-            message: message.into(),
-        }
+        Self::NotFound { code, message: message.into() }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            message: message.into(),
-        }
+        Self::Conflict { code, message: message.into() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
@@ -165,25 +150,19 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => {
                 ApiError::not_found("not_found", format!("{what} not found"))
             }
-            StoreError::Conflict(c) => ApiError::Conflict {
-                code: c.code(),
-                message: c.to_string(),
-            },
+            StoreError::Conflict(c) => {
+                ApiError::Conflict { code: c.code(), message: c.to_string() }
+            }
             StoreError::Violation(v) => {
                 tracing::warn!(violation = ?v, "unexpected constraint refusal");
-                ApiError::conflict(
-                    "constraint_violation",
-                    "the change conflicts with stored data",
-                )
+                ApiError::conflict("constraint_violation", "the change conflicts with stored data")
             }
             StoreError::Invalid(p) => ApiError::Invalid(p),
             StoreError::PatientConflict(_) => ApiError::conflict(
                 "patient_details_conflict",
                 "this NHS number is on record with a different name or date of birth",
             ),
-            StoreError::Busy => ApiError::Unavailable {
-                retry_after_secs: 1,
-            },
+            StoreError::Busy => ApiError::Unavailable { retry_after_secs: 1 },
             StoreError::Database(e) => ApiError::internal(e),
         }
     }
@@ -192,8 +171,7 @@ impl From<StoreError> for ApiError {
 /// Turns actix's JSON extractor errors into `400 malformed_json`, `413` or `415`. (Shape
 /// errors are `422`, raised by `routes::ApiJson` once the text is known to be JSON.)
 pub fn json_error(
-    err: actix_web::error::JsonPayloadError,
-    _req: &actix_web::HttpRequest,
+    err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match &err {
@@ -209,16 +187,14 @@ pub fn json_error(
 
 /// Query-string errors become `400 invalid_query`.
 pub fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _req: &actix_web::HttpRequest,
+    err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::bad_request("invalid_query", err.to_string()).into()
 }
 
 /// Path errors (e.g. a malformed id) become `404`: there is no such resource.
 pub fn path_error(
-    _err: actix_web::error::PathError,
-    _req: &actix_web::HttpRequest,
+    _err: actix_web::error::PathError, _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::not_found("not_found", "no such resource").into()
 }

@@ -77,17 +77,11 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = Settings::load(cli.config.as_deref())
-        .map_err(anyhow::Error::from)
-        .and_then(|settings| {
+    let result =
+        Settings::load(cli.config.as_deref()).map_err(anyhow::Error::from).and_then(|settings| {
             telemetry::init(&settings.log);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(run(
-                cli.command.unwrap_or(Command::Serve { demo: false }),
-                settings,
-            ))
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(run(cli.command.unwrap_or(Command::Serve { demo: false }), settings))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,9 +99,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("migrations applied ({})", store.backend());
             Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => {
+        Command::Audit { command: AuditCommand::Verify } => {
             let store = store::connect(&settings.database).await?;
             let report = store.verify_audit().await?;
             match report.first_broken_seq {
@@ -128,14 +120,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User {
-            command:
-                UserCommand::Add {
-                    email,
-                    name,
-                    role,
-                    specialties,
-                    password_stdin: _,
-                },
+            command: UserCommand::Add { email, name, role, specialties, password_stdin: _ },
         } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;

@@ -34,16 +34,12 @@ pub struct CandidateIn {
 
 /// `{"type":"rtc","kind":"offer"|"answer","sdp":…}` from the server.
 pub fn rtc_description(kind: &str, sdp: &str) -> ByteString {
-    json!({ "type": "rtc", "kind": kind, "sdp": sdp })
-        .to_string()
-        .into()
+    json!({ "type": "rtc", "kind": kind, "sdp": sdp }).to_string().into()
 }
 
 /// `{"type":"error","id":…,"code":…,"message":…}`
 pub fn error(id: Option<&str>, code: &str, message: &str) -> ByteString {
-    json!({ "type": "error", "id": id, "code": code, "message": message })
-        .to_string()
-        .into()
+    json!({ "type": "error", "id": id, "code": code, "message": message }).to_string().into()
 }
 
 /// What goes out to one connection, in order.

@@ -51,11 +51,7 @@ impl Application {
         };
         let shutdown = settings.http.shutdown_timeout_seconds;
         let state = web::Data::new(AppState::new(settings, store)?);
-        let mailer = Mailer::new(
-            &state.settings,
-            state.store.clone(),
-            state.mail_wake.clone(),
-        )?;
+        let mailer = Mailer::new(&state.settings, state.store.clone(), state.mail_wake.clone())?;
         tokio::spawn(mailer.run());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -67,9 +63,7 @@ impl Application {
                 .app_data(state)
                 .app_data(metrics)
                 .app_data(
-                    web::JsonConfig::default()
-                        .limit(json_limit)
-                        .error_handler(error::json_error),
+                    web::JsonConfig::default().limit(json_limit).error_handler(error::json_error),
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
@@ -77,10 +71,7 @@ impl Application {
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))
-                        .add((
-                            "Strict-Transport-Security",
-                            "max-age=63072000; includeSubDomains",
-                        ))
+                        .add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("X-Frame-Options", "DENY"))
                         .add(("Referrer-Policy", "no-referrer"))
@@ -96,11 +87,7 @@ impl Application {
         .shutdown_timeout(shutdown)
         .client_request_timeout(Duration::from_secs(30))
         .run();
-        Ok(Self {
-            port,
-            server,
-            state,
-        })
+        Ok(Self { port, server, state })
     }
 
     pub fn port(&self) -> u16 {

@@ -59,10 +59,7 @@ impl AppState {
 
     /// An audit event for `action` by `actor`, from the request's client address.
     pub fn audit_event(
-        &self,
-        req: &actix_web::HttpRequest,
-        actor: &crate::domain::User,
-        action: &str,
+        &self, req: &actix_web::HttpRequest, actor: &crate::domain::User, action: &str,
         record_type: &str,
     ) -> crate::domain::NewAuditEvent {
         crate::domain::NewAuditEvent::new(action, record_type)

@@ -21,9 +21,7 @@ use crate::config::{LogFormat, LogSettings};
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -43,10 +41,7 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by route template, method and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests by route template, method and status"),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -57,42 +52,24 @@ impl Metrics {
             &["method", "route"],
         )?;
         let media = IntGaugeVec::new(
-            Opts::new(
-                "mdt_media",
-                "What the SFU holds now: media rooms, peer connections, tasks",
-            ),
+            Opts::new("mdt_media", "What the SFU holds now: media rooms, peer connections, tasks"),
             &["what"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(media.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            latency,
-            media,
-        })
+        Ok(Self { registry, requests, latency, media })
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.requests
-            .with_label_values(&[method, route, &status.to_string()])
-            .inc();
-        self.latency
-            .with_label_values(&[method, route])
-            .observe(seconds);
+        self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
+        self.latency.with_label_values(&[method, route]).observe(seconds);
     }
 
     /// Records the SFU's gauges (read at each scrape).
     pub fn set_media(&self, stats: crate::media::MediaStats) {
-        for (what, n) in [
-            ("rooms", stats.rooms),
-            ("peers", stats.peers),
-            ("tasks", stats.tasks),
-        ] {
-            self.media
-                .with_label_values(&[what])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        for (what, n) in [("rooms", stats.rooms), ("peers", stats.peers), ("tasks", stats.tasks)] {
+            self.media.with_label_values(&[what]).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -111,15 +88,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Request id, span and metrics for every request (the [`Metrics`] are the app's own
 /// data, so this module needs nothing of the application state).
 pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    req: ServiceRequest, next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let request_id = Uuid::new_v4().to_string();
     // Unmatched paths share one label so scanners cannot blow up the metric cardinality.
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("http_request", %method, %route, %request_id, status = tracing::field::Empty);

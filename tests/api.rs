@@ -60,12 +60,7 @@ fn refresh_cookie(res: &reqwest::Response) -> Option<String> {
 }
 
 async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.http
-        .get(app.url("/api/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    app.http.get(app.url("/api/me")).bearer_auth(token).send().await.unwrap()
 }
 
 async fn refresh(app: &TestApp, cookie: &str) -> reqwest::Response {
@@ -80,10 +75,7 @@ async fn refresh(app: &TestApp, cookie: &str) -> reqwest::Response {
 async fn error_code(res: reqwest::Response) -> (StatusCode, String) {
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["code"].as_str().unwrap_or("<no code>").to_string(),
-    )
+    (status, body["code"].as_str().unwrap_or("<no code>").to_string())
 }
 
 async fn login_succeeds_and_me_shows_the_user(backend: Backend) {
@@ -91,13 +83,7 @@ async fn login_succeeds_and_me_shows_the_user(backend: Backend) {
     add_user(&app, "esp@example.org", Role::Practitioner).await;
     let res = login(&app, "ESP@example.org", PASSWORD).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let set_cookie = res
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let set_cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/api/auth"), "{set_cookie}");
@@ -149,9 +135,7 @@ async fn bad_tokens_are_refused(backend: Backend) {
     add_user(&app, "esp@example.org", Role::Practitioner).await;
     let (token, _) = sign_in(&app, "esp@example.org").await;
     assert_eq!(me(&app, &token).await.status(), StatusCode::OK);
-    let sub = app.state.store.list_users().await.unwrap()[0]
-        .id
-        .to_string();
+    let sub = app.state.store.list_users().await.unwrap()[0].id.to_string();
     let now = Utc::now().timestamp();
     let claims = |iss: &str, aud: Option<&str>, exp: i64| {
         let mut c =
@@ -163,29 +147,13 @@ async fn bad_tokens_are_refused(backend: Backend) {
     };
     let signed = |c: Value| forge(c, Algorithm::HS256, Some("k1"), JWT_SECRET);
     // A correctly forged token is accepted, so each refusal below is for its one defect.
-    let good = signed(claims(
-        "mdt-coordinator",
-        Some("mdt-coordinator-api"),
-        now + 600,
-    ));
+    let good = signed(claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600));
     assert_eq!(me(&app, &good).await.status(), StatusCode::OK);
 
-    let expired = signed(claims(
-        "mdt-coordinator",
-        Some("mdt-coordinator-api"),
-        now - 120,
-    ));
-    let wrong_aud = signed(claims(
-        "mdt-coordinator",
-        Some("another-service"),
-        now + 600,
-    ));
+    let expired = signed(claims("mdt-coordinator", Some("mdt-coordinator-api"), now - 120));
+    let wrong_aud = signed(claims("mdt-coordinator", Some("another-service"), now + 600));
     let missing_aud = signed(claims("mdt-coordinator", None, now + 600));
-    let wrong_iss = signed(claims(
-        "someone-else",
-        Some("mdt-coordinator-api"),
-        now + 600,
-    ));
+    let wrong_iss = signed(claims("someone-else", Some("mdt-coordinator-api"), now + 600));
     let wrong_key = forge(
         claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600),
         Algorithm::HS256,
@@ -207,11 +175,7 @@ async fn bad_tokens_are_refused(backend: Backend) {
     let none = format!(
         "{}.{}.",
         b64(&json!({ "alg": "none", "typ": "JWT", "kid": "k1" })),
-        b64(&claims(
-            "mdt-coordinator",
-            Some("mdt-coordinator-api"),
-            now + 600
-        ))
+        b64(&claims("mdt-coordinator", Some("mdt-coordinator-api"), now + 600))
     );
     // Tampered: payload swapped for one naming another role/subject, signature kept.
     let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
@@ -256,23 +220,14 @@ async fn bad_tokens_are_refused(backend: Backend) {
     ] {
         let res = me(&app, token).await;
         assert_eq!(
-            res.headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap()),
+            res.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
             Some("Bearer"),
             "{name}"
         );
-        assert_eq!(
-            error_code(res).await,
-            (StatusCode::UNAUTHORIZED, code.to_string()),
-            "{name}"
-        );
+        assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, code.to_string()), "{name}");
     }
     let res = app.http.get(app.url("/api/me")).send().await.unwrap();
-    assert_eq!(
-        error_code(res).await,
-        (StatusCode::UNAUTHORIZED, "missing_token".to_string())
-    );
+    assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "missing_token".to_string()));
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
@@ -284,12 +239,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
     let second = refresh_cookie(&res).expect("rotated cookie");
     assert_ne!(first, second);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(
-        me(&app, body["access_token"].as_str().unwrap())
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(me(&app, body["access_token"].as_str().unwrap()).await.status(), StatusCode::OK);
 
     // The old token again: reuse. The family (including `second`) is revoked.
     let reuse = refresh(&app, &first).await;
@@ -300,10 +250,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
     let after = refresh(&app, &second).await;
     assert_eq!(
         error_code(after).await,
-        (
-            StatusCode::UNAUTHORIZED,
-            "invalid_refresh_token".to_string()
-        )
+        (StatusCode::UNAUTHORIZED, "invalid_refresh_token".to_string())
     );
     assert!(app
         .state
@@ -324,10 +271,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        refresh(&app, &third).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(refresh(&app, &third).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// A fresh visit (no refresh cookie at all) asks to refresh: that is "not signed in",
@@ -335,32 +279,18 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
 /// that is there but empty or unknown is still refused.
 async fn refresh_without_a_cookie_is_not_an_error(backend: Backend) {
     let app = app(backend).await;
-    let none = app
-        .http
-        .post(app.url("/api/auth/refresh"))
-        .send()
-        .await
-        .unwrap();
+    let none = app.http.post(app.url("/api/auth/refresh")).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::NO_CONTENT);
-    assert!(
-        refresh_cookie(&none).is_none(),
-        "no cookie is set or cleared"
-    );
+    assert!(refresh_cookie(&none).is_none(), "no cookie is set or cleared");
     assert_eq!(none.bytes().await.unwrap().len(), 0, "an empty body");
     for presented in ["", "not-a-token"] {
         assert_eq!(
             error_code(refresh(&app, presented).await).await,
-            (
-                StatusCode::UNAUTHORIZED,
-                "invalid_refresh_token".to_string()
-            ),
+            (StatusCode::UNAUTHORIZED, "invalid_refresh_token".to_string()),
             "cookie {presented:?}"
         );
     }
-    assert!(
-        app.state.store.audit_events().await.unwrap().is_empty(),
-        "nothing audited"
-    );
+    assert!(app.state.store.audit_events().await.unwrap().is_empty(), "nothing audited");
 }
 
 async fn rapid_wrong_passwords_are_rate_limited(backend: Backend) {
@@ -372,14 +302,7 @@ async fn rapid_wrong_passwords_are_rate_limited(backend: Backend) {
     }
     let res = login(&app, "esp@example.org", "wrong password attempt").await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res
-        .headers()
-        .get("retry-after")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = res.headers().get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(error_code(res).await.1, "rate_limited");
     // Even the right password waits now: the limit is per account.
@@ -390,11 +313,9 @@ async fn rapid_wrong_passwords_are_rate_limited(backend: Backend) {
 }
 
 async fn rate_limit_per_address_covers_many_accounts(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |s| {
-        s.auth.login_attempts_per_address_per_minute = 5
-    })
-    .await
-    .unwrap();
+    let app = TestApp::spawn_with(backend, |s| s.auth.login_attempts_per_address_per_minute = 5)
+        .await
+        .unwrap();
     for i in 0..5 {
         let res = login(&app, &format!("user{i}@example.org"), "whatever password").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -411,51 +332,21 @@ async fn only_coordinators_manage_users(backend: Backend) {
     let (coord, _) = sign_in(&app, "coord@example.org").await;
     let new = json!({ "email": "new@example.org", "name": "New Person", "role": "consultant",
                       "specialties": ["rheumatology"], "password": "a long enough password" });
-    let res = app
-        .http
-        .post(app.url("/api/users"))
-        .bearer_auth(&esp)
-        .json(&new)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        error_code(res).await,
-        (StatusCode::FORBIDDEN, "forbidden".to_string())
-    );
-    let res = app
-        .http
-        .get(app.url("/api/users"))
-        .bearer_auth(&esp)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.http.post(app.url("/api/users")).bearer_auth(&esp).json(&new).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::FORBIDDEN, "forbidden".to_string()));
+    let res = app.http.get(app.url("/api/users")).bearer_auth(&esp).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.state.store.count_users().await.unwrap(), 2);
 
-    let res = app
-        .http
-        .post(app.url("/api/users"))
-        .bearer_auth(&coord)
-        .json(&new)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.http.post(app.url("/api/users")).bearer_auth(&coord).json(&new).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let created: Value = res.json().await.unwrap();
     assert_eq!(created["role"], "consultant");
-    let res = app
-        .http
-        .post(app.url("/api/users"))
-        .bearer_auth(&coord)
-        .json(&new)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        error_code(res).await,
-        (StatusCode::CONFLICT, "email_taken".to_string())
-    );
+    let res =
+        app.http.post(app.url("/api/users")).bearer_auth(&coord).json(&new).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::CONFLICT, "email_taken".to_string()));
 
     for (field, value, code) in [
         ("role", json!("admin"), "invalid_role"),
@@ -478,20 +369,12 @@ async fn only_coordinators_manage_users(backend: Backend) {
         let res_body: Value = res.json().await.unwrap();
         assert_eq!(res_body["code"], code, "{field}");
         assert_eq!(
-            res_body["field"]
-                .as_str()
-                .map(|f| f.contains(field.trim_end_matches('s'))),
+            res_body["field"].as_str().map(|f| f.contains(field.trim_end_matches('s'))),
             Some(true),
             "{res_body}"
         );
     }
-    let res = app
-        .http
-        .get(app.url("/api/users"))
-        .bearer_auth(&coord)
-        .send()
-        .await
-        .unwrap();
+    let res = app.http.get(app.url("/api/users")).bearer_auth(&coord).send().await.unwrap();
     let users: Vec<Value> = res.json().await.unwrap();
     assert_eq!(users.len(), 3);
     assert!(app
@@ -507,11 +390,7 @@ async fn only_coordinators_manage_users(backend: Backend) {
 async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
     let app = app(backend).await;
     let post = |body: &'static str, ct: &'static str| {
-        app.http
-            .post(app.url("/api/auth/login"))
-            .header("content-type", ct)
-            .body(body)
-            .send()
+        app.http.post(app.url("/api/auth/login")).header("content-type", ct).body(body).send()
     };
     assert_eq!(
         error_code(post("{\"email\":", "application/json").await.unwrap()).await,
@@ -522,20 +401,12 @@ async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
         (StatusCode::BAD_REQUEST, "malformed_json".into())
     );
     assert_eq!(
-        error_code(
-            post("{\"email\":1,\"password\":2}", "application/json")
-                .await
-                .unwrap()
-        )
-        .await,
+        error_code(post("{\"email\":1,\"password\":2}", "application/json").await.unwrap()).await,
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field".into())
     );
     assert_eq!(
         error_code(post("{}", "text/plain").await.unwrap()).await,
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type".into()
-        )
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into())
     );
     let big = "x".repeat(100_000);
     let res = app
@@ -546,27 +417,12 @@ async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        error_code(res).await,
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
-    );
-    let res = app
-        .http
-        .get(app.url("/api/no-such-thing"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        error_code(res).await,
-        (StatusCode::NOT_FOUND, "not_found".into())
-    );
+    assert_eq!(error_code(res).await, (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into()));
+    let res = app.http.get(app.url("/api/no-such-thing")).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::NOT_FOUND, "not_found".into()));
     for res in [
         app.http.delete(app.url("/api/users")).send().await.unwrap(),
-        app.http
-            .get(app.url("/api/auth/login"))
-            .send()
-            .await
-            .unwrap(),
+        app.http.get(app.url("/api/auth/login")).send().await.unwrap(),
     ] {
         assert_eq!(
             error_code(res).await,
@@ -581,15 +437,8 @@ async fn malformed_input_gets_4xx_with_a_code(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        error_code(res).await,
-        (StatusCode::BAD_REQUEST, "malformed_json".into())
-    );
-    assert_eq!(
-        app.state.store.audit_events().await.unwrap().len(),
-        0,
-        "nothing written"
-    );
+    assert_eq!(error_code(res).await, (StatusCode::BAD_REQUEST, "malformed_json".into()));
+    assert_eq!(app.state.store.audit_events().await.unwrap().len(), 0, "nothing written");
 }
 
 async fn operations_endpoints_and_security_headers(backend: Backend) {
@@ -602,28 +451,18 @@ async fn operations_endpoints_and_security_headers(backend: Backend) {
         ("referrer-policy", "no-referrer"),
         ("content-security-policy", "frame-ancestors 'none'"),
     ] {
-        let v = res
-            .headers()
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} missing"))
-            .to_str()
-            .unwrap();
+        let v =
+            res.headers().get(name).unwrap_or_else(|| panic!("{name} missing")).to_str().unwrap();
         assert!(v.contains(expected), "{name}: {v}");
     }
     assert!(res.headers().contains_key("x-request-id"));
     // The meeting page's microphone and screen share (Chromium's display capture may be
     // a camera underneath) are allowed for this origin; everything else is denied.
     let policy = res.headers()["permissions-policy"].to_str().unwrap();
-    let features: std::collections::BTreeMap<&str, &str> = policy
-        .split(',')
-        .filter_map(|f| f.trim().split_once('='))
-        .collect();
+    let features: std::collections::BTreeMap<&str, &str> =
+        policy.split(',').filter_map(|f| f.trim().split_once('=')).collect();
     for allowed in ["camera", "microphone", "display-capture"] {
-        assert_eq!(
-            features.get(allowed),
-            Some(&"(self)"),
-            "{allowed}: {policy}"
-        );
+        assert_eq!(features.get(allowed), Some(&"(self)"), "{allowed}: {policy}");
     }
     for denied in ["geolocation", "payment", "usb"] {
         assert_eq!(features.get(denied), Some(&"()"), "{denied}: {policy}");
@@ -635,38 +474,13 @@ async fn operations_endpoints_and_security_headers(backend: Backend) {
                 || ["camera", "microphone", "display-capture"].contains(name)),
         "only the meeting's features are allowed: {policy}"
     );
-    let ready: Value = app
-        .http
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.http.get(app.url("/ready")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     let page = app.http.get(app.url("/")).send().await.unwrap();
     assert!(page.headers().contains_key("content-security-policy"));
-    assert!(page
-        .text()
-        .await
-        .unwrap()
-        .contains("<script type=\"module\" src=\"/js/app.js\">"));
-    let _ = app
-        .http
-        .get(app.url("/api/no-such-thing?nhs_number=9434765919"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert!(page.text().await.unwrap().contains("<script type=\"module\" src=\"/js/app.js\">"));
+    let _ = app.http.get(app.url("/api/no-such-thing?nhs_number=9434765919")).send().await.unwrap();
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1"),
         "{metrics}"
@@ -674,10 +488,7 @@ async fn operations_endpoints_and_security_headers(backend: Backend) {
     assert!(
         metrics.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/ready\"")
     );
-    assert!(
-        !metrics.contains("9434765919"),
-        "raw paths or queries leaked into metrics"
-    );
+    assert!(!metrics.contains("9434765919"), "raw paths or queries leaked into metrics");
 }
 
 async fn client_address_and_audit_never_hold_what_the_client_made_up(backend: Backend) {
@@ -710,9 +521,7 @@ async fn client_address_and_audit_never_hold_what_the_client_made_up(backend: Ba
         .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let audit = app.state.store.audit_events().await.unwrap();
-    assert!(audit
-        .iter()
-        .all(|e| e.client_addr.as_deref() == Some("203.0.113.7")));
+    assert!(audit.iter().all(|e| e.client_addr.as_deref() == Some("203.0.113.7")));
 
     // A password typed into the email box is never written to the audit log.
     let app = TestApp::spawn(backend).await.unwrap();
@@ -720,11 +529,7 @@ async fn client_address_and_audit_never_hold_what_the_client_made_up(backend: Ba
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let audit = app.state.store.audit_events().await.unwrap();
     assert_eq!(audit.len(), 1);
-    assert!(
-        !audit[0].details.contains("passphrase"),
-        "{}",
-        audit[0].details
-    );
+    assert!(!audit[0].details.contains("passphrase"), "{}", audit[0].details);
     assert_eq!(audit[0].client_addr.as_deref(), Some("127.0.0.1"));
 }
 
@@ -781,11 +586,7 @@ fn unknown_database_scheme_exits_with_one_line() {
 fn settings_layer_file_then_env_file_then_environment() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("site.toml");
-    std::fs::write(
-        &config,
-        "[database]\nurl = \"oracle://from-settings-file\"\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "[database]\nurl = \"oracle://from-settings-file\"\n").unwrap();
     let env_file = dir.path().join("mdt.env");
     std::fs::write(&env_file, "MDT__DATABASE__URL=mysql://from-env-file\n").unwrap();
     let scheme = |cmd: &mut Command| {
@@ -795,12 +596,8 @@ fn settings_layer_file_then_env_file_then_environment() {
     };
     let file_only = scheme(binary().arg("--config").arg(&config));
     assert!(file_only.contains("\"oracle\""), "{file_only}");
-    let with_env_file = scheme(
-        binary()
-            .arg("--config")
-            .arg(&config)
-            .env("MDT_ENV_FILE", &env_file),
-    );
+    let with_env_file =
+        scheme(binary().arg("--config").arg(&config).env("MDT_ENV_FILE", &env_file));
     assert!(with_env_file.contains("\"mysql\""), "{with_env_file}");
     let with_env = scheme(
         binary()
@@ -811,11 +608,7 @@ fn settings_layer_file_then_env_file_then_environment() {
     );
     assert!(with_env.contains("\"db2\""), "{with_env}");
     // A typo in a key is refused rather than silently ignored.
-    let typo = binary()
-        .arg("migrate")
-        .env("MDT__HTTP__PROT", "9000")
-        .output()
-        .unwrap();
+    let typo = binary().arg("migrate").env("MDT__HTTP__PROT", "9000").output().unwrap();
     assert!(!typo.status.success());
     assert!(String::from_utf8_lossy(&typo.stderr).contains("prot"));
 }
@@ -834,10 +627,7 @@ impl DemoServer {
         let mut child = binary()
             .args(["serve", "--demo"])
             .env("MDT__HTTP__PORT", "0")
-            .env(
-                "MDT__DATABASE__URL",
-                format!("sqlite://{}/mdt.db", dir.path().display()),
-            )
+            .env("MDT__DATABASE__URL", format!("sqlite://{}/mdt.db", dir.path().display()))
             .env("MDT__DATA__DIR", dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -852,12 +642,7 @@ impl DemoServer {
                 break url.to_string();
             }
         };
-        Self {
-            child,
-            url,
-            printed: printed.join("\n"),
-            dir,
-        }
+        Self { child, url, printed: printed.join("\n"), dir }
     }
 
     fn database_url(&self) -> String {
@@ -866,10 +651,8 @@ impl DemoServer {
 
     /// SIGTERM, as an orchestrator stops the service; returns whether it exited cleanly.
     fn terminate(&mut self) -> bool {
-        let term = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let term =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         term.success() && self.child.wait().unwrap().success()
     }
 }
@@ -915,11 +698,8 @@ fn serve_demo_runs_from_a_fresh_clone() {
     });
     assert!(server.terminate(), "graceful shutdown should exit 0");
     // A second run finds accounts and does not seed again.
-    let out = binary()
-        .args(["demo"])
-        .env("MDT__DATABASE__URL", server.database_url())
-        .output()
-        .unwrap();
+    let out =
+        binary().args(["demo"]).env("MDT__DATABASE__URL", server.database_url()).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already has accounts"));
 
@@ -933,11 +713,7 @@ fn serve_demo_runs_from_a_fresh_clone() {
             .unwrap()
     };
     let ok = verify();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain intact"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -998,11 +774,7 @@ fn web_front_end_works_in_chromium() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "browser tests failed:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "browser tests failed:\n{}", failures.join("\n"));
 }
 
 #[test]
@@ -1030,12 +802,7 @@ fn user_add_reads_the_password_from_stdin() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("created consultant chair@example.org"));

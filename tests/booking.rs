@@ -25,9 +25,7 @@ struct Clinic {
 }
 
 async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> String {
-    common::sign_up(app, email, "Test Person", role, specialty)
-        .await
-        .0
+    common::sign_up(app, email, "Test Person", role, specialty).await.0
 }
 
 impl Clinic {
@@ -36,22 +34,13 @@ impl Clinic {
     }
 
     async fn open_with(
-        backend: Backend,
-        tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
+        backend: Backend, tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
     ) -> Self {
-        let app = TestApp::spawn_with(backend, tweak)
-            .await
-            .expect("backend available");
+        let app = TestApp::spawn_with(backend, tweak).await.expect("backend available");
         let coordinator =
             account(&app, "coord@example.org", Role::Coordinator, "rheumatology").await;
         let consultant = account(&app, "chair@example.org", Role::Consultant, "rheumatology").await;
-        let physio = account(
-            &app,
-            "physio@example.org",
-            Role::Practitioner,
-            "rheumatology",
-        )
-        .await;
+        let physio = account(&app, "physio@example.org", Role::Practitioner, "rheumatology").await;
         let spinal_physio = account(&app, "spine@example.org", Role::Practitioner, "spinal").await;
         let trainee = account(&app, "trainee@example.org", Role::Trainee, "rheumatology").await;
         let me: Value = app
@@ -65,36 +54,15 @@ impl Clinic {
             .await
             .unwrap();
         let consultant_id = me["id"].as_str().unwrap().to_string();
-        Self {
-            app,
-            coordinator,
-            consultant,
-            consultant_id,
-            physio,
-            spinal_physio,
-            trainee,
-        }
+        Self { app, coordinator, consultant, consultant_id, physio, spinal_physio, trainee }
     }
 
     async fn post(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
-        self.app
-            .http
-            .post(self.app.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.app.http.post(self.app.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
     }
 
     async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.app
-            .http
-            .get(self.app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.app.http.get(self.app.url(path)).bearer_auth(token).send().await.unwrap()
     }
 
     /// A session created by the coordinator `hours` from now.
@@ -117,18 +85,11 @@ impl Clinic {
 
     /// Another rheumatology practitioner's token.
     async fn second_physio(&self) -> String {
-        account(
-            &self.app,
-            "other@example.org",
-            Role::Practitioner,
-            "rheumatology",
-        )
-        .await
+        account(&self.app, "other@example.org", Role::Practitioner, "rheumatology").await
     }
 
     async fn book(&self, token: &str, session: &str, body: Value) -> reqwest::Response {
-        self.post(token, &format!("/api/sessions/{session}/cases"), body)
-            .await
+        self.post(token, &format!("/api/sessions/{session}/cases"), body).await
     }
 }
 
@@ -145,11 +106,7 @@ fn booking(nhs: &str) -> Value {
 async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["code"].as_str().unwrap_or("").to_string(),
-        body,
-    )
+    (status, body["code"].as_str().unwrap_or("").to_string(), body)
 }
 
 /// Valid NHS numbers generated from the check-digit rule.
@@ -179,12 +136,8 @@ async fn schedule_is_created_listed_and_published(backend: Backend) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["sessions"].as_array().unwrap().len(), 4);
 
-    let list: Vec<Value> = c
-        .get(&c.physio, "/api/sessions?specialty=rheumatology")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> =
+        c.get(&c.physio, "/api/sessions?specialty=rheumatology").await.json().await.unwrap();
     assert_eq!(list.len(), 4);
     assert!(list
         .iter()
@@ -203,18 +156,11 @@ async fn schedule_is_created_listed_and_published(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(window.len(), 2);
-    let spinal: Vec<Value> = c
-        .get(&c.physio, "/api/sessions?specialty=spinal")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let spinal: Vec<Value> =
+        c.get(&c.physio, "/api/sessions?specialty=spinal").await.json().await.unwrap();
     assert!(spinal.is_empty());
     let (status, code_, _) = code(c.get(&c.physio, "/api/sessions?from=yesterday").await).await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time")
-    );
+    assert_eq!((status, code_.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time"));
 
     // A chair who is not a consultant of the specialty is refused.
     let mut bad = series.clone();
@@ -227,36 +173,14 @@ async fn schedule_is_created_listed_and_published(backend: Backend) {
     );
     let mut bad = series.clone();
     bad["local_time"] = json!("lunchtime");
-    assert_eq!(
-        code(c.post(&c.coordinator, "/api/series", bad).await)
-            .await
-            .1,
-        "invalid_time"
-    );
+    assert_eq!(code(c.post(&c.coordinator, "/api/series", bad).await).await.1, "invalid_time");
 
     let id = list[0]["id"].as_str().unwrap();
-    let res = c
-        .post(
-            &c.coordinator,
-            &format!("/api/sessions/{id}/publish"),
-            json!({}),
-        )
-        .await;
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{id}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let again = c
-        .post(
-            &c.coordinator,
-            &format!("/api/sessions/{id}/publish"),
-            json!({}),
-        )
-        .await;
+    let again = c.post(&c.coordinator, &format!("/api/sessions/{id}/publish"), json!({})).await;
     assert_eq!(code(again).await.1, "invalid_state");
-    let shown: Value = c
-        .get(&c.physio, &format!("/api/sessions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = c.get(&c.physio, &format!("/api/sessions/{id}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["state"], "published");
 
     // Specialties are data.
@@ -276,12 +200,7 @@ async fn schedule_is_created_listed_and_published(backend: Backend) {
         )
         .await;
     assert_eq!(code(res).await.1, "specialty_exists");
-    let all: Vec<String> = c
-        .get(&c.physio, "/api/specialties")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Vec<String> = c.get(&c.physio, "/api/specialties").await.json().await.unwrap();
     assert!(all.contains(&"foot-and-ankle".to_string()));
 }
 
@@ -290,38 +209,18 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     let session = c.session(24 * 7, 2, false).await;
 
     for (mutate, expected_code, field) in [
-        (
-            json!({"patient": {"nhs_number": "943 476 5918"}}),
-            "invalid_nhs_number",
-            "nhs_number",
-        ),
+        (json!({"patient": {"nhs_number": "943 476 5918"}}), "invalid_nhs_number", "nhs_number"),
         (
             json!({"patient": {"date_of_birth": "2999-01-01"}}),
             "date_of_birth_in_future",
             "date_of_birth",
         ),
         (json!({"patient": {"sex": "f"}}), "invalid_sex", "sex"),
-        (
-            json!({"patient": {"gp_practice_code": "12"}}),
-            "invalid_ods_code",
-            "gp_practice_code",
-        ),
-        (
-            json!({"patient": {"family_name": "  "}}),
-            "required",
-            "family_name",
-        ),
+        (json!({"patient": {"gp_practice_code": "12"}}), "invalid_ods_code", "gp_practice_code"),
+        (json!({"patient": {"family_name": "  "}}), "required", "family_name"),
         (json!({"urgency": "whenever"}), "invalid_urgency", "urgency"),
-        (
-            json!({"clinical_question": ""}),
-            "required",
-            "clinical_question",
-        ),
-        (
-            json!({"red_flags": ["saddle anaesthesia"]}),
-            "red_flags_present",
-            "red_flags",
-        ),
+        (json!({"clinical_question": ""}), "required", "clinical_question"),
+        (json!({"red_flags": ["saddle anaesthesia"]}), "red_flags_present", "red_flags"),
     ] {
         let mut body = booking("9434765919");
         for (k, v) in mutate.as_object().unwrap() {
@@ -341,39 +240,20 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         );
         assert_eq!(res_body["field"], field, "{res_body}");
     }
-    let (_, _, body) = code(
-        c.book(&c.physio, &session, json!({"red_flags": ["x"]}))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        body["code"], "invalid_field",
-        "missing fields are a 422 too"
-    );
-    let (status, got, _) = code(
-        c.book(&c.spinal_physio, &session, booking("9434765919"))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (status, got.as_str()),
-        (StatusCode::FORBIDDEN, "forbidden_specialty")
-    );
+    let (_, _, body) = code(c.book(&c.physio, &session, json!({"red_flags": ["x"]})).await).await;
+    assert_eq!(body["code"], "invalid_field", "missing fields are a 422 too");
+    let (status, got, _) =
+        code(c.book(&c.spinal_physio, &session, booking("9434765919")).await).await;
+    assert_eq!((status, got.as_str()), (StatusCode::FORBIDDEN, "forbidden_specialty"));
     let (status, _, _) = code(c.book(&c.trainee, &session, booking("9434765919")).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let missing = uuid::Uuid::new_v4().to_string();
     assert_eq!(
-        c.book(&c.physio, &missing, booking("9434765919"))
-            .await
-            .status(),
+        c.book(&c.physio, &missing, booking("9434765919")).await.status(),
         StatusCode::NOT_FOUND
     );
-    let shown: Value = c
-        .get(&c.coordinator, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value =
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 0, "no refusal wrote anything");
 
     let res = c.book(&c.physio, &session, booking("943 476 5919")).await;
@@ -381,54 +261,29 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     let case: Value = res.json().await.unwrap();
     assert_eq!(case["patient"]["nhs_number"], "9434765919");
     assert_eq!(case["state"], "booked");
-    let agenda: Value = c
-        .get(&c.consultant, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let agenda: Value =
+        c.get(&c.consultant, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(agenda["agenda"][0]["id"], case["id"]);
     let (status, got, _) = code(c.book(&c.physio, &session, booking("9434765919")).await).await;
+    assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "duplicate_case"));
     assert_eq!(
-        (status, got.as_str()),
-        (StatusCode::CONFLICT, "duplicate_case")
-    );
-    assert_eq!(
-        c.book(&c.consultant, &session, booking("9912003888"))
-            .await
-            .status(),
+        c.book(&c.consultant, &session, booking("9912003888")).await.status(),
         StatusCode::CREATED
     );
     let (status, got, _) = code(c.book(&c.physio, &session, booking("9449305552")).await).await;
-    assert_eq!(
-        (status, got.as_str()),
-        (StatusCode::CONFLICT, "session_full")
-    );
+    assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "session_full"));
 
     let soon = c.session(24, 8, false).await;
     let (status, got, _) = code(c.book(&c.physio, &soon, booking("9449305552")).await).await;
-    assert_eq!(
-        (status, got.as_str()),
-        (StatusCode::CONFLICT, "booking_closed")
-    );
+    assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "booking_closed"));
 
     // My cases, one case, withdrawal.
-    let mine: Vec<Value> = c
-        .get(&c.physio, "/api/cases?mine=true")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Vec<Value> = c.get(&c.physio, "/api/cases?mine=true").await.json().await.unwrap();
     assert_eq!(mine.len(), 1);
     let id = case["id"].as_str().unwrap();
+    assert_eq!(c.get(&c.physio, &format!("/api/cases/{id}")).await.status(), StatusCode::OK);
     assert_eq!(
-        c.get(&c.physio, &format!("/api/cases/{id}")).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        c.get(&c.spinal_physio, &format!("/api/cases/{id}"))
-            .await
-            .status(),
+        c.get(&c.spinal_physio, &format!("/api/cases/{id}")).await.status(),
         StatusCode::NOT_FOUND
     );
     let res = c
@@ -449,12 +304,8 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let shown: Value = c
-        .get(&c.coordinator, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value =
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 1, "withdrawal frees the slot");
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 1);
     let res = c
@@ -466,20 +317,12 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(code(res).await.1, "invalid_state");
-    let mine: Vec<Value> = c
-        .get(&c.physio, "/api/cases?mine=true")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Vec<Value> = c.get(&c.physio, "/api/cases?mine=true").await.json().await.unwrap();
     assert_eq!(mine[0]["state"], "withdrawn");
 
     let audit = c.app.state.store.audit_events().await.unwrap();
     for action in ["case_booked", "case_read", "case_withdrawn"] {
-        assert!(
-            audit.iter().any(|e| e.action == action),
-            "{action} not audited"
-        );
+        assert!(audit.iter().any(|e| e.action == action), "{action} not audited");
     }
     // Every way of reading a case leaves a row naming that case.
     let case_id = case["id"].as_str().unwrap();
@@ -514,12 +357,8 @@ async fn idempotent_retry_books_once(backend: Backend) {
     assert_eq!(second.headers().get("idempotent-replayed").unwrap(), "true");
     let second: Value = second.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
-    let shown: Value = c
-        .get(&c.coordinator, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value =
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 1);
     let bad = c
         .app
@@ -565,29 +404,17 @@ async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
             body["patient"]["family_name"] = json!(family);
             body["patient"]["date_of_birth"] = json!(dob);
             body["free_text_identifies_patient"] = json!(false);
-            assert_eq!(
-                c.book(&c.physio, session, body).await.status(),
-                StatusCode::CREATED
-            );
+            assert_eq!(c.book(&c.physio, session, body).await.status(), StatusCode::CREATED);
         }
     }
-    let res = c
-        .get(&c.trainee, &format!("/api/sessions/{teaching}"))
-        .await;
+    let res = c.get(&c.trainee, &format!("/api/sessions/{teaching}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
     for (nhs, given, family, dob) in patients {
-        for needle in [
-            nhs,
-            &format!("{} {} {}", &nhs[..3], &nhs[3..6], &nhs[6..]),
-            given,
-            family,
-            dob,
-        ] {
-            assert!(
-                !text.contains(needle),
-                "trainee response contains {needle}: {text}"
-            );
+        for needle in
+            [nhs, &format!("{} {} {}", &nhs[..3], &nhs[3..6], &nhs[6..]), given, family, dob]
+        {
+            assert!(!text.contains(needle), "trainee response contains {needle}: {text}");
         }
     }
     // A birth year alone would also identify; it must not appear in any value that is
@@ -599,65 +426,33 @@ async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
         for (key, value) in case.as_object().unwrap() {
             if !key.ends_with("id") {
                 let value = value.to_string();
-                assert!(
-                    !value.contains("1978") && !value.contains("1961"),
-                    "{key}: {value}"
-                );
+                assert!(!value.contains("1978") && !value.contains("1961"), "{key}: {value}");
             }
         }
     }
     assert_eq!(agenda.len(), 2);
+    assert!(agenda[0]["label"].as_str().unwrap().starts_with("Case 1 · "), "{text}");
     assert!(
-        agenda[0]["label"]
-            .as_str()
-            .unwrap()
-            .starts_with("Case 1 · "),
-        "{text}"
-    );
-    assert!(
-        agenda.iter().any(|c| c["label"]
-            .as_str()
-            .unwrap()
-            .ends_with("· F · 40–49 · hands")),
+        agenda.iter().any(|c| c["label"].as_str().unwrap().ends_with("· F · 40–49 · hands")),
         "{text}"
     );
     // A case read directly is de-identified too; private sessions show no cases.
     let id = agenda[0]["id"].as_str().unwrap();
-    let one = c
-        .get(&c.trainee, &format!("/api/cases/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let one = c.get(&c.trainee, &format!("/api/cases/{id}")).await.text().await.unwrap();
     assert!(
         !one.contains("9434765919") && !one.contains("9912003888") && !one.contains("Quibble"),
         "{one}"
     );
-    let other: Value = c
-        .get(&c.trainee, &format!("/api/sessions/{private}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let other: Value =
+        c.get(&c.trainee, &format!("/api/sessions/{private}")).await.json().await.unwrap();
     assert!(other["agenda"].is_null());
     // Consultants of the specialty see identifiers; urgent cases come first.
-    let full = c
-        .get(&c.consultant, &format!("/api/sessions/{teaching}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let full =
+        c.get(&c.consultant, &format!("/api/sessions/{teaching}")).await.text().await.unwrap();
     assert!(full.contains("9434765919") && full.contains("Thistlewood"));
-    let spinal: Value = c
-        .get(&c.spinal_physio, &format!("/api/sessions/{teaching}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        spinal["agenda"].is_null(),
-        "a practitioner who booked nothing here sees no cases"
-    );
+    let spinal: Value =
+        c.get(&c.spinal_physio, &format!("/api/sessions/{teaching}")).await.json().await.unwrap();
+    assert!(spinal["agenda"].is_null(), "a practitioner who booked nothing here sees no cases");
 }
 
 async fn agenda_puts_urgent_cases_first(backend: Backend) {
@@ -666,21 +461,12 @@ async fn agenda_puts_urgent_cases_first(backend: Backend) {
     let mut urgent = booking("9912003888");
     urgent["urgency"] = json!("urgent");
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919"))
-            .await
-            .status(),
+        c.book(&c.physio, &session, booking("9434765919")).await.status(),
         StatusCode::CREATED
     );
-    assert_eq!(
-        c.book(&c.physio, &session, urgent).await.status(),
-        StatusCode::CREATED
-    );
-    let shown: Value = c
-        .get(&c.consultant, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(c.book(&c.physio, &session, urgent).await.status(), StatusCode::CREATED);
+    let shown: Value =
+        c.get(&c.consultant, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     let order: Vec<&str> = shown["agenda"]
         .as_array()
         .unwrap()
@@ -719,12 +505,8 @@ async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
         }
     }
     assert_eq!((created, full), (10, 190));
-    let shown: Value = c
-        .get(&c.coordinator, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value =
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 10);
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 10);
 }
@@ -749,54 +531,30 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
         .collect();
     let (s1, s2, s3) = (&ids[0], &ids[1], &ids[2]);
     let booked = async |session: &str| -> i64 {
-        let v: Value = c
-            .get(&c.coordinator, &format!("/api/sessions/{session}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
         v["session"]["booked"].as_i64().unwrap()
     };
 
-    let a: Value = c
-        .book(&c.physio, s1, booking("9434765919"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a: Value = c.book(&c.physio, s1, booking("9434765919")).await.json().await.unwrap();
     let a_id = a["id"].as_str().unwrap();
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     assert_eq!(
-        upload(&c, &c.physio, a_id, "mri.png", "image/png", png)
-            .await
-            .status(),
+        upload(&c, &c.physio, a_id, "mri.png", "image/png", png).await.status(),
         StatusCode::CREATED
     );
-    let res = c
-        .post(
-            &c.physio,
-            &format!("/api/cases/{a_id}/move"),
-            json!({ "session_id": s2 }),
-        )
-        .await;
+    let res =
+        c.post(&c.physio, &format!("/api/cases/{a_id}/move"), json!({ "session_id": s2 })).await;
     assert_eq!(res.status(), StatusCode::OK);
     let moved: Value = res.json().await.unwrap();
     assert_ne!(moved["id"], a["id"]);
     assert_eq!(moved["moved_from"], a["id"]);
     assert_eq!(moved["session_id"].as_str(), Some(s2.as_str()));
     assert_eq!((booked(s1).await, booked(s2).await), (0, 1));
-    let old: Value = c
-        .get(&c.physio, &format!("/api/cases/{a_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let old: Value = c.get(&c.physio, &format!("/api/cases/{a_id}")).await.json().await.unwrap();
     assert_eq!(old["state"], "deferred", "the old booking stays as history");
     let files: Vec<Value> = c
-        .get(
-            &c.physio,
-            &format!("/api/cases/{}/attachments", moved["id"].as_str().unwrap()),
-        )
+        .get(&c.physio, &format!("/api/cases/{}/attachments", moved["id"].as_str().unwrap()))
         .await
         .json()
         .await
@@ -804,60 +562,29 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
     assert_eq!(files.len(), 1, "the moved case keeps its attachments");
     let moved_id = moved["id"].as_str().unwrap();
     let again = c
-        .post(
-            &c.physio,
-            &format!("/api/cases/{moved_id}/move"),
-            json!({ "session_id": s2 }),
-        )
+        .post(&c.physio, &format!("/api/cases/{moved_id}/move"), json!({ "session_id": s2 }))
         .await;
     assert_eq!(code(again).await.1, "same_session");
-    let deferred_again = c
-        .post(
-            &c.physio,
-            &format!("/api/cases/{a_id}/move"),
-            json!({ "session_id": s3 }),
-        )
-        .await;
+    let deferred_again =
+        c.post(&c.physio, &format!("/api/cases/{a_id}/move"), json!({ "session_id": s3 })).await;
     assert_eq!(code(deferred_again).await.1, "invalid_state");
 
-    let b: Value = c
-        .book(&c.physio, s1, booking("9912003888"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let b: Value = c.book(&c.physio, s1, booking("9912003888")).await.json().await.unwrap();
     let b_id = b["id"].as_str().unwrap();
-    let full = c
-        .post(
-            &c.physio,
-            &format!("/api/cases/{b_id}/move"),
-            json!({ "session_id": s2 }),
-        )
-        .await;
+    let full =
+        c.post(&c.physio, &format!("/api/cases/{b_id}/move"), json!({ "session_id": s2 })).await;
     assert_eq!(code(full).await.1, "session_full");
     let hidden = c
-        .post(
-            &c.spinal_physio,
-            &format!("/api/cases/{b_id}/move"),
-            json!({ "session_id": s3 }),
-        )
+        .post(&c.spinal_physio, &format!("/api/cases/{b_id}/move"), json!({ "session_id": s3 }))
         .await;
     assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
 
     // Cancelling s1 moves b past the full s2 into s3.
     assert_eq!(
-        c.post(&c.physio, &format!("/api/sessions/{s1}/cancel"), json!({}))
-            .await
-            .status(),
+        c.post(&c.physio, &format!("/api/sessions/{s1}/cancel"), json!({})).await.status(),
         StatusCode::FORBIDDEN
     );
-    let res = c
-        .post(
-            &c.coordinator,
-            &format!("/api/sessions/{s1}/cancel"),
-            json!({}),
-        )
-        .await;
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{s1}/cancel"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let report: Value = res.json().await.unwrap();
     assert_eq!(report["session"]["state"], "cancelled");
@@ -866,85 +593,50 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
     assert_eq!((booked(s1).await, booked(s3).await), (0, 1));
     // Cancelling s3, the last of the series, leaves its case to be rebooked.
     let report: Value = c
-        .post(
-            &c.coordinator,
-            &format!("/api/sessions/{s3}/cancel"),
-            json!({}),
-        )
+        .post(&c.coordinator, &format!("/api/sessions/{s3}/cancel"), json!({}))
         .await
         .json()
         .await
         .unwrap();
     let flagged = report["needs_rebooking"][0].as_str().unwrap().to_string();
-    let case: Value = c
-        .get(&c.physio, &format!("/api/cases/{flagged}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let case: Value =
+        c.get(&c.physio, &format!("/api/cases/{flagged}")).await.json().await.unwrap();
     assert_eq!(
         (case["state"].as_str(), case["needs_rebooking"].as_bool()),
         (Some("deferred"), Some(true))
     );
     assert_eq!(
-        code(
-            c.post(
-                &c.coordinator,
-                &format!("/api/sessions/{s3}/cancel"),
-                json!({})
-            )
+        code(c.post(&c.coordinator, &format!("/api/sessions/{s3}/cancel"), json!({})).await)
             .await
-        )
-        .await
-        .1,
+            .1,
         "invalid_state"
     );
     assert_eq!(
-        code(c.book(&c.physio, s3, booking("9449305552")).await)
-            .await
-            .1,
+        code(c.book(&c.physio, s3, booking("9449305552")).await).await.1,
         "session_not_bookable"
     );
 
     let store = c.app.state.store.clone();
     let subjects = eventually("the move and cancellation notices", async || {
-        let subjects: Vec<String> = store
-            .outbox_messages()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.subject)
-            .collect();
-        (subjects
-            .iter()
-            .filter(|s| s.starts_with("Case moved"))
-            .count()
-            == 2
+        let subjects: Vec<String> =
+            store.outbox_messages().await.unwrap().into_iter().map(|m| m.subject).collect();
+        (subjects.iter().filter(|s| s.starts_with("Case moved")).count() == 2
             && subjects.iter().any(|s| s.contains("please rebook")))
         .then_some(subjects)
     })
     .await;
-    assert!(subjects
-        .iter()
-        .all(|s| !s.contains("9434765919") && !s.contains("Quibble")));
+    assert!(subjects.iter().all(|s| !s.contains("9434765919") && !s.contains("Quibble")));
 }
 
 async fn the_chair_reorders_the_agenda(backend: Backend) {
     let c = Clinic::open(backend).await;
     let session = c.session(24 * 7, 5, false).await;
     for nhs in ["9434765919", "9912003888", "9449305552"] {
-        assert_eq!(
-            c.book(&c.physio, &session, booking(nhs)).await.status(),
-            StatusCode::CREATED
-        );
+        assert_eq!(c.book(&c.physio, &session, booking(nhs)).await.status(), StatusCode::CREATED);
     }
     let agenda = async || -> Vec<String> {
-        let v: Value = c
-            .get(&c.consultant, &format!("/api/sessions/{session}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            c.get(&c.consultant, &format!("/api/sessions/{session}")).await.json().await.unwrap();
         v["agenda"]
             .as_array()
             .unwrap()
@@ -965,19 +657,12 @@ async fn the_chair_reorders_the_agenda(backend: Backend) {
             .unwrap()
     };
     assert_eq!(put(&c.physio, &order).await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        code(put(&c.consultant, &order[..2]).await).await.1,
-        "agenda_changed"
-    );
+    assert_eq!(code(put(&c.consultant, &order[..2]).await).await.1, "agenda_changed");
     assert_eq!(put(&c.consultant, &order).await.status(), StatusCode::OK);
     assert_eq!(agenda().await, order);
     // A later booking joins the end.
-    let late: Value = c
-        .book(&c.physio, &session, booking("9876543210"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let late: Value =
+        c.book(&c.physio, &session, booking("9876543210")).await.json().await.unwrap();
     let now = agenda().await;
     assert_eq!(now.len(), 4, "{late}");
     assert_eq!(now[..3], order[..]);
@@ -990,9 +675,7 @@ async fn sqlite_lock_contention_is_a_503_with_retry_after() {
     use sqlx::{Connection, Executor};
     let c = Clinic::open_with(Backend::Sqlite, |s| s.database.busy_timeout_ms = 100).await;
     let session = c.session(24 * 7, 4, false).await;
-    let mut holder = sqlx::SqliteConnection::connect(&c.app.db.url)
-        .await
-        .unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&c.app.db.url).await.unwrap();
     holder.execute("BEGIN IMMEDIATE").await.unwrap();
     let res = c.book(&c.physio, &session, booking("9434765919")).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -1000,34 +683,21 @@ async fn sqlite_lock_contention_is_a_503_with_retry_after() {
     assert_eq!(code(res).await.1, "service_unavailable");
     holder.execute("ROLLBACK").await.unwrap();
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919"))
-            .await
-            .status(),
+        c.book(&c.physio, &session, booking("9434765919")).await.status(),
         StatusCode::CREATED
     );
-    let shown: Value = c
-        .get(&c.coordinator, &format!("/api/sessions/{session}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value =
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 1);
 }
 
 // ---- attachments ----------------------------------------------------------------
 
 async fn upload(
-    c: &Clinic,
-    token: &str,
-    case: &str,
-    name: &str,
-    mime: &str,
-    bytes: Vec<u8>,
+    c: &Clinic, token: &str, case: &str, name: &str, mime: &str, bytes: Vec<u8>,
 ) -> reqwest::Response {
-    let part = reqwest::multipart::Part::bytes(bytes)
-        .file_name(name.to_string())
-        .mime_str(mime)
-        .unwrap();
+    let part =
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()).mime_str(mime).unwrap();
     let form = reqwest::multipart::Form::new().part("file", part);
     c.app
         .http
@@ -1042,22 +712,14 @@ async fn upload(
 async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend) {
     let c = Clinic::open_with(backend, |s| s.data.attachment_max_bytes = 4096).await;
     let session = c.session(24 * 7, 4, true).await;
-    let case: Value = c
-        .book(&c.physio, &session, booking("9434765919"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let case: Value =
+        c.book(&c.physio, &session, booking("9434765919")).await.json().await.unwrap();
     let case = case["id"].as_str().unwrap().to_string();
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
     let blobs = || c.app.state.blobs.count();
     let listed = async || -> usize {
-        let l: Vec<Value> = c
-            .get(&c.physio, &format!("/api/cases/{case}/attachments"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let l: Vec<Value> =
+            c.get(&c.physio, &format!("/api/cases/{case}/attachments")).await.json().await.unwrap();
         l.len()
     };
 
@@ -1094,23 +756,11 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
     ] {
         let (got_status, got_code, body) =
             code(upload(&c, &c.physio, &case, name, mime, bytes).await).await;
-        assert_eq!(
-            (got_status, got_code.as_str()),
-            (status, expected),
-            "{name}: {body}"
-        );
+        assert_eq!((got_status, got_code.as_str()), (status, expected), "{name}: {body}");
     }
     assert_eq!((blobs(), listed().await), (0, 0));
 
-    let res = upload(
-        &c,
-        &c.physio,
-        &case,
-        "../../MRI lumbar.png",
-        "image/png",
-        png.clone(),
-    )
-    .await;
+    let res = upload(&c, &c.physio, &case, "../../MRI lumbar.png", "image/png", png.clone()).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let stored: Value = res.json().await.unwrap();
     use sha2::Digest;
@@ -1130,56 +780,33 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
     assert_eq!(letter.status(), StatusCode::CREATED);
     // The same bytes again are a second attachment but one stored blob.
     assert_eq!(
-        upload(&c, &c.physio, &case, "again.png", "image/png", png.clone())
-            .await
-            .status(),
+        upload(&c, &c.physio, &case, "again.png", "image/png", png.clone()).await.status(),
         StatusCode::CREATED
     );
     assert_eq!((blobs(), listed().await), (2, 3));
 
     let id = stored["id"].as_str().unwrap();
-    let res = c
-        .get(&c.consultant, &format!("/api/attachments/{id}"))
-        .await;
+    let res = c.get(&c.consultant, &format!("/api/attachments/{id}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers().clone();
     assert_eq!(h["content-type"], "image/png");
-    assert_eq!(
-        h["content-disposition"],
-        "attachment; filename=\"MRI lumbar.png\""
-    );
+    assert_eq!(h["content-disposition"], "attachment; filename=\"MRI lumbar.png\"");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.unwrap().to_vec(), png);
     // Trainees (even at a teaching session) and other specialties never get the bytes.
     for token in [&c.trainee, &c.spinal_physio] {
         assert_eq!(
-            c.get(token, &format!("/api/attachments/{id}"))
-                .await
-                .status(),
+            c.get(token, &format!("/api/attachments/{id}")).await.status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            upload(&c, token, &case, "x.png", "image/png", png.clone())
-                .await
-                .status(),
+            upload(&c, token, &case, "x.png", "image/png", png.clone()).await.status(),
             StatusCode::NOT_FOUND
         );
     }
     let audit = c.app.state.store.audit_events().await.unwrap();
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.action == "attachment_uploaded")
-            .count(),
-        3
-    );
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.action == "attachment_downloaded")
-            .count(),
-        1
-    );
+    assert_eq!(audit.iter().filter(|e| e.action == "attachment_uploaded").count(), 3);
+    assert_eq!(audit.iter().filter(|e| e.action == "attachment_downloaded").count(), 1);
 }
 
 // ---- mail -----------------------------------------------------------------------
@@ -1213,9 +840,7 @@ fn delivered(dir: &std::path::Path) -> Vec<Delivered> {
             let mut text = String::new();
             let mut calendar = None;
             fn walk(
-                part: &mailparse::ParsedMail,
-                text: &mut String,
-                calendar: &mut Option<String>,
+                part: &mailparse::ParsedMail, text: &mut String, calendar: &mut Option<String>,
             ) {
                 if part.subparts.is_empty() {
                     let body = part.get_body().unwrap_or_default();
@@ -1230,12 +855,7 @@ fn delivered(dir: &std::path::Path) -> Vec<Delivered> {
                 }
             }
             walk(&mail, &mut text, &mut calendar);
-            Delivered {
-                to,
-                subject,
-                text,
-                calendar,
-            }
+            Delivered { to, subject, text, calendar }
         })
         .collect()
 }
@@ -1245,38 +865,20 @@ fn check_invitation(ics: &str, session: &str, attendee: &str) {
     use icalendar::Component;
     let calendar: icalendar::Calendar = ics.parse().expect("the .ics part parses");
     assert_eq!(calendar.property_value("METHOD"), Some("REQUEST"), "{ics}");
-    let event = calendar
-        .components
-        .iter()
-        .find_map(|c| c.as_event())
-        .expect("a VEVENT");
-    assert_eq!(
-        event.get_uid(),
-        Some(format!("session-{session}@mdt-coordinator").as_str())
-    );
+    let event = calendar.components.iter().find_map(|c| c.as_event()).expect("a VEVENT");
+    assert_eq!(event.get_uid(), Some(format!("session-{session}@mdt-coordinator").as_str()));
     assert!(event.get_start().is_some() && event.get_end().is_some());
-    assert!(
-        ics.contains(&format!("ATTENDEE:mailto:{attendee}")),
-        "{ics}"
-    );
+    assert!(ics.contains(&format!("ATTENDEE:mailto:{attendee}")), "{ics}");
 }
 
 async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) {
     let c = Clinic::open(backend).await;
     let session = c.session(24 * 7, 4, false).await;
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919"))
-            .await
-            .status(),
+        c.book(&c.physio, &session, booking("9434765919")).await.status(),
         StatusCode::CREATED
     );
-    let res = c
-        .post(
-            &c.coordinator,
-            &format!("/api/sessions/{session}/publish"),
-            json!({}),
-        )
-        .await;
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let dir = c.app.db.dir.path().join("outbox");
     // The confirmation, and one invitation each for the chair and the referrer.
@@ -1285,25 +887,12 @@ async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) 
         (m.len() == 3).then_some(m)
     })
     .await;
-    let confirmation = mail
-        .iter()
-        .find(|m| m.subject.starts_with("Case booked"))
-        .expect("confirmation");
-    assert!(
-        confirmation.to.contains("physio@example.org"),
-        "{}",
-        confirmation.to
-    );
+    let confirmation =
+        mail.iter().find(|m| m.subject.starts_with("Case booked")).expect("confirmation");
+    assert!(confirmation.to.contains("physio@example.org"), "{}", confirmation.to);
     let mut invited: Vec<&str> = Vec::new();
-    for invitation in mail
-        .iter()
-        .filter(|m| m.subject.starts_with("Agenda published"))
-    {
-        assert!(
-            !invitation.to.contains(','),
-            "one recipient per invitation: {}",
-            invitation.to
-        );
+    for invitation in mail.iter().filter(|m| m.subject.starts_with("Agenda published")) {
+        assert!(!invitation.to.contains(','), "one recipient per invitation: {}", invitation.to);
         check_invitation(
             invitation.calendar.as_deref().expect("calendar part"),
             &session,
@@ -1314,13 +903,7 @@ async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) 
     invited.sort();
     assert_eq!(invited, ["chair@example.org", "physio@example.org"]);
     for m in &mail {
-        for secret in [
-            "9434765919",
-            "943 476 5919",
-            "Hermione",
-            "Quibble",
-            "1978-05-17",
-        ] {
+        for secret in ["9434765919", "943 476 5919", "Hermione", "Quibble", "1978-05-17"] {
             assert!(
                 !m.subject.contains(secret) && !m.text.contains(secret),
                 "{secret} in an email"
@@ -1350,9 +933,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
     .await;
     let session = c.session(24 * 7, 4, false).await;
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919"))
-            .await
-            .status(),
+        c.book(&c.physio, &session, booking("9434765919")).await.status(),
         StatusCode::CREATED
     );
     let first = eventually("the booking confirmation over SMTP", async || {
@@ -1365,13 +946,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
 
     // The relay goes down: the invitation waits in the outbox, retried, not lost.
     drop(sink);
-    let res = c
-        .post(
-            &c.coordinator,
-            &format!("/api/sessions/{session}/publish"),
-            json!({}),
-        )
-        .await;
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let store = c.app.state.store.clone();
     eventually("a failed delivery attempt", async || {
@@ -1392,10 +967,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
     })
     .await;
     let mut invited: Vec<&str> = Vec::new();
-    for invitation in all
-        .iter()
-        .filter(|m| m.subject.starts_with("Agenda published"))
-    {
+    for invitation in all.iter().filter(|m| m.subject.starts_with("Agenda published")) {
         check_invitation(
             invitation.calendar.as_deref().expect("calendar part"),
             &session,
@@ -1435,20 +1007,13 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
     let s2 = c.session(24 * 14, 6, false).await;
     let s3 = c.session(24 * 21, 6, false).await;
     let booked = async |session: &str| {
-        let res = c
-            .get(&c.coordinator, &format!("/api/sessions/{session}"))
-            .await;
+        let res = c.get(&c.coordinator, &format!("/api/sessions/{session}")).await;
         let body: Value = res.json().await.unwrap();
         body["session"]["booked"].as_u64().unwrap()
     };
     const JO: &str = "943 476 5919";
-    let res = c
-        .book(
-            &c.physio,
-            &s1,
-            patient_booking(JO, "Jo", "Specimen", "1962-11-30", false),
-        )
-        .await;
+    let res =
+        c.book(&c.physio, &s1, patient_booking(JO, "Jo", "Specimen", "1962-11-30", false)).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let first: Value = res.json().await.unwrap();
     let first = first["id"].as_str().unwrap().to_string();
@@ -1461,19 +1026,13 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
         (StatusCode::CONFLICT, "patient_details_conflict"),
         "{body}"
     );
-    assert!(
-        body.get("recorded").is_none(),
-        "a stranger to the record is not shown it: {body}"
-    );
+    assert!(body.get("recorded").is_none(), "a stranger to the record is not shown it: {body}");
     // ... nor even which detail differs (no probing of a stranger's details).
     assert!(body.get("fields").is_none(), "{body}");
     assert_eq!(booked(&s2).await, 0, "nothing was written");
     // The referrer of Jo's case is shown the record, and the read is audited.
     let (status, code_, body) = code(c.book(&c.physio, &s2, robin(false)).await).await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (StatusCode::CONFLICT, "patient_details_conflict")
-    );
+    assert_eq!((status, code_.as_str()), (StatusCode::CONFLICT, "patient_details_conflict"));
     assert_eq!(
         body["recorded"],
         json!({"given_name": "Jo", "family_name": "Specimen", "date_of_birth": "1962-11-30"})
@@ -1484,20 +1043,12 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
         && e.details.to_string().contains("patient_details_conflict")));
     // Confirming does not change a date of birth, except from a coordinator.
     let (status, code_, _) = code(c.book(&c.physio, &s2, robin(true)).await).await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (StatusCode::CONFLICT, "patient_details_conflict")
-    );
+    assert_eq!((status, code_.as_str()), (StatusCode::CONFLICT, "patient_details_conflict"));
     assert_eq!(booked(&s2).await, 0);
 
     // The same person in other capitals is the same person.
-    let res = c
-        .book(
-            &c.physio,
-            &s2,
-            patient_booking(JO, "JO", "specimen", "1962-11-30", false),
-        )
-        .await;
+    let res =
+        c.book(&c.physio, &s2, patient_booking(JO, "JO", "specimen", "1962-11-30", false)).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // A change of name: refused unconfirmed, and from someone who may not see the record;
     // confirmed by the referrer, it changes the record and every case of the patient.
@@ -1515,18 +1066,11 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
     let case: Value = res.json().await.unwrap();
     assert_eq!(case["patient"]["family_name"], "Example", "{case}");
     let audit = c.app.state.store.audit_events().await.unwrap();
-    let updated: Vec<_> = audit
-        .iter()
-        .filter(|e| e.action == "patient_updated")
-        .collect();
+    let updated: Vec<_> = audit.iter().filter(|e| e.action == "patient_updated").collect();
     // Each of the patient's three cases records the change.
     assert_eq!(updated.len(), 3);
-    assert!(updated
-        .iter()
-        .all(|e| e.details.to_string().contains("name")));
-    assert!(updated
-        .iter()
-        .any(|e| e.record_id.as_deref() == Some(first.as_str())));
+    assert!(updated.iter().all(|e| e.details.to_string().contains("name")));
+    assert!(updated.iter().any(|e| e.record_id.as_deref() == Some(first.as_str())));
 
     // A coordinator corrects the date of birth while booking.
     let s4 = c.session(24 * 28, 6, false).await;
@@ -1542,62 +1086,35 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
         "nhs_number": JO, "given_name": "Jo", "family_name": "Specimen",
         "date_of_birth": "1962-11-30", "reason": "Date of birth keyed wrongly",
     });
-    let (status, code_, _) = code(
-        c.post(&c.physio, "/api/patients/correction", correction.clone())
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (StatusCode::FORBIDDEN, "forbidden")
-    );
+    let (status, code_, _) =
+        code(c.post(&c.physio, "/api/patients/correction", correction.clone()).await).await;
+    assert_eq!((status, code_.as_str()), (StatusCode::FORBIDDEN, "forbidden"));
     let mut unknown = correction.clone();
     unknown["nhs_number"] = json!("9912003888");
-    let (status, _, _) = code(
-        c.post(&c.coordinator, "/api/patients/correction", unknown)
-            .await,
-    )
-    .await;
+    let (status, _, _) =
+        code(c.post(&c.coordinator, "/api/patients/correction", unknown).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let mut bad = correction.clone();
     bad["reason"] = json!("  ");
-    let (status, _, _) = code(
-        c.post(&c.coordinator, "/api/patients/correction", bad)
-            .await,
-    )
-    .await;
+    let (status, _, _) = code(c.post(&c.coordinator, "/api/patients/correction", bad).await).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let res = c
-        .post(&c.coordinator, "/api/patients/correction", correction)
-        .await;
+    let res = c.post(&c.coordinator, "/api/patients/correction", correction).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["cases_updated"], 4);
     let res = c.get(&c.physio, &format!("/api/cases/{first}")).await;
     let case: Value = res.json().await.unwrap();
     assert_eq!(
-        (
-            case["patient"]["family_name"].as_str(),
-            case["patient"]["date_of_birth"].as_str()
-        ),
+        (case["patient"]["family_name"].as_str(), case["patient"]["date_of_birth"].as_str()),
         (Some("Specimen"), Some("1962-11-30"))
     );
     let audit = c.app.state.store.audit_events().await.unwrap();
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.action == "patient_corrected")
-            .count(),
-        4
-    );
+    assert_eq!(audit.iter().filter(|e| e.action == "patient_corrected").count(), 4);
     // A fresh register has nothing to reconcile; only coordinators may look.
     let res = c.get(&c.coordinator, "/api/patients/conflicts").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
-    assert_eq!(
-        c.get(&c.physio, "/api/patients/conflicts").await.status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(c.get(&c.physio, "/api/patients/conflicts").await.status(), StatusCode::FORBIDDEN);
 }
 
 /// Two referrers book one new NHS number for two different people at the same instant,
@@ -1611,24 +1128,12 @@ async fn two_people_under_one_new_nhs_number_at_once(backend: Backend) {
     let numbers: Vec<String> = nhs_numbers(400).split_off(380);
     for nhs in &numbers {
         let (a, b) = tokio::join!(
-            c.book(
-                &c.physio,
-                &s1,
-                patient_booking(nhs, "Ann", "First", "1970-01-01", false)
-            ),
-            c.book(
-                &other_physio,
-                &s2,
-                patient_booking(nhs, "Bea", "Second", "1980-01-01", false)
-            ),
+            c.book(&c.physio, &s1, patient_booking(nhs, "Ann", "First", "1970-01-01", false)),
+            c.book(&other_physio, &s2, patient_booking(nhs, "Bea", "Second", "1980-01-01", false)),
         );
         let mut statuses = [a.status(), b.status()];
         statuses.sort();
-        assert_eq!(
-            statuses,
-            [StatusCode::CREATED, StatusCode::CONFLICT],
-            "{nhs}"
-        );
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{nhs}");
     }
 }
 
@@ -1665,10 +1170,7 @@ async fn conflicting_records_wait_for_a_coordinator(backend: Backend) {
     assert_eq!(list[0]["nhs_number"], x);
     let variants = list[0]["variants"].as_array().unwrap();
     assert_eq!(variants.len(), 2, "{list}");
-    let robin_variant = variants
-        .iter()
-        .find(|v| v["given_name"] == "Robin")
-        .unwrap();
+    let robin_variant = variants.iter().find(|v| v["given_name"] == "Robin").unwrap();
     assert_eq!(robin_variant["date_of_birth"], "1958-02-01");
     assert_eq!(robin_variant["case_ids"], json!([robin["id"]]));
     let audit = c.app.state.store.audit_events().await.unwrap();
@@ -1682,10 +1184,7 @@ async fn conflicting_records_wait_for_a_coordinator(backend: Backend) {
     let (status, code_, body) = code(c.book(&other_physio, &s1, rename).await).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(code_, "patient_details_conflict");
-    assert!(
-        body.get("recorded").is_none() && body.get("fields").is_none(),
-        "{body}"
-    );
+    assert!(body.get("recorded").is_none() && body.get("fields").is_none(), "{body}");
     let res = c.get(&c.coordinator, &format!("/api/sessions/{s1}")).await;
     let session: Value = res.json().await.unwrap();
     assert_eq!(session["session"]["booked"], 1, "nothing was booked");
@@ -1693,9 +1192,7 @@ async fn conflicting_records_wait_for_a_coordinator(backend: Backend) {
     // The coordinator settles it; the number is no longer listed.
     let fix = json!({"nhs_number": x, "given_name": "Hermione", "family_name": "Quibble",
                      "date_of_birth": "1978-05-17", "reason": "Robin's number was mistyped"});
-    let res = c
-        .post(&c.coordinator, "/api/patients/correction", fix)
-        .await;
+    let res = c.post(&c.coordinator, "/api/patients/correction", fix).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = c.get(&c.coordinator, "/api/patients/conflicts").await;
     assert_eq!(res.json::<Value>().await.unwrap(), json!([]));

@@ -35,10 +35,7 @@ fn new_user(email: &str, role: Role, specialties: &[&str]) -> NewUser {
         email: EmailAddress::parse(email).unwrap(),
         name: PersonName::parse("Test Person").unwrap(),
         role,
-        specialties: specialties
-            .iter()
-            .map(|s| Specialty::parse(s).unwrap())
-            .collect(),
+        specialties: specialties.iter().map(|s| Specialty::parse(s).unwrap()).collect(),
         password_hash: "$argon2id$not-a-real-hash".into(),
     }
 }
@@ -53,41 +50,22 @@ fn conflict_code(e: StoreError) -> &'static str {
 
 async fn users_and_specialties(backend: Backend) {
     let (_db, store) = fresh(backend).await;
-    let names: Vec<String> = store
-        .list_specialties()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let names: Vec<String> =
+        store.list_specialties().await.unwrap().iter().map(|s| s.to_string()).collect();
     assert_eq!(names, ["pain", "rheumatology", "spinal"]);
 
-    let jo = new_user(
-        "Jo@Example.org",
-        Role::Consultant,
-        &["spinal", "pain", "pain"],
-    );
-    let u = store
-        .create_user(jo.clone(), created().record(jo.id))
-        .await
-        .unwrap();
+    let jo = new_user("Jo@Example.org", Role::Consultant, &["spinal", "pain", "pain"]);
+    let u = store.create_user(jo.clone(), created().record(jo.id)).await.unwrap();
     assert_eq!(u.id, jo.id);
     assert_eq!(u.email.as_str(), "jo@example.org");
     let again = store.user(u.id).await.unwrap().unwrap();
     assert_eq!(
-        again
-            .specialties
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>(),
+        again.specialties.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         ["pain", "spinal"]
     );
     assert_eq!(again.role, Role::Consultant);
-    let creds = store
-        .credentials(&EmailAddress::parse("jo@example.org").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let creds =
+        store.credentials(&EmailAddress::parse("jo@example.org").unwrap()).await.unwrap().unwrap();
     assert_eq!(creds.user_id, u.id);
     assert_eq!(creds.password_hash, "$argon2id$not-a-real-hash");
     assert!(creds.active);
@@ -99,10 +77,7 @@ async fn users_and_specialties(backend: Backend) {
     // The account and its audit event were written together.
     let audit = store.audit_events().await.unwrap();
     assert_eq!(audit.len(), 1);
-    assert_eq!(
-        audit[0].record_id.as_deref(),
-        Some(u.id.to_string().as_str())
-    );
+    assert_eq!(audit[0].record_id.as_deref(), Some(u.id.to_string().as_str()));
 
     let dup = store
         .create_user(new_user("jo@example.org", Role::Trainee, &[]), created())
@@ -128,16 +103,10 @@ async fn users_and_specialties(backend: Backend) {
     assert_eq!(store.audit_events().await.unwrap().len(), 1);
 
     store
-        .add_specialty(
-            &Specialty::parse("foot-and-ankle").unwrap(),
-            "Foot and ankle",
-        )
+        .add_specialty(&Specialty::parse("foot-and-ankle").unwrap(), "Foot and ankle")
         .await
         .unwrap();
-    let e = store
-        .add_specialty(&Specialty::parse("pain").unwrap(), "Pain")
-        .await
-        .unwrap_err();
+    let e = store.add_specialty(&Specialty::parse("pain").unwrap(), "Pain").await.unwrap_err();
     assert_eq!(conflict_code(e), "specialty_exists");
     store
         .create_user(
@@ -151,10 +120,7 @@ async fn users_and_specialties(backend: Backend) {
 }
 
 fn token(
-    hash: char,
-    family: uuid::Uuid,
-    user: UserId,
-    now: chrono::DateTime<Utc>,
+    hash: char, family: uuid::Uuid, user: UserId, now: chrono::DateTime<Utc>,
 ) -> NewRefreshToken {
     NewRefreshToken {
         token_hash: hash.to_string().repeat(64),
@@ -167,64 +133,28 @@ fn token(
 
 async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
     let (_db, store) = fresh(backend).await;
-    let u = store
-        .create_user(new_user("jo@example.org", Role::Trainee, &[]), created())
-        .await
-        .unwrap();
+    let u =
+        store.create_user(new_user("jo@example.org", Role::Trainee, &[]), created()).await.unwrap();
     let h = |c: char| c.to_string().repeat(64);
     let now = Utc::now();
     let later = now + Duration::days(2);
     let family = uuid::Uuid::new_v4();
-    store
-        .insert_refresh_token(&token('a', family, u.id, now), signed_in())
-        .await
-        .unwrap();
-    assert_eq!(
-        store.audit_events().await.unwrap().len(),
-        2,
-        "sign-in audited with its token"
-    );
+    store.insert_refresh_token(&token('a', family, u.id, now), signed_in()).await.unwrap();
+    assert_eq!(store.audit_events().await.unwrap().len(), 2, "sign-in audited with its token");
 
-    let rotated = store
-        .rotate_refresh_token(&h('a'), &h('b'), now, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        rotated,
-        RefreshOutcome::Rotated {
-            user_id: u.id,
-            family_id: family
-        }
-    );
-    let rotated = store
-        .rotate_refresh_token(&h('b'), &h('c'), now, later)
-        .await
-        .unwrap();
+    let rotated = store.rotate_refresh_token(&h('a'), &h('b'), now, later).await.unwrap();
+    assert_eq!(rotated, RefreshOutcome::Rotated { user_id: u.id, family_id: family });
+    let rotated = store.rotate_refresh_token(&h('b'), &h('c'), now, later).await.unwrap();
     assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
     // Presenting "a" again is reuse: the family dies, including the current "c".
-    let reused = store
-        .rotate_refresh_token(&h('a'), &h('d'), now, later)
-        .await
-        .unwrap();
+    let reused = store.rotate_refresh_token(&h('a'), &h('d'), now, later).await.unwrap();
+    assert_eq!(reused, RefreshOutcome::Reused { user_id: u.id, family_id: family });
     assert_eq!(
-        reused,
-        RefreshOutcome::Reused {
-            user_id: u.id,
-            family_id: family
-        }
-    );
-    assert_eq!(
-        store
-            .rotate_refresh_token(&h('c'), &h('e'), now, later)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token(&h('c'), &h('e'), now, later).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(
-        store
-            .rotate_refresh_token(&h('z'), &h('y'), now, later)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token(&h('z'), &h('y'), now, later).await.unwrap(),
         RefreshOutcome::Invalid
     );
 
@@ -233,10 +163,8 @@ async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
         .insert_refresh_token(&token('f', uuid::Uuid::new_v4(), u.id, now), signed_in())
         .await
         .unwrap();
-    let expired = store
-        .rotate_refresh_token(&h('f'), &h('g'), now + Duration::days(3), later)
-        .await
-        .unwrap();
+    let expired =
+        store.rotate_refresh_token(&h('f'), &h('g'), now + Duration::days(3), later).await.unwrap();
     assert_eq!(expired, RefreshOutcome::Invalid);
 
     // Rotation never extends a family past its first token's expiry: "j" was asked to
@@ -245,17 +173,11 @@ async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
         .insert_refresh_token(&token('i', uuid::Uuid::new_v4(), u.id, now), signed_in())
         .await
         .unwrap();
-    let rotated = store
-        .rotate_refresh_token(&h('i'), &h('j'), now, later)
-        .await
-        .unwrap();
+    let rotated = store.rotate_refresh_token(&h('i'), &h('j'), now, later).await.unwrap();
     assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
     let past_family = now + Duration::hours(25);
     assert_eq!(
-        store
-            .rotate_refresh_token(&h('j'), &h('k'), past_family, later)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token(&h('j'), &h('k'), past_family, later).await.unwrap(),
         RefreshOutcome::Invalid
     );
 
@@ -266,10 +188,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_family(backend: Backend) {
         .unwrap();
     store.revoke_refresh_family(&h('m'), now).await.unwrap();
     assert_eq!(
-        store
-            .rotate_refresh_token(&h('m'), &h('n'), now, later)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token(&h('m'), &h('n'), now, later).await.unwrap(),
         RefreshOutcome::Invalid
     );
 }
@@ -291,18 +210,12 @@ async fn audit_is_append_only_and_tamper_evident(backend: Backend) {
     assert_eq!(events[1].prev_hash, events[0].hash);
     assert!(store.verify_audit().await.unwrap().is_intact());
 
-    let update = db
-        .raw("UPDATE audit_events SET action = 'nothing' WHERE seq = 2")
-        .await;
+    let update = db.raw("UPDATE audit_events SET action = 'nothing' WHERE seq = 2").await;
     assert!(update.unwrap_err().contains("append-only"));
     let delete = db.raw("DELETE FROM audit_events WHERE seq = 1").await;
     assert!(delete.unwrap_err().contains("append-only"));
     if backend == Backend::Postgres {
-        assert!(db
-            .raw("TRUNCATE audit_events")
-            .await
-            .unwrap_err()
-            .contains("append-only"));
+        assert!(db.raw("TRUNCATE audit_events").await.unwrap_err().contains("append-only"));
     }
     assert!(store.verify_audit().await.unwrap().is_intact());
 
@@ -327,9 +240,7 @@ async fn concurrent_audit_appends_keep_one_chain(backend: Backend) {
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                store
-                    .append_audit(NewAuditEvent::new("login_failed", "user").record(i))
-                    .await
+                store.append_audit(NewAuditEvent::new("login_failed", "user").record(i)).await
             })
         })
         .collect();
@@ -343,10 +254,7 @@ async fn concurrent_audit_appends_keep_one_chain(backend: Backend) {
 
 async fn seeded_series(store: &DynStore, capacity: u32) -> Vec<Session> {
     let chair = store
-        .create_user(
-            new_user("chair@example.org", Role::Consultant, &["rheumatology"]),
-            created(),
-        )
+        .create_user(new_user("chair@example.org", Role::Consultant, &["rheumatology"]), created())
         .await
         .unwrap();
     let first = Utc::now().date_naive() + Duration::days(7);
@@ -369,9 +277,7 @@ async fn seeded_series(store: &DynStore, capacity: u32) -> Vec<Session> {
         .await
         .unwrap();
     assert_eq!(sessions.len(), 3);
-    assert!(sessions
-        .iter()
-        .all(|s| s.series_id == Some(series.id) && s.booked == 0));
+    assert!(sessions.iter().all(|s| s.series_id == Some(series.id) && s.booked == 0));
     let stored = store.session(sessions[0].id).await.unwrap().unwrap();
     assert_eq!(stored.starts_at, sessions[0].starts_at);
     assert_eq!(stored.state, SessionState::Scheduled);
@@ -430,77 +336,36 @@ async fn booking_rules(backend: Backend) {
         .unwrap();
     let now = Utc::now();
     store
-        .book_case(
-            a_case(&sessions[0], physio.id, "9912003888"),
-            booked(),
-            Vec::new(),
-            now,
-        )
+        .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), Vec::new(), now)
         .await
         .unwrap();
     let dup = store
-        .book_case(
-            a_case(&sessions[0], physio.id, "9912003888"),
-            booked(),
-            Vec::new(),
-            now,
-        )
+        .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), Vec::new(), now)
         .await
         .unwrap_err();
     assert_eq!(conflict_code(dup), "duplicate_case");
     store
-        .book_case(
-            a_case(&sessions[0], physio.id, "9449305552"),
-            booked(),
-            Vec::new(),
-            now,
-        )
+        .book_case(a_case(&sessions[0], physio.id, "9449305552"), booked(), Vec::new(), now)
         .await
         .unwrap();
     let full = store
-        .book_case(
-            a_case(&sessions[0], physio.id, "9434765919"),
-            booked(),
-            Vec::new(),
-            now,
-        )
+        .book_case(a_case(&sessions[0], physio.id, "9434765919"), booked(), Vec::new(), now)
         .await
         .unwrap_err();
     assert_eq!(conflict_code(full), "session_full");
-    assert_eq!(
-        store.session(sessions[0].id).await.unwrap().unwrap().booked,
-        2
-    );
+    assert_eq!(store.session(sessions[0].id).await.unwrap().unwrap().booked, 2);
 
     let late = sessions[1].starts_at - Duration::hours(47);
     let closed = store
-        .book_case(
-            a_case(&sessions[1], physio.id, "9434765919"),
-            booked(),
-            Vec::new(),
-            late,
-        )
+        .book_case(a_case(&sessions[1], physio.id, "9434765919"), booked(), Vec::new(), late)
         .await
         .unwrap_err();
     assert_eq!(conflict_code(closed), "booking_closed");
-    assert_eq!(
-        store.session(sessions[1].id).await.unwrap().unwrap().booked,
-        0
-    );
+    assert_eq!(store.session(sessions[1].id).await.unwrap().unwrap().booked, 0);
 
-    let missing = Session {
-        id: uuid::Uuid::new_v4(),
-        ..sessions[2].clone()
-    };
+    let missing = Session { id: uuid::Uuid::new_v4(), ..sessions[2].clone() };
     assert!(matches!(
-        store
-            .book_case(
-                a_case(&missing, physio.id, "9434765919"),
-                booked(),
-                Vec::new(),
-                now
-            )
-            .await,
+        store.book_case(a_case(&missing, physio.id, "9434765919"), booked(), Vec::new(), now).await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -509,28 +374,16 @@ async fn booking_rules(backend: Backend) {
         Backend::Sqlite => format!("'{}'", sessions[0].id),
         Backend::Postgres => format!("'{}'::uuid", sessions[0].id),
     };
-    assert!(db
-        .raw(&format!("UPDATE sessions SET booked = 3 WHERE id = {id}"))
-        .await
-        .is_err());
+    assert!(db.raw(&format!("UPDATE sessions SET booked = 3 WHERE id = {id}")).await.is_err());
 
     // Closed and cancelled sessions take no bookings.
     let id2 = match backend {
         Backend::Sqlite => format!("'{}'", sessions[2].id),
         Backend::Postgres => format!("'{}'::uuid", sessions[2].id),
     };
-    db.raw(&format!(
-        "UPDATE sessions SET state = 'cancelled' WHERE id = {id2}"
-    ))
-    .await
-    .unwrap();
+    db.raw(&format!("UPDATE sessions SET state = 'cancelled' WHERE id = {id2}")).await.unwrap();
     let e = store
-        .book_case(
-            a_case(&sessions[2], physio.id, "9434765919"),
-            booked(),
-            Vec::new(),
-            now,
-        )
+        .book_case(a_case(&sessions[2], physio.id, "9434765919"), booked(), Vec::new(), now)
         .await
         .unwrap_err();
     assert_eq!(conflict_code(e), "session_not_bookable");
@@ -543,10 +396,7 @@ async fn booking_rules(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(withdrawn.state, CaseState::Withdrawn);
-    assert_eq!(
-        store.session(sessions[0].id).await.unwrap().unwrap().booked,
-        1
-    );
+    assert_eq!(store.session(sessions[0].id).await.unwrap().unwrap().booked, 1);
     let again = store
         .withdraw_case(agenda[0].id, NewAuditEvent::new("case_withdrawn", "case"))
         .await
@@ -554,20 +404,11 @@ async fn booking_rules(backend: Backend) {
     assert_eq!(conflict_code(again), "invalid_state");
     let mut keyed = a_case(&sessions[0], physio.id, "9434765919");
     keyed.idempotency_key = Some("retry-1".into());
-    let first = store
-        .book_case(keyed.clone(), booked(), Vec::new(), now)
-        .await
-        .unwrap();
-    let second = store
-        .book_case(keyed, booked(), Vec::new(), now)
-        .await
-        .unwrap();
+    let first = store.book_case(keyed.clone(), booked(), Vec::new(), now).await.unwrap();
+    let second = store.book_case(keyed, booked(), Vec::new(), now).await.unwrap();
     assert!(!first.replayed && second.replayed);
     assert_eq!(first.case.id, second.case.id);
-    assert_eq!(
-        store.session(sessions[0].id).await.unwrap().unwrap().booked,
-        2
-    );
+    assert_eq!(store.session(sessions[0].id).await.unwrap().unwrap().booked, 2);
     assert_eq!(store.referrer_cases(physio.id).await.unwrap().len(), 3);
     let loaded = store.case(first.case.id).await.unwrap().unwrap();
     assert_eq!(loaded.patient.nhs_number.as_str(), "9434765919");
@@ -589,11 +430,9 @@ async fn no_overbooking_under_a_race(backend: Backend) {
         .map(|nhs| {
             let store = Arc::clone(&store);
             let case = a_case(&sessions[0], physio.id, &nhs);
-            tokio::spawn(async move {
-                store
-                    .book_case(case, booked(), Vec::new(), Utc::now())
-                    .await
-            })
+            tokio::spawn(
+                async move { store.book_case(case, booked(), Vec::new(), Utc::now()).await },
+            )
         })
         .collect();
     let mut booked = 0;
@@ -604,10 +443,7 @@ async fn no_overbooking_under_a_race(backend: Backend) {
         }
     }
     assert_eq!(booked, 3);
-    assert_eq!(
-        store.session(sessions[0].id).await.unwrap().unwrap().booked,
-        3
-    );
+    assert_eq!(store.session(sessions[0].id).await.unwrap().unwrap().booked, 3);
 }
 
 /// Mentorship and attendance (issue 7): contracts refuse overlaps in one arm; a log and
@@ -630,10 +466,7 @@ async fn mentorship_and_attendance(backend: Backend) {
         .await
         .unwrap();
     let trainee = store
-        .create_user(
-            new_user("trainee@example.org", Role::Trainee, &["rheumatology"]),
-            created(),
-        )
+        .create_user(new_user("trainee@example.org", Role::Trainee, &["rheumatology"]), created())
         .await
         .unwrap();
     let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
@@ -665,18 +498,11 @@ async fn mentorship_and_attendance(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(conflict_code(overlapping), "contract_overlaps");
-    store
-        .create_mentorship_contract(&contract("2025-07-01", None), created())
-        .await
-        .unwrap();
+    store.create_mentorship_contract(&contract("2025-07-01", None), created()).await.unwrap();
     let stored = store.mentorship_contracts(Some(chair)).await.unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0], first);
-    assert!(store
-        .mentorship_contracts(Some(physio.id))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.mentorship_contracts(Some(physio.id)).await.unwrap().is_empty());
 
     let nhs = nhs_numbers(2);
     let now = Utc::now();
@@ -689,34 +515,19 @@ async fn mentorship_and_attendance(backend: Backend) {
             .case;
         cases.push(case.id);
     }
-    let at = |d: &str| {
-        format!("{d}T09:00:00Z")
-            .parse::<chrono::DateTime<Utc>>()
-            .unwrap()
-    };
+    let at = |d: &str| format!("{d}T09:00:00Z").parse::<chrono::DateTime<Utc>>().unwrap();
     let flag = NewAuditEvent::new("case_flagged_for_mentorship", "case");
     let (f, created_now) = store
         .flag_for_mentorship(cases[0], physio.id, flag.clone(), at("2025-04-01"))
         .await
         .unwrap();
     assert!(created_now);
-    assert_eq!(
-        (f.specialty.as_str(), f.flagged_on),
-        ("rheumatology", day("2025-04-01"))
-    );
-    let (_, again) = store
-        .flag_for_mentorship(cases[0], chair, flag.clone(), at("2025-04-02"))
-        .await
-        .unwrap();
+    assert_eq!((f.specialty.as_str(), f.flagged_on), ("rheumatology", day("2025-04-01")));
+    let (_, again) =
+        store.flag_for_mentorship(cases[0], chair, flag.clone(), at("2025-04-02")).await.unwrap();
     assert!(!again, "a flagged case stays flagged once");
-    store
-        .flag_for_mentorship(cases[1], physio.id, flag.clone(), at("2025-04-03"))
-        .await
-        .unwrap();
-    assert!(store
-        .flag_for_mentorship(uuid::Uuid::new_v4(), chair, flag, now)
-        .await
-        .is_err());
+    store.flag_for_mentorship(cases[1], physio.id, flag.clone(), at("2025-04-03")).await.unwrap();
+    assert!(store.flag_for_mentorship(uuid::Uuid::new_v4(), chair, flag, now).await.is_err());
 
     let log = |mentees: Vec<UserId>, on: &str| MentorshipLog {
         id: uuid::Uuid::new_v4(),
@@ -732,19 +543,9 @@ async fn mentorship_and_attendance(backend: Backend) {
     };
     // A mentee that does not exist: nothing is written, the flag stays.
     let bad = log(vec![UserId::new()], "2025-05-01");
-    let err = store
-        .create_mentorship_log(&bad, vec![], now)
-        .await
-        .unwrap_err();
+    let err = store.create_mentorship_log(&bad, vec![], now).await.unwrap_err();
     assert_eq!(conflict_code(err), "unknown_reference");
-    assert_eq!(
-        store
-            .mentorship_backlog(day("2025-12-31"))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(store.mentorship_backlog(day("2025-12-31")).await.unwrap().len(), 2);
     let good = log(vec![physio.id], "2025-05-01");
     let cleared = store
         .create_mentorship_log(
@@ -782,10 +583,7 @@ async fn mentorship_and_attendance(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        unflagged.cleared_on,
-        Some(mdt_coordinator::domain::mentorship::clinic_date(now))
-    );
+    assert_eq!(unflagged.cleared_on, Some(mdt_coordinator::domain::mentorship::clinic_date(now)));
     assert!(store
         .unflag_for_mentorship(cases[1], chair, NewAuditEvent::new("x", "case"), now)
         .await
@@ -795,54 +593,24 @@ async fn mentorship_and_attendance(backend: Backend) {
     let quarter = DateRange::new(day("2025-04-01"), day("2025-06-30")).unwrap();
     let all = store.mentorship_logs(quarter, None).await.unwrap();
     assert_eq!(all, std::slice::from_ref(&good));
-    assert_eq!(
-        store
-            .mentorship_logs(quarter, Some(physio.id))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        store
-            .mentorship_logs(quarter, Some(chair))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(store
-        .mentorship_logs(quarter, Some(trainee.id))
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(store.mentorship_logs(quarter, Some(physio.id)).await.unwrap().len(), 1);
+    assert_eq!(store.mentorship_logs(quarter, Some(chair)).await.unwrap().len(), 1);
+    assert!(store.mentorship_logs(quarter, Some(trainee.id)).await.unwrap().is_empty());
     let june = DateRange::new(day("2025-06-01"), day("2025-06-30")).unwrap();
     assert!(store.mentorship_logs(june, None).await.unwrap().is_empty());
 
     // Attendance: the trainee joined twice; one case was discussed.
     let session = &sessions[0];
     let t0 = session.starts_at;
-    let event = |body: EventBody| {
-        vec![NewLiveEvent {
-            body,
-            actor: Some(chair),
-            command_id: None,
-        }]
-    };
+    let event = |body: EventBody| vec![NewLiveEvent { body, actor: Some(chair), command_id: None }];
     let joined = EventBody::ParticipantJoined {
         user_id: trainee.id,
         name: "Trainee".into(),
         role: Role::Trainee,
         instance: uuid::Uuid::new_v4(),
     };
-    store
-        .append_live_events(session.id, None, event(EventBody::MeetingOpened), t0)
-        .await
-        .unwrap();
-    store
-        .append_live_events(session.id, None, event(joined.clone()), t0)
-        .await
-        .unwrap();
+    store.append_live_events(session.id, None, event(EventBody::MeetingOpened), t0).await.unwrap();
+    store.append_live_events(session.id, None, event(joined.clone()), t0).await.unwrap();
     store
         .append_live_events(
             session.id,
@@ -856,9 +624,7 @@ async fn mentorship_and_attendance(backend: Backend) {
         .append_live_events(
             session.id,
             None,
-            event(EventBody::ParticipantLeft {
-                user_id: trainee.id,
-            }),
+            event(EventBody::ParticipantLeft { user_id: trainee.id }),
             t0 + Duration::minutes(30),
         )
         .await
@@ -874,15 +640,9 @@ async fn mentorship_and_attendance(backend: Backend) {
     assert_eq!(attended.len(), 1);
     assert_eq!(attended[0].session.id, session.id);
     assert_eq!(attended[0].stays.len(), 2);
-    assert_eq!(
-        attended[0].stays[0].left_at,
-        Some(t0 + Duration::minutes(30))
-    );
+    assert_eq!(attended[0].stays[0].left_at, Some(t0 + Duration::minutes(30)));
     assert_eq!(attended[0].stays[1].left_at, None);
-    assert_eq!(
-        attended[0].cases.iter().map(|c| c.id).collect::<Vec<_>>(),
-        [cases[1]]
-    );
+    assert_eq!(attended[0].cases.iter().map(|c| c.id).collect::<Vec<_>>(), [cases[1]]);
     assert!(store
         .attended_sessions(trainee.id, t0 + Duration::days(1), t0 + Duration::days(2))
         .await
@@ -899,10 +659,7 @@ async fn mentorship_and_attendance(backend: Backend) {
 /// inserts: in order, on the one chain, interleaved safely with single appends.
 async fn batched_audit_appends_keep_order_and_chain(backend: Backend) {
     let (_db, store) = fresh(backend).await;
-    store
-        .append_audit(NewAuditEvent::new("login_failed", "user").record("first"))
-        .await
-        .unwrap();
+    store.append_audit(NewAuditEvent::new("login_failed", "user").record("first")).await.unwrap();
     let batch: Vec<NewAuditEvent> = (0..1203)
         .map(|i| NewAuditEvent::new("case_read", "case").record(format!("case-{i}")))
         .collect();
@@ -940,15 +697,10 @@ async fn the_patient_register_migration_reports_conflicting_cases(backend: Backe
         .await
         .unwrap();
     let now = Utc::now();
-    for (session, nhs) in [
-        (&sessions[0], "9912003888"),
-        (&sessions[1], "9449305552"),
-        (&sessions[0], "9434765919"),
-    ] {
-        store
-            .book_case(a_case(session, physio.id, nhs), booked(), Vec::new(), now)
-            .await
-            .unwrap();
+    for (session, nhs) in
+        [(&sessions[0], "9912003888"), (&sessions[1], "9449305552"), (&sessions[0], "9434765919")]
+    {
+        store.book_case(a_case(session, physio.id, nhs), booked(), Vec::new(), now).await.unwrap();
     }
     // As the data stood before the register: a second person booked under 9912003888.
     db.raw(
@@ -984,23 +736,10 @@ async fn the_patient_register_migration_reports_conflicting_cases(backend: Backe
     assert_eq!(conflicts.len(), 1);
     assert_eq!(conflicts[0].0.as_str(), "9912003888");
     // Both cases keep what they were booked with: nothing was merged.
-    let ids = store
-        .patient_case_ids(&NhsNumber::parse("9912003888").unwrap())
-        .await
-        .unwrap();
+    let ids = store.patient_case_ids(&NhsNumber::parse("9912003888").unwrap()).await.unwrap();
     let mut names = Vec::new();
     for id in ids {
-        names.push(
-            store
-                .case(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .patient
-                .given_name
-                .as_str()
-                .to_string(),
-        );
+        names.push(store.case(id).await.unwrap().unwrap().patient.given_name.as_str().to_string());
     }
     names.sort();
     assert_eq!(names, ["Alex", "Robin"]);
@@ -1015,13 +754,7 @@ async fn the_patient_register_migration_reports_conflicting_cases(backend: Backe
     let event = NewAuditEvent::new("patient_corrected", "case").actor(physio.id);
     assert_eq!(store.correct_patient(&fixed, event, now).await.unwrap(), 2);
     let audit = store.audit_events().await.unwrap();
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.action == "patient_corrected")
-            .count(),
-        2
-    );
+    assert_eq!(audit.iter().filter(|e| e.action == "patient_corrected").count(), 2);
     assert!(store.patient_conflicts().await.unwrap().is_empty());
 }
 
@@ -1044,10 +777,7 @@ async fn unknown_scheme_is_refused_with_an_exact_message() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("mysql accepted"),
     };
-    assert_eq!(
-        err,
-        "unsupported database URL scheme \"mysql\": use sqlite:// or postgres://"
-    );
+    assert_eq!(err, "unsupported database URL scheme \"mysql\": use sqlite:// or postgres://");
 }
 
 #[tokio::test]

@@ -67,9 +67,7 @@ pub fn may_draft_outcome(user: &User, session: &Session) -> Result<(), ApiError>
     if consultant || user.id == session.plan.chair_id {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "only the chair or a consultant of the specialty records outcomes",
-        ))
+        Err(ApiError::forbidden("only the chair or a consultant of the specialty records outcomes"))
     }
 }
 
@@ -80,18 +78,14 @@ pub fn may_sign_outcome(user: &User, session: &Session) -> Result<(), ApiError> 
     if user.role == Role::Consultant && of_specialty {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "only a consultant of the specialty signs or amends outcomes",
-        ))
+        Err(ApiError::forbidden("only a consultant of the specialty signs or amends outcomes"))
     }
 }
 
 /// Mentorship (issue 7): a case is flagged for, or taken off, its arm's mentorship
 /// backlog by its referrer, a consultant of its specialty, or a coordinator.
 pub fn may_flag_for_mentorship(
-    user: &User,
-    case: &Case,
-    session: &Session,
+    user: &User, case: &Case, session: &Session,
 ) -> Result<(), ApiError> {
     let allowed = match user.role {
         Role::Coordinator => true,

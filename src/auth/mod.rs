@@ -24,10 +24,7 @@ pub fn require_role(user: &User, allowed: &[Role]) -> Result<(), ApiError> {
     if allowed.contains(&user.role) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!(
-            "a {} may not do this",
-            user.role.as_str()
-        )))
+        Err(ApiError::forbidden(format!("a {} may not do this", user.role.as_str())))
     }
 }
 

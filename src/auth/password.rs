@@ -16,18 +16,12 @@ pub struct Passwords {
 
 fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
 }
 
 fn verify_now(candidate: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(candidate.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
@@ -67,19 +61,10 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {
         let p = Passwords::new().unwrap();
-        let h = p
-            .hash(&Password::parse("correct horse battery").unwrap())
-            .await
-            .unwrap();
+        let h = p.hash(&Password::parse("correct horse battery").unwrap()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(p
-            .verify("correct horse battery", Some(h.clone()))
-            .await
-            .unwrap());
+        assert!(p.verify("correct horse battery", Some(h.clone())).await.unwrap());
         assert!(!p.verify("wrong horse battery", Some(h)).await.unwrap());
-        assert!(!p
-            .verify("dummy password that matches nothing", None)
-            .await
-            .unwrap());
+        assert!(!p.verify("dummy password that matches nothing", None).await.unwrap());
     }
 }

@@ -109,10 +109,8 @@ impl TokenService {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
-        validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<HashSet<_>>();
+        validation.required_spec_claims =
+            ["exp", "iss", "aud", "sub"].iter().map(|s| s.to_string()).collect::<HashSet<_>>();
         validation.leeway = 5;
         validation.validate_exp = true;
         let data =
@@ -123,9 +121,7 @@ impl TokenService {
         if data.claims.typ != ACCESS_PURPOSE {
             return Err(TokenError::Invalid);
         }
-        Uuid::parse_str(&data.claims.sub)
-            .map(UserId)
-            .map_err(|_| TokenError::Invalid)
+        Uuid::parse_str(&data.claims.sub).map(UserId).map_err(|_| TokenError::Invalid)
     }
 }
 

@@ -36,12 +36,7 @@ impl AttachmentKind {
     }
 
     pub fn from_mime(mime: &str) -> Option<Self> {
-        let essence = mime
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         Self::ALL.into_iter().find(|k| k.mime() == essence)
     }
 
@@ -63,11 +58,7 @@ impl AttachmentKind {
     /// they know no type for them.
     pub fn check(declared: &str, bytes: &[u8]) -> Result<Self, ParseError> {
         if bytes.is_empty() {
-            return Err(ParseError::new(
-                "empty_attachment",
-                "file",
-                "the file is empty",
-            ));
+            return Err(ParseError::new("empty_attachment", "file", "the file is empty"));
         }
         let unsupported = || {
             ParseError::new(
@@ -86,19 +77,12 @@ impl AttachmentKind {
             Some(actual) => Err(ParseError::new(
                 "attachment_type_mismatch",
                 "file",
-                format!(
-                    "declared {} but the file is {}",
-                    declared.mime(),
-                    actual.mime()
-                ),
+                format!("declared {} but the file is {}", declared.mime(), actual.mime()),
             )),
             None => Err(ParseError::new(
                 "attachment_type_mismatch",
                 "file",
-                format!(
-                    "declared {} but the file is not a supported type",
-                    declared.mime()
-                ),
+                format!("declared {} but the file is not a supported type", declared.mime()),
             )),
         }
     }
@@ -140,14 +124,9 @@ mod tests {
 
     #[test]
     fn sniffing_decides() {
+        assert_eq!(AttachmentKind::check("image/png", PNG).unwrap(), AttachmentKind::Png);
         assert_eq!(
-            AttachmentKind::check("image/png", PNG).unwrap(),
-            AttachmentKind::Png
-        );
-        assert_eq!(
-            AttachmentKind::check("application/pdf", PNG)
-                .unwrap_err()
-                .code,
+            AttachmentKind::check("application/pdf", PNG).unwrap_err().code,
             "attachment_type_mismatch"
         );
         assert_eq!(
@@ -159,21 +138,14 @@ mod tests {
             AttachmentKind::Text
         );
         assert_eq!(
-            AttachmentKind::check("text/plain", b"\x00\x01binary")
-                .unwrap_err()
-                .code,
+            AttachmentKind::check("text/plain", b"\x00\x01binary").unwrap_err().code,
             "attachment_type_mismatch"
         );
         assert_eq!(
-            AttachmentKind::check("application/zip", b"PK\x03\x04")
-                .unwrap_err()
-                .code,
+            AttachmentKind::check("application/zip", b"PK\x03\x04").unwrap_err().code,
             "unsupported_attachment_type"
         );
-        assert_eq!(
-            AttachmentKind::check("image/png", b"").unwrap_err().code,
-            "empty_attachment"
-        );
+        assert_eq!(AttachmentKind::check("image/png", b"").unwrap_err().code, "empty_attachment");
         let mut dicom = vec![0u8; 128];
         dicom.extend_from_slice(b"DICM");
         assert_eq!(
@@ -182,14 +154,9 @@ mod tests {
         );
         // Browsers know no type for .dcm files: the bytes decide.
         for undeclared in ["application/octet-stream", ""] {
+            assert_eq!(AttachmentKind::check(undeclared, &dicom).unwrap(), AttachmentKind::Dicom);
             assert_eq!(
-                AttachmentKind::check(undeclared, &dicom).unwrap(),
-                AttachmentKind::Dicom
-            );
-            assert_eq!(
-                AttachmentKind::check(undeclared, b"PK\x03\x04rest")
-                    .unwrap_err()
-                    .code,
+                AttachmentKind::check(undeclared, b"PK\x03\x04rest").unwrap_err().code,
                 "unsupported_attachment_type"
             );
         }
@@ -198,10 +165,7 @@ mod tests {
     #[test]
     fn filenames_are_cleaned() {
         assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
-        assert_eq!(
-            clean_filename(Some("C:\\scans\\MRI lumbar.png")),
-            "MRI lumbar.png"
-        );
+        assert_eq!(clean_filename(Some("C:\\scans\\MRI lumbar.png")), "MRI lumbar.png");
         assert_eq!(clean_filename(Some("\"evil\";.png")), "evil.png");
         assert_eq!(clean_filename(None), "attachment");
         assert_eq!(clean_filename(Some(".hidden")), "hidden");

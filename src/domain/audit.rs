@@ -69,8 +69,7 @@ impl NewAuditEvent {
     pub fn chain_hash(&self, prev_hash: &str) -> String {
         let canonical = serde_json::json!([
             prev_hash,
-            self.occurred_at
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
             self.actor_id.map(|a| a.to_string()),
             self.action,
             self.record_type,
@@ -148,17 +147,11 @@ pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Aud
     for event in events {
         rows_checked += 1;
         if event.prev_hash != prev || event.content().chain_hash(&prev) != event.hash {
-            return AuditVerification {
-                rows_checked,
-                first_broken_seq: Some(event.seq),
-            };
+            return AuditVerification { rows_checked, first_broken_seq: Some(event.seq) };
         }
         prev = event.hash.clone();
     }
-    AuditVerification {
-        rows_checked,
-        first_broken_seq: None,
-    }
+    AuditVerification { rows_checked, first_broken_seq: None }
 }
 
 /// Whose trail an audit query follows.
@@ -192,26 +185,22 @@ impl AuditQuery {
         use super::ParseError;
         let limit = match limit.map(str::trim) {
             None | Some("") => DEFAULT_AUDIT_PAGE,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_AUDIT_PAGE).contains(n))
-                .ok_or_else(|| {
-                    ParseError::new(
-                        "invalid_value",
-                        "limit",
-                        format!("must be a whole number from 1 to {MAX_AUDIT_PAGE}"),
-                    )
-                })?,
+            Some(raw) => {
+                raw.parse::<u32>().ok().filter(|n| (1..=MAX_AUDIT_PAGE).contains(n)).ok_or_else(
+                    || {
+                        ParseError::new(
+                            "invalid_value",
+                            "limit",
+                            format!("must be a whole number from 1 to {MAX_AUDIT_PAGE}"),
+                        )
+                    },
+                )?
+            }
         };
         let after = match after.map(str::trim) {
             None | Some("") => 0,
             Some(raw) => raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ParseError::new(
-                    "invalid_value",
-                    "after",
-                    "must be an event seq (a whole number)",
-                )
+                ParseError::new("invalid_value", "after", "must be an event seq (a whole number)")
             })?,
         };
         Ok((limit, after))
@@ -230,11 +219,7 @@ pub struct VerifyReport {
 
 impl From<&AuditVerification> for VerifyReport {
     fn from(v: &AuditVerification) -> Self {
-        Self {
-            ok: v.is_intact(),
-            length: v.rows_checked,
-            broken_at: v.first_broken_seq,
-        }
+        Self { ok: v.is_intact(), length: v.rows_checked, broken_at: v.first_broken_seq }
     }
 }
 
@@ -258,20 +243,11 @@ mod tests {
     #[test]
     fn audit_pages_parse() {
         assert_eq!(AuditQuery::page(None, None).unwrap(), (100, 0));
-        assert_eq!(
-            AuditQuery::page(Some("1000"), Some("42")).unwrap(),
-            (1000, 42)
-        );
+        assert_eq!(AuditQuery::page(Some("1000"), Some("42")).unwrap(), (1000, 42));
         for bad in ["0", "1001", "-1", "ten"] {
-            assert_eq!(
-                AuditQuery::page(Some(bad), None).unwrap_err().field,
-                "limit"
-            );
+            assert_eq!(AuditQuery::page(Some(bad), None).unwrap_err().field, "limit");
         }
-        assert_eq!(
-            AuditQuery::page(None, Some("-3")).unwrap_err().field,
-            "after"
-        );
+        assert_eq!(AuditQuery::page(None, Some("-3")).unwrap_err().field, "after");
     }
 
     #[test]

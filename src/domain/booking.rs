@@ -30,10 +30,7 @@ pub fn check_bookable(session: &Session, now: DateTime<Utc>) -> Result<(), Confl
 /// A session may be moved or cancelled until it is held.
 pub fn check_changeable(session: &Session, verb: &str) -> Result<(), Conflict> {
     check_takes_bookings(session).map_err(|_| {
-        Conflict::invalid(format!(
-            "a {} session cannot be {verb}",
-            session.state.as_str()
-        ))
+        Conflict::invalid(format!("a {} session cannot be {verb}", session.state.as_str()))
     })
 }
 
@@ -66,10 +63,7 @@ fn holding_slot(case: &Case, what: &str) -> Result<(), Conflict> {
     if case.state.holds_slot() {
         Ok(())
     } else {
-        Err(Conflict::invalid(format!(
-            "a case that is {} {what}",
-            case.state.as_str()
-        )))
+        Err(Conflict::invalid(format!("a case that is {} {what}", case.state.as_str())))
     }
 }
 
@@ -85,8 +79,7 @@ pub fn check_draftable(case: &Case, current: Option<&OutcomeVersion>) -> Result<
 /// A draft may be signed while the case is booked, listed or being (or just) discussed;
 /// returns the draft.
 pub fn check_signable<'a>(
-    case: &Case,
-    current: Option<&'a OutcomeVersion>,
+    case: &Case, current: Option<&'a OutcomeVersion>,
 ) -> Result<&'a OutcomeVersion, Conflict> {
     let draft = current.ok_or(Conflict::NoDraft)?;
     if draft.signed_at.is_some() {
@@ -129,10 +122,7 @@ pub struct Candidate {
 /// hold the patient; `None` means flag it for rebooking. Taking a place updates the
 /// candidate, so a plan for several cases never over-books.
 pub fn destination(
-    case: &Case,
-    candidates: &mut [Candidate],
-    enforce_cutoff: bool,
-    now: DateTime<Utc>,
+    case: &Case, candidates: &mut [Candidate], enforce_cutoff: bool, now: DateTime<Utc>,
 ) -> Option<Uuid> {
     let found = candidates.iter_mut().find(|c| {
         let open = if enforce_cutoff {
@@ -151,19 +141,12 @@ pub fn destination(
 /// Where each case of a cancelled session goes, urgent cases first: `(case, Some(target))`
 /// to move it, `(case, None)` to flag it for rebooking.
 pub fn rebooking_plan(
-    cases: &[Case],
-    mut later: Vec<Candidate>,
-    now: DateTime<Utc>,
+    cases: &[Case], mut later: Vec<Candidate>, now: DateTime<Utc>,
 ) -> Vec<(Uuid, Option<Uuid>)> {
-    let mut waiting: Vec<&Case> = cases
-        .iter()
-        .filter(|c| matches!(c.state, CaseState::Booked | CaseState::Listed))
-        .collect();
+    let mut waiting: Vec<&Case> =
+        cases.iter().filter(|c| matches!(c.state, CaseState::Booked | CaseState::Listed)).collect();
     waiting.sort_by_key(|c| (c.urgency != super::Urgency::Urgent, c.booked_at, c.id));
-    waiting
-        .into_iter()
-        .map(|case| (case.id, destination(case, &mut later, true, now)))
-        .collect()
+    waiting.into_iter().map(|case| (case.id, destination(case, &mut later, true, now))).collect()
 }
 
 #[cfg(test)]
@@ -223,10 +206,7 @@ mod tests {
     }
 
     fn candidate(s: Session) -> Candidate {
-        Candidate {
-            session: s,
-            patients: HashSet::new(),
-        }
+        Candidate { session: s, patients: HashSet::new() }
     }
 
     #[test]
@@ -254,10 +234,7 @@ mod tests {
         assert_eq!(destination(&c, &mut all, true, Utc::now()), Some(free.id));
         // Deferral during a meeting ignores the cut-off.
         let mut all = vec![candidate(closing.clone())];
-        assert_eq!(
-            destination(&c, &mut all, false, Utc::now()),
-            Some(closing.id)
-        );
+        assert_eq!(destination(&c, &mut all, false, Utc::now()), Some(closing.id));
     }
 
     #[test]
@@ -276,10 +253,7 @@ mod tests {
         assert_eq!(check_amendable(None).unwrap_err(), Conflict::NoDraft);
         let mut withdrawn = c.clone();
         withdrawn.state = CaseState::Withdrawn;
-        assert!(matches!(
-            check_draftable(&withdrawn, None),
-            Err(Conflict::InvalidState(_))
-        ));
+        assert!(matches!(check_draftable(&withdrawn, None), Err(Conflict::InvalidState(_))));
         assert!(check_movable(&c).is_ok());
         assert!(check_movable(&withdrawn).is_err());
     }
@@ -288,26 +262,17 @@ mod tests {
     fn the_agenda_order_must_name_exactly_the_cases_on_it() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         assert!(check_agenda_order(&[a, b], &[b, a]).is_ok());
-        assert_eq!(
-            check_agenda_order(&[a, b], &[a]),
-            Err(Conflict::AgendaChanged)
-        );
+        assert_eq!(check_agenda_order(&[a, b], &[a]), Err(Conflict::AgendaChanged));
     }
 
     #[test]
     fn cut_off_and_state_decide_bookability() {
         let now = Utc::now();
         assert!(check_bookable(&session(48, 5, 0), now).is_ok());
-        assert_eq!(
-            check_bookable(&session(2, 5, 0), now),
-            Err(Conflict::BookingClosed)
-        );
+        assert_eq!(check_bookable(&session(2, 5, 0), now), Err(Conflict::BookingClosed));
         let mut held = session(48, 5, 0);
         held.state = SessionState::Closed;
-        assert!(matches!(
-            check_bookable(&held, now),
-            Err(Conflict::SessionNotBookable(_))
-        ));
+        assert!(matches!(check_bookable(&held, now), Err(Conflict::SessionNotBookable(_))));
         assert!(check_changeable(&held, "cancelled").is_err());
     }
 }

@@ -33,11 +33,7 @@ impl Sex {
             .into_iter()
             .find(|v| v.as_str() == s)
             .ok_or_else(|| {
-                ParseError::new(
-                    "invalid_sex",
-                    "sex",
-                    "must be female, male, other or unknown",
-                )
+                ParseError::new("invalid_sex", "sex", "must be female, male, other or unknown")
             })
     }
 }
@@ -61,11 +57,7 @@ impl Urgency {
         match s {
             "routine" => Ok(Urgency::Routine),
             "urgent" => Ok(Urgency::Urgent),
-            _ => Err(ParseError::new(
-                "invalid_urgency",
-                "urgency",
-                "must be routine or urgent",
-            )),
+            _ => Err(ParseError::new("invalid_urgency", "urgency", "must be routine or urgent")),
         }
     }
 }
@@ -155,11 +147,7 @@ impl BodySite {
     const SIDES: [&'static str; 3] = ["left", "right", "bilateral"];
 
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let site = raw
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
+        let site = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
         let region = Self::SIDES
             .iter()
             .find_map(|side| site.strip_prefix(side).and_then(|r| r.strip_prefix(' ')))
@@ -200,11 +188,7 @@ impl fmt::Debug for PatientDetails {
 /// A date of birth: a real date, not in the future, not before 1900.
 pub fn parse_date_of_birth(raw: &str, today: NaiveDate) -> Result<NaiveDate, ParseError> {
     let dob = super::time_window::parse_iso_date(raw).ok_or_else(|| {
-        ParseError::new(
-            "invalid_date",
-            "date_of_birth",
-            "must be a date as YYYY-MM-DD",
-        )
+        ParseError::new("invalid_date", "date_of_birth", "must be a date as YYYY-MM-DD")
     })?;
     if dob > today {
         return Err(ParseError::new(
@@ -214,11 +198,7 @@ pub fn parse_date_of_birth(raw: &str, today: NaiveDate) -> Result<NaiveDate, Par
         ));
     }
     if dob < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN) {
-        return Err(ParseError::new(
-            "invalid_date",
-            "date_of_birth",
-            "is before 1900",
-        ));
+        return Err(ParseError::new("invalid_date", "date_of_birth", "is before 1900"));
     }
     Ok(dob)
 }
@@ -276,20 +256,14 @@ mod tests {
         assert_eq!(Sex::parse("female").unwrap(), Sex::Female);
         assert!(Sex::parse("f").is_err());
         assert!(Urgency::parse("soon").is_err());
-        assert_eq!(
-            BodySite::parse("Lower Back").unwrap().as_str(),
-            "lower back"
-        );
+        assert_eq!(BodySite::parse("Lower Back").unwrap().as_str(), "lower back");
         let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         assert!(parse_date_of_birth("1970-02-28", today).is_ok());
         assert_eq!(
             parse_date_of_birth("2026-11-24", today).unwrap_err().code,
             "date_of_birth_in_future"
         );
-        assert_eq!(
-            parse_date_of_birth("1970-02-30", today).unwrap_err().code,
-            "invalid_date"
-        );
+        assert_eq!(parse_date_of_birth("1970-02-30", today).unwrap_err().code, "invalid_date");
     }
 }
 
@@ -498,10 +472,7 @@ impl CaseView {
         CaseView::DeIdentified(DeIdentifiedCase {
             id: case.id,
             session_id: case.session_id,
-            label: format!(
-                "Case {ordinal} · {sex_letter} · {band} · {}",
-                case.body_site.as_str()
-            ),
+            label: format!("Case {ordinal} · {sex_letter} · {band} · {}", case.body_site.as_str()),
             sex: case.patient.sex,
             age_band: band,
             body_site: case.body_site.clone(),
@@ -519,38 +490,19 @@ mod view_tests {
 
     #[test]
     fn body_sites_come_from_the_vocabulary() {
-        assert_eq!(
-            BodySite::parse("Lower  Back").unwrap().as_str(),
-            "lower back"
-        );
+        assert_eq!(BodySite::parse("Lower  Back").unwrap().as_str(), "lower back");
         assert_eq!(BodySite::parse("left knee").unwrap().as_str(), "left knee");
-        assert_eq!(
-            BodySite::parse("bilateral hands").unwrap().as_str(),
-            "bilateral hands"
-        );
+        assert_eq!(BodySite::parse("bilateral hands").unwrap().as_str(), "bilateral hands");
         for bad in ["knee - Mrs Smith", "left", "Mr Jones", "", "left left knee"] {
-            assert_eq!(
-                BodySite::parse(bad).unwrap_err().code,
-                "invalid_body_site",
-                "{bad}"
-            );
+            assert_eq!(BodySite::parse(bad).unwrap_err().code, "invalid_body_site", "{bad}");
         }
     }
 
     #[test]
     fn age_bands() {
         let on = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        assert_eq!(
-            age_band(NaiveDate::from_ymd_opt(1980, 11, 24).unwrap(), on),
-            "40–49"
-        );
-        assert_eq!(
-            age_band(NaiveDate::from_ymd_opt(1976, 11, 23).unwrap(), on),
-            "50–59"
-        );
-        assert_eq!(
-            age_band(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), on),
-            "0–9"
-        );
+        assert_eq!(age_band(NaiveDate::from_ymd_opt(1980, 11, 24).unwrap(), on), "40–49");
+        assert_eq!(age_band(NaiveDate::from_ymd_opt(1976, 11, 23).unwrap(), on), "50–59");
+        assert_eq!(age_band(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), on), "0–9");
     }
 }

@@ -23,9 +23,7 @@ impl EmailAddress {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
         if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
             return Err(err());
         }
@@ -72,11 +70,7 @@ mod tests {
             "jo@nhs..net",
             "jo@.nhs.net",
         ] {
-            assert_eq!(
-                EmailAddress::parse(bad).unwrap_err().code,
-                "invalid_email",
-                "{bad}"
-            );
+            assert_eq!(EmailAddress::parse(bad).unwrap_err().code, "invalid_email", "{bad}");
         }
     }
 }

@@ -164,8 +164,7 @@ impl Entries {
         let url = format!("urn:uuid:{id}");
         resource.insert("resourceType".into(), json!(resource_type));
         resource.insert("id".into(), json!(id.to_string()));
-        self.entries
-            .push(json!({ "fullUrl": url, "resource": Value::Object(resource) }));
+        self.entries.push(json!({ "fullUrl": url, "resource": Value::Object(resource) }));
         json!({ "reference": url })
     }
 }
@@ -180,20 +179,9 @@ fn object(v: Value) -> Map<String, Value> {
 /// Builds the bundle. A case with no outcome yet exports its Patient, GP practice and
 /// Encounter only.
 pub fn case_bundle(export: &CaseExport<'_>) -> Value {
-    let CaseExport {
-        case,
-        session,
-        outcome,
-        signer,
-        discussion,
-        generated_at,
-    } = *export;
+    let CaseExport { case, session, outcome, signer, discussion, generated_at } = *export;
     let version = outcome.map_or(0, |v| v.version);
-    let mut out = Entries {
-        case: case.id,
-        version,
-        entries: Vec::new(),
-    };
+    let mut out = Entries { case: case.id, version, entries: Vec::new() };
     let p = &case.patient;
     let ods = p.gp_practice_code.as_str();
 
@@ -233,10 +221,9 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
     // The encounter is the case's discussion when it took place (its actual time, not
     // the session's schedule); until then, the session's planned slot.
     let period = match discussion {
-        Some(Discussion {
-            started_at,
-            ended_at: Some(ended_at),
-        }) => json!({ "start": time(started_at), "end": time(ended_at) }),
+        Some(Discussion { started_at, ended_at: Some(ended_at) }) => {
+            json!({ "start": time(started_at), "end": time(ended_at) })
+        }
         Some(Discussion { started_at, .. }) => json!({ "start": time(started_at) }),
         None => {
             let ends =
@@ -257,10 +244,7 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
         },
     }));
     if let Some(practitioner) = &practitioner {
-        encounter.insert(
-            "participant".into(),
-            json!([{ "individual": practitioner }]),
-        );
+        encounter.insert("participant".into(), json!([{ "individual": practitioner }]));
     }
     let encounter = out.add("encounter", "Encounter", encounter);
 
@@ -283,25 +267,16 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
             r
         };
         for (i, inv) in version.body.investigations.iter().enumerate() {
-            let mut codings = vec![coding(
-                INVESTIGATION_KIND_SYSTEM,
-                inv.kind.as_str(),
-                inv.kind.label(),
-            )];
+            let mut codings =
+                vec![coding(INVESTIGATION_KIND_SYSTEM, inv.kind.as_str(), inv.kind.label())];
             if let Some((code, display)) = investigation_snomed(inv.kind) {
                 codings.push(coding(SNOMED, code, display));
             }
             let mut r = common(inv.urgency);
             if let Some((code, display)) = investigation_category(inv.kind) {
-                r.insert(
-                    "category".into(),
-                    json!([{ "coding": [coding(SNOMED, code, display)] }]),
-                );
+                r.insert("category".into(), json!([{ "coding": [coding(SNOMED, code, display)] }]));
             }
-            r.insert(
-                "code".into(),
-                json!({ "coding": codings, "text": inv.kind.label() }),
-            );
+            r.insert("code".into(), json!({ "coding": codings, "text": inv.kind.label() }));
             if let Some(site) = &inv.site {
                 r.insert("bodySite".into(), json!([{ "text": site.as_str() }]));
             }
@@ -325,18 +300,13 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
                 "code".into(),
                 json!({ "coding": codings, "text": format!("Referral: {}", d.label()) }),
             );
-            r.insert(
-                "reasonCode".into(),
-                json!([{ "text": referral.reason.as_str() }]),
-            );
+            r.insert("reasonCode".into(), json!([{ "text": referral.reason.as_str() }]));
             orders.push(out.add(&format!("referral-{i}"), "ServiceRequest", r));
         }
 
         let plan = &version.body.management_plan;
-        let mut activities: Vec<Value> = orders
-            .iter()
-            .map(|order| json!({ "reference": order }))
-            .collect();
+        let mut activities: Vec<Value> =
+            orders.iter().map(|order| json!({ "reference": order })).collect();
         activities.extend(plan.items.iter().map(
             |item| json!({ "detail": { "status": "not-started", "description": item.as_str() } }),
         ));
@@ -561,26 +531,18 @@ mod tests {
         assert_eq!(encounter["class"]["code"], "VR");
         let orders = resources(&b, "ServiceRequest");
         assert_eq!(orders.len(), 3);
-        assert!(orders
-            .iter()
-            .all(|o| o["status"] == "active" && o["intent"] == "order"));
+        assert!(orders.iter().all(|o| o["status"] == "active" && o["intent"] == "order"));
         assert_eq!(orders[0]["priority"], "urgent");
         assert_eq!(orders[0]["code"]["coding"][1]["code"], "113091000");
         // No SNOMED concept for nerve conduction: the local code only.
         assert_eq!(orders[1]["code"]["coding"].as_array().unwrap().len(), 1);
         assert_eq!(orders[2]["code"]["coding"][1]["code"], "183545006");
         let plan = resources(&b, "CarePlan")[0];
-        assert_eq!(
-            (&plan["status"], &plan["intent"]),
-            (&json!("active"), &json!("plan"))
-        );
+        assert_eq!((&plan["status"], &plan["intent"]), (&json!("active"), &json!("plan")));
         assert_eq!(plan["description"], "Graded exercise");
         // Three orders, one plan item, one review.
         assert_eq!(plan["activity"].as_array().unwrap().len(), 5);
-        assert_eq!(
-            resources(&b, "Practitioner")[0]["name"][0]["text"],
-            "Dr Ada Chair"
-        );
+        assert_eq!(resources(&b, "Practitioner")[0]["name"][0]["text"], "Dr Ada Chair");
         // The same version exports with the same ids.
         assert_eq!(b, export(&c, Some(&v), Some(&s)));
     }

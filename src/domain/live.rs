@@ -191,10 +191,7 @@ pub struct Refusal {
 }
 
 fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        message: message.into(),
-    }
+    Refusal { code, message: message.into() }
 }
 
 /// Someone connected to a session.
@@ -230,12 +227,7 @@ impl LiveState {
     pub fn apply(&mut self, event: &LiveEvent) {
         self.seq = event.seq;
         match &event.body {
-            EventBody::ParticipantJoined {
-                user_id,
-                name,
-                role,
-                instance,
-            } => {
+            EventBody::ParticipantJoined { user_id, name, role, instance } => {
                 self.participants.insert(
                     *user_id,
                     Participant {
@@ -366,39 +358,26 @@ pub fn discussion(events: &[LiveEvent], case_id: Uuid) -> Option<Discussion> {
             _ => false,
         })
         .map(|e| e.at);
-    Some(Discussion {
-        started_at: events[start].at,
-        ended_at,
-    })
+    Some(Discussion { started_at: events[start].at, ended_at })
 }
 
 /// The time a letter or export gives for a case's discussion: when the meeting took it
 /// up; for a case decided outside a meeting, the scheduled start, or `now` if that is
 /// still to come (never a date the discussion had not reached).
 pub fn discussed_at(
-    discussion: Option<Discussion>,
-    session: &Session,
-    now: DateTime<Utc>,
+    discussion: Option<Discussion>, session: &Session, now: DateTime<Utc>,
 ) -> DateTime<Utc> {
     discussion.map_or(session.starts_at.min(now), |d| d.started_at)
 }
 
 /// The case under discussion, if any.
 pub fn current_case(agenda: &[AgendaItem]) -> Option<Uuid> {
-    agenda
-        .iter()
-        .find(|c| c.state == CaseState::InDiscussion)
-        .map(|c| c.case_id)
+    agenda.iter().find(|c| c.state == CaseState::InDiscussion).map(|c| c.case_id)
 }
 
 /// A case waits for discussion while the meeting may start it.
 fn waiting(item: &AgendaItem) -> bool {
-    allows(case_transition(
-        item.state,
-        &EventBody::CaseStarted {
-            case_id: item.case_id,
-        },
-    ))
+    allows(case_transition(item.state, &EventBody::CaseStarted { case_id: item.case_id }))
 }
 
 fn allows<T>(transition: Option<Result<T, Conflict>>) -> bool {
@@ -413,16 +392,13 @@ fn not_now(what: &str) -> Conflict {
 /// event does not change the session, else the new state or why it may not happen now.
 /// The store applies it when appending; [`decide`] checks it before proposing.
 pub fn session_transition(
-    from: SessionState,
-    event: &EventBody,
+    from: SessionState, event: &EventBody,
 ) -> Option<Result<SessionState, Conflict>> {
     use SessionState::{Closed, Live, Published, Scheduled};
     let (allowed, to, what) = match event {
-        EventBody::MeetingOpened => (
-            matches!(from, Scheduled | Published),
-            Live,
-            "opening the meeting",
-        ),
+        EventBody::MeetingOpened => {
+            (matches!(from, Scheduled | Published), Live, "opening the meeting")
+        }
         EventBody::MeetingClosed => (from == Live, Closed, "closing the meeting"),
         _ => return None,
     };
@@ -435,17 +411,13 @@ pub fn session_transition(
 pub fn case_transition(from: CaseState, event: &EventBody) -> Option<Result<CaseState, Conflict>> {
     use CaseState::{Booked, Deferred, Discussed, InDiscussion, Listed};
     let (allowed, to, what) = match event {
-        EventBody::CaseStarted { .. } => (
-            matches!(from, Booked | Listed),
-            InDiscussion,
-            "starting that case",
-        ),
+        EventBody::CaseStarted { .. } => {
+            (matches!(from, Booked | Listed), InDiscussion, "starting that case")
+        }
         EventBody::CaseCompleted { .. } if from == InDiscussion => return Some(Ok(Discussed)),
-        EventBody::CaseDeferred { .. } => (
-            matches!(from, Booked | Listed | InDiscussion),
-            Deferred,
-            "deferring that case",
-        ),
+        EventBody::CaseDeferred { .. } => {
+            (matches!(from, Booked | Listed | InDiscussion), Deferred, "deferring that case")
+        }
         _ => return None,
     };
     Some(if allowed { Ok(to) } else { Err(not_now(what)) })
@@ -481,11 +453,7 @@ pub fn check_open_time(session: &Session, clock: Clock) -> Result<(), Refusal> {
 /// Decides what a command does: the events to append (empty when it changes nothing), or
 /// why it is refused. Chair commands are for the session's chair and coordinators.
 pub fn decide(
-    session: &Session,
-    agenda: &[AgendaItem],
-    live: &LiveState,
-    actor: &Actor,
-    command: &Command,
+    session: &Session, agenda: &[AgendaItem], live: &LiveState, actor: &Actor, command: &Command,
     clock: Clock,
 ) -> Result<Vec<EventBody>, Refusal> {
     let chairs = actor.role == Role::Coordinator || actor.user_id == session.plan.chair_id;
@@ -493,10 +461,7 @@ pub fn decide(
         if chairs {
             Ok(())
         } else {
-            Err(refuse(
-                "forbidden",
-                "only the chair or a coordinator may do that",
-            ))
+            Err(refuse("forbidden", "only the chair or a coordinator may do that"))
         }
     };
     if let Command::OpenMeeting = command {
@@ -514,11 +479,8 @@ pub fn decide(
         return Err(refuse("meeting_not_open", "the meeting is not open"));
     }
     let current = current_case(agenda);
-    let complete_current = || {
-        current
-            .map(|case_id| EventBody::CaseCompleted { case_id })
-            .into_iter()
-    };
+    let complete_current =
+        || current.map(|case_id| EventBody::CaseCompleted { case_id }).into_iter();
     let on_agenda = |case_id: Uuid| {
         agenda
             .iter()
@@ -530,9 +492,7 @@ pub fn decide(
         Command::OpenMeeting => Err(refuse("invalid_state", "the meeting is already open")),
         Command::CloseMeeting => {
             chair_only()?;
-            Ok(complete_current()
-                .chain([EventBody::MeetingClosed])
-                .collect())
+            Ok(complete_current().chain([EventBody::MeetingClosed]).collect())
         }
         Command::StartCase { case_id } => {
             chair_only()?;
@@ -546,9 +506,7 @@ pub fn decide(
                     format!("a {} case cannot be started", case.state.as_str()),
                 ));
             }
-            Ok(complete_current()
-                .chain([EventBody::CaseStarted { case_id: *case_id }])
-                .collect())
+            Ok(complete_current().chain([EventBody::CaseStarted { case_id: *case_id }]).collect())
         }
         Command::NextCase => {
             chair_only()?;
@@ -588,16 +546,12 @@ pub fn decide(
                     "the order must list exactly the cases now on the agenda",
                 ));
             }
-            Ok(vec![EventBody::AgendaReordered {
-                case_ids: case_ids.clone(),
-            }])
+            Ok(vec![EventBody::AgendaReordered { case_ids: case_ids.clone() }])
         }
         Command::RaiseHand => Ok(if live.hands.contains(&actor.user_id) {
             Vec::new()
         } else {
-            vec![EventBody::HandRaised {
-                user_id: actor.user_id,
-            }]
+            vec![EventBody::HandRaised { user_id: actor.user_id }]
         }),
         Command::LowerHand { user_id } => {
             let whose = user_id.unwrap_or(actor.user_id);
@@ -619,9 +573,7 @@ pub fn decide(
             Ok(if asked {
                 Vec::new()
             } else {
-                vec![EventBody::PresentRequested {
-                    user_id: actor.user_id,
-                }]
+                vec![EventBody::PresentRequested { user_id: actor.user_id }]
             })
         }
         Command::GrantPresent { user_id } => {
@@ -670,10 +622,7 @@ pub fn decide(
             Ok(if participant.muted == *muted {
                 Vec::new()
             } else {
-                vec![EventBody::MuteChanged {
-                    user_id: whose,
-                    muted: *muted,
-                }]
+                vec![EventBody::MuteChanged { user_id: whose, muted: *muted }]
             })
         }
     }
@@ -734,17 +683,11 @@ mod tests {
 
     /// The scheduled start, with the default 30 minutes' early opening.
     fn on_time(s: &Session) -> Clock {
-        Clock {
-            now: s.starts_at,
-            open_early: chrono::Duration::minutes(30),
-        }
+        Clock { now: s.starts_at, open_early: chrono::Duration::minutes(30) }
     }
 
     fn item(state: CaseState) -> AgendaItem {
-        AgendaItem {
-            case_id: Uuid::new_v4(),
-            state,
-        }
+        AgendaItem { case_id: Uuid::new_v4(), state }
     }
 
     fn joined(live: &mut LiveState, user: UserId, role: Role) {
@@ -774,22 +717,10 @@ mod tests {
         joined(&mut live, physio, Role::Practitioner);
         assert!(live.participants[&physio].muted);
         assert!(media_policy(&s, &live).unmuted.is_empty());
-        let me = Actor {
-            user_id: physio,
-            role: Role::Practitioner,
-        };
-        let unmute = Command::SetMuted {
-            muted: false,
-            user_id: None,
-        };
+        let me = Actor { user_id: physio, role: Role::Practitioner };
+        let unmute = Command::SetMuted { muted: false, user_id: None };
         let events = decide(&s, &[], &live, &me, &unmute, on_time(&s)).unwrap();
-        assert_eq!(
-            events,
-            vec![EventBody::MuteChanged {
-                user_id: physio,
-                muted: false
-            }]
-        );
+        assert_eq!(events, vec![EventBody::MuteChanged { user_id: physio, muted: false }]);
         live.apply(&LiveEvent {
             session_id: s.id,
             seq: 3,
@@ -800,41 +731,21 @@ mod tests {
         });
         assert!(media_policy(&s, &live).unmuted.contains(&physio));
         // Unmuting again changes nothing; muting someone else is for the chair only.
-        assert!(decide(&s, &[], &live, &me, &unmute, on_time(&s))
-            .unwrap()
-            .is_empty());
-        let mute_chair = Command::SetMuted {
-            muted: true,
-            user_id: Some(chair),
-        };
+        assert!(decide(&s, &[], &live, &me, &unmute, on_time(&s)).unwrap().is_empty());
+        let mute_chair = Command::SetMuted { muted: true, user_id: Some(chair) };
         assert_eq!(
-            decide(&s, &[], &live, &me, &mute_chair, on_time(&s))
-                .unwrap_err()
-                .code,
+            decide(&s, &[], &live, &me, &mute_chair, on_time(&s)).unwrap_err().code,
             "forbidden"
         );
-        let chair_actor = Actor {
-            user_id: chair,
-            role: Role::Consultant,
-        };
-        let mute_physio = Command::SetMuted {
-            muted: true,
-            user_id: Some(physio),
-        };
+        let chair_actor = Actor { user_id: chair, role: Role::Consultant };
+        let mute_physio = Command::SetMuted { muted: true, user_id: Some(physio) };
         assert_eq!(
-            decide(&s, &[], &live, &chair_actor, &mute_physio, on_time(&s))
-                .unwrap()
-                .len(),
+            decide(&s, &[], &live, &chair_actor, &mute_physio, on_time(&s)).unwrap().len(),
             1
         );
-        let unmute_physio = Command::SetMuted {
-            muted: false,
-            user_id: Some(physio),
-        };
+        let unmute_physio = Command::SetMuted { muted: false, user_id: Some(physio) };
         assert_eq!(
-            decide(&s, &[], &live, &chair_actor, &unmute_physio, on_time(&s))
-                .unwrap_err()
-                .code,
+            decide(&s, &[], &live, &chair_actor, &unmute_physio, on_time(&s)).unwrap_err().code,
             "forbidden"
         );
         // A closed meeting forwards nothing.
@@ -846,32 +757,16 @@ mod tests {
     fn next_case_completes_the_current_and_starts_the_next_waiting() {
         let chair = UserId::new();
         let s = session(chair, SessionState::Live);
-        let agenda = [
-            item(CaseState::Discussed),
-            item(CaseState::InDiscussion),
-            item(CaseState::Listed),
-        ];
-        let actor = Actor {
-            user_id: chair,
-            role: Role::Consultant,
-        };
-        let events = decide(
-            &s,
-            &agenda,
-            &LiveState::default(),
-            &actor,
-            &Command::NextCase,
-            on_time(&s),
-        );
+        let agenda =
+            [item(CaseState::Discussed), item(CaseState::InDiscussion), item(CaseState::Listed)];
+        let actor = Actor { user_id: chair, role: Role::Consultant };
+        let events =
+            decide(&s, &agenda, &LiveState::default(), &actor, &Command::NextCase, on_time(&s));
         assert_eq!(
             events.unwrap(),
             vec![
-                EventBody::CaseCompleted {
-                    case_id: agenda[1].case_id
-                },
-                EventBody::CaseStarted {
-                    case_id: agenda[2].case_id
-                }
+                EventBody::CaseCompleted { case_id: agenda[1].case_id },
+                EventBody::CaseStarted { case_id: agenda[2].case_id }
             ]
         );
     }
@@ -880,59 +775,29 @@ mod tests {
     fn participants_may_not_drive_the_agenda() {
         let s = session(UserId::new(), SessionState::Live);
         let agenda = [item(CaseState::Listed)];
-        let actor = Actor {
-            user_id: UserId::new(),
-            role: Role::Practitioner,
-        };
+        let actor = Actor { user_id: UserId::new(), role: Role::Practitioner };
         for command in [
             Command::NextCase,
             Command::CloseMeeting,
-            Command::StartCase {
-                case_id: agenda[0].case_id,
-            },
-            Command::LowerHand {
-                user_id: Some(UserId::new()),
-            },
+            Command::StartCase { case_id: agenda[0].case_id },
+            Command::LowerHand { user_id: Some(UserId::new()) },
         ] {
-            let refusal = decide(
-                &s,
-                &agenda,
-                &LiveState::default(),
-                &actor,
-                &command,
-                on_time(&s),
-            );
+            let refusal = decide(&s, &agenda, &LiveState::default(), &actor, &command, on_time(&s));
             assert_eq!(refusal.unwrap_err().code, "forbidden", "{command:?}");
         }
-        let raised = decide(
-            &s,
-            &agenda,
-            &LiveState::default(),
-            &actor,
-            &Command::RaiseHand,
-            on_time(&s),
-        );
-        assert_eq!(
-            raised.unwrap(),
-            vec![EventBody::HandRaised {
-                user_id: actor.user_id
-            }]
-        );
+        let raised =
+            decide(&s, &agenda, &LiveState::default(), &actor, &Command::RaiseHand, on_time(&s));
+        assert_eq!(raised.unwrap(), vec![EventBody::HandRaised { user_id: actor.user_id }]);
     }
 
     #[test]
     fn nothing_but_opening_before_the_meeting_is_open() {
         let chair = UserId::new();
         let s = session(chair, SessionState::Published);
-        let actor = Actor {
-            user_id: chair,
-            role: Role::Consultant,
-        };
+        let actor = Actor { user_id: chair, role: Role::Consultant };
         let live = LiveState::default();
         assert_eq!(
-            decide(&s, &[], &live, &actor, &Command::NextCase, on_time(&s))
-                .unwrap_err()
-                .code,
+            decide(&s, &[], &live, &actor, &Command::NextCase, on_time(&s)).unwrap_err().code,
             "meeting_not_open"
         );
         assert_eq!(
@@ -962,20 +827,14 @@ mod tests {
             event(5, EventBody::MeetingClosed),
         ];
         let d = discussion(&events, a).unwrap();
-        assert_eq!(
-            (d.started_at, d.ended_at),
-            (events[1].at, Some(events[2].at))
-        );
+        assert_eq!((d.started_at, d.ended_at), (events[1].at, Some(events[2].at)));
         assert_eq!(discussion(&events, b).unwrap().ended_at, Some(events[4].at));
         assert_eq!(discussion(&events[..4], b).unwrap().ended_at, None);
         assert_eq!(discussion(&events, Uuid::new_v4()), None);
         // The actual date, not the scheduled one (the meeting ran 19 days early).
         assert_eq!(discussed_at(Some(d), &s, s.starts_at), events[1].at);
         // Decided outside a meeting: the scheduled start, or now if that is to come.
-        assert_eq!(
-            discussed_at(None, &s, s.starts_at + chrono::Duration::days(1)),
-            s.starts_at
-        );
+        assert_eq!(discussed_at(None, &s, s.starts_at + chrono::Duration::days(1)), s.starts_at);
         assert_eq!(discussed_at(None, &s, t0), t0);
     }
 
@@ -983,48 +842,23 @@ mod tests {
     fn a_meeting_opens_from_thirty_minutes_before_its_start() {
         let chair = UserId::new();
         let s = session(chair, SessionState::Published);
-        let actor = Actor {
-            user_id: chair,
-            role: Role::Consultant,
-        };
+        let actor = Actor { user_id: chair, role: Role::Consultant };
         let at = |minutes_before: i64| Clock {
             now: s.starts_at - chrono::Duration::minutes(minutes_before),
             open_early: chrono::Duration::minutes(30),
         };
-        let open = |clock| {
-            decide(
-                &s,
-                &[],
-                &LiveState::default(),
-                &actor,
-                &Command::OpenMeeting,
-                clock,
-            )
-        };
+        let open =
+            |clock| decide(&s, &[], &LiveState::default(), &actor, &Command::OpenMeeting, clock);
         assert_eq!(open(at(30)).unwrap(), vec![EventBody::MeetingOpened]);
         assert_eq!(open(at(-120)).unwrap(), vec![EventBody::MeetingOpened]);
         let refusal = open(at(31)).unwrap_err();
         assert_eq!(refusal.code, "too_early");
-        assert!(
-            refusal.message.contains("coordinator"),
-            "{}",
-            refusal.message
-        );
+        assert!(refusal.message.contains("coordinator"), "{}", refusal.message);
         // 19 days early, as a chair once did.
         assert_eq!(open(at(19 * 24 * 60)).unwrap_err().code, "too_early");
         // Someone other than the chair is refused for that first.
-        let other = Actor {
-            user_id: UserId::new(),
-            role: Role::Consultant,
-        };
-        let refusal = decide(
-            &s,
-            &[],
-            &LiveState::default(),
-            &other,
-            &Command::OpenMeeting,
-            at(60),
-        );
+        let other = Actor { user_id: UserId::new(), role: Role::Consultant };
+        let refusal = decide(&s, &[], &LiveState::default(), &other, &Command::OpenMeeting, at(60));
         assert_eq!(refusal.unwrap_err().code, "forbidden");
     }
 
@@ -1070,14 +904,8 @@ mod tests {
             EventBody::MeetingClosed,
             EventBody::CaseStarted { case_id },
             EventBody::CaseCompleted { case_id },
-            EventBody::CaseDeferred {
-                case_id,
-                to_session_id: None,
-                new_case_id: None,
-            },
-            EventBody::AgendaReordered {
-                case_ids: vec![case_id],
-            },
+            EventBody::CaseDeferred { case_id, to_session_id: None, new_case_id: None },
+            EventBody::AgendaReordered { case_ids: vec![case_id] },
             EventBody::ParticipantJoined {
                 user_id,
                 name: "A".into(),
@@ -1090,31 +918,17 @@ mod tests {
             EventBody::PresentRequested { user_id },
             EventBody::PresenterGranted { user_id },
             EventBody::PresenterRevoked { user_id },
-            EventBody::MuteChanged {
-                user_id,
-                muted: false,
-            },
-            EventBody::OutcomeDrafted {
-                case_id,
-                version: 1,
-                summary: serde_json::Value::Null,
-            },
-            EventBody::OutcomeSigned {
-                case_id,
-                version: 1,
-                signed_by: user_id,
-            },
+            EventBody::MuteChanged { user_id, muted: false },
+            EventBody::OutcomeDrafted { case_id, version: 1, summary: serde_json::Value::Null },
+            EventBody::OutcomeSigned { case_id, version: 1, signed_by: user_id },
         ]
     }
 
     #[test]
     fn a_meeting_opens_once_scheduled_or_published_and_closes_once_live() {
         use SessionState::*;
-        let refused = |what: &str| {
-            Some(Err(Conflict::invalid(format!(
-                "{what} is not possible now"
-            ))))
-        };
+        let refused =
+            |what: &str| Some(Err(Conflict::invalid(format!("{what} is not possible now"))));
         for from in [Scheduled, Published, Live, Closed, Cancelled] {
             for event in every_event() {
                 let expected = match (&event, from) {
@@ -1124,18 +938,11 @@ mod tests {
                     (EventBody::MeetingClosed, _) => refused("closing the meeting"),
                     _ => None,
                 };
-                assert_eq!(
-                    session_transition(from, &event),
-                    expected,
-                    "{from:?} {event:?}"
-                );
+                assert_eq!(session_transition(from, &event), expected, "{from:?} {event:?}");
             }
         }
         assert_eq!(
-            session_transition(Closed, &EventBody::MeetingOpened)
-                .unwrap()
-                .unwrap_err()
-                .to_string(),
+            session_transition(Closed, &EventBody::MeetingOpened).unwrap().unwrap_err().to_string(),
             "opening the meeting is not possible now"
         );
     }
@@ -1143,20 +950,9 @@ mod tests {
     #[test]
     fn cases_start_when_waiting_complete_in_discussion_and_defer_until_discussed() {
         use CaseState::*;
-        let refused = |what: &str| {
-            Some(Err(Conflict::invalid(format!(
-                "{what} is not possible now"
-            ))))
-        };
-        let states = [
-            Booked,
-            Listed,
-            InDiscussion,
-            Discussed,
-            OutcomeSigned,
-            Deferred,
-            Withdrawn,
-        ];
+        let refused =
+            |what: &str| Some(Err(Conflict::invalid(format!("{what} is not possible now"))));
+        let states = [Booked, Listed, InDiscussion, Discussed, OutcomeSigned, Deferred, Withdrawn];
         for from in states {
             for event in every_event() {
                 let expected = match (&event, from) {
@@ -1171,11 +967,7 @@ mod tests {
                     (EventBody::CaseDeferred { .. }, _) => refused("deferring that case"),
                     _ => None,
                 };
-                assert_eq!(
-                    case_transition(from, &event),
-                    expected,
-                    "{from:?} {event:?}"
-                );
+                assert_eq!(case_transition(from, &event), expected, "{from:?} {event:?}");
             }
         }
     }
@@ -1183,52 +975,24 @@ mod tests {
     #[test]
     fn decide_refuses_what_the_transitions_refuse() {
         let chair = UserId::new();
-        let actor = Actor {
-            user_id: chair,
-            role: Role::Consultant,
-        };
+        let actor = Actor { user_id: chair, role: Role::Consultant };
         let live = LiveState::default();
         let closed = session(chair, SessionState::Closed);
-        let open = decide(
-            &closed,
-            &[],
-            &live,
-            &actor,
-            &Command::OpenMeeting,
-            on_time(&closed),
-        );
+        let open = decide(&closed, &[], &live, &actor, &Command::OpenMeeting, on_time(&closed));
         assert_eq!(open.unwrap_err().code, "invalid_state");
         let s = session(chair, SessionState::Live);
         let agenda = [item(CaseState::Discussed), item(CaseState::InDiscussion)];
         for command in [
-            Command::StartCase {
-                case_id: agenda[0].case_id,
-            },
-            Command::DeferCase {
-                case_id: agenda[0].case_id,
-            },
+            Command::StartCase { case_id: agenda[0].case_id },
+            Command::DeferCase { case_id: agenda[0].case_id },
         ] {
             let refusal = decide(&s, &agenda, &live, &actor, &command, on_time(&s));
             assert_eq!(refusal.unwrap_err().code, "invalid_state", "{command:?}");
         }
-        let defer = Command::DeferCase {
-            case_id: agenda[1].case_id,
-        };
-        assert_eq!(
-            decide(&s, &agenda, &live, &actor, &defer, on_time(&s))
-                .unwrap()
-                .len(),
-            1
-        );
+        let defer = Command::DeferCase { case_id: agenda[1].case_id };
+        assert_eq!(decide(&s, &agenda, &live, &actor, &defer, on_time(&s)).unwrap().len(), 1);
         // Nothing waits once the only undiscussed case is under discussion.
-        let next = decide(
-            &s,
-            &agenda[..1],
-            &live,
-            &actor,
-            &Command::NextCase,
-            on_time(&s),
-        );
+        let next = decide(&s, &agenda[..1], &live, &actor, &Command::NextCase, on_time(&s));
         assert_eq!(next.unwrap_err().code, "agenda_finished");
     }
 }

@@ -50,11 +50,8 @@ pub enum MentorshipKind {
 }
 
 impl MentorshipKind {
-    pub const ALL: [MentorshipKind; 3] = [
-        MentorshipKind::CaseReview,
-        MentorshipKind::JointAssessment,
-        MentorshipKind::Teaching,
-    ];
+    pub const ALL: [MentorshipKind; 3] =
+        [MentorshipKind::CaseReview, MentorshipKind::JointAssessment, MentorshipKind::Teaching];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,16 +62,13 @@ impl MentorshipKind {
     }
 
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == raw.trim())
-            .ok_or_else(|| {
-                ParseError::new(
-                    "invalid_kind",
-                    "kind",
-                    "must be case_review, joint_assessment or teaching",
-                )
-            })
+        Self::ALL.into_iter().find(|k| k.as_str() == raw.trim()).ok_or_else(|| {
+            ParseError::new(
+                "invalid_kind",
+                "kind",
+                "must be case_review, joint_assessment or teaching",
+            )
+        })
     }
 }
 
@@ -114,11 +108,7 @@ impl DateRange {
 
     pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, ParseError> {
         if from > to {
-            return Err(ParseError::new(
-                "invalid_date_range",
-                "to",
-                "must be on or after from",
-            ));
+            return Err(ParseError::new("invalid_date_range", "to", "must be on or after from"));
         }
         Ok(Self { from, to })
     }
@@ -141,11 +131,7 @@ impl DateRange {
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
         };
-        let end = self
-            .to
-            .succ_opt()
-            .map(start)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let end = self.to.succ_opt().map(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
         (start(self.from), end)
     }
 }
@@ -177,8 +163,7 @@ pub struct ContractDraft {
 }
 
 fn user_id(
-    raw: &str,
-    field: impl Into<std::borrow::Cow<'static, str>>,
+    raw: &str, field: impl Into<std::borrow::Cow<'static, str>>,
 ) -> Result<UserId, ParseError> {
     Uuid::parse_str(raw.trim())
         .map(UserId)
@@ -325,11 +310,7 @@ pub struct LogDraft {
 }
 
 fn too_many(field: &'static str) -> ParseError {
-    ParseError::new(
-        "too_many",
-        field,
-        format!("must have at most {MAX_LOG_ENTRIES} entries"),
-    )
+    ParseError::new("too_many", field, format!("must have at most {MAX_LOG_ENTRIES} entries"))
 }
 
 impl LogDraft {
@@ -337,11 +318,7 @@ impl LogDraft {
     pub fn parse(r: LogRequest, today: NaiveDate) -> Result<Self, ParseError> {
         let consultant_id = user_id(&r.consultant_id, "consultant_id")?;
         if r.mentee_ids.is_empty() {
-            return Err(ParseError::new(
-                "required",
-                "mentee_ids",
-                "name at least one mentee",
-            ));
+            return Err(ParseError::new("required", "mentee_ids", "name at least one mentee"));
         }
         if r.mentee_ids.len() > MAX_LOG_ENTRIES {
             return Err(too_many("mentee_ids"));
@@ -523,10 +500,7 @@ pub struct ContractSummary {
 /// The summary over `range` of every contract running on some day of it, in the order
 /// given. `logs` and `flags` may include others; only those that count are used.
 pub fn summarise(
-    contracts: &[Contract],
-    logs: &[MentorshipLog],
-    flags: &[MentorshipFlag],
-    range: &DateRange,
+    contracts: &[Contract], logs: &[MentorshipLog], flags: &[MentorshipFlag], range: &DateRange,
     today: NaiveDate,
 ) -> Vec<ContractSummary> {
     let as_of = min(range.to, today);
@@ -543,10 +517,8 @@ pub fn summarise(
                 })
                 .map(|l| u64::from(l.duration_minutes))
                 .sum();
-            let backlog: Vec<&MentorshipFlag> = flags
-                .iter()
-                .filter(|f| f.specialty == c.specialty && f.open_on(as_of))
-                .collect();
+            let backlog: Vec<&MentorshipFlag> =
+                flags.iter().filter(|f| f.specialty == c.specialty && f.open_on(as_of)).collect();
             let contracted = c.contracted_minutes(range);
             Some(ContractSummary {
                 contract_id: c.id,
@@ -574,8 +546,7 @@ pub fn summarise(
 /// there, or the instance holding it stopped) counts until `open_until` (the earlier of
 /// the session's scheduled end and now, or when it was joined if that is later).
 pub fn minutes_present(
-    stays: &[(DateTime<Utc>, Option<DateTime<Utc>>)],
-    open_until: DateTime<Utc>,
+    stays: &[(DateTime<Utc>, Option<DateTime<Utc>>)], open_until: DateTime<Utc>,
 ) -> u64 {
     let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = stays
         .iter()
@@ -637,20 +608,11 @@ mod tests {
         let q = quarter();
         assert_eq!(q.days(), 91);
         // 60 × 52 × 91 / 364 = 780 (a quarter of 52 weeks is 13 weeks).
-        assert_eq!(
-            contract(60, 52, "2025-01-01", None, "spinal").contracted_minutes(&q),
-            780
-        );
+        assert_eq!(contract(60, 52, "2025-01-01", None, "spinal").contracted_minutes(&q), 780);
         // 60 × 42 × 91 / 364 = 630 (a quarter of 42 weeks is 10.5 weeks).
-        assert_eq!(
-            contract(60, 42, "2025-01-01", None, "pain").contracted_minutes(&q),
-            630
-        );
+        assert_eq!(contract(60, 42, "2025-01-01", None, "pain").contracted_minutes(&q), 630);
         // Starting 16 June: 15 days of the quarter. 90 × 52 × 15 / 364 = 192.857… → 193.
-        assert_eq!(
-            contract(90, 52, "2025-06-16", None, "spinal").contracted_minutes(&q),
-            193
-        );
+        assert_eq!(contract(90, 52, "2025-06-16", None, "spinal").contracted_minutes(&q), 193);
         // Ending 7 April: 7 days. 30 × 42 × 7 / 364 = 24.23… → 24.
         assert_eq!(
             contract(30, 42, "2024-01-01", Some("2025-04-07"), "pain").contracted_minutes(&q),
@@ -705,13 +667,7 @@ mod tests {
             flag("2025-07-01", None, "spinal"), // after the window
             flag("2025-04-01", None, "pain"),   // another arm
         ];
-        let rows = summarise(
-            std::slice::from_ref(&spinal),
-            &logs,
-            &flags,
-            &q,
-            d("2026-01-01"),
-        );
+        let rows = summarise(std::slice::from_ref(&spinal), &logs, &flags, &q, d("2026-01-01"));
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(r.days, 91);
@@ -724,10 +680,7 @@ mod tests {
         // backlog is measured on that day.
         let rows = summarise(
             std::slice::from_ref(&spinal),
-            &[
-                log("2025-04-03", 600, "spinal"),
-                log("2025-04-04", 600, "spinal"),
-            ],
+            &[log("2025-04-03", 600, "spinal"), log("2025-04-04", 600, "spinal")],
             &flags,
             &q,
             d("2025-05-10"),
@@ -740,36 +693,21 @@ mod tests {
     #[test]
     fn date_ranges() {
         assert_eq!(
-            DateRange::parse(Some("2025-07-01"), Some("2025-06-30"))
-                .unwrap_err()
-                .code,
+            DateRange::parse(Some("2025-07-01"), Some("2025-06-30")).unwrap_err().code,
             "invalid_date_range"
         );
+        assert_eq!(DateRange::parse(Some("2025-07-01"), None).unwrap_err().code, "required");
         assert_eq!(
-            DateRange::parse(Some("2025-07-01"), None).unwrap_err().code,
-            "required"
-        );
-        assert_eq!(
-            DateRange::parse(Some("July"), Some("2025-06-30"))
-                .unwrap_err()
-                .code,
+            DateRange::parse(Some("July"), Some("2025-06-30")).unwrap_err().code,
             "invalid_date"
         );
         let one = DateRange::parse(Some("2025-06-30"), Some("2025-06-30")).unwrap();
         assert_eq!(one.days(), 1);
         // Summer time: the UK day 30 June starts at 23:00 UTC the day before.
         let (start, end) = one.instants();
-        assert_eq!(
-            start,
-            "2025-06-29T23:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            end,
-            "2025-06-30T23:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert!(DateRange::parse_open(None, None)
-            .unwrap()
-            .contains(d("2025-01-01")));
+        assert_eq!(start, "2025-06-29T23:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(end, "2025-06-30T23:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert!(DateRange::parse_open(None, None).unwrap().contains(d("2025-01-01")));
     }
 
     fn request(body: serde_json::Value) -> LogRequest {
@@ -796,33 +734,15 @@ mod tests {
             }
             LogDraft::parse(request(body), today).unwrap_err().code
         };
-        assert_eq!(
-            code(serde_json::json!({"duration_minutes": -5})),
-            "invalid_duration"
-        );
-        assert_eq!(
-            code(serde_json::json!({"duration_minutes": 0})),
-            "invalid_duration"
-        );
+        assert_eq!(code(serde_json::json!({"duration_minutes": -5})), "invalid_duration");
+        assert_eq!(code(serde_json::json!({"duration_minutes": 0})), "invalid_duration");
         assert_eq!(code(serde_json::json!({"kind": "chat"})), "invalid_kind");
-        assert_eq!(
-            code(serde_json::json!({"occurred_on": "2025-06-02"})),
-            "date_in_future"
-        );
+        assert_eq!(code(serde_json::json!({"occurred_on": "2025-06-02"})), "date_in_future");
         assert_eq!(code(serde_json::json!({"mentee_ids": []})), "required");
-        assert_eq!(
-            code(serde_json::json!({"mentee_ids": [consultant]})),
-            "invalid_mentee"
-        );
+        assert_eq!(code(serde_json::json!({"mentee_ids": [consultant]})), "invalid_mentee");
         assert_eq!(code(serde_json::json!({"case_ids": ["x"]})), "invalid_id");
-        assert_eq!(
-            code(serde_json::json!({"consultant_id": "me"})),
-            "invalid_id"
-        );
-        assert_eq!(
-            code(serde_json::json!({"learning_points": [" "]})),
-            "required"
-        );
+        assert_eq!(code(serde_json::json!({"consultant_id": "me"})), "invalid_id");
+        assert_eq!(code(serde_json::json!({"learning_points": [" "]})), "required");
     }
 
     #[test]
@@ -840,10 +760,7 @@ mod tests {
             specialty: None,
         };
         let both = [spinal.clone(), pain];
-        assert_eq!(
-            log_specialty(&draft("2025-04-15"), &both).unwrap().as_str(),
-            "spinal"
-        );
+        assert_eq!(log_specialty(&draft("2025-04-15"), &both).unwrap().as_str(), "spinal");
         assert_eq!(
             log_specialty(&draft("2025-05-15"), &both).unwrap_err().code,
             "specialty_required"
@@ -860,10 +777,8 @@ mod tests {
             ContractDraft::try_from(serde_json::from_value::<ContractRequest>(body).unwrap())
         };
         let id = Uuid::new_v4().to_string();
-        let ok = req(
-            serde_json::json!({"consultant_id": id, "specialty": "spinal",
-            "minutes_per_week": 60, "weeks_per_year": 52, "starts_on": "2025-01-01", "ends_on": null}),
-        );
+        let ok = req(serde_json::json!({"consultant_id": id, "specialty": "spinal",
+            "minutes_per_week": 60, "weeks_per_year": 52, "starts_on": "2025-01-01", "ends_on": null}));
         assert!(ok.is_ok());
         let bad = |mpw: i64, wpy: i64, ends: &str| {
             req(serde_json::json!({"consultant_id": id, "specialty": "spinal",
@@ -885,11 +800,7 @@ mod tests {
 
     #[test]
     fn presence_merges_overlapping_stays() {
-        let t = |s: &str| {
-            format!("2025-05-01T{s}:00Z")
-                .parse::<DateTime<Utc>>()
-                .unwrap()
-        };
+        let t = |s: &str| format!("2025-05-01T{s}:00Z").parse::<DateTime<Utc>>().unwrap();
         // 12:30–13:00 and 12:45–13:15 on two devices: 12:30–13:15 = 45; rejoined
         // 13:30–13:40: 10 more.
         let stays = [

@@ -38,15 +38,9 @@ pub struct OutboxMessage {
 
 /// Recipients as stored: comma-separated addresses.
 pub fn join_recipients(to: &[EmailAddress]) -> String {
-    to.iter()
-        .map(EmailAddress::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
+    to.iter().map(EmailAddress::as_str).collect::<Vec<_>>().join(",")
 }
 
 pub fn split_recipients(stored: &str) -> Vec<EmailAddress> {
-    stored
-        .split(',')
-        .filter_map(|a| EmailAddress::parse(a).ok())
-        .collect()
+    stored.split(',').filter_map(|a| EmailAddress::parse(a).ok()).collect()
 }

@@ -60,15 +60,9 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(
-        code: &'static str,
-        field: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
+        code: &'static str, field: impl Into<Cow<'static, str>>, message: impl Into<String>,
     ) -> Self {
-        Self {
-            code,
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { code, field: field.into(), message: message.into() }
     }
 
     /// The same rule applied to another field (e.g. a name used as `family_name`).
@@ -81,10 +75,7 @@ impl ParseError {
 /// Trims and checks a bounded single-line or multi-line text; shared by names and
 /// clinical text so the rules stay in one place.
 pub fn bounded_text(
-    raw: &str,
-    field: &'static str,
-    max_chars: usize,
-    multiline: bool,
+    raw: &str, field: &'static str, max_chars: usize, multiline: bool,
 ) -> Result<String, ParseError> {
     let text = raw.trim();
     if text.is_empty() {
@@ -99,11 +90,7 @@ pub fn bounded_text(
     }
     let bad = |c: char| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t'));
     if text.chars().any(bad) {
-        return Err(ParseError::new(
-            "invalid_characters",
-            field,
-            "contains control characters",
-        ));
+        return Err(ParseError::new("invalid_characters", field, "contains control characters"));
     }
     Ok(text.to_string())
 }

@@ -37,11 +37,7 @@ impl NhsNumber {
 /// The check digit for nine leading digits, or `None` when it would be 10 (such
 /// numbers are never issued).
 pub fn check_digit(first_nine: &[u32]) -> Option<u32> {
-    let sum: u32 = first_nine
-        .iter()
-        .zip((2..=10).rev())
-        .map(|(d, w)| d * w)
-        .sum();
+    let sum: u32 = first_nine.iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
     match 11 - sum % 11 {
         11 => Some(0),
         10 => None,
@@ -77,22 +73,14 @@ mod tests {
         for n in ["9912003888", "9449305552", "9434765919", "943 476 5919"] {
             assert!(NhsNumber::parse(n).is_ok(), "{n}");
         }
-        assert_eq!(
-            NhsNumber::parse("943 476 5919").unwrap().as_str(),
-            "9434765919"
-        );
+        assert_eq!(NhsNumber::parse("943 476 5919").unwrap().as_str(), "9434765919");
     }
 
     #[test]
     fn wrong_shapes_are_rejected() {
-        for n in [
-            "",
-            "943476591",
-            "94347659190",
-            "943476591x",
-            "9434-765919",
-            "９４３４７６５９１９",
-        ] {
+        for n in
+            ["", "943476591", "94347659190", "943476591x", "9434-765919", "９４３４７６５９１９"]
+        {
             let e = NhsNumber::parse(n).unwrap_err();
             assert_eq!(e.code, "invalid_nhs_number", "{n}");
         }
@@ -132,9 +120,7 @@ mod tests {
     }
 
     fn render(d: &[u32]) -> String {
-        d.iter()
-            .map(|v| char::from_digit(*v, 10).unwrap())
-            .collect()
+        d.iter().map(|v| char::from_digit(*v, 10).unwrap()).collect()
     }
 
     proptest! {

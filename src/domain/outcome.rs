@@ -75,16 +75,13 @@ impl InvestigationKind {
 
     pub fn parse(raw: &str, field: String) -> Result<Self, ParseError> {
         let raw = raw.trim();
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == raw)
-            .ok_or_else(|| {
-                invalid_value(
-                    raw,
-                    field,
-                    "mri, xray, ct, ultrasound, bloods, nerve_conduction, dexa or other",
-                )
-            })
+        Self::ALL.into_iter().find(|k| k.as_str() == raw).ok_or_else(|| {
+            invalid_value(
+                raw,
+                field,
+                "mri, xray, ct, ultrasound, bloods, nerve_conduction, dexa or other",
+            )
+        })
     }
 }
 
@@ -154,16 +151,13 @@ impl ReferralDestination {
 
     pub fn parse(raw: &str, field: String) -> Result<Self, ParseError> {
         let raw = raw.trim();
-        Self::ALL
-            .into_iter()
-            .find(|d| d.as_str() == raw)
-            .ok_or_else(|| {
-                invalid_value(
-                    raw,
-                    field,
-                    "a referral destination such as orthopaedics, pain_clinic or gp_discharge",
-                )
-            })
+        Self::ALL.into_iter().find(|d| d.as_str() == raw).ok_or_else(|| {
+            invalid_value(
+                raw,
+                field,
+                "a referral destination such as orthopaedics, pain_clinic or gp_discharge",
+            )
+        })
     }
 }
 
@@ -188,21 +182,14 @@ pub struct OutcomeText(String);
 
 impl OutcomeText {
     fn parse(
-        raw: &str,
-        field: String,
-        max_chars: usize,
-        multiline: bool,
+        raw: &str, field: String, max_chars: usize, multiline: bool,
     ) -> Result<Self, ParseError> {
-        bounded_text(raw, "text", max_chars, multiline)
-            .map(Self)
-            .map_err(|e| e.for_field(field))
+        bounded_text(raw, "text", max_chars, multiline).map(Self).map_err(|e| e.for_field(field))
     }
 
     /// Absent, empty or blank text is `None`.
     fn optional(
-        raw: Option<&str>,
-        field: String,
-        max_chars: usize,
+        raw: Option<&str>, field: String, max_chars: usize,
     ) -> Result<Option<Self>, ParseError> {
         match raw.map(str::trim) {
             None | Some("") => Ok(None),
@@ -349,11 +336,7 @@ pub struct FollowUpRequest {
 }
 
 fn too_many(field: &'static str, max: usize) -> ParseError {
-    ParseError::new(
-        "too_many",
-        field,
-        format!("must have at most {max} entries"),
-    )
+    ParseError::new("too_many", field, format!("must have at most {max} entries"))
 }
 
 fn parse_investigation(i: usize, r: InvestigationRequest) -> Result<Investigation, ParseError> {
@@ -422,11 +405,7 @@ fn parse_follow_up(r: Option<FollowUpRequest>) -> Result<FollowUp, ParseError> {
                 ));
             }
             let session_id = Uuid::parse_str(raw).map_err(|_| {
-                ParseError::new(
-                    "invalid_value",
-                    "follow_up.session_id",
-                    "must be a session id",
-                )
+                ParseError::new("invalid_value", "follow_up.session_id", "must be a session id")
             })?;
             let reason = OutcomeText::parse(
                 r.reason.as_deref().unwrap_or(""),
@@ -450,11 +429,7 @@ fn parse_follow_up(r: Option<FollowUpRequest>) -> Result<FollowUp, ParseError> {
                 })?;
             Ok(FollowUp::Review { weeks })
         }
-        other => Err(invalid_value(
-            other,
-            "follow_up.kind".into(),
-            "none, re_discuss or review",
-        )),
+        other => Err(invalid_value(other, "follow_up.kind".into(), "none, re_discuss or review")),
     }
 }
 
@@ -503,10 +478,7 @@ impl OutcomeDraft {
             referrals: self
                 .referrals
                 .iter()
-                .map(|r| ReferralSummary {
-                    destination: r.destination,
-                    urgency: r.urgency,
-                })
+                .map(|r| ReferralSummary { destination: r.destination, urgency: r.urgency })
                 .collect(),
             plan_items: self.management_plan.items.len(),
             follow_up: FollowUpSummary {
@@ -622,10 +594,7 @@ impl OutcomeVersion {
 
     /// The first version of a case's outcome: an unsigned draft.
     pub fn first_draft(
-        case_id: Uuid,
-        body: OutcomeDraft,
-        author: UserId,
-        now: DateTime<Utc>,
+        case_id: Uuid, body: OutcomeDraft, author: UserId, now: DateTime<Utc>,
     ) -> Self {
         let now = stored_time(now);
         OutcomeVersion {
@@ -720,13 +689,8 @@ impl<'a> OutcomeVersionView<'a> {
 
 /// A re-discussion goes to a later session of the same specialty as the case's own.
 pub fn check_follow_up_session(case_session: &Session, target: &Session) -> Result<(), ParseError> {
-    let bad = |why: &str| {
-        Err(ParseError::new(
-            "invalid_follow_up_session",
-            "follow_up.session_id",
-            why,
-        ))
-    };
+    let bad =
+        |why: &str| Err(ParseError::new("invalid_follow_up_session", "follow_up.session_id", why));
     if target.plan.specialty != case_session.plan.specialty {
         return bad("must be a session of the same specialty");
     }
@@ -763,19 +727,10 @@ mod tests {
     fn parses_a_full_outcome() {
         let d = parse(good()).unwrap();
         assert_eq!(d.investigations[0].kind, InvestigationKind::Mri);
-        assert_eq!(
-            d.investigations[0].site.as_ref().unwrap().as_str(),
-            "lower back"
-        );
-        assert_eq!(
-            d.investigations[0].notes.as_ref().unwrap().as_str(),
-            "whole spine"
-        );
+        assert_eq!(d.investigations[0].site.as_ref().unwrap().as_str(), "lower back");
+        assert_eq!(d.investigations[0].notes.as_ref().unwrap().as_str(), "whole spine");
         assert_eq!(d.investigations[1].notes, None);
-        assert_eq!(
-            d.referrals[0].destination,
-            ReferralDestination::PainManagementProgramme
-        );
+        assert_eq!(d.referrals[0].destination, ReferralDestination::PainManagementProgramme);
         assert_eq!(d.follow_up.kind(), FollowUpKind::ReDiscuss);
         // Aliases are accepted; the canonical spelling is emitted.
         let text = serde_json::to_string(&d).unwrap();
@@ -783,13 +738,7 @@ mod tests {
         let s = d.summary();
         assert_eq!(s.plan_items, 1);
         let summary = serde_json::to_string(&s).unwrap();
-        for free in [
-            "whole spine",
-            "Persistent pain",
-            "Continue",
-            "analgesia",
-            "After MRI",
-        ] {
+        for free in ["whole spine", "Persistent pain", "Continue", "analgesia", "After MRI"] {
             assert!(!summary.contains(free), "{free} in {summary}");
         }
         for kind in ["rediscuss", "re_discuss"] {
@@ -936,20 +885,13 @@ mod tests {
                 "follow_up.session_id",
                 "required",
             ),
-            (
-                Box::new(|v| v["follow_up"]["reason"] = json!(null)),
-                "follow_up.reason",
-                "required",
-            ),
+            (Box::new(|v| v["follow_up"]["reason"] = json!(null)), "follow_up.reason", "required"),
         ];
         for (edit, field, code) in cases {
             assert_eq!(refusal(edit), (field.to_string(), code));
         }
         assert_eq!(AmendmentReason::parse(" ").unwrap_err().code, "required");
-        assert_eq!(
-            AmendmentReason::parse(&long(1001)).unwrap_err().code,
-            "too_long"
-        );
+        assert_eq!(AmendmentReason::parse(&long(1001)).unwrap_err().code, "too_long");
         assert!(AmendmentReason::parse("Wrong side recorded").is_ok());
     }
 
@@ -957,10 +899,7 @@ mod tests {
     fn free_text_stays_out_of_debug() {
         let d = parse(good()).unwrap();
         let debug = format!("{d:?}");
-        assert!(
-            !debug.contains("whole spine") && !debug.contains("After MRI"),
-            "{debug}"
-        );
+        assert!(!debug.contains("whole spine") && !debug.contains("After MRI"), "{debug}");
     }
 
     fn text() -> impl Strategy<Value = String> {

@@ -76,9 +76,7 @@ pub fn differences(recorded: &PatientDetails, incoming: &PatientDetails) -> Vec<
 
 /// Decides a booking's patient against the record for its NHS number.
 pub fn reconcile(
-    recorded: Option<&PatientDetails>,
-    incoming: &PatientDetails,
-    confirmed: PatientUpdate,
+    recorded: Option<&PatientDetails>, incoming: &PatientDetails, confirmed: PatientUpdate,
 ) -> Result<Reconciled, Box<PatientConflict>> {
     let Some(recorded) = recorded else {
         return Ok(Reconciled::New);
@@ -93,10 +91,7 @@ pub fn reconcile(
     if allowed {
         Ok(Reconciled::Updated { fields })
     } else {
-        Err(Box::new(PatientConflict {
-            recorded: recorded.clone(),
-            fields,
-        }))
+        Err(Box::new(PatientConflict { recorded: recorded.clone(), fields }))
     }
 }
 
@@ -119,15 +114,9 @@ mod tests {
     #[test]
     fn a_new_number_creates_the_record_and_the_same_details_match_it() {
         let jo = patient("Jo", "Specimen", "1962-11-30");
-        assert_eq!(
-            reconcile(None, &jo, PatientUpdate::None),
-            Ok(Reconciled::New)
-        );
+        assert_eq!(reconcile(None, &jo, PatientUpdate::None), Ok(Reconciled::New));
         let shouted = patient("JO", "SPECIMEN", "1962-11-30");
-        assert_eq!(
-            reconcile(Some(&jo), &shouted, PatientUpdate::None),
-            Ok(Reconciled::Same)
-        );
+        assert_eq!(reconcile(Some(&jo), &shouted, PatientUpdate::None), Ok(Reconciled::Same));
     }
 
     #[test]
@@ -146,9 +135,7 @@ mod tests {
         // Only a coordinator's correction does.
         assert_eq!(
             reconcile(Some(&jo), &typo, PatientUpdate::Correction),
-            Ok(Reconciled::Updated {
-                fields: vec!["date_of_birth"]
-            })
+            Ok(Reconciled::Updated { fields: vec!["date_of_birth"] })
         );
     }
 
@@ -157,16 +144,12 @@ mod tests {
         let jo = patient("Jo", "Specimen", "1962-11-30");
         let married = patient("Jo", "Example", "1962-11-30");
         assert_eq!(
-            reconcile(Some(&jo), &married, PatientUpdate::None)
-                .unwrap_err()
-                .fields,
+            reconcile(Some(&jo), &married, PatientUpdate::None).unwrap_err().fields,
             ["name"]
         );
         assert_eq!(
             reconcile(Some(&jo), &married, PatientUpdate::NameChange),
-            Ok(Reconciled::Updated {
-                fields: vec!["name"]
-            })
+            Ok(Reconciled::Updated { fields: vec!["name"] })
         );
     }
 }

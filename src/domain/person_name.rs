@@ -44,14 +44,8 @@ mod tests {
             "Siân O'Neill-Jones"
         );
         assert_eq!(PersonName::parse("   ").unwrap_err().code, "required");
-        assert_eq!(
-            PersonName::parse(&"a".repeat(101)).unwrap_err().code,
-            "too_long"
-        );
-        assert_eq!(
-            PersonName::parse("a\u{0}b").unwrap_err().code,
-            "invalid_characters"
-        );
+        assert_eq!(PersonName::parse(&"a".repeat(101)).unwrap_err().code, "too_long");
+        assert_eq!(PersonName::parse("a\u{0}b").unwrap_err().code, "invalid_characters");
         assert!(!format!("{:?}", PersonName::parse("Jo").unwrap()).contains("Jo"));
     }
 }

@@ -69,16 +69,9 @@ impl ReportWindow {
                 .ok_or_else(|| ParseError::new("required", field, "a date is required"))?;
             super::time_window::parse_calendar_date(raw, field)
         };
-        let window = Self {
-            from: date(from, "from")?,
-            to: date(to, "to")?,
-        };
+        let window = Self { from: date(from, "from")?, to: date(to, "to")? };
         if window.from > window.to {
-            return Err(ParseError::new(
-                "invalid_window",
-                "to",
-                "must not be before from",
-            ));
+            return Err(ParseError::new("invalid_window", "to", "must not be before from"));
         }
         if (window.to - window.from).num_days() >= MAX_WINDOW_DAYS {
             return Err(ParseError::new(
@@ -136,10 +129,7 @@ pub struct Month {
 
 impl Month {
     pub fn of_date(d: NaiveDate) -> Self {
-        Self {
-            year: d.year(),
-            month: d.month(),
-        }
+        Self { year: d.year(), month: d.month() }
     }
 
     /// The UK local month of an instant.
@@ -149,15 +139,9 @@ impl Month {
 
     fn next(self) -> Self {
         if self.month == 12 {
-            Self {
-                year: self.year + 1,
-                month: 1,
-            }
+            Self { year: self.year + 1, month: 1 }
         } else {
-            Self {
-                year: self.year,
-                month: self.month + 1,
-            }
+            Self { year: self.year, month: self.month + 1 }
         }
     }
 }
@@ -182,11 +166,7 @@ impl ReportFormat {
         match raw.map(str::trim) {
             None | Some("") | Some("json") => Ok(Self::Json),
             Some("csv") => Ok(Self::Csv),
-            Some(_) => Err(ParseError::new(
-                "unknown_format",
-                "format",
-                "must be json or csv",
-            )),
+            Some(_) => Err(ParseError::new("unknown_format", "format", "must be json or csv")),
         }
     }
 }
@@ -279,9 +259,7 @@ pub fn discussed_at(row: &CaseRow, session: &SessionRow) -> DateTime<Utc> {
 /// UK local calendar days from the episode's first booking to the discussion (never
 /// negative).
 pub fn days_to_discussion(row: &CaseRow, session: &SessionRow) -> i64 {
-    (local_date(discussed_at(row, session)) - local_date(row.first_booked_at))
-        .num_days()
-        .max(0)
+    (local_date(discussed_at(row, session)) - local_date(row.first_booked_at)).num_days().max(0)
 }
 
 /// Seconds of live discussion, when the case was started and then completed or deferred.
@@ -510,11 +488,7 @@ fn add_outcome(mix: &mut OutcomeMix, outcome: &OutcomeSummary) {
         .collect();
     onward.sort_by_key(|d| d.as_str());
     onward.dedup();
-    if outcome
-        .referrals
-        .iter()
-        .any(|r| r.destination == ReferralDestination::GpDischarge)
-    {
+    if outcome.referrals.iter().any(|r| r.destination == ReferralDestination::GpDischarge) {
         mix.discharged_to_gp += 1;
     }
     if !onward.is_empty() {
@@ -557,10 +531,8 @@ pub fn was_quorate(session: &SessionRow, stays: &[&Attendance]) -> bool {
         *present.entry(user).or_default() += delta;
         if delta > 0 {
             let here = |u: &UserId| present.get(u).is_some_and(|n| *n > 0);
-            let others = present
-                .iter()
-                .filter(|(u, n)| **u != session.chair_id && **n > 0)
-                .count() as u32;
+            let others =
+                present.iter().filter(|(u, n)| **u != session.chair_id && **n > 0).count() as u32;
             if here(&session.chair_id) && others >= session.quorum_others {
                 return true;
             }
@@ -572,9 +544,7 @@ pub fn was_quorate(session: &SessionRow, stays: &[&Attendance]) -> bool {
 /// Folds the rows into monthly figures and window totals for each specialty in scope
 /// (every month listed, empty ones with zero counts and no medians).
 pub fn activity_report(
-    window: &ReportWindow,
-    specialties: &[Specialty],
-    data: &ActivityData,
+    window: &ReportWindow, specialties: &[Specialty], data: &ActivityData,
 ) -> ActivityReport {
     let sessions: HashMap<Uuid, &SessionRow> = data.sessions.iter().map(|s| (s.id, s)).collect();
     let mut stays: HashMap<Uuid, Vec<&Attendance>> = HashMap::new();
@@ -584,10 +554,7 @@ pub fn activity_report(
     let mut accs: BTreeMap<(String, Option<Month>), Acc> = BTreeMap::new();
     for session in &data.sessions {
         let month = Month::of(session.starts_at);
-        let own = stays
-            .get(&session.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let own = stays.get(&session.id).map(Vec::as_slice).unwrap_or_default();
         for key in [Some(month), None] {
             accs.entry((session.specialty.as_str().to_string(), key))
                 .or_default()
@@ -611,14 +578,11 @@ pub fn activity_report(
     let mut totals = Vec::new();
     for specialty in &specialties {
         for month in window.months() {
-            let acc = accs
-                .remove(&(specialty.as_str().to_string(), Some(month)))
-                .unwrap_or_default();
+            let acc =
+                accs.remove(&(specialty.as_str().to_string(), Some(month))).unwrap_or_default();
             months.push(acc.figures(specialty, Some(month)));
         }
-        let acc = accs
-            .remove(&(specialty.as_str().to_string(), None))
-            .unwrap_or_default();
+        let acc = accs.remove(&(specialty.as_str().to_string(), None)).unwrap_or_default();
         totals.push(acc.figures(specialty, None));
     }
     ActivityReport {
@@ -654,18 +618,12 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
         .filter_map(|r| sessions.get(&r.case.session_id).map(|s| (r, *s)))
         .collect();
     rows.sort_by(|(a, sa), (b, sb)| {
-        (
-            sa.starts_at,
-            sa.specialty.as_str(),
-            a.case.booked_at,
-            a.case.id,
-        )
-            .cmp(&(
-                sb.starts_at,
-                sb.specialty.as_str(),
-                b.case.booked_at,
-                b.case.id,
-            ))
+        (sa.starts_at, sa.specialty.as_str(), a.case.booked_at, a.case.id).cmp(&(
+            sb.starts_at,
+            sb.specialty.as_str(),
+            b.case.booked_at,
+            b.case.id,
+        ))
     });
     let mut header: Vec<&str> = vec![
         "case_id",
@@ -713,12 +671,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
             session.id.to_string().into(),
             session_date.to_string().into(),
             Month::of(session.starts_at).to_string().into(),
-            if case.follow_up_of.is_some() {
-                "follow_up"
-            } else {
-                "first"
-            }
-            .into(),
+            if case.follow_up_of.is_some() { "follow_up" } else { "first" }.into(),
             row.referrer_role.as_str().into(),
             case.referrer_id.to_string().into(),
         ];
@@ -755,9 +708,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
             blank_unless(
                 outcome.is_some(),
                 yes_no(outcome.is_some_and(|o| {
-                    o.referrals
-                        .iter()
-                        .any(|r| r.destination == ReferralDestination::GpDischarge)
+                    o.referrals.iter().any(|r| r.destination == ReferralDestination::GpDischarge)
                 })),
             ),
             outcome.map(onward_text).unwrap_or_default().into(),
@@ -765,9 +716,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
             blank_unless(
                 outcome.is_some(),
                 yes_no(outcome.is_some_and(|o| {
-                    o.investigations
-                        .iter()
-                        .any(|i| i.kind == InvestigationKind::Mri)
+                    o.investigations.iter().any(|i| i.kind == InvestigationKind::Mri)
                 })),
             ),
             outcome.map(follow_up_text).unwrap_or_default().into(),
@@ -799,12 +748,7 @@ fn investigations_text(o: &OutcomeSummary) -> String {
     o.investigations
         .iter()
         .map(|i| match &i.site {
-            Some(site) => format!(
-                "{} {} ({})",
-                i.kind.as_str(),
-                site.as_str(),
-                i.urgency.as_str()
-            ),
+            Some(site) => format!("{} {} ({})", i.kind.as_str(), site.as_str(), i.urgency.as_str()),
             None => format!("{} ({})", i.kind.as_str(), i.urgency.as_str()),
         })
         .collect::<Vec<_>>()
@@ -883,10 +827,7 @@ mod tests {
         let over_new_year = ReportWindow::parse(Some("2026-12-15"), Some("2027-01-02")).unwrap();
         assert_eq!(over_new_year.months().len(), 2);
         // 00:30 BST on 1 June is still 31 May in UTC, but June in the report.
-        assert_eq!(
-            Month::of("2026-05-31T23:30:00Z".parse().unwrap()).to_string(),
-            "2026-06"
-        );
+        assert_eq!(Month::of("2026-05-31T23:30:00Z".parse().unwrap()).to_string(), "2026-06");
     }
 
     #[test]
@@ -897,20 +838,11 @@ mod tests {
         assert_eq!(code(Some("2026-13-01"), Some("2026-12-01")), "invalid_date");
         assert_eq!(code(Some("01/01/2026"), Some("2026-12-01")), "invalid_date");
         assert_eq!(code(Some("2026-02-30"), Some("2026-03-01")), "invalid_date");
-        assert_eq!(
-            code(Some("2026-03-01"), Some("2026-02-28")),
-            "invalid_window"
-        );
-        assert_eq!(
-            code(Some("2020-01-01"), Some("2026-01-01")),
-            "window_too_long"
-        );
+        assert_eq!(code(Some("2026-03-01"), Some("2026-02-28")), "invalid_window");
+        assert_eq!(code(Some("2020-01-01"), Some("2026-01-01")), "window_too_long");
         assert_eq!(ReportFormat::parse(None).unwrap(), ReportFormat::Json);
         assert_eq!(ReportFormat::parse(Some("csv")).unwrap(), ReportFormat::Csv);
-        assert_eq!(
-            ReportFormat::parse(Some("xlsx")).unwrap_err().code,
-            "unknown_format"
-        );
+        assert_eq!(ReportFormat::parse(Some("xlsx")).unwrap_err().code, "unknown_format");
     }
 
     #[test]
@@ -949,35 +881,18 @@ mod tests {
         };
         let other = UserId::new();
         let trainee = UserId::new();
-        let chair_early = stay(
-            chair,
-            Role::Consultant,
-            "2026-01-06T12:30:00Z",
-            Some("2026-01-06T12:40:00Z"),
-        );
-        let other_late = stay(
-            other,
-            Role::Practitioner,
-            "2026-01-06T12:40:00Z",
-            Some("2026-01-06T13:00:00Z"),
-        );
+        let chair_early =
+            stay(chair, Role::Consultant, "2026-01-06T12:30:00Z", Some("2026-01-06T12:40:00Z"));
+        let other_late =
+            stay(other, Role::Practitioner, "2026-01-06T12:40:00Z", Some("2026-01-06T13:00:00Z"));
         let trainee_all = stay(trainee, Role::Trainee, "2026-01-06T12:30:00Z", None);
         // The chair left as the other joined; the trainee never counts.
-        assert!(!was_quorate(
-            &session,
-            &[&chair_early, &other_late, &trainee_all]
-        ));
+        assert!(!was_quorate(&session, &[&chair_early, &other_late, &trainee_all]));
         let chair_back = stay(chair, Role::Consultant, "2026-01-06T12:50:00Z", None);
-        assert!(was_quorate(
-            &session,
-            &[&chair_early, &other_late, &trainee_all, &chair_back]
-        ));
+        assert!(was_quorate(&session, &[&chair_early, &other_late, &trainee_all, &chair_back]));
         let mut two = session.clone();
         two.quorum_others = 2;
-        assert!(!was_quorate(
-            &two,
-            &[&chair_early, &other_late, &chair_back]
-        ));
+        assert!(!was_quorate(&two, &[&chair_early, &other_late, &chair_back]));
         let mut none_needed = session;
         none_needed.quorum_others = 0;
         assert!(was_quorate(&none_needed, &[&chair_early]));

@@ -17,12 +17,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Practitioner,
-        Role::Consultant,
-        Role::Trainee,
-        Role::Coordinator,
-    ];
+    pub const ALL: [Role; 4] =
+        [Role::Practitioner, Role::Consultant, Role::Trainee, Role::Coordinator];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,16 +39,13 @@ impl FromStr for Role {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                ParseError::new(
-                    "invalid_role",
-                    "role",
-                    "must be one of practitioner, consultant, trainee, coordinator",
-                )
-            })
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            ParseError::new(
+                "invalid_role",
+                "role",
+                "must be one of practitioner, consultant, trainee, coordinator",
+            )
+        })
     }
 }
 

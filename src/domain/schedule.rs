@@ -93,10 +93,7 @@ impl NewSeries {
     /// earlier instant.
     pub fn occurrences(&self) -> Vec<DateTime<Utc>> {
         (0..self.weeks)
-            .filter_map(|week| {
-                self.first_date
-                    .checked_add_days(Days::new(7 * u64::from(week)))
-            })
+            .filter_map(|week| self.first_date.checked_add_days(Days::new(7 * u64::from(week))))
             .filter_map(|date| {
                 let local = date.and_time(self.local_time);
                 CLINIC_TZ

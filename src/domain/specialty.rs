@@ -20,8 +20,7 @@ impl Specialty {
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
             && !s.contains("--")
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Self(s.to_string()))
         } else {
@@ -59,16 +58,7 @@ mod tests {
         for ok in ["pain", "foot-and-ankle", "hand2"] {
             assert!(Specialty::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "p",
-            "Pain",
-            "foot and ankle",
-            "-pain",
-            "pain-",
-            "a--b",
-            "2pain",
-        ] {
+        for bad in ["", "p", "Pain", "foot and ankle", "-pain", "pain-", "a--b", "2pain"] {
             assert!(Specialty::parse(bad).is_err(), "{bad}");
         }
     }

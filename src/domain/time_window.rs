@@ -25,11 +25,7 @@ impl TimeWindow {
         };
         if let (Some(f), Some(t)) = (window.from, window.to) {
             if f >= t {
-                return Err(ParseError::new(
-                    "invalid_time_window",
-                    "to",
-                    "must be after from",
-                ));
+                return Err(ParseError::new("invalid_time_window", "to", "must be after from"));
             }
         }
         Ok(window)
@@ -46,27 +42,18 @@ mod tests {
 
     #[test]
     fn windows() {
-        let w = TimeWindow::parse(
-            Some("2026-01-01T00:00:00Z"),
-            Some("2026-02-01T00:00:00+01:00"),
-        )
-        .unwrap();
+        let w = TimeWindow::parse(Some("2026-01-01T00:00:00Z"), Some("2026-02-01T00:00:00+01:00"))
+            .unwrap();
         assert!(w.contains("2026-01-15T12:00:00Z".parse().unwrap()));
         assert!(!w.contains("2026-01-31T23:00:00Z".parse().unwrap()));
-        assert_eq!(
-            TimeWindow::parse(Some("yesterday"), None).unwrap_err().code,
-            "invalid_time"
-        );
+        assert_eq!(TimeWindow::parse(Some("yesterday"), None).unwrap_err().code, "invalid_time");
         assert_eq!(
             TimeWindow::parse(Some("2026-02-01T00:00:00Z"), Some("2026-01-01T00:00:00Z"))
                 .unwrap_err()
                 .code,
             "invalid_time_window"
         );
-        assert_eq!(
-            TimeWindow::parse(None, None).unwrap(),
-            TimeWindow::default()
-        );
+        assert_eq!(TimeWindow::parse(None, None).unwrap(), TimeWindow::default());
     }
 }
 
@@ -78,15 +65,13 @@ const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
 /// A calendar date written exactly as `YYYY-MM-DD`, in 1900–2200: `422 invalid_date`
 /// otherwise.
 pub fn parse_calendar_date(raw: &str, field: &'static str) -> Result<NaiveDate, ParseError> {
-    parse_iso_date(raw)
-        .filter(|d| YEARS.contains(&d.year()))
-        .ok_or_else(|| {
-            ParseError::new(
-                "invalid_date",
-                field,
-                "must be a date as YYYY-MM-DD, between 1900 and 2200",
-            )
-        })
+    parse_iso_date(raw).filter(|d| YEARS.contains(&d.year())).ok_or_else(|| {
+        ParseError::new(
+            "invalid_date",
+            field,
+            "must be a date as YYYY-MM-DD, between 1900 and 2200",
+        )
+    })
 }
 
 /// A real date written exactly as `YYYY-MM-DD` (four-digit year, no sign), whatever the
@@ -101,9 +86,7 @@ pub fn parse_iso_date(raw: &str) -> Option<NaiveDate> {
                 b.is_ascii_digit()
             }
         });
-    shaped
-        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
-        .flatten()
+    shaped.then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()).flatten()
 }
 
 #[cfg(test)]
@@ -127,11 +110,7 @@ mod date_tests {
             "",
             "2026/04/01",
         ] {
-            assert_eq!(
-                parse_calendar_date(bad, "from").unwrap_err().code,
-                "invalid_date",
-                "{bad}"
-            );
+            assert_eq!(parse_calendar_date(bad, "from").unwrap_err().code, "invalid_date", "{bad}");
         }
     }
 }

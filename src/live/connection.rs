@@ -59,13 +59,8 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
     let conn_id = join.hub.next_conn_id();
     let user_id = join.user.id;
     let role = join.user.role;
-    let conn = Conn {
-        id: conn_id,
-        user: join.user,
-        view: join.view,
-        tx: tx.clone(),
-        lag: lag.clone(),
-    };
+    let conn =
+        Conn { id: conn_id, user: join.user, view: join.view, tx: tx.clone(), lag: lag.clone() };
     let Some(room) = join.hub.join(join.session_id, conn, join.last_seq).await else {
         let _ = ws
             .close(Some(CloseReason {
@@ -75,15 +70,8 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
             .await;
         return;
     };
-    let membership = Membership {
-        room: room.clone(),
-        conn_id,
-    };
-    let auditor = Auditor {
-        store: join.store,
-        user: user_id,
-        client_addr: join.client_addr,
-    };
+    let membership = Membership { room: room.clone(), conn_id };
+    let auditor = Auditor { store: join.store, user: user_id, client_addr: join.client_addr };
     let mut writer = tokio::spawn(write(ws.clone(), rx, lag, room.clone(), conn_id, auditor));
     let mut media = Media {
         sfu: join.hub.media().clone(),
@@ -185,9 +173,7 @@ impl Media {
             let _ = tx.try_send(Outbound::Text(refusal.frame()));
         };
         if self.peer.as_ref().is_none_or(PeerHandle::is_closed) {
-            let connected = self
-                .sfu
-                .connect(self.session_id, self.user_id, self.role, tx.clone());
+            let connected = self.sfu.connect(self.session_id, self.user_id, self.role, tx.clone());
             match connected {
                 Ok(peer) => self.peer = Some(peer),
                 Err(code) => {
@@ -239,12 +225,8 @@ impl Auditor {
 /// Drains the connection's queue into the socket. When the room found the queue full,
 /// the backlog is dropped and a fresh snapshot asked for instead.
 async fn write(
-    mut ws: actix_ws::Session,
-    mut rx: mpsc::Receiver<Outbound>,
-    lag: Arc<AtomicU8>,
-    room: mpsc::Sender<RoomMsg>,
-    conn_id: u64,
-    auditor: Auditor,
+    mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>, lag: Arc<AtomicU8>,
+    room: mpsc::Sender<RoomMsg>, conn_id: u64, auditor: Auditor,
 ) {
     while let Some(out) = rx.recv().await {
         if lag.load(Ordering::Acquire) == LAGGING {

@@ -86,20 +86,13 @@ impl Hub {
     /// snapshot (or replay) queued. Returns the room's inbox for the connection's
     /// commands, or `None` if the room could not start.
     pub async fn join(
-        &self,
-        session_id: Uuid,
-        conn: Conn,
-        last_seq: Option<u64>,
+        &self, session_id: Uuid, conn: Conn, last_seq: Option<u64>,
     ) -> Option<mpsc::Sender<RoomMsg>> {
         // A room that stopped for idleness just as the join arrived is started again.
         for _ in 0..3 {
             let inbox = self.room(session_id);
             let (joined, done) = oneshot::channel();
-            let join = RoomMsg::Join {
-                conn: conn.clone(),
-                last_seq,
-                joined,
-            };
+            let join = RoomMsg::Join { conn: conn.clone(), last_seq, joined };
             if inbox.send(join).await.is_ok() && done.await.is_ok() {
                 return Some(inbox);
             }

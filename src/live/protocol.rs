@@ -44,26 +44,19 @@ pub struct BadMessage {
 /// Parses one text frame. The command id, when one can be read, is kept so the error
 /// can name it.
 pub fn parse(text: &str) -> Result<ClientMessage, BadMessage> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| BadMessage {
-        id: None,
-        message: "not a JSON object".into(),
-    })?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|_| BadMessage { id: None, message: "not a JSON object".into() })?;
     let id = value
         .get("id")
         .and_then(|v| v.as_str())
         .filter(|s| s.len() <= MAX_COMMAND_ID)
         .map(str::to_owned);
-    let bad = |message: String| BadMessage {
-        id: id.clone(),
-        message,
-    };
+    let bad = |message: String| BadMessage { id: id.clone(), message };
     let message: ClientMessage =
         serde_json::from_value(value.clone()).map_err(|e| bad(e.to_string()))?;
     if let ClientMessage::Command { id, .. } = &message {
         if id.is_empty() || id.len() > MAX_COMMAND_ID {
-            return Err(bad(format!(
-                "a command id is 1 to {MAX_COMMAND_ID} characters"
-            )));
+            return Err(bad(format!("a command id is 1 to {MAX_COMMAND_ID} characters")));
         }
     }
     Ok(message)
@@ -90,9 +83,7 @@ pub fn event(e: &LiveEvent) -> ByteString {
 
 /// `{"type":"ack","id":…,"seq":N}`: the command is applied and `seq` is its last event.
 pub fn ack(id: &str, seq: u64) -> ByteString {
-    json!({ "type": "ack", "id": id, "seq": seq })
-        .to_string()
-        .into()
+    json!({ "type": "ack", "id": id, "seq": seq }).to_string().into()
 }
 
 /// Who the snapshot is for.
@@ -126,9 +117,7 @@ pub struct Snapshot<'a> {
 
 impl Snapshot<'_> {
     pub fn text(&self) -> ByteString {
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| "{}".into())
-            .into()
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into()).into()
     }
 }
 
@@ -141,11 +130,7 @@ mod tests {
         let m = parse(r#"{"type":"command","id":"c1","command":{"kind":"next_case"}}"#).unwrap();
         assert!(matches!(
             m,
-            ClientMessage::Command {
-                command: Command::NextCase,
-                expected_seq: None,
-                ..
-            }
+            ClientMessage::Command { command: Command::NextCase, expected_seq: None, .. }
         ));
         let m = parse(r#"{"type":"resume","last_seq":7}"#).unwrap();
         assert!(matches!(m, ClientMessage::Resume { last_seq: 7 }));

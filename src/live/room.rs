@@ -104,10 +104,7 @@ impl Room {
     /// Loads the session, its agenda and its whole event history.
     pub async fn load(shared: Arc<Shared>, session_id: Uuid) -> Result<Self, StoreError> {
         let store = &shared.store;
-        let session = store
-            .session(session_id)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
+        let session = store.session(session_id).await?.ok_or(StoreError::NotFound("session"))?;
         let agenda = store.session_cases(session_id).await?;
         let quorum_others = store.specialty_quorum(&session.plan.specialty).await?;
         let mut room = Room {
@@ -119,12 +116,7 @@ impl Room {
             conns: HashMap::new(),
             answers: HashMap::new(),
         };
-        for event in room
-            .shared
-            .store
-            .live_events(session_id, 0, u64::MAX)
-            .await?
-        {
+        for event in room.shared.store.live_events(session_id, 0, u64::MAX).await? {
             room.remember(&event);
             room.live.apply(&event);
         }
@@ -176,11 +168,7 @@ impl Room {
 
     async fn handle(&mut self, msg: RoomMsg) {
         match msg {
-            RoomMsg::Join {
-                conn,
-                last_seq,
-                joined,
-            } => {
+            RoomMsg::Join { conn, last_seq, joined } => {
                 // Presence first (the newcomer hears nothing meanwhile), so their
                 // snapshot already shows them; then the snapshot or the missed events.
                 let id = conn.id;
@@ -200,12 +188,9 @@ impl Room {
                     self.reconcile().await;
                 }
             }
-            RoomMsg::Command {
-                conn_id,
-                id,
-                expected_seq,
-                command,
-            } => self.command(conn_id, id, expected_seq, command).await,
+            RoomMsg::Command { conn_id, id, expected_seq, command } => {
+                self.command(conn_id, id, expected_seq, command).await
+            }
             RoomMsg::Resume { conn_id, last_seq } => self.replay(conn_id, last_seq).await,
             RoomMsg::Resync { conn_id } => {
                 let asked = self.conns.get(&conn_id).is_some_and(|c| {
@@ -249,20 +234,13 @@ impl Room {
         )
     )]
     async fn command(
-        &mut self,
-        conn_id: u64,
-        id: String,
-        expected_seq: Option<u64>,
-        command: Command,
+        &mut self, conn_id: u64, id: String, expected_seq: Option<u64>, command: Command,
     ) {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
         tracing::Span::current().record("user_id", tracing::field::display(conn.user.id));
-        let actor = Actor {
-            user_id: conn.user.id,
-            role: conn.user.role,
-        };
+        let actor = Actor { user_id: conn.user.id, role: conn.user.role };
         let key = (actor.user_id, id);
         if let Some(answer) = self.answers.get(&key).cloned() {
             self.answer(conn_id, &key.1, &answer);
@@ -410,12 +388,7 @@ impl Room {
     async fn catch_up(&mut self) {
         loop {
             let batch = self.shared.settings.replay_limit.max(1);
-            match self
-                .shared
-                .store
-                .live_events(self.session.id, self.live.seq, batch)
-                .await
-            {
+            match self.shared.store.live_events(self.session.id, self.live.seq, batch).await {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
                     let full = events.len() as u64 == batch;
@@ -470,15 +443,12 @@ impl Room {
 
     /// Tells the SFU what it may forward now (presenter, microphones, meeting open).
     fn tell_media(&self) {
-        self.shared
-            .media
-            .set_policy(self.session.id, media_policy(&self.session, &self.live));
+        self.shared.media.set_policy(self.session.id, media_policy(&self.session, &self.live));
     }
 
     fn remember(&mut self, event: &LiveEvent) {
         if let (Some(actor), Some(id)) = (event.actor, &event.command_id) {
-            self.answers
-                .insert((actor, id.clone()), Answer::Applied(event.seq));
+            self.answers.insert((actor, id.clone()), Answer::Applied(event.seq));
         }
     }
 
@@ -505,10 +475,7 @@ impl Room {
 
     async fn read_agenda(&mut self) {
         let store = &self.shared.store;
-        match (
-            store.session(self.session.id).await,
-            store.session_cases(self.session.id).await,
-        ) {
+        match (store.session(self.session.id).await, store.session_cases(self.session.id).await) {
             (Ok(Some(session)), Ok(agenda)) => {
                 self.session = session;
                 self.agenda = agenda;
@@ -548,13 +515,13 @@ impl Room {
             if stale {
                 gone.insert(p.user_id);
                 let actor = (p.instance == me).then_some(p.user_id);
-                events.extend(self.live.departure(p.user_id).into_iter().map(|body| {
-                    NewLiveEvent {
+                events.extend(
+                    self.live.departure(p.user_id).into_iter().map(|body| NewLiveEvent {
                         body,
                         actor,
                         command_id: None,
-                    }
-                }));
+                    }),
+                );
             }
         }
         for user in local.values() {
@@ -591,12 +558,7 @@ impl Room {
         if behind == 0 {
             return;
         }
-        match self
-            .shared
-            .store
-            .live_events(self.session.id, last_seq, behind)
-            .await
-        {
+        match self.shared.store.live_events(self.session.id, last_seq, behind).await {
             Ok(events) => {
                 for event in &events {
                     self.send_to(conn_id, protocol::event(event));
@@ -610,13 +572,7 @@ impl Room {
     }
 
     fn agenda_items(&self) -> Vec<AgendaItem> {
-        self.agenda
-            .iter()
-            .map(|c| AgendaItem {
-                case_id: c.id,
-                state: c.state,
-            })
-            .collect()
+        self.agenda.iter().map(|c| AgendaItem { case_id: c.id, state: c.state }).collect()
     }
 
     /// A practitioner sees the meeting through a case of theirs on the agenda; once none
@@ -629,11 +585,8 @@ impl Room {
 
     /// Closes the connection (and with it the person's media) with `not_a_participant`.
     fn show_the_door(conn: &Conn) {
-        let text = signal::error(
-            None,
-            "not_a_participant",
-            "you no longer have a case in this meeting",
-        );
+        let text =
+            signal::error(None, "not_a_participant", "you no longer have a case in this meeting");
         let _ = conn.tx.try_send(Outbound::Text(text));
         let _ = conn.tx.try_send(Outbound::Close);
     }
@@ -669,9 +622,7 @@ impl Room {
             presenter: self.live.presenter,
             hands: &self.live.hands,
             present_requests: &self.live.present_requests,
-            quorum: self
-                .live
-                .quorum(self.session.plan.chair_id, self.quorum_others),
+            quorum: self.live.quorum(self.session.plan.chair_id, self.quorum_others),
             you: You {
                 user_id: conn.user.id,
                 role: conn.user.role,
@@ -681,11 +632,7 @@ impl Room {
         };
         let out = Outbound::Snapshot {
             text: snapshot.text(),
-            cases: if identified {
-                self.agenda.iter().map(|c| c.id).collect()
-            } else {
-                Vec::new()
-            },
+            cases: if identified { self.agenda.iter().map(|c| c.id).collect() } else { Vec::new() },
         };
         Self::push(conn, out);
     }

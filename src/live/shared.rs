@@ -28,10 +28,7 @@ pub struct Shared {
 impl Shared {
     /// A new instance id; not listening until the store says so.
     pub fn new(
-        store: DynStore,
-        settings: LiveSettings,
-        cross_instance: bool,
-        media: Arc<Sfu>,
+        store: DynStore, settings: LiveSettings, cross_instance: bool, media: Arc<Sfu>,
     ) -> Self {
         Shared {
             store,

@@ -91,11 +91,7 @@ impl Mailer {
         let mut attempted = 0;
         loop {
             let now = Utc::now();
-            let Some(message) = self
-                .store
-                .claim_due_messages(now, now + LEASE, 1)
-                .await?
-                .pop()
+            let Some(message) = self.store.claim_due_messages(now, now + LEASE, 1).await?.pop()
             else {
                 return Ok(attempted);
             };
@@ -110,9 +106,7 @@ impl Mailer {
                     let wait = self.backoff(message.attempts);
                     tracing::warn!(message_id = %message.id, attempt = message.attempts + 1, %error, "delivery failed; will retry");
                     let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
-                    self.store
-                        .message_failed(message.id, &error, retry_at)
-                        .await
+                    self.store.message_failed(message.id, &error, retry_at).await
                 }
             };
             if let Err(e) = recorded {
@@ -161,9 +155,7 @@ impl Mailer {
                     alternative = alternative.singlepart(html);
                 }
                 let alternative = alternative.singlepart(
-                    SinglePart::builder()
-                        .header(calendar_type.clone())
-                        .body(ics.clone()),
+                    SinglePart::builder().header(calendar_type.clone()).body(ics.clone()),
                 );
                 builder.multipart(
                     MultiPart::mixed().multipart(alternative).singlepart(

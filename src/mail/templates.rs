@@ -10,24 +10,16 @@ use crate::domain::{Case, EmailAddress, NewCase, NewMessage, OutcomeVersion, Per
 
 /// `Tuesday 1 December 2026 at 12:30` in clinic local time.
 fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&CLINIC_TZ)
-        .format("%A %-d %B %Y at %H:%M")
-        .to_string()
+    t.with_timezone(&CLINIC_TZ).format("%A %-d %B %Y at %H:%M").to_string()
 }
 
 /// To the referrer when a case is booked.
 pub fn booking_confirmation(
-    referrer: &EmailAddress,
-    session: &Session,
-    case: &NewCase,
+    referrer: &EmailAddress, session: &Session, case: &NewCase,
 ) -> NewMessage {
     NewMessage {
         to: vec![referrer.clone()],
-        subject: format!(
-            "Case booked: {} on {}",
-            session.plan.title,
-            local(session.starts_at)
-        ),
+        subject: format!("Case booked: {} on {}", session.plan.title, local(session.starts_at)),
         body: format!(
             "Your {} case ({}) is booked for discussion at {} on {} (UK time).\n\n\
              Case reference: {}\n\n\
@@ -46,9 +38,7 @@ pub fn booking_confirmation(
 /// The iCalendar invitation for a session: `METHOD:REQUEST`, a UID stable for the
 /// session (so updates replace the same calendar entry), times in UTC.
 pub fn invitation(
-    session: &Session,
-    organizer: &EmailAddress,
-    attendees: &[EmailAddress],
+    session: &Session, organizer: &EmailAddress, attendees: &[EmailAddress],
 ) -> String {
     invitation_version(session, organizer, attendees, 0)
 }
@@ -56,10 +46,7 @@ pub fn invitation(
 /// The invitation as revision `sequence` (iCalendar `SEQUENCE`): a calendar replaces an
 /// entry with the same UID by one with a higher sequence.
 fn invitation_version(
-    session: &Session,
-    organizer: &EmailAddress,
-    attendees: &[EmailAddress],
-    sequence: u32,
+    session: &Session, organizer: &EmailAddress, attendees: &[EmailAddress], sequence: u32,
 ) -> String {
     let end =
         session.starts_at + chrono::Duration::minutes(i64::from(session.plan.duration_minutes));
@@ -84,10 +71,7 @@ fn invitation_version(
 
 /// To the chair and everyone invited when the agenda is published.
 pub fn agenda_published(
-    session: &Session,
-    cases: usize,
-    organizer: &EmailAddress,
-    to: Vec<EmailAddress>,
+    session: &Session, cases: usize, organizer: &EmailAddress, to: Vec<EmailAddress>,
 ) -> NewMessage {
     NewMessage {
         subject: format!(
@@ -112,10 +96,7 @@ pub fn agenda_published(
 /// To everyone invited to a published session when a coordinator moves it: the updated
 /// invitation replaces the calendar entry (same UID, a sequence that grows with time).
 pub fn session_moved(
-    session: &Session,
-    from: DateTime<Utc>,
-    organizer: &EmailAddress,
-    to: Vec<EmailAddress>,
+    session: &Session, from: DateTime<Utc>, organizer: &EmailAddress, to: Vec<EmailAddress>,
 ) -> NewMessage {
     let sequence = u32::try_from(Utc::now().timestamp() / 60).unwrap_or(u32::MAX);
     NewMessage {
@@ -136,11 +117,7 @@ pub fn session_moved(
 /// To the referrer when their case moves to another session (by them, a coordinator, or a
 /// cancellation).
 pub fn case_moved(
-    referrer: &EmailAddress,
-    case_id: uuid::Uuid,
-    from: &Session,
-    to: &Session,
-    why: &str,
+    referrer: &EmailAddress, case_id: uuid::Uuid, from: &Session, to: &Session, why: &str,
 ) -> NewMessage {
     NewMessage {
         to: vec![referrer.clone()],
@@ -161,9 +138,7 @@ pub fn case_moved(
 /// To the referrer when their session is cancelled and no later session could take the
 /// case.
 pub fn rebooking_needed(
-    referrer: &EmailAddress,
-    case_id: uuid::Uuid,
-    session: &Session,
+    referrer: &EmailAddress, case_id: uuid::Uuid, session: &Session,
 ) -> NewMessage {
     NewMessage {
         to: vec![referrer.clone()],
@@ -199,19 +174,13 @@ pub(crate) fn escape(text: &str) -> String {
 /// The decisions of an outcome as lines of plain text (no free text: kinds, sites,
 /// urgencies, destinations and the follow-up only).
 fn decision_lines(
-    summary: &OutcomeSummary,
-    follow_up_session: Option<&Session>,
+    summary: &OutcomeSummary, follow_up_session: Option<&Session>,
 ) -> (Vec<String>, Vec<String>, String, String) {
     let investigations = summary
         .investigations
         .iter()
         .map(|i| match &i.site {
-            Some(site) => format!(
-                "{} ({}), {}",
-                i.kind.label(),
-                site.as_str(),
-                i.urgency.as_str()
-            ),
+            Some(site) => format!("{} ({}), {}", i.kind.label(), site.as_str(), i.urgency.as_str()),
             None => format!("{}, {}", i.kind.label(), i.urgency.as_str()),
         })
         .collect();
@@ -230,11 +199,7 @@ fn decision_lines(
         (FollowUpKind::Review, _) => format!(
             "review in {} week{}",
             summary.follow_up.weeks.unwrap_or(0),
-            if summary.follow_up.weeks == Some(1) {
-                ""
-            } else {
-                "s"
-            }
+            if summary.follow_up.weeks == Some(1) { "" } else { "s" }
         ),
         (FollowUpKind::ReDiscuss, Some(s)) if Some(s.id) == summary.follow_up.session_id => {
             format!(
@@ -263,13 +228,8 @@ pub struct Discussed<'a> {
 /// outcome's free text: the case reference, body site and urgency, the decisions, who
 /// signed and when. `follow_up_session` names the session of a re-discussion.
 pub fn outcome_letter(
-    referrer: &EmailAddress,
-    discussed: Discussed<'_>,
-    case: &Case,
-    version: &OutcomeVersion,
-    signer: &PersonName,
-    follow_up_session: Option<&Session>,
-    amended: bool,
+    referrer: &EmailAddress, discussed: Discussed<'_>, case: &Case, version: &OutcomeVersion,
+    signer: &PersonName, follow_up_session: Option<&Session>, amended: bool,
 ) -> NewMessage {
     let summary = version.body.summary();
     let (investigations, referrals, plan, follow_up) = decision_lines(&summary, follow_up_session);
@@ -295,11 +255,8 @@ pub fn outcome_letter(
             session.plan.title
         )
     };
-    let case_line = format!(
-        "{} case, {}",
-        capitalise(case.urgency.as_str()),
-        case.body_site.as_str()
-    );
+    let case_line =
+        format!("{} case, {}", capitalise(case.urgency.as_str()), case.body_site.as_str());
     let list = |items: &[String]| {
         if items.is_empty() {
             "  - none\n".to_string()
@@ -331,10 +288,7 @@ pub fn outcome_letter(
         if items.is_empty() {
             "<p>None.</p>".to_string()
         } else {
-            let lis: String = items
-                .iter()
-                .map(|i| format!("<li>{}</li>", escape(i)))
-                .collect();
+            let lis: String = items.iter().map(|i| format!("<li>{}</li>", escape(i))).collect();
             format!("<ul>{lis}</ul>")
         }
     };
@@ -365,20 +319,12 @@ pub fn outcome_letter(
         escape(&signed),
         escape(CLOSING),
     );
-    NewMessage {
-        to: vec![referrer.clone()],
-        subject,
-        body,
-        html: Some(html),
-        calendar: None,
-    }
+    NewMessage { to: vec![referrer.clone()], subject, body, html: Some(html), calendar: None }
 }
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -460,19 +406,8 @@ mod tests {
         };
         let to = EmailAddress::parse("physio@example.org").unwrap();
         let signer = PersonName::parse("Dr Ada O'Neill").unwrap();
-        let at = |session| Discussed {
-            session,
-            at: starts,
-        };
-        let m = outcome_letter(
-            &to,
-            at(&session),
-            &case,
-            &version,
-            &signer,
-            Some(&later),
-            false,
-        );
+        let at = |session| Discussed { session, at: starts };
+        let m = outcome_letter(&to, at(&session), &case, &version, &signer, Some(&later), false);
         assert_eq!(
             m.subject,
             "MDT outcome: Rheumatology <MDT> & teaching on Tuesday 1 December 2026 at 12:30"
@@ -508,19 +443,11 @@ mod tests {
         assert!(amended.subject.starts_with("Amended MDT outcome: "));
         assert!(amended.body.contains("discuss again at a later MDT"));
         // A meeting held 19 days before its scheduled date: the letter gives the real one.
-        let early = Discussed {
-            session: &session,
-            at: starts - chrono::Duration::days(19),
-        };
+        let early = Discussed { session: &session, at: starts - chrono::Duration::days(19) };
         let m = outcome_letter(&to, early, &case, &version, &signer, None, false);
+        assert!(m.subject.ends_with("on Thursday 12 November 2026 at 12:30"), "{}", m.subject);
         assert!(
-            m.subject.ends_with("on Thursday 12 November 2026 at 12:30"),
-            "{}",
-            m.subject
-        );
-        assert!(
-            m.body
-                .contains("teaching on Thursday 12 November 2026 at 12:30 (UK time)"),
+            m.body.contains("teaching on Thursday 12 November 2026 at 12:30 (UK time)"),
             "{}",
             m.body
         );

@@ -38,11 +38,7 @@ pub struct PortLease {
 impl Drop for PortLease {
     fn drop(&mut self) {
         if self.port != 0 {
-            self.ports
-                .taken
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.port);
+            self.ports.taken.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.port);
         }
     }
 }
@@ -51,10 +47,7 @@ impl Ports {
     pub fn new(settings: &MediaSettings) -> Arc<Self> {
         let range =
             (settings.udp_port_min != 0).then_some((settings.udp_port_min, settings.udp_port_max));
-        Arc::new(Ports {
-            range,
-            taken: Mutex::new(BTreeSet::new()),
-        })
+        Arc::new(Ports { range, taken: Mutex::new(BTreeSet::new()) })
     }
 
     /// A free port from the range (`0`, ephemeral, without one); `None` when all are
@@ -69,20 +62,14 @@ impl Ports {
                 port
             }
         };
-        Some(PortLease {
-            ports: self.clone(),
-            port,
-        })
+        Some(PortLease { ports: self.clone(), port })
     }
 }
 
 fn video_feedback() -> Vec<RTCPFeedback> {
     [("ccm", "fir"), ("nack", ""), ("nack", "pli")]
         .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback {
-            typ: typ.into(),
-            parameter: parameter.into(),
-        })
+        .map(|(typ, parameter)| RTCPFeedback { typ: typ.into(), parameter: parameter.into() })
         .collect()
 }
 
@@ -101,11 +88,7 @@ fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
         ),
     ];
     for (mime, clock_rate, channels, fmtp, payload_type) in codecs {
-        let kind = if mime == MIME_TYPE_OPUS {
-            RtpCodecKind::Audio
-        } else {
-            RtpCodecKind::Video
-        };
+        let kind = if mime == MIME_TYPE_OPUS { RtpCodecKind::Audio } else { RtpCodecKind::Video };
         engine.register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: RTCRtpCodec {
@@ -129,9 +112,7 @@ fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
 
 /// Builds one peer connection bound to `host:port`.
 pub async fn peer_connection(
-    settings: &MediaSettings,
-    port: u16,
-    handler: Arc<dyn PeerConnectionEventHandler>,
+    settings: &MediaSettings, port: u16, handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, webrtc::error::Error> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)?;

@@ -61,10 +61,7 @@ impl KeyframeCache {
         // A keyframe can "start" more than once in one frame (H.264 parameter sets, then
         // the IDR slice): only a new frame (timestamp) restarts the cache.
         let same_frame = self.valid
-            && self
-                .packets
-                .first()
-                .is_some_and(|p| p.header.timestamp == packet.header.timestamp);
+            && self.packets.first().is_some_and(|p| p.header.timestamp == packet.header.timestamp);
         if keyframe_start && self.capacity > 0 && !same_frame {
             self.packets.clear();
             self.valid = true;
@@ -109,11 +106,7 @@ impl Source {
     fn subscribe(&self) -> (Vec<rtp::Packet>, broadcast::Receiver<rtp::Packet>) {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let receiver = self.fanout.subscribe();
-        let replay = if cache.valid {
-            cache.packets.clone()
-        } else {
-            Vec::new()
-        };
+        let replay = if cache.valid { cache.packets.clone() } else { Vec::new() };
         (replay, receiver)
     }
 
@@ -127,10 +120,7 @@ impl Source {
         packet.header.extensions_padding = 0;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if self.kind == Kind::Screen {
-            cache.push(
-                &packet,
-                starts_keyframe(&self.codec.mime_type, &packet.payload),
-            );
+            cache.push(&packet, starts_keyframe(&self.codec.mime_type, &packet.payload));
         }
         // No receivers is not an error: nobody is watching yet.
         let _ = self.fanout.send(packet);
@@ -149,19 +139,11 @@ pub struct Published {
 /// Starts reading a publisher's track. The returned source is fed until the track ends;
 /// `ended` is told then.
 pub fn publish(
-    published: Published,
-    track: Arc<dyn TrackRemote>,
-    shared: &Shared,
+    published: Published, track: Arc<dyn TrackRemote>, shared: &Shared,
     ended: impl FnOnce(SourceId) + Send + 'static,
 ) -> Arc<Source> {
     let settings = &shared.settings;
-    let Published {
-        id,
-        kind,
-        publisher,
-        codec,
-        media_ssrc,
-    } = published;
+    let Published { id, kind, publisher, codec, media_ssrc } = published;
     let (keyframe_requests, requests) = mpsc::channel(1);
     let source = Arc::new(Source {
         id,
@@ -196,10 +178,7 @@ pub fn publish(
 /// Sends the publisher a PLI per request, no more often than `gap`; requests arriving
 /// within the gap are answered by one PLI at its end.
 async fn ask_for_keyframes(
-    track: Arc<dyn TrackRemote>,
-    media_ssrc: u32,
-    mut requests: mpsc::Receiver<()>,
-    gap: Duration,
+    track: Arc<dyn TrackRemote>, media_ssrc: u32, mut requests: mpsc::Receiver<()>, gap: Duration,
 ) {
     let mut last: Option<Instant> = None;
     while requests.recv().await.is_some() {
@@ -208,10 +187,7 @@ async fn ask_for_keyframes(
             // Whatever arrived meanwhile is answered by this one.
             while requests.try_recv().is_ok() {}
         }
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
+        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
         if track.write_rtcp(vec![Box::new(pli)]).await.is_err() {
             break;
         }
@@ -245,11 +221,7 @@ pub struct Rewriter {
 
 impl Rewriter {
     pub fn new(
-        ssrc: u32,
-        payload_type: u8,
-        seq_base: u16,
-        ts_delta: u32,
-        awaiting_keyframe: bool,
+        ssrc: u32, payload_type: u8, seq_base: u16, ts_delta: u32, awaiting_keyframe: bool,
     ) -> Self {
         Rewriter {
             ssrc,
@@ -264,10 +236,7 @@ impl Rewriter {
 
     /// Rewrites `packet` for this leg, or `None` when it must not be sent.
     pub fn rewrite(
-        &mut self,
-        mut packet: rtp::Packet,
-        replay: bool,
-        keyframe_start: bool,
+        &mut self, mut packet: rtp::Packet, replay: bool, keyframe_start: bool,
     ) -> Option<rtp::Packet> {
         let seq = packet.header.sequence_number;
         if replay {
@@ -284,9 +253,7 @@ impl Rewriter {
             }
             self.awaiting_keyframe = false;
         }
-        let delta = *self
-            .seq_delta
-            .get_or_insert(self.seq_base.wrapping_sub(seq));
+        let delta = *self.seq_delta.get_or_insert(self.seq_base.wrapping_sub(seq));
         packet.header.ssrc = self.ssrc;
         packet.header.payload_type = self.payload_type;
         packet.header.sequence_number = seq.wrapping_add(delta);
@@ -431,12 +398,8 @@ mod tests {
         // Not the start of a frame.
         assert!(!vp8_keyframe_start(&[0x00, 0x00]));
         // Extended: 15-bit picture id, TL0PICIDX, TID/KEYIDX, then a key frame.
-        assert!(vp8_keyframe_start(&[
-            0x90, 0xe0, 0x81, 0x02, 0x05, 0x20, 0x00
-        ]));
-        assert!(!vp8_keyframe_start(&[
-            0x90, 0xe0, 0x81, 0x02, 0x05, 0x20, 0x01
-        ]));
+        assert!(vp8_keyframe_start(&[0x90, 0xe0, 0x81, 0x02, 0x05, 0x20, 0x00]));
+        assert!(!vp8_keyframe_start(&[0x90, 0xe0, 0x81, 0x02, 0x05, 0x20, 0x01]));
         assert!(!vp8_keyframe_start(&[]));
         assert!(!vp8_keyframe_start(&[0x90]));
     }
@@ -461,11 +424,7 @@ mod tests {
         assert!(r.rewrite(packet(65535, 10), false, false).is_none());
         let c = r.rewrite(packet(0, 20), false, false).unwrap();
         assert_eq!(
-            [
-                a.header.sequence_number,
-                b.header.sequence_number,
-                c.header.sequence_number
-            ],
+            [a.header.sequence_number, b.header.sequence_number, c.header.sequence_number],
             [1000, 1001, 1002]
         );
         assert_eq!(c.header.timestamp, 25);
@@ -476,29 +435,13 @@ mod tests {
     fn a_leg_without_a_cached_keyframe_waits_for_one() {
         let mut r = Rewriter::new(7, 100, 0, 0, true);
         assert!(r.rewrite(packet(5, 0), false, false).is_none());
-        assert_eq!(
-            r.rewrite(packet(6, 0), false, true)
-                .unwrap()
-                .header
-                .sequence_number,
-            0
-        );
-        assert_eq!(
-            r.rewrite(packet(7, 0), false, false)
-                .unwrap()
-                .header
-                .sequence_number,
-            1
-        );
+        assert_eq!(r.rewrite(packet(6, 0), false, true).unwrap().header.sequence_number, 0);
+        assert_eq!(r.rewrite(packet(7, 0), false, false).unwrap().header.sequence_number, 1);
     }
 
     #[test]
     fn parameter_sets_and_the_idr_of_one_frame_stay_together_in_the_cache() {
-        let mut cache = KeyframeCache {
-            packets: Vec::new(),
-            valid: false,
-            capacity: 10,
-        };
+        let mut cache = KeyframeCache { packets: Vec::new(), valid: false, capacity: 10 };
         // STAP-A with SPS/PPS, then the IDR's FU-A start, same timestamp.
         cache.push(&packet(1, 900), true);
         cache.push(&packet(2, 900), true);
@@ -511,11 +454,7 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_from_the_latest_keyframe_until_it_overflows() {
-        let mut cache = KeyframeCache {
-            packets: Vec::new(),
-            valid: false,
-            capacity: 3,
-        };
+        let mut cache = KeyframeCache { packets: Vec::new(), valid: false, capacity: 3 };
         cache.push(&packet(1, 10), false);
         assert!(!cache.valid);
         cache.push(&packet(2, 20), true);

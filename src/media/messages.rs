@@ -12,22 +12,10 @@ pub type PeerId = u64;
 
 /// What a media room is told.
 pub enum MediaRoomMsg {
-    Join {
-        peer: PeerId,
-        user: UserId,
-        tx: mpsc::UnboundedSender<PeerMsg>,
-    },
-    Leave {
-        peer: PeerId,
-    },
-    Publish {
-        peer: PeerId,
-        source: Arc<Source>,
-    },
-    Unpublish {
-        peer: PeerId,
-        source: SourceId,
-    },
+    Join { peer: PeerId, user: UserId, tx: mpsc::UnboundedSender<PeerMsg> },
+    Leave { peer: PeerId },
+    Publish { peer: PeerId, source: Arc<Source> },
+    Unpublish { peer: PeerId, source: SourceId },
 }
 
 /// What the media room tells a peer task.
@@ -38,10 +26,7 @@ pub enum PeerMsg {
     Unforward(SourceId),
     /// The room no longer takes this participant's source: a revoked presenter's
     /// screen (no code), or video from someone who may not present (the code to send).
-    Refused {
-        source: SourceId,
-        code: Option<crate::signal::MediaRefusal>,
-    },
+    Refused { source: SourceId, code: Option<crate::signal::MediaRefusal> },
     /// The meeting closed.
     Close,
 }

@@ -105,13 +105,8 @@ impl Sfu {
                 }
             }
             None if policy.open => {
-                sessions.insert(
-                    session,
-                    SessionMedia {
-                        policy: watch::channel(policy).0,
-                        room: None,
-                    },
-                );
+                sessions
+                    .insert(session, SessionMedia { policy: watch::channel(policy).0, room: None });
             }
             None => {}
         }
@@ -121,16 +116,11 @@ impl Sfu {
     /// connection's outgoing queue. Refused with `meeting_not_open` when the meeting has
     /// no media, or `media_unavailable` when its room is overwhelmed.
     pub fn connect(
-        &self,
-        session: Uuid,
-        user: UserId,
-        role: crate::domain::Role,
+        &self, session: Uuid, user: UserId, role: crate::domain::Role,
         signal: mpsc::Sender<Outbound>,
     ) -> Result<PeerHandle, MediaRefusal> {
         let mut sessions = self.sessions.lock();
-        let media = sessions
-            .get_mut(&session)
-            .ok_or(MediaRefusal::MeetingNotOpen)?;
+        let media = sessions.get_mut(&session).ok_or(MediaRefusal::MeetingNotOpen)?;
         if !media.policy.borrow().open {
             return Err(MediaRefusal::MeetingNotOpen);
         }
@@ -148,27 +138,12 @@ impl Sfu {
         let (tx, signals) = mpsc::channel(INBOX);
         // The room's messages are never dropped: a lost `Unforward` would leak a leg.
         let (control_tx, control) = mpsc::unbounded_channel();
-        room.try_send(MediaRoomMsg::Join {
-            peer: id,
-            user,
-            tx: control_tx,
-        })
-        .map_err(|_| MediaRefusal::Unavailable)?;
-        let spec = PeerSpec {
-            id,
-            user,
-            role,
-            signal,
-        };
+        room.try_send(MediaRoomMsg::Join { peer: id, user, tx: control_tx })
+            .map_err(|_| MediaRefusal::Unavailable)?;
+        let spec = PeerSpec { id, user, role, signal };
         let peer = Running::new(&self.shared.peers);
-        let run = peer::run(
-            spec,
-            self.shared.clone(),
-            room,
-            media.policy.subscribe(),
-            signals,
-            control,
-        );
+        let run =
+            peer::run(spec, self.shared.clone(), room, media.policy.subscribe(), signals, control);
         self.shared.spawn(async move {
             let _peer = peer;
             run.await
@@ -178,12 +153,7 @@ impl Sfu {
 
     pub fn stats(&self) -> MediaStats {
         MediaStats {
-            rooms: self
-                .sessions
-                .lock()
-                .values()
-                .filter(|m| m.room.is_some())
-                .count(),
+            rooms: self.sessions.lock().values().filter(|m| m.room.is_some()).count(),
             peers: self.shared.peers.load(Ordering::Acquire),
             tasks: self.shared.tasks.load(Ordering::Acquire),
         }
@@ -204,11 +174,7 @@ impl Sfu {
             .partition(|url| url.starts_with("stun:") || url.starts_with("stuns:"));
         let mut servers = Vec::new();
         if !stun.is_empty() {
-            servers.push(IceServer {
-                urls: stun,
-                username: None,
-                credential: None,
-            });
+            servers.push(IceServer { urls: stun, username: None, credential: None });
         }
         let secret = settings.turn_secret.expose_secret();
         if !turn.is_empty() {
@@ -221,11 +187,7 @@ impl Sfu {
                 let credential = turn_credential(secret.as_bytes(), &username);
                 (Some(username), Some(credential))
             };
-            servers.push(IceServer {
-                urls: turn,
-                username,
-                credential,
-            });
+            servers.push(IceServer { urls: turn, username, credential });
         }
         servers
     }
@@ -253,10 +215,8 @@ mod tests {
                 .encode(hex::decode("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79").unwrap())
         );
         let mut settings = crate::config::Settings::defaults().unwrap().media;
-        settings.ice_servers = vec![
-            "stun:stun.example.org:3478".into(),
-            "turn:turn.example.org:3478".into(),
-        ];
+        settings.ice_servers =
+            vec!["stun:stun.example.org:3478".into(), "turn:turn.example.org:3478".into()];
         settings.turn_secret = secrecy::SecretString::from("s3cret");
         let sfu = Sfu::new(settings);
         let user = UserId(Uuid::new_v4());

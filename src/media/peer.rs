@@ -64,12 +64,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.connected
-            .send_replace(state == RTCPeerConnectionState::Connected);
-        if matches!(
-            state,
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-        ) {
+        self.connected.send_replace(state == RTCPeerConnectionState::Connected);
+        if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
             let _ = self.events.send(Event::Down);
         }
     }
@@ -116,11 +112,8 @@ struct Peer {
 /// Builds the peer connection and runs it until `signals` closes (the WebSocket went),
 /// the room closes it, or the connection fails.
 pub async fn run(
-    spec: PeerSpec,
-    shared: Arc<Shared>,
-    room: mpsc::Sender<MediaRoomMsg>,
-    policy: watch::Receiver<Policy>,
-    mut signals: mpsc::Receiver<RtcIn>,
+    spec: PeerSpec, shared: Arc<Shared>, room: mpsc::Sender<MediaRoomMsg>,
+    policy: watch::Receiver<Policy>, mut signals: mpsc::Receiver<RtcIn>,
     mut control: mpsc::UnboundedReceiver<PeerMsg>,
 ) {
     let peer_id = spec.id;
@@ -132,10 +125,7 @@ pub async fn run(
     };
     let (events_tx, events) = mpsc::unbounded_channel();
     let (connected_tx, connected) = watch::channel(false);
-    let handler = Arc::new(Handler {
-        events: events_tx.clone(),
-        connected: connected_tx,
-    });
+    let handler = Arc::new(Handler { events: events_tx.clone(), connected: connected_tx });
     let pc = match super::engine::peer_connection(&shared.settings, lease.port, handler).await {
         Ok(pc) => pc,
         Err(e) => {
@@ -215,9 +205,7 @@ async fn refuse(signal: &mpsc::Sender<Outbound>, refusal: MediaRefusal) {
 async fn send(signal: &mpsc::Sender<Outbound>, text: bytestring::ByteString) {
     // The connection's writer drains this queue; a client too slow to take signalling
     // for this long is going anyway.
-    let _ = signal
-        .send_timeout(Outbound::Signal(text), Duration::from_secs(5))
-        .await;
+    let _ = signal.send_timeout(Outbound::Signal(text), Duration::from_secs(5)).await;
 }
 
 impl Peer {
@@ -282,10 +270,7 @@ impl Peer {
                     self.published.retain(|_, p| *p != id);
                     let _ = self
                         .room
-                        .send(MediaRoomMsg::Unpublish {
-                            peer: self.spec.id,
-                            source: id,
-                        })
+                        .send(MediaRoomMsg::Unpublish { peer: self.spec.id, source: id })
                         .await;
                 }
             }
@@ -345,12 +330,7 @@ impl Peer {
 
     async fn on_answer(&mut self, sdp: String) {
         if self.awaiting_answer.is_none() {
-            say(
-                &self.spec.signal,
-                "invalid_sdp",
-                "no offer is waiting for an answer",
-            )
-            .await;
+            say(&self.spec.signal, "invalid_sdp", "no offer is waiting for an answer").await;
             return;
         }
         let answer = match RTCSessionDescription::answer(sdp) {
@@ -420,14 +400,7 @@ impl Peer {
             track: Arc::new(TrackLocalStaticRTP::new(track)),
             ssrc,
         });
-        self.forwarded.insert(
-            source.id,
-            Forwarded {
-                leg,
-                sender: None,
-                task: None,
-            },
-        );
+        self.forwarded.insert(source.id, Forwarded { leg, sender: None, task: None });
         self.changed = true;
     }
 
@@ -438,11 +411,7 @@ impl Peer {
         }
         for f in self.forwarded.values_mut() {
             if f.sender.is_none() {
-                match self
-                    .pc
-                    .add_track(f.leg.track.clone() as Arc<dyn TrackLocal>)
-                    .await
-                {
+                match self.pc.add_track(f.leg.track.clone() as Arc<dyn TrackLocal>).await {
                     Ok(sender) => f.sender = Some(sender),
                     Err(e) => tracing::warn!(error = %e, "cannot add a forwarded track"),
                 }
@@ -498,8 +467,7 @@ impl Peer {
         if kind == Kind::Screen {
             if let Some(code) = self.video_refusal() {
                 // Read and dropped, never forwarded.
-                self.shared
-                    .spawn(async move { while track.poll().await.is_some() {} });
+                self.shared.spawn(async move { while track.poll().await.is_some() {} });
                 return self.refused(0, Some(code)).await;
             }
         }
@@ -511,32 +479,16 @@ impl Peer {
         };
         let id = self.shared.next_source_id();
         let events = self.events_tx.clone();
-        let published = forward::Published {
-            id,
-            kind,
-            publisher: self.spec.user,
-            codec,
-            media_ssrc: ssrc,
-        };
+        let published =
+            forward::Published { id, kind, publisher: self.spec.user, codec, media_ssrc: ssrc };
         let source = forward::publish(published, track, &self.shared, move |id| {
             let _ = events.send(Event::TrackEnded(id));
         });
         if let Some(old) = self.published.insert(kind, id) {
-            let _ = self
-                .room
-                .send(MediaRoomMsg::Unpublish {
-                    peer: self.spec.id,
-                    source: old,
-                })
-                .await;
+            let _ =
+                self.room.send(MediaRoomMsg::Unpublish { peer: self.spec.id, source: old }).await;
         }
-        let _ = self
-            .room
-            .send(MediaRoomMsg::Publish {
-                peer: self.spec.id,
-                source,
-            })
-            .await;
+        let _ = self.room.send(MediaRoomMsg::Publish { peer: self.spec.id, source }).await;
     }
 }
 
@@ -593,8 +545,6 @@ mod tests {
         assert!(sends_video(default));
         let rejected = "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n";
         assert!(!sends_video(rejected));
-        assert!(!sends_video(
-            "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=sendonly\r\n"
-        ));
+        assert!(!sends_video("v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=sendonly\r\n"));
     }
 }

@@ -38,13 +38,7 @@ pub struct MediaRoom {
 
 impl MediaRoom {
     pub fn new(session: Uuid, sessions: Arc<Sessions>, policy: watch::Receiver<Policy>) -> Self {
-        MediaRoom {
-            session,
-            sessions,
-            policy,
-            members: HashMap::new(),
-            sources: HashMap::new(),
-        }
+        MediaRoom { session, sessions, policy, members: HashMap::new(), sources: HashMap::new() }
     }
 
     /// Serves until the last peer has gone.
@@ -164,10 +158,7 @@ impl MediaRoom {
         for (id, peer) in revoked {
             self.withdraw(id);
             if let Some(m) = self.members.get(&peer) {
-                m.tell(PeerMsg::Refused {
-                    source: id,
-                    code: None,
-                });
+                m.tell(PeerMsg::Refused { source: id, code: None });
             }
         }
     }

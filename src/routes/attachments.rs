@@ -26,27 +26,19 @@ async fn identified_case(state: &AppState, caller: &User, case_id: Uuid) -> Resu
 
 /// Reads the `file` part, refusing as soon as it passes the size cap.
 async fn read_file(
-    mut payload: Multipart,
-    cap: usize,
+    mut payload: Multipart, cap: usize,
 ) -> Result<(String, Option<String>, Vec<u8>), ApiError> {
     let malformed = |_| {
-        ApiError::bad_request(
-            "malformed_multipart",
-            "the upload is not valid multipart/form-data",
-        )
+        ApiError::bad_request("malformed_multipart", "the upload is not valid multipart/form-data")
     };
     while let Some(mut field) = payload.try_next().await.map_err(malformed)? {
         if field.name() != Some("file") {
             continue;
         }
-        let declared = field
-            .content_type()
-            .map(|m| m.essence_str().to_string())
-            .unwrap_or_default();
-        let filename = field
-            .content_disposition()
-            .and_then(|d| d.get_filename())
-            .map(str::to_string);
+        let declared =
+            field.content_type().map(|m| m.essence_str().to_string()).unwrap_or_default();
+        let filename =
+            field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
         let mut bytes = Vec::new();
         while let Some(chunk) = field.try_next().await.map_err(malformed)? {
             if bytes.len() + chunk.len() > cap {
@@ -62,11 +54,8 @@ async fn read_file(
 /// `POST /api/cases/{id}/attachments` (multipart, part `file`): `201 {id, sha256, size,
 /// content_type, filename}`.
 pub async fn upload(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    case_id: web::Path<Uuid>,
-    payload: Multipart,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    case_id: web::Path<Uuid>, payload: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let case = identified_case(&state, &caller, *case_id).await?;
     if !case.state.holds_slot() {
@@ -103,9 +92,7 @@ pub async fn upload(
 
 /// `GET /api/cases/{id}/attachments`.
 pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     case_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let case = identified_case(&state, &caller, *case_id).await?;
@@ -116,29 +103,13 @@ pub async fn list(
 
 /// `GET /api/attachments/{id}`: the bytes, as an attachment download (audited).
 pub async fn download(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let hidden = || ApiError::not_found("not_found", "no such attachment");
     let attachment = state.store.attachment(*id).await?.ok_or_else(hidden)?;
-    identified_case(&state, &caller, attachment.case_id)
-        .await
-        .map_err(|_| hidden())?;
-    let bytes = state
-        .blobs
-        .get(&attachment.sha256)
-        .await
-        .map_err(ApiError::internal)?;
-    audit(
-        &state,
-        &req,
-        &caller,
-        "attachment_downloaded",
-        attachment.id,
-    )
-    .await?;
+    identified_case(&state, &caller, attachment.case_id).await.map_err(|_| hidden())?;
+    let bytes = state.blobs.get(&attachment.sha256).await.map_err(ApiError::internal)?;
+    audit(&state, &req, &caller, "attachment_downloaded", attachment.id).await?;
     Ok(HttpResponse::Ok()
         .content_type(attachment.content_type.as_str())
         .insert_header(ContentDisposition {

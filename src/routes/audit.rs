@@ -71,12 +71,7 @@ impl TryFrom<SearchRequest> for AuditQuery {
         let window = TimeWindow::parse(r.from.as_deref(), r.to.as_deref())?;
         let (limit, after) =
             AuditQuery::page(text(&r.limit).as_deref(), text(&r.after).as_deref())?;
-        Ok(AuditQuery {
-            subject,
-            window,
-            after,
-            limit,
-        })
+        Ok(AuditQuery { subject, window, after, limit })
     }
 }
 
@@ -122,10 +117,7 @@ fn coordinator_only(caller: &User) -> Result<(), ApiError> {
 /// Runs a parsed query: one page of events (and, for a patient, their case ids), with
 /// the query itself audited.
 async fn run(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &User,
-    query: AuditQuery,
+    state: &AppState, req: &HttpRequest, caller: &User, query: AuditQuery,
 ) -> Result<HttpResponse, ApiError> {
     let (cases, details) = match &query.subject {
         AuditSubject::Patient(nhs) => {
@@ -136,30 +128,19 @@ async fn run(
         }
         AuditSubject::Actor(id) => (None, json!({ "subject": "user", "user_id": id })),
     };
-    let mut page = state
-        .store
-        .search_audit(&AuditQuery {
-            limit: query.limit + 1,
-            ..query.clone()
-        })
-        .await?;
+    let mut page =
+        state.store.search_audit(&AuditQuery { limit: query.limit + 1, ..query.clone() }).await?;
     let more = page.len() > query.limit as usize;
     page.truncate(query.limit as usize);
-    let next = if more {
-        page.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    let mut event = state
-        .audit_event(req, caller, "audit_queried", "audit")
-        .details(json!({
-            "query": details,
-            "from": query.window.from,
-            "to": query.window.to,
-            "after": query.after,
-            "limit": query.limit,
-            "returned": page.len(),
-        }));
+    let next = if more { page.last().map(|e| e.seq) } else { None };
+    let mut event = state.audit_event(req, caller, "audit_queried", "audit").details(json!({
+        "query": details,
+        "from": query.window.from,
+        "to": query.window.to,
+        "after": query.after,
+        "limit": query.limit,
+        "returned": page.len(),
+    }));
     if let AuditSubject::Actor(id) = &query.subject {
         event = event.record(id);
     }
@@ -169,18 +150,14 @@ async fn run(
     if let Some(cases) = cases {
         body["cases"] = json!(cases);
     }
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(body))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 
 /// `POST /api/audit/search {nhs_number | user_id, from?, to?, after?, limit?}`
 /// (coordinator): `{events, next, cases?}`; `next` is the `after` of the following page,
 /// `null` on the last.
 pub async fn search(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<SearchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     coordinator_only(&caller)?;
@@ -191,9 +168,7 @@ pub async fn search(
 /// `GET /api/audit?user_id=&from=&to=&after=&limit=` (coordinator): a user's trail, as
 /// the search. An NHS number in the query string is refused: use the search.
 pub async fn by_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     coordinator_only(&caller)?;
     let params =
@@ -230,21 +205,13 @@ pub async fn by_user(
 /// `mdt-coordinator audit verify`; `{ok, length, broken_at?}`. The check is audited
 /// (`audit_verified`, appended after the walk).
 pub async fn verify(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     if caller.role != Role::Coordinator {
-        return Err(ApiError::forbidden(
-            "only coordinators verify the audit log",
-        ));
+        return Err(ApiError::forbidden("only coordinators verify the audit log"));
     }
     let report = VerifyReport::from(&state.store.verify_audit().await?);
-    let event = state
-        .audit_event(&req, &caller, "audit_verified", "audit")
-        .details(json!(report));
+    let event = state.audit_event(&req, &caller, "audit_verified", "audit").details(json!(report));
     state.store.append_audit(event).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(report))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(report))
 }

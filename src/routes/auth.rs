@@ -29,9 +29,7 @@ fn refresh_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .http_only(true)
         .secure(state.settings.auth.cookie_secure)
         .same_site(SameSite::Strict)
-        .max_age(CookieDuration::seconds(
-            state.tokens.refresh_ttl().num_seconds(),
-        ))
+        .max_age(CookieDuration::seconds(state.tokens.refresh_ttl().num_seconds()))
         .finish()
 }
 
@@ -43,10 +41,7 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
 
 /// The login response body and cookie for `user`, in a new or continuing token family.
 fn signed_in(state: &AppState, user: &User, refresh: String) -> Result<HttpResponse, ApiError> {
-    let access = state
-        .tokens
-        .issue_access(user)
-        .map_err(ApiError::internal)?;
+    let access = state.tokens.issue_access(user).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .cookie(refresh_cookie(state, refresh))
         .insert_header(("Cache-Control", "no-store"))
@@ -66,9 +61,7 @@ fn invalid_credentials() -> ApiError {
 /// same `401` after the same work: one credentials query and one Argon2 verification
 /// (against a dummy hash when there is no account).
 pub async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ApiJson(body): ApiJson<LoginRequest>,
+    req: HttpRequest, state: web::Data<AppState>, ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let addr = client_addr(&req, state.settings.http.trust_proxy_headers);
     // Only a well-formed address is ever recorded: people type passwords into the email
@@ -126,8 +119,7 @@ pub async fn login(
 /// at all the answer is `204 No Content`: nobody is signed in, which is no error (every
 /// fresh visit asks); a cookie that is present but not valid is still a `401`.
 pub async fn refresh(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let fail = |err: ApiError| {
         let mut res = err.error_response();
@@ -135,29 +127,19 @@ pub async fn refresh(
         Ok(res)
     };
     let Some(cookie) = req.cookie(REFRESH_COOKIE) else {
-        return Ok(HttpResponse::NoContent()
-            .insert_header(("Cache-Control", "no-store"))
-            .finish());
+        return Ok(HttpResponse::NoContent().insert_header(("Cache-Control", "no-store")).finish());
     };
     let presented = hash_refresh_token(cookie.value());
     let (next, next_hash) = new_refresh_token();
     let now = Utc::now();
     let outcome = state
         .store
-        .rotate_refresh_token(
-            &presented,
-            &next_hash,
-            now,
-            now + state.tokens.refresh_ttl(),
-        )
+        .rotate_refresh_token(&presented, &next_hash, now, now + state.tokens.refresh_ttl())
         .await?;
     match outcome {
         RefreshOutcome::Rotated { user_id, .. } => match state.store.user(user_id).await? {
             Some(user) if user.active => signed_in(&state, &user, next),
-            _ => fail(ApiError::unauthorized(
-                "invalid_refresh_token",
-                "sign in again",
-            )),
+            _ => fail(ApiError::unauthorized("invalid_refresh_token", "sign in again")),
         },
         RefreshOutcome::Reused { user_id, family_id } => {
             let addr = state.client_addr(&req);
@@ -176,23 +158,18 @@ pub async fn refresh(
                 "this sign-in was used elsewhere and has been ended; sign in again",
             ))
         }
-        RefreshOutcome::Invalid => fail(ApiError::unauthorized(
-            "invalid_refresh_token",
-            "sign in again",
-        )),
+        RefreshOutcome::Invalid => {
+            fail(ApiError::unauthorized("invalid_refresh_token", "sign in again"))
+        }
     }
 }
 
 /// `POST /api/auth/logout`: revokes the refresh family and clears the cookie.
 pub async fn logout(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(cookie) = req.cookie(REFRESH_COOKIE) {
-        state
-            .store
-            .revoke_refresh_family(&hash_refresh_token(cookie.value()), Utc::now())
-            .await?;
+        state.store.revoke_refresh_family(&hash_refresh_token(cookie.value()), Utc::now()).await?;
     }
     let mut res = HttpResponse::NoContent().finish();
     let _ = res.add_removal_cookie(&removal_cookie(&state));

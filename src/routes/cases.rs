@@ -50,16 +50,10 @@ pub struct BookingRequest {
 
 /// Parses a booking request; `None` fields come from the path and the caller.
 fn parse_booking(
-    r: BookingRequest,
-    session_id: Uuid,
-    referrer: &User,
+    r: BookingRequest, session_id: Uuid, referrer: &User,
 ) -> Result<NewCase, ApiError> {
-    let red_flags: Vec<&str> = r
-        .red_flags
-        .iter()
-        .map(|f| f.trim())
-        .filter(|f| !f.is_empty())
-        .collect();
+    let red_flags: Vec<&str> =
+        r.red_flags.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).collect();
     if !red_flags.is_empty() {
         return Err(ParseError::new(
             "red_flags_present",
@@ -114,11 +108,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// `POST /api/sessions/{id}/cases`: `201` with the case, or the first result again when
 /// the `Idempotency-Key` was used before.
 pub async fn book(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    session_id: web::Path<Uuid>,
-    ApiJson(body): ApiJson<BookingRequest>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    session_id: web::Path<Uuid>, ApiJson(body): ApiJson<BookingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let session = session_or_404(&state, *session_id).await?;
     may_book_into(&caller, &session)?;
@@ -128,10 +119,7 @@ pub async fn book(
     if confirm {
         case.patient_update = match caller.role {
             Role::Coordinator => PatientUpdate::Correction,
-            _ if record_viewer(&state, &caller, &case.patient.nhs_number)
-                .await?
-                .is_some() =>
-            {
+            _ if record_viewer(&state, &caller, &case.patient.nhs_number).await?.is_some() => {
                 PatientUpdate::NameChange
             }
             // Someone who may not see the record cannot confirm a change to it.
@@ -141,11 +129,7 @@ pub async fn book(
     let event = state.audit_event(&req, &caller, "case_booked", "case");
     let confirmation = templates::booking_confirmation(&caller.email, &session, &case);
     let nhs_number = case.patient.nhs_number.clone();
-    let booked = match state
-        .store
-        .book_case(case, event, vec![confirmation], Utc::now())
-        .await
-    {
+    let booked = match state.store.book_case(case, event, vec![confirmation], Utc::now()).await {
         Err(StoreError::PatientConflict(conflict)) => {
             return patient_conflict(&state, &req, &caller, &nhs_number, &conflict).await;
         }
@@ -176,19 +160,10 @@ pub async fn book(
 /// through their own referrals, unless the number is awaiting a coordinator's review (its
 /// cases disagreed when the register was made, so the record may be another person's).
 async fn record_viewer(
-    state: &AppState,
-    caller: &User,
-    nhs_number: &NhsNumber,
+    state: &AppState, caller: &User, nhs_number: &NhsNumber,
 ) -> Result<Option<Vec<crate::domain::Case>>, ApiError> {
     let coordinator = caller.role == Role::Coordinator;
-    if !coordinator
-        && state
-            .store
-            .patient_conflicts()
-            .await?
-            .iter()
-            .any(|(n, _)| n == nhs_number)
-    {
+    if !coordinator && state.store.patient_conflicts().await?.iter().any(|(n, _)| n == nhs_number) {
         return Ok(None);
     }
     let mut cases = patient_cases(state, nhs_number).await?;
@@ -201,10 +176,7 @@ async fn record_viewer(
 /// shown the recorded name and date of birth, and the read is audited; anyone else gets
 /// one fixed message, so nobody can probe a stranger's details by trying values.
 async fn patient_conflict(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &User,
-    nhs_number: &NhsNumber,
+    state: &AppState, req: &HttpRequest, caller: &User, nhs_number: &NhsNumber,
     conflict: &PatientConflict,
 ) -> Result<HttpResponse, ApiError> {
     let Some(cases) = record_viewer(state, caller, nhs_number).await? else {
@@ -236,19 +208,11 @@ async fn patient_conflict(
 
 /// `GET /api/cases/{id}` (audited).
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, access) = visible_case(&state, &caller, *id).await?;
     audit_case_reads(&state, &req, &caller, "case", std::slice::from_ref(&case)).await?;
-    let view = CaseView::of(
-        &case,
-        access == AgendaAccess::Full,
-        1,
-        Utc::now().date_naive(),
-    );
+    let view = CaseView::of(&case, access == AgendaAccess::Full, 1, Utc::now().date_naive());
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -259,25 +223,18 @@ pub struct CasesQuery {
 
 /// `GET /api/cases?mine=true`: the caller's own bookings in every state (audited).
 pub async fn mine(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<CasesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if query.mine != Some(true) {
-        return Err(ApiError::bad_request(
-            "unsupported_filter",
-            "list cases with ?mine=true",
-        ));
+        return Err(ApiError::bad_request("unsupported_filter", "list cases with ?mine=true"));
     }
     let cases = state.store.referrer_cases(caller.id).await?;
     audit_case_reads(&state, &req, &caller, "my_cases", &cases).await?;
     let today = Utc::now().date_naive();
     let identified = caller.role.sees_identifiers();
-    let views: Vec<CaseView> = cases
-        .iter()
-        .map(|c| CaseView::of(c, identified, 0, today))
-        .collect();
+    let views: Vec<CaseView> =
+        cases.iter().map(|c| CaseView::of(c, identified, 0, today)).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -290,17 +247,12 @@ pub struct MoveRequest {
 /// case that has not been discussed to another session, re-checking capacity and cut-off.
 /// The old booking stays as history; the referrer is told.
 pub async fn move_case(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<MoveRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, access) = visible_case(&state, &caller, *id).await?;
     if !may_withdraw(&caller, &case) {
-        return Err(ApiError::forbidden(
-            "only the referrer or a coordinator may move a case",
-        ));
+        return Err(ApiError::forbidden("only the referrer or a coordinator may move a case"));
     }
     let from = state
         .store
@@ -315,20 +267,13 @@ pub async fn move_case(
         .await?
         .ok_or_else(|| ApiError::not_found("not_found", "no such case"))?;
     let new_id = Uuid::new_v4();
-    let notice = templates::case_moved(
-        &referrer.email,
-        new_id,
-        &from,
-        &to,
-        "Your case has been moved.",
-    );
+    let notice =
+        templates::case_moved(&referrer.email, new_id, &from, &to, "Your case has been moved.");
     let event = state
         .audit_event(&req, &caller, "case_moved", "case")
         .details(serde_json::json!({ "from_case": case.id }));
-    let moved = state
-        .store
-        .move_case(case.id, to.id, new_id, event, vec![notice], Utc::now())
-        .await?;
+    let moved =
+        state.store.move_case(case.id, to.id, new_id, event, vec![notice], Utc::now()).await?;
     state.mail_wake.notify_one();
     state.live.agenda_changed(case.session_id);
     state.live.agenda_changed(to.id);
@@ -343,16 +288,11 @@ pub async fn move_case(
 /// `DELETE /api/cases/{id}`: the referrer or a coordinator withdraws a case that has not
 /// been discussed; its slot is freed.
 pub async fn withdraw(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, access) = visible_case(&state, &caller, *id).await?;
     if !may_withdraw(&caller, &case) {
-        return Err(ApiError::forbidden(
-            "only the referrer or a coordinator may withdraw a case",
-        ));
+        return Err(ApiError::forbidden("only the referrer or a coordinator may withdraw a case"));
     }
     let event = state.audit_event(&req, &caller, "case_withdrawn", "case");
     let case = state.store.withdraw_case(case.id, event).await?;

@@ -55,9 +55,7 @@ struct Record {
 /// The caller's sessions in the window (UK days, inclusive, each end optional), with
 /// minutes present. A stay never left counts until the session's scheduled end (or now).
 async fn attended(
-    state: &AppState,
-    caller: &User,
-    query: &AttendanceQuery,
+    state: &AppState, caller: &User, query: &AttendanceQuery,
 ) -> Result<(DateRange, Vec<(AttendedSession, u64)>), ApiError> {
     let range = DateRange::parse_open(query.from.as_deref(), query.to.as_deref())?;
     let (from, to) = range.instants();
@@ -81,17 +79,12 @@ async fn attended(
 /// `GET /api/me/attendance?from=&to=`: the caller's CPD record. Reads of the discussed
 /// cases (de-identified) are audited like any other.
 pub async fn record(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<AttendanceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (range, sessions) = attended(&state, &caller, &query).await?;
     let today = clinic_date(Utc::now());
-    let shown: Vec<Case> = sessions
-        .iter()
-        .flat_map(|(s, _)| s.cases.iter().cloned())
-        .collect();
+    let shown: Vec<Case> = sessions.iter().flat_map(|(s, _)| s.cases.iter().cloned()).collect();
     audit_case_reads(&state, &req, &caller, "attendance", &shown).await?;
     let total_minutes = sessions.iter().map(|(_, m)| m).sum();
     let sessions = sessions
@@ -113,18 +106,16 @@ pub async fn record(
                 .collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(Record {
-            user_id: caller.id,
-            name: caller.name.as_str().to_string(),
-            role: caller.role,
-            from: query.from.is_some().then_some(range.from),
-            to: query.to.is_some().then_some(range.to),
-            sessions,
-            total_minutes,
-            cpd_hours: cpd_hours(total_minutes),
-        }))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(Record {
+        user_id: caller.id,
+        name: caller.name.as_str().to_string(),
+        role: caller.role,
+        from: query.from.is_some().then_some(range.from),
+        to: query.to.is_some().then_some(range.to),
+        sessions,
+        total_minutes,
+        cpd_hours: cpd_hours(total_minutes),
+    }))
 }
 
 /// `GET /api/me/attendance/certificate?from=&to=`: a printable certificate of attendance
@@ -132,9 +123,7 @@ pub async fn record(
 /// hours. No patient information; no script; styled by `/certificate.css` (the site's
 /// `style-src 'self'` policy forbids inline styles).
 pub async fn certificate(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    query: web::Query<AttendanceQuery>,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<AttendanceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (range, sessions) = attended(&state, &caller, &query).await?;
     let rows: Vec<CertificateRow> = sessions
@@ -179,10 +168,7 @@ fn long_date(d: NaiveDate) -> String {
 
 /// Renders the certificate; every piece of text is escaped.
 pub fn certificate_html(
-    user: &User,
-    period: &Period,
-    rows: &[CertificateRow],
-    issued: NaiveDate,
+    user: &User, period: &Period, rows: &[CertificateRow], issued: NaiveDate,
 ) -> String {
     let name = escape(user.name.as_str());
     let span = match (period.from, period.to) {

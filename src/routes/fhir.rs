@@ -18,16 +18,11 @@ use crate::state::AppState;
 /// Encounter). Those who see the case identified only: trainees get `403`, callers who
 /// may not see the case at all `404`. Audited as `case_exported`.
 pub async fn export(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, access) = visible_case(&state, &caller, *id).await?;
     if access != AgendaAccess::Full {
-        return Err(ApiError::forbidden(
-            "the FHIR export identifies the patient",
-        ));
+        return Err(ApiError::forbidden("the FHIR export identifies the patient"));
     }
     let session = session_or_404(&state, case.session_id).await?;
     let versions = state.store.outcome_versions(case.id).await?;
@@ -36,10 +31,8 @@ pub async fn export(
         Some(id) => state.store.user(id).await?,
         None => None,
     };
-    let event = state
-        .audit_event(&req, &caller, "case_exported", "case")
-        .record(case.id)
-        .details(json!({
+    let event =
+        state.audit_event(&req, &caller, "case_exported", "case").record(case.id).details(json!({
             "format": "fhir_r4",
             "session": case.session_id,
             "outcome_version": outcome.map(|v| v.version),

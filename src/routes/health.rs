@@ -18,9 +18,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             .json(json!({ "status": "ready", "database": state.store.backend() }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::Unavailable {
-                retry_after_secs: 5,
-            })
+            Err(ApiError::Unavailable { retry_after_secs: 5 })
         }
     }
 }

@@ -20,20 +20,13 @@ use crate::state::AppState;
 /// How much of the meeting `user` may see: the agenda rules of REST, where the chair
 /// always sees it in full.
 async fn meeting_access(
-    state: &AppState,
-    user: &User,
-    session: &Session,
+    state: &AppState, user: &User, session: &Session,
 ) -> Result<AgendaAccess, ApiError> {
     if user.id == session.plan.chair_id {
         return Ok(AgendaAccess::Full);
     }
     let booked_into = user.role == Role::Practitioner
-        && state
-            .store
-            .session_cases(session.id)
-            .await?
-            .iter()
-            .any(|c| c.referrer_id == user.id);
+        && state.store.session_cases(session.id).await?.iter().any(|c| c.referrer_id == user.id);
     Ok(agenda_access(user, session, booked_into))
 }
 
@@ -47,9 +40,7 @@ fn not_a_participant() -> ApiError {
 /// `POST /api/sessions/{id}/live-ticket`: a single-use ticket, valid for
 /// `live.ticket_seconds`, to open this session's live channel as the caller.
 pub async fn ticket(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let session = session_or_404(&state, *id).await?;
     if meeting_access(&state, &caller, &session).await? == AgendaAccess::None {
@@ -64,17 +55,12 @@ pub async fn ticket(
     let (ticket, hash) = new_opaque_token();
     let seconds = state.live.settings().ticket_seconds;
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(30));
-    state
-        .store
-        .create_live_ticket(&hash, session.id, caller.id, expires_at)
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "ticket": ticket,
-            "expires_in": seconds,
-            "ice_servers": state.live.media().ice_servers(caller.id),
-        })))
+    state.store.create_live_ticket(&hash, session.id, caller.id, expires_at).await?;
+    Ok(HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+        "ticket": ticket,
+        "expires_in": seconds,
+        "ice_servers": state.live.media().ice_servers(caller.id),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -86,10 +72,7 @@ pub struct ConnectQuery {
 
 /// `GET /api/sessions/{id}/live?ticket=…[&last_seq=N]`: upgrades to the live channel.
 pub async fn connect(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    req: HttpRequest, body: web::Payload, state: web::Data<AppState>, id: web::Path<Uuid>,
     query: web::Query<ConnectQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if !origin_allowed(&req, &state) {
@@ -108,12 +91,7 @@ pub async fn connect(
         .use_live_ticket(&hash_refresh_token(ticket), *id, Utc::now())
         .await?
         .ok_or_else(invalid_ticket)?;
-    let user = state
-        .store
-        .user(user_id)
-        .await?
-        .filter(|u| u.active)
-        .ok_or_else(invalid_ticket)?;
+    let user = state.store.user(user_id).await?.filter(|u| u.active).ok_or_else(invalid_ticket)?;
     let session = session_or_404(&state, *id).await?;
     let view = meeting_access(&state, &user, &session).await?;
     if view == AgendaAccess::None {
@@ -140,25 +118,14 @@ pub async fn connect(
 /// The browser's `Origin` must be one of `http.public_origins`, or, when that list is
 /// empty, this server's own origin as the request addressed it.
 fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    else {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return false;
     };
     let http = &state.settings.http;
     if !http.public_origins.is_empty() {
-        return http
-            .public_origins
-            .iter()
-            .any(|allowed| allowed.trim_end_matches('/') == origin);
+        return http.public_origins.iter().any(|allowed| allowed.trim_end_matches('/') == origin);
     }
-    let Some(host) = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    else {
+    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
     let scheme = if http.trust_proxy_headers {
@@ -171,15 +138,11 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
 
 /// `GET /api/sessions/{id}/attendance` (coordinator or the chair): who joined and left.
 pub async fn attendance(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let session = session_or_404(&state, *id).await?;
     if caller.role != Role::Coordinator && caller.id != session.plan.chair_id {
-        return Err(ApiError::forbidden(
-            "only coordinators and the chair see attendance",
-        ));
+        return Err(ApiError::forbidden("only coordinators and the chair see attendance"));
     }
     let rows = state.store.session_attendance(session.id).await?;
     Ok(HttpResponse::Ok().json(rows))

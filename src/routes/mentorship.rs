@@ -27,20 +27,13 @@ use crate::state::AppState;
 /// `422 unknown_consultant`, `not_a_consultant`, `unknown_specialty`,
 /// `consultant_not_in_specialty`; `409 contract_overlaps`.
 pub async fn create_contract(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<ContractRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let draft = ContractDraft::try_from(body)?;
     let consultant = consultant(&state, draft.consultant_id, "consultant_id").await?;
-    if !state
-        .store
-        .list_specialties()
-        .await?
-        .contains(&draft.specialty)
-    {
+    if !state.store.list_specialties().await?.contains(&draft.specialty) {
         return Err(ParseError::new("unknown_specialty", "specialty", "no such specialty").into());
     }
     if !consultant.has_specialty(&draft.specialty) {
@@ -53,17 +46,9 @@ pub async fn create_contract(
     }
     let contract = Contract::new(draft, caller.id, Utc::now());
     let event = state
-        .audit_event(
-            &req,
-            &caller,
-            "mentorship_contract_created",
-            "mentorship_contract",
-        )
+        .audit_event(&req, &caller, "mentorship_contract_created", "mentorship_contract")
         .details(json!({ "consultant": contract.consultant_id, "specialty": contract.specialty }));
-    state
-        .store
-        .create_mentorship_contract(&contract, event)
-        .await?;
+    state.store.create_mentorship_contract(&contract, event).await?;
     Ok(HttpResponse::Created().json(&contract))
 }
 
@@ -88,13 +73,9 @@ async fn consultant(state: &AppState, id: UserId, field: &'static str) -> Result
 
 /// `GET /api/mentorship/contracts`: coordinators see every contract, consultants their own.
 pub async fn list_contracts(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let contracts = state
-        .store
-        .mentorship_contracts(own_scope(&caller)?)
-        .await?;
+    let contracts = state.store.mentorship_contracts(own_scope(&caller)?).await?;
     Ok(HttpResponse::Ok().json(contracts))
 }
 
@@ -118,9 +99,7 @@ struct LogView<'a> {
 /// (`422 unknown_case`). The cases' backlog flags clear in the same transaction. `201`
 /// with the log and `unflagged_case_ids`.
 pub async fn create_log(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<LogRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
@@ -130,12 +109,10 @@ pub async fn create_log(
     }
     for (i, id) in draft.mentee_ids.iter().enumerate() {
         let field = format!("mentee_ids[{i}]");
-        let mentee = state
-            .store
-            .user(*id)
-            .await?
-            .filter(|u| u.active)
-            .ok_or_else(|| ParseError::new("unknown_mentee", field.clone(), "no such account"))?;
+        let mentee =
+            state.store.user(*id).await?.filter(|u| u.active).ok_or_else(|| {
+                ParseError::new("unknown_mentee", field.clone(), "no such account")
+            })?;
         if !matches!(mentee.role, Role::Practitioner | Role::Trainee) {
             return Err(ParseError::new(
                 "invalid_mentee",
@@ -160,10 +137,8 @@ pub async fn create_log(
             Err(e) => return Err(e),
         }
     }
-    let specialty = log_specialty(
-        &draft,
-        &state.store.mentorship_contracts(Some(caller.id)).await?,
-    )?;
+    let specialty =
+        log_specialty(&draft, &state.store.mentorship_contracts(Some(caller.id)).await?)?;
     if !caller.has_specialty(&specialty) {
         return Err(ParseError::new(
             "invalid_specialty",
@@ -201,9 +176,7 @@ pub struct LogsQuery {
 /// Each log carries its cases, identified only for viewers who may see the case in full
 /// and de-identified otherwise; every case shown is an audited read.
 pub async fn list_logs(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<LogsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = DateRange::parse_open(query.from.as_deref(), query.to.as_deref())?;
@@ -246,51 +219,34 @@ pub struct SummaryQuery {
 /// shortfall and the arm's backlog as of `to` (or today, if earlier). Coordinators see
 /// every contract, consultants their own.
 pub async fn summary(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    query: web::Query<SummaryQuery>,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = own_scope(&caller)?;
     let range = DateRange::parse(query.from.as_deref(), query.to.as_deref())?;
     let today = clinic_date(Utc::now());
     let contracts = state.store.mentorship_contracts(scope).await?;
     let logs = state.store.mentorship_logs(range, scope).await?;
-    let backlog = state
-        .store
-        .mentorship_backlog(std::cmp::min(range.to, today))
-        .await?;
+    let backlog = state.store.mentorship_backlog(std::cmp::min(range.to, today)).await?;
     Ok(HttpResponse::Ok().json(summarise(&contracts, &logs, &backlog, &range, today)))
 }
 
 /// `POST /api/cases/{id}/mentorship-flag`: the referrer, a consultant of the specialty or
 /// a coordinator puts the case on its arm's backlog (`201`; `200` when it already was).
 pub async fn flag(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let case = flaggable_case(&state, &caller, *id).await?;
     let event = state.audit_event(&req, &caller, "case_flagged_for_mentorship", "case");
-    let (flag, created) = state
-        .store
-        .flag_for_mentorship(case.id, caller.id, event, Utc::now())
-        .await?;
-    let mut res = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
+    let (flag, created) =
+        state.store.flag_for_mentorship(case.id, caller.id, event, Utc::now()).await?;
+    let mut res = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(res.json(flag_view(&flag)))
 }
 
 /// `DELETE /api/cases/{id}/mentorship-flag`: takes the case off the backlog without a
 /// log; `404 not_flagged` when it was not on it.
 pub async fn unflag(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let case = flaggable_case(&state, &caller, *id).await?;
     let event = state.audit_event(&req, &caller, "case_unflagged_for_mentorship", "case");
@@ -308,9 +264,7 @@ pub async fn unflag(
 /// `{"case_id", "flagged": false}` when the case is not on the backlog (an ordinary
 /// answer, not an error, so case pages do not log a failed request).
 pub async fn show_flag(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, _) = visible_case(&state, &caller, *id).await?;
     let body = match state.store.mentorship_flag(case.id).await? {
@@ -341,9 +295,7 @@ struct BacklogItem<'a> {
 /// every arm, consultants the arms of their specialties, anyone else `403`; `422
 /// unknown_specialty` for an arm that does not exist. Every case shown is an audited read.
 pub async fn backlog(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<BacklogQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator, Role::Consultant])?;

@@ -40,11 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .get(sessions::specialties)
                         .post(sessions::add_specialty),
                 )
-                .service(
-                    resource("/sessions")
-                        .post(sessions::create)
-                        .get(sessions::list),
-                )
+                .service(resource("/sessions").post(sessions::create).get(sessions::list))
                 .service(resource("/specialties/{slug}/quorum").put(sessions::set_quorum))
                 .service(resource("/series").post(sessions::create_series))
                 .service(resource("/sessions/{id}").get(sessions::show))
@@ -53,11 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases").get(cases::mine))
                 .service(resource("/patients/conflicts").get(patients::conflicts))
                 .service(resource("/patients/correction").post(patients::correct))
-                .service(
-                    resource("/cases/{id}")
-                        .get(cases::show)
-                        .delete(cases::withdraw),
-                )
+                .service(resource("/cases/{id}").get(cases::show).delete(cases::withdraw))
                 .service(
                     resource("/cases/{id}/attachments")
                         .post(attachments::upload)
@@ -65,11 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 )
                 .service(resource("/attachments/{id}").get(attachments::download))
                 .service(resource("/cases/{id}/move").post(cases::move_case))
-                .service(
-                    resource("/cases/{id}/outcome")
-                        .get(outcomes::show)
-                        .put(outcomes::draft),
-                )
+                .service(resource("/cases/{id}/outcome").get(outcomes::show).put(outcomes::draft))
                 .service(resource("/cases/{id}/outcome/sign").post(outcomes::sign))
                 .service(resource("/cases/{id}/outcome/letter").get(outcomes::letter_text))
                 .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))

@@ -35,8 +35,7 @@ struct Signed<'a> {
 }
 
 fn signer_name(
-    v: &OutcomeVersion,
-    names: &std::collections::HashMap<crate::domain::UserId, Option<String>>,
+    v: &OutcomeVersion, names: &std::collections::HashMap<crate::domain::UserId, Option<String>>,
 ) -> Option<String> {
     v.signed_by.and_then(|id| names.get(&id).cloned().flatten())
 }
@@ -51,9 +50,7 @@ struct SignedOut<'a> {
 
 /// The case (if the caller may see it at all, else 404) and its session.
 async fn case_and_session(
-    state: &AppState,
-    caller: &User,
-    id: Uuid,
+    state: &AppState, caller: &User, id: Uuid,
 ) -> Result<(Case, Session, AgendaAccess), ApiError> {
     let (case, access) = visible_case(state, caller, id).await?;
     let session = session_or_404(state, case.session_id).await?;
@@ -63,19 +60,13 @@ async fn case_and_session(
 /// The session a `re_discuss` follow-up names, checked to exist, be of the same
 /// specialty and start later (`422 invalid_follow_up_session` otherwise).
 async fn follow_up_session(
-    state: &AppState,
-    session: &Session,
-    draft: &OutcomeDraft,
+    state: &AppState, session: &Session, draft: &OutcomeDraft,
 ) -> Result<Option<Session>, ApiError> {
     let Some(id) = draft.follow_up.re_discuss_session() else {
         return Ok(None);
     };
     let target = state.store.session(id).await?.ok_or_else(|| {
-        ParseError::new(
-            "invalid_follow_up_session",
-            "follow_up.session_id",
-            "no such session",
-        )
+        ParseError::new("invalid_follow_up_session", "follow_up.session_id", "no such session")
     })?;
     check_follow_up_session(session, &target)?;
     Ok(Some(target))
@@ -85,9 +76,7 @@ async fn follow_up_session(
 /// meeting took it up, or, for a case decided outside a meeting, as of its first signing
 /// (now, when signing it), so the signed, amended and in-app letters all agree.
 async fn letter_date(
-    state: &AppState,
-    case: &Case,
-    session: &Session,
+    state: &AppState, case: &Case, session: &Session,
 ) -> Result<DateTime<Utc>, ApiError> {
     let first_signed = state
         .store
@@ -96,21 +85,13 @@ async fn letter_date(
         .iter()
         .find_map(|v| v.signed_at)
         .unwrap_or_else(Utc::now);
-    Ok(discussed_at(
-        discussion_of(state, case).await?,
-        session,
-        first_signed,
-    ))
+    Ok(discussed_at(discussion_of(state, case).await?, session, first_signed))
 }
 
 /// The outcome letter to the case's referrer about `version`, signed by `signer`.
 fn letter(
-    referrer: Option<&User>,
-    signer: &User,
-    follow_up: Option<&Session>,
-    discussed: templates::Discussed<'_>,
-    (case, version): (&Case, &OutcomeVersion),
-    amended: bool,
+    referrer: Option<&User>, signer: &User, follow_up: Option<&Session>,
+    discussed: templates::Discussed<'_>, (case, version): (&Case, &OutcomeVersion), amended: bool,
 ) -> Option<crate::domain::NewMessage> {
     Some(templates::outcome_letter(
         &referrer?.email,
@@ -126,10 +107,7 @@ fn letter(
 /// `PUT /api/cases/{id}/outcome`: saves the draft (version 1, or the current unsigned
 /// version); `409 outcome_signed` once signed.
 pub async fn draft(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<OutcomeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let draft = OutcomeDraft::try_from(body)?;
@@ -137,26 +115,18 @@ pub async fn draft(
     may_draft_outcome(&caller, &session)?;
     follow_up_session(&state, &session, &draft).await?;
     let event = state.audit_event(&req, &caller, "outcome_drafted", "case");
-    let version = state
-        .store
-        .draft_outcome(case.id, draft, caller.id, event, Utc::now())
-        .await?;
+    let version = state.store.draft_outcome(case.id, draft, caller.id, event, Utc::now()).await?;
     // A live meeting's event was stored with the draft; its room reads it now.
     state.live.events_appended(session.id);
     // A draft is not signed (`signed_by_name` null), shown in the shape every version has.
-    Ok(HttpResponse::Ok().json(Signed {
-        version: OutcomeVersionView::of(&version, true),
-        signed_by_name: None,
-    }))
+    Ok(HttpResponse::Ok()
+        .json(Signed { version: OutcomeVersionView::of(&version, true), signed_by_name: None }))
 }
 
 /// `POST /api/cases/{id}/outcome/sign`: a consultant of the specialty signs the current
 /// draft; the referrer's letter and any follow-up case commit with it.
 pub async fn sign(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, session, _) = case_and_session(&state, &caller, *id).await?;
     may_sign_outcome(&caller, &session)?;
@@ -166,14 +136,9 @@ pub async fn sign(
         let draft = state.store.outcome_versions(case.id).await?.pop();
         let draft = draft.ok_or(StoreError::Conflict(Conflict::NoDraft))?;
         // For the letter only: the store checks the follow-up inside the signing.
-        let target = follow_up_session(&state, &session, &draft.body)
-            .await
-            .unwrap_or(None);
+        let target = follow_up_session(&state, &session, &draft.body).await.unwrap_or(None);
         let version = draft.signed(caller.id, Utc::now());
-        let discussed = templates::Discussed {
-            session: &session,
-            at: discussed_at,
-        };
+        let discussed = templates::Discussed { session: &session, at: discussed_at };
         let mail = letter(
             referrer.as_ref(),
             &caller,
@@ -184,10 +149,7 @@ pub async fn sign(
         );
         let event = state.audit_event(&req, &caller, "outcome_signed", "case");
         let follow_up_id = Uuid::new_v4();
-        state
-            .store
-            .sign_outcome(case.id, &version, event, mail, follow_up_id)
-            .await
+        state.store.sign_outcome(case.id, &version, event, mail, follow_up_id).await
     })
     .await?;
     state.mail_wake.notify_one();
@@ -196,20 +158,14 @@ pub async fn sign(
     Ok(HttpResponse::Ok().json(SignedOut {
         version: &signed.version,
         signed_by_name: caller.name.as_str(),
-        follow_up_case: signed
-            .follow_up_case
-            .as_ref()
-            .map(|c| CaseView::of(c, true, 0, today)),
+        follow_up_case: signed.follow_up_case.as_ref().map(|c| CaseView::of(c, true, 0, today)),
     }))
 }
 
 /// `POST /api/cases/{id}/outcome/amendments {reason, …outcome}`: a consultant of the
 /// specialty corrects a signed outcome with a new, signed version that supersedes it.
 pub async fn amend(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<AmendmentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let amendment = Amendment::try_from(body)?;
@@ -222,23 +178,11 @@ pub async fn amend(
         let current = state.store.outcome_versions(case.id).await?.pop();
         let current = check_amendable(current.as_ref())?;
         let amended = current.amended(amendment.clone(), caller.id, Utc::now());
-        let discussed = templates::Discussed {
-            session: &session,
-            at: discussed_at,
-        };
-        let mail = letter(
-            referrer.as_ref(),
-            &caller,
-            target.as_ref(),
-            discussed,
-            (&case, &amended),
-            true,
-        );
+        let discussed = templates::Discussed { session: &session, at: discussed_at };
+        let mail =
+            letter(referrer.as_ref(), &caller, target.as_ref(), discussed, (&case, &amended), true);
         let event = state.audit_event(&req, &caller, "outcome_amended", "case");
-        state
-            .store
-            .amend_outcome(case.id, &amended, event, mail)
-            .await
+        state.store.amend_outcome(case.id, &amended, event, mail).await
     })
     .await?;
     state.mail_wake.notify_one();
@@ -251,33 +195,17 @@ pub async fn amend(
 
 /// `GET /api/cases/{id}/outcome` (audited): every version, and the current one.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, access) = visible_case(&state, &caller, *id).await?;
     let versions = state.store.outcome_versions(case.id).await?;
-    audit_case_reads(
-        &state,
-        &req,
-        &caller,
-        "outcome",
-        std::slice::from_ref(&case),
-    )
-    .await?;
+    audit_case_reads(&state, &req, &caller, "outcome", std::slice::from_ref(&case)).await?;
     let identified = access == AgendaAccess::Full;
     // Everyone who sees an outcome sees who signed it (a consultant, never the patient).
     let mut signers = std::collections::HashMap::new();
     for id in versions.iter().filter_map(|v| v.signed_by) {
         if let std::collections::hash_map::Entry::Vacant(e) = signers.entry(id) {
-            e.insert(
-                state
-                    .store
-                    .user(id)
-                    .await?
-                    .map(|u| u.name.as_str().to_string()),
-            );
+            e.insert(state.store.user(id).await?.map(|u| u.name.as_str().to_string()));
         }
     }
     let view = |v| Signed {
@@ -297,49 +225,25 @@ pub async fn show(
 /// signed version, worded as it was sent. Identified viewers only: the letter names the
 /// patient. `404 no_signed_outcome` before signing.
 pub async fn letter_text(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (case, session, access) = case_and_session(&state, &caller, *id).await?;
     if access != AgendaAccess::Full {
-        return Err(ApiError::forbidden(
-            "the outcome letter identifies the patient",
-        ));
+        return Err(ApiError::forbidden("the outcome letter identifies the patient"));
     }
     let versions = state.store.outcome_versions(case.id).await?;
     let no_letter = || ApiError::not_found("no_signed_outcome", "the outcome has not been signed");
-    let version = versions
-        .iter()
-        .rev()
-        .find(|v| v.is_signed())
-        .ok_or_else(no_letter)?;
-    let referrer = state
-        .store
-        .user(case.referrer_id)
-        .await?
-        .ok_or_else(no_letter)?;
+    let version = versions.iter().rev().find(|v| v.is_signed()).ok_or_else(no_letter)?;
+    let referrer = state.store.user(case.referrer_id).await?.ok_or_else(no_letter)?;
     let signer = match version.signed_by {
         Some(id) => state.store.user(id).await?,
         None => None,
     }
     .ok_or_else(no_letter)?;
-    let target = follow_up_session(&state, &session, &version.body)
-        .await
-        .unwrap_or(None);
-    audit_case_reads(
-        &state,
-        &req,
-        &caller,
-        "outcome_letter",
-        std::slice::from_ref(&case),
-    )
-    .await?;
-    let discussed = templates::Discussed {
-        session: &session,
-        at: letter_date(&state, &case, &session).await?,
-    };
+    let target = follow_up_session(&state, &session, &version.body).await.unwrap_or(None);
+    audit_case_reads(&state, &req, &caller, "outcome_letter", std::slice::from_ref(&case)).await?;
+    let discussed =
+        templates::Discussed { session: &session, at: letter_date(&state, &case, &session).await? };
     let letter = templates::outcome_letter(
         &referrer.email,
         discussed,

@@ -21,9 +21,7 @@ use crate::store::PatientCorrection;
 /// each unresolved NHS number with the different name and date of birth combinations its
 /// cases were booked under, and which cases carry each.
 pub async fn conflicts(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let mut out = Vec::new();
@@ -73,9 +71,7 @@ pub struct CorrectionRequest {
 /// on every case of the patient, resolving any conflict; each case gets an audit event
 /// with the reason. `404 not_found` for an NHS number not on record.
 pub async fn correct(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CorrectionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
@@ -94,10 +90,7 @@ pub async fn correct(
     let event = state
         .audit_event(&req, &caller, "patient_corrected", "case")
         .details(json!({ "reason": reason }));
-    let changed = state
-        .store
-        .correct_patient(&correction, event, Utc::now())
-        .await?;
+    let changed = state.store.correct_patient(&correction, event, Utc::now()).await?;
     let cases = patient_cases(&state, &correction.nhs_number).await?;
     for session in cases.iter().map(|c| c.session_id) {
         state.live.agenda_changed(session);

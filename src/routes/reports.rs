@@ -43,15 +43,13 @@ pub(crate) struct ReportScope {
 /// one if it is theirs, else all of theirs, never identified. `422 unknown_specialty`
 /// for a specialty that does not exist.
 pub(crate) fn report_scope(
-    caller: &User,
-    requested: Option<Specialty>,
-    known: &[Specialty],
+    caller: &User, requested: Option<Specialty>, known: &[Specialty],
 ) -> Result<ReportScope, ApiError> {
     require_role(caller, &[Role::Coordinator, Role::Consultant])?;
     if let Some(s) = &requested {
         if !known.contains(s) {
             return Err(
-                ParseError::new("unknown_specialty", "specialty", "no such specialty").into(),
+                ParseError::new("unknown_specialty", "specialty", "no such specialty").into()
             );
         }
     }
@@ -66,23 +64,14 @@ pub(crate) fn report_scope(
                 message: format!("you do not report on {s} sessions"),
             })
         }
-        (None, false) => known
-            .iter()
-            .filter(|s| caller.has_specialty(s))
-            .cloned()
-            .collect(),
+        (None, false) => known.iter().filter(|s| caller.has_specialty(s)).cloned().collect(),
     };
-    Ok(ReportScope {
-        specialties,
-        identified,
-    })
+    Ok(ReportScope { specialties, identified })
 }
 
 /// `GET /api/reports/activity?from=YYYY-MM-DD&to=YYYY-MM-DD[&specialty=][&format=csv]`.
 pub async fn activity(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     params: web::Query<ActivityParams>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
@@ -124,40 +113,32 @@ pub async fn activity(
 /// One `report_exported` event and one `case_read` per exported case row (identified or
 /// not), in one transaction, before the file is sent.
 async fn audit_export(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &User,
-    window: &ReportWindow,
-    scope: &ReportScope,
+    state: &AppState, req: &HttpRequest, caller: &User, window: &ReportWindow, scope: &ReportScope,
     data: &ActivityData,
 ) -> Result<(), ApiError> {
     let specialties: Vec<&str> = scope.specialties.iter().map(|s| s.as_str()).collect();
     let mut events = Vec::with_capacity(1 + data.cases.len());
     events.push(
-        state
-            .audit_event(req, caller, "report_exported", "report")
-            .record("activity")
-            .details(json!({
+        state.audit_event(req, caller, "report_exported", "report").record("activity").details(
+            json!({
                 "format": "csv",
                 "from": window.from,
                 "to": window.to,
                 "specialties": specialties,
                 "rows": data.cases.len(),
                 "identified": scope.identified,
-            })),
+            }),
+        ),
     );
     // Every exported row is a read of that case's record, identified or not (a
     // de-identified row still describes one patient's episode): the patient's trail shows
     // each export that carried them.
     events.extend(data.cases.iter().map(|row| {
-        state
-            .audit_event(req, caller, "case_read", "case")
-            .record(row.case.id)
-            .details(json!({
-                "via": "activity_csv",
-                "session": row.case.session_id,
-                "identified": scope.identified,
-            }))
+        state.audit_event(req, caller, "case_read", "case").record(row.case.id).details(json!({
+            "via": "activity_csv",
+            "session": row.case.session_id,
+            "identified": scope.identified,
+        }))
     }));
     state.store.append_audits(events).await?;
     Ok(())
@@ -174,10 +155,7 @@ mod tests {
             email: EmailAddress::parse("someone@example.org").unwrap(),
             name: PersonName::parse("Someone").unwrap(),
             role,
-            specialties: specialties
-                .iter()
-                .map(|s| Specialty::parse(s).unwrap())
-                .collect(),
+            specialties: specialties.iter().map(|s| Specialty::parse(s).unwrap()).collect(),
             active: true,
             created_at: chrono::Utc::now(),
         }
@@ -201,9 +179,7 @@ mod tests {
         assert!(!scope.identified);
         let spinal = Specialty::parse("spinal").ok();
         assert_eq!(
-            report_scope(&consultant, spinal, &known)
-                .unwrap()
-                .specialties,
+            report_scope(&consultant, spinal, &known).unwrap().specialties,
             specialties(&["spinal"])
         );
         let rheumatology = Specialty::parse("rheumatology").ok();
@@ -211,9 +187,7 @@ mod tests {
         assert_eq!(refused.code(), "forbidden_specialty");
         let unknown = Specialty::parse("foot-and-ankle").ok();
         assert_eq!(
-            report_scope(&coordinator, unknown, &known)
-                .unwrap_err()
-                .code(),
+            report_scope(&coordinator, unknown, &known).unwrap_err().code(),
             "unknown_specialty"
         );
         for role in [Role::Practitioner, Role::Trainee] {

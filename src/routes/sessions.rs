@@ -73,9 +73,7 @@ async fn parse_plan(state: &AppState, r: PlanRequest) -> Result<SessionPlan, Api
 
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -87,9 +85,7 @@ pub struct CreateSession {
 
 /// `POST /api/sessions` (coordinator).
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
@@ -104,13 +100,7 @@ pub async fn create(
 async fn emails_by_user(
     state: &AppState,
 ) -> Result<std::collections::HashMap<UserId, crate::domain::EmailAddress>, ApiError> {
-    Ok(state
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u.email))
-        .collect())
+    Ok(state.store.list_users().await?.into_iter().map(|u| (u.id, u.email)).collect())
 }
 
 /// A session's start: an RFC 3339 time in the future (`422 invalid_time`,
@@ -120,11 +110,7 @@ fn future_start(text: &str) -> Result<DateTime<Utc>, ParseError> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ParseError::new("invalid_time", "starts_at", "must be an RFC 3339 time"))?;
     if starts_at <= Utc::now() {
-        return Err(ParseError::new(
-            "starts_in_past",
-            "starts_at",
-            "must be in the future",
-        ));
+        return Err(ParseError::new("starts_in_past", "starts_at", "must be in the future"));
     }
     Ok(starts_at)
 }
@@ -139,10 +125,7 @@ pub struct Reschedule {
 /// the referrers of its cases are told. `409 invalid_state` once it is live, closed or
 /// cancelled.
 pub async fn reschedule(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reschedule>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
@@ -180,10 +163,7 @@ pub async fn reschedule(
         let event = state
             .audit_event(&req, &caller, "session_rescheduled", "session")
             .details(json!({ "starts_at": starts_at }));
-        state
-            .store
-            .reschedule_session(before.id, starts_at, &ids, event, mail)
-            .await
+        state.store.reschedule_session(before.id, starts_at, &ids, event, mail).await
     })
     .await?;
     state.mail_wake.notify_one();
@@ -202,16 +182,14 @@ pub struct CreateSeries {
 
 /// `POST /api/series` (coordinator): weekly sessions at a clinic-local time.
 pub async fn create_series(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateSeries>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let first_date = parse_calendar_date(&body.first_date, "first_date")?;
     if first_date < Utc::now().date_naive() {
         return Err(
-            ParseError::new("starts_in_past", "first_date", "must not be in the past").into(),
+            ParseError::new("starts_in_past", "first_date", "must not be in the past").into()
         );
     }
     let local_time = NaiveTime::parse_from_str(body.local_time.trim(), "%H:%M")
@@ -222,12 +200,7 @@ pub async fn create_series(
     let plan = parse_plan(&state, body.plan).await?;
     let (series, sessions) = state
         .store
-        .create_series(NewSeries {
-            plan,
-            first_date,
-            local_time,
-            weeks: body.weeks,
-        })
+        .create_series(NewSeries { plan, first_date, local_time, weeks: body.weeks })
         .await?;
     audit(&state, &req, &caller, "series_created", series.id).await?;
     Ok(HttpResponse::Created().json(json!({
@@ -245,30 +218,18 @@ pub struct ListQuery {
 
 /// `GET /api/sessions?specialty=&from=&to=`: the schedule (no patient data).
 pub async fn list(
-    state: web::Data<AppState>,
-    AuthUser(_caller): AuthUser,
-    query: web::Query<ListQuery>,
+    state: web::Data<AppState>, AuthUser(_caller): AuthUser, query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let specialty = query
-        .specialty
-        .as_deref()
-        .map(Specialty::parse)
-        .transpose()?;
+    let specialty = query.specialty.as_deref().map(Specialty::parse).transpose()?;
     let window = TimeWindow::parse(query.from.as_deref(), query.to.as_deref())?;
-    let sessions = state
-        .store
-        .list_sessions(specialty.as_ref(), window)
-        .await?;
+    let sessions = state.store.list_sessions(specialty.as_ref(), window).await?;
     Ok(HttpResponse::Ok().json(sessions.iter().map(SessionView::from).collect::<Vec<_>>()))
 }
 
 /// `GET /api/sessions/{id}`: the session and, where the caller may see it, its agenda
 /// (identified or de-identified). Showing cases is audited.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let session = session_or_404(&state, *id).await?;
     let cases = state.store.session_cases(session.id).await?;
@@ -288,18 +249,13 @@ pub async fn show(
     if agenda.is_some() {
         audit_case_reads(&state, &req, &caller, "agenda", &cases).await?;
     }
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({ "session": SessionView::from(&session), "agenda": agenda })),
-    )
+    Ok(HttpResponse::Ok().json(json!({ "session": SessionView::from(&session), "agenda": agenda })))
 }
 
 /// Who is invited to a published session: the chair, the referrers of its cases, the
 /// specialty's consultants and, for teaching sessions, its trainees (active accounts).
 async fn invitees(
-    state: &AppState,
-    session: &Session,
-    cases: &[crate::domain::Case],
+    state: &AppState, session: &Session, cases: &[crate::domain::Case],
 ) -> Result<Vec<crate::domain::EmailAddress>, ApiError> {
     let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
     let mut invitees: Vec<crate::domain::EmailAddress> = state
@@ -325,14 +281,7 @@ async fn invitees(
 /// The invitations' organiser: the configured sender's address (else the caller's).
 fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::EmailAddress {
     crate::domain::EmailAddress::parse(
-        state
-            .settings
-            .mail
-            .from
-            .rsplit('<')
-            .next()
-            .unwrap_or("")
-            .trim_end_matches('>'),
+        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
     )
     .unwrap_or_else(|_| caller.email.clone())
 }
@@ -341,10 +290,7 @@ fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::E
 /// chair, the referrers of its cases and the specialty's consultants (and, for teaching
 /// sessions, its trainees) with an iCalendar invitation.
 pub async fn publish(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let session = session_or_404(&state, *id).await?;
@@ -358,10 +304,7 @@ pub async fn publish(
         .map(|to| templates::agenda_published(&session, cases.len(), &organizer, vec![to]))
         .collect();
     let event = state.audit_event(&req, &caller, "session_published", "session");
-    let session = state
-        .store
-        .publish_session(session.id, event, invitations)
-        .await?;
+    let session = state.store.publish_session(session.id, event, invitations).await?;
     state.mail_wake.notify_one();
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))
 }
@@ -374,53 +317,33 @@ pub struct Reorder {
 /// `PUT /api/sessions/{id}/agenda {case_ids}`: the chair or a coordinator sets the order,
 /// before or during the meeting.
 pub async fn reorder(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reorder>,
 ) -> Result<HttpResponse, ApiError> {
     let session = session_or_404(&state, *id).await?;
     if caller.role != Role::Coordinator && caller.id != session.plan.chair_id {
-        return Err(ApiError::forbidden(
-            "only the chair or a coordinator may reorder the agenda",
-        ));
+        return Err(ApiError::forbidden("only the chair or a coordinator may reorder the agenda"));
     }
     use crate::domain::SessionState::{Live, Published, Scheduled};
     if !matches!(session.state, Scheduled | Published | Live) {
         return Err(ApiError::conflict(
             "invalid_state",
-            format!(
-                "the agenda of a {} session cannot change",
-                session.state.as_str()
-            ),
+            format!("the agenda of a {} session cannot change", session.state.as_str()),
         ));
     }
     let event = state.audit_event(&req, &caller, "agenda_reordered", "session");
-    let cases = state
-        .store
-        .reorder_agenda(session.id, &body.case_ids, event)
-        .await?;
+    let cases = state.store.reorder_agenda(session.id, &body.case_ids, event).await?;
     state.live.agenda_changed(session.id);
     let today = Utc::now().date_naive();
-    let agenda: Vec<CaseView> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, c)| CaseView::of(c, true, i + 1, today))
-        .collect();
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({ "session": SessionView::from(&session), "agenda": agenda })),
-    )
+    let agenda: Vec<CaseView> =
+        cases.iter().enumerate().map(|(i, c)| CaseView::of(c, true, i + 1, today)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "session": SessionView::from(&session), "agenda": agenda })))
 }
 
 /// `POST /api/sessions/{id}/cancel` (coordinator): each case moves to the next session of
 /// the series with room, or is flagged for rebooking; every referrer is told.
 pub async fn cancel(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let emails = emails_by_user(&state).await?;
@@ -465,17 +388,14 @@ pub struct NewSpecialty {
 
 /// `GET /api/specialties`.
 pub async fn specialties(
-    state: web::Data<AppState>,
-    AuthUser(_caller): AuthUser,
+    state: web::Data<AppState>, AuthUser(_caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.store.list_specialties().await?))
 }
 
 /// `POST /api/specialties` (coordinator) `{slug, name}`.
 pub async fn add_specialty(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<NewSpecialty>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
@@ -494,32 +414,27 @@ pub struct QuorumRequest {
 /// `PUT /api/specialties/{slug}/quorum {quorum_others}` (coordinator): how many
 /// consultants or specialists besides the chair make this specialty's meetings quorate.
 pub async fn set_quorum(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    slug: web::Path<String>,
-    ApiJson(body): ApiJson<QuorumRequest>,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    slug: web::Path<String>, ApiJson(body): ApiJson<QuorumRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     let slug = Specialty::parse(&slug)?;
     if body.quorum_others > 10 {
         return Err(
-            ParseError::new("invalid_value", "quorum_others", "must be between 0 and 10").into(),
+            ParseError::new("invalid_value", "quorum_others", "must be between 0 and 10").into()
         );
     }
     let event = state
         .audit_event(&req, &caller, "quorum_set", "specialty")
         .details(json!({ "quorum_others": body.quorum_others }));
-    state
-        .store
-        .set_specialty_quorum(&slug, body.quorum_others, event)
-        .await
-        .map_err(|e| match e {
+    state.store.set_specialty_quorum(&slug, body.quorum_others, event).await.map_err(
+        |e| match e {
             crate::store::StoreError::NotFound(_) => {
                 ApiError::not_found("not_found", "no such specialty")
             }
             other => other.into(),
-        })?;
+        },
+    )?;
     state.live.reload_all();
     Ok(HttpResponse::Ok().json(json!({ "slug": slug, "quorum_others": body.quorum_others })))
 }

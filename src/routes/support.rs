@@ -46,10 +46,7 @@ impl FromRequest for AuthUser {
             })?;
             match state.store.user(user_id).await? {
                 Some(user) if user.active => Ok(AuthUser(user)),
-                _ => Err(ApiError::unauthorized(
-                    "invalid_token",
-                    "the access token is not valid",
-                )),
+                _ => Err(ApiError::unauthorized("invalid_token", "the access token is not valid")),
             }
         })
     }
@@ -64,8 +61,7 @@ impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for ApiJson<T> {
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(
-        req: &actix_web::HttpRequest,
-        payload: &mut actix_web::dev::Payload,
+        req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload,
     ) -> Self::Future {
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
@@ -94,10 +90,7 @@ pub async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiEr
 /// Audits a response that shows `cases`: one `case_read` row per case, naming how it
 /// was reached, so every read of a patient's record can be traced.
 pub async fn audit_case_reads(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &crate::domain::User,
-    via: &str,
+    state: &AppState, req: &HttpRequest, caller: &crate::domain::User, via: &str,
     cases: &[crate::domain::Case],
 ) -> Result<(), ApiError> {
     let events = cases
@@ -115,24 +108,18 @@ pub async fn audit_case_reads(
 
 /// Appends an audit event for an action by `caller` on `record`.
 pub async fn audit(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &crate::domain::User,
-    action: &str,
+    state: &AppState, req: &HttpRequest, caller: &crate::domain::User, action: &str,
     record: impl ToString,
 ) -> Result<(), ApiError> {
     let record_type = action.split('_').next().unwrap_or("record");
-    let event = state
-        .audit_event(req, caller, action, record_type)
-        .record(record);
+    let event = state.audit_event(req, caller, action, record_type).record(record);
     state.store.append_audit(event).await?;
     Ok(())
 }
 
 /// Every case booked under `nhs_number`, oldest first.
 pub async fn patient_cases(
-    state: &AppState,
-    nhs_number: &NhsNumber,
+    state: &AppState, nhs_number: &NhsNumber,
 ) -> Result<Vec<crate::domain::Case>, ApiError> {
     let mut cases = Vec::new();
     for id in state.store.patient_case_ids(nhs_number).await? {
@@ -144,30 +131,20 @@ pub async fn patient_cases(
 /// When the case was discussed, from its session's meeting events (`None` if the meeting
 /// never took it up).
 pub async fn discussion_of(
-    state: &AppState,
-    case: &crate::domain::Case,
+    state: &AppState, case: &crate::domain::Case,
 ) -> Result<Option<crate::domain::live::Discussion>, ApiError> {
-    let events = state
-        .store
-        .live_events(case.session_id, 0, u64::MAX)
-        .await?;
+    let events = state.store.live_events(case.session_id, 0, u64::MAX).await?;
     Ok(crate::domain::live::discussion(&events, case.id))
 }
 
 /// Loads a case and its session, or 404 when it does not exist or the caller may not
 /// see it (its existence is not revealed).
 pub async fn visible_case(
-    state: &AppState,
-    caller: &User,
-    id: Uuid,
+    state: &AppState, caller: &User, id: Uuid,
 ) -> Result<(crate::domain::Case, AgendaAccess), ApiError> {
     let hidden = || ApiError::not_found("not_found", "no such case");
     let case = state.store.case(id).await?.ok_or_else(hidden)?;
-    let session = state
-        .store
-        .session(case.session_id)
-        .await?
-        .ok_or_else(hidden)?;
+    let session = state.store.session(case.session_id).await?.ok_or_else(hidden)?;
     match case_access(caller, &case, &session) {
         AgendaAccess::None => Err(hidden()),
         access => Ok((case, access)),

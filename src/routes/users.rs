@@ -62,16 +62,11 @@ impl TryFrom<CreateUserRequest> for ValidUser {
 /// Hashes the password and stores the account with its `user_created` audit event
 /// (shared by the API, the CLI and the demo; `actor` is `None` outside the API).
 pub async fn create_account(
-    state: &AppState,
-    valid: ValidUser,
-    actor: Option<UserId>,
-    addr: Option<String>,
+    state: &AppState, valid: ValidUser, actor: Option<UserId>, addr: Option<String>,
 ) -> Result<User, ApiError> {
     let password_hash = state.passwords.hash(&valid.password).await?;
     let id = UserId::new();
-    let mut audit = NewAuditEvent::new("user_created", "user")
-        .record(id)
-        .from_addr(addr);
+    let mut audit = NewAuditEvent::new("user_created", "user").record(id).from_addr(addr);
     if let Some(actor) = actor {
         audit = audit.actor(actor);
     }
@@ -88,9 +83,7 @@ pub async fn create_account(
 
 /// `POST /api/users` (coordinator): `201` with the account.
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
@@ -102,8 +95,7 @@ pub async fn create(
 
 /// `GET /api/users` (coordinator).
 pub async fn list(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     Ok(HttpResponse::Ok().json(state.store.list_users().await?))
@@ -128,9 +120,7 @@ struct Person<'a> {
 /// (trainees may have no specialty yet, and any consultant may teach one); others `403`.
 /// `422 invalid_role` for an unknown role.
 pub async fn people(
-    state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
-    query: web::Query<PeopleQuery>,
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<PeopleQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
     let role: Option<Role> = query.role.as_deref().map(str::parse).transpose()?;

@@ -77,8 +77,7 @@ impl Store {
 
     /// The account id, password hash and active flag, for login.
     pub async fn credentials(
-        &self,
-        email: &EmailAddress,
+        &self, email: &EmailAddress,
     ) -> Result<Option<Credentials>, StoreError> {
         let sql = "SELECT id, password_hash, active FROM users WHERE email = $1";
         let row = self.db.opt(sql, args![email.as_str()]).await?;
@@ -105,9 +104,7 @@ impl Store {
     /// Stores the first token of a new sign-in family, with its audit event, atomically.
     #[tracing::instrument(skip_all, fields(user_id = %t.user_id, family_id = %t.family_id))]
     pub async fn insert_refresh_token(
-        &self,
-        t: &NewRefreshToken,
-        audit: NewAuditEvent,
+        &self, t: &NewRefreshToken, audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().await?;
         let mut values = args![&t.token_hash, t.family_id, t.user_id];
@@ -120,10 +117,7 @@ impl Store {
     /// Atomically checks the presented token and either rotates it (storing `next_hash`
     /// in the same family) or, if it was already used, revokes the family.
     pub async fn rotate_refresh_token(
-        &self,
-        presented_hash: &str,
-        next_hash: &str,
-        now: DateTime<Utc>,
+        &self, presented_hash: &str, next_hash: &str, now: DateTime<Utc>,
         next_expires_at: DateTime<Utc>,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.db.write().await?;
@@ -152,9 +146,7 @@ impl Store {
 
     /// Revokes the family of the presented token (logout). Unknown tokens are ignored.
     pub async fn revoke_refresh_family(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
+        &self, token_hash: &str, now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.db.run(REVOKE_FAMILY, args![now, token_hash]).await?;
         Ok(())
@@ -170,10 +162,7 @@ impl Store {
     /// Sets that number, with its audit event; `404` for an unknown specialty.
     #[tracing::instrument(skip_all, fields(specialty = %specialty.as_str()))]
     pub async fn set_specialty_quorum(
-        &self,
-        specialty: &Specialty,
-        others: u32,
-        audit: NewAuditEvent,
+        &self, specialty: &Specialty, others: u32, audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().await?;
         let sql = "UPDATE specialties SET quorum_others = $1 WHERE slug = $2";

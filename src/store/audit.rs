@@ -91,8 +91,7 @@ impl Store {
 /// Appends one audit event inside the caller's write transaction, so the event and the
 /// change it records commit (or fail) together.
 pub(super) async fn append_audit_in(
-    tx: &mut Tx,
-    event: NewAuditEvent,
+    tx: &mut Tx, event: NewAuditEvent,
 ) -> Result<AuditEvent, StoreError> {
     let event = event.normalised();
     let prev_hash = chain_tail(tx).await?;
@@ -107,8 +106,7 @@ pub(super) async fn append_audit_in(
 /// inserts (a year's identified report export is some 20,000 reads to record), in order,
 /// so `seq` follows the chain.
 pub(super) async fn append_audits_in(
-    tx: &mut Tx,
-    events: Vec<NewAuditEvent>,
+    tx: &mut Tx, events: Vec<NewAuditEvent>,
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());

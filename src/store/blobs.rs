@@ -21,9 +21,7 @@ impl Blobs {
 
     fn path(&self, sha256: &str) -> Option<PathBuf> {
         let valid = sha256.len() == 64
-            && sha256
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            && sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         valid.then(|| self.root.join(&sha256[..2]).join(sha256))
     }
 
@@ -31,9 +29,7 @@ impl Blobs {
     /// whether this call created the blob (so a failed upload can remove what it added).
     pub async fn put(&self, bytes: &[u8]) -> std::io::Result<(String, bool)> {
         let sha = hex::encode(Sha256::digest(bytes));
-        let path = self
-            .path(&sha)
-            .ok_or_else(|| std::io::Error::other("bad digest"))?;
+        let path = self.path(&sha).ok_or_else(|| std::io::Error::other("bad digest"))?;
         if tokio::fs::try_exists(&path).await? {
             return Ok((sha, false));
         }
@@ -49,16 +45,12 @@ impl Blobs {
 
     /// Removes a blob this process just created and no record points to.
     pub async fn remove(&self, sha256: &str) -> std::io::Result<()> {
-        let path = self
-            .path(sha256)
-            .ok_or_else(|| std::io::Error::other("bad digest"))?;
+        let path = self.path(sha256).ok_or_else(|| std::io::Error::other("bad digest"))?;
         tokio::fs::remove_file(path).await
     }
 
     pub async fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
-        let path = self
-            .path(sha256)
-            .ok_or_else(|| std::io::Error::other("bad digest"))?;
+        let path = self.path(sha256).ok_or_else(|| std::io::Error::other("bad digest"))?;
         tokio::fs::read(path).await
     }
 
@@ -73,13 +65,7 @@ fn walk_count(dir: &std::path::Path) -> usize {
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk_count(&e.path())
-                    } else {
-                        1
-                    }
-                })
+                .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 })
                 .sum()
         })
         .unwrap_or(0)

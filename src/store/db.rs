@@ -147,32 +147,12 @@ pub enum Unique {
 }
 
 const UNIQUE_KEYS: [(Unique, &str, &str); 6] = [
-    (
-        Unique::SpecialtySlug,
-        "specialties_pkey",
-        "specialties.slug",
-    ),
+    (Unique::SpecialtySlug, "specialties_pkey", "specialties.slug"),
     (Unique::UserEmail, "users_email_key", "users.email"),
-    (
-        Unique::BookingIdempotency,
-        "cases_idempotency",
-        "cases.idempotency_key",
-    ),
-    (
-        Unique::PatientInSession,
-        "cases_patient_once_per_session",
-        "cases.nhs_number",
-    ),
-    (
-        Unique::EventCommand,
-        "session_events_command",
-        "session_events.command_id",
-    ),
-    (
-        Unique::EventSeq,
-        "session_events_pkey",
-        "session_events.seq",
-    ),
+    (Unique::BookingIdempotency, "cases_idempotency", "cases.idempotency_key"),
+    (Unique::PatientInSession, "cases_patient_once_per_session", "cases.nhs_number"),
+    (Unique::EventCommand, "session_events_command", "session_events.command_id"),
+    (Unique::EventSeq, "session_events_pkey", "session_events.seq"),
 ];
 
 /// A refusal by the database's own constraints.
@@ -349,9 +329,7 @@ impl Tx {
     /// Tells the other instances, on commit, that a session has events up to `seq`
     /// (PostgreSQL `NOTIFY`; a SQLite database serves one instance).
     pub(crate) async fn notify_live(
-        &mut self,
-        session_id: Uuid,
-        seq: u64,
+        &mut self, session_id: Uuid, seq: u64,
     ) -> Result<(), StoreError> {
         if self.is_postgres() {
             self.run(
@@ -418,9 +396,8 @@ statement_methods!(Tx, [&mut] self);
 pub(crate) fn values_list(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
+            let cells: Vec<String> =
+                (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()

@@ -57,10 +57,7 @@ impl Store {
     /// instances are notified on commit.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn append_live_events(
-        &self,
-        session_id: Uuid,
-        expected_seq: Option<u64>,
-        events: Vec<NewLiveEvent>,
+        &self, session_id: Uuid, expected_seq: Option<u64>, events: Vec<NewLiveEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<LiveEvent>, StoreError> {
         let mut tx = self.db.write().await?;
@@ -81,10 +78,7 @@ impl Store {
     /// Up to `limit` events after `after_seq`, in order.
     #[tracing::instrument(skip_all, fields(session_id = %session_id, after_seq = after_seq))]
     pub async fn live_events(
-        &self,
-        session_id: Uuid,
-        after_seq: u64,
-        limit: u64,
+        &self, session_id: Uuid, after_seq: u64, limit: u64,
     ) -> Result<Vec<LiveEvent>, StoreError> {
         let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let args = args![session_id, bound(after_seq), bound(limit)];
@@ -95,11 +89,7 @@ impl Store {
     /// Stores a live-channel ticket (only its hash) for one user and session.
     #[tracing::instrument(skip_all, fields(session_id = %session_id, user_id = %user))]
     pub async fn create_live_ticket(
-        &self,
-        ticket_hash: &str,
-        session_id: Uuid,
-        user: UserId,
-        expires_at: DateTime<Utc>,
+        &self, ticket_hash: &str, session_id: Uuid, user: UserId, expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().await?;
         let stale = Utc::now() - chrono::Duration::hours(1);
@@ -114,10 +104,7 @@ impl Store {
     /// and unexpired; `None` otherwise.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn use_live_ticket(
-        &self,
-        ticket_hash: &str,
-        session_id: Uuid,
-        now: DateTime<Utc>,
+        &self, ticket_hash: &str, session_id: Uuid, now: DateTime<Utc>,
     ) -> Result<Option<UserId>, StoreError> {
         let args = args![ticket_hash, session_id, now];
         let row = self.db.opt(USE_TICKET, args).await?;
@@ -143,10 +130,7 @@ impl Store {
         let (sql, args) = if self.db.is_postgres() {
             (ALIVE_PG, args![seconds])
         } else {
-            (
-                ALIVE_SQLITE,
-                args![Utc::now() - chrono::Duration::seconds(seconds)],
-            )
+            (ALIVE_SQLITE, args![Utc::now() - chrono::Duration::seconds(seconds)])
         };
         let rows = self.db.all(sql, args).await?;
         rows::ids(&rows, "id")
@@ -155,8 +139,7 @@ impl Store {
     /// Join and leave times of everyone who attended a session.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn session_attendance(
-        &self,
-        session_id: Uuid,
+        &self, session_id: Uuid,
     ) -> Result<Vec<Attendance>, StoreError> {
         let rows = self.db.all(ATTENDANCE, args![session_id]).await?;
         rows.iter().map(rows::attendance).collect()
@@ -168,10 +151,7 @@ impl Store {
 /// deferral may move into), applying each event's change; `seq` continues from the last
 /// stored event. Other instances are notified on commit.
 pub(super) async fn append_events_in(
-    tx: &mut Tx,
-    session_id: Uuid,
-    expected_seq: Option<u64>,
-    events: Vec<NewLiveEvent>,
+    tx: &mut Tx, session_id: Uuid, expected_seq: Option<u64>, events: Vec<NewLiveEvent>,
     now: DateTime<Utc>,
 ) -> Result<Vec<LiveEvent>, StoreError> {
     let mut session = schedule::session_in(tx, session_id).await?;
@@ -213,10 +193,7 @@ pub(super) async fn append_events_in(
 /// the update cannot be overtaken), the agenda order and attendance. Returns the event,
 /// completed where the store decides (deferrals).
 async fn apply_live_event(
-    tx: &mut Tx,
-    session: &mut Session,
-    body: EventBody,
-    now: DateTime<Utc>,
+    tx: &mut Tx, session: &mut Session, body: EventBody, now: DateTime<Utc>,
 ) -> Result<EventBody, StoreError> {
     if let Some(next) = session_transition(session.state, &body).transpose()? {
         let sql = "UPDATE sessions SET state = $1 WHERE id = $2";
@@ -270,10 +247,7 @@ async fn apply_live_event(
 /// takes it (`domain::booking::destination`, the cut-off not applying), or flagged for
 /// rebooking when none can.
 async fn defer_case_in(
-    tx: &mut Tx,
-    session: &Session,
-    case: &Case,
-    now: DateTime<Utc>,
+    tx: &mut Tx, session: &Session, case: &Case, now: DateTime<Utc>,
 ) -> Result<EventBody, StoreError> {
     let mut candidates = schedule::later_candidates_in(tx, session).await?;
     let target = booking::destination(case, &mut candidates, false, now);
@@ -288,24 +262,13 @@ async fn defer_case_in(
 /// During a live meeting, records an outcome change as an event of the case's session,
 /// in the outcome's own transaction (the session row is already locked).
 pub(super) async fn outcome_event_in(
-    tx: &mut Tx,
-    session_id: Uuid,
-    body: EventBody,
-    actor: UserId,
-    now: DateTime<Utc>,
+    tx: &mut Tx, session_id: Uuid, body: EventBody, actor: UserId, now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let sql = "SELECT state FROM sessions WHERE id = $1";
-    let state = tx
-        .opt(sql, args![session_id])
-        .await?
-        .map(|r| r.get::<String>("state"))
-        .transpose()?;
+    let state =
+        tx.opt(sql, args![session_id]).await?.map(|r| r.get::<String>("state")).transpose()?;
     if state.as_deref() == Some(SessionState::Live.as_str()) {
-        let event = NewLiveEvent {
-            body,
-            actor: Some(actor),
-            command_id: None,
-        };
+        let event = NewLiveEvent { body, actor: Some(actor), command_id: None };
         append_events_in(tx, session_id, None, vec![event], now).await?;
     }
     Ok(())

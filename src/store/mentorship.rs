@@ -35,9 +35,7 @@ fn links<T: Column>(found: Vec<Row>, column: &str) -> Result<Links<T>, StoreErro
 
 /// A stored log, taking its mentees and cases from those read for it.
 fn log_from(
-    row: &Row,
-    mentees: &mut Links<UserId>,
-    cases: &mut Links<Uuid>,
+    row: &Row, mentees: &mut Links<UserId>, cases: &mut Links<Uuid>,
 ) -> Result<MentorshipLog, StoreError> {
     let id = row.get("id")?;
     Ok(MentorshipLog {
@@ -82,9 +80,7 @@ impl Store {
     /// already has a contract in the same arm on one of its days.
     #[tracing::instrument(skip_all, fields(contract_id = %contract.id))]
     pub async fn create_mentorship_contract(
-        &self,
-        contract: &Contract,
-        audit: NewAuditEvent,
+        &self, contract: &Contract, audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
         let c = contract;
         let mut tx = self.db.write().await?;
@@ -106,11 +102,7 @@ impl Store {
         let (minutes, weeks) = (c.minutes_per_week as i32, c.weeks_per_year as i32);
         let mut values = args![c.id, c.consultant_id, c.specialty.as_str(), minutes, weeks];
         values.extend(args![c.starts_on, c.ends_on, c.created_by, c.created_at]);
-        or_unknown(
-            tx.run(insert, values).await,
-            "specialty",
-            UNKNOWN_SPECIALTY_OR_CHAIR,
-        )?;
+        or_unknown(tx.run(insert, values).await, "specialty", UNKNOWN_SPECIALTY_OR_CHAIR)?;
         super::audit::append_audit_in(&mut tx, audit.record(c.id)).await?;
         tx.commit().await
     }
@@ -118,8 +110,7 @@ impl Store {
     /// Contracts of one consultant, or all, by consultant, arm and start.
     #[tracing::instrument(skip_all)]
     pub async fn mentorship_contracts(
-        &self,
-        consultant: Option<UserId>,
+        &self, consultant: Option<UserId>,
     ) -> Result<Vec<Contract>, StoreError> {
         let sql = "SELECT * FROM mentorship_contracts WHERE ($1::uuid IS NULL \
                    OR consultant_id = $1) ORDER BY consultant_id, specialty, starts_on";
@@ -133,10 +124,7 @@ impl Store {
     /// not exist refuses the whole log (`422 unknown_reference`).
     #[tracing::instrument(skip_all, fields(log_id = %log.id))]
     pub async fn create_mentorship_log(
-        &self,
-        log: &MentorshipLog,
-        audit: Vec<NewAuditEvent>,
-        now: DateTime<Utc>,
+        &self, log: &MentorshipLog, audit: Vec<NewAuditEvent>, now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let points = serde_json::to_string(&log.learning_points)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
@@ -148,11 +136,7 @@ impl Store {
         let mut values = args![id, by, log.specialty.as_str(), log.occurred_on];
         values.extend(args![log.duration_minutes as i32, log.kind.as_str()]);
         values.extend(args![points, log.created_at]);
-        or_unknown(
-            tx.run(insert, values).await,
-            "case_ids",
-            UNKNOWN_LOG_REFERENCE,
-        )?;
+        or_unknown(tx.run(insert, values).await, "case_ids", UNKNOWN_LOG_REFERENCE)?;
         link(&mut tx, log).await?;
         let clear = "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, \
              cleared_by = $3, cleared_by_log = $4 WHERE case_id = ANY($5) \
@@ -171,9 +155,7 @@ impl Store {
     /// person is the consultant or a mentee.
     #[tracing::instrument(skip_all)]
     pub async fn mentorship_logs(
-        &self,
-        range: DateRange,
-        involving: Option<UserId>,
+        &self, range: DateRange, involving: Option<UserId>,
     ) -> Result<Vec<MentorshipLog>, StoreError> {
         const LOGS: &str = "SELECT * FROM mentorship_logs WHERE occurred_on >= $1 \
              AND occurred_on <= $2 AND ($3::uuid IS NULL OR consultant_id = $3 \
@@ -199,11 +181,7 @@ impl Store {
     /// withdrawn or deferred one.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn flag_for_mentorship(
-        &self,
-        case_id: Uuid,
-        by: UserId,
-        audit: NewAuditEvent,
-        now: DateTime<Utc>,
+        &self, case_id: Uuid, by: UserId, audit: NewAuditEvent, now: DateTime<Utc>,
     ) -> Result<(MentorshipFlag, bool), StoreError> {
         let mut tx = self.db.write().await?;
         let case = super::schedule::lock_case(&mut tx, case_id).await?;
@@ -236,11 +214,7 @@ impl Store {
     /// when it was not flagged.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn unflag_for_mentorship(
-        &self,
-        case_id: Uuid,
-        by: UserId,
-        audit: NewAuditEvent,
-        now: DateTime<Utc>,
+        &self, case_id: Uuid, by: UserId, audit: NewAuditEvent, now: DateTime<Utc>,
     ) -> Result<Option<MentorshipFlag>, StoreError> {
         let mut tx = self.db.write().await?;
         let Some(mut flag) = open_flag_in(&mut tx, case_id).await? else {
@@ -259,8 +233,7 @@ impl Store {
     /// The case's open flag, if any.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn mentorship_flag(
-        &self,
-        case_id: Uuid,
+        &self, case_id: Uuid,
     ) -> Result<Option<MentorshipFlag>, StoreError> {
         let sql = "SELECT * FROM mentorship_flags WHERE case_id = $1 AND cleared_at IS NULL";
         let row = self.db.opt(sql, args![case_id]).await?;
@@ -270,8 +243,7 @@ impl Store {
     /// Flags open at the end of `as_of`: flagged on or before it and not cleared by then.
     #[tracing::instrument(skip_all)]
     pub async fn mentorship_backlog(
-        &self,
-        as_of: NaiveDate,
+        &self, as_of: NaiveDate,
     ) -> Result<Vec<MentorshipFlag>, StoreError> {
         let sql = "SELECT * FROM mentorship_flags WHERE flagged_on <= $1 \
                    AND (cleared_on IS NULL OR cleared_on > $1) ORDER BY flagged_at, case_id";
@@ -283,10 +255,7 @@ impl Store {
     /// the user's stays and the cases that reached discussion.
     #[tracing::instrument(skip_all, fields(user_id = %user.0))]
     pub async fn attended_sessions(
-        &self,
-        user: UserId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        &self, user: UserId, from: DateTime<Utc>, to: DateTime<Utc>,
     ) -> Result<Vec<AttendedSession>, StoreError> {
         const SESSIONS: &str = "SELECT * FROM sessions WHERE starts_at >= $1 AND starts_at < $2 \
              AND id IN (SELECT session_id FROM attendance WHERE user_id = $3) \
@@ -305,10 +274,7 @@ impl Store {
             let stays = self.db.all(STAYS, args![session.id, user]).await?;
             let cases = self.db.all(DISCUSSED, args![session.id]).await?;
             out.push(AttendedSession {
-                stays: stays
-                    .iter()
-                    .map(rows::attendance)
-                    .collect::<Result<_, _>>()?,
+                stays: stays.iter().map(rows::attendance).collect::<Result<_, _>>()?,
                 cases: cases.iter().map(rows::case).collect::<Result<_, _>>()?,
                 session,
             });

@@ -78,9 +78,7 @@ impl From<Conflict> for StoreError {
 
 impl StoreError {
     pub(crate) fn corrupt(what: &str) -> Self {
-        Self::Database(sqlx::Error::Decode(
-            format!("stored value out of range: {what}").into(),
-        ))
+        Self::Database(sqlx::Error::Decode(format!("stored value out of range: {what}").into()))
     }
 
     /// Whether the database's unique key `key` refused the write.
@@ -96,16 +94,12 @@ impl StoreError {
 /// A foreign-key refusal means the write named something that does not exist:
 /// `422 unknown_reference` on `field`.
 pub(crate) fn or_unknown<T>(
-    done: Result<T, StoreError>,
-    field: &'static str,
-    message: &'static str,
+    done: Result<T, StoreError>, field: &'static str, message: &'static str,
 ) -> Result<T, StoreError> {
     match done {
-        Err(e) if e.is_foreign_key() => Err(StoreError::Invalid(ParseError::new(
-            "unknown_reference",
-            field,
-            message,
-        ))),
+        Err(e) if e.is_foreign_key() => {
+            Err(StoreError::Invalid(ParseError::new("unknown_reference", field, message)))
+        }
         other => other,
     }
 }
@@ -127,9 +121,7 @@ impl From<sqlx::Error> for StoreError {
                     .code()
                     .and_then(|c| c.parse::<i32>().ok())
                     .is_some_and(|c| c & 0xff == 5 || c & 0xff == 6),
-                None => db
-                    .code()
-                    .is_some_and(|c| PG_RETRYABLE.contains(&c.as_ref())),
+                None => db.code().is_some_and(|c| PG_RETRYABLE.contains(&c.as_ref())),
             },
             _ => false,
         };
@@ -288,11 +280,7 @@ impl Store {
 
 /// Builds database settings for a URL with the defaults for the rest (tests, CLI).
 pub fn settings_for(url: &str) -> DatabaseSettings {
-    DatabaseSettings {
-        url: SecretString::from(url),
-        max_connections: 10,
-        busy_timeout_ms: 5000,
-    }
+    DatabaseSettings { url: SecretString::from(url), max_connections: 10, busy_timeout_ms: 5000 }
 }
 
 /// Runs a workflow that plans from what it reads and then applies the plan (composing

@@ -12,9 +12,7 @@ use crate::domain::{Attachment, NewAuditEvent, NewMessage, OutboxMessage};
 
 /// Queues a message inside the caller's transaction.
 pub(super) async fn enqueue_in(
-    tx: &mut Tx,
-    m: &NewMessage,
-    now: DateTime<Utc>,
+    tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     tx.run(
         "INSERT INTO outbox (id, recipients, subject, body, html, calendar, created_at, \
@@ -58,10 +56,7 @@ impl Store {
     /// `lease_until` so no other worker sends them meanwhile.
     #[tracing::instrument(skip_all)]
     pub async fn claim_due_messages(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
+        &self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
         let mut tx = self.db.write().await?;
         let rows = tx
@@ -98,10 +93,7 @@ impl Store {
     /// Records a failed attempt; the message is due again at `retry_at`.
     #[tracing::instrument(skip_all, fields(message_id = %id))]
     pub async fn message_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        retry_at: DateTime<Utc>,
+        &self, id: Uuid, error: &str, retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.db
             .run(
@@ -115,10 +107,7 @@ impl Store {
 
     /// Every message in the outbox, oldest first (operations and tests).
     pub async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = self
-            .db
-            .all("SELECT * FROM outbox ORDER BY created_at, id", args![])
-            .await?;
+        let rows = self.db.all("SELECT * FROM outbox ORDER BY created_at, id", args![]).await?;
         rows.iter().map(rows::message).collect()
     }
 
@@ -126,9 +115,7 @@ impl Store {
     /// event.
     #[tracing::instrument(skip_all, fields(attachment_id = %a.id, case_id = %a.case_id))]
     pub async fn add_attachment(
-        &self,
-        a: &Attachment,
-        audit: NewAuditEvent,
+        &self, a: &Attachment, audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().await?;
         insert_attachment_row(&mut tx, a).await?;
@@ -137,10 +124,7 @@ impl Store {
     }
 
     pub async fn attachment(&self, id: Uuid) -> Result<Option<Attachment>, StoreError> {
-        let row = self
-            .db
-            .opt("SELECT * FROM attachments WHERE id = $1", args![id])
-            .await?;
+        let row = self.db.opt("SELECT * FROM attachments WHERE id = $1", args![id]).await?;
         row.as_ref().map(rows::attachment).transpose()
     }
 

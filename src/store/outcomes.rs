@@ -16,8 +16,7 @@ use crate::domain::{ParseError, UserId};
 
 /// The latest version of a case's outcome, if any.
 pub(super) async fn current_outcome(
-    tx: &mut Tx,
-    case_id: Uuid,
+    tx: &mut Tx, case_id: Uuid,
 ) -> Result<Option<OutcomeVersion>, StoreError> {
     let sql = "SELECT * FROM outcome_versions WHERE case_id = $1 ORDER BY version DESC LIMIT 1";
     let row = tx.opt(sql, args![case_id]).await?;
@@ -63,11 +62,7 @@ fn follow_up_audit(signing: &NewAuditEvent, follow_up: &Case) -> NewAuditEvent {
 /// Books the `re_discuss` follow-up of `case`, if `target` names a session, as case `id`
 /// there (a later session of the same specialty; capacity enforced, cut-off not).
 async fn book_follow_up(
-    tx: &mut Tx,
-    case: &Case,
-    target: Option<Uuid>,
-    id: Uuid,
-    audit: &NewAuditEvent,
+    tx: &mut Tx, case: &Case, target: Option<Uuid>, id: Uuid, audit: &NewAuditEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<Case>, StoreError> {
     let Some(to) = target else { return Ok(None) };
@@ -95,20 +90,14 @@ async fn book_follow_up(
 
 /// Queues the letter, tells a live meeting of the case's session of the signing, and commits.
 async fn finish_signed(
-    mut tx: Tx,
-    case: &Case,
-    version: &OutcomeVersion,
-    (signer, now): (UserId, DateTime<Utc>),
+    mut tx: Tx, case: &Case, version: &OutcomeVersion, (signer, now): (UserId, DateTime<Utc>),
     letter: Option<NewMessage>,
 ) -> Result<(), StoreError> {
     if let Some(message) = letter {
         super::outbox::enqueue_in(&mut tx, &message, now).await?;
     }
-    let signed = EventBody::OutcomeSigned {
-        case_id: case.id,
-        version: version.version,
-        signed_by: signer,
-    };
+    let signed =
+        EventBody::OutcomeSigned { case_id: case.id, version: version.version, signed_by: signer };
     super::live::outcome_event_in(&mut tx, case.session_id, signed, signer, now).await?;
     tx.commit().await
 }
@@ -119,11 +108,7 @@ impl Store {
     /// `409 invalid_state` for a deferred or withdrawn case. With `audit`, atomically.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn draft_outcome(
-        &self,
-        case_id: Uuid,
-        draft: OutcomeDraft,
-        author: UserId,
-        audit: NewAuditEvent,
+        &self, case_id: Uuid, draft: OutcomeDraft, author: UserId, audit: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<OutcomeVersion, StoreError> {
         let now = now.trunc_subsecs(6);
@@ -166,12 +151,8 @@ impl Store {
     /// `409 no_draft`, `409 session_full`, `422 invalid_follow_up_session`…) changes nothing.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn sign_outcome(
-        &self,
-        case_id: Uuid,
-        signed: &OutcomeVersion,
-        audit: NewAuditEvent,
-        letter: Option<NewMessage>,
-        follow_up_id: Uuid,
+        &self, case_id: Uuid, signed: &OutcomeVersion, audit: NewAuditEvent,
+        letter: Option<NewMessage>, follow_up_id: Uuid,
     ) -> Result<SignedOutcome, StoreError> {
         let (Some(signer), Some(now)) = (signed.signed_by, signed.signed_at) else {
             return Err(Conflict::invalid("the version to sign carries no signature").into());
@@ -197,10 +178,7 @@ impl Store {
         let details = json!({ "version": version.version, "follow_up_case": follow_up_id });
         super::audit::append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
         finish_signed(tx, &case, &version, (signer, now), letter).await?;
-        Ok(SignedOutcome {
-            version,
-            follow_up_case: follow_up,
-        })
+        Ok(SignedOutcome { version, follow_up_case: follow_up })
     }
 
     /// Corrects a signed outcome: inserts `amended` (`OutcomeVersion::amended`, signed by
@@ -209,10 +187,7 @@ impl Store {
     /// when there is none, `409 changed_meanwhile` when another version was added since.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn amend_outcome(
-        &self,
-        case_id: Uuid,
-        amended: &OutcomeVersion,
-        audit: NewAuditEvent,
+        &self, case_id: Uuid, amended: &OutcomeVersion, audit: NewAuditEvent,
         letter: Option<NewMessage>,
     ) -> Result<OutcomeVersion, StoreError> {
         let signature = (amended.author_id, amended.created_at);

@@ -26,10 +26,7 @@ pub struct PatientCorrection {
 pub(super) fn per_case(template: &NewAuditEvent, case_ids: &[Uuid]) -> Vec<NewAuditEvent> {
     let mut on_case = template.clone();
     on_case.record_type = "case".into();
-    case_ids
-        .iter()
-        .map(|id| on_case.clone().record(id))
-        .collect()
+    case_ids.iter().map(|id| on_case.clone().record(id)).collect()
 }
 
 /// What a booking that changed the patient's record (`fields`) records on each case.
@@ -74,10 +71,7 @@ async fn rename_cases(tx: &mut Tx, p: &PatientDetails) -> Result<u64, StoreError
 
 /// Marks the NHS number's open conflict (if any) resolved by `by`.
 async fn resolve_conflicts(
-    tx: &mut Tx,
-    nhs: &NhsNumber,
-    by: UserId,
-    now: DateTime<Utc>,
+    tx: &mut Tx, nhs: &NhsNumber, by: UserId, now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let sql = "UPDATE patient_conflicts SET resolved_at = $2, resolved_by = $3 \
                WHERE nhs_number = $1 AND resolved_at IS NULL";
@@ -88,9 +82,7 @@ async fn resolve_conflicts(
 /// checks the booking against it, or applies a confirmed change to it and to every case
 /// of the patient. Returns the fields changed.
 pub(super) async fn register_patient(
-    tx: &mut Tx,
-    case: &NewCase,
-    now: DateTime<Utc>,
+    tx: &mut Tx, case: &NewCase, now: DateTime<Utc>,
 ) -> Result<Vec<&'static str>, StoreError> {
     let p = &case.patient;
     // Twice at most: a booking that finds no record but loses the race to create it
@@ -134,8 +126,7 @@ pub(super) async fn register_patient(
 
 /// The ids of every case booked for this NHS number, inside a transaction.
 pub(super) async fn patient_cases_in(
-    tx: &mut Tx,
-    nhs: &NhsNumber,
+    tx: &mut Tx, nhs: &NhsNumber,
 ) -> Result<Vec<Uuid>, StoreError> {
     let sql = "SELECT id FROM cases WHERE nhs_number = $1";
     rows::ids(&tx.all(sql, args![nhs.as_str()]).await?, "id")
@@ -163,16 +154,12 @@ impl Store {
     /// cases changed; `404` for an NHS number not on record.
     #[tracing::instrument(skip_all)]
     pub async fn correct_patient(
-        &self,
-        correction: &PatientCorrection,
-        audit: NewAuditEvent,
-        now: DateTime<Utc>,
+        &self, correction: &PatientCorrection, audit: NewAuditEvent, now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let c = correction;
         let mut tx = self.db.write().await?;
-        let mut stored = locked(&mut tx, &c.nhs_number)
-            .await?
-            .ok_or(StoreError::NotFound("patient"))?;
+        let mut stored =
+            locked(&mut tx, &c.nhs_number).await?.ok_or(StoreError::NotFound("patient"))?;
         (stored.given_name, stored.family_name) = (c.given_name.clone(), c.family_name.clone());
         stored.date_of_birth = c.date_of_birth;
         tx.run(UPDATE, columns(&stored, now)).await?;

@@ -44,24 +44,16 @@ fn bind(args: Vec<Arg>) -> Result<PgArguments, StoreError> {
 }
 
 pub(super) async fn exec<'e>(
-    e: impl PgExecutor<'e>,
-    sql: &Sql,
-    args: Vec<Arg>,
-    want: Want,
+    e: impl PgExecutor<'e>, sql: &Sql, args: Vec<Arg>, want: Want,
 ) -> Result<Done, StoreError> {
     let query = match sql {
         Sql::Static(s) => sqlx::query_with(*s, bind(args)?),
         Sql::Built(s) => sqlx::query_with(sqlx::AssertSqlSafe(s.clone()), bind(args)?),
     };
     Ok(match want {
-        Want::Rows => Done::Rows(
-            query
-                .fetch_all(e)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect(),
-        ),
+        Want::Rows => {
+            Done::Rows(query.fetch_all(e).await?.into_iter().map(Row::Postgres).collect())
+        }
         Want::Affected => Done::Affected(query.execute(e).await?.rows_affected()),
     })
 }

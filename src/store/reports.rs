@@ -101,8 +101,7 @@ fn report_session(row: &Row) -> Result<SessionRow, StoreError> {
 
 /// Decodes every fetched row.
 fn decode<T>(
-    found: Vec<Row>,
-    one: impl Fn(&Row) -> Result<T, StoreError>,
+    found: Vec<Row>, one: impl Fn(&Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     found.iter().map(one).collect()
 }
@@ -161,10 +160,6 @@ impl Store {
         let attendance = tx.all(REPORT_ATTENDANCE, window()).await?;
         let attendance = decode(attendance, super::rows::attendance)?;
         tx.commit().await?;
-        Ok(ActivityData {
-            sessions,
-            cases,
-            attendance,
-        })
+        Ok(ActivityData { sessions, cases, attendance })
     }
 }

@@ -17,9 +17,7 @@ use crate::domain::{
 
 /// A text column parsed into a domain type; a value the type refuses is corrupt.
 pub(crate) fn parsed<T, E>(
-    row: &Row,
-    column: &'static str,
-    parse: impl FnOnce(&str) -> Result<T, E>,
+    row: &Row, column: &'static str, parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, StoreError> {
     let raw: String = row.get(column)?;
     parse(&raw).map_err(|_| StoreError::corrupt(column))

@@ -37,32 +37,22 @@ pub struct CancelPlan {
 }
 
 pub(super) async fn session_in(tx: &mut Tx, id: Uuid) -> Result<Session, StoreError> {
-    let row = tx
-        .opt("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", args![id])
-        .await?;
+    let row = tx.opt("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", args![id]).await?;
     rows::session(&row.ok_or(StoreError::NotFound("session"))?)
 }
 
 /// The case row, locked for the rest of the transaction.
 pub(super) async fn lock_case(tx: &mut Tx, id: Uuid) -> Result<Case, StoreError> {
-    let row = tx
-        .opt("SELECT * FROM cases WHERE id = $1 FOR UPDATE", args![id])
-        .await?;
+    let row = tx.opt("SELECT * FROM cases WHERE id = $1 FOR UPDATE", args![id]).await?;
     rows::case(&row.ok_or(StoreError::NotFound("case"))?)
 }
 
 /// Locks the case's session (every writer locks sessions before cases), then the case.
 async fn lock_case_and_session(
-    tx: &mut Tx,
-    id: Uuid,
-    also: Option<Uuid>,
+    tx: &mut Tx, id: Uuid, also: Option<Uuid>,
 ) -> Result<Case, StoreError> {
-    let row = tx
-        .opt("SELECT session_id FROM cases WHERE id = $1", args![id])
-        .await?;
-    let mut sessions = vec![row
-        .ok_or(StoreError::NotFound("case"))?
-        .get::<Uuid>("session_id")?];
+    let row = tx.opt("SELECT session_id FROM cases WHERE id = $1", args![id]).await?;
+    let mut sessions = vec![row.ok_or(StoreError::NotFound("case"))?.get::<Uuid>("session_id")?];
     sessions.extend(also);
     sessions.sort();
     tx.lock_sessions(&sessions).await?;
@@ -70,11 +60,7 @@ async fn lock_case_and_session(
 }
 
 async fn insert_session(
-    tx: &mut Tx,
-    id: Uuid,
-    series: Option<Uuid>,
-    p: &SessionPlan,
-    starts_at: DateTime<Utc>,
+    tx: &mut Tx, id: Uuid, series: Option<Uuid>, p: &SessionPlan, starts_at: DateTime<Utc>,
 ) -> Result<Session, StoreError> {
     let inserted = tx
         .run(
@@ -99,10 +85,7 @@ async fn insert_session(
 /// Takes one slot of `session_id` with the conditional update that can never over-book,
 /// after checking it takes bookings (before its cut-off with `enforce_cutoff`).
 pub(super) async fn take_slot(
-    tx: &mut Tx,
-    session_id: Uuid,
-    now: DateTime<Utc>,
-    enforce_cutoff: bool,
+    tx: &mut Tx, session_id: Uuid, now: DateTime<Utc>, enforce_cutoff: bool,
 ) -> Result<Session, StoreError> {
     let session = session_in(tx, session_id).await?;
     if enforce_cutoff {
@@ -124,9 +107,7 @@ pub(super) async fn take_slot(
 
 /// Whether the patient of `case` already holds a slot in `session_id`.
 pub(super) async fn patient_already_in(
-    tx: &mut Tx,
-    case: &Case,
-    session_id: Uuid,
+    tx: &mut Tx, case: &Case, session_id: Uuid,
 ) -> Result<bool, StoreError> {
     let row = tx
         .one(
@@ -145,19 +126,13 @@ async fn release_case(tx: &mut Tx, case: &Case, needs_rebooking: bool) -> Result
         args![needs_rebooking, case.id],
     )
     .await?;
-    tx.run(
-        "UPDATE sessions SET booked = booked - 1 WHERE id = $1",
-        args![case.session_id],
-    )
-    .await?;
+    tx.run("UPDATE sessions SET booked = booked - 1 WHERE id = $1", args![case.session_id]).await?;
     Ok(())
 }
 
 /// Inserts a case row; a database refusal comes back as [`StoreError::Violation`].
 pub(super) async fn insert_case_row(
-    tx: &mut Tx,
-    c: &Case,
-    key: Option<&str>,
+    tx: &mut Tx, c: &Case, key: Option<&str>,
 ) -> Result<(), StoreError> {
     let p = &c.patient;
     tx.run(
@@ -177,10 +152,7 @@ pub(super) async fn insert_case_row(
 
 /// Gives a new case row the attachments of the case it came from.
 pub(super) async fn copy_attachments(tx: &mut Tx, from: Uuid, to: Uuid) -> Result<(), StoreError> {
-    for row in tx
-        .all("SELECT * FROM attachments WHERE case_id = $1", args![from])
-        .await?
-    {
+    for row in tx.all("SELECT * FROM attachments WHERE case_id = $1", args![from]).await? {
         let mut a = rows::attachment(&row)?;
         a.id = Uuid::new_v4();
         a.case_id = to;
@@ -192,12 +164,7 @@ pub(super) async fn copy_attachments(tx: &mut Tx, from: Uuid, to: Uuid) -> Resul
 /// Moves `case` into `target` as a new row `new_id`: the slot there is taken, the
 /// attachments and any open mentorship flag go with it, and the old row stays as history.
 async fn move_into(
-    tx: &mut Tx,
-    case: &Case,
-    target: Uuid,
-    new_id: Uuid,
-    enforce_cutoff: bool,
-    now: DateTime<Utc>,
+    tx: &mut Tx, case: &Case, target: Uuid, new_id: Uuid, enforce_cutoff: bool, now: DateTime<Utc>,
 ) -> Result<Case, StoreError> {
     take_slot(tx, target, now, enforce_cutoff).await?;
     if patient_already_in(tx, case, target).await? {
@@ -217,16 +184,12 @@ async fn move_into(
 
 /// Applies where a displaced case goes: moved into `target`, or flagged for rebooking.
 pub(super) async fn rebook_in(
-    tx: &mut Tx,
-    case: &Case,
-    target: Option<Uuid>,
-    enforce_cutoff: bool,
-    now: DateTime<Utc>,
+    tx: &mut Tx, case: &Case, target: Option<Uuid>, enforce_cutoff: bool, now: DateTime<Utc>,
 ) -> Result<Option<Case>, StoreError> {
     match target {
-        Some(target) => Ok(Some(
-            move_into(tx, case, target, Uuid::new_v4(), enforce_cutoff, now).await?,
-        )),
+        Some(target) => {
+            Ok(Some(move_into(tx, case, target, Uuid::new_v4(), enforce_cutoff, now).await?))
+        }
         None => release_case(tx, case, true).await.map(|_| None),
     }
 }
@@ -234,8 +197,7 @@ pub(super) async fn rebook_in(
 /// The later sessions of `session`'s series that take bookings, in start order, with the
 /// patients holding a slot in each; locked on PostgreSQL.
 pub(super) async fn later_candidates_in(
-    tx: &mut Tx,
-    session: &Session,
+    tx: &mut Tx, session: &Session,
 ) -> Result<Vec<Candidate>, StoreError> {
     let Some(series) = session.series_id else {
         return Ok(Vec::new());
@@ -270,10 +232,7 @@ pub(super) async fn later_candidates_in(
 
 /// Records `audit` against the session, queues `mail` and commits.
 async fn commit_with(
-    mut tx: Tx,
-    id: Uuid,
-    audit: NewAuditEvent,
-    mail: &[NewMessage],
+    mut tx: Tx, id: Uuid, audit: NewAuditEvent, mail: &[NewMessage],
 ) -> Result<(), StoreError> {
     append_audit_in(&mut tx, audit.record(id)).await?;
     let now = Utc::now();
@@ -287,8 +246,7 @@ impl Store {
     /// Creates a weekly series and its sessions in one transaction.
     #[tracing::instrument(skip_all)]
     pub async fn create_series(
-        &self,
-        series: NewSeries,
+        &self, series: NewSeries,
     ) -> Result<(Series, Vec<Session>), StoreError> {
         let (p, id) = (&series.plan, Uuid::new_v4());
         let mut tx = self.db.write().await?;
@@ -309,30 +267,14 @@ impl Store {
             sessions.push(insert_session(&mut tx, Uuid::new_v4(), Some(id), p, starts_at).await?);
         }
         tx.commit().await?;
-        let NewSeries {
-            plan,
-            first_date,
-            local_time,
-            weeks,
-        } = series;
-        Ok((
-            Series {
-                id,
-                plan,
-                first_date,
-                local_time,
-                weeks,
-            },
-            sessions,
-        ))
+        let NewSeries { plan, first_date, local_time, weeks } = series;
+        Ok((Series { id, plan, first_date, local_time, weeks }, sessions))
     }
 
     /// Creates one session (outside any series).
     #[tracing::instrument(skip_all)]
     pub async fn create_session(
-        &self,
-        plan: SessionPlan,
-        starts_at: DateTime<Utc>,
+        &self, plan: SessionPlan, starts_at: DateTime<Utc>,
     ) -> Result<Session, StoreError> {
         let mut tx = self.db.write().await?;
         let session = insert_session(&mut tx, Uuid::new_v4(), None, &plan, starts_at).await?;
@@ -341,18 +283,13 @@ impl Store {
     }
 
     pub async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
-        let row = self
-            .db
-            .opt("SELECT * FROM sessions WHERE id = $1", args![id])
-            .await?;
+        let row = self.db.opt("SELECT * FROM sessions WHERE id = $1", args![id]).await?;
         row.as_ref().map(rows::session).transpose()
     }
 
     /// Sessions in start order, optionally of one specialty and within a window.
     pub async fn list_sessions(
-        &self,
-        specialty: Option<&Specialty>,
-        window: TimeWindow,
+        &self, specialty: Option<&Specialty>, window: TimeWindow,
     ) -> Result<Vec<Session>, StoreError> {
         let rows = self
             .db
@@ -370,10 +307,7 @@ impl Store {
     /// transaction; `409 invalid_state` from any other state.
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn publish_session(
-        &self,
-        id: Uuid,
-        audit: NewAuditEvent,
-        mail: Vec<NewMessage>,
+        &self, id: Uuid, audit: NewAuditEvent, mail: Vec<NewMessage>,
     ) -> Result<Session, StoreError> {
         let mut tx = self.db.write().await?;
         let mut session = session_in(&mut tx, id).await?;
@@ -384,11 +318,7 @@ impl Store {
             ))
             .into());
         }
-        tx.run(
-            "UPDATE sessions SET state = 'published' WHERE id = $1",
-            args![id],
-        )
-        .await?;
+        tx.run("UPDATE sessions SET state = 'published' WHERE id = $1", args![id]).await?;
         session.state = SessionState::Published;
         commit_with(tx, id, audit, &mail).await?;
         Ok(session)
@@ -400,11 +330,7 @@ impl Store {
     /// on it are no longer `case_ids` (compose again).
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn reschedule_session(
-        &self,
-        id: Uuid,
-        starts_at: DateTime<Utc>,
-        case_ids: &[Uuid],
-        audit: NewAuditEvent,
+        &self, id: Uuid, starts_at: DateTime<Utc>, case_ids: &[Uuid], audit: NewAuditEvent,
         mail: Vec<NewMessage>,
     ) -> Result<Session, StoreError> {
         let mut tx = self.db.write().await?;
@@ -412,11 +338,7 @@ impl Store {
         booking::check_changeable(&session, "moved")?;
         let current = rows::ids(&tx.all(AGENDA, args![id]).await?, "id")?;
         booking::check_agenda_order(&current, case_ids).map_err(|_| Conflict::Changed)?;
-        tx.run(
-            "UPDATE sessions SET starts_at = $2 WHERE id = $1",
-            args![id, starts_at],
-        )
-        .await?;
+        tx.run("UPDATE sessions SET starts_at = $2 WHERE id = $1", args![id, starts_at]).await?;
         session.starts_at = starts_at;
         commit_with(tx, id, audit, &mail).await?;
         Ok(session)
@@ -425,23 +347,15 @@ impl Store {
     /// Plans a cancellation from the session as it stands: where each waiting case would
     /// go (`domain::booking::rebooking_plan`). Nothing changes until `cancel_session`.
     pub async fn plan_cancellation(
-        &self,
-        id: Uuid,
-        now: DateTime<Utc>,
+        &self, id: Uuid, now: DateTime<Utc>,
     ) -> Result<CancelPlan, StoreError> {
         // Read as a writer would (the candidates are read with their locks), then let go.
         let mut tx = self.db.write().await?;
-        let row = tx
-            .opt("SELECT * FROM sessions WHERE id = $1", args![id])
-            .await?;
+        let row = tx.opt("SELECT * FROM sessions WHERE id = $1", args![id]).await?;
         let session = rows::session(&row.ok_or(StoreError::NotFound("session"))?)?;
         booking::check_changeable(&session, "cancelled")?;
-        let cases: Vec<Case> = tx
-            .all(AGENDA, args![id])
-            .await?
-            .iter()
-            .map(rows::case)
-            .collect::<Result<_, _>>()?;
+        let cases: Vec<Case> =
+            tx.all(AGENDA, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
         let later = later_candidates_in(&mut tx, &session).await?;
         let sessions: Vec<Session> = later.iter().map(|c| c.session.clone()).collect();
         drop(tx);
@@ -462,48 +376,26 @@ impl Store {
     /// cases or the room in a target changed since the plan was made (plan again).
     #[tracing::instrument(skip_all, fields(session_id = %plan.session.id))]
     pub async fn cancel_session(
-        &self,
-        plan: &CancelPlan,
-        audit: NewAuditEvent,
-        mail: Vec<NewMessage>,
-        now: DateTime<Utc>,
+        &self, plan: &CancelPlan, audit: NewAuditEvent, mail: Vec<NewMessage>, now: DateTime<Utc>,
     ) -> Result<Cancelled, StoreError> {
         let id = plan.session.id;
         let mut tx = self.db.write().await?;
-        let mut ids: Vec<Uuid> = plan
-            .cases
-            .iter()
-            .filter_map(|(_, t)| t.as_ref().map(|t| t.0.id))
-            .chain([id])
-            .collect();
+        let mut ids: Vec<Uuid> =
+            plan.cases.iter().filter_map(|(_, t)| t.as_ref().map(|t| t.0.id)).chain([id]).collect();
         ids.sort();
         ids.dedup();
         tx.lock_sessions(&ids).await?;
         let mut session = session_in(&mut tx, id).await?;
         booking::check_changeable(&session, "cancelled")?;
-        let waiting: Vec<Case> = tx
-            .all(AGENDA, args![id])
-            .await?
-            .iter()
-            .map(rows::case)
-            .collect::<Result<_, _>>()?;
-        let waiting: Vec<Uuid> = waiting
-            .iter()
-            .filter(|c| c.state.withdrawable())
-            .map(|c| c.id)
-            .collect();
+        let waiting: Vec<Case> =
+            tx.all(AGENDA, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
+        let waiting: Vec<Uuid> =
+            waiting.iter().filter(|c| c.state.withdrawable()).map(|c| c.id).collect();
         let planned: Vec<Uuid> = plan.cases.iter().map(|(c, _)| c.id).collect();
         booking::check_agenda_order(&waiting, &planned).map_err(|_| Conflict::Changed)?;
-        tx.run(
-            "UPDATE sessions SET state = 'cancelled' WHERE id = $1",
-            args![id],
-        )
-        .await?;
-        let mut report = Cancelled {
-            session: session.clone(),
-            moved: Vec::new(),
-            flagged: Vec::new(),
-        };
+        tx.run("UPDATE sessions SET state = 'cancelled' WHERE id = $1", args![id]).await?;
+        let mut report =
+            Cancelled { session: session.clone(), moved: Vec::new(), flagged: Vec::new() };
         for (case, target) in &plan.cases {
             let case = lock_case(&mut tx, case.id).await?;
             match target {
@@ -550,11 +442,7 @@ impl Store {
     /// `audit` (naming the new case) and `mail` are written in the booking's transaction.
     #[tracing::instrument(skip_all, fields(case_id = %case.id, session_id = %case.session_id))]
     pub async fn book_case(
-        &self,
-        case: NewCase,
-        audit: NewAuditEvent,
-        mail: Vec<NewMessage>,
-        now: DateTime<Utc>,
+        &self, case: NewCase, audit: NewAuditEvent, mail: Vec<NewMessage>, now: DateTime<Utc>,
     ) -> Result<Booked, StoreError> {
         if let Some(existing) = self.idempotent_case(&case).await? {
             return replay_of(existing, &case);
@@ -574,10 +462,8 @@ impl Store {
             Err(e) if e.is_unique(Unique::BookingIdempotency) => {
                 // A concurrent retry with the same key won the race: answer with its booking.
                 drop(tx);
-                let existing = self
-                    .idempotent_case(&case)
-                    .await?
-                    .ok_or(StoreError::NotFound("case"))?;
+                let existing =
+                    self.idempotent_case(&case).await?.ok_or(StoreError::NotFound("case"))?;
                 return replay_of(existing, &case);
             }
             Err(e) if e.is_unique(Unique::PatientInSession) => {
@@ -590,29 +476,18 @@ impl Store {
             enqueue_in(&mut tx, message, now).await?;
         }
         tx.commit().await?;
-        Ok(Booked {
-            case: booked,
-            replayed: false,
-        })
+        Ok(Booked { case: booked, replayed: false })
     }
 
     pub async fn case(&self, id: Uuid) -> Result<Option<Case>, StoreError> {
-        let row = self
-            .db
-            .opt("SELECT * FROM cases WHERE id = $1", args![id])
-            .await?;
+        let row = self.db.opt("SELECT * FROM cases WHERE id = $1", args![id]).await?;
         row.as_ref().map(rows::case).transpose()
     }
 
     /// The agenda: cases holding a slot, in the chair's order, else urgent first, then by
     /// booking time.
     pub async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError> {
-        self.db
-            .all(AGENDA, args![session_id])
-            .await?
-            .iter()
-            .map(rows::case)
-            .collect()
+        self.db.all(AGENDA, args![session_id]).await?.iter().map(rows::case).collect()
     }
 
     /// A referrer's cases, newest first, in every state.
@@ -631,10 +506,7 @@ impl Store {
     /// (`409 agenda_changed` otherwise).
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn reorder_agenda(
-        &self,
-        session_id: Uuid,
-        case_ids: &[Uuid],
-        audit: NewAuditEvent,
+        &self, session_id: Uuid, case_ids: &[Uuid], audit: NewAuditEvent,
     ) -> Result<Vec<Case>, StoreError> {
         let mut tx = self.db.write().await?;
         session_in(&mut tx, session_id).await?;
@@ -648,12 +520,7 @@ impl Store {
     /// the old row stays as history (`deferred`), a new row (`new_id`) is booked.
     #[tracing::instrument(skip_all, fields(case_id = %id, target = %target))]
     pub async fn move_case(
-        &self,
-        id: Uuid,
-        target: Uuid,
-        new_id: Uuid,
-        audit: NewAuditEvent,
-        mail: Vec<NewMessage>,
+        &self, id: Uuid, target: Uuid, new_id: Uuid, audit: NewAuditEvent, mail: Vec<NewMessage>,
         now: DateTime<Utc>,
     ) -> Result<Case, StoreError> {
         let mut tx = self.db.write().await?;
@@ -678,16 +545,9 @@ impl Store {
         let mut tx = self.db.write().await?;
         let mut case = lock_case_and_session(&mut tx, id, None).await?;
         booking::check_movable(&case)?;
-        tx.run(
-            "UPDATE cases SET state = 'withdrawn' WHERE id = $1",
-            args![id],
-        )
-        .await?;
-        tx.run(
-            "UPDATE sessions SET booked = booked - 1 WHERE id = $1",
-            args![case.session_id],
-        )
-        .await?;
+        tx.run("UPDATE cases SET state = 'withdrawn' WHERE id = $1", args![id]).await?;
+        tx.run("UPDATE sessions SET booked = booked - 1 WHERE id = $1", args![case.session_id])
+            .await?;
         if let Some(actor) = audit.actor_id {
             tx.run(
                 "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3 \
@@ -705,19 +565,13 @@ impl Store {
 
 /// Writes the agenda order after checking it names exactly the cases on the agenda.
 pub(super) async fn set_agenda_order(
-    tx: &mut Tx,
-    session_id: Uuid,
-    case_ids: &[Uuid],
+    tx: &mut Tx, session_id: Uuid, case_ids: &[Uuid],
 ) -> Result<(), StoreError> {
     let current = rows::ids(&tx.all(AGENDA, args![session_id]).await?, "id")?;
     booking::check_agenda_order(&current, case_ids)?;
     for (position, id) in case_ids.iter().enumerate() {
         let position = i32::try_from(position + 1).unwrap_or(i32::MAX);
-        tx.run(
-            "UPDATE cases SET agenda_position = $1 WHERE id = $2",
-            args![position, *id],
-        )
-        .await?;
+        tx.run("UPDATE cases SET agenda_position = $1 WHERE id = $2", args![position, *id]).await?;
     }
     Ok(())
 }
@@ -728,10 +582,7 @@ fn replay_of(existing: Case, request: &NewCase) -> Result<Booked, StoreError> {
     if existing.session_id == request.session_id
         && existing.patient.nhs_number == request.patient.nhs_number
     {
-        Ok(Booked {
-            case: existing,
-            replayed: true,
-        })
+        Ok(Booked { case: existing, replayed: true })
     } else {
         Err(StoreError::Invalid(ParseError::new(
             "idempotency_key_reused",

@@ -19,8 +19,7 @@ use super::{ConnectError, StoreError};
 use crate::config::DatabaseSettings;
 
 pub(super) async fn open(
-    url: &str,
-    settings: &DatabaseSettings,
+    url: &str, settings: &DatabaseSettings,
 ) -> Result<SqlitePool, ConnectError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
@@ -48,11 +47,7 @@ pub(super) async fn begin_write(
 ) -> Result<Transaction<'static, Sqlite>, StoreError> {
     let mut attempt = 0;
     loop {
-        match pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from)
-        {
+        match pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from) {
             Err(StoreError::Busy) if attempt < 2 => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
@@ -86,22 +81,12 @@ fn bind(args: Vec<Arg>) -> Result<SqliteArguments, StoreError> {
 }
 
 pub(super) async fn exec<'e>(
-    e: impl SqliteExecutor<'e>,
-    sql: &Sql,
-    args: Vec<Arg>,
-    want: Want,
+    e: impl SqliteExecutor<'e>, sql: &Sql, args: Vec<Arg>, want: Want,
 ) -> Result<Done, StoreError> {
     let text = sqlite_text(sql);
     let query = sqlx::query_with(sqlx::AssertSqlSafe(text), bind(args)?);
     Ok(match want {
-        Want::Rows => Done::Rows(
-            query
-                .fetch_all(e)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
-        ),
+        Want::Rows => Done::Rows(query.fetch_all(e).await?.into_iter().map(Row::Sqlite).collect()),
         Want::Affected => Done::Affected(query.execute(e).await?.rows_affected()),
     })
 }
@@ -109,17 +94,12 @@ pub(super) async fn exec<'e>(
 /// The store's SQL as SQLite reads it: row locks dropped (the write transaction holds
 /// the whole database), `= ANY($n)` read from a JSON array, `$n::type` casts dropped.
 pub(crate) fn rewrite(sql: &str) -> String {
-    let mut out = sql
-        .replace(" FOR UPDATE SKIP LOCKED", "")
-        .replace(" FOR UPDATE", "");
+    let mut out = sql.replace(" FOR UPDATE SKIP LOCKED", "").replace(" FOR UPDATE", "");
     while let Some(at) = out.find("= ANY($") {
         let rest = &out[at + 7..];
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
         let n = rest[..digits].to_string();
-        out.replace_range(
-            at..at + 8 + digits,
-            &format!("IN (SELECT value FROM json_each(${n}))"),
-        );
+        out.replace_range(at..at + 8 + digits, &format!("IN (SELECT value FROM json_each(${n}))"));
     }
     for cast in ["::text", "::timestamptz", "::uuid", "::date", "::bigint"] {
         out = out.replace(cast, "");

@@ -35,12 +35,7 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("mdt.db").display());
-                Some(Self {
-                    backend,
-                    url,
-                    dir,
-                    pg: None,
-                })
+                Some(Self { backend, url, dir, pg: None })
             }
             Backend::Postgres => {
                 let admin = std::env::var("MDT_TEST_POSTGRES_URL").ok()?;
@@ -56,20 +51,13 @@ impl TestDb {
                     "{}/{name}",
                     &base[..base.rfind('/').expect("database URL has a path")]
                 );
-                Some(Self {
-                    backend,
-                    url,
-                    dir,
-                    pg: Some((admin, name)),
-                })
+                Some(Self { backend, url, dir, pg: Some((admin, name)) })
             }
         }
     }
 
     pub async fn store(&self) -> DynStore {
-        store::connect(&store::settings_for(&self.url))
-            .await
-            .expect("open test store")
+        store::connect(&store::settings_for(&self.url)).await.expect("open test store")
     }
 
     /// Runs raw SQL behind the store's back; returns the database's refusal as text.
@@ -77,15 +65,13 @@ impl TestDb {
         let sql = AssertSqlSafe(sql.to_string());
         match self.backend {
             Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut c =
+                    sqlx::SqliteConnection::connect(&self.url).await.map_err(|e| e.to_string())?;
                 c.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
             }
             Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut c =
+                    sqlx::PgConnection::connect(&self.url).await.map_err(|e| e.to_string())?;
                 c.execute(sql).await.map(|_| ()).map_err(|e| e.to_string())
             }
         }
@@ -148,9 +134,7 @@ impl TestApp {
         let db = TestDb::new(backend).await?;
         let mut settings = db.settings();
         tweak(&mut settings);
-        let store = store::connect(&settings.database)
-            .await
-            .expect("open test store");
+        let store = store::connect(&settings.database).await.expect("open test store");
         let app = Application::with_store(settings, store).expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
@@ -159,12 +143,7 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Some(Self {
-            base,
-            db,
-            state,
-            http,
-        })
+        Some(Self { base, db, state, http })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -174,11 +153,7 @@ impl TestApp {
     /// Calls the API as the holder of `token`, with `body` as JSON if given: the status
     /// and the JSON answer (`null` when the answer is not JSON).
     pub async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<serde_json::Value>,
+        &self, method: reqwest::Method, token: &str, path: &str, body: Option<serde_json::Value>,
     ) -> (reqwest::StatusCode, serde_json::Value) {
         let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
         if let Some(body) = body {
@@ -194,21 +169,15 @@ impl TestApp {
     }
 
     pub async fn post(
-        &self,
-        token: &str,
-        path: &str,
-        body: serde_json::Value,
+        &self, token: &str, path: &str, body: serde_json::Value,
     ) -> (reqwest::StatusCode, serde_json::Value) {
-        self.send(reqwest::Method::POST, token, path, Some(body))
-            .await
+        self.send(reqwest::Method::POST, token, path, Some(body)).await
     }
 
     /// Another instance of the server on this app's database (multi-instance tests).
     pub async fn spawn_beside(first: &TestApp) -> Instance {
         let settings = first.db.settings();
-        let store = store::connect(&settings.database)
-            .await
-            .expect("open test store");
+        let store = store::connect(&settings.database).await.expect("open test store");
         let app = Application::with_store(settings, store).expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
@@ -226,11 +195,7 @@ pub struct Instance {
 /// An account created directly through the service's own path (no coordinator needed)
 /// and signed in over HTTP: `(access token, user id)`.
 pub async fn sign_up(
-    app: &TestApp,
-    email: &str,
-    name: &str,
-    role: mdt_coordinator::domain::Role,
-    specialty: &str,
+    app: &TestApp, email: &str, name: &str, role: mdt_coordinator::domain::Role, specialty: &str,
 ) -> (String, String) {
     use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Specialty};
     use mdt_coordinator::routes::users::{create_account, ValidUser};
@@ -251,10 +216,7 @@ pub async fn sign_up(
         .unwrap();
     assert_eq!(res.status(), reqwest::StatusCode::OK);
     let body: serde_json::Value = res.json().await.unwrap();
-    (
-        body["access_token"].as_str().unwrap().to_string(),
-        user.id.to_string(),
-    )
+    (body["access_token"].as_str().unwrap().to_string(), user.id.to_string())
 }
 
 /// The password of every test account.
@@ -300,11 +262,7 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
 
 /// A free TCP port on loopback (for a test's own SMTP sink).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Settings that send mail by SMTP to the sink on `port`, looking at the outbox often.
@@ -327,9 +285,7 @@ pub fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
         .spawn()
         .ok()?;
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take()?)
-        .read_line(&mut line)
-        .ok()?;
+    std::io::BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
     let sink = Sink(child);
     (line.trim() == "ready").then_some(sink)
 }

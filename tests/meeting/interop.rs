@@ -50,13 +50,7 @@ async fn aiortc_peers_present_and_decode_vp8_through_the_sfu() {
         return;
     }
     let m = Meeting::open(Backend::Sqlite, false).await;
-    let (third, _) = account(
-        &m.app,
-        "third@example.org",
-        Role::Consultant,
-        "rheumatology",
-    )
-    .await;
+    let (third, _) = account(&m.app, "third@example.org", Role::Consultant, "rheumatology").await;
     let spec = json!({
         "base": m.app.base,
         "session": m.session,
@@ -109,10 +103,7 @@ async fn aiortc_peers_present_and_decode_vp8_through_the_sfu() {
         if let Some(status) = peers.0.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the aiortc peers did not finish in 90 s"
-        );
+        assert!(Instant::now() < deadline, "the aiortc peers did not finish in 90 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let out = out.join().unwrap();
@@ -124,33 +115,25 @@ async fn aiortc_peers_present_and_decode_vp8_through_the_sfu() {
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n--- their log ---\n{log}"))
         })
         .collect();
-    let subscribers: Vec<&Value> = reports
-        .iter()
-        .filter(|r| r["subscriber"].is_string())
-        .collect();
+    let subscribers: Vec<&Value> = reports.iter().filter(|r| r["subscriber"].is_string()).collect();
     assert!(
         status.success() && subscribers.len() == 2,
         "the aiortc peers failed ({status}):\n{out}\n--- their log ---\n{log}"
     );
     for r in subscribers {
         let name = r["subscriber"].as_str().unwrap();
-        assert!(
-            r["frames"].as_u64().unwrap() >= FRAMES,
-            "{name} decoded too few frames: {r}"
-        );
+        assert!(r["frames"].as_u64().unwrap() >= FRAMES, "{name} decoded too few frames: {r}");
         assert_eq!(r["sizes"], json!(["640x360"]), "{name}: {r}");
         // The forwarded screen is labelled with its presenter (`a=msid:<user id> screen-<n>`).
         assert!(
-            r["video_msids"].as_array().unwrap().iter().any(|v| v
-                .as_str()
+            r["video_msids"]
+                .as_array()
                 .unwrap()
-                .starts_with(&format!("{} ", m.physio_id))),
+                .iter()
+                .any(|v| v.as_str().unwrap().starts_with(&format!("{} ", m.physio_id))),
             "{name}: the video's msid names the presenter: {r}"
         );
-        assert_eq!(
-            (r["width"].as_u64(), r["height"].as_u64()),
-            (Some(640), Some(360))
-        );
+        assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)));
         println!(
             "{name}: {} frames of {}x{}; from joining: first frame {} ms (video track {} ms, \
              connected {} ms, first video RTP {} ms, first keyframe {} ms); {} keyframes",

@@ -64,13 +64,10 @@ impl Meeting {
     }
 
     pub async fn open_with(
-        backend: Backend,
-        teaching: bool,
+        backend: Backend, teaching: bool,
         tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
     ) -> Self {
-        let app = TestApp::spawn_with(backend, tweak)
-            .await
-            .expect("backend available");
+        let app = TestApp::spawn_with(backend, tweak).await.expect("backend available");
         Self::on(app, teaching).await
     }
 
@@ -81,13 +78,8 @@ impl Meeting {
             account(&app, "chair@example.org", Role::Consultant, "rheumatology").await;
         let (colleague, _) =
             account(&app, "second@example.org", Role::Consultant, "rheumatology").await;
-        let (physio, physio_id) = account(
-            &app,
-            "physio@example.org",
-            Role::Practitioner,
-            "rheumatology",
-        )
-        .await;
+        let (physio, physio_id) =
+            account(&app, "physio@example.org", Role::Practitioner, "rheumatology").await;
         let (trainee, _) =
             account(&app, "trainee@example.org", Role::Trainee, "rheumatology").await;
         let first_date = (Utc::now() + chrono::Duration::days(7)).date_naive();
@@ -139,10 +131,7 @@ impl Meeting {
     pub async fn ticket(&self, token: &str, session: &str) -> reqwest::Response {
         self.app
             .http
-            .post(
-                self.app
-                    .url(&format!("/api/sessions/{session}/live-ticket")),
-            )
+            .post(self.app.url(&format!("/api/sessions/{session}/live-ticket")))
             .bearer_auth(token)
             .send()
             .await
@@ -166,9 +155,7 @@ impl Meeting {
         assert_eq!(res.status(), StatusCode::CREATED);
         let ticket: Value = res.json().await.unwrap();
         let ticket = ticket["ticket"].as_str().unwrap();
-        let resume = last_seq
-            .map(|s| format!("&last_seq={s}"))
-            .unwrap_or_default();
+        let resume = last_seq.map(|s| format!("&last_seq={s}")).unwrap_or_default();
         let url = format!(
             "{}/api/sessions/{}/live?ticket={ticket}{resume}",
             base.replace("http://", "ws://"),
@@ -181,9 +168,7 @@ impl Meeting {
 /// Opens a WebSocket with the given `Origin`; the HTTP status on refusal.
 pub async fn connect(url: &str, origin: &str) -> Result<Ws, StatusCode> {
     let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Origin", origin.parse().unwrap());
+    request.headers_mut().insert("Origin", origin.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
@@ -324,9 +309,7 @@ async fn the_chair_drives_and_everyone_follows(backend: Backend) {
     assert_eq!(snap["seq"].as_u64().unwrap(), s + 2);
     assert_eq!(snap["current_case"], m.cases[1].as_str());
     // With when its discussion started, for the meeting room's timer.
-    let since = snap["current_case_since"]
-        .as_str()
-        .expect("when the current case started");
+    let since = snap["current_case_since"].as_str().expect("when the current case started");
     let since = chrono::DateTime::parse_from_rfc3339(since).unwrap();
     let age = chrono::Utc::now() - since.with_timezone(&chrono::Utc);
     assert!(age.num_seconds() >= 0 && age.num_seconds() < 60, "{since}");
@@ -343,12 +326,8 @@ async fn the_chair_drives_and_everyone_follows(backend: Backend) {
         .json()
         .await
         .unwrap();
-    let states: Vec<&str> = agenda["agenda"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["state"].as_str().unwrap())
-        .collect();
+    let states: Vec<&str> =
+        agenda["agenda"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["discussed", "in_discussion", "booked"]);
     assert_eq!(agenda["session"]["state"], "live");
 
@@ -356,19 +335,11 @@ async fn the_chair_drives_and_everyone_follows(backend: Backend) {
     let raised = command(&mut physio, "h1", json!({ "kind": "raise_hand" })).await;
     assert_eq!(raised["type"], "ack");
     let chair_id: Value = m.chair_id.clone().into();
-    let not_yours = command(
-        &mut physio,
-        "h2",
-        json!({ "kind": "lower_hand", "user_id": chair_id }),
-    )
-    .await;
+    let not_yours =
+        command(&mut physio, "h2", json!({ "kind": "lower_hand", "user_id": chair_id })).await;
     assert_eq!(not_yours["code"], "forbidden");
-    let lowered = command(
-        &mut chair,
-        "h3",
-        json!({ "kind": "lower_hand", "user_id": m.physio_id }),
-    )
-    .await;
+    let lowered =
+        command(&mut chair, "h3", json!({ "kind": "lower_hand", "user_id": m.physio_id })).await;
     assert_eq!(lowered["type"], "ack");
     let bad = json!({ "type": "command", "id": "x", "command": { "kind": "teleport" } });
     physio.send(Message::text(bad.to_string())).await.unwrap();
@@ -426,10 +397,7 @@ async fn agenda_changes_made_outside_the_meeting_reach_everyone(backend: Backend
     // snapshot is an audited read of every case for every participant).
     let open = command(&mut chair, "o1", json!({ "kind": "open_meeting" })).await;
     assert_eq!(open["type"], "ack", "{open}");
-    assert_eq!(
-        until(&mut physio, "event").await["event"]["kind"],
-        "meeting_opened"
-    );
+    assert_eq!(until(&mut physio, "event").await["event"]["kind"], "meeting_opened");
     let ack = command(
         &mut chair,
         "r1",
@@ -439,50 +407,28 @@ async fn agenda_changes_made_outside_the_meeting_reach_everyone(backend: Backend
     assert_eq!(ack["type"], "ack", "{ack}");
     let event = until(&mut physio, "event").await;
     assert_eq!(event["event"]["kind"], "agenda_reordered");
-    assert!(
-        quiet(&mut physio).await,
-        "no snapshot after the meeting's own reorder"
-    );
+    assert!(quiet(&mut physio).await, "no snapshot after the meeting's own reorder");
 }
 
 async fn a_client_that_misses_events_resumes_with_exactly_those(backend: Backend) {
     let m = Meeting::open(backend, false).await;
     let mut chair = m.join(&m.chair).await;
     until(&mut chair, "snapshot").await;
-    assert_eq!(
-        command(&mut chair, "o", json!({ "kind": "open_meeting" })).await["type"],
-        "ack"
-    );
+    assert_eq!(command(&mut chair, "o", json!({ "kind": "open_meeting" })).await["type"], "ack");
     // The physio has the meeting open twice, so dropping one connection leaves them
     // present (no leave event of their own in between).
     let mut keep = m.join(&m.physio).await;
     until(&mut keep, "snapshot").await;
     let mut dropped = m.join(&m.physio).await;
-    let last_seq = until(&mut dropped, "snapshot").await["seq"]
-        .as_u64()
-        .unwrap();
+    let last_seq = until(&mut dropped, "snapshot").await["seq"].as_u64().unwrap();
     drop(dropped);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let order: Vec<&String> = [&m.cases[2], &m.cases[0], &m.cases[1]].into();
-    command(
-        &mut chair,
-        "r",
-        json!({ "kind": "reorder", "case_ids": order }),
-    )
-    .await;
-    command(
-        &mut chair,
-        "s",
-        json!({ "kind": "start_case", "case_id": m.cases[2] }),
-    )
-    .await;
-    let last = command(
-        &mut chair,
-        "d",
-        json!({ "kind": "defer_case", "case_id": m.cases[2] }),
-    )
-    .await;
+    command(&mut chair, "r", json!({ "kind": "reorder", "case_ids": order })).await;
+    command(&mut chair, "s", json!({ "kind": "start_case", "case_id": m.cases[2] })).await;
+    let last =
+        command(&mut chair, "d", json!({ "kind": "defer_case", "case_id": m.cases[2] })).await;
     assert_eq!(last["seq"].as_u64().unwrap(), last_seq + 3);
 
     let mut back = m.join_at(&m.app.base, &m.physio, Some(last_seq)).await;
@@ -514,9 +460,7 @@ async fn a_client_that_misses_events_resumes_with_exactly_those(backend: Backend
     let mut other = m.join(&m.physio).await;
     until(&mut other, "snapshot").await;
     other
-        .send(Message::text(
-            json!({ "type": "resume", "last_seq": last_seq }).to_string(),
-        ))
+        .send(Message::text(json!({ "type": "resume", "last_seq": last_seq }).to_string()))
         .await
         .unwrap();
     let first = recv(&mut other).await;
@@ -544,9 +488,7 @@ async fn handshakes_without_a_valid_ticket_and_origin_are_refused(backend: Backe
     // Wrong Origin, and no Origin: refused, and the ticket is not spent.
     let t = fresh(m.ticket(&m.physio, &m.session).await).await;
     assert_eq!(
-        connect(&url(&t, &m.session), "https://evil.example")
-            .await
-            .err(),
+        connect(&url(&t, &m.session), "https://evil.example").await.err(),
         Some(StatusCode::FORBIDDEN)
     );
     // A ticket for another session does not open this one.
@@ -563,9 +505,7 @@ async fn handshakes_without_a_valid_ticket_and_origin_are_refused(backend: Backe
     );
     // Unknown and expired tickets.
     assert_eq!(
-        connect(&url("not-a-ticket", &m.session), &m.app.base)
-            .await
-            .err(),
+        connect(&url("not-a-ticket", &m.session), &m.app.base).await.err(),
         Some(StatusCode::UNAUTHORIZED)
     );
     let t = fresh(m.ticket(&m.physio, &m.session).await).await;
@@ -581,10 +521,7 @@ async fn handshakes_without_a_valid_ticket_and_origin_are_refused(backend: Backe
     let res = m
         .app
         .http
-        .post(
-            m.app
-                .url(&format!("/api/sessions/{}/live-ticket", m.session)),
-        )
+        .post(m.app.url(&format!("/api/sessions/{}/live-ticket", m.session)))
         .send()
         .await
         .unwrap();
@@ -601,12 +538,7 @@ async fn trainees_see_only_de_identified_cases_live(backend: Backend) {
     received.push(snap.to_string());
     command(&mut chair, "o", json!({ "kind": "open_meeting" })).await;
     command(&mut chair, "n", json!({ "kind": "next_case" })).await;
-    command(
-        &mut chair,
-        "d",
-        json!({ "kind": "defer_case", "case_id": m.cases[1] }),
-    )
-    .await;
+    command(&mut chair, "d", json!({ "kind": "defer_case", "case_id": m.cases[1] })).await;
     let refused = command(&mut trainee, "t", json!({ "kind": "request_present" })).await;
     assert_eq!(refused["code"], "forbidden");
     received.push(refused.to_string());
@@ -628,9 +560,7 @@ async fn trainees_see_only_de_identified_cases_live(backend: Backend) {
     assert!(received[0].contains("Case 1 · F · 40–49 · hands"));
     // The chair's view is identified, and reading it is audited.
     let events = m.app.state.store.audit_events().await.unwrap();
-    assert!(events
-        .iter()
-        .any(|e| e.action == "case_read" && e.details.contains("live")));
+    assert!(events.iter().any(|e| e.action == "case_read" && e.details.contains("live")));
 }
 
 async fn presence_makes_attendance_and_quorum(backend: Backend) {
@@ -644,27 +574,15 @@ async fn presence_makes_attendance_and_quorum(backend: Backend) {
             .json(&json!({ "quorum_others": n }))
             .send()
     };
-    assert_eq!(
-        set(&m.coordinator, 2).await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(set(&m.coordinator, 2).await.unwrap().status(), StatusCode::OK);
     // Refusals change nothing: the snapshot below still shows 2.
-    assert_eq!(
-        set(&m.chair, 3).await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        set(&m.coordinator, 99).await.unwrap().status(),
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    assert_eq!(set(&m.chair, 3).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(set(&m.coordinator, 99).await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
     let mut probe = m.join(&m.colleague).await;
     let snap = until(&mut probe, "snapshot").await;
     assert_eq!(snap["quorum"]["required_others"], 2);
     drop(probe);
-    assert_eq!(
-        set(&m.coordinator, 1).await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(set(&m.coordinator, 1).await.unwrap().status(), StatusCode::OK);
     // Rooms already running pick the new quorum up at once.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut chair = m.join(&m.chair).await;
@@ -682,10 +600,7 @@ async fn presence_makes_attendance_and_quorum(backend: Backend) {
     let res = m
         .app
         .http
-        .get(
-            m.app
-                .url(&format!("/api/sessions/{}/attendance", m.session)),
-        )
+        .get(m.app.url(&format!("/api/sessions/{}/attendance", m.session)))
         .bearer_auth(&m.coordinator)
         .send()
         .await
@@ -693,25 +608,14 @@ async fn presence_makes_attendance_and_quorum(backend: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
     let rows: Value = res.json().await.unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(
-        rows.len(),
-        3,
-        "the colleague's two stays and the chair's: {rows:?}"
-    );
+    assert_eq!(rows.len(), 3, "the colleague's two stays and the chair's: {rows:?}");
     let finished: Vec<&Value> = rows.iter().filter(|r| !r["left_at"].is_null()).collect();
-    assert_eq!(
-        finished.len(),
-        2,
-        "the colleague left twice; the chair is still here"
-    );
+    assert_eq!(finished.len(), 2, "the colleague left twice; the chair is still here");
     assert!(finished.iter().all(|r| r["role"] == "consultant"));
     let res = m
         .app
         .http
-        .get(
-            m.app
-                .url(&format!("/api/sessions/{}/attendance", m.session)),
-        )
+        .get(m.app.url(&format!("/api/sessions/{}/attendance", m.session)))
         .bearer_auth(&m.physio)
         .send()
         .await
@@ -759,15 +663,9 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
     let move_to = |at: String| json!({ "starts_at": at });
     let soon = (Utc::now() + chrono::Duration::minutes(20)).to_rfc3339();
     let reschedule = format!("/api/sessions/{}/reschedule", m.session);
-    let (status, body) = m
-        .app
-        .post(&m.chair, &reschedule, move_to(soon.clone()))
-        .await;
+    let (status, body) = m.app.post(&m.chair, &reschedule, move_to(soon.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body) = m
-        .app
-        .post(&m.coordinator, &reschedule, move_to("tomorrow".into()))
-        .await;
+    let (status, body) = m.app.post(&m.coordinator, &reschedule, move_to("tomorrow".into())).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_time"))
@@ -787,11 +685,7 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
         .filter(|msg| msg.to.iter().any(|t| t.as_str() == "physio@example.org"))
         .collect();
     assert_eq!(told.len(), 3, "one message per booked case");
-    assert!(
-        told[0].subject.starts_with("Case moved to"),
-        "{}",
-        told[0].subject
-    );
+    assert!(told[0].subject.starts_with("Case moved to"), "{}", told[0].subject);
 
     // The room has the new time: the chair opens it now.
     let opened = eventually("the meeting to open", async || {
@@ -806,14 +700,8 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
     .await;
     assert!(opened["seq"].as_u64().unwrap() > seq);
     let again = (Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
-    let (status, body) = m
-        .app
-        .post(&m.coordinator, &reschedule, move_to(again))
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("invalid_state"))
-    );
+    let (status, body) = m.app.post(&m.coordinator, &reschedule, move_to(again)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_state")));
 
     // A published session is in its invitees' calendars: moving it sends each of them the
     // updated invitation (same UID, a higher SEQUENCE).
@@ -826,15 +714,10 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
     let (status, moved) = m.app.post(&m.coordinator, &path, move_to(later)).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     let outbox = m.app.state.store.outbox_messages().await.unwrap();
-    let updates: Vec<_> = outbox[before..]
-        .iter()
-        .filter(|msg| msg.subject.starts_with("Session moved:"))
-        .collect();
+    let updates: Vec<_> =
+        outbox[before..].iter().filter(|msg| msg.subject.starts_with("Session moved:")).collect();
     let to: Vec<&str> = updates.iter().map(|u| u.to[0].as_str()).collect();
-    assert!(
-        to.contains(&"chair@example.org") && to.contains(&"second@example.org"),
-        "{to:?}"
-    );
+    assert!(to.contains(&"chair@example.org") && to.contains(&"second@example.org"), "{to:?}");
     let calendar = updates[0].calendar.as_deref().unwrap();
     assert!(calendar.contains(&format!("UID:session-{}@mdt-coordinator", m.next_session)));
     let sequence = calendar
@@ -906,11 +789,6 @@ async fn a_command_on_one_instance_reaches_clients_of_another() {
     let raised = command(&mut on_b, "h", json!({ "kind": "raise_hand" })).await;
     let seen = until(&mut on_a, "hand_raised").await;
     assert_eq!(seen["seq"], raised["seq"]);
-    command(
-        &mut on_a,
-        "l",
-        json!({ "kind": "lower_hand", "user_id": m.physio_id }),
-    )
-    .await;
+    command(&mut on_a, "l", json!({ "kind": "lower_hand", "user_id": m.physio_id })).await;
     until(&mut on_b, "hand_lowered").await;
 }

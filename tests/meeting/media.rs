@@ -52,9 +52,7 @@ impl Received {
     /// The presenter's counter when the screen could first reach this subscriber: it had
     /// the server's offer of it and its connection was up.
     fn joined(&self) -> u32 {
-        self.offered_at
-            .expect("offered the screen")
-            .max(self.connected_at.expect("connected"))
+        self.offered_at.expect("offered the screen").max(self.connected_at.expect("connected"))
     }
 }
 
@@ -143,11 +141,7 @@ struct Client {
 }
 
 async fn local_track(
-    pc: &Arc<dyn PeerConnection>,
-    kind: RtpCodecKind,
-    mime: &str,
-    clock_rate: u32,
-    channels: u16,
+    pc: &Arc<dyn PeerConnection>, kind: RtpCodecKind, mime: &str, clock_rate: u32, channels: u16,
     fmtp: &str,
 ) -> (Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32) {
     let ssrc = rand::random::<u32>();
@@ -172,10 +166,7 @@ async fn local_track(
             ..Default::default()
         }],
     )));
-    let sender = pc
-        .add_track(track.clone() as Arc<dyn TrackLocal>)
-        .await
-        .expect("add track");
+    let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.expect("add track");
     (track, sender, ssrc)
 }
 
@@ -208,9 +199,7 @@ impl Client {
             received: received.clone(),
             presenter_counter: presenter_counter.clone(),
         });
-        let pc = engine::peer_connection(&settings, 0, handler)
-            .await
-            .expect("client peer");
+        let pc = engine::peer_connection(&settings, 0, handler).await.expect("client peer");
         let (todo, mut todo_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let task_pc = pc.clone();
@@ -301,8 +290,7 @@ impl Client {
     /// Sends a command and waits for its answer.
     async fn command(&mut self, id: &str, command: Value) -> Value {
         self.send(json!({"type": "command", "id": id, "command": command}));
-        self.until(|m| (m["type"] == "ack" || m["type"] == "error") && m["id"] == id)
-            .await
+        self.until(|m| (m["type"] == "ack" || m["type"] == "error") && m["id"] == id).await
     }
 
     async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
@@ -443,9 +431,7 @@ async fn participant(m: &Meeting, token: &str) -> Client {
 }
 
 async fn unmute(c: &mut Client) {
-    let ack = c
-        .command("unmute", json!({"kind": "set_muted", "muted": false}))
-        .await;
+    let ack = c.command("unmute", json!({"kind": "set_muted", "muted": false})).await;
     assert_eq!(ack["type"], "ack", "{ack}");
 }
 
@@ -456,10 +442,7 @@ fn counters(c: &Client, publisher: &str) -> BTreeSet<u32> {
 async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     let m = Meeting::open(backend, true).await;
     let mut chair = participant(&m, &m.chair).await;
-    assert_eq!(
-        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
-        "ack"
-    );
+    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
     let mut physio = participant(&m, &m.physio).await;
     let mut colleague = participant(&m, &m.colleague).await;
     let mut trainee = participant(&m, &m.trainee).await;
@@ -475,9 +458,7 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     }
     let grant = json!({"kind": "grant_present", "user_id": physio.user_id});
     assert_eq!(chair.command("grant", grant).await["type"], "ack");
-    physio
-        .until(|v| v["event"]["kind"] == "presenter_granted")
-        .await;
+    physio.until(|v| v["event"]["kind"] == "presenter_granted").await;
     physio.screen().await;
     let presenter = physio.user_id.clone();
     eventually("the screen reaches the chair", async || {
@@ -487,14 +468,8 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     // The trainee joins late: the cached keyframe starts them at once.
     let t0 = std::time::Instant::now();
     trainee.microphone().await;
-    eventually("first", async || {
-        (!counters(&trainee, &presenter).is_empty()).then_some(())
-    })
-    .await;
-    eprintln!(
-        "the late joiner's first screen packet came {:?} after its offer",
-        t0.elapsed()
-    );
+    eventually("first", async || (!counters(&trainee, &presenter).is_empty()).then_some(())).await;
+    eprintln!("the late joiner's first screen packet came {:?} after its offer", t0.elapsed());
     for s in [&chair, &colleague, &trainee] {
         eventually("the screen reaches every subscriber", async || {
             (counters(s, &presenter).len() > 50).then_some(())
@@ -508,11 +483,7 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
         let got = counters(s, &presenter);
         let joined = s.received.lock().unwrap().joined();
         let missing: Vec<u32> = (joined + 1..=sent).filter(|n| !got.contains(n)).collect();
-        assert!(
-            missing.is_empty(),
-            "lost {} packets: {missing:?}",
-            missing.len()
-        );
+        assert!(missing.is_empty(), "lost {} packets: {missing:?}", missing.len());
     }
 
     // A subscriber's keyframe request reaches the presenter.
@@ -528,10 +499,7 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(400)).await; // past the rate limit
     let media_ssrc = screen_track.ssrcs().await[0];
     screen_track
-        .write_rtcp(vec![Box::new(PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        })])
+        .write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })])
         .await
         .unwrap();
     eventually("the PLI reaches the presenter", async || {
@@ -540,16 +508,11 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     .await;
 
     // Audio from each participant reaches the other three, never itself.
-    let everyone: BTreeSet<String> = [&chair, &physio, &colleague, &trainee]
-        .iter()
-        .map(|c| c.user_id.clone())
-        .collect();
+    let everyone: BTreeSet<String> =
+        [&chair, &physio, &colleague, &trainee].iter().map(|c| c.user_id.clone()).collect();
     for c in [&chair, &physio, &colleague, &trainee] {
-        let others: BTreeSet<String> = everyone
-            .iter()
-            .filter(|u| **u != c.user_id)
-            .cloned()
-            .collect();
+        let others: BTreeSet<String> =
+            everyone.iter().filter(|u| **u != c.user_id).cloned().collect();
         eventually("audio from the other three", async || {
             (c.publishers("audio") == others
                 && others.iter().all(|o| c.packets(o, "audio").len() > 10))
@@ -560,9 +523,7 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     }
 
     // Muting stops that microphone for everyone.
-    let muted = physio
-        .command("mute", json!({"kind": "set_muted", "muted": true}))
-        .await;
+    let muted = physio.command("mute", json!({"kind": "set_muted", "muted": true})).await;
     assert_eq!(muted["type"], "ack");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let heard = chair.packets(&presenter, "audio").len();
@@ -570,25 +531,19 @@ async fn a_presenter_reaches_three_subscribers(backend: Backend) {
     assert_eq!(chair.packets(&presenter, "audio").len(), heard);
 
     // Revoking stops the screen at every subscriber while the presenter still sends.
-    let revoked = chair
-        .command("revoke", json!({"kind": "revoke_present"}))
-        .await;
+    let revoked = chair.command("revoke", json!({"kind": "revoke_present"})).await;
     assert_eq!(revoked["type"], "ack");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let counts: Vec<usize> = [&chair, &colleague, &trainee]
-        .iter()
-        .map(|s| counters(s, &presenter).len())
-        .collect();
+    let counts: Vec<usize> =
+        [&chair, &colleague, &trainee].iter().map(|s| counters(s, &presenter).len()).collect();
     let sending = physio.counter.load(Ordering::Acquire);
     eventually("the presenter sends on", async || {
         (physio.counter.load(Ordering::Acquire) > sending + 50).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after: Vec<usize> = [&chair, &colleague, &trainee]
-        .iter()
-        .map(|s| counters(s, &presenter).len())
-        .collect();
+    let after: Vec<usize> =
+        [&chair, &colleague, &trainee].iter().map(|s| counters(s, &presenter).len()).collect();
     assert_eq!(counts, after, "nothing forwarded after revoking");
 
     for c in [chair, physio, colleague, trainee] {
@@ -603,10 +558,7 @@ async fn only_the_presenter_publishes_video(backend: Backend) {
     chair.microphone().await;
     let e = chair.until(|v| v["type"] == "error").await;
     assert_eq!(e["code"], "meeting_not_open");
-    assert_eq!(
-        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
-        "ack"
-    );
+    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
     let chair_ws = participant(&m, &m.chair).await;
     chair.close().await;
     let chair = chair_ws;
@@ -636,10 +588,7 @@ async fn only_the_presenter_publishes_video(backend: Backend) {
         m.session,
         ticket["ticket"].as_str().unwrap()
     );
-    assert_eq!(
-        connect(&url, &m.app.base).await.err(),
-        Some(StatusCode::UNAUTHORIZED)
-    );
+    assert_eq!(connect(&url, &m.app.base).await.err(), Some(StatusCode::UNAUTHORIZED));
     // Used on its own session, which is not open, it gets no media.
     let ticket = m.ticket(&m.chair, &m.next_session).await;
     let ticket: Value = ticket.json().await.unwrap();
@@ -687,20 +636,15 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
     })
     .await;
     let mut chair = participant(&m, &m.chair).await;
-    assert_eq!(
-        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
-        "ack"
-    );
+    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
     let sfu = m.app.state.live.media().clone();
     let before = sfu.stats();
     assert_eq!((before.peers, before.tasks, before.rooms), (0, 0, 0));
     let one = || async {
         let c = participant(&m, &m.colleague).await;
         c.microphone().await;
-        eventually("the server's answer", async || {
-            c.pc.remote_description().await.map(|_| ())
-        })
-        .await;
+        eventually("the server's answer", async || c.pc.remote_description().await.map(|_| ()))
+            .await;
         c.close().await;
     };
     let mut most = 0;
@@ -723,13 +667,8 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
     // Closing the meeting closes the peer connections of people still connected.
     let staying = participant(&m, &m.colleague).await;
     staying.microphone().await;
-    eventually("a peer in the meeting", async || {
-        (sfu.stats().peers == 1).then_some(())
-    })
-    .await;
-    let closed = chair
-        .command("close", json!({"kind": "close_meeting"}))
-        .await;
+    eventually("a peer in the meeting", async || (sfu.stats().peers == 1).then_some(())).await;
+    let closed = chair.command("close", json!({"kind": "close_meeting"})).await;
     assert_eq!(closed["type"], "ack");
     eventually("the meeting's media closed", async || {
         let s = sfu.stats();
@@ -741,10 +680,7 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
     let metrics = m.app.http.get(m.app.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     for what in ["rooms", "peers", "tasks"] {
-        assert!(
-            metrics.contains(&format!("mdt_media{{what=\"{what}\"}} 0")),
-            "{metrics}"
-        );
+        assert!(metrics.contains(&format!("mdt_media{{what=\"{what}\"}} 0")), "{metrics}");
     }
 }
 
@@ -754,19 +690,14 @@ async fn two_hundred_media_sessions_leave_nothing_behind(backend: Backend) {
 async fn an_h264_screen_is_forwarded(backend: Backend) {
     let m = Meeting::open_with(backend, false, |s| s.media.keyframe_request_ms = 60_000).await;
     let mut chair = participant(&m, &m.chair).await;
-    assert_eq!(
-        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
-        "ack"
-    );
+    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
     let mut physio = participant(&m, &m.physio).await;
     let colleague = participant(&m, &m.colleague).await;
     colleague.watch(&physio);
     physio.microphone().await;
     let grant = json!({"kind": "grant_present", "user_id": physio.user_id});
     assert_eq!(chair.command("grant", grant).await["type"], "ack");
-    physio
-        .until(|v| v["event"]["kind"] == "presenter_granted")
-        .await;
+    physio.until(|v| v["event"]["kind"] == "presenter_granted").await;
     physio.screen_in(H264).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     colleague.microphone().await;
@@ -780,18 +711,9 @@ async fn an_h264_screen_is_forwarded(backend: Backend) {
     let got = counters(&colleague, &presenter);
     let first = *got.first().unwrap();
     let joined = colleague.received.lock().unwrap().joined();
-    assert!(
-        first <= joined,
-        "starts from the cached IDR frame: {first} > {joined}"
-    );
-    assert!(
-        first + 20 < joined,
-        "an IDR frame from well before joining, from the cache"
-    );
-    assert!(
-        (first..=sent).all(|n| got.contains(&n)),
-        "every packet from the IDR on"
-    );
+    assert!(first <= joined, "starts from the cached IDR frame: {first} > {joined}");
+    assert!(first + 20 < joined, "an IDR frame from well before joining, from the cache");
+    assert!((first..=sent).all(|n| got.contains(&n)), "every packet from the IDR on");
     for c in [chair, physio, colleague] {
         c.close().await;
     }
@@ -802,18 +724,12 @@ async fn an_h264_screen_is_forwarded(backend: Backend) {
 async fn a_practitioner_without_a_case_is_hung_up(backend: Backend) {
     let m = Meeting::open(backend, false).await;
     let mut chair = participant(&m, &m.chair).await;
-    assert_eq!(
-        chair.command("open", json!({"kind": "open_meeting"})).await["type"],
-        "ack"
-    );
+    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
     chair.microphone().await;
     let mut physio = participant(&m, &m.physio).await;
     physio.microphone().await;
     let sfu = m.app.state.live.media().clone();
-    eventually("both on media", async || {
-        (sfu.stats().peers == 2).then_some(())
-    })
-    .await;
+    eventually("both on media", async || (sfu.stats().peers == 2).then_some(())).await;
     for case in &m.cases {
         let res = m
             .app
@@ -827,10 +743,7 @@ async fn a_practitioner_without_a_case_is_hung_up(backend: Backend) {
     }
     let door = physio.until(|v| v["type"] == "error").await;
     assert_eq!(door["code"], "not_a_participant");
-    eventually("the physio's media hung up", async || {
-        (sfu.stats().peers == 1).then_some(())
-    })
-    .await;
+    eventually("the physio's media hung up", async || (sfu.stats().peers == 1).then_some(())).await;
     for c in [chair, physio] {
         c.close().await;
     }
@@ -855,10 +768,7 @@ impl PeerConnectionEventHandler for Gathered {
 async fn an_offer_the_instant_the_meeting_opens_is_answered(backend: Backend) {
     const MEETINGS: usize = 50;
     // The sessions run weekly for a year; each is opened now.
-    let m = Meeting::open_with(backend, false, |s| {
-        s.live.open_early_minutes = 60 * 24 * 400
-    })
-    .await;
+    let m = Meeting::open_with(backend, false, |s| s.live.open_early_minutes = 60 * 24 * 400).await;
     let first_date = (chrono::Utc::now() + chrono::Duration::days(21)).date_naive();
     let (status, series) = m
         .app
@@ -906,9 +816,7 @@ async fn an_offer_the_instant_the_meeting_opens_is_answered(backend: Backend) {
             m.app.base.replace("http://", "ws://"),
             ticket["ticket"].as_str().unwrap()
         );
-        let mut ws = connect(&url, &m.app.base)
-            .await
-            .expect("live channel opens");
+        let mut ws = connect(&url, &m.app.base).await.expect("live channel opens");
         crate::live::until(&mut ws, "snapshot").await;
         ws
     };

@@ -46,12 +46,9 @@ impl Clinic {
     }
 
     async fn open_with(
-        backend: Backend,
-        tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
+        backend: Backend, tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
     ) -> Self {
-        let app = TestApp::spawn_with(backend, tweak)
-            .await
-            .expect("backend available");
+        let app = TestApp::spawn_with(backend, tweak).await.expect("backend available");
         let rh = "rheumatology";
         Self {
             coordinator: account(&app, "coord@example.org", Role::Coordinator, rh).await,
@@ -68,25 +65,16 @@ impl Clinic {
 
     async fn put_outcome(&self, token: &str, case: &str, body: Value) -> (StatusCode, Value) {
         self.app
-            .send(
-                reqwest::Method::PUT,
-                token,
-                &format!("/api/cases/{case}/outcome"),
-                Some(body),
-            )
+            .send(reqwest::Method::PUT, token, &format!("/api/cases/{case}/outcome"), Some(body))
             .await
     }
 
     async fn sign(&self, token: &str, case: &str) -> (StatusCode, Value) {
-        self.app
-            .post(token, &format!("/api/cases/{case}/outcome/sign"), json!({}))
-            .await
+        self.app.post(token, &format!("/api/cases/{case}/outcome/sign"), json!({})).await
     }
 
     async fn outcome(&self, token: &str, case: &str) -> (StatusCode, Value) {
-        self.app
-            .get(token, &format!("/api/cases/{case}/outcome"))
-            .await
+        self.app.get(token, &format!("/api/cases/{case}/outcome")).await
     }
 
     /// A session `days` from now, chaired by the rheumatology chair (or the spinal one).
@@ -132,10 +120,8 @@ impl Clinic {
     }
 
     async fn booked(&self, session: &str) -> u64 {
-        let (_, body) = self
-            .app
-            .get(&self.coordinator.token, &format!("/api/sessions/{session}"))
-            .await;
+        let (_, body) =
+            self.app.get(&self.coordinator.token, &format!("/api/sessions/{session}")).await;
         body["session"]["booked"].as_u64().unwrap()
     }
 }
@@ -176,9 +162,7 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
     let case = c.book(&session, NHS).await;
 
     // The chair drafts, then revises the same unsigned version.
-    let (status, v) = c
-        .put_outcome(&c.chair.token, &case, outcome_body(none()))
-        .await;
+    let (status, v) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["version"], 1);
     assert!(v["signed_at"].is_null());
@@ -187,10 +171,7 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
     let (status, v) = c.put_outcome(&c.chair.token, &case, revised).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["version"], 1);
-    assert_eq!(
-        v["body"]["follow_up"],
-        json!({ "kind": "review", "weeks": 6 })
-    );
+    assert_eq!(v["body"]["follow_up"], json!({ "kind": "review", "weeks": 6 }));
 
     // Another consultant of the specialty signs.
     let (status, signed) = c.sign(&c.consultant.token, &case).await;
@@ -199,52 +180,31 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
     assert_eq!(signed["signed_by"], json!(c.consultant.id));
     assert!(signed["signed_at"].is_string());
     assert!(signed["follow_up_case"].is_null());
-    let (_, shown) = c
-        .app
-        .get(&c.chair.token, &format!("/api/cases/{case}"))
-        .await;
+    let (_, shown) = c.app.get(&c.chair.token, &format!("/api/cases/{case}")).await;
     assert_eq!(shown["state"], "outcome_signed");
 
     // Neither the API nor a second signature changes it.
-    let (status, err) = c
-        .put_outcome(&c.chair.token, &case, outcome_body(none()))
-        .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("outcome_signed"))
-    );
+    let (status, err) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("outcome_signed")));
     let (status, err) = c.sign(&c.chair.token, &case).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("outcome_signed"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("outcome_signed")));
     let (status, read) = c.outcome(&c.chair.token, &case).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["versions"].as_array().unwrap().len(), 1);
     let mut expected = signed.clone();
     expected.as_object_mut().unwrap().remove("follow_up_case");
     assert_eq!(read["current"], expected);
-    assert_eq!(
-        read["current"]["body"]["management_plan"]["text"],
-        "Revised plan before signing"
-    );
+    assert_eq!(read["current"]["body"]["management_plan"]["text"], "Revised plan before signing");
 
     // Nor does the database: a signed row cannot be updated, no row can be deleted.
     let refused = c
         .app
         .db
-        .raw(&format!(
-            "UPDATE outcome_versions SET body = '{{}}' WHERE case_id = '{case}'"
-        ))
+        .raw(&format!("UPDATE outcome_versions SET body = '{{}}' WHERE case_id = '{case}'"))
         .await;
     assert!(refused.unwrap_err().contains("immutable"));
-    let refused = c
-        .app
-        .db
-        .raw(&format!(
-            "DELETE FROM outcome_versions WHERE case_id = '{case}'"
-        ))
-        .await;
+    let refused =
+        c.app.db.raw(&format!("DELETE FROM outcome_versions WHERE case_id = '{case}'")).await;
     assert!(refused.unwrap_err().contains("never deleted"));
     if backend == Backend::Postgres {
         let refused = c.app.db.raw("TRUNCATE outcome_versions CASCADE").await;
@@ -252,9 +212,7 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
     }
     // An unsigned draft may still change (the trigger is about signed rows only).
     let other = c.book(&session, "9912003888").await;
-    let (status, _) = c
-        .put_outcome(&c.chair.token, &other, outcome_body(none()))
-        .await;
+    let (status, _) = c.put_outcome(&c.chair.token, &other, outcome_body(none())).await;
     assert_eq!(status, StatusCode::OK);
     c.app
         .db
@@ -277,50 +235,25 @@ async fn amendments_keep_every_version(backend: Backend) {
     amended["reason"] = json!("Referral destination recorded wrongly");
 
     // Nothing to amend before signing.
-    let (status, err) = c
-        .app
-        .post(&c.chair.token, &amendments, amended.clone())
-        .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("no_draft"))
-    );
-    c.put_outcome(&c.chair.token, &case, outcome_body(none()))
-        .await;
-    let (status, err) = c
-        .app
-        .post(&c.chair.token, &amendments, amended.clone())
-        .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("outcome_not_signed"))
-    );
+    let (status, err) = c.app.post(&c.chair.token, &amendments, amended.clone()).await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("no_draft")));
+    c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    let (status, err) = c.app.post(&c.chair.token, &amendments, amended.clone()).await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("outcome_not_signed")));
     let (status, v1) = c.sign(&c.chair.token, &case).await;
     assert_eq!(status, StatusCode::OK);
 
     // Only a consultant of the specialty amends, and only with a reason.
-    let (status, _) = c
-        .app
-        .post(&c.physio.token, &amendments, amended.clone())
-        .await;
+    let (status, _) = c.app.post(&c.physio.token, &amendments, amended.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let mut no_reason = amended.clone();
     no_reason["reason"] = json!("  ");
-    let (status, err) = c
-        .app
-        .post(&c.consultant.token, &amendments, no_reason)
-        .await;
+    let (status, err) = c.app.post(&c.consultant.token, &amendments, no_reason).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        (err["code"].as_str(), err["field"].as_str()),
-        (Some("required"), Some("reason"))
-    );
+    assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("required"), Some("reason")));
     let mut long_reason = amended.clone();
     long_reason["reason"] = json!("x".repeat(1001));
-    let (status, err) = c
-        .app
-        .post(&c.consultant.token, &amendments, long_reason)
-        .await;
+    let (status, err) = c.app.post(&c.consultant.token, &amendments, long_reason).await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("too_long"))
@@ -330,10 +263,7 @@ async fn amendments_keep_every_version(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{v2}");
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["supersedes"], 1);
-    assert_eq!(
-        v2["amendment_reason"],
-        "Referral destination recorded wrongly"
-    );
+    assert_eq!(v2["amendment_reason"], "Referral destination recorded wrongly");
     assert_eq!(v2["author_id"], json!(c.consultant.id));
     assert_eq!(v2["signed_by"], json!(c.consultant.id));
     assert_eq!(v2["body"]["referrals"][0]["destination"], "spinal_surgery");
@@ -345,25 +275,17 @@ async fn amendments_keep_every_version(backend: Backend) {
     let mut v1_stored = v1.clone();
     v1_stored.as_object_mut().unwrap().remove("follow_up_case");
     assert_eq!(versions[0], v1_stored, "version 1 is unchanged");
-    assert_eq!(
-        versions[0]["body"]["referrals"][0]["destination"],
-        "pain_management_programme"
-    );
+    assert_eq!(versions[0]["body"]["referrals"][0]["destination"], "pain_management_programme");
     assert_eq!(versions[1], v2);
     assert_eq!(read["current"], v2);
     // The signed case takes no new draft; a further amendment supersedes version 2.
-    let (status, _) = c
-        .put_outcome(&c.chair.token, &case, outcome_body(none()))
-        .await;
+    let (status, _) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let mut third = outcome_body(none());
     third["reason"] = json!("Add the review");
     let (status, v3) = c.app.post(&c.chair.token, &amendments, third).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        (v3["version"].as_u64(), v3["supersedes"].as_u64()),
-        (Some(3), Some(2))
-    );
+    assert_eq!((v3["version"].as_u64(), v3["supersedes"].as_u64()), (Some(3), Some(2)));
 }
 
 /// A delivered message: its headers and each leaf part as (MIME type, decoded body).
@@ -393,10 +315,7 @@ fn delivered(dir: &std::path::Path) -> Vec<Mail> {
                     *alt = true;
                 }
                 if part.subparts.is_empty() {
-                    out.push((
-                        part.ctype.mimetype.clone(),
-                        part.get_body().unwrap_or_default(),
-                    ));
+                    out.push((part.ctype.mimetype.clone(), part.get_body().unwrap_or_default()));
                 }
                 for sub in &part.subparts {
                     walk(sub, alt, out);
@@ -407,10 +326,7 @@ fn delivered(dir: &std::path::Path) -> Vec<Mail> {
             walk(&mail, &mut alternative, &mut parts);
             Mail {
                 subject: mail.headers.get_first_value("Subject").unwrap_or_default(),
-                to: mail
-                    .headers
-                    .get_first_value("X-Envelope-To")
-                    .unwrap_or_default(),
+                to: mail.headers.get_first_value("X-Envelope-To").unwrap_or_default(),
                 top_type: mail.ctype.mimetype.clone(),
                 alternative,
                 parts,
@@ -437,36 +353,24 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
     let body = outcome_body(
         json!({ "kind": "re_discuss", "session_id": later, "reason": "After the MRI" }),
     );
-    assert_eq!(
-        c.put_outcome(&c.chair.token, &case, body).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(c.put_outcome(&c.chair.token, &case, body).await.0, StatusCode::OK);
     let (status, signed) = c.sign(&c.chair.token, &case).await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     let mut amended = outcome_body(none());
     amended["reason"] = json!("No follow-up needed after all");
     let (status, _) = c
         .app
-        .post(
-            &c.consultant.token,
-            &format!("/api/cases/{case}/outcome/amendments"),
-            amended,
-        )
+        .post(&c.consultant.token, &format!("/api/cases/{case}/outcome/amendments"), amended)
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let mail = eventually(
-        "confirmation, outcome and amended outcome letters",
-        async || {
-            let m = delivered(dir.path());
-            (m.len() == 3).then_some(m)
-        },
-    )
+    let mail = eventually("confirmation, outcome and amended outcome letters", async || {
+        let m = delivered(dir.path());
+        (m.len() == 3).then_some(m)
+    })
     .await;
-    let letter = mail
-        .iter()
-        .find(|m| m.subject.starts_with("MDT outcome: "))
-        .expect("the outcome letter");
+    let letter =
+        mail.iter().find(|m| m.subject.starts_with("MDT outcome: ")).expect("the outcome letter");
     let amended = mail
         .iter()
         .find(|m| m.subject.starts_with("Amended MDT outcome: "))
@@ -514,11 +418,7 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
             );
         }
     }
-    assert!(
-        letter.parts[0].1.contains("discuss again at"),
-        "{}",
-        letter.parts[0].1
-    );
+    assert!(letter.parts[0].1.contains("discuss again at"), "{}", letter.parts[0].1);
     assert!(amended.parts[0].1.contains("version 2 replaces version 1"));
     let store = c.app.state.store.clone();
     eventually("every message marked sent", async || {
@@ -543,12 +443,7 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
     };
 
     // The chosen session must exist, be of the same specialty, and come later.
-    for bad in [
-        &earlier,
-        &session,
-        &spinal,
-        &uuid::Uuid::new_v4().to_string(),
-    ] {
+    for bad in [&earlier, &session, &spinal, &uuid::Uuid::new_v4().to_string()] {
         let (status, err) = c.put_outcome(&c.chair.token, &case, re_discuss(bad)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
         assert_eq!(err["code"], "invalid_follow_up_session");
@@ -556,42 +451,23 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
     }
 
     // A full target session refuses the signing as a whole.
-    let (status, draft) = c
-        .put_outcome(&c.chair.token, &case, re_discuss(&full))
-        .await;
+    let (status, draft) = c.put_outcome(&c.chair.token, &case, re_discuss(&full)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(draft["body"]["follow_up"]["kind"], "re_discuss");
     let outbox_before = c.app.state.store.outbox_messages().await.unwrap().len();
     let (status, err) = c.sign(&c.chair.token, &case).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("session_full"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("session_full")));
     let (_, read) = c.outcome(&c.chair.token, &case).await;
-    assert!(
-        read["current"]["signed_at"].is_null(),
-        "still a draft: {read}"
-    );
+    assert!(read["current"]["signed_at"].is_null(), "still a draft: {read}");
     assert_eq!(read["current"], draft);
-    let (_, shown) = c
-        .app
-        .get(&c.chair.token, &format!("/api/cases/{case}"))
-        .await;
+    let (_, shown) = c.app.get(&c.chair.token, &format!("/api/cases/{case}")).await;
     assert_eq!(shown["state"], "booked");
     assert_eq!(c.booked(&full).await, 1);
     assert_eq!(c.booked(&session).await, 1);
-    assert_eq!(
-        c.app.state.store.outbox_messages().await.unwrap().len(),
-        outbox_before
-    );
+    assert_eq!(c.app.state.store.outbox_messages().await.unwrap().len(), outbox_before);
 
     // A later session with room takes the follow-up case.
-    assert_eq!(
-        c.put_outcome(&c.chair.token, &case, re_discuss(&later))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(c.put_outcome(&c.chair.token, &case, re_discuss(&later)).await.0, StatusCode::OK);
     let (status, signed) = c.sign(&c.chair.token, &case).await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     let follow_up = &signed["follow_up_case"];
@@ -603,21 +479,13 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
     assert_eq!(c.booked(&later).await, 1);
     assert_eq!(c.booked(&session).await, 1, "the original keeps its place");
     let follow_up_id = follow_up["id"].as_str().unwrap();
-    let (status, fetched) = c
-        .app
-        .get(&c.consultant.token, &format!("/api/cases/{follow_up_id}"))
-        .await;
+    let (status, fetched) =
+        c.app.get(&c.consultant.token, &format!("/api/cases/{follow_up_id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["follow_up_of"], json!(case));
-    let (_, agenda) = c
-        .app
-        .get(&c.chair.token, &format!("/api/sessions/{later}"))
-        .await;
+    let (_, agenda) = c.app.get(&c.chair.token, &format!("/api/sessions/{later}")).await;
     assert_eq!(agenda["agenda"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        c.app.state.store.outbox_messages().await.unwrap().len(),
-        outbox_before + 1
-    );
+    assert_eq!(c.app.state.store.outbox_messages().await.unwrap().len(), outbox_before + 1);
 }
 
 async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: Backend) {
@@ -639,9 +507,7 @@ async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: 
     }
     let (status, _) = c.outcome(&c.chair.token, &case).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = c
-        .put_outcome(&c.consultant.token, &case, body.clone())
-        .await;
+    let (status, _) = c.put_outcome(&c.consultant.token, &case, body.clone()).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = c.put_outcome(&c.chair.token, &case, body.clone()).await;
     assert_eq!(status, StatusCode::OK);
@@ -649,19 +515,13 @@ async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: 
     for who in [&c.physio, &c.coordinator, &c.trainee] {
         assert_eq!(c.sign(&who.token, &case).await.0, StatusCode::FORBIDDEN);
     }
-    assert_eq!(
-        c.sign(&c.spinal_chair.token, &case).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(c.sign(&c.spinal_chair.token, &case).await.0, StatusCode::NOT_FOUND);
     assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
 
     // The referrer reads it all; the trainee reads the decisions only.
     let (status, full) = c.outcome(&c.physio.token, &case).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        full["current"]["body"]["management_plan"]["text"],
-        PLAN_TEXT
-    );
+    assert_eq!(full["current"]["body"]["management_plan"]["text"], PLAN_TEXT);
     let res = c
         .app
         .http
@@ -701,10 +561,7 @@ async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: 
     assert_eq!(summary["follow_up"]["kind"], "review");
     assert!(seen["current"]["signed_at"].is_string());
     // Someone who may not see the case is told it does not exist.
-    assert_eq!(
-        c.outcome(&c.spinal_physio.token, &case).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(c.outcome(&c.spinal_physio.token, &case).await.0, StatusCode::NOT_FOUND);
     // Every read was audited.
     let reads = c
         .app
@@ -793,11 +650,7 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
             "invalid_value",
             "follow_up.kind",
         ),
-        (
-            Box::new(|b| b["investigations"] = json!("mri")),
-            "invalid_field",
-            "body",
-        ),
+        (Box::new(|b| b["investigations"] = json!("mri")), "invalid_field", "body"),
         (
             Box::new(|b| {
                 b.as_object_mut().unwrap().remove("management_plan");
@@ -822,28 +675,15 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
     assert!(read["current"].is_null());
     assert_eq!(read["versions"], json!([]));
     let (status, err) = c.sign(&c.chair.token, &case).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("no_draft"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("no_draft")));
     // A withdrawn case takes no outcome.
     let (status, _) = c
         .app
-        .send(
-            reqwest::Method::DELETE,
-            &c.physio.token,
-            &format!("/api/cases/{case}"),
-            None,
-        )
+        .send(reqwest::Method::DELETE, &c.physio.token, &format!("/api/cases/{case}"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, err) = c
-        .put_outcome(&c.chair.token, &case, outcome_body(none()))
-        .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::CONFLICT, Some("invalid_state"))
-    );
+    let (status, err) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_state")));
 }
 
 /// The letter the referrer was sent can be read again in the app (the "my cases" page
@@ -855,12 +695,8 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     let case = c.book(&session, NHS).await;
     let letter = format!("/api/cases/{case}/outcome/letter");
     let (status, err) = c.app.get(&c.physio.token, &letter).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("no_signed_outcome"))
-    );
-    c.put_outcome(&c.chair.token, &case, outcome_body(none()))
-        .await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_signed_outcome")));
+    c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
     let (status, _) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a draft has no letter");
     assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
@@ -868,10 +704,7 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     let (status, body) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
-    assert!(body["subject"]
-        .as_str()
-        .unwrap()
-        .starts_with("MDT outcome: "));
+    assert!(body["subject"].as_str().unwrap().starts_with("MDT outcome: "));
     // Decided today, outside a meeting, for a session a week away: the letter gives the
     // day it was decided, never the scheduled date it had not reached.
     let uk_day = |t: chrono::DateTime<Utc>| {
@@ -881,35 +714,23 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     };
     let subject = body["subject"].as_str().unwrap();
     assert!(subject.contains(&uk_day(Utc::now())), "{subject}");
-    assert!(
-        !subject.contains(&uk_day(Utc::now() + Duration::days(7))),
-        "{subject}"
-    );
+    assert!(!subject.contains(&uk_day(Utc::now() + Duration::days(7))), "{subject}");
     // Everyone who sees the outcome sees who signed it.
     for token in [&c.physio.token, &c.trainee.token, &c.consultant.token] {
         let (status, outcome) = c.outcome(token, &case).await;
         assert_eq!(status, StatusCode::OK, "{outcome}");
-        assert_eq!(
-            outcome["current"]["signed_by_name"], "Dr Test Person",
-            "{outcome}"
-        );
+        assert_eq!(outcome["current"]["signed_by_name"], "Dr Test Person", "{outcome}");
         assert_eq!(outcome["versions"][0]["signed_by_name"], "Dr Test Person");
     }
     let text = body["body"].as_str().unwrap();
-    assert!(
-        text.contains("MRI") && text.contains("Dr Test Person"),
-        "{text}"
-    );
+    assert!(text.contains("MRI") && text.contains("Dr Test Person"), "{text}");
     assert_eq!(c.app.get(&c.chair.token, &letter).await.0, StatusCode::OK);
     let (status, _) = c.app.get(&c.trainee.token, &letter).await;
     assert!(
         status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
         "a trainee reads no letter: {status}"
     );
-    assert_eq!(
-        c.app.get(&c.spinal_physio.token, &letter).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(c.app.get(&c.spinal_physio.token, &letter).await.0, StatusCode::NOT_FOUND);
     let reads = c.app.state.store.audit_events().await.unwrap();
     assert!(
         reads
@@ -922,19 +743,12 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     amended["reason"] = json!("Referral destination recorded wrongly");
     let (status, _) = c
         .app
-        .post(
-            &c.consultant.token,
-            &format!("/api/cases/{case}/outcome/amendments"),
-            amended,
-        )
+        .post(&c.consultant.token, &format!("/api/cases/{case}/outcome/amendments"), amended)
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, body) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(body["version"], 2);
-    assert!(body["subject"]
-        .as_str()
-        .unwrap()
-        .starts_with("Amended MDT outcome: "));
+    assert!(body["subject"].as_str().unwrap().starts_with("Amended MDT outcome: "));
 }
 
 crate::on_both_backends!(

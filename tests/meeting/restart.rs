@@ -45,35 +45,19 @@ fn binary(db: &TestDb) -> Command {
 }
 
 fn start(db: &TestDb) -> Server {
-    let mut child = binary(db)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the server");
+    let mut child =
+        binary(db).arg("serve").stdout(Stdio::piped()).spawn().expect("start the server");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server says where it listens");
-    let base = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim_end_matches('/')
-        .to_string();
+    BufReader::new(stdout).read_line(&mut line).expect("the server says where it listens");
+    let base =
+        line.trim().rsplit(' ').next().expect("an address").trim_end_matches('/').to_string();
     assert!(base.starts_with("http://"), "{line}");
     Server { child, base }
 }
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    let res = http
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());
     res.json().await.unwrap_or(Value::Null)
 }
@@ -91,19 +75,10 @@ async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
 }
 
 async fn join(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    session: &str,
-    last: Option<u64>,
+    http: &reqwest::Client, base: &str, token: &str, session: &str, last: Option<u64>,
 ) -> Ws {
-    let t = post(
-        http,
-        format!("{base}/api/sessions/{session}/live-ticket"),
-        token,
-        json!({}),
-    )
-    .await;
+    let t =
+        post(http, format!("{base}/api/sessions/{session}/live-ticket"), token, json!({})).await;
     let resume = last.map(|s| format!("&last_seq={s}")).unwrap_or_default();
     let url = format!(
         "{}/api/sessions/{session}/live?ticket={}{resume}",
@@ -118,24 +93,13 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
         return;
     };
     let mut add = binary(&db)
-        .args([
-            "user",
-            "add",
-            "--email",
-            "coord@example.org",
-            "--name",
-            "Clinic Coordinator",
-        ])
+        .args(["user", "add", "--email", "coord@example.org", "--name", "Clinic Coordinator"])
         .args(["--role", "coordinator", "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
+    add.stdin.take().unwrap().write_all(PASSWORD.as_bytes()).unwrap();
     assert!(add.wait().unwrap().success());
 
     let http = reqwest::Client::new();
@@ -146,20 +110,11 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
         json!({ "email": email, "name": "Test Person", "role": role,
                 "specialties": ["rheumatology"], "password": PASSWORD })
     };
-    let chair = post(
-        &http,
-        format!("{base}/api/users"),
-        &coord,
-        user("chair@example.org", "consultant"),
-    )
-    .await;
-    post(
-        &http,
-        format!("{base}/api/users"),
-        &coord,
-        user("physio@example.org", "practitioner"),
-    )
-    .await;
+    let chair =
+        post(&http, format!("{base}/api/users"), &coord, user("chair@example.org", "consultant"))
+            .await;
+    post(&http, format!("{base}/api/users"), &coord, user("physio@example.org", "practitioner"))
+        .await;
     let chair_token = login(&http, &base, "chair@example.org").await;
     let physio_token = login(&http, &base, "physio@example.org").await;
     let starts = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
@@ -185,9 +140,7 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
     let mut chair_ws = join(&http, &base, &chair_token, &session, None).await;
     until(&mut chair_ws, "snapshot").await;
     let mut physio_ws = join(&http, &base, &physio_token, &session, None).await;
-    let mut physio_seen = until(&mut physio_ws, "snapshot").await["seq"]
-        .as_u64()
-        .unwrap();
+    let mut physio_seen = until(&mut physio_ws, "snapshot").await["seq"].as_u64().unwrap();
     let mut acked = Vec::new();
     for (id, cmd) in [
         ("o", json!({ "kind": "open_meeting" })),
@@ -224,14 +177,8 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
     };
     assert_eq!(put(&snap_cases[0]).await.unwrap().status(), StatusCode::OK);
     let drafted = until(&mut chair_ws, "outcome_drafted").await;
-    assert_eq!(
-        drafted["event"]["summary"]["investigations"][0]["kind"],
-        "mri"
-    );
-    assert!(
-        !drafted.to_string().contains("Methotrexate"),
-        "no free text in events"
-    );
+    assert_eq!(drafted["event"]["summary"]["investigations"][0]["kind"], "mri");
+    assert!(!drafted.to_string().contains("Methotrexate"), "no free text in events");
     post(
         &http,
         format!("{base}/api/cases/{}/outcome/sign", snap_cases[0]),
@@ -264,12 +211,8 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
     let mut chair_ws = join(&http, &base, &chair_token, &session, None).await;
     let snap = until(&mut chair_ws, "snapshot").await;
     assert_eq!(snap["session"]["state"], "live");
-    let states: Vec<&str> = snap["agenda"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["state"].as_str().unwrap())
-        .collect();
+    let states: Vec<&str> =
+        snap["agenda"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["outcome_signed", "in_discussion", "booked"]);
     let stored: Value = http
         .get(format!("{base}/api/cases/{}/outcome", snap_cases[0]))
@@ -301,11 +244,7 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
     while expected <= next_seq {
         let m = recv(&mut physio_ws).await;
         if m["type"] == "event" {
-            assert_eq!(
-                m["seq"].as_u64().unwrap(),
-                expected,
-                "in order, no gap: {m}"
-            );
+            assert_eq!(m["seq"].as_u64().unwrap(), expected, "in order, no gap: {m}");
             expected += 1;
         }
     }
@@ -321,10 +260,7 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
     for seq in acked {
         assert!(seqs.contains(&seq));
     }
-    assert_eq!(
-        events[acked_index(&events, "o")].body.kind(),
-        "meeting_opened"
-    );
+    assert_eq!(events[acked_index(&events, "o")].body.kind(), "meeting_opened");
     drop(server);
 }
 

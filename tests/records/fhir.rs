@@ -105,11 +105,7 @@ impl Clinic {
     async fn sign(&self, case: &str) {
         let (status, out) = self
             .app
-            .post(
-                &self.chair.token,
-                &format!("/api/cases/{case}/outcome/sign"),
-                json!({}),
-            )
+            .post(&self.chair.token, &format!("/api/cases/{case}/outcome/sign"), json!({}))
             .await;
         assert_eq!(status, StatusCode::OK, "{out}");
     }
@@ -131,11 +127,7 @@ impl Clinic {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        (
-            status,
-            content_type,
-            res.json().await.unwrap_or(Value::Null),
-        )
+        (status, content_type, res.json().await.unwrap_or(Value::Null))
     }
 
     async fn audit_search(&self, token: &str, body: Value) -> (StatusCode, Value) {
@@ -187,18 +179,10 @@ const ENCOUNTER_STATUS: &[&str] = &[
     "unknown",
 ];
 /// v3 ActEncounterCode, the R4 binding of `Encounter.class`.
-const ENCOUNTER_CLASS: &[&str] = &[
-    "AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC", "OBSENC", "PRENC", "SS", "VR",
-];
-const REQUEST_STATUS: &[&str] = &[
-    "draft",
-    "active",
-    "on-hold",
-    "revoked",
-    "completed",
-    "entered-in-error",
-    "unknown",
-];
+const ENCOUNTER_CLASS: &[&str] =
+    &["AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC", "OBSENC", "PRENC", "SS", "VR"];
+const REQUEST_STATUS: &[&str] =
+    &["draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"];
 const REQUEST_INTENT: &[&str] = &[
     "proposal",
     "plan",
@@ -261,22 +245,14 @@ fn validate(bundle: &Value) -> HashMap<String, Vec<Value>> {
         let resource = &entry["resource"];
         let kind = resource["resourceType"].as_str().expect("resourceType");
         assert_eq!(resource["id"], id, "id matches fullUrl");
-        assert!(
-            by_url.insert(url.to_string(), resource).is_none(),
-            "fullUrl unique"
-        );
-        by_type
-            .entry(kind.to_string())
-            .or_default()
-            .push(resource.clone());
+        assert!(by_url.insert(url.to_string(), resource).is_none(), "fullUrl unique");
+        by_type.entry(kind.to_string()).or_default().push(resource.clone());
     }
     // Every reference resolves, to a resource of the kind its element expects.
     let mut refs = Vec::new();
     references(bundle, "", &mut refs);
     for (key, r) in &refs {
-        let target = by_url
-            .get(*r)
-            .unwrap_or_else(|| panic!("{key} → {r} does not resolve"));
+        let target = by_url.get(*r).unwrap_or_else(|| panic!("{key} → {r} does not resolve"));
         let expected = match key.as_str() {
             "subject" => Some("Patient"),
             "encounter" => Some("Encounter"),
@@ -293,12 +269,8 @@ fn validate(bundle: &Value) -> HashMap<String, Vec<Value>> {
     let patients = &by_type["Patient"];
     assert_eq!(patients.len(), 1);
     let p = &patients[0];
-    let nhs: Vec<&Value> = p["identifier"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["system"] == NHS_SYSTEM)
-        .collect();
+    let nhs: Vec<&Value> =
+        p["identifier"].as_array().unwrap().iter().filter(|i| i["system"] == NHS_SYSTEM).collect();
     assert_eq!(nhs.len(), 1);
     let value = nhs[0]["value"].as_str().unwrap();
     assert!(value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()));
@@ -310,10 +282,7 @@ fn validate(bundle: &Value) -> HashMap<String, Vec<Value>> {
 
     for e in &by_type["Encounter"] {
         in_set(&e["status"], ENCOUNTER_STATUS, "Encounter.status");
-        assert_eq!(
-            e["class"]["system"],
-            "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-        );
+        assert_eq!(e["class"]["system"], "http://terminology.hl7.org/CodeSystem/v3-ActCode");
         in_set(&e["class"]["code"], ENCOUNTER_CLASS, "Encounter.class");
         assert!(e["subject"]["reference"].is_string());
     }
@@ -321,20 +290,13 @@ fn validate(bundle: &Value) -> HashMap<String, Vec<Value>> {
         in_set(&r["status"], REQUEST_STATUS, "ServiceRequest.status");
         in_set(&r["intent"], REQUEST_INTENT, "ServiceRequest.intent");
         in_set(&r["priority"], REQUEST_PRIORITY, "ServiceRequest.priority");
-        assert!(
-            r["subject"]["reference"].is_string(),
-            "ServiceRequest.subject"
-        );
+        assert!(r["subject"]["reference"].is_string(), "ServiceRequest.subject");
         let codings = r["code"]["coding"].as_array().expect("ServiceRequest.code");
         assert!(!codings.is_empty());
         for c in codings {
             assert!(c["system"].is_string() && c["code"].is_string());
             if c["system"] == SNOMED {
-                assert!(c["code"]
-                    .as_str()
-                    .unwrap()
-                    .bytes()
-                    .all(|b| b.is_ascii_digit()));
+                assert!(c["code"].as_str().unwrap().bytes().all(|b| b.is_ascii_digit()));
             }
         }
     }
@@ -380,10 +342,7 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     // No outcome yet: Patient, GP practice and a planned Encounter; no orders.
     let (status, content_type, bundle) = c.fhir(&c.chair.token, &case).await;
     assert_eq!(status, StatusCode::OK, "{bundle}");
-    assert!(
-        content_type.starts_with("application/fhir+json"),
-        "{content_type}"
-    );
+    assert!(content_type.starts_with("application/fhir+json"), "{content_type}");
     let r = validate(&bundle);
     assert_eq!(r["Encounter"][0]["status"], "planned");
     assert!(!r.contains_key("ServiceRequest") && !r.contains_key("CarePlan"));
@@ -404,40 +363,26 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     let r = validate(&bundle);
     let p = &r["Patient"][0];
     assert_eq!(p["identifier"][0]["value"], NHS);
-    assert_eq!(
-        (&p["gender"], &p["birthDate"]),
-        (&json!("female"), &json!("1978-05-17"))
-    );
+    assert_eq!((&p["gender"], &p["birthDate"]), (&json!("female"), &json!("1978-05-17")));
     assert_eq!(p["name"][0]["family"], "Quibble");
     assert_eq!(r["Organization"][0]["identifier"][0]["value"], "A81001");
     let e = &r["Encounter"][0];
-    assert_eq!(
-        (&e["status"], &e["class"]["code"]),
-        (&json!("finished"), &json!("VR"))
-    );
+    assert_eq!((&e["status"], &e["class"]["code"]), (&json!("finished"), &json!("VR")));
     let orders = &r["ServiceRequest"];
-    assert!(orders
-        .iter()
-        .all(|s| s["status"] == "active" && s["intent"] == "order"));
+    assert!(orders.iter().all(|s| s["status"] == "active" && s["intent"] == "order"));
     assert_eq!(codes(&orders[0], SNOMED), ["113091000"]);
     assert_eq!(orders[0]["priority"], "urgent");
     assert_eq!(codes(&orders[1], SNOMED), ["396550006"]);
     // No confirmed SNOMED concept for nerve conduction: the service's own code only.
     assert!(codes(&orders[2], SNOMED).is_empty());
     assert_eq!(
-        codes(
-            &orders[2],
-            "https://mdt-coordinator.example/fhir/CodeSystem/investigation-kind"
-        ),
+        codes(&orders[2], "https://mdt-coordinator.example/fhir/CodeSystem/investigation-kind"),
         ["nerve_conduction"]
     );
     assert_eq!(codes(&orders[3], SNOMED), ["306170007"]);
     assert_eq!(orders[4]["priority"], "urgent");
     let plan = &r["CarePlan"][0];
-    assert_eq!(
-        (&plan["status"], &plan["intent"]),
-        (&json!("active"), &json!("plan"))
-    );
+    assert_eq!((&plan["status"], &plan["intent"]), (&json!("active"), &json!("plan")));
     assert_eq!(plan["description"], "Graded exercise; taper codeine");
     assert_eq!(r["Practitioner"].len(), 1);
     assert_eq!(
@@ -454,14 +399,8 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     let mut amended = outcome();
     amended["investigations"] = json!([{ "kind": "ct", "urgency": "routine" }]);
     amended["reason"] = json!("CT rather than MRI: pacemaker");
-    let (status, out) = c
-        .app
-        .post(
-            &c.chair.token,
-            &format!("/api/cases/{case}/outcome/amendments"),
-            amended,
-        )
-        .await;
+    let (status, out) =
+        c.app.post(&c.chair.token, &format!("/api/cases/{case}/outcome/amendments"), amended).await;
     assert_eq!(status, StatusCode::CREATED, "{out}");
     let (_, _, bundle) = c.fhir(&c.chair.token, &case).await;
     let r = validate(&bundle);
@@ -493,9 +432,7 @@ async fn fhir_export_only_for_identified_viewers(backend: Backend) {
         let (status, _, body) = c.fhir(token, &other).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
-    let (status, _, _) = c
-        .fhir(&c.chair.token, &uuid::Uuid::new_v4().to_string())
-        .await;
+    let (status, _, _) = c.fhir(&c.chair.token, &uuid::Uuid::new_v4().to_string()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = c.fhir("not-a-token", &case).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -513,41 +450,20 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
     let b = c.book(&first, OTHER_NHS).await;
     let started = Utc::now();
     // The chair reads one of A's cases and exports the other; then B's case.
-    assert_eq!(
-        c.app
-            .get(&c.chair.token, &format!("/api/cases/{a1}"))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(c.app.get(&c.chair.token, &format!("/api/cases/{a1}")).await.0, StatusCode::OK);
     assert_eq!(c.fhir(&c.chair.token, &a2).await.0, StatusCode::OK);
-    assert_eq!(
-        c.app
-            .get(&c.chair.token, &format!("/api/cases/{b}"))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(c.app.get(&c.chair.token, &format!("/api/cases/{b}")).await.0, StatusCode::OK);
 
     // Patient A's trail: the bookings, the read and the export, nothing about B.
-    let (status, body) = c
-        .audit_search(
-            &c.coordinator.token,
-            json!({ "nhs_number": "943 476 5919" }),
-        )
-        .await;
+    let (status, body) =
+        c.audit_search(&c.coordinator.token, json!({ "nhs_number": "943 476 5919" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["cases"], json!([a1, a2]));
     assert_eq!(body["next"], Value::Null);
     let events = body["events"].as_array().unwrap();
     let seen: HashSet<(&str, &str)> = events
         .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap(),
-                e["record_id"].as_str().unwrap(),
-            )
-        })
+        .map(|e| (e["action"].as_str().unwrap(), e["record_id"].as_str().unwrap()))
         .collect();
     for expected in [
         ("case_booked", a1.as_str()),
@@ -555,14 +471,9 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
         ("case_read", a1.as_str()),
         ("case_exported", a2.as_str()),
     ] {
-        assert!(
-            seen.contains(&expected),
-            "{expected:?} missing from {seen:?}"
-        );
+        assert!(seen.contains(&expected), "{expected:?} missing from {seen:?}");
     }
-    assert!(events
-        .iter()
-        .all(|e| e["record_id"] == json!(a1) || e["record_id"] == json!(a2)));
+    assert!(events.iter().all(|e| e["record_id"] == json!(a1) || e["record_id"] == json!(a2)));
     assert!(events.iter().any(|e| e["actor_id"] == json!(c.chair.id)));
     assert!(events[0]["details"].is_object());
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
@@ -588,19 +499,12 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
             json!({ "nhs_number": NHS, "to": started.to_rfc3339(), "from": (started - Duration::days(1)).to_rfc3339() }),
         )
         .await;
-    assert!(empty["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["action"] == "case_booked"));
+    assert!(empty["events"].as_array().unwrap().iter().all(|e| e["action"] == "case_booked"));
 
     // A user's trail by GET, paged two at a time until `next` is null.
     let chair_all = c
         .app
-        .get(
-            &c.coordinator.token,
-            &format!("/api/audit?user_id={}&limit=1000", c.chair.id),
-        )
+        .get(&c.coordinator.token, &format!("/api/audit?user_id={}&limit=1000", c.chair.id))
         .await;
     assert_eq!(chair_all.0, StatusCode::OK, "{}", chair_all.1);
     let all: Vec<i64> = chair_all.1["events"]
@@ -653,10 +557,7 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let attachment = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let attachment = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let res = c
         .app
         .http
@@ -676,12 +577,7 @@ async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap(),
-                e["record_id"].as_str().unwrap(),
-            )
-        })
+        .map(|e| (e["action"].as_str().unwrap(), e["record_id"].as_str().unwrap()))
         .collect();
     assert_eq!(
         got,
@@ -706,14 +602,9 @@ async fn audit_queries_refuse_bad_requests(backend: Backend) {
     let co = &c.coordinator.token;
     // Coordinators only.
     for token in [&c.chair.token, &c.physio.token, &c.trainee.token] {
-        let (status, _) = c
-            .audit_search(token, json!({ "user_id": c.chair.id }))
-            .await;
+        let (status, _) = c.audit_search(token, json!({ "user_id": c.chair.id })).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = c
-            .app
-            .get(token, &format!("/api/audit?user_id={}", c.chair.id))
-            .await;
+        let (status, _) = c.app.get(token, &format!("/api/audit?user_id={}", c.chair.id)).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     // No NHS number in a URL, ever.
@@ -724,28 +615,13 @@ async fn audit_queries_refuse_bad_requests(backend: Backend) {
     );
     let refusals = [
         (json!({}), "subject_required"),
-        (
-            json!({ "nhs_number": NHS, "user_id": c.chair.id }),
-            "one_subject_only",
-        ),
+        (json!({ "nhs_number": NHS, "user_id": c.chair.id }), "one_subject_only"),
         (json!({ "nhs_number": "9434765918" }), "invalid_nhs_number"),
         (json!({ "user_id": "chair" }), "invalid_value"),
-        (
-            json!({ "user_id": c.chair.id, "limit": 1001 }),
-            "invalid_value",
-        ),
-        (
-            json!({ "user_id": c.chair.id, "limit": 0 }),
-            "invalid_value",
-        ),
-        (
-            json!({ "user_id": c.chair.id, "after": -1 }),
-            "invalid_value",
-        ),
-        (
-            json!({ "user_id": c.chair.id, "from": "yesterday" }),
-            "invalid_time",
-        ),
+        (json!({ "user_id": c.chair.id, "limit": 1001 }), "invalid_value"),
+        (json!({ "user_id": c.chair.id, "limit": 0 }), "invalid_value"),
+        (json!({ "user_id": c.chair.id, "after": -1 }), "invalid_value"),
+        (json!({ "user_id": c.chair.id, "from": "yesterday" }), "invalid_time"),
         (
             json!({ "user_id": c.chair.id, "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z" }),
             "invalid_time_window",
@@ -776,10 +652,7 @@ async fn audit_verify_endpoint_finds_a_tampered_row(backend: Backend) {
     let c = Clinic::open(backend).await;
     let (status, _) = c.app.get(&c.chair.token, "/api/admin/audit/verify").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, report) = c
-        .app
-        .get(&c.coordinator.token, "/api/admin/audit/verify")
-        .await;
+    let (status, report) = c.app.get(&c.coordinator.token, "/api/admin/audit/verify").await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["ok"], true);
     assert!(report["length"].as_u64().unwrap() >= 5, "{report}");
@@ -801,15 +674,9 @@ async fn audit_verify_endpoint_finds_a_tampered_row(backend: Backend) {
         .raw("UPDATE audit_events SET action = 'nothing_happened' WHERE seq = 2")
         .await
         .unwrap();
-    let (status, report) = c
-        .app
-        .get(&c.coordinator.token, "/api/admin/audit/verify")
-        .await;
+    let (status, report) = c.app.get(&c.coordinator.token, "/api/admin/audit/verify").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        (&report["ok"], &report["broken_at"]),
-        (&json!(false), &json!(2))
-    );
+    assert_eq!((&report["ok"], &report["broken_at"]), (&json!(false), &json!(2)));
 }
 
 crate::on_both_backends!(

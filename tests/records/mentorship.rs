@@ -62,14 +62,8 @@ impl Service {
                 "spinal",
             )
             .await,
-            spine: account(
-                &app,
-                "spine@example.org",
-                "Dr Sam Spine",
-                Role::Consultant,
-                "spinal",
-            )
-            .await,
+            spine: account(&app, "spine@example.org", "Dr Sam Spine", Role::Consultant, "spinal")
+                .await,
             spine2: account(
                 &app,
                 "spine2@example.org",
@@ -78,22 +72,9 @@ impl Service {
                 "spinal",
             )
             .await,
-            pain: account(
-                &app,
-                "pain@example.org",
-                "Dr Pat Payne",
-                Role::Consultant,
-                "pain",
-            )
-            .await,
-            esp: account(
-                &app,
-                "esp@example.org",
-                "Ellis Physio",
-                Role::Practitioner,
-                "spinal",
-            )
-            .await,
+            pain: account(&app, "pain@example.org", "Dr Pat Payne", Role::Consultant, "pain").await,
+            esp: account(&app, "esp@example.org", "Ellis Physio", Role::Practitioner, "spinal")
+                .await,
             pain_esp: account(
                 &app,
                 "pain-esp@example.org",
@@ -115,13 +96,7 @@ impl Service {
     }
 
     async fn contract(
-        &self,
-        who: &Account,
-        arm: &str,
-        mpw: i64,
-        wpy: i64,
-        starts: &str,
-        ends: Option<&str>,
+        &self, who: &Account, arm: &str, mpw: i64, wpy: i64, starts: &str, ends: Option<&str>,
     ) -> String {
         let (status, body) = self
             .app
@@ -140,14 +115,8 @@ impl Service {
     /// fields, in the order the tables below read best.)
     #[allow(clippy::too_many_arguments)]
     async fn log(
-        &self,
-        who: &Account,
-        on: &str,
-        minutes: i64,
-        kind: &str,
-        mentees: &[&Account],
-        cases: &[&str],
-        arm: Option<&str>,
+        &self, who: &Account, on: &str, minutes: i64, kind: &str, mentees: &[&Account],
+        cases: &[&str], arm: Option<&str>,
     ) -> Value {
         let (status, body) = self
             .app
@@ -163,11 +132,7 @@ impl Service {
 
     /// A session of `arm` starting `days` from now, chaired by `chair`.
     async fn session(
-        &self,
-        arm: &str,
-        chair: &Account,
-        days: i64,
-        teaching: bool,
+        &self, arm: &str, chair: &Account, days: i64, teaching: bool,
     ) -> (String, DateTime<Utc>) {
         let starts_at = (Utc::now() + Duration::days(days)).trunc_subsecs(0);
         let (status, body) = self
@@ -222,22 +187,14 @@ impl Service {
     }
 
     async fn log_count(&self) -> usize {
-        let (status, body) = self
-            .app
-            .get(&self.coordinator.token, "/api/mentorship/logs")
-            .await;
+        let (status, body) = self.app.get(&self.coordinator.token, "/api/mentorship/logs").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body.as_array().unwrap().len()
     }
 }
 
 fn log_body(
-    who: &Account,
-    on: &str,
-    minutes: i64,
-    kind: &str,
-    mentees: &[&Account],
-    cases: &[&str],
+    who: &Account, on: &str, minutes: i64, kind: &str, mentees: &[&Account], cases: &[&str],
     arm: Option<&str>,
 ) -> Value {
     json!({
@@ -273,19 +230,13 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     let s = Service::open(backend).await;
     // Contracts. Contracted minutes = minutes/week × weeks/year × days in window / 364.
     // Spinal, 60 min/week, 52 weeks, running all quarter: 60 × 52 × 91 / 364 = 780.
-    let c_spine = s
-        .contract(&s.spine, "spinal", 60, 52, "2025-01-01", None)
-        .await;
+    let c_spine = s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
     // Pain, 60 min/week, 42 weeks (pain mentoring pauses 10 weeks a year), all quarter:
     // 60 × 42 × 91 / 364 = 630.
-    let c_pain = s
-        .contract(&s.pain, "pain", 60, 42, "2025-01-01", Some("2025-12-31"))
-        .await;
+    let c_pain = s.contract(&s.pain, "pain", 60, 42, "2025-01-01", Some("2025-12-31")).await;
     // Spinal, 90 min/week, 52 weeks, starting 16 June: 15 days of the quarter
     // (16–30 June): 90 × 52 × 15 / 364 = 192.86, rounded to 193.
-    let c_spine2 = s
-        .contract(&s.spine2, "spinal", 90, 52, "2025-06-16", None)
-        .await;
+    let c_spine2 = s.contract(&s.spine2, "spinal", 90, 52, "2025-06-16", None).await;
 
     // Cases (booked into future sessions; their flags are seeded on past days).
     let (spinal_session, _) = s.session("spinal", &s.spine, 7, false).await;
@@ -303,114 +254,34 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     s.flag_on(&d, &s.esp, "2025-06-01").await; // discussed 1 July, after the quarter: open, 29 days
     s.flag_on(&p, &s.pain_esp, "2025-06-20").await; // pain arm, open: 10 days
                                                     // Flagged today through the API: after the quarter, so not on its backlog.
-    let (status, flag) = s
-        .app
-        .post(
-            &s.esp.token,
-            &format!("/api/cases/{e}/mentorship-flag"),
-            json!({}),
-        )
-        .await;
+    let (status, flag) =
+        s.app.post(&s.esp.token, &format!("/api/cases/{e}/mentorship-flag"), json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{flag}");
     assert_eq!(flag["specialty"], "spinal");
-    let (status, _) = s
-        .app
-        .post(
-            &s.esp.token,
-            &format!("/api/cases/{e}/mentorship-flag"),
-            json!({}),
-        )
-        .await;
+    let (status, _) =
+        s.app.post(&s.esp.token, &format!("/api/cases/{e}/mentorship-flag"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "flagging twice changes nothing");
 
     // Logs. Sam Spine (spinal contract only, so the arm may be left out):
-    s.log(
-        &s.spine,
-        "2025-03-31",
-        30,
-        "case_review",
-        &[&s.esp],
-        &[],
-        None,
-    )
-    .await; // before the quarter
-    let first = s
-        .log(
-            &s.spine,
-            "2025-04-07",
-            60,
-            "case_review",
-            &[&s.esp],
-            &[&a],
-            None,
-        )
-        .await; // 60
+    s.log(&s.spine, "2025-03-31", 30, "case_review", &[&s.esp], &[], None).await; // before the quarter
+    let first = s.log(&s.spine, "2025-04-07", 60, "case_review", &[&s.esp], &[&a], None).await; // 60
     assert_eq!(first["unflagged_case_ids"], json!([a]));
     assert_eq!(first["specialty"], "spinal");
-    s.log(
-        &s.spine,
-        "2025-05-12",
-        90,
-        "joint_assessment",
-        &[&s.esp, &s.trainee],
-        &[&a],
-        None,
-    )
-    .await; // 90
-    s.log(
-        &s.spine,
-        "2025-06-30",
-        45,
-        "teaching",
-        &[&s.trainee],
-        &[],
-        None,
-    )
-    .await; // 45: last day counts
-    s.log(
-        &s.spine,
-        "2025-07-01",
-        120,
-        "case_review",
-        &[&s.esp],
-        &[&d],
-        None,
-    )
-    .await; // after the quarter
-            // Pat Payne, pain: 3 × 60 = 180.
+    s.log(&s.spine, "2025-05-12", 90, "joint_assessment", &[&s.esp, &s.trainee], &[&a], None).await; // 90
+    s.log(&s.spine, "2025-06-30", 45, "teaching", &[&s.trainee], &[], None).await; // 45: last day counts
+    s.log(&s.spine, "2025-07-01", 120, "case_review", &[&s.esp], &[&d], None).await; // after the quarter
+                                                                                     // Pat Payne, pain: 3 × 60 = 180.
     for on in ["2025-04-14", "2025-05-19", "2025-06-23"] {
-        s.log(&s.pain, on, 60, "case_review", &[&s.pain_esp], &[], None)
-            .await;
+        s.log(&s.pain, on, 60, "case_review", &[&s.pain_esp], &[], None).await;
     }
     // Nia Newton: 60 minutes on 10 June, before her contract began (the arm must then be
     // named, and it counts towards no contract), and 240 on 20 June.
-    s.log(
-        &s.spine2,
-        "2025-06-10",
-        60,
-        "teaching",
-        &[&s.trainee],
-        &[],
-        Some("spinal"),
-    )
-    .await;
-    s.log(
-        &s.spine2,
-        "2025-06-20",
-        240,
-        "joint_assessment",
-        &[&s.esp],
-        &[],
-        None,
-    )
-    .await;
+    s.log(&s.spine2, "2025-06-10", 60, "teaching", &[&s.trainee], &[], Some("spinal")).await;
+    s.log(&s.spine2, "2025-06-20", 240, "joint_assessment", &[&s.esp], &[], None).await;
 
     let (status, summary) = s
         .app
-        .get(
-            &s.coordinator.token,
-            &format!("/api/mentorship/summary?from={FROM}&to={TO}"),
-        )
+        .get(&s.coordinator.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}"))
         .await;
     assert_eq!(status, StatusCode::OK, "{summary}");
     assert_eq!(summary.as_array().unwrap().len(), 3, "{summary}");
@@ -443,10 +314,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     // delivered 90, backlog b (51 days) and c (11 days); Nia's contract had not begun.
     let (_, may) = s
         .app
-        .get(
-            &s.coordinator.token,
-            "/api/mentorship/summary?from=2025-05-01&to=2025-05-31",
-        )
+        .get(&s.coordinator.token, "/api/mentorship/summary?from=2025-05-01&to=2025-05-31")
         .await;
     assert_eq!(may.as_array().unwrap().len(), 2, "{may}");
     let spine = row(&may, &c_spine);
@@ -462,37 +330,21 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     assert_eq!(pain["oldest_backlog_days"], Value::Null);
 
     // A consultant sees their own contracts only; mentees see no summary.
-    let (status, own) = s
-        .app
-        .get(
-            &s.spine.token,
-            &format!("/api/mentorship/summary?from={FROM}&to={TO}"),
-        )
-        .await;
+    let (status, own) =
+        s.app.get(&s.spine.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(own.as_array().unwrap().len(), 1);
     assert_eq!(own[0]["contract_id"], c_spine.as_str());
     assert_eq!(own[0]["delivered_minutes"], 195);
-    let (status, _) = s
-        .app
-        .get(
-            &s.esp.token,
-            &format!("/api/mentorship/summary?from={FROM}&to={TO}"),
-        )
-        .await;
+    let (status, _) =
+        s.app.get(&s.esp.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, contracts) = s
-        .app
-        .get(&s.coordinator.token, "/api/mentorship/contracts")
-        .await;
+    let (_, contracts) = s.app.get(&s.coordinator.token, "/api/mentorship/contracts").await;
     assert_eq!(contracts.as_array().unwrap().len(), 3);
     let (_, contracts) = s.app.get(&s.pain.token, "/api/mentorship/contracts").await;
     assert_eq!(contracts.as_array().unwrap().len(), 1);
     assert_eq!(contracts[0]["weeks_per_year"], 42);
-    let (status, _) = s
-        .app
-        .get(&s.trainee.token, "/api/mentorship/contracts")
-        .await;
+    let (status, _) = s.app.get(&s.trainee.token, "/api/mentorship/contracts").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // An overlapping second spinal contract for the same consultant is refused.
     let (status, body) = s
@@ -504,41 +356,25 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
                     "weeks_per_year": 52, "starts_on": "2025-06-01", "ends_on": null }),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("contract_overlaps"))
-    );
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("contract_overlaps")));
 }
 
 async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Backend) {
     let s = Service::open(backend).await;
-    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None)
-        .await;
+    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
     let (session, _) = s.session("spinal", &s.spine, 7, false).await;
     let case = s.book(&s.esp, &session, NHS[0]).await;
-    let (status, _) = s
-        .app
-        .post(
-            &s.spine.token,
-            &format!("/api/cases/{case}/mentorship-flag"),
-            json!({}),
-        )
-        .await;
+    let (status, _) =
+        s.app.post(&s.spine.token, &format!("/api/cases/{case}/mentorship-flag"), json!({})).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, flag) = s
-        .app
-        .get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"))
-        .await;
+    let (status, flag) =
+        s.app.get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(flag["flagged"], true);
     // A trainee may not flag, and a practitioner cannot even see another's case.
     let (status, _) = s
         .app
-        .post(
-            &s.pain_esp.token,
-            &format!("/api/cases/{case}/mentorship-flag"),
-            json!({}),
-        )
+        .post(&s.pain_esp.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -570,53 +406,26 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         "{err:?}"
     );
     assert_eq!(s.log_count().await, 0);
-    assert!(store
-        .mentorship_flag(case.parse().unwrap())
-        .await
-        .unwrap()
-        .is_some());
+    assert!(store.mentorship_flag(case.parse().unwrap()).await.unwrap().is_some());
 
     // Through the API the log and the unflagging commit together.
     let audit_before = store.audit_events().await.unwrap().len();
     let today = clinic_date(Utc::now()).to_string();
-    let log = s
-        .log(
-            &s.spine,
-            &today,
-            30,
-            "case_review",
-            &[&s.esp],
-            &[&case],
-            None,
-        )
-        .await;
+    let log = s.log(&s.spine, &today, 30, "case_review", &[&s.esp], &[&case], None).await;
     assert_eq!(log["unflagged_case_ids"], json!([case]));
     // No open flag is an ordinary answer, not a 404.
-    let (status, body) = s
-        .app
-        .get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"))
-        .await;
+    let (status, body) =
+        s.app.get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "case_id": case, "flagged": false }));
-    let flag = store
-        .mentorship_backlog(clinic_date(Utc::now()))
-        .await
-        .unwrap();
+    let flag = store.mentorship_backlog(clinic_date(Utc::now())).await.unwrap();
     assert!(flag.is_empty(), "{flag:?}");
     // Audited: the log and the case it discussed.
     let audit = store.audit_events().await.unwrap();
-    let new: Vec<_> = audit[audit_before..]
-        .iter()
-        .map(|e| (e.action.as_str(), e.record_id.clone()))
-        .collect();
-    assert!(
-        new.contains(&("mentorship_logged", log["id"].as_str().map(String::from))),
-        "{new:?}"
-    );
-    assert!(
-        new.contains(&("case_mentorship_discussed", Some(case.clone()))),
-        "{new:?}"
-    );
+    let new: Vec<_> =
+        audit[audit_before..].iter().map(|e| (e.action.as_str(), e.record_id.clone())).collect();
+    assert!(new.contains(&("mentorship_logged", log["id"].as_str().map(String::from))), "{new:?}");
+    assert!(new.contains(&("case_mentorship_discussed", Some(case.clone()))), "{new:?}");
     // Unflagging a case that is not flagged says so; flag and unflag again.
     let (status, body) = s
         .app
@@ -627,17 +436,10 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
             None,
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_flagged"))
-    );
+    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_flagged")));
     let (status, _) = s
         .app
-        .post(
-            &s.coordinator.token,
-            &format!("/api/cases/{case}/mentorship-flag"),
-            json!({}),
-        )
+        .post(&s.coordinator.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = s
@@ -649,66 +451,25 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
             None,
         )
         .await;
-    assert_eq!(
-        (status, body["flagged"].as_bool()),
-        (StatusCode::OK, Some(false))
-    );
+    assert_eq!((status, body["flagged"].as_bool()), (StatusCode::OK, Some(false)));
     let (status, _) = s
         .app
-        .post(
-            &s.trainee.token,
-            &format!("/api/cases/{case}/mentorship-flag"),
-            json!({}),
-        )
+        .post(&s.trainee.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
         .await;
-    assert_eq!(
-        status,
-        StatusCode::NOT_FOUND,
-        "trainees do not see non-teaching cases"
-    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "trainees do not see non-teaching cases");
 }
 
 async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     let s = Service::open(backend).await;
-    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None)
-        .await;
-    s.contract(&s.pain, "pain", 60, 42, "2025-01-01", None)
-        .await;
+    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
+    s.contract(&s.pain, "pain", 60, 42, "2025-01-01", None).await;
     let (session, _) = s.session("spinal", &s.spine, 7, false).await;
     let case = s.book(&s.esp, &session, NHS[0]).await;
-    let to_esp = s
-        .log(
-            &s.spine,
-            "2025-05-01",
-            60,
-            "case_review",
-            &[&s.esp],
-            &[&case],
-            None,
-        )
-        .await;
-    let to_trainee = s
-        .log(
-            &s.spine,
-            "2025-05-08",
-            45,
-            "teaching",
-            &[&s.trainee],
-            &[&case],
-            None,
-        )
-        .await;
-    let pain_log = s
-        .log(
-            &s.pain,
-            "2025-05-02",
-            30,
-            "joint_assessment",
-            &[&s.pain_esp],
-            &[],
-            None,
-        )
-        .await;
+    let to_esp = s.log(&s.spine, "2025-05-01", 60, "case_review", &[&s.esp], &[&case], None).await;
+    let to_trainee =
+        s.log(&s.spine, "2025-05-08", 45, "teaching", &[&s.trainee], &[&case], None).await;
+    let pain_log =
+        s.log(&s.pain, "2025-05-02", 30, "joint_assessment", &[&s.pain_esp], &[], None).await;
 
     // Consultants log only their own mentorship; no one else logs at all.
     for (who, consultant) in [
@@ -717,15 +478,7 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
         (&s.esp, &s.spine),
         (&s.trainee, &s.spine),
     ] {
-        let body = log_body(
-            consultant,
-            "2025-05-03",
-            30,
-            "case_review",
-            &[&s.esp],
-            &[],
-            None,
-        );
+        let body = log_body(consultant, "2025-05-03", 30, "case_review", &[&s.esp], &[], None);
         let (status, res) = s.app.post(&who.token, "/api/mentorship/logs", body).await;
         assert_eq!(
             (status, res["code"].as_str()),
@@ -736,11 +489,7 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     assert_eq!(s.log_count().await, 3);
 
     let ids = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["id"].as_str().unwrap().to_string())
-            .collect()
+        v.as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect()
     };
     let id = |v: &Value| v["id"].as_str().unwrap().to_string();
     // Mentees see the logs they are in.
@@ -753,10 +502,7 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     assert_eq!(ids(&trainee_logs), [id(&to_trainee)]);
     // The trainee's log shows its case de-identified only.
     assert_no_identifiers(&trainee_logs.to_string());
-    assert!(trainee_logs[0]["cases"][0]["label"]
-        .as_str()
-        .unwrap()
-        .starts_with("Case 1 · F · "));
+    assert!(trainee_logs[0]["cases"][0]["label"].as_str().unwrap().starts_with("Case 1 · F · "));
     // The referrer sees their own case in full.
     assert_eq!(esp_logs[0]["cases"][0]["patient"]["nhs_number"], NHS[0]);
     // Consultants see the logs they gave; coordinators see all, filtered by date.
@@ -764,25 +510,14 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     assert_eq!(ids(&spine_logs), [id(&to_esp), id(&to_trainee)]);
     let (_, pain_logs) = s.app.get(&s.pain.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&pain_logs), [id(&pain_log)]);
-    let (_, all) = s
-        .app
-        .get(&s.coordinator.token, "/api/mentorship/logs")
-        .await;
+    let (_, all) = s.app.get(&s.coordinator.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&all), [id(&to_esp), id(&pain_log), id(&to_trainee)]);
-    let (_, first_days) = s
-        .app
-        .get(
-            &s.coordinator.token,
-            "/api/mentorship/logs?from=2025-05-01&to=2025-05-02",
-        )
-        .await;
+    let (_, first_days) =
+        s.app.get(&s.coordinator.token, "/api/mentorship/logs?from=2025-05-01&to=2025-05-02").await;
     assert_eq!(ids(&first_days), [id(&to_esp), id(&pain_log)]);
     let (_, by_consultant) = s
         .app
-        .get(
-            &s.coordinator.token,
-            &format!("/api/mentorship/logs?consultant_id={}", s.pain.id),
-        )
+        .get(&s.coordinator.token, &format!("/api/mentorship/logs?consultant_id={}", s.pain.id))
         .await;
     assert_eq!(ids(&by_consultant), [id(&pain_log)]);
     assert_eq!(all[0]["mentee_ids"], json!([s.esp.id]));
@@ -802,8 +537,7 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
 
 async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Backend) {
     let s = Service::open(backend).await;
-    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None)
-        .await;
+    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
     let (session, _) = s.session("spinal", &s.spine, 7, false).await;
     let case = s.book(&s.esp, &session, NHS[0]).await;
     s.flag_on(&case, &s.esp, "2025-04-01").await;
@@ -817,22 +551,13 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
     };
     let unknown = Uuid::new_v4().to_string();
     for (body, code) in [
-        (
-            contract(&unknown, "spinal", 60, 52, "2025-01-01", "2025-12-31"),
-            "unknown_consultant",
-        ),
-        (
-            contract(&s.esp.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"),
-            "not_a_consultant",
-        ),
+        (contract(&unknown, "spinal", 60, 52, "2025-01-01", "2025-12-31"), "unknown_consultant"),
+        (contract(&s.esp.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"), "not_a_consultant"),
         (
             contract(&s.pain.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"),
             "consultant_not_in_specialty",
         ),
-        (
-            contract(&s.pain.id, "podiatry", 60, 52, "2025-01-01", "2025-12-31"),
-            "unknown_specialty",
-        ),
+        (contract(&s.pain.id, "podiatry", 60, 52, "2025-01-01", "2025-12-31"), "unknown_specialty"),
         (
             contract(&s.pain.id, "pain", -60, 42, "2025-01-01", "2025-12-31"),
             "invalid_minutes_per_week",
@@ -841,19 +566,11 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
             contract(&s.pain.id, "pain", 60, 53, "2025-01-01", "2025-12-31"),
             "invalid_weeks_per_year",
         ),
-        (
-            contract(&s.pain.id, "pain", 60, 42, "2025-12-31", "2025-01-01"),
-            "invalid_date_range",
-        ),
-        (
-            contract(&s.pain.id, "pain", 60, 42, "1 Jan", "2025-12-31"),
-            "invalid_date",
-        ),
+        (contract(&s.pain.id, "pain", 60, 42, "2025-12-31", "2025-01-01"), "invalid_date_range"),
+        (contract(&s.pain.id, "pain", 60, 42, "1 Jan", "2025-12-31"), "invalid_date"),
     ] {
-        let (status, res) = s
-            .app
-            .post(&s.coordinator.token, "/api/mentorship/contracts", body)
-            .await;
+        let (status, res) =
+            s.app.post(&s.coordinator.token, "/api/mentorship/contracts", body).await;
         assert_eq!(
             (status, res["code"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
@@ -868,21 +585,9 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
             contract(&s.spine.id, "spinal", 60, 52, "2027-01-01", "2027-12-31"),
         )
         .await;
-    assert_eq!(
-        status,
-        StatusCode::FORBIDDEN,
-        "only coordinators make contracts"
-    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "only coordinators make contracts");
 
-    let good = log_body(
-        &s.spine,
-        "2025-05-01",
-        60,
-        "case_review",
-        &[&s.esp],
-        &[&case],
-        None,
-    );
+    let good = log_body(&s.spine, "2025-05-01", 60, "case_review", &[&s.esp], &[&case], None);
     let with = |key: &str, value: Value| {
         let mut body = good.clone();
         body[key] = value;
@@ -896,32 +601,17 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         (with("kind", json!("coffee")), "invalid_kind"),
         (with("occurred_on", json!(tomorrow)), "date_in_future"),
         (with("occurred_on", json!("May 1st")), "invalid_date"),
-        (
-            with("case_ids", json!([case, Uuid::new_v4()])),
-            "unknown_case",
-        ),
+        (with("case_ids", json!([case, Uuid::new_v4()])), "unknown_case"),
         (with("case_ids", json!([case, pain_case])), "unknown_case"), // not the consultant's arm
         (with("case_ids", json!(["not-a-uuid"])), "invalid_id"),
-        (
-            with("mentee_ids", json!([Uuid::new_v4()])),
-            "unknown_mentee",
-        ),
-        (
-            with("mentee_ids", json!([s.coordinator.id])),
-            "invalid_mentee",
-        ),
+        (with("mentee_ids", json!([Uuid::new_v4()])), "unknown_mentee"),
+        (with("mentee_ids", json!([s.coordinator.id])), "invalid_mentee"),
         (with("mentee_ids", json!([])), "required"),
         (with("specialty", json!("pain")), "invalid_specialty"),
-        (
-            with("occurred_on", json!("2024-06-01")),
-            "specialty_required",
-        ), // no contract then
+        (with("occurred_on", json!("2024-06-01")), "specialty_required"), // no contract then
         (with("duration_minutes", json!("an hour")), "invalid_field"),
     ] {
-        let (status, res) = s
-            .app
-            .post(&s.spine.token, "/api/mentorship/logs", body)
-            .await;
+        let (status, res) = s.app.post(&s.spine.token, "/api/mentorship/logs", body).await;
         assert_eq!(
             (status, res["code"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
@@ -939,35 +629,18 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    for query in [
-        "from=2025-07-01&to=2025-06-30",
-        "from=2025-04-01",
-        "from=2025-04-01&to=June",
-    ] {
-        let (status, res) = s
-            .app
-            .get(
-                &s.coordinator.token,
-                &format!("/api/mentorship/summary?{query}"),
-            )
-            .await;
+    for query in ["from=2025-07-01&to=2025-06-30", "from=2025-04-01", "from=2025-04-01&to=June"] {
+        let (status, res) =
+            s.app.get(&s.coordinator.token, &format!("/api/mentorship/summary?{query}")).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {res}");
     }
     let (_, res) = s
         .app
-        .get(
-            &s.coordinator.token,
-            "/api/mentorship/summary?from=2025-07-01&to=2025-06-30",
-        )
+        .get(&s.coordinator.token, "/api/mentorship/summary?from=2025-07-01&to=2025-06-30")
         .await;
     assert_eq!(res["code"], "invalid_date_range");
-    let (status, res) = s
-        .app
-        .get(
-            &s.trainee.token,
-            "/api/me/attendance?from=2025-07-01&to=2025-06-30",
-        )
-        .await;
+    let (status, res) =
+        s.app.get(&s.trainee.token, "/api/me/attendance?from=2025-07-01&to=2025-06-30").await;
     assert_eq!(
         (status, res["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_date_range"))
@@ -975,20 +648,10 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
 
     // Nothing was written: no contract beyond the first, no log, the flag still set, and
     // no audit event.
-    let (_, contracts) = s
-        .app
-        .get(&s.coordinator.token, "/api/mentorship/contracts")
-        .await;
+    let (_, contracts) = s.app.get(&s.coordinator.token, "/api/mentorship/contracts").await;
     assert_eq!(contracts.as_array().unwrap().len(), 1);
     assert_eq!(s.log_count().await, 0);
-    assert!(s
-        .app
-        .state
-        .store
-        .mentorship_flag(case.parse().unwrap())
-        .await
-        .unwrap()
-        .is_some());
+    assert!(s.app.state.store.mentorship_flag(case.parse().unwrap()).await.unwrap().is_some());
     let audit = s.app.state.store.audit_events().await.unwrap();
     let written: Vec<&str> = audit[audit_before..]
         .iter()
@@ -997,10 +660,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         .collect();
     assert!(written.is_empty(), "{written:?}");
     // And the good body is accepted.
-    let (status, res) = s
-        .app
-        .post(&s.spine.token, "/api/mentorship/logs", good)
-        .await;
+    let (status, res) = s.app.post(&s.spine.token, "/api/mentorship/logs", good).await;
     assert_eq!(status, StatusCode::CREATED, "{res}");
 }
 
@@ -1012,11 +672,7 @@ async fn at(s: &Service, session: &str, when: DateTime<Utc>, body: EventBody, ac
         .append_live_events(
             session.parse().unwrap(),
             None,
-            vec![NewLiveEvent {
-                body,
-                actor: Some(actor.uid()),
-                command_id: None,
-            }],
+            vec![NewLiveEvent { body, actor: Some(actor.uid()), command_id: None }],
             when,
         )
         .await
@@ -1040,21 +696,12 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
     };
     let m = |n: i64| starts + Duration::minutes(n);
     at(&s, &session, m(0), EventBody::MeetingOpened, &s.spine).await;
-    at(
-        &s,
-        &session,
-        m(0),
-        joined("Tam", Role::Trainee, trainee),
-        &s.trainee,
-    )
-    .await;
+    at(&s, &session, m(0), joined("Tam", Role::Trainee, trainee), &s.trainee).await;
     at(
         &s,
         &session,
         m(1),
-        EventBody::CaseStarted {
-            case_id: discussed.parse().unwrap(),
-        },
+        EventBody::CaseStarted { case_id: discussed.parse().unwrap() },
         &s.spine,
     )
     .await;
@@ -1062,37 +709,14 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
         &s,
         &session,
         m(20),
-        EventBody::CaseCompleted {
-            case_id: discussed.parse().unwrap(),
-        },
+        EventBody::CaseCompleted { case_id: discussed.parse().unwrap() },
         &s.spine,
     )
     .await;
     // Present 0–50 and again 60–75: 65 minutes, 1.08 CPD hours.
-    at(
-        &s,
-        &session,
-        m(50),
-        EventBody::ParticipantLeft { user_id: trainee },
-        &s.trainee,
-    )
-    .await;
-    at(
-        &s,
-        &session,
-        m(60),
-        joined("Tam", Role::Trainee, trainee),
-        &s.trainee,
-    )
-    .await;
-    at(
-        &s,
-        &session,
-        m(75),
-        EventBody::ParticipantLeft { user_id: trainee },
-        &s.trainee,
-    )
-    .await;
+    at(&s, &session, m(50), EventBody::ParticipantLeft { user_id: trainee }, &s.trainee).await;
+    at(&s, &session, m(60), joined("Tam", Role::Trainee, trainee), &s.trainee).await;
+    at(&s, &session, m(75), EventBody::ParticipantLeft { user_id: trainee }, &s.trainee).await;
     at(&s, &session, m(80), EventBody::MeetingClosed, &s.spine).await;
 
     let day: NaiveDate = clinic_date(starts);
@@ -1120,10 +744,7 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
     let cases = sessions[0]["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 1, "only the case discussed: {record}");
     assert_eq!(cases[0]["id"], discussed.as_str());
-    assert!(cases[0]["label"]
-        .as_str()
-        .unwrap()
-        .starts_with("Case 1 · F · "));
+    assert!(cases[0]["label"].as_str().unwrap().starts_with("Case 1 · F · "));
     assert!(cases[0].get("patient").is_none());
     assert_eq!(record["total_minutes"], 65);
     assert_eq!(record["cpd_hours"], 1.08);
@@ -1134,34 +755,22 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
         && e.record_id.as_deref() == Some(discussed.as_str())
         && e.details.contains("attendance")));
     // Another window holds nothing.
-    let (_, empty) = s
-        .app
-        .get(
-            &s.trainee.token,
-            "/api/me/attendance?from=2025-01-01&to=2025-01-31",
-        )
-        .await;
+    let (_, empty) =
+        s.app.get(&s.trainee.token, "/api/me/attendance?from=2025-01-01&to=2025-01-31").await;
     assert_eq!(empty["sessions"], json!([]));
     assert_eq!(empty["total_minutes"], 0);
 
     let res = s
         .app
         .http
-        .get(
-            s.app
-                .url(&format!("/api/me/attendance/certificate?{window}")),
-        )
+        .get(s.app.url(&format!("/api/me/attendance/certificate?{window}")))
         .bearer_auth(&s.trainee.token)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
+        res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
     };
     assert_eq!(header("content-type"), "text/html; charset=utf-8");
     assert!(header("content-security-policy").contains("style-src 'self'"));
@@ -1177,22 +786,10 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
     assert!(!html.contains("<script") && !html.contains("<style") && !html.contains("style="));
     assert!(html.contains("<link rel=\"stylesheet\" href=\"/certificate.css\">"));
     // The stylesheet it links is served from the site's own origin.
-    let css = s
-        .app
-        .http
-        .get(s.app.url("/certificate.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = s.app.http.get(s.app.url("/certificate.css")).send().await.unwrap();
     assert_eq!(css.status(), StatusCode::OK);
     assert!(css.text().await.unwrap().contains("@media print"));
-    let res = s
-        .app
-        .http
-        .get(s.app.url("/api/me/attendance/certificate"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.app.http.get(s.app.url("/api/me/attendance/certificate")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -1201,9 +798,7 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
 /// raised does not clear it. Dates outside 1900-2200 are refused, never stored.
 async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     let s = Service::open(backend).await;
-    let contract = s
-        .contract(&s.spine, "spinal", 60, 52, "2020-01-01", None)
-        .await;
+    let contract = s.contract(&s.spine, "spinal", 60, 52, "2020-01-01", None).await;
     let (first, _) = s.session("spinal", &s.spine, 7, false).await;
     let (later, _) = s.session("spinal", &s.spine, 14, false).await;
     let withdrawn = s.book(&s.esp, &first, NHS[0]).await;
@@ -1211,31 +806,18 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     for case in [&withdrawn, &moved] {
         let (status, body) = s
             .app
-            .post(
-                &s.esp.token,
-                &format!("/api/cases/{case}/mentorship-flag"),
-                json!({}),
-            )
+            .post(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let (status, _) = s
         .app
-        .send(
-            reqwest::Method::DELETE,
-            &s.esp.token,
-            &format!("/api/cases/{withdrawn}"),
-            None,
-        )
+        .send(reqwest::Method::DELETE, &s.esp.token, &format!("/api/cases/{withdrawn}"), None)
         .await;
     assert!(status.is_success(), "{status}");
     let (status, body) = s
         .app
-        .post(
-            &s.esp.token,
-            &format!("/api/cases/{moved}/move"),
-            json!({ "session_id": later }),
-        )
+        .post(&s.esp.token, &format!("/api/cases/{moved}/move"), json!({ "session_id": later }))
         .await;
     assert!(status.is_success(), "{status} {body}");
     let rebooked = body["id"].as_str().unwrap().to_string();
@@ -1246,44 +828,19 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     let summary_path = format!("/api/mentorship/summary?from={today}&to={today}");
     let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 1, "only the moved case waits: {summary}");
-    let (_, flag) = s
-        .app
-        .get(
-            &s.esp.token,
-            &format!("/api/cases/{rebooked}/mentorship-flag"),
-        )
-        .await;
-    assert_eq!(
-        flag["flagged"], true,
-        "the flag moved with the case: {flag}"
-    );
+    let (_, flag) =
+        s.app.get(&s.esp.token, &format!("/api/cases/{rebooked}/mentorship-flag")).await;
+    assert_eq!(flag["flagged"], true, "the flag moved with the case: {flag}");
 
     // A discussion dated before the flag was raised does not clear it; today's does.
     let early = s
-        .log(
-            &s.spine,
-            "2020-06-01",
-            30,
-            "case_review",
-            &[&s.esp],
-            &[&rebooked],
-            Some("spinal"),
-        )
+        .log(&s.spine, "2020-06-01", 30, "case_review", &[&s.esp], &[&rebooked], Some("spinal"))
         .await;
     assert_eq!(early["unflagged_case_ids"], json!([]));
     let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 1);
-    let now = s
-        .log(
-            &s.spine,
-            &today,
-            30,
-            "case_review",
-            &[&s.esp],
-            &[&rebooked],
-            Some("spinal"),
-        )
-        .await;
+    let now =
+        s.log(&s.spine, &today, 30, "case_review", &[&s.esp], &[&rebooked], Some("spinal")).await;
     assert_eq!(now["unflagged_case_ids"], json!([rebooked]));
     let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 0);
@@ -1308,15 +865,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
         .post(
             &s.spine.token,
             "/api/mentorship/logs",
-            log_body(
-                &s.spine,
-                "-5000-01-01",
-                30,
-                "teaching",
-                &[&s.esp],
-                &[],
-                Some("spinal"),
-            ),
+            log_body(&s.spine, "-5000-01-01", 30, "teaching", &[&s.esp], &[], Some("spinal")),
         )
         .await;
     assert_eq!(
@@ -1328,12 +877,7 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
 }
 
 fn case_ids(items: &Value) -> Vec<String> {
-    items
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["case_id"].as_str().unwrap().to_string())
-        .collect()
+    items.as_array().unwrap().iter().map(|i| i["case_id"].as_str().unwrap().to_string()).collect()
 }
 
 async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend) {
@@ -1349,29 +893,18 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     s.flag_on(&b, &s.spine, "2025-05-01").await;
 
     // A case not on the backlog reads as `flagged: false`, a flagged one in full.
-    let (status, body) = s
-        .app
-        .get(
-            &s.esp.token,
-            &format!("/api/cases/{unflagged}/mentorship-flag"),
-        )
-        .await;
+    let (status, body) =
+        s.app.get(&s.esp.token, &format!("/api/cases/{unflagged}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "case_id": unflagged, "flagged": false }));
-    let (status, body) = s
-        .app
-        .get(&s.esp.token, &format!("/api/cases/{a}/mentorship-flag"))
-        .await;
+    let (status, body) = s.app.get(&s.esp.token, &format!("/api/cases/{a}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["flagged"], true);
     assert_eq!(body["flagged_on"], "2025-04-02");
     assert_eq!(body["specialty"], "spinal");
 
     // Coordinators see every arm, oldest flag first, each case identified.
-    let (status, all) = s
-        .app
-        .get(&s.coordinator.token, "/api/mentorship/backlog")
-        .await;
+    let (status, all) = s.app.get(&s.coordinator.token, "/api/mentorship/backlog").await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(case_ids(&all), [a.clone(), p.clone(), b.clone()]);
     let first = &all[0];
@@ -1382,13 +915,8 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert_eq!(first["case"]["id"], a);
     assert_eq!(first["case"]["patient"]["nhs_number"], NHS[0]);
     assert_eq!(first["case"]["referrer_id"], s.esp.id);
-    let (_, pain_only) = s
-        .app
-        .get(
-            &s.coordinator.token,
-            "/api/mentorship/backlog?specialty=pain",
-        )
-        .await;
+    let (_, pain_only) =
+        s.app.get(&s.coordinator.token, "/api/mentorship/backlog?specialty=pain").await;
     assert_eq!(case_ids(&pain_only), [p.as_str()]);
 
     // Consultants see the arms of their specialties, identified.
@@ -1399,10 +927,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     let (_, pain) = s.app.get(&s.pain.token, "/api/mentorship/backlog").await;
     assert_eq!(case_ids(&pain), [p.as_str()]);
     assert_eq!(pain[0]["case"]["patient"]["family_name"], FAMILY);
-    let (status, none) = s
-        .app
-        .get(&s.spine.token, "/api/mentorship/backlog?specialty=pain")
-        .await;
+    let (status, none) = s.app.get(&s.spine.token, "/api/mentorship/backlog?specialty=pain").await;
     assert_eq!((status, none), (StatusCode::OK, json!([])), "not their arm");
 
     // Everyone else is refused, and a bad arm is a 422.
@@ -1417,10 +942,7 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     for arm in ["podiatry", "Not An Arm"] {
         let (status, res) = s
             .app
-            .get(
-                &s.coordinator.token,
-                &format!("/api/mentorship/backlog?specialty={arm}"),
-            )
+            .get(&s.coordinator.token, &format!("/api/mentorship/backlog?specialty={arm}"))
             .await;
         assert_eq!(
             (status, res["code"].as_str()),
@@ -1452,27 +974,13 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert!(backlog_reads(&s.esp).is_empty());
 
     // A case discussed in a log leaves the backlog.
-    s.log(
-        &s.spine,
-        "2025-05-02",
-        30,
-        "case_review",
-        &[&s.esp],
-        &[&a],
-        Some("spinal"),
-    )
-    .await;
+    s.log(&s.spine, "2025-05-02", 30, "case_review", &[&s.esp], &[&a], Some("spinal")).await;
     let (_, spinal) = s.app.get(&s.spine.token, "/api/mentorship/backlog").await;
     assert_eq!(case_ids(&spinal), [b.as_str()]);
 }
 
 fn names(people: &Value) -> Vec<&str> {
-    people
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect()
+    people.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect()
 }
 
 async fn the_people_directory_shows_names_to_coordinators_and_consultants(backend: Backend) {
@@ -1481,14 +989,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
         let (token, path) = (token.to_string(), path.to_string());
         let s = &s;
         async move {
-            let res = s
-                .app
-                .http
-                .get(s.app.url(&path))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
+            let res = s.app.http.get(s.app.url(&path)).bearer_auth(&token).send().await.unwrap();
             let status = res.status();
             (status, res.text().await.unwrap())
         }
@@ -1497,10 +998,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
     // Coordinators see every active account, by name, with no email.
     let (status, text) = get(&s.coordinator.token, "/api/people").await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    assert!(
-        !text.contains("email") && !text.contains("@example.org"),
-        "{text}"
-    );
+    assert!(!text.contains("email") && !text.contains("@example.org"), "{text}");
     let everyone: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         names(&everyone),
@@ -1514,12 +1012,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
             "Tam <Trainee> & Co",
         ]
     );
-    let ellis = everyone
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "Ellis Physio")
-        .unwrap();
+    let ellis = everyone.as_array().unwrap().iter().find(|p| p["name"] == "Ellis Physio").unwrap();
     assert_eq!(
         ellis,
         &json!({ "id": s.esp.id, "name": "Ellis Physio", "role": "practitioner",
@@ -1535,13 +1028,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
     let spinal: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         names(&spinal),
-        [
-            "Cora Ordinator",
-            "Dr Nia Newton",
-            "Dr Sam Spine",
-            "Ellis Physio",
-            "Tam <Trainee> & Co",
-        ]
+        ["Cora Ordinator", "Dr Nia Newton", "Dr Sam Spine", "Ellis Physio", "Tam <Trainee> & Co",]
     );
     for (token, role, expected) in [
         (&s.spine.token, "practitioner", vec!["Ellis Physio"]),
@@ -1575,13 +1062,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_role")),
         "{res}"
     );
-    let res = s
-        .app
-        .http
-        .get(s.app.url("/api/people"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.app.http.get(s.app.url("/api/people")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 

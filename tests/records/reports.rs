@@ -37,19 +37,10 @@ struct Person {
 }
 
 async fn person(
-    app: &TestApp,
-    email: &str,
-    name: &'static str,
-    role: Role,
-    specialty: &str,
+    app: &TestApp, email: &str, name: &'static str, role: Role, specialty: &str,
 ) -> Person {
     let (token, id) = crate::common::sign_up(app, email, name, role, specialty).await;
-    Person {
-        token,
-        id: UserId(id.parse().unwrap()),
-        name,
-        role,
-    }
+    Person { token, id: UserId(id.parse().unwrap()), name, role }
 }
 
 /// Distinct valid NHS numbers.
@@ -115,46 +106,16 @@ impl Quarter {
         let rh = "rheumatology";
         let mut q = Quarter {
             store: app.state.store.clone(),
-            coordinator: person(
-                &app,
-                "coord@example.org",
-                "Cora Ordinator",
-                Role::Coordinator,
-                rh,
-            )
-            .await,
-            rh_chair: person(
-                &app,
-                "rchair@example.org",
-                "Rhea Chairwoman",
-                Role::Consultant,
-                rh,
-            )
-            .await,
-            rh_second: person(
-                &app,
-                "rsecond@example.org",
-                "Rufus Secondo",
-                Role::Consultant,
-                rh,
-            )
-            .await,
-            physio: person(
-                &app,
-                "physio@example.org",
-                "Phyllis Physio",
-                Role::Practitioner,
-                rh,
-            )
-            .await,
-            trainee: person(
-                &app,
-                "trainee@example.org",
-                "Tristram Trainee",
-                Role::Trainee,
-                rh,
-            )
-            .await,
+            coordinator: person(&app, "coord@example.org", "Cora Ordinator", Role::Coordinator, rh)
+                .await,
+            rh_chair: person(&app, "rchair@example.org", "Rhea Chairwoman", Role::Consultant, rh)
+                .await,
+            rh_second: person(&app, "rsecond@example.org", "Rufus Secondo", Role::Consultant, rh)
+                .await,
+            physio: person(&app, "physio@example.org", "Phyllis Physio", Role::Practitioner, rh)
+                .await,
+            trainee: person(&app, "trainee@example.org", "Tristram Trainee", Role::Trainee, rh)
+                .await,
             sp_chair: person(
                 &app,
                 "schair@example.org",
@@ -209,11 +170,7 @@ impl Quarter {
                 given_name: PersonName::parse(GIVEN[i]).unwrap(),
                 family_name: PersonName::parse(FAMILY).unwrap(),
                 date_of_birth: NaiveDate::from_ymd_opt(1960 + i as i32, 3, 9).unwrap(),
-                sex: if i.is_multiple_of(2) {
-                    Sex::Female
-                } else {
-                    Sex::Male
-                },
+                sex: if i.is_multiple_of(2) { Sex::Female } else { Sex::Male },
                 gp_practice_code: OdsCode::parse(PRACTICE).unwrap(),
             },
             clinical_question: ClinicalText::parse("Inflammatory back pain?", "clinical_question")
@@ -225,26 +182,16 @@ impl Quarter {
             idempotency_key: None,
             patient_update: Default::default(),
         };
-        self.store
-            .book_case(case, audit("case_booked").record(id), vec![], t(at))
-            .await
-            .unwrap();
+        self.store.book_case(case, audit("case_booked").record(id), vec![], t(at)).await.unwrap();
         id
     }
 
     async fn live(&self, session: Uuid, at: &str, events: Vec<EventBody>) {
         let events = events
             .into_iter()
-            .map(|body| NewLiveEvent {
-                body,
-                actor: Some(self.coordinator.id),
-                command_id: None,
-            })
+            .map(|body| NewLiveEvent { body, actor: Some(self.coordinator.id), command_id: None })
             .collect();
-        self.store
-            .append_live_events(session, None, events, t(at))
-            .await
-            .unwrap();
+        self.store.append_live_events(session, None, events, t(at)).await.unwrap();
     }
 
     async fn join(&self, session: Uuid, who: &Person, at: &str) {
@@ -262,28 +209,13 @@ impl Quarter {
     }
 
     async fn leave(&self, session: Uuid, who: &Person, at: &str) {
-        self.live(
-            session,
-            at,
-            vec![EventBody::ParticipantLeft { user_id: who.id }],
-        )
-        .await;
+        self.live(session, at, vec![EventBody::ParticipantLeft { user_id: who.id }]).await;
     }
 
     /// Discusses a case live: started at `from`, completed at `to`.
     async fn discuss(&self, session: Uuid, case: Uuid, from: &str, to: &str) {
-        self.live(
-            session,
-            from,
-            vec![EventBody::CaseStarted { case_id: case }],
-        )
-        .await;
-        self.live(
-            session,
-            to,
-            vec![EventBody::CaseCompleted { case_id: case }],
-        )
-        .await;
+        self.live(session, from, vec![EventBody::CaseStarted { case_id: case }]).await;
+        self.live(session, to, vec![EventBody::CaseCompleted { case_id: case }]).await;
     }
 
     /// Drafts and signs an outcome at `at` as `signer`; returns the follow-up case, if
@@ -294,13 +226,7 @@ impl Quarter {
             .draft_outcome(case, draft, signer, audit("outcome_drafted"), t(at))
             .await
             .unwrap();
-        let draft = self
-            .store
-            .outcome_versions(case)
-            .await
-            .unwrap()
-            .pop()
-            .unwrap();
+        let draft = self.store.outcome_versions(case).await.unwrap().pop().unwrap();
         self.store
             .sign_outcome(
                 case,
@@ -341,57 +267,31 @@ impl Quarter {
         let a1_old = self.book(r0, p, "2025-12-01T10:00:00Z", routine).await;
         let a1 = Uuid::new_v4();
         self.store
-            .move_case(
-                a1_old,
-                r1,
-                a1,
-                audit("case_moved"),
-                vec![],
-                t("2025-12-10T10:00:00Z"),
-            )
+            .move_case(a1_old, r1, a1, audit("case_moved"), vec![], t("2025-12-10T10:00:00Z"))
             .await
             .unwrap();
         let a2 = self.book(r1, p, "2026-01-02T10:00:00Z", routine).await;
         let a3 = self.book(r1, p, "2026-01-05T10:00:00Z", routine).await;
         let a4 = self.book(r1, r2, "2026-01-06T10:00:00Z", routine).await;
-        let a5 = self
-            .book(r1, p, "2026-01-08T10:00:00Z", Urgency::Urgent)
-            .await;
-        self.store
-            .withdraw_case(a3, audit("case_withdrawn"))
-            .await
-            .unwrap();
+        let a5 = self.book(r1, p, "2026-01-08T10:00:00Z", Urgency::Urgent).await;
+        self.store.withdraw_case(a3, audit("case_withdrawn")).await.unwrap();
 
         // R1, live: everyone present; a4 deferred (flagged: R1 has no series).
-        self.live(r1, "2026-01-13T12:30:00Z", vec![EventBody::MeetingOpened])
-            .await;
+        self.live(r1, "2026-01-13T12:30:00Z", vec![EventBody::MeetingOpened]).await;
         self.join(r1, &self.rh_chair, "2026-01-13T12:30:00Z").await;
         self.join(r1, &self.physio, "2026-01-13T12:31:00Z").await;
         self.join(r1, &self.rh_second, "2026-01-13T12:32:00Z").await;
         self.join(r1, &self.trainee, "2026-01-13T12:33:00Z").await;
-        self.discuss(r1, a1, "2026-01-13T12:35:00Z", "2026-01-13T12:47:00Z")
-            .await;
-        self.discuss(r1, a2, "2026-01-13T12:47:00Z", "2026-01-13T12:55:00Z")
-            .await;
-        self.live(
-            r1,
-            "2026-01-13T12:55:00Z",
-            vec![EventBody::CaseStarted { case_id: a4 }],
-        )
-        .await;
-        let defer = EventBody::CaseDeferred {
-            case_id: a4,
-            to_session_id: None,
-            new_case_id: None,
-        };
+        self.discuss(r1, a1, "2026-01-13T12:35:00Z", "2026-01-13T12:47:00Z").await;
+        self.discuss(r1, a2, "2026-01-13T12:47:00Z", "2026-01-13T12:55:00Z").await;
+        self.live(r1, "2026-01-13T12:55:00Z", vec![EventBody::CaseStarted { case_id: a4 }]).await;
+        let defer = EventBody::CaseDeferred { case_id: a4, to_session_id: None, new_case_id: None };
         self.live(r1, "2026-01-13T12:58:00Z", vec![defer]).await;
-        self.discuss(r1, a5, "2026-01-13T12:58:00Z", "2026-01-13T13:13:00Z")
-            .await;
+        self.discuss(r1, a5, "2026-01-13T12:58:00Z", "2026-01-13T13:13:00Z").await;
         for who in [&self.rh_chair, &self.physio, &self.rh_second, &self.trainee] {
             self.leave(r1, who, "2026-01-13T13:15:00Z").await;
         }
-        self.live(r1, "2026-01-13T13:15:00Z", vec![EventBody::MeetingClosed])
-            .await;
+        self.live(r1, "2026-01-13T13:15:00Z", vec![EventBody::MeetingClosed]).await;
         let at = "2026-01-14T09:00:00Z";
         self.sign(a1, rc, at, json!({
             "investigations": [
@@ -417,19 +317,14 @@ impl Quarter {
         let b1 = self.book(r2s, p, "2026-01-20T10:00:00Z", routine).await;
         let b2 = self.book(r2s, p, "2026-01-21T10:00:00Z", routine).await;
         let _b3 = self.book(r2s, p, "2026-01-22T10:00:00Z", routine).await;
-        self.live(r2s, "2026-01-27T12:30:00Z", vec![EventBody::MeetingOpened])
-            .await;
+        self.live(r2s, "2026-01-27T12:30:00Z", vec![EventBody::MeetingOpened]).await;
         self.join(r2s, &self.rh_chair, "2026-01-27T12:30:00Z").await;
         self.join(r2s, &self.trainee, "2026-01-27T12:30:00Z").await;
-        self.discuss(r2s, b1, "2026-01-27T12:32:00Z", "2026-01-27T12:42:00Z")
-            .await;
-        self.discuss(r2s, b2, "2026-01-27T12:42:00Z", "2026-01-27T12:48:00Z")
-            .await;
-        self.leave(r2s, &self.rh_chair, "2026-01-27T12:50:00Z")
-            .await;
+        self.discuss(r2s, b1, "2026-01-27T12:32:00Z", "2026-01-27T12:42:00Z").await;
+        self.discuss(r2s, b2, "2026-01-27T12:42:00Z", "2026-01-27T12:48:00Z").await;
+        self.leave(r2s, &self.rh_chair, "2026-01-27T12:50:00Z").await;
         self.leave(r2s, &self.trainee, "2026-01-27T12:50:00Z").await;
-        self.live(r2s, "2026-01-27T12:50:00Z", vec![EventBody::MeetingClosed])
-            .await;
+        self.live(r2s, "2026-01-27T12:50:00Z", vec![EventBody::MeetingClosed]).await;
         self.sign(
             b1,
             rc,
@@ -454,13 +349,7 @@ impl Quarter {
         }))
         .unwrap();
         self.store
-            .draft_outcome(
-                b2,
-                draft,
-                rc,
-                audit("outcome_drafted"),
-                t("2026-01-28T09:00:00Z"),
-            )
+            .draft_outcome(b2, draft, rc, audit("outcome_drafted"), t("2026-01-28T09:00:00Z"))
             .await
             .unwrap();
 
@@ -469,29 +358,17 @@ impl Quarter {
         let c2 = self.book(r3, p, "2026-02-03T10:00:00Z", routine).await;
         let c2_moved = Uuid::new_v4();
         self.store
-            .move_case(
-                c2,
-                r5,
-                c2_moved,
-                audit("case_moved"),
-                vec![],
-                t("2026-02-04T10:00:00Z"),
-            )
+            .move_case(c2, r5, c2_moved, audit("case_moved"), vec![], t("2026-02-04T10:00:00Z"))
             .await
             .unwrap();
-        self.live(r3, "2026-02-10T12:30:00Z", vec![EventBody::MeetingOpened])
-            .await;
+        self.live(r3, "2026-02-10T12:30:00Z", vec![EventBody::MeetingOpened]).await;
         self.join(r3, &self.rh_chair, "2026-02-10T12:30:00Z").await;
         self.join(r3, &self.rh_second, "2026-02-10T12:30:00Z").await;
-        self.discuss(r3, f5, "2026-02-10T12:31:00Z", "2026-02-10T12:51:00Z")
-            .await;
-        self.discuss(r3, c1, "2026-02-10T12:51:00Z", "2026-02-10T13:00:00Z")
-            .await;
+        self.discuss(r3, f5, "2026-02-10T12:31:00Z", "2026-02-10T12:51:00Z").await;
+        self.discuss(r3, c1, "2026-02-10T12:51:00Z", "2026-02-10T13:00:00Z").await;
         self.leave(r3, &self.rh_chair, "2026-02-10T13:05:00Z").await;
-        self.leave(r3, &self.rh_second, "2026-02-10T13:05:00Z")
-            .await;
-        self.live(r3, "2026-02-10T13:05:00Z", vec![EventBody::MeetingClosed])
-            .await;
+        self.leave(r3, &self.rh_second, "2026-02-10T13:05:00Z").await;
+        self.live(r3, "2026-02-10T13:05:00Z", vec![EventBody::MeetingClosed]).await;
         self.sign(f5, rc, "2026-02-11T09:00:00Z", json!({
             "investigations": [],
             "referrals": [{ "destination": "gp_discharge", "urgency": "routine", "reason": "Settled" }],
@@ -509,13 +386,7 @@ impl Quarter {
             "management_plan": { "text": "Plan" }, "follow_up": { "kind": "none" }
         }))
         .unwrap();
-        let current = self
-            .store
-            .outcome_versions(c1)
-            .await
-            .unwrap()
-            .pop()
-            .unwrap();
+        let current = self.store.outcome_versions(c1).await.unwrap().pop().unwrap();
         let amendment = Amendment {
             reason: AmendmentReason::parse("Wrong destination").unwrap(),
             body: amended,
@@ -535,12 +406,7 @@ impl Quarter {
         let when = t("2026-02-25T10:00:00Z");
         let plan = self.store.plan_cancellation(r4, when).await.unwrap();
         self.store
-            .cancel_session(
-                &plan,
-                NewAuditEvent::new("session_cancelled", "session"),
-                vec![],
-                when,
-            )
+            .cancel_session(&plan, NewAuditEvent::new("session_cancelled", "session"), vec![], when)
             .await
             .unwrap();
 
@@ -566,18 +432,13 @@ impl Quarter {
 
         // Spinal: S1 with the chair and a coordinator only (not quorate).
         let sp1 = self.book(s1, sp, "2026-01-26T10:00:00Z", routine).await;
-        self.live(s1, "2026-02-03T13:00:00Z", vec![EventBody::MeetingOpened])
-            .await;
+        self.live(s1, "2026-02-03T13:00:00Z", vec![EventBody::MeetingOpened]).await;
         self.join(s1, &self.sp_chair, "2026-02-03T13:00:00Z").await;
-        self.join(s1, &self.coordinator, "2026-02-03T13:00:00Z")
-            .await;
-        self.discuss(s1, sp1, "2026-02-03T13:05:00Z", "2026-02-03T13:16:30Z")
-            .await;
+        self.join(s1, &self.coordinator, "2026-02-03T13:00:00Z").await;
+        self.discuss(s1, sp1, "2026-02-03T13:05:00Z", "2026-02-03T13:16:30Z").await;
         self.leave(s1, &self.sp_chair, "2026-02-03T13:30:00Z").await;
-        self.leave(s1, &self.coordinator, "2026-02-03T13:30:00Z")
-            .await;
-        self.live(s1, "2026-02-03T13:30:00Z", vec![EventBody::MeetingClosed])
-            .await;
+        self.leave(s1, &self.coordinator, "2026-02-03T13:30:00Z").await;
+        self.live(s1, "2026-02-03T13:30:00Z", vec![EventBody::MeetingClosed]).await;
         self.sign(sp1, sc, "2026-02-03T14:00:00Z", json!({
             "investigations": [{ "kind": "mri", "site": "lower back", "urgency": "urgent" }],
             "referrals": [{ "destination": "spinal_surgery", "urgency": "urgent", "reason": "Surgery" }],
@@ -596,21 +457,16 @@ impl Quarter {
         // S2: chair, spinal physio, and the rheumatology physio for a while (quorate).
         let sp2 = self.book(s2, sp, "2026-03-02T10:00:00Z", routine).await;
         let sp3 = self.book(s2, sp, "2026-03-03T10:00:00Z", routine).await;
-        self.live(s2, "2026-03-17T13:00:00Z", vec![EventBody::MeetingOpened])
-            .await;
+        self.live(s2, "2026-03-17T13:00:00Z", vec![EventBody::MeetingOpened]).await;
         self.join(s2, &self.sp_chair, "2026-03-17T13:00:00Z").await;
         self.join(s2, &self.sp_physio, "2026-03-17T13:00:00Z").await;
         self.join(s2, &self.physio, "2026-03-17T13:05:00Z").await;
-        self.discuss(s2, sp2, "2026-03-17T13:02:00Z", "2026-03-17T13:10:00Z")
-            .await;
-        self.discuss(s2, sp3, "2026-03-17T13:10:00Z", "2026-03-17T13:25:00Z")
-            .await;
+        self.discuss(s2, sp2, "2026-03-17T13:02:00Z", "2026-03-17T13:10:00Z").await;
+        self.discuss(s2, sp3, "2026-03-17T13:10:00Z", "2026-03-17T13:25:00Z").await;
         self.leave(s2, &self.physio, "2026-03-17T13:20:00Z").await;
         self.leave(s2, &self.sp_chair, "2026-03-17T13:30:00Z").await;
-        self.leave(s2, &self.sp_physio, "2026-03-17T13:30:00Z")
-            .await;
-        self.live(s2, "2026-03-17T13:30:00Z", vec![EventBody::MeetingClosed])
-            .await;
+        self.leave(s2, &self.sp_physio, "2026-03-17T13:30:00Z").await;
+        self.live(s2, "2026-03-17T13:30:00Z", vec![EventBody::MeetingClosed]).await;
         self.sign(sp2, sc, "2026-03-17T14:00:00Z", json!({
             "investigations": [],
             "referrals": [{ "destination": "pain_management_programme", "urgency": "routine", "reason": "PMP" }],
@@ -633,9 +489,7 @@ impl Quarter {
     }
 
     async fn get(
-        &self,
-        token: &str,
-        query: &str,
+        &self, token: &str, query: &str,
     ) -> (StatusCode, String, reqwest::header::HeaderMap) {
         let res = self
             .app
@@ -661,11 +515,7 @@ const Q1: &str = "?from=2026-01-01&to=2026-03-31";
 
 /// The figures of one specialty and month (or `None`: the window's totals).
 fn figures<'a>(report: &'a Value, specialty: &str, month: Option<&str>) -> &'a Value {
-    let list = if month.is_some() {
-        &report["months"]
-    } else {
-        &report["totals"]
-    };
+    let list = if month.is_some() { &report["months"] } else { &report["totals"] };
     list.as_array()
         .unwrap()
         .iter()
@@ -855,21 +705,13 @@ async fn the_quarter_matches_hand_computed_figures(backend: Backend) {
     assert_eq!(report["from"], "2026-01-01");
     assert_eq!(report["to"], "2026-03-31");
     assert_eq!(report["time_zone"], "Europe/London");
-    assert_eq!(
-        report["specialties"],
-        json!(["pain", "rheumatology", "spinal"])
-    );
+    assert_eq!(report["specialties"], json!(["pain", "rheumatology", "spinal"]));
     // Every specialty × month is listed, in order.
     let keys: Vec<(String, String)> = report["months"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| {
-            (
-                f["specialty"].as_str().unwrap().into(),
-                f["month"].as_str().unwrap().into(),
-            )
-        })
+        .map(|f| (f["specialty"].as_str().unwrap().into(), f["month"].as_str().unwrap().into()))
         .collect();
     assert_eq!(keys.len(), 9);
     assert_eq!(keys[0], ("pain".to_string(), "2026-01".to_string()));
@@ -887,12 +729,8 @@ async fn the_quarter_matches_hand_computed_figures(backend: Backend) {
     }
 
     // One specialty, one month: the same figures as in the full report.
-    let feb = q
-        .json(
-            &q.coordinator.token,
-            "?from=2026-02-01&to=2026-02-28&specialty=rheumatology",
-        )
-        .await;
+    let feb =
+        q.json(&q.coordinator.token, "?from=2026-02-01&to=2026-02-28&specialty=rheumatology").await;
     assert_eq!(feb["specialties"], json!(["rheumatology"]));
     assert_eq!(feb["months"].as_array().unwrap().len(), 1);
     let mut feb_total = expected_rheumatology()[1].1.clone();
@@ -912,21 +750,14 @@ async fn a_consultants_csv_has_no_identifiers_and_covers_their_specialties(backe
     let q = Quarter::seed(backend).await;
     let (status, csv, headers) = q.get(&q.sp_chair.token, &format!("{Q1}&format=csv")).await;
     assert_eq!(status, StatusCode::OK, "{csv}");
-    assert!(headers[reqwest::header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .starts_with("text/csv"));
+    assert!(headers[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
     assert!(headers[reqwest::header::CONTENT_DISPOSITION]
         .to_str()
         .unwrap()
         .contains("activity-2026-01-01-2026-03-31.csv"));
     assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
     let rows = csv_rows(&csv);
-    assert_eq!(
-        rows.len(),
-        1 + 3,
-        "header and the three spinal cases:\n{csv}"
-    );
+    assert_eq!(rows.len(), 1 + 3, "header and the three spinal cases:\n{csv}");
     assert!(rows[1..].iter().all(|r| r[1] == "spinal"));
     for column in [
         "nhs_number",
@@ -936,55 +767,32 @@ async fn a_consultants_csv_has_no_identifiers_and_covers_their_specialties(backe
         "gp_practice_code",
         "referrer_name",
     ] {
-        assert!(
-            !rows[0].iter().any(|h| h == column),
-            "{column} in a consultant's CSV"
-        );
+        assert!(!rows[0].iter().any(|h| h == column), "{column} in a consultant's CSV");
     }
     // No NHS number (any spelling), patient or staff name, date of birth or practice.
     let digits: String = csv.chars().filter(char::is_ascii_digit).collect();
     for nhs in q.nhs.iter() {
-        assert!(
-            !csv.contains(nhs.as_str()),
-            "NHS number in a consultant's CSV"
-        );
-        assert!(
-            !digits.contains(nhs.as_str()),
-            "NHS number digits in a consultant's CSV"
-        );
+        assert!(!csv.contains(nhs.as_str()), "NHS number in a consultant's CSV");
+        assert!(!digits.contains(nhs.as_str()), "NHS number digits in a consultant's CSV");
     }
     for name in GIVEN.iter().chain([&FAMILY, &PRACTICE]) {
         assert!(!csv.contains(name), "{name} in a consultant's CSV");
     }
     for staff in [&q.sp_chair, &q.sp_physio, &q.physio, &q.coordinator] {
-        assert!(
-            !csv.contains(staff.name),
-            "a staff name in a consultant's CSV"
-        );
+        assert!(!csv.contains(staff.name), "a staff name in a consultant's CSV");
     }
-    assert!(
-        !csv.contains("-03-09"),
-        "a date of birth in a consultant's CSV"
-    );
+    assert!(!csv.contains("-03-09"), "a date of birth in a consultant's CSV");
     // The JSON, too, covers their specialties only; another specialty is refused.
     let report = q.json(&q.sp_chair.token, Q1).await;
     assert_eq!(report["specialties"], json!(["spinal"]));
     assert_eq!(figures(&report, "spinal", None), &expected_spinal()[3].1);
-    let (status, body, _) = q
-        .get(&q.rh_chair.token, &format!("{Q1}&specialty=spinal"))
-        .await;
+    let (status, body, _) = q.get(&q.rh_chair.token, &format!("{Q1}&specialty=spinal")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["code"],
-        "forbidden_specialty"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], "forbidden_specialty");
     // A consultant's export is audited too: the export, and a (de-identified) read of
     // each case it carried.
     let events = q.store.audit_events().await.unwrap();
-    let exported: Vec<_> = events
-        .iter()
-        .filter(|e| e.action == "report_exported")
-        .collect();
+    let exported: Vec<_> = events.iter().filter(|e| e.action == "report_exported").collect();
     assert_eq!(exported.len(), 1);
     let details: Value = serde_json::from_str(&exported[0].details).unwrap();
     assert_eq!(details["identified"], false);
@@ -1002,37 +810,22 @@ async fn a_consultants_csv_has_no_identifiers_and_covers_their_specialties(backe
 async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
     let q = Quarter::seed(backend).await;
     let before = q.store.audit_events().await.unwrap().len();
-    let (status, csv, _) = q
-        .get(&q.coordinator.token, &format!("{Q1}&format=csv"))
-        .await;
+    let (status, csv, _) = q.get(&q.coordinator.token, &format!("{Q1}&format=csv")).await;
     assert_eq!(status, StatusCode::OK, "{csv}");
     let rows = csv_rows(&csv);
     let header = &rows[0];
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("{name}"))
-    };
+    let col =
+        |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name}"));
     assert_eq!(rows.len(), 1 + 15 + 3);
     // Every case row in the window, and none outside it.
     for nhs in &q.inside {
-        assert!(
-            csv.contains(nhs.as_str()),
-            "a case in the window is missing"
-        );
+        assert!(csv.contains(nhs.as_str()), "a case in the window is missing");
     }
     for nhs in &q.outside {
-        assert!(
-            !csv.contains(nhs.as_str()),
-            "a case outside the window is present"
-        );
+        assert!(!csv.contains(nhs.as_str()), "a case outside the window is present");
     }
     // a1: the first patient (moved from December): the KPI counts from the first booking.
-    let a1 = rows
-        .iter()
-        .find(|r| r[col("nhs_number")] == q.nhs[0])
-        .unwrap();
+    let a1 = rows.iter().find(|r| r[col("nhs_number")] == q.nhs[0]).unwrap();
     let expect = [
         ("specialty", "rheumatology"),
         ("session_date", "2026-01-13"),
@@ -1056,10 +849,7 @@ async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
         ("outcome_signed", "yes"),
         ("discharged_to_gp", "no"),
         ("onward_referrals", "orthopaedics (routine)"),
-        (
-            "investigations",
-            "mri lower back (urgent); bloods (routine)",
-        ),
+        ("investigations", "mri lower back (urgent); bloods (routine)"),
         ("mri", "yes"),
         ("follow_up", "none"),
         ("allotted_minutes", "10"),
@@ -1069,11 +859,7 @@ async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
         assert_eq!(a1[col(name)], value, "a1 {name}");
     }
     // The follow-up of a5 in February, the withdrawn a3, the cancelled session's d1.
-    let by_nhs = |i: usize| {
-        rows.iter()
-            .find(|r| r[col("nhs_number")] == q.nhs[i])
-            .unwrap()
-    };
+    let by_nhs = |i: usize| rows.iter().find(|r| r[col("nhs_number")] == q.nhs[i]).unwrap();
     assert_eq!(by_nhs(2)[col("seen_status")], "cancelled");
     assert_eq!(by_nhs(2)[col("discussed_on")], "");
     let follow_up = rows
@@ -1110,10 +896,7 @@ async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
             e.record_id.clone().unwrap()
         })
         .collect();
-    let mut ids: Vec<String> = rows[1..]
-        .iter()
-        .map(|r| r[col("case_id")].clone())
-        .collect();
+    let mut ids: Vec<String> = rows[1..].iter().map(|r| r[col("case_id")].clone()).collect();
     read.sort();
     ids.sort();
     assert_eq!(read, ids);
@@ -1132,68 +915,31 @@ async fn bad_input_and_other_roles_get_clear_4xx(backend: Backend) {
     let (trainee, _) =
         crate::common::sign_up(&app, "t@example.org", "Tim", Role::Trainee, "spinal").await;
     let get = |token: String, query: &'static str| {
-        let req = app
-            .http
-            .get(app.url(&format!("/api/reports/activity{query}")));
+        let req = app.http.get(app.url(&format!("/api/reports/activity{query}")));
         async move {
             let res = req.bearer_auth(token).send().await.unwrap();
             let status = res.status();
             let body: Value = res.json().await.unwrap_or(Value::Null);
-            (
-                status,
-                body["code"].as_str().unwrap_or_default().to_string(),
-            )
+            (status, body["code"].as_str().unwrap_or_default().to_string())
         }
     };
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let cases: [(&str, StatusCode, &str); 11] = [
         ("", unprocessable, "required"),
         ("?from=2026-01-01", unprocessable, "required"),
-        (
-            "?from=2026-13-01&to=2026-12-31",
-            unprocessable,
-            "invalid_date",
-        ),
-        (
-            "?from=yesterday&to=2026-12-31",
-            unprocessable,
-            "invalid_date",
-        ),
-        (
-            "?from=2026-01-01&to=2026-02-30",
-            unprocessable,
-            "invalid_date",
-        ),
-        (
-            "?from=2026-03-01&to=2026-01-01",
-            unprocessable,
-            "invalid_window",
-        ),
-        (
-            "?from=2020-01-01&to=2026-01-01",
-            unprocessable,
-            "window_too_long",
-        ),
-        (
-            "?from=2026-01-01&to=2026-03-31&specialty=podiatry",
-            unprocessable,
-            "unknown_specialty",
-        ),
-        (
-            "?from=2026-01-01&to=2026-03-31&format=xlsx",
-            unprocessable,
-            "unknown_format",
-        ),
+        ("?from=2026-13-01&to=2026-12-31", unprocessable, "invalid_date"),
+        ("?from=yesterday&to=2026-12-31", unprocessable, "invalid_date"),
+        ("?from=2026-01-01&to=2026-02-30", unprocessable, "invalid_date"),
+        ("?from=2026-03-01&to=2026-01-01", unprocessable, "invalid_window"),
+        ("?from=2020-01-01&to=2026-01-01", unprocessable, "window_too_long"),
+        ("?from=2026-01-01&to=2026-03-31&specialty=podiatry", unprocessable, "unknown_specialty"),
+        ("?from=2026-01-01&to=2026-03-31&format=xlsx", unprocessable, "unknown_format"),
         (
             "?from=2026-01-01&to=2026-03-31&from=2026-02-01",
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),
-        (
-            "?from=2026-01-01&to=2026-03-31&specialty=%00",
-            unprocessable,
-            "",
-        ),
+        ("?from=2026-01-01&to=2026-03-31&specialty=%00", unprocessable, ""),
     ];
     for (query, status, code) in cases {
         let (got, got_code) = get(coordinator.clone(), query).await;
@@ -1203,10 +949,7 @@ async fn bad_input_and_other_roles_get_clear_4xx(backend: Backend) {
     }
     for token in [physio, trainee] {
         let (status, code) = get(token, "?from=2026-01-01&to=2026-03-31").await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::FORBIDDEN, "forbidden")
-        );
+        assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "forbidden"));
     }
     let res = app
         .http

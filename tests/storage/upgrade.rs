@@ -35,10 +35,7 @@ fn expected(backend: Backend) -> Value {
 /// `\unrestrict` lines are psql meta-commands, not SQL, so they are left out.
 fn release_dump(backend: Backend) -> String {
     let text = std::fs::read_to_string(format!("{FIXTURE}/{}.sql", folder(backend))).unwrap();
-    text.lines()
-        .filter(|line| !line.starts_with('\\'))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().filter(|line| !line.starts_with('\\')).collect::<Vec<_>>().join("\n")
 }
 
 /// Loads the dump into the empty database behind the store's back, as a restore would.
@@ -49,17 +46,13 @@ async fn restore(db: &TestDb) {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
                 .unwrap()
                 .create_if_missing(true);
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap();
+            let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
             sql.execute(&mut conn).await.expect("the SQLite dump loads");
             conn.close().await.unwrap();
         }
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sql.execute(&mut conn)
-                .await
-                .expect("the PostgreSQL dump loads");
+            sql.execute(&mut conn).await.expect("the PostgreSQL dump loads");
             conn.close().await.unwrap();
         }
     }
@@ -72,12 +65,11 @@ async fn counts(db: &TestDb, tables: &[&str]) -> (BTreeMap<String, i64>, Vec<i64
             let mut conn = $conn;
             let mut counts = BTreeMap::new();
             for table in tables {
-                let row = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT COUNT(*) AS n FROM \"{table}\""
-                )))
-                .fetch_one(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("table {table} after the upgrade: {e}"));
+                let row =
+                    sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM \"{table}\"")))
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap_or_else(|e| panic!("table {table} after the upgrade: {e}"));
                 counts.insert(table.to_string(), row.get::<i64, _>("n"));
             }
             let migrations =
@@ -109,12 +101,8 @@ async fn a_release_0_1_database_upgrades_without_losing_anything(backend: Backen
     let store = db.store().await;
 
     // No table lost a row (new migrations may add rows, never drop them).
-    let tables: Vec<&str> = expected["tables"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let tables: Vec<&str> =
+        expected["tables"].as_object().unwrap().keys().map(String::as_str).collect();
     assert!(tables.len() > 20, "the manifest lists every table");
     let (now, migrations) = counts(&db, &tables).await;
     for (table, before) in expected["tables"].as_object().unwrap() {
@@ -150,18 +138,10 @@ async fn a_release_0_1_database_upgrades_without_losing_anything(backend: Backen
         let case_id: Uuid = outcome["case_id"].as_str().unwrap().parse().unwrap();
         let stored = store.outcome_versions(case_id).await.unwrap();
         let want = outcome["versions"].as_array().unwrap();
-        assert_eq!(
-            stored.len(),
-            want.len(),
-            "outcome versions of case {case_id}"
-        );
+        assert_eq!(stored.len(), want.len(), "outcome versions of case {case_id}");
         for (got, want) in stored.iter().zip(want) {
             let what = format!("case {case_id} version {}", want["version"]);
-            assert_eq!(
-                u64::from(got.version),
-                want["version"].as_u64().unwrap(),
-                "{what}"
-            );
+            assert_eq!(u64::from(got.version), want["version"].as_u64().unwrap(), "{what}");
             assert_eq!(
                 Some(got.author_id.to_string()),
                 user_id(&want["author_id"]),
@@ -172,11 +152,7 @@ async fn a_release_0_1_database_upgrades_without_losing_anything(backend: Backen
                 user_id(&want["signed_by"]),
                 "{what}: signer"
             );
-            assert_eq!(
-                got.is_signed(),
-                want["signed"].as_bool().unwrap(),
-                "{what}: signed"
-            );
+            assert_eq!(got.is_signed(), want["signed"].as_bool().unwrap(), "{what}: signed");
             assert_eq!(
                 got.supersedes.map(u64::from),
                 want["supersedes"].as_u64(),
@@ -197,10 +173,7 @@ async fn a_release_0_1_database_upgrades_without_losing_anything(backend: Backen
     assert_eq!(tail.hash, tail_hash);
 
     // A write after the upgrade continues that chain.
-    let next = store
-        .append_audit(NewAuditEvent::new("upgrade_checked", "system"))
-        .await
-        .unwrap();
+    let next = store.append_audit(NewAuditEvent::new("upgrade_checked", "system")).await.unwrap();
     assert_eq!(next.prev_hash, events.last().unwrap().hash);
     assert!(next.seq > tail_seq);
     let verified = store.verify_audit().await.unwrap();
