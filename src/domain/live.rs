@@ -536,16 +536,9 @@ pub fn decide(
         }
         Command::Reorder { case_ids } => {
             chair_only()?;
-            let mut proposed = case_ids.clone();
-            let mut now: Vec<Uuid> = agenda.iter().map(|c| c.case_id).collect();
-            proposed.sort();
-            now.sort();
-            if proposed != now {
-                return Err(refuse(
-                    "agenda_changed",
-                    "the order must list exactly the cases now on the agenda",
-                ));
-            }
+            let now: Vec<Uuid> = agenda.iter().map(|c| c.case_id).collect();
+            super::booking::check_agenda_order(&now, case_ids)
+                .map_err(|c| refuse(c.code(), c.to_string()))?;
             Ok(vec![EventBody::AgendaReordered { case_ids: case_ids.clone() }])
         }
         Command::RaiseHand => Ok(if live.hands.contains(&actor.user_id) {

@@ -26,6 +26,7 @@ fn unknown_specialty() -> StoreError {
 }
 
 impl Store {
+    #[tracing::instrument(skip_all)]
     pub async fn list_specialties(&self) -> Result<Vec<Specialty>, StoreError> {
         let sql = "SELECT slug FROM specialties ORDER BY slug";
         let found = self.db.all(sql, args![]).await?;
@@ -70,12 +71,14 @@ impl Store {
         created.ok_or(StoreError::NotFound("user"))
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %id.0))]
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("{USERS} WHERE u.id = $1 ORDER BY s.specialty");
         Ok(Self::users_from(&self.db.all(sql, args![id]).await?)?.pop())
     }
 
     /// The account id, password hash and active flag, for login.
+    #[tracing::instrument(skip_all)]
     pub async fn credentials(
         &self, email: &EmailAddress,
     ) -> Result<Option<Credentials>, StoreError> {
@@ -91,11 +94,13 @@ impl Store {
         .transpose()
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let sql = format!("{USERS} ORDER BY u.email, s.specialty");
         Self::users_from(&self.db.all(sql, args![]).await?)
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn count_users(&self) -> Result<u64, StoreError> {
         let sql = "SELECT COUNT(*) AS n FROM users";
         rows::count(&self.db.one(sql, args![]).await?, "n")
@@ -116,6 +121,7 @@ impl Store {
 
     /// Atomically checks the presented token and either rotates it (storing `next_hash`
     /// in the same family) or, if it was already used, revokes the family.
+    #[tracing::instrument(skip_all)]
     pub async fn rotate_refresh_token(
         &self, presented_hash: &str, next_hash: &str, now: DateTime<Utc>,
         next_expires_at: DateTime<Utc>,
@@ -145,6 +151,7 @@ impl Store {
     }
 
     /// Revokes the family of the presented token (logout). Unknown tokens are ignored.
+    #[tracing::instrument(skip_all)]
     pub async fn revoke_refresh_family(
         &self, token_hash: &str, now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -153,6 +160,7 @@ impl Store {
     }
 
     /// How many consultants or specialists besides the chair make a meeting quorate.
+    #[tracing::instrument(skip_all, fields(specialty = %specialty))]
     pub async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError> {
         let sql = "SELECT quorum_others FROM specialties WHERE slug = $1";
         let row = self.db.opt(sql, args![specialty.as_str()]).await?;

@@ -38,6 +38,7 @@ impl Store {
     }
 
     /// All audit events in chain order.
+    #[tracing::instrument(skip_all)]
     pub async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
         let sql = "SELECT * FROM audit_events ORDER BY seq";
         let found = self.db.all(sql, args![]).await?;
@@ -45,6 +46,7 @@ impl Store {
     }
 
     /// Walks the chain and reports the first row that does not match.
+    #[tracing::instrument(skip_all)]
     pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
         Ok(verify_chain(&self.audit_events().await?))
     }

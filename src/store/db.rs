@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use sqlx::error::DatabaseError;
+use sqlx::{Encode, Type};
 use uuid::Uuid;
 
 use super::{postgres, sqlite, StoreError};
@@ -391,6 +392,38 @@ macro_rules! statement_methods {
 }
 statement_methods!(Db, [&] self);
 statement_methods!(Tx, [&mut] self);
+
+/// Binds `args` in order: the kinds both backends encode alike here, ids and lists by
+/// `special`, each backend's own encoding.
+pub(crate) fn bind_all<A>(
+    args: Vec<Arg>, special: impl Fn(&mut A, Arg) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<A, StoreError>
+where
+    A: sqlx::Arguments,
+    for<'t> Option<String>: Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<i32>: Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<i64>: Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> bool: Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<DateTime<Utc>>: Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<NaiveDate>: Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<NaiveTime>: Encode<'t, A::Database> + Type<A::Database>,
+{
+    let mut out = A::default();
+    for arg in args {
+        match arg {
+            Arg::Text(v) => out.add(v),
+            Arg::Int(v) => out.add(v),
+            Arg::BigInt(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Time(v) => out.add(v),
+            Arg::Date(v) => out.add(v),
+            Arg::TimeOfDay(v) => out.add(v),
+            special_kind => special(&mut out, special_kind),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
 
 /// `($1, $2, $3), ($4, $5, $6)…`: the VALUES list of a multi-row insert.
 pub(crate) fn values_list(rows: usize, columns: usize) -> String {

@@ -252,6 +252,7 @@ impl Store {
     }
 
     /// Runs this backend's pending migrations.
+    #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrated = match &self.db {
             Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
@@ -261,6 +262,7 @@ impl Store {
     }
 
     /// A round trip to the database (readiness).
+    #[tracing::instrument(skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.run("SELECT 1", vec![]).await.map(|_| ())
     }

@@ -106,6 +106,7 @@ impl Store {
     }
 
     /// Every message in the outbox, oldest first (operations and tests).
+    #[tracing::instrument(skip_all)]
     pub async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
         let rows = self.db.all("SELECT * FROM outbox ORDER BY created_at, id", args![]).await?;
         rows.iter().map(rows::message).collect()
@@ -123,11 +124,13 @@ impl Store {
         tx.commit().await
     }
 
+    #[tracing::instrument(skip_all, fields(attachment_id = %id))]
     pub async fn attachment(&self, id: Uuid) -> Result<Option<Attachment>, StoreError> {
         let row = self.db.opt("SELECT * FROM attachments WHERE id = $1", args![id]).await?;
         row.as_ref().map(rows::attachment).transpose()
     }
 
+    #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn case_attachments(&self, case_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
         let rows = self
             .db

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
 use sqlx::{Arguments, PgExecutor, Postgres, Transaction};
 
-use super::db::{Arg, Done, Row, Sql, Want};
+use super::db::{bind_all, Arg, Done, Row, Sql, Want};
 use super::{ConnectError, LiveSignal, StoreError, LIVE_CHANNEL};
 use crate::config::DatabaseSettings;
 
@@ -24,23 +24,12 @@ pub(super) async fn open(url: &str, settings: &DatabaseSettings) -> Result<PgPoo
 }
 
 fn bind(args: Vec<Arg>) -> Result<PgArguments, StoreError> {
-    let mut out = PgArguments::default();
-    for arg in args {
-        match arg {
-            Arg::Uuid(v) => out.add(v),
-            Arg::Text(v) => out.add(v),
-            Arg::Int(v) => out.add(v),
-            Arg::BigInt(v) => out.add(v),
-            Arg::Bool(v) => out.add(v),
-            Arg::Time(v) => out.add(v),
-            Arg::Date(v) => out.add(v),
-            Arg::TimeOfDay(v) => out.add(v),
-            Arg::Uuids(v) => out.add(v),
-            Arg::Texts(v) => out.add(v),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(out)
+    bind_all(args, |out: &mut PgArguments, arg| match arg {
+        Arg::Uuid(v) => out.add(v),
+        Arg::Uuids(v) => out.add(v),
+        Arg::Texts(v) => out.add(v),
+        _ => Ok(()),
+    })
 }
 
 pub(super) async fn exec<'e>(

@@ -282,12 +282,14 @@ impl Store {
         Ok(session)
     }
 
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
         let row = self.db.opt("SELECT * FROM sessions WHERE id = $1", args![id]).await?;
         row.as_ref().map(rows::session).transpose()
     }
 
     /// Sessions in start order, optionally of one specialty and within a window.
+    #[tracing::instrument(skip_all)]
     pub async fn list_sessions(
         &self, specialty: Option<&Specialty>, window: TimeWindow,
     ) -> Result<Vec<Session>, StoreError> {
@@ -346,6 +348,7 @@ impl Store {
 
     /// Plans a cancellation from the session as it stands: where each waiting case would
     /// go (`domain::booking::rebooking_plan`). Nothing changes until `cancel_session`.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn plan_cancellation(
         &self, id: Uuid, now: DateTime<Utc>,
     ) -> Result<CancelPlan, StoreError> {
@@ -479,6 +482,7 @@ impl Store {
         Ok(Booked { case: booked, replayed: false })
     }
 
+    #[tracing::instrument(skip_all, fields(case_id = %id))]
     pub async fn case(&self, id: Uuid) -> Result<Option<Case>, StoreError> {
         let row = self.db.opt("SELECT * FROM cases WHERE id = $1", args![id]).await?;
         row.as_ref().map(rows::case).transpose()
@@ -486,11 +490,13 @@ impl Store {
 
     /// The agenda: cases holding a slot, in the chair's order, else urgent first, then by
     /// booking time.
+    #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError> {
         self.db.all(AGENDA, args![session_id]).await?.iter().map(rows::case).collect()
     }
 
     /// A referrer's cases, newest first, in every state.
+    #[tracing::instrument(skip_all, fields(referrer_id = %referrer.0))]
     pub async fn referrer_cases(&self, referrer: UserId) -> Result<Vec<Case>, StoreError> {
         let rows = self
             .db

@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, Sqlite, SqliteExecutor, Transaction};
 
-use super::db::{sqlite_text, Arg, Done, Row, Sql, Want};
+use super::db::{bind_all, sqlite_text, Arg, Done, Row, Sql, Want};
 use super::{ConnectError, StoreError};
 use crate::config::DatabaseSettings;
 
@@ -58,26 +58,12 @@ pub(super) async fn begin_write(
 }
 
 fn bind(args: Vec<Arg>) -> Result<SqliteArguments, StoreError> {
-    let mut out = SqliteArguments::default();
-    let json = |v: serde_json::Result<String>| {
-        v.map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))
-    };
-    for arg in args {
-        match arg {
-            Arg::Uuid(v) => out.add(v.map(|u| u.to_string())),
-            Arg::Text(v) => out.add(v),
-            Arg::Int(v) => out.add(v),
-            Arg::BigInt(v) => out.add(v),
-            Arg::Bool(v) => out.add(v),
-            Arg::Time(v) => out.add(v),
-            Arg::Date(v) => out.add(v),
-            Arg::TimeOfDay(v) => out.add(v),
-            Arg::Uuids(v) => out.add(json(serde_json::to_string(&v))?),
-            Arg::Texts(v) => out.add(json(serde_json::to_string(&v))?),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(out)
+    bind_all(args, |out: &mut SqliteArguments, arg| match arg {
+        Arg::Uuid(v) => out.add(v.map(|u| u.to_string())),
+        Arg::Uuids(v) => out.add(serde_json::to_string(&v)?),
+        Arg::Texts(v) => out.add(serde_json::to_string(&v)?),
+        _ => Ok(()),
+    })
 }
 
 pub(super) async fn exec<'e>(
