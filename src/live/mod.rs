@@ -38,7 +38,7 @@ impl Hub {
     /// Builds the hub, starts listening for other instances' events where the backend
     /// can, and starts this instance's heartbeat. Must be called inside a tokio runtime.
     pub fn start(store: DynStore, settings: LiveSettings, media: Arc<Sfu>) -> Arc<Self> {
-        let cross_instance = store.backend() == "postgres";
+        let cross_instance = store.serves_many_instances();
         let hub = Arc::new(Hub {
             shared: Arc::new(Shared::new(store.clone(), settings, cross_instance, media)),
             rooms: Mutex::new(HashMap::new()),

@@ -16,13 +16,13 @@ use crate::domain::UserId;
 /// A connection pool of either backend.
 #[derive(Clone)]
 pub(crate) enum Db {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(sqlite::Lite),
     Postgres(sqlx::PgPool),
 }
 
 /// An open transaction of either backend.
 pub(crate) enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(sqlite::LiteTx),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -262,7 +262,7 @@ impl Db {
 
     async fn exec(&self, sql: Sql, args: Vec<Arg>, want: Want) -> Result<Done, StoreError> {
         match self {
-            Db::Sqlite(pool) => sqlite::exec(pool, &sql, args, want).await,
+            Db::Sqlite(lite) => sqlite::exec(&lite.pool, &sql, args, want).await,
             Db::Postgres(pool) => postgres::exec(pool, &sql, args, want).await,
         }
     }
@@ -271,7 +271,7 @@ impl Db {
     /// bounded retry); PostgreSQL relies on row locks taken by the statements.
     pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
         match self {
-            Db::Sqlite(pool) => Ok(Tx::Sqlite(sqlite::begin_write(pool).await?)),
+            Db::Sqlite(lite) => Ok(Tx::Sqlite(lite.begin_write().await?)),
             Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
         }
     }
@@ -279,7 +279,7 @@ impl Db {
     /// A read-only transaction that sees one consistent snapshot.
     pub(crate) async fn snapshot(&self) -> Result<Tx, StoreError> {
         match self {
-            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin().await?)),
+            Db::Sqlite(lite) => Ok(Tx::Sqlite(lite.begin_read().await?)),
             Db::Postgres(pool) => Ok(Tx::Postgres(postgres::begin_snapshot(pool).await?)),
         }
     }
@@ -288,7 +288,7 @@ impl Db {
 impl Tx {
     async fn exec(&mut self, sql: Sql, args: Vec<Arg>, want: Want) -> Result<Done, StoreError> {
         match self {
-            Tx::Sqlite(tx) => sqlite::exec(&mut **tx, &sql, args, want).await,
+            Tx::Sqlite(lite) => sqlite::exec(&mut *lite.tx, &sql, args, want).await,
             Tx::Postgres(tx) => postgres::exec(&mut **tx, &sql, args, want).await,
         }
     }
@@ -299,7 +299,7 @@ impl Tx {
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Sqlite(lite) => lite.tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())

@@ -264,10 +264,7 @@ async fn defer_case_in(
 pub(super) async fn outcome_event_in(
     tx: &mut Tx, session_id: Uuid, body: EventBody, actor: UserId, now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let sql = "SELECT state FROM sessions WHERE id = $1";
-    let state =
-        tx.opt(sql, args![session_id]).await?.map(|r| r.get::<String>("state")).transpose()?;
-    if state.as_deref() == Some(SessionState::Live.as_str()) {
+    if schedule::session_in(tx, session_id).await?.state == SessionState::Live {
         let event = NewLiveEvent { body, actor: Some(actor), command_id: None };
         append_events_in(tx, session_id, None, vec![event], now).await?;
     }

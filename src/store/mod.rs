@@ -251,11 +251,17 @@ impl Store {
         }
     }
 
+    /// Whether several server instances may share this database (PostgreSQL), so live
+    /// rooms must follow each other's events.
+    pub fn serves_many_instances(&self) -> bool {
+        self.db.is_postgres()
+    }
+
     /// Runs this backend's pending migrations.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrated = match &self.db {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Sqlite(lite) => sqlx::migrate!("./migrations/sqlite").run(&lite.pool).await,
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         };
         migrated.map_err(|e| StoreError::Database(e.into()))

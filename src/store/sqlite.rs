@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -18,9 +18,23 @@ use super::db::{bind_all, sqlite_text, Arg, Done, Row, Sql, Want};
 use super::{ConnectError, StoreError};
 use crate::config::DatabaseSettings;
 
-pub(super) async fn open(
-    url: &str, settings: &DatabaseSettings,
-) -> Result<SqlitePool, ConnectError> {
+/// A SQLite database: its pool, and the turn this process's writers take one at a time.
+/// SQLite has one writer; queueing here, in order, is fairer and much faster than 32
+/// connections retrying `BEGIN IMMEDIATE` in the busy handler's sleeps.
+#[derive(Clone)]
+pub(crate) struct Lite {
+    pub(crate) pool: SqlitePool,
+    writer: Arc<tokio::sync::Mutex<()>>,
+    wait: Duration,
+}
+
+/// A transaction and, for a writer, its turn (given back when the transaction ends).
+pub(crate) struct LiteTx {
+    pub(crate) tx: Transaction<'static, Sqlite>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+pub(super) async fn open(url: &str, settings: &DatabaseSettings) -> Result<Lite, ConnectError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -32,28 +46,40 @@ pub(super) async fn open(
             std::fs::create_dir_all(dir)?;
         }
     }
-    Ok(SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
-        .await?)
+        .await?;
+    let wait = Duration::from_millis(settings.busy_timeout_ms);
+    Ok(Lite { pool, writer: Arc::default(), wait })
 }
 
-/// A write transaction holding the database's write lock from its first statement.
-/// SQLite waits up to the busy timeout itself; this retries twice more, then gives up
-/// with [`StoreError::Busy`] (a 503 with `Retry-After`).
-pub(super) async fn begin_write(
-    pool: &SqlitePool,
-) -> Result<Transaction<'static, Sqlite>, StoreError> {
-    let mut attempt = 0;
-    loop {
-        match pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from) {
-            Err(StoreError::Busy) if attempt < 2 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+impl Lite {
+    /// A write transaction: this process's turn to write (waiting at most the busy
+    /// timeout), then the database's write lock from the first statement (`BEGIN
+    /// IMMEDIATE`: another process, such as the CLI, may hold it; SQLite waits up to the
+    /// busy timeout itself, this retries twice more), else [`StoreError::Busy`] (a 503
+    /// with `Retry-After`).
+    pub(super) async fn begin_write(&self) -> Result<LiteTx, StoreError> {
+        let turn = tokio::time::timeout(self.wait, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Busy)?;
+        let mut attempt = 0;
+        loop {
+            match self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from) {
+                Err(StoreError::Busy) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                other => return other.map(|tx| LiteTx { tx, _turn: Some(turn) }),
             }
-            other => return other,
         }
+    }
+
+    /// A read transaction (one snapshot), which takes no turn.
+    pub(super) async fn begin_read(&self) -> Result<LiteTx, StoreError> {
+        Ok(LiteTx { tx: self.pool.begin().await?, _turn: None })
     }
 }
 
