@@ -4,12 +4,43 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::db::{args, Row, Unique};
-use super::{rows, Credentials, NewRefreshToken, RefreshOutcome, Store, StoreError};
+use super::core::Store;
+use super::error::{StoreError, Unique};
+use super::rows;
+use super::sql::{args, Row};
 use crate::domain::conflict::Conflict;
 use crate::domain::{
     EmailAddress, NewAuditEvent, NewUser, ParseError, PersonName, Role, Specialty, User, UserId,
 };
+
+/// What login needs, in one query, before anything else about the account is loaded.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user_id: UserId,
+    pub password_hash: String,
+    pub active: bool,
+}
+
+/// A refresh token as stored: only its hash, its family and its lifetime.
+#[derive(Clone, Debug)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub family_id: Uuid,
+    pub user_id: UserId,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was current: it is now used and `next` replaces it in the same family.
+    Rotated { user_id: UserId, family_id: Uuid },
+    /// The token had already been used: the whole family is now revoked.
+    Reused { user_id: UserId, family_id: Uuid },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
 
 const USERS: &str = "SELECT u.id, u.email, u.name, u.role, u.active, u.created_at, s.specialty \
     FROM users u LEFT JOIN user_specialties s ON s.user_id = u.id";

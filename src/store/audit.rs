@@ -5,8 +5,11 @@
 
 use uuid::Uuid;
 
-use super::db::{args, values_list, Arg};
-use super::{rows, Store, StoreError, Tx};
+use super::core::Store;
+use super::db::Tx;
+use super::error::StoreError;
+use super::rows;
+use super::sql::{args, values_list, Arg};
 use crate::domain::audit::{verify_chain, AuditQuery, AuditSubject, GENESIS_HASH};
 use crate::domain::{AuditEvent, AuditVerification, NewAuditEvent, NhsNumber};
 

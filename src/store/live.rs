@@ -7,8 +7,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::db::{args, Tx, Unique};
-use super::{rows, schedule, Store, StoreError};
+use super::core::Store;
+use super::db::Tx;
+use super::error::{StoreError, Unique};
+use super::sql::args;
+use super::{rows, schedule};
 use crate::domain::conflict::Conflict;
 use crate::domain::live::{
     case_transition, session_transition, Attendance, EventBody, LiveEvent, NewLiveEvent,

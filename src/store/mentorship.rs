@@ -8,14 +8,28 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::db::{args, values_list, Column, Row, Tx};
-use super::{or_unknown, rows, AttendedSession, Store, StoreError, UNKNOWN_SPECIALTY_OR_CHAIR};
+use super::core::Store;
+use super::db::Tx;
+use super::error::{or_unknown, StoreError, UNKNOWN_SPECIALTY_OR_CHAIR};
+use super::rows;
+use super::sql::{args, values_list, Column, Row};
 use crate::domain::booking::check_flaggable;
 use crate::domain::conflict::Conflict;
+use crate::domain::live::Attendance;
 use crate::domain::mentorship::{
     clinic_date, Contract, DateRange, MentorshipFlag, MentorshipKind, MentorshipLog,
 };
-use crate::domain::{NewAuditEvent, UserId};
+use crate::domain::{Case, NewAuditEvent, Session, UserId};
+
+/// One session in a person's attendance record.
+#[derive(Clone, Debug)]
+pub struct AttendedSession {
+    pub session: Session,
+    /// The person's stays (a new row each time they joined).
+    pub stays: Vec<Attendance>,
+    /// The cases discussed (in discussion, discussed or signed), in agenda order.
+    pub cases: Vec<Case>,
+}
 
 /// What a log naming a case or mentee that does not exist is told.
 const UNKNOWN_LOG_REFERENCE: &str = "names a case or mentee that does not exist";

@@ -5,10 +5,24 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit::append_audit_in;
-use super::db::{args, Tx};
-use super::{rows, Store, StoreError};
+use super::core::Store;
+use super::db::Tx;
+use super::error::StoreError;
+use super::rows;
+use super::sql::args;
 use crate::domain::message::join_recipients;
 use crate::domain::{Attachment, NewAuditEvent, NewMessage, OutboxMessage};
+
+/// Due messages, oldest due first; a message another worker holds is skipped.
+const DUE: &str = "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+     ORDER BY next_attempt_at, created_at LIMIT $2 FOR UPDATE SKIP LOCKED";
+const LEASE: &str = "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2";
+const SENT: &str =
+    "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2";
+const FAILED: &str = "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
+     next_attempt_at = $2 WHERE id = $3";
+const ATTACHMENTS_OF: &str =
+    "SELECT * FROM attachments WHERE case_id = $1 ORDER BY uploaded_at, id";
 
 /// Queues a message inside the caller's transaction.
 pub(super) async fn enqueue_in(
@@ -59,21 +73,11 @@ impl Store {
         &self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
         let mut tx = self.db.write().await?;
-        let rows = tx
-            .all(
-                "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
-                 ORDER BY next_attempt_at, created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                args![now, i64::from(limit)],
-            )
-            .await?;
+        let rows = tx.all(DUE, args![now, i64::from(limit)]).await?;
         let messages: Vec<OutboxMessage> =
             rows.iter().map(rows::message).collect::<Result<_, _>>()?;
         for m in &messages {
-            tx.run(
-                "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2",
-                args![lease_until, m.id],
-            )
-            .await?;
+            tx.run(LEASE, args![lease_until, m.id]).await?;
         }
         tx.commit().await?;
         Ok(messages)
@@ -81,13 +85,7 @@ impl Store {
 
     #[tracing::instrument(skip_all, fields(message_id = %id))]
     pub async fn message_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.db
-            .run(
-                "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2",
-                args![at, id],
-            )
-            .await?;
-        Ok(())
+        self.db.run(SENT, args![at, id]).await.map(|_| ())
     }
 
     /// Records a failed attempt; the message is due again at `retry_at`.
@@ -95,14 +93,7 @@ impl Store {
     pub async fn message_failed(
         &self, id: Uuid, error: &str, retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.db
-            .run(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
-                 WHERE id = $3",
-                args![error, retry_at, id],
-            )
-            .await?;
-        Ok(())
+        self.db.run(FAILED, args![error, retry_at, id]).await.map(|_| ())
     }
 
     /// Every message in the outbox, oldest first (operations and tests).
@@ -132,13 +123,7 @@ impl Store {
 
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn case_attachments(&self, case_id: Uuid) -> Result<Vec<Attachment>, StoreError> {
-        let rows = self
-            .db
-            .all(
-                "SELECT * FROM attachments WHERE case_id = $1 ORDER BY uploaded_at, id",
-                args![case_id],
-            )
-            .await?;
+        let rows = self.db.all(ATTACHMENTS_OF, args![case_id]).await?;
         rows.iter().map(rows::attachment).collect()
     }
 }

@@ -6,13 +6,24 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::db::{args, Tx, Unique};
+use super::core::Store;
+use super::db::Tx;
+use super::error::{StoreError, Unique};
+use super::rows;
 use super::schedule::{self, lock_case};
-use super::{rows, SignedOutcome, Store, StoreError};
+use super::sql::args;
 use crate::domain::booking::{check_amendable, check_draftable, check_signable};
 use crate::domain::{conflict::Conflict, live::EventBody, outcome::check_follow_up_session};
 use crate::domain::{Case, NewAuditEvent, NewMessage, OutcomeDraft, OutcomeVersion};
 use crate::domain::{ParseError, UserId};
+
+/// What signing an outcome did.
+#[derive(Clone, Debug)]
+pub struct SignedOutcome {
+    pub version: OutcomeVersion,
+    /// The case booked by a `re_discuss` follow-up.
+    pub follow_up_case: Option<Case>,
+}
 
 /// The latest version of a case's outcome, if any.
 pub(super) async fn current_outcome(

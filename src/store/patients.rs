@@ -6,8 +6,11 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::db::{args, Arg, Tx};
-use super::{rows, Store, StoreError};
+use super::core::Store;
+use super::db::Tx;
+use super::error::StoreError;
+use super::rows;
+use super::sql::{args, Arg};
 use crate::domain::patient::{reconcile, PatientUpdate, Reconciled};
 use crate::domain::{NewAuditEvent, NewCase, NhsNumber, PatientDetails, PersonName, UserId};
 
@@ -141,7 +144,7 @@ impl Store {
         let sql = "SELECT nhs_number, found_at FROM patient_conflicts \
                    WHERE resolved_at IS NULL ORDER BY found_at, nhs_number";
         let found = self.db.all(sql, args![]).await?;
-        let conflict = |r: &super::db::Row| {
+        let conflict = |r: &super::sql::Row| {
             let nhs = rows::parsed(r, "nhs_number", NhsNumber::parse)?;
             Ok((nhs, r.get("found_at")?))
         };

@@ -7,10 +7,21 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
 use sqlx::{Arguments, PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
 
-use super::db::{bind_all, Arg, Done, Row, Sql, Want};
-use super::{ConnectError, LiveSignal, StoreError, LIVE_CHANNEL};
+use super::error::{ConnectError, StoreError};
+use super::sql::{bind_all, Arg, Done, Row, Sql, Want};
 use crate::config::DatabaseSettings;
+
+/// Receives cross-instance notifications (PostgreSQL `LISTEN`): a session has events up
+/// to `seq`; or the listening connection went down or came back.
+pub trait LiveSignal: Send + Sync {
+    fn event(&self, session_id: Uuid, seq: u64);
+    fn listening(&self, up: bool);
+}
+
+/// The notification channel the instances share.
+pub(crate) const LIVE_CHANNEL: &str = "mdt_live";
 
 /// Key of the advisory lock that serialises audit appends.
 const AUDIT_CHAIN_LOCK: i64 = 0x4d44_545f_4155_4454;

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::db::{args, Row};
-use super::{rows, Store, StoreError};
+use super::core::Store;
+use super::error::StoreError;
+use super::rows;
+use super::sql::{args, Row};
 use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow};
 use crate::domain::{OutcomeDraft, PersonName, Role, SessionState};
 

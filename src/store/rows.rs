@@ -3,8 +3,8 @@
 
 use uuid::Uuid;
 
-use super::db::Row;
-use super::StoreError;
+use super::error::StoreError;
+use super::sql::Row;
 use crate::domain::live::{Attendance, LiveEvent};
 use crate::domain::mentorship::{Contract, MentorshipFlag};
 use crate::domain::message::split_recipients;

@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit::{append_audit_in, append_audits_in};
-use super::db::{args, Tx, Unique};
+use super::core::Store;
+use super::db::Tx;
+use super::error::{or_unknown, StoreError, Unique, UNKNOWN_SPECIALTY_OR_CHAIR};
 pub(super) use super::outbox::enqueue_in;
 use super::outbox::insert_attachment_row;
 use super::patients::{patient_cases_in, patient_updated, per_case, register_patient};
-use super::{or_unknown, rows, Booked, Cancelled, Store, StoreError, UNKNOWN_SPECIALTY_OR_CHAIR};
+use super::rows;
+use super::sql::args;
 use crate::domain::booking::{self, Candidate};
 use crate::domain::conflict::Conflict;
 use crate::domain::mentorship::clinic_date;
@@ -22,10 +25,52 @@ use crate::domain::{
     SessionState, Specialty, TimeWindow, UserId,
 };
 
+/// The result of a booking request.
+#[derive(Clone, Debug)]
+pub struct Booked {
+    pub case: Case,
+    /// True when an earlier request with the same idempotency key made this booking.
+    pub replayed: bool,
+}
+
+/// What cancelling a session did.
+#[derive(Clone, Debug)]
+pub struct Cancelled {
+    pub session: Session,
+    /// (old case id, new case) for each case moved to the next session of the series.
+    pub moved: Vec<(Uuid, Case)>,
+    /// Cases left for the referrer to rebook.
+    pub flagged: Vec<Uuid>,
+}
+
 /// The agenda's order: the chair's order, then urgent first, then by booking time.
 const AGENDA: &str = "SELECT * FROM cases WHERE session_id = $1 \
      AND state NOT IN ('withdrawn', 'deferred') ORDER BY COALESCE(agenda_position, 2147483647), \
      CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id";
+
+const SESSIONS_IN: &str = "SELECT * FROM sessions WHERE ($1::text IS NULL OR specialty = $1) \
+     AND ($2::timestamptz IS NULL OR starts_at >= $2) \
+     AND ($3::timestamptz IS NULL OR starts_at < $3) ORDER BY starts_at, id";
+const BY_IDEMPOTENCY_KEY: &str =
+    "SELECT * FROM cases WHERE referrer_id = $1 AND idempotency_key = $2";
+const REFERRER_CASES: &str =
+    "SELECT * FROM cases WHERE referrer_id = $1 ORDER BY booked_at DESC, id";
+const CLEAR_FLAG: &str = "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, \
+     cleared_by = $3 WHERE case_id = $4 AND cleared_at IS NULL";
+const DEFER_CASE: &str = "UPDATE cases SET state = 'deferred', needs_rebooking = $1 WHERE id = $2";
+const FREE_SLOT: &str = "UPDATE sessions SET booked = booked - 1 WHERE id = $1";
+/// The conditional update that can never over-book.
+const TAKE_SLOT: &str =
+    "UPDATE sessions SET booked = booked + 1 WHERE id = $1 AND booked < case_capacity";
+const PATIENT_HELD: &str = "SELECT COUNT(*) AS n FROM cases WHERE session_id = $1 \
+     AND nhs_number = $2 AND state NOT IN ('withdrawn', 'deferred')";
+const PATIENTS_IN: &str = "SELECT nhs_number FROM cases WHERE session_id = $1 \
+     AND state NOT IN ('withdrawn', 'deferred')";
+const LATER_IN_SERIES: &str = "SELECT * FROM sessions WHERE series_id = $1 AND starts_at > $2 \
+     AND state IN ('scheduled', 'published') ORDER BY starts_at";
+/// An open mentorship flag goes with the case to its new row.
+const CARRY_FLAG: &str =
+    "UPDATE mentorship_flags SET case_id = $1 WHERE case_id = $2 AND cleared_at IS NULL";
 
 /// What cancelling a session will do, planned from the session as it stood.
 #[derive(Clone, Debug)]
@@ -54,7 +99,6 @@ async fn lock_case_and_session(
     let row = tx.opt("SELECT session_id FROM cases WHERE id = $1", args![id]).await?;
     let mut sessions = vec![row.ok_or(StoreError::NotFound("case"))?.get::<Uuid>("session_id")?];
     sessions.extend(also);
-    sessions.sort();
     tx.lock_sessions(&sessions).await?;
     lock_case(tx, id).await
 }
@@ -93,13 +137,7 @@ pub(super) async fn take_slot(
     } else {
         booking::check_takes_bookings(&session)?;
     }
-    let taken = tx
-        .run(
-            "UPDATE sessions SET booked = booked + 1 WHERE id = $1 AND booked < case_capacity",
-            args![session_id],
-        )
-        .await?;
-    if taken != 1 {
+    if tx.run(TAKE_SLOT, args![session_id]).await? != 1 {
         return Err(Conflict::SessionFull.into());
     }
     Ok(session)
@@ -109,24 +147,14 @@ pub(super) async fn take_slot(
 pub(super) async fn patient_already_in(
     tx: &mut Tx, case: &Case, session_id: Uuid,
 ) -> Result<bool, StoreError> {
-    let row = tx
-        .one(
-            "SELECT COUNT(*) AS n FROM cases WHERE session_id = $1 AND nhs_number = $2 \
-             AND state NOT IN ('withdrawn', 'deferred')",
-            args![session_id, case.patient.nhs_number.as_str()],
-        )
-        .await?;
+    let row = tx.one(PATIENT_HELD, args![session_id, case.patient.nhs_number.as_str()]).await?;
     Ok(row.get::<i64>("n")? > 0)
 }
 
 /// Marks `case` deferred (optionally flagged for rebooking) and frees its slot.
 async fn release_case(tx: &mut Tx, case: &Case, needs_rebooking: bool) -> Result<(), StoreError> {
-    tx.run(
-        "UPDATE cases SET state = 'deferred', needs_rebooking = $1 WHERE id = $2",
-        args![needs_rebooking, case.id],
-    )
-    .await?;
-    tx.run("UPDATE sessions SET booked = booked - 1 WHERE id = $1", args![case.session_id]).await?;
+    tx.run(DEFER_CASE, args![needs_rebooking, case.id]).await?;
+    tx.run(FREE_SLOT, args![case.session_id]).await?;
     Ok(())
 }
 
@@ -173,11 +201,7 @@ async fn move_into(
     let moved = case.moved_to(new_id, target, now);
     insert_case_row(tx, &moved, None).await?;
     copy_attachments(tx, case.id, moved.id).await?;
-    tx.run(
-        "UPDATE mentorship_flags SET case_id = $1 WHERE case_id = $2 AND cleared_at IS NULL",
-        args![moved.id, case.id],
-    )
-    .await?;
+    tx.run(CARRY_FLAG, args![moved.id, case.id]).await?;
     release_case(tx, case, false).await?;
     Ok(moved)
 }
@@ -202,25 +226,13 @@ pub(super) async fn later_candidates_in(
     let Some(series) = session.series_id else {
         return Ok(Vec::new());
     };
-    let rows = tx
-        .all(
-            "SELECT * FROM sessions WHERE series_id = $1 AND starts_at > $2 \
-             AND state IN ('scheduled', 'published') ORDER BY starts_at",
-            args![series, session.starts_at],
-        )
-        .await?;
+    let rows = tx.all(LATER_IN_SERIES, args![series, session.starts_at]).await?;
     let sessions: Vec<Session> = rows.iter().map(rows::session).collect::<Result<_, _>>()?;
-    let mut ids: Vec<Uuid> = sessions.iter().map(|s| s.id).chain([session.id]).collect();
-    ids.sort();
+    let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).chain([session.id]).collect();
     tx.lock_sessions(&ids).await?;
     let mut candidates = Vec::with_capacity(sessions.len());
     for session in sessions {
-        let held = tx
-            .all(
-                "SELECT nhs_number FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred')",
-                args![session.id],
-            )
-            .await?;
+        let held = tx.all(PATIENTS_IN, args![session.id]).await?;
         let patients = held
             .iter()
             .map(|r| rows::parsed(r, "nhs_number", crate::domain::NhsNumber::parse))
@@ -293,15 +305,8 @@ impl Store {
     pub async fn list_sessions(
         &self, specialty: Option<&Specialty>, window: TimeWindow,
     ) -> Result<Vec<Session>, StoreError> {
-        let rows = self
-            .db
-            .all(
-                "SELECT * FROM sessions WHERE ($1::text IS NULL OR specialty = $1) \
-                 AND ($2::timestamptz IS NULL OR starts_at >= $2) \
-                 AND ($3::timestamptz IS NULL OR starts_at < $3) ORDER BY starts_at, id",
-                args![specialty.map(|s| s.as_str()), window.from, window.to],
-            )
-            .await?;
+        let args = args![specialty.map(|s| s.as_str()), window.from, window.to];
+        let rows = self.db.all(SESSIONS_IN, args).await?;
         rows.iter().map(rows::session).collect()
     }
 
@@ -383,11 +388,8 @@ impl Store {
     ) -> Result<Cancelled, StoreError> {
         let id = plan.session.id;
         let mut tx = self.db.write().await?;
-        let mut ids: Vec<Uuid> =
-            plan.cases.iter().filter_map(|(_, t)| t.as_ref().map(|t| t.0.id)).chain([id]).collect();
-        ids.sort();
-        ids.dedup();
-        tx.lock_sessions(&ids).await?;
+        let targets = plan.cases.iter().filter_map(|(_, t)| t.as_ref().map(|t| t.0.id));
+        tx.lock_sessions(&targets.chain([id]).collect::<Vec<_>>()).await?;
         let mut session = session_in(&mut tx, id).await?;
         booking::check_changeable(&session, "cancelled")?;
         let waiting: Vec<Case> =
@@ -429,13 +431,7 @@ impl Store {
         let Some(key) = &case.idempotency_key else {
             return Ok(None);
         };
-        let row = self
-            .db
-            .opt(
-                "SELECT * FROM cases WHERE referrer_id = $1 AND idempotency_key = $2",
-                args![case.referrer_id, key],
-            )
-            .await?;
+        let row = self.db.opt(BY_IDEMPOTENCY_KEY, args![case.referrer_id, key]).await?;
         row.as_ref().map(rows::case).transpose()
     }
 
@@ -498,13 +494,7 @@ impl Store {
     /// A referrer's cases, newest first, in every state.
     #[tracing::instrument(skip_all, fields(referrer_id = %referrer.0))]
     pub async fn referrer_cases(&self, referrer: UserId) -> Result<Vec<Case>, StoreError> {
-        let rows = self
-            .db
-            .all(
-                "SELECT * FROM cases WHERE referrer_id = $1 ORDER BY booked_at DESC, id",
-                args![referrer],
-            )
-            .await?;
+        let rows = self.db.all(REFERRER_CASES, args![referrer]).await?;
         rows.iter().map(rows::case).collect()
     }
 
@@ -552,15 +542,11 @@ impl Store {
         let mut case = lock_case_and_session(&mut tx, id, None).await?;
         booking::check_movable(&case)?;
         tx.run("UPDATE cases SET state = 'withdrawn' WHERE id = $1", args![id]).await?;
-        tx.run("UPDATE sessions SET booked = booked - 1 WHERE id = $1", args![case.session_id])
-            .await?;
+        tx.run(FREE_SLOT, args![case.session_id]).await?;
+        // A withdrawn case leaves the mentorship backlog, cleared by whoever withdrew it.
         if let Some(actor) = audit.actor_id {
-            tx.run(
-                "UPDATE mentorship_flags SET cleared_at = $1, cleared_on = $2, cleared_by = $3 \
-                 WHERE case_id = $4 AND cleared_at IS NULL",
-                args![audit.occurred_at, clinic_date(audit.occurred_at), actor, id],
-            )
-            .await?;
+            let at = audit.occurred_at;
+            tx.run(CLEAR_FLAG, args![at, clinic_date(at), actor, id]).await?;
         }
         append_audit_in(&mut tx, audit.record(id)).await?;
         tx.commit().await?;

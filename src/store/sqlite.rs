@@ -3,6 +3,7 @@
 //! a bounded retry), ids as TEXT, and the few fragments of the store's PostgreSQL-spelled
 //! SQL that SQLite reads differently.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,8 +15,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, Sqlite, SqliteExecutor, Transaction};
 
-use super::db::{bind_all, sqlite_text, Arg, Done, Row, Sql, Want};
-use super::{ConnectError, StoreError};
+use super::error::{ConnectError, StoreError};
+use super::sql::{bind_all, Arg, Done, Row, Sql, Want};
 use crate::config::DatabaseSettings;
 
 /// A SQLite database: its pool, and the turn this process's writers take one at a time.
@@ -101,6 +102,14 @@ pub(super) async fn exec<'e>(
         Want::Rows => Done::Rows(query.fetch_all(e).await?.into_iter().map(Row::Sqlite).collect()),
         Want::Affected => Done::Affected(query.execute(e).await?.rows_affected()),
     })
+}
+
+/// A statement's text as SQLite must read it (see `sqlite::dialect`).
+fn sqlite_text(sql: &Sql) -> Cow<'static, str> {
+    match sql {
+        Sql::Static(s) => Cow::Borrowed(dialect(s)),
+        Sql::Built(s) => Cow::Owned(rewrite(s)),
+    }
 }
 
 /// The store's SQL as SQLite reads it: row locks dropped (the write transaction holds
