@@ -25,7 +25,7 @@ pub mod signal;
 pub mod startup;
 /// The application state every handler receives, built once at start-up.
 pub mod state;
-/// Storage trait with SQLite and PostgreSQL backends.
+/// Storage: one Store over SQLite or PostgreSQL, each workflow written once.
 pub mod store;
 /// Tracing, request ids and Prometheus metrics, with no patient data.
 pub mod telemetry;
