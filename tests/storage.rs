@@ -758,7 +758,80 @@ async fn the_patient_register_migration_reports_conflicting_cases(backend: Backe
     assert!(store.patient_conflicts().await.unwrap().is_empty());
 }
 
+/// Cancellation and signing are planned from a read and applied in a later transaction:
+/// whatever changed in between (a booking after the plan, a draft edited after it was
+/// read) refuses the stale plan with `changed_meanwhile` and changes nothing; a fresh plan
+/// then applies. Each race is provoked on purpose, between the read and the write.
+async fn stale_plans_are_refused_and_change_nothing(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let sessions = seeded_series(&store, 3).await;
+    let physio = store
+        .create_user(
+            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
+            created(),
+        )
+        .await
+        .unwrap();
+    let nhs = nhs_numbers(6);
+    let now = Utc::now();
+    let first = store.book_case(a_case(&sessions[0], physio.id, &nhs[0]), booked(), vec![], now);
+    let first = first.await.unwrap().case;
+    let plan = store.plan_cancellation(sessions[0].id, now).await.unwrap();
+    assert_eq!(plan.cases.len(), 1);
+    // A booking lands between the plan and its application.
+    store.book_case(a_case(&sessions[0], physio.id, &nhs[1]), booked(), vec![], now).await.unwrap();
+    let cancel = NewAuditEvent::new("session_cancelled", "session");
+    let stale = store.cancel_session(&plan, cancel.clone(), vec![], now).await.unwrap_err();
+    assert_eq!(conflict_code(stale), "changed_meanwhile");
+    let unchanged = store.session(sessions[0].id).await.unwrap().unwrap();
+    assert_eq!((unchanged.state, unchanged.booked), (SessionState::Scheduled, 2));
+    assert_eq!(store.session(sessions[1].id).await.unwrap().unwrap().booked, 0);
+    // The next session fills after the plan chose it: the plan is stale again.
+    let plan = store.plan_cancellation(sessions[0].id, now).await.unwrap();
+    assert!(plan.cases.iter().all(|(_, to)| to.as_ref().map(|t| t.0.id) == Some(sessions[1].id)));
+    for n in &nhs[2..5] {
+        store.book_case(a_case(&sessions[1], physio.id, n), booked(), vec![], now).await.unwrap();
+    }
+    let stale = store.cancel_session(&plan, cancel.clone(), vec![], now).await.unwrap_err();
+    assert_eq!(conflict_code(stale), "changed_meanwhile");
+    assert_eq!(store.session(sessions[0].id).await.unwrap().unwrap().booked, 2);
+    let plan = store.plan_cancellation(sessions[0].id, now).await.unwrap();
+    let done = store.cancel_session(&plan, cancel, vec![], now).await.unwrap();
+    assert_eq!(done.moved.len(), 2, "both cases go to the third session");
+    assert!(done.moved.iter().all(|(_, c)| c.session_id == sessions[2].id));
+
+    // A draft edited after the signer read it.
+    let case = store.book_case(a_case(&sessions[1], physio.id, &nhs[5]), booked(), vec![], now);
+    let case = case.await;
+    assert_eq!(conflict_code(case.unwrap_err()), "session_full");
+    let case = store.book_case(a_case(&sessions[2], physio.id, &nhs[5]), booked(), vec![], now);
+    let case = case.await.unwrap().case;
+    let chair = store.session(sessions[2].id).await.unwrap().unwrap().plan.chair_id;
+    let draft = |plan: &str| {
+        serde_json::from_value::<OutcomeDraft>(serde_json::json!({
+            "management_plan": { "text": plan, "items": [] }, "follow_up": { "kind": "none" }
+        }))
+        .unwrap()
+    };
+    let drafted = NewAuditEvent::new("outcome_drafted", "case");
+    store.draft_outcome(case.id, draft("Rest."), chair, drafted.clone(), now).await.unwrap();
+    let read = store.outcome_versions(case.id).await.unwrap().pop().unwrap();
+    let later = now + Duration::seconds(1);
+    store.draft_outcome(case.id, draft("Physiotherapy."), chair, drafted, later).await.unwrap();
+    let signing = NewAuditEvent::new("outcome_signed", "case");
+    let stale = read.signed(chair, later);
+    let refused = store.sign_outcome(case.id, &stale, signing.clone(), None, uuid::Uuid::new_v4());
+    assert_eq!(conflict_code(refused.await.unwrap_err()), "changed_meanwhile");
+    assert!(!store.outcome_versions(case.id).await.unwrap()[0].is_signed());
+    let fresh = store.outcome_versions(case.id).await.unwrap().pop().unwrap();
+    let fresh = fresh.signed(chair, later);
+    let signed = store.sign_outcome(case.id, &fresh, signing, None, uuid::Uuid::new_v4());
+    assert_eq!(signed.await.unwrap().version.body, draft("Physiotherapy."));
+    assert_eq!(store.case(first.id).await.unwrap().unwrap().state, CaseState::Deferred);
+}
+
 on_both_backends!(
+    stale_plans_are_refused_and_change_nothing,
     the_patient_register_migration_reports_conflicting_cases,
     users_and_specialties,
     refresh_tokens_rotate_and_reuse_revokes_family,
@@ -769,6 +842,31 @@ on_both_backends!(
     no_overbooking_under_a_race,
     mentorship_and_attendance,
 );
+
+/// A workflow whose plan went stale is planned again, at most three times in all.
+#[tokio::test]
+async fn a_stale_plan_is_planned_again_up_to_three_times() {
+    use mdt_coordinator::domain::conflict::Conflict;
+    let stale_for = |n: usize| {
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        async move {
+            let outcome = store::until_unchanged(|| {
+                let attempt = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if attempt < n {
+                        Err(StoreError::Conflict(Conflict::Changed))
+                    } else {
+                        Ok(attempt)
+                    }
+                }
+            })
+            .await;
+            (outcome.map_err(conflict_code), tries.into_inner())
+        }
+    };
+    assert_eq!(stale_for(2).await, (Ok(2), 3));
+    assert_eq!(stale_for(3).await, (Err("changed_meanwhile"), 3));
+}
 
 #[tokio::test]
 async fn unknown_scheme_is_refused_with_an_exact_message() {
