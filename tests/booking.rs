@@ -10,98 +10,8 @@ use serde_json::{json, Value};
 
 use mdt_coordinator::domain::Role;
 
-use common::{eventually, Backend, TestApp};
-
-/// A clinic: one account per role (rheumatology), a spinal practitioner, and a weekly
-/// rheumatology series whose first session is a week away.
-struct Clinic {
-    app: TestApp,
-    coordinator: String,
-    consultant: String,
-    consultant_id: String,
-    physio: String,
-    spinal_physio: String,
-    trainee: String,
-}
-
-async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> String {
-    common::sign_up(app, email, "Test Person", role, specialty).await.0
-}
-
-impl Clinic {
-    async fn open(backend: Backend) -> Self {
-        Self::open_with(backend, |_| {}).await
-    }
-
-    async fn open_with(
-        backend: Backend, tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
-    ) -> Self {
-        let app = TestApp::spawn_with(backend, tweak).await.expect("backend available");
-        let coordinator =
-            account(&app, "coord@example.org", Role::Coordinator, "rheumatology").await;
-        let consultant = account(&app, "chair@example.org", Role::Consultant, "rheumatology").await;
-        let physio = account(&app, "physio@example.org", Role::Practitioner, "rheumatology").await;
-        let spinal_physio = account(&app, "spine@example.org", Role::Practitioner, "spinal").await;
-        let trainee = account(&app, "trainee@example.org", Role::Trainee, "rheumatology").await;
-        let me: Value = app
-            .http
-            .get(app.url("/api/me"))
-            .bearer_auth(&consultant)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let consultant_id = me["id"].as_str().unwrap().to_string();
-        Self { app, coordinator, consultant, consultant_id, physio, spinal_physio, trainee }
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
-        self.app.http.post(self.app.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.app.http.get(self.app.url(path)).bearer_auth(token).send().await.unwrap()
-    }
-
-    /// A session created by the coordinator `hours` from now.
-    async fn session(&self, hours: i64, capacity: u32, teaching: bool) -> String {
-        let res = self
-            .post(
-                &self.coordinator,
-                "/api/sessions",
-                json!({
-                    "specialty": "rheumatology", "starts_at": (Utc::now() + Duration::hours(hours)).to_rfc3339(),
-                    "duration_minutes": 90, "case_capacity": capacity, "chair_id": self.consultant_id,
-                    "booking_cutoff_hours": 48, "teaching": teaching,
-                }),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let body: Value = res.json().await.unwrap();
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    /// Another rheumatology practitioner's token.
-    async fn second_physio(&self) -> String {
-        account(&self.app, "other@example.org", Role::Practitioner, "rheumatology").await
-    }
-
-    async fn book(&self, token: &str, session: &str, body: Value) -> reqwest::Response {
-        self.post(token, &format!("/api/sessions/{session}/cases"), body).await
-    }
-}
-
-fn booking(nhs: &str) -> Value {
-    json!({
-        "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
-                     "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001" },
-        "clinical_question": "Inflammatory pattern on bloods: start DMARDs?",
-        "history": "Twelve weeks of hand pain and morning stiffness.",
-        "urgency": "routine", "body_site": "hands", "red_flags": [],
-    })
-}
+use common::clinic::{nhs_numbers, referral, Account, Clinic};
+use common::{eventually, Backend};
 
 async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
     let status = res.status();
@@ -109,24 +19,12 @@ async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
     (status, body["code"].as_str().unwrap_or("").to_string(), body)
 }
 
-/// Valid NHS numbers generated from the check-digit rule.
-fn nhs_numbers(n: usize) -> Vec<String> {
-    use mdt_coordinator::domain::nhs_number::check_digit;
-    (400_000_000u32..)
-        .filter_map(|p| {
-            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
-            check_digit(&digits).map(|c| format!("{p}{c}"))
-        })
-        .take(n)
-        .collect()
-}
-
 async fn schedule_is_created_listed_and_published(backend: Backend) {
     let c = Clinic::open(backend).await;
     let first = (Utc::now() + Duration::days(3)).date_naive().to_string();
     let series = json!({
         "specialty": "rheumatology", "title": "Rheumatology MDT", "first_date": first, "local_time": "12:30",
-        "weeks": 4, "duration_minutes": 90, "case_capacity": 8, "chair_id": c.consultant_id,
+        "weeks": 4, "duration_minutes": 90, "case_capacity": 8, "chair_id": c.chair.id,
         "booking_cutoff_hours": 48,
     });
     let res = c.post(&c.physio, "/api/series", series.clone()).await;
@@ -148,7 +46,7 @@ async fn schedule_is_created_listed_and_published(backend: Backend) {
         .http
         .get(c.app.url("/api/sessions"))
         .query(&[("specialty", "rheumatology"), ("to", to.as_str())])
-        .bearer_auth(&c.physio)
+        .bearer_auth(&c.physio.token)
         .send()
         .await
         .unwrap()
@@ -206,7 +104,7 @@ async fn schedule_is_created_listed_and_published(backend: Backend) {
 
 async fn booking_refusals_and_happy_path(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(24 * 7, 2, false).await;
+    let session = c.session(7, 2, false).await;
 
     for (mutate, expected_code, field) in [
         (json!({"patient": {"nhs_number": "943 476 5918"}}), "invalid_nhs_number", "nhs_number"),
@@ -222,7 +120,7 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         (json!({"clinical_question": ""}), "required", "clinical_question"),
         (json!({"red_flags": ["saddle anaesthesia"]}), "red_flags_present", "red_flags"),
     ] {
-        let mut body = booking("9434765919");
+        let mut body = referral("9434765919");
         for (k, v) in mutate.as_object().unwrap() {
             if let Some(inner) = v.as_object() {
                 for (ik, iv) in inner {
@@ -243,38 +141,38 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     let (_, _, body) = code(c.book(&c.physio, &session, json!({"red_flags": ["x"]})).await).await;
     assert_eq!(body["code"], "invalid_field", "missing fields are a 422 too");
     let (status, got, _) =
-        code(c.book(&c.spinal_physio, &session, booking("9434765919")).await).await;
+        code(c.book(&c.other_physio, &session, referral("9434765919")).await).await;
     assert_eq!((status, got.as_str()), (StatusCode::FORBIDDEN, "forbidden_specialty"));
-    let (status, _, _) = code(c.book(&c.trainee, &session, booking("9434765919")).await).await;
+    let (status, _, _) = code(c.book(&c.trainee, &session, referral("9434765919")).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let missing = uuid::Uuid::new_v4().to_string();
     assert_eq!(
-        c.book(&c.physio, &missing, booking("9434765919")).await.status(),
+        c.book(&c.physio, &missing, referral("9434765919")).await.status(),
         StatusCode::NOT_FOUND
     );
     let shown: Value =
         c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 0, "no refusal wrote anything");
 
-    let res = c.book(&c.physio, &session, booking("943 476 5919")).await;
+    let res = c.book(&c.physio, &session, referral("943 476 5919")).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let case: Value = res.json().await.unwrap();
     assert_eq!(case["patient"]["nhs_number"], "9434765919");
     assert_eq!(case["state"], "booked");
     let agenda: Value =
-        c.get(&c.consultant, &format!("/api/sessions/{session}")).await.json().await.unwrap();
+        c.get(&c.chair, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(agenda["agenda"][0]["id"], case["id"]);
-    let (status, got, _) = code(c.book(&c.physio, &session, booking("9434765919")).await).await;
+    let (status, got, _) = code(c.book(&c.physio, &session, referral("9434765919")).await).await;
     assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "duplicate_case"));
     assert_eq!(
-        c.book(&c.consultant, &session, booking("9912003888")).await.status(),
+        c.book(&c.chair, &session, referral("9912003888")).await.status(),
         StatusCode::CREATED
     );
-    let (status, got, _) = code(c.book(&c.physio, &session, booking("9449305552")).await).await;
+    let (status, got, _) = code(c.book(&c.physio, &session, referral("9449305552")).await).await;
     assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "session_full"));
 
-    let soon = c.session(24, 8, false).await;
-    let (status, got, _) = code(c.book(&c.physio, &soon, booking("9449305552")).await).await;
+    let soon = c.session(1, 8, false).await;
+    let (status, got, _) = code(c.book(&c.physio, &soon, referral("9449305552")).await).await;
     assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "booking_closed"));
 
     // My cases, one case, withdrawal.
@@ -283,14 +181,14 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     let id = case["id"].as_str().unwrap();
     assert_eq!(c.get(&c.physio, &format!("/api/cases/{id}")).await.status(), StatusCode::OK);
     assert_eq!(
-        c.get(&c.spinal_physio, &format!("/api/cases/{id}")).await.status(),
+        c.get(&c.other_physio, &format!("/api/cases/{id}")).await.status(),
         StatusCode::NOT_FOUND
     );
     let res = c
         .app
         .http
         .delete(c.app.url(&format!("/api/cases/{id}")))
-        .bearer_auth(&c.spinal_physio)
+        .bearer_auth(&c.other_physio.token)
         .send()
         .await
         .unwrap();
@@ -299,7 +197,7 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         .app
         .http
         .delete(c.app.url(&format!("/api/cases/{id}")))
-        .bearer_auth(&c.physio)
+        .bearer_auth(&c.physio.token)
         .send()
         .await
         .unwrap();
@@ -312,7 +210,7 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         .app
         .http
         .delete(c.app.url(&format!("/api/cases/{id}")))
-        .bearer_auth(&c.physio)
+        .bearer_auth(&c.physio.token)
         .send()
         .await
         .unwrap();
@@ -339,14 +237,14 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
 
 async fn idempotent_retry_books_once(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(24 * 7, 4, false).await;
+    let session = c.session(7, 4, false).await;
     let send = || {
         c.app
             .http
             .post(c.app.url(&format!("/api/sessions/{session}/cases")))
-            .bearer_auth(&c.physio)
+            .bearer_auth(&c.physio.token)
             .header("Idempotency-Key", "booking-7f3a")
-            .json(&booking("9434765919"))
+            .json(&referral("9434765919"))
             .send()
     };
     let first = send().await.unwrap();
@@ -364,9 +262,9 @@ async fn idempotent_retry_books_once(backend: Backend) {
         .app
         .http
         .post(c.app.url(&format!("/api/sessions/{session}/cases")))
-        .bearer_auth(&c.physio)
+        .bearer_auth(&c.physio.token)
         .header("Idempotency-Key", "")
-        .json(&booking("9912003888"))
+        .json(&referral("9912003888"))
         .send()
         .await
         .unwrap();
@@ -376,9 +274,9 @@ async fn idempotent_retry_books_once(backend: Backend) {
         .app
         .http
         .post(c.app.url(&format!("/api/sessions/{session}/cases")))
-        .bearer_auth(&c.physio)
+        .bearer_auth(&c.physio.token)
         .header("Idempotency-Key", "booking-7f3a")
-        .json(&booking("9912003888"))
+        .json(&referral("9912003888"))
         .send()
         .await
         .unwrap();
@@ -391,15 +289,15 @@ async fn idempotent_retry_books_once(backend: Backend) {
 
 async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let teaching = c.session(24 * 7, 4, true).await;
-    let private = c.session(24 * 8, 4, false).await;
+    let teaching = c.session(7, 4, true).await;
+    let private = c.session(8, 4, false).await;
     let patients = [
         ("9434765919", "Hermione", "Quibble", "1978-05-17"),
         ("9912003888", "Barnaby", "Thistlewood", "1961-02-03"),
     ];
     for session in [&teaching, &private] {
         for (nhs, given, family, dob) in patients {
-            let mut body = booking(nhs);
+            let mut body = referral(nhs);
             body["patient"]["given_name"] = json!(given);
             body["patient"]["family_name"] = json!(family);
             body["patient"]["date_of_birth"] = json!(dob);
@@ -433,7 +331,7 @@ async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
     assert_eq!(agenda.len(), 2);
     assert!(agenda[0]["label"].as_str().unwrap().starts_with("Case 1 · "), "{text}");
     assert!(
-        agenda.iter().any(|c| c["label"].as_str().unwrap().ends_with("· F · 40–49 · hands")),
+        agenda.iter().any(|c| c["label"].as_str().unwrap().ends_with("· F · 40–49 · lower back")),
         "{text}"
     );
     // A case read directly is de-identified too; private sessions show no cases.
@@ -447,26 +345,25 @@ async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
         c.get(&c.trainee, &format!("/api/sessions/{private}")).await.json().await.unwrap();
     assert!(other["agenda"].is_null());
     // Consultants of the specialty see identifiers; urgent cases come first.
-    let full =
-        c.get(&c.consultant, &format!("/api/sessions/{teaching}")).await.text().await.unwrap();
+    let full = c.get(&c.chair, &format!("/api/sessions/{teaching}")).await.text().await.unwrap();
     assert!(full.contains("9434765919") && full.contains("Thistlewood"));
     let spinal: Value =
-        c.get(&c.spinal_physio, &format!("/api/sessions/{teaching}")).await.json().await.unwrap();
+        c.get(&c.other_physio, &format!("/api/sessions/{teaching}")).await.json().await.unwrap();
     assert!(spinal["agenda"].is_null(), "a practitioner who booked nothing here sees no cases");
 }
 
 async fn agenda_puts_urgent_cases_first(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(24 * 7, 4, false).await;
-    let mut urgent = booking("9912003888");
+    let session = c.session(7, 4, false).await;
+    let mut urgent = referral("9912003888");
     urgent["urgency"] = json!("urgent");
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919")).await.status(),
+        c.book(&c.physio, &session, referral("9434765919")).await.status(),
         StatusCode::CREATED
     );
     assert_eq!(c.book(&c.physio, &session, urgent).await.status(), StatusCode::CREATED);
     let shown: Value =
-        c.get(&c.consultant, &format!("/api/sessions/{session}")).await.json().await.unwrap();
+        c.get(&c.chair, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     let order: Vec<&str> = shown["agenda"]
         .as_array()
         .unwrap()
@@ -480,14 +377,14 @@ async fn agenda_puts_urgent_cases_first(backend: Backend) {
 /// `409 session_full`, never a 5xx, and the session says 10.
 async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(24 * 7, 10, false).await;
+    let session = c.session(7, 10, false).await;
     let requests = nhs_numbers(200).into_iter().map(|nhs| {
         let req = c
             .app
             .http
             .post(c.app.url(&format!("/api/sessions/{session}/cases")))
-            .bearer_auth(&c.physio)
-            .json(&booking(&nhs));
+            .bearer_auth(&c.physio.token)
+            .json(&referral(&nhs));
         tokio::spawn(async move {
             let res = req.send().await.unwrap();
             let status = res.status();
@@ -519,7 +416,7 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
             &c.coordinator,
             "/api/series",
             json!({ "specialty": "rheumatology", "first_date": first, "local_time": "12:30", "weeks": 3,
-                    "duration_minutes": 60, "case_capacity": 1, "chair_id": c.consultant_id, "booking_cutoff_hours": 48 }),
+                    "duration_minutes": 60, "case_capacity": 1, "chair_id": c.chair.id, "booking_cutoff_hours": 48 }),
         )
         .await;
     let series: Value = res.json().await.unwrap();
@@ -536,7 +433,7 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
         v["session"]["booked"].as_i64().unwrap()
     };
 
-    let a: Value = c.book(&c.physio, s1, booking("9434765919")).await.json().await.unwrap();
+    let a: Value = c.book(&c.physio, s1, referral("9434765919")).await.json().await.unwrap();
     let a_id = a["id"].as_str().unwrap();
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     assert_eq!(
@@ -569,13 +466,13 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
         c.post(&c.physio, &format!("/api/cases/{a_id}/move"), json!({ "session_id": s3 })).await;
     assert_eq!(code(deferred_again).await.1, "invalid_state");
 
-    let b: Value = c.book(&c.physio, s1, booking("9912003888")).await.json().await.unwrap();
+    let b: Value = c.book(&c.physio, s1, referral("9912003888")).await.json().await.unwrap();
     let b_id = b["id"].as_str().unwrap();
     let full =
         c.post(&c.physio, &format!("/api/cases/{b_id}/move"), json!({ "session_id": s2 })).await;
     assert_eq!(code(full).await.1, "session_full");
     let hidden = c
-        .post(&c.spinal_physio, &format!("/api/cases/{b_id}/move"), json!({ "session_id": s3 }))
+        .post(&c.other_physio, &format!("/api/cases/{b_id}/move"), json!({ "session_id": s3 }))
         .await;
     assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
 
@@ -612,7 +509,7 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
         "invalid_state"
     );
     assert_eq!(
-        code(c.book(&c.physio, s3, booking("9449305552")).await).await.1,
+        code(c.book(&c.physio, s3, referral("9449305552")).await).await.1,
         "session_not_bookable"
     );
 
@@ -630,13 +527,13 @@ async fn moves_keep_history_and_cancellation_moves_or_flags_cases(backend: Backe
 
 async fn the_chair_reorders_the_agenda(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(24 * 7, 5, false).await;
+    let session = c.session(7, 5, false).await;
     for nhs in ["9434765919", "9912003888", "9449305552"] {
-        assert_eq!(c.book(&c.physio, &session, booking(nhs)).await.status(), StatusCode::CREATED);
+        assert_eq!(c.book(&c.physio, &session, referral(nhs)).await.status(), StatusCode::CREATED);
     }
     let agenda = async || -> Vec<String> {
         let v: Value =
-            c.get(&c.consultant, &format!("/api/sessions/{session}")).await.json().await.unwrap();
+            c.get(&c.chair, &format!("/api/sessions/{session}")).await.json().await.unwrap();
         v["agenda"]
             .as_array()
             .unwrap()
@@ -646,23 +543,23 @@ async fn the_chair_reorders_the_agenda(backend: Backend) {
     };
     let mut order = agenda().await;
     order.reverse();
-    let put = async |token: &str, ids: &[String]| {
+    let put = async |who: &Account, ids: &[String]| {
         c.app
             .http
             .put(c.app.url(&format!("/api/sessions/{session}/agenda")))
-            .bearer_auth(token)
+            .bearer_auth(&who.token)
             .json(&json!({ "case_ids": ids }))
             .send()
             .await
             .unwrap()
     };
     assert_eq!(put(&c.physio, &order).await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(code(put(&c.consultant, &order[..2]).await).await.1, "agenda_changed");
-    assert_eq!(put(&c.consultant, &order).await.status(), StatusCode::OK);
+    assert_eq!(code(put(&c.chair, &order[..2]).await).await.1, "agenda_changed");
+    assert_eq!(put(&c.chair, &order).await.status(), StatusCode::OK);
     assert_eq!(agenda().await, order);
     // A later booking joins the end.
     let late: Value =
-        c.book(&c.physio, &session, booking("9876543210")).await.json().await.unwrap();
+        c.book(&c.physio, &session, referral("9876543210")).await.json().await.unwrap();
     let now = agenda().await;
     assert_eq!(now.len(), 4, "{late}");
     assert_eq!(now[..3], order[..]);
@@ -674,16 +571,16 @@ async fn the_chair_reorders_the_agenda(backend: Backend) {
 async fn sqlite_lock_contention_is_a_503_with_retry_after() {
     use sqlx::{Connection, Executor};
     let c = Clinic::open_with(Backend::Sqlite, |s| s.database.busy_timeout_ms = 100).await;
-    let session = c.session(24 * 7, 4, false).await;
+    let session = c.session(7, 4, false).await;
     let mut holder = sqlx::SqliteConnection::connect(&c.app.db.url).await.unwrap();
     holder.execute("BEGIN IMMEDIATE").await.unwrap();
-    let res = c.book(&c.physio, &session, booking("9434765919")).await;
+    let res = c.book(&c.physio, &session, referral("9434765919")).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(code(res).await.1, "service_unavailable");
     holder.execute("ROLLBACK").await.unwrap();
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919")).await.status(),
+        c.book(&c.physio, &session, referral("9434765919")).await.status(),
         StatusCode::CREATED
     );
     let shown: Value =
@@ -694,7 +591,7 @@ async fn sqlite_lock_contention_is_a_503_with_retry_after() {
 // ---- attachments ----------------------------------------------------------------
 
 async fn upload(
-    c: &Clinic, token: &str, case: &str, name: &str, mime: &str, bytes: Vec<u8>,
+    c: &Clinic, who: &Account, case: &str, name: &str, mime: &str, bytes: Vec<u8>,
 ) -> reqwest::Response {
     let part =
         reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()).mime_str(mime).unwrap();
@@ -702,7 +599,7 @@ async fn upload(
     c.app
         .http
         .post(c.app.url(&format!("/api/cases/{case}/attachments")))
-        .bearer_auth(token)
+        .bearer_auth(&who.token)
         .multipart(form)
         .send()
         .await
@@ -711,9 +608,9 @@ async fn upload(
 
 async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend) {
     let c = Clinic::open_with(backend, |s| s.data.attachment_max_bytes = 4096).await;
-    let session = c.session(24 * 7, 4, true).await;
+    let session = c.session(7, 4, true).await;
     let case: Value =
-        c.book(&c.physio, &session, booking("9434765919")).await.json().await.unwrap();
+        c.book(&c.physio, &session, referral("9434765919")).await.json().await.unwrap();
     let case = case["id"].as_str().unwrap().to_string();
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
     let blobs = || c.app.state.blobs.count();
@@ -786,7 +683,7 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
     assert_eq!((blobs(), listed().await), (2, 3));
 
     let id = stored["id"].as_str().unwrap();
-    let res = c.get(&c.consultant, &format!("/api/attachments/{id}")).await;
+    let res = c.get(&c.chair, &format!("/api/attachments/{id}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers().clone();
     assert_eq!(h["content-type"], "image/png");
@@ -794,7 +691,7 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.unwrap().to_vec(), png);
     // Trainees (even at a teaching session) and other specialties never get the bytes.
-    for token in [&c.trainee, &c.spinal_physio] {
+    for token in [&c.trainee, &c.other_physio] {
         assert_eq!(
             c.get(token, &format!("/api/attachments/{id}")).await.status(),
             StatusCode::NOT_FOUND
@@ -873,18 +770,19 @@ fn check_invitation(ics: &str, session: &str, attendee: &str) {
 
 async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(24 * 7, 4, false).await;
+    let session = c.session(7, 4, false).await;
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919")).await.status(),
+        c.book(&c.physio, &session, referral("9434765919")).await.status(),
         StatusCode::CREATED
     );
     let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let dir = c.app.db.dir.path().join("outbox");
-    // The confirmation, and one invitation each for the chair and the referrer.
-    let mail = eventually("three messages in the file outbox", async || {
+    // The confirmation, and one invitation each for the chair, the referrer and the
+    // specialty's other consultant.
+    let mail = eventually("four messages in the file outbox", async || {
         let m = delivered(&dir);
-        (m.len() == 3).then_some(m)
+        (m.len() == 4).then_some(m)
     })
     .await;
     let confirmation =
@@ -901,7 +799,7 @@ async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) 
         invited.push(&invitation.to);
     }
     invited.sort();
-    assert_eq!(invited, ["chair@example.org", "physio@example.org"]);
+    assert_eq!(invited, ["chair@example.org", "physio@example.org", "second@example.org"]);
     for m in &mail {
         for secret in ["9434765919", "943 476 5919", "Hermione", "Quibble", "1978-05-17"] {
             assert!(
@@ -931,9 +829,9 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
         s.mail.retry_max_seconds = 1;
     })
     .await;
-    let session = c.session(24 * 7, 4, false).await;
+    let session = c.session(7, 4, false).await;
     assert_eq!(
-        c.book(&c.physio, &session, booking("9434765919")).await.status(),
+        c.book(&c.physio, &session, referral("9434765919")).await.status(),
         StatusCode::CREATED
     );
     let first = eventually("the booking confirmation over SMTP", async || {
@@ -963,7 +861,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
     let _sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink restarts");
     let all = eventually("the invitations after the relay returns", async || {
         let m = delivered(dir.path());
-        (m.len() == 3).then_some(m)
+        (m.len() == 4).then_some(m)
     })
     .await;
     let mut invited: Vec<&str> = Vec::new();
@@ -976,7 +874,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
         invited.push(&invitation.to);
     }
     invited.sort();
-    assert_eq!(invited, ["chair@example.org", "physio@example.org"]);
+    assert_eq!(invited, ["chair@example.org", "physio@example.org", "second@example.org"]);
     // The relay has the message; the worker records the delivery just after.
     let store = c.app.state.store.clone();
     eventually("every message marked sent", async || {
@@ -988,7 +886,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
 
 /// A booking of `nhs` for the named patient.
 fn patient_booking(nhs: &str, given: &str, family: &str, born: &str, confirm: bool) -> Value {
-    let mut b = booking(nhs);
+    let mut b = referral(nhs);
     b["patient"]["given_name"] = json!(given);
     b["patient"]["family_name"] = json!(family);
     b["patient"]["date_of_birth"] = json!(born);
@@ -1002,10 +900,11 @@ fn patient_booking(nhs: &str, given: &str, family: &str, born: &str, confirm: bo
 /// date of birth only by a coordinator; coordinators correct the record.
 async fn one_nhs_number_is_one_patient(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let other_physio = c.second_physio().await;
-    let s1 = c.session(24 * 7, 6, false).await;
-    let s2 = c.session(24 * 14, 6, false).await;
-    let s3 = c.session(24 * 21, 6, false).await;
+    let other_physio =
+        c.account("other@example.org", "Test Person", Role::Practitioner, "rheumatology").await;
+    let s1 = c.session(7, 6, false).await;
+    let s2 = c.session(14, 6, false).await;
+    let s3 = c.session(21, 6, false).await;
     let booked = async |session: &str| {
         let res = c.get(&c.coordinator, &format!("/api/sessions/{session}")).await;
         let body: Value = res.json().await.unwrap();
@@ -1073,7 +972,7 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
     assert!(updated.iter().any(|e| e.record_id.as_deref() == Some(first.as_str())));
 
     // A coordinator corrects the date of birth while booking.
-    let s4 = c.session(24 * 28, 6, false).await;
+    let s4 = c.session(28, 6, false).await;
     let fixed = patient_booking(JO, "Jo", "Example", "1962-12-30", true);
     let res = c.book(&c.coordinator, &s4, fixed).await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -1121,9 +1020,10 @@ async fn one_nhs_number_is_one_patient(backend: Backend) {
 /// 20 times: exactly one booking stands each time.
 async fn two_people_under_one_new_nhs_number_at_once(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let other_physio = c.second_physio().await;
-    let s1 = c.session(24 * 7, 30, false).await;
-    let s2 = c.session(24 * 14, 30, false).await;
+    let other_physio =
+        c.account("other@example.org", "Test Person", Role::Practitioner, "rheumatology").await;
+    let s1 = c.session(7, 30, false).await;
+    let s2 = c.session(14, 30, false).await;
     // Numbers no other test here books.
     let numbers: Vec<String> = nhs_numbers(400).split_off(380);
     for nhs in &numbers {
@@ -1142,9 +1042,10 @@ async fn two_people_under_one_new_nhs_number_at_once(backend: Backend) {
 /// unresolved, and settled by a correction.
 async fn conflicting_records_wait_for_a_coordinator(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let other_physio = c.second_physio().await;
-    let s1 = c.session(24 * 7, 6, false).await;
-    let s2 = c.session(24 * 14, 6, false).await;
+    let other_physio =
+        c.account("other@example.org", "Test Person", Role::Practitioner, "rheumatology").await;
+    let s1 = c.session(7, 6, false).await;
+    let s2 = c.session(14, 6, false).await;
     let (x, y) = ("9912003888", "9449305552");
     let hermione = patient_booking(x, "Hermione", "Quibble", "1978-05-17", false);
     let res = c.book(&c.physio, &s1, hermione).await;

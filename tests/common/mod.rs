@@ -1,7 +1,10 @@
 //! Shared test harness: fresh databases (a SQLite file per test; a PostgreSQL database
 //! per test, dropped afterwards, when `MDT_TEST_POSTGRES_URL` is set), a running server on
-//! port 0, and the macro that runs one test body on both backends.
+//! port 0, the staffed [`clinic`] the HTTP suites start from, and the macro that runs one
+//! test body on both backends.
 #![allow(dead_code)]
+
+pub mod clinic;
 
 use std::path::PathBuf;
 

@@ -7,118 +7,23 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use mdt_coordinator::domain::Role;
-
-use crate::common::{eventually, Backend, TestApp};
+use crate::common::clinic::{nhs_numbers, referral, Clinic, Plan};
+use crate::common::{eventually, Backend};
 
 const NHS: &str = "9434765919";
 const PLAN_TEXT: &str = "Graded exercise with the ESP; taper codeine over four weeks";
 const NOTE: &str = "Compare with the 2024 films held at the Royal";
 const REASON: &str = "Persistent pain despite twelve weeks of physiotherapy";
 
-/// An account and its access token.
-struct Account {
-    token: String,
-    id: String,
-}
-
-async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> Account {
-    let (token, id) = crate::common::sign_up(app, email, "Dr Test Person", role, specialty).await;
-    Account { token, id }
-}
-
-/// A rheumatology service: the chair, a second consultant, a physio who books, a
-/// trainee, a coordinator, and a spinal consultant and practitioner.
-struct Clinic {
-    app: TestApp,
-    coordinator: Account,
-    chair: Account,
-    consultant: Account,
-    physio: Account,
-    trainee: Account,
-    spinal_chair: Account,
-    spinal_physio: Account,
+/// The shared referral, its free text marked as not identifying the patient.
+fn booking(nhs: &str) -> Value {
+    let mut body = referral(nhs);
+    body["free_text_identifies_patient"] = json!(false);
+    body
 }
 
 impl Clinic {
-    async fn open(backend: Backend) -> Self {
-        Self::open_with(backend, |_| {}).await
-    }
-
-    async fn open_with(
-        backend: Backend, tweak: impl FnOnce(&mut mdt_coordinator::config::Settings),
-    ) -> Self {
-        let app = TestApp::spawn_with(backend, tweak).await.expect("backend available");
-        let rh = "rheumatology";
-        Self {
-            coordinator: account(&app, "coord@example.org", Role::Coordinator, rh).await,
-            chair: account(&app, "chair@example.org", Role::Consultant, rh).await,
-            consultant: account(&app, "second@example.org", Role::Consultant, rh).await,
-            physio: account(&app, "physio@example.org", Role::Practitioner, rh).await,
-            trainee: account(&app, "trainee@example.org", Role::Trainee, rh).await,
-            spinal_chair: account(&app, "spine-chair@example.org", Role::Consultant, "spinal")
-                .await,
-            spinal_physio: account(&app, "spine@example.org", Role::Practitioner, "spinal").await,
-            app,
-        }
-    }
-
-    async fn put_outcome(&self, token: &str, case: &str, body: Value) -> (StatusCode, Value) {
-        self.app
-            .send(reqwest::Method::PUT, token, &format!("/api/cases/{case}/outcome"), Some(body))
-            .await
-    }
-
-    async fn sign(&self, token: &str, case: &str) -> (StatusCode, Value) {
-        self.app.post(token, &format!("/api/cases/{case}/outcome/sign"), json!({})).await
-    }
-
-    async fn outcome(&self, token: &str, case: &str) -> (StatusCode, Value) {
-        self.app.get(token, &format!("/api/cases/{case}/outcome")).await
-    }
-
-    /// A session `days` from now, chaired by the rheumatology chair (or the spinal one).
-    async fn session(&self, days: i64, capacity: u32, teaching: bool, spinal: bool) -> String {
-        let (specialty, chair) = if spinal {
-            ("spinal", &self.spinal_chair.id)
-        } else {
-            ("rheumatology", &self.chair.id)
-        };
-        let (status, body) = self
-            .app.post(
-                &self.coordinator.token,
-                "/api/sessions",
-                json!({
-                    "specialty": specialty, "starts_at": (Utc::now() + Duration::days(days)).to_rfc3339(),
-                    "duration_minutes": 90, "case_capacity": capacity, "chair_id": chair,
-                    "booking_cutoff_hours": 48, "teaching": teaching,
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    /// Books a patient into `session` as the physio; returns the case id.
-    async fn book(&self, session: &str, nhs: &str) -> String {
-        let (status, body) = self
-            .app.post(
-                &self.physio.token,
-                &format!("/api/sessions/{session}/cases"),
-                json!({
-                    "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
-                                 "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001" },
-                    "clinical_question": "Inflammatory back pain?",
-                    "history": "Twelve weeks of low back pain and morning stiffness.",
-                    "urgency": "routine", "body_site": "lower back", "red_flags": [],
-                    "free_text_identifies_patient": false,
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
+    /// How many cases `session` has booked.
     async fn booked(&self, session: &str) -> u64 {
         let (_, body) =
             self.app.get(&self.coordinator.token, &format!("/api/sessions/{session}")).await;
@@ -145,50 +50,39 @@ fn none() -> Value {
     json!({ "kind": "none" })
 }
 
-fn valid_nhs_numbers(n: usize) -> Vec<String> {
-    use mdt_coordinator::domain::nhs_number::check_digit;
-    (400_000_000u32..)
-        .filter_map(|p| {
-            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
-            check_digit(&digits).map(|c| format!("{p}{c}"))
-        })
-        .take(n)
-        .collect()
-}
-
 async fn signed_outcomes_are_never_overwritten(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(7, 4, false, false).await;
-    let case = c.book(&session, NHS).await;
+    let session = c.session(7, 4, false).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
 
     // The chair drafts, then revises the same unsigned version.
-    let (status, v) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    let (status, v) = c.put_outcome(&c.chair, &case, outcome_body(none())).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["version"], 1);
     assert!(v["signed_at"].is_null());
     let mut revised = outcome_body(json!({ "kind": "review", "weeks": 6 }));
     revised["management_plan"]["text"] = json!("Revised plan before signing");
-    let (status, v) = c.put_outcome(&c.chair.token, &case, revised).await;
+    let (status, v) = c.put_outcome(&c.chair, &case, revised).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["version"], 1);
     assert_eq!(v["body"]["follow_up"], json!({ "kind": "review", "weeks": 6 }));
 
     // Another consultant of the specialty signs.
-    let (status, signed) = c.sign(&c.consultant.token, &case).await;
+    let (status, signed) = c.sign(&c.second_consultant, &case).await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     assert_eq!(signed["version"], 1);
-    assert_eq!(signed["signed_by"], json!(c.consultant.id));
+    assert_eq!(signed["signed_by"], json!(c.second_consultant.id));
     assert!(signed["signed_at"].is_string());
     assert!(signed["follow_up_case"].is_null());
     let (_, shown) = c.app.get(&c.chair.token, &format!("/api/cases/{case}")).await;
     assert_eq!(shown["state"], "outcome_signed");
 
     // Neither the API nor a second signature changes it.
-    let (status, err) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    let (status, err) = c.put_outcome(&c.chair, &case, outcome_body(none())).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("outcome_signed")));
-    let (status, err) = c.sign(&c.chair.token, &case).await;
+    let (status, err) = c.sign(&c.chair, &case).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("outcome_signed")));
-    let (status, read) = c.outcome(&c.chair.token, &case).await;
+    let (status, read) = c.outcome(&c.chair, &case).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["versions"].as_array().unwrap().len(), 1);
     let mut expected = signed.clone();
@@ -211,8 +105,8 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
         assert!(refused.unwrap_err().contains("never deleted"));
     }
     // An unsigned draft may still change (the trigger is about signed rows only).
-    let other = c.book(&session, "9912003888").await;
-    let (status, _) = c.put_outcome(&c.chair.token, &other, outcome_body(none())).await;
+    let other = c.book_case(&c.physio, &session, booking("9912003888")).await;
+    let (status, _) = c.put_outcome(&c.chair, &other, outcome_body(none())).await;
     assert_eq!(status, StatusCode::OK);
     c.app
         .db
@@ -221,14 +115,14 @@ async fn signed_outcomes_are_never_overwritten(backend: Backend) {
         ))
         .await
         .unwrap();
-    let (_, after) = c.outcome(&c.chair.token, &case).await;
+    let (_, after) = c.outcome(&c.chair, &case).await;
     assert_eq!(after["current"], expected);
 }
 
 async fn amendments_keep_every_version(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(7, 4, false, false).await;
-    let case = c.book(&session, NHS).await;
+    let session = c.session(7, 4, false).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
     let amendments = format!("/api/cases/{case}/outcome/amendments");
     let mut amended = outcome_body(none());
     amended["referrals"][0]["destination"] = json!("spinal_surgery");
@@ -237,10 +131,10 @@ async fn amendments_keep_every_version(backend: Backend) {
     // Nothing to amend before signing.
     let (status, err) = c.app.post(&c.chair.token, &amendments, amended.clone()).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("no_draft")));
-    c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    c.put_outcome(&c.chair, &case, outcome_body(none())).await;
     let (status, err) = c.app.post(&c.chair.token, &amendments, amended.clone()).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("outcome_not_signed")));
-    let (status, v1) = c.sign(&c.chair.token, &case).await;
+    let (status, v1) = c.sign(&c.chair, &case).await;
     assert_eq!(status, StatusCode::OK);
 
     // Only a consultant of the specialty amends, and only with a reason.
@@ -248,27 +142,27 @@ async fn amendments_keep_every_version(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let mut no_reason = amended.clone();
     no_reason["reason"] = json!("  ");
-    let (status, err) = c.app.post(&c.consultant.token, &amendments, no_reason).await;
+    let (status, err) = c.app.post(&c.second_consultant.token, &amendments, no_reason).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("required"), Some("reason")));
     let mut long_reason = amended.clone();
     long_reason["reason"] = json!("x".repeat(1001));
-    let (status, err) = c.app.post(&c.consultant.token, &amendments, long_reason).await;
+    let (status, err) = c.app.post(&c.second_consultant.token, &amendments, long_reason).await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("too_long"))
     );
 
-    let (status, v2) = c.app.post(&c.consultant.token, &amendments, amended).await;
+    let (status, v2) = c.app.post(&c.second_consultant.token, &amendments, amended).await;
     assert_eq!(status, StatusCode::CREATED, "{v2}");
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["supersedes"], 1);
     assert_eq!(v2["amendment_reason"], "Referral destination recorded wrongly");
-    assert_eq!(v2["author_id"], json!(c.consultant.id));
-    assert_eq!(v2["signed_by"], json!(c.consultant.id));
+    assert_eq!(v2["author_id"], json!(c.second_consultant.id));
+    assert_eq!(v2["signed_by"], json!(c.second_consultant.id));
     assert_eq!(v2["body"]["referrals"][0]["destination"], "spinal_surgery");
 
-    let (status, read) = c.outcome(&c.physio.token, &case).await;
+    let (status, read) = c.outcome(&c.physio, &case).await;
     assert_eq!(status, StatusCode::OK);
     let versions = read["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 2);
@@ -279,7 +173,7 @@ async fn amendments_keep_every_version(backend: Backend) {
     assert_eq!(versions[1], v2);
     assert_eq!(read["current"], v2);
     // The signed case takes no new draft; a further amendment supersedes version 2.
-    let (status, _) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    let (status, _) = c.put_outcome(&c.chair, &case, outcome_body(none())).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let mut third = outcome_body(none());
     third["reason"] = json!("Add the review");
@@ -347,20 +241,20 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
         crate::common::mail_to_sink(s, port);
     })
     .await;
-    let session = c.session(7, 4, false, false).await;
-    let later = c.session(14, 4, false, false).await;
-    let case = c.book(&session, NHS).await;
+    let session = c.session(7, 4, false).await;
+    let later = c.session(14, 4, false).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
     let body = outcome_body(
         json!({ "kind": "re_discuss", "session_id": later, "reason": "After the MRI" }),
     );
-    assert_eq!(c.put_outcome(&c.chair.token, &case, body).await.0, StatusCode::OK);
-    let (status, signed) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(c.put_outcome(&c.chair, &case, body).await.0, StatusCode::OK);
+    let (status, signed) = c.sign(&c.chair, &case).await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     let mut amended = outcome_body(none());
     amended["reason"] = json!("No follow-up needed after all");
     let (status, _) = c
         .app
-        .post(&c.consultant.token, &format!("/api/cases/{case}/outcome/amendments"), amended)
+        .post(&c.second_consultant.token, &format!("/api/cases/{case}/outcome/amendments"), amended)
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
@@ -375,7 +269,8 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
         .iter()
         .find(|m| m.subject.starts_with("Amended MDT outcome: "))
         .expect("the amended outcome letter");
-    for m in [letter, amended] {
+    // The chair signed the outcome; the second consultant, its amendment.
+    for (m, signer) in [(letter, "Dr Sam Spine"), (amended, "Dr Nia Newton")] {
         assert_eq!(m.to, "physio@example.org");
         assert_eq!(m.top_type, "multipart/alternative", "{}", m.raw);
         assert!(m.alternative);
@@ -388,7 +283,7 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
             assert!(part.contains("lower back"));
             assert!(part.contains("MRI"));
             assert!(part.contains("Pain management programme"));
-            assert!(part.contains("Dr Test Person"), "who signed: {part}");
+            assert!(part.contains(signer), "who signed: {part}");
             assert!(part.contains("Sign in to MDT Coordinator to read the full plan and notes"));
         }
         assert!(html.contains("<li>") && html.starts_with("<!DOCTYPE html>"));
@@ -430,34 +325,34 @@ async fn the_outcome_letter_reaches_the_referrer_over_smtp(backend: Backend) {
 
 async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let earlier = c.session(5, 4, false, false).await;
-    let session = c.session(7, 4, false, false).await;
-    let full = c.session(14, 1, false, false).await;
-    let later = c.session(21, 2, false, false).await;
-    let spinal = c.session(21, 2, false, true).await;
-    let case = c.book(&session, NHS).await;
-    let other_patient = valid_nhs_numbers(1).remove(0);
-    c.book(&full, &other_patient).await;
+    let earlier = c.session(5, 4, false).await;
+    let session = c.session(7, 4, false).await;
+    let full = c.session(14, 1, false).await;
+    let later = c.session(21, 2, false).await;
+    let spinal = c.create_session(Plan { capacity: 2, ..c.other_plan(21) }).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
+    let other_patient = nhs_numbers(1).remove(0);
+    c.book_case(&c.physio, &full, booking(&other_patient)).await;
     let re_discuss = |s: &str| {
         outcome_body(json!({ "kind": "re-discuss", "session_id": s, "reason": "After the MRI" }))
     };
 
     // The chosen session must exist, be of the same specialty, and come later.
     for bad in [&earlier, &session, &spinal, &uuid::Uuid::new_v4().to_string()] {
-        let (status, err) = c.put_outcome(&c.chair.token, &case, re_discuss(bad)).await;
+        let (status, err) = c.put_outcome(&c.chair, &case, re_discuss(bad)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
         assert_eq!(err["code"], "invalid_follow_up_session");
         assert_eq!(err["field"], "follow_up.session_id");
     }
 
     // A full target session refuses the signing as a whole.
-    let (status, draft) = c.put_outcome(&c.chair.token, &case, re_discuss(&full)).await;
+    let (status, draft) = c.put_outcome(&c.chair, &case, re_discuss(&full)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(draft["body"]["follow_up"]["kind"], "re_discuss");
     let outbox_before = c.app.state.store.outbox_messages().await.unwrap().len();
-    let (status, err) = c.sign(&c.chair.token, &case).await;
+    let (status, err) = c.sign(&c.chair, &case).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("session_full")));
-    let (_, read) = c.outcome(&c.chair.token, &case).await;
+    let (_, read) = c.outcome(&c.chair, &case).await;
     assert!(read["current"]["signed_at"].is_null(), "still a draft: {read}");
     assert_eq!(read["current"], draft);
     let (_, shown) = c.app.get(&c.chair.token, &format!("/api/cases/{case}")).await;
@@ -467,8 +362,8 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
     assert_eq!(c.app.state.store.outbox_messages().await.unwrap().len(), outbox_before);
 
     // A later session with room takes the follow-up case.
-    assert_eq!(c.put_outcome(&c.chair.token, &case, re_discuss(&later)).await.0, StatusCode::OK);
-    let (status, signed) = c.sign(&c.chair.token, &case).await;
+    assert_eq!(c.put_outcome(&c.chair, &case, re_discuss(&later)).await.0, StatusCode::OK);
+    let (status, signed) = c.sign(&c.chair, &case).await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     let follow_up = &signed["follow_up_case"];
     assert_eq!(follow_up["session_id"], json!(later));
@@ -480,7 +375,7 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
     assert_eq!(c.booked(&session).await, 1, "the original keeps its place");
     let follow_up_id = follow_up["id"].as_str().unwrap();
     let (status, fetched) =
-        c.app.get(&c.consultant.token, &format!("/api/cases/{follow_up_id}")).await;
+        c.app.get(&c.second_consultant.token, &format!("/api/cases/{follow_up_id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["follow_up_of"], json!(case));
     let (_, agenda) = c.app.get(&c.chair.token, &format!("/api/sessions/{later}")).await;
@@ -490,8 +385,8 @@ async fn re_discussion_books_a_follow_up_or_rolls_signing_back(backend: Backend)
 
 async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let teaching = c.session(7, 4, true, false).await;
-    let case = c.book(&teaching, NHS).await;
+    let teaching = c.session(7, 4, true).await;
+    let case = c.book_case(&c.physio, &teaching, booking(NHS)).await;
     let body = outcome_body(json!({ "kind": "review", "weeks": 12 }));
 
     // Drafting: the chair or a consultant of the specialty; nobody else.
@@ -499,27 +394,27 @@ async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: 
         (&c.physio, StatusCode::FORBIDDEN),
         (&c.coordinator, StatusCode::FORBIDDEN),
         (&c.trainee, StatusCode::FORBIDDEN),
-        (&c.spinal_physio, StatusCode::NOT_FOUND),
-        (&c.spinal_chair, StatusCode::NOT_FOUND),
+        (&c.other_physio, StatusCode::NOT_FOUND),
+        (&c.other_chair, StatusCode::NOT_FOUND),
     ] {
-        let (status, _) = c.put_outcome(&who.token, &case, body.clone()).await;
+        let (status, _) = c.put_outcome(who, &case, body.clone()).await;
         assert_eq!(status, expected);
     }
-    let (status, _) = c.outcome(&c.chair.token, &case).await;
+    let (status, _) = c.outcome(&c.chair, &case).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = c.put_outcome(&c.consultant.token, &case, body.clone()).await;
+    let (status, _) = c.put_outcome(&c.second_consultant, &case, body.clone()).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = c.put_outcome(&c.chair.token, &case, body.clone()).await;
+    let (status, _) = c.put_outcome(&c.chair, &case, body.clone()).await;
     assert_eq!(status, StatusCode::OK);
     // Signing: consultants of the specialty only.
     for who in [&c.physio, &c.coordinator, &c.trainee] {
-        assert_eq!(c.sign(&who.token, &case).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(c.sign(who, &case).await.0, StatusCode::FORBIDDEN);
     }
-    assert_eq!(c.sign(&c.spinal_chair.token, &case).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
+    assert_eq!(c.sign(&c.other_chair, &case).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.sign(&c.chair, &case).await.0, StatusCode::OK);
 
     // The referrer reads it all; the trainee reads the decisions only.
-    let (status, full) = c.outcome(&c.physio.token, &case).await;
+    let (status, full) = c.outcome(&c.physio, &case).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(full["current"]["body"]["management_plan"]["text"], PLAN_TEXT);
     let res = c
@@ -561,7 +456,7 @@ async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: 
     assert_eq!(summary["follow_up"]["kind"], "review");
     assert!(seen["current"]["signed_at"].is_string());
     // Someone who may not see the case is told it does not exist.
-    assert_eq!(c.outcome(&c.spinal_physio.token, &case).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.outcome(&c.other_physio, &case).await.0, StatusCode::NOT_FOUND);
     // Every read was audited.
     let reads = c
         .app
@@ -582,8 +477,8 @@ async fn only_clinicians_record_outcomes_and_trainees_see_no_free_text(backend: 
 
 async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(7, 4, false, false).await;
-    let case = c.book(&session, NHS).await;
+    let session = c.session(7, 4, false).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
     let res = c
         .app
         .http
@@ -662,7 +557,7 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
     for (edit, code, field) in edits {
         let mut body = outcome_body(none());
         edit(&mut body);
-        let (status, err) = c.put_outcome(&c.chair.token, &case, body).await;
+        let (status, err) = c.put_outcome(&c.chair, &case, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
         assert_eq!(
             (err["code"].as_str(), err["field"].as_str()),
@@ -671,10 +566,10 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
         );
     }
     // Nothing was stored; signing with no draft is a conflict.
-    let (_, read) = c.outcome(&c.chair.token, &case).await;
+    let (_, read) = c.outcome(&c.chair, &case).await;
     assert!(read["current"].is_null());
     assert_eq!(read["versions"], json!([]));
-    let (status, err) = c.sign(&c.chair.token, &case).await;
+    let (status, err) = c.sign(&c.chair, &case).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("no_draft")));
     // A withdrawn case takes no outcome.
     let (status, _) = c
@@ -682,7 +577,7 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
         .send(reqwest::Method::DELETE, &c.physio.token, &format!("/api/cases/{case}"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, err) = c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    let (status, err) = c.put_outcome(&c.chair, &case, outcome_body(none())).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_state")));
 }
 
@@ -691,15 +586,15 @@ async fn bad_outcome_bodies_are_refused_with_codes(backend: Backend) {
 /// who see the case identified.
 async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(7, 4, true, false).await;
-    let case = c.book(&session, NHS).await;
+    let session = c.session(7, 4, true).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
     let letter = format!("/api/cases/{case}/outcome/letter");
     let (status, err) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_signed_outcome")));
-    c.put_outcome(&c.chair.token, &case, outcome_body(none())).await;
+    c.put_outcome(&c.chair, &case, outcome_body(none())).await;
     let (status, _) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a draft has no letter");
-    assert_eq!(c.sign(&c.chair.token, &case).await.0, StatusCode::OK);
+    assert_eq!(c.sign(&c.chair, &case).await.0, StatusCode::OK);
 
     let (status, body) = c.app.get(&c.physio.token, &letter).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -716,21 +611,21 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     assert!(subject.contains(&uk_day(Utc::now())), "{subject}");
     assert!(!subject.contains(&uk_day(Utc::now() + Duration::days(7))), "{subject}");
     // Everyone who sees the outcome sees who signed it.
-    for token in [&c.physio.token, &c.trainee.token, &c.consultant.token] {
-        let (status, outcome) = c.outcome(token, &case).await;
+    for who in [&c.physio, &c.trainee, &c.second_consultant] {
+        let (status, outcome) = c.outcome(who, &case).await;
         assert_eq!(status, StatusCode::OK, "{outcome}");
-        assert_eq!(outcome["current"]["signed_by_name"], "Dr Test Person", "{outcome}");
-        assert_eq!(outcome["versions"][0]["signed_by_name"], "Dr Test Person");
+        assert_eq!(outcome["current"]["signed_by_name"], "Dr Sam Spine", "{outcome}");
+        assert_eq!(outcome["versions"][0]["signed_by_name"], "Dr Sam Spine");
     }
     let text = body["body"].as_str().unwrap();
-    assert!(text.contains("MRI") && text.contains("Dr Test Person"), "{text}");
+    assert!(text.contains("MRI") && text.contains("Dr Sam Spine"), "{text}");
     assert_eq!(c.app.get(&c.chair.token, &letter).await.0, StatusCode::OK);
     let (status, _) = c.app.get(&c.trainee.token, &letter).await;
     assert!(
         status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
         "a trainee reads no letter: {status}"
     );
-    assert_eq!(c.app.get(&c.spinal_physio.token, &letter).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.app.get(&c.other_physio.token, &letter).await.0, StatusCode::NOT_FOUND);
     let reads = c.app.state.store.audit_events().await.unwrap();
     assert!(
         reads
@@ -743,7 +638,7 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     amended["reason"] = json!("Referral destination recorded wrongly");
     let (status, _) = c
         .app
-        .post(&c.consultant.token, &format!("/api/cases/{case}/outcome/amendments"), amended)
+        .post(&c.second_consultant.token, &format!("/api/cases/{case}/outcome/amendments"), amended)
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, body) = c.app.get(&c.physio.token, &letter).await;

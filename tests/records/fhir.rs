@@ -11,9 +11,8 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use mdt_coordinator::domain::Role;
-
-use crate::common::{Backend, TestApp};
+use crate::common::clinic::{expect, referral, Clinic};
+use crate::common::Backend;
 
 const NHS: &str = "9434765919";
 const OTHER_NHS: &str = "9912003888";
@@ -21,95 +20,7 @@ const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 const SNOMED: &str = "http://snomed.info/sct";
 
-struct Account {
-    token: String,
-    id: String,
-}
-
-/// A rheumatology service: coordinator, chair, physio, trainee, and a spinal physio.
-struct Clinic {
-    app: TestApp,
-    coordinator: Account,
-    chair: Account,
-    physio: Account,
-    trainee: Account,
-    spinal_physio: Account,
-}
-
-async fn account(app: &TestApp, email: &str, role: Role, specialty: &str) -> Account {
-    let (token, id) = crate::common::sign_up(app, email, "Dr Ada Lovelace", role, specialty).await;
-    Account { token, id }
-}
-
 impl Clinic {
-    async fn open(backend: Backend) -> Self {
-        let app = TestApp::spawn(backend).await.expect("backend available");
-        let rh = "rheumatology";
-        Self {
-            coordinator: account(&app, "coord@example.org", Role::Coordinator, rh).await,
-            chair: account(&app, "chair@example.org", Role::Consultant, rh).await,
-            physio: account(&app, "physio@example.org", Role::Practitioner, rh).await,
-            trainee: account(&app, "trainee@example.org", Role::Trainee, rh).await,
-            spinal_physio: account(&app, "spine@example.org", Role::Practitioner, "spinal").await,
-            app,
-        }
-    }
-
-    async fn session(&self, days: i64, teaching: bool) -> String {
-        let (status, body) = self
-            .app.post(
-                &self.coordinator.token,
-                "/api/sessions",
-                json!({
-                    "specialty": "rheumatology", "starts_at": (Utc::now() + Duration::days(days)).to_rfc3339(),
-                    "duration_minutes": 90, "case_capacity": 4, "chair_id": self.chair.id,
-                    "booking_cutoff_hours": 48, "teaching": teaching,
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    async fn book(&self, session: &str, nhs: &str) -> String {
-        let (status, body) = self
-            .app.post(
-                &self.physio.token,
-                &format!("/api/sessions/{session}/cases"),
-                json!({
-                    "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
-                                 "date_of_birth": "1978-05-17", "sex": "female", "gp_practice_code": "A81001" },
-                    "clinical_question": "Inflammatory back pain?",
-                    "history": "Twelve weeks of low back pain and morning stiffness.",
-                    "urgency": "routine", "body_site": "lower back", "red_flags": [],
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    async fn draft(&self, case: &str, body: Value) {
-        let (status, out) = self
-            .app
-            .send(
-                reqwest::Method::PUT,
-                &self.chair.token,
-                &format!("/api/cases/{case}/outcome"),
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{out}");
-    }
-
-    async fn sign(&self, case: &str) {
-        let (status, out) = self
-            .app
-            .post(&self.chair.token, &format!("/api/cases/{case}/outcome/sign"), json!({}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{out}");
-    }
-
     /// The export as `token` sees it: status, content type, body.
     async fn fhir(&self, token: &str, case: &str) -> (StatusCode, String, Value) {
         let res = self
@@ -336,8 +247,8 @@ fn codes(request: &Value, system: &str) -> Vec<String> {
 
 async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(7, false).await;
-    let case = c.book(&session, NHS).await;
+    let session = c.session(7, 4, false).await;
+    let case = c.book_case(&c.physio, &session, referral(NHS)).await;
 
     // No outcome yet: Patient, GP practice and a planned Encounter; no orders.
     let (status, content_type, bundle) = c.fhir(&c.chair.token, &case).await;
@@ -348,7 +259,7 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     assert!(!r.contains_key("ServiceRequest") && !r.contains_key("CarePlan"));
 
     // A draft: orders and plan as drafts, no signer yet.
-    c.draft(&case, outcome()).await;
+    expect(StatusCode::OK, c.put_outcome(&c.chair, &case, outcome()).await);
     let (_, _, bundle) = c.fhir(&c.physio.token, &case).await;
     let r = validate(&bundle);
     assert_eq!(r["ServiceRequest"].len(), 5);
@@ -357,7 +268,7 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
     assert!(!r.contains_key("Practitioner"));
 
     // Signed: active orders, the signer as Practitioner, a finished virtual Encounter.
-    c.sign(&case).await;
+    expect(StatusCode::OK, c.sign(&c.chair, &case).await);
     let (status, _, bundle) = c.fhir(&c.coordinator.token, &case).await;
     assert_eq!(status, StatusCode::OK);
     let r = validate(&bundle);
@@ -419,16 +330,16 @@ async fn fhir_bundle_follows_the_outcome_and_validates(backend: Backend) {
 
 async fn fhir_export_only_for_identified_viewers(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let teaching = c.session(7, true).await;
-    let case = c.book(&teaching, NHS).await;
+    let teaching = c.session(7, 4, true).await;
+    let case = c.book_case(&c.physio, &teaching, referral(NHS)).await;
     // A trainee sees a teaching case de-identified only: no bundle.
     let (status, _, body) = c.fhir(&c.trainee.token, &case).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(!body.to_string().contains(NHS));
     // Not a teaching session: the case is invisible to the trainee and to others.
-    let plain = c.session(8, false).await;
-    let other = c.book(&plain, OTHER_NHS).await;
-    for token in [&c.trainee.token, &c.spinal_physio.token] {
+    let plain = c.session(8, 4, false).await;
+    let other = c.book_case(&c.physio, &plain, referral(OTHER_NHS)).await;
+    for token in [&c.trainee.token, &c.other_physio.token] {
         let (status, _, body) = c.fhir(token, &other).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
@@ -443,11 +354,11 @@ async fn fhir_export_only_for_identified_viewers(backend: Backend) {
 
 async fn audit_queries_follow_a_patient_and_a_user(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let first = c.session(7, false).await;
-    let second = c.session(14, false).await;
-    let a1 = c.book(&first, NHS).await;
-    let a2 = c.book(&second, NHS).await;
-    let b = c.book(&first, OTHER_NHS).await;
+    let first = c.session(7, 4, false).await;
+    let second = c.session(14, 4, false).await;
+    let a1 = c.book_case(&c.physio, &first, referral(NHS)).await;
+    let a2 = c.book_case(&c.physio, &second, referral(NHS)).await;
+    let b = c.book_case(&c.physio, &first, referral(OTHER_NHS)).await;
     let started = Utc::now();
     // The chair reads one of A's cases and exports the other; then B's case.
     assert_eq!(c.app.get(&c.chair.token, &format!("/api/cases/{a1}")).await.0, StatusCode::OK);

@@ -5,7 +5,7 @@
 //! and certificate carry no patient identifiers; the backlog with its cases and the
 //! names-only people directory, each shown only to those who may see it.
 
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -14,87 +14,23 @@ use mdt_coordinator::domain::live::{EventBody, NewLiveEvent};
 use mdt_coordinator::domain::mentorship::{clinic_date, MentorshipKind, MentorshipLog};
 use mdt_coordinator::domain::{NewAuditEvent, Role, Specialty, UserId};
 
-use crate::common::{Backend, TestApp};
+use crate::common::clinic::{referral, Account, Clinic, Plan};
+use crate::common::Backend;
 
 const NHS: [&str; 3] = ["9434765919", "9912003888", "9449305552"];
 const GIVEN: &str = "Hermione";
 const FAMILY: &str = "Quibble";
 const DOB: &str = "1978-05-17";
 
-struct Account {
-    token: String,
-    id: String,
+/// An IPASS-like service: spinal, with pain as the other specialty. Its chair (Dr Sam
+/// Spine) and second consultant (Dr Nia Newton, who joins mid-quarter) are spinal, its
+/// other chair (Dr Pat Payne) pain; Ellis Physio is the spinal ESP, Pip Physio the pain
+/// one.
+async fn service(backend: Backend) -> Clinic {
+    Clinic::of(backend, "spinal", "pain", |_| {}).await
 }
 
-impl Account {
-    fn uid(&self) -> UserId {
-        UserId(self.id.parse().unwrap())
-    }
-}
-
-async fn account(app: &TestApp, email: &str, name: &str, role: Role, specialty: &str) -> Account {
-    let (token, id) = crate::common::sign_up(app, email, name, role, specialty).await;
-    Account { token, id }
-}
-
-/// An IPASS-like service: a spinal and a pain consultant, a second spinal consultant who
-/// joins mid-quarter, a spinal and a pain ESP, a trainee and a coordinator.
-struct Service {
-    app: TestApp,
-    coordinator: Account,
-    spine: Account,
-    spine2: Account,
-    pain: Account,
-    esp: Account,
-    pain_esp: Account,
-    trainee: Account,
-}
-
-impl Service {
-    async fn open(backend: Backend) -> Self {
-        let app = TestApp::spawn(backend).await.expect("backend available");
-        Self {
-            coordinator: account(
-                &app,
-                "coord@example.org",
-                "Cora Ordinator",
-                Role::Coordinator,
-                "spinal",
-            )
-            .await,
-            spine: account(&app, "spine@example.org", "Dr Sam Spine", Role::Consultant, "spinal")
-                .await,
-            spine2: account(
-                &app,
-                "spine2@example.org",
-                "Dr Nia Newton",
-                Role::Consultant,
-                "spinal",
-            )
-            .await,
-            pain: account(&app, "pain@example.org", "Dr Pat Payne", Role::Consultant, "pain").await,
-            esp: account(&app, "esp@example.org", "Ellis Physio", Role::Practitioner, "spinal")
-                .await,
-            pain_esp: account(
-                &app,
-                "pain-esp@example.org",
-                "Pip Physio",
-                Role::Practitioner,
-                "pain",
-            )
-            .await,
-            trainee: account(
-                &app,
-                "trainee@example.org",
-                "Tam <Trainee> & Co",
-                Role::Trainee,
-                "spinal",
-            )
-            .await,
-            app,
-        }
-    }
-
+impl Clinic {
     async fn contract(
         &self, who: &Account, arm: &str, mpw: i64, wpy: i64, starts: &str, ends: Option<&str>,
     ) -> String {
@@ -128,43 +64,6 @@ impl Service {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
-    }
-
-    /// A session of `arm` starting `days` from now, chaired by `chair`.
-    async fn session(
-        &self, arm: &str, chair: &Account, days: i64, teaching: bool,
-    ) -> (String, DateTime<Utc>) {
-        let starts_at = (Utc::now() + Duration::days(days)).trunc_subsecs(0);
-        let (status, body) = self
-            .app.post(
-                &self.coordinator.token,
-                "/api/sessions",
-                json!({ "specialty": arm, "title": format!("{arm} MDT"), "starts_at": starts_at.to_rfc3339(),
-                        "duration_minutes": 90, "case_capacity": 6, "chair_id": chair.id,
-                        "booking_cutoff_hours": 1, "teaching": teaching }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        (body["id"].as_str().unwrap().to_string(), starts_at)
-    }
-
-    /// Books patient `nhs` into `session` as `referrer`; returns the case id.
-    async fn book(&self, referrer: &Account, session: &str, nhs: &str) -> String {
-        let (status, body) = self
-            .app.post(
-                &referrer.token,
-                &format!("/api/sessions/{session}/cases"),
-                json!({
-                    "patient": { "nhs_number": nhs, "given_name": GIVEN, "family_name": FAMILY,
-                                 "date_of_birth": DOB, "sex": "female", "gp_practice_code": "A81001" },
-                    "clinical_question": "Radicular pain: surgical opinion?",
-                    "history": "Twelve weeks of leg pain despite physiotherapy.",
-                    "urgency": "routine", "body_site": "lower back", "red_flags": [],
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_string()
     }
 
     /// Flags a case as if on `day` (through the store, which takes the clock as an
@@ -227,57 +126,60 @@ const FROM: &str = "2025-04-01";
 const TO: &str = "2025-06-30";
 
 async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Backend) {
-    let s = Service::open(backend).await;
+    let s = service(backend).await;
     // Contracts. Contracted minutes = minutes/week × weeks/year × days in window / 364.
     // Spinal, 60 min/week, 52 weeks, running all quarter: 60 × 52 × 91 / 364 = 780.
-    let c_spine = s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
+    let c_spine = s.contract(&s.chair, "spinal", 60, 52, "2025-01-01", None).await;
     // Pain, 60 min/week, 42 weeks (pain mentoring pauses 10 weeks a year), all quarter:
     // 60 × 42 × 91 / 364 = 630.
-    let c_pain = s.contract(&s.pain, "pain", 60, 42, "2025-01-01", Some("2025-12-31")).await;
+    let c_pain = s.contract(&s.other_chair, "pain", 60, 42, "2025-01-01", Some("2025-12-31")).await;
     // Spinal, 90 min/week, 52 weeks, starting 16 June: 15 days of the quarter
     // (16–30 June): 90 × 52 × 15 / 364 = 192.86, rounded to 193.
-    let c_spine2 = s.contract(&s.spine2, "spinal", 90, 52, "2025-06-16", None).await;
+    let c_spine2 = s.contract(&s.second_consultant, "spinal", 90, 52, "2025-06-16", None).await;
 
     // Cases (booked into future sessions; their flags are seeded on past days).
-    let (spinal_session, _) = s.session("spinal", &s.spine, 7, false).await;
-    let (pain_session, _) = s.session("pain", &s.pain, 7, false).await;
-    let a = s.book(&s.esp, &spinal_session, NHS[0]).await;
-    let b = s.book(&s.esp, &spinal_session, NHS[1]).await;
-    let c = s.book(&s.esp, &spinal_session, NHS[2]).await;
-    let (spinal_session2, _) = s.session("spinal", &s.spine, 14, false).await;
-    let d = s.book(&s.esp, &spinal_session2, NHS[0]).await;
-    let e = s.book(&s.esp, &spinal_session2, NHS[1]).await;
-    let p = s.book(&s.pain_esp, &pain_session, NHS[2]).await;
-    s.flag_on(&a, &s.esp, "2025-04-02").await; // discussed on 7 April: off the backlog
-    s.flag_on(&b, &s.esp, "2025-04-10").await; // open on 30 June: 20 + 31 + 30 = 81 days
-    s.flag_on(&c, &s.spine, "2025-05-20").await; // open: 11 + 30 = 41 days
-    s.flag_on(&d, &s.esp, "2025-06-01").await; // discussed 1 July, after the quarter: open, 29 days
-    s.flag_on(&p, &s.pain_esp, "2025-06-20").await; // pain arm, open: 10 days
-                                                    // Flagged today through the API: after the quarter, so not on its backlog.
+    let spinal_session = s.session(7, 6, false).await;
+    let pain_session = s.create_session(Plan { capacity: 6, ..s.other_plan(7) }).await;
+    let a = s.book_case(&s.physio, &spinal_session, referral(NHS[0])).await;
+    let b = s.book_case(&s.physio, &spinal_session, referral(NHS[1])).await;
+    let c = s.book_case(&s.physio, &spinal_session, referral(NHS[2])).await;
+    let spinal_session2 = s.session(14, 6, false).await;
+    let d = s.book_case(&s.physio, &spinal_session2, referral(NHS[0])).await;
+    let e = s.book_case(&s.physio, &spinal_session2, referral(NHS[1])).await;
+    let p = s.book_case(&s.other_physio, &pain_session, referral(NHS[2])).await;
+    s.flag_on(&a, &s.physio, "2025-04-02").await; // discussed on 7 April: off the backlog
+    s.flag_on(&b, &s.physio, "2025-04-10").await; // open on 30 June: 20 + 31 + 30 = 81 days
+    s.flag_on(&c, &s.chair, "2025-05-20").await; // open: 11 + 30 = 41 days
+    s.flag_on(&d, &s.physio, "2025-06-01").await; // discussed 1 July, after the quarter: open, 29 days
+    s.flag_on(&p, &s.other_physio, "2025-06-20").await; // pain arm, open: 10 days
+                                                        // Flagged today through the API: after the quarter, so not on its backlog.
     let (status, flag) =
-        s.app.post(&s.esp.token, &format!("/api/cases/{e}/mentorship-flag"), json!({})).await;
+        s.app.post(&s.physio.token, &format!("/api/cases/{e}/mentorship-flag"), json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{flag}");
     assert_eq!(flag["specialty"], "spinal");
     let (status, _) =
-        s.app.post(&s.esp.token, &format!("/api/cases/{e}/mentorship-flag"), json!({})).await;
+        s.app.post(&s.physio.token, &format!("/api/cases/{e}/mentorship-flag"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "flagging twice changes nothing");
 
     // Logs. Sam Spine (spinal contract only, so the arm may be left out):
-    s.log(&s.spine, "2025-03-31", 30, "case_review", &[&s.esp], &[], None).await; // before the quarter
-    let first = s.log(&s.spine, "2025-04-07", 60, "case_review", &[&s.esp], &[&a], None).await; // 60
+    s.log(&s.chair, "2025-03-31", 30, "case_review", &[&s.physio], &[], None).await; // before the quarter
+    let first = s.log(&s.chair, "2025-04-07", 60, "case_review", &[&s.physio], &[&a], None).await; // 60
     assert_eq!(first["unflagged_case_ids"], json!([a]));
     assert_eq!(first["specialty"], "spinal");
-    s.log(&s.spine, "2025-05-12", 90, "joint_assessment", &[&s.esp, &s.trainee], &[&a], None).await; // 90
-    s.log(&s.spine, "2025-06-30", 45, "teaching", &[&s.trainee], &[], None).await; // 45: last day counts
-    s.log(&s.spine, "2025-07-01", 120, "case_review", &[&s.esp], &[&d], None).await; // after the quarter
-                                                                                     // Pat Payne, pain: 3 × 60 = 180.
+    s.log(&s.chair, "2025-05-12", 90, "joint_assessment", &[&s.physio, &s.trainee], &[&a], None)
+        .await; // 90
+    s.log(&s.chair, "2025-06-30", 45, "teaching", &[&s.trainee], &[], None).await; // 45: last day counts
+    s.log(&s.chair, "2025-07-01", 120, "case_review", &[&s.physio], &[&d], None).await; // after the quarter
+                                                                                        // Pat Payne, pain: 3 × 60 = 180.
     for on in ["2025-04-14", "2025-05-19", "2025-06-23"] {
-        s.log(&s.pain, on, 60, "case_review", &[&s.pain_esp], &[], None).await;
+        s.log(&s.other_chair, on, 60, "case_review", &[&s.other_physio], &[], None).await;
     }
     // Nia Newton: 60 minutes on 10 June, before her contract began (the arm must then be
     // named, and it counts towards no contract), and 240 on 20 June.
-    s.log(&s.spine2, "2025-06-10", 60, "teaching", &[&s.trainee], &[], Some("spinal")).await;
-    s.log(&s.spine2, "2025-06-20", 240, "joint_assessment", &[&s.esp], &[], None).await;
+    s.log(&s.second_consultant, "2025-06-10", 60, "teaching", &[&s.trainee], &[], Some("spinal"))
+        .await;
+    s.log(&s.second_consultant, "2025-06-20", 240, "joint_assessment", &[&s.physio], &[], None)
+        .await;
 
     let (status, summary) = s
         .app
@@ -288,7 +190,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
     // Spinal backlog on 30 June: b (81 days), c (41), d (29): 3 cases, oldest 81 days.
     // Both spinal contracts show the arm's backlog.
     let spine = row(&summary, &c_spine);
-    assert_eq!(spine["consultant_id"], s.spine.id);
+    assert_eq!(spine["consultant_id"], s.chair.id);
     assert_eq!(spine["specialty"], "spinal");
     assert_eq!(spine["contracted_minutes"], 780);
     assert_eq!(spine["delivered_minutes"], 195); // 60 + 90 + 45
@@ -331,17 +233,17 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
 
     // A consultant sees their own contracts only; mentees see no summary.
     let (status, own) =
-        s.app.get(&s.spine.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}")).await;
+        s.app.get(&s.chair.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(own.as_array().unwrap().len(), 1);
     assert_eq!(own[0]["contract_id"], c_spine.as_str());
     assert_eq!(own[0]["delivered_minutes"], 195);
     let (status, _) =
-        s.app.get(&s.esp.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}")).await;
+        s.app.get(&s.physio.token, &format!("/api/mentorship/summary?from={FROM}&to={TO}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (_, contracts) = s.app.get(&s.coordinator.token, "/api/mentorship/contracts").await;
     assert_eq!(contracts.as_array().unwrap().len(), 3);
-    let (_, contracts) = s.app.get(&s.pain.token, "/api/mentorship/contracts").await;
+    let (_, contracts) = s.app.get(&s.other_chair.token, "/api/mentorship/contracts").await;
     assert_eq!(contracts.as_array().unwrap().len(), 1);
     assert_eq!(contracts[0]["weeks_per_year"], 42);
     let (status, _) = s.app.get(&s.trainee.token, "/api/mentorship/contracts").await;
@@ -352,7 +254,7 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
         .post(
             &s.coordinator.token,
             "/api/mentorship/contracts",
-            json!({ "consultant_id": s.spine.id, "specialty": "spinal", "minutes_per_week": 30,
+            json!({ "consultant_id": s.chair.id, "specialty": "spinal", "minutes_per_week": 30,
                     "weeks_per_year": 52, "starts_on": "2025-06-01", "ends_on": null }),
         )
         .await;
@@ -360,21 +262,21 @@ async fn summary_of_a_seeded_quarter_matches_hand_computed_figures(backend: Back
 }
 
 async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Backend) {
-    let s = Service::open(backend).await;
-    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
-    let (session, _) = s.session("spinal", &s.spine, 7, false).await;
-    let case = s.book(&s.esp, &session, NHS[0]).await;
+    let s = service(backend).await;
+    s.contract(&s.chair, "spinal", 60, 52, "2025-01-01", None).await;
+    let session = s.session(7, 6, false).await;
+    let case = s.book_case(&s.physio, &session, referral(NHS[0])).await;
     let (status, _) =
-        s.app.post(&s.spine.token, &format!("/api/cases/{case}/mentorship-flag"), json!({})).await;
+        s.app.post(&s.chair.token, &format!("/api/cases/{case}/mentorship-flag"), json!({})).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, flag) =
-        s.app.get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag")).await;
+        s.app.get(&s.physio.token, &format!("/api/cases/{case}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(flag["flagged"], true);
     // A trainee may not flag, and a practitioner cannot even see another's case.
     let (status, _) = s
         .app
-        .post(&s.pain_esp.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
+        .post(&s.other_physio.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -383,7 +285,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
     let store = &s.app.state.store;
     let bad = MentorshipLog {
         id: Uuid::new_v4(),
-        consultant_id: s.spine.uid(),
+        consultant_id: s.chair.uid(),
         specialty: Specialty::parse("spinal").unwrap(),
         mentee_ids: vec![UserId::new()],
         occurred_on: clinic_date(Utc::now()),
@@ -411,11 +313,11 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
     // Through the API the log and the unflagging commit together.
     let audit_before = store.audit_events().await.unwrap().len();
     let today = clinic_date(Utc::now()).to_string();
-    let log = s.log(&s.spine, &today, 30, "case_review", &[&s.esp], &[&case], None).await;
+    let log = s.log(&s.chair, &today, 30, "case_review", &[&s.physio], &[&case], None).await;
     assert_eq!(log["unflagged_case_ids"], json!([case]));
     // No open flag is an ordinary answer, not a 404.
     let (status, body) =
-        s.app.get(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag")).await;
+        s.app.get(&s.physio.token, &format!("/api/cases/{case}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "case_id": case, "flagged": false }));
     let flag = store.mentorship_backlog(clinic_date(Utc::now())).await.unwrap();
@@ -431,7 +333,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         .app
         .send(
             reqwest::Method::DELETE,
-            &s.esp.token,
+            &s.physio.token,
             &format!("/api/cases/{case}/mentorship-flag"),
             None,
         )
@@ -446,7 +348,7 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
         .app
         .send(
             reqwest::Method::DELETE,
-            &s.esp.token,
+            &s.physio.token,
             &format!("/api/cases/{case}/mentorship-flag"),
             None,
         )
@@ -460,25 +362,27 @@ async fn logging_a_flagged_case_unflags_it_in_the_same_transaction(backend: Back
 }
 
 async fn who_logs_and_who_sees_which_logs(backend: Backend) {
-    let s = Service::open(backend).await;
-    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
-    s.contract(&s.pain, "pain", 60, 42, "2025-01-01", None).await;
-    let (session, _) = s.session("spinal", &s.spine, 7, false).await;
-    let case = s.book(&s.esp, &session, NHS[0]).await;
-    let to_esp = s.log(&s.spine, "2025-05-01", 60, "case_review", &[&s.esp], &[&case], None).await;
+    let s = service(backend).await;
+    s.contract(&s.chair, "spinal", 60, 52, "2025-01-01", None).await;
+    s.contract(&s.other_chair, "pain", 60, 42, "2025-01-01", None).await;
+    let session = s.session(7, 6, false).await;
+    let case = s.book_case(&s.physio, &session, referral(NHS[0])).await;
+    let to_esp =
+        s.log(&s.chair, "2025-05-01", 60, "case_review", &[&s.physio], &[&case], None).await;
     let to_trainee =
-        s.log(&s.spine, "2025-05-08", 45, "teaching", &[&s.trainee], &[&case], None).await;
-    let pain_log =
-        s.log(&s.pain, "2025-05-02", 30, "joint_assessment", &[&s.pain_esp], &[], None).await;
+        s.log(&s.chair, "2025-05-08", 45, "teaching", &[&s.trainee], &[&case], None).await;
+    let pain_log = s
+        .log(&s.other_chair, "2025-05-02", 30, "joint_assessment", &[&s.other_physio], &[], None)
+        .await;
 
     // Consultants log only their own mentorship; no one else logs at all.
     for (who, consultant) in [
-        (&s.spine, &s.pain),
-        (&s.coordinator, &s.spine),
-        (&s.esp, &s.spine),
-        (&s.trainee, &s.spine),
+        (&s.chair, &s.other_chair),
+        (&s.coordinator, &s.chair),
+        (&s.physio, &s.chair),
+        (&s.trainee, &s.chair),
     ] {
-        let body = log_body(consultant, "2025-05-03", 30, "case_review", &[&s.esp], &[], None);
+        let body = log_body(consultant, "2025-05-03", 30, "case_review", &[&s.physio], &[], None);
         let (status, res) = s.app.post(&who.token, "/api/mentorship/logs", body).await;
         assert_eq!(
             (status, res["code"].as_str()),
@@ -493,9 +397,9 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     };
     let id = |v: &Value| v["id"].as_str().unwrap().to_string();
     // Mentees see the logs they are in.
-    let (_, esp_logs) = s.app.get(&s.esp.token, "/api/mentorship/logs").await;
+    let (_, esp_logs) = s.app.get(&s.physio.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&esp_logs), [id(&to_esp)]);
-    let (_, pain_esp_logs) = s.app.get(&s.pain_esp.token, "/api/mentorship/logs").await;
+    let (_, pain_esp_logs) = s.app.get(&s.other_physio.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&pain_esp_logs), [id(&pain_log)]);
     let (status, trainee_logs) = s.app.get(&s.trainee.token, "/api/mentorship/logs").await;
     assert_eq!(status, StatusCode::OK);
@@ -506,9 +410,9 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     // The referrer sees their own case in full.
     assert_eq!(esp_logs[0]["cases"][0]["patient"]["nhs_number"], NHS[0]);
     // Consultants see the logs they gave; coordinators see all, filtered by date.
-    let (_, spine_logs) = s.app.get(&s.spine.token, "/api/mentorship/logs").await;
+    let (_, spine_logs) = s.app.get(&s.chair.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&spine_logs), [id(&to_esp), id(&to_trainee)]);
-    let (_, pain_logs) = s.app.get(&s.pain.token, "/api/mentorship/logs").await;
+    let (_, pain_logs) = s.app.get(&s.other_chair.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&pain_logs), [id(&pain_log)]);
     let (_, all) = s.app.get(&s.coordinator.token, "/api/mentorship/logs").await;
     assert_eq!(ids(&all), [id(&to_esp), id(&pain_log), id(&to_trainee)]);
@@ -517,10 +421,13 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
     assert_eq!(ids(&first_days), [id(&to_esp), id(&pain_log)]);
     let (_, by_consultant) = s
         .app
-        .get(&s.coordinator.token, &format!("/api/mentorship/logs?consultant_id={}", s.pain.id))
+        .get(
+            &s.coordinator.token,
+            &format!("/api/mentorship/logs?consultant_id={}", s.other_chair.id),
+        )
         .await;
     assert_eq!(ids(&by_consultant), [id(&pain_log)]);
-    assert_eq!(all[0]["mentee_ids"], json!([s.esp.id]));
+    assert_eq!(all[0]["mentee_ids"], json!([s.physio.id]));
     assert_eq!(all[0]["kind"], "case_review");
     assert_eq!(all[0]["duration_minutes"], 60);
     assert_eq!(all[0]["occurred_on"], "2025-05-01");
@@ -536,13 +443,13 @@ async fn who_logs_and_who_sees_which_logs(backend: Backend) {
 }
 
 async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Backend) {
-    let s = Service::open(backend).await;
-    s.contract(&s.spine, "spinal", 60, 52, "2025-01-01", None).await;
-    let (session, _) = s.session("spinal", &s.spine, 7, false).await;
-    let case = s.book(&s.esp, &session, NHS[0]).await;
-    s.flag_on(&case, &s.esp, "2025-04-01").await;
-    let (pain_session, _) = s.session("pain", &s.pain, 7, false).await;
-    let pain_case = s.book(&s.pain_esp, &pain_session, NHS[1]).await;
+    let s = service(backend).await;
+    s.contract(&s.chair, "spinal", 60, 52, "2025-01-01", None).await;
+    let session = s.session(7, 6, false).await;
+    let case = s.book_case(&s.physio, &session, referral(NHS[0])).await;
+    s.flag_on(&case, &s.physio, "2025-04-01").await;
+    let pain_session = s.create_session(Plan { capacity: 6, ..s.other_plan(7) }).await;
+    let pain_case = s.book_case(&s.other_physio, &pain_session, referral(NHS[1])).await;
     let audit_before = s.app.state.store.audit_events().await.unwrap().len();
 
     let contract = |consultant: &str, arm: &str, mpw: i64, wpy: i64, starts: &str, ends: &str| {
@@ -552,22 +459,28 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
     let unknown = Uuid::new_v4().to_string();
     for (body, code) in [
         (contract(&unknown, "spinal", 60, 52, "2025-01-01", "2025-12-31"), "unknown_consultant"),
-        (contract(&s.esp.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"), "not_a_consultant"),
+        (contract(&s.physio.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"), "not_a_consultant"),
         (
-            contract(&s.pain.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"),
+            contract(&s.other_chair.id, "spinal", 60, 52, "2025-01-01", "2025-12-31"),
             "consultant_not_in_specialty",
         ),
-        (contract(&s.pain.id, "podiatry", 60, 52, "2025-01-01", "2025-12-31"), "unknown_specialty"),
         (
-            contract(&s.pain.id, "pain", -60, 42, "2025-01-01", "2025-12-31"),
+            contract(&s.other_chair.id, "podiatry", 60, 52, "2025-01-01", "2025-12-31"),
+            "unknown_specialty",
+        ),
+        (
+            contract(&s.other_chair.id, "pain", -60, 42, "2025-01-01", "2025-12-31"),
             "invalid_minutes_per_week",
         ),
         (
-            contract(&s.pain.id, "pain", 60, 53, "2025-01-01", "2025-12-31"),
+            contract(&s.other_chair.id, "pain", 60, 53, "2025-01-01", "2025-12-31"),
             "invalid_weeks_per_year",
         ),
-        (contract(&s.pain.id, "pain", 60, 42, "2025-12-31", "2025-01-01"), "invalid_date_range"),
-        (contract(&s.pain.id, "pain", 60, 42, "1 Jan", "2025-12-31"), "invalid_date"),
+        (
+            contract(&s.other_chair.id, "pain", 60, 42, "2025-12-31", "2025-01-01"),
+            "invalid_date_range",
+        ),
+        (contract(&s.other_chair.id, "pain", 60, 42, "1 Jan", "2025-12-31"), "invalid_date"),
     ] {
         let (status, res) =
             s.app.post(&s.coordinator.token, "/api/mentorship/contracts", body).await;
@@ -580,14 +493,14 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
     let (status, _) = s
         .app
         .post(
-            &s.spine.token,
+            &s.chair.token,
             "/api/mentorship/contracts",
-            contract(&s.spine.id, "spinal", 60, 52, "2027-01-01", "2027-12-31"),
+            contract(&s.chair.id, "spinal", 60, 52, "2027-01-01", "2027-12-31"),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only coordinators make contracts");
 
-    let good = log_body(&s.spine, "2025-05-01", 60, "case_review", &[&s.esp], &[&case], None);
+    let good = log_body(&s.chair, "2025-05-01", 60, "case_review", &[&s.physio], &[&case], None);
     let with = |key: &str, value: Value| {
         let mut body = good.clone();
         body[key] = value;
@@ -611,7 +524,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         (with("occurred_on", json!("2024-06-01")), "specialty_required"), // no contract then
         (with("duration_minutes", json!("an hour")), "invalid_field"),
     ] {
-        let (status, res) = s.app.post(&s.spine.token, "/api/mentorship/logs", body).await;
+        let (status, res) = s.app.post(&s.chair.token, "/api/mentorship/logs", body).await;
         assert_eq!(
             (status, res["code"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
@@ -622,7 +535,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         .app
         .http
         .post(s.app.url("/api/mentorship/logs"))
-        .bearer_auth(&s.spine.token)
+        .bearer_auth(&s.chair.token)
         .header("content-type", "application/json")
         .body("{\"consultant_id\": ")
         .send()
@@ -660,12 +573,12 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written(backend: Bac
         .collect();
     assert!(written.is_empty(), "{written:?}");
     // And the good body is accepted.
-    let (status, res) = s.app.post(&s.spine.token, "/api/mentorship/logs", good).await;
+    let (status, res) = s.app.post(&s.chair.token, "/api/mentorship/logs", good).await;
     assert_eq!(status, StatusCode::CREATED, "{res}");
 }
 
 /// Live-channel events at a chosen time (the store takes the clock as an argument).
-async fn at(s: &Service, session: &str, when: DateTime<Utc>, body: EventBody, actor: &Account) {
+async fn at(s: &Clinic, session: &str, when: DateTime<Utc>, body: EventBody, actor: &Account) {
     s.app
         .state
         .store
@@ -682,11 +595,13 @@ async fn at(s: &Service, session: &str, when: DateTime<Utc>, body: EventBody, ac
 async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifiers(
     backend: Backend,
 ) {
-    let s = Service::open(backend).await;
-    let (session, starts) = s.session("spinal", &s.spine, 3, true).await;
-    let discussed = s.book(&s.esp, &session, NHS[0]).await;
-    let _waiting = s.book(&s.esp, &session, NHS[1]).await;
-    let (_other, _) = s.session("spinal", &s.spine, 4, true).await; // not attended
+    let s = service(backend).await;
+    let plan = Plan { capacity: 6, teaching: true, ..s.plan(3) };
+    let starts = plan.starts_at;
+    let session = s.create_session(plan).await;
+    let discussed = s.book_case(&s.physio, &session, referral(NHS[0])).await;
+    let _waiting = s.book_case(&s.physio, &session, referral(NHS[1])).await;
+    let _other = s.session(4, 6, true).await; // not attended
     let trainee = UserId(s.trainee.id.parse().unwrap());
     let joined = |name: &str, role: Role, id: UserId| EventBody::ParticipantJoined {
         user_id: id,
@@ -695,14 +610,14 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
         instance: Uuid::new_v4(),
     };
     let m = |n: i64| starts + Duration::minutes(n);
-    at(&s, &session, m(0), EventBody::MeetingOpened, &s.spine).await;
+    at(&s, &session, m(0), EventBody::MeetingOpened, &s.chair).await;
     at(&s, &session, m(0), joined("Tam", Role::Trainee, trainee), &s.trainee).await;
     at(
         &s,
         &session,
         m(1),
         EventBody::CaseStarted { case_id: discussed.parse().unwrap() },
-        &s.spine,
+        &s.chair,
     )
     .await;
     at(
@@ -710,14 +625,14 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
         &session,
         m(20),
         EventBody::CaseCompleted { case_id: discussed.parse().unwrap() },
-        &s.spine,
+        &s.chair,
     )
     .await;
     // Present 0–50 and again 60–75: 65 minutes, 1.08 CPD hours.
     at(&s, &session, m(50), EventBody::ParticipantLeft { user_id: trainee }, &s.trainee).await;
     at(&s, &session, m(60), joined("Tam", Role::Trainee, trainee), &s.trainee).await;
     at(&s, &session, m(75), EventBody::ParticipantLeft { user_id: trainee }, &s.trainee).await;
-    at(&s, &session, m(80), EventBody::MeetingClosed, &s.spine).await;
+    at(&s, &session, m(80), EventBody::MeetingClosed, &s.chair).await;
 
     let day: NaiveDate = clinic_date(starts);
     let window = format!("from={day}&to={day}");
@@ -779,7 +694,7 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
     assert_no_identifiers(&html);
     assert!(html.contains("Tam &lt;Trainee&gt; &amp; Co"), "{html}");
     assert!(!html.contains("<Trainee>"));
-    assert!(html.contains("spinal MDT"));
+    assert!(html.contains("Spinal MDT"));
     assert!(html.contains("65 minutes (1.08 CPD hours)"), "{html}");
     assert!(html.contains("Total: 1 session<"));
     assert!(html.contains(&format!("{}", day.format("%-d %B %Y"))));
@@ -797,27 +712,27 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
 /// flag to its new booking (where a log clears it), and a log dated before the flag was
 /// raised does not clear it. Dates outside 1900-2200 are refused, never stored.
 async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
-    let s = Service::open(backend).await;
-    let contract = s.contract(&s.spine, "spinal", 60, 52, "2020-01-01", None).await;
-    let (first, _) = s.session("spinal", &s.spine, 7, false).await;
-    let (later, _) = s.session("spinal", &s.spine, 14, false).await;
-    let withdrawn = s.book(&s.esp, &first, NHS[0]).await;
-    let moved = s.book(&s.esp, &first, NHS[1]).await;
+    let s = service(backend).await;
+    let contract = s.contract(&s.chair, "spinal", 60, 52, "2020-01-01", None).await;
+    let first = s.session(7, 6, false).await;
+    let later = s.session(14, 6, false).await;
+    let withdrawn = s.book_case(&s.physio, &first, referral(NHS[0])).await;
+    let moved = s.book_case(&s.physio, &first, referral(NHS[1])).await;
     for case in [&withdrawn, &moved] {
         let (status, body) = s
             .app
-            .post(&s.esp.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
+            .post(&s.physio.token, &format!("/api/cases/{case}/mentorship-flag"), json!({}))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let (status, _) = s
         .app
-        .send(reqwest::Method::DELETE, &s.esp.token, &format!("/api/cases/{withdrawn}"), None)
+        .send(reqwest::Method::DELETE, &s.physio.token, &format!("/api/cases/{withdrawn}"), None)
         .await;
     assert!(status.is_success(), "{status}");
     let (status, body) = s
         .app
-        .post(&s.esp.token, &format!("/api/cases/{moved}/move"), json!({ "session_id": later }))
+        .post(&s.physio.token, &format!("/api/cases/{moved}/move"), json!({ "session_id": later }))
         .await;
     assert!(status.is_success(), "{status} {body}");
     let rebooked = body["id"].as_str().unwrap().to_string();
@@ -829,18 +744,19 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 1, "only the moved case waits: {summary}");
     let (_, flag) =
-        s.app.get(&s.esp.token, &format!("/api/cases/{rebooked}/mentorship-flag")).await;
+        s.app.get(&s.physio.token, &format!("/api/cases/{rebooked}/mentorship-flag")).await;
     assert_eq!(flag["flagged"], true, "the flag moved with the case: {flag}");
 
     // A discussion dated before the flag was raised does not clear it; today's does.
     let early = s
-        .log(&s.spine, "2020-06-01", 30, "case_review", &[&s.esp], &[&rebooked], Some("spinal"))
+        .log(&s.chair, "2020-06-01", 30, "case_review", &[&s.physio], &[&rebooked], Some("spinal"))
         .await;
     assert_eq!(early["unflagged_case_ids"], json!([]));
     let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 1);
-    let now =
-        s.log(&s.spine, &today, 30, "case_review", &[&s.esp], &[&rebooked], Some("spinal")).await;
+    let now = s
+        .log(&s.chair, &today, 30, "case_review", &[&s.physio], &[&rebooked], Some("spinal"))
+        .await;
     assert_eq!(now["unflagged_case_ids"], json!([rebooked]));
     let (_, summary) = s.app.get(&s.coordinator.token, &summary_path).await;
     assert_eq!(backlog(&summary), 0);
@@ -863,9 +779,9 @@ async fn flags_follow_their_cases_and_dates_are_real(backend: Backend) {
     let (status, body) = s
         .app
         .post(
-            &s.spine.token,
+            &s.chair.token,
             "/api/mentorship/logs",
-            log_body(&s.spine, "-5000-01-01", 30, "teaching", &[&s.esp], &[], Some("spinal")),
+            log_body(&s.chair, "-5000-01-01", 30, "teaching", &[&s.physio], &[], Some("spinal")),
         )
         .await;
     assert_eq!(
@@ -881,23 +797,24 @@ fn case_ids(items: &Value) -> Vec<String> {
 }
 
 async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend) {
-    let s = Service::open(backend).await;
-    let (spinal_session, _) = s.session("spinal", &s.spine, 7, false).await;
-    let (pain_session, _) = s.session("pain", &s.pain, 7, false).await;
-    let a = s.book(&s.esp, &spinal_session, NHS[0]).await;
-    let b = s.book(&s.esp, &spinal_session, NHS[1]).await;
-    let unflagged = s.book(&s.esp, &spinal_session, NHS[2]).await;
-    let p = s.book(&s.pain_esp, &pain_session, NHS[2]).await;
-    s.flag_on(&a, &s.esp, "2025-04-02").await;
-    s.flag_on(&p, &s.pain_esp, "2025-04-15").await;
-    s.flag_on(&b, &s.spine, "2025-05-01").await;
+    let s = service(backend).await;
+    let spinal_session = s.session(7, 6, false).await;
+    let pain_session = s.create_session(Plan { capacity: 6, ..s.other_plan(7) }).await;
+    let a = s.book_case(&s.physio, &spinal_session, referral(NHS[0])).await;
+    let b = s.book_case(&s.physio, &spinal_session, referral(NHS[1])).await;
+    let unflagged = s.book_case(&s.physio, &spinal_session, referral(NHS[2])).await;
+    let p = s.book_case(&s.other_physio, &pain_session, referral(NHS[2])).await;
+    s.flag_on(&a, &s.physio, "2025-04-02").await;
+    s.flag_on(&p, &s.other_physio, "2025-04-15").await;
+    s.flag_on(&b, &s.chair, "2025-05-01").await;
 
     // A case not on the backlog reads as `flagged: false`, a flagged one in full.
     let (status, body) =
-        s.app.get(&s.esp.token, &format!("/api/cases/{unflagged}/mentorship-flag")).await;
+        s.app.get(&s.physio.token, &format!("/api/cases/{unflagged}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "case_id": unflagged, "flagged": false }));
-    let (status, body) = s.app.get(&s.esp.token, &format!("/api/cases/{a}/mentorship-flag")).await;
+    let (status, body) =
+        s.app.get(&s.physio.token, &format!("/api/cases/{a}/mentorship-flag")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["flagged"], true);
     assert_eq!(body["flagged_on"], "2025-04-02");
@@ -909,29 +826,29 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     assert_eq!(case_ids(&all), [a.clone(), p.clone(), b.clone()]);
     let first = &all[0];
     assert_eq!(first["specialty"], "spinal");
-    assert_eq!(first["flagged_by"], s.esp.id);
+    assert_eq!(first["flagged_by"], s.physio.id);
     assert_eq!(first["flagged_on"], "2025-04-02");
     assert!(first["flagged_at"].is_string());
     assert_eq!(first["case"]["id"], a);
     assert_eq!(first["case"]["patient"]["nhs_number"], NHS[0]);
-    assert_eq!(first["case"]["referrer_id"], s.esp.id);
+    assert_eq!(first["case"]["referrer_id"], s.physio.id);
     let (_, pain_only) =
         s.app.get(&s.coordinator.token, "/api/mentorship/backlog?specialty=pain").await;
     assert_eq!(case_ids(&pain_only), [p.as_str()]);
 
     // Consultants see the arms of their specialties, identified.
-    let (status, spinal) = s.app.get(&s.spine.token, "/api/mentorship/backlog").await;
+    let (status, spinal) = s.app.get(&s.chair.token, "/api/mentorship/backlog").await;
     assert_eq!(status, StatusCode::OK, "{spinal}");
     assert_eq!(case_ids(&spinal), [a.clone(), b.clone()]);
     assert_eq!(spinal[1]["case"]["patient"]["nhs_number"], NHS[1]);
-    let (_, pain) = s.app.get(&s.pain.token, "/api/mentorship/backlog").await;
+    let (_, pain) = s.app.get(&s.other_chair.token, "/api/mentorship/backlog").await;
     assert_eq!(case_ids(&pain), [p.as_str()]);
     assert_eq!(pain[0]["case"]["patient"]["family_name"], FAMILY);
-    let (status, none) = s.app.get(&s.spine.token, "/api/mentorship/backlog?specialty=pain").await;
+    let (status, none) = s.app.get(&s.chair.token, "/api/mentorship/backlog?specialty=pain").await;
     assert_eq!((status, none), (StatusCode::OK, json!([])), "not their arm");
 
     // Everyone else is refused, and a bad arm is a 422.
-    for who in [&s.esp, &s.pain_esp, &s.trainee] {
+    for who in [&s.physio, &s.other_physio, &s.trainee] {
         let (status, res) = s.app.get(&who.token, "/api/mentorship/backlog").await;
         assert_eq!(
             (status, res["code"].as_str()),
@@ -969,13 +886,13 @@ async fn the_backlog_lists_open_flags_to_those_who_may_see_them(backend: Backend
     };
     let mut spinal_cases = vec![a.clone(), b.clone()];
     spinal_cases.sort();
-    assert_eq!(backlog_reads(&s.spine), spinal_cases);
-    assert_eq!(backlog_reads(&s.pain), [p.as_str()]);
-    assert!(backlog_reads(&s.esp).is_empty());
+    assert_eq!(backlog_reads(&s.chair), spinal_cases);
+    assert_eq!(backlog_reads(&s.other_chair), [p.as_str()]);
+    assert!(backlog_reads(&s.physio).is_empty());
 
     // A case discussed in a log leaves the backlog.
-    s.log(&s.spine, "2025-05-02", 30, "case_review", &[&s.esp], &[&a], Some("spinal")).await;
-    let (_, spinal) = s.app.get(&s.spine.token, "/api/mentorship/backlog").await;
+    s.log(&s.chair, "2025-05-02", 30, "case_review", &[&s.physio], &[&a], Some("spinal")).await;
+    let (_, spinal) = s.app.get(&s.chair.token, "/api/mentorship/backlog").await;
     assert_eq!(case_ids(&spinal), [b.as_str()]);
 }
 
@@ -984,7 +901,7 @@ fn names(people: &Value) -> Vec<&str> {
 }
 
 async fn the_people_directory_shows_names_to_coordinators_and_consultants(backend: Backend) {
-    let s = Service::open(backend).await;
+    let s = service(backend).await;
     let get = |token: &str, path: &str| {
         let (token, path) = (token.to_string(), path.to_string());
         let s = &s;
@@ -1015,7 +932,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
     let ellis = everyone.as_array().unwrap().iter().find(|p| p["name"] == "Ellis Physio").unwrap();
     assert_eq!(
         ellis,
-        &json!({ "id": s.esp.id, "name": "Ellis Physio", "role": "practitioner",
+        &json!({ "id": s.physio.id, "name": "Ellis Physio", "role": "practitioner",
                  "specialties": ["spinal"] })
     );
     let (_, text) = get(&s.coordinator.token, "/api/people?role=practitioner").await;
@@ -1023,7 +940,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
     assert_eq!(names(&practitioners), ["Ellis Physio", "Pip Physio"]);
 
     // Consultants see the people who share a specialty with them.
-    let (status, text) = get(&s.spine.token, "/api/people").await;
+    let (status, text) = get(&s.chair.token, "/api/people").await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let spinal: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
@@ -1031,12 +948,12 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
         ["Cora Ordinator", "Dr Nia Newton", "Dr Sam Spine", "Ellis Physio", "Tam <Trainee> & Co",]
     );
     for (token, role, expected) in [
-        (&s.spine.token, "practitioner", vec!["Ellis Physio"]),
-        (&s.spine.token, "trainee", vec!["Tam <Trainee> & Co"]),
-        (&s.pain.token, "practitioner", vec!["Pip Physio"]),
+        (&s.chair.token, "practitioner", vec!["Ellis Physio"]),
+        (&s.chair.token, "trainee", vec!["Tam <Trainee> & Co"]),
+        (&s.other_chair.token, "practitioner", vec!["Pip Physio"]),
         // Every trainee, whatever their specialty: any consultant may teach one.
-        (&s.pain.token, "trainee", vec!["Tam <Trainee> & Co"]),
-        (&s.pain.token, "consultant", vec!["Dr Pat Payne"]),
+        (&s.other_chair.token, "trainee", vec!["Tam <Trainee> & Co"]),
+        (&s.other_chair.token, "consultant", vec!["Dr Pat Payne"]),
     ] {
         let (status, text) = get(token, &format!("/api/people?role={role}")).await;
         assert_eq!(status, StatusCode::OK, "{text}");
@@ -1046,7 +963,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
     }
 
     // Everyone else is refused; a bad role is a 422.
-    for who in [&s.esp, &s.pain_esp, &s.trainee] {
+    for who in [&s.physio, &s.other_physio, &s.trainee] {
         let (status, text) = get(&who.token, "/api/people").await;
         let res: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
@@ -1055,7 +972,7 @@ async fn the_people_directory_shows_names_to_coordinators_and_consultants(backen
             "{res}"
         );
     }
-    let (status, text) = get(&s.spine.token, "/api/people?role=wizard").await;
+    let (status, text) = get(&s.chair.token, "/api/people?role=wizard").await;
     let res: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         (status, res["code"].as_str()),
