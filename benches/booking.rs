@@ -11,21 +11,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-use sqlx::{AssertSqlSafe, Connection, Executor};
 use uuid::Uuid;
 
-use mdt_coordinator::config::Settings;
 use mdt_coordinator::domain::case::parse_date_of_birth;
 use mdt_coordinator::domain::nhs_number::check_digit;
 use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::*;
 use mdt_coordinator::mail::templates;
 use mdt_coordinator::routes::users::{create_account, ValidUser};
-use mdt_coordinator::startup::Application;
 use mdt_coordinator::state::AppState;
-use mdt_coordinator::store::{self, DynStore};
+use mdt_coordinator::store::DynStore;
+
+use support::PgDatabase;
+
+mod support;
 
 const CLIENTS: usize = 32;
 const PER_CLIENT: usize = 25;
@@ -74,16 +74,9 @@ struct Clinic {
 
 impl Clinic {
     async fn open(url: &str, dir: &std::path::Path) -> anyhow::Result<Self> {
-        let mut settings = Settings::defaults()?;
-        settings.database.url = SecretString::from(url.to_string());
-        settings.database.max_connections = 16;
-        settings.http.port = 0;
-        settings.data.dir = dir.to_path_buf();
-        let store = store::connect(&settings.database).await?;
-        let app = Application::with_store(settings, store.clone())?;
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state();
-        tokio::spawn(app.run_until_stopped());
+        let (base, state) =
+            support::in_process(url, dir, |s| s.database.max_connections = 16).await?;
+        let store = state.store.clone();
         let account = |email: &str, role| ValidUser {
             email: EmailAddress::parse(email).unwrap(),
             name: PersonName::parse("Bench Person").unwrap(),
@@ -325,13 +318,9 @@ async fn main() -> anyhow::Result<()> {
     let mut rows =
         vec![measure("sqlite", &format!("sqlite://{}/bench.db", dir.path().display())).await?];
     if let Ok(admin) = std::env::var("MDT_TEST_POSTGRES_URL") {
-        let name = format!("mdt_bench_{}", Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await?;
-        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
-        let base = admin.split('?').next().unwrap_or(&admin);
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap_or(base.len())]);
+        let (database, url) = PgDatabase::create(&admin, "mdt_bench").await?;
         let row = measure("postgres", &url).await;
-        conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await?;
+        drop(database);
         rows.push(row?);
     } else {
         println!("(PostgreSQL skipped: set MDT_TEST_POSTGRES_URL to include it)");

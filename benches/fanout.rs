@@ -21,9 +21,8 @@
 //! `FANOUT_ONLY=ours|peer`, `MDT_BENCH_POSTGRES_URL=postgres://user@host/postgres`.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -33,13 +32,16 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::{AssertSqlSafe, Connection, Executor};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
+
+use support::{free_port, spawn_server, wait_until_answering, Ours, PgDatabase};
+
+mod support;
 
 /// Accounts the viewers share on our server (trainees of a teaching session).
 const VIEWER_ACCOUNTS: usize = 10;
@@ -283,8 +285,8 @@ async fn measure(target: &Target, config: &Config) -> Result<Option<Figures>> {
 struct Server {
     child: Child,
     port: u16,
-    /// Ours: the database, data directory and working directory.
-    dir: Option<tempfile::TempDir>,
+    /// Ours: its settings, database and working directory.
+    ours: Option<Ours>,
     /// Ours on PostgreSQL: the database created for this server (dropped after it).
     _database: Option<PgDatabase>,
 }
@@ -293,126 +295,40 @@ impl Server {
     /// `mdt-coordinator serve` on a fresh database, with the coordinator account created
     /// first through `mdt-coordinator user add`.
     async fn start_ours(postgres_admin: Option<&str>) -> Result<Self> {
-        let dir = tempfile::tempdir().context("temporary directory")?;
         let (database, url) = match postgres_admin {
             Some(admin) => {
-                let (db, url) = PgDatabase::create(admin).await?;
-                (Some(db), url)
+                let (db, url) = PgDatabase::create(admin, "mdt_fanout")
+                    .await
+                    .context("MDT_BENCH_POSTGRES_URL")?;
+                (Some(db), Some(url))
             }
-            None => (None, format!("sqlite://{}", dir.path().join("mdt.db").display())),
+            None => (None, None),
         };
-        let port = free_port()?;
-        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-        let web_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
-        let env = [
-            ("MDT__DATABASE__URL", url),
-            ("MDT__DATA__DIR", dir.path().join("data").display().to_string()),
-            ("MDT__HTTP__HOST", "127.0.0.1".to_string()),
-            // The bench's sessions start days ahead and are opened at once.
-            ("MDT__LIVE__OPEN_EARLY_MINUTES", "172800".to_string()),
-            ("MDT__HTTP__PORT", port.to_string()),
-            ("MDT__HTTP__WEB_DIR", web_dir.display().to_string()),
-            ("MDT__LOG__FILTER", "warn".to_string()),
-            ("MDT__AUTH__JWT_SECRET", secret),
-            (
-                "MDT__HTTP__WORKERS",
-                std::env::var("FANOUT_SERVER_WORKERS").unwrap_or_else(|_| "0".into()),
-            ),
-        ];
-        let ours = |args: &[&str]| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdt-coordinator"));
-            // Only the settings chosen here: none from the caller's environment or a .env.
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("MDT_") {
-                    cmd.env_remove(key);
-                }
-            }
-            cmd.args(args).envs(env.iter().cloned()).current_dir(dir.path());
-            cmd
-        };
-
-        let mut add = ours(&[
-            "user",
-            "add",
-            "--email",
-            COORDINATOR,
-            "--name",
-            "Bench Coordinator",
-            "--role",
-            "coordinator",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("run mdt-coordinator user add")?;
-        add.stdin
-            .take()
-            .context("user add: standard input")?
-            .write_all(PASSWORD.as_bytes())
-            .context("user add: write the password")?;
-        let out = add.wait_with_output().context("user add")?;
-        if !out.status.success() {
-            bail!(
-                "mdt-coordinator user add failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-
-        let child = ours(&["serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start mdt-coordinator serve")?;
-        let mut server = Self { child, port, dir: Some(dir), _database: database };
-        server.wait_until_answering("/health", |s| s == StatusCode::OK).await?;
-        Ok(server)
+        let mut ours = Ours::new(url)?;
+        ours.set("MDT__LOG__FILTER", "warn").set(
+            "MDT__HTTP__WORKERS",
+            std::env::var("FANOUT_SERVER_WORKERS").unwrap_or_else(|_| "0".into()),
+        );
+        ours.add_coordinator(COORDINATOR, "Bench Coordinator", PASSWORD)?;
+        let child = ours.serve().await?;
+        Ok(Self { child, port: ours.port, ours: Some(ours), _database: database })
     }
 
     /// `node server.mjs PORT`.
     async fn start_peer(script: &Path) -> Result<Self> {
         let port = free_port()?;
-        let child = Command::new("node")
-            .arg(script)
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start node benches/ws-peer/server.mjs")?;
-        let mut server = Self { child, port, dir: None, _database: None };
+        let mut node = Command::new("node");
+        node.arg(script).arg(port.to_string());
+        let child = spawn_server(node).context("start node benches/ws-peer/server.mjs")?;
+        let mut server = Self { child, port, ours: None, _database: None };
         // A plain GET gets 426 Upgrade Required: any answer means it is listening.
-        server.wait_until_answering("/", |_| true).await?;
+        let url = format!("{}/", server.origin());
+        wait_until_answering(&mut server.child, &url, None, |_| true).await?;
         Ok(server)
     }
 
     fn origin(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_until_answering(
-        &mut self, path: &str, ready: impl Fn(StatusCode) -> bool,
-    ) -> Result<()> {
-        let http = reqwest::Client::new();
-        let url = format!("{}{path}", self.origin());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().context("server process")? {
-                bail!("the server exited before answering {url}: {status}");
-            }
-            if let Ok(res) = http.get(&url).send().await {
-                if ready(res.status()) {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("the server did not answer {url} within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// Resident memory of the server process, in KiB.
@@ -433,58 +349,7 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Fields (the tempdir, then the PostgreSQL database) go after the process.
-        let _ = self.dir.take();
-    }
-}
-
-/// A free loopback port: bound to port 0, read, and released for the server to take.
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A PostgreSQL database made for one server and dropped with it.
-struct PgDatabase {
-    admin: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create(admin: &str) -> Result<(Self, String)> {
-        let name = format!("mdt_fanout_{}", Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin)
-            .await
-            .context("connect to MDT_BENCH_POSTGRES_URL")?;
-        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .with_context(|| format!("CREATE DATABASE {name}"))?;
-        let without_query = admin.split('?').next().unwrap_or(admin);
-        let server = match without_query.rfind('/') {
-            Some(i) if i > "postgres://".len() => &without_query[..i],
-            _ => without_query,
-        };
-        let url = format!("{server}/{name}");
-        Ok((Self { admin: admin.to_string(), name }, url))
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop is not async and may run on the runtime: use a private one on its own thread.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .await?;
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop the benchmark database {}", self.name);
-        }
+        let _ = self.ours.take();
     }
 }
 

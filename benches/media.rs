@@ -51,6 +51,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
+use support::{free_port, spawn_server, wait_until_answering, Ours};
+
+mod support;
+
 use mdt_coordinator::media::engine::KeyframeRequests;
 use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
@@ -570,11 +574,6 @@ fn status_field(pid: u32, name: &str) -> Result<u64> {
 
 fn rss_kib_self() -> Result<u64> {
     rss_kib(std::process::id())
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1111,27 +1110,9 @@ impl Drop for Process {
     }
 }
 
-async fn wait_for_http(child: &mut Child, url: &str, body: Option<Value>) -> Result<()> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().context("server process")? {
-            bail!("the server exited before answering {url}: {status}");
-        }
-        let req = match &body {
-            Some(b) => http.post(url).json(b),
-            None => http.get(url),
-        };
-        if let Ok(res) = req.send().await {
-            if res.status().is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("the server did not answer {url} within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// A successful answer.
+fn ok(status: StatusCode) -> bool {
+    status.is_success()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1243,12 +1224,8 @@ impl JanusSfu {
             .context("start janus (apt-get install janus)")?;
         let mut process = Process { child, _dir: dir };
         let base = format!("http://127.0.0.1:{port}/janus");
-        wait_for_http(
-            &mut process.child,
-            &base,
-            Some(json!({"janus": "info", "transaction": "ready"})),
-        )
-        .await?;
+        let info = json!({"janus": "info", "transaction": "ready"});
+        wait_until_answering(&mut process.child, &base, Some(&info), ok).await?;
         let api = JanusApi::connect(base).await?;
         let admin = api.attach().await?;
         let created = api
@@ -1502,75 +1479,26 @@ impl OursSfu {
     /// then, through the REST API, a chair, a presenter, `trainees` trainees and a teaching
     /// session; the chair joins and opens the meeting.
     async fn start(trainees: usize) -> Result<Self> {
-        let binary = locate_binary()?;
-        let dir = tempfile::tempdir().context("temporary directory")?;
-        let port = free_port()?;
-        let env: Vec<(&str, String)> = vec![
-            ("MDT__DATABASE__URL", format!("sqlite://{}", dir.path().join("mdt.db").display())),
-            ("MDT__DATA__DIR", dir.path().join("data").display().to_string()),
-            ("MDT__HTTP__HOST", "127.0.0.1".into()),
-            // The bench's sessions start days ahead and are opened at once.
-            ("MDT__LIVE__OPEN_EARLY_MINUTES", "172800".into()),
-            ("MDT__HTTP__PORT", port.to_string()),
-            (
-                "MDT__HTTP__WEB_DIR",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("web").display().to_string(),
-            ),
-            (
-                "MDT__LOG__FILTER",
-                std::env::var("MEDIA_SERVER_LOG").unwrap_or_else(|_| "error".into()),
-            ),
-            (
-                "MDT__AUTH__JWT_SECRET",
-                format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
-            ),
-            ("MDT__AUTH__LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100000".into()),
-            ("MDT__MEDIA__UDP_HOST", "127.0.0.1".into()),
-        ];
-        let command = |args: &[&str]| {
-            let mut cmd = Command::new(&binary);
-            // Only the settings chosen here, except `MDT__MEDIA__*` (for experiments
-            // with the SFU's settings); none from a .env.
-            for (key, _) in std::env::vars_os() {
-                let name = key.to_string_lossy();
-                if name.starts_with("MDT_") && !name.starts_with("MDT__MEDIA__") {
-                    cmd.env_remove(key);
-                }
-            }
-            cmd.args(args).envs(env.iter().map(|(k, v)| (*k, v.clone()))).current_dir(dir.path());
-            cmd
-        };
-        let mut add = command(&[
-            "user",
-            "add",
-            "--email",
-            COORDINATOR,
-            "--name",
-            "Bench Coordinator",
-            "--role",
-            "coordinator",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("run mdt-coordinator user add")?;
-        add.stdin.take().context("user add: stdin")?.write_all(PASSWORD.as_bytes())?;
-        let out = add.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "mdt-coordinator user add failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        let mut ours = Ours::new(None)?;
+        ours.set(
+            "MDT__LOG__FILTER",
+            std::env::var("MEDIA_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .set("MDT__AUTH__LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100000")
+        .set("MDT__MEDIA__UDP_HOST", "127.0.0.1")
+        // For experiments with the SFU's settings.
+        .pass_through("MDT__MEDIA__");
+        ours.add_coordinator(COORDINATOR, "Bench Coordinator", PASSWORD)?;
         let serve = || -> Result<Child> {
-            let mut serve = command(&["serve"]);
+            let mut serve = ours.command(&["serve"]);
             if let Ok(wrapper) = std::env::var("MEDIA_SERVER_WRAPPER") {
                 // e.g. `heaptrack`: runs the server under a profiler (the figures then
                 // measure the wrapper's process, so they are for diagnosis only).
                 let mut wrapped = Command::new(wrapper);
-                wrapped.arg(serve.get_program()).args(serve.get_args()).current_dir(dir.path());
+                wrapped
+                    .arg(serve.get_program())
+                    .args(serve.get_args())
+                    .current_dir(ours.dir.path());
                 for (key, value) in serve.get_envs() {
                     match value {
                         Some(value) => wrapped.env(key, value),
@@ -1579,17 +1507,12 @@ impl OursSfu {
                 }
                 serve = wrapped;
             }
-            serve
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .context("start mdt-coordinator serve")
+            spawn_server(serve).context("start mdt-coordinator serve")
         };
-        let base = format!("http://127.0.0.1:{port}");
+        let base = ours.base();
         let health = format!("{base}/health");
         let mut setup = serve()?;
-        if let Err(e) = wait_for_http(&mut setup, &health, None).await {
+        if let Err(e) = wait_until_answering(&mut setup, &health, None, ok).await {
             let _ = setup.kill();
             let _ = setup.wait();
             return Err(e);
@@ -1602,8 +1525,9 @@ impl OursSfu {
         let _ = setup.kill();
         let _ = setup.wait();
         let made = made?;
-        let mut process = Process { child: serve()?, _dir: dir };
-        wait_for_http(&mut process.child, &health, None).await?;
+        let child = serve()?;
+        let mut process = Process { child, _dir: ours.into_dir() };
+        wait_until_answering(&mut process.child, &health, None, ok).await?;
         let http = reqwest::Client::new();
         let mut sfu = Self {
             process,
@@ -1969,15 +1893,4 @@ fn query_escape(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// The release build of `mdt-coordinator` next to this bench (cargo builds it for
-/// benches), so the server is measured optimised.
-fn locate_binary() -> Result<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_mdt-coordinator"));
-    if path.is_file() {
-        Ok(path)
-    } else {
-        bail!("{} is missing: run through `cargo bench`", path.display())
-    }
 }

@@ -11,19 +11,18 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use mdt_coordinator::config::Settings;
 use mdt_coordinator::domain::live::{EventBody, NewLiveEvent};
 use mdt_coordinator::domain::nhs_number::check_digit;
 use mdt_coordinator::domain::report::{ReportQuery, ReportWindow};
 use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::*;
 use mdt_coordinator::routes::users::{create_account, ValidUser};
-use mdt_coordinator::startup::Application;
-use mdt_coordinator::store::{self, DynStore};
+use mdt_coordinator::store::DynStore;
+
+mod support;
 
 const PASSWORD: &str = "benchmark password 2026";
 const SESSIONS_PER_WEEK: usize = 50;
@@ -209,15 +208,8 @@ async fn main() -> anyhow::Result<()> {
     let weeks: u32 = std::env::var("REPORTS_WEEKS").ok().and_then(|v| v.parse().ok()).unwrap_or(52);
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("reports.db").display());
-    let mut settings = Settings::defaults()?;
-    settings.database.url = SecretString::from(url);
-    settings.http.port = 0;
-    settings.data.dir = dir.path().to_path_buf();
-    let store = store::connect(&settings.database).await?;
-    let app = Application::with_store(settings, store.clone())?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
+    let (base, state) = support::in_process(&url, dir.path(), |_| {}).await?;
+    let store = state.store.clone();
 
     let account = |email: String, role, specialty: &Specialty| ValidUser {
         email: EmailAddress::parse(&email).unwrap(),
