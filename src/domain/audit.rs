@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::UserId;
+use super::user::UserId;
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -158,7 +158,7 @@ pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Aud
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuditSubject {
     /// Events on any case booked for this patient (in any state) or on its attachments.
-    Patient(super::NhsNumber),
+    Patient(super::nhs_number::NhsNumber),
     /// Events by this user.
     Actor(UserId),
 }
@@ -173,7 +173,7 @@ pub const DEFAULT_AUDIT_PAGE: u32 = 100;
 #[derive(Clone, Debug)]
 pub struct AuditQuery {
     pub subject: AuditSubject,
-    pub window: super::TimeWindow,
+    pub window: super::time_window::TimeWindow,
     /// Only events with a greater `seq` (the previous page's `next`).
     pub after: i64,
     pub limit: u32,
@@ -181,8 +181,10 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     /// Parses the paging parameters: `limit` 1–1000 (default 100), `after` a `seq` ≥ 0.
-    pub fn page(limit: Option<&str>, after: Option<&str>) -> Result<(u32, i64), super::ParseError> {
-        use super::ParseError;
+    pub fn page(
+        limit: Option<&str>, after: Option<&str>,
+    ) -> Result<(u32, i64), super::parse::ParseError> {
+        use super::parse::ParseError;
         let limit = match limit.map(str::trim) {
             None | Some("") => DEFAULT_AUDIT_PAGE,
             Some(raw) => {

@@ -7,8 +7,11 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::case::{Case, CaseState};
 use super::conflict::Conflict;
-use super::{Case, CaseState, NhsNumber, OutcomeVersion, Session, SessionState};
+use super::nhs_number::NhsNumber;
+use super::outcome::OutcomeVersion;
+use super::schedule::{Session, SessionState};
 
 /// Only scheduled and published sessions take cases.
 pub fn check_takes_bookings(session: &Session) -> Result<(), Conflict> {
@@ -145,7 +148,7 @@ pub fn rebooking_plan(
 ) -> Vec<(Uuid, Option<Uuid>)> {
     let mut waiting: Vec<&Case> =
         cases.iter().filter(|c| matches!(c.state, CaseState::Booked | CaseState::Listed)).collect();
-    waiting.sort_by_key(|c| (c.urgency != super::Urgency::Urgent, c.booked_at, c.id));
+    waiting.sort_by_key(|c| (c.urgency != super::case::Urgency::Urgent, c.booked_at, c.id));
     waiting.into_iter().map(|case| (case.id, destination(case, &mut later, true, now))).collect()
 }
 

@@ -7,7 +7,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{bounded_text, NhsNumber, ParseError, PersonName, UserId};
+use super::nhs_number::NhsNumber;
+use super::parse::{bounded_text, ParseError};
+use super::person_name::PersonName;
+use super::user::UserId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -203,6 +206,18 @@ pub fn parse_date_of_birth(raw: &str, today: NaiveDate) -> Result<NaiveDate, Par
     Ok(dob)
 }
 
+/// What the person booking confirmed about a patient already on record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PatientUpdate {
+    /// Nothing: the details must match the record.
+    #[default]
+    None,
+    /// The patient's name has changed (the date of birth must still match).
+    NameChange,
+    /// A coordinator corrects the record: name and date of birth may both change.
+    Correction,
+}
+
 /// A parsed booking request; the id is chosen by the caller so that the confirmation
 /// queued with the booking can name it.
 #[derive(Clone, Debug)]
@@ -219,7 +234,7 @@ pub struct NewCase {
     /// A retried request with the same key (per referrer) returns the first booking.
     pub idempotency_key: Option<String>,
     /// What the booker confirmed when the NHS number is on record with other details.
-    pub patient_update: super::patient::PatientUpdate,
+    pub patient_update: PatientUpdate,
 }
 
 impl NewCase {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use super::ParseError;
+use super::parse::ParseError;
 
 /// A lower-cased, trimmed email address with one `@`, a non-empty local part and a
 /// dotted domain. Deliberately conservative: NHS and provider addresses are plain.

@@ -16,12 +16,12 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::case::{Case, CaseState, Sex, Urgency};
 use super::live::Discussion;
 use super::outcome::FollowUp;
-use super::{
-    Case, CaseState, InvestigationKind, OutcomeVersion, ReferralDestination, Session, Sex, Urgency,
-    User,
-};
+use super::outcome::{InvestigationKind, OutcomeVersion, ReferralDestination};
+use super::schedule::Session;
+use super::user::User;
 
 /// The `Content-Type` of a FHIR JSON response.
 pub const FHIR_JSON: &str = "application/fhir+json";

@@ -9,8 +9,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::case::CaseState;
 use super::conflict::Conflict;
-use super::{CaseState, Role, Session, SessionState, UserId};
+use super::role::Role;
+use super::schedule::{Session, SessionState};
+use super::user::UserId;
 
 /// One change to a live session. Stored as JSON in `session_events` and sent to clients
 /// as the `event` of an event message. Events carry ids, never patient details.

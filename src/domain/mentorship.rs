@@ -29,8 +29,10 @@ use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::parse::{bounded_text, ParseError};
 use super::schedule::CLINIC_TZ;
-use super::{bounded_text, ParseError, Specialty, UserId};
+use super::specialty::Specialty;
+use super::user::UserId;
 
 /// Longest single mentorship log: a whole working day.
 pub const MAX_LOG_MINUTES: i64 = 600;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::EmailAddress;
+use super::email::EmailAddress;
 
 /// A message to queue with the change that causes it.
 #[derive(Clone, Debug)]

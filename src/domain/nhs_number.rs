@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use super::ParseError;
+use super::parse::ParseError;
 
 /// A valid NHS number, stored and emitted as ten digits without spaces.
 /// `Debug` hides all but the last four digits so it cannot leak through logs.

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{bounded_text, BodySite, ParseError, Session, Urgency, UserId};
+use super::case::{BodySite, Urgency};
+use super::parse::{bounded_text, ParseError};
+use super::schedule::Session;
+use super::user::UserId;
 
 /// At most this many investigations and this many referrals per outcome.
 pub const MAX_ENTRIES: usize = 20;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::ParseError;
+use super::parse::ParseError;
 
 /// A new password of 12–256 characters. The upper bound keeps hashing cost bounded.
 #[derive(Clone)]

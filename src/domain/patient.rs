@@ -6,19 +6,8 @@
 
 use serde::Serialize;
 
-use super::PatientDetails;
-
-/// What the person booking confirmed about a patient already on record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PatientUpdate {
-    /// Nothing: the details must match the record.
-    #[default]
-    None,
-    /// The patient's name has changed (the date of birth must still match).
-    NameChange,
-    /// A coordinator corrects the record: name and date of birth may both change.
-    Correction,
-}
+use super::case::PatientDetails;
+pub use super::case::PatientUpdate;
 
 /// What a booking does to the record.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use super::{bounded_text, ParseError};
+use super::parse::{bounded_text, ParseError};
 
 /// A trimmed name of 1–100 characters without control characters.
 #[derive(Clone, PartialEq, Eq)]

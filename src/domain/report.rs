@@ -37,13 +37,17 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::case::age_band;
+use super::case::{Case, CaseState};
 use super::live::Attendance;
 use super::outcome::{FollowUpKind, OutcomeSummary};
+use super::outcome::{InvestigationKind, ReferralDestination};
+use super::parse::ParseError;
+use super::person_name::PersonName;
+use super::role::Role;
+use super::schedule::SessionState;
 use super::schedule::CLINIC_TZ;
-use super::{
-    Case, CaseState, InvestigationKind, ParseError, PersonName, ReferralDestination, Role,
-    SessionState, Specialty, UserId,
-};
+use super::specialty::Specialty;
+use super::user::UserId;
 
 /// The service's KPI: discussed within six weeks of booking.
 pub const SIX_WEEKS_DAYS: i64 = 42;
@@ -405,7 +409,7 @@ impl Acc {
         let c = &mut self.counts;
         c.booked += 1;
         c.follow_up += u32::from(row.case.follow_up_of.is_some());
-        c.urgent += u32::from(row.case.urgency == super::Urgency::Urgent);
+        c.urgent += u32::from(row.case.urgency == super::case::Urgency::Urgent);
         let class = CaseClass::of(row.case.state);
         match class {
             CaseClass::Discussed => c.discussed += 1,

@@ -6,7 +6,9 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{ParseError, Specialty, UserId};
+use super::parse::ParseError;
+use super::specialty::Specialty;
+use super::user::UserId;
 
 /// Clinics keep UK local time; series are defined in it.
 pub const CLINIC_TZ: Tz = chrono_tz::Europe::London;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use super::ParseError;
+use super::parse::ParseError;
 
 /// A lower-case slug such as `rheumatology` or `foot-and-ankle`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use super::ParseError;
+use super::parse::ParseError;
 
 /// A half-open window `[from, to)`; either end may be open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

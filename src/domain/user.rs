@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{EmailAddress, PersonName, Role, Specialty};
+use super::email::EmailAddress;
+use super::person_name::PersonName;
+use super::role::Role;
+use super::specialty::Specialty;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
