@@ -13,6 +13,7 @@ use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::*;
 use mdt_coordinator::store::{self, DynStore, NewRefreshToken, RefreshOutcome, StoreError};
 
+use common::clinic::nhs_numbers;
 use common::{Backend, TestDb};
 
 fn created() -> NewAuditEvent {
@@ -308,32 +309,25 @@ fn a_case(session: &Session, referrer: UserId, nhs: &str) -> NewCase {
     }
 }
 
-fn booked() -> NewAuditEvent {
-    NewAuditEvent::new("case_booked", "case")
-}
-
-/// Valid NHS numbers for tests, generated from the check-digit rule.
-fn nhs_numbers(n: usize) -> Vec<String> {
-    use mdt_coordinator::domain::nhs_number::check_digit;
-    (100_000_000u32..)
-        .filter_map(|p| {
-            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
-            check_digit(&digits).map(|c| format!("{p}{c}"))
-        })
-        .take(n)
-        .collect()
-}
-
-async fn booking_rules(backend: Backend) {
-    let (db, store) = fresh(backend).await;
-    let sessions = seeded_series(&store, 2).await;
-    let physio = store
+/// The practitioner who books into the seeded series.
+async fn physio(store: &DynStore) -> User {
+    store
         .create_user(
             new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
             created(),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+fn booked() -> NewAuditEvent {
+    NewAuditEvent::new("case_booked", "case")
+}
+
+async fn booking_rules(backend: Backend) {
+    let (db, store) = fresh(backend).await;
+    let sessions = seeded_series(&store, 2).await;
+    let physio = physio(&store).await;
     let now = Utc::now();
     store
         .book_case(a_case(&sessions[0], physio.id, "9912003888"), booked(), Vec::new(), now)
@@ -418,13 +412,7 @@ async fn booking_rules(backend: Backend) {
 async fn no_overbooking_under_a_race(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let sessions = seeded_series(&store, 3).await;
-    let physio = store
-        .create_user(
-            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
-            created(),
-        )
-        .await
-        .unwrap();
+    let physio = physio(&store).await;
     let tasks: Vec<_> = nhs_numbers(16)
         .into_iter()
         .map(|nhs| {
@@ -458,13 +446,7 @@ async fn mentorship_and_attendance(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let sessions = seeded_series(&store, 4).await;
     let chair = sessions[0].plan.chair_id;
-    let physio = store
-        .create_user(
-            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
-            created(),
-        )
-        .await
-        .unwrap();
+    let physio = physio(&store).await;
     let trainee = store
         .create_user(new_user("trainee@example.org", Role::Trainee, &["rheumatology"]), created())
         .await
@@ -689,13 +671,7 @@ async fn batched_audit_appends_keep_order_and_chain(backend: Backend) {
 async fn the_patient_register_migration_reports_conflicting_cases(backend: Backend) {
     let (db, store) = fresh(backend).await;
     let sessions = seeded_series(&store, 2).await;
-    let physio = store
-        .create_user(
-            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
-            created(),
-        )
-        .await
-        .unwrap();
+    let physio = physio(&store).await;
     let now = Utc::now();
     for (session, nhs) in
         [(&sessions[0], "9912003888"), (&sessions[1], "9449305552"), (&sessions[0], "9434765919")]
@@ -765,13 +741,7 @@ async fn the_patient_register_migration_reports_conflicting_cases(backend: Backe
 async fn stale_plans_are_refused_and_change_nothing(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let sessions = seeded_series(&store, 3).await;
-    let physio = store
-        .create_user(
-            new_user("physio@example.org", Role::Practitioner, &["rheumatology"]),
-            created(),
-        )
-        .await
-        .unwrap();
+    let physio = physio(&store).await;
     let nhs = nhs_numbers(6);
     let now = Utc::now();
     let first = store.book_case(a_case(&sessions[0], physio.id, &nhs[0]), booked(), vec![], now);

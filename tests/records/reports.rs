@@ -18,6 +18,7 @@ use mdt_coordinator::domain::{
 };
 use mdt_coordinator::store::DynStore;
 
+use crate::common::clinic::nhs_numbers;
 use crate::common::{Backend, TestApp};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -41,18 +42,6 @@ async fn person(
 ) -> Person {
     let (token, id) = crate::common::sign_up(app, email, name, role, specialty).await;
     Person { token, id: UserId(id.parse().unwrap()), name, role }
-}
-
-/// Distinct valid NHS numbers.
-fn nhs_numbers(n: usize) -> Vec<String> {
-    use mdt_coordinator::domain::nhs_number::check_digit;
-    (400_000_000u32..)
-        .filter_map(|p| {
-            let digits: Vec<u32> = p.to_string().bytes().map(|b| u32::from(b - b'0')).collect();
-            check_digit(&digits).map(|c| format!("{p}{c}"))
-        })
-        .take(n)
-        .collect()
 }
 
 /// Patients' given names: unusual words so a scan of a CSV cannot find them by chance.
