@@ -155,31 +155,20 @@ pub fn rebooking_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::schedule::SessionPlan;
     use crate::domain::{
-        BodySite, ClinicalText, OdsCode, PatientDetails, PersonName, Sex, Specialty, Urgency,
-        UserId,
+        BodySite, ClinicalText, OdsCode, PatientDetails, PersonName, Sex, Urgency, UserId,
     };
     use chrono::{Duration, NaiveDate};
 
     fn session(hours_ahead: i64, capacity: u32, booked: u32) -> Session {
-        Session {
-            id: Uuid::new_v4(),
-            series_id: None,
-            plan: SessionPlan {
-                specialty: Specialty::parse("spinal").unwrap(),
-                title: "Spinal MDT".into(),
-                duration_minutes: 60,
-                case_capacity: capacity,
-                minutes_per_case: 10,
-                booking_cutoff_hours: 24,
-                chair_id: UserId(Uuid::new_v4()),
-                teaching: false,
-            },
-            starts_at: Utc::now() + Duration::hours(hours_ahead),
+        let starts_at = Utc::now() + Duration::hours(hours_ahead);
+        Session::example(
+            UserId(Uuid::new_v4()),
+            starts_at,
+            capacity,
             booked,
-            state: SessionState::Published,
-        }
+            SessionState::Published,
+        )
     }
 
     fn case(nhs: &str, urgency: Urgency, minutes_ago: i64) -> Case {

@@ -654,27 +654,9 @@ pub fn media_policy(session: &Session, live: &LiveState) -> MediaPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::schedule::SessionPlan;
-    use crate::domain::Specialty;
 
     fn session(chair: UserId, state: SessionState) -> Session {
-        Session {
-            id: Uuid::new_v4(),
-            series_id: None,
-            plan: SessionPlan {
-                specialty: Specialty::parse("spinal").unwrap(),
-                title: "Spinal MDT".into(),
-                duration_minutes: 90,
-                case_capacity: 8,
-                minutes_per_case: 10,
-                booking_cutoff_hours: 24,
-                chair_id: chair,
-                teaching: false,
-            },
-            starts_at: Utc::now(),
-            booked: 2,
-            state,
-        }
+        Session::example(chair, Utc::now(), 8, 2, state)
     }
 
     /// The scheduled start, with the default 30 minutes' early opening.

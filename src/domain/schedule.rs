@@ -133,6 +133,33 @@ pub struct Session {
     pub state: SessionState,
 }
 
+#[cfg(test)]
+impl Session {
+    /// A spinal session for unit tests: `capacity` places, `booked` taken, starting at
+    /// `starts_at`.
+    pub(crate) fn example(
+        chair: UserId, starts_at: DateTime<Utc>, capacity: u32, booked: u32, state: SessionState,
+    ) -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            series_id: None,
+            plan: SessionPlan {
+                specialty: Specialty::parse("spinal").expect("a specialty"),
+                title: "Spinal MDT".into(),
+                duration_minutes: 90,
+                case_capacity: capacity,
+                minutes_per_case: 10,
+                booking_cutoff_hours: 24,
+                chair_id: chair,
+                teaching: false,
+            },
+            starts_at,
+            booked,
+            state,
+        }
+    }
+}
+
 impl Session {
     /// Bookings close this long before the start.
     pub fn booking_closes_at(&self) -> DateTime<Utc> {
