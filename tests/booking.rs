@@ -1099,7 +1099,61 @@ async fn conflicting_records_wait_for_a_coordinator(backend: Backend) {
     assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
 }
 
+/// Cancelling a published session removes it from every invitee's calendar: each gets a
+/// `METHOD:CANCEL` for the same UID the invitation carried, with the event marked
+/// cancelled; an unpublished session's cancellation sends no calendar mail.
+async fn cancelling_a_published_session_cancels_the_invitations(backend: Backend) {
+    use icalendar::Component;
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, false).await;
+    assert_eq!(
+        c.book(&c.physio, &session, referral("9434765919")).await.status(),
+        StatusCode::CREATED
+    );
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/cancel"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let dir = c.app.db.dir.path().join("outbox");
+    let cancellations = eventually("three cancellations in the file outbox", async || {
+        let m: Vec<Delivered> = delivered(&dir)
+            .into_iter()
+            .filter(|m| m.subject.starts_with("Session cancelled") && m.calendar.is_some())
+            .collect();
+        (m.len() == 3).then_some(m)
+    })
+    .await;
+    let mut cancelled: Vec<&str> = Vec::new();
+    for m in &cancellations {
+        let ics = m.calendar.as_deref().expect("calendar part");
+        let calendar: icalendar::Calendar = ics.parse().expect("the .ics part parses");
+        assert_eq!(calendar.property_value("METHOD"), Some("CANCEL"), "{ics}");
+        let event = calendar.components.iter().find_map(|c| c.as_event()).expect("a VEVENT");
+        assert_eq!(event.get_uid(), Some(format!("session-{session}@mdt-coordinator").as_str()));
+        assert_eq!(event.get_status(), Some(icalendar::EventStatus::Cancelled), "{ics}");
+        assert!(event.get_sequence().is_some_and(|s| s > 0), "{ics}");
+        assert!(ics.contains(&format!("ATTENDEE:mailto:{}", m.to)), "{ics}");
+        assert!(!m.text.contains("9434765919") && !m.subject.contains("9434765919"));
+        cancelled.push(&m.to);
+    }
+    cancelled.sort();
+    assert_eq!(cancelled, ["chair@example.org", "physio@example.org", "second@example.org"]);
+
+    // A session nobody was invited to is cancelled without calendar mail.
+    let quiet = c.session(14, 4, false).await;
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{quiet}/cancel"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let store = c.app.state.store.clone();
+    let outbox = store.outbox_messages().await.unwrap();
+    let calendars = outbox
+        .iter()
+        .filter(|m| m.calendar.as_deref().is_some_and(|c| c.contains("METHOD:CANCEL")))
+        .count();
+    assert_eq!(calendars, 3, "only the published session's invitees");
+}
+
 on_both_backends!(
+    cancelling_a_published_session_cancels_the_invitations,
     conflicting_records_wait_for_a_coordinator,
     one_nhs_number_is_one_patient,
     two_people_under_one_new_nhs_number_at_once,

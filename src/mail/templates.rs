@@ -40,13 +40,27 @@ pub fn booking_confirmation(
 pub fn invitation(
     session: &Session, organizer: &EmailAddress, attendees: &[EmailAddress],
 ) -> String {
-    invitation_version(session, organizer, attendees, 0)
+    invitation_version(session, organizer, attendees, 0, Method::Request)
+}
+
+/// What an iCalendar message asks of the calendar: add or update the entry, or remove it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Request,
+    Cancel,
+}
+
+/// A sequence that grows with time, so each update outranks the one before.
+fn next_sequence() -> u32 {
+    u32::try_from(Utc::now().timestamp() / 60).unwrap_or(u32::MAX)
 }
 
 /// The invitation as revision `sequence` (iCalendar `SEQUENCE`): a calendar replaces an
-/// entry with the same UID by one with a higher sequence.
+/// entry with the same UID by one with a higher sequence, and removes it for a
+/// `METHOD:CANCEL` (RFC 5546).
 fn invitation_version(
     session: &Session, organizer: &EmailAddress, attendees: &[EmailAddress], sequence: u32,
+    method: Method,
 ) -> String {
     let end =
         session.starts_at + chrono::Duration::minutes(i64::from(session.plan.duration_minutes));
@@ -63,8 +77,12 @@ fn invitation_version(
     for a in attendees {
         event.append_multi_property(Property::new("ATTENDEE", format!("mailto:{a}")));
     }
+    if method == Method::Cancel {
+        event.status(icalendar::EventStatus::Cancelled);
+    }
     let mut calendar = Calendar::new();
-    calendar.append_property(Property::new("METHOD", "REQUEST"));
+    let method = if method == Method::Cancel { "CANCEL" } else { "REQUEST" };
+    calendar.append_property(Property::new("METHOD", method));
     calendar.push(event.done());
     calendar.done().to_string()
 }
@@ -98,7 +116,7 @@ pub fn agenda_published(
 pub fn session_moved(
     session: &Session, from: DateTime<Utc>, organizer: &EmailAddress, to: Vec<EmailAddress>,
 ) -> NewMessage {
-    let sequence = u32::try_from(Utc::now().timestamp() / 60).unwrap_or(u32::MAX);
+    let sequence = next_sequence();
     NewMessage {
         subject: format!("Session moved: {} now on {}", session.plan.title, local(session.starts_at)),
         body: format!(
@@ -109,7 +127,37 @@ pub fn session_moved(
             local(session.starts_at),
         ),
         html: None,
-        calendar: Some(invitation_version(session, organizer, &to, sequence)),
+        calendar: Some(invitation_version(session, organizer, &to, sequence, Method::Request)),
+        to,
+    }
+}
+
+/// To everyone invited to a published session when a coordinator cancels it: the
+/// cancellation removes the calendar entry (same UID, `METHOD:CANCEL`).
+pub fn session_cancelled(
+    session: &Session, organizer: &EmailAddress, to: Vec<EmailAddress>,
+) -> NewMessage {
+    NewMessage {
+        subject: format!(
+            "Session cancelled: {} on {}",
+            session.plan.title,
+            local(session.starts_at)
+        ),
+        body: format!(
+            "{} on {} (UK time) has been cancelled.\n\n\
+             The attached cancellation removes it from your calendar. Referrers are told \
+             separately where each case has gone.\n",
+            session.plan.title,
+            local(session.starts_at),
+        ),
+        html: None,
+        calendar: Some(invitation_version(
+            session,
+            organizer,
+            &to,
+            next_sequence(),
+            Method::Cancel,
+        )),
         to,
     }
 }

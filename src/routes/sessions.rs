@@ -256,7 +256,7 @@ pub async fn show(
 /// specialty's consultants and, for teaching sessions, its trainees (active accounts).
 async fn invitees(
     state: &AppState, session: &Session, cases: &[crate::domain::Case],
-) -> Result<Vec<crate::domain::EmailAddress>, ApiError> {
+) -> Result<Vec<crate::domain::EmailAddress>, store::StoreError> {
     let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
     let mut invitees: Vec<crate::domain::EmailAddress> = state
         .store
@@ -341,7 +341,8 @@ pub async fn reorder(
 }
 
 /// `POST /api/sessions/{id}/cancel` (coordinator): each case moves to the next session of
-/// the series with room, or is flagged for rebooking; every referrer is told.
+/// the series with room, or is flagged for rebooking; every referrer is told, and for a
+/// published session everyone invited gets a calendar cancellation.
 pub async fn cancel(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -351,7 +352,7 @@ pub async fn cancel(
     let report = store::until_unchanged(|| async {
         let now = Utc::now();
         let plan = state.store.plan_cancellation(session.id, now).await?;
-        let mail = plan
+        let mut mail: Vec<_> = plan
             .cases
             .iter()
             .filter_map(|(case, to)| {
@@ -368,6 +369,14 @@ pub async fn cancel(
                 })
             })
             .collect();
+        // Everyone who holds the invitation gets the cancellation, one message each.
+        if plan.session.state == SessionState::Published {
+            let cases: Vec<_> = plan.cases.iter().map(|(c, _)| c.clone()).collect();
+            let organizer = organizer(&state, &caller);
+            for to in invitees(&state, &plan.session, &cases).await? {
+                mail.push(templates::session_cancelled(&plan.session, &organizer, vec![to]));
+            }
+        }
         let event = state.audit_event(&req, &caller, "session_cancelled", "session");
         state.store.cancel_session(&plan, event, mail, now).await
     })
