@@ -758,6 +758,18 @@ fn delivered(dir: &std::path::Path) -> Vec<Delivered> {
 }
 
 /// Checks an invitation parses as iCalendar with METHOD:REQUEST and the session's UID.
+/// A session a week ahead with the physio's case on it, published (its invitations sent).
+async fn published_with_a_case(c: &Clinic) -> String {
+    let session = c.session(7, 4, false).await;
+    assert_eq!(
+        c.book(&c.physio, &session, referral("9434765919")).await.status(),
+        StatusCode::CREATED
+    );
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    session
+}
+
 fn check_invitation(ics: &str, session: &str, attendee: &str) {
     use icalendar::Component;
     let calendar: icalendar::Calendar = ics.parse().expect("the .ics part parses");
@@ -770,13 +782,7 @@ fn check_invitation(ics: &str, session: &str, attendee: &str) {
 
 async fn booking_and_publishing_write_mail_to_the_file_outbox(backend: Backend) {
     let c = Clinic::open(backend).await;
-    let session = c.session(7, 4, false).await;
-    assert_eq!(
-        c.book(&c.physio, &session, referral("9434765919")).await.status(),
-        StatusCode::CREATED
-    );
-    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let session = published_with_a_case(&c).await;
     let dir = c.app.db.dir.path().join("outbox");
     // The confirmation, and one invitation each for the chair, the referrer and the
     // specialty's other consultant.
@@ -1105,13 +1111,7 @@ async fn conflicting_records_wait_for_a_coordinator(backend: Backend) {
 async fn cancelling_a_published_session_cancels_the_invitations(backend: Backend) {
     use icalendar::Component;
     let c = Clinic::open(backend).await;
-    let session = c.session(7, 4, false).await;
-    assert_eq!(
-        c.book(&c.physio, &session, referral("9434765919")).await.status(),
-        StatusCode::CREATED
-    );
-    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let session = published_with_a_case(&c).await;
     let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/cancel"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let dir = c.app.db.dir.path().join("outbox");

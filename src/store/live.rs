@@ -34,8 +34,6 @@ const LAST_SEQ: &str =
 const INSERT_EVENT: &str = "INSERT INTO session_events \
     (session_id, seq, kind, payload, actor_id, command_id, occurred_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const AGENDA_IDS: &str =
-    "SELECT id FROM cases WHERE session_id = $1 AND state NOT IN ('withdrawn', 'deferred')";
 const JOINED: &str = "INSERT INTO attendance (id, session_id, user_id, role, joined_at) \
     VALUES ($1, $2, $3, $4, $5)";
 const LEFT: &str = "UPDATE attendance SET left_at = $1 \
@@ -227,12 +225,7 @@ async fn apply_live_event(
     }
     match &body {
         EventBody::AgendaReordered { case_ids } => {
-            let current = tx.all(AGENDA_IDS, args![session.id]).await?;
-            booking::check_agenda_order(&rows::ids(&current, "id")?, case_ids)?;
-            for (position, id) in (1_i32..).zip(case_ids) {
-                let sql = "UPDATE cases SET agenda_position = $1 WHERE id = $2";
-                tx.run(sql, args![position, *id]).await?;
-            }
+            schedule::set_agenda_order(tx, session.id, case_ids).await?;
         }
         EventBody::ParticipantJoined { user_id, role, .. } => {
             let args = args![Uuid::new_v4(), session.id, *user_id, role.as_str(), now];

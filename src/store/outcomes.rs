@@ -10,7 +10,7 @@ use super::core::Store;
 use super::db::Tx;
 use super::error::{StoreError, Unique};
 use super::rows;
-use super::schedule::{self, lock_case};
+use super::schedule::{self, lock_case_and_session};
 use super::sql::args;
 use crate::domain::booking::{check_amendable, check_draftable, check_signable};
 use crate::domain::{conflict::Conflict, live::EventBody, outcome::check_follow_up_session};
@@ -50,16 +50,6 @@ pub(super) async fn insert_outcome_row(tx: &mut Tx, v: &OutcomeVersion) -> Resul
     let mut values = args![v.case_id, version, body, v.author_id, created];
     values.extend(args![updated, v.signed_by, signed, reason, supersedes]);
     tx.run(sql, values).await.map(|_| ())
-}
-
-/// Locks the case's session (and `also`) before the case itself: every writer's lock order.
-async fn locked_case(tx: &mut Tx, id: Uuid, also: Option<Uuid>) -> Result<Case, StoreError> {
-    let sql = "SELECT session_id FROM cases WHERE id = $1";
-    let row = tx.opt(sql, args![id]).await?;
-    let session: Uuid = row.ok_or(StoreError::NotFound("case"))?.get("session_id")?;
-    let sessions: Vec<Uuid> = [Some(session), also].into_iter().flatten().collect();
-    tx.lock_sessions(&sessions).await?;
-    lock_case(tx, id).await
 }
 
 /// The audit event recording the follow-up case a signing booked, from the signing's.
@@ -124,7 +114,7 @@ impl Store {
     ) -> Result<OutcomeVersion, StoreError> {
         let now = now.trunc_subsecs(6);
         let mut tx = self.db.write().await?;
-        let case = locked_case(&mut tx, case_id, None).await?;
+        let case = lock_case_and_session(&mut tx, case_id, None).await?;
         let current = current_outcome(&mut tx, case_id).await?;
         check_draftable(&case, current.as_ref())?;
         let version = match current {
@@ -170,7 +160,7 @@ impl Store {
         };
         let target = signed.body.follow_up.re_discuss_session();
         let mut tx = self.db.write().await?;
-        let case = locked_case(&mut tx, case_id, target).await?;
+        let case = lock_case_and_session(&mut tx, case_id, target).await?;
         let current = current_outcome(&mut tx, case_id).await?;
         let draft = check_signable(&case, current.as_ref())?;
         let same = (draft.version, draft.updated_at) == (signed.version, signed.updated_at);
@@ -203,7 +193,7 @@ impl Store {
     ) -> Result<OutcomeVersion, StoreError> {
         let signature = (amended.author_id, amended.created_at);
         let mut tx = self.db.write().await?;
-        let case = locked_case(&mut tx, case_id, None).await?;
+        let case = lock_case_and_session(&mut tx, case_id, None).await?;
         let current = current_outcome(&mut tx, case_id).await?;
         let supersedes = check_amendable(current.as_ref())?.version;
         if amended.case_id != case_id || amended.version != supersedes + 1 {

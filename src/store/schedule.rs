@@ -2,7 +2,7 @@
 //! sessions; booking, moving, withdrawing and ordering cases. Whether a change is allowed
 //! and where displaced cases go are `domain::booking` rules; this applies them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -21,8 +21,8 @@ use crate::domain::conflict::Conflict;
 use crate::domain::mentorship::clinic_date;
 use crate::domain::schedule::SessionPlan;
 use crate::domain::{
-    Case, CaseState, NewAuditEvent, NewCase, NewMessage, NewSeries, ParseError, Series, Session,
-    SessionState, Specialty, TimeWindow, UserId,
+    Case, CaseState, NewAuditEvent, NewCase, NewMessage, NewSeries, NhsNumber, ParseError, Series,
+    Session, SessionState, Specialty, TimeWindow, UserId,
 };
 
 /// The result of a booking request.
@@ -64,8 +64,8 @@ const TAKE_SLOT: &str =
     "UPDATE sessions SET booked = booked + 1 WHERE id = $1 AND booked < case_capacity";
 const PATIENT_HELD: &str = "SELECT COUNT(*) AS n FROM cases WHERE session_id = $1 \
      AND nhs_number = $2 AND state NOT IN ('withdrawn', 'deferred')";
-const PATIENTS_IN: &str = "SELECT nhs_number FROM cases WHERE session_id = $1 \
-     AND state NOT IN ('withdrawn', 'deferred')";
+const PATIENTS_IN: &str = "SELECT session_id, nhs_number FROM cases \
+     WHERE session_id = ANY($1) AND state NOT IN ('withdrawn', 'deferred')";
 const LATER_IN_SERIES: &str = "SELECT * FROM sessions WHERE series_id = $1 AND starts_at > $2 \
      AND state IN ('scheduled', 'published') ORDER BY starts_at";
 /// An open mentorship flag goes with the case to its new row.
@@ -92,8 +92,9 @@ pub(super) async fn lock_case(tx: &mut Tx, id: Uuid) -> Result<Case, StoreError>
     rows::case(&row.ok_or(StoreError::NotFound("case"))?)
 }
 
-/// Locks the case's session (every writer locks sessions before cases), then the case.
-async fn lock_case_and_session(
+/// Locks the case's session and `also` (every writer locks sessions before cases, in id
+/// order), then the case.
+pub(super) async fn lock_case_and_session(
     tx: &mut Tx, id: Uuid, also: Option<Uuid>,
 ) -> Result<Case, StoreError> {
     let row = tx.opt("SELECT session_id FROM cases WHERE id = $1", args![id]).await?;
@@ -219,7 +220,9 @@ pub(super) async fn rebook_in(
 }
 
 /// The later sessions of `session`'s series that take bookings, in start order, with the
-/// patients holding a slot in each; locked on PostgreSQL.
+/// patients holding a slot in each, read in the caller's transaction (a writer has
+/// locked them already: `append_live_events` before a deferral, `cancel_session` its
+/// targets).
 pub(super) async fn later_candidates_in(
     tx: &mut Tx, session: &Session,
 ) -> Result<Vec<Candidate>, StoreError> {
@@ -228,18 +231,17 @@ pub(super) async fn later_candidates_in(
     };
     let rows = tx.all(LATER_IN_SERIES, args![series, session.starts_at]).await?;
     let sessions: Vec<Session> = rows.iter().map(rows::session).collect::<Result<_, _>>()?;
-    let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).chain([session.id]).collect();
-    tx.lock_sessions(&ids).await?;
-    let mut candidates = Vec::with_capacity(sessions.len());
-    for session in sessions {
-        let held = tx.all(PATIENTS_IN, args![session.id]).await?;
-        let patients = held
-            .iter()
-            .map(|r| rows::parsed(r, "nhs_number", crate::domain::NhsNumber::parse))
-            .collect::<Result<HashSet<_>, _>>()?;
-        candidates.push(Candidate { session, patients });
+    let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
+    let mut held: HashMap<Uuid, HashSet<NhsNumber>> = HashMap::new();
+    for row in tx.all(PATIENTS_IN, args![&ids[..]]).await? {
+        let patient = rows::parsed(&row, "nhs_number", NhsNumber::parse)?;
+        held.entry(row.get("session_id")?).or_default().insert(patient);
     }
-    Ok(candidates)
+    let candidate = |session: Session| {
+        let patients = held.remove(&session.id).unwrap_or_default();
+        Candidate { session, patients }
+    };
+    Ok(sessions.into_iter().map(candidate).collect())
 }
 
 /// Records `audit` against the session, queues `mail` and commits.
@@ -357,8 +359,7 @@ impl Store {
     pub async fn plan_cancellation(
         &self, id: Uuid, now: DateTime<Utc>,
     ) -> Result<CancelPlan, StoreError> {
-        // Read as a writer would (the candidates are read with their locks), then let go.
-        let mut tx = self.db.write().await?;
+        let mut tx = self.db.snapshot().await?;
         let row = tx.opt("SELECT * FROM sessions WHERE id = $1", args![id]).await?;
         let session = rows::session(&row.ok_or(StoreError::NotFound("session"))?)?;
         booking::check_changeable(&session, "cancelled")?;
@@ -366,7 +367,7 @@ impl Store {
             tx.all(AGENDA, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
         let later = later_candidates_in(&mut tx, &session).await?;
         let sessions: Vec<Session> = later.iter().map(|c| c.session.clone()).collect();
-        drop(tx);
+        tx.commit().await?;
         let plan = booking::rebooking_plan(&cases, later, now);
         let cases = plan
             .into_iter()
