@@ -102,6 +102,8 @@ pub struct LiveSettings {
     /// How long before its scheduled start a chair may open a meeting (`too_early`
     /// before that; a coordinator can move the session instead).
     pub open_early_minutes: u32,
+    /// The agenda is published at least this many hours before the meeting.
+    pub publish_hours_before: u32,
 }
 
 /// The SFU's sockets and what browsers are told about ICE.

@@ -172,29 +172,7 @@ mod tests {
     }
 
     fn case(nhs: &str, urgency: Urgency, minutes_ago: i64) -> Case {
-        Case {
-            id: Uuid::new_v4(),
-            session_id: Uuid::new_v4(),
-            referrer_id: UserId(Uuid::new_v4()),
-            patient: PatientDetails {
-                nhs_number: NhsNumber::parse(nhs).unwrap(),
-                given_name: PersonName::parse("Ann").unwrap(),
-                family_name: PersonName::parse("Example").unwrap(),
-                date_of_birth: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
-                sex: Sex::parse("female").unwrap(),
-                gp_practice_code: OdsCode::parse("A12345").unwrap(),
-            },
-            clinical_question: ClinicalText::parse("Query", "clinical_question").unwrap(),
-            history: ClinicalText::parse("History", "history").unwrap(),
-            urgency,
-            body_site: BodySite::parse("lower back").unwrap(),
-            free_text_identifies_patient: false,
-            state: CaseState::Booked,
-            booked_at: Utc::now() - Duration::minutes(minutes_ago),
-            moved_from: None,
-            needs_rebooking: false,
-            follow_up_of: None,
-        }
+        Case { urgency, ..Case::example(nhs, CaseState::Booked, minutes_ago) }
     }
 
     fn candidate(s: Session) -> Candidate {

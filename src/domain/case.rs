@@ -10,6 +10,8 @@ use uuid::Uuid;
 use super::nhs_number::NhsNumber;
 use super::parse::{bounded_text, ParseError};
 use super::person_name::PersonName;
+use super::proforma::{Proforma, ReferralSource};
+use super::triage::ReturnReason;
 use super::user::UserId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,11 +125,15 @@ impl fmt::Debug for ClinicalText {
 pub struct BodySite(String);
 
 impl BodySite {
-    pub const REGIONS: [&'static str; 22] = [
+    pub const REGIONS: [&'static str; 26] = [
         "neck",
         "upper back",
         "lower back",
         "back",
+        "cervical spine",
+        "thoracic spine",
+        "lumbar spine",
+        "sacroiliac joint",
         "chest wall",
         "shoulder",
         "shoulders",
@@ -168,6 +174,22 @@ impl BodySite {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A back or neck site (spinal levels and the sacroiliac joint included): the ones the
+    /// STarT Back tool screens.
+    pub fn is_spinal(&self) -> bool {
+        const SPINAL: [&str; 8] = [
+            "neck",
+            "upper back",
+            "lower back",
+            "back",
+            "cervical spine",
+            "thoracic spine",
+            "lumbar spine",
+            "sacroiliac joint",
+        ];
+        SPINAL.iter().any(|s| self.0 == *s || self.0.ends_with(&format!(" {s}")))
     }
 }
 
@@ -218,6 +240,18 @@ pub enum PatientUpdate {
     Correction,
 }
 
+/// What a referrer writes about a case, parsed: given when booking, and again when a
+/// returned case is edited.
+#[derive(Clone, Debug)]
+pub struct CaseDetails {
+    pub clinical_question: ClinicalText,
+    pub history: ClinicalText,
+    pub urgency: Urgency,
+    pub body_site: BodySite,
+    pub free_text_identifies_patient: bool,
+    pub proforma: Proforma,
+}
+
 /// A parsed booking request; the id is chosen by the caller so that the confirmation
 /// queued with the booking can name it.
 #[derive(Clone, Debug)]
@@ -235,6 +269,7 @@ pub struct NewCase {
     pub idempotency_key: Option<String>,
     /// What the booker confirmed when the NHS number is on record with other details.
     pub patient_update: PatientUpdate,
+    pub proforma: Proforma,
 }
 
 impl NewCase {
@@ -250,11 +285,15 @@ impl NewCase {
             urgency: self.urgency,
             body_site: self.body_site.clone(),
             free_text_identifies_patient: self.free_text_identifies_patient,
-            state: CaseState::Booked,
+            state: CaseState::AwaitingTriage,
             booked_at: now,
             moved_from: None,
             needs_rebooking: false,
             follow_up_of: None,
+            proforma: Some(self.proforma.clone()),
+            submitted_at: Some(now),
+            returned: None,
+            standard_plan: None,
         }
     }
 }
@@ -286,6 +325,8 @@ mod tests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseState {
+    AwaitingTriage,
+    Returned,
     Booked,
     Listed,
     InDiscussion,
@@ -296,7 +337,9 @@ pub enum CaseState {
 }
 
 impl CaseState {
-    const ALL: [CaseState; 7] = [
+    const ALL: [CaseState; 9] = [
+        CaseState::AwaitingTriage,
+        CaseState::Returned,
         CaseState::Booked,
         CaseState::Listed,
         CaseState::InDiscussion,
@@ -308,6 +351,8 @@ impl CaseState {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            CaseState::AwaitingTriage => "awaiting_triage",
+            CaseState::Returned => "returned",
             CaseState::Booked => "booked",
             CaseState::Listed => "listed",
             CaseState::InDiscussion => "in_discussion",
@@ -329,7 +374,13 @@ impl CaseState {
 
     /// Whether the referrer may still withdraw it (not once discussion has begun).
     pub fn withdrawable(self) -> bool {
-        matches!(self, CaseState::Booked | CaseState::Listed)
+        use CaseState::{AwaitingTriage, Booked, Listed, Returned};
+        matches!(self, AwaitingTriage | Returned | Booked | Listed)
+    }
+
+    /// Whether triage has put it on the agenda (accepted or listed) or beyond.
+    pub fn on_agenda(self) -> bool {
+        self.holds_slot() && !matches!(self, CaseState::AwaitingTriage | CaseState::Returned)
     }
 }
 
@@ -356,15 +407,47 @@ pub struct Case {
     pub needs_rebooking: bool,
     /// The case whose signed outcome asked for this re-discussion, if any.
     pub follow_up_of: Option<Uuid>,
+    /// The referral proforma (`None` for cases booked before it existed).
+    pub proforma: Option<Proforma>,
+    /// When the case last went to triage.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Why triage last returned it, with the triager's note.
+    pub returned: Option<(ReturnReason, Option<ClinicalText>)>,
+    /// The standard plan (a code of its specialty's) a listed case follows.
+    pub standard_plan: Option<String>,
 }
 
 impl Case {
+    /// The case with a returned booking's edited details (its clock keeps its start only
+    /// if the edit keeps the referral date).
+    pub fn edited(&self, d: &CaseDetails) -> Case {
+        Case {
+            clinical_question: d.clinical_question.clone(),
+            history: d.history.clone(),
+            urgency: d.urgency,
+            body_site: d.body_site.clone(),
+            free_text_identifies_patient: d.free_text_identifies_patient,
+            proforma: Some(d.proforma.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The start of the patient's waiting-time clock: the date the referral was received
+    /// (the booking date for cases booked before the proforma).
+    pub fn referral_received_on(&self) -> NaiveDate {
+        self.proforma.as_ref().map_or(self.booked_at.date_naive(), |p| p.referral_received_on)
+    }
+
     /// The same case booked again into `session_id` (a move keeps the old row as history).
     pub fn moved_to(&self, new_id: Uuid, session_id: Uuid, now: DateTime<Utc>) -> Case {
         Case {
             id: new_id,
             session_id,
-            state: CaseState::Booked,
+            // A case still in triage stays there; an accepted or listed one is accepted.
+            state: match self.state {
+                CaseState::AwaitingTriage | CaseState::Returned | CaseState::Listed => self.state,
+                _ => CaseState::Booked,
+            },
             booked_at: now,
             moved_from: Some(self.id),
             needs_rebooking: false,
@@ -383,6 +466,8 @@ impl Case {
             moved_from: None,
             needs_rebooking: false,
             follow_up_of: Some(self.id),
+            returned: None,
+            standard_plan: None,
             ..self.clone()
         }
     }
@@ -430,6 +515,17 @@ pub struct IdentifiedCase {
     pub moved_from: Option<Uuid>,
     pub needs_rebooking: bool,
     pub follow_up_of: Option<Uuid>,
+    /// The start of the waiting-time clock.
+    pub referral_received_on: NaiveDate,
+    pub referral_source: Option<ReferralSource>,
+    #[serde(flatten)]
+    pub proforma: Option<Proforma>,
+    /// `low`, `medium` or `high`, from the STarT Back score.
+    pub start_back_risk: Option<&'static str>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub return_reason: Option<ReturnReason>,
+    pub return_note: Option<ClinicalText>,
+    pub standard_plan: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -475,6 +571,18 @@ impl CaseView {
                 moved_from: case.moved_from,
                 needs_rebooking: case.needs_rebooking,
                 follow_up_of: case.follow_up_of,
+                referral_received_on: case.referral_received_on(),
+                referral_source: case.proforma.as_ref().and_then(|p| p.referral_source),
+                proforma: case.proforma.clone(),
+                start_back_risk: case
+                    .proforma
+                    .as_ref()
+                    .and_then(|p| p.start_back)
+                    .map(|s| s.risk()),
+                submitted_at: case.submitted_at,
+                return_reason: case.returned.as_ref().map(|(r, _)| *r),
+                return_note: case.returned.as_ref().and_then(|(_, n)| n.clone()),
+                standard_plan: case.standard_plan.clone(),
             }));
         }
         let band = age_band(case.patient.date_of_birth, today);
@@ -496,6 +604,41 @@ impl CaseView {
             clinical_question: (!case.free_text_identifies_patient)
                 .then(|| case.clinical_question.clone()),
         })
+    }
+}
+
+#[cfg(test)]
+impl Case {
+    /// A case for unit tests: a routine lower-back case in `state`, booked `minutes_ago`.
+    pub(crate) fn example(nhs: &str, state: CaseState, minutes_ago: i64) -> Case {
+        let booked_at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        Case {
+            id: Uuid::new_v4(),
+            session_id: Uuid::new_v4(),
+            referrer_id: UserId(Uuid::new_v4()),
+            patient: PatientDetails {
+                nhs_number: NhsNumber::parse(nhs).unwrap(),
+                given_name: PersonName::parse("Ann").unwrap(),
+                family_name: PersonName::parse("Example").unwrap(),
+                date_of_birth: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+                sex: Sex::Female,
+                gp_practice_code: OdsCode::parse("A12345").unwrap(),
+            },
+            clinical_question: ClinicalText::parse("Query", "clinical_question").unwrap(),
+            history: ClinicalText::parse("History", "history").unwrap(),
+            urgency: Urgency::Routine,
+            body_site: BodySite::parse("lower back").unwrap(),
+            free_text_identifies_patient: false,
+            state,
+            booked_at,
+            moved_from: None,
+            needs_rebooking: false,
+            follow_up_of: None,
+            proforma: None,
+            submitted_at: Some(booked_at),
+            returned: None,
+            standard_plan: None,
+        }
     }
 }
 

@@ -32,6 +32,14 @@ pub enum Conflict {
     NoDraft,
     #[error("the consultant already has a contract in this arm on some of these days")]
     ContractOverlaps,
+    #[error("the case is {0}, not awaiting triage")]
+    NotAwaitingTriage(&'static str),
+    #[error("the case is {0}: only a returned case is edited and resubmitted")]
+    NotReturned(&'static str),
+    #[error("the agenda is published: only an urgent case the chair approves may be added")]
+    AgendaPublished,
+    #[error("the agenda must be published at least {0} hours before the meeting")]
+    PublicationTooLate(u32),
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -57,6 +65,10 @@ impl Conflict {
             Conflict::OutcomeNotSigned => "outcome_not_signed",
             Conflict::NoDraft => "no_draft",
             Conflict::ContractOverlaps => "contract_overlaps",
+            Conflict::NotAwaitingTriage(_) => "not_awaiting_triage",
+            Conflict::NotReturned(_) => "not_returned",
+            Conflict::AgendaPublished => "agenda_published",
+            Conflict::PublicationTooLate(_) => "publication_too_late",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

@@ -104,6 +104,7 @@ pub fn gender(sex: Sex) -> &'static str {
 /// `Encounter.status` from the case's state.
 pub fn encounter_status(state: CaseState) -> &'static str {
     match state {
+        CaseState::AwaitingTriage | CaseState::Returned => "planned",
         CaseState::Booked | CaseState::Listed => "planned",
         CaseState::InDiscussion => "in-progress",
         CaseState::Discussed | CaseState::OutcomeSigned => "finished",

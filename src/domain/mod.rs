@@ -17,18 +17,20 @@ pub mod parse;
 pub mod password;
 pub mod patient;
 pub mod person_name;
+pub mod proforma;
 pub mod report;
 pub mod role;
 pub mod schedule;
 pub mod specialty;
 pub mod time_window;
+pub mod triage;
 pub mod user;
 
 pub use attachment::{Attachment, AttachmentKind};
 pub use audit::{AuditEvent, AuditVerification, NewAuditEvent};
 pub use case::{
-    BodySite, Case, CaseState, CaseView, ClinicalText, NewCase, OdsCode, PatientDetails, Sex,
-    Urgency,
+    BodySite, Case, CaseDetails, CaseState, CaseView, ClinicalText, NewCase, OdsCode,
+    PatientDetails, Sex, Urgency,
 };
 pub use email::EmailAddress;
 pub use message::{NewMessage, OutboxMessage};

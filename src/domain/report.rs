@@ -227,18 +227,23 @@ pub struct ActivityData {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaseClass {
     Discussed,
+    /// Listed, not discussed: it follows a standard of care (signed or awaiting the chair).
+    Listed,
     Deferred,
     Withdrawn,
     Pending,
 }
 
 impl CaseClass {
-    pub fn of(state: CaseState) -> Self {
-        match state {
-            CaseState::Discussed | CaseState::OutcomeSigned => Self::Discussed,
-            CaseState::Deferred => Self::Deferred,
-            CaseState::Withdrawn => Self::Withdrawn,
-            CaseState::Booked | CaseState::Listed | CaseState::InDiscussion => Self::Pending,
+    pub fn of(case: &super::case::Case) -> Self {
+        use CaseState::*;
+        match case.state {
+            Listed => Self::Listed,
+            OutcomeSigned if case.standard_plan.is_some() => Self::Listed,
+            Discussed | OutcomeSigned => Self::Discussed,
+            Deferred => Self::Deferred,
+            Withdrawn => Self::Withdrawn,
+            AwaitingTriage | Returned | Booked | InDiscussion => Self::Pending,
         }
     }
 
@@ -248,6 +253,7 @@ impl CaseClass {
     pub fn seen_status(self) -> &'static str {
         match self {
             Self::Discussed => "seen",
+            Self::Listed => "listed_not_discussed",
             Self::Deferred => "deferred",
             Self::Withdrawn => "cancelled",
             Self::Pending => "pending",
@@ -340,6 +346,8 @@ pub struct CaseCounts {
     pub deferred: u32,
     pub withdrawn: u32,
     pub pending: u32,
+    /// Listed, not discussed (following a standard of care).
+    pub listed: u32,
     /// Booked as a re-discussion of an earlier case.
     pub follow_up: u32,
     pub urgent: u32,
@@ -410,9 +418,10 @@ impl Acc {
         c.booked += 1;
         c.follow_up += u32::from(row.case.follow_up_of.is_some());
         c.urgent += u32::from(row.case.urgency == super::case::Urgency::Urgent);
-        let class = CaseClass::of(row.case.state);
+        let class = CaseClass::of(&row.case);
         match class {
             CaseClass::Discussed => c.discussed += 1,
+            CaseClass::Listed => c.listed += 1,
             CaseClass::Deferred => c.deferred += 1,
             CaseClass::Withdrawn => c.withdrawn += 1,
             CaseClass::Pending => c.pending += 1,
@@ -666,7 +675,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
     push_record(&mut out, header.iter().map(|h| Cow::Borrowed(*h)));
     for (row, session) in rows {
         let case = &row.case;
-        let class = CaseClass::of(case.state);
+        let class = CaseClass::of(case);
         let discussed = class == CaseClass::Discussed;
         let session_date = local_date(session.starts_at);
         let mut fields: Vec<Cow<'_, str>> = vec![

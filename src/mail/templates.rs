@@ -6,6 +6,7 @@ use icalendar::{Calendar, Component, EventLike, Property};
 
 use crate::domain::outcome::{FollowUpKind, OutcomeSummary};
 use crate::domain::schedule::CLINIC_TZ;
+use crate::domain::triage::ReturnReason;
 use crate::domain::{Case, EmailAddress, NewCase, NewMessage, OutcomeVersion, PersonName, Session};
 
 /// `Tuesday 1 December 2026 at 12:30` in clinic local time.
@@ -269,6 +270,46 @@ fn decision_lines(
 pub struct Discussed<'a> {
     pub session: &'a Session,
     pub at: DateTime<Utc>,
+}
+
+/// Triage returned the referrer's booking as not ready: the reason (from the fixed list)
+/// and what to do; no patient details (the triager's note is shown only in the app).
+pub fn case_returned(
+    referrer: &EmailAddress, case_id: uuid::Uuid, session: &Session, reason: ReturnReason,
+) -> NewMessage {
+    NewMessage {
+        to: vec![referrer.clone()],
+        subject: format!("Booking returned: {} on {}", session.plan.title, local(session.starts_at)),
+        body: format!(
+            "Your booking for {} on {} (UK time) was returned as not ready (reference {case_id}).\n\n\
+             Reason: {}.\n\n\
+             Open My cases to read the note, edit the booking and resubmit it before the session's \
+             cut-off; the patient's waiting time still counts from the referral date.\n\n\
+             This email contains no patient details.\n",
+            session.plan.title,
+            local(session.starts_at),
+            reason.as_str().replace('_', " "),
+        ),
+        html: None,
+        calendar: None,
+    }
+}
+
+/// An urgent case the chair approved was added to a published agenda: each invitee is
+/// told (no patient details).
+pub fn agenda_changed(session: &Session, to: EmailAddress) -> NewMessage {
+    NewMessage {
+        to: vec![to],
+        subject: format!("Agenda changed: {} on {}", session.plan.title, local(session.starts_at)),
+        body: format!(
+            "The chair has added an urgent case to the published agenda of {} on {} (UK time).\n\n\
+             This email contains no patient details. Sign in to MDT Coordinator to see the agenda.\n",
+            session.plan.title,
+            local(session.starts_at),
+        ),
+        html: None,
+        calendar: None,
+    }
 }
 
 /// To the referrer when a case's outcome is signed, or (`amended`) when a signed outcome

@@ -9,9 +9,10 @@ use uuid::Uuid;
 use crate::auth::access::{may_book_into, may_withdraw, AgendaAccess};
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::{PatientConflict, PatientUpdate, RecordedDetails};
+use crate::domain::proforma::{Proforma, ProformaRequest};
 use crate::domain::{
-    BodySite, CaseView, ClinicalText, NewCase, NhsNumber, OdsCode, ParseError, PatientDetails,
-    PersonName, Role, Sex, Urgency, User,
+    BodySite, CaseDetails, CaseView, ClinicalText, NewCase, NhsNumber, OdsCode, ParseError,
+    PatientDetails, PersonName, Role, Session, Sex, Specialty, Urgency, User,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
@@ -31,9 +32,10 @@ pub struct PatientRequest {
     gp_practice_code: String,
 }
 
+/// What the referrer writes about the case: given when booking, and again (all of it)
+/// when editing a returned booking.
 #[derive(Deserialize)]
-pub struct BookingRequest {
-    patient: PatientRequest,
+pub struct DetailsRequest {
     clinical_question: String,
     history: String,
     urgency: String,
@@ -42,16 +44,26 @@ pub struct BookingRequest {
     red_flags: Vec<String>,
     /// Whether the question and history could identify the patient; assumed when absent.
     free_text_identifies_patient: Option<bool>,
+    #[serde(flatten)]
+    proforma: ProformaRequest,
+}
+
+#[derive(Deserialize)]
+pub struct BookingRequest {
+    patient: PatientRequest,
+    #[serde(flatten)]
+    details: DetailsRequest,
     /// The NHS number is on record with another name (or, from a coordinator, date of
     /// birth) and the booker confirms the record should change.
     #[serde(default)]
     confirm_patient_update: bool,
 }
 
-/// Parses a booking request; `None` fields come from the path and the caller.
-fn parse_booking(
-    r: BookingRequest, session_id: Uuid, referrer: &User,
-) -> Result<NewCase, ApiError> {
+/// Parses the case details and checks the proforma against the specialty's required
+/// fields (`422 proforma_field_required` naming the first missing one).
+async fn parse_details(
+    state: &AppState, r: &DetailsRequest, specialty: &Specialty,
+) -> Result<CaseDetails, ApiError> {
     let red_flags: Vec<&str> =
         r.red_flags.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).collect();
     if !red_flags.is_empty() {
@@ -63,28 +75,47 @@ fn parse_booking(
         )
         .into());
     }
-    let p = r.patient;
-    let today = Utc::now().date_naive();
-    Ok(NewCase {
-        id: Uuid::new_v4(),
-        session_id,
-        referrer_id: referrer.id,
-        patient: PatientDetails {
-            nhs_number: NhsNumber::parse(&p.nhs_number)?,
-            given_name: PersonName::parse(&p.given_name).map_err(|e| e.for_field("given_name"))?,
-            family_name: PersonName::parse(&p.family_name)
-                .map_err(|e| e.for_field("family_name"))?,
-            date_of_birth: parse_date_of_birth(&p.date_of_birth, today)?,
-            sex: Sex::parse(&p.sex)?,
-            gp_practice_code: OdsCode::parse(&p.gp_practice_code)?,
-        },
+    let details = CaseDetails {
         clinical_question: ClinicalText::parse(&r.clinical_question, "clinical_question")?,
         history: ClinicalText::parse(&r.history, "history")?,
         urgency: Urgency::parse(&r.urgency)?,
         body_site: BodySite::parse(&r.body_site)?,
         free_text_identifies_patient: r.free_text_identifies_patient.unwrap_or(true),
+        proforma: Proforma::parse(&r.proforma, Utc::now().date_naive())?,
+    };
+    let rules = state.store.specialty_rules(specialty).await?;
+    details.proforma.check_required(&rules.proforma_required, &details.body_site)?;
+    Ok(details)
+}
+
+/// Parses a booking request; `None` fields come from the path and the caller.
+async fn parse_booking(
+    state: &AppState, r: BookingRequest, session: &Session, referrer: &User,
+) -> Result<NewCase, ApiError> {
+    let p = r.patient;
+    let today = Utc::now().date_naive();
+    let patient = PatientDetails {
+        nhs_number: NhsNumber::parse(&p.nhs_number)?,
+        given_name: PersonName::parse(&p.given_name).map_err(|e| e.for_field("given_name"))?,
+        family_name: PersonName::parse(&p.family_name).map_err(|e| e.for_field("family_name"))?,
+        date_of_birth: parse_date_of_birth(&p.date_of_birth, today)?,
+        sex: Sex::parse(&p.sex)?,
+        gp_practice_code: OdsCode::parse(&p.gp_practice_code)?,
+    };
+    let d = parse_details(state, &r.details, &session.plan.specialty).await?;
+    Ok(NewCase {
+        id: Uuid::new_v4(),
+        session_id: session.id,
+        referrer_id: referrer.id,
+        patient,
+        clinical_question: d.clinical_question,
+        history: d.history,
+        urgency: d.urgency,
+        body_site: d.body_site,
+        free_text_identifies_patient: d.free_text_identifies_patient,
         idempotency_key: None,
         patient_update: PatientUpdate::None,
+        proforma: d.proforma,
     })
 }
 
@@ -114,7 +145,7 @@ pub async fn book(
     let session = session_or_404(&state, *session_id).await?;
     may_book_into(&caller, &session)?;
     let confirm = body.confirm_patient_update;
-    let mut case = parse_booking(body, session.id, &caller)?;
+    let mut case = parse_booking(&state, body, &session, &caller).await?;
     case.idempotency_key = idempotency_key(&req)?;
     if confirm {
         case.patient_update = match caller.role {
@@ -303,4 +334,43 @@ pub async fn withdraw(
         0,
         Utc::now().date_naive(),
     )))
+}
+
+/// `PUT /api/cases/{id}`: the referrer (or a coordinator) edits a returned booking, giving
+/// its details again as when booking (less the patient); `409 not_returned` otherwise.
+pub async fn edit(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<DetailsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, session) = own_case(&state, &caller, *id, "edit").await?;
+    let details = parse_details(&state, &body, &session.plan.specialty).await?;
+    let event = state.audit_event(&req, &caller, "case_edited", "case");
+    let case = state.store.edit_returned_case(case.id, &details, event).await?;
+    Ok(HttpResponse::Ok().json(CaseView::of(&case, true, 0, Utc::now().date_naive())))
+}
+
+/// `POST /api/cases/{id}/resubmit`: sends a returned booking back to triage (until the
+/// session's cut-off); the patient's clock keeps its start.
+pub async fn resubmit(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (case, _) = own_case(&state, &caller, *id, "resubmit").await?;
+    let event = state.audit_event(&req, &caller, "case_resubmitted", "case");
+    let case = state.store.resubmit_case(case.id, event, Utc::now()).await?;
+    Ok(HttpResponse::Ok().json(CaseView::of(&case, true, 0, Utc::now().date_naive())))
+}
+
+/// The case and its session, for its referrer or a coordinator (`403` for others who
+/// may see it, `404` for those who may not).
+async fn own_case(
+    state: &AppState, caller: &User, id: Uuid, verb: &str,
+) -> Result<(crate::domain::Case, Session), ApiError> {
+    let (case, _) = visible_case(state, caller, id).await?;
+    if !may_withdraw(caller, &case) {
+        return Err(ApiError::forbidden(format!(
+            "only the referrer or a coordinator may {verb} a booking"
+        )));
+    }
+    let session = session_or_404(state, case.session_id).await?;
+    Ok((case, session))
 }

@@ -16,6 +16,7 @@ mod patients;
 mod reports;
 mod sessions;
 mod support;
+mod triage;
 pub mod users;
 
 use actix_web::{web, HttpResponse};
@@ -49,7 +50,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases").get(cases::mine))
                 .service(resource("/patients/conflicts").get(patients::conflicts))
                 .service(resource("/patients/correction").post(patients::correct))
-                .service(resource("/cases/{id}").get(cases::show).delete(cases::withdraw))
+                .service(
+                    resource("/cases/{id}")
+                        .get(cases::show)
+                        .put(cases::edit)
+                        .delete(cases::withdraw),
+                )
+                .service(resource("/cases/{id}/triage").post(triage::decide))
+                .service(resource("/cases/{id}/resubmit").post(cases::resubmit))
+                .service(resource("/triage").get(triage::queue))
+                .service(
+                    resource("/specialties/{slug}/triage")
+                        .get(triage::rules)
+                        .put(triage::set_rules),
+                )
                 .service(
                     resource("/cases/{id}/attachments")
                         .post(attachments::upload)

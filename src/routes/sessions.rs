@@ -12,11 +12,13 @@ use crate::auth::require_role;
 use crate::domain::schedule::{SessionPlan, SessionView};
 use crate::domain::time_window::parse_calendar_date;
 use crate::domain::{
-    CaseView, NewSeries, ParseError, Role, Session, SessionState, Specialty, TimeWindow, UserId,
+    CaseView, NewSeries, ParseError, Role, SessionState, Specialty, TimeWindow, UserId,
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::support::{audit, audit_case_reads, session_or_404, ApiJson, AuthUser};
+use crate::routes::support::{
+    audit, audit_case_reads, invitees, organizer, session_or_404, ApiJson, AuthUser,
+};
 use crate::state::AppState;
 use crate::store;
 
@@ -142,7 +144,7 @@ pub async fn reschedule(
     };
     let organizer = organizer(&state, &caller);
     let session = store::until_unchanged(|| async {
-        let cases = state.store.session_cases(before.id).await?;
+        let cases = state.store.session_bookings(before.id).await?;
         let mut moved = before.clone();
         moved.starts_at = starts_at;
         let referrers = cases.iter().filter_map(|case| {
@@ -252,40 +254,6 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(json!({ "session": SessionView::from(&session), "agenda": agenda })))
 }
 
-/// Who is invited to a published session: the chair, the referrers of its cases, the
-/// specialty's consultants and, for teaching sessions, its trainees (active accounts).
-async fn invitees(
-    state: &AppState, session: &Session, cases: &[crate::domain::Case],
-) -> Result<Vec<crate::domain::EmailAddress>, store::StoreError> {
-    let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
-    let mut invitees: Vec<crate::domain::EmailAddress> = state
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .filter(|u| {
-            u.id == session.plan.chair_id
-                || referrers.contains(&u.id)
-                || (u.has_specialty(&session.plan.specialty)
-                    && (u.role == Role::Consultant
-                        || (session.plan.teaching && u.role == Role::Trainee)))
-        })
-        .map(|u| u.email)
-        .collect();
-    invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    invitees.dedup();
-    Ok(invitees)
-}
-
-/// The invitations' organiser: the configured sender's address (else the caller's).
-fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::EmailAddress {
-    crate::domain::EmailAddress::parse(
-        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
-    )
-    .unwrap_or_else(|_| caller.email.clone())
-}
-
 /// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
 /// chair, the referrers of its cases and the specialty's consultants (and, for teaching
 /// sessions, its trainees) with an iCalendar invitation.
@@ -304,7 +272,9 @@ pub async fn publish(
         .map(|to| templates::agenda_published(&session, cases.len(), &organizer, vec![to]))
         .collect();
     let event = state.audit_event(&req, &caller, "session_published", "session");
-    let session = state.store.publish_session(session.id, event, invitations).await?;
+    let hours = state.settings.live.publish_hours_before;
+    let session =
+        state.store.publish_session(session.id, event, invitations, Utc::now(), hours).await?;
     state.mail_wake.notify_one();
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::access::{case_access, AgendaAccess};
 use crate::auth::tokens::TokenError;
-use crate::domain::{NhsNumber, Session, User};
+use crate::domain::{NhsNumber, Role, Session, User, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -149,4 +149,38 @@ pub async fn visible_case(
         AgendaAccess::None => Err(hidden()),
         access => Ok((case, access)),
     }
+}
+
+/// Who is invited to a published session: the chair, the referrers of its cases, the
+/// specialty's consultants and, for teaching sessions, its trainees (active accounts).
+pub async fn invitees(
+    state: &AppState, session: &Session, cases: &[crate::domain::Case],
+) -> Result<Vec<crate::domain::EmailAddress>, crate::store::StoreError> {
+    let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
+    let mut invitees: Vec<crate::domain::EmailAddress> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .filter(|u| {
+            u.id == session.plan.chair_id
+                || referrers.contains(&u.id)
+                || (u.has_specialty(&session.plan.specialty)
+                    && (u.role == Role::Consultant
+                        || (session.plan.teaching && u.role == Role::Trainee)))
+        })
+        .map(|u| u.email)
+        .collect();
+    invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    invitees.dedup();
+    Ok(invitees)
+}
+
+/// The invitations' organiser: the configured sender's address (else the caller's).
+pub fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::EmailAddress {
+    crate::domain::EmailAddress::parse(
+        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
+    )
+    .unwrap_or_else(|_| caller.email.clone())
 }

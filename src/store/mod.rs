@@ -22,6 +22,7 @@ mod outcomes;
 mod patients;
 mod reports;
 mod schedule;
+mod triage;
 
 pub use self::accounts::{Credentials, NewRefreshToken, RefreshOutcome};
 pub use self::core::{connect, settings_for, until_unchanged, DynStore, Store};
@@ -31,3 +32,4 @@ pub use self::outcomes::SignedOutcome;
 pub use self::patients::PatientCorrection;
 pub use self::postgres::LiveSignal;
 pub use self::schedule::{Booked, CancelPlan, Cancelled};
+pub use self::triage::SpecialtyRules;

@@ -1,6 +1,7 @@
 //! Rows back into domain types: every stored value is parsed again on the way out, so a
 //! bad row is an error rather than an unchecked string.
 
+use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::error::StoreError;
@@ -8,7 +9,9 @@ use super::sql::Row;
 use crate::domain::live::{Attendance, LiveEvent};
 use crate::domain::mentorship::{Contract, MentorshipFlag};
 use crate::domain::message::split_recipients;
+use crate::domain::proforma::{Proforma, ProformaRequest};
 use crate::domain::schedule::SessionPlan;
+use crate::domain::triage::ReturnReason;
 use crate::domain::{
     Attachment, AuditEvent, BodySite, Case, CaseState, ClinicalText, NhsNumber, OdsCode,
     OutboxMessage, OutcomeVersion, PatientDetails, PersonName, Role, Session, SessionState, Sex,
@@ -86,7 +89,49 @@ pub(crate) fn case(row: &Row) -> Result<Case, StoreError> {
         moved_from: row.get("moved_from")?,
         needs_rebooking: row.get("needs_rebooking")?,
         follow_up_of: row.get("follow_up_of")?,
+        proforma: proforma(row)?,
+        submitted_at: row.get("submitted_at")?,
+        returned: match row.get::<Option<String>>("return_reason")? {
+            None => None,
+            Some(reason) => Some((
+                ReturnReason::parse(&reason).map_err(|_| StoreError::corrupt("return_reason"))?,
+                row.get::<Option<String>>("return_note")?
+                    .map(|n| ClinicalText::parse(&n, "return_note"))
+                    .transpose()
+                    .map_err(|_| StoreError::corrupt("return_note"))?,
+            )),
+        },
+        standard_plan: row.get("standard_plan")?,
     })
+}
+
+/// The stored proforma: its JSON parsed again as a request (with the date and source
+/// columns), so a stored value passes the same rules as a new one.
+fn proforma(row: &Row) -> Result<Option<Proforma>, StoreError> {
+    let Some(json) = row.get::<Option<String>>("proforma")? else { return Ok(None) };
+    let mut request: ProformaRequest =
+        serde_json::from_str(&json).map_err(|_| StoreError::corrupt("proforma"))?;
+    request.referral_received_on =
+        row.get::<Option<NaiveDate>>("referral_received_on")?.map(|d| d.to_string());
+    request.referral_source = row.get("referral_source")?;
+    Proforma::parse(&request, NaiveDate::MAX).map(Some).map_err(|_| StoreError::corrupt("proforma"))
+}
+
+/// The proforma column: the parsed proforma as JSON (the date and source have their own).
+pub(crate) fn proforma_json(case: &Case) -> Result<Option<String>, StoreError> {
+    case.proforma
+        .as_ref()
+        .map(|p| serde_json::to_string(p))
+        .transpose()
+        .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))
+}
+
+/// The return columns: the reason's wire name and the note.
+pub(crate) fn returned_columns(case: &Case) -> (Option<&'static str>, Option<&str>) {
+    match &case.returned {
+        None => (None, None),
+        Some((reason, note)) => (Some(reason.as_str()), note.as_ref().map(|n| n.as_str())),
+    }
 }
 
 pub(crate) fn message(row: &Row) -> Result<OutboxMessage, StoreError> {

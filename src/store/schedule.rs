@@ -43,10 +43,17 @@ pub struct Cancelled {
     pub flagged: Vec<Uuid>,
 }
 
-/// The agenda's order: the chair's order, then urgent first, then by booking time.
+/// The agenda (the cases triage put on it), in its order: the chair's order, then urgent
+/// first, then by booking time.
 const AGENDA: &str = "SELECT * FROM cases WHERE session_id = $1 \
-     AND state NOT IN ('withdrawn', 'deferred') ORDER BY COALESCE(agenda_position, 2147483647), \
+     AND state NOT IN ('withdrawn', 'deferred', 'awaiting_triage', 'returned') \
+     ORDER BY COALESCE(agenda_position, 2147483647), \
      CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id";
+/// Every case holding a slot, on the agenda or still in triage (a cancellation or a
+/// new time reaches them all), in booking order.
+const HOLDING: &str = "SELECT * FROM cases WHERE session_id = $1 \
+     AND state NOT IN ('withdrawn', 'deferred') \
+     ORDER BY CASE urgency WHEN 'urgent' THEN 0 ELSE 1 END, booked_at, id";
 
 const SESSIONS_IN: &str = "SELECT * FROM sessions WHERE ($1::text IS NULL OR specialty = $1) \
      AND ($2::timestamptz IS NULL OR starts_at >= $2) \
@@ -164,16 +171,46 @@ pub(super) async fn insert_case_row(
     tx: &mut Tx, c: &Case, key: Option<&str>,
 ) -> Result<(), StoreError> {
     let p = &c.patient;
+    let (reason, note) = rows::returned_columns(c);
+    let mut values = args![
+        c.id,
+        c.session_id,
+        c.referrer_id,
+        p.nhs_number.as_str(),
+        p.given_name.as_str(),
+        p.family_name.as_str(),
+        p.date_of_birth,
+        p.sex.as_str(),
+        p.gp_practice_code.as_str(),
+        c.clinical_question.as_str(),
+        c.history.as_str(),
+        c.urgency.as_str(),
+        c.body_site.as_str(),
+        c.state.as_str(),
+        c.booked_at,
+        c.free_text_identifies_patient,
+        key,
+        c.moved_from,
+        c.follow_up_of
+    ];
+    let source = c.proforma.as_ref().and_then(|f| f.referral_source).map(|s| s.as_str());
+    values.extend(args![
+        c.proforma.as_ref().map(|f| f.referral_received_on),
+        source,
+        rows::proforma_json(c)?,
+        c.submitted_at,
+        reason,
+        note,
+        c.standard_plan.as_deref()
+    ]);
     tx.run(
         "INSERT INTO cases (id, session_id, referrer_id, nhs_number, given_name, family_name, \
          date_of_birth, sex, gp_practice_code, clinical_question, history, urgency, body_site, \
-         state, booked_at, free_text_identifies_patient, idempotency_key, moved_from, follow_up_of) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        args![c.id, c.session_id, c.referrer_id, p.nhs_number.as_str(), p.given_name.as_str(),
-            p.family_name.as_str(), p.date_of_birth, p.sex.as_str(), p.gp_practice_code.as_str(),
-            c.clinical_question.as_str(), c.history.as_str(), c.urgency.as_str(), c.body_site.as_str(),
-            c.state.as_str(), c.booked_at, c.free_text_identifies_patient, key, c.moved_from,
-            c.follow_up_of],
+         state, booked_at, free_text_identifies_patient, idempotency_key, moved_from, follow_up_of, \
+         referral_received_on, referral_source, proforma, submitted_at, return_reason, return_note, \
+         standard_plan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+        values,
     )
     .await?;
     Ok(())
@@ -312,22 +349,19 @@ impl Store {
         rows.iter().map(rows::session).collect()
     }
 
-    /// `scheduled → published`, with its audit event and invitations queued in the same
-    /// transaction; `409 invalid_state` from any other state.
+    /// `scheduled → published` at `now`, with its audit event and invitations queued in the
+    /// same transaction; `409 invalid_state` from any other state, `409
+    /// publication_too_late` less than `hours_before` hours before the meeting.
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn publish_session(
-        &self, id: Uuid, audit: NewAuditEvent, mail: Vec<NewMessage>,
+        &self, id: Uuid, audit: NewAuditEvent, mail: Vec<NewMessage>, now: DateTime<Utc>,
+        hours_before: u32,
     ) -> Result<Session, StoreError> {
         let mut tx = self.db.write().await?;
         let mut session = session_in(&mut tx, id).await?;
-        if session.state != SessionState::Scheduled {
-            return Err(Conflict::invalid(format!(
-                "a {} session cannot be published",
-                session.state.as_str()
-            ))
-            .into());
-        }
-        tx.run("UPDATE sessions SET state = 'published' WHERE id = $1", args![id]).await?;
+        crate::domain::triage::check_publishable(&session, now, hours_before)?;
+        let sql = "UPDATE sessions SET state = 'published', published_at = $2 WHERE id = $1";
+        tx.run(sql, args![id, now]).await?;
         session.state = SessionState::Published;
         commit_with(tx, id, audit, &mail).await?;
         Ok(session)
@@ -345,7 +379,7 @@ impl Store {
         let mut tx = self.db.write().await?;
         let mut session = session_in(&mut tx, id).await?;
         booking::check_changeable(&session, "moved")?;
-        let current = rows::ids(&tx.all(AGENDA, args![id]).await?, "id")?;
+        let current = rows::ids(&tx.all(HOLDING, args![id]).await?, "id")?;
         booking::check_agenda_order(&current, case_ids).map_err(|_| Conflict::Changed)?;
         tx.run("UPDATE sessions SET starts_at = $2 WHERE id = $1", args![id, starts_at]).await?;
         session.starts_at = starts_at;
@@ -364,7 +398,7 @@ impl Store {
         let session = rows::session(&row.ok_or(StoreError::NotFound("session"))?)?;
         booking::check_changeable(&session, "cancelled")?;
         let cases: Vec<Case> =
-            tx.all(AGENDA, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
+            tx.all(HOLDING, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
         let later = later_candidates_in(&mut tx, &session).await?;
         let sessions: Vec<Session> = later.iter().map(|c| c.session.clone()).collect();
         tx.commit().await?;
@@ -394,7 +428,7 @@ impl Store {
         let mut session = session_in(&mut tx, id).await?;
         booking::check_changeable(&session, "cancelled")?;
         let waiting: Vec<Case> =
-            tx.all(AGENDA, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
+            tx.all(HOLDING, args![id]).await?.iter().map(rows::case).collect::<Result<_, _>>()?;
         let waiting: Vec<Uuid> =
             waiting.iter().filter(|c| c.state.withdrawable()).map(|c| c.id).collect();
         let planned: Vec<Uuid> = plan.cases.iter().map(|(c, _)| c.id).collect();
@@ -485,11 +519,17 @@ impl Store {
         row.as_ref().map(rows::case).transpose()
     }
 
-    /// The agenda: cases holding a slot, in the chair's order, else urgent first, then by
-    /// booking time.
+    /// The agenda: the cases triage put on it, in the chair's order, else urgent first,
+    /// then by booking time.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn session_cases(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError> {
         self.db.all(AGENDA, args![session_id]).await?.iter().map(rows::case).collect()
+    }
+
+    /// Every case holding a slot in the session, on the agenda or still in triage.
+    #[tracing::instrument(skip_all, fields(session_id = %session_id))]
+    pub async fn session_bookings(&self, session_id: Uuid) -> Result<Vec<Case>, StoreError> {
+        self.db.all(HOLDING, args![session_id]).await?.iter().map(rows::case).collect()
     }
 
     /// A referrer's cases, newest first, in every state.

@@ -1,0 +1,155 @@
+//! Triage (issue 15): the queue of bookings waiting for it (`GET /api/triage`), the
+//! decision (`POST /api/cases/{id}/triage`), and each specialty's triage data
+//! (`GET`/`PUT /api/specialties/{slug}/triage`). Editing and resubmitting a returned
+//! booking are in `cases`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::require_role;
+use crate::domain::proforma::ProformaField;
+use crate::domain::schedule::SessionView;
+use crate::domain::triage::{Decision, StandardPlan, TriageRequest};
+use crate::domain::{CaseView, ParseError, Role, SessionState, Specialty, User};
+use crate::error::ApiError;
+use crate::mail::templates;
+use crate::routes::support::{audit_case_reads, invitees, session_or_404, ApiJson, AuthUser};
+use crate::state::AppState;
+use crate::store::{SpecialtyRules, StoreError};
+
+/// Triage is for the session's chair and coordinators.
+fn may_triage(caller: &User, chair: crate::domain::UserId) -> Result<(), ApiError> {
+    if caller.role == Role::Coordinator || caller.id == chair {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only the session's chair or a coordinator triages its bookings"))
+    }
+}
+
+/// `POST /api/cases/{id}/triage {decision, reason?, note?, standard_plan?}`: accept the
+/// booking onto the agenda, return it as not ready (the referrer is emailed, without
+/// identifiers), or list it as not discussed with one of the specialty's standard plans.
+/// An urgent case the chair accepts onto a published agenda is announced to the invitees.
+pub async fn decide(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<TriageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such case");
+    let case = state.store.case(*id).await?.ok_or_else(hidden)?;
+    let session = session_or_404(&state, case.session_id).await?;
+    if case_access(&caller, &case, &session) == AgendaAccess::None
+        && caller.id != session.plan.chair_id
+    {
+        return Err(hidden());
+    }
+    may_triage(&caller, session.plan.chair_id)?;
+    let rules = state.store.specialty_rules(&session.plan.specialty).await?;
+    let decision = body.parse(&rules.standard_plans)?;
+    let mut mail = Vec::new();
+    match &decision {
+        Decision::Return { reason, .. } => {
+            if let Some(referrer) = state.store.user(case.referrer_id).await? {
+                mail.push(templates::case_returned(&referrer.email, case.id, &session, *reason));
+            }
+        }
+        _ if session.state == SessionState::Published => {
+            let mut cases = state.store.session_cases(session.id).await?;
+            cases.push(case.clone());
+            for to in invitees(&state, &session, &cases).await? {
+                mail.push(templates::agenda_changed(&session, to));
+            }
+        }
+        _ => {}
+    }
+    let event = state.audit_event(&req, &caller, "case_triaged", "case");
+    let case =
+        state.store.triage_case(case.id, &decision, caller.id, event, mail, Utc::now()).await?;
+    state.mail_wake.notify_one();
+    state.live.agenda_changed(session.id);
+    Ok(HttpResponse::Ok().json(CaseView::of(&case, true, 0, Utc::now().date_naive())))
+}
+
+#[derive(Deserialize)]
+pub struct QueueQuery {
+    specialty: Option<String>,
+}
+
+/// `GET /api/triage?specialty=`: bookings waiting for triage, oldest first, each with its
+/// session and how long it has waited. Coordinators see every session's; a chair the
+/// sessions they chair. Audited.
+pub async fn queue(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
+    let specialty = query.specialty.as_deref().map(Specialty::parse).transpose()?;
+    let now = Utc::now();
+    let mut items = Vec::new();
+    let mut shown = Vec::new();
+    for case in state.store.triage_queue(specialty.as_ref()).await? {
+        let session = session_or_404(&state, case.session_id).await?;
+        if caller.role != Role::Coordinator && caller.id != session.plan.chair_id {
+            continue;
+        }
+        let since = case.submitted_at.unwrap_or(case.booked_at);
+        items.push(json!({
+            "case": CaseView::of(&case, true, 0, now.date_naive()),
+            "session": SessionView::from(&session),
+            "waiting_since": since,
+            "waiting_minutes": (now - since).num_minutes(),
+        }));
+        shown.push(case);
+    }
+    audit_case_reads(&state, &req, &caller, "triage_queue", &shown).await?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// `GET /api/specialties/{slug}/triage`: the proforma fields the specialty requires and
+/// its standard plans (any signed-in user: the booking page shows the fields).
+pub async fn rules(
+    state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = Specialty::parse(&slug)?;
+    match state.store.specialty_rules(&slug).await {
+        Err(StoreError::NotFound(_)) => Err(ApiError::not_found("not_found", "no such specialty")),
+        other => Ok(HttpResponse::Ok().json(other?)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RulesRequest {
+    proforma_required: Vec<String>,
+    standard_plans: Vec<StandardPlan>,
+}
+
+/// `PUT /api/specialties/{slug}/triage {proforma_required, standard_plans}` (coordinator).
+pub async fn set_rules(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    slug: web::Path<String>, ApiJson(body): ApiJson<RulesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let slug = Specialty::parse(&slug)?;
+    let required = body
+        .proforma_required
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            ProformaField::parse(f).map_err(|e| e.for_field(format!("proforma_required[{i}]")))
+        })
+        .collect::<Result<Vec<_>, ParseError>>()?;
+    let rules = SpecialtyRules {
+        proforma_required: required,
+        standard_plans: StandardPlan::parse_list(body.standard_plans)
+            .map_err(|e| ParseError { field: format!("standard_{}", e.field).into(), ..e })?,
+    };
+    let event =
+        state.audit_event(&req, &caller, "specialty_triage_set", "specialty").record(slug.as_str());
+    match state.store.set_specialty_rules(&slug, &rules, event).await {
+        Err(StoreError::NotFound(_)) => Err(ApiError::not_found("not_found", "no such specialty")),
+        other => other.map(|_| HttpResponse::Ok().json(&rules)).map_err(Into::into),
+    }
+}
