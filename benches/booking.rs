@@ -162,6 +162,7 @@ fn new_case(c: &Clinic, session_id: Uuid, nhs: &str) -> NewCase {
         free_text_identifies_patient: true,
         idempotency_key: None,
         patient_update: Default::default(),
+        proforma: mdt_coordinator::domain::proforma::Proforma::example(Utc::now().date_naive()),
     }
 }
 

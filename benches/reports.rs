@@ -169,6 +169,9 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                         free_text_identifies_patient: false,
                         idempotency_key: None,
                         patient_update: Default::default(),
+                        proforma: mdt_coordinator::domain::proforma::Proforma::example(
+                            Utc::now().date_naive(),
+                        ),
                     };
                     let audit = NewAuditEvent::new("case_booked", "case").record(id);
                     store.book_case(case, audit, vec![], booked_at).await.unwrap();

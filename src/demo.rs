@@ -123,7 +123,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
                     urgency,
                     body_site: BodySite::parse(site)?,
                     free_text_identifies_patient: false,
-                    proforma: demo_proforma(today)?,
+                    proforma: crate::domain::proforma::Proforma::example(today),
                     idempotency_key: None,
                     patient_update: Default::default(),
                 },
@@ -134,22 +134,4 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
             .await?;
     }
     Ok(Some(users.iter().map(|u| DemoLogin { role: u.role, email: u.email.to_string() }).collect()))
-}
-
-/// A demonstration proforma: a GP referral a fortnight ago, physiotherapy tried, a
-/// medium-risk STarT Back score, the patient agreeing.
-fn demo_proforma(
-    today: chrono::NaiveDate,
-) -> Result<crate::domain::proforma::Proforma, crate::domain::ParseError> {
-    use crate::domain::proforma::{CareRequest, Proforma, ProformaRequest, StartBackRequest};
-    let request = ProformaRequest {
-        referral_received_on: Some((today - chrono::Duration::days(14)).to_string()),
-        referral_source: Some("gp".into()),
-        symptom_weeks: Some(16),
-        conservative_care: vec![CareRequest { kind: "physiotherapy".into(), weeks: 6 }],
-        start_back: Some(StartBackRequest { total: 5, psychosocial: 2 }),
-        patient_agrees: Some(true),
-        ..ProformaRequest::default()
-    };
-    Proforma::parse(&request, today)
 }

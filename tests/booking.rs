@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use mdt_coordinator::domain::Role;
 
-use common::clinic::{nhs_numbers, referral, Account, Clinic};
+use common::clinic::{answer, nhs_numbers, referral, Account, Clinic, Plan};
 use common::{eventually, Backend};
 
 async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
@@ -158,7 +158,8 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
     assert_eq!(res.status(), StatusCode::CREATED);
     let case: Value = res.json().await.unwrap();
     assert_eq!(case["patient"]["nhs_number"], "9434765919");
-    assert_eq!(case["state"], "booked");
+    assert_eq!(case["state"], "awaiting_triage");
+    c.accept_waiting(&session).await;
     let agenda: Value =
         c.get(&c.chair, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(agenda["agenda"][0]["id"], case["id"]);
@@ -168,6 +169,7 @@ async fn booking_refusals_and_happy_path(backend: Backend) {
         c.book(&c.chair, &session, referral("9912003888")).await.status(),
         StatusCode::CREATED
     );
+    c.accept_waiting(&session).await;
     let (status, got, _) = code(c.book(&c.physio, &session, referral("9449305552")).await).await;
     assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "session_full"));
 
@@ -304,6 +306,7 @@ async fn trainees_see_teaching_agendas_de_identified(backend: Backend) {
             body["free_text_identifies_patient"] = json!(false);
             assert_eq!(c.book(&c.physio, session, body).await.status(), StatusCode::CREATED);
         }
+        c.accept_waiting(session).await;
     }
     let res = c.get(&c.trainee, &format!("/api/sessions/{teaching}")).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -362,6 +365,7 @@ async fn agenda_puts_urgent_cases_first(backend: Backend) {
         StatusCode::CREATED
     );
     assert_eq!(c.book(&c.physio, &session, urgent).await.status(), StatusCode::CREATED);
+    c.accept_waiting(&session).await;
     let shown: Value =
         c.get(&c.chair, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     let order: Vec<&str> = shown["agenda"]
@@ -402,6 +406,7 @@ async fn two_hundred_concurrent_bookings_fill_ten_places(backend: Backend) {
         }
     }
     assert_eq!((created, full), (10, 190));
+    c.accept_waiting(&session).await;
     let shown: Value =
         c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 10);
@@ -531,6 +536,7 @@ async fn the_chair_reorders_the_agenda(backend: Backend) {
     for nhs in ["9434765919", "9912003888", "9449305552"] {
         assert_eq!(c.book(&c.physio, &session, referral(nhs)).await.status(), StatusCode::CREATED);
     }
+    c.accept_waiting(&session).await;
     let agenda = async || -> Vec<String> {
         let v: Value =
             c.get(&c.chair, &format!("/api/sessions/{session}")).await.json().await.unwrap();
@@ -560,6 +566,7 @@ async fn the_chair_reorders_the_agenda(backend: Backend) {
     // A later booking joins the end.
     let late: Value =
         c.book(&c.physio, &session, referral("9876543210")).await.json().await.unwrap();
+    c.accept_waiting(&session).await;
     let now = agenda().await;
     assert_eq!(now.len(), 4, "{late}");
     assert_eq!(now[..3], order[..]);
@@ -765,6 +772,7 @@ async fn published_with_a_case(c: &Clinic) -> String {
         c.book(&c.physio, &session, referral("9434765919")).await.status(),
         StatusCode::CREATED
     );
+    c.accept_waiting(&session).await;
     let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     session
@@ -850,6 +858,7 @@ async fn smtp_delivery_waits_out_a_down_server(backend: Backend) {
 
     // The relay goes down: the invitation waits in the outbox, retried, not lost.
     drop(sink);
+    c.accept_waiting(&session).await;
     let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let store = c.app.state.store.clone();
@@ -1153,6 +1162,8 @@ async fn cancelling_a_published_session_cancels_the_invitations(backend: Backend
 }
 
 on_both_backends!(
+    triage_returns_a_booking_that_is_fixed_resubmitted_and_accepted,
+    a_published_agenda_takes_only_urgent_cases_the_chair_approves,
     cancelling_a_published_session_cancels_the_invitations,
     conflicting_records_wait_for_a_coordinator,
     one_nhs_number_is_one_patient,
@@ -1169,3 +1180,203 @@ on_both_backends!(
     moves_keep_history_and_cancellation_moves_or_flags_cases,
     the_chair_reorders_the_agenda,
 );
+
+/// `POST /api/cases/{case}/triage` by `who` with `body`: status and code.
+async fn triage_code(c: &Clinic, who: &Account, case: &str, body: Value) -> (StatusCode, String) {
+    let (status, body) = c.triage(who, case, body).await;
+    (status, body["code"].as_str().unwrap_or("").to_string())
+}
+
+/// Issue 15: a back-pain booking needs its STarT Back score (the specialty's data) and
+/// the patient's agreement; it waits for triage off the agenda; returned, the referrer is
+/// emailed over SMTP without identifiers, edits and resubmits it, and once accepted it is
+/// on the agenda with its waiting-time clock still starting at the referral date.
+async fn triage_returns_a_booking_that_is_fixed_resubmitted_and_accepted(backend: Backend) {
+    if !crate::common::aiosmtpd_available() {
+        return;
+    }
+    let port = crate::common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _sink = crate::common::start_sink(port, dir.path()).expect("SMTP sink starts");
+    let c = Clinic::open_with(backend, |s| crate::common::mail_to_sink(s, port)).await;
+    let session = c.session(7, 4, false).await;
+    let session_view = async || -> Value {
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap()
+    };
+
+    let mut body = referral("9434765919");
+    body.as_object_mut().unwrap().remove("start_back");
+    body["body_site"] = json!("lumbar spine");
+    let (status, code_, refused) = code(c.book(&c.physio, &session, body.clone()).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "proforma_field_required")
+    );
+    assert_eq!(refused["field"], "start_back", "{refused}");
+    let mut disagreeing = referral("9434765919");
+    disagreeing["patient_agrees"] = json!(false);
+    let (status, code_, _) = code(c.book(&c.physio, &session, disagreeing).await).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "patient_agreement_required")
+    );
+    assert_eq!(session_view().await["session"]["booked"], 0, "no refusal wrote anything");
+    // A knee case needs no STarT Back score.
+    let mut knee = body.clone();
+    knee["body_site"] = json!("left knee");
+    knee["patient"]["nhs_number"] = json!("9912003888");
+    c.submit_case(&c.physio, &session, knee).await;
+
+    body["start_back"] = json!({ "total": 6, "psychosocial": 4 });
+    let case = c.submit_case(&c.physio, &session, body).await;
+    let shown = session_view().await;
+    assert_eq!(shown["session"]["booked"], 2, "the place is held");
+    assert_eq!(shown["agenda"], json!([]), "not on the agenda until triaged");
+    let (_, queue) = answer(c.get(&c.coordinator, "/api/triage").await).await;
+    let waiting: Vec<&str> =
+        queue.as_array().unwrap().iter().map(|i| i["case"]["id"].as_str().unwrap()).collect();
+    assert_eq!(waiting.len(), 2);
+    assert_eq!(waiting[1], case, "oldest first");
+    assert!(queue[0]["waiting_minutes"].as_i64().unwrap() >= 0);
+    assert_eq!(queue[1]["case"]["start_back_risk"], "high");
+    assert_eq!(c.get(&c.physio, "/api/triage").await.status(), StatusCode::FORBIDDEN);
+    let (_, chairs_queue) = answer(c.get(&c.chair, "/api/triage").await).await;
+    assert_eq!(chairs_queue.as_array().unwrap().len(), 2, "the chair sees their sessions'");
+    let (_, others) = answer(c.get(&c.other_chair, "/api/triage").await).await;
+    assert_eq!(others, json!([]));
+
+    // Refusals change nothing.
+    let accept = json!({ "decision": "accept" });
+    assert_eq!(triage_code(&c, &c.physio, &case, accept.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        triage_code(&c, &c.other_chair, &case, accept.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let no_reason = json!({ "decision": "return" });
+    assert_eq!(triage_code(&c, &c.coordinator, &case, no_reason).await.1, "reason_required");
+    let bad_plan = json!({ "decision": "list", "standard_plan": "nothing" });
+    assert_eq!(triage_code(&c, &c.coordinator, &case, bad_plan).await.1, "unknown_standard_plan");
+    let (_, still) = answer(c.get(&c.physio, &format!("/api/cases/{case}")).await).await;
+    assert_eq!(still["state"], "awaiting_triage");
+    assert_eq!(
+        c.post(&c.physio, &format!("/api/cases/{case}/resubmit"), json!({})).await.status(),
+        StatusCode::CONFLICT
+    );
+
+    const NOTE: &str = "Please attach the MRI report from Tuesday";
+    let back = json!({ "decision": "return", "reason": "imaging_needed", "note": NOTE });
+    let (status, returned) = c.triage(&c.coordinator, &case, back).await;
+    assert_eq!(status, StatusCode::OK, "{returned}");
+    assert_eq!(
+        (returned["state"].as_str(), returned["return_reason"].as_str()),
+        (Some("returned"), Some("imaging_needed"))
+    );
+    let mail = eventually("the return notice over SMTP", async || {
+        delivered(dir.path()).into_iter().find(|m| m.subject.starts_with("Booking returned"))
+    })
+    .await;
+    assert_eq!(mail.to, "physio@example.org");
+    for secret in ["9434765919", "Quibble", "Hermione", "MRI report", "1978"] {
+        assert!(
+            !mail.subject.contains(secret) && !mail.text.contains(secret),
+            "{secret} in the notice"
+        );
+    }
+    assert!(mail.text.contains("imaging needed"), "{}", mail.text);
+    let mine: Vec<Value> = c.get(&c.physio, "/api/cases?mine=true").await.json().await.unwrap();
+    let listed = mine.iter().find(|m| m["id"] == case).unwrap();
+    assert_eq!(
+        (listed["state"].as_str(), listed["return_note"].as_str()),
+        (Some("returned"), Some(NOTE))
+    );
+
+    // The referrer edits (the rules apply again) and resubmits.
+    let mut fixed = referral("9434765919");
+    fixed.as_object_mut().unwrap().remove("patient");
+    fixed["body_site"] = json!("lumbar spine");
+    fixed["imaging"] =
+        json!([{ "kind": "mri", "done_on": "2026-11-24", "summary": "L4/5 disc protrusion" }]);
+    let path = format!("/api/cases/{case}");
+    let edit = |body: Value| c.app.send(reqwest::Method::PUT, &c.physio.token, &path, Some(body));
+    let mut unscored = fixed.clone();
+    unscored.as_object_mut().unwrap().remove("start_back");
+    assert_eq!(edit(unscored).await.1["code"], "proforma_field_required");
+    let (status, edited) = edit(fixed).await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["imaging"][0]["kind"], "mri");
+    let (status, resubmitted) =
+        answer(c.post(&c.physio, &format!("/api/cases/{case}/resubmit"), json!({})).await).await;
+    assert_eq!((status, resubmitted["state"].as_str()), (StatusCode::OK, Some("awaiting_triage")));
+    assert_eq!(edit(referral("9434765919")).await.1["code"], "not_returned");
+
+    let (status, accepted) = c.triage(&c.chair, &case, json!({ "decision": "accept" })).await;
+    assert_eq!(
+        (status, accepted["state"].as_str()),
+        (StatusCode::OK, Some("booked")),
+        "{accepted}"
+    );
+    assert_eq!(accepted["referral_received_on"], "2026-11-02", "the clock keeps its start");
+    let agenda = session_view().await["agenda"].clone();
+    assert_eq!(agenda.as_array().unwrap().len(), 1);
+    assert_eq!(agenda[0]["id"], case);
+    assert_eq!(agenda[0]["referral_received_on"], "2026-11-02");
+    assert_eq!(triage_code(&c, &c.chair, &case, accept).await.1, "not_awaiting_triage");
+
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    for action in ["case_triaged", "case_edited", "case_resubmitted"] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == action && e.record_id.as_deref() == Some(case.as_str())),
+            "{action}"
+        );
+    }
+}
+
+/// Issue 15: the agenda is published at least `live.publish_hours_before` hours ahead;
+/// after publication only an urgent case the chair approves joins it, and every invitee
+/// is told.
+async fn a_published_agenda_takes_only_urgent_cases_the_chair_approves(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let soon =
+        c.create_session(Plan { starts_at: Utc::now() + Duration::hours(20), ..c.plan(0) }).await;
+    let (status, code_, _) =
+        code(c.post(&c.coordinator, &format!("/api/sessions/{soon}/publish"), json!({})).await)
+            .await;
+    assert_eq!((status, code_.as_str()), (StatusCode::CONFLICT, "publication_too_late"));
+
+    let session = c.session(7, 4, false).await;
+    c.book_case(&c.physio, &session, referral("9434765919")).await;
+    let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let routine = c.submit_case(&c.physio, &session, referral("9912003888")).await;
+    let mut body = referral("9449305552");
+    body["urgency"] = json!("urgent");
+    let urgent = c.submit_case(&c.physio, &session, body).await;
+    let accept = json!({ "decision": "accept" });
+    assert_eq!(triage_code(&c, &c.chair, &routine, accept.clone()).await.1, "agenda_published");
+    assert_eq!(
+        triage_code(&c, &c.coordinator, &urgent, accept.clone()).await.1,
+        "agenda_published"
+    );
+    let (status, added) = c.triage(&c.chair, &urgent, accept).await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let store = c.app.state.store.clone();
+    let outbox = store.outbox_messages().await.unwrap();
+    let mut invited: Vec<String> = outbox
+        .iter()
+        .filter(|m| m.subject.starts_with("Agenda published"))
+        .flat_map(|m| m.to.iter().map(|t| t.to_string()))
+        .collect();
+    let mut told: Vec<String> = outbox
+        .iter()
+        .filter(|m| m.subject.starts_with("Agenda changed"))
+        .flat_map(|m| m.to.iter().map(|t| t.to_string()))
+        .collect();
+    invited.sort();
+    told.sort();
+    assert!(!invited.is_empty());
+    assert_eq!(told, invited, "every invitee hears of the late addition");
+    let (_, shown) = answer(c.get(&c.chair, &format!("/api/sessions/{session}")).await).await;
+    assert_eq!(shown["agenda"].as_array().unwrap().len(), 2);
+}

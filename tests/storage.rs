@@ -306,6 +306,7 @@ fn a_case(session: &Session, referrer: UserId, nhs: &str) -> NewCase {
         free_text_identifies_patient: true,
         idempotency_key: None,
         patient_update: Default::default(),
+        proforma: mdt_coordinator::domain::proforma::Proforma::example(Utc::now().date_naive()),
     }
 }
 

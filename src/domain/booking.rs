@@ -146,8 +146,7 @@ pub fn destination(
 pub fn rebooking_plan(
     cases: &[Case], mut later: Vec<Candidate>, now: DateTime<Utc>,
 ) -> Vec<(Uuid, Option<Uuid>)> {
-    let mut waiting: Vec<&Case> =
-        cases.iter().filter(|c| matches!(c.state, CaseState::Booked | CaseState::Listed)).collect();
+    let mut waiting: Vec<&Case> = cases.iter().filter(|c| c.state.withdrawable()).collect();
     waiting.sort_by_key(|c| (c.urgency != super::case::Urgency::Urgent, c.booked_at, c.id));
     waiting.into_iter().map(|case| (case.id, destination(case, &mut later, true, now))).collect()
 }
@@ -155,10 +154,8 @@ pub fn rebooking_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        BodySite, ClinicalText, OdsCode, PatientDetails, PersonName, Sex, Urgency, UserId,
-    };
-    use chrono::{Duration, NaiveDate};
+    use crate::domain::{Urgency, UserId};
+    use chrono::Duration;
 
     fn session(hours_ahead: i64, capacity: u32, booked: u32) -> Session {
         let starts_at = Utc::now() + Duration::hours(hours_ahead);

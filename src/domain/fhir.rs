@@ -401,6 +401,10 @@ mod tests {
             moved_from: None,
             needs_rebooking: false,
             follow_up_of: None,
+            proforma: None,
+            submitted_at: None,
+            returned: None,
+            standard_plan: None,
         }
     }
 

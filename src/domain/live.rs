@@ -79,6 +79,12 @@ pub enum EventBody {
         version: u32,
         signed_by: UserId,
     },
+    /// The chair confirmed the standard outcomes of listed (not discussed) cases: each
+    /// gets a signed outcome with its standard plan, signed by `signed_by`.
+    ListedConfirmed {
+        case_ids: Vec<Uuid>,
+        signed_by: UserId,
+    },
 }
 
 impl EventBody {
@@ -100,6 +106,7 @@ impl EventBody {
             EventBody::MuteChanged { .. } => "mute_changed",
             EventBody::OutcomeDrafted { .. } => "outcome_drafted",
             EventBody::OutcomeSigned { .. } => "outcome_signed",
+            EventBody::ListedConfirmed { .. } => "listed_confirmed",
         }
     }
 
@@ -114,6 +121,7 @@ impl EventBody {
                 | EventBody::CaseDeferred { .. }
                 | EventBody::AgendaReordered { .. }
                 | EventBody::OutcomeSigned { .. }
+                | EventBody::ListedConfirmed { .. }
         )
     }
 }
@@ -163,6 +171,10 @@ pub enum Command {
         user_id: UserId,
     },
     RevokePresent,
+    /// The chair signs the standard outcomes of these listed cases in one action.
+    ConfirmListed {
+        case_ids: Vec<Uuid>,
+    },
     /// Mutes or unmutes one's own microphone; the chair may also mute (not unmute)
     /// someone else.
     SetMuted {
@@ -513,7 +525,11 @@ pub fn decide(
         }
         Command::NextCase => {
             chair_only()?;
-            let next = agenda.iter().find(|c| waiting(c)).map(|c| c.case_id);
+            // Listed cases are not discussed: the chair confirms them together instead.
+            let next = agenda
+                .iter()
+                .find(|c| waiting(c) && c.state != CaseState::Listed)
+                .map(|c| c.case_id);
             if current.is_none() && next.is_none() {
                 return Err(refuse("agenda_finished", "no case is waiting"));
             }
@@ -543,6 +559,24 @@ pub fn decide(
             super::booking::check_agenda_order(&now, case_ids)
                 .map_err(|c| refuse(c.code(), c.to_string()))?;
             Ok(vec![EventBody::AgendaReordered { case_ids: case_ids.clone() }])
+        }
+        Command::ConfirmListed { case_ids } => {
+            if actor.user_id != session.plan.chair_id || actor.role != Role::Consultant {
+                return Err(refuse("forbidden", "only the chair signs the listed cases' outcomes"));
+            }
+            if case_ids.is_empty() {
+                return Err(refuse("invalid_message", "name the listed cases to confirm"));
+            }
+            for case_id in case_ids {
+                if on_agenda(*case_id)?.state != CaseState::Listed {
+                    return Err(refuse(
+                        "invalid_state",
+                        "only listed cases are confirmed together",
+                    ));
+                }
+            }
+            let signed_by = actor.user_id;
+            Ok(vec![EventBody::ListedConfirmed { case_ids: case_ids.clone(), signed_by }])
         }
         Command::RaiseHand => Ok(if live.hands.contains(&actor.user_id) {
             Vec::new()

@@ -251,6 +251,22 @@ impl Proforma {
         })
     }
 
+    /// A typical proforma, for demonstrations and tests: a GP referral a fortnight before
+    /// `today`, sixteen weeks of symptoms, six weeks of physiotherapy, a medium-risk STarT
+    /// Back score, the patient agreeing.
+    pub fn example(today: NaiveDate) -> Proforma {
+        Proforma {
+            referral_received_on: today - chrono::Duration::days(14),
+            referral_source: Some(ReferralSource::Gp),
+            symptom_weeks: Some(16),
+            conservative_care: vec![CareTried { kind: CareKind::Physiotherapy, weeks: 6 }],
+            imaging: Vec::new(),
+            medication_tried: None,
+            start_back: Some(StartBack { total: 5, psychosocial: 2 }),
+            patient_agrees: true,
+        }
+    }
+
     /// Whether `field` has been given.
     fn has(&self, field: ProformaField) -> bool {
         match field {

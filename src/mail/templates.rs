@@ -473,6 +473,10 @@ mod tests {
             moved_from: None,
             needs_rebooking: false,
             follow_up_of: None,
+            proforma: None,
+            submitted_at: None,
+            returned: None,
+            standard_plan: None,
         };
         let body: OutcomeDraft = serde_json::from_value(serde_json::json!({
             "investigations": [{"kind": "xray", "site": "left knee", "urgency": "routine", "notes": "weight-bearing views"}],

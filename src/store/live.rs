@@ -234,6 +234,9 @@ async fn apply_live_event(
         EventBody::ParticipantLeft { user_id } => {
             tx.run(LEFT, args![now, session.id, *user_id]).await?;
         }
+        EventBody::ListedConfirmed { case_ids, signed_by } => {
+            super::outcomes::confirm_listed_in(tx, session, case_ids, *signed_by, now).await?;
+        }
         _ => {}
     }
     Ok(body)

@@ -13,9 +13,10 @@ use super::rows;
 use super::schedule::{self, lock_case_and_session};
 use super::sql::args;
 use crate::domain::booking::{check_amendable, check_draftable, check_signable};
+use crate::domain::triage::StandardPlan;
 use crate::domain::{conflict::Conflict, live::EventBody, outcome::check_follow_up_session};
 use crate::domain::{Case, NewAuditEvent, NewMessage, OutcomeDraft, OutcomeVersion};
-use crate::domain::{ParseError, UserId};
+use crate::domain::{CaseState, ParseError, Session, UserId};
 
 /// What signing an outcome did.
 #[derive(Clone, Debug)]
@@ -101,6 +102,39 @@ async fn finish_signed(
         EventBody::OutcomeSigned { case_id: case.id, version: version.version, signed_by: signer };
     super::live::outcome_event_in(&mut tx, case.session_id, signed, signer, now).await?;
     tx.commit().await
+}
+
+/// Signs the standard outcome of each listed case of `session` (its specialty's standard
+/// plan that triage chose), as `signer`, in the caller's transaction (a live event's).
+pub(super) async fn confirm_listed_in(
+    tx: &mut Tx, session: &Session, case_ids: &[Uuid], signer: UserId, now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = "SELECT standard_plans FROM specialties WHERE slug = $1";
+    let row = tx.one(sql, args![session.plan.specialty.as_str()]).await?;
+    let plans: Vec<StandardPlan> = serde_json::from_str(&row.get::<String>("standard_plans")?)
+        .map_err(|_| StoreError::corrupt("standard_plans"))?;
+    for case_id in case_ids {
+        let case = schedule::lock_case(tx, *case_id).await?;
+        let plan = case.standard_plan.as_deref().and_then(|c| plans.iter().find(|p| p.code == c));
+        let (Some(plan), CaseState::Listed, true) =
+            (plan, case.state, case.session_id == session.id)
+        else {
+            return Err(
+                Conflict::invalid("only listed cases with a standard plan are confirmed").into()
+            );
+        };
+        if current_outcome(tx, case.id).await?.is_some() {
+            return Err(Conflict::OutcomeSigned.into());
+        }
+        let version =
+            OutcomeVersion::first_draft(case.id, plan.outcome(), signer, now).signed(signer, now);
+        insert_outcome_row(tx, &version).await?;
+        tx.run("UPDATE cases SET state = 'outcome_signed' WHERE id = $1", args![case.id]).await?;
+        let audit = NewAuditEvent::new("outcome_signed", "case").actor(signer).record(case.id);
+        let details = json!({ "version": 1, "listed": true, "standard_plan": plan.code });
+        super::audit::append_audit_in(tx, audit.details(details)).await?;
+    }
+    Ok(())
 }
 
 impl Store {

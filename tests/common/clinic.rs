@@ -167,11 +167,39 @@ impl Clinic {
         self.post(referrer, &format!("/api/sessions/{session}/cases"), body).await
     }
 
-    /// Books `body` into `session` as `referrer`, asserting `201`; returns the case id.
-    pub async fn book_case(&self, referrer: &Account, session: &str, body: Value) -> String {
+    /// Books `body` into `session` as `referrer`, asserting `201` and that it awaits
+    /// triage; returns the case id.
+    pub async fn submit_case(&self, referrer: &Account, session: &str, body: Value) -> String {
         let res = self.book(referrer, session, body).await;
         let body = expect(StatusCode::CREATED, answer(res).await);
+        assert_eq!(body["state"], "awaiting_triage", "{body}");
         body["id"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /api/cases/{case}/triage` with `body` as `who`.
+    pub async fn triage(&self, who: &Account, case: &str, body: Value) -> (StatusCode, Value) {
+        answer(self.post(who, &format!("/api/cases/{case}/triage"), body).await).await
+    }
+
+    /// Books `body` into `session` as `referrer` and has the coordinator accept it onto
+    /// the agenda; returns the case id.
+    pub async fn book_case(&self, referrer: &Account, session: &str, body: Value) -> String {
+        let id = self.submit_case(referrer, session, body).await;
+        let accept = json!({ "decision": "accept" });
+        expect(StatusCode::OK, self.triage(&self.coordinator, &id, accept).await);
+        id
+    }
+
+    /// Has the coordinator accept every booking of `session` waiting for triage.
+    pub async fn accept_waiting(&self, session: &str) {
+        let (_, queue) = answer(self.get(&self.coordinator, "/api/triage").await).await;
+        for item in queue.as_array().expect("the triage queue") {
+            if item["session"]["id"] == session {
+                let id = item["case"]["id"].as_str().unwrap();
+                let accept = json!({ "decision": "accept" });
+                expect(StatusCode::OK, self.triage(&self.coordinator, id, accept).await);
+            }
+        }
     }
 
     /// `PUT /api/cases/{case}/outcome` as `who`.
@@ -204,7 +232,9 @@ pub struct Plan<'a> {
 }
 
 /// A routine referral of patient `nhs` (Hermione Quibble, born 17 May 1978, GP practice
-/// A81001) for low back pain, with free text that may identify her (the default).
+/// A81001) for low back pain, with free text that may identify her (the default), and
+/// its proforma: a GP referral received on 2 November 2026, physiotherapy and an X-ray
+/// tried, a STarT Back score, the patient agreeing.
 pub fn referral(nhs: &str) -> Value {
     json!({
         "patient": { "nhs_number": nhs, "given_name": "Hermione", "family_name": "Quibble",
@@ -212,6 +242,11 @@ pub fn referral(nhs: &str) -> Value {
         "clinical_question": "Inflammatory back pain?",
         "history": "Twelve weeks of low back pain and morning stiffness.",
         "urgency": "routine", "body_site": "lower back", "red_flags": [],
+        "referral_received_on": "2026-11-02", "referral_source": "gp", "symptom_weeks": 12,
+        "conservative_care": [{ "kind": "physiotherapy", "weeks": 6 }],
+        "imaging": [{ "kind": "xray", "done_on": "2026-10-20", "summary": "Sacroiliitis query" }],
+        "medication_tried": "Naproxen 500 mg", "start_back": { "total": 5, "psychosocial": 3 },
+        "patient_agrees": true,
     })
 }
 

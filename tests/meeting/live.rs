@@ -54,8 +54,22 @@ pub fn booking(nhs: &str) -> Value {
         "clinical_question": "Inflammatory pattern on bloods: start DMARDs?",
         "history": "Twelve weeks of hand pain and morning stiffness.",
         "urgency": "routine", "body_site": "hands", "red_flags": [],
-        "free_text_identifies_patient": true,
+        "free_text_identifies_patient": true, "patient_agrees": true,
+        "referral_received_on": "2026-11-02", "referral_source": "gp",
     })
+}
+
+/// Has `coordinator` accept the booking `case` onto its agenda.
+pub async fn accept(app: &TestApp, coordinator: &str, case: &str) {
+    let res = app
+        .http
+        .post(app.url(&format!("/api/cases/{case}/triage")))
+        .bearer_auth(coordinator)
+        .json(&json!({ "decision": "accept" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 impl Meeting {
@@ -111,7 +125,9 @@ impl Meeting {
                 .unwrap();
             assert_eq!(res.status(), StatusCode::CREATED);
             let case: Value = res.json().await.unwrap();
-            cases.push(case["id"].as_str().unwrap().to_string());
+            let id = case["id"].as_str().unwrap().to_string();
+            accept(&app, &coordinator, &id).await;
+            cases.push(id);
         }
         Self {
             app,

@@ -128,13 +128,15 @@ async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend
     .await;
     let session = session["id"].as_str().unwrap().to_string();
     for nhs in NHS {
-        post(
+        let case = post(
             &http,
             format!("{base}/api/sessions/{session}/cases"),
             &physio_token,
             super::live::booking(nhs),
         )
         .await;
+        let triage = format!("{base}/api/cases/{}/triage", case["id"].as_str().unwrap());
+        post(&http, triage, &coord, json!({ "decision": "accept" })).await;
     }
 
     let mut chair_ws = join(&http, &base, &chair_token, &session, None).await;

@@ -170,8 +170,13 @@ impl Quarter {
             free_text_identifies_patient: false,
             idempotency_key: None,
             patient_update: Default::default(),
+            proforma: mdt_coordinator::domain::proforma::Proforma::example(Utc::now().date_naive()),
         };
         self.store.book_case(case, audit("case_booked").record(id), vec![], t(at)).await.unwrap();
+        let accept = mdt_coordinator::domain::triage::Decision::Accept;
+        let triaged = audit("case_triaged");
+        let by = self.coordinator.id;
+        self.store.triage_case(id, &accept, by, triaged, vec![], t(at)).await.unwrap();
         id
     }
 
