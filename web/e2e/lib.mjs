@@ -175,12 +175,12 @@ export const PROFORMA = { patient_agrees: true, referral_source: "gp", symptom_w
 
 /**
  * Accepts onto the agenda, as the coordinator, every booking waiting for triage in
- * `sessionId` (new bookings wait for triage and are not on the agenda until then; the
- * demo's own bookings too). Resolves to the accepted cases.
+ * `sessionId`, or in every session without one (new bookings wait for triage and are not
+ * on the agenda until then; the demo's own bookings too). Resolves to the accepted cases.
  */
 export async function acceptWaiting(sessionId) {
   const coordinator = await apiAs("coordinator");
-  const waiting = (await coordinator("/api/triage")).filter((i) => i.session.id === sessionId);
+  const waiting = (await coordinator("/api/triage")).filter((i) => !sessionId || i.session.id === sessionId);
   const accepted = [];
   for (const { case: c } of waiting) {
     accepted.push(await coordinator(`/api/cases/${c.id}/triage`, { method: "POST", body: { decision: "accept" } }));
