@@ -7,7 +7,7 @@
 // Needs a fresh demo database (the test changes data).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { apiAs, as, assertClean, launch, nhsNumber, screenshotBoth } from "./lib.mjs";
+import { apiAs, as, assertClean, launch, nhsNumber, screenshotBoth, startSoon, until } from "./lib.mjs";
 
 /** A date `days` before today (UTC), as YYYY-MM-DD. */
 const daysAgo = (days) => new Date(Date.now() - days * 86400000).toISOString().slice(0, 10);
@@ -218,3 +218,79 @@ test("a booking with the proforma is returned, resubmitted and accepted; trainee
   }
 });
 
+
+// Listed, not discussed: the coordinator lists a booking with one of the specialty's
+// standard plans from the triage queue; the referrer sees it listed; in the meeting room
+// it is in its own section under the agenda (de-identified for the trainee), not among
+// the cases to discuss, and the chair has one action that confirms the listed cases'
+// standard outcomes together (the live `confirm_listed` command with their ids).
+test("a listed case shows in its own section of the meeting, with the chair's one confirmation", async () => {
+  const coordinatorApi = await apiAs("coordinator");
+  const session = (await coordinatorApi("/api/sessions?specialty=pain")).filter((s) => s.teaching).sort((a, b) => a.starts_at.localeCompare(b.starts_at))[0];
+  const waiting = (await coordinatorApi("/api/triage")).find((i) => i.session.id === session.id);
+  assert.ok(waiting, "the demo's neck case waits for triage in the teaching session");
+  const listed = waiting.case;
+  const rules = await coordinatorApi("/api/specialties/pain/triage");
+  const plan = rules.standard_plans.find((p) => p.code === "discharge_self_management");
+  assert.ok(plan, "the demo's pain specialty has the self-management plan");
+
+  const browser = await launch();
+  try {
+    const coordinator = await as(browser, "coordinator");
+    await coordinator.goto("/#/triage");
+    await coordinator.selectOption("#triage-specialty", "pain");
+    const item = coordinator.locator(`article.triage-item[data-case="${listed.id}"]`);
+    await item.waitFor();
+    await item.getByLabel(/List, not discussed/).check();
+    await item.getByLabel("Standard plan", { exact: true }).selectOption(plan.code);
+    assert.equal(await item.locator(".decision-fields:not([hidden]) .hint").textContent(), plan.plan, "the plan's text is shown");
+    await item.getByRole("button", { name: "List, not discussed" }).click();
+    await coordinator.waitForSelector("#triage-done:not([hidden])");
+    assert.match(await coordinator.textContent("#triage-done"), /listed, not discussed/);
+    const after = await coordinatorApi(`/api/cases/${listed.id}`);
+    assert.equal(after.state, "listed");
+    assert.equal(after.standard_plan, plan.code);
+
+    // The referrer sees it listed.
+    const physio = await as(browser, "practitioner");
+    await physio.goto("/#/cases");
+    const row = physio.locator(`tr.case-row[data-case="${listed.id}"]`);
+    await row.waitFor();
+    assert.match(await row.textContent(), /listed/);
+    assert.match(await row.textContent(), /Standard plan, confirmed at the meeting/);
+
+    // The meeting room: the chair and the trainee.
+    await startSoon(session.id);
+    const chair = await as(browser, "consultant");
+    chair.on("dialog", (d) => d.accept());
+    const sent = [];
+    chair.on("websocket", (ws) => ws.on("framesent", ({ payload }) => sent.push(String(payload))));
+    const trainee = await as(browser, "trainee");
+    for (const page of [chair, trainee]) {
+      await page.goto(`/#/meeting/${session.id}`);
+      await page.waitForSelector(`#listed li[data-case-id="${listed.id}"]`);
+      assert.equal(await page.locator(`#agenda li[data-case-id="${listed.id}"]`).count(), 0, "not among the cases to discuss");
+      assert.match(await page.textContent("#listed-section h3"), /Listed, not discussed/);
+    }
+    await chair.waitForSelector(`#listed li[data-case-id="${listed.id}"] :text("Standard plan: ${plan.title}")`);
+    assert.match(await trainee.textContent(`#listed li[data-case-id="${listed.id}"]`), /^Case \d+ · F · /, "de-identified for the trainee");
+    assert.equal(await trainee.locator("#confirm-listed").count(), 0, "only the chair confirms");
+    assert.match(await chair.textContent("#listed-controls"), /once the meeting is open/);
+
+    await chair.click("#open-meeting");
+    await chair.waitForSelector("#meeting-state:text('live')");
+    const confirmButton = chair.locator("#confirm-listed");
+    await confirmButton.waitFor();
+    assert.equal(await confirmButton.textContent(), "Confirm standard outcomes (1)");
+    await screenshotBoth(chair, "meeting-listed");
+    await screenshotBoth(trainee, "meeting-listed-trainee");
+    await confirmButton.click();
+    const command = await until("the confirm_listed command", () =>
+      sent.map((f) => JSON.parse(f)).find((m) => m.type === "command" && m.command?.kind === "confirm_listed"));
+    assert.deepEqual(command.command.case_ids, [listed.id]);
+    assert.ok(command.id, "sent as a command with an id, answered by the server");
+    assertClean(browser);
+  } finally {
+    await browser.close();
+  }
+});
