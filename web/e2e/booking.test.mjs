@@ -69,6 +69,10 @@ test("a physiotherapist books a case with inline validation, an attachment and a
     await page.getByLabel("History summary").fill("Six months of early-morning stiffness easing with exercise; good response to NSAIDs; HLA-B27 awaited.");
     await page.getByLabel("Urgency").selectOption("routine");
     await page.getByLabel("Body region").selectOption("lower back");
+    // The proforma: a back case needs its STarT Back score; the patient agrees.
+    await page.getByLabel(/^STarT Back total score/).fill("4");
+    await page.getByLabel("Psychosocial subscore (0–5)").fill("2");
+    await page.getByLabel(/The patient agrees/).check();
 
     // A red flag shows the urgent-pathway warning; unticking it clears it.
     const flag = page.getByLabel(/cauda equina/);
@@ -123,7 +127,7 @@ test("a physiotherapist books a case with inline validation, an attachment and a
     await row.waitFor();
     assert.match(await row.textContent(), /Robin Testpatient/);
     assert.match(await row.textContent(), /Rheumatology MDT/);
-    assert.match(await row.textContent(), /booked/);
+    assert.match(await row.textContent(), /awaiting triage/, "a new booking waits for triage");
     await screenshotBoth(page, "cases");
 
     // Its case page shows the details and the uploaded image.
@@ -171,6 +175,7 @@ test("a known NHS number with other details is refused, and can be put right", a
       await page.getByLabel("Question for the MDT").fill("Persistent pain despite a full course of physiotherapy: what next?");
       await page.getByLabel("History summary").fill("Twelve weeks of exercise therapy with little change.");
       await page.getByLabel("Body region").selectOption("knee");
+      await page.getByLabel(/The patient agrees/).check();
     };
     const refused = (page) =>
       page.expectConsole(/status of 409/, "the conflicting booking is refused with 409, which Chromium logs", async () => {

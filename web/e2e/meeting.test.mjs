@@ -4,7 +4,7 @@
 // the chair signs the outcome, and the practitioner survives 5 s offline.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { apiAs, assertClean, demo, inbound, launch, nhsNumber, open, screenshotBoth, signIn, startSoon, until, watchPeerConnections } from "./lib.mjs";
+import { acceptWaiting, apiAs, assertClean, bookAccepted, demo, inbound, launch, nhsNumber, open, screenshotBoth, signIn, startSoon, until, watchPeerConnections } from "./lib.mjs";
 
 /** A signed-in page per role, each recording its peer connections; `page.role` names it. */
 async function signedInPages(browser, roles) {
@@ -33,15 +33,14 @@ test("chair, presenter and trainee hold a meeting", async () => {
   const session = sessions.find((s) => s.teaching);
   assert.ok(session, "the demo has a pain teaching session");
   const physioApi = await apiAs("practitioner");
-  await physioApi(`/api/sessions/${session.id}/cases`, {
-    method: "POST",
-    body: {
-      patient: { nhs_number: nhsNumber(401023456), given_name: "Robin", family_name: "Testcase",
-        date_of_birth: "1969-04-02", sex: "male", gp_practice_code: "A81001" },
-      clinical_question: "Widespread pain with fatigue: pain management programme or rheumatology review?",
-      history: "Seen twice in first-contact clinic; bloods normal.",
-      urgency: "routine", red_flags: [], body_site: "widespread",
-    },
+  // Bookings wait for triage: the demo's and this one are accepted onto the agenda.
+  await acceptWaiting(session.id);
+  await bookAccepted(physioApi, session.id, {
+    patient: { nhs_number: nhsNumber(401023456), given_name: "Robin", family_name: "Testcase",
+      date_of_birth: "1969-04-02", sex: "male", gp_practice_code: "A81001" },
+    clinical_question: "Widespread pain with fatigue: pain management programme or rheumatology review?",
+    history: "Seen twice in first-contact clinic; bloods normal.",
+    urgency: "routine", red_flags: [], body_site: "widespread",
   });
   const agenda = (await coordinator(`/api/sessions/${session.id}`)).agenda;
   assert.equal(agenda.length, 2);
@@ -244,15 +243,12 @@ test("everyone's media connects right after the chair opens the meeting, five ti
     .slice(1, 6);
   assert.equal(sessions.length, 5);
   for (const [i, s] of sessions.entries()) {
-    await physioApi(`/api/sessions/${s.id}/cases`, {
-      method: "POST",
-      body: {
-        patient: { nhs_number: nhsNumber(402000100 + i * 100), given_name: "Round", family_name: `Patient${i + 1}`,
-          date_of_birth: "1975-06-0" + (i + 1), sex: "female", gp_practice_code: "A81001" },
-        clinical_question: "Persistent knee pain after physiotherapy: imaging or injection?",
-        history: "Twelve weeks of exercise therapy.",
-        urgency: "routine", red_flags: [], body_site: "knee",
-      },
+    await bookAccepted(physioApi, s.id, {
+      patient: { nhs_number: nhsNumber(402000100 + i * 100), given_name: "Round", family_name: `Patient${i + 1}`,
+        date_of_birth: "1975-06-0" + (i + 1), sex: "female", gp_practice_code: "A81001" },
+      clinical_question: "Persistent knee pain after physiotherapy: imaging or injection?",
+      history: "Twelve weeks of exercise therapy.",
+      urgency: "routine", red_flags: [], body_site: "knee",
     });
   }
 
@@ -327,6 +323,7 @@ test("a refused or unanswered offer is sent again until the media connects", asy
   // The demo's first spinal session: the practitioner booked a case into it.
   const session = (await coordinator("/api/sessions?specialty=spinal"))
     .sort((a, b) => a.starts_at.localeCompare(b.starts_at))[0];
+  await acceptWaiting(session.id);
   await startSoon(session.id);
 
   const browser = await launch();

@@ -4,7 +4,7 @@
 // shows an NHS number. Run against a demo server (MDT_E2E_URL).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { as, assertClean, base, demo, launch, open, password, screenshotBoth } from "./lib.mjs";
+import { acceptWaiting, as, assertClean, base, demo, launch, open, password, screenshotBoth } from "./lib.mjs";
 
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
 const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
@@ -184,7 +184,9 @@ test("the coordinator's admin page: labelled forms that create a specialty, a co
 });
 
 test("nothing a trainee can reach shows an NHS number", async () => {
-  // The trainee's de-identified view of a case in the teaching session.
+  // The trainee's de-identified view of a case in the teaching session (accepted from
+  // triage onto its agenda).
+  await acceptWaiting();
   const trainee = await apiAs(demo.trainee);
   const teaching = (await trainee("/api/sessions")).find((s) => s.teaching && s.booked > 0);
   assert.ok(teaching, "the demo has a teaching session with a case");
@@ -240,6 +242,7 @@ test("nothing a trainee can reach shows an NHS number", async () => {
 });
 
 test("a signed outcome and its letter show on the referrer's case page", async () => {
+  await acceptWaiting();
   const physio = await apiAs(demo.practitioner);
   const consultant = await apiAs(demo.consultant);
   const mine = await physio("/api/cases?mine=true");
@@ -282,8 +285,8 @@ test("a signed outcome and its letter show on the referrer's case page", async (
 // back in and is told nobody is, which must log nothing), each page reached by its link
 // and then loaded afresh: no console error and no script error anywhere.
 const NAV = {
-  coordinator: ["/schedule", "/mentorship", "/reports", "/cpd", "/audit", "/admin"],
-  consultant: ["/schedule", "/cases", "/mentorship", "/reports", "/cpd"],
+  coordinator: ["/schedule", "/triage", "/mentorship", "/reports", "/cpd", "/audit", "/admin"],
+  consultant: ["/schedule", "/triage", "/cases", "/mentorship", "/reports", "/cpd"],
   practitioner: ["/schedule", "/cases", "/mentorship", "/cpd"],
   trainee: ["/schedule", "/mentorship", "/cpd"],
 };

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { apiAs, as, assertClean, launch, screenshotBoth, startSoon } from "./lib.mjs";
+import { acceptWaiting, apiAs, as, assertClean, launch, screenshotBoth, startSoon } from "./lib.mjs";
 
 const NECK = "9434765919"; // booked by the demo physio into the pain (teaching) MDT
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
@@ -193,6 +193,8 @@ test("mentorship, audit, CPD and FHIR export through the pages", async () => {
     // meeting, the chair opens it and starts the first case (cases count once they reach
     // discussion), and the trainee leaves again.
     const teaching = (await consultantApi("/api/sessions?specialty=pain")).find((s) => s.teaching && s.booked > 0);
+    // Its demo booking is accepted from triage onto the agenda.
+    await acceptWaiting(teaching.id);
     // A meeting opens no earlier than 30 minutes before its start: the coordinator moves
     // it to start in five minutes.
     await startSoon(teaching.id);

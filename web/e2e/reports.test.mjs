@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { apiAs, as, assertClean, launch, nhsNumber, screenshotBoth } from "./lib.mjs";
+import { apiAs, as, assertClean, bookAccepted, launch, nhsNumber, screenshotBoth } from "./lib.mjs";
 
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
 const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
@@ -78,16 +78,14 @@ test("the activity report: KPIs, charts, tables and the CSV by role", async () =
 
   const booked = [];
   const book = async (session, stem, site) => {
-    const c = await physioApi(`/api/sessions/${session.id}/cases`, {
-      method: "POST",
-      body: {
-        patient: { nhs_number: nhsNumber(stem), given_name: "Report", family_name: `Patient${stem % 1000}`, date_of_birth: "1971-05-09", sex: "female", gp_practice_code: "A81001" },
-        clinical_question: "Inflammatory arthritis or mechanical pain: what next?",
-        history: "Morning stiffness for six weeks.",
-        urgency: "routine",
-        red_flags: [],
-        body_site: site,
-      },
+    // Accepted from triage onto the agenda, as a chair or coordinator would.
+    const c = await bookAccepted(physioApi, session.id, {
+      patient: { nhs_number: nhsNumber(stem), given_name: "Report", family_name: `Patient${stem % 1000}`, date_of_birth: "1971-05-09", sex: "female", gp_practice_code: "A81001" },
+      clinical_question: "Inflammatory arthritis or mechanical pain: what next?",
+      history: "Morning stiffness for six weeks.",
+      urgency: "routine",
+      red_flags: [],
+      body_site: site,
     });
     booked.push(c.patient.nhs_number);
     return c;

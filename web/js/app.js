@@ -12,6 +12,7 @@ let visits = 0;
 const PAGES = [
   { path: /^\/schedule$/, module: "schedule", title: "Schedule", nav: ["practitioner", "consultant", "trainee", "coordinator"] },
   { path: /^\/book\/([0-9a-f-]{36})$/, module: "book", title: "Book a case", roles: ["practitioner", "consultant", "coordinator"] },
+  { path: /^\/triage$/, module: "triage", title: "Triage", nav: ["coordinator", "consultant"], roles: ["coordinator", "consultant"] },
   { path: /^\/cases$/, module: "cases", title: "My cases", nav: ["practitioner", "consultant"] },
   { path: /^\/cases\/([0-9a-f-]{36})$/, module: "case", title: "Case" },
   { path: /^\/meeting\/([0-9a-f-]{36})$/, module: "meeting", title: "Meeting room" },

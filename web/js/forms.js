@@ -36,6 +36,10 @@ export function checkedForm() {
     get(name) {
       return fields.get(name)?.wrap;
     },
+    /** Forgets a field (a removed row of a repeatable group). */
+    remove(name) {
+      fields.delete(name);
+    },
     checkOne(name) {
       const f = fields.get(name);
       if (!f || !f.check) return true;

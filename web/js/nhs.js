@@ -79,7 +79,8 @@ export function checkText(raw, max, multiline = false) {
 
 /** The body regions the server accepts (BodySite::REGIONS), and the optional sides. */
 export const BODY_REGIONS = [
-  "neck", "upper back", "lower back", "back", "chest wall", "shoulder", "shoulders", "elbow",
+  "neck", "upper back", "lower back", "back", "cervical spine", "thoracic spine", "lumbar spine",
+  "sacroiliac joint", "chest wall", "shoulder", "shoulders", "elbow",
   "wrist", "hand", "hands", "hip", "hips", "knee", "knees", "ankle", "foot", "feet", "jaw",
   "pelvis", "widespread", "multiple sites",
 ];

@@ -63,6 +63,11 @@ const MESSAGES = {
   not_a_participant: "You are not a participant in this meeting.",
   meeting_not_open: "The meeting has not been opened yet.",
   rate_limited: "Too many attempts. Wait a minute and try again.",
+  patient_agreement_required: "The patient must agree to their case being discussed before it is booked.",
+  agenda_published:
+    "The agenda has been published: only an urgent case the chair approves can still be added. Return the booking or ask the chair.",
+  not_awaiting_triage: "This booking is no longer waiting for triage: someone else has decided it. The list has been refreshed.",
+  not_returned: "This booking is not returned, so it cannot be edited or resubmitted.",
 };
 
 /** A message for an ApiError: ours for codes we know, else the server's own words. */

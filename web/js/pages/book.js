@@ -1,12 +1,11 @@
-// Booking a case into a session: the patient and the question for the MDT, checked in
-// the browser as the server checks them, sent once (an Idempotency-Key makes a double
+// Booking a case into a session: the patient, the question for the MDT and the referral
+// proforma (proforma.js), checked in the browser as the server checks them, sent once (an Idempotency-Key makes a double
 // submit safe), then each attachment uploaded with its own progress bar.
 import { api, upload } from "../api.js";
 import { clock, errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
 import { busy, checkedForm, select, stillHere, textField } from "../forms.js";
-import {
-  BODY_REGIONS, BODY_SIDES, checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber, parseOdsCode, todayUtc,
-} from "../nhs.js";
+import { checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber, parseOdsCode, todayUtc } from "../nhs.js";
+import { caseDetails } from "../proforma.js";
 import { openForBooking } from "./schedule.js";
 
 // Common MSK red flags: any of them means the urgent pathway today, not an MDT slot.
@@ -32,6 +31,8 @@ export async function render(main, { user, params, navigate }) {
   const [sessionId] = params;
   const here = stillHere();
   const { session: s } = await api(`/api/sessions/${sessionId}`);
+  // The specialty's triage rules: which proforma fields it requires.
+  const rules = await api(`/api/specialties/${encodeURIComponent(s.specialty)}/triage`);
   const ends = new Date(Date.parse(s.starts_at) + s.duration_minutes * 60000).toISOString();
   const summary = h(
     "section",
@@ -62,7 +63,6 @@ export async function render(main, { user, params, navigate }) {
   }
 
   const form = checkedForm();
-  const required = (label) => (v) => (String(v).trim() ? null : `enter the ${label}`);
 
   // Patient.
   const nhs = form.add(
@@ -96,21 +96,9 @@ export async function render(main, { user, params, navigate }) {
     if (ok.value) gp.control.value = ok.value;
   });
 
-  // Clinical.
-  const question = textField(form, "clinical_question", "Question for the MDT", { multiline: true, hint: "What do you want the team to decide?" }, (v) => checkText(v, 4000, true));
-  const history = textField(form, "history", "History summary", { multiline: true, hint: "Presentation, examination, investigations so far and current management." }, (v) => checkText(v, 4000, true));
-  const urgency = form.add(
-    "urgency",
-    field("Urgency", select({ name: "urgency" }, [["routine", "Routine"], ["urgent", "Urgent"]], "routine")),
-    (v) => (v === "routine" || v === "urgent" ? null : "choose routine or urgent"),
-  );
-  const side = field("Side", select({ name: "side" }, [["", "Not applicable"], ...BODY_SIDES.map((x) => [x, x[0].toUpperCase() + x.slice(1)])]));
-  const region = form.add(
-    "body_site",
-    field("Body region", select({ name: "region" }, [["", "Choose…"], ...BODY_REGIONS.map((x) => [x, x[0].toUpperCase() + x.slice(1)])])),
-    required("body region"),
-  );
-  const privateText = h("input", { type: "checkbox", name: "free_text_anonymous", id: "free-text-anonymous" });
+  // The question, clinical details and the referral proforma (the fields the specialty
+  // requires come from its triage rules).
+  const details = caseDetails(form, { rules });
 
   // Red flags.
   const flagBoxes = RED_FLAGS.map(([value, label]) => {
@@ -168,15 +156,8 @@ export async function render(main, { user, params, navigate }) {
     { id: "book-form", class: "card", novalidate: true, "aria-labelledby": "book-heading" },
     h("h2", { id: "book-heading" }, "Patient and question"),
     h("fieldset", { id: "patient-details" }, h("legend", {}, "Patient"), h("div", { class: "row" }, nhs, given, family), h("div", { class: "row" }, dob, sex, gp), conflict),
-    h(
-      "fieldset",
-      {},
-      h("legend", {}, "Clinical details"),
-      question,
-      history,
-      h("div", { class: "row" }, urgency, side, region),
-      h("label", { class: "check", for: "free-text-anonymous" }, privateText, "The question and history contain nothing that identifies the patient (they may then be shown to trainees)"),
-    ),
+    details.clinical,
+    details.proforma,
     flagsSet,
     h("fieldset", {}, h("legend", {}, "Attachments"), files, fileList),
     alert,
@@ -217,7 +198,7 @@ export async function render(main, { user, params, navigate }) {
       } else if (err.code === "red_flags_present") {
         flagWarning.hidden = false;
         alert.show(err);
-      } else if (!form.showServerError(err)) {
+      } else if (!details.showServerError(err)) {
         alert.show(err);
       } else {
         alert.show("The server refused the booking: see the highlighted field.");
@@ -311,12 +292,8 @@ export async function render(main, { user, params, navigate }) {
         sex: sex.control.value,
         gp_practice_code: parseOdsCode(gp.control.value).value,
       },
-      clinical_question: question.control.value.trim(),
-      history: history.control.value.trim(),
-      urgency: urgency.control.value,
-      body_site: [side.control.value, region.control.value].filter(Boolean).join(" "),
+      ...details.body(),
       red_flags: [],
-      free_text_identifies_patient: !privateText.checked,
     };
     await send(body, submit);
   });
@@ -324,7 +301,7 @@ export async function render(main, { user, params, navigate }) {
 
 /** The confirmation: the booking, then each attachment's upload with its progress. */
 async function confirmation(main, s, booked, chosen, navigate) {
-  const heading = h("h2", { id: "booked-heading", tabindex: "-1" }, "Case booked");
+  const heading = h("h2", { id: "booked-heading", tabindex: "-1" }, "Case booked: awaiting triage");
   const uploads = h("ul", { class: "uploads", id: "uploads" });
   const uploadStatus = h("p", { id: "upload-status", role: "status" });
   const p = booked.patient || {};
@@ -343,7 +320,10 @@ async function confirmation(main, s, booked, chosen, navigate) {
       h("dd", {}, time(s.starts_at)),
       h("dt", {}, "Urgency"),
       h("dd", {}, booked.urgency === "urgent" ? "Urgent" : "Routine"),
+      h("dt", {}, "State"),
+      h("dd", {}, h("span", { class: `tag state-${booked.state}` }, humanise(booked.state))),
     ),
+    h("p", { id: "triage-note" }, "It is not on the agenda yet: the session's chair or a coordinator triages it first. They accept it onto the agenda, list it with a standard plan, or return it to you with a reason to edit and resubmit (you will see it in My cases)."),
     h("p", {}, "A confirmation has been emailed to you."),
     chosen.length ? [h("h3", {}, "Attachments"), uploads, uploadStatus] : null,
     h(

@@ -1,12 +1,14 @@
-// One case: the patient (or, for trainees, the de-identified label), the question, its
-// attachments (downloaded through the API client, never with a token in a URL), the
+// One case: the patient (or, for trainees, the de-identified label), the question, the
+// referral proforma (identified viewers only), where triage stands (a returned case shows
+// the reason and note, and its referrer edits and resubmits it here), its attachments (downloaded through the API client, never with a token in a URL), the
 // outcome with its versions, and the outcome letter once signed. The referrer or a
 // coordinator may add attachments and withdraw the case before it is discussed.
 import { api, download, upload } from "../api.js";
 import { errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
 import { formatNhsNumber } from "../nhs.js";
 import { patientName, sessionsFor } from "./cases.js";
-import { stillHere } from "../forms.js";
+import { busy, checkedForm, stillHere } from "../forms.js";
+import { caseDetails, proformaFacts, returnedPanel } from "../proforma.js";
 import { sizeLabel } from "./book.js";
 import { dayText } from "../days.js";
 
@@ -44,6 +46,8 @@ export async function render(main, ctx) {
     .catch(() => null);
   const status = h("p", { id: "case-status", role: "status", class: "success", hidden: true });
   const error = errorBox("case-error");
+  // The specialty's triage rules: the required proforma fields, the standard plans.
+  const rules = identified && session ? await api(`/api/specialties/${encodeURIComponent(session.specialty)}/triage`).catch(() => null) : null;
 
   const title = identified ? `${patientName(c)}` : c.label;
   const parts = [
@@ -72,6 +76,28 @@ export async function render(main, ctx) {
   if (c.needs_rebooking) fact("Rebooking", h("span", { class: "tag urgent" }, "needs rebooking: its session was cancelled"));
   parts.push(h("section", { class: "card", "aria-labelledby": "details-h" }, h("h2", { id: "details-h" }, "Details"), h("dl", { class: "facts" }, facts)));
 
+  const mayChange = identified && (user.role === "coordinator" || c.referrer_id === user.id);
+
+  // Where triage stands.
+  if (c.state === "returned" && identified) {
+    const edit = mayChange ? resubmitForm(c, rules, ctx, main) : null;
+    parts.splice(3, 0, returnedPanel(c, edit ? edit.open : h("p", {}, "The referrer edits and resubmits it.")), edit?.holder);
+  } else if (c.state === "awaiting_triage") {
+    parts.splice(3, 0, h("p", { class: "notice", id: "awaiting-triage" }, h("strong", {}, "Awaiting triage. "),
+      "It is not on the agenda yet: the session's chair or a coordinator accepts it, lists it with a standard plan, or returns it to the referrer.",
+      c.submitted_at ? [" Submitted ", time(c.submitted_at), "."] : null));
+  } else if (c.state === "listed") {
+    const plan = rules?.standard_plans?.find((p) => p.code === c.standard_plan);
+    parts.splice(3, 0, h("p", { class: "notice", id: "listed-note" }, h("strong", {}, "Listed, not discussed. "),
+      "It follows a standard plan", plan ? [": ", h("em", {}, plan.title)] : "", ". The chair confirms the listed cases' outcomes together at the meeting."));
+  }
+
+  // The referral proforma (identified viewers only: the server sends it to no one else).
+  const proforma = proformaFacts(c);
+  if (proforma.length) {
+    parts.push(h("section", { class: "card", "aria-labelledby": "referral-h" }, h("h2", { id: "referral-h" }, "Referral"), h("dl", { class: "facts proforma", id: "proforma-facts" }, proforma)));
+  }
+
   if (c.clinical_question || c.history) {
     parts.push(
       h(
@@ -83,8 +109,6 @@ export async function render(main, ctx) {
       ),
     );
   }
-
-  const mayChange = identified && (user.role === "coordinator" || c.referrer_id === user.id);
 
   // Attachments (identified viewers only: files may carry identifiers).
   if (identified) {
@@ -219,7 +243,7 @@ export async function render(main, ctx) {
   }
 
   // Withdrawal, before discussion.
-  if (mayChange && (c.state === "booked" || c.state === "listed")) {
+  if (mayChange && ["awaiting_triage", "returned", "booked", "listed"].includes(c.state)) {
     const withdraw = h("button", { type: "button", class: "danger", id: "withdraw" }, "Withdraw case");
     withdraw.addEventListener("click", async () => {
       if (!confirm(`Withdraw the case of ${patientName(c)}${session ? ` from ${session.title}` : ""}? Its place is freed for another patient.`)) return;
@@ -397,4 +421,64 @@ function outcomeSection(outcome, user) {
     );
   }
   return section;
+}
+
+/**
+ * Editing a returned booking: its details prefilled (the referral date kept, so the
+ * patient's clock keeps its start), saved with PUT, then sent back to triage.
+ */
+function resubmitForm(c, rules, ctx, main) {
+  const open = h("button", { type: "button", id: "edit-resubmit" }, "Edit and resubmit");
+  const holder = h("div", { id: "resubmit-holder" });
+  open.addEventListener("click", () => {
+    open.hidden = true;
+    const form = checkedForm();
+    const details = caseDetails(form, { rules, initial: c });
+    const alert = errorBox("resubmit-error");
+    const submit = h("button", { type: "submit", id: "resubmit-submit" }, "Save and resubmit");
+    const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+    const heading = h("h2", { id: "resubmit-h", tabindex: "-1" }, "Edit and resubmit");
+    const el = h("form", { id: "resubmit-form", class: "card", novalidate: true, "aria-labelledby": "resubmit-h" },
+      heading,
+      h("p", { class: "hint" }, "Change what triage asked for. The patient's details cannot be changed here; the date the referral was received keeps the patient's waiting-time clock."),
+      details.clinical, details.proforma, alert,
+      h("div", { class: "actions" }, submit, cancel));
+    cancel.addEventListener("click", () => {
+      fill(holder);
+      open.hidden = false;
+      open.focus();
+    });
+    el.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      alert.show(null);
+      if (submit.disabled) return;
+      if (!form.checkAll()) return alert.show("Some answers need correcting: see the highlighted fields.");
+      const saved = await busy(submit, "Saving…", async () => {
+        try {
+          await api(`/api/cases/${c.id}`, { method: "PUT", body: { ...details.body(), red_flags: [] } });
+        } catch (err) {
+          if (details.showServerError(err)) alert.show("The server refused the changes: see the highlighted field.");
+          else alert.show(err);
+          return false;
+        }
+        try {
+          await api(`/api/cases/${c.id}/resubmit`, { method: "POST" });
+        } catch (err) {
+          alert.show(`Your changes were saved, but the case could not be resubmitted: ${explain(err)}`);
+          return false;
+        }
+        return true;
+      });
+      if (!saved) return;
+      await render(main, ctx);
+      const s = main.querySelector("#case-status");
+      s.textContent = "Resubmitted: the case waits for triage again.";
+      s.hidden = false;
+      s.setAttribute("tabindex", "-1");
+      s.focus();
+    });
+    fill(holder, el);
+    heading.focus();
+  });
+  return { open, holder };
 }

@@ -1,9 +1,11 @@
-// "My cases": the caller's own bookings in every state, with the session each is in and
-// where its outcome stands, newest sessions first.
+// "My cases": the caller's own bookings in every state (awaiting triage, returned with its
+// reason, booked, listed…), with the session each is in and where its outcome stands,
+// newest sessions first.
 import { api } from "../api.js";
 import { fill, h, humanise, time } from "../ui.js";
 import { formatNhsNumber } from "../nhs.js";
 import { stillHere } from "../forms.js";
+import { returnReason } from "../proforma.js";
 
 /**
  * The sessions the given cases are booked into, by id. A case is always booked before its
@@ -28,6 +30,11 @@ export function outcomeStatus(state) {
     case "withdrawn":
     case "deferred":
       return ["none", "Not applicable"];
+    case "listed":
+      return ["none", "Standard plan, confirmed at the meeting"];
+    case "awaiting_triage":
+    case "returned":
+      return ["none", "Not on the agenda yet"];
     default:
       return ["none", "Not yet discussed"];
   }
@@ -75,7 +82,13 @@ export async function render(main) {
               s ? [h("span", { class: "session-title" }, s.title), h("br"), time(s.starts_at)] : h("span", { class: "muted" }, "Session not found"),
               c.needs_rebooking ? [h("br"), h("span", { class: "tag urgent" }, "needs rebooking")] : null,
             ),
-            cell("State", h("span", { class: `tag state-${c.state}` }, humanise(c.state))),
+            cell(
+              "State",
+              h("span", { class: `tag state-${c.state}` }, humanise(c.state)),
+              c.state === "returned"
+                ? [h("br"), h("span", { class: "return-reason" }, returnReason(c.return_reason)), h("br"), h("a", { href: `#/cases/${c.id}`, "aria-label": `Edit and resubmit the case of ${patientName(c)}` }, "Edit and resubmit")]
+                : null,
+            ),
             cell("Outcome", h("span", { class: `tag ${outcomeClass}` }, outcomeText)),
             cell("", h("a", { href: `#/cases/${c.id}`, class: "button secondary small", "aria-label": `Open the case of ${patientName(c)}` }, "Open")),
           );

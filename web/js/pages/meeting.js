@@ -1,7 +1,9 @@
 // The meeting room: the live agenda (current case highlighted, a timer against its
-// allotted minutes), who is here (muted, hand up, presenting), voice and the shared
-// screen, and for the chair the controls that move the meeting and the outcome form.
+// allotted minutes), the cases listed, not discussed (a standard plan each, confirmed by
+// the chair in one action), who is here (muted, hand up, presenting), voice and the
+// shared screen, and for the chair the controls that move the meeting and the outcome form.
 // The state is folded from the live channel's snapshot and events, as the server does.
+import { api } from "../api.js";
 import { LiveChannel } from "../live.js";
 import { Media } from "../rtc.js";
 import { outcomeForm } from "../outcome-form.js";
@@ -73,14 +75,17 @@ export function agendaTitle(c, index) {
   return /^Case \d+\b/.test(title) ? title : `${index + 1}. ${title}`;
 }
 
-/** Cases the chair can still start: booked or listed, not yet discussed. */
-const isWaiting = (c) => c.state === "booked" || c.state === "listed";
+/** Cases the chair can still start: booked, not yet discussed (listed cases are not). */
+const isWaiting = (c) => c.state === "booked";
 
 export async function render(main, { user, params: [sessionId] }) {
   const state = {
     session: null, agenda: [], current: null, since: null, participants: new Map(),
     presenter: null, hands: [], requests: [], quorum: null, you: null, outcomes: new Map(),
     connected: false, fatal: null, selected: null,
+    // Cases seen listed (not discussed) in this page's life: they stay in their own
+    // section once confirmed, for trainees too (whose views carry no standard plan).
+    listed: new Set(), plans: new Map(),
   };
   const screens = new Map(); // publisher user id -> MediaStream
   const audios = new Map();
@@ -103,6 +108,12 @@ export async function render(main, { user, params: [sessionId] }) {
   const heading = h("h1", {}, "Meeting room");
   const facts = h("p", { class: "muted", id: "meeting-facts" });
   const agendaList = h("ol", { id: "agenda", class: "agenda", "aria-label": "Agenda" });
+  const listedList = h("ul", { id: "listed", class: "agenda listed", "aria-labelledby": "listed-title" });
+  const listedBar = h("div", { class: "actions", id: "listed-controls" });
+  const listedSection = h("div", { id: "listed-section", class: "listed-section", hidden: true },
+    h("h3", { id: "listed-title" }, "Listed, not discussed"),
+    h("p", { class: "hint" }, "These follow a standard plan: the chair confirms their outcomes together, without discussion."),
+    listedList, listedBar);
   const chairBar = h("div", { class: "actions", id: "chair-controls" });
   const timer = h("p", { id: "timer", class: "timer", "aria-live": "off" });
   const currentTitle = h("h2", { id: "current-case" }, "No case under discussion");
@@ -127,7 +138,8 @@ export async function render(main, { user, params: [sessionId] }) {
       h("section", { class: "agenda-panel", "aria-labelledby": "agenda-title" },
         h("h2", { id: "agenda-title" }, "Agenda"),
         h("p", { class: "hint", id: "reorder-hint", hidden: true }, "Drag a case, or focus it and press Alt+↑ / Alt+↓, to reorder."),
-        agendaList),
+        agendaList,
+        listedSection),
       h("div", { class: "stage-panel" },
         h("section", { "aria-labelledby": "current-case" }, currentTitle, timer, stage, controls, chairBar),
         outcomePanel),
@@ -168,6 +180,7 @@ export async function render(main, { user, params: [sessionId] }) {
   function applySnapshot(msg) {
     state.session = msg.session;
     state.agenda = msg.agenda;
+    for (const c of msg.agenda) if (c.state === "listed" || c.standard_plan) state.listed.add(c.id);
     state.current = msg.current_case;
     state.since = msg.current_case_since ? Date.parse(msg.current_case_since) : null;
     state.participants = new Map(msg.participants.map((p) => [p.user_id, p]));
@@ -176,6 +189,7 @@ export async function render(main, { user, params: [sessionId] }) {
     state.requests = msg.present_requests;
     state.quorum = msg.quorum;
     state.you = msg.you;
+    loadPlans();
   }
 
   const caseById = (id) => state.agenda.find((c) => c.id === id);
@@ -254,6 +268,14 @@ export async function render(main, { user, params: [sessionId] }) {
       }
       case "outcome_drafted":
         state.outcomes.set(e.case_id, { version: e.version, signed: false });
+        break;
+      // The listed cases' standard outcomes confirmed in one chair action.
+      case "listed_confirmed":
+        for (const id of e.case_ids || []) {
+          setCaseState(id, "outcome_signed");
+          state.outcomes.set(id, { version: 1, signed: true });
+        }
+        announce(`The standard outcomes of ${(e.case_ids || []).length} listed case${(e.case_ids || []).length === 1 ? "" : "s"} were confirmed.`);
         break;
       case "outcome_signed":
         state.outcomes.set(e.case_id, { version: e.version, signed: true });
@@ -352,9 +374,11 @@ export async function render(main, { user, params: [sessionId] }) {
 
   function renderAgenda() {
     const chair = isChair() && live();
-    main.querySelector("#reorder-hint").hidden = !(isChair() && state.agenda.length > 1);
+    const discussed = discussedCases();
+    main.querySelector("#reorder-hint").hidden = !(isChair() && discussed.length > 1);
     const focused = document.activeElement?.closest?.("li[data-case-id]")?.dataset.caseId;
-    fill(agendaList, state.agenda.map((c, i) => {
+    renderListed();
+    fill(agendaList, discussed.map((c, i) => {
       const current = c.id === state.current;
       const outcome = state.outcomes.get(c.id);
       const waiting = isWaiting(c);
@@ -375,9 +399,9 @@ export async function render(main, { user, params: [sessionId] }) {
         ? h("div", { class: "tools" },
           chair && waiting ? btn({ key: `start-${c.id}`, class: "small", onclick: () => act({ kind: "start_case", case_id: c.id }) }, "Start") : null,
           chair && (waiting || current) ? btn({ key: `defer-${c.id}`, class: "small secondary", onclick: () => act({ kind: "defer_case", case_id: c.id }) }, "Defer") : null,
-          isChair() && state.agenda.length > 1 ? [
+          isChair() && discussed.length > 1 ? [
             btn({ key: `up-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} up`, disabled: i === 0, onclick: () => move(c.id, -1) }, "↑"),
-            btn({ key: `down-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === state.agenda.length - 1, onclick: () => move(c.id, 1) }, "↓"),
+            btn({ key: `down-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === discussed.length - 1, onclick: () => move(c.id, 1) }, "↓"),
           ] : null,
           mayRecord() ? h("button", { type: "button", class: "small secondary", dataset: { key: `outcome-${c.id}` }, onclick: () => selectCase(c.id) }, "Outcome") : null)
         : null);
@@ -403,22 +427,78 @@ export async function render(main, { user, params: [sessionId] }) {
     if (focused) agendaList.querySelector(`li[data-case-id="${focused}"]`)?.focus();
   }
 
+  /** The whole agenda's order for a reorder: the discussed cases as given, then the listed. */
+  const withListed = (ids) => [...ids, ...listedCases().map((c) => c.id)];
+
   function reorder(movedId, beforeId) {
-    const ids = state.agenda.map((c) => c.id).filter((id) => id !== movedId);
+    const ids = discussedCases().map((c) => c.id).filter((id) => id !== movedId);
+    if (!ids.includes(beforeId)) return;
     ids.splice(ids.indexOf(beforeId), 0, movedId);
-    act({ kind: "reorder", case_ids: ids });
+    act({ kind: "reorder", case_ids: withListed(ids) });
   }
 
   function move(id, delta, keepFocus) {
-    const ids = state.agenda.map((c) => c.id);
+    const ids = discussedCases().map((c) => c.id);
     const from = ids.indexOf(id);
     const to = from + delta;
     if (to < 0 || to >= ids.length) return;
     ids.splice(from, 1);
     ids.splice(to, 0, id);
-    act({ kind: "reorder", case_ids: ids }, () => {
+    act({ kind: "reorder", case_ids: withListed(ids) }, () => {
       announce(`Case moved to position ${to + 1}.`);
       if (keepFocus) agendaList.querySelector(`li[data-case-id="${id}"]`)?.focus();
+    });
+  }
+
+  /** The agenda's two parts: the cases to discuss, and those listed, not discussed. */
+  function listedCases() {
+    return state.agenda.filter((c) => state.listed.has(c.id) || c.state === "listed");
+  }
+  function discussedCases() {
+    return state.agenda.filter((c) => !(state.listed.has(c.id) || c.state === "listed"));
+  }
+
+  /** The specialty's standard plans, for the listed cases' plan titles (clinicians only). */
+  let plansLoading = false;
+  function loadPlans() {
+    if (plansLoading || state.you?.role === "trainee" || !state.session?.specialty) return;
+    plansLoading = true;
+    api(`/api/specialties/${encodeURIComponent(state.session.specialty)}/triage`)
+      .then((rules) => {
+        for (const p of rules.standard_plans || []) state.plans.set(p.code, p);
+        renderListed();
+      })
+      .catch(() => {});
+  }
+
+  function renderListed() {
+    const listed = listedCases();
+    listedSection.hidden = listed.length === 0;
+    fill(listedList, listed.map((c) => {
+      const outcome = state.outcomes.get(c.id);
+      const confirmed = c.state !== "listed";
+      const plan = c.standard_plan && (state.plans.get(c.standard_plan)?.title || c.standard_plan);
+      return h("li", { dataset: { caseId: c.id } },
+        h("div", { class: "case-title" }, caseTitle(c, state.agenda.indexOf(c))),
+        h("div", {}, h("span", { class: `tag state-${c.state}` }, confirmed ? humanise(c.state) : "listed, not discussed"), " ",
+          c.urgency === "urgent" ? h("span", { class: "tag urgent" }, "urgent") : null, " ",
+          h("span", { class: "muted" }, c.body_site || "")),
+        plan ? h("p", { class: "muted" }, "Standard plan: ", plan) : null,
+        confirmed || outcome?.signed ? h("p", { class: "muted" }, "Standard outcome signed") : null);
+    }));
+    const waiting = listed.filter((c) => c.state === "listed");
+    fill(listedBar,
+      isChair() && live() && waiting.length
+        ? btn({ id: "confirm-listed", onclick: () => confirmListed(waiting) }, `Confirm standard outcomes (${waiting.length})`)
+        : null,
+      !live() && waiting.length ? h("p", { class: "muted" }, "The chair confirms these once the meeting is open.") : null);
+  }
+
+  function confirmListed(waiting) {
+    const n = waiting.length;
+    if (!confirm(`Sign the standard outcome of ${n} listed case${n === 1 ? "" : "s"}? Each is signed with the standard plan chosen at triage.`)) return;
+    act({ kind: "confirm_listed", case_ids: waiting.map((c) => c.id) }, () => {
+      announce(`Standard outcomes confirmed for ${n} listed case${n === 1 ? "" : "s"}.`);
     });
   }
 
@@ -470,13 +550,18 @@ export async function render(main, { user, params: [sessionId] }) {
     const s = state.session?.state;
     const done = agendaDone();
     const more = state.agenda.some(isWaiting);
-    const begun = state.agenda.some((c) => !isWaiting(c));
+    const begun = discussedCases().some((c) => !isWaiting(c));
+    const listedWaiting = state.agenda.filter((c) => c.state === "listed").length;
     const next = state.current ? (more ? "Next case" : "Finish this case") : begun ? "Start next case" : "Start first case";
     fill(chairBar,
       s === "scheduled" || s === "published" ? btn({ id: "open-meeting", onclick: () => act({ kind: "open_meeting" }) }, "Open meeting") : null,
       s === "live" && !done ? btn({ id: "next-case", onclick: () => act({ kind: "next_case" }) }, next) : null,
       s === "live" && state.current ? btn({ class: "secondary", id: "defer-current", onclick: () => act({ kind: "defer_case", case_id: state.current }) }, "Defer current case") : null,
-      done ? h("p", { id: "agenda-done", class: "notice" }, "Agenda done: every case has been discussed, deferred or withdrawn. Close the meeting when everyone is ready.") : null,
+      done ? h("p", { id: "agenda-done", class: "notice" }, "Agenda done: every case has been discussed, deferred or withdrawn. ",
+        listedWaiting
+          ? `${listedWaiting} listed case${listedWaiting === 1 ? " still awaits" : "s still await"} the confirmation of ${listedWaiting === 1 ? "its" : "their"} standard outcome (under the agenda). `
+          : "",
+        "Close the meeting when everyone is ready.") : null,
       // Once the agenda is done, closing is the one thing left: the primary action, and
       // where focus goes from the case button that has gone.
       s === "live" ? btn({ class: done ? undefined : "danger", id: "close-meeting", key: done ? "next-case" : "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
