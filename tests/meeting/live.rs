@@ -745,6 +745,7 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
 }
 
 on_both_backends!(
+    listed_cases_are_confirmed_together,
     a_meeting_opened_too_early_is_refused_until_the_session_is_moved,
     a_silent_connection_is_dropped_and_leaves,
     the_chair_drives_and_everyone_follows,
@@ -807,4 +808,96 @@ async fn a_command_on_one_instance_reaches_clients_of_another() {
     assert_eq!(seen["seq"], raised["seq"]);
     command(&mut on_a, "l", json!({ "kind": "lower_hand", "user_id": m.physio_id })).await;
     until(&mut on_b, "hand_lowered").await;
+}
+
+/// Issue 15: triage lists two cases as following a standard of care; in the meeting the
+/// chair confirms both in one `confirm_listed` command (another participant is refused
+/// `forbidden`, `next_case` passes them by): each gets a signed outcome with the standard
+/// plan, and the activity report shows them as listed, not discussed.
+async fn listed_cases_are_confirmed_together(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut listed = Vec::new();
+    for nhs in crate::common::clinic::nhs_numbers(2) {
+        let res = m
+            .app
+            .http
+            .post(m.app.url(&format!("/api/sessions/{}/cases", m.session)))
+            .bearer_auth(&m.physio)
+            .json(&booking(&nhs))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let list = json!({ "decision": "list", "standard_plan": "continue_current_care" });
+        let res = m
+            .app
+            .http
+            .post(m.app.url(&format!("/api/cases/{id}/triage")))
+            .bearer_auth(&m.coordinator)
+            .json(&list)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        listed.push(id);
+    }
+    let mut chair = m.join(&m.chair).await;
+    let snap = until(&mut chair, "snapshot").await;
+    let states: Vec<&str> =
+        snap["agenda"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "listed").count(), 2, "{states:?}");
+    let mut physio = m.join(&m.physio).await;
+    until(&mut physio, "snapshot").await;
+    assert_eq!(command(&mut chair, "o", json!({ "kind": "open_meeting" })).await["type"], "ack");
+    let confirm = json!({ "kind": "confirm_listed", "case_ids": listed });
+    let refused = command(&mut physio, "p", confirm.clone()).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let not_listed = json!({ "kind": "confirm_listed", "case_ids": [m.cases[0]] });
+    assert_eq!(command(&mut chair, "x", not_listed).await["code"], "invalid_state");
+    let ack = command(&mut chair, "c", confirm).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let event = until(&mut physio, "listed_confirmed").await;
+    assert_eq!(event["event"]["case_ids"], json!(listed));
+    for id in &listed {
+        let res = m
+            .app
+            .http
+            .get(m.app.url(&format!("/api/cases/{id}/outcome")))
+            .bearer_auth(&m.chair)
+            .send()
+            .await
+            .unwrap();
+        let outcome: Value = res.json().await.unwrap();
+        let text = outcome.to_string();
+        assert!(text.contains("Continue the current first-contact"), "{text}");
+        assert!(
+            outcome["versions"][0]["signed_at"].is_string() || text.contains("\"signed_at\":\""),
+            "{text}"
+        );
+    }
+    // The meeting goes on with the discussed cases only.
+    let next = command(&mut chair, "n", json!({ "kind": "next_case" })).await;
+    assert_eq!(next["type"], "ack");
+    let started = until(&mut physio, "case_started").await;
+    assert!(!listed.contains(&started["event"]["case_id"].as_str().unwrap().to_string()));
+
+    let today = Utc::now().date_naive();
+    let query = format!("?from={}&to={}&format=csv", today, today + chrono::Duration::days(30));
+    let csv = m
+        .app
+        .http
+        .get(m.app.url(&format!("/api/reports/activity{query}")))
+        .bearer_auth(&m.coordinator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for id in &listed {
+        let row =
+            csv.lines().find(|l| l.starts_with(id.as_str())).unwrap_or_else(|| panic!("{csv}"));
+        assert!(row.contains("listed_not_discussed"), "{row}");
+    }
 }
