@@ -32,6 +32,10 @@ pub enum Conflict {
     NoDraft,
     #[error("the consultant already has a contract in this arm on some of these days")]
     ContractOverlaps,
+    #[error("trainees are invited to teaching sessions only")]
+    NotATeachingSession,
+    #[error("that person is already invited to this session")]
+    AlreadyInvited,
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -57,6 +61,8 @@ impl Conflict {
             Conflict::OutcomeNotSigned => "outcome_not_signed",
             Conflict::NoDraft => "no_draft",
             Conflict::ContractOverlaps => "contract_overlaps",
+            Conflict::NotATeachingSession => "not_a_teaching_session",
+            Conflict::AlreadyInvited => "already_invited",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

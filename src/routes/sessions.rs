@@ -16,7 +16,9 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::support::{audit, audit_case_reads, session_or_404, ApiJson, AuthUser};
+use crate::routes::support::{
+    audit, audit_case_reads, invitation_of, organizer, session_or_404, ApiJson, AuthUser,
+};
 use crate::state::AppState;
 use crate::store;
 
@@ -234,7 +236,8 @@ pub async fn show(
     let session = session_or_404(&state, *id).await?;
     let cases = state.store.session_cases(session.id).await?;
     let booked_into = cases.iter().any(|c| c.referrer_id == caller.id);
-    let access = agenda_access(&caller, &session, booked_into);
+    let invited = invitation_of(&state, session.id, caller.id).await?;
+    let access = agenda_access(&caller, &session, booked_into, invited);
     let today = Utc::now().date_naive();
     let agenda: Option<Vec<CaseView>> = match access {
         AgendaAccess::None => None,
@@ -253,11 +256,14 @@ pub async fn show(
 }
 
 /// Who is invited to a published session: the chair, the referrers of its cases, the
-/// specialty's consultants and, for teaching sessions, its trainees (active accounts).
+/// specialty's consultants, for teaching sessions its trainees, and everyone with an
+/// active invitation (learners, trainees, guests); active accounts only.
 async fn invitees(
     state: &AppState, session: &Session, cases: &[crate::domain::Case],
 ) -> Result<Vec<crate::domain::EmailAddress>, store::StoreError> {
-    let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
+    let mut named: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
+    let invited = state.store.session_invitations(session.id).await?;
+    named.extend(invited.iter().map(|i| i.user_id));
     let mut invitees: Vec<crate::domain::EmailAddress> = state
         .store
         .list_users()
@@ -266,7 +272,7 @@ async fn invitees(
         .filter(|u| u.active)
         .filter(|u| {
             u.id == session.plan.chair_id
-                || referrers.contains(&u.id)
+                || named.contains(&u.id)
                 || (u.has_specialty(&session.plan.specialty)
                     && (u.role == Role::Consultant
                         || (session.plan.teaching && u.role == Role::Trainee)))
@@ -276,14 +282,6 @@ async fn invitees(
     invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     invitees.dedup();
     Ok(invitees)
-}
-
-/// The invitations' organiser: the configured sender's address (else the caller's).
-fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::EmailAddress {
-    crate::domain::EmailAddress::parse(
-        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
-    )
-    .unwrap_or_else(|_| caller.email.clone())
 }
 
 /// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the

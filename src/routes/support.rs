@@ -1,7 +1,7 @@
 //! What the route files share, so none imports another: the request extractors
 //! ([`AuthUser`], [`ApiJson`]), lookups that answer `404` the same way everywhere (a
-//! session, a visible case), and the audit rows every read of patient data writes. It
-//! defines no routes.
+//! session, a visible case), a caller's invitation, the calendar organiser, and the audit
+//! rows every read of patient data writes. It defines no routes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -85,6 +85,23 @@ pub async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiEr
         .session(id)
         .await?
         .ok_or_else(|| ApiError::not_found("not_found", "no such session"))
+}
+
+/// The caller's active invitation to the session, if any.
+pub async fn invitation_of(
+    state: &AppState, session_id: Uuid, user: crate::domain::UserId,
+) -> Result<Option<crate::domain::invitation::InvitationKind>, ApiError> {
+    let invitations = state.store.session_invitations(session_id).await?;
+    Ok(invitations.into_iter().find(|i| i.user_id == user).map(|i| i.kind))
+}
+
+/// The calendar invitations' organiser: the configured sender's address (else the
+/// caller's).
+pub fn organizer(state: &AppState, caller: &User) -> crate::domain::EmailAddress {
+    crate::domain::EmailAddress::parse(
+        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
+    )
+    .unwrap_or_else(|_| caller.email.clone())
 }
 
 /// Audits a response that shows `cases`: one `case_read` row per case, naming how it
