@@ -10,7 +10,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::access::{agenda_access, case_access, AgendaAccess};
 use crate::auth::tokens::TokenError;
 use crate::domain::{NhsNumber, Session, User};
 use crate::error::ApiError;
@@ -155,14 +155,23 @@ pub async fn discussion_of(
 }
 
 /// Loads a case and its session, or 404 when it does not exist or the caller may not
-/// see it (its existence is not revealed).
+/// see it (its existence is not revealed). The session's invitees see its cases as they
+/// see its agenda (guests and learners identified, trainees de-identified).
 pub async fn visible_case(
     state: &AppState, caller: &User, id: Uuid,
 ) -> Result<(crate::domain::Case, AgendaAccess), ApiError> {
     let hidden = || ApiError::not_found("not_found", "no such case");
     let case = state.store.case(id).await?.ok_or_else(hidden)?;
     let session = state.store.session(case.session_id).await?.ok_or_else(hidden)?;
-    match case_access(caller, &case, &session) {
+    let access = match case_access(caller, &case, &session) {
+        // An invitee sees the cases of the session as they see its agenda.
+        AgendaAccess::None => {
+            let invited = invitation_of(state, session.id, caller.id).await?;
+            agenda_access(caller, &session, false, invited)
+        }
+        access => access,
+    };
+    match access {
         AgendaAccess::None => Err(hidden()),
         access => Ok((case, access)),
     }
