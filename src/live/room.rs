@@ -200,8 +200,12 @@ impl Room {
                 lag.store(FLOWING, Ordering::Release);
                 match last_seq {
                     Some(last) if self.standing_of(id) == Some(Standing::In) => {
+                        if let Some(conn) = self.conns.get(&id) {
+                            conn.lobby.store(false, Ordering::Release);
+                        }
                         self.replay(id, last).await
                     }
+                    // The snapshot (or the lobby, or the door) also sets `lobby`.
                     _ => self.send_snapshot(id),
                 }
                 let _ = joined.send(());

@@ -151,8 +151,11 @@ async fn an_invited_learner_joins_and_their_minutes_reach_their_cpd_record(backe
     assert_eq!(left["event"]["user_id"], learner.id.as_str());
 
     // That stay lasted seconds; a later one of forty minutes is recorded as the meeting
-    // records stays, and both are in the learner's CPD record.
+    // records stays (through another instance, alive, so the room leaves it be), and both
+    // are in the learner's CPD record.
     let store = c.app.state.store.clone();
+    let instance = uuid::Uuid::new_v4();
+    store.live_heartbeat(instance).await.unwrap();
     let sid = session.parse().unwrap();
     let at = Utc::now() + Duration::hours(1);
     let stay = |body| NewLiveEvent { body, actor: Some(learner.uid()), command_id: None };
@@ -160,7 +163,7 @@ async fn an_invited_learner_joins_and_their_minutes_reach_their_cpd_record(backe
         user_id: learner.uid(),
         name: "Lee Learner".into(),
         role: Role::Practitioner,
-        instance: uuid::Uuid::new_v4(),
+        instance,
     };
     store.append_live_events(sid, None, vec![stay(joined)], at).await.unwrap();
     let left = EventBody::ParticipantLeft { user_id: learner.uid() };
