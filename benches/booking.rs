@@ -82,6 +82,7 @@ impl Clinic {
             name: PersonName::parse("Bench Person").unwrap(),
             role,
             specialties: vec![Specialty::parse("rheumatology").unwrap()],
+            organisation: None,
             password: Password::parse(PASSWORD).unwrap(),
         };
         let chair =

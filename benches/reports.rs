@@ -219,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
         name: PersonName::parse("Bench Person").unwrap(),
         role,
         specialties: vec![specialty.clone()],
+        organisation: None,
         password: Password::parse(PASSWORD).unwrap(),
     };
     let mut staff = Vec::new();

@@ -43,6 +43,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<Vec<DemoLogin>>> {
             name: PersonName::parse(name)?,
             role,
             specialties: all.clone(),
+            organisation: None,
             password: Password::parse(DEMO_PASSWORD)?,
         };
         users.push(

@@ -133,6 +133,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     .iter()
                     .map(|s| domain::Specialty::parse(s))
                     .collect::<Result<_, _>>()?,
+                organisation: None,
                 password: domain::Password::parse(password)?,
             };
             let store = store::connect(&settings.database).await?;

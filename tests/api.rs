@@ -28,6 +28,7 @@ async fn add_user(app: &TestApp, email: &str, role: Role) {
         name: PersonName::parse("Test Person").unwrap(),
         role,
         specialties: vec![Specialty::parse("spinal").unwrap()],
+        organisation: None,
         password: Password::parse(PASSWORD).unwrap(),
     };
     create_account(&app.state, valid, None, None).await.unwrap();

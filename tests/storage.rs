@@ -37,6 +37,7 @@ fn new_user(email: &str, role: Role, specialties: &[&str]) -> NewUser {
         name: PersonName::parse("Test Person").unwrap(),
         role,
         specialties: specialties.iter().map(|s| Specialty::parse(s).unwrap()).collect(),
+        organisation: None,
         password_hash: "$argon2id$not-a-real-hash".into(),
     }
 }

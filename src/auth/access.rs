@@ -1,6 +1,7 @@
 //! Who may see or do what with sessions and cases (DESIGN §2, §7). Pure functions of the
 //! caller, the session and the case; handlers call these before touching patient data.
 
+use crate::domain::invitation::InvitationKind;
 use crate::domain::{Case, Role, Session, User};
 use crate::error::ApiError;
 
@@ -16,8 +17,21 @@ pub enum AgendaAccess {
 }
 
 /// Coordinators see every agenda; consultants those of their specialties; practitioners
-/// those they have booked into; trainees teaching sessions, de-identified.
-pub fn agenda_access(user: &User, session: &Session, booked_into: bool) -> AgendaAccess {
+/// those they have booked into; trainees teaching sessions, de-identified. Besides, the
+/// session's invitees (`invited`, active invitations only): learners and guests see it
+/// identified (they are clinicians in the discussion), trainees de-identified.
+pub fn agenda_access(
+    user: &User, session: &Session, booked_into: bool, invited: Option<InvitationKind>,
+) -> AgendaAccess {
+    match (own_access(user, session, booked_into), invited) {
+        (AgendaAccess::None, Some(_)) if user.role == Role::Trainee => AgendaAccess::DeIdentified,
+        (AgendaAccess::None, Some(_)) => AgendaAccess::Full,
+        (own, _) => own,
+    }
+}
+
+/// What a caller sees without an invitation.
+fn own_access(user: &User, session: &Session, booked_into: bool) -> AgendaAccess {
     match user.role {
         Role::Coordinator => AgendaAccess::Full,
         Role::Consultant if user.has_specialty(&session.plan.specialty) => AgendaAccess::Full,
@@ -25,6 +39,16 @@ pub fn agenda_access(user: &User, session: &Session, booked_into: bool) -> Agend
         Role::Trainee if session.plan.teaching => AgendaAccess::DeIdentified,
         _ => AgendaAccess::None,
     }
+}
+
+/// A guest (someone who takes part only through a guest invitation) waits in the
+/// meeting's lobby until the chair admits them.
+pub fn waits_in_lobby(
+    user: &User, session: &Session, booked_into: bool, invited: Option<InvitationKind>,
+) -> bool {
+    invited == Some(InvitationKind::Guest)
+        && user.id != session.plan.chair_id
+        && own_access(user, session, booked_into) == AgendaAccess::None
 }
 
 /// Whether the caller may read one case, and how. `None` means not at all (answer 404,
@@ -55,13 +79,23 @@ pub fn may_book_into(user: &User, session: &Session) -> Result<(), ApiError> {
     }
 }
 
+/// The session's chair or a coordinator invites people to it and withdraws invitations.
+pub fn may_manage_invitations(user: &User, session: &Session) -> Result<(), ApiError> {
+    if user.role == Role::Coordinator || user.id == session.plan.chair_id {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only the chair or a coordinator manages invitations"))
+    }
+}
+
 /// The referrer or a coordinator may withdraw a case.
 pub fn may_withdraw(user: &User, case: &Case) -> bool {
     user.role == Role::Coordinator || case.referrer_id == user.id
 }
 
 /// Clinical decisions are by clinicians: the session's chair or a consultant of its
-/// specialty may draft an outcome (coordinators, practitioners and trainees may not).
+/// specialty may draft an outcome (coordinators, practitioners and trainees may not, nor
+/// guests: a consultant of another specialty invited to the session).
 pub fn may_draft_outcome(user: &User, session: &Session) -> Result<(), ApiError> {
     let consultant = user.role == Role::Consultant && user.has_specialty(&session.plan.specialty);
     if consultant || user.id == session.plan.chair_id {
@@ -71,7 +105,8 @@ pub fn may_draft_outcome(user: &User, session: &Session) -> Result<(), ApiError>
     }
 }
 
-/// A consultant of the session's specialty (the chair is one) signs and amends outcomes.
+/// A consultant of the session's specialty (the chair is one) signs and amends outcomes;
+/// an invitation never makes a guest one.
 pub fn may_sign_outcome(user: &User, session: &Session) -> Result<(), ApiError> {
     let of_specialty =
         user.has_specialty(&session.plan.specialty) || user.id == session.plan.chair_id;

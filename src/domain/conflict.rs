@@ -40,6 +40,10 @@ pub enum Conflict {
     AgendaPublished,
     #[error("the agenda must be published at least {0} hours before the meeting")]
     PublicationTooLate(u32),
+    #[error("trainees are invited to teaching sessions only")]
+    NotATeachingSession,
+    #[error("that person is already invited to this session")]
+    AlreadyInvited,
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -69,6 +73,8 @@ impl Conflict {
             Conflict::NotReturned(_) => "not_returned",
             Conflict::AgendaPublished => "agenda_published",
             Conflict::PublicationTooLate(_) => "publication_too_late",
+            Conflict::NotATeachingSession => "not_a_teaching_session",
+            Conflict::AlreadyInvited => "already_invited",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

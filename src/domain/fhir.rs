@@ -435,6 +435,7 @@ mod tests {
             name: PersonName::parse("Dr Ada Chair").unwrap(),
             role: Role::Consultant,
             specialties: vec![Specialty::parse("rheumatology").unwrap()],
+            organisation: None,
             active: true,
             created_at: Utc::now(),
         }

@@ -3,7 +3,7 @@
 //! (presence, raised hands, presenter). No I/O: rooms in `crate::live` persist and
 //! broadcast what [`decide`] returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,28 @@ pub enum EventBody {
         case_ids: Vec<Uuid>,
         signed_by: UserId,
     },
+    /// A guest (invited from another specialty) is waiting in the lobby for the chair to
+    /// let them in: who they are and where from, never anything about the agenda.
+    LobbyWaiting {
+        user_id: UserId,
+        name: String,
+        role: Role,
+        organisation: Option<String>,
+        /// The server instance the guest is connected to.
+        instance: Uuid,
+    },
+    /// A waiting guest went away before the chair decided.
+    LobbyLeft {
+        user_id: UserId,
+    },
+    /// The chair let a waiting guest in (for the rest of the meeting, reconnects included).
+    LobbyAdmitted {
+        user_id: UserId,
+    },
+    /// The chair turned a waiting guest away (for the rest of the meeting).
+    LobbyDenied {
+        user_id: UserId,
+    },
 }
 
 impl EventBody {
@@ -107,6 +129,10 @@ impl EventBody {
             EventBody::OutcomeDrafted { .. } => "outcome_drafted",
             EventBody::OutcomeSigned { .. } => "outcome_signed",
             EventBody::ListedConfirmed { .. } => "listed_confirmed",
+            EventBody::LobbyWaiting { .. } => "lobby_waiting",
+            EventBody::LobbyLeft { .. } => "lobby_left",
+            EventBody::LobbyAdmitted { .. } => "lobby_admitted",
+            EventBody::LobbyDenied { .. } => "lobby_denied",
         }
     }
 
@@ -182,6 +208,14 @@ pub enum Command {
         #[serde(default)]
         user_id: Option<UserId>,
     },
+    /// The chair lets a guest waiting in the lobby in.
+    Admit {
+        user_id: UserId,
+    },
+    /// The chair turns a guest waiting in the lobby away.
+    Deny {
+        user_id: UserId,
+    },
 }
 
 /// Who sent a command.
@@ -223,6 +257,18 @@ pub struct Participant {
     pub muted: bool,
 }
 
+/// A guest waiting in the lobby, as the chair sees them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LobbyEntry {
+    pub user_id: UserId,
+    pub name: String,
+    pub role: Role,
+    pub organisation: Option<String>,
+    #[serde(skip)]
+    pub instance: Uuid,
+    pub since: DateTime<Utc>,
+}
+
 /// The live part of a session's state, folded from its events. The agenda and the
 /// session's own state live in their tables and are read from there.
 #[derive(Clone, Debug, Default)]
@@ -235,6 +281,10 @@ pub struct LiveState {
     pub presenter: Option<UserId>,
     /// The case under discussion and when its discussion started (the meeting's timer).
     pub discussing: Option<(Uuid, DateTime<Utc>)>,
+    /// Guests waiting for the chair, and those the chair let in or turned away.
+    pub lobby: BTreeMap<UserId, LobbyEntry>,
+    pub admitted: BTreeSet<UserId>,
+    pub denied: BTreeSet<UserId>,
 }
 
 impl LiveState {
@@ -287,6 +337,30 @@ impl LiveState {
                 self.present_requests.clear();
                 self.presenter = None;
                 self.discussing = None;
+            }
+            EventBody::LobbyWaiting { user_id, name, role, organisation, instance } => {
+                let entry = LobbyEntry {
+                    user_id: *user_id,
+                    name: name.clone(),
+                    role: *role,
+                    organisation: organisation.clone(),
+                    instance: *instance,
+                    since: event.at,
+                };
+                self.lobby.insert(*user_id, entry);
+            }
+            EventBody::LobbyLeft { user_id } => {
+                self.lobby.remove(user_id);
+            }
+            EventBody::LobbyAdmitted { user_id } => {
+                self.lobby.remove(user_id);
+                self.denied.remove(user_id);
+                self.admitted.insert(*user_id);
+            }
+            EventBody::LobbyDenied { user_id } => {
+                self.lobby.remove(user_id);
+                self.admitted.remove(user_id);
+                self.denied.insert(*user_id);
             }
             EventBody::CaseStarted { case_id } => self.discussing = Some((*case_id, event.at)),
             EventBody::CaseCompleted { case_id } | EventBody::CaseDeferred { case_id, .. }
@@ -490,6 +564,19 @@ pub fn decide(
         check_open_time(session, clock)?;
         return Ok(vec![EventBody::MeetingOpened]);
     }
+    // The lobby is kept from the first guest's arrival, before the meeting opens too.
+    if let Command::Admit { user_id } | Command::Deny { user_id } = command {
+        chair_only()?;
+        if !live.lobby.contains_key(user_id) {
+            return Err(refuse("not_waiting", "that person is not waiting in the lobby"));
+        }
+        let user_id = *user_id;
+        return Ok(vec![if matches!(command, Command::Admit { .. }) {
+            EventBody::LobbyAdmitted { user_id }
+        } else {
+            EventBody::LobbyDenied { user_id }
+        }]);
+    }
     if session.state != SessionState::Live {
         return Err(refuse("meeting_not_open", "the meeting is not open"));
     }
@@ -505,6 +592,7 @@ pub fn decide(
     match command {
         // Answered above; kept so the match stays exhaustive.
         Command::OpenMeeting => Err(refuse("invalid_state", "the meeting is already open")),
+        Command::Admit { .. } | Command::Deny { .. } => Ok(Vec::new()),
         Command::CloseMeeting => {
             chair_only()?;
             Ok(complete_current().chain([EventBody::MeetingClosed]).collect())
@@ -933,6 +1021,16 @@ mod tests {
             EventBody::MuteChanged { user_id, muted: false },
             EventBody::OutcomeDrafted { case_id, version: 1, summary: serde_json::Value::Null },
             EventBody::OutcomeSigned { case_id, version: 1, signed_by: user_id },
+            EventBody::LobbyWaiting {
+                user_id,
+                name: "G".into(),
+                role: Role::Consultant,
+                organisation: None,
+                instance: Uuid::nil(),
+            },
+            EventBody::LobbyLeft { user_id },
+            EventBody::LobbyAdmitted { user_id },
+            EventBody::LobbyDenied { user_id },
         ]
     }
 
@@ -982,6 +1080,76 @@ mod tests {
                 assert_eq!(case_transition(from, &event), expected, "{from:?} {event:?}");
             }
         }
+    }
+
+    fn happened(live: &mut LiveState, body: EventBody) {
+        let seq = live.seq + 1;
+        let at = Utc::now();
+        let event =
+            LiveEvent { session_id: Uuid::new_v4(), seq, body, actor: None, command_id: None, at };
+        live.apply(&event);
+    }
+
+    #[test]
+    fn the_chair_admits_or_denies_a_waiting_guest_and_the_guest_may_not_chair() {
+        let chair = UserId::new();
+        let guest = UserId::new();
+        let s = session(chair, SessionState::Published);
+        let mut live = LiveState::default();
+        let the_chair = Actor { user_id: chair, role: Role::Consultant };
+        let admit = Command::Admit { user_id: guest };
+        let refused = decide(&s, &[], &live, &the_chair, &admit, on_time(&s)).unwrap_err();
+        assert_eq!(refused.code, "not_waiting");
+        happened(
+            &mut live,
+            EventBody::LobbyWaiting {
+                user_id: guest,
+                name: "Dr Nora Neuro".into(),
+                role: Role::Consultant,
+                organisation: Some("City Neurology".into()),
+                instance: Uuid::nil(),
+            },
+        );
+        assert_eq!(live.lobby[&guest].organisation.as_deref(), Some("City Neurology"));
+        // Only the chair (or a coordinator) decides, before the meeting opens too.
+        let as_guest = Actor { user_id: guest, role: Role::Consultant };
+        let refused = decide(&s, &[], &live, &as_guest, &admit, on_time(&s)).unwrap_err();
+        assert_eq!(refused.code, "forbidden");
+        let events = decide(&s, &[], &live, &the_chair, &admit, on_time(&s)).unwrap();
+        assert_eq!(events, vec![EventBody::LobbyAdmitted { user_id: guest }]);
+        happened(&mut live, events[0].clone());
+        assert!(live.lobby.is_empty() && live.admitted.contains(&guest));
+        // Admitted, a guest speaks and may present but does not drive.
+        let live_session = session(chair, SessionState::Live);
+        joined(&mut live, guest, Role::Consultant);
+        let clock = on_time(&live_session);
+        assert!(decide(&live_session, &[], &live, &as_guest, &Command::RaiseHand, clock).is_ok());
+        let grant = Command::GrantPresent { user_id: guest };
+        assert!(decide(&live_session, &[], &live, &the_chair, &grant, clock).is_ok());
+        for command in [Command::NextCase, Command::Reorder { case_ids: vec![] }] {
+            let refusal = decide(&live_session, &[], &live, &as_guest, &command, clock);
+            assert_eq!(refusal.unwrap_err().code, "forbidden", "{command:?}");
+        }
+        // A second guest is turned away; a guest who leaves the lobby is no longer waiting.
+        let other = UserId::new();
+        for body in [
+            EventBody::LobbyWaiting {
+                user_id: other,
+                name: "Pat Psych".into(),
+                role: Role::Practitioner,
+                organisation: None,
+                instance: Uuid::nil(),
+            },
+            EventBody::LobbyDenied { user_id: other },
+        ] {
+            happened(&mut live, body);
+        }
+        assert!(live.denied.contains(&other) && !live.lobby.contains_key(&other));
+        let deny = Command::Deny { user_id: other };
+        assert_eq!(
+            decide(&s, &[], &live, &the_chair, &deny, on_time(&s)).unwrap_err().code,
+            "not_waiting"
+        );
     }
 
     #[test]

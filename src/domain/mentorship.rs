@@ -104,7 +104,9 @@ impl DateRange {
         let to = to.map(|t| parse_date(t, "to")).transpose()?;
         Self::new(
             from.unwrap_or(NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN)),
-            to.unwrap_or(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX)),
+            // Not the year's last day: the range ends at the start of the day after, which
+            // must stay a four-digit year (SQLite compares stored times as text).
+            to.unwrap_or(NaiveDate::from_ymd_opt(9999, 12, 30).unwrap_or(NaiveDate::MAX)),
         )
     }
 

@@ -8,6 +8,7 @@ pub mod case;
 pub mod conflict;
 pub mod email;
 pub mod fhir;
+pub mod invitation;
 pub mod live;
 pub mod mentorship;
 pub mod message;

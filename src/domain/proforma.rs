@@ -333,7 +333,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_values_naming_the_field() {
-        let cases: [(fn(&mut ProformaRequest), &str, &str); 6] = [
+        type Case = (fn(&mut ProformaRequest), &'static str, &'static str);
+        let cases: [Case; 6] = [
             (|r| r.patient_agrees = Some(false), "patient_agreement_required", "patient_agrees"),
             (|r| r.patient_agrees = None, "patient_agreement_required", "patient_agrees"),
             (

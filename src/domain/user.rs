@@ -41,6 +41,8 @@ pub struct User {
     pub name: PersonName,
     pub role: Role,
     pub specialties: Vec<Specialty>,
+    /// Where the person works (e.g. a guest's trust), shown to the chair in the lobby.
+    pub organisation: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -60,5 +62,6 @@ pub struct NewUser {
     pub name: PersonName,
     pub role: Role,
     pub specialties: Vec<Specialty>,
+    pub organisation: Option<String>,
     pub password_hash: String,
 }

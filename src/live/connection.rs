@@ -2,7 +2,7 @@
 //! its own writer task draining a bounded queue, so a slow client only ever delays
 //! itself. Leaving the room happens in `Drop`, however the connection ends.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,8 +59,16 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
     let conn_id = join.hub.next_conn_id();
     let user_id = join.user.id;
     let role = join.user.role;
-    let conn =
-        Conn { id: conn_id, user: join.user, view: join.view, tx: tx.clone(), lag: lag.clone() };
+    // Out of the meeting until the room lets the connection in.
+    let lobby = Arc::new(AtomicBool::new(true));
+    let conn = Conn {
+        id: conn_id,
+        user: join.user,
+        view: join.view,
+        tx: tx.clone(),
+        lag: lag.clone(),
+        lobby: lobby.clone(),
+    };
     let Some(room) = join.hub.join(join.session_id, conn, join.last_seq).await else {
         let _ = ws
             .close(Some(CloseReason {
@@ -103,6 +111,11 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
                             }
                             Ok(ClientMessage::Resume { last_seq }) => {
                                 RoomMsg::Resume { conn_id, last_seq }
+                            }
+                            Ok(ClientMessage::Rtc(_)) if lobby.load(Ordering::Acquire) => {
+                                let reply = signal::error(None, "in_lobby", "media starts once the chair lets you in");
+                                let _ = tx.try_send(Outbound::Text(reply));
+                                continue;
                             }
                             Ok(ClientMessage::Rtc(signal)) => {
                                 media.signal(signal, &tx).await;

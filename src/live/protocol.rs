@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::live::{Command, EventBody, LiveEvent, Participant, Quorum};
+use crate::domain::live::{Command, EventBody, LiveEvent, LobbyEntry, Participant, Quorum};
 use crate::domain::schedule::SessionView;
 use crate::domain::{CaseView, Role, UserId};
 use crate::signal::RtcIn;
@@ -86,6 +86,13 @@ pub fn ack(id: &str, seq: u64) -> ByteString {
     json!({ "type": "ack", "id": id, "seq": seq }).to_string().into()
 }
 
+/// `{"type":"lobby","session_id":…,"message":…}`: sent instead of a snapshot to a guest
+/// waiting for the chair; nothing about the agenda or the people in the meeting.
+pub fn lobby(session_id: Uuid) -> ByteString {
+    let message = "you are in the lobby; the chair will let you in";
+    json!({ "type": "lobby", "session_id": session_id, "message": message }).to_string().into()
+}
+
 /// Who the snapshot is for.
 #[derive(Serialize)]
 pub struct You {
@@ -111,6 +118,8 @@ pub struct Snapshot<'a> {
     pub presenter: Option<UserId>,
     pub hands: &'a [UserId],
     pub present_requests: &'a [UserId],
+    /// Guests waiting for the chair to let them in (names, roles, organisations only).
+    pub lobby: Vec<&'a LobbyEntry>,
     pub quorum: Quorum,
     pub you: You,
 }

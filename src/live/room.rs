@@ -5,7 +5,7 @@
 //! are read back from that table, which is the source of truth.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use super::protocol::{self, Snapshot, You};
 use super::shared::Shared;
-use crate::auth::access::AgendaAccess;
+use crate::auth::access::{agenda_access, waits_in_lobby, AgendaAccess};
 use crate::domain::conflict::Conflict;
+use crate::domain::invitation::InvitationKind;
 use crate::domain::live::{
     current_case, decide, media_policy, Actor, AgendaItem, Clock, Command, EventBody, LiveEvent,
     LiveState, NewLiveEvent,
@@ -41,6 +42,22 @@ pub struct Conn {
     pub view: AgendaAccess,
     pub tx: mpsc::Sender<Outbound>,
     pub lag: Arc<AtomicU8>,
+    /// Set by the room while the connection is not in the meeting (a guest waiting in the
+    /// lobby, or being shown out): it gets no events, and its commands and media are
+    /// refused. Starts set; the room clears it when it lets the connection in.
+    pub lobby: Arc<AtomicBool>,
+}
+
+/// Where a connection stands in its meeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    In,
+    /// A guest waiting for the chair.
+    Lobby,
+    /// A guest the chair turned away.
+    Denied,
+    /// No longer entitled (no case left, invitation withdrawn).
+    Out,
 }
 
 /// What a room is asked to do.
@@ -88,6 +105,8 @@ pub struct Room {
     agenda: Vec<Case>,
     live: LiveState,
     quorum_others: u32,
+    /// The session's active invitations.
+    invited: HashMap<UserId, InvitationKind>,
     conns: HashMap<u64, Conn>,
     /// Answers by (sender, command id): applied ones from the event history, refused
     /// ones since this room started.
@@ -107,12 +126,14 @@ impl Room {
         let session = store.session(session_id).await?.ok_or(StoreError::NotFound("session"))?;
         let agenda = store.session_cases(session_id).await?;
         let quorum_others = store.specialty_quorum(&session.plan.specialty).await?;
+        let invited = store.session_invitations(session_id).await?;
         let mut room = Room {
             shared,
             session,
             agenda,
             live: LiveState::default(),
             quorum_others,
+            invited: invited.into_iter().map(|i| (i.user_id, i.kind)).collect(),
             conns: HashMap::new(),
             answers: HashMap::new(),
         };
@@ -178,8 +199,14 @@ impl Room {
                 self.reconcile().await;
                 lag.store(FLOWING, Ordering::Release);
                 match last_seq {
-                    Some(last) => self.replay(id, last).await,
-                    None => self.send_snapshot(id),
+                    Some(last) if self.standing_of(id) == Some(Standing::In) => {
+                        if let Some(conn) = self.conns.get(&id) {
+                            conn.lobby.store(false, Ordering::Release);
+                        }
+                        self.replay(id, last).await
+                    }
+                    // The snapshot (or the lobby, or the door) also sets `lobby`.
+                    _ => self.send_snapshot(id),
                 }
                 let _ = joined.send(());
             }
@@ -240,6 +267,11 @@ impl Room {
             return;
         };
         tracing::Span::current().record("user_id", tracing::field::display(conn.user.id));
+        if conn.lobby.load(Ordering::Acquire) {
+            let message = "you are waiting in the lobby until the chair lets you in";
+            self.answer(conn_id, &id, &Answer::Refused("in_lobby", message.into()));
+            return;
+        }
         let actor = Actor { user_id: conn.user.id, role: conn.user.role };
         let key = (actor.user_id, id);
         if let Some(answer) = self.answers.get(&key).cloned() {
@@ -291,6 +323,10 @@ impl Room {
             match self.commit(events).await {
                 Ok(seq) => {
                     self.answer(conn_id, &key.1, &Answer::Applied(seq));
+                    if matches!(command, Command::Admit { .. }) {
+                        // The guest's presence, now that they are in.
+                        self.reconcile().await;
+                    }
                     return;
                 }
                 Err(StoreError::Conflict(Conflict::StaleSeq | Conflict::DuplicateCommand)) => {
@@ -436,6 +472,18 @@ impl Room {
         for event in &applied {
             self.broadcast(protocol::event(event));
         }
+        // A guest let in gets the meeting; one turned away is told and shown out.
+        for event in &applied {
+            if let EventBody::LobbyAdmitted { user_id } | EventBody::LobbyDenied { user_id } =
+                event.body
+            {
+                let ids: Vec<u64> =
+                    self.conns.values().filter(|c| c.user.id == user_id).map(|c| c.id).collect();
+                for id in ids {
+                    self.send_snapshot(id);
+                }
+            }
+        }
         if reload {
             self.reload(false).await;
         }
@@ -467,8 +515,12 @@ impl Room {
                 self.send_snapshot(id);
             }
         } else {
-            for conn in self.conns.values().filter(|c| !self.admitted(c)) {
-                Self::show_the_door(conn);
+            for conn in self.conns.values() {
+                match self.standing(conn) {
+                    Standing::Out => Self::show_the_door(conn),
+                    Standing::Denied => Self::turn_away(conn),
+                    Standing::In | Standing::Lobby => {}
+                }
             }
         }
     }
@@ -483,21 +535,33 @@ impl Room {
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot reload the agenda"),
             (Ok(None), _) => {}
         }
+        match store.session_invitations(self.session.id).await {
+            Ok(found) => self.invited = found.into_iter().map(|i| (i.user_id, i.kind)).collect(),
+            Err(e) => tracing::warn!(error = %e, "cannot reload the invitations"),
+        }
     }
 
     /// Makes presence match the connections: joins for people connected here but not
     /// present, departures for people shown here who are gone, and for people shown
-    /// through an instance that has stopped.
+    /// through an instance that has stopped. The lobby likewise, for guests waiting.
     async fn reconcile(&mut self) {
         let me = self.shared.instance;
-        let local: HashMap<UserId, &User> =
-            self.conns.values().map(|c| (c.user.id, &c.user)).collect();
+        let mut local: HashMap<UserId, &User> = HashMap::new();
+        let mut waiting: HashMap<UserId, &User> = HashMap::new();
+        for c in self.conns.values() {
+            match self.standing(c) {
+                Standing::In => local.insert(c.user.id, &c.user),
+                Standing::Lobby => waiting.insert(c.user.id, &c.user),
+                Standing::Denied | Standing::Out => None,
+            };
+        }
         let elsewhere: Vec<Uuid> = self
             .live
             .participants
             .values()
-            .filter(|p| p.instance != me)
             .map(|p| p.instance)
+            .chain(self.live.lobby.values().map(|l| l.instance))
+            .filter(|i| *i != me)
             .collect();
         let alive = if elsewhere.is_empty() {
             Some(HashSet::new())
@@ -506,13 +570,15 @@ impl Room {
         };
         let mut events = Vec::new();
         let mut gone = HashSet::new();
-        for p in self.live.participants.values() {
-            let stale = if p.instance == me {
-                !local.contains_key(&p.user_id)
+        let lost = |instance: Uuid, user: &UserId, here: &HashMap<UserId, &User>| {
+            if instance == me {
+                !here.contains_key(user)
             } else {
-                alive.as_ref().is_some_and(|a| !a.contains(&p.instance))
-            };
-            if stale {
+                alive.as_ref().is_some_and(|a| !a.contains(&instance))
+            }
+        };
+        for p in self.live.participants.values() {
+            if lost(p.instance, &p.user_id, &local) {
                 gone.insert(p.user_id);
                 let actor = (p.instance == me).then_some(p.user_id);
                 events.extend(
@@ -522,6 +588,28 @@ impl Room {
                         command_id: None,
                     }),
                 );
+            }
+        }
+        let mut left_lobby = HashSet::new();
+        for l in self.live.lobby.values().filter(|l| lost(l.instance, &l.user_id, &waiting)) {
+            left_lobby.insert(l.user_id);
+            let actor = (l.instance == me).then_some(l.user_id);
+            let body = EventBody::LobbyLeft { user_id: l.user_id };
+            events.push(NewLiveEvent { body, actor, command_id: None });
+        }
+        for user in waiting.values() {
+            if !self.live.lobby.contains_key(&user.id) || left_lobby.contains(&user.id) {
+                events.push(NewLiveEvent {
+                    body: EventBody::LobbyWaiting {
+                        user_id: user.id,
+                        name: user.name.as_str().to_owned(),
+                        role: user.role,
+                        organisation: user.organisation.clone(),
+                        instance: me,
+                    },
+                    actor: Some(user.id),
+                    command_id: None,
+                });
             }
         }
         for user in local.values() {
@@ -550,6 +638,10 @@ impl Room {
     }
 
     async fn replay(&mut self, conn_id: u64, last_seq: u64) {
+        if self.conns.get(&conn_id).is_some_and(|c| c.lobby.load(Ordering::Acquire)) {
+            self.send_snapshot(conn_id);
+            return;
+        }
         let behind = self.live.seq.saturating_sub(last_seq);
         if last_seq > self.live.seq || behind > self.shared.settings.replay_limit {
             self.send_snapshot(conn_id);
@@ -575,12 +667,42 @@ impl Room {
         self.agenda.iter().map(|c| AgendaItem { case_id: c.id, state: c.state }).collect()
     }
 
-    /// A practitioner sees the meeting through a case of theirs on the agenda; once none
-    /// is left (withdrawn, moved) they are no longer admitted.
-    fn admitted(&self, conn: &Conn) -> bool {
-        let referrer_only =
-            conn.user.role == Role::Practitioner && conn.user.id != self.session.plan.chair_id;
-        !referrer_only || self.agenda.iter().any(|c| c.referrer_id == conn.user.id)
+    /// Whether the connection is in the meeting, by the agenda rules of REST as they
+    /// stand now: a practitioner sees it through a case of theirs on the agenda (none left
+    /// — withdrawn, moved — and they are out), an invitee through their invitation (out
+    /// once withdrawn); a guest waits in the lobby until the chair lets them in.
+    fn standing(&self, conn: &Conn) -> Standing {
+        let user = &conn.user;
+        if user.id == self.session.plan.chair_id {
+            return Standing::In;
+        }
+        let booked = self.agenda.iter().any(|c| c.referrer_id == user.id);
+        let invited = self.invited.get(&user.id).copied();
+        if waits_in_lobby(user, &self.session, booked, invited) {
+            if self.live.admitted.contains(&user.id) {
+                Standing::In
+            } else if self.live.denied.contains(&user.id) {
+                Standing::Denied
+            } else {
+                Standing::Lobby
+            }
+        } else if agenda_access(user, &self.session, booked, invited) == AgendaAccess::None {
+            Standing::Out
+        } else {
+            Standing::In
+        }
+    }
+
+    fn standing_of(&self, conn_id: u64) -> Option<Standing> {
+        self.conns.get(&conn_id).map(|c| self.standing(c))
+    }
+
+    /// Tells a guest the chair turned them away, and closes the connection.
+    fn turn_away(conn: &Conn) {
+        let text =
+            signal::error(None, "entry_denied", "the chair did not let you into this meeting");
+        let _ = conn.tx.try_send(Outbound::Text(text));
+        let _ = conn.tx.try_send(Outbound::Close);
     }
 
     /// Closes the connection (and with it the person's media) with `not_a_participant`.
@@ -595,9 +717,15 @@ impl Room {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
-        if !self.admitted(conn) {
-            Self::show_the_door(conn);
-            return;
+        let standing = self.standing(conn);
+        conn.lobby.store(standing != Standing::In, Ordering::Release);
+        match standing {
+            Standing::In => {}
+            Standing::Lobby => {
+                return Self::push(conn, Outbound::Text(protocol::lobby(self.session.id)))
+            }
+            Standing::Denied => return Self::turn_away(conn),
+            Standing::Out => return Self::show_the_door(conn),
         }
         let identified = conn.view == AgendaAccess::Full;
         let today = Utc::now().date_naive();
@@ -622,6 +750,7 @@ impl Room {
             presenter: self.live.presenter,
             hands: &self.live.hands,
             present_requests: &self.live.present_requests,
+            lobby: self.live.lobby.values().collect(),
             quorum: self.live.quorum(self.session.plan.chair_id, self.quorum_others),
             you: You {
                 user_id: conn.user.id,
@@ -644,7 +773,7 @@ impl Room {
     }
 
     fn broadcast(&self, text: ByteString) {
-        for conn in self.conns.values() {
+        for conn in self.conns.values().filter(|c| !c.lobby.load(Ordering::Acquire)) {
             Self::push(conn, Outbound::Text(text.clone()));
         }
     }
@@ -673,6 +802,7 @@ mod tests {
             name: crate::domain::PersonName::parse("Slow Reader").unwrap(),
             role: Role::Trainee,
             specialties: Vec::new(),
+            organisation: None,
             active: true,
             created_at: Utc::now(),
         };
@@ -682,6 +812,7 @@ mod tests {
             view: AgendaAccess::DeIdentified,
             tx,
             lag: Arc::new(AtomicU8::new(FLOWING)),
+            lobby: Arc::new(AtomicBool::new(false)),
         };
         (conn, rx)
     }

@@ -163,6 +163,61 @@ pub fn session_cancelled(
     }
 }
 
+/// To someone invited to a session that is already published: the calendar invitation
+/// (same UID as everyone's, a sequence that grows with time, so it also outranks an
+/// earlier withdrawal's cancellation).
+pub fn invited(session: &Session, organizer: &EmailAddress, to: EmailAddress) -> NewMessage {
+    let to = vec![to];
+    NewMessage {
+        subject: format!("Invitation: {} on {}", session.plan.title, local(session.starts_at)),
+        body: format!(
+            "You are invited to {} on {} (UK time).\n\n\
+             The calendar invitation is attached. Sign in to MDT Coordinator to join the meeting.\n",
+            session.plan.title,
+            local(session.starts_at),
+        ),
+        html: None,
+        calendar: Some(invitation_version(
+            session,
+            organizer,
+            &to,
+            next_sequence(),
+            Method::Request,
+        )),
+        to,
+    }
+}
+
+/// To someone whose invitation to a published session is withdrawn: the cancellation
+/// removes the calendar entry (same UID, `METHOD:CANCEL`); the meeting itself goes on.
+pub fn invitation_withdrawn(
+    session: &Session, organizer: &EmailAddress, to: EmailAddress,
+) -> NewMessage {
+    let to = vec![to];
+    NewMessage {
+        subject: format!(
+            "Invitation withdrawn: {} on {}",
+            session.plan.title,
+            local(session.starts_at)
+        ),
+        body: format!(
+            "Your invitation to {} on {} (UK time) has been withdrawn.\n\n\
+             The attached cancellation removes it from your calendar.\n",
+            session.plan.title,
+            local(session.starts_at),
+        ),
+        html: None,
+        calendar: Some(invitation_version(
+            session,
+            organizer,
+            &to,
+            next_sequence(),
+            Method::Cancel,
+        )),
+        to,
+    }
+}
+
 /// To the referrer when their case moves to another session (by them, a coordinator, or a
 /// cancellation).
 pub fn case_moved(

@@ -230,6 +230,7 @@ mod tests {
             name: PersonName::parse("Ann <b>O'Neil</b> & Co").unwrap(),
             role: Role::Trainee,
             specialties: vec![],
+            organisation: None,
             active: true,
             created_at: Utc::now(),
         };

@@ -14,11 +14,12 @@ use crate::auth::tokens::{hash_refresh_token, new_opaque_token};
 use crate::domain::{Role, Session, SessionState, User};
 use crate::error::ApiError;
 use crate::live::connection::{self, Joining};
-use crate::routes::support::{session_or_404, AuthUser};
+use crate::routes::support::{invitation_of, session_or_404, AuthUser};
 use crate::state::AppState;
 
-/// How much of the meeting `user` may see: the agenda rules of REST, where the chair
-/// always sees it in full.
+/// How much of the meeting `user` may see: the agenda rules of REST (invitations
+/// included), where the chair always sees it in full. A guest's connection is then kept
+/// in the lobby by the room until the chair lets them in.
 async fn meeting_access(
     state: &AppState, user: &User, session: &Session,
 ) -> Result<AgendaAccess, ApiError> {
@@ -27,7 +28,8 @@ async fn meeting_access(
     }
     let booked_into = user.role == Role::Practitioner
         && state.store.session_cases(session.id).await?.iter().any(|c| c.referrer_id == user.id);
-    Ok(agenda_access(user, session, booked_into))
+    let invited = invitation_of(state, session.id, user.id).await?;
+    Ok(agenda_access(user, session, booked_into, invited))
 }
 
 fn not_a_participant() -> ApiError {

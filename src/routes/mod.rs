@@ -9,6 +9,7 @@ mod cases;
 mod cpd;
 mod fhir;
 mod health;
+mod invitations;
 mod live;
 mod mentorship;
 mod outcomes;
@@ -85,6 +86,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/sessions/{id}/live-ticket").post(live::ticket))
                 .service(resource("/sessions/{id}/live").get(live::connect))
                 .service(resource("/sessions/{id}/attendance").get(live::attendance))
+                .service(
+                    resource("/sessions/{id}/invitations")
+                        .post(invitations::invite)
+                        .get(invitations::list),
+                )
+                .service(
+                    resource("/sessions/{id}/invitations/{user_id}").delete(invitations::withdraw),
+                )
                 // Mentorship and CPD (issue 7)
                 .service(
                     resource("/mentorship/contracts")

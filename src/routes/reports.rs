@@ -156,6 +156,7 @@ mod tests {
             name: PersonName::parse("Someone").unwrap(),
             role,
             specialties: specialties.iter().map(|s| Specialty::parse(s).unwrap()).collect(),
+            organisation: None,
             active: true,
             created_at: chrono::Utc::now(),
         }

@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::support::{
-    audit, audit_case_reads, invitees, organizer, session_or_404, ApiJson, AuthUser,
+    audit, audit_case_reads, invitation_of, invitees, organizer, session_or_404, ApiJson, AuthUser,
 };
 use crate::state::AppState;
 use crate::store;
@@ -236,7 +236,8 @@ pub async fn show(
     let session = session_or_404(&state, *id).await?;
     let cases = state.store.session_cases(session.id).await?;
     let booked_into = cases.iter().any(|c| c.referrer_id == caller.id);
-    let access = agenda_access(&caller, &session, booked_into);
+    let invited = invitation_of(&state, session.id, caller.id).await?;
+    let access = agenda_access(&caller, &session, booked_into, invited);
     let today = Utc::now().date_naive();
     let agenda: Option<Vec<CaseView>> = match access {
         AgendaAccess::None => None,

@@ -1,7 +1,7 @@
 //! What the route files share, so none imports another: the request extractors
 //! ([`AuthUser`], [`ApiJson`]), lookups that answer `404` the same way everywhere (a
-//! session, a visible case), and the audit rows every read of patient data writes. It
-//! defines no routes.
+//! session, a visible case), a caller's invitation, the calendar organiser, and the audit
+//! rows every read of patient data writes. It defines no routes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::access::{agenda_access, case_access, AgendaAccess};
 use crate::auth::tokens::TokenError;
 use crate::domain::{NhsNumber, Role, Session, User, UserId};
 use crate::error::ApiError;
@@ -87,6 +87,23 @@ pub async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiEr
         .ok_or_else(|| ApiError::not_found("not_found", "no such session"))
 }
 
+/// The caller's active invitation to the session, if any.
+pub async fn invitation_of(
+    state: &AppState, session_id: Uuid, user: crate::domain::UserId,
+) -> Result<Option<crate::domain::invitation::InvitationKind>, ApiError> {
+    let invitations = state.store.session_invitations(session_id).await?;
+    Ok(invitations.into_iter().find(|i| i.user_id == user).map(|i| i.kind))
+}
+
+/// The calendar invitations' organiser: the configured sender's address (else the
+/// caller's).
+pub fn organizer(state: &AppState, caller: &User) -> crate::domain::EmailAddress {
+    crate::domain::EmailAddress::parse(
+        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
+    )
+    .unwrap_or_else(|_| caller.email.clone())
+}
+
 /// Audits a response that shows `cases`: one `case_read` row per case, naming how it
 /// was reached, so every read of a patient's record can be traced.
 pub async fn audit_case_reads(
@@ -138,25 +155,37 @@ pub async fn discussion_of(
 }
 
 /// Loads a case and its session, or 404 when it does not exist or the caller may not
-/// see it (its existence is not revealed).
+/// see it (its existence is not revealed). The session's invitees see its cases as they
+/// see its agenda (guests and learners identified, trainees de-identified).
 pub async fn visible_case(
     state: &AppState, caller: &User, id: Uuid,
 ) -> Result<(crate::domain::Case, AgendaAccess), ApiError> {
     let hidden = || ApiError::not_found("not_found", "no such case");
     let case = state.store.case(id).await?.ok_or_else(hidden)?;
     let session = state.store.session(case.session_id).await?.ok_or_else(hidden)?;
-    match case_access(caller, &case, &session) {
+    let access = match case_access(caller, &case, &session) {
+        // An invitee sees the cases of the session as they see its agenda.
+        AgendaAccess::None => {
+            let invited = invitation_of(state, session.id, caller.id).await?;
+            agenda_access(caller, &session, false, invited)
+        }
+        access => access,
+    };
+    match access {
         AgendaAccess::None => Err(hidden()),
         access => Ok((case, access)),
     }
 }
 
 /// Who is invited to a published session: the chair, the referrers of its cases, the
-/// specialty's consultants and, for teaching sessions, its trainees (active accounts).
+/// specialty's consultants, for teaching sessions its trainees, and everyone with an
+/// active invitation (learners, trainees, guests); active accounts only.
 pub async fn invitees(
     state: &AppState, session: &Session, cases: &[crate::domain::Case],
 ) -> Result<Vec<crate::domain::EmailAddress>, crate::store::StoreError> {
-    let referrers: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
+    let mut named: Vec<UserId> = cases.iter().map(|c| c.referrer_id).collect();
+    let invited = state.store.session_invitations(session.id).await?;
+    named.extend(invited.iter().map(|i| i.user_id));
     let mut invitees: Vec<crate::domain::EmailAddress> = state
         .store
         .list_users()
@@ -165,7 +194,7 @@ pub async fn invitees(
         .filter(|u| u.active)
         .filter(|u| {
             u.id == session.plan.chair_id
-                || referrers.contains(&u.id)
+                || named.contains(&u.id)
                 || (u.has_specialty(&session.plan.specialty)
                     && (u.role == Role::Consultant
                         || (session.plan.teaching && u.role == Role::Trainee)))
@@ -175,12 +204,4 @@ pub async fn invitees(
     invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     invitees.dedup();
     Ok(invitees)
-}
-
-/// The invitations' organiser: the configured sender's address (else the caller's).
-pub fn organizer(state: &AppState, caller: &crate::domain::User) -> crate::domain::EmailAddress {
-    crate::domain::EmailAddress::parse(
-        state.settings.mail.from.rsplit('<').next().unwrap_or("").trim_end_matches('>'),
-    )
-    .unwrap_or_else(|_| caller.email.clone())
 }

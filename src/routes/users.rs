@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
 use crate::domain::{
-    EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role, Specialty, User,
-    UserId,
+    bounded_text, EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role,
+    Specialty, User, UserId,
 };
 use crate::error::ApiError;
 use crate::routes::support::{ApiJson, AuthUser};
@@ -20,6 +20,9 @@ pub struct CreateUserRequest {
     role: String,
     #[serde(default)]
     specialties: Vec<String>,
+    /// Where the person works (optional; up to 120 characters).
+    #[serde(default)]
+    organisation: Option<String>,
     password: String,
 }
 
@@ -29,6 +32,7 @@ pub struct ValidUser {
     pub name: PersonName,
     pub role: Role,
     pub specialties: Vec<Specialty>,
+    pub organisation: Option<String>,
     pub password: Password,
 }
 
@@ -49,11 +53,16 @@ impl TryFrom<CreateUserRequest> for ValidUser {
                 "practitioners and consultants belong to at least one specialty",
             ));
         }
+        let organisation = match r.organisation.as_deref().map(str::trim) {
+            Some(o) if !o.is_empty() => Some(bounded_text(o, "organisation", 120, false)?),
+            _ => None,
+        };
         Ok(Self {
             email: EmailAddress::parse(&r.email)?,
             name: PersonName::parse(&r.name)?,
             role,
             specialties,
+            organisation,
             password: Password::parse(&r.password)?,
         })
     }
@@ -76,6 +85,7 @@ pub async fn create_account(
         name: valid.name,
         role: valid.role,
         specialties: valid.specialties,
+        organisation: valid.organisation,
         password_hash,
     };
     Ok(state.store.create_user(user, audit).await?)

@@ -42,7 +42,8 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
-const USERS: &str = "SELECT u.id, u.email, u.name, u.role, u.active, u.created_at, s.specialty \
+const USERS: &str = "SELECT u.id, u.email, u.name, u.role, u.organisation, u.active, \
+    u.created_at, s.specialty \
     FROM users u LEFT JOIN user_specialties s ON s.user_id = u.id";
 const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens \
     (token_hash, family_id, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
@@ -80,10 +81,10 @@ impl Store {
     #[tracing::instrument(skip_all, fields(user_id = %u.id))]
     pub async fn create_user(&self, u: NewUser, audit: NewAuditEvent) -> Result<User, StoreError> {
         let mut tx = self.db.write().await?;
-        let sql = "INSERT INTO users (id, email, name, role, password_hash, active, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, TRUE, $6)";
+        let sql = "INSERT INTO users (id, email, name, role, password_hash, active, created_at, \
+                   organisation) VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7)";
         let mut values = args![u.id, u.email.as_str(), u.name.as_str()];
-        values.extend(args![u.role.as_str(), &u.password_hash, Utc::now()]);
+        values.extend(args![u.role.as_str(), &u.password_hash, Utc::now(), &u.organisation]);
         match tx.run(sql, values).await {
             Err(e) if e.is_unique(Unique::UserEmail) => return Err(Conflict::EmailTaken.into()),
             other => other?,
@@ -224,6 +225,7 @@ impl Store {
                     name: rows::parsed(row, "name", PersonName::parse)?,
                     role: rows::parsed(row, "role", str::parse::<Role>)?,
                     specialties: Vec::new(),
+                    organisation: row.get("organisation")?,
                     active: row.get("active")?,
                     created_at: row.get("created_at")?,
                 });

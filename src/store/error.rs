@@ -38,6 +38,16 @@ impl From<Conflict> for StoreError {
     }
 }
 
+/// An invitation the rules refuse (`domain::invitation`): `422` or `409`.
+impl From<crate::domain::invitation::Refusal> for StoreError {
+    fn from(r: crate::domain::invitation::Refusal) -> Self {
+        match r {
+            crate::domain::invitation::Refusal::Invalid(e) => StoreError::Invalid(e),
+            crate::domain::invitation::Refusal::Conflict(c) => StoreError::Conflict(c),
+        }
+    }
+}
+
 impl StoreError {
     pub(crate) fn corrupt(what: &str) -> Self {
         Self::Database(sqlx::Error::Decode(format!("stored value out of range: {what}").into()))

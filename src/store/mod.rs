@@ -15,6 +15,7 @@ mod sqlite;
 
 mod accounts;
 mod audit;
+mod invitations;
 mod live;
 mod mentorship;
 mod outbox;

@@ -121,7 +121,7 @@ fn proforma(row: &Row) -> Result<Option<Proforma>, StoreError> {
 pub(crate) fn proforma_json(case: &Case) -> Result<Option<String>, StoreError> {
     case.proforma
         .as_ref()
-        .map(|p| serde_json::to_string(p))
+        .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))
 }

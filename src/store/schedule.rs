@@ -282,7 +282,7 @@ pub(super) async fn later_candidates_in(
 }
 
 /// Records `audit` against the session, queues `mail` and commits.
-async fn commit_with(
+pub(super) async fn commit_with(
     mut tx: Tx, id: Uuid, audit: NewAuditEvent, mail: &[NewMessage],
 ) -> Result<(), StoreError> {
     append_audit_in(&mut tx, audit.record(id)).await?;

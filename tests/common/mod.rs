@@ -207,6 +207,7 @@ pub async fn sign_up(
         name: PersonName::parse(name).unwrap(),
         role,
         specialties: vec![Specialty::parse(specialty).unwrap()],
+        organisation: None,
         password: Password::parse(PASSWORD).unwrap(),
     };
     let user = create_account(&app.state, valid, None, None).await.unwrap();
