@@ -857,8 +857,13 @@ mod tests {
     fn next_case_completes_the_current_and_starts_the_next_waiting() {
         let chair = UserId::new();
         let s = session(chair, SessionState::Live);
-        let agenda =
-            [item(CaseState::Discussed), item(CaseState::InDiscussion), item(CaseState::Listed)];
+        // A listed case (not discussed) is passed by.
+        let agenda = [
+            item(CaseState::Discussed),
+            item(CaseState::InDiscussion),
+            item(CaseState::Listed),
+            item(CaseState::Booked),
+        ];
         let actor = Actor { user_id: chair, role: Role::Consultant };
         let events =
             decide(&s, &agenda, &LiveState::default(), &actor, &Command::NextCase, on_time(&s));
@@ -866,7 +871,7 @@ mod tests {
             events.unwrap(),
             vec![
                 EventBody::CaseCompleted { case_id: agenda[1].case_id },
-                EventBody::CaseStarted { case_id: agenda[2].case_id }
+                EventBody::CaseStarted { case_id: agenda[3].case_id }
             ]
         );
     }
