@@ -5,13 +5,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::case::{Case, CaseState, ClinicalText, Urgency};
 use super::conflict::Conflict;
-use super::outcome::{FollowUp, ManagementPlan, OutcomeDraft};
+use super::outcome::{FollowUp, ManagementPlan, OutcomeDraft, OutcomeVersion};
 use super::parse::{bounded_text, ParseError};
 use super::proforma::vocabulary;
 use super::schedule::{Session, SessionState};
+use super::user::UserId;
 
 vocabulary!(
     /// Why a booking was returned as not ready.
@@ -64,7 +66,7 @@ impl StandardPlan {
             .collect()
     }
 
-    /// The signed outcome a listed case gets: this plan, no investigations or referrals.
+    /// The outcome a listed case gets: this plan, no investigations or referrals.
     pub fn outcome(&self) -> OutcomeDraft {
         OutcomeDraft {
             investigations: Vec::new(),
@@ -72,6 +74,13 @@ impl StandardPlan {
             management_plan: ManagementPlan { text: self.plan.clone(), items: Vec::new() },
             follow_up: FollowUp::None,
         }
+    }
+
+    /// The signed first version of a listed case's outcome, as the chair confirms it.
+    pub fn signed_outcome(
+        &self, case_id: Uuid, signer: UserId, now: DateTime<Utc>,
+    ) -> OutcomeVersion {
+        OutcomeVersion::first_draft(case_id, self.outcome(), signer, now).signed(signer, now)
     }
 }
 
@@ -198,7 +207,6 @@ pub fn check_publishable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::user::UserId;
 
     fn plans() -> Vec<StandardPlan> {
         vec![StandardPlan {

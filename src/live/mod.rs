@@ -6,6 +6,7 @@
 //! and rooms poll while the listening connection is down.
 
 pub mod connection;
+mod letters;
 pub mod protocol;
 pub mod room;
 pub mod shared;

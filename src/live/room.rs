@@ -411,10 +411,24 @@ impl Room {
         fields(session_id = %self.session.id, after_seq = self.live.seq, events = events.len())
     )]
     async fn commit(&mut self, events: Vec<NewLiveEvent>) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let mut mail = Vec::new();
+        for event in &events {
+            if let EventBody::ListedConfirmed { case_ids, signed_by } = &event.body {
+                let store = &self.shared.store;
+                let (session, agenda) = (&self.session, &self.agenda);
+                mail.extend(
+                    super::letters::listed_letters(
+                        store, session, agenda, case_ids, *signed_by, now,
+                    )
+                    .await?,
+                );
+            }
+        }
         let stored = self
             .shared
             .store
-            .append_live_events(self.session.id, Some(self.live.seq), events, Utc::now())
+            .append_live_events_mailing(self.session.id, Some(self.live.seq), events, &mail, now)
             .await?;
         self.absorb(stored).await;
         Ok(self.live.seq)

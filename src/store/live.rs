@@ -16,7 +16,7 @@ use crate::domain::conflict::Conflict;
 use crate::domain::live::{
     case_transition, session_transition, Attendance, EventBody, LiveEvent, NewLiveEvent,
 };
-use crate::domain::{booking, Case, CaseState, Session, SessionState, UserId};
+use crate::domain::{booking, Case, CaseState, NewMessage, Session, SessionState, UserId};
 
 const LATER_SESSIONS: &str = "SELECT later.id AS id FROM sessions this \
     JOIN sessions later ON later.series_id = this.series_id WHERE this.id = $1 \
@@ -61,6 +61,16 @@ impl Store {
         &self, session_id: Uuid, expected_seq: Option<u64>, events: Vec<NewLiveEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<LiveEvent>, StoreError> {
+        self.append_live_events_mailing(session_id, expected_seq, events, &[], now).await
+    }
+
+    /// [`Store::append_live_events`], queueing `mail` (e.g. the letters of the outcomes a
+    /// `listed_confirmed` event signs) in the same transaction.
+    #[tracing::instrument(skip_all, fields(session_id = %session_id))]
+    pub async fn append_live_events_mailing(
+        &self, session_id: Uuid, expected_seq: Option<u64>, events: Vec<NewLiveEvent>,
+        mail: &[NewMessage], now: DateTime<Utc>,
+    ) -> Result<Vec<LiveEvent>, StoreError> {
         let mut tx = self.db.write().await?;
         // Sessions are locked in id order before any case row (as every writer does); a
         // deferral also locks the later sessions of the series it may move into.
@@ -72,6 +82,9 @@ impl Store {
         }
         tx.lock_sessions(&involved).await?;
         let stored = append_events_in(&mut tx, session_id, expected_seq, events, now).await?;
+        for message in mail {
+            super::outbox::enqueue_in(&mut tx, message, now).await?;
+        }
         tx.commit().await?;
         Ok(stored)
     }

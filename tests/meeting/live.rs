@@ -876,6 +876,11 @@ async fn listed_cases_are_confirmed_together(backend: Backend) {
             "{text}"
         );
     }
+    // Each referrer has the outcome letter, queued with the signing.
+    let outbox = m.app.state.store.outbox_messages().await.unwrap();
+    let letters: Vec<_> = outbox.iter().filter(|l| l.subject.starts_with("MDT outcome")).collect();
+    assert_eq!(letters.len(), 2);
+    assert!(letters.iter().all(|l| !l.body.contains(NHS[0]) && !l.body.contains("Quibble")));
     // The meeting goes on with the discussed cases only.
     let next = command(&mut chair, "n", json!({ "kind": "next_case" })).await;
     assert_eq!(next["type"], "ack");
