@@ -1322,6 +1322,26 @@ async fn triage_returns_a_booking_that_is_fixed_resubmitted_and_accepted(backend
     assert_eq!(agenda[0]["referral_received_on"], "2026-11-02");
     assert_eq!(triage_code(&c, &c.chair, &case, accept).await.1, "not_awaiting_triage");
 
+    // The report counts the decisions, their turnaround and the returns by reason.
+    let today = Utc::now().date_naive();
+    let to = today + Duration::days(30);
+    let query = format!("/api/reports/activity?from={today}&to={to}&specialty={}", c.specialty);
+    let (status, report) = answer(c.get(&c.coordinator, &query).await).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let triage = &report["totals"][0]["triage"];
+    assert_eq!(report["totals"][0]["specialty"], c.specialty);
+    assert_eq!(
+        (triage["decisions"].as_u64(), triage["accepted"].as_u64()),
+        (Some(2), Some(1)),
+        "{triage}"
+    );
+    assert_eq!(triage["returns_by_reason"], json!({ "imaging_needed": 1 }));
+    assert_eq!(
+        (triage["within_24_hours"].as_u64(), triage["within_24_hours_percent"].as_f64()),
+        (Some(2), Some(100.0))
+    );
+    assert!(triage["median_turnaround_hours"].as_f64().unwrap() < 1.0);
+
     let audit = c.app.state.store.audit_events().await.unwrap();
     for action in ["case_triaged", "case_edited", "case_resubmitted"] {
         assert!(

@@ -221,6 +221,38 @@ pub struct ActivityData {
     pub sessions: Vec<SessionRow>,
     pub cases: Vec<CaseRow>,
     pub attendance: Vec<Attendance>,
+    /// Triage decisions on bookings into the window's sessions.
+    pub triage: Vec<TriageRow>,
+}
+
+/// One triage decision, as the report needs it.
+#[derive(Clone, Debug)]
+pub struct TriageRow {
+    pub session_id: Uuid,
+    pub decision: String,
+    /// A returned booking's reason.
+    pub reason: Option<String>,
+    /// When the booking went to triage, and when it was decided.
+    pub submitted_at: DateTime<Utc>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// The triage target: a decision within 24 hours of the booking reaching triage.
+pub const TRIAGE_TARGET_HOURS: f64 = 24.0;
+
+/// Triage turnaround and decisions (issue 15).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TriageFigures {
+    pub decisions: u32,
+    pub accepted: u32,
+    pub returned: u32,
+    pub listed: u32,
+    /// Hours from reaching triage to the decision.
+    pub median_turnaround_hours: Option<f64>,
+    pub within_24_hours: u32,
+    pub within_24_hours_percent: Option<f64>,
+    /// Returned bookings by reason.
+    pub returns_by_reason: BTreeMap<String, u32>,
 }
 
 /// How one case row ended up.
@@ -337,6 +369,7 @@ pub struct Figures {
     pub outcomes: OutcomeMix,
     pub time_per_case: TimePerCase,
     pub sessions: SessionFigures,
+    pub triage: TriageFigures,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -410,6 +443,8 @@ struct Acc {
     allotted: Vec<f64>,
     sessions: SessionFigures,
     attendees: Vec<f64>,
+    triage: TriageFigures,
+    turnarounds: Vec<f64>,
 }
 
 impl Acc {
@@ -460,6 +495,22 @@ impl Acc {
         }
     }
 
+    fn add_triage(&mut self, row: &TriageRow) {
+        let t = &mut self.triage;
+        t.decisions += 1;
+        match row.decision.as_str() {
+            "accept" => t.accepted += 1,
+            "return" => t.returned += 1,
+            _ => t.listed += 1,
+        }
+        if let Some(reason) = &row.reason {
+            *t.returns_by_reason.entry(reason.clone()).or_default() += 1;
+        }
+        let hours = (row.decided_at - row.submitted_at).num_seconds() as f64 / 3600.0;
+        t.within_24_hours += u32::from(hours <= TRIAGE_TARGET_HOURS);
+        self.turnarounds.push(hours);
+    }
+
     fn figures(mut self, specialty: &Specialty, month: Option<Month>) -> Figures {
         self.waits.sort_unstable();
         let measured = self.waits.len() as u32;
@@ -487,6 +538,14 @@ impl Acc {
                 median_allotted_minutes: median(&sorted_f64(self.allotted)).map(one_decimal),
             },
             sessions,
+            triage: TriageFigures {
+                median_turnaround_hours: median(&sorted_f64(self.turnarounds)).map(one_decimal),
+                within_24_hours_percent: (self.triage.decisions > 0).then(|| {
+                    let within = f64::from(self.triage.within_24_hours);
+                    one_decimal(within * 100.0 / f64::from(self.triage.decisions))
+                }),
+                ..self.triage
+            },
         }
     }
 }
@@ -583,6 +642,15 @@ pub fn activity_report(
             accs.entry((session.specialty.as_str().to_string(), key))
                 .or_default()
                 .add_case(row, session);
+        }
+    }
+    for row in &data.triage {
+        let Some(session) = sessions.get(&row.session_id) else {
+            continue;
+        };
+        let month = Month::of(session.starts_at);
+        for key in [Some(month), None] {
+            accs.entry((session.specialty.as_str().to_string(), key)).or_default().add_triage(row);
         }
     }
     let mut specialties = specialties.to_vec();

@@ -11,7 +11,7 @@ use super::core::Store;
 use super::error::StoreError;
 use super::rows;
 use super::sql::{args, Row};
-use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow};
+use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow, TriageRow};
 use crate::domain::{OutcomeDraft, PersonName, Role, SessionState};
 
 // Each query reads the sessions starting in [$1, $2) of the specialties in $3.
@@ -65,6 +65,15 @@ SELECT a.session_id, a.user_id, a.role, a.joined_at, a.left_at FROM attendance a
 JOIN sessions s ON s.id = a.session_id
 WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)
 ORDER BY a.joined_at";
+
+/// Every triage decision on a booking into a session of the window.
+const REPORT_TRIAGE: &str = "\
+SELECT c.session_id, t.decision, t.reason, t.submitted_at, t.decided_at
+FROM sessions s
+JOIN cases c ON c.session_id = s.id
+JOIN triage_decisions t ON t.case_id = c.id
+WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)
+ORDER BY t.decided_at";
 
 /// The case id in a live event's payload (stored as JSON text by both backends).
 fn case_id_in_payload(postgres: bool) -> &'static str {
@@ -161,7 +170,16 @@ impl Store {
         let cases = decode(cases, |r| report_case(r, &extras))?;
         let attendance = tx.all(REPORT_ATTENDANCE, window()).await?;
         let attendance = decode(attendance, super::rows::attendance)?;
+        let triage = decode(tx.all(REPORT_TRIAGE, window()).await?, |r| {
+            Ok(TriageRow {
+                session_id: r.get("session_id")?,
+                decision: r.get("decision")?,
+                reason: r.get("reason")?,
+                submitted_at: r.get("submitted_at")?,
+                decided_at: r.get("decided_at")?,
+            })
+        })?;
         tx.commit().await?;
-        Ok(ActivityData { sessions, cases, attendance })
+        Ok(ActivityData { sessions, cases, attendance, triage })
     }
 }
