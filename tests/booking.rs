@@ -1369,34 +1369,49 @@ async fn a_published_agenda_takes_only_urgent_cases_the_chair_approves(backend: 
     c.book_case(&c.physio, &session, referral("9434765919")).await;
     let res = c.post(&c.coordinator, &format!("/api/sessions/{session}/publish"), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
+    let store = c.app.state.store.clone();
+    let recipients = async |subject: &str| -> Vec<String> {
+        let outbox = store.outbox_messages().await.unwrap();
+        let mut to: Vec<String> = outbox
+            .iter()
+            .filter(|m| m.subject.starts_with(subject))
+            .flat_map(|m| m.to.iter().map(|t| t.to_string()))
+            .collect();
+        to.sort();
+        to
+    };
+    let invited = recipients("Agenda published").await;
+    assert!(invited.contains(&"physio@example.org".to_string()), "{invited:?}");
+
     let routine = c.submit_case(&c.physio, &session, referral("9912003888")).await;
+    // A practitioner not yet invited (no case on the agenda) books the urgent case.
+    let newcomer =
+        c.account("robin@example.org", "Robin Referrer", Role::Practitioner, c.specialty).await;
     let mut body = referral("9449305552");
     body["urgency"] = json!("urgent");
-    let urgent = c.submit_case(&c.physio, &session, body).await;
+    let urgent = c.submit_case(&newcomer, &session, body).await;
     let accept = json!({ "decision": "accept" });
     assert_eq!(triage_code(&c, &c.chair, &routine, accept.clone()).await.1, "agenda_published");
     assert_eq!(
         triage_code(&c, &c.coordinator, &urgent, accept.clone()).await.1,
         "agenda_published"
     );
+    assert_eq!(recipients("Agenda changed").await, Vec::<String>::new(), "refusals send nothing");
     let (status, added) = c.triage(&c.chair, &urgent, accept).await;
     assert_eq!(status, StatusCode::OK, "{added}");
-    let store = c.app.state.store.clone();
-    let outbox = store.outbox_messages().await.unwrap();
-    let mut invited: Vec<String> = outbox
-        .iter()
-        .filter(|m| m.subject.starts_with("Agenda published"))
-        .flat_map(|m| m.to.iter().map(|t| t.to_string()))
-        .collect();
-    let mut told: Vec<String> = outbox
-        .iter()
-        .filter(|m| m.subject.starts_with("Agenda changed"))
-        .flat_map(|m| m.to.iter().map(|t| t.to_string()))
-        .collect();
-    invited.sort();
-    told.sort();
-    assert!(!invited.is_empty());
-    assert_eq!(told, invited, "every invitee hears of the late addition");
+    assert_eq!(
+        recipients("Agenda changed").await,
+        invited,
+        "every invitee hears of the late addition"
+    );
+    let mut now_invited = invited.clone();
+    now_invited.push("robin@example.org".into());
+    now_invited.sort();
+    assert_eq!(
+        recipients("Agenda published").await,
+        now_invited,
+        "the newcomer gets the invitation"
+    );
     let (_, shown) = answer(c.get(&c.chair, &format!("/api/sessions/{session}")).await).await;
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 2);
 }

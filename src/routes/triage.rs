@@ -17,7 +17,9 @@ use crate::domain::triage::{Decision, StandardPlan, TriageRequest};
 use crate::domain::{CaseView, ParseError, Role, SessionState, Specialty, User};
 use crate::error::ApiError;
 use crate::mail::templates;
-use crate::routes::support::{audit_case_reads, invitees, session_or_404, ApiJson, AuthUser};
+use crate::routes::support::{
+    audit_case_reads, invitees, organizer, session_or_404, ApiJson, AuthUser,
+};
 use crate::state::AppState;
 use crate::store::{SpecialtyRules, StoreError};
 
@@ -57,10 +59,19 @@ pub async fn decide(
             }
         }
         _ if session.state == SessionState::Published => {
+            // Those already invited hear of the change; the new case's referrer, if not
+            // among them, gets the invitation itself.
             let mut cases = state.store.session_cases(session.id).await?;
+            let before = invitees(&state, &session, &cases).await?;
             cases.push(case.clone());
+            let organizer = organizer(&state, &caller);
             for to in invitees(&state, &session, &cases).await? {
-                mail.push(templates::agenda_changed(&session, to));
+                mail.push(match before.contains(&to) {
+                    true => templates::agenda_changed(&session, to),
+                    false => {
+                        templates::agenda_published(&session, cases.len(), &organizer, vec![to])
+                    }
+                });
             }
         }
         _ => {}
