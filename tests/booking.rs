@@ -1245,7 +1245,9 @@ async fn triage_returns_a_booking_that_is_fixed_resubmitted_and_accepted(backend
     let (_, others) = answer(c.get(&c.other_chair, "/api/triage").await).await;
     assert_eq!(others, json!([]));
 
-    // Refusals change nothing.
+    // Refusals change nothing; a booking in triage has no outcome to record yet.
+    let plan = json!({ "management_plan": { "text": "Too soon", "items": [] } });
+    assert_eq!(c.put_outcome(&c.chair, &case, plan).await.1["code"], "invalid_state");
     let accept = json!({ "decision": "accept" });
     assert_eq!(triage_code(&c, &c.physio, &case, accept.clone()).await.0, StatusCode::FORBIDDEN);
     assert_eq!(

@@ -70,9 +70,13 @@ fn holding_slot(case: &Case, what: &str) -> Result<(), Conflict> {
     }
 }
 
-/// A draft may be saved for a case that holds its slot, while its outcome is unsigned.
+/// A draft may be saved for a case on the agenda (triage accepted or listed it), while its
+/// outcome is unsigned.
 pub fn check_draftable(case: &Case, current: Option<&OutcomeVersion>) -> Result<(), Conflict> {
-    holding_slot(case, "has no outcome to record")?;
+    if !case.state.on_agenda() {
+        let why = format!("a case that is {} has no outcome to record", case.state.as_str());
+        return Err(Conflict::invalid(why));
+    }
     match current {
         Some(v) if v.signed_at.is_some() => Err(Conflict::OutcomeSigned),
         _ => Ok(()),
