@@ -83,9 +83,9 @@ export function invitationRefusal(err, who, kind) {
 }
 
 export const INVITATION_KINDS = {
-  learner: "Learner (a practitioner without a case)",
-  guest: "Guest (another specialty; waits in the lobby)",
-  trainee: "Trainee (teaching sessions; sees cases de-identified)",
+  learner: "Learner (practitioner)",
+  guest: "Guest (other specialty)",
+  trainee: "Trainee (de-identified)",
 };
 
 /** A live refusal in words; some depend on the meeting's state (its session, `you`). */
