@@ -152,3 +152,24 @@ pub async fn withdraw(
     state.live.agenda_changed(id);
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// One of the caller's own invitations: which session, as what, since when.
+#[derive(Serialize)]
+struct OwnInvitation {
+    session_id: Uuid,
+    kind: InvitationKind,
+    invited_at: DateTime<Utc>,
+}
+
+/// `GET /api/me/invitations` (signed in): the caller's active invitations, oldest first,
+/// so the schedule can offer them the meetings they were invited to (no patient data).
+pub async fn mine(
+    state: web::Data<AppState>, AuthUser(caller): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let invitations = state.store.user_invitations(caller.id).await?;
+    let views: Vec<OwnInvitation> = invitations
+        .into_iter()
+        .map(|i| OwnInvitation { session_id: i.session_id, kind: i.kind, invited_at: i.invited_at })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}

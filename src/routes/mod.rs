@@ -113,6 +113,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .post(mentorship::flag)
                         .delete(mentorship::unflag),
                 )
+                .service(resource("/me/invitations").get(invitations::mine))
                 .service(resource("/me/attendance").get(cpd::record))
                 .service(resource("/me/attendance/certificate").get(cpd::certificate))
                 .service(resource("/reports/activity").get(reports::activity))

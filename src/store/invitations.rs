@@ -16,6 +16,8 @@ use crate::domain::{NewAuditEvent, NewMessage, SessionState, UserId};
 
 const ACTIVE: &str = "SELECT * FROM session_invitations WHERE session_id = $1 \
     AND withdrawn_at IS NULL ORDER BY invited_at, user_id";
+const ACTIVE_OF_USER: &str = "SELECT * FROM session_invitations WHERE user_id = $1 \
+    AND withdrawn_at IS NULL ORDER BY invited_at, session_id";
 /// Inserts, or re-activates a withdrawn invitation; changes nothing if it is active.
 const INVITE: &str = "INSERT INTO session_invitations \
     (session_id, user_id, kind, invited_by, invited_at) VALUES ($1, $2, $3, $4, $5) \
@@ -86,5 +88,11 @@ impl Store {
         &self, session_id: Uuid,
     ) -> Result<Vec<Invitation>, StoreError> {
         self.db.all(ACTIVE, args![session_id]).await?.iter().map(invitation).collect()
+    }
+
+    /// The person's active invitations, oldest first.
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    pub async fn user_invitations(&self, user: UserId) -> Result<Vec<Invitation>, StoreError> {
+        self.db.all(ACTIVE_OF_USER, args![user]).await?.iter().map(invitation).collect()
     }
 }

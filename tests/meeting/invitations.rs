@@ -364,6 +364,13 @@ async fn invitations_reach_calendars_and_withdrawals_cancel_them(backend: Backen
 
     // Invited after: the invitation at once; withdrawn: its cancellation, same UID.
     expect(StatusCode::CREATED, invite(&c, &c.chair, &session, &late.id, "learner").await);
+    // The invitee finds the session among their own invitations (for the schedule).
+    let mine = expect(StatusCode::OK, c.app.get(&late.token, "/api/me/invitations").await);
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(
+        (mine[0]["session_id"].as_str(), mine[0]["kind"].as_str()),
+        (Some(session.as_str()), Some("learner"))
+    );
     let request = calendars_to(&c, "late@example.org", "Invitation:").await;
     assert_eq!(request.len(), 1);
     let (method, request_uid, request_seq) = request[0].clone();
@@ -377,6 +384,8 @@ async fn invitations_reach_calendars_and_withdrawals_cancel_them(backend: Backen
     assert_eq!(cancel_uid, request_uid, "the cancellation names the invitation's UID");
     assert!(cancel_seq >= request_seq);
     assert_eq!(withdraw(&c, &c.chair, &session, &late).await, StatusCode::NOT_FOUND);
+    let mine = expect(StatusCode::OK, c.app.get(&late.token, "/api/me/invitations").await);
+    assert_eq!(mine, json!([]), "a withdrawn invitation is no longer the invitee's");
     assert_eq!(ticket(&c, &late, &session).await.0, StatusCode::FORBIDDEN);
     let audit = c.app.state.store.audit_events().await.unwrap();
     assert!(audit.iter().any(|e| e.action == "invitation_withdrawn"));

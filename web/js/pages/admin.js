@@ -1,10 +1,12 @@
-// Administration for coordinators: accounts, specialties (and their quorum), weekly
+// Administration for coordinators: accounts, specialties (their quorum and triage data:
+// required proforma fields and standard plans), weekly
 // series and one-off sessions, and patient records whose cases disagree. Each form checks
 // what it can before sending and shows the server's refusal against the field it names.
 import { api } from "../api.js";
 import { errorBox, field, fill, h, humanise, time } from "../ui.js";
 import { busy, checkedForm, list, select, stillHere, textField } from "../forms.js";
 import { checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber } from "../nhs.js";
+import { triageRulesEditor } from "../triage-rules.js";
 
 const birthDay = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
 /** A date of birth for people, e.g. "2 Mar 1961" (a calendar day: no zone shift). */
@@ -105,6 +107,9 @@ export async function render(main) {
     p.hidden = !msg;
     specialtySet.classList.toggle("invalid", Boolean(msg));
   };
+  const uOrganisation = textField(uf, "organisation", "Organisation (optional)", { max: 120, hint: "e.g. a guest's trust or service; shown to the chair when they wait in a meeting's lobby.", attrs: { autocomplete: "off" } }, (v) =>
+    String(v).trim().length > 120 ? "must be at most 120 characters" : null,
+  );
   const uPassword = uf.add(
     "password",
     field("Initial password", h("input", { name: "password", type: "password", autocomplete: "new-password" }), "At least 12 characters. Give it to the person by a separate, secure route."),
@@ -116,6 +121,7 @@ export async function render(main) {
     { id: "user-form", class: "card", novalidate: true, "aria-labelledby": "user-form-h" },
     h("h3", { id: "user-form-h" }, "Add an account"),
     h("div", { class: "row" }, uEmail, uName, uRole),
+    uOrganisation,
     specialtySet,
     uPassword,
     ubox,
@@ -143,6 +149,7 @@ export async function render(main) {
             role: uRole.control.value,
             specialties: chosenSpecialties(),
             password: uPassword.control.value,
+            organisation: uOrganisation.control.value.trim() || undefined,
           },
         }),
       );
@@ -278,7 +285,9 @@ export async function render(main) {
   function refreshChairs() {
     planForms.forEach(refreshChair);
   }
+  const triageRules = triageRulesEditor(specialties, say);
   function refreshSpecialtySelects() {
+    triageRules.setSpecialties(specialties);
     for (const control of [qSpecialty.control, ...planForms.map((p) => p.specialty.control)]) {
       const was = control.value;
       fill(control, h("option", { value: "" }, "Choose…"), specialties.map((s) => h("option", { value: s, selected: s === was }, title(s))));
@@ -547,6 +556,7 @@ export async function render(main) {
       h("h2", { id: "specialties-h" }, "Specialties"),
       specialtyList,
       h("div", { class: "two" }, specialtyForm, quorumForm),
+      triageRules,
     ),
     h("section", { id: "admin-schedule", "aria-labelledby": "schedule-h" }, h("h2", { id: "schedule-h" }, "Series and sessions"), seriesForm, sessionForm),
     h(

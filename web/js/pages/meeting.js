@@ -1,13 +1,16 @@
 // The meeting room: the live agenda (current case highlighted, a timer against its
 // allotted minutes), the cases listed, not discussed (a standard plan each, confirmed by
 // the chair in one action), who is here (muted, hand up, presenting), voice and the
-// shared screen, and for the chair the controls that move the meeting and the outcome form.
+// shared screen, and for the chair the controls that move the meeting and the outcome form,
+// who waits in the lobby (admit or deny) and the session's invitations (invite, withdraw).
+// A guest waits in the lobby until the chair lets them in.
 // The state is folded from the live channel's snapshot and events, as the server does.
 import { api } from "../api.js";
 import { LiveChannel } from "../live.js";
 import { Media } from "../rtc.js";
 import { outcomeForm } from "../outcome-form.js";
-import { clock, explain, fill, h, humanise, sentenceCase, when } from "../ui.js";
+import { clock, errorBox, explain, field, fill, h, humanise, sentenceCase, time, when } from "../ui.js";
+import { busy, select } from "../forms.js";
 import { ukWhen } from "../days.js";
 
 const LIVE_ERRORS = {
@@ -18,6 +21,9 @@ const LIVE_ERRORS = {
   media_unavailable: "Voice and screen share are unavailable on the server just now.",
   meeting_not_open: "The meeting has not been opened yet.",
   not_a_participant: "You are no longer a participant in this meeting.",
+  entry_denied: "The chair did not let you into this meeting. If you think this is a mistake, contact the chair or a coordinator.",
+  in_lobby: "You are still waiting in the lobby: the chair has not let you in yet.",
+  not_waiting: "That person is no longer waiting in the lobby.",
   agenda_finished: "There are no more cases waiting.",
   stale_seq: "The agenda changed while you were acting; it has been refreshed.",
   // The scheduled start on the UK clock, and the lead time read from the server's words.
@@ -49,6 +55,38 @@ export function openingLead(message) {
   const part = (n, unit) => `${n} ${unit}${n === 1 ? "" : "s"}`;
   return [hours ? part(hours, "hour") : null, rest ? part(rest, "minute") : null].filter(Boolean).join(" ");
 }
+
+/** Invitation refusals in words; `who` is the person's name, `kind` what they were invited as. */
+export function invitationRefusal(err, who, kind) {
+  switch (err?.code) {
+    case "already_invited":
+      return `${who} is already invited to this session.`;
+    case "not_a_teaching_session":
+      return "Trainees can be invited only to teaching sessions, and this is not one.";
+    case "not_a_guest":
+      return `${who} belongs to this session's specialty, so is not a guest: invite them as a learner (practitioners) or, as a consultant of the specialty, they may already join.`;
+    case "invalid_invitee":
+      return kind === "learner"
+        ? `${who} cannot be invited as a learner: learners are practitioners.`
+        : kind === "trainee"
+          ? `${who} cannot be invited as a trainee: only trainees are.`
+          : `${who} cannot be invited as a guest: guests are consultants or practitioners of another specialty.`;
+    case "unknown_user":
+      return `${who} no longer has an active account.`;
+    case "invalid_state":
+      return "Invitations can no longer change: this session is closed or cancelled.";
+    case "not_found":
+      return `${who} is no longer invited (someone withdrew the invitation meanwhile).`;
+    default:
+      return explain(err);
+  }
+}
+
+export const INVITATION_KINDS = {
+  learner: "Learner (practitioner)",
+  guest: "Guest (other specialty)",
+  trainee: "Trainee (de-identified)",
+};
 
 /** A live refusal in words; some depend on the meeting's state (its session, `you`). */
 const liveError = (err, state) => {
@@ -86,6 +124,9 @@ export async function render(main, { user, params: [sessionId] }) {
     // Cases seen listed (not discussed) in this page's life: they stay in their own
     // section once confirmed, for trainees too (whose views carry no standard plan).
     listed: new Set(), plans: new Map(),
+    // Guests waiting for the chair (user id -> {user_id, name, role, organisation, since}),
+    // and whether we ourselves wait in the lobby (a guest not yet let in).
+    lobby: new Map(), waiting: false,
   };
   const screens = new Map(); // publisher user id -> MediaStream
   const audios = new Map();
@@ -123,6 +164,14 @@ export async function render(main, { user, params: [sessionId] }) {
   const quorumLine = h("p", { id: "quorum", class: "muted" });
   const outcomePanel = h("section", { id: "outcome-panel", hidden: true, "aria-labelledby": "outcome-title" });
   const audioBox = h("div", { hidden: true });
+  const lobbyWait = h("section", { id: "lobby-wait", class: "card notice", hidden: true, "aria-labelledby": "lobby-wait-title" },
+    h("h2", { id: "lobby-wait-title", tabindex: "-1" }, "Waiting for the chair to let you in"),
+    h("p", {}, "You are invited to this meeting as a guest. The chair has been told you are here and will let you in; the agenda appears once they do."),
+    h("p", { class: "muted" }, "Keep this page open. You are not yet in the meeting: no one can hear you."));
+  const lobbyList = h("ul", { id: "lobby", class: "people", "aria-labelledby": "lobby-title" });
+  const lobbyPanel = h("div", { id: "lobby-panel", class: "lobby-panel", hidden: true },
+    h("h3", { id: "lobby-title" }, "Waiting in the lobby"), lobbyList);
+  const invitePanel = h("section", { id: "invitations-panel", class: "card invitations", hidden: true, "aria-labelledby": "invitations-title" });
   const video = h("video", { id: "screen-video", autoplay: true, playsInline: true, muted: true, "aria-label": "Shared screen" });
 
   fill(
@@ -132,9 +181,10 @@ export async function render(main, { user, params: [sessionId] }) {
     facts,
     traineeWarning,
     error,
+    lobbyWait,
     h(
       "div",
-      { class: "room" },
+      { class: "room", id: "room" },
       h("section", { class: "agenda-panel", "aria-labelledby": "agenda-title" },
         h("h2", { id: "agenda-title" }, "Agenda"),
         h("p", { class: "hint", id: "reorder-hint", hidden: true }, "Drag a case, or focus it and press Alt+↑ / Alt+↓, to reorder."),
@@ -144,14 +194,17 @@ export async function render(main, { user, params: [sessionId] }) {
         h("section", { "aria-labelledby": "current-case" }, currentTitle, timer, stage, controls, chairBar),
         outcomePanel),
       h("section", { class: "people-panel", "aria-labelledby": "people-title" },
-        h("h2", { id: "people-title" }, "Participants"), quorumLine, peopleList),
+        h("h2", { id: "people-title" }, "Participants"), quorumLine, lobbyPanel, peopleList),
     ),
+    invitePanel,
     audioBox,
   );
 
   const isChair = () => Boolean(state.you?.chair);
   // The chair and consultants record outcomes (coordinators run the meeting, not decide).
-  const mayRecord = () => Boolean(state.you && state.you.role !== "coordinator" && (state.you.chair || state.you.role === "consultant"));
+  // A guest (a consultant of another specialty) speaks but never drafts or signs.
+  const mayRecord = () => Boolean(state.you && state.you.role !== "coordinator" &&
+    (state.you.chair || (state.you.role === "consultant" && (user.specialties || []).includes(state.session?.specialty))));
   const live = () => state.session?.state === "live";
   const me = () => state.participants.get(user.id);
   // Live, nothing under discussion and nothing left to start: only closing remains.
@@ -189,6 +242,11 @@ export async function render(main, { user, params: [sessionId] }) {
     state.requests = msg.present_requests;
     state.quorum = msg.quorum;
     state.you = msg.you;
+    state.lobby = new Map((msg.lobby || []).map((l) => [l.user_id, l]));
+    if (state.waiting) {
+      state.waiting = false;
+      announce("The chair let you in.");
+    }
     loadPlans();
   }
 
@@ -286,6 +344,15 @@ export async function render(main, { user, params: [sessionId] }) {
           state.since = null;
         }
         break;
+      case "lobby_waiting":
+        state.lobby.set(e.user_id, { user_id: e.user_id, name: e.name, role: e.role, organisation: e.organisation, since: e.at });
+        if (isChair()) announce(`${e.name} is waiting in the lobby.`);
+        break;
+      case "lobby_left":
+      case "lobby_admitted":
+      case "lobby_denied":
+        state.lobby.delete(e.user_id);
+        break;
       default:
         break;
     }
@@ -352,6 +419,8 @@ export async function render(main, { user, params: [sessionId] }) {
 
   let lastQuorum = null;
   function renderAll() {
+    lobbyWait.hidden = !state.waiting;
+    main.querySelector("#room").hidden = state.waiting || (!state.session && Boolean(state.fatal));
     if (!state.session) return;
     const key = focusKey();
     const s = state.session;
@@ -364,6 +433,8 @@ export async function render(main, { user, params: [sessionId] }) {
     renderStage();
     renderControls();
     renderPeople();
+    renderLobby();
+    invitations.show();
     renderOutcome();
     tick();
     restoreFocus(key);
@@ -602,6 +673,149 @@ export async function render(main, { user, params: [sessionId] }) {
     return `Not quorate: ${chairPresent ? "" : "the chair is not here; "}${others} of ${needed} other clinicians present`;
   }
 
+  /** Who waits in the lobby, for the chair: name, role and organisation, admit or deny. */
+  function renderLobby() {
+    const waiting = isChair() ? [...state.lobby.values()] : [];
+    lobbyPanel.hidden = waiting.length === 0;
+    fill(lobbyList, waiting.map((l) => h("li", { dataset: { userId: l.user_id } },
+      h("span", { class: "name" }, l.name, " ", h("span", { class: "muted" }, humanise(l.role)),
+        h("br"), h("span", { class: "muted organisation" }, l.organisation || "No organisation given")),
+      btn({ key: `admit-${l.user_id}`, class: "small", "aria-label": `Admit ${l.name}`, onclick: () => act({ kind: "admit", user_id: l.user_id }, () => announce(`${l.name} was let in.`)) }, "Admit"),
+      btn({ key: `deny-${l.user_id}`, class: "small danger", "aria-label": `Deny ${l.name} entry`, onclick: () => confirm(`Turn ${l.name} away for the rest of this meeting?`) && act({ kind: "deny", user_id: l.user_id }, () => announce(`${l.name} was turned away.`)) }, "Deny"),
+    )));
+  }
+
+  // ---- invitations (the chair and coordinators) ----
+  const invitations = invitationsPanel();
+  function invitationsPanel() {
+    let loaded = false;
+    let people = [];
+    let list = [];
+    const box = errorBox("invite-error");
+    const person = select({ id: "invite-person", name: "user_id" }, []);
+    const kind = select({ id: "invite-kind", name: "kind" }, []);
+    const submit = h("button", { type: "submit", id: "invite-submit" }, "Invite");
+    const listEl = h("ul", { id: "invitations", class: "people", "aria-labelledby": "invitations-list-title" });
+    const empty = h("p", { class: "muted", id: "no-invitations" }, "No one is invited yet.");
+    const hint = h("p", { class: "hint", id: "invite-hint" });
+    const form = h("form", { id: "invite-form", novalidate: true, "aria-labelledby": "invite-form-title" },
+      h("h3", { id: "invite-form-title" }, "Invite someone"),
+      hint,
+      h("div", { class: "row" }, field("Person", person), field("Invite as", kind)),
+      box, submit);
+    fill(invitePanel,
+      h("h2", { id: "invitations-title" }, "Invitations"),
+      h("p", { class: "hint" }, "Invite practitioners without a case to learn, trainees to teaching sessions, and clinicians of other services as guests (they see the agenda identified, speak and may present, but do not decide or sign). Guests wait in the lobby until you let them in. Published sessions send the calendar invitation at once."),
+      h("div", { class: "two" }, form,
+        h("div", {}, h("h3", { id: "invitations-list-title" }, "Invited"), empty, listEl)));
+
+    const kindsFor = () => Object.entries(INVITATION_KINDS).filter(([k]) => k !== "trainee" || state.session?.teaching);
+    /** The kind a person is most likely invited as. */
+    const suggested = (p) => {
+      if (!p) return "learner";
+      if (p.role === "trainee") return "trainee";
+      if (p.role === "consultant" || !(p.specialties || []).includes(state.session?.specialty)) return "guest";
+      return "learner";
+    };
+    const nameOf = (id) => people.find((p) => p.id === id)?.name || list.find((i) => i.user_id === id)?.name || "This person";
+
+    function showForm() {
+      const invited = new Set(list.map((i) => i.user_id));
+      const was = person.value;
+      const choosable = people.filter((p) => p.id !== state.session?.chair_id && p.role !== "coordinator" && !invited.has(p.id) &&
+        (p.role !== "trainee" || state.session?.teaching));
+      fill(person, h("option", { value: "" }, choosable.length ? "Choose…" : "No one else to invite"),
+        choosable.map((p) => h("option", { value: p.id, selected: p.id === was },
+          `${p.name} · ${humanise(p.role)}${p.specialties?.length ? ` · ${p.specialties.map(humanise).join(", ")}` : ""}`)));
+      const k = kind.value;
+      fill(kind, kindsFor().map(([value, label]) => h("option", { value, selected: value === k }, label)));
+      hint.textContent = user.role === "coordinator"
+        ? "Everyone with an active account is listed."
+        : "Listed: people who share a specialty with you, and trainees. To invite a clinician of another service who is not listed, ask a coordinator.";
+    }
+
+    function showList() {
+      empty.hidden = list.length > 0;
+      fill(listEl, list.map((i) => h("li", { dataset: { userId: i.user_id } },
+        h("span", { class: "name" }, i.name, " ", h("span", { class: "muted" }, humanise(i.role)),
+          i.organisation ? [h("br"), h("span", { class: "muted" }, i.organisation)] : null),
+        h("span", { class: `tag kind-${i.kind}` }, i.kind),
+        h("span", { class: "muted" }, "invited ", time(i.invited_at)),
+        h("button", { type: "button", class: "small secondary", dataset: { key: `withdraw-${i.user_id}` }, "aria-label": `Withdraw the invitation of ${i.name}`, onclick: (e) => withdraw(i, e.currentTarget) }, "Withdraw"))));
+    }
+
+    async function load() {
+      const id = state.session.id;
+      const [p, l] = await Promise.all([
+        api("/api/people").catch(() => []),
+        api(`/api/sessions/${id}/invitations`),
+      ]);
+      people = p;
+      list = l;
+      showForm();
+      showList();
+    }
+
+    person.addEventListener("change", () => {
+      kind.value = suggested(people.find((p) => p.id === person.value));
+      box.show(null);
+    });
+
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      box.show(null);
+      if (!person.value) {
+        box.show("Choose the person to invite.");
+        person.focus();
+        return;
+      }
+      const who = nameOf(person.value);
+      const as = kind.value;
+      try {
+        const made = await busy(submit, "Inviting…", () =>
+          api(`/api/sessions/${state.session.id}/invitations`, { method: "POST", body: { user_id: person.value, kind: as } }));
+        list = [...list.filter((i) => i.user_id !== made.user_id), made];
+        person.value = "";
+        showForm();
+        showList();
+        announce(`${made.name} is invited as a ${made.kind}.`);
+        person.focus();
+      } catch (err) {
+        box.show(invitationRefusal(err, who, as));
+      }
+    });
+
+    async function withdraw(i, button) {
+      box.show(null);
+      if (!confirm(`Withdraw the invitation of ${i.name}? They can no longer join this meeting.`)) return;
+      try {
+        await busy(button, "Withdrawing…", () =>
+          api(`/api/sessions/${state.session.id}/invitations/${i.user_id}`, { method: "DELETE" }));
+      } catch (err) {
+        if (err.code !== "not_found") return box.show(invitationRefusal(err, i.name, i.kind));
+      }
+      list = list.filter((x) => x.user_id !== i.user_id);
+      showForm();
+      showList();
+      announce(`The invitation of ${i.name} was withdrawn.`);
+      (listEl.querySelector("button") || person).focus();
+    }
+
+    return {
+      /** Shows the panel to the chair and coordinators (loading it once). */
+      show() {
+        const may = isChair() && state.session && !["closed", "cancelled"].includes(state.session.state);
+        invitePanel.hidden = !may;
+        if (!may || loaded) return;
+        loaded = true;
+        load().catch((err) => {
+          loaded = false;
+          box.show(err);
+        });
+      },
+    };
+  }
+
   function renderPeople() {
     quorumLine.textContent = quorum();
     const chair = isChair() && live();
@@ -684,9 +898,16 @@ export async function render(main, { user, params: [sessionId] }) {
       state.fatal = err;
       banner.hidden = true;
       showError(explain(err));
+      renderAll();
     },
     onMessage(msg) {
-      if (msg.type === "snapshot") {
+      if (msg.type === "lobby") {
+        // A guest waiting for the chair: nothing of the meeting until they are let in.
+        state.waiting = true;
+        renderAll();
+        announce("You are waiting in the lobby for the chair to let you in.");
+        lobbyWait.querySelector("h2").focus();
+      } else if (msg.type === "snapshot") {
         applySnapshot(msg);
         renderAll();
         startMedia();
@@ -711,7 +932,13 @@ export async function render(main, { user, params: [sessionId] }) {
         }
         if (!msg.id && (msg.code === "not_presenter" || msg.code === "forbidden")) media?.refused(true);
         if (!msg.id && msg.code === "invalid_sdp") media?.refused(false);
-        if (msg.code === "not_a_participant") channel.close();
+        if (msg.code === "not_a_participant" || msg.code === "entry_denied") {
+          // Shown the door: the server closes the connection and would refuse us again.
+          state.waiting = false;
+          state.fatal = msg;
+          channel.close();
+          renderAll();
+        }
         showError(liveError(msg, state));
       }
     },

@@ -1,5 +1,6 @@
 // The schedule: a week of MDT sessions (Monday to Sunday in the viewer's own zone), with
-// booking and joining links by role, and publish, move and cancel for coordinators.
+// booking and joining links by role (invitees: the meetings they are invited to), and
+// publish, move and cancel for coordinators.
 import { api } from "../api.js";
 import { clock, errorBox, explain, field, fill, h, humanise, time, when } from "../ui.js";
 import { busy, checkedForm, select, stillHere } from "../forms.js";
@@ -58,11 +59,11 @@ export async function render(main, { user }) {
         case "coordinator":
           return true;
         case "consultant":
-          return s.chair_id === user.id || (user.specialties || []).includes(s.specialty);
+          return s.chair_id === user.id || (user.specialties || []).includes(s.specialty) || invited.has(s.id);
         case "practitioner":
-          return mine.has(s.id);
+          return mine.has(s.id) || invited.has(s.id);
         case "trainee":
-          return s.teaching;
+          return s.teaching || invited.has(s.id);
         default:
           return false;
       }
@@ -78,6 +79,17 @@ export async function render(main, { user }) {
       mine = new Set(cases.filter((c) => c.state !== "withdrawn" && c.state !== "deferred").map((c) => c.session_id));
     } catch {
       /* the schedule still works without the join links */
+    }
+  }
+
+  // Everyone but coordinators joins the meetings they are invited to (as a learner, a
+  // trainee or a guest of another specialty): kind by session id.
+  let invited = new Map();
+  if (user.role !== "coordinator") {
+    try {
+      invited = new Map((await api("/api/me/invitations")).map((i) => [i.session_id, i.kind]));
+    } catch {
+      /* the schedule still works without them */
     }
   }
 
@@ -180,6 +192,7 @@ export async function render(main, { user }) {
         { class: "slot-tags" },
         h("span", { class: `tag state-${s.state}` }, humanise(s.state)),
         s.teaching ? h("span", { class: "tag teaching" }, "teaching") : null,
+        invited.has(s.id) ? h("span", { class: `tag invited kind-${invited.get(s.id)}` }, `invited as ${invited.get(s.id)}`) : null,
       ),
       h("p", { class: "slot-places" }, availability),
       s.state === "scheduled" || s.state === "published"
