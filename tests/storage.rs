@@ -322,6 +322,13 @@ async fn physio(store: &DynStore) -> User {
         .unwrap()
 }
 
+/// Triage accepts the booking onto its agenda, decided by `by`.
+async fn accept(store: &DynStore, case: uuid::Uuid, by: UserId) {
+    let accept = mdt_coordinator::domain::triage::Decision::Accept;
+    let audit = NewAuditEvent::new("case_triaged", "case");
+    store.triage_case(case, &accept, by, audit, vec![], Utc::now()).await.unwrap();
+}
+
 fn booked() -> NewAuditEvent {
     NewAuditEvent::new("case_booked", "case")
 }
@@ -385,7 +392,7 @@ async fn booking_rules(backend: Backend) {
     assert_eq!(conflict_code(e), "session_not_bookable");
 
     // Withdrawal frees the slot; an idempotent retry returns the first booking.
-    let agenda = store.session_cases(sessions[0].id).await.unwrap();
+    let agenda = store.session_bookings(sessions[0].id).await.unwrap();
     assert_eq!(agenda.len(), 2);
     let withdrawn = store
         .withdraw_case(agenda[0].id, NewAuditEvent::new("case_withdrawn", "case"))
@@ -497,6 +504,7 @@ async fn mentorship_and_attendance(backend: Backend) {
             .await
             .unwrap()
             .case;
+        accept(&store, case.id, physio.id).await;
         cases.push(case.id);
     }
     let at = |d: &str| format!("{d}T09:00:00Z").parse::<chrono::DateTime<Utc>>().unwrap();
@@ -779,6 +787,7 @@ async fn stale_plans_are_refused_and_change_nothing(backend: Backend) {
     let case = store.book_case(a_case(&sessions[2], physio.id, &nhs[5]), booked(), vec![], now);
     let case = case.await.unwrap().case;
     let chair = store.session(sessions[2].id).await.unwrap().unwrap().plan.chair_id;
+    accept(&store, case.id, chair).await;
     let draft = |plan: &str| {
         serde_json::from_value::<OutcomeDraft>(serde_json::json!({
             "management_plan": { "text": plan, "items": [] }, "follow_up": { "kind": "none" }
