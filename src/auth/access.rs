@@ -88,6 +88,15 @@ pub fn may_manage_invitations(user: &User, session: &Session) -> Result<(), ApiE
     }
 }
 
+/// Triage (issue 15) is for the session's chair and coordinators.
+pub fn may_triage(user: &User, session: &Session) -> Result<(), ApiError> {
+    if user.role == Role::Coordinator || user.id == session.plan.chair_id {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only the session's chair or a coordinator triages its bookings"))
+    }
+}
+
 /// The referrer or a coordinator may withdraw a case.
 pub fn may_withdraw(user: &User, case: &Case) -> bool {
     user.role == Role::Coordinator || case.referrer_id == user.id

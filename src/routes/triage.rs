@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::access::{case_access, AgendaAccess};
+use crate::auth::access::{case_access, may_triage, AgendaAccess};
 use crate::auth::require_role;
 use crate::domain::proforma::ProformaField;
 use crate::domain::schedule::SessionView;
 use crate::domain::triage::{Decision, StandardPlan, TriageRequest};
-use crate::domain::{CaseView, ParseError, Role, SessionState, Specialty, User};
+use crate::domain::{CaseView, ParseError, Role, SessionState, Specialty};
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::support::{
@@ -22,15 +22,6 @@ use crate::routes::support::{
 };
 use crate::state::AppState;
 use crate::store::{SpecialtyRules, StoreError};
-
-/// Triage is for the session's chair and coordinators.
-fn may_triage(caller: &User, chair: crate::domain::UserId) -> Result<(), ApiError> {
-    if caller.role == Role::Coordinator || caller.id == chair {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only the session's chair or a coordinator triages its bookings"))
-    }
-}
 
 /// `POST /api/cases/{id}/triage {decision, reason?, note?, standard_plan?}`: accept the
 /// booking onto the agenda, return it as not ready (the referrer is emailed, without
@@ -48,7 +39,7 @@ pub async fn decide(
     {
         return Err(hidden());
     }
-    may_triage(&caller, session.plan.chair_id)?;
+    may_triage(&caller, &session)?;
     let rules = state.store.specialty_rules(&session.plan.specialty).await?;
     let decision = body.parse(&rules.standard_plans)?;
     let mut mail = Vec::new();
