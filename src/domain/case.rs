@@ -7,12 +7,24 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use super::body_site::BodySite;
 use super::nhs_number::NhsNumber;
 use super::parse::{bounded_text, ParseError};
 use super::person_name::PersonName;
-use super::proforma::{Proforma, ReferralSource};
-use super::triage::ReturnReason;
+use super::proforma::{vocabulary, Proforma, ReferralSource};
 use super::user::UserId;
+
+vocabulary!(
+    /// Why triage returned a booking as not ready.
+    ReturnReason, "invalid_return_reason", "reason", {
+        IncompleteProforma => "incomplete_proforma",
+        ConservativeCareNotTried => "conservative_care_not_tried",
+        ImagingNeeded => "imaging_needed",
+        WrongService => "wrong_service",
+        UrgentPathway => "urgent_pathway",
+        Other => "other",
+    }
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,82 +126,6 @@ impl ClinicalText {
 impl fmt::Debug for ClinicalText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClinicalText(…)")
-    }
-}
-
-/// The part of the body the case is about, from a fixed vocabulary (it is shown to
-/// trainees and named in emails, so it must never carry free text): an optional side
-/// (`left`, `right`, `bilateral`) and a region, e.g. `lower back`, `left knee`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct BodySite(String);
-
-impl BodySite {
-    pub const REGIONS: [&'static str; 26] = [
-        "neck",
-        "upper back",
-        "lower back",
-        "back",
-        "cervical spine",
-        "thoracic spine",
-        "lumbar spine",
-        "sacroiliac joint",
-        "chest wall",
-        "shoulder",
-        "shoulders",
-        "elbow",
-        "wrist",
-        "hand",
-        "hands",
-        "hip",
-        "hips",
-        "knee",
-        "knees",
-        "ankle",
-        "foot",
-        "feet",
-        "jaw",
-        "pelvis",
-        "widespread",
-        "multiple sites",
-    ];
-    const SIDES: [&'static str; 3] = ["left", "right", "bilateral"];
-
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let site = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-        let region = Self::SIDES
-            .iter()
-            .find_map(|side| site.strip_prefix(side).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or(&site);
-        if Self::REGIONS.contains(&region) {
-            Ok(Self(site))
-        } else {
-            Err(ParseError::new(
-                "invalid_body_site",
-                "body_site",
-                "must be a body region such as lower back or left knee",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// A back or neck site (spinal levels and the sacroiliac joint included): the ones the
-    /// STarT Back tool screens.
-    pub fn is_spinal(&self) -> bool {
-        const SPINAL: [&str; 8] = [
-            "neck",
-            "upper back",
-            "lower back",
-            "back",
-            "cervical spine",
-            "thoracic spine",
-            "lumbar spine",
-            "sacroiliac joint",
-        ];
-        SPINAL.iter().any(|s| self.0 == *s || self.0.ends_with(&format!(" {s}")))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod attachment;
 pub mod audit;
+pub mod body_site;
 pub mod booking;
 pub mod case;
 pub mod conflict;

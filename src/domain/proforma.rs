@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::case::BodySite;
+use super::body_site::BodySite;
 use super::parse::{bounded_text, ParseError};
 use super::time_window::parse_iso_date;
 

@@ -7,25 +7,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use super::case::ReturnReason;
 use super::case::{Case, CaseState, ClinicalText, Urgency};
 use super::conflict::Conflict;
 use super::outcome::{FollowUp, ManagementPlan, OutcomeDraft, OutcomeVersion};
 use super::parse::{bounded_text, ParseError};
-use super::proforma::vocabulary;
 use super::schedule::{Session, SessionState};
 use super::user::UserId;
-
-vocabulary!(
-    /// Why a booking was returned as not ready.
-    ReturnReason, "invalid_return_reason", "reason", {
-        IncompleteProforma => "incomplete_proforma",
-        ConservativeCareNotTried => "conservative_care_not_tried",
-        ImagingNeeded => "imaging_needed",
-        WrongService => "wrong_service",
-        UrgentPathway => "urgent_pathway",
-        Other => "other",
-    }
-);
 
 /// One of a specialty's standard plans: what a listed case's signed outcome says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
