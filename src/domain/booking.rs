@@ -83,23 +83,26 @@ pub fn check_draftable(case: &Case, current: Option<&OutcomeVersion>) -> Result<
     }
 }
 
-/// A draft may be signed while the case is booked, listed or being (or just) discussed;
-/// returns the draft.
+/// A draft may be signed while the case is being (or was just) discussed in its meeting,
+/// or, with a reason for deciding outside the meeting (`outside_meeting`), while it is
+/// booked or listed; returns the draft.
 pub fn check_signable<'a>(
-    case: &Case, current: Option<&'a OutcomeVersion>,
+    case: &Case, current: Option<&'a OutcomeVersion>, outside_meeting: bool,
 ) -> Result<&'a OutcomeVersion, Conflict> {
     let draft = current.ok_or(Conflict::NoDraft)?;
     if draft.signed_at.is_some() {
         return Err(Conflict::OutcomeSigned);
     }
     use CaseState::{Booked, Discussed, InDiscussion, Listed};
-    if !matches!(case.state, Booked | Listed | InDiscussion | Discussed) {
-        return Err(Conflict::invalid(format!(
+    match case.state {
+        InDiscussion | Discussed => Ok(draft),
+        Booked | Listed if outside_meeting => Ok(draft),
+        Booked | Listed => Err(Conflict::NotDiscussed),
+        other => Err(Conflict::invalid(format!(
             "the outcome of a case that is {} cannot be signed",
-            case.state.as_str()
-        )));
+            other.as_str()
+        ))),
     }
-    Ok(draft)
 }
 
 /// Only a signed outcome is amended; returns the version the amendment supersedes.
@@ -220,7 +223,18 @@ mod tests {
     #[test]
     fn signing_needs_an_unsigned_draft_and_amending_a_signed_one() {
         let c = case("9434765919", Urgency::Routine, 5);
-        assert_eq!(check_signable(&c, None).unwrap_err(), Conflict::NoDraft);
+        assert_eq!(check_signable(&c, None, true).unwrap_err(), Conflict::NoDraft);
+        // A draft is signed once its meeting discussed the case, or with a reason.
+        let plan = crate::domain::triage::StandardPlan {
+            code: "rest".into(),
+            title: "Rest".into(),
+            plan: "Rest.".into(),
+        };
+        let draft = OutcomeVersion::first_draft(c.id, plan.outcome(), c.referrer_id, Utc::now());
+        assert_eq!(check_signable(&c, Some(&draft), false).unwrap_err(), Conflict::NotDiscussed);
+        assert!(check_signable(&c, Some(&draft), true).is_ok());
+        let discussed = Case { state: CaseState::Discussed, ..c.clone() };
+        assert!(check_signable(&discussed, Some(&draft), false).is_ok());
         assert_eq!(check_amendable(None).unwrap_err(), Conflict::NoDraft);
         let mut withdrawn = c.clone();
         withdrawn.state = CaseState::Withdrawn;

@@ -44,6 +44,8 @@ pub enum Conflict {
     NotATeachingSession,
     #[error("that person is already invited to this session")]
     AlreadyInvited,
+    #[error("the case was not discussed in its meeting: give the reason for deciding outside it")]
+    NotDiscussed,
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -75,6 +77,7 @@ impl Conflict {
             Conflict::PublicationTooLate(_) => "publication_too_late",
             Conflict::NotATeachingSession => "not_a_teaching_session",
             Conflict::AlreadyInvited => "already_invited",
+            Conflict::NotDiscussed => "not_discussed",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

@@ -464,6 +464,7 @@ mod tests {
             signed_at: signed.then_some(at),
             amendment_reason: None,
             supersedes: None,
+            outside_meeting_reason: None,
         }
     }
 

@@ -588,6 +588,8 @@ pub struct OutcomeVersion {
     pub signed_at: Option<DateTime<Utc>>,
     pub amendment_reason: Option<String>,
     pub supersedes: Option<u32>,
+    /// Why a consultant signed it for a case its meeting did not discuss.
+    pub outside_meeting_reason: Option<String>,
 }
 
 impl OutcomeVersion {
@@ -611,6 +613,7 @@ impl OutcomeVersion {
             signed_at: None,
             amendment_reason: None,
             supersedes: None,
+            outside_meeting_reason: None,
         }
     }
 
@@ -636,6 +639,7 @@ impl OutcomeVersion {
             signed_at: Some(now),
             amendment_reason: Some(amendment.reason.as_str().to_string()),
             supersedes: Some(self.version),
+            outside_meeting_reason: None,
         }
     }
 }
@@ -668,6 +672,8 @@ pub struct DeIdentifiedVersion {
     pub signed_at: Option<DateTime<Utc>>,
     pub amended: bool,
     pub supersedes: Option<u32>,
+    /// Signed for a case its meeting did not discuss (the reason is free text, not shown).
+    pub outside_meeting: bool,
 }
 
 impl<'a> OutcomeVersionView<'a> {
@@ -686,6 +692,7 @@ impl<'a> OutcomeVersionView<'a> {
             signed_at: v.signed_at,
             amended: v.amendment_reason.is_some(),
             supersedes: v.supersedes,
+            outside_meeting: v.outside_meeting_reason.is_some(),
         })
     }
 }

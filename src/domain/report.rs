@@ -212,6 +212,8 @@ pub struct CaseRow {
     pub ended_at: Option<DateTime<Utc>>,
     /// The latest signed outcome version, without free text.
     pub outcome: Option<OutcomeSummary>,
+    /// Its outcome was signed without a discussion, with a reason (issue 16).
+    pub decided_outside_meeting: bool,
 }
 
 /// Everything one report reads, fetched together by the store.
@@ -261,15 +263,19 @@ pub enum CaseClass {
     Discussed,
     /// Listed, not discussed: it follows a standard of care (signed or awaiting the chair).
     Listed,
+    /// Signed by a consultant without a discussion, with a reason.
+    DecidedOutsideMeeting,
     Deferred,
     Withdrawn,
     Pending,
 }
 
 impl CaseClass {
-    pub fn of(case: &super::case::Case) -> Self {
+    pub fn of(row: &CaseRow) -> Self {
         use CaseState::*;
+        let case = &row.case;
         match case.state {
+            OutcomeSigned if row.decided_outside_meeting => Self::DecidedOutsideMeeting,
             Listed => Self::Listed,
             OutcomeSigned if case.standard_plan.is_some() => Self::Listed,
             Discussed | OutcomeSigned => Self::Discussed,
@@ -286,6 +292,7 @@ impl CaseClass {
         match self {
             Self::Discussed => "seen",
             Self::Listed => "listed_not_discussed",
+            Self::DecidedOutsideMeeting => "decided_outside_meeting",
             Self::Deferred => "deferred",
             Self::Withdrawn => "cancelled",
             Self::Pending => "pending",
@@ -381,6 +388,8 @@ pub struct CaseCounts {
     pub pending: u32,
     /// Listed, not discussed (following a standard of care).
     pub listed: u32,
+    /// Decided by a consultant outside the meeting, with a reason.
+    pub decided_outside_meeting: u32,
     /// Booked as a re-discussion of an earlier case.
     pub follow_up: u32,
     pub urgent: u32,
@@ -453,13 +462,23 @@ impl Acc {
         c.booked += 1;
         c.follow_up += u32::from(row.case.follow_up_of.is_some());
         c.urgent += u32::from(row.case.urgency == super::case::Urgency::Urgent);
-        let class = CaseClass::of(&row.case);
+        let class = CaseClass::of(row);
         match class {
             CaseClass::Discussed => c.discussed += 1,
             CaseClass::Listed => c.listed += 1,
+            CaseClass::DecidedOutsideMeeting => c.decided_outside_meeting += 1,
             CaseClass::Deferred => c.deferred += 1,
             CaseClass::Withdrawn => c.withdrawn += 1,
             CaseClass::Pending => c.pending += 1,
+        }
+        // Every signed outcome counts in the mix; the waits and timings are the discussed
+        // cases' alone.
+        let decided = matches!(
+            class,
+            CaseClass::Discussed | CaseClass::Listed | CaseClass::DecidedOutsideMeeting
+        );
+        if let (true, Some(outcome)) = (decided, &row.outcome) {
+            add_outcome(&mut self.outcomes, outcome);
         }
         if class != CaseClass::Discussed {
             return;
@@ -468,9 +487,6 @@ impl Acc {
         if let Some(secs) = actual_seconds(row) {
             self.actual_seconds.push(secs as f64);
             self.allotted.push(f64::from(session.minutes_per_case));
-        }
-        if let Some(outcome) = &row.outcome {
-            add_outcome(&mut self.outcomes, outcome);
         }
     }
 
@@ -743,7 +759,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
     push_record(&mut out, header.iter().map(|h| Cow::Borrowed(*h)));
     for (row, session) in rows {
         let case = &row.case;
-        let class = CaseClass::of(case);
+        let class = CaseClass::of(row);
         let discussed = class == CaseClass::Discussed;
         let session_date = local_date(session.starts_at);
         let mut fields: Vec<Cow<'_, str>> = vec![

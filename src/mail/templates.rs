@@ -551,6 +551,7 @@ mod tests {
             signed_at: Some(starts + chrono::Duration::minutes(20)),
             amendment_reason: None,
             supersedes: None,
+            outside_meeting_reason: None,
         };
         let to = EmailAddress::parse("physio@example.org").unwrap();
         let signer = PersonName::parse("Dr Ada O'Neill").unwrap();

@@ -88,6 +88,25 @@ async fn letter_date(
     Ok(discussed_at(discussion_of(state, case).await?, session, first_signed))
 }
 
+/// The optional sign body `{"outside_meeting_reason"}` (an empty body is none): why the
+/// consultant decides for a case its meeting did not discuss.
+fn outside_meeting_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SignRequest {
+        outside_meeting_reason: Option<String>,
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let request: SignRequest = serde_json::from_slice(body).map_err(|_| {
+        ApiError::bad_request("malformed_json", "request body is not a sign request")
+    })?;
+    let field = "outside_meeting_reason";
+    let reason = request.outside_meeting_reason.filter(|r| !r.trim().is_empty());
+    Ok(reason.map(|r| crate::domain::bounded_text(&r, field, 1000, true)).transpose()?)
+}
+
 /// The outcome letter to the case's referrer about `version`, signed by `signer`.
 fn letter(
     referrer: Option<&User>, signer: &User, follow_up: Option<&Session>,
@@ -127,7 +146,9 @@ pub async fn draft(
 /// draft; the referrer's letter and any follow-up case commit with it.
 pub async fn sign(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let outside_meeting_reason = outside_meeting_reason(&body)?;
     let (case, session, _) = case_and_session(&state, &caller, *id).await?;
     may_sign_outcome(&caller, &session)?;
     let referrer = state.store.user(case.referrer_id).await?;
@@ -137,7 +158,9 @@ pub async fn sign(
         let draft = draft.ok_or(StoreError::Conflict(Conflict::NoDraft))?;
         // For the letter only: the store checks the follow-up inside the signing.
         let target = follow_up_session(&state, &session, &draft.body).await.unwrap_or(None);
-        let version = draft.signed(caller.id, Utc::now());
+        let reason = outside_meeting_reason.clone();
+        let version = OutcomeVersion { outside_meeting_reason: reason, ..draft }
+            .signed(caller.id, Utc::now());
         let discussed = templates::Discussed { session: &session, at: discussed_at };
         let mail = letter(
             referrer.as_ref(),

@@ -196,21 +196,26 @@ impl Store {
         let mut tx = self.db.write().await?;
         let case = lock_case_and_session(&mut tx, case_id, target).await?;
         let current = current_outcome(&mut tx, case_id).await?;
-        let draft = check_signable(&case, current.as_ref())?;
+        let draft =
+            check_signable(&case, current.as_ref(), signed.outside_meeting_reason.is_some())?;
         let same = (draft.version, draft.updated_at) == (signed.version, signed.updated_at);
         if !same || draft.body.follow_up.re_discuss_session() != target {
             return Err(Conflict::Changed.into());
         }
-        let version = draft.clone().signed(signer, now);
-        let sql = "UPDATE outcome_versions SET signed_by = $1, signed_at = $2 \
-                   WHERE case_id = $3 AND version = $4 AND signed_at IS NULL";
-        let values = args![signer, now, case_id, version.version as i32];
+        let reason = signed.outside_meeting_reason.clone();
+        let version =
+            OutcomeVersion { outside_meeting_reason: reason, ..draft.clone() }.signed(signer, now);
+        let sql = "UPDATE outcome_versions SET signed_by = $1, signed_at = $2, \
+                   outside_meeting_reason = $5 WHERE case_id = $3 AND version = $4 AND signed_at IS NULL";
+        let reason = version.outside_meeting_reason.as_deref();
+        let values = args![signer, now, case_id, version.version as i32, reason];
         tx.run(sql, values).await?;
         let sql = "UPDATE cases SET state = 'outcome_signed' WHERE id = $1";
         tx.run(sql, args![case_id]).await?;
         let follow_up = book_follow_up(&mut tx, &case, target, follow_up_id, &audit, now).await?;
         let follow_up_id = follow_up.as_ref().map(|c| c.id);
-        let details = json!({ "version": version.version, "follow_up_case": follow_up_id });
+        let details = json!({ "version": version.version, "follow_up_case": follow_up_id,
+            "outside_meeting_reason": version.outside_meeting_reason });
         super::audit::append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
         finish_signed(tx, &case, &version, (signer, now), letter).await?;
         Ok(SignedOutcome { version, follow_up_case: follow_up })

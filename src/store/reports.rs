@@ -28,7 +28,9 @@ ORDER BY s.starts_at, s.id";
 const REPORT_CASES: &str = "\
 SELECT c.*, u.role AS referrer_role, u.name AS referrer_name,
        (SELECT o.body FROM outcome_versions o WHERE o.case_id = c.id AND o.signed_at IS NOT NULL
-        ORDER BY o.version DESC LIMIT 1) AS outcome_body
+        ORDER BY o.version DESC LIMIT 1) AS outcome_body,
+       (SELECT COUNT(*) FROM outcome_versions o WHERE o.case_id = c.id
+        AND o.outside_meeting_reason IS NOT NULL) AS outside_meeting
 FROM sessions s
 JOIN cases c ON c.session_id = s.id
 JOIN users u ON u.id = c.referrer_id
@@ -135,6 +137,7 @@ fn report_case(row: &Row, extras: &ReportExtras) -> Result<CaseRow, StoreError> 
         referrer_role: rows::parsed(row, "referrer_role", str::parse::<Role>)?,
         referrer_name: rows::parsed(row, "referrer_name", PersonName::parse)?,
         first_booked_at: first_booked.unwrap_or(case.booked_at),
+        decided_outside_meeting: row.get::<i64>("outside_meeting")? > 0,
         started_at,
         ended_at,
         outcome,

@@ -193,6 +193,7 @@ pub(crate) fn outcome(row: &Row) -> Result<OutcomeVersion, StoreError> {
             .get::<Option<i32>>("supersedes")?
             .map(|v| u32::try_from(v).map_err(|_| StoreError::corrupt("supersedes")))
             .transpose()?,
+        outside_meeting_reason: row.get("outside_meeting_reason")?,
     })
 }
 

@@ -208,10 +208,17 @@ impl Clinic {
         self.app.send(reqwest::Method::PUT, &who.token, &path, Some(body)).await
     }
 
-    /// `POST /api/cases/{case}/outcome/sign` as `who`.
+    /// `POST /api/cases/{case}/outcome/sign` as `who`, for a case decided outside its
+    /// meeting (the suites that sign without holding one give this reason).
     pub async fn sign(&self, who: &Account, case: &str) -> (StatusCode, Value) {
+        let reason = json!({ "outside_meeting_reason": OUTSIDE_MEETING });
+        self.sign_with(who, case, reason).await
+    }
+
+    /// `POST /api/cases/{case}/outcome/sign` with `body` as `who`.
+    pub async fn sign_with(&self, who: &Account, case: &str, body: Value) -> (StatusCode, Value) {
         let path = format!("/api/cases/{case}/outcome/sign");
-        self.app.post(&who.token, &path, json!({})).await
+        self.app.post(&who.token, &path, body).await
     }
 
     /// `GET /api/cases/{case}/outcome` as `who`.
@@ -220,6 +227,10 @@ impl Clinic {
         self.app.get(&who.token, &path).await
     }
 }
+
+/// The reason the suites give for signing outcomes outside a meeting.
+pub const OUTSIDE_MEETING: &str =
+    "Decided by the chair from the referral, the meeting having run out of time";
 
 /// A session to create: [`Clinic::plan`] is the usual one; a test changes what it needs.
 pub struct Plan<'a> {

@@ -646,7 +646,68 @@ async fn the_outcome_letter_can_be_read_in_the_app(backend: Backend) {
     assert!(body["subject"].as_str().unwrap().starts_with("Amended MDT outcome: "));
 }
 
+/// Issue 16: an outcome is signed for a case its meeting discussed; for one it did not,
+/// only with the consultant's reason, which is audited, kept with the version and counted
+/// apart in the activity report.
+async fn signing_needs_a_discussion_or_a_reason(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, false).await;
+    let case = c.book_case(&c.physio, &session, booking(NHS)).await;
+    expect_ok(c.put_outcome(&c.chair, &case, outcome_body(none())).await);
+    let (status, err) = c.sign_with(&c.chair, &case, json!({})).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_discussed")),
+        "{err}"
+    );
+    let blank = json!({ "outside_meeting_reason": "  " });
+    assert_eq!(c.sign_with(&c.chair, &case, blank).await.1["code"], "not_discussed");
+    let typo = json!({ "outside_meeting": "x" });
+    assert_eq!(c.sign_with(&c.chair, &case, typo).await.0, StatusCode::BAD_REQUEST);
+    let (_, read) = c.outcome(&c.chair, &case).await;
+    assert!(read["current"]["signed_at"].is_null(), "refusals sign nothing");
+
+    let (status, signed) = c.sign(&c.chair, &case).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(signed["outside_meeting_reason"], crate::common::clinic::OUTSIDE_MEETING);
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    let event = audit.iter().find(|e| e.action == "outcome_signed").unwrap();
+    assert!(event.details.contains("outside_meeting_reason"), "{}", event.details);
+
+    let starts = session_start(&c, &session).await;
+    let query = format!(
+        "/api/reports/activity?from={starts}&to={starts}&specialty={}&format=csv",
+        c.specialty
+    );
+    let csv = c.get(&c.coordinator, &query).await.text().await.unwrap();
+    let row = csv.lines().find(|l| l.starts_with(case.as_str())).unwrap_or_else(|| panic!("{csv}"));
+    assert!(row.contains("decided_outside_meeting"), "{row}");
+    let query =
+        format!("/api/reports/activity?from={starts}&to={starts}&specialty={}", c.specialty);
+    let (_, report) = crate::common::clinic::answer(c.get(&c.coordinator, &query).await).await;
+    let counts = &report["totals"][0]["cases"];
+    assert_eq!(
+        (counts["decided_outside_meeting"].as_u64(), counts["discussed"].as_u64()),
+        (Some(1), Some(0)),
+        "{counts}"
+    );
+}
+
+/// The UK calendar date of the session's start.
+async fn session_start(c: &Clinic, session: &str) -> String {
+    let (_, body) = c.app.get(&c.coordinator.token, &format!("/api/sessions/{session}")).await;
+    let starts: chrono::DateTime<Utc> =
+        body["session"]["starts_at"].as_str().unwrap().parse().unwrap();
+    starts.with_timezone(&chrono_tz::Europe::London).date_naive().to_string()
+}
+
+fn expect_ok((status, body): (StatusCode, Value)) -> Value {
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
 crate::on_both_backends!(
+    signing_needs_a_discussion_or_a_reason,
     the_outcome_letter_can_be_read_in_the_app,
     signed_outcomes_are_never_overwritten,
     amendments_keep_every_version,

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use mdt_coordinator::domain::live::{EventBody, NewLiveEvent};
 use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::{
-    Amendment, AmendmentReason, BodySite, ClinicalText, NewAuditEvent, NewCase, NhsNumber, OdsCode,
-    OutcomeDraft, PatientDetails, PersonName, Role, Sex, Specialty, Urgency, UserId,
+    Amendment, AmendmentReason, BodySite, CaseState, ClinicalText, NewAuditEvent, NewCase,
+    NhsNumber, OdsCode, OutcomeDraft, OutcomeVersion, PatientDetails, PersonName, Role, Sex,
+    Specialty, Urgency, UserId,
 };
 use mdt_coordinator::store::DynStore;
 
@@ -221,6 +222,11 @@ impl Quarter {
             .await
             .unwrap();
         let draft = self.store.outcome_versions(case).await.unwrap().pop().unwrap();
+        // A case its meeting did not discuss is decided outside it, with a reason.
+        let state = self.store.case(case).await.unwrap().unwrap().state;
+        let discussed = matches!(state, CaseState::InDiscussion | CaseState::Discussed);
+        let reason = (!discussed).then(|| "Decided from the referral".to_string());
+        let draft = OutcomeVersion { outside_meeting_reason: reason, ..draft };
         self.store
             .sign_outcome(
                 case,
@@ -404,7 +410,8 @@ impl Quarter {
             .await
             .unwrap();
 
-        // R5: never opened live; two outcomes signed on the day, one case not reached.
+        // R5: never opened live; two outcomes signed on the day outside a meeting (with a
+        // reason: decided_outside_meeting, not discussed), one case not reached.
         let _e1 = self.book(r5, p, "2026-03-16T10:00:00Z", routine).await;
         let e2 = self.book(r5, p, "2026-03-17T10:00:00Z", routine).await;
         self.sign(c2_moved, rc, "2026-03-24T14:00:00Z", json!({
@@ -534,7 +541,7 @@ fn raw_figures<'a>(report: &'a Value, specialty: &str, month: Option<&str>) -> &
 fn empty(specialty: &str, month: Option<&str>) -> Value {
     let mut v = json!({
         "specialty": specialty,
-        "cases": { "booked": 0, "discussed": 0, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "follow_up": 0, "urgent": 0 },
+        "cases": { "booked": 0, "discussed": 0, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
         "days_to_discussion": { "measured": 0, "median": null, "p90": null, "within_6_weeks": 0, "within_6_weeks_percent": null },
         "outcomes": { "signed": 0, "discharged_to_gp": 0, "onward_referral": 0, "referrals": {}, "with_investigations": 0, "investigations": {}, "re_discuss": 0 },
         "time_per_case": { "timed": 0, "median_actual_minutes": null, "median_allotted_minutes": null },
@@ -599,7 +606,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
             Some("2026-01"),
             json!({
                 "specialty": "rheumatology", "month": "2026-01",
-                "cases": { "booked": 8, "discussed": 5, "deferred": 1, "withdrawn": 1, "pending": 1, "listed": 0, "follow_up": 0, "urgent": 1 },
+                "cases": { "booked": 8, "discussed": 5, "deferred": 1, "withdrawn": 1, "pending": 1, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 1 },
                 "days_to_discussion": { "measured": 5, "median": 7.0, "p90": 43, "within_6_weeks": 4, "within_6_weeks_percent": 80.0 },
                 "outcomes": { "signed": 4, "discharged_to_gp": 1, "onward_referral": 3,
                               "referrals": { "orthopaedics": 2, "pain_clinic": 1, "physiotherapy": 1 },
@@ -614,7 +621,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
             Some("2026-02"),
             json!({
                 "specialty": "rheumatology", "month": "2026-02",
-                "cases": { "booked": 3, "discussed": 2, "deferred": 1, "withdrawn": 0, "pending": 0, "listed": 0, "follow_up": 1, "urgent": 1 },
+                "cases": { "booked": 3, "discussed": 2, "deferred": 1, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 1, "urgent": 1 },
                 "days_to_discussion": { "measured": 2, "median": 17.5, "p90": 27, "within_6_weeks": 2, "within_6_weeks_percent": 100.0 },
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "spinal_surgery": 1 },
@@ -629,8 +636,8 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
             Some("2026-03"),
             json!({
                 "specialty": "rheumatology", "month": "2026-03",
-                "cases": { "booked": 4, "discussed": 2, "deferred": 1, "withdrawn": 0, "pending": 1, "listed": 0, "follow_up": 0, "urgent": 0 },
-                "days_to_discussion": { "measured": 2, "median": 28.0, "p90": 49, "within_6_weeks": 1, "within_6_weeks_percent": 50.0 },
+                "cases": { "booked": 4, "discussed": 0, "deferred": 1, "withdrawn": 0, "pending": 1, "listed": 0, "decided_outside_meeting": 2, "follow_up": 0, "urgent": 0 },
+                "days_to_discussion": { "measured": 0, "median": null, "p90": null, "within_6_weeks": 0, "within_6_weeks_percent": null },
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "injection_clinic": 1 },
                               "with_investigations": 1, "investigations": { "dexa": 1 },
@@ -644,8 +651,8 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
             None,
             json!({
                 "specialty": "rheumatology",
-                "cases": { "booked": 15, "discussed": 9, "deferred": 3, "withdrawn": 1, "pending": 2, "listed": 0, "follow_up": 1, "urgent": 2 },
-                "days_to_discussion": { "measured": 9, "median": 8.0, "p90": 49, "within_6_weeks": 7, "within_6_weeks_percent": 77.8 },
+                "cases": { "booked": 15, "discussed": 7, "deferred": 3, "withdrawn": 1, "pending": 2, "listed": 0, "decided_outside_meeting": 2, "follow_up": 1, "urgent": 2 },
+                "days_to_discussion": { "measured": 7, "median": 8.0, "p90": 43, "within_6_weeks": 6, "within_6_weeks_percent": 85.7 },
                 "outcomes": { "signed": 8, "discharged_to_gp": 3, "onward_referral": 5,
                               "referrals": { "orthopaedics": 2, "pain_clinic": 1, "physiotherapy": 1, "spinal_surgery": 1, "injection_clinic": 1 },
                               "with_investigations": 5, "investigations": { "mri": 3, "bloods": 1, "xray": 1, "nerve_conduction": 1, "dexa": 1 },
@@ -665,7 +672,7 @@ fn expected_spinal() -> [(Option<&'static str>, Value); 4] {
             Some("2026-02"),
             json!({
                 "specialty": "spinal", "month": "2026-02",
-                "cases": { "booked": 1, "discussed": 1, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "follow_up": 0, "urgent": 0 },
+                "cases": { "booked": 1, "discussed": 1, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 1, "median": 8.0, "p90": 8, "within_6_weeks": 1, "within_6_weeks_percent": 100.0 },
                 "outcomes": { "signed": 1, "discharged_to_gp": 0, "onward_referral": 1,
                               "referrals": { "spinal_surgery": 1 },
@@ -679,7 +686,7 @@ fn expected_spinal() -> [(Option<&'static str>, Value); 4] {
             Some("2026-03"),
             json!({
                 "specialty": "spinal", "month": "2026-03",
-                "cases": { "booked": 2, "discussed": 2, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "follow_up": 0, "urgent": 0 },
+                "cases": { "booked": 2, "discussed": 2, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 2, "median": 14.5, "p90": 15, "within_6_weeks": 2, "within_6_weeks_percent": 100.0 },
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "pain_management_programme": 1 },
@@ -693,7 +700,7 @@ fn expected_spinal() -> [(Option<&'static str>, Value); 4] {
             None,
             json!({
                 "specialty": "spinal",
-                "cases": { "booked": 3, "discussed": 3, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "follow_up": 0, "urgent": 0 },
+                "cases": { "booked": 3, "discussed": 3, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 3, "median": 14.0, "p90": 15, "within_6_weeks": 3, "within_6_weeks_percent": 100.0 },
                 "outcomes": { "signed": 3, "discharged_to_gp": 1, "onward_referral": 2,
                               "referrals": { "spinal_surgery": 1, "pain_management_programme": 1 },
