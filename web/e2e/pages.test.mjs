@@ -253,7 +253,7 @@ test("a signed outcome and its letter show on the referrer's case page", async (
     management_plan: { text: "Start methotrexate after baseline bloods.", items: ["Baseline FBC, LFT, U&E", "Hepatitis serology"] },
     follow_up: { kind: "review", weeks: 6 },
   });
-  await consultant(`/api/cases/${c.id}/outcome/sign`, "POST");
+  await consultant(`/api/cases/${c.id}/outcome/sign`, "POST", { outside_meeting_reason: "Decided from the referral before the meeting" });
 
   const browser = await launch();
   try {

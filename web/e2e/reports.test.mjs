@@ -97,7 +97,8 @@ test("the activity report: KPIs, charts, tables and the CSV by role", async () =
   const e = await book(spinal, 501100600, "lower back");
   const sign = async (kase, body) => {
     await consultantApi(`/api/cases/${kase.id}/outcome`, { method: "PUT", body: { investigations: [], referrals: [], management_plan: { text: "As discussed.", items: [] }, ...body } });
-    return consultantApi(`/api/cases/${kase.id}/outcome/sign`, { method: "POST" });
+    const reason = "Decided from the referral outside the meeting";
+    return consultantApi(`/api/cases/${kase.id}/outcome/sign`, { method: "POST", body: { outside_meeting_reason: reason } });
   };
   await sign(a, {
     investigations: [{ kind: "xray", site: "left knee", urgency: "routine" }],

@@ -52,6 +52,12 @@ export function outcomeForm({ caseId, title, session, user }) {
   const reasonField = labelled("Reason to discuss again", followReason);
   const saveButton = h("button", { type: "submit", class: "secondary" }, "Save draft");
   const signButton = h("button", { type: "button", id: uid("sign") }, "Sign outcome");
+  // Shown when the meeting did not discuss the case: signing then needs the reason.
+  const outsideReason = h("textarea", { id: uid("outside-reason"), rows: 2 });
+  const outsideField = h("div", { class: "field", hidden: true },
+    h("label", { for: outsideReason.id }, "Reason for deciding outside the meeting"),
+    h("p", { class: "hint" }, "This case was not discussed in its meeting. Say why it is decided without a discussion; the reason is kept with the signed outcome and audited."),
+    outsideReason);
   const signedBox = h("div", { hidden: true });
   let signed = false;
 
@@ -158,6 +164,7 @@ export function outcomeForm({ caseId, title, session, user }) {
     h("h3", {}, "Management plan"), labelled("Plan", planText),
     labelled("Plan items (optional, one per line)", planItems),
     h("h3", {}, "Follow-up"), labelled("Follow-up", followKind), weeksField, sessionField, reasonField,
+    outsideField,
     h("div", { class: "actions" }, saveButton, signButton),
     saved, error);
   form.addEventListener("submit", async (e) => {
@@ -172,10 +179,19 @@ export function outcomeForm({ caseId, title, session, user }) {
     if (!confirm("Sign this outcome? It is sent to the referrer and cannot be changed afterwards.")) return;
     try {
       await save();
-      const version = await api(`/api/cases/${caseId}/outcome/sign`, { method: "POST" });
+      const reason = outsideReason.value.trim();
+      const body = reason ? { outside_meeting_reason: reason } : {};
+      const version = await api(`/api/cases/${caseId}/outcome/sign`, { method: "POST", body });
       showSigned(version);
       saved.hidden = true;
+      outsideField.hidden = true;
     } catch (err) {
+      if (err.code === "not_discussed") {
+        outsideField.hidden = false;
+        outsideReason.focus();
+        error.show("This case was not discussed in its meeting: give the reason for deciding outside it, then sign again.");
+        return;
+      }
       error.show(err.field ? `${explain(err)} (${humanise(err.field)})` : err);
     }
   });
