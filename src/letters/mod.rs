@@ -102,6 +102,15 @@ fn date_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&CLINIC_TZ).format("%-d %B %Y at %H:%M").to_string()
 }
 
+/// The NHS number as printed on letters: 3-3-4 digits.
+fn nhs_number(case: &Case) -> String {
+    let n = case.patient.nhs_number.as_str();
+    match (n.get(..3), n.get(3..6), n.get(6..)) {
+        (Some(a), Some(b), Some(c)) => format!("{a} {b} {c}"),
+        _ => n.to_string(),
+    }
+}
+
 fn patient_name(case: &Case) -> String {
     format!("{} {}", case.patient.given_name.as_str(), case.patient.family_name.as_str())
 }
@@ -138,7 +147,7 @@ pub fn gp_letter(facts: &LetterFacts<'_>) -> Document {
     amendment(facts, &mut blocks);
     blocks.push(Block::Heading("Patient".into()));
     blocks.push(Block::Para(format!("Name: {}", patient_name(case))));
-    blocks.push(Block::Para(format!("NHS number: {}", p.nhs_number)));
+    blocks.push(Block::Para(format!("NHS number: {}", nhs_number(case))));
     blocks.push(Block::Para(format!("Date of birth: {}", p.date_of_birth.format("%-d %B %Y"))));
     blocks.push(Block::Para(format!("Sex: {}", p.sex.as_str())));
     blocks.push(Block::Heading("Meeting".into()));
@@ -248,7 +257,7 @@ pub fn patient_letter(facts: &LetterFacts<'_>) -> Document {
     let p = &case.patient;
     let mut blocks = Vec::new();
     blocks.push(Block::Para(format!("To: {}", patient_name(case))));
-    blocks.push(Block::Para(format!("National Health Service number: {}", p.nhs_number)));
+    blocks.push(Block::Para(format!("National Health Service number: {}", nhs_number(case))));
     blocks.push(Block::Para(format!("Date of birth: {}", p.date_of_birth.format("%-d %B %Y"))));
     blocks.push(Block::Para(format!(
         "Date: {}",
