@@ -192,7 +192,10 @@ async fn seed(store: &DynStore, staff: &[(Specialty, Staff)], weeks: u32) -> usi
                         .unwrap();
                     let audit = NewAuditEvent::new("outcome_signed", "case").record(case);
                     let signed = draft.signed(people.chair.id, signed_at);
-                    store.sign_outcome(*case, &signed, audit, None, Uuid::new_v4()).await.unwrap();
+                    store
+                        .sign_outcome(*case, &signed, audit, None, &[], Uuid::new_v4())
+                        .await
+                        .unwrap();
                 }
                 cases_total += ids.len();
             }

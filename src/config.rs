@@ -77,6 +77,8 @@ pub struct MailSettings {
     pub poll_interval_ms: u64,
     pub retry_base_ms: u64,
     pub retry_max_seconds: u64,
+    /// Domains to which identified letters may be emailed (e.g. `nhs.net`).
+    pub secure_domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -180,7 +182,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("http.public_origins"),
+                    .with_list_parse_key("http.public_origins")
+                    .with_list_parse_key("mail.secure_domains"),
             );
         }
         let settings: Settings = builder.build()?.try_deserialize()?;

@@ -11,6 +11,8 @@ pub mod demo;
 pub mod domain;
 /// The one API error type and how each variant maps to a status and code.
 pub mod error;
+/// The clinic and patient letters a signed outcome makes, composed and rendered to PDF.
+pub mod letters;
 /// The live meeting: per-session rooms, WebSocket connections, the wire protocol.
 pub mod live;
 /// Email: templates, iCalendar invitations, the outbox worker and its transports.

@@ -12,3 +12,6 @@ mod reports;
 
 #[path = "records/fhir.rs"]
 mod fhir;
+
+#[path = "records/letters.rs"]
+mod letters;

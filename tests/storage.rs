@@ -806,12 +806,13 @@ async fn stale_plans_are_refused_and_change_nothing(backend: Backend) {
         ..v
     };
     let stale = outside(read).signed(chair, later);
-    let refused = store.sign_outcome(case.id, &stale, signing.clone(), None, uuid::Uuid::new_v4());
+    let refused =
+        store.sign_outcome(case.id, &stale, signing.clone(), None, &[], uuid::Uuid::new_v4());
     assert_eq!(conflict_code(refused.await.unwrap_err()), "changed_meanwhile");
     assert!(!store.outcome_versions(case.id).await.unwrap()[0].is_signed());
     let fresh = store.outcome_versions(case.id).await.unwrap().pop().unwrap();
     let fresh = outside(fresh).signed(chair, later);
-    let signed = store.sign_outcome(case.id, &fresh, signing, None, uuid::Uuid::new_v4());
+    let signed = store.sign_outcome(case.id, &fresh, signing, None, &[], uuid::Uuid::new_v4());
     assert_eq!(signed.await.unwrap().version.body, draft("Physiotherapy."));
     assert_eq!(store.case(first.id).await.unwrap().unwrap().state, CaseState::Deferred);
 }

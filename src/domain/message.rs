@@ -30,6 +30,8 @@ pub struct OutboxMessage {
     pub body: String,
     pub html: Option<String>,
     pub calendar: Option<String>,
+    /// The letter (`crate::domain::letter`) this message carries as a PDF attachment.
+    pub letter_id: Option<Uuid>,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,

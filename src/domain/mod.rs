@@ -10,6 +10,7 @@ pub mod conflict;
 pub mod email;
 pub mod fhir;
 pub mod invitation;
+pub mod letter;
 pub mod live;
 pub mod mentorship;
 pub mod message;

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::config::{MailTransportKind, Settings};
 use crate::domain::OutboxMessage;
+use crate::store::blobs::Blobs;
 use crate::store::DynStore;
 
 /// How long one delivery may take (the SMTP timeout).
@@ -34,6 +35,8 @@ enum Transport {
 /// (claims are leased, so a message is not sent twice by two workers).
 pub struct Mailer {
     store: DynStore,
+    /// Where the letters attached to messages are kept.
+    blobs: Blobs,
     transport: Transport,
     from: Mailbox,
     poll: Duration,
@@ -62,6 +65,7 @@ impl Mailer {
         };
         Ok(Self {
             store,
+            blobs: Blobs::new(&settings.data.dir)?,
             transport,
             from: settings.mail.from.parse()?,
             poll: Duration::from_millis(settings.mail.poll_interval_ms),
@@ -123,15 +127,24 @@ impl Mailer {
         self.retry_base.saturating_mul(factor).min(self.retry_max)
     }
 
+    /// The PDF of the letter a message carries, if it carries one.
+    async fn letter_pdf(&self, message: &OutboxMessage) -> Result<Option<Vec<u8>>, String> {
+        let Some(id) = message.letter_id else { return Ok(None) };
+        let letter = self.store.letter(id).await.map_err(|e| e.to_string())?;
+        let letter = letter.ok_or_else(|| "the attached letter is missing".to_string())?;
+        self.blobs.get(&letter.sha256).await.map(Some).map_err(|e| e.to_string())
+    }
+
     async fn send(&self, message: &OutboxMessage) -> Result<(), String> {
-        let email = self.build(message)?;
+        let pdf = self.letter_pdf(message).await?;
+        let email = self.build(message, pdf)?;
         match &self.transport {
             Transport::File(t) => t.send(email).await.map(|_| ()).map_err(|e| e.to_string()),
             Transport::Smtp(t) => t.send(email).await.map(|_| ()).map_err(|e| e.to_string()),
         }
     }
 
-    fn build(&self, message: &OutboxMessage) -> Result<Message, String> {
+    fn build(&self, message: &OutboxMessage, pdf: Option<Vec<u8>>) -> Result<Message, String> {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(message.subject.clone())
@@ -141,6 +154,13 @@ impl Mailer {
         }
         let text = SinglePart::plain(message.body.clone());
         let html = message.html.clone().map(SinglePart::html);
+        if let Some(pdf) = pdf {
+            let pdf_type = ContentType::parse("application/pdf").map_err(|e| e.to_string())?;
+            let attachment = lettre::message::Attachment::new("letter.pdf".to_string());
+            let body =
+                MultiPart::mixed().singlepart(text).singlepart(attachment.body(pdf, pdf_type));
+            return builder.multipart(body).map_err(|e| e.to_string());
+        }
         let result = match (&message.calendar, html) {
             (None, None) => builder.singlepart(text),
             (None, Some(html)) => {

@@ -466,6 +466,42 @@ pub fn outcome_letter(
     NewMessage { to: vec![referrer.clone()], subject, body, html: Some(html), calendar: None }
 }
 
+/// The email carrying a letter (`kind` `gp` or `patient`) as a PDF attachment, only ever
+/// to an address on a secure domain. The body still names no patient: the PDF does.
+pub fn letter_attached(
+    to: &EmailAddress, kind: crate::domain::letter::LetterKind, case: &Case, version: u32,
+    amended: bool,
+) -> NewMessage {
+    use crate::domain::letter::LetterKind;
+    let what = match kind {
+        LetterKind::Gp => "MDT clinic letter",
+        LetterKind::Patient => "Copy of the patient's MDT letter",
+    };
+    let subject = format!("{}{what}", if amended { "Amended " } else { "" });
+    let body = format!(
+        "Attached: the {} (outcome version {version}) for case reference {}.\n\n\
+         The attachment identifies the patient; this address is on a secure domain.\n",
+        what.to_lowercase(),
+        case.id
+    );
+    NewMessage { to: vec![to.clone()], subject, body, html: None, calendar: None }
+}
+
+/// To a GP practice without a secure address: a letter is waiting (no identifiers); it
+/// comes by post.
+pub fn letter_waiting(to: &EmailAddress, case: &Case) -> NewMessage {
+    let subject = "An MDT clinic letter is on its way by post".to_string();
+    let body = format!(
+        "A multidisciplinary team meeting has signed an outcome for one of your practice's \
+         patients (case reference {}).\n\n\
+         The clinic letter names the patient, so it is not sent to this address: it will \
+         arrive by post. To receive letters by email, give MDT Coordinator's coordinators an \
+         address on a secure domain.\n",
+        case.id
+    );
+    NewMessage { to: vec![to.clone()], subject, body, html: None, calendar: None }
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()

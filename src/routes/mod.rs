@@ -10,10 +10,12 @@ mod cpd;
 mod fhir;
 mod health;
 mod invitations;
+mod letters;
 mod live;
 mod mentorship;
 mod outcomes;
 mod patients;
+mod practices;
 mod reports;
 mod sessions;
 mod support;
@@ -77,6 +79,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases/{id}/outcome/letter").get(outcomes::letter_text))
                 .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))
                 .service(resource("/cases/{id}/fhir").get(fhir::export))
+                .service(resource("/cases/{id}/letters").get(letters::of_case))
+                .service(resource("/letters/print").get(letters::to_print))
+                .service(resource("/letters/{id}/pdf").get(letters::pdf))
+                .service(resource("/letters/{id}/printed").post(letters::printed))
+                .service(resource("/practices").get(practices::list))
+                .service(resource("/practices/{ods_code}").put(practices::put))
                 .service(resource("/audit").get(audit::by_user))
                 .service(resource("/audit/search").post(audit::search))
                 .service(resource("/admin/audit/verify").get(audit::verify))

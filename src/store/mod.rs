@@ -16,6 +16,7 @@ mod sqlite;
 mod accounts;
 mod audit;
 mod invitations;
+mod letters;
 mod live;
 mod mentorship;
 mod outbox;

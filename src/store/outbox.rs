@@ -28,21 +28,36 @@ const ATTACHMENTS_OF: &str =
 pub(super) async fn enqueue_in(
     tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    insert_message(tx, m, None, now).await.map(|_| ())
+}
+
+/// Queues a message carrying letter `letter_id` as a PDF attachment; its outbox id.
+pub(super) async fn enqueue_letter_in(
+    tx: &mut Tx, m: &NewMessage, letter_id: Uuid, now: DateTime<Utc>,
+) -> Result<Uuid, StoreError> {
+    insert_message(tx, m, Some(letter_id), now).await
+}
+
+async fn insert_message(
+    tx: &mut Tx, m: &NewMessage, letter_id: Option<Uuid>, now: DateTime<Utc>,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
     tx.run(
         "INSERT INTO outbox (id, recipients, subject, body, html, calendar, created_at, \
-         next_attempt_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0)",
+         next_attempt_at, attempts, letter_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 0, $8)",
         args![
-            Uuid::new_v4(),
+            id,
             join_recipients(&m.to),
             &m.subject,
             &m.body,
             &m.html,
             &m.calendar,
-            now
+            now,
+            letter_id
         ],
     )
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 /// Records one attachment inside the caller's transaction.

@@ -13,6 +13,7 @@ use super::rows;
 use super::schedule::{self, lock_case_and_session};
 use super::sql::args;
 use crate::domain::booking::{check_amendable, check_draftable, check_signable};
+use crate::domain::letter::NewLetter;
 use crate::domain::triage::StandardPlan;
 use crate::domain::{conflict::Conflict, live::EventBody, outcome::check_follow_up_session};
 use crate::domain::{Case, NewAuditEvent, NewMessage, OutcomeDraft, OutcomeVersion};
@@ -93,11 +94,12 @@ async fn book_follow_up(
 /// Queues the letter, tells a live meeting of the case's session of the signing, and commits.
 async fn finish_signed(
     mut tx: Tx, case: &Case, version: &OutcomeVersion, (signer, now): (UserId, DateTime<Utc>),
-    letter: Option<NewMessage>,
+    letter: Option<NewMessage>, letters: &[NewLetter],
 ) -> Result<(), StoreError> {
     if let Some(message) = letter {
         super::outbox::enqueue_in(&mut tx, &message, now).await?;
     }
+    super::letters::insert_letters_in(&mut tx, case.id, version.version, letters, now).await?;
     let signed =
         EventBody::OutcomeSigned { case_id: case.id, version: version.version, signed_by: signer };
     super::live::outcome_event_in(&mut tx, case.session_id, signed, signer, now).await?;
@@ -180,14 +182,15 @@ impl Store {
 
     /// Signs the current draft (`signed`: as the caller read it, marked by
     /// `OutcomeVersion::signed`) and marks the case `outcome_signed`, in one transaction
-    /// with `audit`, the referrer's `letter` and, for a `re_discuss` follow-up, a new case
+    /// with `audit`, the referrer's `letter`, the GP and patient `letters` (stored, their
+    /// emails queued, their deliveries recorded) and, for a `re_discuss` follow-up, a new case
     /// `follow_up_id` booked into the chosen later session of the same specialty (capacity
     /// enforced, cut-off not). Any refusal (`409 changed_meanwhile`, `409 outcome_signed`,
     /// `409 no_draft`, `409 session_full`, `422 invalid_follow_up_session`…) changes nothing.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn sign_outcome(
         &self, case_id: Uuid, signed: &OutcomeVersion, audit: NewAuditEvent,
-        letter: Option<NewMessage>, follow_up_id: Uuid,
+        letter: Option<NewMessage>, letters: &[NewLetter], follow_up_id: Uuid,
     ) -> Result<SignedOutcome, StoreError> {
         let (Some(signer), Some(now)) = (signed.signed_by, signed.signed_at) else {
             return Err(Conflict::invalid("the version to sign carries no signature").into());
@@ -217,18 +220,18 @@ impl Store {
         let details = json!({ "version": version.version, "follow_up_case": follow_up_id,
             "outside_meeting_reason": version.outside_meeting_reason });
         super::audit::append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
-        finish_signed(tx, &case, &version, (signer, now), letter).await?;
+        finish_signed(tx, &case, &version, (signer, now), letter, letters).await?;
         Ok(SignedOutcome { version, follow_up_case: follow_up })
     }
 
     /// Corrects a signed outcome: inserts `amended` (`OutcomeVersion::amended`, signed by
     /// its author), superseding the current version (never changing it), with the amended
-    /// letter. `409 outcome_not_signed` while the current version is a draft, `409 no_draft`
+    /// letter and new `letters` that supersede the case's current ones. `409 outcome_not_signed` while the current version is a draft, `409 no_draft`
     /// when there is none, `409 changed_meanwhile` when another version was added since.
     #[tracing::instrument(skip_all, fields(case_id = %case_id))]
     pub async fn amend_outcome(
         &self, case_id: Uuid, amended: &OutcomeVersion, audit: NewAuditEvent,
-        letter: Option<NewMessage>,
+        letter: Option<NewMessage>, letters: &[NewLetter],
     ) -> Result<OutcomeVersion, StoreError> {
         let signature = (amended.author_id, amended.created_at);
         let mut tx = self.db.write().await?;
@@ -241,7 +244,7 @@ impl Store {
         insert_outcome_row(&mut tx, amended).await?;
         let details = json!({ "version": amended.version, "supersedes": supersedes });
         super::audit::append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
-        finish_signed(tx, &case, amended, signature, letter).await?;
+        finish_signed(tx, &case, amended, signature, letter, letters).await?;
         Ok(amended.clone())
     }
 

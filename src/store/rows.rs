@@ -142,6 +142,7 @@ pub(crate) fn message(row: &Row) -> Result<OutboxMessage, StoreError> {
         body: row.get("body")?,
         calendar: row.get("calendar")?,
         html: row.get("html")?,
+        letter_id: row.get("letter_id")?,
         attempts: count(row, "attempts")?,
         created_at: row.get("created_at")?,
         sent_at: row.get("sent_at")?,

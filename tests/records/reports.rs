@@ -233,6 +233,7 @@ impl Quarter {
                 &draft.signed(signer, t(at)),
                 audit("outcome_signed"),
                 None,
+                &[],
                 Uuid::new_v4(),
             )
             .await
@@ -397,6 +398,7 @@ impl Quarter {
                 &current.amended(amendment, rc, t("2026-02-12T09:00:00Z")),
                 audit("outcome_amended"),
                 None,
+                &[],
             )
             .await
             .unwrap();
