@@ -44,6 +44,8 @@ pub enum Conflict {
     NotATeachingSession,
     #[error("that person is already invited to this session")]
     AlreadyInvited,
+    #[error("an action cannot go from {from} to {to}")]
+    InvalidTransition { from: &'static str, to: &'static str },
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -75,6 +77,7 @@ impl Conflict {
             Conflict::PublicationTooLate(_) => "publication_too_late",
             Conflict::NotATeachingSession => "not_a_teaching_session",
             Conflict::AlreadyInvited => "already_invited",
+            Conflict::InvalidTransition { .. } => "invalid_transition",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

@@ -2,6 +2,7 @@
 //! the response. Also mounts the static front end from `web/`. What handlers share lives
 //! in `support`; no route file imports another.
 
+mod actions;
 mod attachments;
 mod audit;
 mod auth;
@@ -77,6 +78,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases/{id}/outcome/letter").get(outcomes::letter_text))
                 .service(resource("/cases/{id}/outcome/amendments").post(outcomes::amend))
                 .service(resource("/cases/{id}/fhir").get(fhir::export))
+                // Decisions as tracked actions (issue 16)
+                .service(resource("/actions").get(actions::list))
+                .service(resource("/actions/{id}").patch(actions::update))
+                .service(
+                    resource("/specialties/{slug}/action-due-days")
+                        .get(actions::due_days)
+                        .put(actions::set_due_days),
+                )
                 .service(resource("/audit").get(audit::by_user))
                 .service(resource("/audit/search").post(audit::search))
                 .service(resource("/admin/audit/verify").get(audit::verify))
