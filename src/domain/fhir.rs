@@ -1,12 +1,13 @@
 //! The FHIR R4 export of a case (DESIGN §4 flow 8, §6 `GET /api/cases/{id}/fhir`): a pure
-//! function from the case, its session, its latest outcome version and the signer to a
-//! `Bundle` of type `collection`. No I/O and no access rules here: the route decides who
-//! may export and audits it.
+//! function from the case, its session, its latest outcome version, its tracked actions and
+//! the signer to a `Bundle` of type `collection`. No I/O and no access rules here: the
+//! route decides who may export and audits it.
 //!
 //! Resources: `Patient` (NHS number), the registered GP practice as `Organization` (ODS
 //! code), the MDT discussion as a virtual `Encounter`, one `ServiceRequest` per
-//! investigation and per referral (its status following the tracked action), a `CarePlan` for the management plan and the
-//! follow-up, and the signing consultant as `Practitioner`. Every reference is a
+//! investigation and per referral (its status following the tracked action), a `CarePlan`
+//! for the management plan and the follow-up, and the signing consultant as
+//! `Practitioner`. Every reference is a
 //! `urn:uuid:` that is some entry's `fullUrl`, so the bundle is self-contained. Resource
 //! ids are derived from the case id and version, so exporting the same version twice gives
 //! the same ids.
