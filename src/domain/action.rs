@@ -12,7 +12,7 @@ use super::case::Urgency;
 use super::conflict::Conflict;
 use super::outcome::OutcomeDraft;
 use super::parse::{bounded_text, ParseError};
-use super::report::local_date;
+use super::schedule::CLINIC_TZ;
 use super::user::UserId;
 
 /// A result summary is at most this long.
@@ -135,7 +135,7 @@ impl DueDays {
     /// The due date of an action of `urgency` asked for at `now`: the days from the UK
     /// local date.
     pub fn due_at(&self, urgency: Urgency, now: DateTime<Utc>) -> NaiveDate {
-        self.due_on(urgency, local_date(now))
+        self.due_on(urgency, now.with_timezone(&CLINIC_TZ).date_naive())
     }
 
     /// The due date of an action of `urgency` asked for `on`.
