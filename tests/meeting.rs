@@ -1,10 +1,13 @@
 //! The live meeting on both backends: the WebSocket channel (tickets, Origin, commands,
 //! resume, presence, attendance, several instances, a crash and restart) and the
-//! meeting's records (outcomes: draft, sign, amend, letters, follow-ups, access), and its
-//! media with an independent WebRTC stack (aiortc), and invitations with the guests'
-//! lobby. Each area is a module under `tests/meeting/`.
+//! meeting's records (outcomes: draft, sign, amend, letters, follow-ups, access; the
+//! tracked actions they make), and its media with an independent WebRTC stack (aiortc),
+//! and invitations with the guests' lobby. Each area is a module under `tests/meeting/`.
 
 mod common;
+
+#[path = "meeting/actions.rs"]
+mod actions;
 
 #[path = "meeting/interop.rs"]
 mod interop;

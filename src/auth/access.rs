@@ -2,7 +2,7 @@
 //! caller, the session and the case; handlers call these before touching patient data.
 
 use crate::domain::invitation::InvitationKind;
-use crate::domain::{Case, Role, Session, User};
+use crate::domain::{Case, Role, Session, User, UserId};
 use crate::error::ApiError;
 
 /// How much of an agenda a caller may see.
@@ -142,5 +142,39 @@ pub fn may_flag_for_mentorship(
         Err(ApiError::forbidden(
             "the referrer, a consultant of the specialty or a coordinator flags cases for mentorship",
         ))
+    }
+}
+
+/// Tracked actions (issue 16): an action is seen and changed by its owner, a consultant of
+/// its case's specialty (or the session's chair) and coordinators; trainees never.
+pub fn may_handle_action(user: &User, owner: UserId, session: &Session) -> bool {
+    match user.role {
+        Role::Coordinator => true,
+        Role::Trainee => false,
+        Role::Consultant => {
+            user.id == owner
+                || user.has_specialty(&session.plan.specialty)
+                || user.id == session.plan.chair_id
+        }
+        Role::Practitioner => user.id == owner,
+    }
+}
+
+/// Who may own an action of a case of `session`: an active coordinator, or an active
+/// consultant or practitioner of its specialty (`422 invalid_owner` otherwise).
+pub fn may_own_action(user: &User, session: &Session) -> Result<(), crate::domain::ParseError> {
+    let fits = user.active
+        && match user.role {
+            Role::Coordinator => true,
+            Role::Trainee => false,
+            Role::Consultant | Role::Practitioner => user.has_specialty(&session.plan.specialty),
+        };
+    match fits {
+        true => Ok(()),
+        false => Err(crate::domain::ParseError::new(
+            "invalid_owner",
+            "owner_id",
+            "an action is owned by a coordinator or a clinician of the case's specialty",
+        )),
     }
 }

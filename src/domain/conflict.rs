@@ -46,6 +46,8 @@ pub enum Conflict {
     AlreadyInvited,
     #[error("the case was not discussed in its meeting: give the reason for deciding outside it")]
     NotDiscussed,
+    #[error("an action cannot go from {from} to {to}")]
+    InvalidTransition { from: &'static str, to: &'static str },
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -78,6 +80,7 @@ impl Conflict {
             Conflict::NotATeachingSession => "not_a_teaching_session",
             Conflict::AlreadyInvited => "already_invited",
             Conflict::NotDiscussed => "not_discussed",
+            Conflict::InvalidTransition { .. } => "invalid_transition",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

@@ -1,12 +1,13 @@
 //! The FHIR R4 export of a case (DESIGN §4 flow 8, §6 `GET /api/cases/{id}/fhir`): a pure
-//! function from the case, its session, its latest outcome version and the signer to a
-//! `Bundle` of type `collection`. No I/O and no access rules here: the route decides who
-//! may export and audits it.
+//! function from the case, its session, its latest outcome version, its tracked actions and
+//! the signer to a `Bundle` of type `collection`. No I/O and no access rules here: the
+//! route decides who may export and audits it.
 //!
 //! Resources: `Patient` (NHS number), the registered GP practice as `Organization` (ODS
 //! code), the MDT discussion as a virtual `Encounter`, one `ServiceRequest` per
-//! investigation and per referral, a `CarePlan` for the management plan and the
-//! follow-up, and the signing consultant as `Practitioner`. Every reference is a
+//! investigation and per referral (its status following the tracked action), a `CarePlan`
+//! for the management plan and the follow-up, and the signing consultant as
+//! `Practitioner`. Every reference is a
 //! `urn:uuid:` that is some entry's `fullUrl`, so the bundle is self-contained. Resource
 //! ids are derived from the case id and version, so exporting the same version twice gives
 //! the same ids.
@@ -16,6 +17,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::action::{decisions, statuses_for, Action, ActionStatus};
 use super::case::{Case, CaseState, Sex, Urgency};
 use super::live::Discussion;
 use super::outcome::FollowUp;
@@ -93,6 +95,8 @@ pub struct CaseExport<'a> {
     pub signer: Option<&'a User>,
     /// When the meeting discussed the case (`None` if it never took it up).
     pub discussion: Option<Discussion>,
+    /// The case's tracked actions: each signed `ServiceRequest.status` follows its own.
+    pub actions: &'a [Action],
     pub generated_at: DateTime<Utc>,
 }
 
@@ -120,6 +124,26 @@ pub fn request_status(version: &OutcomeVersion) -> &'static str {
         "active"
     } else {
         "draft"
+    }
+}
+
+/// `ServiceRequest.status` of one investigation or referral of `version`: a draft's is
+/// `draft`; a signed one follows its tracked action. `requested` and `booked` are
+/// `active` (to be done); `done`, `result_received` and `closed` are `completed` (R4:
+/// "the activity described by the request has been fully completed": the scan was done
+/// or the patient seen; reviewing the result is the MDT's work, not the order's);
+/// `cancelled` is `revoked`. A signed version with no action (signed before actions were
+/// tracked) is `active`.
+pub fn service_request_status(
+    version: &OutcomeVersion, action: Option<ActionStatus>,
+) -> &'static str {
+    match (version.is_signed(), action) {
+        (false, _) => "draft",
+        (true, None | Some(ActionStatus::Requested | ActionStatus::Booked)) => "active",
+        (true, Some(ActionStatus::Done | ActionStatus::ResultReceived | ActionStatus::Closed)) => {
+            "completed"
+        }
+        (true, Some(ActionStatus::Cancelled)) => "revoked",
     }
 }
 
@@ -180,7 +204,7 @@ fn object(v: Value) -> Map<String, Value> {
 /// Builds the bundle. A case with no outcome yet exports its Patient, GP practice and
 /// Encounter only.
 pub fn case_bundle(export: &CaseExport<'_>) -> Value {
-    let CaseExport { case, session, outcome, signer, discussion, generated_at } = *export;
+    let CaseExport { case, session, outcome, signer, discussion, generated_at, .. } = *export;
     let version = outcome.map_or(0, |v| v.version);
     let mut out = Entries { case: case.id, version, entries: Vec::new() };
     let p = &case.patient;
@@ -253,9 +277,11 @@ pub fn case_bundle(export: &CaseExport<'_>) -> Value {
         let status = request_status(version);
         let authored = time(version.signed_at.unwrap_or(version.updated_at));
         let mut orders = Vec::new();
-        let common = |priority_of: Urgency| {
+        let mut followed = statuses_for(&decisions(&version.body), export.actions).into_iter();
+        let mut common = |priority_of: Urgency| {
+            let order_status = service_request_status(version, followed.next().flatten());
             let mut r = object(json!({
-                "status": status,
+                "status": order_status,
                 "intent": "order",
                 "priority": priority(priority_of),
                 "subject": patient,
@@ -475,6 +501,7 @@ mod tests {
             outcome,
             signer,
             discussion: None,
+            actions: &[],
             generated_at: "2026-01-14T08:00:00Z".parse().unwrap(),
         })
     }
@@ -599,10 +626,49 @@ mod tests {
                 started_at,
                 ended_at: Some(started_at + Duration::minutes(12)),
             }),
+            actions: &[],
             generated_at: "2026-01-14T08:00:00Z".parse().unwrap(),
         });
         let period = &resources(&held, "Encounter")[0]["period"];
         assert_eq!(period["start"], "2025-12-25T09:00:00Z");
         assert_eq!(period["end"], "2025-12-25T09:12:00Z");
+    }
+
+    #[test]
+    fn service_request_status_follows_the_tracked_action() {
+        use crate::domain::action::{decisions, Action, ActionStatus, DueDays};
+        let (c, v) = (case(CaseState::OutcomeSigned), version(true));
+        let mut actions: Vec<Action> = decisions(&v.body)
+            .iter()
+            .map(|d| {
+                let ids = (c.id, 1);
+                Action::requested(
+                    Uuid::new_v4(),
+                    ids,
+                    d,
+                    c.referrer_id,
+                    &DueDays::default(),
+                    v.updated_at,
+                )
+            })
+            .collect();
+        let statuses = [ActionStatus::Done, ActionStatus::Cancelled, ActionStatus::Closed];
+        for (a, s) in actions.iter_mut().zip(statuses) {
+            a.status = s;
+        }
+        let b = case_bundle(&CaseExport {
+            case: &c,
+            session: &session(),
+            outcome: Some(&v),
+            signer: None,
+            discussion: None,
+            actions: &actions,
+            generated_at: "2026-01-14T08:00:00Z".parse().unwrap(),
+        });
+        let got: Vec<&str> =
+            resources(&b, "ServiceRequest").iter().map(|r| r["status"].as_str().unwrap()).collect();
+        assert_eq!(got, ["completed", "revoked", "completed"]);
+        assert_eq!(service_request_status(&version(false), Some(ActionStatus::Closed)), "draft");
+        assert_eq!(service_request_status(&v, Some(ActionStatus::Booked)), "active");
     }
 }

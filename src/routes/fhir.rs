@@ -38,12 +38,14 @@ pub async fn export(
             "outcome_version": outcome.map(|v| v.version),
         }));
     state.store.append_audit(event).await?;
+    let actions = state.store.case_actions(case.id).await?;
     let bundle = case_bundle(&CaseExport {
         case: &case,
         session: &session,
         outcome,
         signer: signer.as_ref(),
         discussion: discussion_of(&state, &case).await?,
+        actions: &actions,
         generated_at: Utc::now(),
     });
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).json(bundle))

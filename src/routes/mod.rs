@@ -2,6 +2,7 @@
 //! the response. Also mounts the static front end from `web/`. What handlers share lives
 //! in `support`; no route file imports another.
 
+mod actions;
 mod attachments;
 mod audit;
 mod auth;
@@ -85,6 +86,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/letters/{id}/printed").post(letters::printed))
                 .service(resource("/practices").get(practices::list))
                 .service(resource("/practices/{ods_code}").put(practices::put))
+                // Decisions as tracked actions (issue 16)
+                .service(resource("/actions").get(actions::list))
+                .service(resource("/actions/{id}").patch(actions::update))
+                .service(
+                    resource("/specialties/{slug}/action-due-days")
+                        .get(actions::due_days)
+                        .put(actions::set_due_days),
+                )
                 .service(resource("/audit").get(audit::by_user))
                 .service(resource("/audit/search").post(audit::search))
                 .service(resource("/admin/audit/verify").get(audit::verify))

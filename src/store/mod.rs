@@ -14,6 +14,7 @@ mod sql;
 mod sqlite;
 
 mod accounts;
+mod actions;
 mod audit;
 mod invitations;
 mod letters;
@@ -27,6 +28,7 @@ mod schedule;
 mod triage;
 
 pub use self::accounts::{Credentials, NewRefreshToken, RefreshOutcome};
+pub use self::actions::{ActionQuery, ActionUpdate, UpdatedAction};
 pub use self::core::{connect, settings_for, until_unchanged, DynStore, Store};
 pub use self::error::{ConnectError, StoreError};
 pub use self::mentorship::AttendedSession;

@@ -1,5 +1,5 @@
 //! Outcome versions: drafting, signing (booking a `re_discuss` follow-up), amending and
-//! reading them. The rules are `domain::booking`'s and `domain::outcome`'s, the versions
+//! reading them; each signed version's decisions become tracked actions (`actions`). The rules are `domain::booking`'s and `domain::outcome`'s, the versions
 //! and letters the caller's; each change is stored with its audit, letter and live event.
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -64,7 +64,7 @@ fn follow_up_audit(signing: &NewAuditEvent, follow_up: &Case) -> NewAuditEvent {
 
 /// Books the `re_discuss` follow-up of `case`, if `target` names a session, as case `id`
 /// there (a later session of the same specialty; capacity enforced, cut-off not).
-async fn book_follow_up(
+pub(super) async fn book_follow_up(
     tx: &mut Tx, case: &Case, target: Option<Uuid>, id: Uuid, audit: &NewAuditEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<Case>, StoreError> {
@@ -131,6 +131,7 @@ pub(super) async fn confirm_listed_in(
         let version =
             OutcomeVersion::first_draft(case.id, plan.outcome(), signer, now).signed(signer, now);
         insert_outcome_row(tx, &version).await?;
+        super::actions::track_decisions_in(tx, &case, &version, now).await?;
         tx.run("UPDATE cases SET state = 'outcome_signed' WHERE id = $1", args![case.id]).await?;
         let audit = NewAuditEvent::new("outcome_signed", "case").actor(signer).record(case.id);
         let details = json!({ "version": 1, "listed": true, "standard_plan": plan.code });
@@ -215,6 +216,7 @@ impl Store {
         tx.run(sql, values).await?;
         let sql = "UPDATE cases SET state = 'outcome_signed' WHERE id = $1";
         tx.run(sql, args![case_id]).await?;
+        super::actions::track_decisions_in(&mut tx, &case, &version, now).await?;
         let follow_up = book_follow_up(&mut tx, &case, target, follow_up_id, &audit, now).await?;
         let follow_up_id = follow_up.as_ref().map(|c| c.id);
         let details = json!({ "version": version.version, "follow_up_case": follow_up_id,
@@ -242,6 +244,7 @@ impl Store {
             return Err(Conflict::Changed.into());
         }
         insert_outcome_row(&mut tx, amended).await?;
+        super::actions::track_decisions_in(&mut tx, &case, amended, amended.created_at).await?;
         let details = json!({ "version": amended.version, "supersedes": supersedes });
         super::audit::append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
         finish_signed(tx, &case, amended, signature, letter, letters).await?;

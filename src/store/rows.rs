@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::error::StoreError;
 use super::sql::Row;
+use crate::domain::action::{Action, ActionKind, ActionResult, ActionStatus};
 use crate::domain::live::{Attendance, LiveEvent};
 use crate::domain::mentorship::{Contract, MentorshipFlag};
 use crate::domain::message::split_recipients;
@@ -248,5 +249,31 @@ pub(crate) fn attendance(row: &Row) -> Result<Attendance, StoreError> {
         role: parsed(row, "role", str::parse::<Role>)?,
         joined_at: row.get("joined_at")?,
         left_at: row.get("left_at")?,
+    })
+}
+
+/// A tracked action; its result is the summary and attachment columns together.
+pub(crate) fn action(row: &Row) -> Result<Action, StoreError> {
+    let summary: Option<String> = row.get("result_summary")?;
+    Ok(Action {
+        id: row.get("id")?,
+        case_id: row.get("case_id")?,
+        outcome_version: count(row, "outcome_version")?,
+        kind: parsed(row, "kind", |s| ActionKind::parse(s).ok_or(()))?,
+        what: row.get("what")?,
+        urgency: parsed(row, "urgency", Urgency::parse)?,
+        owner_id: row.get("owner_id")?,
+        due_on: row.get("due_on")?,
+        status: parsed(row, "status", |s| ActionStatus::parse(s, "status"))?,
+        result: match summary {
+            None => None,
+            Some(summary) => {
+                Some(ActionResult { summary, attachment_id: row.get("result_attachment_id")? })
+            }
+        },
+        cancel_reason: row.get("cancel_reason")?,
+        rediscuss_case_id: row.get("rediscuss_case_id")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
     })
 }
