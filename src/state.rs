@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Attachment bytes, content-addressed under the data directory.
     pub blobs: Blobs,
+    /// Renders signed outcomes' letters and stores their PDFs (shared with the live rooms).
+    pub letters: Arc<crate::letters::issue::Issuer>,
     /// Wakes the mail worker after a change queued a message.
     pub mail_wake: Arc<Notify>,
     /// The live meeting rooms of this instance.
@@ -33,6 +35,10 @@ pub struct AppState {
 impl AppState {
     /// Must be called inside a tokio runtime (the live hub starts its tasks).
     pub fn new(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
+        let letters = Arc::new(crate::letters::issue::Issuer {
+            blobs: Blobs::new(&settings.data.dir)?,
+            secure: crate::domain::letter::SecureDomains::new(&settings.mail.secure_domains),
+        });
         Ok(Self {
             passwords: Passwords::new()?,
             tokens: TokenService::new(&settings.auth),
@@ -40,10 +46,12 @@ impl AppState {
             metrics: Arc::new(Metrics::new()?),
             mail_wake: Arc::new(Notify::new()),
             blobs: Blobs::new(&settings.data.dir)?,
+            letters: letters.clone(),
             live: Hub::start(
                 store.clone(),
                 settings.live.clone(),
                 Sfu::new(settings.media.clone()),
+                letters,
             ),
             settings: Arc::new(settings),
             store,

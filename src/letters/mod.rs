@@ -1,7 +1,9 @@
 //! The letters a signed outcome makes (issue 16): the clinic letter to the GP and the
 //! referrer and the patient's plain-language letter, composed from the signed version
-//! and rendered to PDF (`pdf.rs`). Pure: it reads nothing and stores nothing.
+//! and rendered to PDF (`pdf.rs`); composing is pure. `issue.rs` reads what the letters
+//! need beyond the version and stores their PDFs.
 
+pub mod issue;
 mod pdf;
 
 use chrono::{DateTime, Utc};

@@ -38,10 +38,13 @@ const ROOM_INBOX: usize = 1024;
 impl Hub {
     /// Builds the hub, starts listening for other instances' events where the backend
     /// can, and starts this instance's heartbeat. Must be called inside a tokio runtime.
-    pub fn start(store: DynStore, settings: LiveSettings, media: Arc<Sfu>) -> Arc<Self> {
+    pub fn start(
+        store: DynStore, settings: LiveSettings, media: Arc<Sfu>,
+        letters: Arc<crate::letters::issue::Issuer>,
+    ) -> Arc<Self> {
         let cross_instance = store.serves_many_instances();
         let hub = Arc::new(Hub {
-            shared: Arc::new(Shared::new(store.clone(), settings, cross_instance, media)),
+            shared: Arc::new(Shared::new(store.clone(), settings, cross_instance, media, letters)),
             rooms: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         });

@@ -412,23 +412,33 @@ impl Room {
     )]
     async fn commit(&mut self, events: Vec<NewLiveEvent>) -> Result<u64, StoreError> {
         let now = Utc::now();
-        let mut mail = Vec::new();
+        let mut mail = super::letters::ListedMail::default();
         for event in &events {
             if let EventBody::ListedConfirmed { case_ids, signed_by } = &event.body {
-                let store = &self.shared.store;
                 let (session, agenda) = (&self.session, &self.agenda);
-                mail.extend(
-                    super::letters::listed_letters(
-                        store, session, agenda, case_ids, *signed_by, now,
-                    )
-                    .await?,
-                );
+                let more = super::letters::listed_mail(
+                    &self.shared,
+                    session,
+                    agenda,
+                    case_ids,
+                    *signed_by,
+                    now,
+                )
+                .await?;
+                mail.notices.extend(more.notices);
+                mail.letters.extend(more.letters);
             }
         }
         let stored = self
             .shared
             .store
-            .append_live_events_mailing(self.session.id, Some(self.live.seq), events, &mail, now)
+            .append_live_events_mailing(
+                self.session.id,
+                Some(self.live.seq),
+                events,
+                (&mail.notices, &mail.letters),
+                now,
+            )
             .await?;
         self.absorb(stored).await;
         Ok(self.live.seq)

@@ -22,6 +22,8 @@ pub struct Shared {
     pub cross_instance: bool,
     /// This instance's SFU, told each room's media rules.
     pub media: Arc<Sfu>,
+    /// Issues the letters of the outcomes the chair confirms (listed cases).
+    pub letters: Arc<crate::letters::issue::Issuer>,
     listening: AtomicBool,
 }
 
@@ -29,6 +31,7 @@ impl Shared {
     /// A new instance id; not listening until the store says so.
     pub fn new(
         store: DynStore, settings: LiveSettings, cross_instance: bool, media: Arc<Sfu>,
+        letters: Arc<crate::letters::issue::Issuer>,
     ) -> Self {
         Shared {
             store,
@@ -36,6 +39,7 @@ impl Shared {
             instance: Uuid::new_v4(),
             cross_instance,
             media,
+            letters,
             listening: AtomicBool::new(false),
         }
     }

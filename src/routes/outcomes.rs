@@ -12,7 +12,6 @@ use uuid::Uuid;
 use crate::auth::access::{may_draft_outcome, may_sign_outcome, AgendaAccess};
 use crate::domain::booking::check_amendable;
 use crate::domain::conflict::Conflict;
-use crate::domain::letter::{NewLetter, Practice, SecureDomains};
 use crate::domain::live::discussed_at;
 use crate::domain::outcome::{check_follow_up_session, OutcomeVersionView};
 use crate::domain::{
@@ -20,7 +19,8 @@ use crate::domain::{
     ParseError, Session, User,
 };
 use crate::error::ApiError;
-use crate::letters::{self, LetterFacts};
+use crate::letters::issue::letter_inputs;
+use crate::letters::LetterFacts;
 use crate::mail::templates;
 use crate::routes::support::{
     audit_case_reads, discussion_of, session_or_404, visible_case, ApiJson, AuthUser,
@@ -109,52 +109,6 @@ fn outside_meeting_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     Ok(reason.map(|r| crate::domain::bounded_text(&r, field, 1000, true)).transpose()?)
 }
 
-/// What the GP and patient letters say beyond the case and version: the patient's
-/// practice (if coordinators keep it) and who attended the session's live meeting.
-struct LetterInputs {
-    practice: Option<Practice>,
-    present: Vec<(String, &'static str)>,
-}
-
-async fn letter_inputs(
-    state: &AppState, case: &Case, session: &Session,
-) -> Result<LetterInputs, ApiError> {
-    let practice = state.store.practice(&case.patient.gp_practice_code).await?;
-    let mut present = Vec::new();
-    let mut seen = Vec::new();
-    for a in state.store.session_attendance(session.id).await? {
-        if seen.contains(&a.user_id) {
-            continue;
-        }
-        seen.push(a.user_id);
-        if let Some(u) = state.store.user(a.user_id).await? {
-            present.push((u.name.as_str().to_string(), a.role.as_str()));
-        }
-    }
-    Ok(LetterInputs { practice, present })
-}
-
-/// The GP and patient letters of a signed `version`, their PDFs put in the blob store.
-async fn new_letters(
-    state: &AppState, facts: &LetterFacts<'_>,
-) -> Result<Vec<NewLetter>, StoreError> {
-    let secure = SecureDomains::new(&state.settings.mail.secure_domains);
-    let mut out = Vec::new();
-    for p in letters::prepare(facts, &secure) {
-        let (sha256, _) =
-            state.blobs.put(&p.pdf).await.map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        out.push(NewLetter {
-            id: Uuid::new_v4(),
-            kind: p.kind,
-            sha256,
-            deliveries: p.deliveries,
-            emails: p.emails,
-            notices: p.notices,
-        });
-    }
-    Ok(out)
-}
-
 /// The outcome letter to the case's referrer about `version`, signed by `signer`.
 fn letter(
     referrer: Option<&User>, signer: &User, follow_up: Option<&Session>,
@@ -201,7 +155,7 @@ pub async fn sign(
     may_sign_outcome(&caller, &session)?;
     let referrer = state.store.user(case.referrer_id).await?;
     let discussed_at = letter_date(&state, &case, &session).await?;
-    let inputs = letter_inputs(&state, &case, &session).await?;
+    let inputs = letter_inputs(&state.store, &case, &session).await?;
     let signed = store::until_unchanged(|| async {
         let draft = state.store.outcome_versions(case.id).await?.pop();
         let draft = draft.ok_or(StoreError::Conflict(Conflict::NoDraft))?;
@@ -230,7 +184,7 @@ pub async fn sign(
             practice: inputs.practice.as_ref(),
             present: &inputs.present,
         };
-        let letters = new_letters(&state, &facts).await?;
+        let letters = state.letters.new_letters(&facts).await?;
         let event = state.audit_event(&req, &caller, "outcome_signed", "case");
         let follow_up_id = Uuid::new_v4();
         state.store.sign_outcome(case.id, &version, event, mail, &letters, follow_up_id).await
@@ -258,7 +212,7 @@ pub async fn amend(
     let target = follow_up_session(&state, &session, &amendment.body).await?;
     let referrer = state.store.user(case.referrer_id).await?;
     let discussed_at = letter_date(&state, &case, &session).await?;
-    let inputs = letter_inputs(&state, &case, &session).await?;
+    let inputs = letter_inputs(&state.store, &case, &session).await?;
     let version = store::until_unchanged(|| async {
         let current = state.store.outcome_versions(case.id).await?.pop();
         let current = check_amendable(current.as_ref())?;
@@ -277,7 +231,7 @@ pub async fn amend(
             practice: inputs.practice.as_ref(),
             present: &inputs.present,
         };
-        let letters = new_letters(&state, &facts).await?;
+        let letters = state.letters.new_letters(&facts).await?;
         let event = state.audit_event(&req, &caller, "outcome_amended", "case");
         state.store.amend_outcome(case.id, &amended, event, mail, &letters).await
     })

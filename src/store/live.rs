@@ -13,6 +13,7 @@ use super::error::{StoreError, Unique};
 use super::sql::args;
 use super::{rows, schedule};
 use crate::domain::conflict::Conflict;
+use crate::domain::letter::NewLetter;
 use crate::domain::live::{
     case_transition, session_transition, Attendance, EventBody, LiveEvent, NewLiveEvent,
 };
@@ -61,15 +62,16 @@ impl Store {
         &self, session_id: Uuid, expected_seq: Option<u64>, events: Vec<NewLiveEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<LiveEvent>, StoreError> {
-        self.append_live_events_mailing(session_id, expected_seq, events, &[], now).await
+        self.append_live_events_mailing(session_id, expected_seq, events, (&[], &[]), now).await
     }
 
-    /// [`Store::append_live_events`], queueing `mail` (e.g. the letters of the outcomes a
-    /// `listed_confirmed` event signs) in the same transaction.
+    /// [`Store::append_live_events`], queueing `mail` and storing each case's version-1
+    /// `letters` (those of the outcomes a `listed_confirmed` event signs) in the same
+    /// transaction.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn append_live_events_mailing(
         &self, session_id: Uuid, expected_seq: Option<u64>, events: Vec<NewLiveEvent>,
-        mail: &[NewMessage], now: DateTime<Utc>,
+        (mail, letters): (&[NewMessage], &[(Uuid, Vec<NewLetter>)]), now: DateTime<Utc>,
     ) -> Result<Vec<LiveEvent>, StoreError> {
         let mut tx = self.db.write().await?;
         // Sessions are locked in id order before any case row (as every writer does); a
@@ -84,6 +86,9 @@ impl Store {
         let stored = append_events_in(&mut tx, session_id, expected_seq, events, now).await?;
         for message in mail {
             super::outbox::enqueue_in(&mut tx, message, now).await?;
+        }
+        for (case_id, case_letters) in letters {
+            super::letters::insert_letters_in(&mut tx, *case_id, 1, case_letters, now).await?;
         }
         tx.commit().await?;
         Ok(stored)

@@ -881,6 +881,23 @@ async fn listed_cases_are_confirmed_together(backend: Backend) {
     let letters: Vec<_> = outbox.iter().filter(|l| l.subject.starts_with("MDT outcome")).collect();
     assert_eq!(letters.len(), 2);
     assert!(letters.iter().all(|l| !l.body.contains(NHS[0]) && !l.body.contains("Quibble")));
+    // And each case has its GP and patient letters, made from the signed version.
+    for id in &listed {
+        let res = m
+            .app
+            .http
+            .get(m.app.url(&format!("/api/cases/{id}/letters")))
+            .bearer_auth(&m.chair)
+            .send()
+            .await
+            .unwrap();
+        let letters: Value = res.json().await.unwrap();
+        let mut kinds: Vec<&str> =
+            letters.as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["gp", "patient"], "{letters}");
+        assert!(letters.as_array().unwrap().iter().all(|l| l["version"] == 1));
+    }
     // The meeting goes on with the discussed cases only.
     let next = command(&mut chair, "n", json!({ "kind": "next_case" })).await;
     assert_eq!(next["type"], "ack");
