@@ -471,8 +471,9 @@ impl Acc {
             CaseClass::Withdrawn => c.withdrawn += 1,
             CaseClass::Pending => c.pending += 1,
         }
-        // Every signed outcome counts in the mix; the waits and timings are the discussed
-        // cases' alone.
+        // Every signed outcome counts in the mix; the wait to a decision counts for the
+        // cases discussed and those decided outside their meeting (dated by their session),
+        // the live timings for the discussed alone.
         let decided = matches!(
             class,
             CaseClass::Discussed | CaseClass::Listed | CaseClass::DecidedOutsideMeeting
@@ -480,10 +481,12 @@ impl Acc {
         if let (true, Some(outcome)) = (decided, &row.outcome) {
             add_outcome(&mut self.outcomes, outcome);
         }
+        if matches!(class, CaseClass::Discussed | CaseClass::DecidedOutsideMeeting) {
+            self.waits.push(days_to_discussion(row, session));
+        }
         if class != CaseClass::Discussed {
             return;
         }
-        self.waits.push(days_to_discussion(row, session));
         if let Some(secs) = actual_seconds(row) {
             self.actual_seconds.push(secs as f64);
             self.allotted.push(f64::from(session.minutes_per_case));
@@ -760,7 +763,8 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
     for (row, session) in rows {
         let case = &row.case;
         let class = CaseClass::of(row);
-        let discussed = class == CaseClass::Discussed;
+        // Decided (in the meeting or outside it, dated by the session): the wait counts.
+        let discussed = matches!(class, CaseClass::Discussed | CaseClass::DecidedOutsideMeeting);
         let session_date = local_date(session.starts_at);
         let mut fields: Vec<Cow<'_, str>> = vec![
             case.id.to_string().into(),

@@ -639,7 +639,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
             json!({
                 "specialty": "rheumatology", "month": "2026-03",
                 "cases": { "booked": 4, "discussed": 0, "deferred": 1, "withdrawn": 0, "pending": 1, "listed": 0, "decided_outside_meeting": 2, "follow_up": 0, "urgent": 0 },
-                "days_to_discussion": { "measured": 0, "median": null, "p90": null, "within_6_weeks": 0, "within_6_weeks_percent": null },
+                "days_to_discussion": { "measured": 2, "median": 28.0, "p90": 49, "within_6_weeks": 1, "within_6_weeks_percent": 50.0 },
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "injection_clinic": 1 },
                               "with_investigations": 1, "investigations": { "dexa": 1 },
@@ -654,7 +654,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
             json!({
                 "specialty": "rheumatology",
                 "cases": { "booked": 15, "discussed": 7, "deferred": 3, "withdrawn": 1, "pending": 2, "listed": 0, "decided_outside_meeting": 2, "follow_up": 1, "urgent": 2 },
-                "days_to_discussion": { "measured": 7, "median": 8.0, "p90": 43, "within_6_weeks": 6, "within_6_weeks_percent": 85.7 },
+                "days_to_discussion": { "measured": 9, "median": 8.0, "p90": 49, "within_6_weeks": 7, "within_6_weeks_percent": 77.8 },
                 "outcomes": { "signed": 8, "discharged_to_gp": 3, "onward_referral": 5,
                               "referrals": { "orthopaedics": 2, "pain_clinic": 1, "physiotherapy": 1, "spinal_surgery": 1, "injection_clinic": 1 },
                               "with_investigations": 5, "investigations": { "mri": 3, "bloods": 1, "xray": 1, "nerve_conduction": 1, "dexa": 1 },
