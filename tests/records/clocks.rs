@@ -2,7 +2,8 @@
 //! test: a case signed on Friday 30 April 2027, before the early-May bank holiday Monday,
 //! has its referrer clock due on Tuesday 4 May and its patient clock on Wednesday 5 May;
 //! the due list and the activity report's on-time share change as the clock moves and as
-//! the coordinator records the letters printed. Coordinators keep the bank holidays.
+//! the coordinator records the letters printed; an amendment keeps the first signing's
+//! clocks. Coordinators keep the bank holidays.
 
 use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
@@ -176,7 +177,51 @@ async fn clocks_run_over_working_days_as_the_clock_moves(backend: Backend) {
     );
 }
 
+async fn an_amendment_neither_restarts_nor_stops_the_clocks(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, false).await;
+    let case = c.book_case(&c.physio, &session, referral(NHS)).await;
+    let outcome = json!({
+        "management_plan": { "text": "Graded exercise", "items": [] },
+        "follow_up": { "kind": "review", "weeks": 6 },
+    });
+    expect(StatusCode::OK, c.put_outcome(&c.chair, &case, outcome.clone()).await);
+    c.app.state.clock.set(at("2027-04-30T13:00:00Z"));
+    expect(StatusCode::OK, c.sign(&c.chair, &case).await);
+
+    // Amended on Tuesday 4 May: the clocks keep Friday's start and deadlines, and point
+    // at the amendment's letters.
+    c.app.state.clock.set(at("2027-05-04T09:00:00Z"));
+    let mut amended = outcome;
+    amended["reason"] = json!("Plan clarified");
+    amended["management_plan"]["text"] = json!("Graded exercise, three times a week");
+    let path = format!("/api/cases/{case}/outcome/amendments");
+    expect(StatusCode::CREATED, c.app.post(&c.chair.token, &path, amended).await);
+    let (_, letters) = c.app.get(&c.chair.token, &format!("/api/cases/{case}/letters")).await;
+    let current = |kind: &str| {
+        let all = letters.as_array().unwrap();
+        let found = all.iter().find(|l| l["kind"] == kind && l["version"] == 2).unwrap();
+        found["id"].as_str().unwrap().to_string()
+    };
+    let list = due(&c, "").await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["due_on"], "2027-05-04");
+    assert_eq!(list[0]["letter_id"], current("gp").as_str());
+    assert_eq!(list[1]["due_on"], "2027-05-05");
+    assert_eq!(list[1]["letter_id"], current("patient").as_str());
+    let started = at(list[0]["started_at"].as_str().unwrap());
+    assert!(started < at("2027-04-30T13:01:00Z"), "{started}");
+
+    // Printing the amendment's patient letter meets that clock, on time.
+    printed(&c, &current("patient")).await;
+    let list = due(&c, "").await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["clock"], "referrer_informed");
+    assert_eq!(communication(&c).await["patient_letter_sent"], clock(1, 1, 0, json!(100.0)));
+}
+
 crate::on_both_backends!(
     bank_holidays_are_data_coordinators_add_to,
     clocks_run_over_working_days_as_the_clock_moves,
+    an_amendment_neither_restarts_nor_stops_the_clocks,
 );
