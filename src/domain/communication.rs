@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::parse::{bounded_text, ParseError};
 use super::schedule::CLINIC_TZ;
+use super::time_window::parse_calendar_date;
 
 /// A day on which no working-day clock runs, besides weekends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,10 +30,10 @@ pub struct BankHolidayRequest {
 impl TryFrom<BankHolidayRequest> for BankHoliday {
     type Error = ParseError;
 
-    /// A `YYYY-MM-DD` date (`422 invalid_date`) and a name of 1–100 characters.
+    /// A `YYYY-MM-DD` date, 1900–2200 (`422 invalid_date`), and a name of 1–100
+    /// characters.
     fn try_from(r: BankHolidayRequest) -> Result<Self, ParseError> {
-        let date = NaiveDate::parse_from_str(r.date.trim(), "%Y-%m-%d")
-            .map_err(|_| ParseError::new("invalid_date", "date", "must be a date (YYYY-MM-DD)"))?;
+        let date = parse_calendar_date(r.date.trim(), "date")?;
         Ok(Self { date, name: bounded_text(&r.name, "name", 100, false)? })
     }
 }
