@@ -20,6 +20,7 @@ pub struct Settings {
     pub data: DataSettings,
     pub auth: AuthSettings,
     pub mail: MailSettings,
+    pub letters: LetterSettings,
     pub live: LiveSettings,
     pub media: MediaSettings,
     pub log: LogSettings,
@@ -79,6 +80,16 @@ pub struct MailSettings {
     pub retry_max_seconds: u64,
     /// Domains to which identified letters may be emailed (e.g. `nhs.net`).
     pub secure_domains: Vec<String>,
+}
+
+/// The communication clocks after a signed outcome (see `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LetterSettings {
+    /// Working days after the signing's day by whose end the referrer is informed.
+    pub referrer_working_days: u32,
+    /// Working days after the signing's day by whose end the patient's letter is sent.
+    pub patient_working_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -295,7 +306,7 @@ mod tests {
                 previous = line;
             }
         }
-        assert_eq!(table.len(), 8);
+        assert_eq!(table.len(), 9);
     }
 
     #[test]

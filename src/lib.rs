@@ -3,6 +3,8 @@
 
 /// Authentication and authorisation: passwords, tokens, login limits, access rules.
 pub mod auth;
+/// The app's clock ("now"), which tests can move.
+pub mod clock;
 /// Layered settings: built-in defaults, settings file, environment file, `MDT__…` variables.
 pub mod config;
 /// Seeds an empty database with demo accounts, series and cases.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::auth::{LoginLimiter, Passwords, TokenService};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::live::Hub;
 use crate::media::Sfu;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub mail_wake: Arc<Notify>,
     /// The live meeting rooms of this instance.
     pub live: Arc<Hub>,
+    /// "Now" for signing, prints and the communication clocks (movable by tests).
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
                 Sfu::new(settings.media.clone()),
                 letters,
             ),
+            clock: Clock::default(),
             settings: Arc::new(settings),
             store,
         })

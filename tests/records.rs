@@ -15,3 +15,6 @@ mod fhir;
 
 #[path = "records/letters.rs"]
 mod letters;
+
+#[path = "records/clocks.rs"]
+mod clocks;

@@ -46,6 +46,8 @@ pub enum Conflict {
     AlreadyInvited,
     #[error("the case was not discussed in its meeting: give the reason for deciding outside it")]
     NotDiscussed,
+    #[error("that day is already a bank holiday")]
+    BankHolidayExists,
     #[error("an action cannot go from {from} to {to}")]
     InvalidTransition { from: &'static str, to: &'static str },
     /// What a change was planned from changed before it could be applied; plan again.
@@ -80,6 +82,7 @@ impl Conflict {
             Conflict::NotATeachingSession => "not_a_teaching_session",
             Conflict::AlreadyInvited => "already_invited",
             Conflict::NotDiscussed => "not_discussed",
+            Conflict::BankHolidayExists => "bank_holiday_exists",
             Conflict::InvalidTransition { .. } => "invalid_transition",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",

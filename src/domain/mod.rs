@@ -7,6 +7,7 @@ pub mod audit;
 pub mod body_site;
 pub mod booking;
 pub mod case;
+pub mod communication;
 pub mod conflict;
 pub mod email;
 pub mod fhir;

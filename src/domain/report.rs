@@ -38,6 +38,7 @@ use uuid::Uuid;
 
 use super::case::age_band;
 use super::case::{Case, CaseState};
+use super::communication::{clocks_of, ClockFacts, ClockKind, ClockRules, CommClock};
 use super::live::Attendance;
 use super::outcome::{FollowUpKind, OutcomeSummary};
 use super::outcome::{InvestigationKind, ReferralDestination};
@@ -214,6 +215,8 @@ pub struct CaseRow {
     pub outcome: Option<OutcomeSummary>,
     /// Its outcome was signed without a discussion, with a reason (issue 16).
     pub decided_outside_meeting: bool,
+    /// Its communication clocks' facts, once an outcome was signed (issue 16).
+    pub clock: Option<ClockFacts>,
 }
 
 /// Everything one report reads, fetched together by the store.
@@ -377,6 +380,44 @@ pub struct Figures {
     pub time_per_case: TimePerCase,
     pub sessions: SessionFigures,
     pub triage: TriageFigures,
+    pub communication: CommunicationFigures,
+}
+
+/// The communication clocks of the signed cases (issue 16), per clock.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CommunicationFigures {
+    pub referrer_informed: ClockFigures,
+    pub patient_letter_sent: ClockFigures,
+}
+
+/// One clock kind's figures: every started clock (one per signed case), those met by
+/// their deadline, those not met and past it (as of the report), and the on-time share
+/// of the clocks already decided (met, or past their deadline): `met_on_time` over
+/// `clocks` minus those still running, one decimal place; `null` while none is decided.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClockFigures {
+    pub clocks: u32,
+    pub met_on_time: u32,
+    pub overdue: u32,
+    pub on_time_percent: Option<f64>,
+    #[serde(skip)]
+    running: u32,
+}
+
+impl ClockFigures {
+    fn add(&mut self, clock: &CommClock) {
+        self.clocks += 1;
+        self.met_on_time += u32::from(clock.met_on_time());
+        self.overdue += u32::from(clock.overdue);
+        self.running += u32::from(clock.met_at.is_none() && !clock.overdue);
+    }
+
+    fn finish(mut self) -> Self {
+        let decided = self.clocks - self.running;
+        self.on_time_percent = (decided > 0)
+            .then(|| one_decimal(f64::from(self.met_on_time) * 100.0 / f64::from(decided)));
+        self
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -454,6 +495,7 @@ struct Acc {
     attendees: Vec<f64>,
     triage: TriageFigures,
     turnarounds: Vec<f64>,
+    communication: CommunicationFigures,
 }
 
 impl Acc {
@@ -490,6 +532,15 @@ impl Acc {
         if let Some(secs) = actual_seconds(row) {
             self.actual_seconds.push(secs as f64);
             self.allotted.push(f64::from(session.minutes_per_case));
+        }
+    }
+
+    fn add_clocks(&mut self, clocks: &[CommClock]) {
+        for clock in clocks {
+            match clock.clock {
+                ClockKind::ReferrerInformed => self.communication.referrer_informed.add(clock),
+                ClockKind::PatientLetterSent => self.communication.patient_letter_sent.add(clock),
+            }
         }
     }
 
@@ -565,6 +616,10 @@ impl Acc {
                 }),
                 ..self.triage
             },
+            communication: CommunicationFigures {
+                referrer_informed: self.communication.referrer_informed.finish(),
+                patient_letter_sent: self.communication.patient_letter_sent.finish(),
+            },
         }
     }
 }
@@ -633,9 +688,11 @@ pub fn was_quorate(session: &SessionRow, stays: &[&Attendance]) -> bool {
 }
 
 /// Folds the rows into monthly figures and window totals for each specialty in scope
-/// (every month listed, empty ones with zero counts and no medians).
+/// (every month listed, empty ones with zero counts and no medians). The communication
+/// clocks are judged by `rules` as of `now`.
 pub fn activity_report(
-    window: &ReportWindow, specialties: &[Specialty], data: &ActivityData,
+    window: &ReportWindow, specialties: &[Specialty], data: &ActivityData, rules: &ClockRules,
+    now: DateTime<Utc>,
 ) -> ActivityReport {
     let sessions: HashMap<Uuid, &SessionRow> = data.sessions.iter().map(|s| (s.id, s)).collect();
     let mut stays: HashMap<Uuid, Vec<&Attendance>> = HashMap::new();
@@ -657,10 +714,11 @@ pub fn activity_report(
             continue;
         };
         let month = Month::of(session.starts_at);
+        let clocks = row.clock.as_ref().map(|f| clocks_of(f, rules, now));
         for key in [Some(month), None] {
-            accs.entry((session.specialty.as_str().to_string(), key))
-                .or_default()
-                .add_case(row, session);
+            let acc = accs.entry((session.specialty.as_str().to_string(), key)).or_default();
+            acc.add_case(row, session);
+            acc.add_clocks(clocks.as_ref().map(|c| c.as_slice()).unwrap_or_default());
         }
     }
     for row in &data.triage {

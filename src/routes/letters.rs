@@ -4,7 +4,6 @@
 //! the signing's (`routes::outcomes`, `crate::letters`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
@@ -81,7 +80,7 @@ pub async fn printed(
     coordinator_only(&caller)?;
     let letter = letter_or_404(&state, *id).await?;
     let event = state.audit_event(&req, &caller, "letter_printed", "letter");
-    let marked = state.store.letter_printed(letter.id, caller.id, event, Utc::now()).await?;
+    let marked = state.store.letter_printed(letter.id, caller.id, event, state.clock.now()).await?;
     if marked == 0 {
         return Err(ApiError::conflict("already_printed", "no post delivery of this letter waits"));
     }

@@ -7,6 +7,7 @@ mod attachments;
 mod audit;
 mod auth;
 mod cases;
+mod clocks;
 mod cpd;
 mod fhir;
 mod health;
@@ -82,6 +83,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases/{id}/fhir").get(fhir::export))
                 .service(resource("/cases/{id}/letters").get(letters::of_case))
                 .service(resource("/letters/print").get(letters::to_print))
+                .service(resource("/letters/due").get(clocks::due))
+                .service(resource("/bank-holidays").get(clocks::holidays).post(clocks::add_holiday))
                 .service(resource("/letters/{id}/pdf").get(letters::pdf))
                 .service(resource("/letters/{id}/printed").post(letters::printed))
                 .service(resource("/practices").get(practices::list))

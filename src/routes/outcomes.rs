@@ -163,7 +163,7 @@ pub async fn sign(
         let target = follow_up_session(&state, &session, &draft.body).await.unwrap_or(None);
         let reason = outside_meeting_reason.clone();
         let version = OutcomeVersion { outside_meeting_reason: reason, ..draft }
-            .signed(caller.id, Utc::now());
+            .signed(caller.id, state.clock.now());
         let discussed = templates::Discussed { session: &session, at: discussed_at };
         let mail = letter(
             referrer.as_ref(),
@@ -216,7 +216,7 @@ pub async fn amend(
     let version = store::until_unchanged(|| async {
         let current = state.store.outcome_versions(case.id).await?.pop();
         let current = check_amendable(current.as_ref())?;
-        let amended = current.amended(amendment.clone(), caller.id, Utc::now());
+        let amended = current.amended(amendment.clone(), caller.id, state.clock.now());
         let discussed = templates::Discussed { session: &session, at: discussed_at };
         let mail =
             letter(referrer.as_ref(), &caller, target.as_ref(), discussed, (&case, &amended), true);

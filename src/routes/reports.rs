@@ -93,7 +93,13 @@ pub async fn activity(
     match format {
         ReportFormat::Json => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(activity_report(&window, &scope.specialties, &data))),
+            .json(activity_report(
+                &window,
+                &scope.specialties,
+                &data,
+                &crate::routes::support::clock_rules(&state).await?,
+                state.clock.now(),
+            ))),
         ReportFormat::Csv => {
             let body = activity_csv(&data, scope.identified);
             audit_export(&state, &req, &caller, &window, &scope, &data).await?;

@@ -1,7 +1,8 @@
 //! What the route files share, so none imports another: the request extractors
 //! ([`AuthUser`], [`ApiJson`]), lookups that answer `404` the same way everywhere (a
-//! session, a visible case), a caller's invitation, the calendar organiser, and the audit
-//! rows every read of patient data writes. It defines no routes.
+//! session, a visible case), a caller's invitation, the calendar organiser, the audit
+//! rows every read of patient data writes, and the communication clocks' rules. It
+//! defines no routes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -204,4 +205,15 @@ pub async fn invitees(
     invitees.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     invitees.dedup();
     Ok(invitees)
+}
+
+/// The configured clocks with the stored bank holidays.
+pub async fn clock_rules(
+    state: &AppState,
+) -> Result<crate::domain::communication::ClockRules, ApiError> {
+    Ok(crate::domain::communication::ClockRules {
+        referrer_working_days: state.settings.letters.referrer_working_days,
+        patient_working_days: state.settings.letters.patient_working_days,
+        holidays: state.store.bank_holiday_dates().await?,
+    })
 }

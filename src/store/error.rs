@@ -121,16 +121,18 @@ pub enum Unique {
     PatientInSession,
     EventCommand,
     EventSeq,
+    BankHolidayDay,
     Other,
 }
 
-const UNIQUE_KEYS: [(Unique, &str, &str); 6] = [
+const UNIQUE_KEYS: [(Unique, &str, &str); 7] = [
     (Unique::SpecialtySlug, "specialties_pkey", "specialties.slug"),
     (Unique::UserEmail, "users_email_key", "users.email"),
     (Unique::BookingIdempotency, "cases_idempotency", "cases.idempotency_key"),
     (Unique::PatientInSession, "cases_patient_once_per_session", "cases.nhs_number"),
     (Unique::EventCommand, "session_events_command", "session_events.command_id"),
     (Unique::EventSeq, "session_events_pkey", "session_events.seq"),
+    (Unique::BankHolidayDay, "bank_holidays_pkey", "bank_holidays.day"),
 ];
 
 /// A refusal by the database's own constraints.

@@ -16,6 +16,7 @@ mod sqlite;
 mod accounts;
 mod actions;
 mod audit;
+mod clocks;
 mod invitations;
 mod letters;
 mod live;

@@ -30,7 +30,8 @@ SELECT c.*, u.role AS referrer_role, u.name AS referrer_name,
        (SELECT o.body FROM outcome_versions o WHERE o.case_id = c.id AND o.signed_at IS NOT NULL
         ORDER BY o.version DESC LIMIT 1) AS outcome_body,
        (SELECT COUNT(*) FROM outcome_versions o WHERE o.case_id = c.id
-        AND o.outside_meeting_reason IS NOT NULL) AS outside_meeting
+        AND o.outside_meeting_reason IS NOT NULL) AS outside_meeting,
+       {clock_columns}
 FROM sessions s
 JOIN cases c ON c.session_id = s.id
 JOIN users u ON u.id = c.referrer_id
@@ -138,6 +139,7 @@ fn report_case(row: &Row, extras: &ReportExtras) -> Result<CaseRow, StoreError> 
         referrer_name: rows::parsed(row, "referrer_name", PersonName::parse)?,
         first_booked_at: first_booked.unwrap_or(case.booked_at),
         decided_outside_meeting: row.get::<i64>("outside_meeting")? > 0,
+        clock: super::clocks::clock_facts(row, "id")?,
         started_at,
         ended_at,
         outcome,
@@ -169,7 +171,8 @@ impl Store {
             let (case_id, first) = (r.get("case_id")?, r.get("first_booked_at")?);
             extras.first_booked.insert(case_id, first);
         }
-        let cases = tx.all(REPORT_CASES, window()).await?;
+        let cases = REPORT_CASES.replace("{clock_columns}", super::clocks::CLOCK_COLUMNS);
+        let cases = tx.all(cases, window()).await?;
         let cases = decode(cases, |r| report_case(r, &extras))?;
         let attendance = tx.all(REPORT_ATTENDANCE, window()).await?;
         let attendance = decode(attendance, super::rows::attendance)?;

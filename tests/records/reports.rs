@@ -539,12 +539,24 @@ fn raw_figures<'a>(report: &'a Value, specialty: &str, month: Option<&str>) -> &
         .unwrap_or_else(|| panic!("no figures for {specialty} {month:?}"))
 }
 
+/// The communication clocks of `signed` cases signed by the fixture's store calls: no
+/// letter was made or delivered, and the report is read long after the quarter, so every
+/// clock is overdue and none was on time (issue 16).
+fn communication(signed: u32) -> Value {
+    let clock = json!({
+        "clocks": signed, "met_on_time": 0, "overdue": signed,
+        "on_time_percent": if signed > 0 { json!(0.0) } else { Value::Null },
+    });
+    json!({ "referrer_informed": clock, "patient_letter_sent": clock })
+}
+
 /// A month or specialty with nothing in it.
 fn empty(specialty: &str, month: Option<&str>) -> Value {
     let mut v = json!({
         "specialty": specialty,
         "cases": { "booked": 0, "discussed": 0, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
         "days_to_discussion": { "measured": 0, "median": null, "p90": null, "within_6_weeks": 0, "within_6_weeks_percent": null },
+        "communication": communication(0),
         "outcomes": { "signed": 0, "discharged_to_gp": 0, "onward_referral": 0, "referrals": {}, "with_investigations": 0, "investigations": {}, "re_discuss": 0 },
         "time_per_case": { "timed": 0, "median_actual_minutes": null, "median_allotted_minutes": null },
         "sessions": { "total": 0, "run": 0, "cancelled": 0, "quorate": 0, "attendees": 0, "median_attendees": null, "attendees_by_role": {} }
@@ -610,6 +622,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "rheumatology", "month": "2026-01",
                 "cases": { "booked": 8, "discussed": 5, "deferred": 1, "withdrawn": 1, "pending": 1, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 1 },
                 "days_to_discussion": { "measured": 5, "median": 7.0, "p90": 43, "within_6_weeks": 4, "within_6_weeks_percent": 80.0 },
+                "communication": communication(4),
                 "outcomes": { "signed": 4, "discharged_to_gp": 1, "onward_referral": 3,
                               "referrals": { "orthopaedics": 2, "pain_clinic": 1, "physiotherapy": 1 },
                               "with_investigations": 3, "investigations": { "mri": 3, "bloods": 1, "xray": 1 },
@@ -625,6 +638,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "rheumatology", "month": "2026-02",
                 "cases": { "booked": 3, "discussed": 2, "deferred": 1, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 1, "urgent": 1 },
                 "days_to_discussion": { "measured": 2, "median": 17.5, "p90": 27, "within_6_weeks": 2, "within_6_weeks_percent": 100.0 },
+                "communication": communication(2),
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "spinal_surgery": 1 },
                               "with_investigations": 1, "investigations": { "nerve_conduction": 1 },
@@ -640,6 +654,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "rheumatology", "month": "2026-03",
                 "cases": { "booked": 4, "discussed": 0, "deferred": 1, "withdrawn": 0, "pending": 1, "listed": 0, "decided_outside_meeting": 2, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 2, "median": 28.0, "p90": 49, "within_6_weeks": 1, "within_6_weeks_percent": 50.0 },
+                "communication": communication(2),
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "injection_clinic": 1 },
                               "with_investigations": 1, "investigations": { "dexa": 1 },
@@ -655,6 +670,7 @@ fn expected_rheumatology() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "rheumatology",
                 "cases": { "booked": 15, "discussed": 7, "deferred": 3, "withdrawn": 1, "pending": 2, "listed": 0, "decided_outside_meeting": 2, "follow_up": 1, "urgent": 2 },
                 "days_to_discussion": { "measured": 9, "median": 8.0, "p90": 49, "within_6_weeks": 7, "within_6_weeks_percent": 77.8 },
+                "communication": communication(8),
                 "outcomes": { "signed": 8, "discharged_to_gp": 3, "onward_referral": 5,
                               "referrals": { "orthopaedics": 2, "pain_clinic": 1, "physiotherapy": 1, "spinal_surgery": 1, "injection_clinic": 1 },
                               "with_investigations": 5, "investigations": { "mri": 3, "bloods": 1, "xray": 1, "nerve_conduction": 1, "dexa": 1 },
@@ -676,6 +692,7 @@ fn expected_spinal() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "spinal", "month": "2026-02",
                 "cases": { "booked": 1, "discussed": 1, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 1, "median": 8.0, "p90": 8, "within_6_weeks": 1, "within_6_weeks_percent": 100.0 },
+                "communication": communication(1),
                 "outcomes": { "signed": 1, "discharged_to_gp": 0, "onward_referral": 1,
                               "referrals": { "spinal_surgery": 1 },
                               "with_investigations": 1, "investigations": { "mri": 1 }, "re_discuss": 0 },
@@ -690,6 +707,7 @@ fn expected_spinal() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "spinal", "month": "2026-03",
                 "cases": { "booked": 2, "discussed": 2, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 2, "median": 14.5, "p90": 15, "within_6_weeks": 2, "within_6_weeks_percent": 100.0 },
+                "communication": communication(2),
                 "outcomes": { "signed": 2, "discharged_to_gp": 1, "onward_referral": 1,
                               "referrals": { "pain_management_programme": 1 },
                               "with_investigations": 0, "investigations": {}, "re_discuss": 0 },
@@ -704,6 +722,7 @@ fn expected_spinal() -> [(Option<&'static str>, Value); 4] {
                 "specialty": "spinal",
                 "cases": { "booked": 3, "discussed": 3, "deferred": 0, "withdrawn": 0, "pending": 0, "listed": 0, "decided_outside_meeting": 0, "follow_up": 0, "urgent": 0 },
                 "days_to_discussion": { "measured": 3, "median": 14.0, "p90": 15, "within_6_weeks": 3, "within_6_weeks_percent": 100.0 },
+                "communication": communication(3),
                 "outcomes": { "signed": 3, "discharged_to_gp": 1, "onward_referral": 2,
                               "referrals": { "spinal_surgery": 1, "pain_management_programme": 1 },
                               "with_investigations": 1, "investigations": { "mri": 1 }, "re_discuss": 0 },

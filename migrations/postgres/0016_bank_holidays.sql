@@ -1,0 +1,43 @@
+-- Communication clocks (issue 16): England and Wales bank holidays, on which (as on
+-- weekends) no working-day clock runs. Shipped with the published dates for 2025-2028
+-- (gov.uk); coordinators add more through POST /api/bank-holidays.
+
+CREATE TABLE bank_holidays (
+    day         DATE PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);
+
+INSERT INTO bank_holidays (day, name, created_at) VALUES
+    ('2025-01-01', 'New Year''s Day', '2026-01-01T00:00:00Z'),
+    ('2025-04-18', 'Good Friday', '2026-01-01T00:00:00Z'),
+    ('2025-04-21', 'Easter Monday', '2026-01-01T00:00:00Z'),
+    ('2025-05-05', 'Early May bank holiday', '2026-01-01T00:00:00Z'),
+    ('2025-05-26', 'Spring bank holiday', '2026-01-01T00:00:00Z'),
+    ('2025-08-25', 'Summer bank holiday', '2026-01-01T00:00:00Z'),
+    ('2025-12-25', 'Christmas Day', '2026-01-01T00:00:00Z'),
+    ('2025-12-26', 'Boxing Day', '2026-01-01T00:00:00Z'),
+    ('2026-01-01', 'New Year''s Day', '2026-01-01T00:00:00Z'),
+    ('2026-04-03', 'Good Friday', '2026-01-01T00:00:00Z'),
+    ('2026-04-06', 'Easter Monday', '2026-01-01T00:00:00Z'),
+    ('2026-05-04', 'Early May bank holiday', '2026-01-01T00:00:00Z'),
+    ('2026-05-25', 'Spring bank holiday', '2026-01-01T00:00:00Z'),
+    ('2026-08-31', 'Summer bank holiday', '2026-01-01T00:00:00Z'),
+    ('2026-12-25', 'Christmas Day', '2026-01-01T00:00:00Z'),
+    ('2026-12-28', 'Boxing Day (substitute day)', '2026-01-01T00:00:00Z'),
+    ('2027-01-01', 'New Year''s Day', '2026-01-01T00:00:00Z'),
+    ('2027-03-26', 'Good Friday', '2026-01-01T00:00:00Z'),
+    ('2027-03-29', 'Easter Monday', '2026-01-01T00:00:00Z'),
+    ('2027-05-03', 'Early May bank holiday', '2026-01-01T00:00:00Z'),
+    ('2027-05-31', 'Spring bank holiday', '2026-01-01T00:00:00Z'),
+    ('2027-08-30', 'Summer bank holiday', '2026-01-01T00:00:00Z'),
+    ('2027-12-27', 'Christmas Day (substitute day)', '2026-01-01T00:00:00Z'),
+    ('2027-12-28', 'Boxing Day (substitute day)', '2026-01-01T00:00:00Z'),
+    ('2028-01-03', 'New Year''s Day (substitute day)', '2026-01-01T00:00:00Z'),
+    ('2028-04-14', 'Good Friday', '2026-01-01T00:00:00Z'),
+    ('2028-04-17', 'Easter Monday', '2026-01-01T00:00:00Z'),
+    ('2028-05-01', 'Early May bank holiday', '2026-01-01T00:00:00Z'),
+    ('2028-05-29', 'Spring bank holiday', '2026-01-01T00:00:00Z'),
+    ('2028-08-28', 'Summer bank holiday', '2026-01-01T00:00:00Z'),
+    ('2028-12-25', 'Christmas Day', '2026-01-01T00:00:00Z'),
+    ('2028-12-26', 'Boxing Day', '2026-01-01T00:00:00Z');
