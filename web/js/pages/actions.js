@@ -59,7 +59,8 @@ export async function render(main) {
     const session = h("select", { id: `rediscuss-session-${a.id}`, disabled: true });
     const sessionField = h("div", { class: "field", hidden: true }, h("label", { for: session.id }, "Session for the re-discussion"), session);
     const submit = h("button", { type: "submit", class: "record-result" }, "Record result");
-    const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+    const cancel = h("button", { type: "button", class: "secondary" }, "Not now");
+    summary.control.addEventListener("input", () => summary.control.value.trim() && summary.setError(null));
     const form = h(
       "form",
       { class: "result-form", novalidate: true, "aria-label": `Result: ${a.what}` },
@@ -141,6 +142,7 @@ export async function render(main) {
       await change(a, { status: "cancelled", reason: text }, submit);
     });
     fill(holder, form);
+    reason.control.addEventListener("input", () => reason.control.value.trim() && reason.setError(null));
     reason.control.focus();
   }
 
@@ -161,7 +163,7 @@ export async function render(main) {
           tools.push(b);
         }
       }
-      const c = h("button", { type: "button", class: "small secondary", "aria-label": `Cancel: ${a.what}` }, "Cancel…");
+      const c = h("button", { type: "button", class: "small secondary", "aria-label": `Cancel action: ${a.what}` }, "Cancel action…");
       c.addEventListener("click", () => cancelForm(a, holder, c));
       tools.push(c);
     }
