@@ -27,9 +27,9 @@ export async function render(main) {
               mark.disabled = true;
               try {
                 await api(`/api/letters/${l.id}/printed`, { method: "POST" });
+                await show();
                 status.textContent = `${LETTER_KIND[l.kind] || "Letter"} marked printed.`;
                 status.hidden = false;
-                await show();
               } catch (err) {
                 error.show(err.code === "already_printed" ? "Someone has already marked this letter printed. The list has been refreshed." : err);
                 mark.disabled = false;
