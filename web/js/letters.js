@@ -94,7 +94,7 @@ export function letterItem(letter, onError) {
     h(
       "div",
       { class: "letter-head" },
-      h("strong", {}, LETTER_KIND[letter.kind] || letter.kind),
+      h("h3", { class: "letter-title" }, LETTER_KIND[letter.kind] || letter.kind),
       ` · version ${letter.version} · made `,
       time(letter.created_at),
       letter.superseded_by ? [" ", h("span", { class: "tag superseded" }, "superseded by an amendment")] : [" ", h("span", { class: "tag signed" }, "current")],

@@ -40,7 +40,7 @@ export async function render(main) {
             return h(
               "li",
               { class: "letter-item", dataset: { letterId: l.id, kind: l.kind } },
-              h("div", { class: "letter-head" }, h("strong", {}, LETTER_KIND[l.kind] || l.kind), ` · version ${l.version} · made `, time(l.created_at), " · ", h("a", { href: `#/cases/${l.case_id}` }, "Open case")),
+              h("div", { class: "letter-head" }, h("h3", { class: "letter-title" }, LETTER_KIND[l.kind] || l.kind), ` · version ${l.version} · made `, time(l.created_at), " · ", h("a", { href: `#/cases/${l.case_id}` }, "Open case")),
               h("p", { class: "muted" }, `${waiting.length} cop${waiting.length === 1 ? "y" : "ies"} to print and post:`),
               h("ul", { class: "deliveries", "aria-label": "Copies to post" }, waiting.map(deliveryItem)),
               buttons,
