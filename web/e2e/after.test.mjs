@@ -231,6 +231,14 @@ test("letters, print-and-post and tracked actions after a signed outcome", async
     await coordinator.waitForSelector('#practices tr[data-ods="A81001"]');
     await coordinator.click('#practices tr[data-ods="A81001"] button');
     assert.equal(await coordinator.inputValue("#practice-name"), "The Densham Surgery");
+    // A refused address is shown next to its field.
+    await coordinator.fill("#practice-email", "not an address");
+    await coordinator.expectConsole(/status of 422/, "the server refuses an invalid email address", async () => {
+      await coordinator.click("#practice-save");
+      await coordinator.waitForSelector("#practice-email-error:not([hidden])");
+    });
+    assert.match(await coordinator.textContent("#practice-email-error"), /not a valid email address/);
+    assert.equal(await coordinator.getAttribute("#practice-email", "aria-invalid"), "true");
     await coordinator.fill("#practice-email", "");
     await coordinator.click("#practice-save");
     await coordinator.waitForFunction(() => /none: letters go by post/.test(document.querySelector('#practices tr[data-ods="A81001"]').textContent));

@@ -6,7 +6,12 @@ import { api } from "../api.js";
 import { errorBox, field, fill, h, time } from "../ui.js";
 import { stillHere } from "../forms.js";
 
-const FIELD = { ods_code: "ods", name: "name", email: "email" };
+const FIELD = { ods_code: "ods", gp_practice_code: "ods", name: "name", email: "email" };
+const SAID = {
+  invalid_ods_code: "This is not a GP practice ODS code: six characters, such as A81001.",
+  invalid_email: "This is not a valid email address.",
+  required: "Give the practice's name.",
+};
 
 export async function render(main) {
   const here = stillHere();
@@ -105,7 +110,7 @@ export async function render(main) {
     } catch (err) {
       const target = { invalid_ods_code: ods, invalid_email: email, required: name }[err.code] || fields[FIELD[err.field]] || null;
       if (target) {
-        target.setError(err.message || "Check this value.");
+        target.setError(SAID[err.code] || err.message || "Check this value.");
         target.control.focus();
       } else {
         error.show(err);
