@@ -22,9 +22,10 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
-/// Content Security Policy: same-origin everything, no framing, no plugins.
+/// Content Security Policy: same-origin everything, no plugins, no framing of this site;
+/// the only frames it shows are blob URLs its own script made (a letter PDF on the case page).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+media-src 'self' blob:; frame-src blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
 frame-ancestors 'none'";
 
 /// Permissions Policy: what the meeting page really uses (the microphone, and screen

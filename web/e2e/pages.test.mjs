@@ -285,9 +285,9 @@ test("a signed outcome and its letter show on the referrer's case page", async (
 // back in and is told nobody is, which must log nothing), each page reached by its link
 // and then loaded afresh: no console error and no script error anywhere.
 const NAV = {
-  coordinator: ["/schedule", "/triage", "/mentorship", "/reports", "/cpd", "/audit", "/admin"],
-  consultant: ["/schedule", "/triage", "/cases", "/mentorship", "/reports", "/cpd"],
-  practitioner: ["/schedule", "/cases", "/mentorship", "/cpd"],
+  coordinator: ["/schedule", "/triage", "/print", "/letters-due", "/practices", "/mentorship", "/reports", "/cpd", "/audit", "/admin"],
+  consultant: ["/schedule", "/triage", "/cases", "/actions", "/mentorship", "/reports", "/cpd"],
+  practitioner: ["/schedule", "/cases", "/actions", "/mentorship", "/cpd"],
   trainee: ["/schedule", "/mentorship", "/cpd"],
 };
 
@@ -323,11 +323,15 @@ test("every role's pages load from a fresh visit without a console error", async
       for (const path of paths) {
         // By the link, as a user moves around, then the same address loaded afresh
         // (signed back in from the cookie).
+        // "Letters due" asks for a list being built in parallel: until the server has it,
+        // Chromium logs its 404 (the page says the list is not available yet).
+        const pending = path === "/letters-due" ? await page.expectConsole(/status of 404/, "GET /api/letters/due is not on this server yet") : null;
         await page.click(`#nav a[href="#${path}"]`);
         await settled(page, path);
         assert.equal(await page.locator("#view [role=alert]:not([hidden])").count(), 0, `${role} ${path}: no error shown`);
         await page.reload();
         await settled(page, path);
+        await pending?.();
         assert.equal(await page.locator("#view [role=alert]:not([hidden])").count(), 0, `${role} ${path}: no error shown after a reload`);
         assert.deepEqual(page.problems, [], `${role} ${path}: no console or script error`);
       }

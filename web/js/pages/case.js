@@ -1,7 +1,8 @@
 // One case: the patient (or, for trainees, the de-identified label), the question, the
 // referral proforma (identified viewers only), where triage stands (a returned case shows
 // the reason and note, and its referrer edits and resubmits it here), its attachments (downloaded through the API client, never with a token in a URL), the
-// outcome with its versions, and the outcome letter once signed. The referrer or a
+// outcome with its versions, the outcome letter once signed, and the GP and patient letters
+// (PDFs fetched through the API client; not for trainees). The referrer or a
 // coordinator may add attachments and withdraw the case before it is discussed.
 import { api, download, upload } from "../api.js";
 import { errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
@@ -11,6 +12,7 @@ import { busy, checkedForm, stillHere } from "../forms.js";
 import { caseDetails, proformaFacts, returnedPanel } from "../proforma.js";
 import { sizeLabel } from "./book.js";
 import { dayText } from "../days.js";
+import { letterItem, saveBlob } from "../letters.js";
 
 const INVESTIGATIONS = {
   mri: "MRI", xray: "X-ray", ct: "CT", ultrasound: "Ultrasound", bloods: "Blood tests",
@@ -24,16 +26,6 @@ const DESTINATIONS = {
 };
 const birthDate = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
 const SEX = { female: "Female", male: "Male", other: "Other", unknown: "Not known" };
-
-/** Saves a Blob as a file through a short-lived object URL. */
-function saveBlob(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const a = h("a", { href: url, download: filename || "attachment", class: "sr-only" });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 30000);
-}
 
 export async function render(main, ctx) {
   const { user, params } = ctx;
@@ -210,6 +202,23 @@ export async function render(main, ctx) {
       );
     } catch {
       /* no letter yet (or not available to this viewer) */
+    }
+  }
+
+  // The GP and patient letters made at signing (and at each amendment), with where each
+  // copy went and the PDF. Trainees never see this section (the server refuses them).
+  if (identified && user.role !== "trainee") {
+    const letters = await api(`/api/cases/${c.id}/letters`).catch(() => null);
+    if (letters?.length) {
+      parts.push(
+        h(
+          "section",
+          { class: "card", id: "letters", "aria-labelledby": "letters-h" },
+          h("h2", { id: "letters-h" }, "Letters"),
+          h("p", { class: "hint" }, "Made from the signed outcome: the clinic letter to the GP (copied to the referrer) and the patient's plain-language letter. An amendment makes new letters; the old ones stay readable."),
+          h("ul", { class: "letters" }, letters.map((l) => letterItem(l, (err) => error.show(err)))),
+        ),
+      );
     }
   }
 
