@@ -791,6 +791,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
         "month",
         "episode",
         "referral_source",
+        "referrer_role",
         "referrer_id",
     ];
     if identified {
@@ -831,6 +832,13 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
             session_date.to_string().into(),
             Month::of(session.starts_at).to_string().into(),
             if case.follow_up_of.is_some() { "follow_up" } else { "first" }.into(),
+            // Where the referral came from (the proforma; blank before it existed), then
+            // the role of whoever booked it.
+            case.proforma
+                .as_ref()
+                .and_then(|p| p.referral_source)
+                .map_or("", |s| s.as_str())
+                .into(),
             row.referrer_role.as_str().into(),
             case.referrer_id.to_string().into(),
         ];
