@@ -138,54 +138,27 @@ pub fn session_moved(
 pub fn session_cancelled(
     session: &Session, organizer: &EmailAddress, to: Vec<EmailAddress>,
 ) -> NewMessage {
-    NewMessage {
-        subject: format!(
-            "Session cancelled: {} on {}",
-            session.plan.title,
-            local(session.starts_at)
-        ),
-        body: format!(
-            "{} on {} (UK time) has been cancelled.\n\n\
-             The attached cancellation removes it from your calendar. Referrers are told \
-             separately where each case has gone.\n",
-            session.plan.title,
-            local(session.starts_at),
-        ),
-        html: None,
-        calendar: Some(invitation_version(
-            session,
-            organizer,
-            &to,
-            next_sequence(),
-            Method::Cancel,
-        )),
-        to,
-    }
+    let body = format!(
+        "{} on {} (UK time) has been cancelled.\n\n\
+         The attached cancellation removes it from your calendar. Referrers are told \
+         separately where each case has gone.\n",
+        session.plan.title,
+        local(session.starts_at),
+    );
+    calendar_message(session, organizer, to, "Session cancelled", body, Method::Cancel)
 }
 
 /// To someone invited to a session that is already published: the calendar invitation
 /// (same UID as everyone's, a sequence that grows with time, so it also outranks an
 /// earlier withdrawal's cancellation).
 pub fn invited(session: &Session, organizer: &EmailAddress, to: EmailAddress) -> NewMessage {
-    let to = vec![to];
-    NewMessage {
-        subject: format!("Invitation: {} on {}", session.plan.title, local(session.starts_at)),
-        body: format!(
-            "You are invited to {} on {} (UK time).\n\n\
-             The calendar invitation is attached. Sign in to MDT Coordinator to join the meeting.\n",
-            session.plan.title,
-            local(session.starts_at),
-        ),
-        html: None,
-        calendar: Some(invitation_version(
-            session,
-            organizer,
-            &to,
-            next_sequence(),
-            Method::Request,
-        )),
-        to,
-    }
+    let body = format!(
+        "You are invited to {} on {} (UK time).\n\n\
+         The calendar invitation is attached. Sign in to MDT Coordinator to join the meeting.\n",
+        session.plan.title,
+        local(session.starts_at),
+    );
+    calendar_message(session, organizer, vec![to], "Invitation", body, Method::Request)
 }
 
 /// To someone whose invitation to a published session is withdrawn: the cancellation
@@ -193,27 +166,26 @@ pub fn invited(session: &Session, organizer: &EmailAddress, to: EmailAddress) ->
 pub fn invitation_withdrawn(
     session: &Session, organizer: &EmailAddress, to: EmailAddress,
 ) -> NewMessage {
-    let to = vec![to];
+    let body = format!(
+        "Your invitation to {} on {} (UK time) has been withdrawn.\n\n\
+         The attached cancellation removes it from your calendar.\n",
+        session.plan.title,
+        local(session.starts_at),
+    );
+    calendar_message(session, organizer, vec![to], "Invitation withdrawn", body, Method::Cancel)
+}
+
+/// A message carrying the session's calendar entry (its UID, the next sequence):
+/// "`what`: title on date" as the subject.
+fn calendar_message(
+    session: &Session, organizer: &EmailAddress, to: Vec<EmailAddress>, what: &str, body: String,
+    method: Method,
+) -> NewMessage {
     NewMessage {
-        subject: format!(
-            "Invitation withdrawn: {} on {}",
-            session.plan.title,
-            local(session.starts_at)
-        ),
-        body: format!(
-            "Your invitation to {} on {} (UK time) has been withdrawn.\n\n\
-             The attached cancellation removes it from your calendar.\n",
-            session.plan.title,
-            local(session.starts_at),
-        ),
+        subject: format!("{what}: {} on {}", session.plan.title, local(session.starts_at)),
+        body,
         html: None,
-        calendar: Some(invitation_version(
-            session,
-            organizer,
-            &to,
-            next_sequence(),
-            Method::Cancel,
-        )),
+        calendar: Some(invitation_version(session, organizer, &to, next_sequence(), method)),
         to,
     }
 }
