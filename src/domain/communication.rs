@@ -133,23 +133,47 @@ impl CommClock {
     }
 }
 
+/// A clock judged as of `now`: due by the end of the UK local day `working_days` after
+/// the local day it started; met on time when the local day it was met is no later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Judged {
+    pub due_on: NaiveDate,
+    pub met: bool,
+    pub met_on_time: bool,
+    /// Not met, and its deadline has passed.
+    pub overdue: bool,
+}
+
+/// Judges a clock that started on `started_on` and was met on `met_on` (if it was).
+pub fn judge(
+    started_on: NaiveDate, met_on: Option<NaiveDate>, working_days: u32,
+    holidays: &BTreeSet<NaiveDate>, now: DateTime<Utc>,
+) -> Judged {
+    let due_on = add_working_days(started_on, working_days, holidays);
+    Judged {
+        due_on,
+        met: met_on.is_some(),
+        met_on_time: met_on.is_some_and(|m| m <= due_on),
+        overdue: met_on.is_none() && now > end_of_local_day(due_on),
+    }
+}
+
 /// Both clocks of a signed case, as of `now`: started at the first signing (an amendment
 /// neither restarts nor stops them), due by the end of the UK local day that many
 /// working days after the signing's local day.
 pub fn clocks_of(facts: &ClockFacts, rules: &ClockRules, now: DateTime<Utc>) -> [CommClock; 2] {
-    let signed_on = facts.signed_at.with_timezone(&CLINIC_TZ).date_naive();
-    let one = |clock, days, met_at, letter_id| {
-        let due_on = add_working_days(signed_on, days, &rules.holidays);
-        let due_at = end_of_local_day(due_on);
+    let local = |t: DateTime<Utc>| t.with_timezone(&CLINIC_TZ).date_naive();
+    let one = |clock, days, met_at: Option<DateTime<Utc>>, letter_id| {
+        let judged = judge(local(facts.signed_at), met_at.map(local), days, &rules.holidays, now);
         CommClock {
             case_id: facts.case_id,
             letter_id,
             clock,
             started_at: facts.signed_at,
-            due_on,
-            due_at,
+            due_on: judged.due_on,
+            due_at: end_of_local_day(judged.due_on),
             met_at,
-            overdue: met_at.is_none() && now > due_at,
+            overdue: judged.overdue,
         }
     };
     [

@@ -65,6 +65,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/cases/{id}/resubmit").post(cases::resubmit))
                 .service(resource("/triage").get(triage::queue))
                 .service(
+                    resource("/specialties/{slug}/targets")
+                        .get(reports::targets)
+                        .put(reports::set_targets),
+                )
+                .service(
                     resource("/specialties/{slug}/triage")
                         .get(triage::rules)
                         .put(triage::set_rules),
@@ -87,6 +92,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/bank-holidays").get(clocks::holidays).post(clocks::add_holiday))
                 .service(resource("/letters/{id}/pdf").get(letters::pdf))
                 .service(resource("/letters/{id}/printed").post(letters::printed))
+                .service(
+                    resource("/practices/list-sizes")
+                        .get(practices::list_sizes)
+                        .post(practices::import_list_sizes),
+                )
                 .service(resource("/practices").get(practices::list))
                 .service(resource("/practices/{ods_code}").put(practices::put))
                 // Decisions as tracked actions (issue 16)
@@ -137,6 +147,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/me/attendance").get(cpd::record))
                 .service(resource("/me/attendance/certificate").get(cpd::certificate))
                 .service(resource("/reports/activity").get(reports::activity))
+                .service(resource("/reports/practices").get(reports::practices))
+                .service(
+                    resource("/reports/practices/{ods_code}/summary")
+                        .get(reports::practice_summary),
+                )
                 .default_service(web::to(not_found)),
         )
         .service(

@@ -39,3 +39,39 @@ pub async fn list(
     coordinator_only(&caller)?;
     Ok(HttpResponse::Ok().json(state.store.practices().await?))
 }
+
+/// `POST /api/practices/list-sizes` with a CSV body (`ods_code,list_size` per line, an
+/// optional header): adds or replaces each practice's registered-patient count. The whole
+/// file is checked first; any bad line refuses it (`422 invalid_list_sizes`, the line
+/// named) and nothing is stored. Audited (`list_sizes_imported`, with the count).
+pub async fn import_list_sizes(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    coordinator_only(&caller)?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        crate::domain::ParseError::new("invalid_list_sizes", "body", "the CSV must be UTF-8 text")
+    })?;
+    let sizes = crate::domain::measures::parse_list_sizes(text)?;
+    let event = state
+        .audit_event(&req, &caller, "list_sizes_imported", "practice")
+        .details(serde_json::json!({ "practices": sizes.len() }));
+    state.store.import_list_sizes(&sizes, caller.id, event, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "imported": sizes.len() })))
+}
+
+/// `GET /api/practices/list-sizes`: every practice's list size, by ODS code.
+pub async fn list_sizes(
+    state: web::Data<AppState>, AuthUser(caller): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    coordinator_only(&caller)?;
+    let sizes: Vec<serde_json::Value> = state
+        .store
+        .list_sizes()
+        .await?
+        .into_iter()
+        .map(|(s, at)| {
+            serde_json::json!({ "ods_code": s.ods_code, "list_size": s.list_size, "imported_at": at })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "list_sizes": sizes })))
+}

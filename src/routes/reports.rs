@@ -17,12 +17,18 @@ use serde_json::json;
 
 use crate::auth::require_role;
 use crate::domain::report::{
-    activity_csv, activity_report, ActivityData, ReportFormat, ReportQuery, ReportWindow,
+    activity_csv, activity_report, ActivityData, Judging, ReportFormat, ReportQuery, ReportWindow,
 };
-use crate::domain::{ParseError, Role, Specialty, User};
+use crate::domain::measures::{parse_targets, TargetsRequest};
+use crate::domain::practices::{
+    practice_report, practice_summary_html, PracticeDirectory, PracticeReport,
+};
+use crate::domain::{OdsCode, ParseError, Role, Specialty, User};
 use crate::error::ApiError;
-use crate::routes::support::AuthUser;
+use crate::routes::support::{ApiJson, AuthUser};
+use crate::store::StoreError;
 use crate::state::AppState;
+use crate::store::TallyGroup;
 
 #[derive(Deserialize)]
 pub struct ActivityParams {
@@ -69,38 +75,62 @@ pub(crate) fn report_scope(
     Ok(ReportScope { specialties, identified })
 }
 
-/// `GET /api/reports/activity?from=YYYY-MM-DD&to=YYYY-MM-DD[&specialty=][&format=csv]`.
-pub async fn activity(
-    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
-    params: web::Query<ActivityParams>,
-) -> Result<HttpResponse, ApiError> {
-    require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
-    let window = ReportWindow::parse(params.from.as_deref(), params.to.as_deref())?;
-    let format = ReportFormat::parse(params.format.as_deref())?;
-    let requested = params
-        .specialty
-        .as_deref()
+/// A report request checked: its window, who may see what, and the store's query.
+pub(crate) struct ReportRequest {
+    pub window: ReportWindow,
+    pub scope: ReportScope,
+    pub query: ReportQuery,
+}
+
+/// Checks `from`, `to` and `specialty` for `caller` (see [`report_scope`]).
+pub(crate) async fn report_request(
+    state: &AppState, caller: &User, from: Option<&str>, to: Option<&str>,
+    specialty: Option<&str>,
+) -> Result<ReportRequest, ApiError> {
+    require_role(caller, &[Role::Coordinator, Role::Consultant])?;
+    let window = ReportWindow::parse(from, to)?;
+    let requested = specialty
         .map(|s| Specialty::parse(s).map_err(|e| e.for_field("specialty")))
         .transpose()?;
     let known = state.store.list_specialties().await?;
-    let scope = report_scope(&caller, requested, &known)?;
+    let scope = report_scope(caller, requested, &known)?;
     let query = ReportQuery {
         starts_at: window.starts_at(),
         ends_at: window.ends_at(),
         specialties: scope.specialties.clone(),
     };
-    let data = state.store.activity_data(&query).await?;
+    Ok(ReportRequest { window, scope, query })
+}
+
+/// Runs `fold` with the targets and clock rules the figures are judged by.
+pub(crate) async fn with_judging<T>(
+    state: &AppState, fold: impl FnOnce(&Judging<'_>) -> T,
+) -> Result<T, ApiError> {
+    let targets = state.store.wait_targets().await?;
+    let clocks = crate::routes::support::clock_rules(state).await?;
+    Ok(fold(&Judging { targets: &targets, clocks: &clocks, now: state.clock.now() }))
+}
+
+/// `GET /api/reports/activity?from=YYYY-MM-DD&to=YYYY-MM-DD[&specialty=][&format=csv]`.
+pub async fn activity(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    params: web::Query<ActivityParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (from, to) = (params.from.as_deref(), params.to.as_deref());
+    let ReportRequest { window, scope, query } =
+        report_request(&state, &caller, from, to, params.specialty.as_deref()).await?;
+    let format = ReportFormat::parse(params.format.as_deref())?;
     match format {
-        ReportFormat::Json => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(activity_report(
-                &window,
-                &scope.specialties,
-                &data,
-                &crate::routes::support::clock_rules(&state).await?,
-                state.clock.now(),
-            ))),
+        ReportFormat::Json => {
+            let tallies = state.store.report_tallies(&query, TallyGroup::Month).await?;
+            let report = with_judging(&state, |judging| {
+                activity_report(&window, &scope.specialties, &tallies, judging)
+            })
+            .await?;
+            Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(report))
+        }
         ReportFormat::Csv => {
+            let data = state.store.activity_data(&query).await?;
             let body = activity_csv(&data, scope.identified);
             audit_export(&state, &req, &caller, &window, &scope, &data).await?;
             let filename = format!("activity-{}-{}.csv", window.from, window.to);
@@ -112,6 +142,101 @@ pub async fn activity(
                 ))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .body(body))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PracticeParams {
+    from: Option<String>,
+    to: Option<String>,
+    specialty: Option<String>,
+}
+
+/// The practices report for a checked request: tallies by practice, names and list sizes.
+async fn practices_report(
+    state: &AppState, request: &ReportRequest,
+) -> Result<PracticeReport, ApiError> {
+    let tallies = state.store.report_tallies(&request.query, TallyGroup::Practice).await?;
+    let list_sizes = state.store.list_sizes().await?;
+    let directory = PracticeDirectory {
+        names: state.store.practice_names().await?,
+        list_sizes: list_sizes
+            .into_iter()
+            .map(|(s, _)| (s.ods_code.as_str().to_string(), s.list_size))
+            .collect(),
+    };
+    let (window, specialties) = (&request.window, &request.scope.specialties);
+    with_judging(state, |judging| {
+        practice_report(window, specialties, &tallies, &directory, judging)
+    })
+    .await
+}
+
+/// `GET /api/reports/practices?from=&to=[&specialty=]`: each GP practice's referrals,
+/// waits, returns and outcome mix beside the locality's median (coordinators; consultants
+/// for their specialties). No patient data: not audited.
+pub async fn practices(
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, params: web::Query<PracticeParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (from, to) = (params.from.as_deref(), params.to.as_deref());
+    let request = report_request(&state, &caller, from, to, params.specialty.as_deref()).await?;
+    let report = practices_report(&state, &request).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(report))
+}
+
+/// `GET /api/reports/practices/{ods_code}/summary?from=&to=[&specialty=]`: the
+/// practice's one-page summary, printable HTML with no patient identifiers, to send to
+/// the practice. `404 not_found` when the practice referred nothing in the window.
+pub async fn practice_summary(
+    state: web::Data<AppState>, AuthUser(caller): AuthUser, code: web::Path<String>,
+    params: web::Query<PracticeParams>,
+) -> Result<HttpResponse, ApiError> {
+    let code = OdsCode::parse(&code)?;
+    let (from, to) = (params.from.as_deref(), params.to.as_deref());
+    let request = report_request(&state, &caller, from, to, params.specialty.as_deref()).await?;
+    let report = practices_report(&state, &request).await?;
+    let practice = report
+        .practices
+        .iter()
+        .find(|p| p.ods_code == code.as_str())
+        .ok_or_else(|| ApiError::not_found("not_found", "no referrals from this practice"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(practice_summary_html(&report, practice)))
+}
+
+/// `GET /api/specialties/{slug}/targets`: the specialty's waiting-time targets (the
+/// defaults until a coordinator sets them).
+pub async fn targets(
+    state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = Specialty::parse(&slug)?;
+    let all = state.store.wait_targets().await?;
+    let targets =
+        all.get(&slug).ok_or_else(|| ApiError::not_found("not_found", "no such specialty"))?;
+    Ok(HttpResponse::Ok().json(json!({ "specialty": slug, "targets": targets })))
+}
+
+/// `PUT /api/specialties/{slug}/targets {targets: [...]}` (coordinators): replaces the
+/// specialty's waiting-time targets. Audited (`wait_targets_set`).
+pub async fn set_targets(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    slug: web::Path<String>, ApiJson(body): ApiJson<TargetsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let slug = Specialty::parse(&slug)?;
+    let targets = parse_targets(body.targets)?;
+    let event = state
+        .audit_event(&req, &caller, "wait_targets_set", "specialty")
+        .record(slug.as_str())
+        .details(json!({ "targets": targets }));
+    match state.store.set_wait_targets(&slug, &targets, event).await {
+        Err(StoreError::NotFound(_)) => Err(ApiError::not_found("not_found", "no such specialty")),
+        other => {
+            other?;
+            Ok(HttpResponse::Ok().json(json!({ "specialty": slug, "targets": targets })))
         }
     }
 }

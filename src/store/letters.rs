@@ -198,6 +198,8 @@ impl Store {
         let sql = "UPDATE letter_deliveries SET printed_by = $1, printed_at = $2 \
                    WHERE letter_id = $3 AND channel = 'post' AND printed_at IS NULL";
         let n = tx.run(sql, args![by, now, id]).await?;
+        super::facts::delivered_in(&mut tx, "d.letter_id = $2 AND d.channel = 'post'", id, now)
+            .await?;
         if n > 0 {
             let details = serde_json::json!({ "deliveries": n });
             super::audit::append_audit_in(&mut tx, audit.record(id).details(details)).await?;

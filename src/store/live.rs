@@ -226,6 +226,8 @@ async fn apply_live_event(
         _ => None,
     };
     if let Some(case_id) = case_id {
+        let started = matches!(body, EventBody::CaseStarted { .. });
+        super::facts::discussion_in(tx, case_id, session.id, started, now).await?;
         let row = tx.opt(CASE_IN, args![case_id, session.id]).await?;
         let case = row.as_ref().map(rows::case).transpose()?;
         // A case not on this session's agenda changes as a withdrawn one would: never.
@@ -248,6 +250,7 @@ async fn apply_live_event(
         EventBody::ParticipantJoined { user_id, role, .. } => {
             let args = args![Uuid::new_v4(), session.id, *user_id, role.as_str(), now];
             tx.run(JOINED, args).await?;
+            super::facts::joined_in(tx, session.id, now).await?;
         }
         EventBody::ParticipantLeft { user_id } => {
             tx.run(LEFT, args![now, session.id, *user_id]).await?;

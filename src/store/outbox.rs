@@ -100,7 +100,10 @@ impl Store {
 
     #[tracing::instrument(skip_all, fields(message_id = %id))]
     pub async fn message_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.db.run(SENT, args![at, id]).await.map(|_| ())
+        let mut tx = self.db.write().await?;
+        tx.run(SENT, args![at, id]).await?;
+        super::facts::delivered_in(&mut tx, "d.outbox_id = $2", id, at).await?;
+        tx.commit().await
     }
 
     /// Records a failed attempt; the message is due again at `retry_at`.

@@ -54,6 +54,15 @@ pub(super) async fn insert_outcome_row(tx: &mut Tx, v: &OutcomeVersion) -> Resul
     tx.run(sql, values).await.map(|_| ())
 }
 
+/// What follows every signed version, in its transaction: its decisions tracked as
+/// actions, and the report's facts.
+async fn signed_in(
+    tx: &mut Tx, case: &Case, version: &OutcomeVersion, now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    super::actions::track_decisions_in(tx, case, version, now).await?;
+    super::facts::signed_in(tx, version).await
+}
+
 /// The audit event recording the follow-up case a signing booked, from the signing's.
 fn follow_up_audit(signing: &NewAuditEvent, follow_up: &Case) -> NewAuditEvent {
     let mut event = signing.clone().record(follow_up.id);
@@ -131,7 +140,7 @@ pub(super) async fn confirm_listed_in(
         let version =
             OutcomeVersion::first_draft(case.id, plan.outcome(), signer, now).signed(signer, now);
         insert_outcome_row(tx, &version).await?;
-        super::actions::track_decisions_in(tx, &case, &version, now).await?;
+        signed_in(tx, &case, &version, now).await?;
         tx.run("UPDATE cases SET state = 'outcome_signed' WHERE id = $1", args![case.id]).await?;
         let audit = NewAuditEvent::new("outcome_signed", "case").actor(signer).record(case.id);
         let details = json!({ "version": 1, "listed": true, "standard_plan": plan.code });
@@ -216,7 +225,7 @@ impl Store {
         tx.run(sql, values).await?;
         let sql = "UPDATE cases SET state = 'outcome_signed' WHERE id = $1";
         tx.run(sql, args![case_id]).await?;
-        super::actions::track_decisions_in(&mut tx, &case, &version, now).await?;
+        signed_in(&mut tx, &case, &version, now).await?;
         let follow_up = book_follow_up(&mut tx, &case, target, follow_up_id, &audit, now).await?;
         let follow_up_id = follow_up.as_ref().map(|c| c.id);
         let details = json!({ "version": version.version, "follow_up_case": follow_up_id,
@@ -244,7 +253,7 @@ impl Store {
             return Err(Conflict::Changed.into());
         }
         insert_outcome_row(&mut tx, amended).await?;
-        super::actions::track_decisions_in(&mut tx, &case, amended, amended.created_at).await?;
+        signed_in(&mut tx, &case, amended, amended.created_at).await?;
         let details = json!({ "version": amended.version, "supersedes": supersedes });
         super::audit::append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
         finish_signed(tx, &case, amended, signature, letter, letters).await?;

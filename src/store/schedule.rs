@@ -213,7 +213,7 @@ pub(super) async fn insert_case_row(
         values,
     )
     .await?;
-    Ok(())
+    super::facts::case_inserted_in(tx, c).await
 }
 
 /// Gives a new case row the attachments of the case it came from.

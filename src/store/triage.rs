@@ -110,6 +110,7 @@ impl Store {
         let (reason, note) = rows::returned_columns(&decided);
         let plan = decided.standard_plan.as_deref();
         tx.run(DECIDED, args![decided.state.as_str(), reason, note, plan, case_id]).await?;
+        super::facts::triaged_in(&mut tx, case_id, now).await?;
         let submitted = case.submitted_at.unwrap_or(case.booked_at);
         let mut values = args![Uuid::new_v4(), case_id, session.plan.specialty.as_str()];
         values.extend(args![decision.as_str(), reason, note, plan, submitted, now, by]);
