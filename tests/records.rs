@@ -10,6 +10,9 @@ mod mentorship;
 #[path = "records/reports.rs"]
 mod reports;
 
+#[path = "records/measures.rs"]
+mod measures;
+
 #[path = "records/fhir.rs"]
 mod fhir;
 

@@ -177,8 +177,9 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn shown<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
-    v.map(|v| format!("{v}{unit}")).unwrap_or_else(|| "–".to_string())
+/// A figure to one decimal place with its unit, or a dash when there is none.
+fn shown(v: Option<f64>, unit: &str) -> String {
+    v.map(|v| format!("{v:.1}{unit}")).unwrap_or_else(|| "–".to_string())
 }
 
 /// A practice's one-page summary as printable HTML: its figures beside the locality's
