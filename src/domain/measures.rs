@@ -236,7 +236,10 @@ impl MixFacts {
         onward.sort_unstable();
         onward.dedup();
         Self {
-            discharged: o.referrals.iter().any(|r| r.destination == ReferralDestination::GpDischarge),
+            discharged: o
+                .referrals
+                .iter()
+                .any(|r| r.destination == ReferralDestination::GpDischarge),
             onward: joined(onward),
             investigations: joined(o.investigations.iter().map(|i| i.kind.as_str()).collect()),
             re_discuss: o.follow_up.kind == super::outcome::FollowUpKind::ReDiscuss,
@@ -369,7 +372,8 @@ mod tests {
 
     #[test]
     fn list_sizes_come_from_a_csv_with_an_optional_header() {
-        let sizes = parse_list_sizes("ods_code,list_size\r\nA81001, 8000\n\nb82002,12000\n").unwrap();
+        let sizes =
+            parse_list_sizes("ods_code,list_size\r\nA81001, 8000\n\nb82002,12000\n").unwrap();
         assert_eq!(sizes.len(), 2);
         assert_eq!((sizes[1].ods_code.as_str(), sizes[1].list_size), ("B82002", 12000));
         let bad = parse_list_sizes("A81001,8000\nA81002,lots\n").unwrap_err();

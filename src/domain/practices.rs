@@ -96,7 +96,7 @@ pub struct PracticeDirectory {
 }
 
 fn practice_figures(ods_code: &str, acc: &Acc, directory: &PracticeDirectory) -> PracticeFigures {
-    let to_discussion = acc.from_referral();
+    let to_discussion = acc.referral_to_discussion();
     let within = to_discussion.at_most(SIX_WEEKS_DAYS);
     let t = &acc.triage;
     let o = &acc.outcomes;
@@ -112,7 +112,7 @@ fn practice_figures(ods_code: &str, acc: &Acc, directory: &PracticeDirectory) ->
         returned: t.returned,
         returned_percent: percent(t.returned, t.decisions),
         decided: acc.decided,
-        median_days_to_triage: acc.to_triage().median(),
+        median_days_to_triage: acc.referral_to_triage().median(),
         median_days_to_discussion: to_discussion.median(),
         p90_days_to_discussion: to_discussion.percentile(90),
         within_6_weeks_percent: percent(within, to_discussion.count()),

@@ -540,7 +540,8 @@ pub struct TargetResult {
 impl TargetResult {
     fn new(target: WaitTarget, within: u32, cases: u32) -> Self {
         let percent = percent(within, cases);
-        let met = (cases > 0).then(|| f64::from(within) * 100.0 >= target.target_percent * f64::from(cases));
+        let met = (cases > 0)
+            .then(|| f64::from(within) * 100.0 >= target.target_percent * f64::from(cases));
         Self { target, cases, within, percent, met }
     }
 }
@@ -626,7 +627,9 @@ impl Acc {
                 *self.to_triage.entry((urgency.as_str(), *start, *decided_on)).or_default() += n;
                 self.triage_unreferred += if *unreferred { n } else { 0 };
             }
-            Tally::Outcome { class, mix } if decided(*class) => add_outcome(&mut self.outcomes, mix, n),
+            Tally::Outcome { class, mix } if decided(*class) => {
+                add_outcome(&mut self.outcomes, mix, n)
+            }
             Tally::Timing { class: CaseClass::Discussed, seconds, allotted_minutes } => {
                 self.actual_seconds.add(*seconds, n);
                 self.allotted.add(i64::from(*allotted_minutes), n);
@@ -635,9 +638,11 @@ impl Acc {
                 let (rules, now) = (judging.clocks, judging.now);
                 let c = &mut self.communication;
                 let days = rules.referrer_working_days;
-                c.referrer_informed.add(judge(*signed_on, *informed_on, days, &rules.holidays, now), n);
+                c.referrer_informed
+                    .add(judge(*signed_on, *informed_on, days, &rules.holidays, now), n);
                 let days = rules.patient_working_days;
-                c.patient_letter_sent.add(judge(*signed_on, *letter_on, days, &rules.holidays, now), n);
+                c.patient_letter_sent
+                    .add(judge(*signed_on, *letter_on, days, &rules.holidays, now), n);
             }
             Tally::Triage { decision, reason, minutes } => {
                 let t = &mut self.triage;
@@ -677,7 +682,7 @@ impl Acc {
     }
 
     /// Referral to discussion, all urgencies together.
-    pub(super) fn from_referral(&self) -> Distribution {
+    pub(super) fn referral_to_discussion(&self) -> Distribution {
         let mut all = Distribution::default();
         for days in self.from_referral.values() {
             all.merge(days);
@@ -686,7 +691,7 @@ impl Acc {
     }
 
     /// Referral to triage decision, in calendar days.
-    pub(super) fn to_triage(&self) -> Distribution {
+    pub(super) fn referral_to_triage(&self) -> Distribution {
         let mut days = Distribution::default();
         for ((_, start, end), n) in &self.to_triage {
             days.add(waited((*end - *start).num_days()), *n);
@@ -695,7 +700,7 @@ impl Acc {
     }
 
     fn referral_waits(&self, specialty: &Specialty, judging: &Judging<'_>) -> ReferralWaits {
-        let all = self.from_referral();
+        let all = self.referral_to_discussion();
         let discussion = judging
             .targets_of(specialty, WaitMeasure::ReferralToDiscussion)
             .into_iter()
@@ -710,7 +715,7 @@ impl Acc {
                 TargetResult::new(target, within, covered.count())
             })
             .collect();
-        let triage_days = self.to_triage();
+        let triage_days = self.referral_to_triage();
         let holidays = &judging.clocks.holidays;
         let triage = judging
             .targets_of(specialty, WaitMeasure::ReferralToTriage)
@@ -720,7 +725,8 @@ impl Acc {
                 for ((urgency, start, end), n) in &self.to_triage {
                     if Urgency::parse(urgency).is_ok_and(|u| target.urgency.covers(u)) {
                         cases += n;
-                        within += if within_target(*start, *end, &target, holidays) { *n } else { 0 };
+                        within +=
+                            if within_target(*start, *end, &target, holidays) { *n } else { 0 };
                     }
                 }
                 TargetResult::new(target, within, cases)
@@ -740,7 +746,9 @@ impl Acc {
         }
     }
 
-    fn figures(self, specialty: &Specialty, month: Option<Month>, judging: &Judging<'_>) -> Figures {
+    fn figures(
+        self, specialty: &Specialty, month: Option<Month>, judging: &Judging<'_>,
+    ) -> Figures {
         let referral_waits = self.referral_waits(specialty, judging);
         let waits = &self.from_booking;
         let (measured, within) = (waits.count(), waits.at_most(SIX_WEEKS_DAYS));
@@ -768,7 +776,10 @@ impl Acc {
             sessions,
             triage: TriageFigures {
                 median_turnaround_hours: minutes(&self.turnaround_minutes),
-                within_24_hours_percent: percent(self.triage.within_24_hours, self.triage.decisions),
+                within_24_hours_percent: percent(
+                    self.triage.within_24_hours,
+                    self.triage.decisions,
+                ),
                 ..self.triage
             },
             communication: CommunicationFigures {

@@ -16,18 +16,18 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::require_role;
-use crate::domain::report::{
-    activity_csv, activity_report, ActivityData, Judging, ReportFormat, ReportQuery, ReportWindow,
-};
 use crate::domain::measures::{parse_targets, TargetsRequest};
 use crate::domain::practices::{
     practice_report, practice_summary_html, PracticeDirectory, PracticeReport,
 };
+use crate::domain::report::{
+    activity_csv, activity_report, ActivityData, Judging, ReportFormat, ReportQuery, ReportWindow,
+};
 use crate::domain::{OdsCode, ParseError, Role, Specialty, User};
 use crate::error::ApiError;
 use crate::routes::support::{ApiJson, AuthUser};
-use crate::store::StoreError;
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::TallyGroup;
 
 #[derive(Deserialize)]
@@ -84,14 +84,12 @@ pub(crate) struct ReportRequest {
 
 /// Checks `from`, `to` and `specialty` for `caller` (see [`report_scope`]).
 pub(crate) async fn report_request(
-    state: &AppState, caller: &User, from: Option<&str>, to: Option<&str>,
-    specialty: Option<&str>,
+    state: &AppState, caller: &User, from: Option<&str>, to: Option<&str>, specialty: Option<&str>,
 ) -> Result<ReportRequest, ApiError> {
     require_role(caller, &[Role::Coordinator, Role::Consultant])?;
     let window = ReportWindow::parse(from, to)?;
-    let requested = specialty
-        .map(|s| Specialty::parse(s).map_err(|e| e.for_field("specialty")))
-        .transpose()?;
+    let requested =
+        specialty.map(|s| Specialty::parse(s).map_err(|e| e.for_field("specialty"))).transpose()?;
     let known = state.store.list_specialties().await?;
     let scope = report_scope(caller, requested, &known)?;
     let query = ReportQuery {

@@ -307,21 +307,20 @@ fn tally_row(row: &Row) -> Result<TallyRow, StoreError> {
             seconds: int(4)?,
             allotted_minutes: u32::try_from(int(5)?).map_err(bad)?,
         },
-        "clocks" => {
-            Tally::Clocks { signed_on: date(1)?, informed_on: opt_date(2)?, letter_on: opt_date(3)? }
-        }
-        "triage" => {
-            Tally::Triage { decision: text(1)?, reason: key(row, 2)?, minutes: int(3)? }
-        }
+        "clocks" => Tally::Clocks {
+            signed_on: date(1)?,
+            informed_on: opt_date(2)?,
+            letter_on: opt_date(3)?,
+        },
+        "triage" => Tally::Triage { decision: text(1)?, reason: key(row, 2)?, minutes: int(3)? },
         "sessions" => Tally::Sessions { state: session_state()?, quorate: flag(2)? },
         "attendees" => Tally::Attendees {
             state: session_state()?,
             people: u32::try_from(int(2)?).map_err(bad)?,
         },
-        "roles" => Tally::Roles {
-            state: session_state()?,
-            role: text(2)?.parse::<Role>().map_err(bad)?,
-        },
+        "roles" => {
+            Tally::Roles { state: session_state()?, role: text(2)?.parse::<Role>().map_err(bad)? }
+        }
         _ => return Err(StoreError::corrupt("tally")),
     };
     Ok(TallyRow {
@@ -404,7 +403,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.write().await?;
-        let sql = "INSERT INTO practice_list_sizes (ods_code, list_size, imported_at, imported_by) \
+        let sql =
+            "INSERT INTO practice_list_sizes (ods_code, list_size, imported_at, imported_by) \
                    VALUES ($1, $2, $3, $4) ON CONFLICT (ods_code) DO UPDATE SET \
                    list_size = excluded.list_size, imported_at = excluded.imported_at, \
                    imported_by = excluded.imported_by";
@@ -447,7 +447,8 @@ mod tests {
         assert_eq!(spelled, "((((a) AT TIME ZONE 'Europe/London')::date) - (COALESCE(b, c)))");
         let lite = Dialect::new(false, &query);
         let spelled = lite.spell("{local(x)}", TallyGroup::Month);
-        assert!(spelled.starts_with("date(x, CASE WHEN x < '2023-03-26T01:00:00+00:00' THEN '+0 hours'"));
+        assert!(spelled
+            .starts_with("date(x, CASE WHEN x < '2023-03-26T01:00:00+00:00' THEN '+0 hours'"));
         assert!(spelled.contains("WHEN x < '2023-10-29T01:00:00+00:00' THEN '+1 hours'"));
     }
 }

@@ -6,9 +6,9 @@ use chrono::NaiveDate;
 
 use super::core::Store;
 use super::error::StoreError;
+use super::measures::{Dialect, TallyGroup, FACTS};
 use super::rows;
 use super::sql::{args, Row};
-use super::measures::{Dialect, TallyGroup, FACTS};
 use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow};
 use crate::domain::{OutcomeDraft, PersonName, Role, SessionState};
 

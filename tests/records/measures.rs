@@ -119,11 +119,10 @@ impl Seeded {
                 given_name: PersonName::parse(GIVEN).unwrap(),
                 family_name: PersonName::parse(FAMILY).unwrap(),
                 date_of_birth: NaiveDate::from_ymd_opt(1950 + i as i32, 7, 19).unwrap(),
-                sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+                sex: if i.is_multiple_of(2) { Sex::Female } else { Sex::Male },
                 gp_practice_code: OdsCode::parse(practice).unwrap(),
             },
-            clinical_question: ClinicalText::parse("Radicular pain?", "clinical_question")
-                .unwrap(),
+            clinical_question: ClinicalText::parse("Radicular pain?", "clinical_question").unwrap(),
             history: ClinicalText::parse("Eight weeks of leg pain.", "history").unwrap(),
             urgency,
             body_site: BodySite::parse("lower back").unwrap(),
@@ -171,7 +170,10 @@ impl Seeded {
     async fn sign(&self, case: Uuid, at: &str, outside: bool, outcome: Value) {
         let draft: OutcomeDraft = serde_json::from_value(outcome).unwrap();
         let store = &self.store;
-        store.draft_outcome(case, draft, self.chair, audit("outcome_drafted"), t(at)).await.unwrap();
+        store
+            .draft_outcome(case, draft, self.chair, audit("outcome_drafted"), t(at))
+            .await
+            .unwrap();
         let draft = store.outcome_versions(case).await.unwrap().pop().unwrap();
         let reason = outside.then(|| "Decided from the referral and imaging".to_string());
         let draft = OutcomeVersion { outside_meeting_reason: reason, ..draft };
@@ -204,9 +206,14 @@ async fn seed(backend: Backend) -> Seeded {
         "spinal",
     )
     .await;
-    let (consultant, chair) =
-        crate::common::sign_up(&app, "chair@example.org", "Spencer Spine", Role::Consultant, "spinal")
-            .await;
+    let (consultant, chair) = crate::common::sign_up(
+        &app,
+        "chair@example.org",
+        "Spencer Spine",
+        Role::Consultant,
+        "spinal",
+    )
+    .await;
     let (_, referrer) = crate::common::sign_up(
         &app,
         "fcp@example.org",
@@ -300,7 +307,7 @@ fn figures<'a>(report: &'a Value, month: Option<&str>) -> &'a Value {
 
 /// A target's result: `within` of `cases`, the share, and whether it is met.
 fn target(
-    measure: &str, urgency: &str, days: u32, kind: &str, share: f64, within: u32, cases: u32,
+    (measure, urgency, days, kind, share): (&str, &str, u32, &str, f64), within: u32, cases: u32,
     percent: Option<f64>,
 ) -> Value {
     json!({
@@ -324,14 +331,15 @@ fn to_triage(measured: u32, from_booking: u32, median: f64, p90: i64, within: u3
     json!({
         "measured": measured, "counted_from_booking": from_booking,
         "median_days": median, "p90_days": p90,
-        "targets": [target("referral_to_triage", "any", 1, "working", 100.0, within, measured, Some(percent))],
+        "targets": [target(("referral_to_triage", "any", 1, "working", 100.0), within, measured, Some(percent))],
         "weeks": weeks(&[(0, measured)]),
     })
 }
 
 async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backend) {
     let s = seed(backend).await;
-    let (status, report) = s.app.get(&s.coordinator, &format!("/api/reports/activity?{QUARTER}")).await;
+    let (status, report) =
+        s.app.get(&s.coordinator, &format!("/api/reports/activity?{QUARTER}")).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     let d = "referral_to_discussion";
     let expected = [
@@ -341,10 +349,10 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
             json!({
                 "measured": 4, "counted_from_booking": 0, "median_days": 16.0, "p90_days": 22,
                 "targets": [
-                    target(d, "any", 42, "calendar", 90.0, 4, 4, Some(100.0)),
-                    target(d, "any", 126, "calendar", 100.0, 4, 4, Some(100.0)),
-                    target(d, "urgent", 5, "calendar", 100.0, 0, 1, Some(0.0)),
-                    target(d, "routine", 28, "calendar", 100.0, 3, 3, Some(100.0)),
+                    target((d, "any", 42, "calendar", 90.0), 4, 4, Some(100.0)),
+                    target((d, "any", 126, "calendar", 100.0), 4, 4, Some(100.0)),
+                    target((d, "urgent", 5, "calendar", 100.0), 0, 1, Some(0.0)),
+                    target((d, "routine", 28, "calendar", 100.0), 3, 3, Some(100.0)),
                 ],
                 "weeks": weeks(&[(1, 2), (2, 1), (3, 1)]),
             }),
@@ -355,10 +363,10 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
             json!({
                 "measured": 3, "counted_from_booking": 1, "median_days": 18.0, "p90_days": 60,
                 "targets": [
-                    target(d, "any", 42, "calendar", 90.0, 2, 3, Some(66.7)),
-                    target(d, "any", 126, "calendar", 100.0, 3, 3, Some(100.0)),
-                    target(d, "urgent", 5, "calendar", 100.0, 0, 1, Some(0.0)),
-                    target(d, "routine", 28, "calendar", 100.0, 1, 2, Some(50.0)),
+                    target((d, "any", 42, "calendar", 90.0), 2, 3, Some(66.7)),
+                    target((d, "any", 126, "calendar", 100.0), 3, 3, Some(100.0)),
+                    target((d, "urgent", 5, "calendar", 100.0), 0, 1, Some(0.0)),
+                    target((d, "routine", 28, "calendar", 100.0), 1, 2, Some(50.0)),
                 ],
                 "weeks": weeks(&[(1, 1), (2, 1), (8, 1)]),
             }),
@@ -373,10 +381,10 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
             json!({
                 "measured": 2, "counted_from_booking": 0, "median_days": 44.0, "p90_days": 46,
                 "targets": [
-                    target(d, "any", 42, "calendar", 90.0, 1, 2, Some(50.0)),
-                    target(d, "any", 126, "calendar", 100.0, 2, 2, Some(100.0)),
-                    target(d, "urgent", 5, "calendar", 100.0, 0, 0, None),
-                    target(d, "routine", 28, "calendar", 100.0, 0, 2, Some(0.0)),
+                    target((d, "any", 42, "calendar", 90.0), 1, 2, Some(50.0)),
+                    target((d, "any", 126, "calendar", 100.0), 2, 2, Some(100.0)),
+                    target((d, "urgent", 5, "calendar", 100.0), 0, 0, None),
+                    target((d, "routine", 28, "calendar", 100.0), 0, 2, Some(0.0)),
                 ],
                 "weeks": weeks(&[(6, 2)]),
             }),
@@ -387,10 +395,10 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
             json!({
                 "measured": 9, "counted_from_booking": 1, "median_days": 19.0, "p90_days": 60,
                 "targets": [
-                    target(d, "any", 42, "calendar", 90.0, 7, 9, Some(77.8)),
-                    target(d, "any", 126, "calendar", 100.0, 9, 9, Some(100.0)),
-                    target(d, "urgent", 5, "calendar", 100.0, 0, 2, Some(0.0)),
-                    target(d, "routine", 28, "calendar", 100.0, 4, 7, Some(57.1)),
+                    target((d, "any", 42, "calendar", 90.0), 7, 9, Some(77.8)),
+                    target((d, "any", 126, "calendar", 100.0), 9, 9, Some(100.0)),
+                    target((d, "urgent", 5, "calendar", 100.0), 0, 2, Some(0.0)),
+                    target((d, "routine", 28, "calendar", 100.0), 4, 7, Some(57.1)),
                 ],
                 "weeks": weeks(&[(1, 3), (2, 2), (3, 1), (6, 2), (8, 1)]),
             }),
@@ -399,7 +407,10 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
     for (month, triage, discussion) in expected {
         let waits = &figures(&report, month)["referral_waits"];
         assert_eq!(waits["referral_to_triage"], triage, "triage {month:?} on {backend:?}");
-        assert_eq!(waits["referral_to_discussion"], discussion, "discussion {month:?} on {backend:?}");
+        assert_eq!(
+            waits["referral_to_discussion"], discussion,
+            "discussion {month:?} on {backend:?}"
+        );
     }
     // MRI requested: k1, k4 (April) and k6 (May).
     assert_eq!(figures(&report, None)["outcomes"]["mri_requested"], 3);
@@ -414,7 +425,10 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
     let bad = json!({ "targets": [{ "measure": "referral_to_discussion", "urgency": "any",
         "within_days": 21, "day_kind": "fortnightly", "target_percent": 50 }] });
     let (status, body) = s.app.send(Method::PUT, &s.coordinator, path, Some(bad)).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_target")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_target"))
+    );
     let (_, unchanged) = s.app.get(&s.coordinator, path).await;
     assert_eq!(unchanged["targets"].as_array().unwrap().len(), 5, "{unchanged}");
     let (status, body) = s.app.send(Method::PUT, &s.coordinator, path, Some(mine)).await;
@@ -424,13 +438,13 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
     // ≤ 21 days: 8, 8, 13, 18, 19 of 9 = 55.6%, which meets 50%.
     assert_eq!(
         waits["referral_to_discussion"]["targets"],
-        json!([target(d, "any", 21, "calendar", 50.0, 5, 9, Some(55.6))])
+        json!([target((d, "any", 21, "calendar", 50.0), 5, 9, Some(55.6))])
     );
     assert_eq!(waits["referral_to_triage"]["targets"], json!([]));
 }
 
 fn practice(
-    ods: &str, list: Option<u32>, referrals: u32, per_1000: Option<f64>,
+    (ods, list): (&str, Option<u32>), (referrals, per_1000): (u32, Option<f64>),
     triage: (u32, u32, u32, Option<f64>), decided: u32, to_triage: f64,
     discussion: (f64, i64, f64), outcomes: Value,
 ) -> Value {
@@ -461,7 +475,10 @@ async fn practices_compare_with_the_locality_and_their_summary_names_no_patient(
     let res = import(&s.coordinator, "A81001,4000\nB82002,many\n").await.unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = res.json().await.unwrap();
-    assert_eq!((body["code"].as_str(), body["field"].as_str()), (Some("invalid_list_sizes"), Some("line 2")));
+    assert_eq!(
+        (body["code"].as_str(), body["field"].as_str()),
+        (Some("invalid_list_sizes"), Some("line 2"))
+    );
     let (_, sizes) = s.app.get(&s.coordinator, "/api/practices/list-sizes").await;
     assert_eq!(sizes["list_sizes"], json!([]));
     let res = import(&s.coordinator, "ods_code,list_size\r\nA81001,4000\r\nB82002,10000\r\n")
@@ -479,13 +496,51 @@ async fn practices_compare_with_the_locality_and_their_summary_names_no_patient(
                 "onward_referral": on, "onward_referral_percent": on_p, "referrals": referrals })
     };
     let expected = json!([
-        practice("A81001", Some(4000), 4, Some(1.0), (4, 3, 1, Some(25.0)), 3, 1.5, (22.0, 42, 100.0),
-            outcomes(3, 1, 33.3, 1, 33.3, 2, 66.7, json!({ "orthopaedics": 1, "physiotherapy": 1 }))),
-        practice("B82002", Some(10000), 4, Some(0.4), (4, 4, 0, Some(0.0)), 4, 2.5, (32.5, 60, 50.0),
-            outcomes(4, 1, 25.0, 0, 0.0, 4, 100.0,
-                json!({ "orthopaedics": 2, "pain_clinic": 1, "spinal_surgery": 1 }))),
-        practice("C83003", None, 2, None, (3, 2, 1, Some(33.3)), 2, 0.0, (15.5, 18, 100.0),
-            outcomes(2, 1, 50.0, 2, 100.0, 0, 0.0, json!({}))),
+        practice(
+            ("A81001", Some(4000)),
+            (4, Some(1.0)),
+            (4, 3, 1, Some(25.0)),
+            3,
+            1.5,
+            (22.0, 42, 100.0),
+            outcomes(
+                3,
+                1,
+                33.3,
+                1,
+                33.3,
+                2,
+                66.7,
+                json!({ "orthopaedics": 1, "physiotherapy": 1 })
+            )
+        ),
+        practice(
+            ("B82002", Some(10000)),
+            (4, Some(0.4)),
+            (4, 4, 0, Some(0.0)),
+            4,
+            2.5,
+            (32.5, 60, 50.0),
+            outcomes(
+                4,
+                1,
+                25.0,
+                0,
+                0.0,
+                4,
+                100.0,
+                json!({ "orthopaedics": 2, "pain_clinic": 1, "spinal_surgery": 1 })
+            )
+        ),
+        practice(
+            ("C83003", None),
+            (2, None),
+            (3, 2, 1, Some(33.3)),
+            2,
+            0.0,
+            (15.5, 18, 100.0),
+            outcomes(2, 1, 50.0, 2, 100.0, 0, 0.0, json!({}))
+        ),
     ]);
     assert_eq!(report["practices"], expected, "on {backend:?}");
     assert_eq!(
