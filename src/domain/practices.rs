@@ -184,7 +184,8 @@ fn shown(v: Option<f64>, unit: &str) -> String {
 
 /// A practice's one-page summary as printable HTML: its figures beside the locality's
 /// medians, for the window and specialties of `report`. Holds no patient identifiers:
-/// counts, shares and day figures only.
+/// counts, shares and day figures only. No script; styled by `/summary.css` (the site's
+/// `style-src 'self'` policy forbids inline styles).
 pub fn practice_summary_html(report: &PracticeReport, practice: &PracticeFigures) -> String {
     let l = &report.locality.median;
     let specialties: Vec<&str> = report.specialties.iter().map(|s| s.as_str()).collect();
@@ -246,19 +247,16 @@ pub fn practice_summary_html(report: &PracticeReport, practice: &PracticeFigures
     }
     let name = practice.name.as_deref().unwrap_or("GP practice");
     format!(
-        "<!doctype html>\n<html lang=\"en-GB\"><head><meta charset=\"utf-8\">\
-<title>{title}</title>\
-<style>body{{font-family:Arial,sans-serif;max-width:180mm;margin:12mm auto;color:#212b32}}\
-table{{border-collapse:collapse;width:100%}}th,td{{border-bottom:1px solid #d8dde0;padding:6px;text-align:left}}\
-td{{text-align:right}}@page{{size:A4;margin:12mm}}</style></head><body>\n\
-<h1>{title}</h1>\n<p>MSK MDT referrals from {name} ({code}), {from} to {to} (UK dates), \
+        "<!DOCTYPE html>\n<html lang=\"en-GB\">\n<head>\n<meta charset=\"utf-8\">\n\
+<title>{title}</title>\n<link rel=\"stylesheet\" href=\"/summary.css\">\n</head>\n\
+<body class=\"summary\">\n<main>\n<h1>{title}</h1>\n<p>MSK MDT referrals from {name} ({code}), {from} to {to} (UK dates), \
 {specialties}. Compared with the median of the {n} practices referring in the same period. \
 No patient is identified in this summary.</p>\n\
 <table><thead><tr><th scope=\"col\">Measure</th><th scope=\"col\">This practice</th>\
 <th scope=\"col\">Locality median</th></tr></thead><tbody>\n{table}</tbody></table>\n\
 <h2>Onward referrals by destination</h2><ul>{onward}</ul>\n\
 <p>Referrals: {referrals}; triage decisions: {decisions} ({accepted} accepted, {returned} returned); \
-decided: {decided}; signed outcomes: {signed}.</p>\n</body></html>\n",
+decided: {decided}; signed outcomes: {signed}.</p>\n</main>\n</body>\n</html>\n",
         title = esc(&format!("Practice summary: {name}")),
         name = esc(name),
         code = esc(&practice.ods_code),
