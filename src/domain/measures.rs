@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::case::{OdsCode, Urgency};
-use super::communication::add_working_days;
+use super::communication::is_working_day;
 use super::outcome::{InvestigationKind, OutcomeSummary, ReferralDestination};
 use super::parse::ParseError;
 
@@ -132,14 +132,35 @@ pub fn parse_targets(raw: Vec<serde_json::Value>) -> Result<Vec<WaitTarget>, Par
     Ok(out)
 }
 
-/// Whether a wait from `start` to `end` is within `target`'s days.
-pub fn within_target(
-    start: NaiveDate, end: NaiveDate, target: &WaitTarget, holidays: &BTreeSet<NaiveDate>,
-) -> bool {
-    match target.day_kind {
-        DayKind::Calendar => (end - start).num_days() <= i64::from(target.within_days),
-        DayKind::Working => end <= add_working_days(start, target.within_days, holidays),
+/// A wait in working days, as the store counts it: the working days after the start up
+/// to the end, where an end on a weekend or bank holiday counts as the next working day
+/// (so a wait is within `n` working days exactly when it ends no later than the `n`th
+/// working day after its start: `communication::add_working_days`).
+pub type WorkingDays = i64;
+
+/// Whether a wait of `calendar` days (`working` in working days) is within `target`: a
+/// wait that ends on its first day always is.
+pub fn within_target(calendar: i64, working: WorkingDays, target: &WaitTarget) -> bool {
+    let limit = i64::from(target.within_days);
+    calendar <= 0
+        || match target.day_kind {
+            DayKind::Calendar => calendar <= limit,
+            DayKind::Working => working <= limit,
+        }
+}
+
+/// The working-day wait from `start` to `end` (see [`WorkingDays`]): what the store's
+/// SQL counts, written out to check it.
+pub fn working_days(
+    start: NaiveDate, end: NaiveDate, holidays: &BTreeSet<NaiveDate>,
+) -> WorkingDays {
+    let mut n = 0;
+    let mut d = start;
+    while d < end {
+        d = d + chrono::Days::new(1);
+        n += i64::from(is_working_day(d, holidays));
     }
+    n + i64::from(end > start && !is_working_day(end, holidays))
 }
 
 /// A distribution of whole-day waits: how many cases waited each number of days.
@@ -342,16 +363,26 @@ mod tests {
 
     #[test]
     fn targets_count_calendar_or_working_days() {
-        let holidays = BTreeSet::new();
-        let friday = NaiveDate::from_ymd_opt(2026, 3, 6).unwrap();
-        let monday = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+        use super::super::communication::add_working_days;
+        let easter = [(2026, 4, 3), (2026, 4, 6)];
+        let holidays: BTreeSet<NaiveDate> =
+            easter.iter().map(|(y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d).unwrap()).collect();
+        let day =
+            |d: u32| NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + chrono::Days::new(u64::from(d));
         let triage = default_targets()[0];
-        assert!(within_target(friday, monday, &triage, &holidays));
-        let tuesday = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
-        assert!(!within_target(friday, tuesday, &triage, &holidays));
+        // Whatever the start and end, within one working day by the count exactly when
+        // the end is no later than the first working day after the start.
+        for start in 0..45 {
+            for length in 0..12 {
+                let (a, b) = (day(start), day(start + length));
+                let working = working_days(a, b, &holidays);
+                let counted = within_target((b - a).num_days(), working, &triage);
+                assert_eq!(counted, b <= add_working_days(a, 1, &holidays), "{a} → {b}");
+            }
+        }
         let six_weeks = default_targets()[1];
-        assert!(within_target(friday, friday + chrono::Days::new(42), &six_weeks, &holidays));
-        assert!(!within_target(friday, friday + chrono::Days::new(43), &six_weeks, &holidays));
+        assert!(within_target(42, 30, &six_weeks));
+        assert!(!within_target(43, 30, &six_weeks));
     }
 
     #[test]

@@ -39,7 +39,9 @@ use uuid::Uuid;
 use super::case::age_band;
 use super::case::{Case, CaseState, Urgency};
 use super::communication::{judge, ClockRules, Judged};
-use super::measures::{default_targets, percent, within_target, Distribution, MixFacts};
+use super::measures::{
+    default_targets, percent, within_target, Distribution, MixFacts, WorkingDays,
+};
 use super::measures::{WaitMeasure, WaitTarget};
 use super::outcome::{FollowUpKind, OutcomeSummary};
 use super::outcome::{InvestigationKind, ReferralDestination};
@@ -486,8 +488,9 @@ pub enum Tally {
     /// the episode's first booking.
     FromReferral { class: CaseClass, urgency: Urgency, days: i64, unreferred: bool },
     /// Case rows triaged: from the referral date (or first booking) to the UK local date
-    /// of the first triage decision.
-    ToTriage { urgency: Urgency, start: NaiveDate, decided_on: NaiveDate, unreferred: bool },
+    /// of the first triage decision, in calendar days and in working days
+    /// ([`WorkingDays`]).
+    ToTriage { urgency: Urgency, days: i64, working: WorkingDays, unreferred: bool },
     /// Case rows with a signed outcome, by the latest signed version's mix.
     Outcome { class: CaseClass, mix: MixFacts },
     /// Case rows with a live start and end: seconds between, and minutes allotted.
@@ -569,8 +572,8 @@ pub(super) struct Acc {
     /// Referral to discussion, per urgency.
     pub(super) from_referral: BTreeMap<&'static str, Distribution>,
     discussion_unreferred: u32,
-    /// Referral to triage: (urgency, start, decided on) → cases.
-    to_triage: BTreeMap<(&'static str, NaiveDate, NaiveDate), u32>,
+    /// Referral to triage: (urgency, calendar days, working days) → cases.
+    to_triage: BTreeMap<(&'static str, i64, WorkingDays), u32>,
     triage_unreferred: u32,
     pub(super) outcomes: OutcomeMix,
     actual_seconds: Distribution,
@@ -623,8 +626,8 @@ impl Acc {
                 self.from_referral.entry(urgency.as_str()).or_default().add(waited(*days), n);
                 self.discussion_unreferred += if *unreferred { n } else { 0 };
             }
-            Tally::ToTriage { urgency, start, decided_on, unreferred } => {
-                *self.to_triage.entry((urgency.as_str(), *start, *decided_on)).or_default() += n;
+            Tally::ToTriage { urgency, days, working, unreferred } => {
+                *self.to_triage.entry((urgency.as_str(), *days, *working)).or_default() += n;
                 self.triage_unreferred += if *unreferred { n } else { 0 };
             }
             Tally::Outcome { class, mix } if decided(*class) => {
@@ -693,8 +696,8 @@ impl Acc {
     /// Referral to triage decision, in calendar days.
     pub(super) fn referral_to_triage(&self) -> Distribution {
         let mut days = Distribution::default();
-        for ((_, start, end), n) in &self.to_triage {
-            days.add(waited((*end - *start).num_days()), *n);
+        for ((_, calendar, _), n) in &self.to_triage {
+            days.add(waited(*calendar), *n);
         }
         days
     }
@@ -716,17 +719,15 @@ impl Acc {
             })
             .collect();
         let triage_days = self.referral_to_triage();
-        let holidays = &judging.clocks.holidays;
         let triage = judging
             .targets_of(specialty, WaitMeasure::ReferralToTriage)
             .into_iter()
             .map(|target| {
                 let (mut cases, mut within) = (0, 0);
-                for ((urgency, start, end), n) in &self.to_triage {
+                for ((urgency, calendar, working), n) in &self.to_triage {
                     if Urgency::parse(urgency).is_ok_and(|u| target.urgency.covers(u)) {
                         cases += n;
-                        within +=
-                            if within_target(*start, *end, &target, holidays) { *n } else { 0 };
+                        within += if within_target(*calendar, *working, &target) { *n } else { 0 };
                     }
                 }
                 TargetResult::new(target, within, cases)

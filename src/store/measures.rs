@@ -39,6 +39,8 @@ f AS MATERIALIZED (
     {local(COALESCE(c.discussion_started_at, s.starts_at))} AS discussed_on,
     {local(COALESCE(c.episode_booked_at, c.booked_at))} AS booked_on,
     c.referral_received_on AS referred_on,
+    COALESCE(c.referral_received_on, {local(COALESCE(c.episode_booked_at, c.booked_at))})
+      AS clock_start,
     {local(c.first_triaged_at)} AS triaged_on,
     c.discussion_started_at AS started_at, c.discussion_ended_at AS ended_at,
     s.minutes_per_case,
@@ -66,9 +68,9 @@ SELECT 'from_referral', specialty, grp, state, CAST(planned AS TEXT), CAST(outsi
        CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, COUNT(*)
 FROM f WHERE follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 UNION ALL
-SELECT 'to_triage', specialty, grp, urgency, CAST(COALESCE(referred_on, booked_on) AS TEXT),
-       CAST(triaged_on AS TEXT), CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END,
-       NULL, NULL, NULL, COUNT(*)
+SELECT 'to_triage', specialty, grp, urgency, CAST({days(triaged_on, clock_start)} AS TEXT),
+       CAST({working_days(clock_start, triaged_on)} AS TEXT),
+       CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, NULL, NULL, COUNT(*)
 FROM f WHERE triaged_on IS NOT NULL AND follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
 SELECT 'outcome', specialty, grp, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
@@ -164,6 +166,30 @@ impl Dialect {
         }
     }
 
+    /// The working days from date `a` to date `b` (`domain::measures::WorkingDays`): the
+    /// weekdays after `a` up to `b` (counted from a Monday, 1 January 1900), less the bank
+    /// holidays among them, plus one when `b` (after `a`) is not a working day itself.
+    fn working_days(&self, a: &str, b: &str) -> String {
+        let (day, weekday_ok, least) = match self.postgres {
+            true => ("({x} - DATE '1900-01-01')", "EXTRACT(ISODOW FROM h.day) < 6", "LEAST"),
+            false => (
+                "CAST(julianday({x}) - 2415020.5 AS INTEGER)",
+                "strftime('%w', h.day) NOT IN ('0', '6')",
+                "MIN",
+            ),
+        };
+        let n = |x: &str| day.replace("{x}", x);
+        let weekdays = |x: &str| format!("(5 * ({n} / 7) + {least}({n} % 7 + 1, 5))", n = n(x));
+        format!(
+            "({wb} - {wa} - (SELECT COUNT(*) FROM bank_holidays h WHERE h.day > {a} \
+             AND h.day <= {b} AND {weekday_ok}) + CASE WHEN {b} > {a} AND ({nb} % 7 >= 5 \
+             OR EXISTS (SELECT 1 FROM bank_holidays h WHERE h.day = {b})) THEN 1 ELSE 0 END)",
+            wb = weekdays(b),
+            wa = weekdays(a),
+            nb = n(b),
+        )
+    }
+
     /// Whole seconds from instant `a` to instant `b`.
     fn seconds(&self, a: &str, b: &str) -> String {
         match self.postgres {
@@ -197,13 +223,17 @@ impl Dialect {
             let inner = out[at + 7..end].to_string();
             out.replace_range(at..end + 2, &self.local(&inner));
         }
-        for name in ["days", "seconds"] {
+        for name in ["days", "seconds", "working_days"] {
             let open = format!("{{{name}(");
             while let Some(at) = out.find(&open) {
                 let end = closing(&out, at + open.len());
                 let inner = out[at + open.len()..end].to_string();
                 let (a, b) = split_args(&inner);
-                let spelled = if name == "days" { self.days(a, b) } else { self.seconds(a, b) };
+                let spelled = match name {
+                    "days" => self.days(a, b),
+                    "seconds" => self.seconds(a, b),
+                    _ => self.working_days(a, b),
+                };
                 out.replace_range(at..end + 2, &spelled);
             }
         }
@@ -289,8 +319,8 @@ fn tally_row(row: &Row) -> Result<TallyRow, StoreError> {
         },
         "to_triage" => Tally::ToTriage {
             urgency: urgency(1)?,
-            start: date(2)?,
-            decided_on: date(3)?,
+            days: int(2)?,
+            working: int(3)?,
             unreferred: flag(4)?,
         },
         "outcome" => Tally::Outcome {
