@@ -52,11 +52,15 @@ export const th = (text, attrs = {}) => h("th", { scope: "col", ...attrs }, text
 /** A data cell, right-aligned figures by default. */
 export const td = (text, cls = "num", attrs = {}) => h("td", { class: cls, ...attrs }, text);
 
-/** A table in a scrollable, labelled region (keyboard users can scroll it). */
-export function tableRegion(caption, cls, ...parts) {
+/**
+ * A table in a scrollable, labelled region (keyboard users can scroll it). `attrs` is the
+ * table's class, or its attributes with a `class`.
+ */
+export function tableRegion(caption, attrs, ...parts) {
+  const { class: cls = "", ...rest } = typeof attrs === "string" ? { class: attrs } : attrs;
   return h(
     "div",
     { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
-    h("table", { class: `report-table ${cls}` }, h("caption", {}, caption), ...parts),
+    h("table", { class: `report-table ${cls}`.trim(), ...rest }, h("caption", {}, caption), ...parts),
   );
 }

@@ -1,6 +1,7 @@
 // The activity report (DESIGN §4 flow 8): for a window of UK days and one specialty or
 // all, KPI cards per specialty, cases booked vs discussed per month and the outcome mix
-// as SVG charts (each with a data table), and the per-case CSV export.
+// as SVG charts (each with a data table), the waiting times from the referral against
+// the specialty's targets (waits.js), and the per-case CSV export.
 //
 // Coordinators report on any specialty and their CSV carries patient identifiers;
 // consultants report on their own specialties and their CSV has none. The JSON holds no
@@ -10,6 +11,7 @@ import { explain, field, fill, h, humanise } from "../ui.js";
 import { axis, monthShort, monthText, num, plural, share, svg, tableRegion, td, th } from "../charts.js";
 import { busy, select, stillHere } from "../forms.js";
 import { addDays, dayText, quarterOf, ukToday, windowForm } from "../days.js";
+import { waitingSection } from "../waits.js";
 
 /** The service's KPI: 90% discussed within 6 weeks of booking (DESIGN §9). */
 const TARGET = 90;
@@ -320,6 +322,7 @@ function specialtySection(report, t) {
                 : h("p", { class: "muted" }, "No outcomes signed for cases of this period yet."),
             ),
           ),
+          waitingSection(rows, t, { id, name, period }),
         ],
   );
 }
@@ -454,8 +457,8 @@ export async function render(main, { user }) {
       "p",
       { class: "hint" },
       coordinator
-        ? "Cases booked into MDT sessions, days from booking to discussion, the outcome mix and time per case, by specialty and month."
-        : "Cases booked into your specialties' MDT sessions, days from booking to discussion, the outcome mix and time per case, by month.",
+        ? "Cases booked into MDT sessions, days from booking to discussion, the outcome mix and time per case, by specialty and month; waiting times from the referral against each specialty's targets."
+        : "Cases booked into your specialties' MDT sessions, days from booking to discussion, the outcome mix and time per case, by month; waiting times from the referral against the targets.",
     ),
     h("section", { class: "card report-controls", "aria-label": "Choose the report" }, form),
     heading,
