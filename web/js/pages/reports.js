@@ -1,7 +1,8 @@
 // The activity report (DESIGN §4 flow 8): for a window of UK days and one specialty or
 // all, KPI cards per specialty, cases booked vs discussed per month and the outcome mix
 // as SVG charts (each with a data table), the waiting times from the referral against
-// the specialty's targets (waits.js), and the per-case CSV export.
+// the specialty's targets (waits.js), the GP practices compared (practice-report.js),
+// and the per-case CSV export.
 //
 // Coordinators report on any specialty and their CSV carries patient identifiers;
 // consultants report on their own specialties and their CSV has none. The JSON holds no
@@ -12,6 +13,7 @@ import { axis, monthShort, monthText, num, plural, share, svg, tableRegion, td, 
 import { busy, select, stillHere } from "../forms.js";
 import { addDays, dayText, quarterOf, ukToday, windowForm } from "../days.js";
 import { waitingSection } from "../waits.js";
+import { practicesSection } from "../practice-report.js";
 
 /** The service's KPI: 90% discussed within 6 weeks of booking (DESIGN §9). */
 const TARGET = 90;
@@ -359,13 +361,25 @@ export async function render(main, { user }) {
       throw { message: why(err) };
     }
     if (!current()) return;
+    // The practices for the same period and specialties (asked for once the report is
+    // given: a refused period is refused once); a refusal is shown in their section.
+    const compared = await api(`/api/reports/practices?${q}`).then(
+      (practices) => ({ report: practices }),
+      (err) => ({ failure: why(err) }),
+    );
+    if (!current()) return;
     shown = { from, to, specialty: which };
     const named = which ? title(which) : coordinator ? "All specialties" : "Your specialties";
     fill(heading, `${named} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
     const rows = report.totals.reduce((n, t) => n + t.cases.booked, 0);
     fill(
       reportBox,
-      report.totals.length ? report.totals.map((t) => specialtySection(report, t)) : h("p", { class: "notice" }, "You have no specialties to report on."),
+      report.totals.length
+        ? [
+            report.totals.map((t) => specialtySection(report, t)),
+            practicesSection({ ...compared, query: q.toString(), named, period: `${dayText(report.from)} to ${dayText(report.to)}` }),
+          ]
+        : h("p", { class: "notice" }, "You have no specialties to report on."),
     );
     csvButton.disabled = false;
     fill(csvRows, rows ? `${plural(rows, "case")} in this period.` : "No cases in this period: the file will hold only its header.");
@@ -457,8 +471,8 @@ export async function render(main, { user }) {
       "p",
       { class: "hint" },
       coordinator
-        ? "Cases booked into MDT sessions, days from booking to discussion, the outcome mix and time per case, by specialty and month; waiting times from the referral against each specialty's targets."
-        : "Cases booked into your specialties' MDT sessions, days from booking to discussion, the outcome mix and time per case, by month; waiting times from the referral against the targets.",
+        ? "Cases booked into MDT sessions, days from booking to discussion, the outcome mix and time per case, by specialty and month; waiting times from the referral against each specialty's targets; and the GP practices compared."
+        : "Cases booked into your specialties' MDT sessions, days from booking to discussion, the outcome mix and time per case, by month; waiting times from the referral against the targets; and the GP practices compared.",
     ),
     h("section", { class: "card report-controls", "aria-label": "Choose the report" }, form),
     heading,
