@@ -45,7 +45,10 @@ async function send(path, { method = "GET", body, headers = {} } = {}) {
   const h = { ...headers };
   if (accessToken) h.Authorization = `Bearer ${accessToken}`;
   let payload = body;
-  if (body !== undefined && !(body instanceof FormData)) {
+  if (body instanceof Blob) {
+    // Sent as it is, with its own type (a CSV as text/csv).
+    if (body.type && !h["Content-Type"]) h["Content-Type"] = body.type;
+  } else if (body !== undefined && !(body instanceof FormData)) {
     h["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
@@ -107,7 +110,11 @@ export function refresh() {
   return refreshing;
 }
 
-/** Calls the API; a 401 gets one quiet refresh and retry. Resolves to the parsed body. */
+/**
+ * Calls the API; a 401 gets one quiet refresh and retry. Resolves to the parsed body.
+ * `body` is sent as JSON, except FormData and a Blob (sent as they are: a Blob with its
+ * own type, e.g. `new Blob([csv], {type: "text/csv"})`).
+ */
 export async function api(path, options = {}) {
   let res = await send(path, options);
   if (res.status === 401 && accessToken && !path.startsWith("/api/auth/")) {

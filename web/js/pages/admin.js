@@ -1,5 +1,5 @@
-// Administration for coordinators: accounts, specialties (their quorum and triage data:
-// required proforma fields and standard plans), weekly
+// Administration for coordinators: accounts, specialties (their quorum, triage data:
+// required proforma fields and standard plans, and waiting-time targets), weekly
 // series and one-off sessions, and patient records whose cases disagree. Each form checks
 // what it can before sending and shows the server's refusal against the field it names.
 import { api } from "../api.js";
@@ -7,6 +7,7 @@ import { errorBox, field, fill, h, humanise, time } from "../ui.js";
 import { busy, checkedForm, list, select, stillHere, textField } from "../forms.js";
 import { checkText, formatNhsNumber, parseDateOfBirth, parseNhsNumber } from "../nhs.js";
 import { triageRulesEditor } from "../triage-rules.js";
+import { targetsEditor } from "../targets-editor.js";
 
 const birthDay = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
 /** A date of birth for people, e.g. "2 Mar 1961" (a calendar day: no zone shift). */
@@ -286,8 +287,10 @@ export async function render(main) {
     planForms.forEach(refreshChair);
   }
   const triageRules = triageRulesEditor(specialties, say);
+  const targets = targetsEditor(specialties, say);
   function refreshSpecialtySelects() {
     triageRules.setSpecialties(specialties);
+    targets.setSpecialties(specialties);
     for (const control of [qSpecialty.control, ...planForms.map((p) => p.specialty.control)]) {
       const was = control.value;
       fill(control, h("option", { value: "" }, "Choose…"), specialties.map((s) => h("option", { value: s, selected: s === was }, title(s))));
@@ -557,6 +560,7 @@ export async function render(main) {
       specialtyList,
       h("div", { class: "two" }, specialtyForm, quorumForm),
       triageRules,
+      targets,
     ),
     h("section", { id: "admin-schedule", "aria-labelledby": "schedule-h" }, h("h2", { id: "schedule-h" }, "Series and sessions"), seriesForm, sessionForm),
     h(

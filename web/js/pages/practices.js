@@ -1,10 +1,13 @@
 // "GP practices" (coordinators): the practices letters go to, by ODS code, with their
 // email address (a letter naming the patient is emailed only to an address on the secure
 // domains; otherwise the practice is told a letter is waiting and it goes by post). Added
-// and edited with `PUT /api/practices/{ods_code}`.
+// and edited with `PUT /api/practices/{ods_code}`. Also the practices' list sizes
+// (registered patients, for referrals per 1,000 on the reports page): imported from a CSV
+// of `ods_code,list_size` lines (`POST /api/practices/list-sizes` as text/csv; a bad line
+// refuses the whole file) and listed as they stand.
 import { api } from "../api.js";
 import { errorBox, field, fill, h, time } from "../ui.js";
-import { stillHere } from "../forms.js";
+import { busy, stillHere } from "../forms.js";
 
 const FIELD = { ods_code: "ods", gp_practice_code: "ods", name: "name", email: "email" };
 const SAID = {
@@ -12,6 +15,112 @@ const SAID = {
   invalid_email: "This is not a valid email address.",
   required: "Give the practice's name.",
 };
+
+/** A refused list-size file in words: the line the server names, and that nothing was kept. */
+function listSizesRefusal(err) {
+  if (err.status === 413) return "The file is too large to send in one go. Split it into smaller files and import each.";
+  if (err.code !== "invalid_list_sizes") return null;
+  const where = /^line \d+$/.test(err.field || "") ? `${err.field.replace(/^l/, "L")}: ` : "";
+  const why = String(err.message || "").replace(/^line \d+:\s*/, "");
+  return `${where}${why.replace(/^./, (c) => c.toUpperCase())}. Nothing was imported: correct the file and import it again.`;
+}
+
+/**
+ * The list sizes: the import form (a file read into the text box, or the text pasted)
+ * and the table of current sizes, named from `names` (ODS code → practice name).
+ */
+function listSizesSection(names) {
+  const status = h("p", { id: "list-sizes-status", role: "status", class: "success", hidden: true });
+  const error = errorBox("list-sizes-error");
+  const body = h("tbody");
+  const table = h(
+    "div",
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Current list sizes" },
+    h(
+      "table",
+      { class: "list-sizes", id: "list-sizes" },
+      h("caption", { class: "sr-only" }, "Current list sizes"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "ODS code"), h("th", { scope: "col" }, "Practice"), h("th", { scope: "col", class: "num" }, "List size"), h("th", { scope: "col" }, "Imported"))),
+      body,
+    ),
+  );
+  const file = field("CSV file", h("input", { id: "list-sizes-file", type: "file", accept: ".csv,text/csv,text/plain" }), "Choosing a file puts its text in the box below, to check before importing.");
+  const text = field(
+    "List sizes (CSV)",
+    h("textarea", { id: "list-sizes-text", rows: 6, spellcheck: "false", autocomplete: "off", placeholder: "ods_code,list_size\nA81001,8200" }),
+    "One practice a line: its ODS code and registered patients, e.g. A81001,8200. A header line ods_code,list_size is optional. A practice already listed takes the new size.",
+  );
+  const submit = h("button", { type: "submit", id: "list-sizes-import" }, "Import list sizes");
+  const form = h("form", { id: "list-sizes-form", novalidate: true, "aria-labelledby": "list-sizes-form-h" }, h("h3", { id: "list-sizes-form-h" }, "Import list sizes"), file, text, error, h("div", { class: "actions" }, submit));
+
+  file.control.addEventListener("change", async () => {
+    const chosen = file.control.files?.[0];
+    if (!chosen) return;
+    text.control.value = await chosen.text();
+    text.setError(null);
+  });
+
+  const show = async () => {
+    const { list_sizes: sizes } = await api("/api/practices/list-sizes");
+    fill(
+      body,
+      sizes.length
+        ? sizes.map((s) =>
+            h(
+              "tr",
+              { dataset: { ods: s.ods_code } },
+              h("td", {}, s.ods_code),
+              h("td", {}, names.get(s.ods_code) || h("span", { class: "muted" }, "not in the practices above")),
+              h("td", { class: "num" }, s.list_size.toLocaleString("en-GB")),
+              h("td", {}, time(s.imported_at)),
+            ),
+          )
+        : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No list sizes imported yet.")),
+    );
+  };
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.show(null);
+    status.hidden = true;
+    text.setError(null);
+    const csv = text.control.value;
+    if (!csv.trim()) {
+      text.setError("Choose a CSV file or paste the list sizes.");
+      return text.control.focus();
+    }
+    try {
+      const { imported } = await busy(submit, "Importing…", () =>
+        api("/api/practices/list-sizes", { method: "POST", body: new Blob([csv], { type: "text/csv" }) }),
+      );
+      status.textContent = `Imported the list sizes of ${imported} practice${imported === 1 ? "" : "s"}.`;
+      status.hidden = false;
+      text.control.value = "";
+      file.control.value = "";
+      await show();
+    } catch (err) {
+      const said = listSizesRefusal(err);
+      if (said) {
+        text.setError(said);
+        text.control.focus();
+      } else {
+        error.show(err);
+      }
+    }
+  });
+
+  const section = h(
+    "section",
+    { class: "card", id: "list-sizes-section", "aria-labelledby": "list-sizes-h" },
+    h("h2", { id: "list-sizes-h" }, "List sizes"),
+    h("p", { class: "hint" }, "Registered patients per practice, for referrals per 1,000 patients on the reports page. The whole file is checked first: a bad line refuses it and nothing is kept."),
+    status,
+    table,
+    form,
+  );
+  section.show = show;
+  return section;
+}
 
 export async function render(main) {
   const here = stillHere();
@@ -49,8 +158,13 @@ export async function render(main) {
     ods.control.focus();
   });
 
+  // The practices' names by ODS code, for the list sizes' table too.
+  const names = new Map();
+  const sizes = listSizesSection(names);
   const show = async () => {
     const practices = await api("/api/practices");
+    names.clear();
+    for (const p of practices) names.set(p.ods_code, p.name);
     fill(
       body,
       practices.length
@@ -107,6 +221,7 @@ export async function render(main) {
       status.hidden = false;
       reset();
       await show();
+      await sizes.show();
     } catch (err) {
       const target = { invalid_ods_code: ods, invalid_email: email, required: name }[err.code] || fields[FIELD[err.field]] || null;
       if (target) {
@@ -121,6 +236,7 @@ export async function render(main) {
   });
 
   await show();
+  await sizes.show();
   if (!here()) return;
   fill(
     main,
@@ -130,5 +246,6 @@ export async function render(main) {
     error,
     h("section", { class: "card", "aria-labelledby": "practices-h" }, h("h2", { id: "practices-h" }, "Practices"), table),
     form,
+    sizes,
   );
 }

@@ -1,14 +1,19 @@
 // The activity report (DESIGN §4 flow 8): for a window of UK days and one specialty or
 // all, KPI cards per specialty, cases booked vs discussed per month and the outcome mix
-// as SVG charts (each with a data table), and the per-case CSV export.
+// as SVG charts (each with a data table), the waiting times from the referral against
+// the specialty's targets (waits.js), the GP practices compared (practice-report.js),
+// and the per-case CSV export.
 //
 // Coordinators report on any specialty and their CSV carries patient identifiers;
 // consultants report on their own specialties and their CSV has none. The JSON holds no
 // patient data; every CSV download is audited by the server.
 import { api, download } from "../api.js";
 import { explain, field, fill, h, humanise } from "../ui.js";
+import { axis, monthShort, monthText, num, plural, share, svg, tableRegion, td, th } from "../charts.js";
 import { busy, select, stillHere } from "../forms.js";
 import { addDays, dayText, quarterOf, ukToday, windowForm } from "../days.js";
+import { waitingSection } from "../waits.js";
+import { practicesSection } from "../practice-report.js";
 
 /** The service's KPI: 90% discussed within 6 weeks of booking (DESIGN §9). */
 const TARGET = 90;
@@ -48,23 +53,8 @@ const INVESTIGATIONS = {
   other: "Other",
 };
 
-const monthName = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric", timeZone: "UTC" });
-const monthShort = new Intl.DateTimeFormat(undefined, { month: "short", timeZone: "UTC" });
-const monthText = (m) => monthName.format(new Date(`${m}-01T00:00:00Z`));
-const num = (x, unit = "") => (x === null || x === undefined ? "—" : `${Number.isInteger(x) ? x : x.toFixed(1)}${unit}`);
-const plural = (n, one, many = `${one}s`) => `${num(n)} ${n === 1 ? one : many}`;
-/**
- * A percentage as num() writes it, but with more decimals where one would round up to
- * the target (89.96 is "89.96%", not "90.0%" beside "below the 90% target").
- */
-function percent(x) {
-  if (x === null || x === undefined) return "—";
-  if (Number.isInteger(x) || x >= TARGET) return num(x, "%");
-  let places = 1;
-  while (places < 6 && Number(x.toFixed(places)) >= TARGET) places += 1;
-  const text = x.toFixed(places);
-  return `${Number(text) >= TARGET ? (Math.floor(x * 1e6) / 1e6).toFixed(6) : text}%`;
-}
+/** A share beside the 90% KPI (see charts.share). */
+const percent = (x) => share(x, TARGET);
 
 // ---- Windows --------------------------------------------------------------------------
 /** The last `n` whole months before the one holding `today`. */
@@ -85,23 +75,6 @@ function presets(today) {
 }
 
 // ---- SVG ------------------------------------------------------------------------------
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs = {}, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) el.setAttribute(k, String(v));
-  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
-  return el;
-}
-
-/** A round axis maximum and tick step for counts up to `max`. */
-function axis(max) {
-  if (max <= 5) return { top: Math.max(max, 1), step: 1 };
-  const rough = max / 5;
-  const pow = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((k) => k * pow).find((s) => s >= rough);
-  return { top: Math.ceil(max / step) * step, step };
-}
-
 /** Grouped bars: booked and discussed per month. */
 function monthlyChart(rows, label) {
   const W = 500;
@@ -138,7 +111,7 @@ function monthlyChart(rows, label) {
       { class: "month" },
       one(r.cases.booked, "booked", -barW - 1),
       one(r.cases.discussed, "discussed", 1),
-      i % every === 0 ? svg("text", { class: "tick", x: cx, y: y(0) + 18, "text-anchor": "middle" }, rows.length > 6 ? monthShort.format(new Date(`${r.month}-01T00:00:00Z`)) : monthText(r.month)) : null,
+      i % every === 0 ? svg("text", { class: "tick", x: cx, y: y(0) + 18, "text-anchor": "middle" }, rows.length > 6 ? monthShort(r.month) : monthText(r.month)) : null,
     );
   });
   return svg(
@@ -190,8 +163,6 @@ function outcomeChart(rows, label) {
 }
 
 // ---- Tables and cards -----------------------------------------------------------------
-const th = (text, attrs = {}) => h("th", { scope: "col", ...attrs }, text);
-const td = (text, cls = "num") => h("td", { class: cls }, text);
 
 function monthlyTable(rows, total, caption) {
   const line = (r, head) =>
@@ -207,46 +178,36 @@ function monthlyTable(rows, total, caption) {
       td(num(r.days_to_discussion.median)),
       td(percent(r.days_to_discussion.within_6_weeks_percent)),
     );
-  return h(
-    "div",
-    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
+  return tableRegion(
+    caption,
+    "monthly",
     h(
-      "table",
-      { class: "report-table monthly" },
-      h("caption", {}, caption),
+      "thead",
+      {},
       h(
-        "thead",
+        "tr",
         {},
-        h(
-          "tr",
-          {},
-          th("Month"),
-          th("Booked", { class: "num" }),
-          th("Discussed", { class: "num" }),
-          th("Deferred", { class: "num" }),
-          th("Withdrawn", { class: "num" }),
-          th("Pending", { class: "num" }),
-          th(h("abbr", { title: "Median days from booking to discussion" }, "Median days"), { class: "num" }),
-          th(h("abbr", { title: "Discussed within 6 weeks of booking" }, "≤ 6 weeks"), { class: "num" }),
-        ),
+        th("Month"),
+        th("Booked", { class: "num" }),
+        th("Discussed", { class: "num" }),
+        th("Deferred", { class: "num" }),
+        th("Withdrawn", { class: "num" }),
+        th("Pending", { class: "num" }),
+        th(h("abbr", { title: "Median days from booking to discussion" }, "Median days"), { class: "num" }),
+        th(h("abbr", { title: "Discussed within 6 weeks of booking" }, "≤ 6 weeks"), { class: "num" }),
       ),
-      h("tbody", {}, rows.map((r) => line(r, monthText(r.month)))),
-      h("tfoot", {}, line(total, "Total")),
     ),
+    h("tbody", {}, rows.map((r) => line(r, monthText(r.month)))),
+    h("tfoot", {}, line(total, "Total")),
   );
 }
 
 function outcomeTable(rows, caption) {
-  return h(
-    "div",
-    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
-    h(
-      "table",
-      { class: "report-table outcomes" },
-      h("caption", {}, caption),
-      h("thead", {}, h("tr", {}, th("Outcome"), th("Count", { class: "num" }))),
-      h("tbody", {}, rows.map(([group, text, n]) => h("tr", { dataset: { group } }, h("th", { scope: "row" }, text), td(String(n))))),
-    ),
+  return tableRegion(
+    caption,
+    "outcomes",
+    h("thead", {}, h("tr", {}, th("Outcome"), th("Count", { class: "num" }))),
+    h("tbody", {}, rows.map(([group, text, n]) => h("tr", { dataset: { group } }, h("th", { scope: "row" }, text), td(String(n))))),
   );
 }
 
@@ -363,6 +324,7 @@ function specialtySection(report, t) {
                 : h("p", { class: "muted" }, "No outcomes signed for cases of this period yet."),
             ),
           ),
+          waitingSection(rows, t, { id, name, period }),
         ],
   );
 }
@@ -399,13 +361,25 @@ export async function render(main, { user }) {
       throw { message: why(err) };
     }
     if (!current()) return;
+    // The practices for the same period and specialties (asked for once the report is
+    // given: a refused period is refused once); a refusal is shown in their section.
+    const compared = await api(`/api/reports/practices?${q}`).then(
+      (practices) => ({ report: practices }),
+      (err) => ({ failure: why(err) }),
+    );
+    if (!current()) return;
     shown = { from, to, specialty: which };
     const named = which ? title(which) : coordinator ? "All specialties" : "Your specialties";
     fill(heading, `${named} · sessions from ${dayText(report.from)} to ${dayText(report.to)} · months are UK months`);
     const rows = report.totals.reduce((n, t) => n + t.cases.booked, 0);
     fill(
       reportBox,
-      report.totals.length ? report.totals.map((t) => specialtySection(report, t)) : h("p", { class: "notice" }, "You have no specialties to report on."),
+      report.totals.length
+        ? [
+            report.totals.map((t) => specialtySection(report, t)),
+            practicesSection({ ...compared, query: q.toString(), named, period: `${dayText(report.from)} to ${dayText(report.to)}` }),
+          ]
+        : h("p", { class: "notice" }, "You have no specialties to report on."),
     );
     csvButton.disabled = false;
     fill(csvRows, rows ? `${plural(rows, "case")} in this period.` : "No cases in this period: the file will hold only its header.");
@@ -497,8 +471,8 @@ export async function render(main, { user }) {
       "p",
       { class: "hint" },
       coordinator
-        ? "Cases booked into MDT sessions, days from booking to discussion, the outcome mix and time per case, by specialty and month."
-        : "Cases booked into your specialties' MDT sessions, days from booking to discussion, the outcome mix and time per case, by month.",
+        ? "Cases booked into MDT sessions, days from booking to discussion, the outcome mix and time per case, by specialty and month; waiting times from the referral against each specialty's targets; and the GP practices compared."
+        : "Cases booked into your specialties' MDT sessions, days from booking to discussion, the outcome mix and time per case, by month; waiting times from the referral against the targets; and the GP practices compared.",
     ),
     h("section", { class: "card report-controls", "aria-label": "Choose the report" }, form),
     heading,
