@@ -48,7 +48,10 @@ async function openSummary(button, p, query, error, fallback) {
   if (tab) tab.opener = null;
   try {
     const blob = await busy(button, "Opening…", () => download(`/api/reports/practices/${encodeURIComponent(p.ods_code)}/summary?${query}`));
-    const html = blob.type.startsWith("text/html") ? blob : new Blob([blob], { type: "text/html" });
+    // A blob document has no base to resolve "/summary.css" against (and the policy
+    // allows no <base>): its stylesheet is named with this origin.
+    const text = (await blob.text()).replace('href="/summary.css"', `href="${location.origin}/summary.css"`);
+    const html = new Blob([text], { type: "text/html" });
     const url = URL.createObjectURL(html);
     // Long enough to load and print; the tab keeps what it has loaded.
     setTimeout(() => URL.revokeObjectURL(url), 120000);
