@@ -122,6 +122,38 @@ fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
 }
 
+/// An interval of instants, `[from, to)`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The whole UK months inside `[starts_at, ends_at)` (each from local midnight on its
+/// first day to local midnight on the next month's), and the parts of the interval
+/// outside them (at most one before and one after; the whole interval when no month fits).
+pub fn whole_months(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> (Vec<Span>, Vec<Span>) {
+    let month_start = |m: Month| {
+        local_midnight(NaiveDate::from_ymd_opt(m.year, m.month, 1).unwrap_or_default())
+    };
+    let mut months = Vec::new();
+    let mut m = Month::of(starts_at);
+    loop {
+        let (lo, hi) = (month_start(m), month_start(m.next()));
+        if lo >= ends_at {
+            break;
+        }
+        if lo >= starts_at && hi <= ends_at {
+            months.push((lo, hi));
+        }
+        m = m.next();
+    }
+    let edges = match (months.first(), months.last()) {
+        (Some((first, _)), Some((_, last))) => [(starts_at, *first), (*last, ends_at)]
+            .into_iter()
+            .filter(|(a, b)| a < b)
+            .collect(),
+        _ => vec![(starts_at, ends_at)],
+    };
+    (months, edges)
+}
+
 /// The UK local date of an instant.
 pub fn local_date(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&CLINIC_TZ).date_naive()
@@ -1112,6 +1144,29 @@ mod tests {
         assert_eq!(over_new_year.months().len(), 2);
         // 00:30 BST on 1 June is still 31 May in UTC, but June in the report.
         assert_eq!(Month::of("2026-05-31T23:30:00Z".parse().unwrap()).to_string(), "2026-06");
+    }
+
+    #[test]
+    fn windows_split_into_whole_uk_months_and_edges() {
+        let w = ReportWindow::parse(Some("2026-03-15"), Some("2026-06-30")).unwrap();
+        let (months, edges) = whole_months(w.starts_at(), w.ends_at());
+        let text = |spans: &[Span]| -> Vec<String> {
+            spans.iter().map(|(a, b)| format!("{} {}", a.to_rfc3339(), b.to_rfc3339())).collect()
+        };
+        assert_eq!(
+            text(&months),
+            [
+                // April to June: BST, local midnight is 23:00 UTC the day before.
+                "2026-03-31T23:00:00+00:00 2026-04-30T23:00:00+00:00",
+                "2026-04-30T23:00:00+00:00 2026-05-31T23:00:00+00:00",
+                "2026-05-31T23:00:00+00:00 2026-06-30T23:00:00+00:00",
+            ]
+        );
+        assert_eq!(text(&edges), ["2026-03-15T00:00:00+00:00 2026-03-31T23:00:00+00:00"]);
+        let short = ReportWindow::parse(Some("2026-02-03"), Some("2026-02-10")).unwrap();
+        let (months, edges) = whole_months(short.starts_at(), short.ends_at());
+        assert!(months.is_empty());
+        assert_eq!(edges, [(short.starts_at(), short.ends_at())]);
     }
 
     #[test]

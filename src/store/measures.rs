@@ -7,13 +7,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
+use serde::{Deserialize, Serialize};
+
 use super::core::Store;
+use super::db::Tx;
 use super::error::StoreError;
 use super::rows;
 use super::sql::{args, Row};
 use crate::domain::case::{CaseState, Urgency};
 use crate::domain::measures::{default_targets, ListSize, MixFacts, WaitTarget};
-use crate::domain::report::{CaseClass, ReportQuery, Tally, TallyRow};
+use crate::domain::report::{whole_months, CaseClass, Month, ReportQuery, Span, Tally, TallyRow};
 use crate::domain::{NewAuditEvent, OdsCode, Role, SessionState, Specialty};
 
 /// How the tallies are grouped.
@@ -31,7 +34,7 @@ pub enum TallyGroup {
 /// `{live_seconds}` are the measures over its columns, written once here.
 pub(super) const FACTS: &str = "\
 f AS MATERIALIZED (
-  SELECT c.id, s.specialty, {grp} AS grp, c.state, c.urgency,
+  SELECT c.id, s.specialty, {grp} AS grp, {mon} AS mon, c.state, c.urgency,
     CASE WHEN c.standard_plan IS NULL THEN 0 ELSE 1 END AS planned,
     c.outside_meeting AS outside,
     CASE WHEN c.follow_up_of IS NULL THEN 0 ELSE 1 END AS follow_up,
@@ -52,68 +55,71 @@ f AS MATERIALIZED (
   WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3))";
 
 /// The case rows' and triage decisions' tallies: each branch is one `Tally` variant,
-/// its keys in `k1`…`k7` as text.
+/// its keys in `k1`…`k7` as text, grouped by `grp` and by the session's UK month `mon`
+/// (how the summary rows are kept). Waits are tallied only for rows in a state a counted
+/// wait can have (discussed, outcome signed); the domain decides which count.
 const CASE_TALLIES: &str = "
-SELECT 'cases' AS measure, specialty, grp, state AS k1, CAST(planned AS TEXT) AS k2,
+SELECT 'cases' AS measure, specialty, grp, mon, state AS k1, CAST(planned AS TEXT) AS k2,
        CAST(outside AS TEXT) AS k3, CAST(follow_up AS TEXT) AS k4, urgency AS k5,
        CAST(moved AS TEXT) AS k6, NULL AS k7, COUNT(*) AS n
-FROM f GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+FROM f GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 UNION ALL
-SELECT 'from_booking', specialty, grp, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+SELECT 'from_booking', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
        CAST({from_booking} AS TEXT), NULL, NULL, NULL, COUNT(*)
-FROM f GROUP BY 1, 2, 3, 4, 5, 6, 7
+FROM f WHERE state IN ('discussed', 'outcome_signed') GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 UNION ALL
-SELECT 'from_referral', specialty, grp, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+SELECT 'from_referral', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
        urgency, CAST({from_referral} AS TEXT),
        CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, COUNT(*)
-FROM f WHERE follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+FROM f WHERE follow_up = 0 AND state IN ('discussed', 'outcome_signed')
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 UNION ALL
-SELECT 'to_triage', specialty, grp, urgency, CAST({days(triaged_on, clock_start)} AS TEXT),
+SELECT 'to_triage', specialty, grp, mon, urgency, CAST({days(triaged_on, clock_start)} AS TEXT),
        CAST({working_days(clock_start, triaged_on)} AS TEXT),
        CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, NULL, NULL, COUNT(*)
-FROM f WHERE triaged_on IS NOT NULL AND follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7
+FROM f WHERE triaged_on IS NOT NULL AND follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 UNION ALL
-SELECT 'outcome', specialty, grp, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+SELECT 'outcome', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
        CAST(outcome_discharged AS TEXT), outcome_onward, outcome_investigations,
        CAST(outcome_re_discuss AS TEXT), COUNT(*)
-FROM f WHERE outcome_discharged IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+FROM f WHERE outcome_discharged IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 UNION ALL
-SELECT 'timing', specialty, grp, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
-       CAST({live_seconds} AS TEXT), CAST(minutes_per_case AS TEXT),
-       NULL, NULL, COUNT(*)
-FROM f WHERE ended_at >= started_at GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+SELECT 'timing', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+       CAST({live_seconds} AS TEXT), CAST(minutes_per_case AS TEXT), NULL, NULL, COUNT(*)
+FROM f WHERE ended_at >= started_at GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 UNION ALL
-SELECT 'clocks', specialty, grp, CAST(signed_on AS TEXT), CAST(informed_on AS TEXT),
+SELECT 'clocks', specialty, grp, mon, CAST(signed_on AS TEXT), CAST(informed_on AS TEXT),
        CAST(letter_on AS TEXT), NULL, NULL, NULL, NULL, COUNT(*)
-FROM f WHERE signed_on IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+FROM f WHERE signed_on IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
-SELECT 'triage', f.specialty, f.grp, t.decision, t.reason,
+SELECT 'triage', f.specialty, f.grp, f.mon, t.decision, t.reason,
        CAST({seconds(t.submitted_at, t.decided_at)} / 60 AS TEXT), NULL, NULL, NULL, NULL,
        COUNT(*)
-FROM f JOIN triage_decisions t ON t.case_id = f.id GROUP BY 1, 2, 3, 4, 5, 6";
+FROM f JOIN triage_decisions t ON t.case_id = f.id GROUP BY 1, 2, 3, 4, 5, 6, 7";
 
-/// The window's sessions, their distinct attendees, and those per role.
+/// The window's sessions, their distinct attendees, and those per role (by month only).
 const SESSION_TALLIES: &str = "
 UNION ALL
-SELECT 'sessions', s.specialty, {grp}, s.state,
+SELECT 'sessions', s.specialty, {grp}, {mon}, s.state,
        CASE WHEN s.quorate_at IS NULL THEN '0' ELSE '1' END, NULL, NULL, NULL, NULL, NULL,
        COUNT(*)
 FROM sessions s WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
 UNION ALL
-SELECT 'attendees', specialty, grp, state, CAST(people AS TEXT), NULL, NULL, NULL, NULL, NULL,
-       COUNT(*)
-FROM (SELECT s.id, s.specialty, {grp} AS grp, s.state, COUNT(DISTINCT a.user_id) AS people
+SELECT 'attendees', specialty, grp, mon, state, CAST(people AS TEXT), NULL, NULL, NULL, NULL,
+       NULL, COUNT(*)
+FROM (SELECT s.id, s.specialty, {grp} AS grp, {mon} AS mon, s.state,
+             COUNT(DISTINCT a.user_id) AS people
       FROM sessions s LEFT JOIN attendance a ON a.session_id = s.id
       WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)
       GROUP BY s.id, s.specialty, s.starts_at, s.state) x
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
 UNION ALL
-SELECT 'roles', specialty, grp, state, role, NULL, NULL, NULL, NULL, NULL, COUNT(*)
-FROM (SELECT DISTINCT s.id, s.specialty, {grp} AS grp, s.state, a.user_id, a.role
+SELECT 'roles', specialty, grp, mon, state, role, NULL, NULL, NULL, NULL, NULL, COUNT(*)
+FROM (SELECT DISTINCT s.id, s.specialty, {grp} AS grp, {mon} AS mon, s.state, a.user_id, a.role
       FROM sessions s JOIN attendance a ON a.session_id = s.id
       WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)) x
-GROUP BY 1, 2, 3, 4, 5";
+GROUP BY 1, 2, 3, 4, 5, 6";
 
 /// UK local calendar days from the episode's first booking to the discussion (its live
 /// start, else its session's start).
@@ -217,7 +223,8 @@ impl Dialect {
             .replace("{from_booking}", FROM_BOOKING)
             .replace("{from_referral}", FROM_REFERRAL)
             .replace("{live_seconds}", LIVE_SECONDS)
-            .replace("{grp}", &self.group(group));
+            .replace("{grp}", &self.group(group))
+            .replace("{mon}", &self.group(TallyGroup::Month));
         while let Some(at) = out.find("{local(") {
             let end = closing(&out, at + 7);
             let inner = out[at + 7..end].to_string();
@@ -279,9 +286,25 @@ fn last_sunday(year: i32, month: u32) -> NaiveDate {
     last - Days::new(u64::from(back))
 }
 
-fn key(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
-    const NAMES: [&str; 7] = ["k1", "k2", "k3", "k4", "k5", "k6", "k7"];
-    row.get::<Option<String>>(NAMES[i - 1])
+/// A tally as the statement returns it and the summary rows keep it: measure,
+/// specialty, group, UK month, keys `k1`…`k7`, count.
+#[derive(Serialize, Deserialize)]
+struct RawTally(String, String, String, String, [Option<String>; 7], i64);
+
+fn raw_tally(row: &Row) -> Result<RawTally, StoreError> {
+    const KEYS: [&str; 7] = ["k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+    let mut keys: [Option<String>; 7] = Default::default();
+    for (key, name) in keys.iter_mut().zip(KEYS) {
+        *key = row.get(name)?;
+    }
+    Ok(RawTally(
+        row.get("measure")?,
+        row.get("specialty")?,
+        row.get::<Option<String>>("grp")?.unwrap_or_default(),
+        row.get::<Option<String>>("mon")?.unwrap_or_default(),
+        keys,
+        rows::count(row, "n")?,
+    ))
 }
 
 /// A tally key its variant cannot hold.
@@ -289,20 +312,21 @@ fn bad<E>(_: E) -> StoreError {
     StoreError::corrupt("tally")
 }
 
-/// One tally row, decoded.
-fn tally_row(row: &Row) -> Result<TallyRow, StoreError> {
-    let text = |i| key(row, i)?.ok_or_else(|| bad(()));
+/// One tally, decoded into the domain's terms.
+fn tally_row(raw: &RawTally) -> Result<TallyRow, StoreError> {
+    let RawTally(measure, specialty, group, _, keys, n) = raw;
+    let key = |i: usize| keys[i - 1].clone();
+    let text = |i| key(i).ok_or_else(|| bad(()));
     let flag = |i| Ok::<_, StoreError>(text(i)? == "1");
     let int = |i| text(i)?.parse::<i64>().map_err(bad);
     let date = |i| NaiveDate::parse_from_str(&text(i)?, "%Y-%m-%d").map_err(bad);
     let opt_date = |i| {
-        key(row, i)?.map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(bad)).transpose()
+        key(i).map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(bad)).transpose()
     };
     let state = |i| CaseState::parse(&text(i)?).ok_or_else(|| bad(()));
     let class = || Ok::<_, StoreError>(CaseClass::classify(state(1)?, flag(2)?, flag(3)?));
     let urgency = |i| Urgency::parse(&text(i)?).map_err(bad);
     let session_state = || SessionState::parse(&text(1)?).ok_or_else(|| bad(()));
-    let measure: String = row.get("measure")?;
     let tally = match measure.as_str() {
         "cases" => Tally::Cases {
             class: class()?,
@@ -327,8 +351,8 @@ fn tally_row(row: &Row) -> Result<TallyRow, StoreError> {
             class: class()?,
             mix: MixFacts {
                 discharged: flag(4)?,
-                onward: key(row, 5)?,
-                investigations: key(row, 6)?,
+                onward: key(5),
+                investigations: key(6),
                 re_discuss: flag(7)?,
             },
         },
@@ -337,12 +361,10 @@ fn tally_row(row: &Row) -> Result<TallyRow, StoreError> {
             seconds: int(4)?,
             allotted_minutes: u32::try_from(int(5)?).map_err(bad)?,
         },
-        "clocks" => Tally::Clocks {
-            signed_on: date(1)?,
-            informed_on: opt_date(2)?,
-            letter_on: opt_date(3)?,
-        },
-        "triage" => Tally::Triage { decision: text(1)?, reason: key(row, 2)?, minutes: int(3)? },
+        "clocks" => {
+            Tally::Clocks { signed_on: date(1)?, informed_on: opt_date(2)?, letter_on: opt_date(3)? }
+        }
+        "triage" => Tally::Triage { decision: text(1)?, reason: key(2), minutes: int(3)? },
         "sessions" => Tally::Sessions { state: session_state()?, quorate: flag(2)? },
         "attendees" => Tally::Attendees {
             state: session_state()?,
@@ -351,32 +373,165 @@ fn tally_row(row: &Row) -> Result<TallyRow, StoreError> {
         "roles" => {
             Tally::Roles { state: session_state()?, role: text(2)?.parse::<Role>().map_err(bad)? }
         }
-        _ => return Err(StoreError::corrupt("tally")),
+        _ => return Err(bad(())),
     };
     Ok(TallyRow {
-        specialty: rows::specialty(row, "specialty")?,
-        group: row.get::<Option<String>>("grp")?.unwrap_or_default(),
+        specialty: Specialty::parse(specialty).map_err(bad)?,
+        group: group.clone(),
         tally,
-        n: rows::count(row, "n")?,
+        n: u32::try_from(*n).map_err(bad)?,
     })
 }
 
+/// The summary rows of the months in [$1, $2) of the specialties in $3: each month's
+/// generation, and its cached tallies for grouping $4 with the generation they were
+/// computed at.
+const SUMMARY_ROWS: &str = "\
+SELECT m.specialty, m.starts_at, m.generation, c.generation AS cached_generation, c.tallies
+FROM report_months m
+LEFT JOIN report_cache c
+  ON c.specialty = m.specialty AND c.starts_at = m.starts_at AND c.grouping = $4
+WHERE m.starts_at >= $1 AND m.starts_at < $2 AND m.specialty = ANY($3)";
+
+/// Keeps a month's tallies, unless newer ones were kept meanwhile.
+const KEEP_SUMMARY: &str = "\
+INSERT INTO report_cache (specialty, starts_at, grouping, generation, tallies)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (specialty, starts_at, grouping) DO UPDATE
+SET generation = excluded.generation, tallies = excluded.tallies
+WHERE report_cache.generation < excluded.generation";
+
+/// The tallies of `query`'s window and specialties, computed by the statement.
+async fn computed(
+    tx: &mut Tx, query: &ReportQuery, group: TallyGroup,
+) -> Result<Vec<RawTally>, StoreError> {
+    let dialect = Dialect::new(tx.is_postgres(), query);
+    let mut sql = format!("WITH {FACTS}{CASE_TALLIES}");
+    if group == TallyGroup::Month {
+        sql.push_str(SESSION_TALLIES);
+    }
+    let sql = dialect.spell(&sql, group);
+    let specialties: Vec<String> =
+        query.specialties.iter().map(|s| s.as_str().to_string()).collect();
+    let found = tx.all(sql, args![query.starts_at, query.ends_at, specialties]).await?;
+    found.iter().map(raw_tally).collect()
+}
+
+impl TallyGroup {
+    fn as_str(self) -> &'static str {
+        match self {
+            TallyGroup::Month => "month",
+            TallyGroup::Practice => "practice",
+        }
+    }
+}
+
 impl Store {
-    /// The window's tallies for the reports, grouped by `group`, from one statement.
+    /// The window's tallies for the reports, grouped by `group`: each whole UK month of
+    /// the window from its summary rows while they are current (no write has touched the
+    /// month since they were kept), the rest computed by one statement and the whole
+    /// months among them kept for the next report.
     #[tracing::instrument(skip_all, fields(specialties = query.specialties.len()))]
     pub async fn report_tallies(
         &self, query: &ReportQuery, group: TallyGroup,
     ) -> Result<Vec<TallyRow>, StoreError> {
-        let dialect = Dialect::new(self.db.is_postgres(), query);
-        let mut sql = format!("WITH {FACTS}{CASE_TALLIES}");
-        if group == TallyGroup::Month {
-            sql.push_str(SESSION_TALLIES);
-        }
-        let sql = dialect.spell(&sql, group);
+        let (months, edges) = whole_months(query.starts_at, query.ends_at);
         let specialties: Vec<String> =
             query.specialties.iter().map(|s| s.as_str().to_string()).collect();
-        let found = self.db.all(sql, args![query.starts_at, query.ends_at, specialties]).await?;
-        found.iter().map(tally_row).collect()
+        // Each month's row exists before the snapshot reads it, so that any write after
+        // the snapshot bumps the generation the kept tallies are checked against.
+        self.ensure_report_months(&specialties, &months).await?;
+        let mut tx = self.db.snapshot().await?;
+        let window = args![query.starts_at, query.ends_at, specialties.clone(), group.as_str()];
+        let mut current: HashMap<(String, DateTime<Utc>), i64> = HashMap::new();
+        let mut raw: Vec<RawTally> = Vec::new();
+        for row in tx.all(SUMMARY_ROWS, window).await? {
+            let key = (row.get::<String>("specialty")?, row.get::<DateTime<Utc>>("starts_at")?);
+            let generation: i64 = rows::count(&row, "generation")?;
+            let kept: Option<i64> = row.get("cached_generation")?;
+            match (kept == Some(generation), row.get::<Option<String>>("tallies")?) {
+                (true, Some(json)) => {
+                    let kept: Vec<RawTally> = serde_json::from_str(&json)
+                        .map_err(|_| StoreError::corrupt("report_cache.tallies"))?;
+                    raw.extend(kept);
+                }
+                _ => {
+                    current.insert(key, generation);
+                }
+            }
+        }
+        // What the summary rows did not give: the stale months (one statement over their
+        // span) and the window's partial months.
+        let stale: Vec<Span> = months
+            .iter()
+            .filter(|(lo, _)| specialties.iter().any(|s| current.contains_key(&(s.clone(), *lo))))
+            .copied()
+            .collect();
+        let mut fresh: HashMap<(String, String), Vec<RawTally>> = HashMap::new();
+        if let (Some((lo, _)), Some((_, hi))) = (stale.first(), stale.last()) {
+            let span = ReportQuery { starts_at: *lo, ends_at: *hi, ..query.clone() };
+            for t in computed(&mut tx, &span, group).await? {
+                fresh.entry((t.1.clone(), t.3.clone())).or_default().push(t);
+            }
+        }
+        for (lo, hi) in edges {
+            let part = ReportQuery { starts_at: lo, ends_at: hi, ..query.clone() };
+            raw.extend(computed(&mut tx, &part, group).await?);
+        }
+        tx.commit().await?;
+        // Keep each stale month's tallies (an empty month too) at the generation read.
+        let mut keep = Vec::new();
+        for (lo, _) in &stale {
+            let month = Month::of(*lo).to_string();
+            for specialty in &specialties {
+                let Some(generation) = current.get(&(specialty.clone(), *lo)) else { continue };
+                let tallies = fresh.remove(&(specialty.clone(), month.clone())).unwrap_or_default();
+                let json = serde_json::to_string(&tallies)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+                keep.push(args![specialty.clone(), *lo, group.as_str(), *generation, json]);
+                raw.extend(tallies);
+            }
+        }
+        // Rows of a stale month for a specialty whose summary was current stay unused.
+        if !keep.is_empty() {
+            let mut tx = self.db.write().await?;
+            for values in keep {
+                tx.run(KEEP_SUMMARY, values).await?;
+            }
+            tx.commit().await?;
+        }
+        raw.iter().map(tally_row).collect()
+    }
+
+    /// Makes sure each (specialty, month) has its summary row.
+    async fn ensure_report_months(
+        &self, specialties: &[String], months: &[Span],
+    ) -> Result<(), StoreError> {
+        let (Some((lo, _)), Some((_, hi))) = (months.first(), months.last()) else {
+            return Ok(());
+        };
+        let sql = "SELECT specialty, starts_at FROM report_months \
+                   WHERE starts_at >= $1 AND starts_at < $2 AND specialty = ANY($3)";
+        let found = self.db.all(sql, args![*lo, *hi, specialties.to_vec()]).await?;
+        let mut have = std::collections::HashSet::new();
+        for row in &found {
+            have.insert((row.get::<String>("specialty")?, row.get::<DateTime<Utc>>("starts_at")?));
+        }
+        let missing: Vec<(&String, &Span)> = specialties
+            .iter()
+            .flat_map(|s| months.iter().map(move |m| (s, m)))
+            .filter(|(s, (lo, _))| !have.contains(&((*s).clone(), *lo)))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.write().await?;
+        for (specialty, (lo, hi)) in missing {
+            let sql = "INSERT INTO report_months (specialty, starts_at, ends_at) \
+                       VALUES ($1, $2, $3) ON CONFLICT (specialty, starts_at) DO NOTHING";
+            tx.run(sql, args![specialty.clone(), *lo, *hi]).await?;
+        }
+        tx.commit().await
     }
 
     /// Every specialty's waiting-time targets (the defaults where none were set).

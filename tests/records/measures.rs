@@ -416,6 +416,29 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
     assert_eq!(figures(&report, None)["outcomes"]["mri_requested"], 3);
     assert_eq!(figures(&report, Some("2026-04"))["outcomes"]["mri_requested"], 2);
 
+    // The months' tallies are kept between reports, and every write that changes them
+    // is seen by the next one. A bank holiday on 31 March: k1 (30 Mar → 1 Apr) was
+    // triaged within one working day after all (April 4/4, the quarter 8/10).
+    let holiday = json!({ "date": "2026-03-31", "name": "Test holiday" });
+    let (status, body) =
+        s.app.send(Method::POST, &s.coordinator, "/api/bank-holidays", Some(holiday)).await;
+    assert!(status.is_success(), "{status} {body}");
+    let (_, report) = s.app.get(&s.coordinator, &format!("/api/reports/activity?{QUARTER}")).await;
+    let triage_target = |month| {
+        figures(&report, month)["referral_waits"]["referral_to_triage"]["targets"][0].clone()
+    };
+    let t = ("referral_to_triage", "any", 1, "working", 100.0);
+    assert_eq!(triage_target(Some("2026-04")), target(t, 4, 4, Some(100.0)));
+    assert_eq!(triage_target(None), target(t, 8, 10, Some(80.0)));
+    // k7, returned in May, is withdrawn: pending becomes withdrawn.
+    let may = |r: &Value| figures(r, Some("2026-05"))["cases"].clone();
+    let before = may(&report);
+    s.store.withdraw_case(s.case_ids[5], audit("case_withdrawn")).await.unwrap();
+    let (_, report) = s.app.get(&s.coordinator, &format!("/api/reports/activity?{QUARTER}")).await;
+    let after = may(&report);
+    assert_eq!(after["withdrawn"], before["withdrawn"].as_u64().unwrap() + 1, "{after}");
+    assert_eq!(after["pending"], before["pending"].as_u64().unwrap() - 1, "{after}");
+
     // A coordinator's targets replace the defaults: discussed within 3 weeks for half.
     let path = "/api/specialties/spinal/targets";
     let mine = json!({ "targets": [{ "measure": "referral_to_discussion", "urgency": "any",
