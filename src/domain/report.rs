@@ -129,9 +129,8 @@ pub type Span = (DateTime<Utc>, DateTime<Utc>);
 /// first day to local midnight on the next month's), and the parts of the interval
 /// outside them (at most one before and one after; the whole interval when no month fits).
 pub fn whole_months(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> (Vec<Span>, Vec<Span>) {
-    let month_start = |m: Month| {
-        local_midnight(NaiveDate::from_ymd_opt(m.year, m.month, 1).unwrap_or_default())
-    };
+    let month_start =
+        |m: Month| local_midnight(NaiveDate::from_ymd_opt(m.year, m.month, 1).unwrap_or_default());
     let mut months = Vec::new();
     let mut m = Month::of(starts_at);
     loop {
@@ -145,10 +144,9 @@ pub fn whole_months(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> (Vec<Sp
         m = m.next();
     }
     let edges = match (months.first(), months.last()) {
-        (Some((first, _)), Some((_, last))) => [(starts_at, *first), (*last, ends_at)]
-            .into_iter()
-            .filter(|(a, b)| a < b)
-            .collect(),
+        (Some((first, _)), Some((_, last))) => {
+            [(starts_at, *first), (*last, ends_at)].into_iter().filter(|(a, b)| a < b).collect()
+        }
         _ => vec![(starts_at, ends_at)],
     };
     (months, edges)
@@ -434,6 +432,8 @@ impl ClockFigures {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CaseCounts {
     pub booked: u32,
+    /// Episodes begun: case rows not made by a deferral and not follow-ups (issue 17).
+    pub referrals: u32,
     pub discussed: u32,
     pub deferred: u32,
     pub withdrawn: u32,
@@ -599,7 +599,7 @@ impl Judging<'_> {
 /// figures.
 #[derive(Default)]
 pub(super) struct Acc {
-    counts: CaseCounts,
+    pub(super) counts: CaseCounts,
     from_booking: Distribution,
     /// Referral to discussion, per urgency.
     pub(super) from_referral: BTreeMap<&'static str, Distribution>,
@@ -615,8 +615,6 @@ pub(super) struct Acc {
     pub(super) triage: TriageFigures,
     turnaround_minutes: Distribution,
     communication: CommunicationFigures,
-    /// Case rows that began an episode (not moved by a deferral, not a follow-up).
-    pub(super) referrals: u32,
     /// Case rows decided: discussed, listed, or decided outside the meeting.
     pub(super) decided: u32,
 }
@@ -636,8 +634,8 @@ impl Acc {
     pub(super) fn add(&mut self, tally: &Tally, n: u32, judging: &Judging<'_>) {
         match tally {
             Tally::Cases { class, follow_up, urgency, moved } => {
-                self.referrals += if !follow_up && !moved { n } else { 0 };
                 let c = &mut self.counts;
+                c.referrals += if !follow_up && !moved { n } else { 0 };
                 c.booked += n;
                 c.follow_up += if *follow_up { n } else { 0 };
                 c.urgent += if *urgency == Urgency::Urgent { n } else { 0 };

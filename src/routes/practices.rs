@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use futures_util::StreamExt as _;
 
 use crate::domain::case::OdsCode;
 use crate::domain::letter::{PracticeDetails, PracticeRequest};
@@ -40,14 +41,27 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(state.store.practices().await?))
 }
 
+/// The largest list-size file: England's 6,500 practices take about 100 kB.
+const LIST_SIZES_MAX_BYTES: usize = 2 << 20;
+
 /// `POST /api/practices/list-sizes` with a CSV body (`ods_code,list_size` per line, an
 /// optional header): adds or replaces each practice's registered-patient count. The whole
 /// file is checked first; any bad line refuses it (`422 invalid_list_sizes`, the line
 /// named) and nothing is stored. Audited (`list_sizes_imported`, with the count).
 pub async fn import_list_sizes(
-    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, body: web::Bytes,
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     coordinator_only(&caller)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("malformed_body", "the upload could not be read"))?;
+        if body.len() + chunk.len() > LIST_SIZES_MAX_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
     let text = std::str::from_utf8(&body).map_err(|_| {
         crate::domain::ParseError::new("invalid_list_sizes", "body", "the CSV must be UTF-8 text")
     })?;

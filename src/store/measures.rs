@@ -320,9 +320,8 @@ fn tally_row(raw: &RawTally) -> Result<TallyRow, StoreError> {
     let flag = |i| Ok::<_, StoreError>(text(i)? == "1");
     let int = |i| text(i)?.parse::<i64>().map_err(bad);
     let date = |i| NaiveDate::parse_from_str(&text(i)?, "%Y-%m-%d").map_err(bad);
-    let opt_date = |i| {
-        key(i).map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(bad)).transpose()
-    };
+    let opt_date =
+        |i| key(i).map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(bad)).transpose();
     let state = |i| CaseState::parse(&text(i)?).ok_or_else(|| bad(()));
     let class = || Ok::<_, StoreError>(CaseClass::classify(state(1)?, flag(2)?, flag(3)?));
     let urgency = |i| Urgency::parse(&text(i)?).map_err(bad);
@@ -361,9 +360,11 @@ fn tally_row(raw: &RawTally) -> Result<TallyRow, StoreError> {
             seconds: int(4)?,
             allotted_minutes: u32::try_from(int(5)?).map_err(bad)?,
         },
-        "clocks" => {
-            Tally::Clocks { signed_on: date(1)?, informed_on: opt_date(2)?, letter_on: opt_date(3)? }
-        }
+        "clocks" => Tally::Clocks {
+            signed_on: date(1)?,
+            informed_on: opt_date(2)?,
+            letter_on: opt_date(3)?,
+        },
         "triage" => Tally::Triage { decision: text(1)?, reason: key(2), minutes: int(3)? },
         "sessions" => Tally::Sessions { state: session_state()?, quorate: flag(2)? },
         "attendees" => Tally::Attendees {

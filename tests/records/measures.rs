@@ -412,6 +412,12 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
             "discussion {month:?} on {backend:?}"
         );
     }
+    // Referrals (episodes begun): April k1–k4, May k5–k8, June k9, k10.
+    let referrals = |month| figures(&report, month)["cases"]["referrals"].clone();
+    assert_eq!(
+        [referrals(Some("2026-04")), referrals(Some("2026-05")), referrals(None)],
+        [4, 4, 10]
+    );
     // MRI requested: k1, k4 (April) and k6 (May).
     assert_eq!(figures(&report, None)["outcomes"]["mri_requested"], 3);
     assert_eq!(figures(&report, Some("2026-04"))["outcomes"]["mri_requested"], 2);
