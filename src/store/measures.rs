@@ -54,48 +54,66 @@ f AS MATERIALIZED (
   FROM sessions s JOIN cases c ON c.session_id = s.id
   WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3))";
 
-/// The case rows' and triage decisions' tallies: each branch is one `Tally` variant,
+/// The case rows' and triage decisions' tallies, one statement per `Tally` variant
 /// its keys in `k1`…`k7` as text, grouped by `grp` and by the session's UK month `mon`
 /// (how the summary rows are kept). Waits are tallied only for rows in a state a counted
 /// wait can have (discussed, outcome signed); the domain decides which count.
-const CASE_TALLIES: &str = "
-SELECT 'cases' AS measure, specialty, grp, mon, state AS k1, CAST(planned AS TEXT) AS k2,
-       CAST(outside AS TEXT) AS k3, CAST(follow_up AS TEXT) AS k4, urgency AS k5,
-       CAST(moved AS TEXT) AS k6, NULL AS k7, COUNT(*) AS n
-FROM f GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
-UNION ALL
-SELECT 'from_booking', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
-       CAST({from_booking} AS TEXT), NULL, NULL, NULL, COUNT(*)
-FROM f WHERE state IN ('discussed', 'outcome_signed') GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-UNION ALL
-SELECT 'from_referral', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
-       urgency, CAST({from_referral} AS TEXT),
-       CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, COUNT(*)
-FROM f WHERE follow_up = 0 AND state IN ('discussed', 'outcome_signed')
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-UNION ALL
-SELECT 'to_triage', specialty, grp, mon, urgency, CAST({days(triaged_on, clock_start)} AS TEXT),
-       CAST({working_days(clock_start, triaged_on)} AS TEXT),
-       CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, NULL, NULL, COUNT(*)
-FROM f WHERE triaged_on IS NOT NULL AND follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-UNION ALL
-SELECT 'outcome', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
-       CAST(outcome_discharged AS TEXT), outcome_onward, outcome_investigations,
-       CAST(outcome_re_discuss AS TEXT), COUNT(*)
-FROM f WHERE outcome_discharged IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
-UNION ALL
-SELECT 'timing', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
-       CAST({live_seconds} AS TEXT), CAST(minutes_per_case AS TEXT), NULL, NULL, COUNT(*)
-FROM f WHERE ended_at >= started_at GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-UNION ALL
-SELECT 'clocks', specialty, grp, mon, CAST(signed_on AS TEXT), CAST(informed_on AS TEXT),
-       CAST(letter_on AS TEXT), NULL, NULL, NULL, NULL, COUNT(*)
-FROM f WHERE signed_on IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 'triage', f.specialty, f.grp, f.mon, t.decision, t.reason,
-       CAST({seconds(t.submitted_at, t.decided_at)} / 60 AS TEXT), NULL, NULL, NULL, NULL,
-       COUNT(*)
-FROM f JOIN triage_decisions t ON t.case_id = f.id GROUP BY 1, 2, 3, 4, 5, 6, 7";
+const CASE_TALLIES: [(&str, &str); 8] = [
+    (
+        "cases",
+        "SELECT 'cases' AS measure, specialty, grp, mon, state AS k1, CAST(planned AS TEXT) AS k2,
+            CAST(outside AS TEXT) AS k3, CAST(follow_up AS TEXT) AS k4, urgency AS k5,
+            CAST(moved AS TEXT) AS k6, NULL AS k7, COUNT(*) AS n
+     FROM f GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
+    ),
+    (
+        "from_booking",
+        "SELECT 'from_booking', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+            CAST({from_booking} AS TEXT), NULL, NULL, NULL, COUNT(*)
+     FROM f WHERE state IN ('discussed', 'outcome_signed') GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+    ),
+    (
+        "from_referral",
+        "SELECT 'from_referral', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+            urgency, CAST({from_referral} AS TEXT),
+            CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, COUNT(*)
+     FROM f WHERE follow_up = 0 AND state IN ('discussed', 'outcome_signed')
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
+    ),
+    (
+        "to_triage",
+        "SELECT 'to_triage', specialty, grp, mon, urgency, CAST({days(triaged_on, clock_start)} AS TEXT),
+            CAST({working_days(clock_start, triaged_on)} AS TEXT),
+            CASE WHEN referred_on IS NULL THEN '1' ELSE '0' END, NULL, NULL, NULL, COUNT(*)
+     FROM f WHERE triaged_on IS NOT NULL AND follow_up = 0 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+    ),
+    (
+        "outcome",
+        "SELECT 'outcome', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+            CAST(outcome_discharged AS TEXT), outcome_onward, outcome_investigations,
+            CAST(outcome_re_discuss AS TEXT), COUNT(*)
+     FROM f WHERE outcome_discharged IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
+    ),
+    (
+        "timing",
+        "SELECT 'timing', specialty, grp, mon, state, CAST(planned AS TEXT), CAST(outside AS TEXT),
+            CAST({live_seconds} AS TEXT), CAST(minutes_per_case AS TEXT), NULL, NULL, COUNT(*)
+     FROM f WHERE ended_at >= started_at GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+    ),
+    (
+        "clocks",
+        "SELECT 'clocks', specialty, grp, mon, CAST(signed_on AS TEXT), CAST(informed_on AS TEXT),
+            CAST(letter_on AS TEXT), NULL, NULL, NULL, NULL, COUNT(*)
+     FROM f WHERE signed_on IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    (
+        "triage",
+        "SELECT 'triage', f.specialty, f.grp, f.mon, t.decision, t.reason,
+            CAST({seconds(t.submitted_at, t.decided_at)} / 60 AS TEXT), NULL, NULL, NULL, NULL,
+            COUNT(*)
+     FROM f JOIN triage_decisions t ON t.case_id = f.id GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+];
 
 /// The window's sessions, their distinct attendees, and those per role (by month only).
 const SESSION_TALLIES: &str = "
@@ -407,8 +425,19 @@ async fn computed(
     tx: &mut Tx, query: &ReportQuery, group: TallyGroup,
 ) -> Result<Vec<RawTally>, StoreError> {
     let dialect = Dialect::new(tx.is_postgres(), query);
-    let mut sql = format!("WITH {FACTS}{CASE_TALLIES}");
-    if group == TallyGroup::Month {
+    // The practices report uses neither the waits from booking, the live timings nor the
+    // clocks, nor the triage turnaround: left out, its tallies stay few.
+    let branches: Vec<&str> = CASE_TALLIES
+        .iter()
+        .filter(|(measure, _)| {
+            group == TallyGroup::Month || !["from_booking", "timing", "clocks"].contains(measure)
+        })
+        .map(|(_, sql)| *sql)
+        .collect();
+    let mut sql = format!("WITH {FACTS}\n{}", branches.join("\nUNION ALL\n"));
+    if group == TallyGroup::Practice {
+        sql = sql.replace("{seconds(t.submitted_at, t.decided_at)} / 60", "0");
+    } else {
         sql.push_str(SESSION_TALLIES);
     }
     let sql = dialect.spell(&sql, group);
@@ -469,8 +498,14 @@ impl Store {
             .copied()
             .collect();
         let mut fresh: HashMap<(String, String), Vec<RawTally>> = HashMap::new();
-        if let (Some((lo, _)), Some((_, hi))) = (stale.first(), stale.last()) {
-            let span = ReportQuery { starts_at: *lo, ends_at: *hi, ..query.clone() };
+        for specialty in &query.specialties {
+            // Each specialty's stale months, computed over their span.
+            let own =
+                |(lo, _): &&Span| current.contains_key(&(specialty.as_str().to_string(), *lo));
+            let mine: Vec<&Span> = stale.iter().filter(own).collect();
+            let (Some((lo, _)), Some((_, hi))) = (mine.first(), mine.last()) else { continue };
+            let span =
+                ReportQuery { starts_at: *lo, ends_at: *hi, specialties: vec![specialty.clone()] };
             for t in computed(&mut tx, &span, group).await? {
                 fresh.entry((t.1.clone(), t.3.clone())).or_default().push(t);
             }
