@@ -379,6 +379,16 @@ impl Peer {
         Ok(Groups::of(&groups))
     }
 
+    /// A write the reports must see: `sql` run as it is (the product's triggers note what
+    /// it changed).
+    async fn touch(&self, sql: &'static str) -> Result<()> {
+        match self {
+            Peer::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ())?,
+            Peer::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+
     /// (sessions with `tag`, of them closed, coordinators of the bench, cases the seed
     /// leaves at no end state).
     async fn seed_counts(&self, tag: &str) -> Result<(i64, i64, i64, i64)> {
@@ -770,6 +780,36 @@ where
     Ok((times, last))
 }
 
+/// Like [`timed`], but `write` runs (untimed) before each timed request: what a report
+/// costs when the data changed since the last one.
+async fn timed_after<W, WF, T, F, Fut>(
+    runs: usize, mut write: W, mut f: F,
+) -> Result<(Vec<Duration>, T)>
+where
+    W: FnMut() -> WF,
+    WF: Future<Output = Result<()>>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut last = f().await?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        write().await?;
+        let t = Instant::now();
+        last = f().await?;
+        times.push(t.elapsed());
+    }
+    Ok((times, last))
+}
+
+/// A no-op update of one spinal case booked into a December 2025 session: a write to
+/// one specialty's month.
+const TOUCH_ONE_MONTH: &str = "UPDATE cases SET urgency = urgency WHERE id = (SELECT c.id \
+     FROM cases c JOIN sessions s ON s.id = c.session_id WHERE s.specialty = 'spinal' \
+     AND s.starts_at >= '2025-12-08' AND s.starts_at < '2025-12-13' ORDER BY c.id LIMIT 1)";
+/// A no-op update of the bank holidays: every month's working days may have changed.
+const TOUCH_EVERY_MONTH: &str = "UPDATE bank_holidays SET name = name";
+
 /// One GET as the coordinator, body read whole.
 async fn fetch(
     http: &reqwest::Client, url: &str, token: &str,
@@ -888,6 +928,22 @@ async fn bench(config: &Config, backend: Backend, target: &Target) -> Result<()>
         ),
     });
 
+    // The same after a write to one month (the realistic case: today's month changes all
+    // day), and after a write that changes every month (a cold report).
+    for (label, touch) in
+        [("one month changed", TOUCH_ONE_MONTH), ("every month changed", TOUCH_EVERY_MONTH)]
+    {
+        let (times, body) =
+            timed_after(runs, || peer.touch(touch), || fetch_ok(&http, &activity, &token)).await?;
+        let (m, p) = stats(times);
+        lines.push(Line {
+            what: format!("JSON over HTTP, 2025, {label}"),
+            ms: Some((m, p)),
+            ratio: Some(m / peer_year.0),
+            note: format!("{} kB", body.len() / 1024),
+        });
+    }
+
     // One specialty, one month.
     let (times, june) =
         timed(runs, || peer.group_by(june_starts, june_ends, Some("spinal"))).await?;
@@ -934,6 +990,19 @@ async fn bench(config: &Config, backend: Backend, target: &Target) -> Result<()>
         let (m, p) = stats(times);
         let note = format!("{} kB", body.len() / 1024);
         lines.push(Line { what, ms: Some((m, p)), ratio: Some(m / peer_year.0), note });
+        let (times, _) = timed_after(
+            runs,
+            || peer.touch(TOUCH_ONE_MONTH),
+            || fetch_ok(&http, &practices, &token),
+        )
+        .await?;
+        let (m, p) = stats(times);
+        lines.push(Line {
+            what: "practices JSON over HTTP, 2025, one month changed".into(),
+            ms: Some((m, p)),
+            ratio: Some(m / peer_year.0),
+            note: String::new(),
+        });
     }
     peer.close().await;
 
