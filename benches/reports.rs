@@ -24,9 +24,13 @@
 //!   connection), the window's bounds (UK local midnights) bound as `DateTime<Utc>` as
 //!   the product stores them;
 //! - `GET /api/reports/activity` JSON over HTTP as the coordinator, for 2025 and for
-//!   spinal in June 2025, each with its ratio to the peer over the same window;
+//!   spinal in June 2025, each with its ratio to the peer over the same window; the
+//!   year's JSON also after a write to one month before each run (a no-op update of a
+//!   December spinal case: the month's kept tallies are computed again) and after a
+//!   write to every month (a no-op update of the bank holidays: a cold report);
 //! - the identified, audited CSV of 2025 (`&format=csv`), its ratio to the year's peer;
-//! - `GET /api/reports/practices` JSON for 2025, or "not available" where it answers 404.
+//! - `GET /api/reports/practices` JSON for 2025 (also after a write to one month), or
+//!   "not available" where it answers 404.
 //!
 //! Issue 17's targets, marked in the table: the year's JSON at most 2× the peer and under
 //! 100 ms at the median; the year's CSV under 1 s.
