@@ -1,7 +1,9 @@
 //! The reports' aggregation (issue 17): one statement that groups a window's case rows,
 //! triage decisions and sessions into tallies (`domain::report::TallyRow`), by month or by
-//! GP practice, from the facts `facts.rs` keeps on the rows; the specialties' waiting-time
-//! targets; and the practices' list sizes. The figures are folded in the domain.
+//! GP practice, from the facts `facts.rs` keeps on the rows; the summary rows that keep
+//! each UK month's tallies until a write touches the month (migration 0018's triggers);
+//! the specialties' waiting-time targets; and the practices' list sizes. The figures are
+//! folded in the domain.
 
 use std::collections::HashMap;
 
