@@ -404,15 +404,15 @@ fn tally_row(raw: &RawTally) -> Result<TallyRow, StoreError> {
     })
 }
 
-/// The summary rows of the months in [$1, $2) of the specialties in $3: each month's
-/// generation, and its cached tallies for grouping $4 with the generation they were
-/// computed at.
+/// The summary rows of the months wholly inside [$1, $2) of the specialties in $3: each
+/// month's generation, and its cached tallies for grouping $4 with the generation they
+/// were computed at.
 const SUMMARY_ROWS: &str = "\
 SELECT m.specialty, m.starts_at, m.generation, c.generation AS cached_generation, c.tallies
 FROM report_months m
 LEFT JOIN report_cache c
   ON c.specialty = m.specialty AND c.starts_at = m.starts_at AND c.grouping = $4
-WHERE m.starts_at >= $1 AND m.starts_at < $2 AND m.specialty = ANY($3)";
+WHERE m.starts_at >= $1 AND m.ends_at <= $2 AND m.specialty = ANY($3)";
 
 /// Keeps a month's tallies, unless newer ones were kept meanwhile.
 const KEEP_SUMMARY: &str = "\
@@ -479,6 +479,9 @@ impl Store {
         let mut raw: Vec<RawTally> = Vec::new();
         for row in tx.all(SUMMARY_ROWS, window).await? {
             let key = (row.get::<String>("specialty")?, row.get::<DateTime<Utc>>("starts_at")?);
+            if !months.iter().any(|(lo, _)| *lo == key.1) {
+                continue; // not one of this window's whole months
+            }
             let generation: i64 = rows::count(&row, "generation")?;
             let kept: Option<i64> = row.get("cached_generation")?;
             match (kept == Some(generation), row.get::<Option<String>>("tallies")?) {

@@ -445,6 +445,18 @@ async fn waits_from_the_referral_match_the_hand_computed_quarter(backend: Backen
     assert_eq!(after["withdrawn"], before["withdrawn"].as_u64().unwrap() + 1, "{after}");
     assert_eq!(after["pending"], before["pending"].as_u64().unwrap() - 1, "{after}");
 
+    // A window ending inside a month whose tallies are kept counts only its own days:
+    // 1–15 June holds no session (S3 is on the 16th).
+    let (_, early_june) =
+        s.app.get(&s.coordinator, "/api/reports/activity?from=2026-06-01&to=2026-06-15").await;
+    assert_eq!(figures(&early_june, None)["cases"]["booked"], 0, "{early_june}");
+    let (_, to_mid_june) =
+        s.app.get(&s.coordinator, "/api/reports/activity?from=2026-05-01&to=2026-06-15").await;
+    assert_eq!(
+        figures(&to_mid_june, None)["cases"]["booked"],
+        figures(&report, Some("2026-05"))["cases"]["booked"]
+    );
+
     // A coordinator's targets replace the defaults: discussed within 3 weeks for half.
     let path = "/api/specialties/spinal/targets";
     let mine = json!({ "targets": [{ "measure": "referral_to_discussion", "urgency": "any",
