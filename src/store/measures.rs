@@ -483,14 +483,12 @@ impl Store {
                 continue; // not one of this window's whole months
             }
             let generation: i64 = rows::count(&row, "generation")?;
-            let kept: Option<i64> = row.get("cached_generation")?;
-            match (kept == Some(generation), row.get::<Option<String>>("tallies")?) {
-                (true, Some(json)) => {
-                    let kept: Vec<RawTally> = serde_json::from_str(&json)
-                        .map_err(|_| StoreError::corrupt("report_cache.tallies"))?;
-                    raw.extend(kept);
-                }
-                _ => {
+            let current_kept = row.get::<Option<i64>>("cached_generation")? == Some(generation);
+            // Kept tallies another version wrote in another shape are computed again.
+            let tallies = row.get::<Option<String>>("tallies")?.filter(|_| current_kept);
+            match tallies.and_then(|json| serde_json::from_str::<Vec<RawTally>>(&json).ok()) {
+                Some(kept) => raw.extend(kept),
+                None => {
                     current.insert(key, generation);
                 }
             }
