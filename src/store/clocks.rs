@@ -14,17 +14,12 @@ use crate::domain::communication::{BankHoliday, ClockFacts};
 use crate::domain::conflict::Conflict;
 use crate::domain::NewAuditEvent;
 
-/// The columns of a case `c` the clocks need: the first signing, and the first time a
-/// GP letter (any version) reached the referrer and a patient letter reached the patient
-/// (an email delivery when the outbox sent it, a post delivery when it was printed).
+/// The columns of a case `c` the clocks need: the first signing and the first time a GP
+/// letter (any version) reached the referrer and a patient letter reached the patient,
+/// as `facts.rs` keeps them on the row (an email delivery when the outbox sent it, a post
+/// delivery when it was printed); and the case's current letters.
 pub(super) const CLOCK_COLUMNS: &str = "\
-(SELECT MIN(o.signed_at) FROM outcome_versions o WHERE o.case_id = c.id) AS first_signed_at,
-(SELECT MIN(COALESCE(d.printed_at, ob.sent_at)) FROM letters l
-   JOIN letter_deliveries d ON d.letter_id = l.id LEFT JOIN outbox ob ON ob.id = d.outbox_id
-   WHERE l.case_id = c.id AND l.kind = 'gp' AND d.recipient = 'referrer') AS referrer_informed_at,
-(SELECT MIN(COALESCE(d.printed_at, ob.sent_at)) FROM letters l
-   JOIN letter_deliveries d ON d.letter_id = l.id LEFT JOIN outbox ob ON ob.id = d.outbox_id
-   WHERE l.case_id = c.id AND l.kind = 'patient' AND d.recipient = 'patient') AS patient_letter_sent_at,
+c.first_signed_at, c.referrer_informed_at, c.patient_letter_sent_at,
 (SELECT l.id FROM letters l WHERE l.case_id = c.id AND l.kind = 'gp'
    AND l.superseded_by IS NULL) AS gp_letter_id,
 (SELECT l.id FROM letters l WHERE l.case_id = c.id AND l.kind = 'patient'
