@@ -4,15 +4,14 @@
 //! row keeps it, GP practices' list sizes from a coordinator's CSV, and the practices'
 //! comparison with the locality's median.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::case::{OdsCode, Urgency};
-use super::communication::is_working_day;
 use super::outcome::{InvestigationKind, OutcomeSummary, ReferralDestination};
 use super::parse::ParseError;
+use super::report::{median_by, nearest_rank};
 
 /// Which wait a target is for: from the referral to the triage decision, or to the
 /// discussion (the decision at the meeting, or outside it).
@@ -149,20 +148,6 @@ pub fn within_target(calendar: i64, working: WorkingDays, target: &WaitTarget) -
         }
 }
 
-/// The working-day wait from `start` to `end` (see [`WorkingDays`]): what the store's
-/// SQL counts, written out to check it.
-pub fn working_days(
-    start: NaiveDate, end: NaiveDate, holidays: &BTreeSet<NaiveDate>,
-) -> WorkingDays {
-    let mut n = 0;
-    let mut d = start;
-    while d < end {
-        d = d + chrono::Days::new(1);
-        n += i64::from(is_working_day(d, holidays));
-    }
-    n + i64::from(end > start && !is_working_day(end, holidays))
-}
-
 /// A distribution of whole-day waits: how many cases waited each number of days.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Distribution(BTreeMap<i64, u32>);
@@ -183,28 +168,22 @@ impl Distribution {
     }
 
     /// The value at 1-based rank `rank` of the sorted waits.
-    fn at_rank(&self, rank: u32) -> Option<i64> {
+    fn at_rank(&self, rank: usize) -> Option<i64> {
         let mut seen = 0;
         self.0.iter().find_map(|(d, n)| {
-            seen += n;
+            seen += *n as usize;
             (seen >= rank).then_some(*d)
         })
     }
 
-    /// The middle value, or the mean of the two middle ones (`super::report::median`).
+    /// The median (`report::median`'s rule).
     pub fn median(&self) -> Option<f64> {
-        let n = self.count();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => self.at_rank(n / 2 + 1).map(|d| d as f64),
-            _ => Some((self.at_rank(n / 2)? + self.at_rank(n / 2 + 1)?) as f64 / 2.0),
-        }
+        median_by(self.count() as usize, |rank| self.at_rank(rank).map(|d| d as f64))
     }
 
-    /// The nearest-rank `p`th percentile: the value at rank ⌈p·n/100⌉.
+    /// The nearest-rank `p`th percentile (`report::nearest_rank`).
     pub fn percentile(&self, p: u32) -> Option<i64> {
-        let n = self.count();
-        (n > 0).then(|| self.at_rank((p * n).div_ceil(100).clamp(1, n))).flatten()
+        nearest_rank(self.count() as usize, p).and_then(|rank| self.at_rank(rank))
     }
 
     /// How many waited at most `days`.
@@ -338,6 +317,11 @@ pub fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::NaiveDate;
+
+    use super::super::communication::is_working_day;
     use super::*;
 
     fn days(values: &[i64]) -> Distribution {
@@ -359,6 +343,20 @@ mod tests {
         assert_eq!(d.at_most(4), 5);
         let w = days(&[0, 6, 7, 200]).weeks();
         assert_eq!((w[0], w[1], w[WEEKS_SHOWN]), (2, 1, 1));
+    }
+
+    /// The working-day wait from `start` to `end` (see [`WorkingDays`]), day by day: what
+    /// the store's SQL must count.
+    fn working_days(
+        start: NaiveDate, end: NaiveDate, holidays: &BTreeSet<NaiveDate>,
+    ) -> WorkingDays {
+        let mut n = 0;
+        let mut d = start;
+        while d < end {
+            d = d + chrono::Days::new(1);
+            n += i64::from(is_working_day(d, holidays));
+        }
+        n + i64::from(end > start && !is_working_day(end, holidays))
     }
 
     #[test]

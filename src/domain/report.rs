@@ -337,23 +337,22 @@ pub fn waited(days: i64) -> i64 {
 /// The conventional median of sorted values: the middle one, or the mean of the two
 /// middle ones. `None` when there are none.
 pub fn median(sorted: &[f64]) -> Option<f64> {
-    let n = sorted.len();
+    median_by(sorted.len(), |rank| sorted.get(rank - 1).copied())
+}
+
+/// The conventional median of `n` sorted values read by their 1-based rank with `at`.
+pub fn median_by(n: usize, at: impl Fn(usize) -> Option<f64>) -> Option<f64> {
     match n {
         0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+        _ if n % 2 == 1 => at(n / 2 + 1),
+        _ => Some((at(n / 2)? + at(n / 2 + 1)?) / 2.0),
     }
 }
 
-/// The nearest-rank `p`th percentile of sorted values: the value at rank ⌈p·n/100⌉
-/// (1-based). `None` when there are none.
-pub fn nearest_rank<T: Copy>(sorted: &[T], p: u32) -> Option<T> {
-    let n = sorted.len();
-    if n == 0 {
-        return None;
-    }
-    let rank = (p as usize * n).div_ceil(100).clamp(1, n);
-    Some(sorted[rank - 1])
+/// The 1-based rank of the nearest-rank `p`th percentile of `n` values: ⌈p·n/100⌉.
+/// `None` when there are none.
+pub fn nearest_rank(n: usize, p: u32) -> Option<usize> {
+    (n > 0).then(|| (p as usize * n).div_ceil(100).clamp(1, n))
 }
 
 /// Rounds to one decimal place (figures shown to people).
@@ -1115,17 +1114,15 @@ mod tests {
         assert_eq!(median(&[7.0]), Some(7.0));
         assert_eq!(median(&[1.0, 2.0, 3.0, 10.0]), Some(2.5));
         assert_eq!(median(&[1.0, 2.0, 3.0, 4.0, 100.0]), Some(3.0));
-        let v: Vec<i64> = (1..=10).collect();
         // ⌈0.9·10⌉ = 9 → the 9th value.
-        assert_eq!(nearest_rank(&v, 90), Some(9));
+        assert_eq!(nearest_rank(10, 90), Some(9));
         // ⌈0.9·11⌉ = 10.
-        let v: Vec<i64> = (1..=11).collect();
-        assert_eq!(nearest_rank(&v, 90), Some(10));
+        assert_eq!(nearest_rank(11, 90), Some(10));
         // ⌈0.9·3⌉ = 3: with few values the 90th percentile is the largest.
-        assert_eq!(nearest_rank(&[5, 6, 40], 90), Some(40));
-        assert_eq!(nearest_rank(&[5], 90), Some(5));
-        assert_eq!(nearest_rank::<i64>(&[], 90), None);
-        assert_eq!(nearest_rank(&[1, 2, 3, 4], 50), Some(2));
+        assert_eq!(nearest_rank(3, 90), Some(3));
+        assert_eq!(nearest_rank(1, 90), Some(1));
+        assert_eq!(nearest_rank(0, 90), None);
+        assert_eq!(nearest_rank(4, 50), Some(2));
     }
 
     #[test]
