@@ -42,15 +42,12 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
 /// The login response body and cookie for `user`, in a new or continuing token family.
 fn signed_in(state: &AppState, user: &User, refresh: String) -> Result<HttpResponse, ApiError> {
     let access = state.tokens.issue_access(user).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .cookie(refresh_cookie(state, refresh))
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": state.tokens.access_ttl_seconds(),
-            "user": user,
-        })))
+    Ok(HttpResponse::Ok().cookie(refresh_cookie(state, refresh)).json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.access_ttl_seconds(),
+        "user": user,
+    })))
 }
 
 fn invalid_credentials() -> ApiError {
@@ -127,7 +124,7 @@ pub async fn refresh(
         Ok(res)
     };
     let Some(cookie) = req.cookie(REFRESH_COOKIE) else {
-        return Ok(HttpResponse::NoContent().insert_header(("Cache-Control", "no-store")).finish());
+        return Ok(HttpResponse::NoContent().finish());
     };
     let presented = hash_refresh_token(cookie.value());
     let (next, next_hash) = new_refresh_token();
