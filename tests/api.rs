@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
 use mdt_coordinator::routes::users::{create_account, ValidUser};
 
+use common::clinic::{expect, referral, Account, Clinic};
 use common::{Backend, TestApp, JWT_SECRET};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -534,6 +535,155 @@ async fn client_address_and_audit_never_hold_what_the_client_made_up(backend: Ba
     assert_eq!(audit[0].client_addr.as_deref(), Some("127.0.0.1"));
 }
 
+/// `Cache-Control: no-store` on every answer under `/api` (one rule in `startup`): every
+/// GET route with real ids (a case booked, attached, signed, lettered, flagged), the
+/// token-bearing POSTs (login, refresh, live ticket), refusals, and an unknown path.
+async fn every_api_answer_is_no_store(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, true).await;
+    let case = c.book_case(&c.physio, &session, referral("9434765919")).await;
+    let part = reqwest::multipart::Part::bytes(b"Clinic letter".to_vec())
+        .file_name("letter.txt")
+        .mime_str("text/plain")
+        .unwrap();
+    let res = c
+        .app
+        .http
+        .post(c.app.url(&format!("/api/cases/{case}/attachments")))
+        .bearer_auth(&c.physio.token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let attachment: Value = res.json().await.unwrap();
+    let outcome = json!({
+        "investigations": [{ "kind": "mri", "site": "lower back", "urgency": "urgent" }],
+        "referrals": [],
+        "management_plan": { "text": "Graded exercise", "items": [] },
+        "follow_up": null,
+    });
+    expect(StatusCode::OK, c.put_outcome(&c.chair, &case, outcome).await);
+    expect(StatusCode::OK, c.sign(&c.chair, &case).await);
+    let flag = c.post(&c.physio, &format!("/api/cases/{case}/mentorship-flag"), json!({})).await;
+    assert_eq!(flag.status(), StatusCode::CREATED);
+    let (_, letters) = c.app.get(&c.coordinator.token, &format!("/api/cases/{case}/letters")).await;
+    let letter = letters[0]["id"].as_str().expect("a letter").to_string();
+    let spec = c.specialty;
+    let coordinator = &c.coordinator;
+    let gets: Vec<(&Account, String)> = [
+        "/api/me".to_string(),
+        "/api/users".into(),
+        "/api/people".into(),
+        "/api/specialties".into(),
+        "/api/sessions".into(),
+        format!("/api/sessions/{session}"),
+        format!("/api/sessions/{session}/attendance"),
+        format!("/api/sessions/{session}/invitations"),
+        format!("/api/cases/{case}"),
+        format!("/api/cases/{case}/attachments"),
+        format!("/api/attachments/{}", attachment["id"].as_str().unwrap()),
+        format!("/api/cases/{case}/outcome"),
+        format!("/api/cases/{case}/outcome/letter"),
+        format!("/api/cases/{case}/fhir"),
+        format!("/api/cases/{case}/letters"),
+        format!("/api/cases/{case}/mentorship-flag"),
+        format!("/api/letters/{letter}/pdf"),
+        "/api/letters/print".into(),
+        "/api/letters/due".into(),
+        "/api/bank-holidays".into(),
+        "/api/practices".into(),
+        "/api/practices/list-sizes".into(),
+        "/api/actions".into(),
+        "/api/triage".into(),
+        "/api/patients/conflicts".into(),
+        format!("/api/audit?user_id={}", c.physio.id),
+        "/api/admin/audit/verify".into(),
+        "/api/me/invitations".into(),
+        "/api/me/attendance".into(),
+        "/api/me/attendance/certificate".into(),
+        "/api/mentorship/contracts".into(),
+        "/api/mentorship/logs".into(),
+        "/api/mentorship/summary?from=2026-01-01&to=2026-03-31".into(),
+        "/api/mentorship/backlog".into(),
+        "/api/reports/activity?from=2026-01-01&to=2026-03-31".into(),
+        "/api/reports/activity?from=2026-01-01&to=2026-03-31&format=csv".into(),
+        "/api/reports/practices?from=2026-01-01&to=2026-03-31".into(),
+        format!("/api/specialties/{spec}/targets"),
+        format!("/api/specialties/{spec}/triage"),
+        format!("/api/specialties/{spec}/action-due-days"),
+    ]
+    .into_iter()
+    .map(|path| (coordinator, path))
+    .chain([(&c.physio, "/api/cases?mine=true".to_string())])
+    .chain([(&c.physio, "/api/actions?mine=true".to_string())])
+    .collect();
+    let no_store = |res: &reqwest::Response, what: &str| {
+        let value = res.headers().get("cache-control").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(value.as_deref(), Some("no-store"), "{what} ({})", res.status());
+    };
+    for (who, path) in &gets {
+        let res = c.get(who, path).await;
+        no_store(&res, path);
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+    }
+    // Tokens: login, refresh (and its answer without a cookie), a live ticket.
+    let res = c.post(&c.chair, &format!("/api/sessions/{session}/live-ticket"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    no_store(&res, "live-ticket");
+    add_user(&c.app, "walker@example.org", Role::Consultant).await;
+    let res = login(&c.app, "walker@example.org", PASSWORD).await;
+    no_store(&res, "login");
+    let cookie = refresh_cookie(&res).expect("refresh cookie");
+    let res = refresh(&c.app, &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    no_store(&res, "refresh");
+    let res = c.app.http.post(c.app.url("/api/auth/refresh")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    no_store(&res, "refresh without a cookie");
+    let res = c.post(coordinator, "/api/audit/search", json!({ "nhs_number": "9434765919" })).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    no_store(&res, "audit search");
+    // Refusals and unknown paths too; the static front end is left to ordinary caching.
+    let res = c.app.http.get(c.app.url(&format!("/api/cases/{case}"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    no_store(&res, "unauthenticated case");
+    let res = c.get(&c.trainee, &format!("/api/cases/{case}/fhir")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    no_store(&res, "trainee's FHIR");
+    let res = c.get(coordinator, "/api/no-such-route").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    no_store(&res, "unknown API path");
+    let page = c.app.http.get(c.app.url("/js/app.js")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().get("cache-control").is_none_or(|v| v != "no-store"));
+}
+
+/// The browser-test harness is not served: it lives in `tests/e2e`, outside `web/`.
+async fn the_browser_test_harness_is_not_served(backend: Backend) {
+    let app = app(backend).await;
+    for path in ["/e2e/package.json", "/e2e/lib.mjs", "/e2e/login.test.mjs", "/e2e/"] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let mut stack = vec![web];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                !name.ends_with(".test.mjs") && name != "package.json" && name != "node_modules",
+                "test or build files in the served folder: {}",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
 on_both_backends!(
     login_succeeds_and_me_shows_the_user,
     wrong_password_and_unknown_user_look_the_same,
@@ -546,6 +696,8 @@ on_both_backends!(
     malformed_input_gets_4xx_with_a_code,
     operations_endpoints_and_security_headers,
     client_address_and_audit_never_hold_what_the_client_made_up,
+    every_api_answer_is_no_store,
+    the_browser_test_harness_is_not_served,
 );
 
 // ---- the binary -------------------------------------------------------------------
@@ -730,23 +882,19 @@ fn serve_demo_runs_from_a_fresh_clone() {
 }
 
 /// The web front end in Debian's Chromium, driven by playwright-core: every
-/// `web/e2e/*.test.mjs` file in turn, each against its own fresh demo server (one browser
+/// `tests/e2e/*.test.mjs` file in turn, each against its own fresh demo server (one browser
 /// at a time: the meeting test alone runs three contexts with WebRTC). Skips with a
 /// message when Chromium or the e2e packages are missing, except under CI, where
 /// `.ci/run` installs both and a skip would hide a broken page. Screenshots are left in
-/// `web/e2e/screenshots/`.
+/// `tests/e2e/screenshots/`.
 #[test]
 fn web_front_end_works_in_chromium() {
-    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/e2e");
+    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = e2e.join("node_modules/playwright-core").exists()
         && std::path::Path::new(&chromium).exists();
     if !ready {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser tests: install chromium and run npm ci in web/e2e"
-        );
-        eprintln!("skipped: needs {chromium} and `npm ci` in web/e2e");
+        common::skip(&format!("no browser: needs {chromium} and `npm ci` in tests/e2e"));
         return;
     }
     let mut files: Vec<String> = std::fs::read_dir(&e2e)

@@ -760,8 +760,7 @@ on_both_backends!(
 /// and `seq` stays one sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_on_one_instance_reaches_clients_of_another() {
-    if std::env::var_os("MDT_TEST_POSTGRES_URL").is_none() {
-        eprintln!("skipped: MDT_TEST_POSTGRES_URL is not set");
+    if !crate::common::postgres_available() {
         return;
     }
     let m = Meeting::open(Backend::Postgres, false).await;
