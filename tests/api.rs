@@ -684,6 +684,243 @@ async fn the_browser_test_harness_is_not_served(backend: Backend) {
     }
 }
 
+/// `POST path` with `token` and `body`: (status, code or "", whole answer).
+async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let res = app.http.post(app.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The id of the account with `email`.
+async fn user_id(app: &TestApp, email: &str) -> String {
+    let creds = app.state.store.credentials(&EmailAddress::parse(email).unwrap()).await.unwrap();
+    creds.unwrap().user_id.to_string()
+}
+
+/// Deactivation and reactivation over the API: sign-in refused, the access token refused
+/// on its next request, every refresh family ended for good (reactivation does not revive
+/// it), each refusal with its code and nothing changed by a refusal; all audited.
+async fn coordinators_deactivate_and_reactivate_accounts(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "leaver@example.org", Role::Practitioner).await;
+    add_user(&app, "coord@example.org", Role::Coordinator).await;
+    add_user(&app, "other-coord@example.org", Role::Coordinator).await;
+    let (token, cookie) = sign_in(&app, "leaver@example.org").await;
+    let (_, second_cookie) = sign_in(&app, "leaver@example.org").await;
+    let (coord, _) = sign_in(&app, "coord@example.org").await;
+    let leaver = user_id(&app, "leaver@example.org").await;
+    let coord_id = user_id(&app, "coord@example.org").await;
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK);
+
+    // Who may, and what is refused: nothing changes.
+    let path = format!("/api/users/{leaver}/deactivate");
+    let (status, body) = post_as(&app, &token, &path, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{coord_id}/deactivate"), json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("cannot_change_own_account"))
+    );
+    let unknown = uuid::Uuid::new_v4();
+    for path in [format!("/api/users/{unknown}/deactivate"), "/api/users/nope/deactivate".into()] {
+        let (status, body) = post_as(&app, &coord, &path, json!({})).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    }
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{leaver}/reactivate"), json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("already_active")));
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK, "still active");
+    assert!(!app
+        .state
+        .store
+        .audit_events()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.action.starts_with("user_") && e.action != "user_created"));
+
+    // Deactivated: at once, everywhere.
+    let (status, body) = post_as(&app, &coord, &path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["active"], false);
+    assert_eq!(body["id"], leaver.as_str());
+    assert_eq!(
+        error_code(me(&app, &token).await).await,
+        (StatusCode::UNAUTHORIZED, "invalid_token".into())
+    );
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    for c in [&cookie, &second_cookie] {
+        let res = refresh(&app, c).await;
+        assert_eq!(error_code(res).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let res = login(&app, "leaver@example.org", PASSWORD).await;
+    assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "invalid_credentials".into()));
+    let (status, body) = post_as(&app, &coord, &path, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("already_inactive")));
+    let reset = format!("/api/users/{leaver}/reset-password");
+    let (status, body) = post_as(&app, &coord, &reset, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("account_inactive")));
+    let (_, users) = app.get(&coord, "/api/users").await;
+    let listed = users.as_array().unwrap().iter().find(|u| u["id"] == leaver.as_str()).unwrap();
+    assert_eq!(listed["active"], false);
+
+    // Reactivated: the old password signs in again; the old sign-ins stay ended.
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{leaver}/reactivate"), json!({})).await;
+    assert_eq!((status, &body["active"]), (StatusCode::OK, &json!(true)));
+    for c in [&cookie, &second_cookie] {
+        assert_eq!(refresh(&app, c).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (fresh, _) = sign_in(&app, "leaver@example.org").await;
+    assert_eq!(me(&app, &fresh).await.status(), StatusCode::OK);
+
+    let audit = app.state.store.audit_events().await.unwrap();
+    let coord_uid = mdt_coordinator::domain::UserId(coord_id.parse().unwrap());
+    let of = |action: &str| {
+        audit
+            .iter()
+            .filter(|e| e.action == action && e.record_id.as_deref() == Some(leaver.as_str()))
+            .collect::<Vec<_>>()
+    };
+    let deactivated = of("user_deactivated");
+    assert_eq!(deactivated.len(), 1);
+    assert_eq!(deactivated[0].actor_id, Some(coord_uid));
+    assert!(deactivated[0].details.contains("\"sign_ins_ended\":2"), "{}", deactivated[0].details);
+    assert_eq!(of("user_reactivated").len(), 1);
+    assert_eq!(of("user_reactivated")[0].actor_id, Some(coord_uid));
+}
+
+/// A reset password: a one-time password (shown once, never audited), the old password
+/// and sign-ins ended, and until the person changes it their token reaches only
+/// `GET /api/me` and `POST /api/me/password`.
+async fn a_reset_password_must_be_changed_at_next_sign_in(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    add_user(&app, "coord@example.org", Role::Coordinator).await;
+    let (old_token, old_cookie) = sign_in(&app, "esp@example.org").await;
+    let (coord, _) = sign_in(&app, "coord@example.org").await;
+    let esp = user_id(&app, "esp@example.org").await;
+    let coord_id = user_id(&app, "coord@example.org").await;
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{coord_id}/reset-password"), json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("cannot_change_own_account"))
+    );
+    let (status, body) =
+        post_as(&app, &old_token, &format!("/api/users/{esp}/reset-password"), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{esp}/reset-password"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let once = body["one_time_password"].as_str().unwrap().to_string();
+    assert!(once.len() >= 12);
+    assert_eq!(body["user"]["must_change_password"], true);
+    assert_eq!(body["user"]["active"], true);
+
+    // The old password and sign-ins are gone; the old token reaches only /api/me.
+    assert_eq!(login(&app, "esp@example.org", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh(&app, &old_cookie).await.status(), StatusCode::UNAUTHORIZED);
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(&old_token).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::FORBIDDEN, "password_change_required".into()));
+
+    let res = login(&app, "esp@example.org", &once).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = refresh_cookie(&res).unwrap();
+    let signed: Value = res.json().await.unwrap();
+    assert_eq!(signed["user"]["must_change_password"], true);
+    let token = signed["access_token"].as_str().unwrap().to_string();
+    let me_body: Value = me(&app, &token).await.json().await.unwrap();
+    assert_eq!(me_body["must_change_password"], true);
+    for path in ["/api/sessions", "/api/cases?mine=true", "/api/me/attendance", "/api/people"] {
+        let res = app.http.get(app.url(path)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::FORBIDDEN, "password_change_required".into()),
+            "{path}"
+        );
+    }
+    let ticket = post_as(
+        &app,
+        &token,
+        &format!("/api/sessions/{}/live-ticket", uuid::Uuid::new_v4()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(ticket.1["code"], "password_change_required");
+
+    // The change: refusals change nothing.
+    let change =
+        |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    for (body, code, field) in [
+        (
+            change("not the password at all", "a brand new password"),
+            "wrong_password",
+            "current_password",
+        ),
+        (change(&once, &once), "password_unchanged", "new_password"),
+        (change(&once, "short"), "weak_password", "new_password"),
+    ] {
+        let (status, answer) = post_as(&app, &token, "/api/me/password", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!((answer["code"].as_str(), answer["field"].as_str()), (Some(code), Some(field)));
+    }
+    let (status, answer) =
+        post_as(&app, &token, "/api/me/password", json!({ "current_password": 1 })).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+    );
+    assert_eq!(
+        login(&app, "esp@example.org", &once).await.status(),
+        StatusCode::OK,
+        "still the one-time password"
+    );
+
+    let res = app
+        .http
+        .post(app.url("/api/me/password"))
+        .bearer_auth(&token)
+        .json(&change(&once, "my own new password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let new_cookie = refresh_cookie(&res).expect("a new sign-in");
+    let changed: Value = res.json().await.unwrap();
+    assert_eq!(changed["user"]["must_change_password"], false);
+    let new_token = changed["access_token"].as_str().unwrap();
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(new_token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The token from the one-time sign-in works again too (the account no longer must
+    // change); the one-time sign-in's refresh family ended with the change.
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(refresh(&app, &cookie).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh(&app, &new_cookie).await.status(), StatusCode::OK);
+    assert_eq!(login(&app, "esp@example.org", &once).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login(&app, "esp@example.org", "my own new password").await.status(),
+        StatusCode::OK
+    );
+
+    let audit = app.state.store.audit_events().await.unwrap();
+    let esp_uid = mdt_coordinator::domain::UserId(esp.parse().unwrap());
+    let reset = audit.iter().find(|e| e.action == "password_reset").unwrap();
+    assert_eq!(reset.record_id.as_deref(), Some(esp.as_str()));
+    assert_eq!(reset.actor_id.map(|a| a.to_string()), Some(coord_id.clone()));
+    let changed = audit.iter().find(|e| e.action == "password_changed").unwrap();
+    assert_eq!(changed.actor_id, Some(esp_uid));
+    assert_eq!(audit.iter().filter(|e| e.action == "password_changed").count(), 1);
+    assert!(
+        audit.iter().all(|e| !e.details.contains(&once)),
+        "the one-time password is never kept"
+    );
+}
+
 on_both_backends!(
     login_succeeds_and_me_shows_the_user,
     wrong_password_and_unknown_user_look_the_same,
@@ -698,6 +935,8 @@ on_both_backends!(
     client_address_and_audit_never_hold_what_the_client_made_up,
     every_api_answer_is_no_store,
     the_browser_test_harness_is_not_served,
+    coordinators_deactivate_and_reactivate_accounts,
+    a_reset_password_must_be_changed_at_next_sign_in,
 );
 
 // ---- the binary -------------------------------------------------------------------
@@ -924,6 +1163,70 @@ fn web_front_end_works_in_chromium() {
         }
     }
     assert!(failures.is_empty(), "browser tests failed:\n{}", failures.join("\n"));
+}
+
+/// `user deactivate`, `user reactivate` and `user reset-password` from the command line:
+/// the API's rules and audit (no actor: the operator), refusals exit non-zero.
+#[test]
+fn user_lifecycle_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/mdt.db", dir.path().display());
+    let run = |args: &[&str]| {
+        binary().args(args).env("MDT__DATABASE__URL", &db).stdin(Stdio::null()).output().unwrap()
+    };
+    let mut add = binary()
+        .args(["user", "add", "--email", "esp@example.org", "--name", "Ellis Physio"])
+        .args(["--role", "practitioner", "--specialty", "spinal", "--password-stdin"])
+        .env("MDT__DATABASE__URL", &db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let email = ["--email", "esp@example.org"];
+    let ok = |out: std::process::Output, says: &str| {
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(says), "{text}");
+        text
+    };
+    let refused = |out: std::process::Output, says: &str| {
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(text.contains(says), "{text}");
+    };
+    ok(run(&[&["user", "deactivate"][..], &email].concat()), "deactivated esp@example.org");
+    refused(run(&[&["user", "deactivate"][..], &email].concat()), "already deactivated");
+    refused(run(&[&["user", "reset-password"][..], &email].concat()), "reactivate it");
+    refused(run(&["user", "deactivate", "--email", "nobody@example.org"]), "no account");
+    ok(run(&[&["user", "reactivate"][..], &email].concat()), "reactivated esp@example.org");
+    let text = ok(run(&[&["user", "reset-password"][..], &email].concat()), "one-time password");
+    let once = text.trim().rsplit(' ').next().unwrap().to_string();
+    assert_eq!(once.len(), 19, "{text}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(&db))
+            .await
+            .unwrap();
+        let creds = store
+            .credentials(&EmailAddress::parse("esp@example.org").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let user = store.user(creds.user_id).await.unwrap().unwrap();
+        assert!(user.active && user.must_change_password);
+        let passwords = mdt_coordinator::auth::Passwords::new().unwrap();
+        assert!(passwords.verify(&once, Some(creds.password_hash.clone())).await.unwrap());
+        let audit = store.audit_events().await.unwrap();
+        let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["user_created", "user_deactivated", "user_reactivated", "password_reset"]
+        );
+        assert!(audit.iter().all(|e| e.actor_id.is_none()));
+        assert!(audit.iter().skip(1).all(|e| e.record_id == Some(user.id.to_string())));
+    });
 }
 
 #[test]

@@ -228,6 +228,7 @@ mod tests {
             specialties: vec![],
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: Utc::now(),
         };
         let rows = [CertificateRow {

@@ -285,6 +285,7 @@ mod tests {
             specialties: specialties.iter().map(|s| Specialty::parse(s).unwrap()).collect(),
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: chrono::Utc::now(),
         }
     }
