@@ -1165,6 +1165,16 @@ fn web_front_end_works_in_chromium() {
     assert!(failures.is_empty(), "browser tests failed:\n{}", failures.join("\n"));
 }
 
+/// The store at `db` and the credentials of the account with `email` there.
+async fn account_in(
+    db: &str, email: &str,
+) -> (mdt_coordinator::store::DynStore, mdt_coordinator::store::Credentials) {
+    let store =
+        mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(db)).await.unwrap();
+    let creds = store.credentials(&EmailAddress::parse(email).unwrap()).await.unwrap().unwrap();
+    (store, creds)
+}
+
 /// `user deactivate`, `user reactivate` and `user reset-password` from the command line:
 /// the API's rules and audit (no actor: the operator), refusals exit non-zero.
 #[test]
@@ -1206,14 +1216,7 @@ fn user_lifecycle_from_the_command_line() {
     assert_eq!(once.len(), 19, "{text}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(&db))
-            .await
-            .unwrap();
-        let creds = store
-            .credentials(&EmailAddress::parse("esp@example.org").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let (store, creds) = account_in(&db, "esp@example.org").await;
         let user = store.user(creds.user_id).await.unwrap().unwrap();
         assert!(user.active && user.must_change_password);
         let passwords = mdt_coordinator::auth::Passwords::new().unwrap();
@@ -1260,14 +1263,7 @@ fn user_add_reads_the_password_from_stdin() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("created consultant chair@example.org"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(&db))
-            .await
-            .unwrap();
-        let creds = store
-            .credentials(&EmailAddress::parse("chair@example.org").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let (store, creds) = account_in(&db, "chair@example.org").await;
         assert!(creds.password_hash.starts_with("$argon2id$"));
         let user = store.user(creds.user_id).await.unwrap().unwrap();
         assert_eq!(user.specialties.len(), 2);
