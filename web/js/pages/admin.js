@@ -91,7 +91,7 @@ export async function render(main, ctx = {}) {
   const deactivateButtons = (u, cell) => {
     const start = h("button", { type: "button", class: "secondary", "aria-label": `Deactivate ${u.name}` }, "Deactivate");
     start.addEventListener("click", () => {
-      const confirm = h("button", { type: "button", class: "danger", "aria-label": `Confirm deactivating ${u.name}` }, "Confirm deactivation");
+      const confirm = h("button", { type: "button", class: "danger", "aria-label": `Confirm deactivation of ${u.name}` }, "Confirm deactivation");
       const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
       const note = h("span", { class: "hint" }, `${u.name} is signed out everywhere and leaves any meeting at once. `);
       confirm.addEventListener("click", async () => {
@@ -115,7 +115,7 @@ export async function render(main, ctx = {}) {
       });
       return reactivate;
     }
-    const reset = h("button", { type: "button", class: "secondary", "aria-label": `Reset the password of ${u.name}` }, "Reset password");
+    const reset = h("button", { type: "button", class: "secondary", "aria-label": `Reset password for ${u.name}` }, "Reset password");
     reset.addEventListener("click", async () => {
       const done = await change(reset, u, "reset-password", "Resetting…");
       if (!done) return;
