@@ -915,6 +915,12 @@ async fn a_reset_password_must_be_changed_at_next_sign_in(backend: Backend) {
     let changed = audit.iter().find(|e| e.action == "password_changed").unwrap();
     assert_eq!(changed.actor_id, Some(esp_uid));
     assert_eq!(audit.iter().filter(|e| e.action == "password_changed").count(), 1);
+    let failed: Vec<_> = audit.iter().filter(|e| e.action == "password_change_failed").collect();
+    assert_eq!(failed.len(), 1, "the wrong current password");
+    assert_eq!(
+        (failed[0].actor_id, failed[0].record_id.as_deref()),
+        (Some(esp_uid), Some(esp.as_str()))
+    );
     assert!(
         audit.iter().all(|e| !e.details.contains(&once)),
         "the one-time password is never kept"

@@ -196,7 +196,8 @@ pub struct ChangePasswordRequest {
 /// family of the account ends and a new one starts: `200` as a login, with a new access
 /// token and refresh cookie. Limited like sign-in (`429`); `422 wrong_password` (field
 /// `current_password`), `weak_password`/`too_long` (field `new_password`),
-/// `password_unchanged`. Audited as `password_changed`; nothing changes on a refusal.
+/// `password_unchanged`. Audited as `password_changed` (a wrong current password as
+/// `password_change_failed`, like a failed sign-in); nothing else changes on a refusal.
 pub async fn change_password(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
@@ -210,6 +211,9 @@ pub async fn change_password(
     }
     let stored = state.store.credentials(&caller.email).await?.map(|c| c.password_hash);
     if !state.passwords.verify(&body.current_password, stored).await? {
+        // Like a failed sign-in: someone holding the token may be guessing the password.
+        let event = state.audit_event(&req, &caller, "password_change_failed", "user");
+        state.store.append_audit(event.record(caller.id)).await?;
         let message = "the current password is not right";
         return Err(ParseError::new("wrong_password", "current_password", message).into());
     }
