@@ -50,6 +50,14 @@ pub enum Conflict {
     BankHolidayExists,
     #[error("an action cannot go from {from} to {to}")]
     InvalidTransition { from: &'static str, to: &'static str },
+    #[error("nobody deactivates or resets their own account; ask another coordinator")]
+    OwnAccount,
+    #[error("the account is already deactivated")]
+    AlreadyInactive,
+    #[error("the account is already active")]
+    AlreadyActive,
+    #[error("the account is deactivated: reactivate it before resetting its password")]
+    AccountInactive,
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -84,6 +92,10 @@ impl Conflict {
             Conflict::NotDiscussed => "not_discussed",
             Conflict::BankHolidayExists => "bank_holiday_exists",
             Conflict::InvalidTransition { .. } => "invalid_transition",
+            Conflict::OwnAccount => "cannot_change_own_account",
+            Conflict::AlreadyInactive => "already_inactive",
+            Conflict::AlreadyActive => "already_active",
+            Conflict::AccountInactive => "account_inactive",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

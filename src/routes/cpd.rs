@@ -4,7 +4,6 @@
 //! HTML with no patient information at all. Minutes come from the live channel's
 //! attendance rows (`domain::mentorship::minutes_present`).
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -106,7 +105,7 @@ pub async fn record(
                 .collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(Record {
+    Ok(HttpResponse::Ok().json(Record {
         user_id: caller.id,
         name: caller.name.as_str().to_string(),
         role: caller.role,
@@ -141,10 +140,7 @@ pub async fn certificate(
         to: query.to.is_some().then_some(range.to),
     };
     let html = certificate_html(&caller, &period, &rows, clinic_date(Utc::now()));
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 /// A line of the certificate.
@@ -232,6 +228,7 @@ mod tests {
             specialties: vec![],
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: Utc::now(),
         };
         let rows = [CertificateRow {
