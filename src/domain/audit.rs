@@ -63,8 +63,10 @@ impl NewAuditEvent {
         self
     }
 
-    /// The further records the event covers (see [`NewAuditEvent::covers`]).
-    pub fn covering(mut self, records: Vec<String>) -> Self {
+    /// The further records the event covers (see [`NewAuditEvent::covers`]), kept in
+    /// sorted order (the order their digest reads them in, and the links' key order).
+    pub fn covering(mut self, mut records: Vec<String>) -> Self {
+        records.sort_unstable();
         self.covers = records;
         self
     }

@@ -36,8 +36,9 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::body_site::BodySite;
 use super::case::age_band;
-use super::case::{Case, CaseState, Urgency};
+use super::case::{CaseState, PatientDetails, Urgency};
 use super::communication::{judge, ClockRules, Judged};
 use super::measures::{
     default_targets, percent, within_target, Distribution, MixFacts, WorkingDays,
@@ -47,10 +48,12 @@ use super::outcome::{FollowUpKind, OutcomeSummary};
 use super::outcome::{InvestigationKind, ReferralDestination};
 use super::parse::ParseError;
 use super::person_name::PersonName;
+use super::proforma::ReferralSource;
 use super::role::Role;
 use super::schedule::SessionState;
 use super::schedule::CLINIC_TZ;
 use super::specialty::Specialty;
+use super::user::UserId;
 
 /// The service's KPI: discussed within six weeks of booking.
 pub const SIX_WEEKS_DAYS: i64 = 42;
@@ -227,11 +230,32 @@ pub struct SessionRow {
     pub minutes_per_case: u32,
 }
 
+/// What the per-case CSV shows of a case: its own columns without any free text (the
+/// clinical question, history, notes and the proforma's text are never exported, so
+/// they are never read for it).
+#[derive(Clone, Debug)]
+pub struct ExportedCase {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub referrer_id: UserId,
+    pub patient: PatientDetails,
+    pub urgency: Urgency,
+    pub body_site: BodySite,
+    pub state: CaseState,
+    pub booked_at: DateTime<Utc>,
+    pub follow_up_of: Option<Uuid>,
+    /// It follows a standard plan (issue 15).
+    pub planned: bool,
+    /// From the proforma; `None` for a case booked before the proforma existed.
+    pub referral_received_on: Option<NaiveDate>,
+    pub referral_source: Option<ReferralSource>,
+}
+
 /// A case booked into a session of the window, with what the store derives for it (the
 /// same dates and day counts the tallies group by).
 #[derive(Clone, Debug)]
 pub struct CaseRow {
-    pub case: Case,
+    pub case: ExportedCase,
     pub referrer_role: Role,
     pub referrer_name: PersonName,
     /// The latest signed outcome version, without free text.
@@ -294,8 +318,7 @@ pub enum CaseClass {
 
 impl CaseClass {
     pub fn of(row: &CaseRow) -> Self {
-        let case = &row.case;
-        Self::classify(case.state, case.standard_plan.is_some(), row.decided_outside_meeting)
+        Self::classify(row.case.state, row.case.planned, row.decided_outside_meeting)
     }
 
     /// The class of a case row in `state`, following a standard plan or not, signed
@@ -961,11 +984,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
             if case.follow_up_of.is_some() { "follow_up" } else { "first" }.into(),
             // Where the referral came from (the proforma; blank before it existed), then
             // the role of whoever booked it.
-            case.proforma
-                .as_ref()
-                .and_then(|p| p.referral_source)
-                .map_or("", |s| s.as_str())
-                .into(),
+            case.referral_source.map_or("", |s| s.as_str()).into(),
             row.referrer_role.as_str().into(),
             case.referrer_id.to_string().into(),
         ];
@@ -1023,7 +1042,7 @@ pub fn activity_csv(data: &ActivityData, identified: bool) -> String {
         ]);
         // The waits from the referral: first episodes only (not follow-ups), counted from
         // the first booking when the case has no referral date.
-        let referred = case.proforma.as_ref().map(|p| p.referral_received_on);
+        let referred = case.referral_received_on;
         let first = case.follow_up_of.is_none();
         let start = referred.unwrap_or(row.booked_on);
         fields.extend([

@@ -9,7 +9,10 @@ use super::error::StoreError;
 use super::measures::{Dialect, TallyGroup, FACTS};
 use super::rows;
 use super::sql::{args, Row};
-use crate::domain::report::{ActivityData, CaseRow, ReportQuery, SessionRow};
+use crate::domain::body_site::BodySite;
+use crate::domain::case::{CaseState, Urgency};
+use crate::domain::proforma::ReferralSource;
+use crate::domain::report::{ActivityData, CaseRow, ExportedCase, ReportQuery, SessionRow};
 use crate::domain::{OutcomeDraft, PersonName, Role, SessionState};
 
 // Each query reads the sessions starting in [$1, $2) of the specialties in $3.
@@ -22,10 +25,13 @@ WHERE s.starts_at >= $1 AND s.starts_at < $2 AND s.specialty = ANY($3)
 ORDER BY s.starts_at, s.id";
 
 /// Every case row booked into a session of the window (the facts `f` of
-/// `measures::FACTS`), with its referrer, its latest signed outcome body, and the dates
-/// and day counts the tallies group by.
+/// `measures::FACTS`): the case's columns the CSV shows (no free text), its referrer, its
+/// latest signed outcome body, and the dates and day counts the tallies group by.
 const REPORT_CASES: &str = "
-SELECT c.*, u.role AS referrer_role, u.name AS referrer_name,
+SELECT c.id, c.session_id, c.referrer_id, c.nhs_number, c.given_name, c.family_name,
+       c.date_of_birth, c.sex, c.gp_practice_code, c.urgency, c.body_site, c.state, c.booked_at,
+       c.follow_up_of, c.referral_received_on, c.referral_source, f.planned, f.outside,
+       u.role AS referrer_role, u.name AS referrer_name,
        (SELECT o.body FROM outcome_versions o WHERE o.case_id = c.id AND o.signed_at IS NOT NULL
         ORDER BY o.version DESC LIMIT 1) AS outcome_body,
        CAST(booked_on AS TEXT) AS booked_on_text, CAST(discussed_on AS TEXT) AS discussed_on_text,
@@ -51,10 +57,26 @@ fn date(row: &Row, column: &'static str) -> Result<Option<NaiveDate>, StoreError
     text.map(parse).transpose().map_err(|_| StoreError::corrupt(column))
 }
 
-/// A case row: the case's own columns plus its referrer, its latest signed outcome (as a
-/// summary without free text) and what the statement derived.
+/// A case row: the case's exported columns plus its referrer, its latest signed outcome
+/// (as a summary without free text) and what the statement derived.
 fn report_case(row: &Row) -> Result<CaseRow, StoreError> {
-    let case = rows::case(row)?;
+    let case = ExportedCase {
+        id: row.get("id")?,
+        session_id: row.get("session_id")?,
+        referrer_id: row.get("referrer_id")?,
+        patient: rows::patient(row)?,
+        urgency: rows::parsed(row, "urgency", Urgency::parse)?,
+        body_site: rows::parsed(row, "body_site", BodySite::parse)?,
+        state: rows::parsed(row, "state", |s| CaseState::parse(s).ok_or(()))?,
+        booked_at: row.get("booked_at")?,
+        follow_up_of: row.get("follow_up_of")?,
+        planned: rows::count::<i64>(row, "planned")? > 0,
+        referral_received_on: row.get("referral_received_on")?,
+        referral_source: row
+            .get::<Option<String>>("referral_source")?
+            .map(|s| ReferralSource::parse(&s).map_err(|_| StoreError::corrupt("referral_source")))
+            .transpose()?,
+    };
     let outcome = row
         .get::<Option<String>>("outcome_body")?
         .map(|body| {
@@ -67,7 +89,7 @@ fn report_case(row: &Row) -> Result<CaseRow, StoreError> {
     Ok(CaseRow {
         referrer_role: rows::parsed(row, "referrer_role", str::parse::<Role>)?,
         referrer_name: rows::parsed(row, "referrer_name", PersonName::parse)?,
-        decided_outside_meeting: rows::count::<i64>(row, "outside_meeting")? > 0,
+        decided_outside_meeting: rows::count::<i64>(row, "outside")? > 0,
         outcome,
         booked_on: required("booked_on_text")?,
         discussed_on: required("discussed_on_text")?,
