@@ -50,6 +50,12 @@ pub enum Conflict {
     BankHolidayExists,
     #[error("an action cannot go from {from} to {to}")]
     InvalidTransition { from: &'static str, to: &'static str },
+    #[error("the case was booked into the MDT: the meeting decides on it now")]
+    AlreadyBooked,
+    #[error("the contract already has a cover on some of these days")]
+    CoverOverlaps,
+    #[error("the supervisor already has {0} supervisees, the most allowed")]
+    SupervisorFull(u32),
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -84,6 +90,9 @@ impl Conflict {
             Conflict::NotDiscussed => "not_discussed",
             Conflict::BankHolidayExists => "bank_holiday_exists",
             Conflict::InvalidTransition { .. } => "invalid_transition",
+            Conflict::AlreadyBooked => "already_booked",
+            Conflict::CoverOverlaps => "cover_overlaps",
+            Conflict::SupervisorFull(_) => "supervisor_full",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

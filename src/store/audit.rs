@@ -55,7 +55,8 @@ impl Store {
     }
 
     /// One page of the audit trail of a patient (events whose record is one of the
-    /// patient's cases, in any state, or an attachment of one) or of a user (events they
+    /// patient's cases, in any state, an attachment of one, or a caseload case of theirs
+    /// on a mentorship list) or of a user (events they
     /// caused): in chain order, `seq > query.after`, inside the time window, at most
     /// `query.limit`. Filtered in SQL; the log is never loaded whole.
     #[tracing::instrument(skip_all, fields(after = query.after, limit = query.limit))]
@@ -66,7 +67,9 @@ impl Store {
                 "SELECT * FROM audit_events WHERE \
                  (record_id IN (SELECT id::text FROM cases WHERE nhs_number = $1) \
                   OR record_id IN (SELECT a.id::text FROM attachments a \
-                                   JOIN cases c ON c.id = a.case_id WHERE c.nhs_number = $1)) \
+                                   JOIN cases c ON c.id = a.case_id WHERE c.nhs_number = $1) \
+                  OR record_id IN (SELECT id::text FROM mentorship_cases \
+                                   WHERE nhs_number = $1)) \
                  AND seq > $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) \
                  AND ($4::timestamptz IS NULL OR occurred_at < $4) ORDER BY seq LIMIT $5",
                 nhs.as_str().into(),
