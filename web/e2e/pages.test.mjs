@@ -285,9 +285,9 @@ test("a signed outcome and its letter show on the referrer's case page", async (
 // back in and is told nobody is, which must log nothing), each page reached by its link
 // and then loaded afresh: no console error and no script error anywhere.
 const NAV = {
-  coordinator: ["/schedule", "/triage", "/print", "/letters-due", "/practices", "/mentorship", "/reports", "/cpd", "/audit", "/admin"],
-  consultant: ["/schedule", "/triage", "/cases", "/actions", "/mentorship", "/reports", "/cpd"],
-  practitioner: ["/schedule", "/cases", "/actions", "/mentorship", "/cpd"],
+  coordinator: ["/schedule", "/triage", "/print", "/letters-due", "/practices", "/mentorship", "/caseload", "/supervision", "/reports", "/cpd", "/audit", "/admin"],
+  consultant: ["/schedule", "/triage", "/cases", "/actions", "/mentorship", "/caseload", "/supervision", "/reports", "/cpd"],
+  practitioner: ["/schedule", "/cases", "/actions", "/mentorship", "/caseload", "/supervision", "/cpd"],
   trainee: ["/schedule", "/mentorship", "/cpd"],
 };
 
