@@ -274,6 +274,51 @@ async fn bad_caseload_input_is_refused_and_nothing_is_written(backend: Backend) 
     assert_eq!(all, json!([]));
 }
 
+async fn a_refused_booking_into_the_mdt_changes_nothing(backend: Backend) {
+    let s = service(backend).await;
+    s.spinal_contract(&s.chair, "2026-01-01").await;
+    // The register knows NHS[2] as Hermione Quibble; the caseload case names her otherwise.
+    let open = s.session(10, 4, false).await;
+    s.book_case(&s.physio, &open, referral(NHS[2])).await;
+    let mut renamed = caseload(NHS[2]);
+    renamed["patient"]["family_name"] = json!("Otherwise");
+    let (status, body) = s.app.post(&s.physio.token, "/api/mentorship/cases", renamed).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let conflicting = body["id"].as_str().unwrap().to_string();
+    // A full session: its one place taken.
+    let full = s.session(12, 1, false).await;
+    s.book_case(&s.physio, &full, referral(NHS[1])).await;
+    let case = s.add_caseload(&s.physio, NHS[0]).await;
+    let refusals = [
+        (&conflicting, &open, "patient_details_conflict"),
+        (&case, &full, "session_full"),
+        (&case, &open, "ok"),
+        (&case, &open, "already_booked"),
+    ];
+    for (case, session, want) in refusals {
+        let before = s.app.get(&s.chair.token, &format!("/api/sessions/{session}")).await.1;
+        let answer = s
+            .advise(&s.chair, case, json!({ "decision": "book_mdt", "session_id": session }))
+            .await;
+        if want == "ok" {
+            assert_eq!(answer.0, StatusCode::CREATED, "{}", answer.1);
+            continue;
+        }
+        assert_eq!(code(&answer), (StatusCode::CONFLICT, want), "{}", answer.1);
+        let after = s.app.get(&s.chair.token, &format!("/api/sessions/{session}")).await.1;
+        assert_eq!(before, after, "the session is as it was");
+        let (_, shown) = s.app.get(&s.chair.token, &format!("/api/mentorship/cases/{case}")).await;
+        if want != "already_booked" {
+            assert_eq!(shown["state"], "awaiting_advice", "{shown}");
+            assert_eq!(shown["advice"], json!([]), "{shown}");
+        } else {
+            assert_eq!(shown["advice"].as_array().unwrap().len(), 1, "{shown}");
+        }
+    }
+    let bookings = s.app.state.store.referrer_cases(s.physio.uid()).await.unwrap();
+    assert_eq!(bookings.len(), 3, "the two bookings and the one advice booked");
+}
+
 /// The quarter: 1 April (a Wednesday) – 30 June 2026, 91 days; as Monday–Sunday weeks,
 /// 1–5 April, twelve whole weeks from 6 April, and 29–30 June: 14 weeks.
 const FROM: &str = "2026-04-01";
@@ -647,6 +692,7 @@ async fn the_mentees_certificate_lists_mentoring_and_assessments_and_the_portfol
 crate::on_both_backends!(
     a_caseload_case_booked_into_the_mdt_lands_on_the_agenda_and_only_its_circle_sees_it,
     bad_caseload_input_is_refused_and_nothing_is_written,
+    a_refused_booking_into_the_mdt_changes_nothing,
     a_covers_log_counts_and_a_quarter_with_two_weeks_of_leave_matches_by_hand,
     a_fifth_supervisee_is_refused_and_one_assessment_a_month_is_below_target,
     the_limit_and_the_target_are_settings,
