@@ -97,7 +97,8 @@ async fn advise_in(tx: &mut Tx, a: &Advice, audit: NewAuditEvent) -> Result<(), 
 }
 
 impl Store {
-    /// Stores a new caseload case with `audit`.
+    /// Stores a new caseload case with `audit`, once its patient's details agree with the
+    /// register (`409 patient_details_conflict` otherwise).
     #[tracing::instrument(skip_all, fields(mentorship_case_id = %case.id))]
     pub async fn add_caseload_case(
         &self, case: &CaseloadCase, audit: NewAuditEvent,
@@ -114,6 +115,7 @@ impl Store {
         values.extend(args![d.proforma.referral_received_on, source, proforma]);
         values.extend(args![case.created_at, case.created_on]);
         let mut tx = self.db.write().await?;
+        super::patients::check_patient_in(&mut tx, p).await?;
         or_unknown(tx.run(INSERT, values).await, "specialty", "no such specialty")?;
         append_audit_in(&mut tx, audit.record(case.id)).await?;
         tx.commit().await

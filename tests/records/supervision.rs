@@ -266,6 +266,14 @@ async fn bad_caseload_input_is_refused_and_nothing_is_written(backend: Backend) 
         let answer = s.app.post(&who.token, "/api/mentorship/cases", body).await;
         assert_eq!(code(&answer), (status, want), "{}", answer.1);
     }
+    // A patient on record with another name is refused as a booking would be.
+    let session = s.session(10, 4, false).await;
+    s.book_case(&s.physio, &session, referral(NHS[1])).await;
+    let mut renamed = caseload(NHS[1]);
+    renamed["patient"]["given_name"] = json!("Hermia");
+    let answer = s.app.post(&s.physio.token, "/api/mentorship/cases", renamed).await;
+    assert_eq!(code(&answer), (StatusCode::CONFLICT, "patient_details_conflict"), "{}", answer.1);
+    assert!(!answer.1.to_string().contains("Hermione"), "no recorded details: {}", answer.1);
     let mut unknown = caseload(NHS[0]);
     unknown["specialty"] = json!("podiatry");
     let answer = s.app.post(&s.physio.token, "/api/mentorship/cases", unknown).await;
@@ -277,14 +285,14 @@ async fn bad_caseload_input_is_refused_and_nothing_is_written(backend: Backend) 
 async fn a_refused_booking_into_the_mdt_changes_nothing(backend: Backend) {
     let s = service(backend).await;
     s.spinal_contract(&s.chair, "2026-01-01").await;
-    // The register knows NHS[2] as Hermione Quibble; the caseload case names her otherwise.
+    // A caseload case names NHS[2] otherwise than the booking that registers her after it.
     let open = s.session(10, 4, false).await;
-    s.book_case(&s.physio, &open, referral(NHS[2])).await;
     let mut renamed = caseload(NHS[2]);
     renamed["patient"]["family_name"] = json!("Otherwise");
     let (status, body) = s.app.post(&s.physio.token, "/api/mentorship/cases", renamed).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let conflicting = body["id"].as_str().unwrap().to_string();
+    s.book_case(&s.physio, &open, referral(NHS[2])).await;
     // A full session: its one place taken.
     let full = s.session(12, 1, false).await;
     s.book_case(&s.physio, &full, referral(NHS[1])).await;
