@@ -797,6 +797,22 @@ mod tests {
         }
     }
 
+    /// A case review by `by` in `arm` on `on`.
+    fn log_by(by: UserId, arm: &str, on: &str, minutes: u32) -> MentorshipLog {
+        MentorshipLog {
+            id: Uuid::new_v4(),
+            consultant_id: by,
+            specialty: Specialty::parse(arm).unwrap(),
+            mentee_ids: vec![],
+            occurred_on: d(on),
+            duration_minutes: minutes,
+            kind: MentorshipKind::CaseReview,
+            case_ids: vec![],
+            learning_points: vec![],
+            created_at: Utc::now(),
+        }
+    }
+
     fn quarter() -> DateRange {
         // 1 April – 30 June 2025: 30 + 31 + 30 = 91 days, exactly 13 weeks.
         DateRange::parse(Some("2025-04-01"), Some("2025-06-30")).unwrap()
@@ -832,18 +848,8 @@ mod tests {
     fn summary_counts_logs_in_the_arm_and_the_backlog_as_of_the_end() {
         let q = quarter();
         let spinal = contract(60, 52, "2025-01-01", None, "spinal");
-        let log = |on: &str, minutes: u32, arm: &str| MentorshipLog {
-            id: Uuid::new_v4(),
-            consultant_id: spinal.consultant_id,
-            specialty: Specialty::parse(arm).unwrap(),
-            mentee_ids: vec![],
-            occurred_on: d(on),
-            duration_minutes: minutes,
-            kind: MentorshipKind::CaseReview,
-            case_ids: vec![],
-            learning_points: vec![],
-            created_at: Utc::now(),
-        };
+        let log =
+            |on: &str, minutes: u32, arm: &str| log_by(spinal.consultant_id, arm, on, minutes);
         let logs = [
             log("2025-04-01", 60, "spinal"),
             log("2025-06-30", 45, "spinal"),
@@ -900,18 +906,7 @@ mod tests {
         let q = quarter();
         let spinal = contract(60, 52, "2025-01-01", None, "spinal");
         let cover_by = UserId(Uuid::new_v4());
-        let log = |by: UserId, on: &str, minutes: u32| MentorshipLog {
-            id: Uuid::new_v4(),
-            consultant_id: by,
-            specialty: Specialty::parse("spinal").unwrap(),
-            mentee_ids: vec![],
-            occurred_on: d(on),
-            duration_minutes: minutes,
-            kind: MentorshipKind::CaseReview,
-            case_ids: vec![],
-            learning_points: vec![],
-            created_at: Utc::now(),
-        };
+        let log = |by: UserId, on: &str, minutes: u32| log_by(by, "spinal", on, minutes);
         // 1 April, then every Monday from 7 April to 30 June.
         let mondays = std::iter::successors(Some(d("2025-04-07")), |w| {
             w.checked_add_signed(chrono::Duration::days(7))

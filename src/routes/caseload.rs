@@ -15,12 +15,12 @@ use crate::auth::access::{may_advise, may_book_into, may_see_caseload_case};
 use crate::domain::caseload::{
     Advice, AdviceDecision, AdviceDraft, AdviceRequest, CaseloadCase, CaseloadView,
 };
-use crate::domain::{CaseView, ParseError, Role, Specialty, User};
+use crate::domain::{CaseView, ParseError, Role, User};
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::support::{
-    audit_caseload_reads, mentored_arms, parse_details, parse_patient, session_or_404, ApiJson,
-    AuthUser, DetailsRequest, PatientRequest,
+    audit_caseload_reads, known_specialty, mentored_arms, parse_details, parse_patient,
+    session_or_404, ApiJson, AuthUser, DetailsRequest, PatientRequest,
 };
 use crate::state::AppState;
 
@@ -45,11 +45,7 @@ pub async fn create(
     if caller.role != Role::Practitioner {
         return Err(ApiError::forbidden("practitioners add cases from their own caseload"));
     }
-    let unknown = || ParseError::new("unknown_specialty", "specialty", "no such specialty");
-    let specialty = Specialty::parse(&body.specialty).map_err(|_| unknown())?;
-    if !state.store.list_specialties().await?.contains(&specialty) {
-        return Err(unknown().into());
-    }
+    let specialty = known_specialty(&state, &body.specialty).await?;
     if !caller.has_specialty(&specialty) {
         return Err(ApiError::Forbidden {
             code: "forbidden_specialty",

@@ -26,8 +26,8 @@ use crate::domain::mentorship::{
 use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
 use crate::routes::support::{
-    audit_case_reads, audit_caseload_reads, mentored_arms, session_or_404, visible_case, ApiJson,
-    AuthUser,
+    audit_case_reads, audit_caseload_reads, known_specialty, mentored_arms, session_or_404,
+    visible_case, ApiJson, AuthUser,
 };
 use crate::state::AppState;
 
@@ -344,14 +344,7 @@ pub async fn backlog(
     require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
     let arm = match query.specialty.as_deref() {
         None => None,
-        Some(raw) => {
-            let unknown = || ParseError::new("unknown_specialty", "specialty", "no such specialty");
-            let arm = Specialty::parse(raw).map_err(|_| unknown())?;
-            if !state.store.list_specialties().await?.contains(&arm) {
-                return Err(unknown().into());
-            }
-            Some(arm)
-        }
+        Some(raw) => Some(known_specialty(&state, raw).await?),
     };
     let today = clinic_date(Utc::now());
     let flags: Vec<MentorshipFlag> = state

@@ -154,6 +154,16 @@ pub async fn parse_details(
     Ok(details)
 }
 
+/// The specialty `raw` names, if the service has it (`422 unknown_specialty` otherwise).
+pub async fn known_specialty(state: &AppState, raw: &str) -> Result<Specialty, ApiError> {
+    let unknown = || ParseError::new("unknown_specialty", "specialty", "no such specialty");
+    let arm = Specialty::parse(raw).map_err(|_| unknown())?;
+    if !state.store.list_specialties().await?.contains(&arm) {
+        return Err(unknown().into());
+    }
+    Ok(arm)
+}
+
 /// The session, or `404 not_found`.
 pub async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiError> {
     state

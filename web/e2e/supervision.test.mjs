@@ -8,28 +8,12 @@
 // opens a portfolio with no patient identifiers, and sees the assessment on My CPD.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { apiAs, as, assertClean, launch, nhsNumber, screenshotBoth } from "./lib.mjs";
+import { apiAs, as, assertClean, basics, launch, nhsNumber, screenshotBoth } from "./lib.mjs";
 
 /** The UK (clinic) day of an instant, as YYYY-MM-DD. */
 const ukDay = (d = new Date()) =>
   new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
 const PASSWORD = "correct horse battery staple";
-
-/** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
-function unlabelled(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll("main input, main select, main textarea")]
-      .filter((el) => el.type !== "hidden")
-      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
-      .map((el) => el.outerHTML.slice(0, 160)),
-  );
-}
-
-async function basics(page, name) {
-  assert.deepEqual(await unlabelled(page), [], `${name}: every control has a label`);
-  assert.equal(await page.locator("h1").count(), 1, `${name}: one h1`);
-  assert.equal(await page.locator("main [style]").count(), 0, `${name}: no style attributes`);
-}
 
 test("caseload mentorship, cover and the supervision record through the pages", async () => {
   const coordinatorApi = await apiAs("coordinator");
