@@ -217,7 +217,10 @@ async fn audit_is_append_only_and_tamper_evident(backend: Backend) {
     let delete = db.raw("DELETE FROM audit_events WHERE seq = 1").await;
     assert!(delete.unwrap_err().contains("append-only"));
     if backend == Backend::Postgres {
-        assert!(db.raw("TRUNCATE audit_events").await.unwrap_err().contains("append-only"));
+        // Refused alone (the links refer to it) and with its links (the trigger).
+        assert!(db.raw("TRUNCATE audit_events").await.is_err());
+        let both = db.raw("TRUNCATE audit_events, audit_event_records").await;
+        assert!(both.unwrap_err().contains("append-only"));
     }
     assert!(store.verify_audit().await.unwrap().is_intact());
 
@@ -252,6 +255,43 @@ async fn concurrent_audit_appends_keep_one_chain(backend: Backend) {
     let v = store.verify_audit().await.unwrap();
     assert!(v.is_intact(), "{v:?}");
     assert_eq!(v.rows_checked, 24);
+}
+
+/// An event covering further records (a CSV export) links each one; the chain hashes the
+/// links with the event, so a link added or removed behind the triggers' back breaks it.
+async fn audit_links_are_chained(backend: Backend) {
+    let (db, store) = fresh(backend).await;
+    let covered: Vec<String> = (0..2500).map(|i| format!("case-{i:04}")).collect();
+    let events = vec![
+        NewAuditEvent::new("login_succeeded", "user").record("u1"),
+        NewAuditEvent::new("report_exported", "report")
+            .record("activity")
+            .covering(covered.clone()),
+        NewAuditEvent::new("login_succeeded", "user").record("u2"),
+    ];
+    store.append_audits(events).await.unwrap();
+    let single = NewAuditEvent::new("report_exported", "report").covering(vec!["case-0001".into()]);
+    store.append_audit(single).await.unwrap();
+    let log = store.audit_events().await.unwrap();
+    let seqs: Vec<i64> = log.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let mut links = log[1].covers.clone();
+    links.sort();
+    assert_eq!(links, covered);
+    assert!(log[0].covers.is_empty() && log[2].covers.is_empty());
+    assert_eq!(log[3].covers, ["case-0001"]);
+    assert!(store.verify_audit().await.unwrap().is_intact());
+
+    let delete = db.raw("DELETE FROM audit_event_records WHERE seq = 2").await;
+    assert!(delete.unwrap_err().contains("append-only"));
+    let update = db.raw("UPDATE audit_event_records SET record_id = 'x' WHERE seq = 2").await;
+    assert!(update.unwrap_err().contains("append-only"));
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    // A link slipped in afterwards: the event it was added to no longer verifies.
+    db.raw("INSERT INTO audit_event_records (record_id, seq) VALUES ('case-9999', 4)")
+        .await
+        .unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().first_broken_seq, Some(4));
 }
 
 async fn seeded_series(store: &DynStore, capacity: u32) -> Vec<Session> {
@@ -825,6 +865,7 @@ on_both_backends!(
     audit_is_append_only_and_tamper_evident,
     concurrent_audit_appends_keep_one_chain,
     batched_audit_appends_keep_order_and_chain,
+    audit_links_are_chained,
     booking_rules,
     no_overbooking_under_a_race,
     mentorship_and_attendance,

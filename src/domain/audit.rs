@@ -23,6 +23,10 @@ pub struct NewAuditEvent {
     pub client_addr: Option<String>,
     /// Canonical JSON text (serde_json sorts object keys).
     pub details: String,
+    /// Further records the event covers beyond `record_id` (a bulk export is one event
+    /// covering every case it carried), kept as links so each record's trail finds the
+    /// event; the chain hash covers them (see [`covers_digest`]).
+    pub covers: Vec<String>,
 }
 
 impl NewAuditEvent {
@@ -35,6 +39,7 @@ impl NewAuditEvent {
             record_id: None,
             client_addr: None,
             details: "{}".to_string(),
+            covers: Vec::new(),
         }
     }
 
@@ -58,6 +63,12 @@ impl NewAuditEvent {
         self
     }
 
+    /// The further records the event covers (see [`NewAuditEvent::covers`]).
+    pub fn covering(mut self, records: Vec<String>) -> Self {
+        self.covers = records;
+        self
+    }
+
     /// Rounds the time to microseconds, the precision both backends store; stores call
     /// this before hashing so what is hashed is exactly what is kept.
     pub fn normalised(mut self) -> Self {
@@ -65,9 +76,11 @@ impl NewAuditEvent {
         self
     }
 
-    /// The chain hash of this event after `prev_hash`.
+    /// The chain hash of this event after `prev_hash`. An event that covers further
+    /// records hashes their digest too, so a link added, changed or removed breaks the
+    /// chain at that event; one that covers none hashes exactly as before links existed.
     pub fn chain_hash(&self, prev_hash: &str) -> String {
-        let canonical = serde_json::json!([
+        let mut canonical = serde_json::json!([
             prev_hash,
             self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
             self.actor_id.map(|a| a.to_string()),
@@ -77,8 +90,19 @@ impl NewAuditEvent {
             self.client_addr,
             self.details,
         ]);
+        if let (false, Some(fields)) = (self.covers.is_empty(), canonical.as_array_mut()) {
+            fields.push(covers_digest(&self.covers).into());
+        }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
+}
+
+/// The digest of the records an event covers: SHA-256 of the ids in sorted order, one
+/// per line, so it does not depend on the order they were read back in.
+pub fn covers_digest(records: &[String]) -> String {
+    let mut sorted: Vec<&str> = records.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    hex::encode(Sha256::digest(sorted.join("\n").as_bytes()))
 }
 
 /// A stored, chained audit event.
@@ -94,6 +118,10 @@ pub struct AuditEvent {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    /// The further records the event covers: loaded by the whole-log read that
+    /// verification walks, left empty by paged searches (whose `details` count them).
+    #[serde(skip)]
+    pub covers: Vec<String>,
 }
 
 impl AuditEvent {
@@ -110,6 +138,7 @@ impl AuditEvent {
             details: event.details,
             prev_hash,
             hash,
+            covers: event.covers,
         }
     }
 
@@ -122,6 +151,7 @@ impl AuditEvent {
             record_id: self.record_id.clone(),
             client_addr: self.client_addr.clone(),
             details: self.details.clone(),
+            covers: self.covers.clone(),
         }
     }
 }

@@ -6,9 +6,8 @@
 //! consultants, over their own specialties only (`403 forbidden_specialty` otherwise),
 //! and the CSV without identifiers. Practitioners and trainees: `403 forbidden`.
 //! Audit: every CSV writes one `report_exported` event (window, specialties, rows,
-//! whether identified); an identified CSV also writes one `case_read` per row (via
-//! `activity_csv`), in the same transaction, before the file is sent. The JSON holds no
-//! patient data and is not audited.
+//! whether identified) covering every case row it carries, so each patient's trail shows
+//! it, before the file is sent. The JSON holds no patient data and is not audited.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -239,37 +238,30 @@ pub async fn set_targets(
     }
 }
 
-/// One `report_exported` event and one `case_read` per exported case row (identified or
-/// not), in one transaction, before the file is sent.
+/// One `report_exported` event covering every exported case row (identified or not),
+/// appended before the file is sent.
 async fn audit_export(
     state: &AppState, req: &HttpRequest, caller: &User, window: &ReportWindow, scope: &ReportScope,
     data: &ActivityData,
 ) -> Result<(), ApiError> {
     let specialties: Vec<&str> = scope.specialties.iter().map(|s| s.as_str()).collect();
-    let mut events = Vec::with_capacity(1 + data.cases.len());
-    events.push(
-        state.audit_event(req, caller, "report_exported", "report").record("activity").details(
-            json!({
-                "format": "csv",
-                "from": window.from,
-                "to": window.to,
-                "specialties": specialties,
-                "rows": data.cases.len(),
-                "identified": scope.identified,
-            }),
-        ),
-    );
     // Every exported row is a read of that case's record, identified or not (a
-    // de-identified row still describes one patient's episode): the patient's trail shows
-    // each export that carried them.
-    events.extend(data.cases.iter().map(|row| {
-        state.audit_event(req, caller, "case_read", "case").record(row.case.id).details(json!({
-            "via": "activity_csv",
-            "session": row.case.session_id,
+    // de-identified row still describes one patient's episode): the event covers each
+    // case, so the patient's trail shows each export that carried them.
+    let cases = data.cases.iter().map(|row| row.case.id.to_string()).collect();
+    let event = state
+        .audit_event(req, caller, "report_exported", "report")
+        .record("activity")
+        .details(json!({
+            "format": "csv",
+            "from": window.from,
+            "to": window.to,
+            "specialties": specialties,
+            "rows": data.cases.len(),
             "identified": scope.identified,
         }))
-    }));
-    state.store.append_audits(events).await?;
+        .covering(cases);
+    state.store.append_audit(event).await?;
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! one page of a patient's or user's trail, and verifying it. The chain is serialised
 //! here; what an event says is decided by its caller.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::core::Store;
@@ -15,6 +17,10 @@ use crate::domain::{AuditEvent, AuditVerification, NewAuditEvent, NhsNumber};
 
 /// Rows per multi-row insert: 9 parameters a row stay well inside both databases' limits.
 const CHUNK: usize = 500;
+/// Links per multi-row insert (2 parameters a row).
+const LINK_CHUNK: usize = 2000;
+/// An insert of links `(record_id, seq)`, completed by `values_list(rows, 2)`.
+const INSERT_LINKS: &str = "INSERT INTO audit_event_records (record_id, seq) VALUES ";
 /// An insert of chained rows, completed by `values_list(rows, 9)` (see [`event_args`]).
 const INSERT: &str = "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, \
     record_id, client_addr, details, prev_hash, hash) VALUES ";
@@ -40,12 +46,23 @@ impl Store {
         tx.commit().await
     }
 
-    /// All audit events in chain order.
+    /// All audit events in chain order, each with the records it covers, from one
+    /// consistent snapshot.
     #[tracing::instrument(skip_all)]
     pub async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
-        let sql = "SELECT * FROM audit_events ORDER BY seq";
-        let found = self.db.all(sql, args![]).await?;
-        found.iter().map(rows::audit).collect()
+        let mut tx = self.db.snapshot().await?;
+        let found = tx.all("SELECT * FROM audit_events ORDER BY seq", args![]).await?;
+        let links = tx.all("SELECT seq, record_id FROM audit_event_records", args![]).await?;
+        tx.commit().await?;
+        let mut covers: HashMap<i64, Vec<String>> = HashMap::new();
+        for link in &links {
+            covers.entry(link.get("seq")?).or_default().push(link.get("record_id")?);
+        }
+        let mut events = found.iter().map(rows::audit).collect::<Result<Vec<_>, _>>()?;
+        for event in &mut events {
+            event.covers = covers.remove(&event.seq).unwrap_or_default();
+        }
+        Ok(events)
     }
 
     /// Walks the chain and reports the first row that does not match.
@@ -55,10 +72,10 @@ impl Store {
     }
 
     /// One page of the audit trail of a patient (events whose record is one of the
-    /// patient's cases, in any state, an attachment of one, or a caseload case of theirs
-    /// on a mentorship list) or of a user (events they
-    /// caused): in chain order, `seq > query.after`, inside the time window, at most
-    /// `query.limit`. Filtered in SQL; the log is never loaded whole.
+    /// patient's cases, in any state, an attachment of one, a caseload case of theirs on a
+    /// mentorship list, or an event that covers one of their cases, such as an export) or
+    /// of a user (events they caused): in chain order, `seq > query.after`, inside the time
+    /// window, at most `query.limit`. Filtered in SQL; the log is never loaded whole.
     #[tracing::instrument(skip_all, fields(after = query.after, limit = query.limit))]
     pub async fn search_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         // A record id is a UUID as text, unique across record types.
@@ -69,7 +86,9 @@ impl Store {
                   OR record_id IN (SELECT a.id::text FROM attachments a \
                                    JOIN cases c ON c.id = a.case_id WHERE c.nhs_number = $1) \
                   OR record_id IN (SELECT id::text FROM mentorship_cases \
-                                   WHERE nhs_number = $1)) \
+                                   WHERE nhs_number = $1) \
+                  OR seq IN (SELECT l.seq FROM audit_event_records l \
+                             JOIN cases c ON l.record_id = c.id::text WHERE c.nhs_number = $1)) \
                  AND seq > $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) \
                  AND ($4::timestamptz IS NULL OR occurred_at < $4) ORDER BY seq LIMIT $5",
                 nhs.as_str().into(),
@@ -104,15 +123,14 @@ pub(super) async fn append_audit_in(
     let event = event.normalised();
     let prev_hash = chain_tail(tx).await?;
     let hash = event.chain_hash(&prev_hash);
-    let sql = format!("{INSERT}{} RETURNING seq", values_list(1, 9));
-    let row = tx.one(sql, event_args(&event, &prev_hash, &hash)).await?;
-    Ok(AuditEvent::stored(event, row.get("seq")?, prev_hash, hash))
+    let seq = insert_one(tx, &event, &prev_hash, &hash).await?;
+    Ok(AuditEvent::stored(event, seq, prev_hash, hash))
 }
 
 /// Appends many audit events inside the caller's write transaction: the chain's last
 /// hash is read once, the hashes are chained here, and the rows go in as multi-row
-/// inserts (a year's identified report export is some 20,000 reads to record), in order,
-/// so `seq` follows the chain.
+/// inserts, in order, so `seq` follows the chain (an event that covers further records
+/// goes in alone, to link them to its `seq`).
 pub(super) async fn append_audits_in(
     tx: &mut Tx, events: Vec<NewAuditEvent>,
 ) -> Result<(), StoreError> {
@@ -120,14 +138,38 @@ pub(super) async fn append_audits_in(
         return Ok(());
     }
     let mut prev_hash = chain_tail(tx).await?;
-    let mut chained = Vec::with_capacity(events.len());
+    let mut pending = Vec::with_capacity(events.len());
     for event in events {
         let event = event.normalised();
         let hash = event.chain_hash(&prev_hash);
-        chained.push(event_args(&event, &prev_hash, &hash));
+        if event.covers.is_empty() {
+            pending.push(event_args(&event, &prev_hash, &hash));
+        } else {
+            insert_many(tx, std::mem::take(&mut pending)).await?;
+            insert_one(tx, &event, &prev_hash, &hash).await?;
+        }
         prev_hash = hash;
     }
-    for chunk in chained.chunks(CHUNK) {
+    insert_many(tx, pending).await
+}
+
+/// Inserts one chained event and links it to the records it covers; returns its `seq`.
+async fn insert_one(
+    tx: &mut Tx, event: &NewAuditEvent, prev_hash: &str, hash: &str,
+) -> Result<i64, StoreError> {
+    let sql = format!("{INSERT}{} RETURNING seq", values_list(1, 9));
+    let seq: i64 = tx.one(sql, event_args(event, prev_hash, hash)).await?.get("seq")?;
+    for chunk in event.covers.chunks(LINK_CHUNK) {
+        let sql = format!("{INSERT_LINKS}{}", values_list(chunk.len(), 2));
+        let values = chunk.iter().flat_map(|record| args![record, seq]);
+        tx.run(sql, values.collect()).await?;
+    }
+    Ok(seq)
+}
+
+/// Inserts already chained rows (see [`event_args`]) as multi-row inserts, in order.
+async fn insert_many(tx: &mut Tx, rows: Vec<Vec<Arg>>) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
         let sql = format!("{INSERT}{}", values_list(chunk.len(), 9));
         tx.run(sql, chunk.concat()).await?;
     }

@@ -176,6 +176,7 @@ pub(crate) fn audit(row: &Row) -> Result<AuditEvent, StoreError> {
         details: row.get("details")?,
         prev_hash: row.get("prev_hash")?,
         hash: row.get("hash")?,
+        covers: Vec::new(),
     })
 }
 

@@ -522,6 +522,13 @@ async fn practices_compare_with_the_locality_and_their_summary_names_no_patient(
     );
     let (_, sizes) = s.app.get(&s.coordinator, "/api/practices/list-sizes").await;
     assert_eq!(sizes["list_sizes"], json!([]));
+    // A file over 2 MiB is refused before it is read, and changes nothing.
+    let huge: &'static str = "A81001,4000\n".repeat(200_000).leak();
+    let res = import(&s.coordinator, huge).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "payload_too_large");
+    let (_, sizes) = s.app.get(&s.coordinator, "/api/practices/list-sizes").await;
+    assert_eq!(sizes["list_sizes"], json!([]));
     let res = import(&s.coordinator, "ods_code,list_size\r\nA81001,4000\r\nB82002,10000\r\n")
         .await
         .unwrap();
@@ -625,6 +632,14 @@ async fn practices_compare_with_the_locality_and_their_summary_names_no_patient(
         .get(&s.coordinator, &format!("/api/reports/practices/Z99999/summary?{QUARTER}"))
         .await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, body) = s
+        .app
+        .get(&s.coordinator, &format!("/api/reports/practices/not-a-code/summary?{QUARTER}"))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_ods_code"))
+    );
 
     // The consultant's CSV carries the waits from the referral and no identifier.
     let res = s

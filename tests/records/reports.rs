@@ -10,12 +10,13 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use mdt_coordinator::domain::audit::{AuditQuery, AuditSubject};
 use mdt_coordinator::domain::live::{EventBody, NewLiveEvent};
 use mdt_coordinator::domain::schedule::SessionPlan;
 use mdt_coordinator::domain::{
-    Amendment, AmendmentReason, BodySite, CaseState, ClinicalText, NewAuditEvent, NewCase,
-    NhsNumber, OdsCode, OutcomeDraft, OutcomeVersion, PatientDetails, PersonName, Role, Sex,
-    Specialty, Urgency, UserId,
+    Amendment, AmendmentReason, AuditEvent, BodySite, CaseState, ClinicalText, NewAuditEvent,
+    NewCase, NhsNumber, OdsCode, OutcomeDraft, OutcomeVersion, PatientDetails, PersonName, Role,
+    Sex, Specialty, TimeWindow, Urgency, UserId,
 };
 use mdt_coordinator::store::DynStore;
 
@@ -835,22 +836,15 @@ async fn a_consultants_csv_has_no_identifiers_and_covers_their_specialties(backe
     let (status, body, _) = q.get(&q.rh_chair.token, &format!("{Q1}&specialty=spinal")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], "forbidden_specialty");
-    // A consultant's export is audited too: the export, and a (de-identified) read of
-    // each case it carried.
+    // A consultant's export is audited too: one event covering each case it carried.
     let events = q.store.audit_events().await.unwrap();
     let exported: Vec<_> = events.iter().filter(|e| e.action == "report_exported").collect();
     assert_eq!(exported.len(), 1);
     let details: Value = serde_json::from_str(&exported[0].details).unwrap();
     assert_eq!(details["identified"], false);
     assert_eq!(details["rows"], 3);
-    let reads: Vec<_> = events
-        .iter()
-        .filter(|e| e.action == "case_read" && e.details.contains("activity_csv"))
-        .collect();
-    assert_eq!(reads.len(), 3);
-    assert!(reads
-        .iter()
-        .all(|e| e.details.contains("\"identified\":false") && e.actor_id == exported[0].actor_id));
+    assert_eq!(exported[0].covers.len(), 3);
+    assert_eq!(exported[0].actor_id, Some(q.sp_chair.id));
 }
 
 async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
@@ -923,10 +917,10 @@ async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
         ("deferred", "deferred")
     );
 
-    // Audited: one export event and one case read per row, nothing else.
+    // Audited: one export event covering every row, nothing else.
     let events = q.store.audit_events().await.unwrap();
     let new = &events[before..];
-    assert_eq!(new.len(), 1 + 18);
+    assert_eq!(new.len(), 1);
     assert_eq!(new[0].action, "report_exported");
     assert_eq!(new[0].actor_id, Some(q.coordinator.id));
     let details: Value = serde_json::from_str(&new[0].details).unwrap();
@@ -935,18 +929,25 @@ async fn a_coordinators_csv_is_identified_and_audited(backend: Backend) {
         json!({ "format": "csv", "from": "2026-01-01", "to": "2026-03-31",
                 "specialties": ["pain", "rheumatology", "spinal"], "rows": 18, "identified": true })
     );
-    let mut read: Vec<String> = new[1..]
-        .iter()
-        .map(|e| {
-            assert_eq!(e.action, "case_read");
-            assert!(e.details.contains("activity_csv"));
-            e.record_id.clone().unwrap()
-        })
-        .collect();
+    let mut covered = new[0].covers.clone();
     let mut ids: Vec<String> = rows[1..].iter().map(|r| r[col("case_id")].clone()).collect();
-    read.sort();
+    covered.sort();
     ids.sort();
-    assert_eq!(read, ids);
+    assert_eq!(covered, ids);
+    // The export is in the trail of a patient it carried, and of no patient it did not.
+    let trail = |nhs: &str| AuditQuery {
+        subject: AuditSubject::Patient(NhsNumber::parse(nhs).unwrap()),
+        window: TimeWindow::default(),
+        after: 0,
+        limit: 1000,
+    };
+    let exports_in = |events: Vec<AuditEvent>| {
+        events.iter().filter(|e| e.action == "report_exported").map(|e| e.seq).collect::<Vec<_>>()
+    };
+    let carried = q.store.search_audit(&trail(&q.inside[0])).await.unwrap();
+    assert_eq!(exports_in(carried), [new[0].seq]);
+    let left_out = q.store.search_audit(&trail(&q.outside[0])).await.unwrap();
+    assert!(exports_in(left_out).is_empty());
     assert!(q.store.verify_audit().await.unwrap().is_intact());
     // The JSON is not audited.
     q.json(&q.coordinator.token, Q1).await;

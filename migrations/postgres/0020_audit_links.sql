@@ -1,0 +1,16 @@
+-- Audit links (issue 17): the records an audit event covers beyond its own record_id. A
+-- bulk export is one chained event covering every case it carried, and each case is a row
+-- here, so that patient's trail finds the export. The event's hash covers the digest of
+-- its links (domain::audit::covers_digest): a link added, changed or removed breaks
+-- verification at that event. Append-only, like the log.
+CREATE TABLE audit_event_records (
+    record_id  TEXT NOT NULL,
+    seq        BIGINT NOT NULL REFERENCES audit_events(seq),
+    PRIMARY KEY (record_id, seq)
+);
+
+CREATE TRIGGER audit_event_records_no_update_delete
+    BEFORE UPDATE OR DELETE ON audit_event_records
+    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+CREATE TRIGGER audit_event_records_no_truncate BEFORE TRUNCATE ON audit_event_records
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
