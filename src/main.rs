@@ -1,4 +1,5 @@
-//! The `mdt-coordinator` command line: `serve` (default), `migrate`, `user add`, `demo`.
+//! The `mdt-coordinator` command line: `serve` (default), `migrate`, `user add`,
+//! `user deactivate | reactivate | reset-password`, `demo`, `audit verify`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -7,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use mdt_coordinator::config::Settings;
-use mdt_coordinator::routes::users::{create_account, ValidUser};
+use mdt_coordinator::domain::account::AccountChange;
+use mdt_coordinator::routes::users::{change_account, create_account, ValidUser};
 use mdt_coordinator::startup::Application;
 use mdt_coordinator::state::AppState;
 use mdt_coordinator::{demo, domain, store, telemetry};
@@ -72,6 +74,21 @@ enum UserCommand {
         /// Read the password from standard input (required: never pass it as an argument).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Deactivate an account: sign-in refused, sign-ins ended, live connections closed.
+    Deactivate {
+        #[arg(long)]
+        email: String,
+    },
+    /// Reactivate a deactivated account.
+    Reactivate {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a one-time password (printed once) the person must change at next sign-in.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -144,6 +161,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("created {} {} ({})", user.role, user.email, user.id);
             Ok(())
         }
+        Command::User { command: UserCommand::Deactivate { email } } => {
+            lifecycle(settings, &email, AccountChange::Deactivate).await
+        }
+        Command::User { command: UserCommand::Reactivate { email } } => {
+            lifecycle(settings, &email, AccountChange::Reactivate).await
+        }
+        Command::User { command: UserCommand::ResetPassword { email } } => {
+            lifecycle(settings, &email, AccountChange::ResetPassword).await
+        }
         Command::Serve { demo } => {
             let store = store::connect(&settings.database).await?;
             let app = Application::with_store(settings.clone(), store)?;
@@ -158,6 +184,32 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `user deactivate | reactivate | reset-password --email E`: the API's account change,
+/// audited with no actor (the operator's command line). A running server's rooms close a
+/// deactivated account's live connections on their next housekeeping tick.
+async fn lifecycle(settings: Settings, email: &str, change: AccountChange) -> anyhow::Result<()> {
+    let email = domain::EmailAddress::parse(email)?;
+    let store = store::connect(&settings.database).await?;
+    let Some(credentials) = store.credentials(&email).await? else {
+        anyhow::bail!("no account with the email {email}");
+    };
+    let state = AppState::new(settings, store)?;
+    let (user, once) = change_account(&state, None, credentials.user_id, change, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match (change, once) {
+        (AccountChange::Deactivate, _) => println!("deactivated {} ({})", user.email, user.id),
+        (AccountChange::Reactivate, _) => println!("reactivated {} ({})", user.email, user.id),
+        (AccountChange::ResetPassword, Some(once)) => println!(
+            "one-time password for {} (to be changed at next sign-in): {}",
+            user.email,
+            once.expose()
+        ),
+        (AccountChange::ResetPassword, None) => anyhow::bail!("no one-time password was made"),
+    }
+    Ok(())
 }
 
 fn print_demo(logins: Option<Vec<demo::DemoLogin>>) {

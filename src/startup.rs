@@ -5,9 +5,11 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, DefaultHeaders};
-use actix_web::{web, App, HttpServer};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL};
+use actix_web::middleware::{from_fn, DefaultHeaders, Next};
+use actix_web::{web, App, Error, HttpServer};
 
 use crate::config::Settings;
 use crate::mail::Mailer;
@@ -33,6 +35,21 @@ frame-ancestors 'none'";
 /// other powerful feature is denied to everyone.
 const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), \
 geolocation=(), payment=(), usb=(), serial=(), hid=()";
+
+/// `Cache-Control: no-store` on every answer under `/api`, errors included: they carry
+/// patient data, tokens, tickets or who may see what, and no browser or proxy may keep
+/// them. One rule here instead of a header per handler, so a new route cannot forget it.
+/// The static front end (outside `/api`) keeps the default caching.
+async fn no_store_api(
+    req: ServiceRequest, next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = req.path() == "/api" || req.path().starts_with("/api/");
+    let mut res = next.call(req).await?;
+    if api {
+        res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(res)
+}
 
 impl Application {
     /// Opens the configured database (running migrations) and binds the listener.
@@ -69,6 +86,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .wrap(from_fn(telemetry::observe))
+                .wrap(from_fn(no_store_api))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use mdt_coordinator::domain::{EmailAddress, Password, PersonName, Role, Specialty};
 use mdt_coordinator::routes::users::{create_account, ValidUser};
 
+use common::clinic::{expect, referral, Account, Clinic};
 use common::{Backend, TestApp, JWT_SECRET};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -534,6 +535,398 @@ async fn client_address_and_audit_never_hold_what_the_client_made_up(backend: Ba
     assert_eq!(audit[0].client_addr.as_deref(), Some("127.0.0.1"));
 }
 
+/// `Cache-Control: no-store` on every answer under `/api` (one rule in `startup`): every
+/// GET route with real ids (a case booked, attached, signed, lettered, flagged), the
+/// token-bearing POSTs (login, refresh, live ticket), refusals, and an unknown path.
+async fn every_api_answer_is_no_store(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, true).await;
+    let case = c.book_case(&c.physio, &session, referral("9434765919")).await;
+    let part = reqwest::multipart::Part::bytes(b"Clinic letter".to_vec())
+        .file_name("letter.txt")
+        .mime_str("text/plain")
+        .unwrap();
+    let res = c
+        .app
+        .http
+        .post(c.app.url(&format!("/api/cases/{case}/attachments")))
+        .bearer_auth(&c.physio.token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let attachment: Value = res.json().await.unwrap();
+    let outcome = json!({
+        "investigations": [{ "kind": "mri", "site": "lower back", "urgency": "urgent" }],
+        "referrals": [],
+        "management_plan": { "text": "Graded exercise", "items": [] },
+        "follow_up": null,
+    });
+    expect(StatusCode::OK, c.put_outcome(&c.chair, &case, outcome).await);
+    expect(StatusCode::OK, c.sign(&c.chair, &case).await);
+    let flag = c.post(&c.physio, &format!("/api/cases/{case}/mentorship-flag"), json!({})).await;
+    assert_eq!(flag.status(), StatusCode::CREATED);
+    let (_, letters) = c.app.get(&c.coordinator.token, &format!("/api/cases/{case}/letters")).await;
+    let letter = letters[0]["id"].as_str().expect("a letter").to_string();
+    let spec = c.specialty;
+    let coordinator = &c.coordinator;
+    let gets: Vec<(&Account, String)> = [
+        "/api/me".to_string(),
+        "/api/users".into(),
+        "/api/people".into(),
+        "/api/specialties".into(),
+        "/api/sessions".into(),
+        format!("/api/sessions/{session}"),
+        format!("/api/sessions/{session}/attendance"),
+        format!("/api/sessions/{session}/invitations"),
+        format!("/api/cases/{case}"),
+        format!("/api/cases/{case}/attachments"),
+        format!("/api/attachments/{}", attachment["id"].as_str().unwrap()),
+        format!("/api/cases/{case}/outcome"),
+        format!("/api/cases/{case}/outcome/letter"),
+        format!("/api/cases/{case}/fhir"),
+        format!("/api/cases/{case}/letters"),
+        format!("/api/cases/{case}/mentorship-flag"),
+        format!("/api/letters/{letter}/pdf"),
+        "/api/letters/print".into(),
+        "/api/letters/due".into(),
+        "/api/bank-holidays".into(),
+        "/api/practices".into(),
+        "/api/practices/list-sizes".into(),
+        "/api/actions".into(),
+        "/api/triage".into(),
+        "/api/patients/conflicts".into(),
+        format!("/api/audit?user_id={}", c.physio.id),
+        "/api/admin/audit/verify".into(),
+        "/api/me/invitations".into(),
+        "/api/me/attendance".into(),
+        "/api/me/attendance/certificate".into(),
+        "/api/mentorship/contracts".into(),
+        "/api/mentorship/logs".into(),
+        "/api/mentorship/summary?from=2026-01-01&to=2026-03-31".into(),
+        "/api/mentorship/backlog".into(),
+        "/api/reports/activity?from=2026-01-01&to=2026-03-31".into(),
+        "/api/reports/activity?from=2026-01-01&to=2026-03-31&format=csv".into(),
+        "/api/reports/practices?from=2026-01-01&to=2026-03-31".into(),
+        format!("/api/specialties/{spec}/targets"),
+        format!("/api/specialties/{spec}/triage"),
+        format!("/api/specialties/{spec}/action-due-days"),
+    ]
+    .into_iter()
+    .map(|path| (coordinator, path))
+    .chain([(&c.physio, "/api/cases?mine=true".to_string())])
+    .chain([(&c.physio, "/api/actions?mine=true".to_string())])
+    .collect();
+    let no_store = |res: &reqwest::Response, what: &str| {
+        let value = res.headers().get("cache-control").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(value.as_deref(), Some("no-store"), "{what} ({})", res.status());
+    };
+    for (who, path) in &gets {
+        let res = c.get(who, path).await;
+        no_store(&res, path);
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+    }
+    // Tokens: login, refresh (and its answer without a cookie), a live ticket.
+    let res = c.post(&c.chair, &format!("/api/sessions/{session}/live-ticket"), json!({})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    no_store(&res, "live-ticket");
+    add_user(&c.app, "walker@example.org", Role::Consultant).await;
+    let res = login(&c.app, "walker@example.org", PASSWORD).await;
+    no_store(&res, "login");
+    let cookie = refresh_cookie(&res).expect("refresh cookie");
+    let res = refresh(&c.app, &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    no_store(&res, "refresh");
+    let res = c.app.http.post(c.app.url("/api/auth/refresh")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    no_store(&res, "refresh without a cookie");
+    let res = c.post(coordinator, "/api/audit/search", json!({ "nhs_number": "9434765919" })).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    no_store(&res, "audit search");
+    // Refusals and unknown paths too; the static front end is left to ordinary caching.
+    let res = c.app.http.get(c.app.url(&format!("/api/cases/{case}"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    no_store(&res, "unauthenticated case");
+    let res = c.get(&c.trainee, &format!("/api/cases/{case}/fhir")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    no_store(&res, "trainee's FHIR");
+    let res = c.get(coordinator, "/api/no-such-route").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    no_store(&res, "unknown API path");
+    let page = c.app.http.get(c.app.url("/js/app.js")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().get("cache-control").is_none_or(|v| v != "no-store"));
+}
+
+/// The browser-test harness is not served: it lives in `tests/e2e`, outside `web/`.
+async fn the_browser_test_harness_is_not_served(backend: Backend) {
+    let app = app(backend).await;
+    for path in ["/e2e/package.json", "/e2e/lib.mjs", "/e2e/login.test.mjs", "/e2e/"] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let mut stack = vec![web];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                !name.ends_with(".test.mjs") && name != "package.json" && name != "node_modules",
+                "test or build files in the served folder: {}",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
+/// `POST path` with `token` and `body`: (status, code or "", whole answer).
+async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let res = app.http.post(app.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The id of the account with `email`.
+async fn user_id(app: &TestApp, email: &str) -> String {
+    let creds = app.state.store.credentials(&EmailAddress::parse(email).unwrap()).await.unwrap();
+    creds.unwrap().user_id.to_string()
+}
+
+/// Deactivation and reactivation over the API: sign-in refused, the access token refused
+/// on its next request, every refresh family ended for good (reactivation does not revive
+/// it), each refusal with its code and nothing changed by a refusal; all audited.
+async fn coordinators_deactivate_and_reactivate_accounts(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "leaver@example.org", Role::Practitioner).await;
+    add_user(&app, "coord@example.org", Role::Coordinator).await;
+    add_user(&app, "other-coord@example.org", Role::Coordinator).await;
+    let (token, cookie) = sign_in(&app, "leaver@example.org").await;
+    let (_, second_cookie) = sign_in(&app, "leaver@example.org").await;
+    let (coord, _) = sign_in(&app, "coord@example.org").await;
+    let leaver = user_id(&app, "leaver@example.org").await;
+    let coord_id = user_id(&app, "coord@example.org").await;
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK);
+
+    // Who may, and what is refused: nothing changes.
+    let path = format!("/api/users/{leaver}/deactivate");
+    let (status, body) = post_as(&app, &token, &path, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{coord_id}/deactivate"), json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("cannot_change_own_account"))
+    );
+    let unknown = uuid::Uuid::new_v4();
+    for path in [format!("/api/users/{unknown}/deactivate"), "/api/users/nope/deactivate".into()] {
+        let (status, body) = post_as(&app, &coord, &path, json!({})).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    }
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{leaver}/reactivate"), json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("already_active")));
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK, "still active");
+    assert!(!app
+        .state
+        .store
+        .audit_events()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.action.starts_with("user_") && e.action != "user_created"));
+
+    // Deactivated: at once, everywhere.
+    let (status, body) = post_as(&app, &coord, &path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["active"], false);
+    assert_eq!(body["id"], leaver.as_str());
+    assert_eq!(
+        error_code(me(&app, &token).await).await,
+        (StatusCode::UNAUTHORIZED, "invalid_token".into())
+    );
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    for c in [&cookie, &second_cookie] {
+        let res = refresh(&app, c).await;
+        assert_eq!(error_code(res).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let res = login(&app, "leaver@example.org", PASSWORD).await;
+    assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "invalid_credentials".into()));
+    let (status, body) = post_as(&app, &coord, &path, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("already_inactive")));
+    let reset = format!("/api/users/{leaver}/reset-password");
+    let (status, body) = post_as(&app, &coord, &reset, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("account_inactive")));
+    let (_, users) = app.get(&coord, "/api/users").await;
+    let listed = users.as_array().unwrap().iter().find(|u| u["id"] == leaver.as_str()).unwrap();
+    assert_eq!(listed["active"], false);
+
+    // Reactivated: the old password signs in again; the old sign-ins stay ended.
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{leaver}/reactivate"), json!({})).await;
+    assert_eq!((status, &body["active"]), (StatusCode::OK, &json!(true)));
+    for c in [&cookie, &second_cookie] {
+        assert_eq!(refresh(&app, c).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (fresh, _) = sign_in(&app, "leaver@example.org").await;
+    assert_eq!(me(&app, &fresh).await.status(), StatusCode::OK);
+
+    let audit = app.state.store.audit_events().await.unwrap();
+    let coord_uid = mdt_coordinator::domain::UserId(coord_id.parse().unwrap());
+    let of = |action: &str| {
+        audit
+            .iter()
+            .filter(|e| e.action == action && e.record_id.as_deref() == Some(leaver.as_str()))
+            .collect::<Vec<_>>()
+    };
+    let deactivated = of("user_deactivated");
+    assert_eq!(deactivated.len(), 1);
+    assert_eq!(deactivated[0].actor_id, Some(coord_uid));
+    assert!(deactivated[0].details.contains("\"sign_ins_ended\":2"), "{}", deactivated[0].details);
+    assert_eq!(of("user_reactivated").len(), 1);
+    assert_eq!(of("user_reactivated")[0].actor_id, Some(coord_uid));
+}
+
+/// A reset password: a one-time password (shown once, never audited), the old password
+/// and sign-ins ended, and until the person changes it their token reaches only
+/// `GET /api/me` and `POST /api/me/password`.
+async fn a_reset_password_must_be_changed_at_next_sign_in(backend: Backend) {
+    let app = app(backend).await;
+    add_user(&app, "esp@example.org", Role::Practitioner).await;
+    add_user(&app, "coord@example.org", Role::Coordinator).await;
+    let (old_token, old_cookie) = sign_in(&app, "esp@example.org").await;
+    let (coord, _) = sign_in(&app, "coord@example.org").await;
+    let esp = user_id(&app, "esp@example.org").await;
+    let coord_id = user_id(&app, "coord@example.org").await;
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{coord_id}/reset-password"), json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("cannot_change_own_account"))
+    );
+    let (status, body) =
+        post_as(&app, &old_token, &format!("/api/users/{esp}/reset-password"), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, body) =
+        post_as(&app, &coord, &format!("/api/users/{esp}/reset-password"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let once = body["one_time_password"].as_str().unwrap().to_string();
+    assert!(once.len() >= 12);
+    assert_eq!(body["user"]["must_change_password"], true);
+    assert_eq!(body["user"]["active"], true);
+
+    // The old password and sign-ins are gone; the old token reaches only /api/me.
+    assert_eq!(login(&app, "esp@example.org", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh(&app, &old_cookie).await.status(), StatusCode::UNAUTHORIZED);
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(&old_token).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::FORBIDDEN, "password_change_required".into()));
+
+    let res = login(&app, "esp@example.org", &once).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = refresh_cookie(&res).unwrap();
+    let signed: Value = res.json().await.unwrap();
+    assert_eq!(signed["user"]["must_change_password"], true);
+    let token = signed["access_token"].as_str().unwrap().to_string();
+    let me_body: Value = me(&app, &token).await.json().await.unwrap();
+    assert_eq!(me_body["must_change_password"], true);
+    for path in ["/api/sessions", "/api/cases?mine=true", "/api/me/attendance", "/api/people"] {
+        let res = app.http.get(app.url(path)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::FORBIDDEN, "password_change_required".into()),
+            "{path}"
+        );
+    }
+    let ticket = post_as(
+        &app,
+        &token,
+        &format!("/api/sessions/{}/live-ticket", uuid::Uuid::new_v4()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(ticket.1["code"], "password_change_required");
+
+    // The change: refusals change nothing.
+    let change =
+        |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    for (body, code, field) in [
+        (
+            change("not the password at all", "a brand new password"),
+            "wrong_password",
+            "current_password",
+        ),
+        (change(&once, &once), "password_unchanged", "new_password"),
+        (change(&once, "short"), "weak_password", "new_password"),
+    ] {
+        let (status, answer) = post_as(&app, &token, "/api/me/password", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!((answer["code"].as_str(), answer["field"].as_str()), (Some(code), Some(field)));
+    }
+    let (status, answer) =
+        post_as(&app, &token, "/api/me/password", json!({ "current_password": 1 })).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+    );
+    assert_eq!(
+        login(&app, "esp@example.org", &once).await.status(),
+        StatusCode::OK,
+        "still the one-time password"
+    );
+
+    let res = app
+        .http
+        .post(app.url("/api/me/password"))
+        .bearer_auth(&token)
+        .json(&change(&once, "my own new password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let new_cookie = refresh_cookie(&res).expect("a new sign-in");
+    let changed: Value = res.json().await.unwrap();
+    assert_eq!(changed["user"]["must_change_password"], false);
+    let new_token = changed["access_token"].as_str().unwrap();
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(new_token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The token from the one-time sign-in works again too (the account no longer must
+    // change); the one-time sign-in's refresh family ended with the change.
+    let res = app.http.get(app.url("/api/sessions")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(refresh(&app, &cookie).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refresh(&app, &new_cookie).await.status(), StatusCode::OK);
+    assert_eq!(login(&app, "esp@example.org", &once).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login(&app, "esp@example.org", "my own new password").await.status(),
+        StatusCode::OK
+    );
+
+    let audit = app.state.store.audit_events().await.unwrap();
+    let esp_uid = mdt_coordinator::domain::UserId(esp.parse().unwrap());
+    let reset = audit.iter().find(|e| e.action == "password_reset").unwrap();
+    assert_eq!(reset.record_id.as_deref(), Some(esp.as_str()));
+    assert_eq!(reset.actor_id.map(|a| a.to_string()), Some(coord_id.clone()));
+    let changed = audit.iter().find(|e| e.action == "password_changed").unwrap();
+    assert_eq!(changed.actor_id, Some(esp_uid));
+    assert_eq!(audit.iter().filter(|e| e.action == "password_changed").count(), 1);
+    let failed: Vec<_> = audit.iter().filter(|e| e.action == "password_change_failed").collect();
+    assert_eq!(failed.len(), 1, "the wrong current password");
+    assert_eq!(
+        (failed[0].actor_id, failed[0].record_id.as_deref()),
+        (Some(esp_uid), Some(esp.as_str()))
+    );
+    assert!(
+        audit.iter().all(|e| !e.details.contains(&once)),
+        "the one-time password is never kept"
+    );
+}
+
 on_both_backends!(
     login_succeeds_and_me_shows_the_user,
     wrong_password_and_unknown_user_look_the_same,
@@ -546,6 +939,10 @@ on_both_backends!(
     malformed_input_gets_4xx_with_a_code,
     operations_endpoints_and_security_headers,
     client_address_and_audit_never_hold_what_the_client_made_up,
+    every_api_answer_is_no_store,
+    the_browser_test_harness_is_not_served,
+    coordinators_deactivate_and_reactivate_accounts,
+    a_reset_password_must_be_changed_at_next_sign_in,
 );
 
 // ---- the binary -------------------------------------------------------------------
@@ -730,23 +1127,19 @@ fn serve_demo_runs_from_a_fresh_clone() {
 }
 
 /// The web front end in Debian's Chromium, driven by playwright-core: every
-/// `web/e2e/*.test.mjs` file in turn, each against its own fresh demo server (one browser
+/// `tests/e2e/*.test.mjs` file in turn, each against its own fresh demo server (one browser
 /// at a time: the meeting test alone runs three contexts with WebRTC). Skips with a
 /// message when Chromium or the e2e packages are missing, except under CI, where
 /// `.ci/run` installs both and a skip would hide a broken page. Screenshots are left in
-/// `web/e2e/screenshots/`.
+/// `tests/e2e/screenshots/`.
 #[test]
 fn web_front_end_works_in_chromium() {
-    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/e2e");
+    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = e2e.join("node_modules/playwright-core").exists()
         && std::path::Path::new(&chromium).exists();
     if !ready {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser tests: install chromium and run npm ci in web/e2e"
-        );
-        eprintln!("skipped: needs {chromium} and `npm ci` in web/e2e");
+        common::skip(&format!("no browser: needs {chromium} and `npm ci` in tests/e2e"));
         return;
     }
     let mut files: Vec<String> = std::fs::read_dir(&e2e)
@@ -776,6 +1169,73 @@ fn web_front_end_works_in_chromium() {
         }
     }
     assert!(failures.is_empty(), "browser tests failed:\n{}", failures.join("\n"));
+}
+
+/// The store at `db` and the credentials of the account with `email` there.
+async fn account_in(
+    db: &str, email: &str,
+) -> (mdt_coordinator::store::DynStore, mdt_coordinator::store::Credentials) {
+    let store =
+        mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(db)).await.unwrap();
+    let creds = store.credentials(&EmailAddress::parse(email).unwrap()).await.unwrap().unwrap();
+    (store, creds)
+}
+
+/// `user deactivate`, `user reactivate` and `user reset-password` from the command line:
+/// the API's rules and audit (no actor: the operator), refusals exit non-zero.
+#[test]
+fn user_lifecycle_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/mdt.db", dir.path().display());
+    let run = |args: &[&str]| {
+        binary().args(args).env("MDT__DATABASE__URL", &db).stdin(Stdio::null()).output().unwrap()
+    };
+    let mut add = binary()
+        .args(["user", "add", "--email", "esp@example.org", "--name", "Ellis Physio"])
+        .args(["--role", "practitioner", "--specialty", "spinal", "--password-stdin"])
+        .env("MDT__DATABASE__URL", &db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let email = ["--email", "esp@example.org"];
+    let ok = |out: std::process::Output, says: &str| {
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(says), "{text}");
+        text
+    };
+    let refused = |out: std::process::Output, says: &str| {
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(text.contains(says), "{text}");
+    };
+    ok(run(&[&["user", "deactivate"][..], &email].concat()), "deactivated esp@example.org");
+    refused(run(&[&["user", "deactivate"][..], &email].concat()), "already deactivated");
+    refused(run(&[&["user", "reset-password"][..], &email].concat()), "reactivate it");
+    refused(run(&["user", "deactivate", "--email", "nobody@example.org"]), "no account");
+    ok(run(&[&["user", "reactivate"][..], &email].concat()), "reactivated esp@example.org");
+    let text = ok(run(&[&["user", "reset-password"][..], &email].concat()), "one-time password");
+    let once = text.trim().rsplit(' ').next().unwrap().to_string();
+    assert_eq!(once.len(), 19, "{text}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (store, creds) = account_in(&db, "esp@example.org").await;
+        let user = store.user(creds.user_id).await.unwrap().unwrap();
+        assert!(user.active && user.must_change_password);
+        let passwords = mdt_coordinator::auth::Passwords::new().unwrap();
+        assert!(passwords.verify(&once, Some(creds.password_hash.clone())).await.unwrap());
+        let audit = store.audit_events().await.unwrap();
+        let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["user_created", "user_deactivated", "user_reactivated", "password_reset"]
+        );
+        assert!(audit.iter().all(|e| e.actor_id.is_none()));
+        assert!(audit.iter().skip(1).all(|e| e.record_id == Some(user.id.to_string())));
+    });
 }
 
 #[test]
@@ -809,14 +1269,7 @@ fn user_add_reads_the_password_from_stdin() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("created consultant chair@example.org"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = mdt_coordinator::store::connect(&mdt_coordinator::store::settings_for(&db))
-            .await
-            .unwrap();
-        let creds = store
-            .credentials(&EmailAddress::parse("chair@example.org").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let (store, creds) = account_in(&db, "chair@example.org").await;
         assert!(creds.password_hash.starts_with("$argon2id$"));
         let user = store.user(creds.user_id).await.unwrap().unwrap();
         assert_eq!(user.specialties.len(), 2);

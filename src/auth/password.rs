@@ -54,9 +54,33 @@ impl Passwords {
     }
 }
 
+/// A one-time password for a reset: four groups of four characters from an alphabet
+/// without look-alikes (no `0`/`o`, `1`/`l`/`i`), about 79 bits from the thread's CSPRNG;
+/// easy to read out over the phone and to type once.
+pub fn one_time_password() -> Result<Password, ApiError> {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let groups: Vec<String> = (0..4)
+        .map(|_| {
+            (0..4).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+        })
+        .collect();
+    Password::parse(&groups.join("-")).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_time_passwords_are_long_enough_and_differ() {
+        let a = one_time_password().unwrap();
+        let b = one_time_password().unwrap();
+        assert_eq!(a.expose().len(), 19);
+        assert_ne!(a.expose(), b.expose());
+        assert!(a.expose().chars().all(|c| c == '-' || c.is_ascii_alphanumeric()));
+    }
 
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {

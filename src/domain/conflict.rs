@@ -56,6 +56,14 @@ pub enum Conflict {
     CoverOverlaps,
     #[error("the supervisor already has {0} supervisees, the most allowed")]
     SupervisorFull(u32),
+    #[error("nobody deactivates or resets their own account; ask another coordinator")]
+    OwnAccount,
+    #[error("the account is already deactivated")]
+    AlreadyInactive,
+    #[error("the account is already active")]
+    AlreadyActive,
+    #[error("the account is deactivated: reactivate it before resetting its password")]
+    AccountInactive,
     /// What a change was planned from changed before it could be applied; plan again.
     #[error("the records changed meanwhile; try again")]
     Changed,
@@ -93,6 +101,10 @@ impl Conflict {
             Conflict::AlreadyBooked => "already_booked",
             Conflict::CoverOverlaps => "cover_overlaps",
             Conflict::SupervisorFull(_) => "supervisor_full",
+            Conflict::OwnAccount => "cannot_change_own_account",
+            Conflict::AlreadyInactive => "already_inactive",
+            Conflict::AlreadyActive => "already_active",
+            Conflict::AccountInactive => "account_inactive",
             Conflict::Changed => "changed_meanwhile",
             Conflict::InvalidState(_) => "invalid_state",
         }

@@ -463,6 +463,7 @@ mod tests {
             specialties: vec![Specialty::parse("rheumatology").unwrap()],
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: Utc::now(),
         }
     }

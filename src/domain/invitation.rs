@@ -132,6 +132,7 @@ mod tests {
             specialties: vec![Specialty::parse(specialty).unwrap()],
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: Utc::now(),
         }
     }

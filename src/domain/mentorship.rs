@@ -991,6 +991,21 @@ mod tests {
         assert!(DateRange::parse_open(None, None).unwrap().contains(d("2025-01-01")));
     }
 
+    /// SQLite compares stored times as text: an open window's ends must still be times
+    /// with a four-digit year, or every stored time sorts outside them (the CPD record
+    /// came back empty without `to`).
+    #[test]
+    fn open_ranges_stay_within_four_digit_years() {
+        for (from, to) in [(None, None), (Some("2025-01-01"), None), (None, Some("2025-01-01"))] {
+            let (start, end) = DateRange::parse_open(from, to).unwrap().instants();
+            for t in [start, end] {
+                let text = t.to_rfc3339();
+                assert!(text.as_bytes()[..4].iter().all(u8::is_ascii_digit), "{text}");
+                assert_eq!(text.as_bytes()[4], b'-', "{text}");
+            }
+        }
+    }
+
     fn request(body: serde_json::Value) -> LogRequest {
         serde_json::from_value(body).unwrap()
     }

@@ -1,6 +1,7 @@
 //! Parsed, validated domain types and pure rules. No I/O lives here: every value from
 //! outside becomes one of these types before it reaches storage.
 
+pub mod account;
 pub mod action;
 pub mod attachment;
 pub mod audit;

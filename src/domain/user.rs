@@ -44,6 +44,9 @@ pub struct User {
     /// Where the person works (e.g. a guest's trust), shown to the chair in the lobby.
     pub organisation: Option<String>,
     pub active: bool,
+    /// Signed in with a one-time password a coordinator set: until it is changed, the
+    /// account reaches only `GET /api/me` and `POST /api/me/password`.
+    pub must_change_password: bool,
     pub created_at: DateTime<Utc>,
 }
 

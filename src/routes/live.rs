@@ -58,7 +58,7 @@ pub async fn ticket(
     let seconds = state.live.settings().ticket_seconds;
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(30));
     state.store.create_live_ticket(&hash, session.id, caller.id, expires_at).await?;
-    Ok(HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+    Ok(HttpResponse::Created().json(json!({
         "ticket": ticket,
         "expires_in": seconds,
         "ice_servers": state.live.media().ice_servers(caller.id),

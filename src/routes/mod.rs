@@ -41,7 +41,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                 .service(resource("/auth/refresh").post(auth::refresh))
                 .service(resource("/auth/logout").post(auth::logout))
                 .service(resource("/me").get(auth::me))
+                .service(resource("/me/password").post(auth::change_password))
                 .service(resource("/users").post(users::create).get(users::list))
+                .service(resource("/users/{id}/deactivate").post(users::deactivate))
+                .service(resource("/users/{id}/reactivate").post(users::reactivate))
+                .service(resource("/users/{id}/reset-password").post(users::reset_password))
                 .service(resource("/people").get(users::people))
                 .service(
                     resource("/specialties")

@@ -124,7 +124,7 @@ pub async fn activity(
                 activity_report(&window, &scope.specialties, &tallies, judging)
             })
             .await?;
-            Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(report))
+            Ok(HttpResponse::Ok().json(report))
         }
         ReportFormat::Csv => {
             let data = state.store.activity_data(&query).await?;
@@ -137,7 +137,6 @@ pub async fn activity(
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"{filename}\""),
                 ))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
                 .body(body))
         }
     }
@@ -179,7 +178,7 @@ pub async fn practices(
     let (from, to) = (params.from.as_deref(), params.to.as_deref());
     let request = report_request(&state, &caller, from, to, params.specialty.as_deref()).await?;
     let report = practices_report(&state, &request).await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(report))
+    Ok(HttpResponse::Ok().json(report))
 }
 
 /// `GET /api/reports/practices/{ods_code}/summary?from=&to=[&specialty=]`: the
@@ -200,7 +199,6 @@ pub async fn practice_summary(
         .ok_or_else(|| ApiError::not_found("not_found", "no referrals from this practice"))?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(practice_summary_html(&report, practice)))
 }
 
@@ -279,6 +277,7 @@ mod tests {
             specialties: specialties.iter().map(|s| Specialty::parse(s).unwrap()).collect(),
             organisation: None,
             active: true,
+            must_change_password: false,
             created_at: chrono::Utc::now(),
         }
     }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
@@ -210,10 +209,7 @@ pub async fn portfolio(
         target,
         clinic_date(Utc::now()),
     );
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html))
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
 
 fn long_date(d: NaiveDate) -> String {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, case_access, AgendaAccess};
 use crate::auth::tokens::TokenError;
+use crate::domain::account::reachable_before_password_change;
 use crate::domain::case::parse_date_of_birth;
 use crate::domain::proforma::{Proforma, ProformaRequest};
 use crate::domain::{
@@ -40,6 +41,7 @@ impl FromRequest for AuthUser {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| t.trim().to_string());
+        let path = req.path().to_string();
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
@@ -54,6 +56,17 @@ impl FromRequest for AuthUser {
                 }
             })?;
             match state.store.user(user_id).await? {
+                Some(user)
+                    if user.active
+                        && user.must_change_password
+                        && !reachable_before_password_change(&path) =>
+                {
+                    Err(ApiError::Forbidden {
+                        code: "password_change_required",
+                        message: "change the one-time password first (POST /api/me/password)"
+                            .into(),
+                    })
+                }
                 Some(user) if user.active => Ok(AuthUser(user)),
                 _ => Err(ApiError::unauthorized("invalid_token", "the access token is not valid")),
             }

@@ -1,10 +1,16 @@
-//! Account management for coordinators: `POST /api/users`, `GET /api/users`; and the
-//! names-only directory `GET /api/people` (no emails) consultants choose mentees from.
+//! Account management for coordinators: `POST /api/users`, `GET /api/users`, the
+//! lifecycle (`POST /api/users/{id}/deactivate`, `…/reactivate`, `…/reset-password`,
+//! shared with the command line); and the names-only directory `GET /api/people` (no
+//! emails) consultants choose mentees from.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::auth::password::one_time_password;
 use crate::auth::require_role;
+use crate::domain::account::{check_change, AccountChange};
 use crate::domain::{
     bounded_text, EmailAddress, NewAuditEvent, NewUser, ParseError, Password, PersonName, Role,
     Specialty, User, UserId,
@@ -12,6 +18,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::routes::support::{ApiJson, AuthUser};
 use crate::state::AppState;
+use crate::store::{NewPassword, StoreError};
 
 #[derive(Deserialize)]
 pub struct CreateUserRequest {
@@ -109,6 +116,82 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     require_role(&caller, &[Role::Coordinator])?;
     Ok(HttpResponse::Ok().json(state.store.list_users().await?))
+}
+
+/// Deactivates, reactivates or resets the password of account `target` as `actor`
+/// (`None`: the command line), after `domain::account`'s rules; audited. Deactivation
+/// ends the account's sign-in families in the same transaction and closes its live
+/// connections (and media) on this instance at once; rooms elsewhere find it on their
+/// housekeeping tick. Access tokens need nothing: every request reads the account. A
+/// reset ends the sign-ins too and returns the one-time password (stored only hashed;
+/// the person must change it at their next sign-in).
+pub async fn change_account(
+    state: &AppState, actor: Option<&User>, target: UserId, change: AccountChange,
+    addr: Option<String>,
+) -> Result<(User, Option<Password>), ApiError> {
+    let user = state
+        .store
+        .user(target)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such account"))?;
+    check_change(actor, &user, change).map_err(StoreError::from)?;
+    let mut audit = NewAuditEvent::new(change.audit_action(), "user").from_addr(addr);
+    if let Some(actor) = actor {
+        audit = audit.actor(actor.id);
+    }
+    let now = Utc::now();
+    match change {
+        AccountChange::Deactivate | AccountChange::Reactivate => {
+            let active = change == AccountChange::Reactivate;
+            let user = state.store.set_user_active(user.id, active, now, audit).await?;
+            if !active {
+                state.live.account_deactivated(user.id);
+            }
+            Ok((user, None))
+        }
+        AccountChange::ResetPassword => {
+            let once = one_time_password()?;
+            let hash = state.passwords.hash(&once).await?;
+            let password = NewPassword { hash, must_change: true, next_family: None };
+            state.store.set_password(user.id, password, now, audit).await?;
+            let user = state.store.user(user.id).await?.ok_or(StoreError::NotFound("user"))?;
+            Ok((user, Some(once)))
+        }
+    }
+}
+
+/// `POST /api/users/{id}/{deactivate|reactivate|reset-password}` (coordinator).
+async fn lifecycle(
+    req: HttpRequest, state: web::Data<AppState>, caller: User, id: UserId, change: AccountChange,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let addr = state.client_addr(&req);
+    let (user, once) = change_account(&state, Some(&caller), id, change, addr).await?;
+    Ok(HttpResponse::Ok().json(match once {
+        Some(once) => json!({ "user": user, "one_time_password": once.expose() }),
+        None => json!(user),
+    }))
+}
+
+/// `POST /api/users/{id}/deactivate` (coordinator): `200` the account, now inactive.
+pub async fn deactivate(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle(req, state, caller, *id, AccountChange::Deactivate).await
+}
+
+/// `POST /api/users/{id}/reactivate` (coordinator): `200` the account, active again.
+pub async fn reactivate(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle(req, state, caller, *id, AccountChange::Reactivate).await
+}
+
+/// `POST /api/users/{id}/reset-password` (coordinator): `200 {user, one_time_password}`.
+pub async fn reset_password(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle(req, state, caller, *id, AccountChange::ResetPassword).await
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
-//! Accounts: specialties and their quorum, users with their specialties, login credentials
-//! and refresh-token families. Audited writes append their event in the same transaction.
+//! Accounts: specialties and their quorum, users with their specialties, login credentials,
+//! refresh-token families and the account lifecycle (deactivation, reactivation, password
+//! resets and changes). Audited writes append their event in the same transaction.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -43,13 +44,25 @@ pub enum RefreshOutcome {
 }
 
 const USERS: &str = "SELECT u.id, u.email, u.name, u.role, u.organisation, u.active, \
-    u.created_at, s.specialty \
+    u.must_change_password, u.created_at, s.specialty \
     FROM users u LEFT JOIN user_specialties s ON s.user_id = u.id";
 const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens \
     (token_hash, family_id, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
 /// The presented token's family, revoked as of `$1` (`$2`: the token's hash).
 const REVOKE_FAMILY: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
     AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $2)";
+
+/// Every open refresh-token family of the user `$2`, revoked as of `$1`.
+const REVOKE_USER_FAMILIES: &str =
+    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id = $2";
+
+/// A password to store: its Argon2id hash, whether it is a one-time password the person
+/// must change at their next sign-in, and the sign-in family to start with it, if any.
+pub struct NewPassword<'a> {
+    pub hash: String,
+    pub must_change: bool,
+    pub next_family: Option<&'a NewRefreshToken>,
+}
 
 /// `422 unknown_specialty`: a new user names a specialty that is not on record.
 fn unknown_specialty() -> StoreError {
@@ -191,6 +204,68 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the account's active flag from `!active` to `active` with its audit event, in
+    /// one transaction; deactivation also revokes every refresh-token family of the
+    /// account. `404` for an unknown account; `409 changed_meanwhile` when the flag no
+    /// longer has the value the rules were checked against. Returns the account.
+    #[tracing::instrument(skip_all, fields(user_id = %id, active))]
+    pub async fn set_user_active(
+        &self, id: UserId, active: bool, now: DateTime<Utc>, audit: NewAuditEvent,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.db.write().await?;
+        let sql = "UPDATE users SET active = $1 WHERE id = $2 AND active = $3";
+        if tx.run(sql, args![active, id, !active]).await? != 1 {
+            let exists = tx.opt("SELECT id FROM users WHERE id = $1", args![id]).await?;
+            return Err(match exists {
+                Some(_) => Conflict::Changed.into(),
+                None => StoreError::NotFound("user"),
+            });
+        }
+        let revoked = if active { 0 } else { tx.run(REVOKE_USER_FAMILIES, args![now, id]).await? };
+        let audit = audit.record(id).details(serde_json::json!({ "sign_ins_ended": revoked }));
+        super::audit::append_audit_in(&mut tx, audit).await?;
+        let sql = format!("{USERS} WHERE u.id = $1 ORDER BY s.specialty");
+        let user = Self::users_from(&tx.all(sql, args![id]).await?)?.pop();
+        tx.commit().await?;
+        user.ok_or(StoreError::NotFound("user"))
+    }
+
+    /// Replaces the account's password with `password` and ends every sign-in family of
+    /// the account (starting `password.next_family`, if given, in the same transaction),
+    /// with its audit event. `404` for an unknown or deactivated account.
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn set_password(
+        &self, id: UserId, password: NewPassword<'_>, now: DateTime<Utc>, audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.write().await?;
+        let sql = "UPDATE users SET password_hash = $1, must_change_password = $2 \
+                   WHERE id = $3 AND active = TRUE";
+        if tx.run(sql, args![&password.hash, password.must_change, id]).await? != 1 {
+            return Err(StoreError::NotFound("user"));
+        }
+        let revoked = tx.run(REVOKE_USER_FAMILIES, args![now, id]).await?;
+        if let Some(t) = password.next_family {
+            let mut values = args![&t.token_hash, t.family_id, t.user_id];
+            values.extend(args![t.issued_at, t.expires_at]);
+            tx.run(INSERT_TOKEN, values).await?;
+        }
+        let audit = audit.record(id).details(serde_json::json!({ "sign_ins_ended": revoked }));
+        super::audit::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// Which of `ids` are accounts no longer active (live rooms show them out).
+    #[tracing::instrument(skip_all)]
+    pub async fn inactive_users(&self, ids: &[UserId]) -> Result<Vec<UserId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = "SELECT id FROM users WHERE active = FALSE AND id = ANY($1)";
+        let list: Vec<Uuid> = ids.iter().map(|u| u.0).collect();
+        let found = self.db.all(sql, args![list.as_slice()]).await?;
+        found.iter().map(|r| r.get("id")).collect()
+    }
+
     /// How many consultants or specialists besides the chair make a meeting quorate.
     #[tracing::instrument(skip_all, fields(specialty = %specialty))]
     pub async fn specialty_quorum(&self, specialty: &Specialty) -> Result<u32, StoreError> {
@@ -227,6 +302,7 @@ impl Store {
                     specialties: Vec::new(),
                     organisation: row.get("organisation")?,
                     active: row.get("active")?,
+                    must_change_password: row.get("must_change_password")?,
                     created_at: row.get("created_at")?,
                 });
             }

@@ -32,7 +32,7 @@ mod schedule;
 mod supervision;
 mod triage;
 
-pub use self::accounts::{Credentials, NewRefreshToken, RefreshOutcome};
+pub use self::accounts::{Credentials, NewPassword, NewRefreshToken, RefreshOutcome};
 pub use self::actions::{ActionQuery, ActionUpdate, UpdatedAction};
 pub use self::core::{connect, settings_for, until_unchanged, DynStore, Store};
 pub use self::error::{ConnectError, StoreError};

@@ -233,11 +233,40 @@ pub fn aiosmtpd_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !available {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the SMTP test: pip install aiosmtpd"
-        );
-        eprintln!("skipped: pip install aiosmtpd to run the SMTP test");
+        skip("no SMTP server: python3 -m pip install aiosmtpd");
+    }
+    available
+}
+
+/// Whether this run is CI (`CI` set to anything but empty, `0` or `false`): there, what a
+/// test needs is installed by `.ci/run`, and a test that cannot run fails.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// The running test's name (libtest names each test's thread after it; a test body runs on
+/// that thread, `#[tokio::test]` ones included).
+pub fn current_test() -> String {
+    std::thread::current().name().unwrap_or("this test").to_string()
+}
+
+/// The running test cannot run because of `reason`. That is not a pass: under CI the test
+/// fails (so `.ci/run` fails); elsewhere it is named on the terminal, past the test
+/// harness's output capture (which hides `eprintln!` of passing tests), as
+/// `SKIPPED <test>: <reason>`, and the caller returns.
+pub fn skip(reason: &str) {
+    let test = current_test();
+    assert!(!in_ci(), "{test} cannot run under CI: {reason}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {reason} (not run, not passed)");
+}
+
+/// Whether PostgreSQL tests can run (`MDT_TEST_POSTGRES_URL` is set); if not, the test
+/// is [`skip`]ped.
+pub fn postgres_available() -> bool {
+    let available = std::env::var_os("MDT_TEST_POSTGRES_URL").is_some();
+    if !available {
+        skip("no PostgreSQL: set MDT_TEST_POSTGRES_URL");
     }
     available
 }
@@ -294,8 +323,8 @@ pub fn start_sink(port: u16, dir: &std::path::Path) -> Option<Sink> {
     (line.trim() == "ready").then_some(sink)
 }
 
-/// Runs each listed `async fn name(backend: Backend)` once per backend. PostgreSQL cases
-/// return early (and say so) when `MDT_TEST_POSTGRES_URL` is not set.
+/// Runs each listed `async fn name(backend: Backend)` once per backend. Without
+/// `MDT_TEST_POSTGRES_URL` the PostgreSQL cases are [`skip`]ped: named, or failed under CI.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -306,8 +335,7 @@ macro_rules! on_both_backends {
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                if std::env::var_os("MDT_TEST_POSTGRES_URL").is_none() {
-                    eprintln!("skipped: MDT_TEST_POSTGRES_URL is not set");
+                if !$crate::common::postgres_available() {
                     return;
                 }
                 super::$name($crate::common::Backend::Postgres).await;

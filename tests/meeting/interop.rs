@@ -25,11 +25,9 @@ fn aiortc_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !available {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the aiortc interop test: python3 -m pip install aiortc websockets"
+        crate::common::skip(
+            "no aiortc: python3 -m pip install aiortc websockets (pins in .ci/run)",
         );
-        eprintln!("skipped: python3 -m pip install aiortc websockets to run the interop test");
     }
     available
 }

@@ -744,6 +744,75 @@ async fn a_meeting_opened_too_early_is_refused_until_the_session_is_moved(backen
     assert!(sequence > 0, "{calendar}");
 }
 
+/// Reads `ws` until the server closes it, at most until `deadline`: whether an
+/// `account_deactivated` error came first, and the close code.
+async fn closed_for_deactivation(
+    ws: &mut Ws, deadline: tokio::time::Instant,
+) -> (bool, Option<u16>) {
+    let mut told = false;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("the connection was still open at the deadline"),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let v: Value = serde_json::from_str(text.as_str()).unwrap();
+                told |= v["type"] == "error" && v["code"] == "account_deactivated";
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => return (told, frame.map(|f| u16::from(f.code))),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return (told, None),
+        }
+    }
+}
+
+/// A deactivated account leaves the meeting at once: a coordinator's deactivation closes
+/// the person's live connection within a second (`account_deactivated`, close code 1008,
+/// which also hangs up their media), the others see them leave, and their access token is
+/// refused on its next request. A deactivation the room is not told of (the command line,
+/// another instance) is found on its housekeeping tick.
+async fn a_deactivated_account_leaves_the_meeting_at_once(backend: Backend) {
+    let m = Meeting::open_with(backend, false, |s| s.live.instance_heartbeat_seconds = 1).await;
+    let mut chair = m.join(&m.chair).await;
+    until(&mut chair, "snapshot").await;
+    let mut physio = m.join(&m.physio).await;
+    until(&mut physio, "snapshot").await;
+    let joined = until(&mut chair, "participant_joined").await;
+    assert_eq!(joined["event"]["user_id"], m.physio_id.as_str());
+
+    let started = tokio::time::Instant::now();
+    let path = format!("/api/users/{}/deactivate", m.physio_id);
+    let (status, body) = m.app.post(&m.coordinator, &path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (told, code) = closed_for_deactivation(&mut physio, started + Duration::from_secs(1)).await;
+    assert!(told, "the client is told why");
+    assert_eq!(code, Some(1008));
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    loop {
+        let left = until(&mut chair, "participant_left").await;
+        if left["event"]["user_id"] == m.physio_id.as_str() {
+            break;
+        }
+    }
+    let (status, body) = m.app.get(&m.physio, "/api/me").await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+    let res = m.ticket(&m.physio, &m.session).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Deactivated behind the room's back (as the command line or another instance does).
+    let mut colleague = m.join(&m.colleague).await;
+    until(&mut colleague, "snapshot").await;
+    let email = mdt_coordinator::domain::EmailAddress::parse("second@example.org").unwrap();
+    let id = m.app.state.store.credentials(&email).await.unwrap().unwrap().user_id;
+    let started = tokio::time::Instant::now();
+    let audit = mdt_coordinator::domain::NewAuditEvent::new("user_deactivated", "user");
+    m.app.state.store.set_user_active(id, false, Utc::now(), audit).await.unwrap();
+    let (told, code) =
+        closed_for_deactivation(&mut colleague, started + Duration::from_secs(3)).await;
+    assert!(told && code == Some(1008), "{told} {code:?}");
+    // The chair, still active, is still connected and hears nothing odd.
+    let v = command(&mut chair, "after", json!({"kind": "open_meeting"})).await;
+    assert_eq!(v["type"], "ack", "{v}");
+}
+
 on_both_backends!(
     listed_cases_are_confirmed_together,
     a_meeting_opened_too_early_is_refused_until_the_session_is_moved,
@@ -754,14 +823,14 @@ on_both_backends!(
     handshakes_without_a_valid_ticket_and_origin_are_refused,
     trainees_see_only_de_identified_cases_live,
     presence_makes_attendance_and_quorum,
+    a_deactivated_account_leaves_the_meeting_at_once,
 );
 
 /// Two instances on one PostgreSQL database: a command sent to A reaches a client of B,
 /// and `seq` stays one sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_on_one_instance_reaches_clients_of_another() {
-    if std::env::var_os("MDT_TEST_POSTGRES_URL").is_none() {
-        eprintln!("skipped: MDT_TEST_POSTGRES_URL is not set");
+    if !crate::common::postgres_available() {
         return;
     }
     let m = Meeting::open(Backend::Postgres, false).await;

@@ -719,17 +719,25 @@ async fn an_h264_screen_is_forwarded(backend: Backend) {
     }
 }
 
+/// The chair opens the meeting; chair and physio are both on media (microphones on).
+async fn chair_and_physio_on_media(
+    m: &Meeting,
+) -> (Client, Client, Arc<mdt_coordinator::media::Sfu>) {
+    let mut chair = participant(m, &m.chair).await;
+    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
+    chair.microphone().await;
+    let physio = participant(m, &m.physio).await;
+    physio.microphone().await;
+    let sfu = m.app.state.live.media().clone();
+    eventually("both on media", async || (sfu.stats().peers == 2).then_some(())).await;
+    (chair, physio, sfu)
+}
+
 /// A practitioner whose last case leaves the agenda is no longer admitted: shown the door
 /// at once, and their media hangs up with it.
 async fn a_practitioner_without_a_case_is_hung_up(backend: Backend) {
     let m = Meeting::open(backend, false).await;
-    let mut chair = participant(&m, &m.chair).await;
-    assert_eq!(chair.command("open", json!({"kind": "open_meeting"})).await["type"], "ack");
-    chair.microphone().await;
-    let mut physio = participant(&m, &m.physio).await;
-    physio.microphone().await;
-    let sfu = m.app.state.live.media().clone();
-    eventually("both on media", async || (sfu.stats().peers == 2).then_some(())).await;
+    let (chair, mut physio, sfu) = chair_and_physio_on_media(&m).await;
     for case in &m.cases {
         let res = m
             .app
@@ -744,6 +752,26 @@ async fn a_practitioner_without_a_case_is_hung_up(backend: Backend) {
     let door = physio.until(|v| v["type"] == "error").await;
     assert_eq!(door["code"], "not_a_participant");
     eventually("the physio's media hung up", async || (sfu.stats().peers == 1).then_some(())).await;
+    for c in [chair, physio] {
+        c.close().await;
+    }
+}
+
+/// A deactivated account's media hangs up with its live connection, within a second of
+/// the coordinator's deactivation; the chair's stays.
+async fn a_deactivated_account_is_hung_up(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let (chair, mut physio, sfu) = chair_and_physio_on_media(&m).await;
+    let started = std::time::Instant::now();
+    let path = format!("/api/users/{}/deactivate", m.physio_id);
+    let (status, body) = m.app.post(&m.coordinator, &path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let told = physio.until(|v| v["type"] == "error").await;
+    assert_eq!(told["code"], "account_deactivated");
+    while sfu.stats().peers != 1 {
+        assert!(started.elapsed() < Duration::from_secs(1), "media still up after a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for c in [chair, physio] {
         c.close().await;
     }
@@ -858,6 +886,7 @@ async fn an_offer_the_instant_the_meeting_opens_is_answered(backend: Backend) {
 crate::on_both_backends!(
     an_offer_the_instant_the_meeting_opens_is_answered,
     a_practitioner_without_a_case_is_hung_up,
+    a_deactivated_account_is_hung_up,
     an_h264_screen_is_forwarded,
     a_presenter_reaches_three_subscribers,
     only_the_presenter_publishes_video,

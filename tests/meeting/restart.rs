@@ -89,9 +89,7 @@ async fn join(
 }
 
 async fn a_killed_server_restarts_with_every_acknowledged_event(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
+    let db = TestDb::new(backend).await.expect("backend available");
     let mut add = binary(&db)
         .args(["user", "add", "--email", "coord@example.org", "--name", "Clinic Coordinator"])
         .args(["--role", "coordinator", "--password-stdin"])

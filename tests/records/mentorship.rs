@@ -669,6 +669,33 @@ async fn a_trainees_attendance_record_and_certificate_carry_no_patient_identifie
         && e.actor_id == Some(trainee)
         && e.record_id.as_deref() == Some(discussed.as_str())
         && e.details.contains("attendance")));
+    // A window open at either end, or at both, holds the session too (SQLite compares
+    // stored times as text: an open end must still sort as a time there).
+    let next_day = day.succ_opt().unwrap();
+    for open in
+        [String::new(), format!("?from={day}"), format!("?to={day}"), "?from=1900-01-01".into()]
+    {
+        let (status, open_record) =
+            s.app.get(&s.trainee.token, &format!("/api/me/attendance{open}")).await;
+        assert_eq!(status, StatusCode::OK, "{open}: {open_record}");
+        let sessions = open_record["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 1, "{open}: {open_record}");
+        assert_eq!(open_record["total_minutes"], 65, "{open}");
+        let res = s
+            .app
+            .http
+            .get(s.app.url(&format!("/api/me/attendance/certificate{open}")))
+            .bearer_auth(&s.trainee.token)
+            .send()
+            .await
+            .unwrap();
+        let html = res.text().await.unwrap();
+        assert!(html.contains("Total: 1 session<"), "{open}: {html}");
+    }
+    for after in [format!("?from={next_day}"), format!("?from={next_day}&to=2200-12-31")] {
+        let (_, none) = s.app.get(&s.trainee.token, &format!("/api/me/attendance{after}")).await;
+        assert_eq!(none["sessions"], json!([]), "{after}");
+    }
     // Another window holds nothing.
     let (_, empty) =
         s.app.get(&s.trainee.token, "/api/me/attendance?from=2025-01-01&to=2025-01-31").await;

@@ -1,7 +1,7 @@
 // The page shell: sign-in, the navigation for the signed-in role, and a hash router that
 // shows one page module at a time in <main>. Each page module exports
 // `render(main, ctx)` and may return a cleanup function, called when the page is left.
-import { onSession, resume, signIn, signOut } from "./api.js";
+import { changePassword, onSession, resume, signIn, signOut } from "./api.js";
 import { errorBox, explain, fill, h } from "./ui.js";
 
 const view = document.getElementById("view");
@@ -90,6 +90,70 @@ function signInPage() {
   email.focus();
 }
 
+/**
+ * Signed in with a one-time password a coordinator set: the server lets the account do
+ * nothing else until it is changed, so neither does the page.
+ */
+function changePasswordPage() {
+  document.title = "Choose a new password · MDT Coordinator";
+  document.getElementById("nav").hidden = true;
+  document.getElementById("me-name").textContent = user.name;
+  document.getElementById("me-role").textContent = user.role;
+  document.getElementById("whoami").hidden = false;
+  const input = (id, autocomplete) => h("input", { id, name: id, type: "password", autocomplete, required: true, "aria-describedby": `${id}-error` });
+  const current = input("current-password", "current-password");
+  const next = input("new-password", "new-password");
+  const again = input("new-password-again", "new-password");
+  const fieldError = (id) => h("p", { class: "field-error", id: `${id}-error`, hidden: true });
+  const errors = { current: fieldError("current-password"), next: fieldError("new-password"), again: fieldError("new-password-again") };
+  const show = (which, text) => {
+    errors[which].textContent = text || "";
+    errors[which].hidden = !text;
+  };
+  const error = errorBox("password-error");
+  const form = h(
+    "form",
+    { id: "password-form", class: "card narrow", novalidate: true, "aria-labelledby": "password-title" },
+    h("h1", { id: "password-title" }, "Choose a new password"),
+    h("p", {}, "Your password was reset. Enter the one-time password you were given, then choose your own (at least 12 characters)."),
+    h("label", { for: "current-password" }, "One-time password"),
+    current,
+    errors.current,
+    h("label", { for: "new-password" }, "New password"),
+    next,
+    errors.next,
+    h("label", { for: "new-password-again" }, "New password again"),
+    again,
+    errors.again,
+    h("button", { type: "submit" }, "Change password"),
+    error,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.show(null);
+    for (const which of Object.keys(errors)) show(which, null);
+    if (next.value.length < 12) {
+      show("next", "must be at least 12 characters");
+      return next.focus();
+    }
+    if (again.value !== next.value) {
+      show("again", "the two new passwords differ");
+      return again.focus();
+    }
+    try {
+      await changePassword(current.value, next.value);
+    } catch (err) {
+      const where = { current_password: ["current", current], new_password: ["next", next] }[err.field];
+      if (where) {
+        show(where[0], explain(err));
+        where[1].focus();
+      } else error.show(err);
+    }
+  });
+  fill(view, form);
+  current.focus();
+}
+
 async function route() {
   // Every route counts as a visit, even one that ends at once (sign-in, no access), so a
   // page still loading from before never draws over it.
@@ -106,6 +170,7 @@ async function route() {
     }
   }
   if (!user) return signInPage();
+  if (user.must_change_password) return changePasswordPage();
   const path = location.hash.slice(1) || "/";
   const page = PAGES.find((p) => p.path.test(path));
   if (!page || (page.roles && !page.roles.includes(user.role))) {
@@ -138,7 +203,7 @@ async function route() {
 }
 
 onSession((next) => {
-  const changed = (user && user.id) !== (next && next.id);
+  const changed = (user && user.id) !== (next && next.id) || Boolean(user?.must_change_password) !== Boolean(next?.must_change_password);
   user = next;
   if (changed) route();
 });

@@ -68,6 +68,13 @@ const MESSAGES = {
     "The agenda has been published: only an urgent case the chair approves can still be added. Return the booking or ask the chair.",
   not_awaiting_triage: "This booking is no longer waiting for triage: someone else has decided it. The list has been refreshed.",
   not_returned: "This booking is not returned, so it cannot be edited or resubmitted.",
+  cannot_change_own_account: "You cannot deactivate or reset your own account: ask another coordinator.",
+  already_inactive: "This account is already deactivated. The list has been refreshed.",
+  already_active: "This account is already active. The list has been refreshed.",
+  account_inactive: "This account is deactivated: reactivate it before resetting its password.",
+  wrong_password: "The current password is not right.",
+  password_unchanged: "Choose a password other than the current one.",
+  account_deactivated: "This account has been deactivated. Ask a coordinator if you think this is wrong.",
 };
 
 /** A message for an ApiError: ours for codes we know, else the server's own words. */

@@ -1,4 +1,5 @@
-// Administration for coordinators: accounts, specialties (their quorum, triage data:
+// Administration for coordinators: accounts (created, deactivated and reactivated, a
+// password reset to a one-time password), specialties (their quorum, triage data:
 // required proforma fields and standard plans, and waiting-time targets), weekly
 // series and one-off sessions, and patient records whose cases disagree. Each form checks
 // what it can before sending and shows the server's refusal against the field it names.
@@ -50,7 +51,8 @@ function refuse(form, box, err) {
   if (!form.showServerError(err)) box.show(err);
 }
 
-export async function render(main) {
+export async function render(main, ctx = {}) {
+  const me = ctx.user?.id;
   const here = stillHere();
   const status = h("p", { id: "admin-status", class: "success", role: "status", hidden: true });
   const say = (text) => {
@@ -62,21 +64,88 @@ export async function render(main) {
 
   // ---- Users ----------------------------------------------------------------------
   const usersBody = h("tbody");
+  const accountBox = errorBox("account-error");
+  // A reset's one-time password, shown once, here only, until the next change.
+  const oneTime = h("div", { id: "one-time-password", class: "card", role: "status", hidden: true });
+  const reload = async () => {
+    users = await api("/api/users");
+    showUsers();
+    refreshChairs();
+  };
+  /** Runs one account change from the row's button; refusals go to the accounts' alert. */
+  const change = async (button, u, action, doing) => {
+    accountBox.show(null);
+    oneTime.hidden = true;
+    say("");
+    try {
+      const done = await busy(button, doing, () => api(`/api/users/${u.id}/${action}`, { method: "POST" }));
+      await reload();
+      return done;
+    } catch (err) {
+      accountBox.show(err);
+      if (["already_active", "already_inactive"].includes(err.code)) await reload().catch(() => {});
+      return null;
+    }
+  };
+  /** Deactivation asks once more in the row: it signs the person out everywhere at once. */
+  const deactivateButtons = (u, cell) => {
+    const start = h("button", { type: "button", class: "secondary", "aria-label": `Deactivate ${u.name}` }, "Deactivate");
+    start.addEventListener("click", () => {
+      const confirm = h("button", { type: "button", class: "danger", "aria-label": `Confirm deactivation of ${u.name}` }, "Confirm deactivation");
+      const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+      const note = h("span", { class: "hint" }, `${u.name} is signed out everywhere and leaves any meeting at once. `);
+      confirm.addEventListener("click", async () => {
+        if (await change(confirm, u, "deactivate", "Deactivating…")) say(`${u.name}'s account is deactivated.`);
+      });
+      cancel.addEventListener("click", () => {
+        fill(cell, actions(u, cell));
+        cell.querySelector("button")?.focus();
+      });
+      fill(cell, note, confirm, " ", cancel);
+      confirm.focus();
+    });
+    return start;
+  };
+  const actions = (u, cell) => {
+    if (u.id === me) return h("span", { class: "hint" }, "You");
+    if (!u.active) {
+      const reactivate = h("button", { type: "button", class: "secondary", "aria-label": `Reactivate ${u.name}` }, "Reactivate");
+      reactivate.addEventListener("click", async () => {
+        if (await change(reactivate, u, "reactivate", "Reactivating…")) say(`${u.name}'s account is active again.`);
+      });
+      return reactivate;
+    }
+    const reset = h("button", { type: "button", class: "secondary", "aria-label": `Reset password for ${u.name}` }, "Reset password");
+    reset.addEventListener("click", async () => {
+      const done = await change(reset, u, "reset-password", "Resetting…");
+      if (!done) return;
+      fill(
+        oneTime,
+        h("p", {}, `One-time password for ${u.name}: `, h("code", { id: "one-time-password-value" }, done.one_time_password)),
+        h("p", { class: "hint" }, "Shown once. Give it to them by a separate, secure route: they choose their own password when they next sign in, and their current sign-ins have ended."),
+      );
+      oneTime.hidden = false;
+    });
+    return [deactivateButtons(u, cell), " ", reset];
+  };
   const showUsers = () =>
     fill(
       usersBody,
-      users.map((u) =>
-        h(
+      users.map((u) => {
+        const cell = h("div", { class: "actions" });
+        fill(cell, actions(u, cell));
+        return h(
           "tr",
-          {},
+          { dataset: { email: u.email } },
           h("td", { "data-label": "Name" }, h("div", {}, u.name)),
           h("td", { "data-label": "Email" }, h("div", { class: "email" }, u.email)),
           h("td", { "data-label": "Role" }, h("div", {}, h("span", { class: `tag role-${u.role}` }, u.role))),
           h("td", { "data-label": "Specialties" }, h("div", {}, list(u.specialties.map(humanise)))),
-          h("td", { "data-label": "Status" }, h("div", {}, u.active ? "Active" : "Inactive")),
+          h("td", { "data-label": "Status" }, h("div", { class: "status" }, u.active ? (u.must_change_password ? "Active (password to change)" : "Active") : "Deactivated")),
           h("td", { "data-label": "Created" }, h("div", {}, time(u.created_at))),
-        ),
-      ),
+          h("td", { "data-label": "Account" }, cell),
+        );
+      }),
     );
   showUsers();
 
@@ -547,10 +616,12 @@ export async function render(main) {
         "table",
         { class: "users" },
         h("caption", { class: "sr-only" }, "Accounts"),
-        h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Specialties", "Status", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Specialties", "Status", "Created", "Account"].map((t) => h("th", { scope: "col" }, t)))),
         usersBody,
         ),
       ),
+      accountBox,
+      oneTime,
       userForm,
     ),
     h(

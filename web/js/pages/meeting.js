@@ -22,6 +22,7 @@ const LIVE_ERRORS = {
   meeting_not_open: "The meeting has not been opened yet.",
   not_a_participant: "You are no longer a participant in this meeting.",
   entry_denied: "The chair did not let you into this meeting. If you think this is a mistake, contact the chair or a coordinator.",
+  account_deactivated: "Your account has been deactivated, so you have left the meeting. Ask a coordinator if you think this is wrong.",
   in_lobby: "You are still waiting in the lobby: the chair has not let you in yet.",
   not_waiting: "That person is no longer waiting in the lobby.",
   agenda_finished: "There are no more cases waiting.",
@@ -932,7 +933,7 @@ export async function render(main, { user, params: [sessionId] }) {
         }
         if (!msg.id && (msg.code === "not_presenter" || msg.code === "forbidden")) media?.refused(true);
         if (!msg.id && msg.code === "invalid_sdp") media?.refused(false);
-        if (msg.code === "not_a_participant" || msg.code === "entry_denied") {
+        if (msg.code === "not_a_participant" || msg.code === "entry_denied" || msg.code === "account_deactivated") {
           // Shown the door: the server closes the connection and would refuse us again.
           state.waiting = false;
           state.fatal = msg;
