@@ -21,6 +21,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub mail: MailSettings,
     pub letters: LetterSettings,
+    pub supervision: SupervisionSettings,
     pub live: LiveSettings,
     pub media: MediaSettings,
     pub log: LogSettings,
@@ -90,6 +91,16 @@ pub struct LetterSettings {
     pub referrer_working_days: u32,
     /// Working days after the signing's day by whose end the patient's letter is sent.
     pub patient_working_days: u32,
+}
+
+/// The supervision record (issue 21; see `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionSettings {
+    /// Most practitioners one supervisor supervises at a time.
+    pub max_supervisees: u32,
+    /// Workplace-based assessments a supervisee should have each month.
+    pub monthly_assessment_target: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -306,7 +317,7 @@ mod tests {
                 previous = line;
             }
         }
-        assert_eq!(table.len(), 9);
+        assert_eq!(table.len(), 10);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The service's records beyond the meeting, on both backends: mentorship contracts, logs
-//! and summary; teaching attendance and CPD; the activity report and its CSV; the FHIR
-//! export; audit queries. Each area is a module under `tests/records/`.
+//! and summary; caseload mentorship, covers and the supervision record; teaching
+//! attendance and CPD; the activity report and its CSV; the FHIR export; audit queries. Each area is a module under `tests/records/`.
 
 mod common;
 
 #[path = "records/mentorship.rs"]
 mod mentorship;
+
+#[path = "records/supervision.rs"]
+mod supervision;
 
 #[path = "records/reports.rs"]
 mod reports;

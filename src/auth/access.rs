@@ -1,6 +1,7 @@
 //! Who may see or do what with sessions and cases (DESIGN §2, §7). Pure functions of the
 //! caller, the session and the case; handlers call these before touching patient data.
 
+use crate::domain::caseload::CaseloadCase;
 use crate::domain::invitation::InvitationKind;
 use crate::domain::{Case, Role, Session, User, UserId};
 use crate::error::ApiError;
@@ -176,5 +177,27 @@ pub fn may_own_action(user: &User, session: &Session) -> Result<(), crate::domai
             "owner_id",
             "an action is owned by a coordinator or a clinician of the case's specialty",
         )),
+    }
+}
+
+/// Mentorship on the caseload (issue 21): a caseload case is seen by the practitioner who
+/// added it, the consultants mentoring its arm (`mentors_arm`: a contract of theirs in the
+/// arm runs today, or they cover one) and coordinators; trainees never, nor any other
+/// practitioner or consultant (answer 404, so its existence is not revealed).
+pub fn may_see_caseload_case(user: &User, case: &CaseloadCase, mentors_arm: bool) -> bool {
+    match user.role {
+        Role::Coordinator => true,
+        Role::Consultant => mentors_arm,
+        Role::Practitioner => case.practitioner_id == user.id,
+        Role::Trainee => false,
+    }
+}
+
+/// Advice on a caseload case is a mentoring consultant's of its arm.
+pub fn may_advise(user: &User, mentors_arm: bool) -> Result<(), ApiError> {
+    if user.role == Role::Consultant && mentors_arm {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("a consultant mentoring the case's arm gives advice on it"))
     }
 }

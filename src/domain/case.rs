@@ -435,6 +435,19 @@ pub struct PatientView {
     pub gp_practice_code: OdsCode,
 }
 
+impl PatientView {
+    pub fn of(p: &PatientDetails) -> Self {
+        PatientView {
+            nhs_number: p.nhs_number.clone(),
+            given_name: p.given_name.clone(),
+            family_name: p.family_name.clone(),
+            date_of_birth: p.date_of_birth,
+            sex: p.sex,
+            gp_practice_code: p.gp_practice_code.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct IdentifiedCase {
     pub id: Uuid,
@@ -489,14 +502,7 @@ impl CaseView {
                 id: case.id,
                 session_id: case.session_id,
                 referrer_id: case.referrer_id,
-                patient: PatientView {
-                    nhs_number: p.nhs_number.clone(),
-                    given_name: p.given_name.clone(),
-                    family_name: p.family_name.clone(),
-                    date_of_birth: p.date_of_birth,
-                    sex: p.sex,
-                    gp_practice_code: p.gp_practice_code.clone(),
-                },
+                patient: PatientView::of(p),
                 clinical_question: case.clinical_question.clone(),
                 history: case.history.clone(),
                 urgency: case.urgency,

@@ -50,6 +50,12 @@ pub enum Conflict {
     BankHolidayExists,
     #[error("an action cannot go from {from} to {to}")]
     InvalidTransition { from: &'static str, to: &'static str },
+    #[error("the case was booked into the MDT: the meeting decides on it now")]
+    AlreadyBooked,
+    #[error("the contract already has a cover on some of these days")]
+    CoverOverlaps,
+    #[error("the supervisor already has {0} supervisees, the most allowed")]
+    SupervisorFull(u32),
     #[error("nobody deactivates or resets their own account; ask another coordinator")]
     OwnAccount,
     #[error("the account is already deactivated")]
@@ -92,6 +98,9 @@ impl Conflict {
             Conflict::NotDiscussed => "not_discussed",
             Conflict::BankHolidayExists => "bank_holiday_exists",
             Conflict::InvalidTransition { .. } => "invalid_transition",
+            Conflict::AlreadyBooked => "already_booked",
+            Conflict::CoverOverlaps => "cover_overlaps",
+            Conflict::SupervisorFull(_) => "supervisor_full",
             Conflict::OwnAccount => "cannot_change_own_account",
             Conflict::AlreadyInactive => "already_inactive",
             Conflict::AlreadyActive => "already_active",

@@ -17,11 +17,22 @@
 //! (91 days) owes exactly a quarter of the year: 60 min/week × 52 weeks → 780 minutes,
 //! 60 min/week × 42 weeks → 630.
 //!
-//! **Delivered** is the sum of the durations of the contract consultant's logs in the
-//! contract's arm (specialty) dated on an overlapping day. **Backlog** is per arm: the
-//! cases of that specialty flagged for mentorship on or before the as-of day and not yet
-//! discussed in a log (or unflagged) by then, where the as-of day is `to`, or today when
-//! `to` is later. `oldest_backlog_days` is the as-of day minus the oldest flag's day.
+//! **Delivered** is the sum of the durations of the logs that count to the contract,
+//! dated on an overlapping day: the contract consultant's logs in the contract's arm
+//! (specialty), and the logs of a consultant **covering** the contract (issue 21) in that
+//! arm on a day of their cover. A log by someone covering a contract on its day counts to
+//! the covered contract only (never also to a contract of their own in the arm): it counts
+//! once. `covered_minutes` is the part of delivered that covers gave.
+//!
+//! **Missed weeks** split the overlapping days into Monday–Sunday weeks (the first and
+//! last may be partial); a week is missed when no log counting to the contract falls in
+//! it, counted only once the week (its overlapping part) has ended by the as-of day.
+//!
+//! **Backlog** is per arm: the cases of that specialty flagged for mentorship (and the
+//! caseload cases added to its list, `domain::caseload`) on or before the as-of day and
+//! not yet discussed in a log, unflagged or advised by then, where the as-of day is `to`,
+//! or today when `to` is later. `oldest_backlog_days` is the as-of day minus the oldest
+//! flag's day.
 
 use std::cmp::{max, min};
 
@@ -166,7 +177,8 @@ pub struct ContractDraft {
     pub ends_on: Option<NaiveDate>,
 }
 
-fn user_id(
+/// An account id (`422 invalid_id` naming `field`).
+pub fn user_id(
     raw: &str, field: impl Into<std::borrow::Cow<'static, str>>,
 ) -> Result<UserId, ParseError> {
     Uuid::parse_str(raw.trim())
@@ -457,11 +469,22 @@ impl MentorshipLog {
     }
 }
 
+/// Where a backlog entry comes from: an MDT case flagged for mentorship, or a case from
+/// a practitioner's own caseload (`domain::caseload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BacklogSource {
+    Mdt,
+    Caseload,
+}
+
 /// A case's place on its arm's mentorship backlog: flagged on a day, cleared on a day
-/// (the day of the log that discussed it, or the day it was unflagged).
+/// (the day of the log that discussed it, or the day it was unflagged; for a caseload
+/// case, the day of its first advice).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MentorshipFlag {
     pub case_id: Uuid,
+    pub source: BacklogSource,
     pub specialty: Specialty,
     pub flagged_by: UserId,
     pub flagged_at: DateTime<Utc>,
@@ -482,6 +505,154 @@ pub fn clinic_date(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&CLINIC_TZ).date_naive()
 }
 
+/// A cover as it arrives (`POST /api/mentorship/contracts/{id}/cover`).
+#[derive(Deserialize)]
+pub struct CoverRequest {
+    #[serde(default)]
+    pub consultant_id: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// A parsed cover: a consultant and the days (both inclusive) they cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoverDraft {
+    pub consultant_id: UserId,
+    pub days: DateRange,
+}
+
+impl TryFrom<CoverRequest> for CoverDraft {
+    type Error = ParseError;
+
+    fn try_from(r: CoverRequest) -> Result<Self, ParseError> {
+        let consultant_id = user_id(&r.consultant_id, "consultant_id")?;
+        let days = DateRange::parse(r.from.as_deref(), r.to.as_deref())?;
+        Ok(CoverDraft { consultant_id, days })
+    }
+}
+
+impl CoverDraft {
+    /// Someone other than the contract's consultant covers it (`422 invalid_cover`), on
+    /// days it runs (`422 cover_outside_contract`).
+    pub fn check_against(&self, contract: &Contract) -> Result<(), ParseError> {
+        if self.consultant_id == contract.consultant_id {
+            return Err(ParseError::new(
+                "invalid_cover",
+                "consultant_id",
+                "the contract's own consultant does not cover it",
+            ));
+        }
+        if !contract.runs_on(self.days.from) || !contract.runs_on(self.days.to) {
+            return Err(ParseError::new(
+                "cover_outside_contract",
+                "to",
+                "a cover falls on days the contract runs",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A consultant covering a contract for a range of days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cover {
+    pub id: Uuid,
+    pub contract_id: Uuid,
+    /// The covered contract's arm.
+    pub specialty: Specialty,
+    pub consultant_id: UserId,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Cover {
+    pub fn new(contract: &Contract, draft: CoverDraft, by: UserId, now: DateTime<Utc>) -> Self {
+        Cover {
+            id: Uuid::new_v4(),
+            contract_id: contract.id,
+            specialty: contract.specialty.clone(),
+            consultant_id: draft.consultant_id,
+            from: draft.days.from,
+            to: draft.days.to,
+            created_by: by,
+            created_at: now.trunc_subsecs(6),
+        }
+    }
+
+    pub fn days(&self) -> DateRange {
+        DateRange { from: self.from, to: self.to }
+    }
+
+    /// Whether two covers of one contract share a day.
+    pub fn overlaps(&self, other: &Cover) -> bool {
+        self.contract_id == other.contract_id && self.from <= other.to && other.from <= self.to
+    }
+}
+
+/// Whether `log` counts to `contract` (see the module documentation): through the cover
+/// its consultant holds in its arm on its day, if any, else as the contract consultant's
+/// own log in the arm on a day the contract runs.
+pub fn counts_to(log: &MentorshipLog, contract: &Contract, covers: &[Cover]) -> bool {
+    let cover = covers.iter().find(|v| {
+        v.consultant_id == log.consultant_id
+            && v.specialty == log.specialty
+            && v.days().contains(log.occurred_on)
+    });
+    match cover {
+        Some(v) => v.contract_id == contract.id,
+        None => {
+            log.consultant_id == contract.consultant_id
+                && log.specialty == contract.specialty
+                && contract.runs_on(log.occurred_on)
+        }
+    }
+}
+
+/// Whether `user` mentors in `arm` on `day`: a contract of theirs in the arm runs, or they
+/// cover one of the arm's contracts.
+pub fn mentors_arm(
+    user: UserId, arm: &Specialty, contracts: &[Contract], covers: &[Cover], day: NaiveDate,
+) -> bool {
+    contracts.iter().any(|c| c.consultant_id == user && &c.specialty == arm && c.runs_on(day))
+        || covers
+            .iter()
+            .any(|v| v.consultant_id == user && &v.specialty == arm && v.days().contains(day))
+}
+
+/// Monday–Sunday weeks of `days` (the first and last may be partial) that have ended by
+/// `as_of` with none of `delivered` in them.
+pub fn missed_weeks(days: &DateRange, delivered: &[NaiveDate], as_of: NaiveDate) -> u64 {
+    use chrono::Datelike;
+    let mut missed = 0;
+    let mut start = days.from;
+    loop {
+        let to_sunday = 6 - i64::from(start.weekday().num_days_from_monday());
+        let end = start
+            .checked_add_signed(chrono::Duration::days(to_sunday))
+            .map_or(days.to, |sunday| min(sunday, days.to));
+        if end <= as_of && !delivered.iter().any(|d| start <= *d && *d <= end) {
+            missed += 1;
+        }
+        match end.succ_opt() {
+            Some(next) if next <= days.to && next <= as_of => start = next,
+            _ => break,
+        }
+    }
+    missed
+}
+
+/// A cover of a summary row, with the minutes it gave in the window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CoverSummary {
+    pub cover_id: Uuid,
+    pub consultant_id: UserId,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub minutes: u64,
+}
+
 /// One row of `GET /api/mentorship/summary`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ContractSummary {
@@ -494,8 +665,14 @@ pub struct ContractSummary {
     pub days: i64,
     pub contracted_minutes: u64,
     pub delivered_minutes: u64,
+    /// The part of `delivered_minutes` that covering consultants gave.
+    pub covered_minutes: u64,
     /// `contracted − delivered`, never below zero.
     pub shortfall_minutes: u64,
+    /// Weeks ended by the as-of day with no mentoring counted to the contract.
+    pub missed_weeks: u64,
+    /// The covers overlapping the window, oldest first.
+    pub covers: Vec<CoverSummary>,
     pub backlog_cases: u64,
     /// Age of the oldest backlog flag on the as-of day; `null` with no backlog.
     pub oldest_backlog_days: Option<i64>,
@@ -504,23 +681,38 @@ pub struct ContractSummary {
 /// The summary over `range` of every contract running on some day of it, in the order
 /// given. `logs` and `flags` may include others; only those that count are used.
 pub fn summarise(
-    contracts: &[Contract], logs: &[MentorshipLog], flags: &[MentorshipFlag], range: &DateRange,
-    today: NaiveDate,
+    contracts: &[Contract], covers: &[Cover], logs: &[MentorshipLog], flags: &[MentorshipFlag],
+    range: &DateRange, today: NaiveDate,
 ) -> Vec<ContractSummary> {
     let as_of = min(range.to, today);
     contracts
         .iter()
         .filter_map(|c| {
             let overlap = c.overlap(range)?;
-            let delivered: u64 = logs
+            let counted: Vec<&MentorshipLog> = logs
                 .iter()
-                .filter(|l| {
-                    l.consultant_id == c.consultant_id
-                        && l.specialty == c.specialty
-                        && overlap.contains(l.occurred_on)
+                .filter(|l| overlap.contains(l.occurred_on) && counts_to(l, c, covers))
+                .collect();
+            let minutes = |ls: &mut dyn Iterator<Item = &&MentorshipLog>| -> u64 {
+                ls.map(|l| u64::from(l.duration_minutes)).sum()
+            };
+            let delivered = minutes(&mut counted.iter());
+            let covered =
+                minutes(&mut counted.iter().filter(|l| l.consultant_id != c.consultant_id));
+            let days: Vec<NaiveDate> = counted.iter().map(|l| l.occurred_on).collect();
+            let covers = covers
+                .iter()
+                .filter(|v| v.contract_id == c.id && v.from <= overlap.to && overlap.from <= v.to)
+                .map(|v| CoverSummary {
+                    cover_id: v.id,
+                    consultant_id: v.consultant_id,
+                    from: v.from,
+                    to: v.to,
+                    minutes: minutes(&mut counted.iter().filter(|l| {
+                        l.consultant_id == v.consultant_id && v.days().contains(l.occurred_on)
+                    })),
                 })
-                .map(|l| u64::from(l.duration_minutes))
-                .sum();
+                .collect();
             let backlog: Vec<&MentorshipFlag> =
                 flags.iter().filter(|f| f.specialty == c.specialty && f.open_on(as_of)).collect();
             let contracted = c.contracted_minutes(range);
@@ -533,7 +725,10 @@ pub fn summarise(
                 days: overlap.days(),
                 contracted_minutes: contracted,
                 delivered_minutes: delivered,
+                covered_minutes: covered,
                 shortfall_minutes: contracted.saturating_sub(delivered),
+                missed_weeks: missed_weeks(&overlap, &days, as_of),
+                covers,
                 backlog_cases: backlog.len() as u64,
                 oldest_backlog_days: backlog
                     .iter()
@@ -602,6 +797,22 @@ mod tests {
         }
     }
 
+    /// A case review by `by` in `arm` on `on`.
+    fn log_by(by: UserId, arm: &str, on: &str, minutes: u32) -> MentorshipLog {
+        MentorshipLog {
+            id: Uuid::new_v4(),
+            consultant_id: by,
+            specialty: Specialty::parse(arm).unwrap(),
+            mentee_ids: vec![],
+            occurred_on: d(on),
+            duration_minutes: minutes,
+            kind: MentorshipKind::CaseReview,
+            case_ids: vec![],
+            learning_points: vec![],
+            created_at: Utc::now(),
+        }
+    }
+
     fn quarter() -> DateRange {
         // 1 April – 30 June 2025: 30 + 31 + 30 = 91 days, exactly 13 weeks.
         DateRange::parse(Some("2025-04-01"), Some("2025-06-30")).unwrap()
@@ -630,25 +841,15 @@ mod tests {
         // A contract outside the window owes nothing and is left out of the summary.
         let later = contract(60, 52, "2025-07-01", None, "spinal");
         assert_eq!(later.contracted_minutes(&q), 0);
-        assert!(summarise(&[later], &[], &[], &q, d("2026-01-01")).is_empty());
+        assert!(summarise(&[later], &[], &[], &[], &q, d("2026-01-01")).is_empty());
     }
 
     #[test]
     fn summary_counts_logs_in_the_arm_and_the_backlog_as_of_the_end() {
         let q = quarter();
         let spinal = contract(60, 52, "2025-01-01", None, "spinal");
-        let log = |on: &str, minutes: u32, arm: &str| MentorshipLog {
-            id: Uuid::new_v4(),
-            consultant_id: spinal.consultant_id,
-            specialty: Specialty::parse(arm).unwrap(),
-            mentee_ids: vec![],
-            occurred_on: d(on),
-            duration_minutes: minutes,
-            kind: MentorshipKind::CaseReview,
-            case_ids: vec![],
-            learning_points: vec![],
-            created_at: Utc::now(),
-        };
+        let log =
+            |on: &str, minutes: u32, arm: &str| log_by(spinal.consultant_id, arm, on, minutes);
         let logs = [
             log("2025-04-01", 60, "spinal"),
             log("2025-06-30", 45, "spinal"),
@@ -657,6 +858,7 @@ mod tests {
         ];
         let flag = |on: &str, cleared: Option<&str>, arm: &str| MentorshipFlag {
             case_id: Uuid::new_v4(),
+            source: BacklogSource::Mdt,
             specialty: Specialty::parse(arm).unwrap(),
             flagged_by: UserId(Uuid::nil()),
             flagged_at: Utc::now(),
@@ -671,7 +873,8 @@ mod tests {
             flag("2025-07-01", None, "spinal"), // after the window
             flag("2025-04-01", None, "pain"),   // another arm
         ];
-        let rows = summarise(std::slice::from_ref(&spinal), &logs, &flags, &q, d("2026-01-01"));
+        let rows =
+            summarise(std::slice::from_ref(&spinal), &[], &logs, &flags, &q, d("2026-01-01"));
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(r.days, 91);
@@ -684,6 +887,7 @@ mod tests {
         // backlog is measured on that day.
         let rows = summarise(
             std::slice::from_ref(&spinal),
+            &[],
             &[log("2025-04-03", 600, "spinal"), log("2025-04-04", 600, "spinal")],
             &flags,
             &q,
@@ -692,6 +896,79 @@ mod tests {
         assert_eq!(rows[0].shortfall_minutes, 0);
         assert_eq!(rows[0].backlog_cases, 2);
         assert_eq!(rows[0].oldest_backlog_days, Some(38));
+    }
+
+    #[test]
+    fn cover_logs_count_once_to_the_covered_contract_and_weeks_without_any_are_missed() {
+        // 1 April (a Tuesday) – 30 June 2025: 14 Monday–Sunday weeks, the first and last
+        // partial. The consultant logs 60 minutes a week but for two weeks of leave from 5
+        // May; the week of 5 May is covered (45 minutes on 7 May), that of 12 May not.
+        let q = quarter();
+        let spinal = contract(60, 52, "2025-01-01", None, "spinal");
+        let cover_by = UserId(Uuid::new_v4());
+        let log = |by: UserId, on: &str, minutes: u32| log_by(by, "spinal", on, minutes);
+        // 1 April, then every Monday from 7 April to 30 June.
+        let mondays = std::iter::successors(Some(d("2025-04-07")), |w| {
+            w.checked_add_signed(chrono::Duration::days(7))
+        });
+        let mut logs: Vec<MentorshipLog> = std::iter::once(d("2025-04-01"))
+            .chain(mondays)
+            .take_while(|day| *day <= d("2025-06-30"))
+            .filter(|day| !(d("2025-05-05")..=d("2025-05-18")).contains(day))
+            .map(|day| log(spinal.consultant_id, &day.to_string(), 60))
+            .collect();
+        assert_eq!(logs.len(), 12);
+        logs.push(log(cover_by, "2025-05-07", 45));
+        // Outside the cover: the covering consultant's own time, not this contract's.
+        logs.push(log(cover_by, "2025-05-20", 30));
+        let draft = CoverDraft {
+            consultant_id: cover_by,
+            days: DateRange::new(d("2025-05-05"), d("2025-05-11")).unwrap(),
+        };
+        draft.check_against(&spinal).unwrap();
+        let cover = Cover::new(&spinal, draft, UserId(Uuid::nil()), Utc::now());
+        let rows = summarise(
+            std::slice::from_ref(&spinal),
+            std::slice::from_ref(&cover),
+            &logs,
+            &[],
+            &q,
+            d("2026-01-01"),
+        );
+        let r = &rows[0];
+        assert_eq!(r.contracted_minutes, 780);
+        assert_eq!(r.delivered_minutes, 12 * 60 + 45);
+        assert_eq!(r.covered_minutes, 45);
+        assert_eq!(r.shortfall_minutes, 15);
+        assert_eq!(r.missed_weeks, 1);
+        assert_eq!(r.covers.len(), 1);
+        assert_eq!(r.covers[0].minutes, 45);
+        // As of 14 May, the week of 12 May has not ended: nothing is missed yet.
+        let early = summarise(
+            std::slice::from_ref(&spinal),
+            std::slice::from_ref(&cover),
+            &logs,
+            &[],
+            &q,
+            d("2025-05-14"),
+        );
+        assert_eq!(early[0].missed_weeks, 0);
+        // The contract's consultant does not cover themselves; covers fall on its days.
+        let own = CoverDraft { consultant_id: spinal.consultant_id, days: cover.days() };
+        assert_eq!(own.check_against(&spinal).unwrap_err().code, "invalid_cover");
+        let before = CoverDraft {
+            consultant_id: cover_by,
+            days: DateRange::new(d("2024-12-30"), d("2025-01-03")).unwrap(),
+        };
+        assert_eq!(before.check_against(&spinal).unwrap_err().code, "cover_outside_contract");
+        assert!(mentors_arm(
+            cover_by,
+            &spinal.specialty,
+            &[],
+            std::slice::from_ref(&cover),
+            d("2025-05-06")
+        ));
+        assert!(!mentors_arm(cover_by, &spinal.specialty, &[], &[cover], d("2025-05-12")));
     }
 
     #[test]

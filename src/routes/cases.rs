@@ -7,46 +7,16 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::access::{may_book_into, may_withdraw, AgendaAccess};
-use crate::domain::case::parse_date_of_birth;
 use crate::domain::patient::{PatientConflict, PatientUpdate, RecordedDetails};
-use crate::domain::proforma::{Proforma, ProformaRequest};
-use crate::domain::{
-    BodySite, CaseDetails, CaseView, ClinicalText, NewCase, NhsNumber, OdsCode, ParseError,
-    PatientDetails, PersonName, Role, Session, Sex, Specialty, Urgency, User,
-};
+use crate::domain::{CaseView, NewCase, NhsNumber, ParseError, Role, Session, User};
 use crate::error::ApiError;
 use crate::mail::templates;
 use crate::routes::support::{
-    audit_case_reads, patient_cases, session_or_404, visible_case, ApiJson, AuthUser,
+    audit_case_reads, parse_details, parse_patient, patient_cases, session_or_404, visible_case,
+    ApiJson, AuthUser, DetailsRequest, PatientRequest,
 };
 use crate::state::AppState;
 use crate::store::StoreError;
-
-#[derive(Deserialize)]
-pub struct PatientRequest {
-    nhs_number: String,
-    given_name: String,
-    family_name: String,
-    date_of_birth: String,
-    sex: String,
-    gp_practice_code: String,
-}
-
-/// What the referrer writes about the case: given when booking, and again (all of it)
-/// when editing a returned booking.
-#[derive(Deserialize)]
-pub struct DetailsRequest {
-    clinical_question: String,
-    history: String,
-    urgency: String,
-    body_site: String,
-    #[serde(default)]
-    red_flags: Vec<String>,
-    /// Whether the question and history could identify the patient; assumed when absent.
-    free_text_identifies_patient: Option<bool>,
-    #[serde(flatten)]
-    proforma: ProformaRequest,
-}
 
 #[derive(Deserialize)]
 pub struct BookingRequest {
@@ -59,49 +29,11 @@ pub struct BookingRequest {
     confirm_patient_update: bool,
 }
 
-/// Parses the case details and checks the proforma against the specialty's required
-/// fields (`422 proforma_field_required` naming the first missing one).
-async fn parse_details(
-    state: &AppState, r: &DetailsRequest, specialty: &Specialty,
-) -> Result<CaseDetails, ApiError> {
-    let red_flags: Vec<&str> =
-        r.red_flags.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).collect();
-    if !red_flags.is_empty() {
-        return Err(ParseError::new(
-            "red_flags_present",
-            "red_flags",
-            "cases with red flags must not wait for an MDT: refer on the urgent pathway \
-             (e.g. suspected cauda equina, cancer, infection or fracture) today",
-        )
-        .into());
-    }
-    let details = CaseDetails {
-        clinical_question: ClinicalText::parse(&r.clinical_question, "clinical_question")?,
-        history: ClinicalText::parse(&r.history, "history")?,
-        urgency: Urgency::parse(&r.urgency)?,
-        body_site: BodySite::parse(&r.body_site)?,
-        free_text_identifies_patient: r.free_text_identifies_patient.unwrap_or(true),
-        proforma: Proforma::parse(&r.proforma, Utc::now().date_naive())?,
-    };
-    let rules = state.store.specialty_rules(specialty).await?;
-    details.proforma.check_required(&rules.proforma_required, &details.body_site)?;
-    Ok(details)
-}
-
 /// Parses a booking request; `None` fields come from the path and the caller.
 async fn parse_booking(
     state: &AppState, r: BookingRequest, session: &Session, referrer: &User,
 ) -> Result<NewCase, ApiError> {
-    let p = r.patient;
-    let today = Utc::now().date_naive();
-    let patient = PatientDetails {
-        nhs_number: NhsNumber::parse(&p.nhs_number)?,
-        given_name: PersonName::parse(&p.given_name).map_err(|e| e.for_field("given_name"))?,
-        family_name: PersonName::parse(&p.family_name).map_err(|e| e.for_field("family_name"))?,
-        date_of_birth: parse_date_of_birth(&p.date_of_birth, today)?,
-        sex: Sex::parse(&p.sex)?,
-        gp_practice_code: OdsCode::parse(&p.gp_practice_code)?,
-    };
+    let patient = parse_patient(&r.patient, Utc::now().date_naive())?;
     let d = parse_details(state, &r.details, &session.plan.specialty).await?;
     Ok(NewCase {
         id: Uuid::new_v4(),

@@ -1,8 +1,9 @@
 //! Mentorship (DESIGN §3 "Mentorship", §4 flow 7): contracts (coordinators), logs
 //! (consultants log their own; mentees see the logs they are in; coordinators see all),
 //! the delivered-vs-contracted summary, the backlog of flagged cases with those cases, and
-//! flagging a case for mentorship. Handlers parse into `domain::mentorship` types, check access, call the
-//! store; the arithmetic is `domain::mentorship::summarise`.
+//! flagging a case for mentorship; covers of a contract (issue 21). Handlers parse into
+//! `domain::mentorship` types, check access, call the store; the arithmetic is
+//! `domain::mentorship::summarise`.
 
 use std::collections::hash_map::{Entry, HashMap};
 
@@ -12,15 +13,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::access::{case_access, may_flag_for_mentorship, AgendaAccess};
+use crate::auth::access::{
+    case_access, may_flag_for_mentorship, may_see_caseload_case, AgendaAccess,
+};
 use crate::auth::require_role;
+use crate::domain::caseload::CaseloadView;
 use crate::domain::mentorship::{
-    clinic_date, log_specialty, summarise, Contract, ContractDraft, ContractRequest, DateRange,
-    LogDraft, LogRequest, MentorshipFlag, MentorshipLog,
+    clinic_date, log_specialty, summarise, BacklogSource, Contract, ContractDraft, ContractRequest,
+    Cover, CoverDraft, CoverRequest, DateRange, LogDraft, LogRequest, MentorshipFlag,
+    MentorshipLog,
 };
 use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
-use crate::routes::support::{audit_case_reads, session_or_404, visible_case, ApiJson, AuthUser};
+use crate::routes::support::{
+    audit_case_reads, audit_caseload_reads, known_specialty, mentored_arms, session_or_404,
+    visible_case, ApiJson, AuthUser,
+};
 use crate::state::AppState;
 
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.
@@ -36,20 +44,22 @@ pub async fn create_contract(
     if !state.store.list_specialties().await?.contains(&draft.specialty) {
         return Err(ParseError::new("unknown_specialty", "specialty", "no such specialty").into());
     }
-    if !consultant.has_specialty(&draft.specialty) {
-        return Err(ParseError::new(
-            "consultant_not_in_specialty",
-            "specialty",
-            format!("the consultant does not work in {}", draft.specialty),
-        )
-        .into());
-    }
+    works_in(&consultant, &draft.specialty, "specialty")?;
     let contract = Contract::new(draft, caller.id, Utc::now());
     let event = state
         .audit_event(&req, &caller, "mentorship_contract_created", "mentorship_contract")
         .details(json!({ "consultant": contract.consultant_id, "specialty": contract.specialty }));
     state.store.create_mentorship_contract(&contract, event).await?;
     Ok(HttpResponse::Created().json(&contract))
+}
+
+/// `422 consultant_not_in_specialty` (naming `field`) unless the consultant works in `arm`.
+fn works_in(consultant: &User, arm: &Specialty, field: &'static str) -> Result<(), ApiError> {
+    if consultant.has_specialty(arm) {
+        return Ok(());
+    }
+    let message = format!("the consultant does not work in {arm}");
+    Err(ParseError::new("consultant_not_in_specialty", field, message).into())
 }
 
 /// The active consultant an id names; `422 unknown_consultant` or `not_a_consultant`.
@@ -69,6 +79,33 @@ async fn consultant(state: &AppState, id: UserId, field: &'static str) -> Result
         .into());
     }
     Ok(user)
+}
+
+/// `POST /api/mentorship/contracts/{id}/cover {consultant_id, from, to}` (coordinator): a
+/// consultant of the arm covers the contract on those days (both inclusive); `201` with the
+/// cover. `404` for an unknown contract; `422 unknown_consultant`, `not_a_consultant`,
+/// `consultant_not_in_specialty`, `invalid_cover` (its own consultant),
+/// `cover_outside_contract`, `invalid_date_range`; `409 cover_overlaps`.
+pub async fn create_cover(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<CoverRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_role(&caller, &[Role::Coordinator])?;
+    let contract = state
+        .store
+        .mentorship_contract(*id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such contract"))?;
+    let draft = CoverDraft::try_from(body)?;
+    let cover_by = consultant(&state, draft.consultant_id, "consultant_id").await?;
+    works_in(&cover_by, &contract.specialty, "consultant_id")?;
+    draft.check_against(&contract)?;
+    let cover = Cover::new(&contract, draft, caller.id, Utc::now());
+    let event = state
+        .audit_event(&req, &caller, "mentorship_cover_created", "mentorship_cover")
+        .details(json!({ "contract": contract.id, "consultant": cover.consultant_id }));
+    state.store.create_mentorship_cover(&cover, event).await?;
+    Ok(HttpResponse::Created().json(&cover))
 }
 
 /// `GET /api/mentorship/contracts`: coordinators see every contract, consultants their own.
@@ -215,9 +252,9 @@ pub struct SummaryQuery {
 }
 
 /// `GET /api/mentorship/summary?from=&to=` (both dates required, inclusive): per contract
-/// running in the window, contracted minutes (pro rata by weeks), delivered minutes,
-/// shortfall and the arm's backlog as of `to` (or today, if earlier). Coordinators see
-/// every contract, consultants their own.
+/// running in the window, contracted minutes (pro rata by weeks), delivered minutes (with
+/// the covered part), shortfall, missed weeks, its covers and the arm's backlog as of `to`
+/// (or today, if earlier). Coordinators see every contract, consultants their own.
 pub async fn summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -225,9 +262,11 @@ pub async fn summary(
     let range = DateRange::parse(query.from.as_deref(), query.to.as_deref())?;
     let today = clinic_date(Utc::now());
     let contracts = state.store.mentorship_contracts(scope).await?;
-    let logs = state.store.mentorship_logs(range, scope).await?;
+    let covers = state.store.mentorship_covers().await?;
+    // Every log in the window: a covering consultant's count to the covered contract.
+    let logs = state.store.mentorship_logs(range, None).await?;
     let backlog = state.store.mentorship_backlog(std::cmp::min(range.to, today)).await?;
-    Ok(HttpResponse::Ok().json(summarise(&contracts, &logs, &backlog, &range, today)))
+    Ok(HttpResponse::Ok().json(summarise(&contracts, &covers, &logs, &backlog, &range, today)))
 }
 
 /// `POST /api/cases/{id}/mentorship-flag`: the referrer, a consultant of the specialty or
@@ -279,21 +318,25 @@ pub struct BacklogQuery {
     specialty: Option<String>,
 }
 
-/// One open flag of `GET /api/mentorship/backlog`, with its case as the viewer may see it.
+/// One open entry of `GET /api/mentorship/backlog`, with its case as the viewer may see it
+/// (`source` says which kind of case it is).
 #[derive(Serialize)]
 struct BacklogItem<'a> {
     case_id: Uuid,
+    source: BacklogSource,
     specialty: &'a Specialty,
     flagged_by: UserId,
     flagged_at: chrono::DateTime<Utc>,
     flagged_on: chrono::NaiveDate,
-    case: CaseView,
+    case: serde_json::Value,
 }
 
-/// `GET /api/mentorship/backlog[?specialty=]`: the flags open today, oldest first, each
-/// with its case (identified only for viewers who may see it in full). Coordinators see
-/// every arm, consultants the arms of their specialties, anyone else `403`; `422
-/// unknown_specialty` for an arm that does not exist. Every case shown is an audited read.
+/// `GET /api/mentorship/backlog[?specialty=]`: the entries open today, oldest first: MDT
+/// cases flagged for mentorship (`"source": "mdt"`, identified only for viewers who may see
+/// the case in full) and caseload cases waiting for advice (`"source": "caseload"`, shown
+/// to the consultants mentoring the arm and coordinators). Coordinators see every arm,
+/// consultants the arms of their specialties, anyone else `403`; `422 unknown_specialty`
+/// for an arm that does not exist. Every case shown is an audited read.
 pub async fn backlog(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<BacklogQuery>,
@@ -301,14 +344,7 @@ pub async fn backlog(
     require_role(&caller, &[Role::Coordinator, Role::Consultant])?;
     let arm = match query.specialty.as_deref() {
         None => None,
-        Some(raw) => {
-            let unknown = || ParseError::new("unknown_specialty", "specialty", "no such specialty");
-            let arm = Specialty::parse(raw).map_err(|_| unknown())?;
-            if !state.store.list_specialties().await?.contains(&arm) {
-                return Err(unknown().into());
-            }
-            Some(arm)
-        }
+        Some(raw) => Some(known_specialty(&state, raw).await?),
     };
     let today = clinic_date(Utc::now());
     let flags: Vec<MentorshipFlag> = state
@@ -319,33 +355,58 @@ pub async fn backlog(
         .filter(|f| arm.as_ref().is_none_or(|a| &f.specialty == a))
         .filter(|f| caller.role == Role::Coordinator || caller.has_specialty(&f.specialty))
         .collect();
+    let mentored = mentored_arms(&state, &caller).await?;
     // One read per case (the backlog is short); sessions are shared by many cases.
     let mut sessions: HashMap<Uuid, Session> = HashMap::new();
     let mut shown: Vec<Case> = Vec::with_capacity(flags.len());
+    let mut shown_caseload: Vec<Uuid> = Vec::new();
     let mut items = Vec::with_capacity(flags.len());
     for flag in &flags {
-        let Some(case) = state.store.case(flag.case_id).await? else {
-            continue;
+        let case = match flag.source {
+            BacklogSource::Caseload => {
+                let Some((case, advice)) = state.store.caseload_case(flag.case_id).await? else {
+                    continue;
+                };
+                let mentors = mentored.contains(&case.specialty);
+                if !may_see_caseload_case(&caller, &case, mentors) {
+                    continue;
+                }
+                shown_caseload.push(case.id);
+                serde_json::to_value(CaseloadView::of(&case, &advice))
+                    .map_err(ApiError::internal)?
+            }
+            BacklogSource::Mdt => {
+                let Some(case) = state.store.case(flag.case_id).await? else {
+                    continue;
+                };
+                let session = match sessions.entry(case.session_id) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => {
+                        slot.insert(session_or_404(&state, case.session_id).await?)
+                    }
+                };
+                let access = case_access(&caller, &case, session);
+                if access == AgendaAccess::None {
+                    continue;
+                }
+                let view =
+                    CaseView::of(&case, access == AgendaAccess::Full, items.len() + 1, today);
+                shown.push(case);
+                serde_json::to_value(view).map_err(ApiError::internal)?
+            }
         };
-        let session = match sessions.entry(case.session_id) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => slot.insert(session_or_404(&state, case.session_id).await?),
-        };
-        let access = case_access(&caller, &case, session);
-        if access == AgendaAccess::None {
-            continue;
-        }
         items.push(BacklogItem {
             case_id: flag.case_id,
+            source: flag.source,
             specialty: &flag.specialty,
             flagged_by: flag.flagged_by,
             flagged_at: flag.flagged_at,
             flagged_on: flag.flagged_on,
-            case: CaseView::of(&case, access == AgendaAccess::Full, items.len() + 1, today),
+            case,
         });
-        shown.push(case);
     }
     audit_case_reads(&state, &req, &caller, "mentorship_backlog", &shown).await?;
+    audit_caseload_reads(&state, &req, &caller, "mentorship_backlog", &shown_caseload).await?;
     Ok(HttpResponse::Ok().json(items))
 }
 

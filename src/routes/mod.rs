@@ -6,6 +6,7 @@ mod actions;
 mod attachments;
 mod audit;
 mod auth;
+mod caseload;
 mod cases;
 mod clocks;
 mod cpd;
@@ -20,6 +21,7 @@ mod patients;
 mod practices;
 mod reports;
 mod sessions;
+mod supervision;
 mod support;
 mod triage;
 pub mod users;
@@ -140,6 +142,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .get(mentorship::list_logs),
                 )
                 .service(resource("/mentorship/summary").get(mentorship::summary))
+                // Mentorship beyond the meeting and the supervision record (issue 21)
+                .service(
+                    resource("/mentorship/contracts/{id}/cover").post(mentorship::create_cover),
+                )
+                .service(resource("/mentorship/cases").post(caseload::create).get(caseload::list))
+                .service(resource("/mentorship/cases/{id}").get(caseload::show))
+                .service(resource("/mentorship/cases/{id}/advice").post(caseload::advise))
+                .service(
+                    resource("/supervision/assignments")
+                        .post(supervision::assign)
+                        .get(supervision::assignments),
+                )
+                .service(
+                    resource("/supervision/assessments")
+                        .post(supervision::assess)
+                        .get(supervision::list_assessments),
+                )
+                .service(
+                    resource("/supervision/assessments/{id}/reflection").put(supervision::reflect),
+                )
+                .service(resource("/supervision/summary").get(supervision::summary))
+                .service(resource("/me/portfolio").get(supervision::portfolio))
                 .service(resource("/mentorship/backlog").get(mentorship::backlog))
                 .service(
                     resource("/cases/{id}/mentorship-flag")

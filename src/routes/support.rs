@@ -1,20 +1,28 @@
 //! What the route files share, so none imports another: the request extractors
 //! ([`AuthUser`], [`ApiJson`]), lookups that answer `404` the same way everywhere (a
 //! session, a visible case), a caller's invitation, the calendar organiser, the audit
-//! rows every read of patient data writes, and the communication clocks' rules. It
-//! defines no routes.
+//! rows every read of patient data writes, the communication clocks' rules, and the
+//! patient details and proforma a booking (or a caseload case) gives. It defines no
+//! routes.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::access::{agenda_access, case_access, AgendaAccess};
 use crate::auth::tokens::TokenError;
 use crate::domain::account::reachable_before_password_change;
-use crate::domain::{NhsNumber, Role, Session, User, UserId};
+use crate::domain::case::parse_date_of_birth;
+use crate::domain::proforma::{Proforma, ProformaRequest};
+use crate::domain::{
+    BodySite, CaseDetails, ClinicalText, NhsNumber, OdsCode, ParseError, PatientDetails,
+    PersonName, Role, Session, Sex, Specialty, Urgency, User, UserId,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -92,6 +100,83 @@ impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for ApiJson<T> {
     }
 }
 
+#[derive(Deserialize)]
+pub struct PatientRequest {
+    pub nhs_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: String,
+    pub sex: String,
+    pub gp_practice_code: String,
+}
+
+/// What the referrer writes about the case: given when booking, and again (all of it)
+/// when editing a returned booking.
+#[derive(Deserialize)]
+pub struct DetailsRequest {
+    clinical_question: String,
+    history: String,
+    urgency: String,
+    body_site: String,
+    #[serde(default)]
+    red_flags: Vec<String>,
+    /// Whether the question and history could identify the patient; assumed when absent.
+    free_text_identifies_patient: Option<bool>,
+    #[serde(flatten)]
+    proforma: ProformaRequest,
+}
+
+/// Parses the patient's details as a booking gives them.
+pub fn parse_patient(p: &PatientRequest, today: NaiveDate) -> Result<PatientDetails, ParseError> {
+    Ok(PatientDetails {
+        nhs_number: NhsNumber::parse(&p.nhs_number)?,
+        given_name: PersonName::parse(&p.given_name).map_err(|e| e.for_field("given_name"))?,
+        family_name: PersonName::parse(&p.family_name).map_err(|e| e.for_field("family_name"))?,
+        date_of_birth: parse_date_of_birth(&p.date_of_birth, today)?,
+        sex: Sex::parse(&p.sex)?,
+        gp_practice_code: OdsCode::parse(&p.gp_practice_code)?,
+    })
+}
+
+/// Parses the case details and checks the proforma against the specialty's required
+/// fields (`422 proforma_field_required` naming the first missing one).
+pub async fn parse_details(
+    state: &AppState, r: &DetailsRequest, specialty: &Specialty,
+) -> Result<CaseDetails, ApiError> {
+    let red_flags: Vec<&str> =
+        r.red_flags.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).collect();
+    if !red_flags.is_empty() {
+        return Err(ParseError::new(
+            "red_flags_present",
+            "red_flags",
+            "cases with red flags must not wait for an MDT: refer on the urgent pathway \
+             (e.g. suspected cauda equina, cancer, infection or fracture) today",
+        )
+        .into());
+    }
+    let details = CaseDetails {
+        clinical_question: ClinicalText::parse(&r.clinical_question, "clinical_question")?,
+        history: ClinicalText::parse(&r.history, "history")?,
+        urgency: Urgency::parse(&r.urgency)?,
+        body_site: BodySite::parse(&r.body_site)?,
+        free_text_identifies_patient: r.free_text_identifies_patient.unwrap_or(true),
+        proforma: Proforma::parse(&r.proforma, Utc::now().date_naive())?,
+    };
+    let rules = state.store.specialty_rules(specialty).await?;
+    details.proforma.check_required(&rules.proforma_required, &details.body_site)?;
+    Ok(details)
+}
+
+/// The specialty `raw` names, if the service has it (`422 unknown_specialty` otherwise).
+pub async fn known_specialty(state: &AppState, raw: &str) -> Result<Specialty, ApiError> {
+    let unknown = || ParseError::new("unknown_specialty", "specialty", "no such specialty");
+    let arm = Specialty::parse(raw).map_err(|_| unknown())?;
+    if !state.store.list_specialties().await?.contains(&arm) {
+        return Err(unknown().into());
+    }
+    Ok(arm)
+}
+
 /// The session, or `404 not_found`.
 pub async fn session_or_404(state: &AppState, id: Uuid) -> Result<Session, ApiError> {
     state
@@ -135,6 +220,59 @@ pub async fn audit_case_reads(
         .collect();
     state.store.append_audits(events).await?;
     Ok(())
+}
+
+/// Audits a response that shows caseload cases (issue 21): one `mentorship_case_read` row
+/// per case, naming how it was reached, as [`audit_case_reads`] does for MDT cases.
+pub async fn audit_caseload_reads(
+    state: &AppState, req: &HttpRequest, caller: &User, via: &str, case_ids: &[Uuid],
+) -> Result<(), ApiError> {
+    let events = case_ids
+        .iter()
+        .map(|id| {
+            state
+                .audit_event(req, caller, "mentorship_case_read", "mentorship_case")
+                .record(id)
+                .details(json!({ "via": via }))
+        })
+        .collect();
+    state.store.append_audits(events).await?;
+    Ok(())
+}
+
+/// The arms `caller` mentors today (`domain::mentorship::mentors_arm`): where a contract
+/// of theirs runs or they cover one. Only consultants mentor.
+pub async fn mentored_arms(state: &AppState, caller: &User) -> Result<Vec<Specialty>, ApiError> {
+    if caller.role != Role::Consultant {
+        return Ok(Vec::new());
+    }
+    let today = crate::domain::mentorship::clinic_date(Utc::now());
+    let contracts = state.store.mentorship_contracts(None).await?;
+    let covers = state.store.mentorship_covers().await?;
+    let arms = contracts.iter().map(|c| &c.specialty).chain(covers.iter().map(|v| &v.specialty));
+    let mut mentored: Vec<Specialty> = Vec::new();
+    for arm in arms {
+        let mentors =
+            crate::domain::mentorship::mentors_arm(caller.id, arm, &contracts, &covers, today);
+        if mentors && !mentored.contains(arm) {
+            mentored.push(arm.clone());
+        }
+    }
+    Ok(mentored)
+}
+
+/// What `user` received as a mentee over `days` (issue 21): the mentorship logs naming
+/// them as a mentee and their workplace-based assessments, oldest first. No patient data.
+pub async fn mentee_record(
+    state: &AppState, user: UserId, days: crate::domain::mentorship::DateRange,
+) -> Result<
+    (Vec<crate::domain::mentorship::MentorshipLog>, Vec<crate::domain::supervision::Assessment>),
+    ApiError,
+> {
+    let mut logs = state.store.mentorship_logs(days, Some(user)).await?;
+    logs.retain(|l| l.mentee_ids.contains(&user));
+    let assessments = state.store.assessments(Some(user), days).await?;
+    Ok((logs, assessments))
 }
 
 /// Appends an audit event for an action by `caller` on `record`.

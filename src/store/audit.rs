@@ -74,9 +74,10 @@ impl Store {
     }
 
     /// One page of the audit trail of a patient (events whose record is one of the
-    /// patient's cases, in any state, or an attachment of one, or that cover one of those
-    /// cases, such as an export) or of a user (events they caused): in chain order, `seq > query.after`, inside the time window, at most
-    /// `query.limit`. Filtered in SQL; the log is never loaded whole.
+    /// patient's cases, in any state, an attachment of one, a caseload case of theirs on a
+    /// mentorship list, or an event that covers one of their cases, such as an export) or
+    /// of a user (events they caused): in chain order, `seq > query.after`, inside the time
+    /// window, at most `query.limit`. Filtered in SQL; the log is never loaded whole.
     #[tracing::instrument(skip_all, fields(after = query.after, limit = query.limit))]
     pub async fn search_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         // A record id is a UUID as text, unique across record types.
@@ -86,6 +87,8 @@ impl Store {
                  (record_id IN (SELECT id::text FROM cases WHERE nhs_number = $1) \
                   OR record_id IN (SELECT a.id::text FROM attachments a \
                                    JOIN cases c ON c.id = a.case_id WHERE c.nhs_number = $1) \
+                  OR record_id IN (SELECT id::text FROM mentorship_cases \
+                                   WHERE nhs_number = $1) \
                   OR seq IN (SELECT l.seq FROM audit_event_records l \
                              JOIN cases c ON l.record_id = c.id::text WHERE c.nhs_number = $1)) \
                  AND seq > $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) \

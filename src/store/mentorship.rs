@@ -1,6 +1,6 @@
-//! Mentorship and attendance (issue 7): contracts, logs and the backlog of cases flagged
-//! for mentorship; the sessions a person attended (their CPD record). The arithmetic and
-//! the rules live in `domain::mentorship` and `domain::booking`; this module only stores
+//! Mentorship and attendance (issue 7): contracts, their covers (issue 21), logs and the
+//! backlog of cases flagged for mentorship (with the caseload cases waiting for advice);
+//! the sessions a person attended (their CPD record). The arithmetic and the rules live in `domain::mentorship` and `domain::booking`; this module only stores
 //! and reads, each statement written once for both backends.
 
 use std::collections::{HashMap, HashSet};
@@ -17,7 +17,8 @@ use crate::domain::booking::check_flaggable;
 use crate::domain::conflict::Conflict;
 use crate::domain::live::Attendance;
 use crate::domain::mentorship::{
-    clinic_date, Contract, DateRange, MentorshipFlag, MentorshipKind, MentorshipLog,
+    clinic_date, BacklogSource, Contract, Cover, DateRange, MentorshipFlag, MentorshipKind,
+    MentorshipLog,
 };
 use crate::domain::{Case, NewAuditEvent, Session, UserId};
 
@@ -82,6 +83,23 @@ async fn link(tx: &mut Tx, log: &MentorshipLog) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Covers with their contract's arm.
+const COVERS: &str = "SELECT v.*, c.specialty FROM mentorship_covers v \
+     JOIN mentorship_contracts c ON c.id = v.contract_id";
+
+fn cover(row: &Row) -> Result<Cover, StoreError> {
+    Ok(Cover {
+        id: row.get("id")?,
+        contract_id: row.get("contract_id")?,
+        specialty: rows::specialty(row, "specialty")?,
+        consultant_id: row.get("consultant_id")?,
+        from: row.get("starts_on")?,
+        to: row.get("ends_on")?,
+        created_by: row.get("created_by")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
 /// The case's open flag, read (and locked on PostgreSQL) inside the caller's transaction.
 async fn open_flag_in(tx: &mut Tx, case_id: Uuid) -> Result<Option<MentorshipFlag>, StoreError> {
     let sql = "SELECT * FROM mentorship_flags WHERE case_id = $1 AND cleared_at IS NULL FOR UPDATE";
@@ -130,6 +148,47 @@ impl Store {
                    OR consultant_id = $1) ORDER BY consultant_id, specialty, starts_on";
         let found = self.db.all(sql, args![consultant]).await?;
         found.iter().map(rows::contract).collect()
+    }
+
+    /// One contract.
+    #[tracing::instrument(skip_all, fields(contract_id = %id))]
+    pub async fn mentorship_contract(&self, id: Uuid) -> Result<Option<Contract>, StoreError> {
+        let sql = "SELECT * FROM mentorship_contracts WHERE id = $1";
+        let row = self.db.opt(sql, args![id]).await?;
+        row.as_ref().map(rows::contract).transpose()
+    }
+
+    /// Stores a cover of a contract with `audit`; `409 cover_overlaps` when the contract
+    /// already has a cover on one of its days (covers of one contract are checked one at a
+    /// time, under the contract's lock).
+    #[tracing::instrument(skip_all, fields(cover_id = %cover.id))]
+    pub async fn create_mentorship_cover(
+        &self, cover: &Cover, audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.write().await?;
+        let lock = "SELECT id FROM mentorship_contracts WHERE id = $1 FOR UPDATE";
+        tx.opt(lock, args![cover.contract_id]).await?.ok_or(StoreError::NotFound("contract"))?;
+        let same = format!("{COVERS} WHERE v.contract_id = $1");
+        for row in &tx.all(same, args![cover.contract_id]).await? {
+            if self::cover(row)?.overlaps(cover) {
+                return Err(Conflict::CoverOverlaps.into());
+            }
+        }
+        let insert = "INSERT INTO mentorship_covers (id, contract_id, consultant_id, starts_on, \
+             ends_on, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let v = cover;
+        let values =
+            args![v.id, v.contract_id, v.consultant_id, v.from, v.to, v.created_by, v.created_at];
+        tx.run(insert, values).await?;
+        super::audit::append_audit_in(&mut tx, audit.record(v.id)).await?;
+        tx.commit().await
+    }
+
+    /// Every cover, by contract and first day.
+    #[tracing::instrument(skip_all)]
+    pub async fn mentorship_covers(&self) -> Result<Vec<Cover>, StoreError> {
+        let sql = format!("{COVERS} ORDER BY v.contract_id, v.starts_on, v.id");
+        self.db.all(sql, vec![]).await?.iter().map(cover).collect()
     }
 
     /// Stores a log with its mentees and cases and, in the same transaction, clears the
@@ -207,6 +266,7 @@ impl Store {
         let now = now.trunc_subsecs(6);
         let flag = MentorshipFlag {
             case_id,
+            source: BacklogSource::Mdt,
             specialty: session.plan.specialty,
             flagged_by: by,
             flagged_at: now,
@@ -254,15 +314,20 @@ impl Store {
         row.as_ref().map(rows::flag).transpose()
     }
 
-    /// Flags open at the end of `as_of`: flagged on or before it and not cleared by then.
+    /// Flags open at the end of `as_of`: flagged on or before it and not cleared by then,
+    /// with the caseload cases waiting for advice then (`caseload_backlog`), oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn mentorship_backlog(
         &self, as_of: NaiveDate,
     ) -> Result<Vec<MentorshipFlag>, StoreError> {
         let sql = "SELECT * FROM mentorship_flags WHERE flagged_on <= $1 \
-                   AND (cleared_on IS NULL OR cleared_on > $1) ORDER BY flagged_at, case_id";
+                   AND (cleared_on IS NULL OR cleared_on > $1)";
         let found = self.db.all(sql, args![as_of]).await?;
-        found.iter().map(rows::flag).collect()
+        let mut open: Vec<MentorshipFlag> =
+            found.iter().map(rows::flag).collect::<Result<_, _>>()?;
+        open.extend(self.caseload_backlog(as_of).await?);
+        open.sort_by_key(|f| (f.flagged_at, f.case_id));
+        Ok(open)
     }
 
     /// Sessions starting in `[from, to)` that `user` attended, in start order, each with

@@ -16,6 +16,7 @@ mod sqlite;
 mod accounts;
 mod actions;
 mod audit;
+mod caseload;
 mod clocks;
 mod facts;
 mod invitations;
@@ -28,6 +29,7 @@ mod outcomes;
 mod patients;
 mod reports;
 mod schedule;
+mod supervision;
 mod triage;
 
 pub use self::accounts::{Credentials, NewPassword, NewRefreshToken, RefreshOutcome};

@@ -127,6 +127,17 @@ pub(super) async fn register_patient(
     Ok(fields)
 }
 
+/// Checks a patient's details against the register without changing it (a caseload case
+/// is no booking: it neither makes nor changes the record); `PatientConflict` when the
+/// NHS number is on record with another name or date of birth.
+pub(super) async fn check_patient_in(tx: &mut Tx, p: &PatientDetails) -> Result<(), StoreError> {
+    let recorded = locked(tx, &p.nhs_number).await?;
+    match reconcile(recorded.as_ref(), p, PatientUpdate::None) {
+        Err(conflict) => Err(StoreError::PatientConflict(conflict)),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The ids of every case booked for this NHS number, inside a transaction.
 pub(super) async fn patient_cases_in(
     tx: &mut Tx, nhs: &NhsNumber,

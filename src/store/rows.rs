@@ -8,7 +8,7 @@ use super::error::StoreError;
 use super::sql::Row;
 use crate::domain::action::{Action, ActionKind, ActionResult, ActionStatus};
 use crate::domain::live::{Attendance, LiveEvent};
-use crate::domain::mentorship::{Contract, MentorshipFlag};
+use crate::domain::mentorship::{BacklogSource, Contract, MentorshipFlag};
 use crate::domain::message::split_recipients;
 use crate::domain::proforma::{Proforma, ProformaRequest};
 use crate::domain::schedule::SessionPlan;
@@ -108,7 +108,7 @@ pub(crate) fn case(row: &Row) -> Result<Case, StoreError> {
 
 /// The stored proforma: its JSON parsed again as a request (with the date and source
 /// columns), so a stored value passes the same rules as a new one.
-fn proforma(row: &Row) -> Result<Option<Proforma>, StoreError> {
+pub(crate) fn proforma(row: &Row) -> Result<Option<Proforma>, StoreError> {
     let Some(json) = row.get::<Option<String>>("proforma")? else { return Ok(None) };
     let mut request: ProformaRequest =
         serde_json::from_str(&json).map_err(|_| StoreError::corrupt("proforma"))?;
@@ -228,6 +228,7 @@ pub(crate) fn contract(row: &Row) -> Result<Contract, StoreError> {
 pub(crate) fn flag(row: &Row) -> Result<MentorshipFlag, StoreError> {
     Ok(MentorshipFlag {
         case_id: row.get("case_id")?,
+        source: BacklogSource::Mdt,
         specialty: specialty(row, "specialty")?,
         flagged_by: row.get("flagged_by")?,
         flagged_at: row.get("flagged_at")?,

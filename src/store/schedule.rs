@@ -216,6 +216,36 @@ pub(super) async fn insert_case_row(
     super::facts::case_inserted_in(tx, c).await
 }
 
+/// Books `case` inside the caller's write transaction: takes a slot (before the cut-off),
+/// registers the patient, inserts the case with `audit` and queues `mail`. A patient
+/// already in the session is `409 duplicate_case`; a reused idempotency key comes back as
+/// the unique violation for the caller to answer.
+pub(super) async fn book_in(
+    tx: &mut Tx, case: &NewCase, audit: NewAuditEvent, mail: &[NewMessage], now: DateTime<Utc>,
+) -> Result<Case, StoreError> {
+    tx.lock_sessions(&[case.session_id]).await?;
+    take_slot(tx, case.session_id, now, true).await?;
+    let booked = case.booked(now);
+    let changed = register_patient(tx, case, now).await?;
+    if !changed.is_empty() {
+        // Every case of the patient now carries the change: each records it.
+        let mut ids = patient_cases_in(tx, &case.patient.nhs_number).await?;
+        ids.push(booked.id);
+        append_audits_in(tx, per_case(&patient_updated(&audit, &changed), &ids)).await?;
+    }
+    match insert_case_row(tx, &booked, case.idempotency_key.as_deref()).await {
+        Err(e) if e.is_unique(Unique::PatientInSession) => {
+            return Err(Conflict::DuplicateCase.into())
+        }
+        other => other?,
+    }
+    append_audit_in(tx, audit.record(booked.id)).await?;
+    for message in mail {
+        enqueue_in(tx, message, now).await?;
+    }
+    Ok(booked)
+}
+
 /// Gives a new case row the attachments of the case it came from.
 pub(super) async fn copy_attachments(tx: &mut Tx, from: Uuid, to: Uuid) -> Result<(), StoreError> {
     for row in tx.all("SELECT * FROM attachments WHERE case_id = $1", args![from]).await? {
@@ -482,17 +512,7 @@ impl Store {
             return replay_of(existing, &case);
         }
         let mut tx = self.db.write().await?;
-        tx.lock_sessions(&[case.session_id]).await?;
-        take_slot(&mut tx, case.session_id, now, true).await?;
-        let booked = case.booked(now);
-        let changed = register_patient(&mut tx, &case, now).await?;
-        if !changed.is_empty() {
-            // Every case of the patient now carries the change: each records it.
-            let mut ids = patient_cases_in(&mut tx, &case.patient.nhs_number).await?;
-            ids.push(booked.id);
-            append_audits_in(&mut tx, per_case(&patient_updated(&audit, &changed), &ids)).await?;
-        }
-        match insert_case_row(&mut tx, &booked, case.idempotency_key.as_deref()).await {
+        let booked = match book_in(&mut tx, &case, audit, &mail, now).await {
             Err(e) if e.is_unique(Unique::BookingIdempotency) => {
                 // A concurrent retry with the same key won the race: answer with its booking.
                 drop(tx);
@@ -500,15 +520,8 @@ impl Store {
                     self.idempotent_case(&case).await?.ok_or(StoreError::NotFound("case"))?;
                 return replay_of(existing, &case);
             }
-            Err(e) if e.is_unique(Unique::PatientInSession) => {
-                return Err(Conflict::DuplicateCase.into())
-            }
             other => other?,
-        }
-        append_audit_in(&mut tx, audit.record(booked.id)).await?;
-        for message in &mail {
-            enqueue_in(&mut tx, message, now).await?;
-        }
+        };
         tx.commit().await?;
         Ok(Booked { case: booked, replayed: false })
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::audit::append_audit_in;
 use super::core::Store;
+use super::db::Tx;
 use super::error::StoreError;
 use super::rows;
 use super::schedule::{enqueue_in, lock_case_and_session, session_in};
@@ -36,6 +37,36 @@ const DECISION: &str = "INSERT INTO triage_decisions (id, case_id, specialty, de
 const EDITED: &str = "UPDATE cases SET clinical_question = $1, history = $2, urgency = $3, \
      body_site = $4, free_text_identifies_patient = $5, referral_received_on = $6, \
      referral_source = $7, proforma = $8 WHERE id = $9";
+
+/// Applies a triage decision by `by` inside the caller's write transaction
+/// (`domain::triage::check_triage` on the case and session as they are now), recording it
+/// with `audit`.
+pub(super) async fn triage_in(
+    tx: &mut Tx, case_id: Uuid, decision: &Decision, by: UserId, audit: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> Result<Case, StoreError> {
+    let case = lock_case_and_session(tx, case_id, None).await?;
+    let session = session_in(tx, case.session_id).await?;
+    check_triage(&case, &session, decision, by == session.plan.chair_id)?;
+    let mut decided = case.clone();
+    decided.state = decision.state();
+    match decision {
+        Decision::Accept => {}
+        Decision::Return { reason, note } => decided.returned = Some((*reason, note.clone())),
+        Decision::List { plan } => decided.standard_plan = Some(plan.code.clone()),
+    }
+    let (reason, note) = rows::returned_columns(&decided);
+    let plan = decided.standard_plan.as_deref();
+    tx.run(DECIDED, args![decided.state.as_str(), reason, note, plan, case_id]).await?;
+    super::facts::triaged_in(tx, case_id, now).await?;
+    let submitted = case.submitted_at.unwrap_or(case.booked_at);
+    let mut values = args![Uuid::new_v4(), case_id, session.plan.specialty.as_str()];
+    values.extend(args![decision.as_str(), reason, note, plan, submitted, now, by]);
+    tx.run(DECISION, values).await?;
+    let details = serde_json::json!({ "decision": decision.as_str(), "reason": reason, "standard_plan": plan });
+    append_audit_in(tx, audit.record(case_id).details(details)).await?;
+    Ok(decided)
+}
 
 fn json_error(e: serde_json::Error) -> StoreError {
     StoreError::Database(sqlx::Error::Encode(e.into()))
@@ -97,26 +128,7 @@ impl Store {
         mail: Vec<NewMessage>, now: DateTime<Utc>,
     ) -> Result<Case, StoreError> {
         let mut tx = self.db.write().await?;
-        let case = lock_case_and_session(&mut tx, case_id, None).await?;
-        let session = session_in(&mut tx, case.session_id).await?;
-        check_triage(&case, &session, decision, by == session.plan.chair_id)?;
-        let mut decided = case.clone();
-        decided.state = decision.state();
-        match decision {
-            Decision::Accept => {}
-            Decision::Return { reason, note } => decided.returned = Some((*reason, note.clone())),
-            Decision::List { plan } => decided.standard_plan = Some(plan.code.clone()),
-        }
-        let (reason, note) = rows::returned_columns(&decided);
-        let plan = decided.standard_plan.as_deref();
-        tx.run(DECIDED, args![decided.state.as_str(), reason, note, plan, case_id]).await?;
-        super::facts::triaged_in(&mut tx, case_id, now).await?;
-        let submitted = case.submitted_at.unwrap_or(case.booked_at);
-        let mut values = args![Uuid::new_v4(), case_id, session.plan.specialty.as_str()];
-        values.extend(args![decision.as_str(), reason, note, plan, submitted, now, by]);
-        tx.run(DECISION, values).await?;
-        let details = serde_json::json!({ "decision": decision.as_str(), "reason": reason, "standard_plan": plan });
-        append_audit_in(&mut tx, audit.record(case_id).details(details)).await?;
+        let decided = triage_in(&mut tx, case_id, decision, by, audit, now).await?;
         for message in &mail {
             enqueue_in(&mut tx, message, now).await?;
         }

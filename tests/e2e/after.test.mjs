@@ -9,26 +9,10 @@
 // letters, no actions entry, and receives no letter or action data from the API.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { acceptWaiting, apiAs, as, assertClean, launch, screenshotBoth } from "./lib.mjs";
+import { acceptWaiting, apiAs, as, assertClean, basics, launch, screenshotBoth } from "./lib.mjs";
 
 const NECK = "9434765919"; // booked by the demo physio into the pain (teaching) MDT
 const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
-
-/** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
-function unlabelled(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll("main input, main select, main textarea")]
-      .filter((el) => el.type !== "hidden")
-      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
-      .map((el) => el.outerHTML.slice(0, 160)),
-  );
-}
-
-async function basics(page, name) {
-  assert.deepEqual(await unlabelled(page), [], `${name}: every control has a label`);
-  assert.equal(await page.locator("h1").count(), 1, `${name}: one h1`);
-  assert.equal(await page.locator("main [style]").count(), 0, `${name}: no style attributes`);
-}
 
 /** Every address a page asks for, to show none carries a patient identifier. */
 function watchUrls(page) {

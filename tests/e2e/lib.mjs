@@ -87,6 +87,23 @@ export async function open(browser, viewport = WIDTHS.desktop) {
   return page;
 }
 
+/** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
+export function unlabelled(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("main input, main select, main textarea")]
+      .filter((el) => el.type !== "hidden")
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML.slice(0, 160)),
+  );
+}
+
+/** What every page keeps: each control labelled, one h1, nothing styled inline (the CSP refuses style attributes). */
+export async function basics(page, name) {
+  assert.deepEqual(await unlabelled(page), [], `${name}: every control has a label`);
+  assert.equal(await page.locator("h1").count(), 1, `${name}: one h1`);
+  assert.equal(await page.locator("main [style]").count(), 0, `${name}: no style attributes`);
+}
+
 /** Fails unless every page opened on `browser` logged no error and threw nothing. */
 export function assertClean(browser) {
   for (const page of browser.opened || []) {

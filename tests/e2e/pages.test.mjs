@@ -4,20 +4,10 @@
 // shows an NHS number. Run against a demo server (MDT_E2E_URL).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { acceptWaiting, as, assertClean, base, demo, launch, open, password, screenshotBoth } from "./lib.mjs";
+import { acceptWaiting, as, assertClean, base, basics, demo, launch, open, password, screenshotBoth } from "./lib.mjs";
 
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
 const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
-
-/** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
-function unlabelled(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll("main input, main select, main textarea")]
-      .filter((el) => el.type !== "hidden")
-      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
-      .map((el) => el.outerHTML.slice(0, 160)),
-  );
-}
 
 /** Presses Tab from the top of <main> until `selector` has focus; fails after `max`. */
 async function tabTo(page, selector, max = 120) {
@@ -27,13 +17,6 @@ async function tabTo(page, selector, max = 120) {
     if (await page.evaluate((s) => document.activeElement?.matches(s), selector)) return i + 1;
   }
   assert.fail(`Tab never reached ${selector}`);
-}
-
-async function basics(page, name) {
-  assert.deepEqual(await unlabelled(page), [], `${name}: every control has a label`);
-  assert.equal(await page.locator("h1").count(), 1, `${name}: one h1`);
-  // Nothing is styled inline (the CSP refuses style attributes).
-  assert.equal(await page.locator("main [style]").count(), 0, `${name}: no style attributes`);
 }
 
 /** Signs in over the API (for looking up ids), returning an authorised fetch. */
@@ -285,9 +268,9 @@ test("a signed outcome and its letter show on the referrer's case page", async (
 // back in and is told nobody is, which must log nothing), each page reached by its link
 // and then loaded afresh: no console error and no script error anywhere.
 const NAV = {
-  coordinator: ["/schedule", "/triage", "/print", "/letters-due", "/practices", "/mentorship", "/reports", "/cpd", "/audit", "/admin"],
-  consultant: ["/schedule", "/triage", "/cases", "/actions", "/mentorship", "/reports", "/cpd"],
-  practitioner: ["/schedule", "/cases", "/actions", "/mentorship", "/cpd"],
+  coordinator: ["/schedule", "/triage", "/print", "/letters-due", "/practices", "/mentorship", "/caseload", "/supervision", "/reports", "/cpd", "/audit", "/admin"],
+  consultant: ["/schedule", "/triage", "/cases", "/actions", "/mentorship", "/caseload", "/supervision", "/reports", "/cpd"],
+  practitioner: ["/schedule", "/cases", "/actions", "/mentorship", "/caseload", "/supervision", "/cpd"],
   trainee: ["/schedule", "/mentorship", "/cpd"],
 };
 

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { acceptWaiting, apiAs, as, assertClean, launch, screenshotBoth, startSoon } from "./lib.mjs";
+import { acceptWaiting, apiAs, as, assertClean, basics, launch, screenshotBoth, startSoon } from "./lib.mjs";
 
 const NECK = "9434765919"; // booked by the demo physio into the pain (teaching) MDT
 const DEMO_NHS = ["9912003888", "9449305552", "9434765919"];
@@ -16,22 +16,6 @@ const spaced = (n) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
 /** The UK (clinic) day of an instant, as YYYY-MM-DD. */
 const ukDay = (d = new Date()) =>
   new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
-
-/** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
-function unlabelled(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll("main input, main select, main textarea")]
-      .filter((el) => el.type !== "hidden")
-      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
-      .map((el) => el.outerHTML.slice(0, 160)),
-  );
-}
-
-async function basics(page, name) {
-  assert.deepEqual(await unlabelled(page), [], `${name}: every control has a label`);
-  assert.equal(await page.locator("h1").count(), 1, `${name}: one h1`);
-  assert.equal(await page.locator("main [style]").count(), 0, `${name}: no style attributes`);
-}
 
 const cellText = (page, row, cls) => page.locator(`${row} td.${cls}`).innerText();
 

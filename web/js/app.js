@@ -21,6 +21,8 @@ const PAGES = [
   { path: /^\/letters-due$/, module: "letters-due", title: "Letters due", nav: ["coordinator"], roles: ["coordinator"] },
   { path: /^\/practices$/, module: "practices", title: "GP practices", nav: ["coordinator"], roles: ["coordinator"] },
   { path: /^\/mentorship$/, module: "mentorship", title: "Mentorship", nav: ["consultant", "coordinator", "practitioner", "trainee"] },
+  { path: /^\/caseload$/, module: "caseload", title: "Mentorship cases", nav: ["practitioner", "consultant", "coordinator"], roles: ["practitioner", "consultant", "coordinator"] },
+  { path: /^\/supervision$/, module: "supervision", title: "Supervision", nav: ["practitioner", "consultant", "coordinator"], roles: ["practitioner", "consultant", "coordinator"] },
   { path: /^\/reports$/, module: "reports", title: "Reports", nav: ["coordinator", "consultant"], roles: ["coordinator", "consultant"] },
   { path: /^\/cpd$/, module: "cpd", title: "My CPD", nav: ["practitioner", "consultant", "trainee", "coordinator"] },
   { path: /^\/audit$/, module: "audit", title: "Audit", nav: ["coordinator"], roles: ["coordinator"] },

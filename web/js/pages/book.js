@@ -27,6 +27,53 @@ export const sizeLabel = (n) => (n < 1024 ? `${n} bytes` : n < 1024 * 1024 ? `${
 const birthDate = (iso) =>
   new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(new Date(`${iso}T00:00:00Z`));
 
+/**
+ * The patient's fields of a booking (and of a caseload case) into `form` (a
+ * forms.checkedForm), checked as the server checks them: {nhs, given, family, dob, sex,
+ * gp} and patient() (the request's `patient`).
+ */
+export function patientFields(form) {
+  const nhs = form.add(
+    "nhs_number",
+    field("NHS number", h("input", { name: "nhs_number", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 14, spellcheck: "false" }), "10 digits, for example 999 234 5675"),
+    (v) => (String(v).trim() ? parseNhsNumber(v).error || null : "enter the NHS number"),
+  );
+  nhs.control.addEventListener("blur", () => {
+    const ok = parseNhsNumber(nhs.control.value);
+    if (ok.value) nhs.control.value = formatNhsNumber(ok.value);
+  });
+  const given = textField(form, "given_name", "Given name", { attrs: { autocomplete: "off" } }, (v) => checkText(v, 100));
+  const family = textField(form, "family_name", "Family name", { attrs: { autocomplete: "off" } }, (v) => checkText(v, 100));
+  const dob = form.add(
+    "date_of_birth",
+    field("Date of birth", h("input", { name: "date_of_birth", type: "date", min: "1900-01-01", max: todayUtc() })),
+    (v) => (String(v).trim() ? parseDateOfBirth(v).error || null : "enter the date of birth"),
+  );
+  const sex = form.add(
+    "sex",
+    field("Sex", select({ name: "sex" }, [["", "Choose…"], ["female", "Female"], ["male", "Male"], ["other", "Other"], ["unknown", "Not known"]])),
+    (v) => (v ? null : "choose the patient's sex"),
+  );
+  const gp = form.add(
+    "gp_practice_code",
+    field("GP practice code", h("input", { name: "gp_practice_code", type: "text", autocomplete: "off", maxlength: 6, spellcheck: "false", class: "short" }), "The registered practice's ODS code, for example A81001"),
+    (v) => (String(v).trim() ? parseOdsCode(v).error || null : "enter the GP practice's ODS code"),
+  );
+  gp.control.addEventListener("blur", () => {
+    const ok = parseOdsCode(gp.control.value);
+    if (ok.value) gp.control.value = ok.value;
+  });
+  const patient = () => ({
+    nhs_number: parseNhsNumber(nhs.control.value).value,
+    given_name: given.control.value.trim(),
+    family_name: family.control.value.trim(),
+    date_of_birth: dob.control.value,
+    sex: sex.control.value,
+    gp_practice_code: parseOdsCode(gp.control.value).value,
+  });
+  return { nhs, given, family, dob, sex, gp, patient };
+}
+
 export async function render(main, { user, params, navigate }) {
   const [sessionId] = params;
   const here = stillHere();
@@ -65,36 +112,7 @@ export async function render(main, { user, params, navigate }) {
   const form = checkedForm();
 
   // Patient.
-  const nhs = form.add(
-    "nhs_number",
-    field("NHS number", h("input", { name: "nhs_number", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 14, spellcheck: "false" }), "10 digits, for example 999 234 5675"),
-    (v) => (String(v).trim() ? parseNhsNumber(v).error || null : "enter the NHS number"),
-  );
-  nhs.control.addEventListener("blur", () => {
-    const ok = parseNhsNumber(nhs.control.value);
-    if (ok.value) nhs.control.value = formatNhsNumber(ok.value);
-  });
-  const given = textField(form, "given_name", "Given name", { attrs: { autocomplete: "off" } }, (v) => checkText(v, 100));
-  const family = textField(form, "family_name", "Family name", { attrs: { autocomplete: "off" } }, (v) => checkText(v, 100));
-  const dob = form.add(
-    "date_of_birth",
-    field("Date of birth", h("input", { name: "date_of_birth", type: "date", min: "1900-01-01", max: todayUtc() })),
-    (v) => (String(v).trim() ? parseDateOfBirth(v).error || null : "enter the date of birth"),
-  );
-  const sex = form.add(
-    "sex",
-    field("Sex", select({ name: "sex" }, [["", "Choose…"], ["female", "Female"], ["male", "Male"], ["other", "Other"], ["unknown", "Not known"]])),
-    (v) => (v ? null : "choose the patient's sex"),
-  );
-  const gp = form.add(
-    "gp_practice_code",
-    field("GP practice code", h("input", { name: "gp_practice_code", type: "text", autocomplete: "off", maxlength: 6, spellcheck: "false", class: "short" }), "The registered practice's ODS code, for example A81001"),
-    (v) => (String(v).trim() ? parseOdsCode(v).error || null : "enter the GP practice's ODS code"),
-  );
-  gp.control.addEventListener("blur", () => {
-    const ok = parseOdsCode(gp.control.value);
-    if (ok.value) gp.control.value = ok.value;
-  });
+  const { nhs, given, family, dob, sex, gp, patient } = patientFields(form);
 
   // The question, clinical details and the referral proforma (the fields the specialty
   // requires come from its triage rules).
@@ -284,14 +302,7 @@ export async function render(main, { user, params, navigate }) {
       return;
     }
     const body = {
-      patient: {
-        nhs_number: parseNhsNumber(nhs.control.value).value,
-        given_name: given.control.value.trim(),
-        family_name: family.control.value.trim(),
-        date_of_birth: dob.control.value,
-        sex: sex.control.value,
-        gp_practice_code: parseOdsCode(gp.control.value).value,
-      },
+      patient: patient(),
       ...details.body(),
       red_flags: [],
     };

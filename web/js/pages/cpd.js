@@ -1,6 +1,6 @@
 // "My CPD" (DESIGN §4 flow 6): the sessions the signed-in person attended in a period,
-// minutes present, the cases discussed (always de-identified), and a printable
-// certificate. The certificate is fetched through the API client (no token in a URL) and
+// minutes present, the cases discussed (always de-identified), the mentoring received and
+// assessments (issue 21), and a printable certificate. The certificate is fetched through the API client (no token in a URL) and
 // shown in a sandboxed frame built from its text: a srcdoc frame keeps the page's own
 // Content-Security-Policy, and may load /certificate.css but run no script.
 import { api, download } from "../api.js";
@@ -38,6 +38,8 @@ export async function render(main) {
         { class: "stats" },
         h("div", {}, h("dt", {}, "Sessions attended"), h("dd", { id: "cpd-sessions" }, String(r.sessions.length))),
         h("div", {}, h("dt", {}, "Minutes present"), h("dd", { id: "cpd-minutes" }, String(r.total_minutes))),
+        h("div", {}, h("dt", {}, "Mentoring received"), h("dd", { id: "cpd-mentoring" }, minutesText(r.mentoring_minutes || 0))),
+        h("div", {}, h("dt", {}, "Assessments"), h("dd", { id: "cpd-assessments" }, String(r.assessments?.length || 0))),
         h("div", {}, h("dt", {}, "CPD hours"), h("dd", { id: "cpd-hours" }, String(r.cpd_hours))),
       ),
     );

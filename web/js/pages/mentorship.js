@@ -1,7 +1,8 @@
 // Mentorship (DESIGN §3, §4 flow 7). Consultants log the mentorship they give and see
 // their delivered time against their contracts and their arms' backlog of flagged cases;
-// coordinators see every contract and log and set up contracts; practitioners and
-// trainees see the logs they were mentored in.
+// coordinators see every contract and log, set up contracts and assign cover for leave
+// (issue 21: the summary shows covered minutes, missed weeks and who covered);
+// practitioners and trainees see the logs they were mentored in.
 //
 // A consultant picks mentees by name from the people directory (`GET /api/people`:
 // practitioners and trainees sharing a specialty with them) and the cases discussed from
@@ -35,6 +36,12 @@ const CODES = {
   invalid_date_range: "The end date must be on or after the start date.",
 };
 const why = (err) => CODES[err?.code] || explain(err);
+const COVER_CODES = {
+  invalid_cover: "The contract's own consultant does not cover it: choose another consultant.",
+  cover_outside_contract: "The cover must fall on days the contract runs.",
+  cover_overlaps: "The contract already has a cover on some of those days.",
+  consultant_not_in_specialty: "The covering consultant does not work in the contract's arm.",
+};
 
 /** A whole number in [min, max], or an error message. */
 const whole = (min, max) => (v) => {
@@ -116,7 +123,7 @@ export async function render(main, { user }) {
       fill(summaryBox, h("p", { class: "notice" }, coordinator ? "No mentorship contract runs in this period." : "You have no mentorship contract running in this period. The coordinator sets contracts up."));
       return;
     }
-    const labels = [coordinator ? "Consultant" : null, "Arm", "Contract", "Contracted", "Delivered", "Shortfall", "Delivered against contract", "Backlog cases", "Oldest backlog"].filter(Boolean);
+    const labels = [coordinator ? "Consultant" : null, "Arm", "Contract", "Contracted", "Delivered", "Shortfall", "Delivered against contract", "Covered", "Missed weeks", "Backlog cases", "Oldest backlog"].filter(Boolean);
     fill(
       summaryBox,
       h(
@@ -141,6 +148,17 @@ export async function render(main, { user }) {
                 h("td", { "data-label": "Delivered", class: "num delivered" }, h("div", {}, minutesText(r.delivered_minutes))),
                 h("td", { "data-label": "Shortfall", class: `num shortfall${r.shortfall_minutes ? " short" : ""}` }, h("div", {}, minutesText(r.shortfall_minutes))),
                 cell("Progress", bar(r.contracted_minutes, r.delivered_minutes)),
+                h(
+                  "td",
+                  { "data-label": "Covered", class: "num covered" },
+                  h(
+                    "div",
+                    {},
+                    minutesText(r.covered_minutes || 0),
+                    (r.covers || []).map((v) => h("span", { class: "muted cover" }, h("br"), `${person(v.consultant_id, "A consultant")} covered ${dayText(v.from)}–${dayText(v.to)}`)),
+                  ),
+                ),
+                h("td", { "data-label": "Missed weeks", class: `num missed${r.missed_weeks ? " short" : ""}` }, h("div", {}, String(r.missed_weeks ?? 0))),
                 h("td", { "data-label": "Backlog cases", class: "num backlog" }, h("div", {}, String(r.backlog_cases))),
                 h(
                   "td",
@@ -157,7 +175,7 @@ export async function render(main, { user }) {
         { class: "hint legend" },
         h("span", { class: "key" }, h("span", { class: "swatch delivered", "aria-hidden": "true" }), " Delivered"),
         h("span", { class: "key" }, h("span", { class: "swatch contracted", "aria-hidden": "true" }), " Contracted (the line marks the contract)"),
-        h("span", {}, "The backlog is as of the end of the period, or today."),
+        h("span", {}, "The backlog is as of the end of the period, or today. A missed week is one with no mentoring, by the consultant or a cover."),
       ),
     );
   }
@@ -319,6 +337,7 @@ export async function render(main, { user }) {
         h("h2", { id: "contracts-h" }, coordinator ? "Contracts" : "Your contracts"),
         contractsBox,
         coordinator ? contractForm() : null,
+        coordinator ? coverForm() : null,
       ),
     );
   }
@@ -540,6 +559,49 @@ export async function render(main, { user }) {
             box.show(message);
           }
         }
+      }
+    });
+    return form;
+  }
+
+  // ---- The coordinator's cover form: another consultant of the arm covers a contract ----------
+  function coverForm() {
+    const box = errorBox("cover-error");
+    const contractName = (c) => `${person(c.consultant_id, "Consultant")} · ${title(c.specialty)} · from ${dayText(c.starts_on)}`;
+    const which = field("Contract", select({ name: "contract", id: "cover-contract" }, [["", contracts.length ? "Choose…" : "No contracts"], ...contracts.map((c) => [c.id, contractName(c)])]));
+    const consultants = users.filter((u) => u.active && u.role === "consultant");
+    const who = field("Covering consultant", select({ name: "consultant_id", id: "cover-consultant" }, [["", "Choose…"], ...consultants.map((u) => [u.id, u.name])]));
+    const from = field("From", h("input", { type: "date", name: "from", id: "cover-from" }));
+    const to = field("To", h("input", { type: "date", name: "to", id: "cover-to" }));
+    const submit = h("button", { type: "submit", id: "cover-submit" }, "Assign cover");
+    const form = h(
+      "form",
+      { id: "cover-form", class: "card", novalidate: true, "aria-labelledby": "cover-form-h" },
+      h("h3", { id: "cover-form-h" }, "Cover for leave"),
+      h("p", { class: "hint" }, "The covering consultant's mentorship in the arm on these days counts to the contract."),
+      h("div", { class: "row" }, which, who, from, to),
+      box,
+      submit,
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      box.show(null);
+      if (!which.control.value || !who.control.value || !isDay(from.control.value) || !isDay(to.control.value)) {
+        box.show("Choose the contract, the covering consultant and both dates.");
+        return;
+      }
+      try {
+        const v = await busy(submit, "Saving…", () =>
+          api(`/api/mentorship/contracts/${which.control.value}/cover`, {
+            method: "POST",
+            body: { consultant_id: who.control.value, from: from.control.value, to: to.control.value },
+          }),
+        );
+        form.reset();
+        say(`Cover assigned: ${person(v.consultant_id, "the consultant")} covers ${title(v.specialty)} from ${dayText(v.from)} to ${dayText(v.to)}.`);
+        await refresh();
+      } catch (err) {
+        box.show(COVER_CODES[err?.code] || why(err));
       }
     });
     return form;
