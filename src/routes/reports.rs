@@ -22,7 +22,7 @@ use crate::domain::practices::{
 use crate::domain::report::{
     activity_csv, activity_report, ActivityData, Judging, ReportFormat, ReportQuery, ReportWindow,
 };
-use crate::domain::{OdsCode, ParseError, Role, Specialty, User};
+use crate::domain::{NewAuditEvent, OdsCode, ParseError, Role, Specialty, User};
 use crate::error::ApiError;
 use crate::routes::support::{ApiJson, AuthUser};
 use crate::state::AppState;
@@ -128,8 +128,14 @@ pub async fn activity(
         }
         ReportFormat::Csv => {
             let data = state.store.activity_data(&query).await?;
-            let body = activity_csv(&data, scope.identified);
-            audit_export(&state, &req, &caller, &window, &scope, &data).await?;
+            let event = export_event(&state, &req, &caller, &window, &scope, &data);
+            // The file is written off the async workers while its audit event is
+            // appended; it is sent only when both are done.
+            let identified = scope.identified;
+            let render = tokio::task::spawn_blocking(move || activity_csv(&data, identified));
+            let (body, audited) = tokio::join!(render, state.store.append_audit(event));
+            audited?;
+            let body = body.map_err(ApiError::internal)?;
             let filename = format!("activity-{}-{}.csv", window.from, window.to);
             Ok(HttpResponse::Ok()
                 .content_type("text/csv; charset=utf-8")
@@ -236,18 +242,18 @@ pub async fn set_targets(
     }
 }
 
-/// One `report_exported` event covering every exported case row (identified or not),
-/// appended before the file is sent.
-async fn audit_export(
+/// The one `report_exported` event of a CSV export, covering every exported case row
+/// (identified or not); appended before the file is sent.
+fn export_event(
     state: &AppState, req: &HttpRequest, caller: &User, window: &ReportWindow, scope: &ReportScope,
     data: &ActivityData,
-) -> Result<(), ApiError> {
+) -> NewAuditEvent {
     let specialties: Vec<&str> = scope.specialties.iter().map(|s| s.as_str()).collect();
     // Every exported row is a read of that case's record, identified or not (a
     // de-identified row still describes one patient's episode): the event covers each
     // case, so the patient's trail shows each export that carried them.
     let cases = data.cases.iter().map(|row| row.case.id.to_string()).collect();
-    let event = state
+    state
         .audit_event(req, caller, "report_exported", "report")
         .record("activity")
         .details(json!({
@@ -258,9 +264,7 @@ async fn audit_export(
             "rows": data.cases.len(),
             "identified": scope.identified,
         }))
-        .covering(cases);
-    state.store.append_audit(event).await?;
-    Ok(())
+        .covering(cases)
 }
 
 #[cfg(test)]
