@@ -713,6 +713,40 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
     assert_eq!(audit.iter().filter(|e| e.action == "attachment_downloaded").count(), 1);
 }
 
+/// Real DICOM files attach whatever their preamble looks like (pydicom's CT and MR files
+/// start like a TIFF); a file with the marker that does not parse is refused, storing
+/// nothing.
+async fn real_dicom_files_attach_and_fakes_are_refused(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, true).await;
+    let case: Value =
+        c.book(&c.physio, &session, referral("9434765919")).await.json().await.unwrap();
+    let case = case["id"].as_str().unwrap().to_string();
+    let mut fake = vec![0u8; 128];
+    fake.extend_from_slice(b"DICMgarbage");
+    for mime in ["application/dicom", "application/octet-stream"] {
+        let (status, code, body) =
+            code(upload(&c, &c.physio, &case, "fake.dcm", mime, fake.clone()).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_dicom"),
+            "{body}"
+        );
+    }
+    assert_eq!(c.app.state.blobs.count(), 0);
+    for name in ["CT_small.dcm", "MR_small.dcm", "examples_rgb_color.dcm"] {
+        let path = format!("{}/tests/fixtures/dicom/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(path).unwrap();
+        // Browsers send .dcm files as application/octet-stream.
+        for mime in ["application/dicom", "application/octet-stream"] {
+            let res = upload(&c, &c.physio, &case, name, mime, bytes.clone()).await;
+            assert_eq!(res.status(), StatusCode::CREATED, "{name} as {mime}");
+            let stored: Value = res.json().await.unwrap();
+            assert_eq!(stored["content_type"], "application/dicom");
+        }
+    }
+}
+
 // ---- mail -----------------------------------------------------------------------
 
 /// The `.eml` files in `dir`, parsed: (envelope recipients or To, subject, text, calendar).
@@ -1177,6 +1211,7 @@ on_both_backends!(
     booking_and_publishing_write_mail_to_the_file_outbox,
     smtp_delivery_waits_out_a_down_server,
     attachments_are_sniffed_capped_stored_once_and_audited,
+    real_dicom_files_attach_and_fakes_are_refused,
     moves_keep_history_and_cancellation_moves_or_flags_cases,
     the_chair_reorders_the_agenda,
 );

@@ -42,8 +42,13 @@ impl AttachmentKind {
     }
 
     /// What the bytes are, by their magic numbers; UTF-8 without control characters
-    /// (other than line breaks and tabs) counts as plain text.
+    /// (other than line breaks and tabs) counts as plain text. A file with the DICOM
+    /// marker is DICOM only when it parses as DICOM ([`parses_as_dicom`]), whatever its
+    /// 128-byte preamble looks like (many start like a TIFF file).
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if has_dicom_marker(bytes) {
+            return parses_as_dicom(bytes).then_some(AttachmentKind::Dicom);
+        }
         if let Some(t) = infer::get(bytes) {
             return Self::from_mime(t.mime_type());
         }
@@ -68,6 +73,13 @@ impl AttachmentKind {
                 "attach PNG, JPEG, DICOM, PDF or plain text",
             )
         };
+        if has_dicom_marker(bytes) && Self::sniff(bytes).is_none() {
+            return Err(ParseError::new(
+                "invalid_dicom",
+                "file",
+                "the file is marked as DICOM but does not parse as DICOM",
+            ));
+        }
         let essence = declared.split(';').next().unwrap_or("").trim();
         if essence.is_empty() || essence.eq_ignore_ascii_case("application/octet-stream") {
             return Self::sniff(bytes).ok_or_else(unsupported);
@@ -87,6 +99,17 @@ impl AttachmentKind {
             )),
         }
     }
+}
+
+/// The DICOM file marker: `DICM` after the 128-byte preamble.
+fn has_dicom_marker(bytes: &[u8]) -> bool {
+    bytes.get(128..132) == Some(b"DICM".as_slice())
+}
+
+/// Whether the bytes after the preamble are a DICOM file: the `DICM` marker, a readable
+/// file meta group and a data set that reads to its end (dicom-rs's `dicom-object`).
+fn parses_as_dicom(bytes: &[u8]) -> bool {
+    bytes.get(128..).is_some_and(|rest| dicom_object::from_reader(rest).is_ok())
 }
 
 /// A safe download name: the last path segment, letters, digits, `.-_ ` only.
@@ -147,15 +170,37 @@ mod tests {
             "unsupported_attachment_type"
         );
         assert_eq!(AttachmentKind::check("image/png", b"").unwrap_err().code, "empty_attachment");
-        let mut dicom = vec![0u8; 128];
-        dicom.extend_from_slice(b"DICM");
+        // pydicom's test files: the preambles of CT_small and MR_small start like a TIFF.
+        for name in ["CT_small.dcm", "MR_small.dcm", "examples_rgb_color.dcm"] {
+            let path = format!("{}/tests/fixtures/dicom/{name}", env!("CARGO_MANIFEST_DIR"));
+            let dicom = std::fs::read(&path).unwrap();
+            for declared in ["application/dicom", "application/octet-stream", ""] {
+                let kind = AttachmentKind::check(declared, &dicom);
+                assert_eq!(kind.unwrap(), AttachmentKind::Dicom, "{name} as {declared:?}");
+            }
+            assert_eq!(
+                AttachmentKind::check("image/tiff", &dicom).unwrap_err().code,
+                "unsupported_attachment_type"
+            );
+        }
+        // The marker alone is not DICOM: 128 zero bytes, DICM and garbage are refused.
+        let mut fake = vec![0u8; 128];
+        fake.extend_from_slice(b"DICMgarbage that is no file meta group");
+        for declared in ["application/dicom", "application/octet-stream", "image/png"] {
+            assert_eq!(AttachmentKind::check(declared, &fake).unwrap_err().code, "invalid_dicom");
+        }
+        let mut truncated = std::fs::read(format!(
+            "{}/tests/fixtures/dicom/MR_small.dcm",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        truncated.truncate(600);
         assert_eq!(
-            AttachmentKind::check("application/dicom", &dicom).unwrap(),
-            AttachmentKind::Dicom
+            AttachmentKind::check("application/dicom", &truncated).unwrap_err().code,
+            "invalid_dicom"
         );
         // Browsers know no type for .dcm files: the bytes decide.
         for undeclared in ["application/octet-stream", ""] {
-            assert_eq!(AttachmentKind::check(undeclared, &dicom).unwrap(), AttachmentKind::Dicom);
             assert_eq!(
                 AttachmentKind::check(undeclared, b"PK\x03\x04rest").unwrap_err().code,
                 "unsupported_attachment_type"
