@@ -1,5 +1,6 @@
 //! The `mdt-coordinator` command line: `serve` (default), `migrate`, `user add`,
-//! `user deactivate | reactivate | reset-password`, `demo`, `audit verify`.
+//! `user deactivate | reactivate | reset-password`, `demo`, `audit verify`, `backup`,
+//! `restore`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use mdt_coordinator::domain::account::AccountChange;
 use mdt_coordinator::routes::users::{change_account, create_account, ValidUser};
 use mdt_coordinator::startup::Application;
 use mdt_coordinator::state::AppState;
+use mdt_coordinator::store::blobs::Blobs;
 use mdt_coordinator::{demo, domain, store, telemetry};
 
 #[derive(Parser)]
@@ -49,6 +51,22 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Copy the SQLite database and its attachments, consistently, while the service runs.
+    Backup {
+        /// The backup file to create (refused if it exists).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Bring a backup back as the configured SQLite database and attachment folder (stop
+    /// the service first); its audit chain is verified before anything is replaced.
+    Restore {
+        /// The backup file made by `backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing database and add to an existing attachment folder.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -129,6 +147,31 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     report.rows_checked
                 ),
             }
+        }
+        Command::Backup { to } => {
+            let blobs = Blobs::new(&settings.data.dir)?;
+            let done = store::backup::backup(&settings.database, &blobs, &to).await?;
+            println!(
+                "backed up to {}: {} audit events, {} attachments ({} bytes)",
+                to.display(),
+                done.audit_events,
+                done.attachments,
+                done.bytes
+            );
+            Ok(())
+        }
+        Command::Restore { from, force } => {
+            let blobs = Blobs::new(&settings.data.dir)?;
+            let done = store::backup::restore(&settings.database, &blobs, &from, force).await?;
+            println!(
+                "restored {} from {}: audit chain intact ({} events), {} attachments in {}",
+                done.database.display(),
+                from.display(),
+                done.audit_events,
+                done.attachments,
+                blobs.root().display()
+            );
+            Ok(())
         }
         Command::Demo => {
             let store = store::connect(&settings.database).await?;

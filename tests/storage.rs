@@ -2,6 +2,8 @@
 
 mod common;
 
+#[path = "storage/backup.rs"]
+mod backup;
 #[path = "storage/upgrade.rs"]
 mod upgrade;
 

@@ -19,6 +19,11 @@ impl Blobs {
         Ok(Self { root })
     }
 
+    /// The folder the blobs are kept in.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     fn path(&self, sha256: &str) -> Option<PathBuf> {
         let valid = sha256.len() == 64
             && sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());

@@ -169,3 +169,38 @@ pub enum ConnectError {
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] StoreError),
 }
+
+/// Why a backup or a restore (`store::backup`) was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "backup and restore copy a SQLite database; back up PostgreSQL with pg_dump and \
+         pg_restore as README.md (\"Back up and restore\") describes"
+    )]
+    Postgres,
+    #[error("unsupported database URL scheme \"{0}\": use sqlite:// or postgres://")]
+    UnsupportedScheme(String),
+    #[error("{0} already exists: back up to a new file")]
+    Exists(std::path::PathBuf),
+    #[error("{0} is not empty: stop the service and pass --force to replace it")]
+    NotEmpty(std::path::PathBuf),
+    #[error("{0} is not an MDT Coordinator backup")]
+    NotABackup(std::path::PathBuf),
+    #[error("attachment {0} is missing from the attachment store")]
+    MissingAttachment(String),
+    #[error("attachment {0} does not match its digest")]
+    DamagedAttachment(String),
+    #[error(
+        "the backup's audit chain is broken at event {seq} ({checked} events checked); \
+         nothing was replaced"
+    )]
+    BrokenChain { seq: i64, checked: u64 },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
+}

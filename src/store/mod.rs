@@ -4,6 +4,7 @@
 //! `postgres.rs` hold only what differs (opening, id encoding, locking, notifications).
 //! Methods take and return domain types; nothing outside this module sees SQL.
 
+pub mod backup;
 pub mod blobs;
 mod core;
 mod db;
@@ -35,7 +36,7 @@ mod triage;
 pub use self::accounts::{Credentials, NewPassword, NewRefreshToken, RefreshOutcome};
 pub use self::actions::{ActionQuery, ActionUpdate, UpdatedAction};
 pub use self::core::{connect, settings_for, until_unchanged, DynStore, Store};
-pub use self::error::{ConnectError, StoreError};
+pub use self::error::{BackupError, ConnectError, StoreError};
 pub use self::measures::TallyGroup;
 pub use self::mentorship::AttendedSession;
 pub use self::outcomes::SignedOutcome;
