@@ -715,7 +715,7 @@ async fn attachments_are_sniffed_capped_stored_once_and_audited(backend: Backend
 
 /// Real DICOM files attach whatever their preamble looks like (pydicom's CT and MR files
 /// start like a TIFF); a file with the marker that does not parse is refused, storing
-/// nothing.
+/// nothing; an attachment store that cannot be written answers 503 and stores no row.
 async fn real_dicom_files_attach_and_fakes_are_refused(backend: Backend) {
     let c = Clinic::open(backend).await;
     let session = c.session(7, 4, true).await;
@@ -734,6 +734,22 @@ async fn real_dicom_files_attach_and_fakes_are_refused(backend: Backend) {
         );
     }
     assert_eq!(c.app.state.blobs.count(), 0);
+    // A data folder that cannot be written (here its attachment folder is a file, which
+    // even root cannot write into): 503 with Retry-After, and no row without its file.
+    let ct =
+        std::fs::read(format!("{}/tests/fixtures/dicom/CT_small.dcm", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let root = c.app.state.blobs.root().to_path_buf();
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::write(&root, b"not a folder").unwrap();
+    let res = upload(&c, &c.physio, &case, "CT_small.dcm", "application/dicom", ct).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "service_unavailable");
+    let listed: Vec<Value> =
+        c.get(&c.physio, &format!("/api/cases/{case}/attachments")).await.json().await.unwrap();
+    assert!(listed.is_empty());
+    std::fs::remove_file(&root).unwrap();
     for name in ["CT_small.dcm", "MR_small.dcm", "examples_rgb_color.dcm"] {
         let path = format!("{}/tests/fixtures/dicom/{name}", env!("CARGO_MANIFEST_DIR"));
         let bytes = std::fs::read(path).unwrap();

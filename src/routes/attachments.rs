@@ -67,7 +67,11 @@ pub async fn upload(
     let (declared, filename, bytes) =
         read_file(payload, state.settings.data.attachment_max_bytes).await?;
     let kind = AttachmentKind::check(&declared, &bytes)?;
-    let (sha256, created) = state.blobs.put(&bytes).await.map_err(ApiError::internal)?;
+    // A data folder that cannot be written is an outage, not a bug: 503, nothing stored.
+    let (sha256, created) = state.blobs.put(&bytes).await.map_err(|e| {
+        tracing::error!(error = %e, "the attachment store cannot be written");
+        ApiError::Unavailable { retry_after_secs: 30 }
+    })?;
     let attachment = Attachment {
         id: Uuid::new_v4(),
         case_id: case.id,

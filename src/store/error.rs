@@ -25,7 +25,8 @@ pub enum StoreError {
     /// turn the ones they expect into a [`Conflict`].
     #[error("the database refused the change: {0:?}")]
     Violation(Violation),
-    /// The database stayed locked after the bounded wait (SQLite) or the pool is exhausted.
+    /// The database stayed locked after the bounded wait (SQLite), the pool is exhausted,
+    /// or the database cannot be reached for now (a restart): a 503 with `Retry-After`.
     #[error("database busy")]
     Busy,
     #[error(transparent)]
@@ -80,13 +81,16 @@ pub(crate) fn or_unknown<T>(
 pub(crate) const UNKNOWN_SPECIALTY_OR_CHAIR: &str = "the specialty or chair does not exist";
 
 /// PostgreSQL states that mean "try again shortly": serialization failure, deadlock,
-/// lock not available, too many connections.
-const PG_RETRYABLE: [&str; 4] = ["40001", "40P01", "55P03", "53300"];
+/// lock not available, too many connections, and a server shutting down or starting up
+/// (admin or crash shutdown, cannot connect now).
+const PG_RETRYABLE: [&str; 7] = ["40001", "40P01", "55P03", "53300", "57P01", "57P02", "57P03"];
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         let busy = match &e {
-            sqlx::Error::PoolTimedOut => true,
+            // The pool waited in vain, or the connection to the database was refused or
+            // cut (a restart): both pass, so the request is worth repeating shortly.
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
             sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
                 // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
                 Some(lite) => lite
@@ -203,4 +207,19 @@ pub enum BackupError {
     Connect(#[from] ConnectError),
     #[error("file: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_busy_not_a_bug() {
+        for kind in [std::io::ErrorKind::ConnectionRefused, std::io::ErrorKind::ConnectionReset] {
+            let cut = sqlx::Error::Io(std::io::Error::new(kind, "restarting"));
+            assert!(matches!(StoreError::from(cut), StoreError::Busy));
+        }
+        assert!(matches!(StoreError::from(sqlx::Error::PoolTimedOut), StoreError::Busy));
+        assert!(matches!(StoreError::from(sqlx::Error::RowNotFound), StoreError::Database(_)));
+    }
 }
