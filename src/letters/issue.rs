@@ -47,7 +47,7 @@ impl Issuer {
     pub async fn new_letters(&self, facts: &LetterFacts<'_>) -> Result<Vec<NewLetter>, StoreError> {
         let mut out = Vec::new();
         for p in prepare(facts, &self.secure) {
-            let (sha256, _) = self
+            let sha256 = self
                 .blobs
                 .put(&p.pdf)
                 .await

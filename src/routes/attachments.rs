@@ -68,7 +68,7 @@ pub async fn upload(
         read_file(payload, state.settings.data.attachment_max_bytes).await?;
     let kind = AttachmentKind::check(&declared, &bytes)?;
     // A data folder that cannot be written is an outage, not a bug: 503, nothing stored.
-    let (sha256, created) = state.blobs.put(&bytes).await.map_err(|e| {
+    let sha256 = state.blobs.put(&bytes).await.map_err(|e| {
         tracing::error!(error = %e, "the attachment store cannot be written");
         ApiError::Unavailable { retry_after_secs: 30 }
     })?;
@@ -83,14 +83,10 @@ pub async fn upload(
         uploaded_at: Utc::now(),
     };
     let event = state.audit_event(&req, &caller, "attachment_uploaded", "attachment");
-    if let Err(e) = state.store.add_attachment(&attachment, event).await {
-        if created {
-            if let Err(io) = state.blobs.remove(&attachment.sha256).await {
-                tracing::warn!(error = %io, "could not remove the blob of a failed upload");
-            }
-        }
-        return Err(e.into());
-    }
+    // A failed insert leaves the file: an upload of the same bytes may have found it and
+    // be committing its own row to it right now, and removing it would leave that row
+    // without its file. A file no row names is never served and never backed up.
+    state.store.add_attachment(&attachment, event).await?;
     Ok(HttpResponse::Created().json(attachment))
 }
 

@@ -30,13 +30,12 @@ impl Blobs {
         valid.then(|| self.root.join(&sha256[..2]).join(sha256))
     }
 
-    /// Stores `bytes` (once, however often they are uploaded); returns their sha256 and
-    /// whether this call created the blob (so a failed upload can remove what it added).
-    pub async fn put(&self, bytes: &[u8]) -> std::io::Result<(String, bool)> {
+    /// Stores `bytes` (once, however often they are uploaded); returns their sha256.
+    pub async fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
         let sha = hex::encode(Sha256::digest(bytes));
         let path = self.path(&sha).ok_or_else(|| std::io::Error::other("bad digest"))?;
         if tokio::fs::try_exists(&path).await? {
-            return Ok((sha, false));
+            return Ok(sha);
         }
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
@@ -45,13 +44,7 @@ impl Blobs {
         tokio::fs::write(&tmp, bytes).await?;
         tokio::fs::File::open(&tmp).await?.sync_all().await?;
         tokio::fs::rename(&tmp, &path).await?;
-        Ok((sha, true))
-    }
-
-    /// Removes a blob this process just created and no record points to.
-    pub async fn remove(&self, sha256: &str) -> std::io::Result<()> {
-        let path = self.path(sha256).ok_or_else(|| std::io::Error::other("bad digest"))?;
-        tokio::fs::remove_file(path).await
+        Ok(sha)
     }
 
     pub async fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>> {

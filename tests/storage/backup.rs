@@ -105,7 +105,7 @@ fn start_writers(
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
                 let bytes = format!("scan {n} {}\n", Uuid::new_v4()).repeat(500).into_bytes();
-                let (sha256, _) = blobs.put(&bytes).await.unwrap();
+                let sha256 = blobs.put(&bytes).await.unwrap();
                 let a = Attachment {
                     id: Uuid::new_v4(),
                     case_id: holder,
