@@ -1468,3 +1468,175 @@ async fn a_published_agenda_takes_only_urgent_cases_the_chair_approves(backend: 
     let (_, shown) = answer(c.get(&c.chair, &format!("/api/sessions/{session}")).await).await;
     assert_eq!(shown["agenda"].as_array().unwrap().len(), 2);
 }
+
+// ---- faults -----------------------------------------------------------------------
+
+/// A TCP proxy in front of PostgreSQL that can go away: every open connection cut and
+/// its port closed (connections refused) until it comes back on the same port; to the
+/// service, the database restarting.
+struct Outage {
+    port: u16,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl Outage {
+    async fn in_front_of(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (down, _) = tokio::sync::watch::channel(false);
+        let states = down.clone();
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            let mut state = states.subscribe();
+            loop {
+                let open = match listener.take() {
+                    Some(open) => open,
+                    None => loop {
+                        if let Ok(open) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                            break open;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    },
+                };
+                loop {
+                    tokio::select! {
+                        accepted = open.accept() => {
+                            let Ok((mut client, _)) = accepted else { continue };
+                            let mut cut = states.subscribe();
+                            tokio::spawn(async move {
+                                let Ok(mut server) = tokio::net::TcpStream::connect(target).await
+                                else {
+                                    return;
+                                };
+                                tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                    _ = cut.wait_for(|down| *down) => {}
+                                }
+                            });
+                        }
+                        _ = state.wait_for(|down| *down) => break,
+                    }
+                }
+                drop(open); // the port is closed: connections are refused
+                if state.wait_for(|down| !*down).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { port, down }
+    }
+
+    /// Cuts every open connection and closes the port until [`Outage::end`].
+    fn begin(&self) {
+        self.down.send_replace(true);
+    }
+
+    fn end(&self) {
+        self.down.send_replace(false);
+    }
+}
+
+/// PostgreSQL goes away for longer than a request waits for a connection, while two
+/// referrers book: requests get `503` with `Retry-After` (never another 5xx), a client
+/// that repeats its request with the same `Idempotency-Key` gets its booking once, and
+/// afterwards the service works without a restart with every acknowledged booking there
+/// exactly once.
+#[tokio::test]
+async fn a_database_outage_answers_503_and_loses_or_doubles_nothing() {
+    if !common::postgres_available() {
+        return;
+    }
+    let admin = std::env::var("MDT_TEST_POSTGRES_URL").unwrap();
+    let authority = |url: &str| {
+        let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+        let after_scheme = after_at.split_once("://").map_or(after_at, |(_, rest)| rest);
+        after_scheme.split('/').next().unwrap().to_string()
+    };
+    let target = tokio::net::lookup_host(authority(&admin)).await.unwrap().next().unwrap();
+    let outage = Outage::in_front_of(target).await;
+    let proxied = outage.port;
+    let c = Clinic::open_with(Backend::Postgres, |s| {
+        use secrecy::ExposeSecret;
+        let url = s.database.url.expose_secret().to_string();
+        let via = url.replacen(&authority(&url), &format!("127.0.0.1:{proxied}"), 1);
+        s.database.url = secrecy::SecretString::from(via);
+    })
+    .await;
+    let direct = c.app.db.url.clone();
+    let session = c.session(7, 40, false).await;
+    let patients = nhs_numbers(40);
+    let started = std::time::Instant::now();
+    let book_all = |who: &Account, mine: Vec<String>| {
+        let (c, session) = (&c, &session);
+        let token = who.token.clone();
+        async move {
+            let (mut acknowledged, mut unavailable) = (Vec::new(), 0);
+            for nhs in mine {
+                loop {
+                    let res = c
+                        .app
+                        .http
+                        .post(c.app.url(&format!("/api/sessions/{session}/cases")))
+                        .bearer_auth(&token)
+                        .header("Idempotency-Key", format!("outage-{nhs}"))
+                        .json(&referral(&nhs))
+                        .send()
+                        .await
+                        .unwrap();
+                    match res.status() {
+                        StatusCode::CREATED => {
+                            let body: Value = res.json().await.unwrap();
+                            acknowledged.push(body["id"].as_str().unwrap().to_string());
+                            break;
+                        }
+                        StatusCode::SERVICE_UNAVAILABLE => {
+                            assert!(res.headers().contains_key("retry-after"), "no Retry-After");
+                            unavailable += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        }
+                        other => panic!("{other}: {}", res.text().await.unwrap_or_default()),
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            (acknowledged, unavailable)
+        }
+    };
+    let (first, second) = patients.split_at(20);
+    let fault = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        outage.begin();
+        // Longer than a request waits for a connection (10 s): some must be told 503.
+        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+        outage.end();
+    };
+    let ((a, a_unavailable), (b, b_unavailable), ()) = tokio::join!(
+        book_all(&c.physio, first.to_vec()),
+        book_all(&c.chair, second.to_vec()),
+        fault
+    );
+    assert!(started.elapsed() > std::time::Duration::from_secs(12), "the outage was missed");
+    assert!(a_unavailable + b_unavailable > 0, "nobody was told the database was down");
+
+    // The service works again without a restart, and holds every acknowledged booking
+    // exactly once.
+    let shown: Value =
+        c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
+    assert_eq!(shown["session"]["booked"], 40, "{shown}");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&direct).await.unwrap();
+    let stored: Vec<(String, String)> = sqlx::query_as("SELECT id::text, nhs_number FROM cases")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = stored.iter().map(|(id, _)| id.clone()).collect();
+    let mut nhs: Vec<String> = stored.into_iter().map(|(_, n)| n).collect();
+    let mut acknowledged: Vec<String> = a.into_iter().chain(b).collect();
+    for v in [&mut ids, &mut nhs, &mut acknowledged] {
+        v.sort();
+    }
+    assert_eq!(ids, acknowledged);
+    let mut expected = patients.clone();
+    expected.sort();
+    assert_eq!(nhs, expected, "a patient is missing or booked twice");
+    assert!(c.app.state.store.verify_audit().await.unwrap().is_intact());
+}
