@@ -1537,7 +1537,8 @@ impl Outage {
 }
 
 /// PostgreSQL goes away for longer than a request waits for a connection, while two
-/// referrers book: requests get `503` with `Retry-After` (never another 5xx), a client
+/// referrers book: requests and `/ready` get `503` with `Retry-After` (never another
+/// 5xx), a client
 /// that repeats its request with the same `Idempotency-Key` gets its booking once, and
 /// afterwards the service works without a restart with every acknowledged booking there
 /// exactly once.
@@ -1552,7 +1553,11 @@ async fn a_database_outage_answers_503_and_loses_or_doubles_nothing() {
         let after_scheme = after_at.split_once("://").map_or(after_at, |(_, rest)| rest);
         after_scheme.split('/').next().unwrap().to_string()
     };
-    let target = tokio::net::lookup_host(authority(&admin)).await.unwrap().next().unwrap();
+    let host_port = match authority(&admin) {
+        with_port if with_port.contains(':') => with_port,
+        host => format!("{host}:5432"),
+    };
+    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
     let outage = Outage::in_front_of(target).await;
     let proxied = outage.port;
     let c = Clinic::open_with(Backend::Postgres, |s| {
@@ -1606,8 +1611,14 @@ async fn a_database_outage_answers_503_and_loses_or_doubles_nothing() {
     let fault = async {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         outage.begin();
+        let down_since = std::time::Instant::now();
+        // Readiness says so (after at most the pool's 10 s wait for a connection).
+        let ready = c.app.http.get(c.app.url("/ready")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ready.headers().contains_key("retry-after"));
         // Longer than a request waits for a connection (10 s): some must be told 503.
-        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+        let outage_for = std::time::Duration::from_secs(12);
+        tokio::time::sleep(outage_for.saturating_sub(down_since.elapsed())).await;
         outage.end();
     };
     let ((a, a_unavailable), (b, b_unavailable), ()) = tokio::join!(
@@ -1620,6 +1631,8 @@ async fn a_database_outage_answers_503_and_loses_or_doubles_nothing() {
 
     // The service works again without a restart, and holds every acknowledged booking
     // exactly once.
+    let ready = c.app.http.get(c.app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
     let shown: Value =
         c.get(&c.coordinator, &format!("/api/sessions/{session}")).await.json().await.unwrap();
     assert_eq!(shown["session"]["booked"], 40, "{shown}");
