@@ -761,6 +761,32 @@ async fn real_dicom_files_attach_and_fakes_are_refused(backend: Backend) {
             assert_eq!(stored["content_type"], "application/dicom");
         }
     }
+    // The viewer's header facts: what the study is, nothing of whom.
+    let listed: Vec<Value> =
+        c.get(&c.physio, &format!("/api/cases/{case}/attachments")).await.json().await.unwrap();
+    let ct = listed.iter().find(|a| a["filename"] == "CT_small.dcm").unwrap()["id"].clone();
+    let ct = ct.as_str().unwrap();
+    let res = c.get(&c.chair, &format!("/api/attachments/{ct}/study")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    let facts: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (&facts["modality"], &facts["study_date"], &facts["frames"], &facts["rows"]),
+        (&json!("CT"), &json!("2004-01-19"), &json!(1), &json!(128))
+    );
+    assert!(!text.contains("CompressedSamples") && !text.contains("1CT1"), "{text}");
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "attachment_study_read"));
+    for token in [&c.trainee, &c.other_physio] {
+        let hidden = c.get(token, &format!("/api/attachments/{ct}/study")).await;
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    }
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+    let res = upload(&c, &c.physio, &case, "photo.png", "image/png", png).await;
+    let png: Value = res.json().await.unwrap();
+    let res =
+        c.get(&c.chair, &format!("/api/attachments/{}/study", png["id"].as_str().unwrap())).await;
+    assert_eq!(code(res).await.1, "not_dicom");
 }
 
 // ---- mail -----------------------------------------------------------------------

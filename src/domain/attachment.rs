@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::dicom;
 use super::parse::ParseError;
 use super::user::UserId;
 
@@ -43,11 +44,11 @@ impl AttachmentKind {
 
     /// What the bytes are, by their magic numbers; UTF-8 without control characters
     /// (other than line breaks and tabs) counts as plain text. A file with the DICOM
-    /// marker is DICOM only when it parses as DICOM ([`parses_as_dicom`]), whatever its
+    /// marker is DICOM only when it parses as DICOM ([`dicom::parses`]), whatever its
     /// 128-byte preamble looks like (many start like a TIFF file).
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if has_dicom_marker(bytes) {
-            return parses_as_dicom(bytes).then_some(AttachmentKind::Dicom);
+        if dicom::has_marker(bytes) {
+            return dicom::parses(bytes).then_some(AttachmentKind::Dicom);
         }
         if let Some(t) = infer::get(bytes) {
             return Self::from_mime(t.mime_type());
@@ -73,7 +74,7 @@ impl AttachmentKind {
                 "attach PNG, JPEG, DICOM, PDF or plain text",
             )
         };
-        if has_dicom_marker(bytes) && Self::sniff(bytes).is_none() {
+        if dicom::has_marker(bytes) && Self::sniff(bytes).is_none() {
             return Err(ParseError::new(
                 "invalid_dicom",
                 "file",
@@ -99,17 +100,6 @@ impl AttachmentKind {
             )),
         }
     }
-}
-
-/// The DICOM file marker: `DICM` after the 128-byte preamble.
-fn has_dicom_marker(bytes: &[u8]) -> bool {
-    bytes.get(128..132) == Some(b"DICM".as_slice())
-}
-
-/// Whether the bytes after the preamble are a DICOM file: the `DICM` marker, a readable
-/// file meta group and a data set that reads to its end (dicom-rs's `dicom-object`).
-fn parses_as_dicom(bytes: &[u8]) -> bool {
-    bytes.get(128..).is_some_and(|rest| dicom_object::from_reader(rest).is_ok())
 }
 
 /// A safe download name: the last path segment, letters, digits, `.-_ ` only.

@@ -11,6 +11,7 @@ pub mod case;
 pub mod caseload;
 pub mod communication;
 pub mod conflict;
+pub mod dicom;
 pub mod email;
 pub mod fhir;
 pub mod invitation;

@@ -1,5 +1,6 @@
 //! Attachments: multipart upload to a case (size-capped, type sniffed from the bytes),
-//! listing, and download (audited, always as a download, never rendered inline).
+//! listing, download (audited, always as a download, never rendered inline) and a DICOM
+//! study's non-identifying header facts for the viewer.
 
 use actix_multipart::Multipart;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
@@ -10,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
 use crate::domain::attachment::clean_filename;
+use crate::domain::dicom;
 use crate::domain::{Attachment, AttachmentKind, Case, ParseError, User};
 use crate::error::ApiError;
 use crate::routes::support::{audit, visible_case, AuthUser};
@@ -99,6 +101,29 @@ pub async fn list(
     let attachments = state.store.case_attachments(case.id).await?;
     audit(&state, &req, &caller, "attachments_listed", case.id).await?;
     Ok(HttpResponse::Ok().json(attachments))
+}
+
+/// `GET /api/attachments/{id}/study`: a DICOM attachment's non-identifying header facts
+/// (modality, body part, study date, series description, frames, size, default window,
+/// pixel spacing), for whoever may see the case with identifiers; the header's patient
+/// fields are never sent. Audited (`attachment_study_read`). `404 not_dicom` for
+/// another type.
+pub async fn study(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such attachment");
+    let attachment = state.store.attachment(*id).await?.ok_or_else(hidden)?;
+    identified_case(&state, &caller, attachment.case_id).await.map_err(|_| hidden())?;
+    if attachment.content_type != AttachmentKind::Dicom.mime() {
+        return Err(ApiError::not_found("not_dicom", "this attachment is not a DICOM study"));
+    }
+    let bytes = state.blobs.get(&attachment.sha256).await.map_err(ApiError::internal)?;
+    let facts = tokio::task::spawn_blocking(move || dicom::study_facts(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a stored DICOM file does not parse")))?;
+    audit(&state, &req, &caller, "attachment_study_read", attachment.id).await?;
+    Ok(HttpResponse::Ok().json(facts))
 }
 
 /// `GET /api/attachments/{id}`: the bytes, as an attachment download (audited).
