@@ -103,6 +103,17 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(attachments))
 }
 
+/// The attachment, when the caller may see its case with identifiers; `404 not_found`
+/// otherwise, as for an attachment that does not exist.
+async fn visible_attachment(
+    state: &AppState, caller: &User, id: Uuid,
+) -> Result<Attachment, ApiError> {
+    let hidden = || ApiError::not_found("not_found", "no such attachment");
+    let attachment = state.store.attachment(id).await?.ok_or_else(hidden)?;
+    identified_case(state, caller, attachment.case_id).await.map_err(|_| hidden())?;
+    Ok(attachment)
+}
+
 /// `GET /api/attachments/{id}/study`: a DICOM attachment's non-identifying header facts
 /// (modality, body part, study date, series description, frames, size, default window,
 /// pixel spacing), for whoever may see the case with identifiers; the header's patient
@@ -111,9 +122,7 @@ pub async fn list(
 pub async fn study(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let hidden = || ApiError::not_found("not_found", "no such attachment");
-    let attachment = state.store.attachment(*id).await?.ok_or_else(hidden)?;
-    identified_case(&state, &caller, attachment.case_id).await.map_err(|_| hidden())?;
+    let attachment = visible_attachment(&state, &caller, *id).await?;
     if attachment.content_type != AttachmentKind::Dicom.mime() {
         return Err(ApiError::not_found("not_dicom", "this attachment is not a DICOM study"));
     }
@@ -130,9 +139,7 @@ pub async fn study(
 pub async fn download(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let hidden = || ApiError::not_found("not_found", "no such attachment");
-    let attachment = state.store.attachment(*id).await?.ok_or_else(hidden)?;
-    identified_case(&state, &caller, attachment.case_id).await.map_err(|_| hidden())?;
+    let attachment = visible_attachment(&state, &caller, *id).await?;
     let bytes = state.blobs.get(&attachment.sha256).await.map_err(ApiError::internal)?;
     audit(&state, &req, &caller, "attachment_downloaded", attachment.id).await?;
     Ok(HttpResponse::Ok()

@@ -18,11 +18,9 @@ use crate::domain::{AuditEvent, AuditVerification, NewAuditEvent, NhsNumber};
 /// Rows per multi-row insert: 9 parameters a row stay well inside both databases' limits.
 const CHUNK: usize = 500;
 /// An event's links `(record_id, seq)`, all from one array argument ($1, the record ids)
-/// in one statement: spelled per backend, as each unpacks an array.
-const INSERT_LINKS_POSTGRES: &str =
-    "INSERT INTO audit_event_records (record_id, seq) SELECT unnest($1::text[]), $2";
-const INSERT_LINKS_SQLITE: &str =
-    "INSERT INTO audit_event_records (record_id, seq) SELECT value, $2 FROM json_each($1)";
+/// in one statement.
+const INSERT_LINKS: &str =
+    "INSERT INTO audit_event_records (record_id, seq) SELECT value, $2 FROM unnest($1::text[]) AS value";
 /// An insert of chained rows, completed by `values_list(rows, 9)` (see [`event_args`]).
 const INSERT: &str = "INSERT INTO audit_events (occurred_at, actor_id, action, record_type, \
     record_id, client_addr, details, prev_hash, hash) VALUES ";
@@ -162,8 +160,7 @@ async fn insert_one(
     let sql = format!("{INSERT}{} RETURNING seq", values_list(1, 9));
     let seq: i64 = tx.one(sql, event_args(event, prev_hash, hash)).await?.get("seq")?;
     if !event.covers.is_empty() {
-        let links = if tx.is_postgres() { INSERT_LINKS_POSTGRES } else { INSERT_LINKS_SQLITE };
-        tx.run(links, args![event.covers.clone(), seq]).await?;
+        tx.run(INSERT_LINKS, args![event.covers.clone(), seq]).await?;
     }
     Ok(seq)
 }

@@ -113,7 +113,8 @@ fn sqlite_text(sql: &Sql) -> Cow<'static, str> {
 }
 
 /// The store's SQL as SQLite reads it: row locks dropped (the write transaction holds
-/// the whole database), `= ANY($n)` read from a JSON array, `$n::type` casts dropped.
+/// the whole database), `= ANY($n)` and `FROM unnest($n::text[]) AS value` read from a
+/// JSON array, `$n::type` casts dropped.
 pub(crate) fn rewrite(sql: &str) -> String {
     let mut out = sql.replace(" FOR UPDATE SKIP LOCKED", "").replace(" FOR UPDATE", "");
     while let Some(at) = out.find("= ANY($") {
@@ -121,6 +122,17 @@ pub(crate) fn rewrite(sql: &str) -> String {
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
         let n = rest[..digits].to_string();
         out.replace_range(at..at + 8 + digits, &format!("IN (SELECT value FROM json_each(${n}))"));
+    }
+    const UNNEST: (&str, &str) = ("unnest($", "::text[]) AS value");
+    while let Some(at) = out.find(UNNEST.0) {
+        let rest = &out[at + UNNEST.0.len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if !rest[digits..].starts_with(UNNEST.1) {
+            break;
+        }
+        let n = rest[..digits].to_string();
+        let end = at + UNNEST.0.len() + digits + UNNEST.1.len();
+        out.replace_range(at..end, &format!("json_each(${n})"));
     }
     for cast in ["::text", "::timestamptz", "::uuid", "::date", "::bigint"] {
         out = out.replace(cast, "");
@@ -152,5 +164,9 @@ mod tests {
             "SELECT * FROM s WHERE id IN (SELECT value FROM json_each($2)) AND x = $1"
         );
         assert_eq!(rewrite("SELECT 1 FOR UPDATE SKIP LOCKED"), "SELECT 1");
+        assert_eq!(
+            rewrite("INSERT INTO t (a, b) SELECT value, $2 FROM unnest($1::text[]) AS value"),
+            "INSERT INTO t (a, b) SELECT value, $2 FROM json_each($1)"
+        );
     }
 }
