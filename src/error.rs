@@ -49,10 +49,16 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The one error body every refusal carries (the OpenAPI document's `Error`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// A stable snake_case code, e.g. `not_found`, `invalid_nhs_number`.
+    #[schema(pattern = "^[a-z0-9_]+$")]
     code: &'a str,
+    /// What went wrong, for people; never an internal cause.
     message: String,
+    /// On `422`, the request field that was not acceptable.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -133,7 +139,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(Body {
+        res.json(ErrorBody {
             code: self.code(),
             message: self.to_string(),
             field: match self {

@@ -3,6 +3,9 @@
 
 mod common;
 
+#[path = "api/openapi.rs"]
+mod openapi;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 

@@ -108,7 +108,7 @@ impl Default for DueDays {
 }
 
 /// `{urgent, routine}` as it arrives: whole days, each 0–365.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DueDaysRequest {
     pub urgent: Option<i64>,
     pub routine: Option<i64>,
@@ -184,7 +184,7 @@ pub struct ActionResult {
     pub attachment_id: Option<Uuid>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ActionResultRequest {
     #[serde(default)]
     pub summary: String,

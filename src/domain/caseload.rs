@@ -127,7 +127,7 @@ impl CaseloadCase {
 }
 
 /// Advice as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AdviceRequest {
     #[serde(default)]
     pub decision: String,

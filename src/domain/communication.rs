@@ -21,7 +21,7 @@ pub struct BankHoliday {
 }
 
 /// `POST /api/bank-holidays` as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct BankHolidayRequest {
     pub date: String,
     pub name: String,

@@ -110,7 +110,7 @@ pub struct Practice {
 }
 
 /// `PUT /api/practices/{ods_code}` as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PracticeRequest {
     pub name: String,
     #[serde(default)]

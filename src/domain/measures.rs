@@ -88,7 +88,7 @@ pub fn default_targets() -> Vec<WaitTarget> {
 }
 
 /// `PUT /api/specialties/{slug}/targets` as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TargetsRequest {
     pub targets: Vec<serde_json::Value>,
 }

@@ -152,7 +152,7 @@ impl DateRange {
 }
 
 /// A contract as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ContractRequest {
     #[serde(default)]
     pub consultant_id: String,
@@ -292,7 +292,7 @@ impl Contract {
 
 /// A mentorship log as it arrives. `specialty` (the arm the time counts towards) may be
 /// left out when the consultant has exactly one contract running on `occurred_on`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogRequest {
     #[serde(default)]
     pub consultant_id: String,
@@ -506,7 +506,7 @@ pub fn clinic_date(t: DateTime<Utc>) -> NaiveDate {
 }
 
 /// A cover as it arrives (`POST /api/mentorship/contracts/{id}/cover`).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CoverRequest {
     #[serde(default)]
     pub consultant_id: String,

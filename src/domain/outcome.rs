@@ -290,7 +290,7 @@ pub struct OutcomeDraft {
 
 /// An outcome body as it arrives: plain strings, parsed by [`OutcomeDraft::try_from`] so
 /// each refusal names its field path (e.g. `investigations[1].notes`).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct OutcomeRequest {
     #[serde(default)]
     pub investigations: Vec<InvestigationRequest>,
@@ -301,7 +301,7 @@ pub struct OutcomeRequest {
     pub follow_up: Option<FollowUpRequest>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct InvestigationRequest {
     #[serde(default)]
     pub kind: String,
@@ -311,7 +311,7 @@ pub struct InvestigationRequest {
     pub notes: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReferralRequest {
     #[serde(default)]
     pub destination: String,
@@ -321,7 +321,7 @@ pub struct ReferralRequest {
     pub reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PlanRequest {
     #[serde(default)]
     pub text: String,
@@ -329,7 +329,7 @@ pub struct PlanRequest {
     pub items: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct FollowUpRequest {
     #[serde(default)]
     pub kind: String,
@@ -548,7 +548,7 @@ pub struct Amendment {
 }
 
 /// An amendment as it arrives: `{reason, …the outcome's fields}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AmendmentRequest {
     #[serde(default)]
     pub reason: String,

@@ -122,7 +122,7 @@ impl StartBack {
 
 /// The proforma as it arrives (and as it is stored, as JSON): plain values, parsed by
 /// [`Proforma::parse`] so each refusal names its field.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProformaRequest {
     pub referral_received_on: Option<String>,
     pub referral_source: Option<String>,
@@ -136,13 +136,13 @@ pub struct ProformaRequest {
     pub patient_agrees: Option<bool>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct CareRequest {
     pub kind: String,
     pub weeks: i64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct ImagingRequest {
     pub kind: String,
     pub done_on: String,
@@ -150,7 +150,7 @@ pub struct ImagingRequest {
     pub summary: String,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
 pub struct StartBackRequest {
     pub total: i64,
     pub psychosocial: i64,

@@ -40,7 +40,7 @@ vocabulary!(
 );
 
 /// An assignment as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AssignmentRequest {
     #[serde(default)]
     pub supervisee_id: String,
@@ -164,7 +164,7 @@ fn carries_nhs_number(text: &str) -> bool {
 }
 
 /// An assessment as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AssessmentRequest {
     #[serde(default)]
     pub supervisee_id: String,

@@ -16,7 +16,7 @@ use super::schedule::{Session, SessionState};
 use super::user::UserId;
 
 /// One of a specialty's standard plans: what a listed case's signed outcome says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StandardPlan {
     pub code: String,
     pub title: String,
@@ -100,7 +100,7 @@ impl Decision {
 }
 
 /// `POST /api/cases/{id}/triage` as it arrives.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TriageRequest {
     pub decision: String,
     pub reason: Option<String>,

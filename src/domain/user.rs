@@ -34,12 +34,17 @@ impl fmt::Display for UserId {
 }
 
 /// An account as the rest of the service sees it (never with its password hash).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
+    #[schema(value_type = uuid::Uuid)]
     pub id: UserId,
+    #[schema(value_type = String, format = Email)]
     pub email: EmailAddress,
+    #[schema(value_type = String)]
     pub name: PersonName,
     pub role: Role,
+    /// Specialty slugs, e.g. `rheumatology`.
+    #[schema(value_type = Vec<String>)]
     pub specialties: Vec<Specialty>,
     /// Where the person works (e.g. a guest's trust), shown to the chair in the lobby.
     pub organisation: Option<String>,

@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// The search body (`POST`) and query string (`GET`): exactly one of `nhs_number` and
 /// `user_id`; optional `from`/`to` (RFC 3339, half-open), `after` (a `seq`) and `limit`
 /// (1–1000, default 100). Numbers may come as JSON numbers or strings.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SearchRequest {
     nhs_number: Option<String>,
     user_id: Option<String>,
@@ -156,6 +156,7 @@ async fn run(
 /// `POST /api/audit/search {nhs_number | user_id, from?, to?, after?, limit?}`
 /// (coordinator): `{events, next, cases?}`; `next` is the `after` of the following page,
 /// `null` on the last.
+#[utoipa::path(post, path = "/api/audit/search", operation_id = "audit_search", tag = "audit", request_body = SearchRequest, responses((status = 200, description = "OK", body = Object)))]
 pub async fn search(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<SearchRequest>,
@@ -167,6 +168,7 @@ pub async fn search(
 
 /// `GET /api/audit?user_id=&from=&to=&after=&limit=` (coordinator): a user's trail, as
 /// the search. An NHS number in the query string is refused: use the search.
+#[utoipa::path(get, path = "/api/audit", operation_id = "audit_by_user", tag = "audit", responses((status = 200, description = "OK", body = Object)))]
 pub async fn by_user(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -204,6 +206,7 @@ pub async fn by_user(
 /// `GET /api/admin/audit/verify` (coordinator): walks the hash chain with the same code as
 /// `mdt-coordinator audit verify`; `{ok, length, broken_at?}`. The check is audited
 /// (`audit_verified`, appended after the walk).
+#[utoipa::path(get, path = "/api/admin/audit/verify", operation_id = "audit_verify", tag = "audit", responses((status = 200, description = "OK", body = Object)))]
 pub async fn verify(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {

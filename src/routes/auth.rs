@@ -4,7 +4,7 @@
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::client_addr;
@@ -18,7 +18,7 @@ use crate::store::{NewPassword, NewRefreshToken, RefreshOutcome};
 /// The refresh cookie: HttpOnly, SameSite=Strict, scoped to the auth endpoints.
 pub const REFRESH_COOKIE: &str = "mdt_refresh";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     email: String,
     password: String,
@@ -40,15 +40,27 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
     c
 }
 
+/// What a sign-in (or a refresh, or a password change) answers besides the cookie.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// The access token, sent as `Authorization: Bearer …`.
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    user: User,
+}
+
 /// The login response body and cookie for `user`, in a new or continuing token family.
 fn signed_in(state: &AppState, user: &User, refresh: String) -> Result<HttpResponse, ApiError> {
     let access = state.tokens.issue_access(user).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().cookie(refresh_cookie(state, refresh)).json(json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.access_ttl_seconds(),
-        "user": user,
-    })))
+    Ok(HttpResponse::Ok().cookie(refresh_cookie(state, refresh)).json(TokenResponse {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_seconds(),
+        user: user.clone(),
+    }))
 }
 
 /// A new sign-in family for `user`: the refresh token to send and what is stored of it.
@@ -72,6 +84,7 @@ fn invalid_credentials() -> ApiError {
 /// `POST /api/auth/login`. Unknown account, inactive account and wrong password give the
 /// same `401` after the same work: one credentials query and one Argon2 verification
 /// (against a dummy hash when there is no account).
+#[utoipa::path(post, path = "/api/auth/login", operation_id = "auth_login", tag = "auth", security(()), request_body = LoginRequest, responses((status = 200, description = "signed in: an access token, and the refresh cookie", body = TokenResponse), (status = 429, description = "Too many attempts")))]
 pub async fn login(
     req: HttpRequest, state: web::Data<AppState>, ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -122,6 +135,7 @@ pub async fn login(
 /// Presenting an already-rotated token revokes its whole family. With no refresh cookie
 /// at all the answer is `204 No Content`: nobody is signed in, which is no error (every
 /// fresh visit asks); a cookie that is present but not valid is still a `401`.
+#[utoipa::path(post, path = "/api/auth/refresh", operation_id = "auth_refresh", tag = "auth", security(()), responses((status = 200, description = "a new access token; the refresh cookie rotated", body = TokenResponse), (status = 204, description = "no refresh cookie: nobody is signed in")))]
 pub async fn refresh(
     req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -169,6 +183,7 @@ pub async fn refresh(
 }
 
 /// `POST /api/auth/logout`: revokes the refresh family and clears the cookie.
+#[utoipa::path(post, path = "/api/auth/logout", operation_id = "auth_logout", tag = "auth", security(()), responses((status = 204, description = "signed out; the refresh cookie cleared")))]
 pub async fn logout(
     req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -181,11 +196,12 @@ pub async fn logout(
 }
 
 /// `GET /api/me`: who the caller is, with role and specialties.
+#[utoipa::path(get, path = "/api/me", operation_id = "auth_me", tag = "auth", responses((status = 200, description = "the caller", body = User)))]
 pub async fn me(AuthUser(user): AuthUser) -> HttpResponse {
     HttpResponse::Ok().json(user)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
@@ -198,6 +214,7 @@ pub struct ChangePasswordRequest {
 /// `current_password`), `weak_password`/`too_long` (field `new_password`),
 /// `password_unchanged`. Audited as `password_changed` (a wrong current password as
 /// `password_change_failed`, like a failed sign-in); nothing else changes on a refusal.
+#[utoipa::path(post, path = "/api/me/password", operation_id = "auth_change_password", tag = "auth", request_body = ChangePasswordRequest, responses((status = 200, description = "changed: a new access token and refresh cookie", body = TokenResponse), (status = 429, description = "Too many attempts")))]
 pub async fn change_password(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,

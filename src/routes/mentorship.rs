@@ -34,6 +34,7 @@ use crate::state::AppState;
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.
 /// `422 unknown_consultant`, `not_a_consultant`, `unknown_specialty`,
 /// `consultant_not_in_specialty`; `409 contract_overlaps`.
+#[utoipa::path(post, path = "/api/mentorship/contracts", operation_id = "mentorship_create_contract", tag = "mentorship", request_body = ContractRequest, responses((status = 201, description = "OK", body = Object)))]
 pub async fn create_contract(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<ContractRequest>,
@@ -86,6 +87,7 @@ async fn consultant(state: &AppState, id: UserId, field: &'static str) -> Result
 /// cover. `404` for an unknown contract; `422 unknown_consultant`, `not_a_consultant`,
 /// `consultant_not_in_specialty`, `invalid_cover` (its own consultant),
 /// `cover_outside_contract`, `invalid_date_range`; `409 cover_overlaps`.
+#[utoipa::path(post, path = "/api/mentorship/contracts/{id}/cover", operation_id = "mentorship_create_cover", tag = "mentorship", request_body = CoverRequest, responses((status = 201, description = "OK", body = Object)))]
 pub async fn create_cover(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<CoverRequest>,
@@ -109,6 +111,7 @@ pub async fn create_cover(
 }
 
 /// `GET /api/mentorship/contracts`: coordinators see every contract, consultants their own.
+#[utoipa::path(get, path = "/api/mentorship/contracts", operation_id = "mentorship_list_contracts", tag = "mentorship", responses((status = 200, description = "OK", body = [Object])))]
 pub async fn list_contracts(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,6 +138,7 @@ struct LogView<'a> {
 /// (`422 unknown_mentee`, `invalid_mentee`); every case one the consultant may see
 /// (`422 unknown_case`). The cases' backlog flags clear in the same transaction. `201`
 /// with the log and `unflagged_case_ids`.
+#[utoipa::path(post, path = "/api/mentorship/logs", operation_id = "mentorship_create_log", tag = "mentorship", request_body = LogRequest, responses((status = 201, description = "OK", body = Object)))]
 pub async fn create_log(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<LogRequest>,
@@ -201,7 +205,8 @@ pub async fn create_log(
     Ok(HttpResponse::Created().json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     from: Option<String>,
     to: Option<String>,
@@ -212,6 +217,7 @@ pub struct LogsQuery {
 /// coordinators see every log, everyone else the logs they gave or were mentored in.
 /// Each log carries its cases, identified only for viewers who may see the case in full
 /// and de-identified otherwise; every case shown is an audited read.
+#[utoipa::path(get, path = "/api/mentorship/logs", operation_id = "mentorship_list_logs", tag = "mentorship", params(LogsQuery), responses((status = 200, description = "OK", body = [Object])))]
 pub async fn list_logs(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<LogsQuery>,
@@ -245,7 +251,8 @@ pub async fn list_logs(
     Ok(HttpResponse::Ok().json(views))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
     from: Option<String>,
     to: Option<String>,
@@ -255,6 +262,7 @@ pub struct SummaryQuery {
 /// running in the window, contracted minutes (pro rata by weeks), delivered minutes (with
 /// the covered part), shortfall, missed weeks, its covers and the arm's backlog as of `to`
 /// (or today, if earlier). Coordinators see every contract, consultants their own.
+#[utoipa::path(get, path = "/api/mentorship/summary", operation_id = "mentorship_summary", tag = "mentorship", params(SummaryQuery), responses((status = 200, description = "OK", body = Object)))]
 pub async fn summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -271,6 +279,7 @@ pub async fn summary(
 
 /// `POST /api/cases/{id}/mentorship-flag`: the referrer, a consultant of the specialty or
 /// a coordinator puts the case on its arm's backlog (`201`; `200` when it already was).
+#[utoipa::path(post, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_flag", tag = "mentorship", responses((status = 201, description = "flagged", body = Object), (status = 200, description = "already flagged", body = Object)))]
 pub async fn flag(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -284,6 +293,7 @@ pub async fn flag(
 
 /// `DELETE /api/cases/{id}/mentorship-flag`: takes the case off the backlog without a
 /// log; `404 not_flagged` when it was not on it.
+#[utoipa::path(delete, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_unflag", tag = "mentorship", responses((status = 200, description = "OK", body = Object)))]
 pub async fn unflag(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -302,6 +312,7 @@ pub async fn unflag(
 /// `GET /api/cases/{id}/mentorship-flag`: the open flag (`"flagged": true`), or
 /// `{"case_id", "flagged": false}` when the case is not on the backlog (an ordinary
 /// answer, not an error, so case pages do not log a failed request).
+#[utoipa::path(get, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_show_flag", tag = "mentorship", responses((status = 200, description = "OK", body = Object)))]
 pub async fn show_flag(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -313,7 +324,8 @@ pub async fn show_flag(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BacklogQuery {
     specialty: Option<String>,
 }
@@ -337,6 +349,7 @@ struct BacklogItem<'a> {
 /// to the consultants mentoring the arm and coordinators). Coordinators see every arm,
 /// consultants the arms of their specialties, anyone else `403`; `422 unknown_specialty`
 /// for an arm that does not exist. Every case shown is an audited read.
+#[utoipa::path(get, path = "/api/mentorship/backlog", operation_id = "mentorship_backlog", tag = "mentorship", params(BacklogQuery), responses((status = 200, description = "OK", body = [Object])))]
 pub async fn backlog(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<BacklogQuery>,

@@ -21,6 +21,7 @@ fn coordinator_only(caller: &crate::domain::User) -> Result<(), ApiError> {
 }
 
 /// `PUT /api/practices/{ods_code} {name, email?}`: creates or replaces the practice.
+#[utoipa::path(put, path = "/api/practices/{ods_code}", operation_id = "practices_put", tag = "practices", request_body = PracticeRequest, responses((status = 200, description = "OK", body = Object)))]
 pub async fn put(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     code: web::Path<String>, ApiJson(body): ApiJson<PracticeRequest>,
@@ -34,6 +35,7 @@ pub async fn put(
 }
 
 /// `GET /api/practices`: every practice, by ODS code.
+#[utoipa::path(get, path = "/api/practices", operation_id = "practices_list", tag = "practices", responses((status = 200, description = "OK", body = [Object])))]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -48,6 +50,7 @@ const LIST_SIZES_MAX_BYTES: usize = 2 << 20;
 /// optional header): adds or replaces each practice's registered-patient count. The whole
 /// file is checked first; any bad line refuses it (`422 invalid_list_sizes`, the line
 /// named) and nothing is stored. Audited (`list_sizes_imported`, with the count).
+#[utoipa::path(post, path = "/api/practices/list-sizes", operation_id = "practices_import_list_sizes", tag = "practices", responses((status = 200, description = "OK", body = Object)))]
 pub async fn import_list_sizes(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     mut payload: web::Payload,
@@ -74,6 +77,7 @@ pub async fn import_list_sizes(
 }
 
 /// `GET /api/practices/list-sizes`: every practice's list size, by ODS code.
+#[utoipa::path(get, path = "/api/practices/list-sizes", operation_id = "practices_list_sizes", tag = "practices", responses((status = 200, description = "OK", body = Object)))]
 pub async fn list_sizes(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::store;
 
 /// The fields a session and a series share.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PlanRequest {
     specialty: String,
     title: Option<String>,
@@ -78,7 +78,7 @@ fn capitalised(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateSession {
     starts_at: String,
     #[serde(flatten)]
@@ -86,6 +86,7 @@ pub struct CreateSession {
 }
 
 /// `POST /api/sessions` (coordinator).
+#[utoipa::path(post, path = "/api/sessions", operation_id = "sessions_create", tag = "sessions", request_body = CreateSession, responses((status = 201, description = "OK", body = Object)))]
 pub async fn create(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateSession>,
@@ -117,7 +118,7 @@ fn future_start(text: &str) -> Result<DateTime<Utc>, ParseError> {
     Ok(starts_at)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Reschedule {
     starts_at: String,
 }
@@ -126,6 +127,7 @@ pub struct Reschedule {
 /// held to a new start (e.g. earlier, when the meeting is to be held sooner than planned);
 /// the referrers of its cases are told. `409 invalid_state` once it is live, closed or
 /// cancelled.
+#[utoipa::path(post, path = "/api/sessions/{id}/reschedule", operation_id = "sessions_reschedule", tag = "sessions", request_body = Reschedule, responses((status = 200, description = "OK", body = Object)))]
 pub async fn reschedule(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reschedule>,
@@ -173,7 +175,7 @@ pub async fn reschedule(
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateSeries {
     first_date: String,
     local_time: String,
@@ -183,6 +185,7 @@ pub struct CreateSeries {
 }
 
 /// `POST /api/series` (coordinator): weekly sessions at a clinic-local time.
+#[utoipa::path(post, path = "/api/series", operation_id = "sessions_create_series", tag = "sessions", request_body = CreateSeries, responses((status = 201, description = "OK", body = Object)))]
 pub async fn create_series(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateSeries>,
@@ -211,7 +214,8 @@ pub async fn create_series(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     specialty: Option<String>,
     from: Option<String>,
@@ -219,6 +223,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/sessions?specialty=&from=&to=`: the schedule (no patient data).
+#[utoipa::path(get, path = "/api/sessions", operation_id = "sessions_list", tag = "sessions", params(ListQuery), responses((status = 200, description = "OK", body = [Object])))]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -230,6 +235,7 @@ pub async fn list(
 
 /// `GET /api/sessions/{id}`: the session and, where the caller may see it, its agenda
 /// (identified or de-identified). Showing cases is audited.
+#[utoipa::path(get, path = "/api/sessions/{id}", operation_id = "sessions_show", tag = "sessions", responses((status = 200, description = "OK", body = Object)))]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -258,6 +264,7 @@ pub async fn show(
 /// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
 /// chair, the referrers of its cases and the specialty's consultants (and, for teaching
 /// sessions, its trainees) with an iCalendar invitation.
+#[utoipa::path(post, path = "/api/sessions/{id}/publish", operation_id = "sessions_publish", tag = "sessions", responses((status = 200, description = "OK", body = Object)))]
 pub async fn publish(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -280,13 +287,14 @@ pub async fn publish(
     Ok(HttpResponse::Ok().json(SessionView::from(&session)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Reorder {
     case_ids: Vec<Uuid>,
 }
 
 /// `PUT /api/sessions/{id}/agenda {case_ids}`: the chair or a coordinator sets the order,
 /// before or during the meeting.
+#[utoipa::path(put, path = "/api/sessions/{id}/agenda", operation_id = "sessions_reorder", tag = "sessions", request_body = Reorder, responses((status = 200, description = "OK", body = Object)))]
 pub async fn reorder(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reorder>,
@@ -314,6 +322,7 @@ pub async fn reorder(
 /// `POST /api/sessions/{id}/cancel` (coordinator): each case moves to the next session of
 /// the series with room, or is flagged for rebooking; every referrer is told, and for a
 /// published session everyone invited gets a calendar cancellation.
+#[utoipa::path(post, path = "/api/sessions/{id}/cancel", operation_id = "sessions_cancel", tag = "sessions", responses((status = 200, description = "OK", body = Object)))]
 pub async fn cancel(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -360,13 +369,14 @@ pub async fn cancel(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewSpecialty {
     slug: String,
     name: String,
 }
 
 /// `GET /api/specialties`.
+#[utoipa::path(get, path = "/api/specialties", operation_id = "sessions_specialties", tag = "sessions", responses((status = 200, description = "OK", body = [String])))]
 pub async fn specialties(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -374,6 +384,7 @@ pub async fn specialties(
 }
 
 /// `POST /api/specialties` (coordinator) `{slug, name}`.
+#[utoipa::path(post, path = "/api/specialties", operation_id = "sessions_add_specialty", tag = "sessions", request_body = NewSpecialty, responses((status = 201, description = "OK", body = Object)))]
 pub async fn add_specialty(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<NewSpecialty>,
@@ -386,13 +397,14 @@ pub async fn add_specialty(
     Ok(HttpResponse::Created().json(json!({ "slug": slug, "name": name })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct QuorumRequest {
     quorum_others: u32,
 }
 
 /// `PUT /api/specialties/{slug}/quorum {quorum_others}` (coordinator): how many
 /// consultants or specialists besides the chair make this specialty's meetings quorate.
+#[utoipa::path(put, path = "/api/specialties/{slug}/quorum", operation_id = "sessions_set_quorum", tag = "sessions", request_body = QuorumRequest, responses((status = 200, description = "OK", body = Object)))]
 pub async fn set_quorum(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     slug: web::Path<String>, ApiJson(body): ApiJson<QuorumRequest>,

@@ -100,7 +100,7 @@ impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for ApiJson<T> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PatientRequest {
     pub nhs_number: String,
     pub given_name: String,
@@ -112,7 +112,7 @@ pub struct PatientRequest {
 
 /// What the referrer writes about the case: given when booking, and again (all of it)
 /// when editing a returned booking.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DetailsRequest {
     clinical_question: String,
     history: String,
