@@ -168,7 +168,15 @@ pub async fn search(
 
 /// `GET /api/audit?user_id=&from=&to=&after=&limit=` (coordinator): a user's trail, as
 /// the search. An NHS number in the query string is refused: use the search.
-#[utoipa::path(get, path = "/api/audit", operation_id = "audit_by_user", tag = "audit", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(get, path = "/api/audit", operation_id = "audit_by_user", tag = "audit",
+    params(
+        ("user_id" = Option<uuid::Uuid>, Query, description = "Whose trail (required)"),
+        ("from" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
+        ("to" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
+        ("after" = Option<i64>, Query, description = "The `next` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Events per page"),
+    ),
+    responses((status = 200, description = "OK", body = Object)))]
 pub async fn by_user(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {

@@ -84,7 +84,7 @@ fn invalid_credentials() -> ApiError {
 /// `POST /api/auth/login`. Unknown account, inactive account and wrong password give the
 /// same `401` after the same work: one credentials query and one Argon2 verification
 /// (against a dummy hash when there is no account).
-#[utoipa::path(post, path = "/api/auth/login", operation_id = "auth_login", tag = "auth", security(()), request_body = LoginRequest, responses((status = 200, description = "signed in: an access token, and the refresh cookie", body = TokenResponse), (status = 429, description = "Too many attempts")))]
+#[utoipa::path(post, path = "/api/auth/login", operation_id = "auth_login", tag = "auth", security(()), request_body = LoginRequest, responses((status = 200, description = "signed in: an access token, and the refresh cookie", body = TokenResponse), (status = 401, description = "Email or password is incorrect"), (status = 429, description = "Too many attempts")))]
 pub async fn login(
     req: HttpRequest, state: web::Data<AppState>, ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,7 +135,7 @@ pub async fn login(
 /// Presenting an already-rotated token revokes its whole family. With no refresh cookie
 /// at all the answer is `204 No Content`: nobody is signed in, which is no error (every
 /// fresh visit asks); a cookie that is present but not valid is still a `401`.
-#[utoipa::path(post, path = "/api/auth/refresh", operation_id = "auth_refresh", tag = "auth", security(()), responses((status = 200, description = "a new access token; the refresh cookie rotated", body = TokenResponse), (status = 204, description = "no refresh cookie: nobody is signed in")))]
+#[utoipa::path(post, path = "/api/auth/refresh", operation_id = "auth_refresh", tag = "auth", security(()), responses((status = 200, description = "a new access token; the refresh cookie rotated", body = TokenResponse), (status = 204, description = "no refresh cookie: nobody is signed in"), (status = 401, description = "The refresh cookie is not valid, or was reused")))]
 pub async fn refresh(
     req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -28,7 +28,7 @@ pub struct DueParams {
 
 /// `GET /api/letters/due?state=due|overdue` (coordinators): the clocks not yet met,
 /// due soonest first; `422 invalid_state` for another state.
-#[utoipa::path(get, path = "/api/letters/due", operation_id = "clocks_due", tag = "clocks", params(DueParams), responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(get, path = "/api/letters/due", operation_id = "clocks_due", tag = "clocks", params(DueParams), responses((status = 200, description = "OK", body = [Object])))]
 pub async fn due(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, params: web::Query<DueParams>,
 ) -> Result<HttpResponse, ApiError> {

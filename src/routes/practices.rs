@@ -50,7 +50,9 @@ const LIST_SIZES_MAX_BYTES: usize = 2 << 20;
 /// optional header): adds or replaces each practice's registered-patient count. The whole
 /// file is checked first; any bad line refuses it (`422 invalid_list_sizes`, the line
 /// named) and nothing is stored. Audited (`list_sizes_imported`, with the count).
-#[utoipa::path(post, path = "/api/practices/list-sizes", operation_id = "practices_import_list_sizes", tag = "practices", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(post, path = "/api/practices/list-sizes", operation_id = "practices_import_list_sizes", tag = "practices",
+    request_body(content = String, content_type = "text/csv", description = "`ods_code,list_size` per line, an optional header"),
+    responses((status = 200, description = "OK", body = Object)))]
 pub async fn import_list_sizes(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     mut payload: web::Payload,
