@@ -13,7 +13,7 @@ use super::user::UserId;
 /// Clinics keep UK local time; series are defined in it.
 pub const CLINIC_TZ: Tz = chrono_tz::Europe::London;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     Scheduled,
@@ -207,10 +207,11 @@ mod tests {
 }
 
 /// A session as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     series_id: Option<Uuid>,
+    #[schema(value_type = String)]
     specialty: Specialty,
     title: String,
     starts_at: DateTime<Utc>,
@@ -220,6 +221,7 @@ pub struct SessionView {
     minutes_per_case: u32,
     booking_cutoff_hours: u32,
     booking_closes_at: DateTime<Utc>,
+    #[schema(value_type = Uuid)]
     chair_id: UserId,
     teaching: bool,
     state: SessionState,

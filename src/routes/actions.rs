@@ -35,7 +35,11 @@ pub struct ListQuery {
 /// `GET /api/actions?mine=true&owner=&state=&overdue=true`: the actions the caller may
 /// see (their own; a consultant's specialties'; a coordinator's all), overdue first,
 /// then by due date. Each case shown is audited as read (`via: actions`).
-#[utoipa::path(get, path = "/api/actions", operation_id = "actions_list", tag = "actions", params(ListQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/actions", operation_id = "actions_list", tag = "actions",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<ListQuery>,
@@ -95,7 +99,11 @@ pub struct PatchRequest {
 /// `cancelled` with `reason`), reassigns it, and with a result may book the case into a
 /// later session of its specialty for re-discussion, all in one transaction (audited
 /// `action_updated` on the case).
-#[utoipa::path(patch, path = "/api/actions/{id}", operation_id = "actions_update", tag = "actions", request_body = PatchRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    patch, path = "/api/actions/{id}", operation_id = "actions_update", tag = "actions",
+    request_body = PatchRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn update(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<PatchRequest>,
@@ -152,7 +160,10 @@ pub async fn update(
 
 /// `GET /api/specialties/{slug}/action-due-days`: days from signing to an action's due
 /// date, by urgency (any signed-in user).
-#[utoipa::path(get, path = "/api/specialties/{slug}/action-due-days", operation_id = "actions_due_days", tag = "actions", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/specialties/{slug}/action-due-days", operation_id = "actions_due_days", tag = "actions",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn due_days(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -165,7 +176,11 @@ pub async fn due_days(
 
 /// `PUT /api/specialties/{slug}/action-due-days {urgent, routine}` (coordinator): for the
 /// actions of outcomes signed from now on (audited `specialty_action_due_days_set`).
-#[utoipa::path(put, path = "/api/specialties/{slug}/action-due-days", operation_id = "actions_set_due_days", tag = "actions", request_body = DueDaysRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/specialties/{slug}/action-due-days", operation_id = "actions_set_due_days", tag = "actions",
+    request_body = DueDaysRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn set_due_days(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     slug: web::Path<String>, ApiJson(body): ApiJson<DueDaysRequest>,

@@ -156,7 +156,11 @@ async fn run(
 /// `POST /api/audit/search {nhs_number | user_id, from?, to?, after?, limit?}`
 /// (coordinator): `{events, next, cases?}`; `next` is the `after` of the following page,
 /// `null` on the last.
-#[utoipa::path(post, path = "/api/audit/search", operation_id = "audit_search", tag = "audit", request_body = SearchRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/audit/search", operation_id = "audit_search", tag = "audit",
+    request_body = SearchRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn search(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<SearchRequest>,
@@ -214,7 +218,10 @@ pub async fn by_user(
 /// `GET /api/admin/audit/verify` (coordinator): walks the hash chain with the same code as
 /// `mdt-coordinator audit verify`; `{ok, length, broken_at?}`. The check is audited
 /// (`audit_verified`, appended after the walk).
-#[utoipa::path(get, path = "/api/admin/audit/verify", operation_id = "audit_verify", tag = "audit", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/admin/audit/verify", operation_id = "audit_verify", tag = "audit",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn verify(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {

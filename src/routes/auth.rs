@@ -84,7 +84,16 @@ fn invalid_credentials() -> ApiError {
 /// `POST /api/auth/login`. Unknown account, inactive account and wrong password give the
 /// same `401` after the same work: one credentials query and one Argon2 verification
 /// (against a dummy hash when there is no account).
-#[utoipa::path(post, path = "/api/auth/login", operation_id = "auth_login", tag = "auth", security(()), request_body = LoginRequest, responses((status = 200, description = "signed in: an access token, and the refresh cookie", body = TokenResponse), (status = 401, description = "Email or password is incorrect"), (status = 429, description = "Too many attempts")))]
+#[utoipa::path(
+    post, path = "/api/auth/login", operation_id = "auth_login", tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "signed in: an access token, and the refresh cookie", body = TokenResponse),
+        (status = 401, description = "Email or password is incorrect"),
+        (status = 429, description = "Too many attempts"),
+    ),
+)]
 pub async fn login(
     req: HttpRequest, state: web::Data<AppState>, ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,7 +144,15 @@ pub async fn login(
 /// Presenting an already-rotated token revokes its whole family. With no refresh cookie
 /// at all the answer is `204 No Content`: nobody is signed in, which is no error (every
 /// fresh visit asks); a cookie that is present but not valid is still a `401`.
-#[utoipa::path(post, path = "/api/auth/refresh", operation_id = "auth_refresh", tag = "auth", security(()), responses((status = 200, description = "a new access token; the refresh cookie rotated", body = TokenResponse), (status = 204, description = "no refresh cookie: nobody is signed in"), (status = 401, description = "The refresh cookie is not valid, or was reused")))]
+#[utoipa::path(
+    post, path = "/api/auth/refresh", operation_id = "auth_refresh", tag = "auth",
+    security(()),
+    responses(
+        (status = 200, description = "a new access token; the refresh cookie rotated", body = TokenResponse),
+        (status = 204, description = "no refresh cookie: nobody is signed in"),
+        (status = 401, description = "The refresh cookie is not valid, or was reused"),
+    ),
+)]
 pub async fn refresh(
     req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -183,7 +200,11 @@ pub async fn refresh(
 }
 
 /// `POST /api/auth/logout`: revokes the refresh family and clears the cookie.
-#[utoipa::path(post, path = "/api/auth/logout", operation_id = "auth_logout", tag = "auth", security(()), responses((status = 204, description = "signed out; the refresh cookie cleared")))]
+#[utoipa::path(
+    post, path = "/api/auth/logout", operation_id = "auth_logout", tag = "auth",
+    security(()),
+    responses((status = 204, description = "signed out; the refresh cookie cleared")),
+)]
 pub async fn logout(
     req: HttpRequest, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -196,7 +217,10 @@ pub async fn logout(
 }
 
 /// `GET /api/me`: who the caller is, with role and specialties.
-#[utoipa::path(get, path = "/api/me", operation_id = "auth_me", tag = "auth", responses((status = 200, description = "the caller", body = User)))]
+#[utoipa::path(
+    get, path = "/api/me", operation_id = "auth_me", tag = "auth",
+    responses((status = 200, description = "the caller", body = User)),
+)]
 pub async fn me(AuthUser(user): AuthUser) -> HttpResponse {
     HttpResponse::Ok().json(user)
 }
@@ -214,7 +238,14 @@ pub struct ChangePasswordRequest {
 /// `current_password`), `weak_password`/`too_long` (field `new_password`),
 /// `password_unchanged`. Audited as `password_changed` (a wrong current password as
 /// `password_change_failed`, like a failed sign-in); nothing else changes on a refusal.
-#[utoipa::path(post, path = "/api/me/password", operation_id = "auth_change_password", tag = "auth", request_body = ChangePasswordRequest, responses((status = 200, description = "changed: a new access token and refresh cookie", body = TokenResponse), (status = 429, description = "Too many attempts")))]
+#[utoipa::path(
+    post, path = "/api/me/password", operation_id = "auth_change_password", tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "changed: a new access token and refresh cookie", body = TokenResponse),
+        (status = 429, description = "Too many attempts"),
+    ),
+)]
 pub async fn change_password(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,

@@ -38,7 +38,11 @@ pub struct CaseloadRequest {
 /// booking gives (and the booking's codes: `422 invalid_nhs_number`, `red_flags_present`,
 /// `proforma_field_required`, …). `201` with the case. `403` for anyone but a
 /// practitioner, `403 forbidden_specialty` for an arm not theirs, `422 unknown_specialty`.
-#[utoipa::path(post, path = "/api/mentorship/cases", operation_id = "caseload_create", tag = "caseload", request_body = CaseloadRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/mentorship/cases", operation_id = "caseload_create", tag = "caseload",
+    request_body = CaseloadRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn create(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CaseloadRequest>,
@@ -74,7 +78,11 @@ pub struct ListQuery {
 /// cases; without, every caseload case the caller may see (a practitioner their own, a
 /// consultant those of the arms they mentor, a coordinator all; a trainee `403`). Newest
 /// first, each with its advice; audited.
-#[utoipa::path(get, path = "/api/mentorship/cases", operation_id = "caseload_list", tag = "caseload", params(ListQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/mentorship/cases", operation_id = "caseload_list", tag = "caseload",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<ListQuery>,
@@ -113,7 +121,10 @@ async fn visible(
 }
 
 /// `GET /api/mentorship/cases/{id}` (audited).
-#[utoipa::path(get, path = "/api/mentorship/cases/{id}", operation_id = "caseload_show", tag = "caseload", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/mentorship/cases/{id}", operation_id = "caseload_show", tag = "caseload",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -132,7 +143,11 @@ pub async fn show(
 /// `409 session_full`, `booking_closed`, `duplicate_case`, `agenda_published`, …).
 /// `409 already_booked` once the case was booked. `201` with `advice`, the `case` and,
 /// for `book_mdt`, the `booked_case`.
-#[utoipa::path(post, path = "/api/mentorship/cases/{id}/advice", operation_id = "caseload_advise", tag = "caseload", request_body = AdviceRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/mentorship/cases/{id}/advice", operation_id = "caseload_advise", tag = "caseload",
+    request_body = AdviceRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn advise(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<AdviceRequest>,

@@ -70,7 +70,13 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 /// `POST /api/sessions/{id}/cases`: `201` with the case, or the first result again when
 /// the `Idempotency-Key` was used before.
-#[utoipa::path(post, path = "/api/sessions/{id}/cases", operation_id = "cases_book", tag = "cases", request_body = BookingRequest, responses((status = 201, description = "the booked case (header `Idempotent-Replayed: true` on a replay)", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/cases", operation_id = "cases_book", tag = "cases",
+    request_body = BookingRequest,
+    responses(
+        (status = 201, description = "the booked case (header `Idempotent-Replayed: true` on a replay)", body = Object),
+    ),
+)]
 pub async fn book(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     session_id: web::Path<Uuid>, ApiJson(body): ApiJson<BookingRequest>,
@@ -171,7 +177,10 @@ async fn patient_conflict(
 }
 
 /// `GET /api/cases/{id}` (audited).
-#[utoipa::path(get, path = "/api/cases/{id}", operation_id = "cases_show", tag = "cases", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/cases/{id}", operation_id = "cases_show", tag = "cases",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -188,7 +197,11 @@ pub struct CasesQuery {
 }
 
 /// `GET /api/cases?mine=true`: the caller's own bookings in every state (audited).
-#[utoipa::path(get, path = "/api/cases", operation_id = "cases_mine", tag = "cases", params(CasesQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/cases", operation_id = "cases_mine", tag = "cases",
+    params(CasesQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn mine(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<CasesQuery>,
@@ -213,7 +226,11 @@ pub struct MoveRequest {
 /// `POST /api/cases/{id}/move {session_id}`: the referrer or a coordinator moves (defers) a
 /// case that has not been discussed to another session, re-checking capacity and cut-off.
 /// The old booking stays as history; the referrer is told.
-#[utoipa::path(post, path = "/api/cases/{id}/move", operation_id = "cases_move_case", tag = "cases", request_body = MoveRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/cases/{id}/move", operation_id = "cases_move_case", tag = "cases",
+    request_body = MoveRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn move_case(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<MoveRequest>,
@@ -255,7 +272,10 @@ pub async fn move_case(
 
 /// `DELETE /api/cases/{id}`: the referrer or a coordinator withdraws a case that has not
 /// been discussed; its slot is freed.
-#[utoipa::path(delete, path = "/api/cases/{id}", operation_id = "cases_withdraw", tag = "cases", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    delete, path = "/api/cases/{id}", operation_id = "cases_withdraw", tag = "cases",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn withdraw(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -276,7 +296,11 @@ pub async fn withdraw(
 
 /// `PUT /api/cases/{id}`: the referrer (or a coordinator) edits a returned booking, giving
 /// its details again as when booking (less the patient); `409 not_returned` otherwise.
-#[utoipa::path(put, path = "/api/cases/{id}", operation_id = "cases_edit", tag = "cases", request_body = DetailsRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/cases/{id}", operation_id = "cases_edit", tag = "cases",
+    request_body = DetailsRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn edit(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<DetailsRequest>,
@@ -290,7 +314,10 @@ pub async fn edit(
 
 /// `POST /api/cases/{id}/resubmit`: sends a returned booking back to triage (until the
 /// session's cut-off); the patient's clock keeps its start.
-#[utoipa::path(post, path = "/api/cases/{id}/resubmit", operation_id = "cases_resubmit", tag = "cases", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/cases/{id}/resubmit", operation_id = "cases_resubmit", tag = "cases",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn resubmit(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

@@ -28,7 +28,11 @@ pub struct DueParams {
 
 /// `GET /api/letters/due?state=due|overdue` (coordinators): the clocks not yet met,
 /// due soonest first; `422 invalid_state` for another state.
-#[utoipa::path(get, path = "/api/letters/due", operation_id = "clocks_due", tag = "clocks", params(DueParams), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/letters/due", operation_id = "clocks_due", tag = "clocks",
+    params(DueParams),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn due(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, params: web::Query<DueParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -40,7 +44,10 @@ pub async fn due(
 }
 
 /// `GET /api/bank-holidays` (coordinators): every bank holiday, by date.
-#[utoipa::path(get, path = "/api/bank-holidays", operation_id = "clocks_holidays", tag = "clocks", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/bank-holidays", operation_id = "clocks_holidays", tag = "clocks",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn holidays(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -50,7 +57,11 @@ pub async fn holidays(
 
 /// `POST /api/bank-holidays {date, name}` (coordinators, audited): adds a bank holiday;
 /// `409 bank_holiday_exists` when the day is one already.
-#[utoipa::path(post, path = "/api/bank-holidays", operation_id = "clocks_add_holiday", tag = "clocks", request_body = BankHolidayRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/bank-holidays", operation_id = "clocks_add_holiday", tag = "clocks",
+    request_body = BankHolidayRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn add_holiday(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<BankHolidayRequest>,

@@ -111,7 +111,11 @@ async fn attended(
 
 /// `GET /api/me/attendance?from=&to=`: the caller's CPD record. Reads of the discussed
 /// cases (de-identified) are audited like any other.
-#[utoipa::path(get, path = "/api/me/attendance", operation_id = "cpd_record", tag = "cpd", params(AttendanceQuery), responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/me/attendance", operation_id = "cpd_record", tag = "cpd",
+    params(AttendanceQuery),
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn record(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<AttendanceQuery>,
@@ -181,7 +185,13 @@ pub async fn record(
 /// mentoring received as a mentee (date, arm, kind, minutes) and the workplace-based
 /// assessments (date, kind, outcome), and the CPD hours. No patient information; no script; styled by `/certificate.css` (the site's
 /// `style-src 'self'` policy forbids inline styles).
-#[utoipa::path(get, path = "/api/me/attendance/certificate", operation_id = "cpd_certificate", tag = "cpd", params(AttendanceQuery), responses((status = 200, description = "a printable certificate", content_type = "text/html", body = String)))]
+#[utoipa::path(
+    get, path = "/api/me/attendance/certificate", operation_id = "cpd_certificate", tag = "cpd",
+    params(AttendanceQuery),
+    responses(
+        (status = 200, description = "a printable certificate", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn certificate(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<AttendanceQuery>,
 ) -> Result<HttpResponse, ApiError> {

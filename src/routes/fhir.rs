@@ -17,7 +17,12 @@ use crate::state::AppState;
 /// from the latest outcome version (a case with no outcome yet exports its Patient and
 /// Encounter). Those who see the case identified only: trainees get `403`, callers who
 /// may not see the case at all `404`. Audited as `case_exported`.
-#[utoipa::path(get, path = "/api/cases/{id}/fhir", operation_id = "fhir_export", tag = "fhir", responses((status = 200, description = "a FHIR R4 Bundle of the signed outcome", content_type = "application/fhir+json", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/cases/{id}/fhir", operation_id = "fhir_export", tag = "fhir",
+    responses(
+        (status = 200, description = "a FHIR R4 Bundle of the signed outcome", content_type = "application/fhir+json", body = Object),
+    ),
+)]
 pub async fn export(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

@@ -23,13 +23,21 @@ pub struct Readiness {
 }
 
 /// `GET /health`: the process is up.
-#[utoipa::path(get, path = "/health", operation_id = "health_health", tag = "health", security(()), responses((status = 200, description = "the process is up", body = Health)))]
+#[utoipa::path(
+    get, path = "/health", operation_id = "health_health", tag = "health",
+    security(()),
+    responses((status = 200, description = "the process is up", body = Health)),
+)]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// `GET /ready`: the database answers; `503` otherwise.
-#[utoipa::path(get, path = "/ready", operation_id = "health_ready", tag = "health", security(()), responses((status = 200, description = "the database answers", body = Readiness)))]
+#[utoipa::path(
+    get, path = "/ready", operation_id = "health_ready", tag = "health",
+    security(()),
+    responses((status = 200, description = "the database answers", body = Readiness)),
+)]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.store.ping().await {
         Ok(()) => {
@@ -44,7 +52,13 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 }
 
 /// `GET /metrics`: Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", operation_id = "health_metrics", tag = "health", security(()), responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "health_metrics", tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.set_media(state.live.media().stats());
     HttpResponse::Ok()

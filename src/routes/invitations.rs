@@ -56,7 +56,11 @@ fn unknown_user() -> ApiError {
 /// `201` with the invitation. `422 invalid_kind`, `422 unknown_user`,
 /// `422 invalid_invitee`, `422 not_a_guest`, `409 not_a_teaching_session`,
 /// `409 already_invited`, `409 invalid_state` (closed or cancelled).
-#[utoipa::path(post, path = "/api/sessions/{id}/invitations", operation_id = "invitations_invite", tag = "invitations", request_body = InviteRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/invitations", operation_id = "invitations_invite", tag = "invitations",
+    request_body = InviteRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn invite(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<InviteRequest>,
@@ -97,7 +101,10 @@ pub async fn invite(
 
 /// `GET /api/sessions/{id}/invitations` (the chair or a coordinator): the active
 /// invitations, oldest first.
-#[utoipa::path(get, path = "/api/sessions/{id}/invitations", operation_id = "invitations_list", tag = "invitations", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/invitations", operation_id = "invitations_list", tag = "invitations",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -119,7 +126,10 @@ pub async fn list(
 /// `204`; a published session's invitee gets the calendar cancellation, and is shown out
 /// of a meeting in progress. `404` without an active invitation; `409 invalid_state` once
 /// the session is closed or cancelled.
-#[utoipa::path(delete, path = "/api/sessions/{id}/invitations/{user_id}", operation_id = "invitations_withdraw", tag = "invitations", responses((status = 204, description = "withdrawn")))]
+#[utoipa::path(
+    delete, path = "/api/sessions/{id}/invitations/{user_id}", operation_id = "invitations_withdraw", tag = "invitations",
+    responses((status = 204, description = "withdrawn")),
+)]
 pub async fn withdraw(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     path: web::Path<(Uuid, Uuid)>,
@@ -166,7 +176,10 @@ struct OwnInvitation {
 
 /// `GET /api/me/invitations` (signed in): the caller's active invitations, oldest first,
 /// so the schedule can offer them the meetings they were invited to (no patient data).
-#[utoipa::path(get, path = "/api/me/invitations", operation_id = "invitations_mine", tag = "invitations", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/me/invitations", operation_id = "invitations_mine", tag = "invitations",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn mine(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {

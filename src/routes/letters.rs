@@ -38,7 +38,10 @@ async fn letter_or_404(state: &AppState, id: Uuid) -> Result<Letter, ApiError> {
 }
 
 /// `GET /api/cases/{id}/letters` (audited): every letter of the case, oldest first.
-#[utoipa::path(get, path = "/api/cases/{id}/letters", operation_id = "letters_of_case", tag = "letters", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/cases/{id}/letters", operation_id = "letters_of_case", tag = "letters",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn of_case(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -49,7 +52,12 @@ pub async fn of_case(
 }
 
 /// `GET /api/letters/{id}/pdf` (audited as a read of its case): the letter as stored.
-#[utoipa::path(get, path = "/api/letters/{id}/pdf", operation_id = "letters_pdf", tag = "letters", responses((status = 200, description = "the letter as PDF", content_type = "application/pdf", body = String)))]
+#[utoipa::path(
+    get, path = "/api/letters/{id}/pdf", operation_id = "letters_pdf", tag = "letters",
+    responses(
+        (status = 200, description = "the letter as PDF", content_type = "application/pdf", body = String),
+    ),
+)]
 pub async fn pdf(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -67,7 +75,10 @@ pub async fn pdf(
 }
 
 /// `GET /api/letters/print` (coordinators): the print-and-post list, oldest first.
-#[utoipa::path(get, path = "/api/letters/print", operation_id = "letters_to_print", tag = "letters", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/letters/print", operation_id = "letters_to_print", tag = "letters",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn to_print(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,7 +88,10 @@ pub async fn to_print(
 
 /// `POST /api/letters/{id}/printed` (coordinators): records who printed the letter and
 /// when for each post delivery still waiting; `409 already_printed` when none waits.
-#[utoipa::path(post, path = "/api/letters/{id}/printed", operation_id = "letters_printed", tag = "letters", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/letters/{id}/printed", operation_id = "letters_printed", tag = "letters",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn printed(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

@@ -41,7 +41,10 @@ fn not_a_participant() -> ApiError {
 
 /// `POST /api/sessions/{id}/live-ticket`: a single-use ticket, valid for
 /// `live.ticket_seconds`, to open this session's live channel as the caller.
-#[utoipa::path(post, path = "/api/sessions/{id}/live-ticket", operation_id = "live_ticket", tag = "live", responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/live-ticket", operation_id = "live_ticket", tag = "live",
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn ticket(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -75,7 +78,12 @@ pub struct ConnectQuery {
 }
 
 /// `GET /api/sessions/{id}/live?ticket=…[&last_seq=N]`: upgrades to the live channel.
-#[utoipa::path(get, path = "/api/sessions/{id}/live", operation_id = "live_connect", tag = "live", security(()), params(ConnectQuery), responses((status = 101, description = "switches to the live channel (WebSocket)")))]
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/live", operation_id = "live_connect", tag = "live",
+    security(()),
+    params(ConnectQuery),
+    responses((status = 101, description = "switches to the live channel (WebSocket)")),
+)]
 pub async fn connect(
     req: HttpRequest, body: web::Payload, state: web::Data<AppState>, id: web::Path<Uuid>,
     query: web::Query<ConnectQuery>,
@@ -142,7 +150,10 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
 }
 
 /// `GET /api/sessions/{id}/attendance` (coordinator or the chair): who joined and left.
-#[utoipa::path(get, path = "/api/sessions/{id}/attendance", operation_id = "live_attendance", tag = "live", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/sessions/{id}/attendance", operation_id = "live_attendance", tag = "live",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn attendance(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

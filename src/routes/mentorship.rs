@@ -34,7 +34,11 @@ use crate::state::AppState;
 /// `POST /api/mentorship/contracts` (coordinator): `201` with the contract.
 /// `422 unknown_consultant`, `not_a_consultant`, `unknown_specialty`,
 /// `consultant_not_in_specialty`; `409 contract_overlaps`.
-#[utoipa::path(post, path = "/api/mentorship/contracts", operation_id = "mentorship_create_contract", tag = "mentorship", request_body = ContractRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/mentorship/contracts", operation_id = "mentorship_create_contract", tag = "mentorship",
+    request_body = ContractRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn create_contract(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<ContractRequest>,
@@ -87,7 +91,11 @@ async fn consultant(state: &AppState, id: UserId, field: &'static str) -> Result
 /// cover. `404` for an unknown contract; `422 unknown_consultant`, `not_a_consultant`,
 /// `consultant_not_in_specialty`, `invalid_cover` (its own consultant),
 /// `cover_outside_contract`, `invalid_date_range`; `409 cover_overlaps`.
-#[utoipa::path(post, path = "/api/mentorship/contracts/{id}/cover", operation_id = "mentorship_create_cover", tag = "mentorship", request_body = CoverRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/mentorship/contracts/{id}/cover", operation_id = "mentorship_create_cover", tag = "mentorship",
+    request_body = CoverRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn create_cover(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<CoverRequest>,
@@ -111,7 +119,10 @@ pub async fn create_cover(
 }
 
 /// `GET /api/mentorship/contracts`: coordinators see every contract, consultants their own.
-#[utoipa::path(get, path = "/api/mentorship/contracts", operation_id = "mentorship_list_contracts", tag = "mentorship", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/mentorship/contracts", operation_id = "mentorship_list_contracts", tag = "mentorship",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list_contracts(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -138,7 +149,11 @@ struct LogView<'a> {
 /// (`422 unknown_mentee`, `invalid_mentee`); every case one the consultant may see
 /// (`422 unknown_case`). The cases' backlog flags clear in the same transaction. `201`
 /// with the log and `unflagged_case_ids`.
-#[utoipa::path(post, path = "/api/mentorship/logs", operation_id = "mentorship_create_log", tag = "mentorship", request_body = LogRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/mentorship/logs", operation_id = "mentorship_create_log", tag = "mentorship",
+    request_body = LogRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn create_log(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<LogRequest>,
@@ -217,7 +232,11 @@ pub struct LogsQuery {
 /// coordinators see every log, everyone else the logs they gave or were mentored in.
 /// Each log carries its cases, identified only for viewers who may see the case in full
 /// and de-identified otherwise; every case shown is an audited read.
-#[utoipa::path(get, path = "/api/mentorship/logs", operation_id = "mentorship_list_logs", tag = "mentorship", params(LogsQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/mentorship/logs", operation_id = "mentorship_list_logs", tag = "mentorship",
+    params(LogsQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list_logs(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<LogsQuery>,
@@ -262,7 +281,11 @@ pub struct SummaryQuery {
 /// running in the window, contracted minutes (pro rata by weeks), delivered minutes (with
 /// the covered part), shortfall, missed weeks, its covers and the arm's backlog as of `to`
 /// (or today, if earlier). Coordinators see every contract, consultants their own.
-#[utoipa::path(get, path = "/api/mentorship/summary", operation_id = "mentorship_summary", tag = "mentorship", params(SummaryQuery), responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/mentorship/summary", operation_id = "mentorship_summary", tag = "mentorship",
+    params(SummaryQuery),
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -279,7 +302,13 @@ pub async fn summary(
 
 /// `POST /api/cases/{id}/mentorship-flag`: the referrer, a consultant of the specialty or
 /// a coordinator puts the case on its arm's backlog (`201`; `200` when it already was).
-#[utoipa::path(post, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_flag", tag = "mentorship", responses((status = 201, description = "flagged", body = Object), (status = 200, description = "already flagged", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_flag", tag = "mentorship",
+    responses(
+        (status = 201, description = "flagged", body = Object),
+        (status = 200, description = "already flagged", body = Object),
+    ),
+)]
 pub async fn flag(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -293,7 +322,10 @@ pub async fn flag(
 
 /// `DELETE /api/cases/{id}/mentorship-flag`: takes the case off the backlog without a
 /// log; `404 not_flagged` when it was not on it.
-#[utoipa::path(delete, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_unflag", tag = "mentorship", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    delete, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_unflag", tag = "mentorship",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn unflag(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -312,7 +344,10 @@ pub async fn unflag(
 /// `GET /api/cases/{id}/mentorship-flag`: the open flag (`"flagged": true`), or
 /// `{"case_id", "flagged": false}` when the case is not on the backlog (an ordinary
 /// answer, not an error, so case pages do not log a failed request).
-#[utoipa::path(get, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_show_flag", tag = "mentorship", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_show_flag", tag = "mentorship",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn show_flag(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -349,7 +384,11 @@ struct BacklogItem<'a> {
 /// to the consultants mentoring the arm and coordinators). Coordinators see every arm,
 /// consultants the arms of their specialties, anyone else `403`; `422 unknown_specialty`
 /// for an arm that does not exist. Every case shown is an audited read.
-#[utoipa::path(get, path = "/api/mentorship/backlog", operation_id = "mentorship_backlog", tag = "mentorship", params(BacklogQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/mentorship/backlog", operation_id = "mentorship_backlog", tag = "mentorship",
+    params(BacklogQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn backlog(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<BacklogQuery>,

@@ -127,6 +127,7 @@ pub fn routes() -> Vec<Route> {
         }),
         Route::new(GET, "/api/practices", |m| web::method(m).to(practices::list)),
         Route::new(PUT, "/api/practices/{ods_code}", |m| web::method(m).to(practices::put)),
+        // Decisions as tracked actions (issue 16)
         Route::new(GET, "/api/actions", |m| web::method(m).to(actions::list)),
         Route::new(PATCH, "/api/actions/{id}", |m| web::method(m).to(actions::update)),
         Route::new(GET, "/api/specialties/{slug}/action-due-days", |m| {
@@ -153,6 +154,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(DELETE, "/api/sessions/{id}/invitations/{user_id}", |m| {
             web::method(m).to(invitations::withdraw)
         }),
+        // Mentorship and CPD (issue 7)
         Route::new(POST, "/api/mentorship/contracts", |m| {
             web::method(m).to(mentorship::create_contract)
         }),
@@ -162,6 +164,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(POST, "/api/mentorship/logs", |m| web::method(m).to(mentorship::create_log)),
         Route::new(GET, "/api/mentorship/logs", |m| web::method(m).to(mentorship::list_logs)),
         Route::new(GET, "/api/mentorship/summary", |m| web::method(m).to(mentorship::summary)),
+        // Mentorship beyond the meeting and the supervision record (issue 21)
         Route::new(POST, "/api/mentorship/contracts/{id}/cover", |m| {
             web::method(m).to(mentorship::create_cover)
         }),

@@ -127,7 +127,11 @@ fn letter(
 
 /// `PUT /api/cases/{id}/outcome`: saves the draft (version 1, or the current unsigned
 /// version); `409 outcome_signed` once signed.
-#[utoipa::path(put, path = "/api/cases/{id}/outcome", operation_id = "outcomes_draft", tag = "outcomes", request_body = OutcomeRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/cases/{id}/outcome", operation_id = "outcomes_draft", tag = "outcomes",
+    request_body = OutcomeRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn draft(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<OutcomeRequest>,
@@ -147,7 +151,10 @@ pub async fn draft(
 
 /// `POST /api/cases/{id}/outcome/sign`: a consultant of the specialty signs the current
 /// draft; the referrer's letter and any follow-up case commit with it.
-#[utoipa::path(post, path = "/api/cases/{id}/outcome/sign", operation_id = "outcomes_sign", tag = "outcomes", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/cases/{id}/outcome/sign", operation_id = "outcomes_sign", tag = "outcomes",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn sign(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     body: web::Bytes,
@@ -204,7 +211,11 @@ pub async fn sign(
 
 /// `POST /api/cases/{id}/outcome/amendments {reason, …outcome}`: a consultant of the
 /// specialty corrects a signed outcome with a new, signed version that supersedes it.
-#[utoipa::path(post, path = "/api/cases/{id}/outcome/amendments", operation_id = "outcomes_amend", tag = "outcomes", request_body = AmendmentRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/cases/{id}/outcome/amendments", operation_id = "outcomes_amend", tag = "outcomes",
+    request_body = AmendmentRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn amend(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<AmendmentRequest>,
@@ -248,7 +259,10 @@ pub async fn amend(
 }
 
 /// `GET /api/cases/{id}/outcome` (audited): every version, and the current one.
-#[utoipa::path(get, path = "/api/cases/{id}/outcome", operation_id = "outcomes_show", tag = "outcomes", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/cases/{id}/outcome", operation_id = "outcomes_show", tag = "outcomes",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -279,7 +293,10 @@ pub async fn show(
 /// `GET /api/cases/{id}/outcome/letter` (audited): the referrer's letter for the latest
 /// signed version, worded as it was sent. Identified viewers only: the letter names the
 /// patient. `404 no_signed_outcome` before signing.
-#[utoipa::path(get, path = "/api/cases/{id}/outcome/letter", operation_id = "outcomes_letter_text", tag = "outcomes", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/cases/{id}/outcome/letter", operation_id = "outcomes_letter_text", tag = "outcomes",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn letter_text(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

@@ -20,7 +20,10 @@ use crate::store::PatientCorrection;
 /// `GET /api/patients/conflicts` (coordinator; audited as a read of each case shown):
 /// each unresolved NHS number with the different name and date of birth combinations its
 /// cases were booked under, and which cases carry each.
-#[utoipa::path(get, path = "/api/patients/conflicts", operation_id = "patients_conflicts", tag = "patients", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/patients/conflicts", operation_id = "patients_conflicts", tag = "patients",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn conflicts(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -71,7 +74,11 @@ pub struct CorrectionRequest {
 /// reason}` (coordinator): sets the patient's name and date of birth on the register and
 /// on every case of the patient, resolving any conflict; each case gets an audit event
 /// with the reason. `404 not_found` for an NHS number not on record.
-#[utoipa::path(post, path = "/api/patients/correction", operation_id = "patients_correct", tag = "patients", request_body = CorrectionRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/patients/correction", operation_id = "patients_correct", tag = "patients",
+    request_body = CorrectionRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn correct(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CorrectionRequest>,

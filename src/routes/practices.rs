@@ -21,7 +21,11 @@ fn coordinator_only(caller: &crate::domain::User) -> Result<(), ApiError> {
 }
 
 /// `PUT /api/practices/{ods_code} {name, email?}`: creates or replaces the practice.
-#[utoipa::path(put, path = "/api/practices/{ods_code}", operation_id = "practices_put", tag = "practices", request_body = PracticeRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/practices/{ods_code}", operation_id = "practices_put", tag = "practices",
+    request_body = PracticeRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn put(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     code: web::Path<String>, ApiJson(body): ApiJson<PracticeRequest>,
@@ -35,7 +39,10 @@ pub async fn put(
 }
 
 /// `GET /api/practices`: every practice, by ODS code.
-#[utoipa::path(get, path = "/api/practices", operation_id = "practices_list", tag = "practices", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/practices", operation_id = "practices_list", tag = "practices",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -79,7 +86,10 @@ pub async fn import_list_sizes(
 }
 
 /// `GET /api/practices/list-sizes`: every practice's list size, by ODS code.
-#[utoipa::path(get, path = "/api/practices/list-sizes", operation_id = "practices_list_sizes", tag = "practices", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/practices/list-sizes", operation_id = "practices_list_sizes", tag = "practices",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn list_sizes(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {

@@ -110,7 +110,13 @@ pub(crate) async fn with_judging<T>(
 }
 
 /// `GET /api/reports/activity?from=YYYY-MM-DD&to=YYYY-MM-DD[&specialty=][&format=csv]`.
-#[utoipa::path(get, path = "/api/reports/activity", operation_id = "reports_activity", tag = "reports", params(ActivityParams), responses((status = 200, description = "the activity report (JSON), or per-case CSV with `format=csv`", content((Object = "application/json"), (String = "text/csv")))))]
+#[utoipa::path(
+    get, path = "/api/reports/activity", operation_id = "reports_activity", tag = "reports",
+    params(ActivityParams),
+    responses(
+        (status = 200, description = "the activity report (JSON), or per-case CSV with `format=csv`", content((Object = "application/json"), (String = "text/csv"))),
+    ),
+)]
 pub async fn activity(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     params: web::Query<ActivityParams>,
@@ -181,7 +187,11 @@ async fn practices_report(
 /// `GET /api/reports/practices?from=&to=[&specialty=]`: each GP practice's referrals,
 /// waits, returns and outcome mix beside the locality's median (coordinators; consultants
 /// for their specialties). No patient data: not audited.
-#[utoipa::path(get, path = "/api/reports/practices", operation_id = "reports_practices", tag = "reports", params(PracticeParams), responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/reports/practices", operation_id = "reports_practices", tag = "reports",
+    params(PracticeParams),
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn practices(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, params: web::Query<PracticeParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -194,7 +204,13 @@ pub async fn practices(
 /// `GET /api/reports/practices/{ods_code}/summary?from=&to=[&specialty=]`: the
 /// practice's one-page summary, printable HTML with no patient identifiers, to send to
 /// the practice. `404 not_found` when the practice referred nothing in the window.
-#[utoipa::path(get, path = "/api/reports/practices/{ods_code}/summary", operation_id = "reports_practice_summary", tag = "reports", params(PracticeParams), responses((status = 200, description = "a printable practice summary", content_type = "text/html", body = String)))]
+#[utoipa::path(
+    get, path = "/api/reports/practices/{ods_code}/summary", operation_id = "reports_practice_summary", tag = "reports",
+    params(PracticeParams),
+    responses(
+        (status = 200, description = "a printable practice summary", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn practice_summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, code: web::Path<String>,
     params: web::Query<PracticeParams>,
@@ -215,7 +231,10 @@ pub async fn practice_summary(
 
 /// `GET /api/specialties/{slug}/targets`: the specialty's waiting-time targets (the
 /// defaults until a coordinator sets them).
-#[utoipa::path(get, path = "/api/specialties/{slug}/targets", operation_id = "reports_targets", tag = "reports", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/specialties/{slug}/targets", operation_id = "reports_targets", tag = "reports",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn targets(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -228,7 +247,11 @@ pub async fn targets(
 
 /// `PUT /api/specialties/{slug}/targets {targets: [...]}` (coordinators): replaces the
 /// specialty's waiting-time targets. Audited (`wait_targets_set`).
-#[utoipa::path(put, path = "/api/specialties/{slug}/targets", operation_id = "reports_set_targets", tag = "reports", request_body = TargetsRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/specialties/{slug}/targets", operation_id = "reports_set_targets", tag = "reports",
+    request_body = TargetsRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn set_targets(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     slug: web::Path<String>, ApiJson(body): ApiJson<TargetsRequest>,

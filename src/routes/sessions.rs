@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -86,7 +86,11 @@ pub struct CreateSession {
 }
 
 /// `POST /api/sessions` (coordinator).
-#[utoipa::path(post, path = "/api/sessions", operation_id = "sessions_create", tag = "sessions", request_body = CreateSession, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions", operation_id = "sessions_create", tag = "sessions",
+    request_body = CreateSession,
+    responses((status = 201, description = "OK", body = SessionView)),
+)]
 pub async fn create(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateSession>,
@@ -127,7 +131,11 @@ pub struct Reschedule {
 /// held to a new start (e.g. earlier, when the meeting is to be held sooner than planned);
 /// the referrers of its cases are told. `409 invalid_state` once it is live, closed or
 /// cancelled.
-#[utoipa::path(post, path = "/api/sessions/{id}/reschedule", operation_id = "sessions_reschedule", tag = "sessions", request_body = Reschedule, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/reschedule", operation_id = "sessions_reschedule", tag = "sessions",
+    request_body = Reschedule,
+    responses((status = 200, description = "OK", body = SessionView)),
+)]
 pub async fn reschedule(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reschedule>,
@@ -185,7 +193,11 @@ pub struct CreateSeries {
 }
 
 /// `POST /api/series` (coordinator): weekly sessions at a clinic-local time.
-#[utoipa::path(post, path = "/api/series", operation_id = "sessions_create_series", tag = "sessions", request_body = CreateSeries, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/series", operation_id = "sessions_create_series", tag = "sessions",
+    request_body = CreateSeries,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn create_series(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateSeries>,
@@ -223,7 +235,11 @@ pub struct ListQuery {
 }
 
 /// `GET /api/sessions?specialty=&from=&to=`: the schedule (no patient data).
-#[utoipa::path(get, path = "/api/sessions", operation_id = "sessions_list", tag = "sessions", params(ListQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/sessions", operation_id = "sessions_list", tag = "sessions",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = [SessionView])),
+)]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -235,7 +251,19 @@ pub async fn list(
 
 /// `GET /api/sessions/{id}`: the session and, where the caller may see it, its agenda
 /// (identified or de-identified). Showing cases is audited.
-#[utoipa::path(get, path = "/api/sessions/{id}", operation_id = "sessions_show", tag = "sessions", responses((status = 200, description = "OK", body = Object)))]
+/// A session with its agenda as far as the caller may see it (`null`: not at all).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionWithAgenda {
+    session: SessionView,
+    /// The cases in agenda order, identified or de-identified as the caller may see them.
+    #[schema(value_type = Option<Vec<Object>>)]
+    agenda: Option<Vec<CaseView>>,
+}
+
+#[utoipa::path(
+    get, path = "/api/sessions/{id}", operation_id = "sessions_show", tag = "sessions",
+    responses((status = 200, description = "OK", body = SessionWithAgenda)),
+)]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -258,13 +286,16 @@ pub async fn show(
     if agenda.is_some() {
         audit_case_reads(&state, &req, &caller, "agenda", &cases).await?;
     }
-    Ok(HttpResponse::Ok().json(json!({ "session": SessionView::from(&session), "agenda": agenda })))
+    Ok(HttpResponse::Ok().json(SessionWithAgenda { session: SessionView::from(&session), agenda }))
 }
 
 /// `POST /api/sessions/{id}/publish` (coordinator): publishes the agenda and invites the
 /// chair, the referrers of its cases and the specialty's consultants (and, for teaching
 /// sessions, its trainees) with an iCalendar invitation.
-#[utoipa::path(post, path = "/api/sessions/{id}/publish", operation_id = "sessions_publish", tag = "sessions", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/publish", operation_id = "sessions_publish", tag = "sessions",
+    responses((status = 200, description = "OK", body = SessionView)),
+)]
 pub async fn publish(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -294,7 +325,11 @@ pub struct Reorder {
 
 /// `PUT /api/sessions/{id}/agenda {case_ids}`: the chair or a coordinator sets the order,
 /// before or during the meeting.
-#[utoipa::path(put, path = "/api/sessions/{id}/agenda", operation_id = "sessions_reorder", tag = "sessions", request_body = Reorder, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/sessions/{id}/agenda", operation_id = "sessions_reorder", tag = "sessions",
+    request_body = Reorder,
+    responses((status = 200, description = "OK", body = SessionWithAgenda)),
+)]
 pub async fn reorder(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<Reorder>,
@@ -316,13 +351,17 @@ pub async fn reorder(
     let today = Utc::now().date_naive();
     let agenda: Vec<CaseView> =
         cases.iter().enumerate().map(|(i, c)| CaseView::of(c, true, i + 1, today)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "session": SessionView::from(&session), "agenda": agenda })))
+    let agenda = Some(agenda);
+    Ok(HttpResponse::Ok().json(SessionWithAgenda { session: SessionView::from(&session), agenda }))
 }
 
 /// `POST /api/sessions/{id}/cancel` (coordinator): each case moves to the next session of
 /// the series with room, or is flagged for rebooking; every referrer is told, and for a
 /// published session everyone invited gets a calendar cancellation.
-#[utoipa::path(post, path = "/api/sessions/{id}/cancel", operation_id = "sessions_cancel", tag = "sessions", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/sessions/{id}/cancel", operation_id = "sessions_cancel", tag = "sessions",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn cancel(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -376,7 +415,10 @@ pub struct NewSpecialty {
 }
 
 /// `GET /api/specialties`.
-#[utoipa::path(get, path = "/api/specialties", operation_id = "sessions_specialties", tag = "sessions", responses((status = 200, description = "OK", body = [String])))]
+#[utoipa::path(
+    get, path = "/api/specialties", operation_id = "sessions_specialties", tag = "sessions",
+    responses((status = 200, description = "OK", body = [String])),
+)]
 pub async fn specialties(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -384,7 +426,11 @@ pub async fn specialties(
 }
 
 /// `POST /api/specialties` (coordinator) `{slug, name}`.
-#[utoipa::path(post, path = "/api/specialties", operation_id = "sessions_add_specialty", tag = "sessions", request_body = NewSpecialty, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/specialties", operation_id = "sessions_add_specialty", tag = "sessions",
+    request_body = NewSpecialty,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn add_specialty(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<NewSpecialty>,
@@ -404,7 +450,11 @@ pub struct QuorumRequest {
 
 /// `PUT /api/specialties/{slug}/quorum {quorum_others}` (coordinator): how many
 /// consultants or specialists besides the chair make this specialty's meetings quorate.
-#[utoipa::path(put, path = "/api/specialties/{slug}/quorum", operation_id = "sessions_set_quorum", tag = "sessions", request_body = QuorumRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/specialties/{slug}/quorum", operation_id = "sessions_set_quorum", tag = "sessions",
+    request_body = QuorumRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn set_quorum(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     slug: web::Path<String>, ApiJson(body): ApiJson<QuorumRequest>,

@@ -39,7 +39,14 @@ async fn account(state: &AppState, id: UserId, field: &'static str) -> Result<Us
 /// `invalid_supervisee` (not an active practitioner), `invalid_supervisor` (not an active
 /// consultant or practitioner, or the supervisee); `409 supervisor_full` when the
 /// supervisor already has `[supervision] max_supervisees` (default 4).
-#[utoipa::path(post, path = "/api/supervision/assignments", operation_id = "supervision_assign", tag = "supervision", request_body = AssignmentRequest, responses((status = 201, description = "the assignment", body = Object), (status = 200, description = "the same assignment already stood", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/supervision/assignments", operation_id = "supervision_assign", tag = "supervision",
+    request_body = AssignmentRequest,
+    responses(
+        (status = 201, description = "the assignment", body = Object),
+        (status = 200, description = "the same assignment already stood", body = Object),
+    ),
+)]
 pub async fn assign(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<AssignmentRequest>,
@@ -61,7 +68,10 @@ pub async fn assign(
 
 /// `GET /api/supervision/assignments`: coordinators see every assignment, anyone else those
 /// where they are the supervisor or the supervisee; current and ended, oldest first.
-#[utoipa::path(get, path = "/api/supervision/assignments", operation_id = "supervision_assignments", tag = "supervision", responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/supervision/assignments", operation_id = "supervision_assignments", tag = "supervision",
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn assignments(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -84,7 +94,11 @@ async fn current_supervisor(
 /// `multi_source_feedback`), `invalid_outcome` (`meets_expectations`,
 /// `development_needed`, `below_expectations`), `invalid_date`, `date_in_future`,
 /// `patient_identifier` (an NHS number in the reflection).
-#[utoipa::path(post, path = "/api/supervision/assessments", operation_id = "supervision_assess", tag = "supervision", request_body = AssessmentRequest, responses((status = 201, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/supervision/assessments", operation_id = "supervision_assess", tag = "supervision",
+    request_body = AssessmentRequest,
+    responses((status = 201, description = "OK", body = Object)),
+)]
 pub async fn assess(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<AssessmentRequest>,
@@ -117,7 +131,11 @@ pub struct ReflectionRequest {
 /// `PUT /api/supervision/assessments/{id}/reflection {reflection}`: the supervisee writes
 /// (or rewrites) their reflective note on one of their assessments (`404` for anyone
 /// else). `422 required`, `too_long`, `patient_identifier`.
-#[utoipa::path(put, path = "/api/supervision/assessments/{id}/reflection", operation_id = "supervision_reflect", tag = "supervision", request_body = ReflectionRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/supervision/assessments/{id}/reflection", operation_id = "supervision_reflect", tag = "supervision",
+    request_body = ReflectionRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn reflect(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<ReflectionRequest>,
@@ -146,7 +164,11 @@ pub struct AssessmentsQuery {
 /// `GET /api/supervision/assessments?supervisee_id=&from=&to=`: a supervisee sees their
 /// own, a supervisor those of the people they supervise (or supervised), a coordinator
 /// all; oldest first.
-#[utoipa::path(get, path = "/api/supervision/assessments", operation_id = "supervision_list_assessments", tag = "supervision", params(AssessmentsQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/supervision/assessments", operation_id = "supervision_list_assessments", tag = "supervision",
+    params(AssessmentsQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn list_assessments(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<AssessmentsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -173,7 +195,11 @@ pub struct SummaryQuery {
 /// target is `[supervision] monthly_assessment_target`, default 2). Coordinators see every
 /// supervisee, a supervisor their supervisees, a supervisee themselves. `422
 /// invalid_month`.
-#[utoipa::path(get, path = "/api/supervision/summary", operation_id = "supervision_summary", tag = "supervision", params(SummaryQuery), responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/supervision/summary", operation_id = "supervision_summary", tag = "supervision",
+    params(SummaryQuery),
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -192,7 +218,13 @@ pub async fn summary(
 /// kind, minutes). No case appears in it, so no patient identifier can: reflections
 /// carrying an NHS number are refused when written, and mentorship logs' cases and
 /// learning points are left out.
-#[utoipa::path(get, path = "/api/me/portfolio", operation_id = "supervision_portfolio", tag = "supervision", params(AssessmentsQuery), responses((status = 200, description = "a printable portfolio", content_type = "text/html", body = String)))]
+#[utoipa::path(
+    get, path = "/api/me/portfolio", operation_id = "supervision_portfolio", tag = "supervision",
+    params(AssessmentsQuery),
+    responses(
+        (status = 200, description = "a printable portfolio", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn portfolio(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<AssessmentsQuery>,
 ) -> Result<HttpResponse, ApiError> {

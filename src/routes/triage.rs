@@ -27,7 +27,11 @@ use crate::store::{SpecialtyRules, StoreError};
 /// booking onto the agenda, return it as not ready (the referrer is emailed, without
 /// identifiers), or list it as not discussed with one of the specialty's standard plans.
 /// An urgent case the chair accepts onto a published agenda is announced to the invitees.
-#[utoipa::path(post, path = "/api/cases/{id}/triage", operation_id = "triage_decide", tag = "triage", request_body = TriageRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/cases/{id}/triage", operation_id = "triage_decide", tag = "triage",
+    request_body = TriageRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn decide(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     ApiJson(body): ApiJson<TriageRequest>,
@@ -85,7 +89,11 @@ pub struct QueueQuery {
 /// `GET /api/triage?specialty=`: bookings waiting for triage, oldest first, each with its
 /// session and how long it has waited. Coordinators see every session's; a chair the
 /// sessions they chair. Audited.
-#[utoipa::path(get, path = "/api/triage", operation_id = "triage_queue", tag = "triage", params(QueueQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/triage", operation_id = "triage_queue", tag = "triage",
+    params(QueueQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn queue(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     query: web::Query<QueueQuery>,
@@ -115,7 +123,10 @@ pub async fn queue(
 
 /// `GET /api/specialties/{slug}/triage`: the proforma fields the specialty requires and
 /// its standard plans (any signed-in user: the booking page shows the fields).
-#[utoipa::path(get, path = "/api/specialties/{slug}/triage", operation_id = "triage_rules", tag = "triage", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/specialties/{slug}/triage", operation_id = "triage_rules", tag = "triage",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn rules(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -133,7 +144,11 @@ pub struct RulesRequest {
 }
 
 /// `PUT /api/specialties/{slug}/triage {proforma_required, standard_plans}` (coordinator).
-#[utoipa::path(put, path = "/api/specialties/{slug}/triage", operation_id = "triage_set_rules", tag = "triage", request_body = RulesRequest, responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    put, path = "/api/specialties/{slug}/triage", operation_id = "triage_set_rules", tag = "triage",
+    request_body = RulesRequest,
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn set_rules(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     slug: web::Path<String>, ApiJson(body): ApiJson<RulesRequest>,

@@ -99,7 +99,11 @@ pub async fn create_account(
 }
 
 /// `POST /api/users` (coordinator): `201` with the account.
-#[utoipa::path(post, path = "/api/users", operation_id = "users_create", tag = "users", request_body = CreateUserRequest, responses((status = 201, description = "the account", body = User)))]
+#[utoipa::path(
+    post, path = "/api/users", operation_id = "users_create", tag = "users",
+    request_body = CreateUserRequest,
+    responses((status = 201, description = "the account", body = User)),
+)]
 pub async fn create(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     ApiJson(body): ApiJson<CreateUserRequest>,
@@ -112,7 +116,10 @@ pub async fn create(
 }
 
 /// `GET /api/users` (coordinator).
-#[utoipa::path(get, path = "/api/users", operation_id = "users_list", tag = "users", responses((status = 200, description = "every account", body = [User])))]
+#[utoipa::path(
+    get, path = "/api/users", operation_id = "users_list", tag = "users",
+    responses((status = 200, description = "every account", body = [User])),
+)]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -176,7 +183,10 @@ async fn lifecycle(
 }
 
 /// `POST /api/users/{id}/deactivate` (coordinator): `200` the account, now inactive.
-#[utoipa::path(post, path = "/api/users/{id}/deactivate", operation_id = "users_deactivate", tag = "users", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/users/{id}/deactivate", operation_id = "users_deactivate", tag = "users",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn deactivate(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
@@ -184,7 +194,10 @@ pub async fn deactivate(
 }
 
 /// `POST /api/users/{id}/reactivate` (coordinator): `200` the account, active again.
-#[utoipa::path(post, path = "/api/users/{id}/reactivate", operation_id = "users_reactivate", tag = "users", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/users/{id}/reactivate", operation_id = "users_reactivate", tag = "users",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn reactivate(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
@@ -192,7 +205,10 @@ pub async fn reactivate(
 }
 
 /// `POST /api/users/{id}/reset-password` (coordinator): `200 {user, one_time_password}`.
-#[utoipa::path(post, path = "/api/users/{id}/reset-password", operation_id = "users_reset_password", tag = "users", responses((status = 200, description = "OK", body = Object)))]
+#[utoipa::path(
+    post, path = "/api/users/{id}/reset-password", operation_id = "users_reset_password", tag = "users",
+    responses((status = 200, description = "OK", body = Object)),
+)]
 pub async fn reset_password(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
@@ -218,7 +234,11 @@ struct Person<'a> {
 /// everyone; consultants the people who share a specialty with them, and every trainee
 /// (trainees may have no specialty yet, and any consultant may teach one); others `403`.
 /// `422 invalid_role` for an unknown role.
-#[utoipa::path(get, path = "/api/people", operation_id = "users_people", tag = "users", params(PeopleQuery), responses((status = 200, description = "OK", body = [Object])))]
+#[utoipa::path(
+    get, path = "/api/people", operation_id = "users_people", tag = "users",
+    params(PeopleQuery),
+    responses((status = 200, description = "OK", body = [Object])),
+)]
 pub async fn people(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<PeopleQuery>,
 ) -> Result<HttpResponse, ApiError> {
