@@ -26,7 +26,7 @@ vocabulary!(
     }
 );
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,
@@ -55,7 +55,7 @@ impl Sex {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     Routine,
@@ -258,7 +258,7 @@ mod tests {
 }
 
 /// Where a case is in its life (DESIGN §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseState {
     AwaitingTriage,
@@ -418,20 +418,24 @@ pub fn age_band(date_of_birth: NaiveDate, on: NaiveDate) -> String {
 
 /// How a case leaves the server: in full for those who may see identifiers, or
 /// de-identified (DESIGN §2) for trainees. This is the only serialisation of a case.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum CaseView {
     Identified(Box<IdentifiedCase>),
     DeIdentified(DeIdentifiedCase),
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PatientView {
+    #[schema(value_type = String)]
     pub nhs_number: NhsNumber,
+    #[schema(value_type = String)]
     pub given_name: PersonName,
+    #[schema(value_type = String)]
     pub family_name: PersonName,
     pub date_of_birth: NaiveDate,
     pub sex: Sex,
+    #[schema(value_type = String)]
     pub gp_practice_code: OdsCode,
 }
 
@@ -448,15 +452,19 @@ impl PatientView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IdentifiedCase {
     pub id: Uuid,
     pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
     pub referrer_id: UserId,
     pub patient: PatientView,
+    #[schema(value_type = String)]
     pub clinical_question: ClinicalText,
+    #[schema(value_type = String)]
     pub history: ClinicalText,
     pub urgency: Urgency,
+    #[schema(value_type = String)]
     pub body_site: BodySite,
     pub free_text_identifies_patient: bool,
     pub state: CaseState,
@@ -467,17 +475,20 @@ pub struct IdentifiedCase {
     /// The start of the waiting-time clock.
     pub referral_received_on: NaiveDate,
     pub referral_source: Option<ReferralSource>,
+    /// The proforma's fields, flattened into the case (not spelled out here).
     #[serde(flatten)]
+    #[schema(ignore)]
     pub proforma: Option<Proforma>,
     /// `low`, `medium` or `high`, from the STarT Back score.
     pub start_back_risk: Option<&'static str>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub return_reason: Option<ReturnReason>,
+    #[schema(value_type = Option<String>)]
     pub return_note: Option<ClinicalText>,
     pub standard_plan: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeIdentifiedCase {
     pub id: Uuid,
     pub session_id: Uuid,
@@ -485,11 +496,13 @@ pub struct DeIdentifiedCase {
     pub label: String,
     pub sex: Sex,
     pub age_band: String,
+    #[schema(value_type = String)]
     pub body_site: BodySite,
     pub urgency: Urgency,
     pub state: CaseState,
     /// Present only when the booking said the text does not identify the patient.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub clinical_question: Option<ClinicalText>,
 }
 

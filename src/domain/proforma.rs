@@ -14,7 +14,7 @@ use super::time_window::parse_iso_date;
 macro_rules! vocabulary {
     ($(#[$m:meta])* $name:ident, $code:literal, $field:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($v),+ }
 

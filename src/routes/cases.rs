@@ -74,7 +74,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     post, path = "/api/sessions/{id}/cases", operation_id = "cases_book", tag = "cases",
     request_body = BookingRequest,
     responses(
-        (status = 201, description = "the booked case (header `Idempotent-Replayed: true` on a replay)", body = Object),
+        (status = 201, description = "the booked case (header `Idempotent-Replayed: true` on a replay)", body = CaseView),
     ),
 )]
 pub async fn book(
@@ -179,7 +179,7 @@ async fn patient_conflict(
 /// `GET /api/cases/{id}` (audited).
 #[utoipa::path(
     get, path = "/api/cases/{id}", operation_id = "cases_show", tag = "cases",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseView)),
 )]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -200,7 +200,7 @@ pub struct CasesQuery {
 #[utoipa::path(
     get, path = "/api/cases", operation_id = "cases_mine", tag = "cases",
     params(CasesQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [CaseView])),
 )]
 pub async fn mine(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -229,7 +229,7 @@ pub struct MoveRequest {
 #[utoipa::path(
     post, path = "/api/cases/{id}/move", operation_id = "cases_move_case", tag = "cases",
     request_body = MoveRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseView)),
 )]
 pub async fn move_case(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -274,7 +274,7 @@ pub async fn move_case(
 /// been discussed; its slot is freed.
 #[utoipa::path(
     delete, path = "/api/cases/{id}", operation_id = "cases_withdraw", tag = "cases",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseView)),
 )]
 pub async fn withdraw(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -299,7 +299,7 @@ pub async fn withdraw(
 #[utoipa::path(
     put, path = "/api/cases/{id}", operation_id = "cases_edit", tag = "cases",
     request_body = DetailsRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseView)),
 )]
 pub async fn edit(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -316,7 +316,7 @@ pub async fn edit(
 /// session's cut-off); the patient's clock keeps its start.
 #[utoipa::path(
     post, path = "/api/cases/{id}/resubmit", operation_id = "cases_resubmit", tag = "cases",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseView)),
 )]
 pub async fn resubmit(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,

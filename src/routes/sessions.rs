@@ -256,7 +256,6 @@ pub async fn list(
 pub struct SessionWithAgenda {
     session: SessionView,
     /// The cases in agenda order, identified or de-identified as the caller may see them.
-    #[schema(value_type = Option<Vec<Object>>)]
     agenda: Option<Vec<CaseView>>,
 }
 

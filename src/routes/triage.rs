@@ -30,7 +30,7 @@ use crate::store::{SpecialtyRules, StoreError};
 #[utoipa::path(
     post, path = "/api/cases/{id}/triage", operation_id = "triage_decide", tag = "triage",
     request_body = TriageRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseView)),
 )]
 pub async fn decide(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,

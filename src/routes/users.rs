@@ -185,7 +185,7 @@ async fn lifecycle(
 /// `POST /api/users/{id}/deactivate` (coordinator): `200` the account, now inactive.
 #[utoipa::path(
     post, path = "/api/users/{id}/deactivate", operation_id = "users_deactivate", tag = "users",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "The account", body = User)),
 )]
 pub async fn deactivate(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
@@ -196,7 +196,7 @@ pub async fn deactivate(
 /// `POST /api/users/{id}/reactivate` (coordinator): `200` the account, active again.
 #[utoipa::path(
     post, path = "/api/users/{id}/reactivate", operation_id = "users_reactivate", tag = "users",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "The account", body = User)),
 )]
 pub async fn reactivate(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
