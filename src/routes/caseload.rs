@@ -25,6 +25,20 @@ use crate::routes::support::{
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "specialty": "spinal",
+    "patient": { "nhs_number": "943 476 5919", "given_name": "Hermione",
+        "family_name": "Quibble", "date_of_birth": "1978-05-17", "sex": "female",
+        "gp_practice_code": "A81001" },
+    "clinical_question": "Inflammatory back pain?",
+    "history": "Twelve weeks of low back pain and morning stiffness.",
+    "urgency": "routine", "body_site": "lower back", "red_flags": [],
+    "referral_received_on": "2026-11-02", "referral_source": "gp", "symptom_weeks": 12,
+    "conservative_care": [{ "kind": "physiotherapy", "weeks": 6 }],
+    "imaging": [{ "kind": "xray", "done_on": "2026-10-20", "summary": "Sacroiliitis query" }],
+    "medication_tried": "Naproxen 500 mg", "start_back": { "total": 5, "psychosocial": 3 },
+    "patient_agrees": true
+}))]
 pub struct CaseloadRequest {
     patient: PatientRequest,
     #[serde(default)]

@@ -21,6 +21,11 @@ use crate::state::AppState;
 use crate::store::{NewPassword, StoreError};
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "email": "sam.trainee@example.nhs.net", "name": "Sam Trainee", "role": "trainee",
+    "specialties": ["spinal"], "organisation": "Example NHS Trust",
+    "password": "a long enough demo password"
+}))]
 pub struct CreateUserRequest {
     email: String,
     name: String,
