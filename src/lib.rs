@@ -21,7 +21,7 @@ pub mod live;
 pub mod mail;
 /// The SFU: voice and screen share forwarded between a meeting's participants.
 pub mod media;
-/// HTTP handlers (thin) and the static front end.
+/// HTTP handlers (thin), the table of routes, their OpenAPI document and the static front end.
 pub mod routes;
 /// The wire frames `live` and `media` share: media signalling, errors, a connection's queue.
 pub mod signal;

@@ -1,6 +1,7 @@
 //! HTTP handlers, kept thin: parse the request into domain types, call the store, shape
-//! the response. Also mounts the static front end from `web/`. What handlers share lives
-//! in `support`; no route file imports another.
+//! the response. [`routes`] is the one table of what is mounted, [`configure`] mounts it
+//! and the static front end from `web/`, and `openapi` describes it. What handlers share
+//! lives in `support`; no route file imports another.
 
 mod actions;
 mod attachments;
