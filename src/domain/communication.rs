@@ -14,7 +14,7 @@ use super::schedule::CLINIC_TZ;
 use super::time_window::parse_calendar_date;
 
 /// A day on which no working-day clock runs, besides weekends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BankHoliday {
     pub date: NaiveDate,
     pub name: String,

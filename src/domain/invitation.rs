@@ -16,7 +16,7 @@ use super::schedule::{Session, SessionState};
 use super::user::{User, UserId};
 
 /// Why someone is invited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationKind {
     /// A practitioner who comes to learn (typically with no case on the agenda); sees

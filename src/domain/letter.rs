@@ -101,10 +101,12 @@ impl Recipient {
 }
 
 /// A GP practice as coordinators keep it: its ODS code, name and (optional) address.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Practice {
+    #[schema(value_type = String)]
     pub ods_code: OdsCode,
     pub name: String,
+    #[schema(value_type = Option<String>, format = Email)]
     pub email: Option<EmailAddress>,
     pub updated_at: DateTime<Utc>,
 }

@@ -103,12 +103,15 @@ pub fn check_capacity(current: usize, max: u32) -> Result<(), Conflict> {
 }
 
 /// A practitioner's named supervisor from a time, until another is named.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Assignment {
     pub id: Uuid,
+    #[schema(value_type = Uuid)]
     pub supervisee_id: UserId,
+    #[schema(value_type = Uuid)]
     pub supervisor_id: UserId,
     pub assigned_at: DateTime<Utc>,
+    #[schema(value_type = Uuid)]
     pub assigned_by: UserId,
     pub ended_at: Option<DateTime<Utc>>,
 }

@@ -46,7 +46,7 @@ pub async fn due(
 /// `GET /api/bank-holidays` (coordinators): every bank holiday, by date.
 #[utoipa::path(
     get, path = "/api/bank-holidays", operation_id = "clocks_holidays", tag = "clocks",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [BankHoliday])),
 )]
 pub async fn holidays(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -60,7 +60,7 @@ pub async fn holidays(
 #[utoipa::path(
     post, path = "/api/bank-holidays", operation_id = "clocks_add_holiday", tag = "clocks",
     request_body = BankHolidayRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = BankHoliday)),
 )]
 pub async fn add_holiday(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -25,8 +25,9 @@ pub struct InviteRequest {
 }
 
 /// An invitation as listed: who, as what, since when (no email address).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct InvitationView<'a> {
+    #[schema(value_type = uuid::Uuid)]
     user_id: UserId,
     name: &'a str,
     role: Role,
@@ -59,7 +60,7 @@ fn unknown_user() -> ApiError {
 #[utoipa::path(
     post, path = "/api/sessions/{id}/invitations", operation_id = "invitations_invite", tag = "invitations",
     request_body = InviteRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "The invitation", body = InvitationView)),
 )]
 pub async fn invite(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -103,7 +104,7 @@ pub async fn invite(
 /// invitations, oldest first.
 #[utoipa::path(
     get, path = "/api/sessions/{id}/invitations", operation_id = "invitations_list", tag = "invitations",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "The session's invitations", body = [InvitationView])),
 )]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -167,7 +168,7 @@ pub async fn withdraw(
 }
 
 /// One of the caller's own invitations: which session, as what, since when.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OwnInvitation {
     session_id: Uuid,
     kind: InvitationKind,
@@ -178,7 +179,7 @@ struct OwnInvitation {
 /// so the schedule can offer them the meetings they were invited to (no patient data).
 #[utoipa::path(
     get, path = "/api/me/invitations", operation_id = "invitations_mine", tag = "invitations",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "The caller's invitations", body = [OwnInvitation])),
 )]
 pub async fn mine(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -24,7 +24,7 @@ fn coordinator_only(caller: &crate::domain::User) -> Result<(), ApiError> {
 #[utoipa::path(
     put, path = "/api/practices/{ods_code}", operation_id = "practices_put", tag = "practices",
     request_body = PracticeRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = crate::domain::letter::Practice)),
 )]
 pub async fn put(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -41,7 +41,7 @@ pub async fn put(
 /// `GET /api/practices`: every practice, by ODS code.
 #[utoipa::path(
     get, path = "/api/practices", operation_id = "practices_list", tag = "practices",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [crate::domain::letter::Practice])),
 )]
 pub async fn list(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,

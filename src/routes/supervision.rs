@@ -43,8 +43,8 @@ async fn account(state: &AppState, id: UserId, field: &'static str) -> Result<Us
     post, path = "/api/supervision/assignments", operation_id = "supervision_assign", tag = "supervision",
     request_body = AssignmentRequest,
     responses(
-        (status = 201, description = "the assignment", body = Object),
-        (status = 200, description = "the same assignment already stood", body = Object),
+        (status = 201, description = "the assignment", body = Assignment),
+        (status = 200, description = "the same assignment already stood", body = Assignment),
     ),
 )]
 pub async fn assign(
@@ -70,7 +70,7 @@ pub async fn assign(
 /// where they are the supervisor or the supervisee; current and ended, oldest first.
 #[utoipa::path(
     get, path = "/api/supervision/assignments", operation_id = "supervision_assignments", tag = "supervision",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [Assignment])),
 )]
 pub async fn assignments(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
