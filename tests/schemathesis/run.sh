@@ -8,7 +8,7 @@
 #   tests/schemathesis/run.sh                    # SQLite
 #   PG_URL=postgres://postgres@127.0.0.1:5432/postgres tests/schemathesis/run.sh
 #
-# Needs `schemathesis` and `openapi-spec-validator` on PATH (.ci/run installs them) and
+# Needs Python's `schemathesis` and `openapi-spec-validator` (.ci/run installs them) and
 # the debug binary (cargo build). ST_MAX_EXAMPLES bounds the cases per operation.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,7 +58,7 @@ run() {
 
   echo "--- $backend: validating /api/openapi.json"
   curl -fsS "$base/api/openapi.json" >"$REPORTS/openapi.json"
-  openapi-spec-validator "$REPORTS/openapi.json"
+  python3 -m openapi_spec_validator "$REPORTS/openapi.json"
 
   # Every token first: the fuzzed sign-ins soon meet the sign-in rate limit.
   local tokens=() entry
@@ -70,7 +70,7 @@ run() {
     role="${entry%%:*}"
     token="${entry#*:}"
     echo "--- $backend as $role"
-    schemathesis run "$base/api/openapi.json" \
+    python3 -m schemathesis.cli run "$base/api/openapi.json" \
       --header "Authorization: Bearer $token" \
       --checks not_a_server_error,status_code_conformance,response_schema_conformance \
       --exclude-path '/api/sessions/{id}/live' \
