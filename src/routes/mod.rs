@@ -86,7 +86,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: &std::path::Path) {
                         .get(attachments::list),
                 )
                 .service(resource("/attachments/{id}").get(attachments::download))
-                .service(resource("/attachments/{id}/study").get(attachments::study))
+                .service(resource("/attachments/{id}/info").get(attachments::info))
+                .service(resource("/attachments/{id}/render").get(attachments::render))
                 .service(resource("/cases/{id}/move").post(cases::move_case))
                 .service(resource("/cases/{id}/outcome").get(outcomes::show).put(outcomes::draft))
                 .service(resource("/cases/{id}/outcome/sign").post(outcomes::sign))
