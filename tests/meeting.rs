@@ -2,7 +2,7 @@
 //! resume, presence, attendance, several instances, a crash and restart) and the
 //! meeting's records (outcomes: draft, sign, amend, letters, follow-ups, access; the
 //! tracked actions they make), and its media with an independent WebRTC stack (aiortc),
-//! and invitations with the guests' lobby. Each area is a module under `tests/meeting/`.
+//! invitations with the guests' lobby, and the shared image viewer. Each area is a module under `tests/meeting/`.
 
 mod common;
 
@@ -26,3 +26,6 @@ mod outcomes;
 
 #[path = "meeting/restart.rs"]
 mod restart;
+
+#[path = "meeting/viewer.rs"]
+mod viewer;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::live::{Command, EventBody, LiveEvent, LobbyEntry, Participant, Quorum};
+use crate::domain::live::{Command, EventBody, LiveEvent, LobbyEntry, Participant, Quorum, View};
 use crate::domain::schedule::SessionView;
 use crate::domain::{CaseView, Role, UserId};
 use crate::signal::RtcIn;
@@ -120,6 +120,8 @@ pub struct Snapshot<'a> {
     pub present_requests: &'a [UserId],
     /// Guests waiting for the chair to let them in (names, roles, organisations only).
     pub lobby: Vec<&'a LobbyEntry>,
+    /// What the shared viewer shows, when it is open (issue 18).
+    pub view: Option<&'a View>,
     pub quorum: Quorum,
     pub you: You,
 }
