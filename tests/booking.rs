@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use mdt_coordinator::domain::Role;
 
 use common::clinic::{answer, nhs_numbers, referral, Account, Clinic, Plan};
+use common::outage::Outage;
 use common::{eventually, Backend};
 
 async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
@@ -1673,71 +1674,6 @@ async fn a_published_agenda_takes_only_urgent_cases_the_chair_approves(backend: 
 
 // ---- faults -----------------------------------------------------------------------
 
-/// A TCP proxy in front of PostgreSQL that can go away: every open connection cut and
-/// its port closed (connections refused) until it comes back on the same port; to the
-/// service, the database restarting.
-struct Outage {
-    port: u16,
-    down: tokio::sync::watch::Sender<bool>,
-}
-
-impl Outage {
-    async fn in_front_of(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (down, _) = tokio::sync::watch::channel(false);
-        let states = down.clone();
-        tokio::spawn(async move {
-            let mut listener = Some(listener);
-            let mut state = states.subscribe();
-            loop {
-                let open = match listener.take() {
-                    Some(open) => open,
-                    None => loop {
-                        if let Ok(open) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                            break open;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    },
-                };
-                loop {
-                    tokio::select! {
-                        accepted = open.accept() => {
-                            let Ok((mut client, _)) = accepted else { continue };
-                            let mut cut = states.subscribe();
-                            tokio::spawn(async move {
-                                let Ok(mut server) = tokio::net::TcpStream::connect(target).await
-                                else {
-                                    return;
-                                };
-                                tokio::select! {
-                                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                    _ = cut.wait_for(|down| *down) => {}
-                                }
-                            });
-                        }
-                        _ = state.wait_for(|down| *down) => break,
-                    }
-                }
-                drop(open); // the port is closed: connections are refused
-                if state.wait_for(|down| !*down).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Self { port, down }
-    }
-
-    /// Cuts every open connection and closes the port until [`Outage::end`].
-    fn begin(&self) {
-        self.down.send_replace(true);
-    }
-
-    fn end(&self) {
-        self.down.send_replace(false);
-    }
-}
-
 /// PostgreSQL goes away for longer than a request waits for a connection, while two
 /// referrers book: requests and `/ready` get `503` with `Retry-After` (never another
 /// 5xx), a client
@@ -1749,26 +1685,8 @@ async fn a_database_outage_answers_503_and_loses_or_doubles_nothing() {
     if !common::postgres_available() {
         return;
     }
-    let admin = std::env::var("MDT_TEST_POSTGRES_URL").unwrap();
-    let authority = |url: &str| {
-        let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
-        let after_scheme = after_at.split_once("://").map_or(after_at, |(_, rest)| rest);
-        after_scheme.split('/').next().unwrap().to_string()
-    };
-    let host_port = match authority(&admin) {
-        with_port if with_port.contains(':') => with_port,
-        host => format!("{host}:5432"),
-    };
-    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
-    let outage = Outage::in_front_of(target).await;
-    let proxied = outage.port;
-    let c = Clinic::open_with(Backend::Postgres, |s| {
-        use secrecy::ExposeSecret;
-        let url = s.database.url.expose_secret().to_string();
-        let via = url.replacen(&authority(&url), &format!("127.0.0.1:{proxied}"), 1);
-        s.database.url = secrecy::SecretString::from(via);
-    })
-    .await;
+    let outage = Outage::in_front_of_postgres().await;
+    let c = Clinic::open_with(Backend::Postgres, |s| outage.reroute(s)).await;
     let direct = c.app.db.url.clone();
     let session = c.session(7, 40, false).await;
     let patients = nhs_numbers(40);

@@ -9,6 +9,9 @@ mod common;
 #[path = "meeting/actions.rs"]
 mod actions;
 
+#[path = "meeting/faults.rs"]
+mod faults;
+
 #[path = "meeting/interop.rs"]
 mod interop;
 

@@ -125,6 +125,9 @@ pub struct Room {
     /// [`View::EVERY`] to pass since then (faster changes are merged: the latest wins).
     last_view: Option<Instant>,
     pending_view: Option<PendingView>,
+    /// Whether the last attempt to reach the database failed: everyone has been told the
+    /// meeting's changes cannot be saved, and is told again once they can.
+    store_down: bool,
 }
 
 /// A view command waiting its turn, and the ones it superseded (answered
@@ -134,6 +137,11 @@ struct PendingView {
     id: String,
     command: Command,
     superseded: Vec<(u64, String)>,
+}
+
+/// The answer to a command that could not be stored: send it again with the same id.
+fn unavailable() -> Answer {
+    Answer::Refused("unavailable", "the command could not be saved; try again".into())
 }
 
 /// How many times a command is re-decided after losing a race for the next `seq`.
@@ -162,6 +170,7 @@ impl Room {
             attachments: HashMap::new(),
             last_view: None,
             pending_view: None,
+            store_down: false,
         };
         for event in room.shared.store.live_events(session_id, 0, u64::MAX).await? {
             room.remember(&event);
@@ -194,12 +203,18 @@ impl Room {
                     self.flush_view().await;
                 }
                 _ = poll.tick() => {
-                    if self.shared.cross_instance && !self.shared.is_listening() {
+                    // While the database is away, the housekeeping tick alone probes it:
+                    // each attempt may wait for a connection, and commands come first.
+                    let polling = self.shared.cross_instance && !self.store_down;
+                    if polling && !self.shared.is_listening() {
                         self.catch_up().await;
                     }
                 }
                 _ = housekeeping.tick() => {
-                    if self.shared.cross_instance {
+                    if self.store_down {
+                        // Is the database back? (Catching up also reconciles presence.)
+                        self.catch_up().await;
+                    } else if self.shared.cross_instance {
                         // A wake can be lost (a full inbox), and agenda changes made
                         // through another instance do not reach this room: read both.
                         self.catch_up().await;
@@ -209,7 +224,9 @@ impl Room {
                     }
                     // Deactivations made elsewhere (another instance, the command line,
                     // a lost `Deactivated`) reach this room here.
-                    self.end_deactivated_accounts().await;
+                    if !self.store_down {
+                        self.end_deactivated_accounts().await;
+                    }
                     if !self.conns.is_empty() {
                         idle_since = None;
                     } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= idle_after {
@@ -322,6 +339,12 @@ impl Room {
             self.refuse_stale(conn_id, &key.1);
             return;
         }
+        if self.store_down {
+            // Answered at once rather than after another wait for a connection; the
+            // housekeeping tick finds the database back (`live.instance_heartbeat_seconds`).
+            self.answer(conn_id, &key.1, &unavailable());
+            return;
+        }
         // The attachment is looked up for those who drive the viewer (others are refused
         // by `decide`, without learning whether it exists).
         let target_id = match &command {
@@ -410,14 +433,7 @@ impl Room {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "live command not stored");
-                    self.answer(
-                        conn_id,
-                        &key.1,
-                        &Answer::Refused(
-                            "unavailable",
-                            "the command could not be saved; try again".into(),
-                        ),
-                    );
+                    self.answer(conn_id, &key.1, &unavailable());
                     return;
                 }
             }
@@ -562,16 +578,31 @@ impl Room {
                 (&mail.notices, &mail.letters),
                 now,
             )
-            .await?;
+            .await;
+        let stored = self.reached_store(stored)?;
         self.absorb(stored).await;
         Ok(self.live.seq)
+    }
+
+    /// Notes whether the database answered, telling everyone when that changes: while it
+    /// cannot be reached, commands are refused (`unavailable`, to be sent again with the
+    /// same id) and everyone hears `{"type":"service","state":"unavailable"}`; once it
+    /// answers again, `{"type":"service","state":"available"}`.
+    fn reached_store<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let down = matches!(result, Err(StoreError::Busy | StoreError::Database(_)));
+        if down != self.store_down {
+            self.store_down = down;
+            self.broadcast(protocol::service(!down));
+        }
+        result
     }
 
     /// Reads and applies events committed elsewhere.
     async fn catch_up(&mut self) {
         loop {
             let batch = self.shared.settings.replay_limit.max(1);
-            match self.shared.store.live_events(self.session.id, self.live.seq, batch).await {
+            let read = self.shared.store.live_events(self.session.id, self.live.seq, batch).await;
+            match self.reached_store(read) {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
                     let full = events.len() as u64 == batch;

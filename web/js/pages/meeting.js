@@ -31,6 +31,7 @@ const LIVE_ERRORS = {
   stale_seq: "The agenda changed while you were acting; it has been refreshed.",
   no_current_case: "Start a case first: the viewer shows images of the case under discussion.",
   unknown_attachment: "That image is not one of the current case's attachments.",
+  unavailable: "That could not be saved just now: try again in a moment.",
   not_an_image: "Only PNG, JPEG and DICOM images open in the viewer.",
   invalid_view: "The viewer could not show that view.",
   // The scheduled start on the UK clock, and the lead time read from the server's words.
@@ -154,6 +155,8 @@ export async function render(main, { user, params: [sessionId] }) {
 
   const banner = h("div", { id: "offline-banner", class: "banner", role: "alert", hidden: true },
     "Connection lost: the agenda may be out of date. Reconnecting…");
+  const savingBanner = h("div", { id: "saving-banner", class: "banner", role: "alert", hidden: true },
+    "Changes cannot be saved just now: the agenda stays as it is until they can. Try again in a moment.");
   const traineeWarning = h("p", { id: "trainee-warning", class: "warning", hidden: true },
     "Trainees are present: do not show patient identifiers on screen.");
   const heading = h("h1", {}, "Meeting room");
@@ -187,6 +190,7 @@ export async function render(main, { user, params: [sessionId] }) {
   fill(
     main,
     banner,
+    savingBanner,
     heading,
     facts,
     traineeWarning,
@@ -1032,6 +1036,10 @@ export async function render(main, { user, params: [sessionId] }) {
         if (wasLive && !live()) stopMedia();
       } else if (msg.type === "rtc") {
         media?.signal(msg);
+      } else if (msg.type === "service") {
+        // The database is away (or back): changes made meanwhile are refused, not lost.
+        savingBanner.hidden = msg.state !== "unavailable";
+        if (msg.state === "available") announce("Changes are saved again.");
       } else if (msg.type === "error") {
         // Media refusals come without an id: a refused screen is withdrawn; a description
         // the server could not apply (e.g. a late duplicate answer) is only rolled back.
