@@ -147,16 +147,15 @@ fn render_refusal(e: RenderError) -> ApiError {
     }
 }
 
-/// An image attachment the caller may see, with its kind and bytes.
-async fn visible_image(
-    state: &AppState, caller: &User, id: Uuid,
-) -> Result<(Attachment, AttachmentKind, Vec<u8>), ApiError> {
-    let attachment = visible_attachment(state, caller, id).await?;
+/// The kind and bytes of an image attachment (`404 not_an_image` for another kind).
+async fn image_of(
+    state: &AppState, attachment: &Attachment,
+) -> Result<(AttachmentKind, Vec<u8>), ApiError> {
     let kind = AttachmentKind::from_mime(&attachment.content_type)
         .filter(|k| matches!(k, AttachmentKind::Png | AttachmentKind::Jpeg | AttachmentKind::Dicom))
         .ok_or_else(|| render_refusal(RenderError::NotAnImage))?;
     let bytes = state.blobs.get(&attachment.sha256).await.map_err(ApiError::internal)?;
-    Ok((attachment, kind, bytes))
+    Ok((kind, bytes))
 }
 
 /// Runs CPU-bound viewer work off the async threads.
@@ -174,7 +173,8 @@ async fn off_thread<T: Send + 'static>(
 pub async fn info(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (attachment, kind, bytes) = visible_image(&state, &caller, *id).await?;
+    let attachment = visible_attachment(&state, &caller, *id).await?;
+    let (kind, bytes) = image_of(&state, &attachment).await?;
     let info = off_thread(move || viewer::info(kind, &bytes)).await?;
     audit(&state, &req, &caller, "attachment_info_read", attachment.id).await?;
     Ok(HttpResponse::Ok().json(info))
@@ -209,7 +209,7 @@ pub async fn render(
     let png = match state.renders.get(&key) {
         Some(png) => png,
         None => {
-            let (_, kind, bytes) = visible_image(&state, &caller, attachment.id).await?;
+            let (kind, bytes) = image_of(&state, &attachment).await?;
             let png: Arc<[u8]> =
                 off_thread(move || viewer::render(kind, &bytes, &request)).await?.into();
             state.renders.insert(key, png.clone());
