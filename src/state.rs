@@ -11,8 +11,12 @@ use crate::config::Settings;
 use crate::live::Hub;
 use crate::media::Sfu;
 use crate::store::blobs::Blobs;
+use crate::store::renders::Renders;
 use crate::store::DynStore;
 use crate::telemetry::Metrics;
+
+/// How many bytes of rendered PNGs are kept in memory.
+const RENDER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Everything a handler may need, built once at start-up.
 pub struct AppState {
@@ -25,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Attachment bytes, content-addressed under the data directory.
     pub blobs: Blobs,
+    /// Rendered frames of image attachments (the viewer's PNGs).
+    pub renders: Renders,
     /// Renders signed outcomes' letters and stores their PDFs (shared with the live rooms).
     pub letters: Arc<crate::letters::issue::Issuer>,
     /// Wakes the mail worker after a change queued a message.
@@ -49,6 +55,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()?),
             mail_wake: Arc::new(Notify::new()),
             blobs: Blobs::new(&settings.data.dir)?,
+            renders: Renders::new(RENDER_CACHE_BYTES),
             letters: letters.clone(),
             live: Hub::start(
                 store.clone(),

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use mdt_coordinator::domain::Role;
 
 use common::clinic::{answer, nhs_numbers, referral, Account, Clinic, Plan};
+use common::outage::Outage;
 use common::{eventually, Backend};
 
 async fn code(res: reqwest::Response) -> (StatusCode, String, Value) {
@@ -761,32 +762,207 @@ async fn real_dicom_files_attach_and_fakes_are_refused(backend: Backend) {
             assert_eq!(stored["content_type"], "application/dicom");
         }
     }
-    // The viewer's header facts: what the study is, nothing of whom.
+    // A truncated file (pydicom's MR_truncated.dcm) is corrupt: refused, nothing stored.
+    let truncated = fixture("MR_truncated.dcm");
+    let (status, code_, _) = code(
+        upload(&c, &c.physio, &case, "MR_truncated.dcm", "application/dicom", truncated).await,
+    )
+    .await;
+    assert_eq!((status, code_.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_dicom"));
+    // The viewer's facts: what the study is, nothing of whom.
     let listed: Vec<Value> =
         c.get(&c.physio, &format!("/api/cases/{case}/attachments")).await.json().await.unwrap();
+    assert_eq!(listed.len(), 6, "each file uploaded twice");
+    assert_eq!(c.app.state.blobs.count(), 3, "each file stored once");
     let ct = listed.iter().find(|a| a["filename"] == "CT_small.dcm").unwrap()["id"].clone();
     let ct = ct.as_str().unwrap();
-    let res = c.get(&c.chair, &format!("/api/attachments/{ct}/study")).await;
+    let res = c.get(&c.chair, &format!("/api/attachments/{ct}/info")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
     let facts: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
-        (&facts["modality"], &facts["study_date"], &facts["frames"], &facts["rows"]),
-        (&json!("CT"), &json!("2004-01-19"), &json!(1), &json!(128))
+        (&facts["media_type"], &facts["modality"], &facts["study_date"], &facts["frames"]),
+        (&json!("application/dicom"), &json!("CT"), &json!("2004-01-19"), &json!(1))
     );
+    assert_eq!((&facts["rows"], &facts["columns"]), (&json!(128), &json!(128)));
     assert!(!text.contains("CompressedSamples") && !text.contains("1CT1"), "{text}");
     let audit = c.app.state.store.audit_events().await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "attachment_study_read"));
-    for token in [&c.trainee, &c.other_physio] {
-        let hidden = c.get(token, &format!("/api/attachments/{ct}/study")).await;
-        assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
-    }
+    assert!(audit.iter().any(|e| e.action == "attachment_info_read"));
+    // A PDF is no image; a PNG whose pixels are missing is refused, not a 5xx.
+    let pdf = b"%PDF-1.4\n%%EOF\n".to_vec();
+    let pdf: Value = upload(&c, &c.physio, &case, "letter.pdf", "application/pdf", pdf)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res =
+        c.get(&c.chair, &format!("/api/attachments/{}/info", pdf["id"].as_str().unwrap())).await;
+    assert_eq!(code(res).await.1, "not_an_image");
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
     let res = upload(&c, &c.physio, &case, "photo.png", "image/png", png).await;
     let png: Value = res.json().await.unwrap();
     let res =
-        c.get(&c.chair, &format!("/api/attachments/{}/study", png["id"].as_str().unwrap())).await;
-    assert_eq!(code(res).await.1, "not_dicom");
+        c.get(&c.chair, &format!("/api/attachments/{}/render", png["id"].as_str().unwrap())).await;
+    assert_eq!(code(res).await.1, "undecodable_image");
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/dicom/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// A PNG's size, channels and 8-bit pixels.
+fn read_png(bytes: &[u8]) -> (u32, u32, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    (info.width, info.height, info.color_type.samples(), buf)
+}
+
+/// The viewer (issue 18): pydicom's test files and a multi-frame CT of distinct frames
+/// render to the pixels pydicom computes for the same frame and window (within
+/// rounding; `tests/fixtures/dicom/make_fixtures.py` wrote them), monochrome and colour,
+/// native and RLE; shrunk on request; cached; a transfer syntax this build cannot
+/// decode is a 415, never a 5xx; only those who see the case identified get anything,
+/// every read is audited, and no answer carries the file's patient name or ID.
+async fn the_viewer_renders_what_pydicom_computes(backend: Backend) {
+    let c = Clinic::open(backend).await;
+    let session = c.session(7, 4, true).await;
+    let case: Value =
+        c.book(&c.physio, &session, referral("9434765919")).await.json().await.unwrap();
+    let case = case["id"].as_str().unwrap().to_string();
+    let cases: Vec<Value> =
+        serde_json::from_slice(&fixture("expected/cases.json")).expect("cases.json");
+    let mut ids = std::collections::HashMap::new();
+    let mut renders = 0;
+    let mut identifiers = std::collections::HashSet::new();
+    for expected in &cases {
+        let name = expected["file"].as_str().unwrap();
+        identifiers.insert(expected["patient_name"].as_str().unwrap().to_string());
+        identifiers.insert(expected["patient_id"].as_str().unwrap().to_string());
+        if !ids.contains_key(name) {
+            let res = upload(&c, &c.physio, &case, name, "application/dicom", fixture(name)).await;
+            assert_eq!(res.status(), StatusCode::CREATED, "{name}");
+            let stored: Value = res.json().await.unwrap();
+            ids.insert(name.to_string(), stored["id"].as_str().unwrap().to_string());
+        }
+        let id = &ids[name];
+        let mut query = format!("frame={}", expected["frame"]);
+        if !expected["wc"].is_null() {
+            query += &format!("&wc={}&ww={}", expected["wc"], expected["ww"]);
+        }
+        let res = c.get(&c.chair, &format!("/api/attachments/{id}/render?{query}")).await;
+        renders += 1;
+        assert_eq!(res.status(), StatusCode::OK, "{name} {query}");
+        assert_eq!(res.headers()["content-type"], "image/png");
+        let (w, h, channels, pixels) = read_png(&res.bytes().await.unwrap());
+        assert_eq!(
+            (w, h, channels),
+            (
+                expected["columns"].as_u64().unwrap() as u32,
+                expected["rows"].as_u64().unwrap() as u32,
+                expected["channels"].as_u64().unwrap() as usize
+            ),
+            "{name} {query}"
+        );
+        let want = fixture(&format!("expected/{}", expected["expected"].as_str().unwrap()));
+        assert_eq!(pixels.len(), want.len());
+        let off: Vec<(usize, u8, u8)> = pixels
+            .iter()
+            .zip(&want)
+            .enumerate()
+            .filter(|(_, (a, b))| a.abs_diff(**b) > 1)
+            .map(|(i, (a, b))| (i, *a, *b))
+            .take(5)
+            .collect();
+        assert!(off.is_empty(), "{name} {query}: (index, ours, pydicom's) {off:?}");
+    }
+    // The multi-frame study's facts; no frame is like another.
+    let multi = &ids["multiframe_ct.dcm"];
+    let res = c.get(&c.chair, &format!("/api/attachments/{multi}/info")).await;
+    let text = res.text().await.unwrap();
+    let info: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (&info["frames"], &info["window_center"], &info["window_width"], &info["pixel_spacing"]),
+        (&json!(8), &json!(40.0), &json!(400.0), &json!([0.5, 0.5]))
+    );
+    assert_eq!((&info["body_part"], &info["renderable"]), (&json!("LSPINE"), &json!(true)));
+    let mut frames = std::collections::HashSet::new();
+    for frame in 0..8 {
+        let res = c.get(&c.chair, &format!("/api/attachments/{multi}/render?frame={frame}")).await;
+        renders += 1;
+        frames.insert(res.bytes().await.unwrap());
+    }
+    assert_eq!(frames.len(), 8, "eight distinct frames");
+    // Out of range, bad windows and sizes: 422 with a code.
+    for (query, want) in [
+        ("frame=8", "frame_out_of_range"),
+        ("wc=40", "invalid_window"),
+        ("wc=40&ww=0", "invalid_window"),
+        ("size=2", "invalid_size"),
+        ("frame=x", "invalid_frame"),
+    ] {
+        let res = c.get(&c.chair, &format!("/api/attachments/{multi}/render?{query}")).await;
+        let (status, got, body) = code(res).await;
+        assert!(status.is_client_error(), "{query}: {status} {body}");
+        assert_eq!(got, want, "{query}");
+    }
+    // Shrunk to the longer edge; cached (the same bytes again).
+    let us = &ids["examples_rgb_color.dcm"];
+    let path = format!("/api/attachments/{us}/render?size=64");
+    let first = c.get(&c.chair, &path).await.bytes().await.unwrap();
+    let again = c.get(&c.chair, &path).await.bytes().await.unwrap();
+    renders += 2;
+    assert_eq!(first, again);
+    let (w, h, channels, _) = read_png(&first);
+    assert_eq!((w, h, channels), (64, 48, 3));
+    // JPEG 2000 is stored, described, and refused for rendering with a 415.
+    let res = upload(
+        &c,
+        &c.physio,
+        &case,
+        "jp2k.dcm",
+        "application/dicom",
+        fixture("MR_small_jp2klossless.dcm"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let jp2k: Value = res.json().await.unwrap();
+    let jp2k = jp2k["id"].as_str().unwrap();
+    let info: Value =
+        c.get(&c.chair, &format!("/api/attachments/{jp2k}/info")).await.json().await.unwrap();
+    assert_eq!(info["renderable"], false);
+    let (status, got, _) =
+        code(c.get(&c.chair, &format!("/api/attachments/{jp2k}/render")).await).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_transfer_syntax")
+    );
+    // Only those who see the case identified; no patient field in any answer.
+    for token in [&c.trainee, &c.other_physio] {
+        for path in
+            [format!("/api/attachments/{multi}/info"), format!("/api/attachments/{multi}/render")]
+        {
+            let res = c.get(token, &path).await;
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+    for id in ids.values() {
+        for path in [format!("/api/attachments/{id}/info"), format!("/api/attachments/{id}/render")]
+        {
+            let bytes = c.get(&c.physio, &path).await.bytes().await.unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for identifier in &identifiers {
+                assert!(!text.contains(identifier.as_str()), "{path} carries {identifier}");
+            }
+        }
+        renders += 1;
+    }
+    let audit = c.app.state.store.audit_events().await.unwrap();
+    let rendered = audit.iter().filter(|e| e.action == "attachment_rendered").count();
+    assert_eq!(rendered, renders, "every render (cached or not) is audited");
 }
 
 // ---- mail -----------------------------------------------------------------------
@@ -1254,6 +1430,7 @@ on_both_backends!(
     smtp_delivery_waits_out_a_down_server,
     attachments_are_sniffed_capped_stored_once_and_audited,
     real_dicom_files_attach_and_fakes_are_refused,
+    the_viewer_renders_what_pydicom_computes,
     moves_keep_history_and_cancellation_moves_or_flags_cases,
     the_chair_reorders_the_agenda,
 );
@@ -1497,71 +1674,6 @@ async fn a_published_agenda_takes_only_urgent_cases_the_chair_approves(backend: 
 
 // ---- faults -----------------------------------------------------------------------
 
-/// A TCP proxy in front of PostgreSQL that can go away: every open connection cut and
-/// its port closed (connections refused) until it comes back on the same port; to the
-/// service, the database restarting.
-struct Outage {
-    port: u16,
-    down: tokio::sync::watch::Sender<bool>,
-}
-
-impl Outage {
-    async fn in_front_of(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (down, _) = tokio::sync::watch::channel(false);
-        let states = down.clone();
-        tokio::spawn(async move {
-            let mut listener = Some(listener);
-            let mut state = states.subscribe();
-            loop {
-                let open = match listener.take() {
-                    Some(open) => open,
-                    None => loop {
-                        if let Ok(open) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                            break open;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    },
-                };
-                loop {
-                    tokio::select! {
-                        accepted = open.accept() => {
-                            let Ok((mut client, _)) = accepted else { continue };
-                            let mut cut = states.subscribe();
-                            tokio::spawn(async move {
-                                let Ok(mut server) = tokio::net::TcpStream::connect(target).await
-                                else {
-                                    return;
-                                };
-                                tokio::select! {
-                                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                    _ = cut.wait_for(|down| *down) => {}
-                                }
-                            });
-                        }
-                        _ = state.wait_for(|down| *down) => break,
-                    }
-                }
-                drop(open); // the port is closed: connections are refused
-                if state.wait_for(|down| !*down).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Self { port, down }
-    }
-
-    /// Cuts every open connection and closes the port until [`Outage::end`].
-    fn begin(&self) {
-        self.down.send_replace(true);
-    }
-
-    fn end(&self) {
-        self.down.send_replace(false);
-    }
-}
-
 /// PostgreSQL goes away for longer than a request waits for a connection, while two
 /// referrers book: requests and `/ready` get `503` with `Retry-After` (never another
 /// 5xx), a client
@@ -1573,26 +1685,8 @@ async fn a_database_outage_answers_503_and_loses_or_doubles_nothing() {
     if !common::postgres_available() {
         return;
     }
-    let admin = std::env::var("MDT_TEST_POSTGRES_URL").unwrap();
-    let authority = |url: &str| {
-        let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
-        let after_scheme = after_at.split_once("://").map_or(after_at, |(_, rest)| rest);
-        after_scheme.split('/').next().unwrap().to_string()
-    };
-    let host_port = match authority(&admin) {
-        with_port if with_port.contains(':') => with_port,
-        host => format!("{host}:5432"),
-    };
-    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
-    let outage = Outage::in_front_of(target).await;
-    let proxied = outage.port;
-    let c = Clinic::open_with(Backend::Postgres, |s| {
-        use secrecy::ExposeSecret;
-        let url = s.database.url.expose_secret().to_string();
-        let via = url.replacen(&authority(&url), &format!("127.0.0.1:{proxied}"), 1);
-        s.database.url = secrecy::SecretString::from(via);
-    })
-    .await;
+    let outage = Outage::in_front_of_postgres().await;
+    let c = Clinic::open_with(Backend::Postgres, |s| outage.reroute(s)).await;
     let direct = c.app.db.url.clone();
     let session = c.session(7, 40, false).await;
     let patients = nhs_numbers(40);

@@ -2,12 +2,15 @@
 //! resume, presence, attendance, several instances, a crash and restart) and the
 //! meeting's records (outcomes: draft, sign, amend, letters, follow-ups, access; the
 //! tracked actions they make), and its media with an independent WebRTC stack (aiortc),
-//! and invitations with the guests' lobby. Each area is a module under `tests/meeting/`.
+//! invitations with the guests' lobby, and the shared image viewer. Each area is a module under `tests/meeting/`.
 
 mod common;
 
 #[path = "meeting/actions.rs"]
 mod actions;
+
+#[path = "meeting/faults.rs"]
+mod faults;
 
 #[path = "meeting/interop.rs"]
 mod interop;
@@ -26,3 +29,6 @@ mod outcomes;
 
 #[path = "meeting/restart.rs"]
 mod restart;
+
+#[path = "meeting/viewer.rs"]
+mod viewer;

@@ -17,7 +17,7 @@ use super::user::UserId;
 
 /// One change to a live session. Stored as JSON in `session_events` and sent to clients
 /// as the `event` of an event message. Events carry ids, never patient details.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
     MeetingOpened,
@@ -107,6 +107,110 @@ pub enum EventBody {
     LobbyDenied {
         user_id: UserId,
     },
+    /// The shared viewer shows this (issue 18); with no `attachment_id` it is closed (the
+    /// presenter handed back to screen share).
+    ViewChanged(View),
+}
+
+/// What the shared image viewer shows, as the presenter (or the chair) drives it: an
+/// attachment of the current case, its frame (from 0), the zoom (1 = the whole image
+/// fits), the pan (the image point at the viewport's centre, as fractions of the image's
+/// width and height: `[0.5, 0.5]` is the middle), the window (`wc`/`ww`, the file's own
+/// when absent) and a ruler (two image-pixel points) when one is drawn. Ids and numbers
+/// only: nothing of the patient.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    pub attachment_id: Option<Uuid>,
+    #[serde(default)]
+    pub frame: u32,
+    #[serde(default = "View::whole")]
+    pub zoom: f64,
+    #[serde(default = "View::middle")]
+    pub pan: [f64; 2],
+    #[serde(default)]
+    pub wc: Option<f64>,
+    #[serde(default)]
+    pub ww: Option<f64>,
+    #[serde(default)]
+    pub ruler: Option<[[f64; 2]; 2]>,
+}
+
+impl View {
+    /// Zoom limits: from a tenth of the fitted size to 32 times it.
+    pub const ZOOM: std::ops::RangeInclusive<f64> = 0.1..=32.0;
+    /// How often the shared view may change: faster changes are merged, the latest wins.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+    fn whole() -> f64 {
+        1.0
+    }
+
+    fn middle() -> [f64; 2] {
+        [0.5, 0.5]
+    }
+
+    /// The viewer closed (screen share again).
+    pub fn closed() -> Self {
+        View {
+            attachment_id: None,
+            frame: 0,
+            zoom: 1.0,
+            pan: Self::middle(),
+            wc: None,
+            ww: None,
+            ruler: None,
+        }
+    }
+
+    /// Numbers a viewer can show: finite, the zoom within [`Self::ZOOM`], the pan within
+    /// the image's neighbourhood, the window given whole (`wc` with `ww` of at least 1).
+    fn check(&self) -> Result<(), Refusal> {
+        let bad = |why: &str| Err(refuse("invalid_view", why.to_string()));
+        if !Self::ZOOM.contains(&self.zoom) {
+            return bad("zoom is from 0.1 to 32");
+        }
+        if self.pan.iter().any(|p| !(-1.0..=2.0).contains(p)) {
+            return bad("pan is the viewport centre as fractions of the image, from -1 to 2");
+        }
+        match (self.wc, self.ww) {
+            (None, None) => {}
+            (Some(c), Some(w)) if c.is_finite() && w.is_finite() && w >= 1.0 => {}
+            _ => return bad("wc and ww come together, as numbers, and ww is at least 1"),
+        }
+        if self.ruler.is_some_and(|r| r.iter().flatten().any(|v| !v.is_finite())) {
+            return bad("the ruler is two points of finite numbers");
+        }
+        if self.frame > 100_000 {
+            return bad("no study has that many frames");
+        }
+        Ok(())
+    }
+}
+
+/// Whether `actor` drives the shared viewer: the presenter, the chair or a coordinator.
+pub fn drives_viewer(session: &Session, live: &LiveState, actor: &Actor) -> bool {
+    live.presenter == Some(actor.user_id)
+        || actor.role == Role::Coordinator
+        || actor.user_id == session.plan.chair_id
+}
+
+/// Whether the viewer may show an attachment: one of the case under discussion, and an
+/// image. `attachment` is the attachment's case and whether it is an image, when it
+/// exists.
+pub fn check_view_target(
+    current: Option<Uuid>, attachment: Option<(Uuid, bool)>,
+) -> Result<(), Refusal> {
+    let current =
+        current.ok_or_else(|| refuse("no_current_case", "no case is under discussion"))?;
+    match attachment {
+        Some((case_id, _)) if case_id != current => {
+            Err(refuse("unknown_attachment", "that is not an attachment of the current case"))
+        }
+        None => Err(refuse("unknown_attachment", "that is not an attachment of the current case")),
+        Some((_, false)) => Err(refuse("not_an_image", "only images open in the viewer")),
+        Some((_, true)) => Ok(()),
+    }
 }
 
 impl EventBody {
@@ -133,6 +237,7 @@ impl EventBody {
             EventBody::LobbyLeft { .. } => "lobby_left",
             EventBody::LobbyAdmitted { .. } => "lobby_admitted",
             EventBody::LobbyDenied { .. } => "lobby_denied",
+            EventBody::ViewChanged(_) => "view_changed",
         }
     }
 
@@ -173,7 +278,7 @@ pub struct LiveEvent {
 }
 
 /// What participants send (`{"type":"command","command":{"kind":…}}`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     OpenMeeting,
@@ -216,6 +321,8 @@ pub enum Command {
     Deny {
         user_id: UserId,
     },
+    /// The presenter (or the chair) sets what the shared viewer shows; see [`View`].
+    View(View),
 }
 
 /// Who sent a command.
@@ -285,6 +392,8 @@ pub struct LiveState {
     pub lobby: BTreeMap<UserId, LobbyEntry>,
     pub admitted: BTreeSet<UserId>,
     pub denied: BTreeSet<UserId>,
+    /// What the shared viewer shows, while it is open; closed when the case changes.
+    pub view: Option<View>,
 }
 
 impl LiveState {
@@ -337,6 +446,10 @@ impl LiveState {
                 self.present_requests.clear();
                 self.presenter = None;
                 self.discussing = None;
+                self.view = None;
+            }
+            EventBody::ViewChanged(view) => {
+                self.view = view.attachment_id.is_some().then(|| view.clone());
             }
             EventBody::LobbyWaiting { user_id, name, role, organisation, instance } => {
                 let entry = LobbyEntry {
@@ -362,11 +475,15 @@ impl LiveState {
                 self.admitted.remove(user_id);
                 self.denied.insert(*user_id);
             }
-            EventBody::CaseStarted { case_id } => self.discussing = Some((*case_id, event.at)),
+            EventBody::CaseStarted { case_id } => {
+                self.discussing = Some((*case_id, event.at));
+                self.view = None;
+            }
             EventBody::CaseCompleted { case_id } | EventBody::CaseDeferred { case_id, .. }
                 if self.discussing.is_some_and(|(id, _)| id == *case_id) =>
             {
                 self.discussing = None;
+                self.view = None;
             }
             _ => {}
         }
@@ -722,6 +839,30 @@ pub fn decide(
             }
             Ok(vec![EventBody::PresenterRevoked { user_id: presenter }])
         }
+        Command::View(view) => {
+            if !drives_viewer(session, live, actor) {
+                return Err(refuse(
+                    "forbidden",
+                    "only the presenter or the chair drives the viewer",
+                ));
+            }
+            if view.attachment_id.is_none() {
+                return Ok(if live.view.is_some() {
+                    vec![EventBody::ViewChanged(View::closed())]
+                } else {
+                    Vec::new()
+                });
+            }
+            if current.is_none() {
+                return Err(refuse("no_current_case", "no case is under discussion"));
+            }
+            view.check()?;
+            Ok(if live.view.as_ref() == Some(view) {
+                Vec::new()
+            } else {
+                vec![EventBody::ViewChanged(view.clone())]
+            })
+        }
         Command::SetMuted { muted, user_id } => {
             let whose = user_id.unwrap_or(actor.user_id);
             if whose != actor.user_id {
@@ -851,6 +992,71 @@ mod tests {
         // A closed meeting forwards nothing.
         let closed = session(chair, SessionState::Closed);
         assert_eq!(media_policy(&closed, &live), MediaPolicy::default());
+    }
+
+    #[test]
+    fn the_viewer_follows_its_driver_and_closes_with_the_case() {
+        let chair = UserId::new();
+        let physio = UserId::new();
+        let s = session(chair, SessionState::Live);
+        let current = item(CaseState::InDiscussion);
+        let agenda = [current];
+        let mut live = LiveState::default();
+        let me = Actor { user_id: physio, role: Role::Practitioner };
+        let shown = View { attachment_id: Some(Uuid::new_v4()), zoom: 2.0, ..View::closed() };
+        let cmd = Command::View(shown.clone());
+        assert_eq!(
+            decide(&s, &agenda, &live, &me, &cmd, on_time(&s)).unwrap_err().code,
+            "forbidden"
+        );
+        live.presenter = Some(physio);
+        let events = decide(&s, &agenda, &live, &me, &cmd, on_time(&s)).unwrap();
+        assert_eq!(events, vec![EventBody::ViewChanged(shown.clone())]);
+        let at = |live: &mut LiveState, body: EventBody| {
+            let seq = live.seq + 1;
+            live.apply(&LiveEvent {
+                session_id: s.id,
+                seq,
+                body,
+                actor: None,
+                command_id: None,
+                at: Utc::now(),
+            });
+        };
+        at(&mut live, events[0].clone());
+        assert_eq!(live.view.as_ref(), Some(&shown));
+        // The same view again changes nothing; numbers out of range are refused.
+        assert!(decide(&s, &agenda, &live, &me, &cmd, on_time(&s)).unwrap().is_empty());
+        for bad in [
+            View { zoom: 0.0, ..shown.clone() },
+            View { pan: [f64::NAN, 0.5], ..shown.clone() },
+            View { wc: Some(40.0), ww: None, ..shown.clone() },
+            View { wc: Some(40.0), ww: Some(0.5), ..shown.clone() },
+            View { ruler: Some([[0.0, 0.0], [f64::INFINITY, 1.0]]), ..shown.clone() },
+        ] {
+            let refused = decide(&s, &agenda, &live, &me, &Command::View(bad), on_time(&s));
+            assert_eq!(refused.unwrap_err().code, "invalid_view");
+        }
+        // Handing back closes it; the next case closes it too.
+        let back = Command::View(View::closed());
+        assert_eq!(
+            decide(&s, &agenda, &live, &me, &back, on_time(&s)).unwrap(),
+            vec![EventBody::ViewChanged(View::closed())]
+        );
+        at(&mut live, EventBody::CaseStarted { case_id: Uuid::new_v4() });
+        assert_eq!(live.view, None);
+        assert!(decide(&s, &agenda, &live, &me, &back, on_time(&s)).unwrap().is_empty());
+        assert_eq!(check_view_target(None, None).unwrap_err().code, "no_current_case");
+        let case = current.case_id;
+        assert_eq!(
+            check_view_target(Some(case), Some((Uuid::new_v4(), true))).unwrap_err().code,
+            "unknown_attachment"
+        );
+        assert_eq!(
+            check_view_target(Some(case), Some((case, false))).unwrap_err().code,
+            "not_an_image"
+        );
+        assert!(check_view_target(Some(case), Some((case, true))).is_ok());
     }
 
     #[test]

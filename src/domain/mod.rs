@@ -36,6 +36,7 @@ pub mod supervision;
 pub mod time_window;
 pub mod triage;
 pub mod user;
+pub mod viewer;
 
 pub use attachment::{Attachment, AttachmentKind};
 pub use audit::{AuditEvent, AuditVerification, NewAuditEvent};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::live::{Command, EventBody, LiveEvent, LobbyEntry, Participant, Quorum};
+use crate::domain::live::{Command, EventBody, LiveEvent, LobbyEntry, Participant, Quorum, View};
 use crate::domain::schedule::SessionView;
 use crate::domain::{CaseView, Role, UserId};
 use crate::signal::RtcIn;
@@ -86,6 +86,17 @@ pub fn ack(id: &str, seq: u64) -> ByteString {
     json!({ "type": "ack", "id": id, "seq": seq }).to_string().into()
 }
 
+/// `{"type":"service","state":"unavailable"|"available","message":…}`: whether the
+/// meeting's changes can be saved (the database can be reached) just now.
+pub fn service(available: bool) -> ByteString {
+    let (state, message) = if available {
+        ("available", "changes are saved again")
+    } else {
+        ("unavailable", "changes cannot be saved just now; send commands again shortly")
+    };
+    json!({ "type": "service", "state": state, "message": message }).to_string().into()
+}
+
 /// `{"type":"lobby","session_id":…,"message":…}`: sent instead of a snapshot to a guest
 /// waiting for the chair; nothing about the agenda or the people in the meeting.
 pub fn lobby(session_id: Uuid) -> ByteString {
@@ -120,6 +131,8 @@ pub struct Snapshot<'a> {
     pub present_requests: &'a [UserId],
     /// Guests waiting for the chair to let them in (names, roles, organisations only).
     pub lobby: Vec<&'a LobbyEntry>,
+    /// What the shared viewer shows, when it is open (issue 18).
+    pub view: Option<&'a View>,
     pub quorum: Quorum,
     pub you: You,
 }

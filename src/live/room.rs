@@ -20,10 +20,10 @@ use crate::auth::access::{agenda_access, waits_in_lobby, AgendaAccess};
 use crate::domain::conflict::Conflict;
 use crate::domain::invitation::InvitationKind;
 use crate::domain::live::{
-    current_case, decide, media_policy, Actor, AgendaItem, Clock, Command, EventBody, LiveEvent,
-    LiveState, NewLiveEvent,
+    check_view_target, current_case, decide, drives_viewer, media_policy, Actor, AgendaItem, Clock,
+    Command, EventBody, LiveEvent, LiveState, NewLiveEvent, View,
 };
-use crate::domain::{Case, CaseView, Role, Session, SessionState, User, UserId};
+use crate::domain::{AttachmentKind, Case, CaseView, Role, Session, SessionState, User, UserId};
 use crate::signal::{self, Outbound};
 use crate::store::StoreError;
 
@@ -119,6 +119,29 @@ pub struct Room {
     /// Answers by (sender, command id): applied ones from the event history, refused
     /// ones since this room started.
     answers: HashMap<(UserId, String), Answer>,
+    /// Attachments the viewer was asked to show: their case, and whether each is an image.
+    attachments: HashMap<Uuid, Option<(Uuid, bool)>>,
+    /// When the shared view last changed, and the view command waiting for
+    /// [`View::EVERY`] to pass since then (faster changes are merged: the latest wins).
+    last_view: Option<Instant>,
+    pending_view: Option<PendingView>,
+    /// Whether the last attempt to reach the database failed: everyone has been told the
+    /// meeting's changes cannot be saved, and is told again once they can.
+    store_down: bool,
+}
+
+/// A view command waiting its turn, and the ones it superseded (answered
+/// `view_superseded` when it goes).
+struct PendingView {
+    conn_id: u64,
+    id: String,
+    command: Command,
+    superseded: Vec<(u64, String)>,
+}
+
+/// The answer to a command that could not be stored: send it again with the same id.
+fn unavailable() -> Answer {
+    Answer::Refused("unavailable", "the command could not be saved; try again".into())
 }
 
 /// How many times a command is re-decided after losing a race for the next `seq`.
@@ -144,6 +167,10 @@ impl Room {
             invited: invited.into_iter().map(|i| (i.user_id, i.kind)).collect(),
             conns: HashMap::new(),
             answers: HashMap::new(),
+            attachments: HashMap::new(),
+            last_view: None,
+            pending_view: None,
+            store_down: false,
         };
         for event in room.shared.store.live_events(session_id, 0, u64::MAX).await? {
             room.remember(&event);
@@ -166,18 +193,28 @@ impl Room {
         // Presence left by a previous run of this session's room (a crash) is cleared.
         self.reconcile().await;
         loop {
+            let view_due = self.last_view.map_or_else(Instant::now, |at| at + View::EVERY);
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(msg) => self.handle(msg).await,
                     None => break,
                 },
+                _ = tokio::time::sleep_until(view_due.into()), if self.pending_view.is_some() => {
+                    self.flush_view().await;
+                }
                 _ = poll.tick() => {
-                    if self.shared.cross_instance && !self.shared.is_listening() {
+                    // While the database is away, the housekeeping tick alone probes it:
+                    // each attempt may wait for a connection, and commands come first.
+                    let polling = self.shared.cross_instance && !self.store_down;
+                    if polling && !self.shared.is_listening() {
                         self.catch_up().await;
                     }
                 }
                 _ = housekeeping.tick() => {
-                    if self.shared.cross_instance {
+                    if self.store_down {
+                        // Is the database back? (Catching up also reconciles presence.)
+                        self.catch_up().await;
+                    } else if self.shared.cross_instance {
                         // A wake can be lost (a full inbox), and agenda changes made
                         // through another instance do not reach this room: read both.
                         self.catch_up().await;
@@ -187,7 +224,9 @@ impl Room {
                     }
                     // Deactivations made elsewhere (another instance, the command line,
                     // a lost `Deactivated`) reach this room here.
-                    self.end_deactivated_accounts().await;
+                    if !self.store_down {
+                        self.end_deactivated_accounts().await;
+                    }
                     if !self.conns.is_empty() {
                         idle_since = None;
                     } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= idle_after {
@@ -227,7 +266,13 @@ impl Room {
                 }
             }
             RoomMsg::Command { conn_id, id, expected_seq, command } => {
-                self.command(conn_id, id, expected_seq, command).await
+                // Views from whoever drives the viewer are paced; others are refused at once.
+                let paced = matches!(command, Command::View(_)) && self.drives_viewer(conn_id);
+                if paced && !self.view_may_go_now() {
+                    self.hold_view(PendingView { conn_id, id, command, superseded: Vec::new() });
+                } else {
+                    self.command(conn_id, id, expected_seq, command).await
+                }
             }
             RoomMsg::Resume { conn_id, last_seq } => self.replay(conn_id, last_seq).await,
             RoomMsg::Resync { conn_id } => {
@@ -293,6 +338,28 @@ impl Room {
         if expected_seq.is_some_and(|e| e != self.live.seq) {
             self.refuse_stale(conn_id, &key.1);
             return;
+        }
+        if self.store_down {
+            // Answered at once rather than after another wait for a connection; the
+            // housekeeping tick finds the database back (`live.instance_heartbeat_seconds`).
+            self.answer(conn_id, &key.1, &unavailable());
+            return;
+        }
+        // The attachment is looked up for those who drive the viewer (others are refused
+        // by `decide`, without learning whether it exists).
+        let target_id = match &command {
+            Command::View(View { attachment_id: Some(id), .. }) if self.drives_viewer(conn_id) => {
+                Some(*id)
+            }
+            _ => None,
+        };
+        if let Some(attachment_id) = target_id {
+            let target = self.attachment(attachment_id).await;
+            let current = current_case(&self.agenda_items());
+            if let Err(refusal) = check_view_target(current, target) {
+                self.answer(conn_id, &key.1, &Answer::Refused(refusal.code, refusal.message));
+                return;
+            }
         }
         for _ in 0..ATTEMPTS {
             let events = match decide(
@@ -366,14 +433,7 @@ impl Room {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "live command not stored");
-                    self.answer(
-                        conn_id,
-                        &key.1,
-                        &Answer::Refused(
-                            "unavailable",
-                            "the command could not be saved; try again".into(),
-                        ),
-                    );
+                    self.answer(conn_id, &key.1, &unavailable());
                     return;
                 }
             }
@@ -383,6 +443,73 @@ impl Room {
             &key.1,
             &Answer::Refused("busy", "the session is changing fast; try again".into()),
         );
+    }
+
+    /// Whether the connection's person drives the shared viewer, as `decide` will check.
+    fn drives_viewer(&self, conn_id: u64) -> bool {
+        self.conns.get(&conn_id).is_some_and(|c| {
+            let actor = Actor { user_id: c.user.id, role: c.user.role };
+            drives_viewer(&self.session, &self.live, &actor)
+        })
+    }
+
+    /// Whether a view command may be decided now: the last change is [`View::EVERY`] old.
+    fn view_may_go_now(&mut self) -> bool {
+        let now = Instant::now();
+        if self.pending_view.is_some() || self.last_view.is_some_and(|at| now < at + View::EVERY) {
+            return false;
+        }
+        self.last_view = Some(now);
+        true
+    }
+
+    /// Keeps a view command until its turn; the one it replaces is superseded.
+    fn hold_view(&mut self, mut view: PendingView) {
+        if let Some(older) = self.pending_view.take() {
+            view.superseded = older.superseded;
+            view.superseded.push((older.conn_id, older.id));
+        }
+        self.pending_view = Some(view);
+    }
+
+    /// Decides the waiting view command, and tells the senders of those it replaced.
+    async fn flush_view(&mut self) {
+        let Some(view) = self.pending_view.take() else {
+            return;
+        };
+        self.last_view = Some(Instant::now());
+        for (conn_id, id) in &view.superseded {
+            let message =
+                "a later view replaced this one (views change at most ten times a second)";
+            self.answer(*conn_id, id, &Answer::Refused("view_superseded", message.into()));
+        }
+        self.command(view.conn_id, view.id, None, view.command).await;
+    }
+
+    /// An attachment's case and whether it is an image (`None` if there is no such
+    /// attachment), read once per room.
+    async fn attachment(&mut self, id: Uuid) -> Option<(Uuid, bool)> {
+        if let Some(known) = self.attachments.get(&id) {
+            return *known;
+        }
+        match self.shared.store.attachment(id).await {
+            Ok(found) => {
+                let target = found.map(|a| {
+                    let kind = AttachmentKind::from_mime(&a.content_type);
+                    let image = matches!(
+                        kind,
+                        Some(AttachmentKind::Png | AttachmentKind::Jpeg | AttachmentKind::Dicom)
+                    );
+                    (a.case_id, image)
+                });
+                self.attachments.insert(id, target);
+                target
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read an attachment for the viewer");
+                None
+            }
+        }
     }
 
     fn refuse_stale(&mut self, conn_id: u64, id: &str) {
@@ -451,16 +578,31 @@ impl Room {
                 (&mail.notices, &mail.letters),
                 now,
             )
-            .await?;
+            .await;
+        let stored = self.reached_store(stored)?;
         self.absorb(stored).await;
         Ok(self.live.seq)
+    }
+
+    /// Notes whether the database answered, telling everyone when that changes: while it
+    /// cannot be reached, commands are refused (`unavailable`, to be sent again with the
+    /// same id) and everyone hears `{"type":"service","state":"unavailable"}`; once it
+    /// answers again, `{"type":"service","state":"available"}`.
+    fn reached_store<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let down = matches!(result, Err(StoreError::Busy | StoreError::Database(_)));
+        if down != self.store_down {
+            self.store_down = down;
+            self.broadcast(protocol::service(!down));
+        }
+        result
     }
 
     /// Reads and applies events committed elsewhere.
     async fn catch_up(&mut self) {
         loop {
             let batch = self.shared.settings.replay_limit.max(1);
-            match self.shared.store.live_events(self.session.id, self.live.seq, batch).await {
+            let read = self.shared.store.live_events(self.session.id, self.live.seq, batch).await;
+            match self.reached_store(read) {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
                     let full = events.len() as u64 == batch;
@@ -806,6 +948,7 @@ impl Room {
             hands: &self.live.hands,
             present_requests: &self.live.present_requests,
             lobby: self.live.lobby.values().collect(),
+            view: self.live.view.as_ref(),
             quorum: self.live.quorum(self.session.plan.chair_id, self.quorum_others),
             you: You {
                 user_id: conn.user.id,

@@ -1,21 +1,24 @@
 //! Attachments: multipart upload to a case (size-capped, type sniffed from the bytes),
-//! listing, download (audited, always as a download, never rendered inline) and a DICOM
-//! study's non-identifying header facts for the viewer.
+//! listing, download (audited, always as a download, never rendered inline), and the
+//! viewer's endpoints: an image's facts and its frames rendered to PNG (issue 18).
 
 use actix_multipart::Multipart;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::TryStreamExt;
+use serde::Deserialize;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::auth::access::AgendaAccess;
 use crate::domain::attachment::clean_filename;
-use crate::domain::dicom;
-use crate::domain::{Attachment, AttachmentKind, Case, ParseError, User};
+use crate::domain::viewer::{self, RenderError, RenderRequest};
+use crate::domain::{dicom, Attachment, AttachmentKind, Case, ParseError, User};
 use crate::error::ApiError;
 use crate::routes::support::{audit, visible_case, AuthUser};
 use crate::state::AppState;
+use crate::store::renders::RenderKey;
 
 /// A case the caller may see with identifiers (attachments may carry identifiers, e.g.
 /// DICOM headers, so trainees never receive them); otherwise 404.
@@ -114,25 +117,110 @@ async fn visible_attachment(
     Ok(attachment)
 }
 
-/// `GET /api/attachments/{id}/study`: a DICOM attachment's non-identifying header facts
-/// (modality, body part, study date, series description, frames, size, default window,
-/// pixel spacing), for whoever may see the case with identifiers; the header's patient
-/// fields are never sent. Audited (`attachment_study_read`). `404 not_dicom` for
-/// another type.
-pub async fn study(
+/// How a failed render is answered: never a 5xx for what the file holds.
+fn render_refusal(e: RenderError) -> ApiError {
+    match e {
+        RenderError::NotAnImage => {
+            ApiError::not_found("not_an_image", "this attachment is not an image")
+        }
+        RenderError::UnsupportedTransferSyntax(uid) => ApiError::Unsupported {
+            code: "unsupported_transfer_syntax",
+            message: format!(
+                "this study's pixel data ({uid}) cannot be shown here; supported: {}",
+                dicom::SUPPORTED
+            ),
+        },
+        RenderError::FrameOutOfRange { frames } => ParseError::new(
+            "frame_out_of_range",
+            "frame",
+            format!("this image has {frames} frame(s), numbered from 0"),
+        )
+        .into(),
+        RenderError::TooLarge => {
+            ParseError::new("image_too_large", "file", "the image is too large to show").into()
+        }
+        RenderError::Undecodable(why) => {
+            tracing::info!(reason = %why, "an attachment's pixels could not be decoded");
+            ParseError::new("undecodable_image", "file", "the image's pixels could not be read")
+                .into()
+        }
+    }
+}
+
+/// The kind and bytes of an image attachment (`404 not_an_image` for another kind).
+async fn image_of(
+    state: &AppState, attachment: &Attachment,
+) -> Result<(AttachmentKind, Vec<u8>), ApiError> {
+    let kind = AttachmentKind::from_mime(&attachment.content_type)
+        .filter(|k| matches!(k, AttachmentKind::Png | AttachmentKind::Jpeg | AttachmentKind::Dicom))
+        .ok_or_else(|| render_refusal(RenderError::NotAnImage))?;
+    let bytes = state.blobs.get(&attachment.sha256).await.map_err(ApiError::internal)?;
+    Ok((kind, bytes))
+}
+
+/// Runs CPU-bound viewer work off the async threads.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?.map_err(render_refusal)
+}
+
+/// `GET /api/attachments/{id}/info`: what an image attachment (PNG, JPEG, DICOM) is: its
+/// frames and size and, for DICOM, the study's non-identifying header facts (modality,
+/// body part, study date, series description, default window, pixel spacing), for
+/// whoever may see the case with identifiers. The header's patient fields are never
+/// sent. Audited (`attachment_info_read`). `404 not_an_image` for a PDF or text.
+pub async fn info(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let attachment = visible_attachment(&state, &caller, *id).await?;
-    if attachment.content_type != AttachmentKind::Dicom.mime() {
-        return Err(ApiError::not_found("not_dicom", "this attachment is not a DICOM study"));
-    }
-    let bytes = state.blobs.get(&attachment.sha256).await.map_err(ApiError::internal)?;
-    let facts = tokio::task::spawn_blocking(move || dicom::study_facts(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a stored DICOM file does not parse")))?;
-    audit(&state, &req, &caller, "attachment_study_read", attachment.id).await?;
-    Ok(HttpResponse::Ok().json(facts))
+    let (kind, bytes) = image_of(&state, &attachment).await?;
+    let info = off_thread(move || viewer::info(kind, &bytes)).await?;
+    audit(&state, &req, &caller, "attachment_info_read", attachment.id).await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// The render's query: every parameter optional (see [`RenderRequest::parse`]).
+#[derive(Deserialize)]
+pub struct RenderQuery {
+    frame: Option<String>,
+    wc: Option<String>,
+    ww: Option<String>,
+    size: Option<String>,
+}
+
+/// `GET /api/attachments/{id}/render?frame=N&wc=&ww=&size=`: one frame of an image
+/// attachment as PNG, windowed (the stored window by default) and shrunk to `size` (the
+/// longer edge). Cached by the file's hash and the parameters; audited
+/// (`attachment_rendered`), like every read of patient data.
+pub async fn render(
+    req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
+    query: web::Query<RenderQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let request = RenderRequest::parse(
+        q.frame.as_deref(),
+        q.wc.as_deref(),
+        q.ww.as_deref(),
+        q.size.as_deref(),
+    )?;
+    let attachment = visible_attachment(&state, &caller, *id).await?;
+    let key = RenderKey::new(&attachment.sha256, &request);
+    let png = match state.renders.get(&key) {
+        Some(png) => png,
+        None => {
+            let (kind, bytes) = image_of(&state, &attachment).await?;
+            let png: Arc<[u8]> =
+                off_thread(move || viewer::render(kind, &bytes, &request)).await?.into();
+            state.renders.insert(key, png.clone());
+            png
+        }
+    };
+    audit(&state, &req, &caller, "attachment_rendered", attachment.id).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(png.to_vec()))
 }
 
 /// `GET /api/attachments/{id}`: the bytes, as an attachment download (audited).

@@ -63,7 +63,8 @@ use utoipa::{Modify, OpenApi};
         attachments_upload,
         attachments_list,
         attachments_download,
-        attachments_study,
+        attachments_info,
+        attachments_render,
         super::cases::move_case,
         super::outcomes::show,
         super::outcomes::draft,
@@ -279,8 +280,25 @@ fn attachments_list() {}
 #[allow(dead_code)]
 fn attachments_download() {}
 
-/// `GET /api/attachments/{id}/study`: a DICOM attachment's non-identifying header facts.
-#[utoipa::path(get, path = "/api/attachments/{id}/study", operation_id = "attachments_study", tag = "attachments",
-    responses((status = 200, description = "OK", body = Object)))]
+/// `GET /api/attachments/{id}/info`: an image attachment's frames and size and, for
+/// DICOM, the study's non-identifying header facts.
+#[utoipa::path(get, path = "/api/attachments/{id}/info", operation_id = "attachments_info",
+    tag = "attachments", responses((status = 200, description = "OK", body = Object)))]
 #[allow(dead_code)]
-fn attachments_study() {}
+fn attachments_info() {}
+
+/// `GET /api/attachments/{id}/render`: one frame of an image attachment as PNG.
+#[utoipa::path(get, path = "/api/attachments/{id}/render", operation_id = "attachments_render",
+    tag = "attachments",
+    params(
+        ("frame" = Option<String>, Query, description = "0-based frame (default 0)"),
+        ("wc" = Option<String>, Query, description = "Window centre (default: the stored one)"),
+        ("ww" = Option<String>, Query, description = "Window width (default: the stored one)"),
+        ("size" = Option<String>, Query, description = "Longer edge in pixels"),
+    ),
+    responses(
+        (status = 200, description = "The frame", content_type = "image/png", body = String),
+        (status = 415, description = "The DICOM transfer syntax cannot be decoded"),
+    ))]
+#[allow(dead_code)]
+fn attachments_render() {}

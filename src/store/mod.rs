@@ -10,6 +10,7 @@ mod core;
 mod db;
 mod error;
 mod postgres;
+pub mod renders;
 mod rows;
 mod sql;
 mod sqlite;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod clinic;
+pub mod outage;
 
 use std::path::PathBuf;
 

@@ -4,6 +4,7 @@
 // outcome with its versions, the outcome letter once signed, and the GP and patient letters
 // (PDFs fetched through the API client; not for trainees). The referrer or a
 // coordinator may add attachments and withdraw the case before it is discussed.
+import { blankView, createViewer, IMAGE_TYPES } from "../viewer.js";
 import { api, download, upload } from "../api.js";
 import { errorBox, explain, field, fill, h, humanise, time } from "../ui.js";
 import { formatNhsNumber } from "../nhs.js";
@@ -140,11 +141,31 @@ export async function render(main, ctx) {
                   },
                   "Download",
                 ),
+                IMAGE_TYPES.includes(a.content_type)
+                  ? h("button", {
+                    type: "button",
+                    class: "secondary small",
+                    "aria-label": `View ${a.filename}`,
+                    "data-attachment-id": a.id,
+                    onclick: () => {
+                      viewerTitle.textContent = a.filename;
+                      viewerBox.hidden = false;
+                      viewer.show(blankView(a.id));
+                      viewer.canvas.focus();
+                    },
+                  }, "View")
+                  : null,
               ),
             )
           : h("li", { class: "muted" }, "No attachments."),
       );
     };
+    // Images open in the viewer here (zoom, pan, window, frames, a ruler in mm).
+    const viewer = createViewer({ label: "Image viewer" });
+    const viewerTitle = h("h3", { id: "viewer-title" });
+    const viewerBox = h("div", { id: "case-viewer", hidden: true }, viewerTitle, viewer.el,
+      h("button", { type: "button", class: "secondary small", onclick: () => { viewerBox.hidden = true; viewer.show(null); } }, "Close viewer"));
+    section.append(viewerBox);
     await showAttachments();
     if (mayChange && c.state !== "withdrawn" && c.state !== "deferred") {
       const input = h("input", { type: "file", multiple: true, accept: "image/png,image/jpeg,application/pdf,.dcm,application/dicom,text/plain" });

@@ -1,7 +1,8 @@
 // The meeting room: the live agenda (current case highlighted, a timer against its
 // allotted minutes), the cases listed, not discussed (a standard plan each, confirmed by
 // the chair in one action), who is here (muted, hand up, presenting), voice and the
-// shared screen, and for the chair the controls that move the meeting and the outcome form,
+// shared screen or the shared image viewer (the presenter drives it, everyone follows and
+// may look around), and for the chair the controls that move the meeting and the outcome form,
 // who waits in the lobby (admit or deny) and the session's invitations (invite, withdraw).
 // A guest waits in the lobby until the chair lets them in.
 // The state is folded from the live channel's snapshot and events, as the server does.
@@ -11,6 +12,7 @@ import { Media } from "../rtc.js";
 import { outcomeForm } from "../outcome-form.js";
 import { clock, errorBox, explain, field, fill, h, humanise, sentenceCase, time, when } from "../ui.js";
 import { busy, select } from "../forms.js";
+import { createViewer, blankView, IMAGE_TYPES } from "../viewer.js";
 import { ukWhen } from "../days.js";
 
 const LIVE_ERRORS = {
@@ -27,6 +29,11 @@ const LIVE_ERRORS = {
   not_waiting: "That person is no longer waiting in the lobby.",
   agenda_finished: "There are no more cases waiting.",
   stale_seq: "The agenda changed while you were acting; it has been refreshed.",
+  no_current_case: "Start a case first: the viewer shows images of the case under discussion.",
+  unknown_attachment: "That image is not one of the current case's attachments.",
+  unavailable: "That could not be saved just now: try again in a moment.",
+  not_an_image: "Only PNG, JPEG and DICOM images open in the viewer.",
+  invalid_view: "The viewer could not show that view.",
   // The scheduled start on the UK clock, and the lead time read from the server's words.
   too_early: (err, { session, you }) => {
     const lead = openingLead(err.message);
@@ -128,6 +135,9 @@ export async function render(main, { user, params: [sessionId] }) {
     // Guests waiting for the chair (user id -> {user_id, name, role, organisation, since}),
     // and whether we ourselves wait in the lobby (a guest not yet let in).
     lobby: new Map(), waiting: false,
+    // The shared viewer's view (null: closed), my own view when I drive it or look
+    // around (null: following), and the current case's images for whoever drives.
+    view: null, local: null, images: { caseId: null, list: [] },
   };
   const screens = new Map(); // publisher user id -> MediaStream
   const audios = new Map();
@@ -145,6 +155,8 @@ export async function render(main, { user, params: [sessionId] }) {
 
   const banner = h("div", { id: "offline-banner", class: "banner", role: "alert", hidden: true },
     "Connection lost: the agenda may be out of date. Reconnecting…");
+  const savingBanner = h("div", { id: "saving-banner", class: "banner", role: "alert", hidden: true },
+    "Changes cannot be saved just now: the agenda stays as it is until they can. Try again in a moment.");
   const traineeWarning = h("p", { id: "trainee-warning", class: "warning", hidden: true },
     "Trainees are present: do not show patient identifiers on screen.");
   const heading = h("h1", {}, "Meeting room");
@@ -178,6 +190,7 @@ export async function render(main, { user, params: [sessionId] }) {
   fill(
     main,
     banner,
+    savingBanner,
     heading,
     facts,
     traineeWarning,
@@ -233,6 +246,8 @@ export async function render(main, { user, params: [sessionId] }) {
   // ---- the live state, folded from snapshot and events ----
   function applySnapshot(msg) {
     state.session = msg.session;
+    state.view = msg.view || null;
+    if (!state.view) state.local = null;
     state.agenda = msg.agenda;
     for (const c of msg.agenda) if (c.state === "listed" || c.standard_plan) state.listed.add(c.id);
     state.current = msg.current_case;
@@ -264,6 +279,7 @@ export async function render(main, { user, params: [sessionId] }) {
         announce("The meeting is open.");
         break;
       case "meeting_closed":
+        state.view = state.local = null;
         state.session.state = "closed";
         state.hands = [];
         state.requests = [];
@@ -272,6 +288,7 @@ export async function render(main, { user, params: [sessionId] }) {
         announce("The meeting has closed.");
         break;
       case "case_started":
+        state.view = state.local = null;
         state.current = e.case_id;
         state.selected = null;
         state.since = Date.parse(e.at);
@@ -280,11 +297,11 @@ export async function render(main, { user, params: [sessionId] }) {
         break;
       case "case_completed":
         setCaseState(e.case_id, "discussed");
-        if (state.current === e.case_id) state.current = null;
+        if (state.current === e.case_id) state.current = state.view = state.local = null;
         break;
       case "case_deferred":
         setCaseState(e.case_id, "deferred");
-        if (state.current === e.case_id) state.current = null;
+        if (state.current === e.case_id) state.current = state.view = state.local = null;
         announce(`Case ${state.agenda.findIndex((c) => c.id === e.case_id) + 1} was deferred.`);
         break;
       case "agenda_reordered": {
@@ -354,6 +371,14 @@ export async function render(main, { user, params: [sessionId] }) {
       case "lobby_denied":
         state.lobby.delete(e.user_id);
         break;
+      case "view_changed": {
+        const { kind, at, actor, ...view } = e;
+        state.view = view.attachment_id ? view : null;
+        // Someone else drove: a driver's own view gives way to it; a follower looking
+        // around keeps theirs until they snap back.
+        if (!state.view || (actor !== user.id && drives())) state.local = null;
+        break;
+      }
       default:
         break;
     }
@@ -574,24 +599,114 @@ export async function render(main, { user, params: [sessionId] }) {
     });
   }
 
+  // ---- the shared image viewer ----
+  // The presenter drives; the chair too while no one presents (the server lets the chair
+  // drive at any time, but the page leaves the presenter's view alone).
+  const drives = () => state.presenter === user.id || (isChair() && !state.presenter);
+  const viewer = createViewer({
+    label: "Shared image viewer",
+    onChange: (view) => {
+      state.local = view;
+      if (drives()) shareView(view);
+      renderViewerBar();
+    },
+  });
+  // The driver's changes go out at most ten times a second, the latest winning (the
+  // server paces them too; a replaced one is answered view_superseded).
+  let shareTimer = null;
+  let lastShared = 0;
+  let toShare = null;
+  function shareView(view) {
+    toShare = view;
+    if (shareTimer) return;
+    shareTimer = setTimeout(() => {
+      shareTimer = null;
+      lastShared = Date.now();
+      const v = toShare;
+      toShare = null;
+      channel.command({ kind: "view", ...v }).catch((err) => {
+        if (err.code !== "view_superseded" && err.code !== "closed") showError(liveError(err, state));
+      });
+    }, Math.max(0, lastShared + 100 - Date.now()));
+  }
+  function openImage(id) {
+    const view = blankView(id);
+    state.local = view;
+    shareView(view);
+    renderStage();
+  }
+  function handBack() {
+    state.local = null;
+    toShare = null;
+    act({ kind: "view", attachment_id: null });
+  }
+  // The current case's images, for whoever drives the viewer.
+  async function loadImages() {
+    const caseId = state.current;
+    if (!drives() || !caseId || state.images.caseId === caseId || state.you?.role === "trainee") return;
+    state.images = { caseId, list: [] };
+    try {
+      const all = await api(`/api/cases/${caseId}/attachments`);
+      if (state.images.caseId === caseId) state.images.list = all.filter((a) => IMAGE_TYPES.includes(a.content_type));
+    } catch {
+      state.images = { caseId: null, list: [] };
+    }
+    renderStage();
+  }
+  const viewerBar = h("div", { class: "actions", id: "viewer-bar" });
+  const viewerNote = h("p", { class: "warning", id: "viewer-trainee-note", hidden: true }, "Trainees in this meeting do not see images.");
+  function renderViewerBar() {
+    const presenter = state.presenter && state.participants.get(state.presenter);
+    const lookingAround = state.local && !drives();
+    fill(viewerBar,
+      drives()
+        ? [h("span", { class: "muted" }, "You are showing this image to everyone."),
+          btn({ id: "viewer-close", class: "secondary", onclick: handBack }, "Back to screen share")]
+        : lookingAround
+          ? [h("span", { class: "muted", id: "viewer-looking" }, "You are looking around on your own."),
+            btn({ id: "viewer-snap-back", onclick: () => { state.local = null; renderStage(); } }, "Back to the presenter's view")]
+          : h("span", { class: "muted", id: "viewer-following" }, `Following ${presenter?.name || "the presenter"}'s view.`),
+    );
+  }
+
   function renderStage() {
     const current = caseById(state.current);
     currentTitle.textContent = current
       ? `Now discussing: ${caseTitle(current, state.agenda.indexOf(current))}`
       : agendaDone() ? "Agenda done"
         : live() ? "No case under discussion" : state.session?.state === "closed" ? "The meeting has closed" : "The meeting has not started";
+    if (state.view) {
+      video.srcObject = null;
+      if (state.you?.role === "trainee") {
+        return fill(stage, h("div", { class: "placeholder", id: "viewer-withheld" },
+          "An image is being shown. Images are shown to clinicians only: they may identify the patient."));
+      }
+      viewer.show(state.local || state.view);
+      renderViewerBar();
+      const trainees = [...state.participants.values()].some((p) => p.role === "trainee");
+      viewerNote.hidden = !(drives() && trainees);
+      // Kept in place (not re-inserted), so no one's focus or typing in it is lost.
+      if (viewer.el.parentNode !== stage) fill(stage, viewer.el, viewerBar, viewerNote);
+      return;
+    }
+    viewer.show(null);
     const presenter = state.presenter && state.participants.get(state.presenter);
     const own = state.presenter === user.id && media?.screenPreview;
     const stream = own || (state.presenter && state.presenter !== user.id ? screens.get(state.presenter) : null);
+    loadImages();
+    const images = drives() && live() && state.current && state.images.caseId === state.current && state.images.list.length
+      ? h("div", { class: "actions", id: "viewer-open" }, h("span", { class: "muted" }, "Show an image of this case to everyone: "),
+        state.images.list.map((a) => btn({ class: "secondary small", key: `view-${a.id}`, "data-attachment-id": a.id, onclick: () => openImage(a.id) }, `Show ${a.filename}`)))
+      : null;
     if (stream) {
       if (video.srcObject !== stream) video.srcObject = stream;
-      fill(stage, video, h("p", { class: "muted" }, own ? "You are sharing your screen (preview)." : `${presenter?.name || "The presenter"} is sharing their screen.`));
+      fill(stage, video, h("p", { class: "muted" }, own ? "You are sharing your screen (preview)." : `${presenter?.name || "The presenter"} is sharing their screen.`), images);
     } else {
       video.srcObject = null;
       let text = "No one is sharing their screen.";
       if (state.presenter === user.id) text = media?.sharing ? "You are sharing your screen." : "You may share your screen.";
       else if (presenter) text = `${presenter.name} may share their screen.`;
-      fill(stage, h("div", { class: "placeholder" }, text));
+      fill(stage, h("div", { class: "placeholder" }, text), images);
     }
   }
 
@@ -921,6 +1036,10 @@ export async function render(main, { user, params: [sessionId] }) {
         if (wasLive && !live()) stopMedia();
       } else if (msg.type === "rtc") {
         media?.signal(msg);
+      } else if (msg.type === "service") {
+        // The database is away (or back): changes made meanwhile are refused, not lost.
+        savingBanner.hidden = msg.state !== "unavailable";
+        if (msg.state === "available") announce("Changes are saved again.");
       } else if (msg.type === "error") {
         // Media refusals come without an id: a refused screen is withdrawn; a description
         // the server could not apply (e.g. a late duplicate answer) is only rolled back.
