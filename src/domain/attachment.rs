@@ -118,7 +118,7 @@ pub fn clean_filename(raw: Option<&str>) -> String {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Attachment {
     pub id: Uuid,
     pub case_id: Uuid,
@@ -126,6 +126,7 @@ pub struct Attachment {
     pub size: u64,
     pub content_type: String,
     pub filename: String,
+    #[schema(value_type = Uuid)]
     pub uploaded_by: UserId,
     pub uploaded_at: DateTime<Utc>,
 }

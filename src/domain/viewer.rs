@@ -117,7 +117,7 @@ pub enum RenderError {
 
 /// What an image attachment says of itself: for DICOM, the study's non-identifying
 /// header facts (never a patient field). `GET /api/attachments/{id}/info`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Info {
     pub media_type: &'static str,
     pub frames: u32,
@@ -137,6 +137,7 @@ pub struct Info {
     pub series_description: Option<String>,
     /// Row and column spacing in millimetres (DICOM's `PixelSpacing`), for the ruler.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]
     pub pixel_spacing: Option<[f64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub photometric_interpretation: Option<String>,

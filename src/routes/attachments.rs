@@ -56,8 +56,23 @@ async fn read_file(
     Err(ParseError::new("required", "file", "send the file in a part named \"file\"").into())
 }
 
+/// A file upload: one part named `file`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Upload {
+    /// The file (PNG, JPEG, DICOM, PDF or text); its type is checked from its bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// `POST /api/cases/{id}/attachments` (multipart, part `file`): `201 {id, sha256, size,
 /// content_type, filename}`.
+#[utoipa::path(
+    post, path = "/api/cases/{id}/attachments", operation_id = "attachments_upload",
+    tag = "attachments",
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses((status = 201, description = "Stored", body = Attachment)),
+)]
 pub async fn upload(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     case_id: web::Path<Uuid>, payload: Multipart,
@@ -96,6 +111,11 @@ pub async fn upload(
 }
 
 /// `GET /api/cases/{id}/attachments`.
+#[utoipa::path(
+    get, path = "/api/cases/{id}/attachments", operation_id = "attachments_list",
+    tag = "attachments",
+    responses((status = 200, description = "The case's attachments", body = [Attachment])),
+)]
 pub async fn list(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     case_id: web::Path<Uuid>,
@@ -170,6 +190,11 @@ async fn off_thread<T: Send + 'static>(
 /// body part, study date, series description, default window, pixel spacing), for
 /// whoever may see the case with identifiers. The header's patient fields are never
 /// sent. Audited (`attachment_info_read`). `404 not_an_image` for a PDF or text.
+#[utoipa::path(
+    get, path = "/api/attachments/{id}/info", operation_id = "attachments_info",
+    tag = "attachments",
+    responses((status = 200, description = "OK", body = viewer::Info)),
+)]
 pub async fn info(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -181,11 +206,16 @@ pub async fn info(
 }
 
 /// The render's query: every parameter optional (see [`RenderRequest::parse`]).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RenderQuery {
+    /// The frame, from 0 (default 0).
     frame: Option<String>,
+    /// Window centre in modality units, with `ww` (default: the stored window).
     wc: Option<String>,
+    /// Window width, at least 1, with `wc`.
     ww: Option<String>,
+    /// The output's longer edge in pixels, 16–4096 (never enlarged).
     size: Option<String>,
 }
 
@@ -193,6 +223,15 @@ pub struct RenderQuery {
 /// attachment as PNG, windowed (the stored window by default) and shrunk to `size` (the
 /// longer edge). Cached by the file's hash and the parameters; audited
 /// (`attachment_rendered`), like every read of patient data.
+#[utoipa::path(
+    get, path = "/api/attachments/{id}/render", operation_id = "attachments_render",
+    tag = "attachments",
+    params(RenderQuery),
+    responses(
+        (status = 200, description = "The frame", content_type = "image/png", body = String),
+        (status = 415, description = "The DICOM transfer syntax cannot be decoded here"),
+    ),
+)]
 pub async fn render(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
     query: web::Query<RenderQuery>,
@@ -224,6 +263,14 @@ pub async fn render(
 }
 
 /// `GET /api/attachments/{id}`: the bytes, as an attachment download (audited).
+#[utoipa::path(
+    get, path = "/api/attachments/{id}", operation_id = "attachments_download",
+    tag = "attachments",
+    responses((
+        status = 200, description = "The file, with its stored media type",
+        content_type = "application/octet-stream", body = String,
+    )),
+)]
 pub async fn download(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

@@ -60,11 +60,11 @@ use utoipa::{Modify, OpenApi};
         super::reports::set_targets,
         super::triage::rules,
         super::triage::set_rules,
-        attachments_upload,
-        attachments_list,
-        attachments_download,
-        attachments_info,
-        attachments_render,
+        super::attachments::upload,
+        super::attachments::list,
+        super::attachments::download,
+        super::attachments::info,
+        super::attachments::render,
         super::cases::move_case,
         super::outcomes::show,
         super::outcomes::draft,
@@ -248,57 +248,3 @@ fn add_error_responses(method: &str, op: &mut Operation) {
         }
     }
 }
-
-/// A file upload: one part named `file`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct Upload {
-    /// The file (PDF, image, DICOM…); its type is checked from its bytes.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-}
-
-// The attachment routes are described here, beside the handlers' module, until
-// `attachments.rs` takes its own annotations (it is being changed on another branch).
-
-/// `POST /api/cases/{id}/attachments` (multipart, part `file`).
-#[utoipa::path(post, path = "/api/cases/{id}/attachments", operation_id = "attachments_upload", tag = "attachments",
-    request_body(content = Upload, content_type = "multipart/form-data"),
-    responses((status = 201, description = "Stored: `{id, sha256, size, content_type, filename}`", body = Object)))]
-#[allow(dead_code)]
-fn attachments_upload() {}
-
-/// `GET /api/cases/{id}/attachments`: the case's attachments.
-#[utoipa::path(get, path = "/api/cases/{id}/attachments", operation_id = "attachments_list", tag = "attachments",
-    responses((status = 200, description = "OK", body = [Object])))]
-#[allow(dead_code)]
-fn attachments_list() {}
-
-/// `GET /api/attachments/{id}`: the file, with its stored media type.
-#[utoipa::path(get, path = "/api/attachments/{id}", operation_id = "attachments_download", tag = "attachments",
-    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = String)))]
-#[allow(dead_code)]
-fn attachments_download() {}
-
-/// `GET /api/attachments/{id}/info`: an image attachment's frames and size and, for
-/// DICOM, the study's non-identifying header facts.
-#[utoipa::path(get, path = "/api/attachments/{id}/info", operation_id = "attachments_info",
-    tag = "attachments", responses((status = 200, description = "OK", body = Object)))]
-#[allow(dead_code)]
-fn attachments_info() {}
-
-/// `GET /api/attachments/{id}/render`: one frame of an image attachment as PNG.
-#[utoipa::path(get, path = "/api/attachments/{id}/render", operation_id = "attachments_render",
-    tag = "attachments",
-    params(
-        ("frame" = Option<String>, Query, description = "0-based frame (default 0)"),
-        ("wc" = Option<String>, Query, description = "Window centre (default: the stored one)"),
-        ("ww" = Option<String>, Query, description = "Window width (default: the stored one)"),
-        ("size" = Option<String>, Query, description = "Longer edge in pixels"),
-    ),
-    responses(
-        (status = 200, description = "The frame", content_type = "image/png", body = String),
-        (status = 415, description = "The DICOM transfer syntax cannot be decoded"),
-    ))]
-#[allow(dead_code)]
-fn attachments_render() {}
