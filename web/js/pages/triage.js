@@ -34,12 +34,17 @@ export async function render(main, { user }) {
     return rulesBySpecialty.get(slug);
   };
 
+  // Only the latest load renders: an earlier one answering late (the first page load
+  // racing a change of specialty) must not replace the newer list, or a decision being
+  // made in it.
+  let loads = 0;
   async function load() {
+    const mine = ++loads;
     error.show(null);
     const q = filter.value ? `?specialty=${encodeURIComponent(filter.value)}` : "";
     const items = await api(`/api/triage${q}`);
     for (const slug of new Set(items.map((i) => i.session.specialty))) await rulesFor(slug);
-    if (!here()) return;
+    if (!here() || mine !== loads) return;
     count.textContent = items.length
       ? `${items.length} booking${items.length === 1 ? "" : "s"} waiting, oldest first.`
       : "";
