@@ -39,7 +39,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use support::{free_port, spawn_server, wait_until_answering, Ours, PgDatabase};
+use support::{
+    free_port, median, percentile_ms, spawn_server, wait_until_answering, Ours, PgDatabase,
+};
 
 mod support;
 
@@ -1026,29 +1028,6 @@ impl Figures {
             figures.stamp_p99_ms = Some(percentile_ms(&stamp, 0.99));
         }
         figures
-    }
-}
-
-/// Nearest-rank percentile of sorted durations, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.retain(|v| !v.is_nan());
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 

@@ -51,7 +51,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use support::{free_port, spawn_server, wait_until_answering, Ours};
+use support::{free_port, median, spawn_server, wait_until_answering, Ours};
 
 mod support;
 
@@ -449,20 +449,6 @@ impl Figures {
             self.late_plis,
             self.generator_rss_mib
         )
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.retain(|v| v.is_finite());
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 

@@ -54,7 +54,7 @@ use uuid::Uuid;
 use mdt_coordinator::domain::attachment::AttachmentKind;
 use mdt_coordinator::domain::viewer::{self, RenderRequest, Window};
 use mdt_coordinator::store::renders::{RenderKey, Renders};
-use support::{Ours, PgDatabase};
+use support::{median, percentile_ms, Ours, PgDatabase};
 
 mod support;
 
@@ -856,31 +856,6 @@ fn screen_share(config: &Config, slice: &[u8]) -> Result<Vec<Screen>, String> {
 // ---------------------------------------------------------------------------------------
 // The report
 // ---------------------------------------------------------------------------------------
-
-/// Nearest-rank percentile, in milliseconds.
-fn percentile_ms(values: &[Duration], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.retain(|v| !v.is_nan());
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
 
 /// "p50 / p99 ms": the median over the runs of each run's p50 and p99.
 fn latency<T>(runs: &[T], samples: impl Fn(&T) -> &[Duration]) -> String {

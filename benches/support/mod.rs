@@ -1,7 +1,7 @@
 //! How the benches start our server, written once: as a child process (`mdt-coordinator
 //! serve` with only the settings chosen here, its first coordinator made by `user add`),
 //! or inside the bench process on port 0; and the PostgreSQL database a run makes and
-//! drops. It measures nothing.
+//! drops; and the two statistics every bench reports (nearest-rank percentile, median).
 #![allow(dead_code)]
 
 use std::io::Write as _;
@@ -255,5 +255,31 @@ impl Drop for PgDatabase {
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("warning: could not drop the benchmark database {}", self.name);
         }
+    }
+}
+
+/// Nearest-rank percentile of durations (in any order), in milliseconds; NaN for none.
+pub fn percentile_ms(values: &[Duration], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+/// The median of the finite values; NaN for none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
     }
 }
