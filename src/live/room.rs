@@ -211,20 +211,21 @@ impl Room {
                     }
                 }
                 _ = housekeeping.tick() => {
-                    if self.store_down {
-                        // Is the database back? (Catching up also reconciles presence.)
+                    // A wake can be lost (a full inbox), and agenda changes made through
+                    // another instance do not reach this room: read both. Catching up
+                    // also probes a database that was away; while it still is, nothing
+                    // else is asked of it (each attempt may wait for a connection).
+                    if self.store_down || self.shared.cross_instance {
                         self.catch_up().await;
-                    } else if self.shared.cross_instance {
-                        // A wake can be lost (a full inbox), and agenda changes made
-                        // through another instance do not reach this room: read both.
-                        self.catch_up().await;
-                        self.reload(true).await;
-                    } else {
-                        self.reconcile().await;
                     }
-                    // Deactivations made elsewhere (another instance, the command line,
-                    // a lost `Deactivated`) reach this room here.
                     if !self.store_down {
+                        if self.shared.cross_instance {
+                            self.reload(true).await;
+                        } else {
+                            self.reconcile().await;
+                        }
+                        // Deactivations made elsewhere (another instance, the command
+                        // line, a lost `Deactivated`) reach this room here.
                         self.end_deactivated_accounts().await;
                     }
                     if !self.conns.is_empty() {
@@ -292,6 +293,9 @@ impl Room {
             }
             RoomMsg::Wake => self.catch_up().await,
             RoomMsg::Deactivated { user_id } => self.end_accounts(&[user_id]),
+            // Nothing changed outside while the database is away; the housekeeping tick
+            // reads everything again once it is back.
+            RoomMsg::Reload if self.store_down => {}
             RoomMsg::Reload => {
                 // Outside changes: the agenda, and the specialty's quorum (read only here,
                 // not after every event).
@@ -703,17 +707,28 @@ impl Room {
         }
     }
 
+    /// Reads the session, its agenda and its invitations again; stops at the first read
+    /// that fails (a database that cannot be reached is not asked three times).
     async fn read_agenda(&mut self) {
-        let store = &self.shared.store;
-        match (store.session(self.session.id).await, store.session_cases(self.session.id).await) {
-            (Ok(Some(session)), Ok(agenda)) => {
-                self.session = session;
-                self.agenda = agenda;
+        let store = self.shared.store.clone();
+        let id = self.session.id;
+        let read = store.session(id).await;
+        let session = match self.reached_store(read) {
+            Ok(found) => found,
+            Err(e) => return tracing::warn!(error = %e, "cannot reload the agenda"),
+        };
+        let read = store.session_cases(id).await;
+        match self.reached_store(read) {
+            Ok(agenda) => {
+                if let Some(session) = session {
+                    self.session = session;
+                    self.agenda = agenda;
+                }
             }
-            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot reload the agenda"),
-            (Ok(None), _) => {}
+            Err(e) => return tracing::warn!(error = %e, "cannot reload the agenda"),
         }
-        match store.session_invitations(self.session.id).await {
+        let read = store.session_invitations(id).await;
+        match self.reached_store(read) {
             Ok(found) => self.invited = found.into_iter().map(|i| (i.user_id, i.kind)).collect(),
             Err(e) => tracing::warn!(error = %e, "cannot reload the invitations"),
         }
