@@ -24,7 +24,7 @@ pub const MAX_DUE_DAYS: u16 = 365;
 /// Why an amendment cancels the actions its new version no longer asks for.
 pub const SUPERSEDED: &str = "superseded by amendment";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     Investigation,
@@ -46,7 +46,7 @@ impl ActionKind {
 
 /// Where an action is: `requested → booked → done → result_received → closed`, or
 /// `cancelled` (with a reason) from any open state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
     Requested,
@@ -95,7 +95,7 @@ impl ActionStatus {
 }
 
 /// Days from signing to an action's due date, by urgency; a specialty's setting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DueDays {
     pub urgent: u16,
     pub routine: u16,
@@ -178,7 +178,7 @@ pub fn decisions(body: &OutcomeDraft) -> Vec<Decision> {
 }
 
 /// A recorded result: a short summary, optionally an attachment of the case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActionResult {
     pub summary: String,
     pub attachment_id: Option<Uuid>,
@@ -255,20 +255,24 @@ impl Action {
 
 /// An action as the API shows it: the case's id and the decision's vocabulary only, no
 /// patient identifier.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionView<'a> {
     pub id: Uuid,
     pub case_id: Uuid,
     pub kind: ActionKind,
+    #[schema(value_type = String)]
     pub what: &'a str,
     pub urgency: Urgency,
+    #[schema(value_type = Uuid)]
     pub owner_id: UserId,
     pub due_on: NaiveDate,
     pub status: ActionStatus,
     pub overdue: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ActionResult>)]
     pub result: Option<&'a ActionResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub cancel_reason: Option<&'a str>,
     pub outcome_version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]

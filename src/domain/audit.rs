@@ -242,7 +242,7 @@ impl AuditQuery {
 }
 
 /// What `GET /api/admin/audit/verify` and `mdt-coordinator audit verify` report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     /// Events checked.

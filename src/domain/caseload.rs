@@ -31,7 +31,7 @@ vocabulary!(
 
 /// Where a caseload case stands: waiting for advice (on the arm's backlog), advised, or
 /// booked into an MDT session (no further advice: the meeting decides).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseloadState {
     AwaitingAdvice,
@@ -178,12 +178,14 @@ impl TryFrom<AdviceRequest> for AdviceDraft {
 }
 
 /// A consultant's advice on a caseload case, as stored.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Advice {
     pub id: Uuid,
     pub mentorship_case_id: Uuid,
+    #[schema(value_type = Uuid)]
     pub consultant_id: UserId,
     pub decision: AdviceDecision,
+    #[schema(value_type = Option<String>)]
     pub note: Option<ClinicalText>,
     pub session_id: Option<Uuid>,
     pub booked_case_id: Option<Uuid>,
@@ -213,27 +215,35 @@ impl Advice {
 
 /// A caseload case as those who may see it see it (always identified: trainees never see
 /// one), with its advice.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CaseloadView<'a> {
     pub id: Uuid,
     pub source: BacklogSource,
+    #[schema(value_type = Uuid)]
     pub practitioner_id: UserId,
+    #[schema(value_type = String)]
     pub specialty: &'a Specialty,
     pub patient: PatientView,
+    #[schema(value_type = String)]
     pub clinical_question: &'a ClinicalText,
+    #[schema(value_type = String)]
     pub history: &'a ClinicalText,
     pub urgency: Urgency,
+    #[schema(value_type = String)]
     pub body_site: &'a BodySite,
     pub free_text_identifies_patient: bool,
     pub referral_received_on: NaiveDate,
     pub referral_source: Option<ReferralSource>,
+    /// The proforma's fields, flattened into the case (not spelled out here).
     #[serde(flatten)]
+    #[schema(ignore)]
     pub proforma: &'a Proforma,
     pub state: CaseloadState,
     pub created_at: DateTime<Utc>,
     pub created_on: NaiveDate,
     pub advised_on: Option<NaiveDate>,
     pub booked_case_id: Option<Uuid>,
+    #[schema(value_type = Vec<Advice>)]
     pub advice: &'a [Advice],
 }
 

@@ -68,7 +68,7 @@ pub fn end_of_local_day(day: NaiveDate) -> DateTime<Utc> {
 
 /// Which clock: the referrer told (the GP letter reached them), or the patient's letter
 /// sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockKind {
     ReferrerInformed,
@@ -108,7 +108,7 @@ pub struct ClockFacts {
 }
 
 /// One clock of one case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CommClock {
     pub case_id: Uuid,
     /// The current letter that meets it.

@@ -11,7 +11,7 @@ use super::parse::{bounded_text, ParseError};
 use super::{EmailAddress, UserId};
 
 /// Which letter: the clinic letter to the GP and the referrer, or the patient's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LetterKind {
     Gp,
@@ -36,7 +36,7 @@ impl LetterKind {
 }
 
 /// How a letter reaches someone: an email carrying it, or printed and posted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -61,7 +61,7 @@ impl Channel {
 }
 
 /// Where a delivery stands: `queued` until its email is sent or its print is recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Queued,
@@ -70,7 +70,7 @@ pub enum DeliveryStatus {
 }
 
 /// Who a delivery is for (never the patient's name: the PDF carries the address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Recipient {
     /// The patient's GP practice.
@@ -195,7 +195,7 @@ pub fn plan_deliveries(
 }
 
 /// A delivery as recorded.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: Uuid,
     pub channel: Channel,
@@ -204,11 +204,12 @@ pub struct Delivery {
     /// When it was queued, sent or printed (whichever it last became).
     pub at: DateTime<Utc>,
     /// Who printed it (`printed` only).
+    #[schema(value_type = Option<Uuid>)]
     pub printed_by: Option<UserId>,
 }
 
 /// A stored letter without its bytes.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Letter {
     pub id: Uuid,
     pub case_id: Uuid,

@@ -531,9 +531,10 @@ pub struct Quorum {
 }
 
 /// One stay of one person at a session (a new row each time they rejoin).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Attendance {
     pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
     pub user_id: UserId,
     pub role: Role,
     pub joined_at: DateTime<Utc>,

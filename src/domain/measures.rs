@@ -15,7 +15,19 @@ use super::report::{median_by, nearest_rank};
 
 /// Which wait a target is for: from the referral to the triage decision, or to the
 /// discussion (the decision at the meeting, or outside it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitMeasure {
     ReferralToTriage,
@@ -23,7 +35,19 @@ pub enum WaitMeasure {
 }
 
 /// Which cases a target applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetUrgency {
     Any,
@@ -43,7 +67,19 @@ impl TargetUrgency {
 
 /// Whether a target counts calendar days or working days (weekends and bank holidays
 /// skipped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DayKind {
     Calendar,
@@ -52,7 +88,7 @@ pub enum DayKind {
 
 /// One waiting-time target: `target_percent` of the cases it covers wait at most
 /// `within_days` days of `day_kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitTarget {
     pub measure: WaitMeasure,

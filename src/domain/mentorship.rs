@@ -54,7 +54,7 @@ pub const MAX_LOG_ENTRIES: usize = 50;
 const MAX_LEARNING_POINT: usize = 1000;
 
 /// What kind of mentorship a log records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MentorshipKind {
     CaseReview,
@@ -230,15 +230,18 @@ impl TryFrom<ContractRequest> for ContractDraft {
 }
 
 /// A stored mentorship contract.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Contract {
     pub id: Uuid,
+    #[schema(value_type = Uuid)]
     pub consultant_id: UserId,
+    #[schema(value_type = String)]
     pub specialty: Specialty,
     pub minutes_per_week: u32,
     pub weeks_per_year: u32,
     pub starts_on: NaiveDate,
     pub ends_on: Option<NaiveDate>,
+    #[schema(value_type = Uuid)]
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
 }
@@ -433,11 +436,14 @@ pub fn log_specialty(draft: &LogDraft, contracts: &[Contract]) -> Result<Special
 }
 
 /// A stored mentorship log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MentorshipLog {
     pub id: Uuid,
+    #[schema(value_type = Uuid)]
     pub consultant_id: UserId,
+    #[schema(value_type = String)]
     pub specialty: Specialty,
+    #[schema(value_type = Vec<Uuid>)]
     pub mentee_ids: Vec<UserId>,
     pub occurred_on: NaiveDate,
     pub duration_minutes: u32,
@@ -471,7 +477,7 @@ impl MentorshipLog {
 
 /// Where a backlog entry comes from: an MDT case flagged for mentorship, or a case from
 /// a practitioner's own caseload (`domain::caseload`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BacklogSource {
     Mdt,
@@ -554,15 +560,18 @@ impl CoverDraft {
 }
 
 /// A consultant covering a contract for a range of days.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Cover {
     pub id: Uuid,
     pub contract_id: Uuid,
     /// The covered contract's arm.
+    #[schema(value_type = String)]
     pub specialty: Specialty,
+    #[schema(value_type = Uuid)]
     pub consultant_id: UserId,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    #[schema(value_type = Uuid)]
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
 }
@@ -644,9 +653,10 @@ pub fn missed_weeks(days: &DateRange, delivered: &[NaiveDate], as_of: NaiveDate)
 }
 
 /// A cover of a summary row, with the minutes it gave in the window.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CoverSummary {
     pub cover_id: Uuid,
+    #[schema(value_type = Uuid)]
     pub consultant_id: UserId,
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -654,10 +664,12 @@ pub struct CoverSummary {
 }
 
 /// One row of `GET /api/mentorship/summary`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ContractSummary {
     pub contract_id: Uuid,
+    #[schema(value_type = Uuid)]
     pub consultant_id: UserId,
+    #[schema(value_type = String)]
     pub specialty: Specialty,
     pub minutes_per_week: u32,
     pub weeks_per_year: u32,

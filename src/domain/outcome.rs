@@ -24,7 +24,7 @@ const MAX_PLAN_TEXT: usize = 4000;
 const MAX_ITEM: usize = 200;
 const MAX_REVIEW_WEEKS: u8 = 52;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvestigationKind {
     Mri,
@@ -88,7 +88,7 @@ impl InvestigationKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReferralDestination {
     Orthopaedics,
@@ -211,31 +211,35 @@ impl fmt::Debug for OutcomeText {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Investigation {
     pub kind: InvestigationKind,
     /// From the body-site vocabulary, so no identifier can be written here.
+    #[schema(value_type = Option<String>)]
     pub site: Option<BodySite>,
     pub urgency: Urgency,
+    #[schema(value_type = Option<String>)]
     pub notes: Option<OutcomeText>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Referral {
     pub destination: ReferralDestination,
     pub urgency: Urgency,
+    #[schema(value_type = String)]
     pub reason: OutcomeText,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ManagementPlan {
     /// Empty only when there are items.
     pub text: String,
+    #[schema(value_type = Vec<String>)]
     pub items: Vec<OutcomeText>,
 }
 
 /// What happens next for the patient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FollowUp {
     None,
@@ -243,6 +247,7 @@ pub enum FollowUp {
     /// case into it.
     ReDiscuss {
         session_id: Uuid,
+        #[schema(value_type = String)]
         reason: OutcomeText,
     },
     /// Review in clinic after this many weeks.
@@ -269,7 +274,7 @@ impl FollowUp {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FollowUpKind {
     None,
@@ -279,7 +284,7 @@ pub enum FollowUpKind {
 
 /// A parsed outcome body. It serialises in the request's wire shape, and deserialising
 /// parses it again (the store keeps it as JSON text and re-checks it on read).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "OutcomeRequest")]
 pub struct OutcomeDraft {
     pub investigations: Vec<Investigation>,
@@ -497,7 +502,7 @@ impl OutcomeDraft {
 }
 
 /// An outcome with no free text at all: for live events, letters and trainees.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OutcomeSummary {
     pub investigations: Vec<InvestigationSummary>,
     pub referrals: Vec<ReferralSummary>,
@@ -505,20 +510,21 @@ pub struct OutcomeSummary {
     pub follow_up: FollowUpSummary,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvestigationSummary {
     pub kind: InvestigationKind,
+    #[schema(value_type = Option<String>)]
     pub site: Option<BodySite>,
     pub urgency: Urgency,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReferralSummary {
     pub destination: ReferralDestination,
     pub urgency: Urgency,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FollowUpSummary {
     pub kind: FollowUpKind,
     pub session_id: Option<Uuid>,
@@ -575,15 +581,17 @@ impl fmt::Debug for AmendmentReason {
 
 /// One stored version of a case's outcome. Version 1 is the first draft; a signed
 /// version never changes again, and an amendment is a new version that `supersedes` it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct OutcomeVersion {
     pub case_id: Uuid,
     /// 1-based.
     pub version: u32,
     pub body: OutcomeDraft,
+    #[schema(value_type = Uuid)]
     pub author_id: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(value_type = Option<Uuid>)]
     pub signed_by: Option<UserId>,
     pub signed_at: Option<DateTime<Utc>>,
     pub amendment_reason: Option<String>,
@@ -653,21 +661,23 @@ fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
 /// How a version leaves the server: in full, or (for de-identified viewers) with the
 /// summary in place of the body and no amendment reason. The only serialisation of a
 /// version in responses.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum OutcomeVersionView<'a> {
     Full(&'a OutcomeVersion),
     DeIdentified(DeIdentifiedVersion),
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeIdentifiedVersion {
     pub case_id: Uuid,
     pub version: u32,
     pub summary: OutcomeSummary,
+    #[schema(value_type = Uuid)]
     pub author_id: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(value_type = Option<Uuid>)]
     pub signed_by: Option<UserId>,
     pub signed_at: Option<DateTime<Utc>>,
     pub amended: bool,

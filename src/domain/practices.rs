@@ -14,11 +14,13 @@ use super::report::{Acc, Judging, ReportWindow, TallyRow, SIX_WEEKS_DAYS};
 use super::specialty::Specialty;
 
 /// The practices report: one row per practice with case rows in the window.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PracticeReport {
     pub from: NaiveDate,
     pub to: NaiveDate,
+    #[schema(value_type = String)]
     pub time_zone: &'static str,
+    #[schema(value_type = Vec<String>)]
     pub specialties: Vec<Specialty>,
     /// By ODS code.
     pub practices: Vec<PracticeFigures>,
@@ -26,7 +28,7 @@ pub struct PracticeReport {
 }
 
 /// One practice's figures over the window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PracticeFigures {
     pub ods_code: String,
     /// From the practices known by letters, if known.
@@ -56,7 +58,7 @@ pub struct PracticeFigures {
 /// A practice's outcome mix: signed outcomes, and the cases with an MRI requested,
 /// discharged to the GP, or referred onward (per destination), with their shares of the
 /// signed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PracticeOutcomes {
     pub signed: u32,
     pub mri_requested: u32,
@@ -65,17 +67,19 @@ pub struct PracticeOutcomes {
     pub discharged_to_gp_percent: Option<f64>,
     pub onward_referral: u32,
     pub onward_referral_percent: Option<f64>,
+    /// Onward referrals by destination.
+    #[schema(value_type = BTreeMap<String, u32>)]
     pub referrals: BTreeMap<&'static str, u32>,
 }
 
 /// The locality: how many practices, and the median of each measure over them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Locality {
     pub practices: u32,
     pub median: LocalityMedians,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LocalityMedians {
     pub referrals: Option<f64>,
     pub referrals_per_1000: Option<f64>,

@@ -212,10 +212,12 @@ impl AssessmentDraft {
 }
 
 /// A stored workplace-based assessment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Assessment {
     pub id: Uuid,
+    #[schema(value_type = Uuid)]
     pub supervisee_id: UserId,
+    #[schema(value_type = Uuid)]
     pub supervisor_id: UserId,
     pub kind: AssessmentKind,
     pub occurred_on: NaiveDate,
@@ -260,10 +262,12 @@ pub fn parse_month(raw: Option<&str>) -> Result<DateRange, ParseError> {
 }
 
 /// One supervisee's month in `GET /api/supervision/summary`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SuperviseeMonth {
+    #[schema(value_type = Uuid)]
     pub supervisee_id: UserId,
     /// Their supervisor at the end of the month (or when the assignment ended).
+    #[schema(value_type = Uuid)]
     pub supervisor_id: UserId,
     pub assessments: u32,
     pub target: u32,

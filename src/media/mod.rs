@@ -44,7 +44,7 @@ pub struct MediaStats {
 }
 
 /// A browser's ICE server entry.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

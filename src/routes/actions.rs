@@ -38,7 +38,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get, path = "/api/actions", operation_id = "actions_list", tag = "actions",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [ActionView])),
 )]
 pub async fn list(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -78,7 +78,7 @@ pub async fn list(
 }
 
 /// A changed action, with the follow-up case its result booked (if any).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Updated<'a> {
     #[serde(flatten)]
     action: ActionView<'a>,
@@ -102,7 +102,7 @@ pub struct PatchRequest {
 #[utoipa::path(
     patch, path = "/api/actions/{id}", operation_id = "actions_update", tag = "actions",
     request_body = PatchRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = Updated)),
 )]
 pub async fn update(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -162,7 +162,7 @@ pub async fn update(
 /// date, by urgency (any signed-in user).
 #[utoipa::path(
     get, path = "/api/specialties/{slug}/action-due-days", operation_id = "actions_due_days", tag = "actions",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = DueDays)),
 )]
 pub async fn due_days(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
@@ -179,7 +179,7 @@ pub async fn due_days(
 #[utoipa::path(
     put, path = "/api/specialties/{slug}/action-due-days", operation_id = "actions_set_due_days", tag = "actions",
     request_body = DueDaysRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = DueDays)),
 )]
 pub async fn set_due_days(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

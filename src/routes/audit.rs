@@ -76,17 +76,37 @@ impl TryFrom<SearchRequest> for AuditQuery {
 }
 
 /// One event as an audit query returns it: the stored row with `details` as JSON.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventOut<'a> {
     seq: i64,
     occurred_at: chrono::DateTime<chrono::Utc>,
+    #[schema(value_type = Option<Uuid>)]
     actor_id: Option<UserId>,
+    #[schema(value_type = String)]
     action: &'a str,
+    #[schema(value_type = String)]
     record_type: &'a str,
+    #[schema(value_type = Option<String>)]
     record_id: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
     client_addr: Option<&'a str>,
+    /// The event's details as stored: usually an object, any JSON value.
     details: Value,
+    #[schema(value_type = String)]
     hash: &'a str,
+}
+
+/// What an audit query answers (the handler writes it with `json!`; this describes it):
+/// one page of events, the `after` of the next page (`null` on the last), and for a
+/// patient's trail their case ids.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AuditPage<'a> {
+    events: Vec<EventOut<'a>>,
+    next: Option<i64>,
+    /// A patient's case ids (`POST /api/audit/search` by `nhs_number` only).
+    #[schema(required = false)]
+    cases: Option<Vec<Uuid>>,
 }
 
 impl<'a> From<&'a AuditEvent> for EventOut<'a> {
@@ -159,7 +179,7 @@ async fn run(
 #[utoipa::path(
     post, path = "/api/audit/search", operation_id = "audit_search", tag = "audit",
     request_body = SearchRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = AuditPage)),
 )]
 pub async fn search(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -180,7 +200,7 @@ pub async fn search(
         ("after" = Option<i64>, Query, description = "The `next` of the previous page"),
         ("limit" = Option<u32>, Query, description = "Events per page"),
     ),
-    responses((status = 200, description = "OK", body = Object)))]
+    responses((status = 200, description = "OK", body = AuditPage)))]
 pub async fn by_user(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -220,7 +240,7 @@ pub async fn by_user(
 /// (`audit_verified`, appended after the walk).
 #[utoipa::path(
     get, path = "/api/admin/audit/verify", operation_id = "audit_verify", tag = "audit",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = VerifyReport)),
 )]
 pub async fn verify(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

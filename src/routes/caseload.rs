@@ -55,7 +55,7 @@ pub struct CaseloadRequest {
 #[utoipa::path(
     post, path = "/api/mentorship/cases", operation_id = "caseload_create", tag = "caseload",
     request_body = CaseloadRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = CaseloadView)),
 )]
 pub async fn create(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -82,6 +82,17 @@ pub async fn create(
     Ok(HttpResponse::Created().json(CaseloadView::of(&case, &[])))
 }
 
+/// What `POST /api/mentorship/cases/{id}/advice` answers (written with `json!`; this
+/// describes it): the advice, the case with it, and the MDT case a `book_mdt` booked.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AdviceGiven<'a> {
+    advice: Advice,
+    case: CaseloadView<'a>,
+    #[schema(required = false)]
+    booked_case: CaseView,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -95,7 +106,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get, path = "/api/mentorship/cases", operation_id = "caseload_list", tag = "caseload",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [CaseloadView])),
 )]
 pub async fn list(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -137,7 +148,7 @@ async fn visible(
 /// `GET /api/mentorship/cases/{id}` (audited).
 #[utoipa::path(
     get, path = "/api/mentorship/cases/{id}", operation_id = "caseload_show", tag = "caseload",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = CaseloadView)),
 )]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -160,7 +171,7 @@ pub async fn show(
 #[utoipa::path(
     post, path = "/api/mentorship/cases/{id}/advice", operation_id = "caseload_advise", tag = "caseload",
     request_body = AdviceRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = AdviceGiven)),
 )]
 pub async fn advise(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,

@@ -31,7 +31,7 @@ pub struct DueParams {
 #[utoipa::path(
     get, path = "/api/letters/due", operation_id = "clocks_due", tag = "clocks",
     params(DueParams),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [crate::domain::communication::CommClock])),
 )]
 pub async fn due(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, params: web::Query<DueParams>,

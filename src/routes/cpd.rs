@@ -31,10 +31,11 @@ pub struct AttendanceQuery {
 }
 
 /// One session the caller attended.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionAttended {
     session_id: uuid::Uuid,
     title: String,
+    #[schema(value_type = String)]
     specialty: Specialty,
     starts_at: DateTime<Utc>,
     duration_minutes: u32,
@@ -47,11 +48,13 @@ struct SessionAttended {
 }
 
 /// Mentoring the caller received as a mentee (no cases, no learning points).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MentoringReceived {
     log_id: uuid::Uuid,
     occurred_on: NaiveDate,
+    #[schema(value_type = uuid::Uuid)]
     consultant_id: UserId,
+    #[schema(value_type = String)]
     specialty: Specialty,
     kind: MentorshipKind,
     duration_minutes: u32,
@@ -59,17 +62,19 @@ struct MentoringReceived {
 
 /// One of the caller's workplace-based assessments (no reflection: that is the
 /// portfolio's).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AssessmentDone {
     assessment_id: uuid::Uuid,
     occurred_on: NaiveDate,
     kind: AssessmentKind,
     outcome: AssessmentOutcome,
+    #[schema(value_type = uuid::Uuid)]
     supervisor_id: UserId,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Record {
+    #[schema(value_type = uuid::Uuid)]
     user_id: UserId,
     name: String,
     role: Role,
@@ -114,7 +119,7 @@ async fn attended(
 #[utoipa::path(
     get, path = "/api/me/attendance", operation_id = "cpd_record", tag = "cpd",
     params(AttendanceQuery),
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = Record)),
 )]
 pub async fn record(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -40,7 +40,7 @@ async fn letter_or_404(state: &AppState, id: Uuid) -> Result<Letter, ApiError> {
 /// `GET /api/cases/{id}/letters` (audited): every letter of the case, oldest first.
 #[utoipa::path(
     get, path = "/api/cases/{id}/letters", operation_id = "letters_of_case", tag = "letters",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [Letter])),
 )]
 pub async fn of_case(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -77,7 +77,7 @@ pub async fn pdf(
 /// `GET /api/letters/print` (coordinators): the print-and-post list, oldest first.
 #[utoipa::path(
     get, path = "/api/letters/print", operation_id = "letters_to_print", tag = "letters",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [Letter])),
 )]
 pub async fn to_print(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -90,7 +90,7 @@ pub async fn to_print(
 /// when for each post delivery still waiting; `409 already_printed` when none waits.
 #[utoipa::path(
     post, path = "/api/letters/{id}/printed", operation_id = "letters_printed", tag = "letters",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = Letter)),
 )]
 pub async fn printed(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,

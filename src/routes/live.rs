@@ -43,7 +43,7 @@ fn not_a_participant() -> ApiError {
 /// `live.ticket_seconds`, to open this session's live channel as the caller.
 #[utoipa::path(
     post, path = "/api/sessions/{id}/live-ticket", operation_id = "live_ticket", tag = "live",
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = LiveTicket)),
 )]
 pub async fn ticket(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -152,7 +152,7 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
 /// `GET /api/sessions/{id}/attendance` (coordinator or the chair): who joined and left.
 #[utoipa::path(
     get, path = "/api/sessions/{id}/attendance", operation_id = "live_attendance", tag = "live",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [crate::domain::live::Attendance])),
 )]
 pub async fn attendance(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -163,4 +163,15 @@ pub async fn attendance(
     }
     let rows = state.store.session_attendance(session.id).await?;
     Ok(HttpResponse::Ok().json(rows))
+}
+
+/// What `POST /api/sessions/{id}/live-ticket` answers (written with `json!`; this
+/// describes it): the one-time ticket for the WebSocket, its lifetime in seconds, and the
+/// ICE servers the browser may use.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct LiveTicket {
+    ticket: String,
+    expires_in: u64,
+    ice_servers: Vec<crate::media::IceServer>,
 }

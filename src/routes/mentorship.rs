@@ -20,8 +20,8 @@ use crate::auth::require_role;
 use crate::domain::caseload::CaseloadView;
 use crate::domain::mentorship::{
     clinic_date, log_specialty, summarise, BacklogSource, Contract, ContractDraft, ContractRequest,
-    Cover, CoverDraft, CoverRequest, DateRange, LogDraft, LogRequest, MentorshipFlag,
-    MentorshipLog,
+    ContractSummary, Cover, CoverDraft, CoverRequest, DateRange, LogDraft, LogRequest,
+    MentorshipFlag, MentorshipLog,
 };
 use crate::domain::{Case, CaseView, ParseError, Role, Session, Specialty, User, UserId};
 use crate::error::ApiError;
@@ -37,7 +37,7 @@ use crate::state::AppState;
 #[utoipa::path(
     post, path = "/api/mentorship/contracts", operation_id = "mentorship_create_contract", tag = "mentorship",
     request_body = ContractRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = Contract)),
 )]
 pub async fn create_contract(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -94,7 +94,7 @@ async fn consultant(state: &AppState, id: UserId, field: &'static str) -> Result
 #[utoipa::path(
     post, path = "/api/mentorship/contracts/{id}/cover", operation_id = "mentorship_create_cover", tag = "mentorship",
     request_body = CoverRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = Cover)),
 )]
 pub async fn create_cover(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -121,7 +121,7 @@ pub async fn create_cover(
 /// `GET /api/mentorship/contracts`: coordinators see every contract, consultants their own.
 #[utoipa::path(
     get, path = "/api/mentorship/contracts", operation_id = "mentorship_list_contracts", tag = "mentorship",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [Contract])),
 )]
 pub async fn list_contracts(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -137,11 +137,41 @@ fn own_scope(caller: &User) -> Result<Option<UserId>, ApiError> {
 }
 
 /// A stored log with the cases it discussed, as the viewer may see them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LogView<'a> {
     #[serde(flatten)]
     log: &'a MentorshipLog,
     cases: Vec<CaseView>,
+}
+
+/// What `POST /api/mentorship/logs` answers (the stored log with one key added by hand;
+/// this describes it): the log and the cases it took off the backlog.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct LogCreated {
+    #[serde(flatten)]
+    log: MentorshipLog,
+    unflagged_case_ids: Vec<Uuid>,
+}
+
+/// What the mentorship-flag routes answer (`flag_view`, or for a case never flagged only
+/// `{case_id, flagged: false}`; written with `json!`, this describes it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct FlagView {
+    case_id: Uuid,
+    /// Whether the case waits on the backlog now.
+    flagged: bool,
+    #[schema(required = false)]
+    specialty: String,
+    #[schema(required = false)]
+    flagged_by: Uuid,
+    #[schema(required = false)]
+    flagged_at: chrono::DateTime<Utc>,
+    #[schema(required = false)]
+    flagged_on: chrono::NaiveDate,
+    #[schema(required = false)]
+    cleared_on: Option<chrono::NaiveDate>,
 }
 
 /// `POST /api/mentorship/logs`: a consultant logs their own mentorship (`403` for anyone
@@ -152,7 +182,7 @@ struct LogView<'a> {
 #[utoipa::path(
     post, path = "/api/mentorship/logs", operation_id = "mentorship_create_log", tag = "mentorship",
     request_body = LogRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = LogCreated)),
 )]
 pub async fn create_log(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -235,7 +265,7 @@ pub struct LogsQuery {
 #[utoipa::path(
     get, path = "/api/mentorship/logs", operation_id = "mentorship_list_logs", tag = "mentorship",
     params(LogsQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [LogView])),
 )]
 pub async fn list_logs(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -284,7 +314,7 @@ pub struct SummaryQuery {
 #[utoipa::path(
     get, path = "/api/mentorship/summary", operation_id = "mentorship_summary", tag = "mentorship",
     params(SummaryQuery),
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = [ContractSummary])),
 )]
 pub async fn summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,
@@ -305,8 +335,8 @@ pub async fn summary(
 #[utoipa::path(
     post, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_flag", tag = "mentorship",
     responses(
-        (status = 201, description = "flagged", body = Object),
-        (status = 200, description = "already flagged", body = Object),
+        (status = 201, description = "flagged", body = FlagView),
+        (status = 200, description = "already flagged", body = FlagView),
     ),
 )]
 pub async fn flag(
@@ -324,7 +354,7 @@ pub async fn flag(
 /// log; `404 not_flagged` when it was not on it.
 #[utoipa::path(
     delete, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_unflag", tag = "mentorship",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = FlagView)),
 )]
 pub async fn unflag(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -346,7 +376,7 @@ pub async fn unflag(
 /// answer, not an error, so case pages do not log a failed request).
 #[utoipa::path(
     get, path = "/api/cases/{id}/mentorship-flag", operation_id = "mentorship_show_flag", tag = "mentorship",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = FlagView)),
 )]
 pub async fn show_flag(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -367,14 +397,18 @@ pub struct BacklogQuery {
 
 /// One open entry of `GET /api/mentorship/backlog`, with its case as the viewer may see it
 /// (`source` says which kind of case it is).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BacklogItem<'a> {
     case_id: Uuid,
     source: BacklogSource,
+    #[schema(value_type = String)]
     specialty: &'a Specialty,
+    #[schema(value_type = Uuid)]
     flagged_by: UserId,
     flagged_at: chrono::DateTime<Utc>,
     flagged_on: chrono::NaiveDate,
+    /// The case as the caller may see it: a caseload case (`source: caseload`) or an MDT
+    /// case (`CaseView`).
     case: serde_json::Value,
 }
 
@@ -387,7 +421,7 @@ struct BacklogItem<'a> {
 #[utoipa::path(
     get, path = "/api/mentorship/backlog", operation_id = "mentorship_backlog", tag = "mentorship",
     params(BacklogQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [BacklogItem])),
 )]
 pub async fn backlog(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -29,7 +29,7 @@ use crate::state::AppState;
 use crate::store::{self, StoreError};
 
 /// An outcome version as shown, with the name of the consultant who signed it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Signed<'a> {
     #[serde(flatten)]
     version: OutcomeVersionView<'a>,
@@ -42,12 +42,33 @@ fn signer_name(
     v.signed_by.and_then(|id| names.get(&id).cloned().flatten())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SignedOut<'a> {
     #[serde(flatten)]
     version: &'a OutcomeVersion,
+    #[schema(value_type = String)]
     signed_by_name: &'a str,
     follow_up_case: Option<CaseView>,
+}
+
+/// What `GET /api/cases/{id}/outcome` answers (written with `json!`; this describes it):
+/// every version, oldest first, and the current one (`null` before any draft).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct OutcomeHistory<'a> {
+    case_id: Uuid,
+    current: Option<Signed<'a>>,
+    versions: Vec<Signed<'a>>,
+}
+
+/// What `GET /api/cases/{id}/outcome/letter` answers (written with `json!`; this
+/// describes it): the letter to the referrer for the latest signed version.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct OutcomeLetterText {
+    version: u32,
+    subject: String,
+    body: String,
 }
 
 /// The case (if the caller may see it at all, else 404) and its session.
@@ -130,7 +151,7 @@ fn letter(
 #[utoipa::path(
     put, path = "/api/cases/{id}/outcome", operation_id = "outcomes_draft", tag = "outcomes",
     request_body = OutcomeRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = Signed)),
 )]
 pub async fn draft(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -153,7 +174,7 @@ pub async fn draft(
 /// draft; the referrer's letter and any follow-up case commit with it.
 #[utoipa::path(
     post, path = "/api/cases/{id}/outcome/sign", operation_id = "outcomes_sign", tag = "outcomes",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = SignedOut)),
 )]
 pub async fn sign(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -214,7 +235,7 @@ pub async fn sign(
 #[utoipa::path(
     post, path = "/api/cases/{id}/outcome/amendments", operation_id = "outcomes_amend", tag = "outcomes",
     request_body = AmendmentRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = Signed)),
 )]
 pub async fn amend(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -261,7 +282,7 @@ pub async fn amend(
 /// `GET /api/cases/{id}/outcome` (audited): every version, and the current one.
 #[utoipa::path(
     get, path = "/api/cases/{id}/outcome", operation_id = "outcomes_show", tag = "outcomes",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = OutcomeHistory)),
 )]
 pub async fn show(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -295,7 +316,7 @@ pub async fn show(
 /// patient. `404 no_signed_outcome` before signing.
 #[utoipa::path(
     get, path = "/api/cases/{id}/outcome/letter", operation_id = "outcomes_letter_text", tag = "outcomes",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = OutcomeLetterText)),
 )]
 pub async fn letter_text(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,

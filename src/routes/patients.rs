@@ -22,7 +22,7 @@ use crate::store::PatientCorrection;
 /// cases were booked under, and which cases carry each.
 #[utoipa::path(
     get, path = "/api/patients/conflicts", operation_id = "patients_conflicts", tag = "patients",
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [PatientConflict])),
 )]
 pub async fn conflicts(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -77,7 +77,7 @@ pub struct CorrectionRequest {
 #[utoipa::path(
     post, path = "/api/patients/correction", operation_id = "patients_correct", tag = "patients",
     request_body = CorrectionRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = PatientCorrected)),
 )]
 pub async fn correct(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -105,4 +105,32 @@ pub async fn correct(
         state.live.agenda_changed(session);
     }
     Ok(HttpResponse::Ok().json(json!({ "cases_updated": changed })))
+}
+
+// What these routes answer, written with `json!` in the handlers; these describe it.
+
+/// One NHS number recorded with differing details: when that was found, and each set of
+/// details with the cases that carry it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PatientConflict {
+    nhs_number: String,
+    found_at: chrono::DateTime<Utc>,
+    variants: Vec<PatientVariant>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PatientVariant {
+    given_name: String,
+    family_name: String,
+    date_of_birth: chrono::NaiveDate,
+    case_ids: Vec<uuid::Uuid>,
+}
+
+/// How many cases the correction changed.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PatientCorrected {
+    cases_updated: u64,
 }

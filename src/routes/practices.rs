@@ -53,13 +53,37 @@ pub async fn list(
 /// The largest list-size file: England's 6,500 practices take about 100 kB.
 const LIST_SIZES_MAX_BYTES: usize = 2 << 20;
 
+/// What the list-size import answers (written with `json!`; this describes it): how
+/// many practices the file gave.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ListSizesImported {
+    imported: usize,
+}
+
+/// What `GET /api/practices/list-sizes` answers (written with `json!`; this describes it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ListSizes {
+    list_sizes: Vec<ListSizeRow>,
+}
+
+/// One practice's registered-patient count and when it was imported.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ListSizeRow {
+    ods_code: String,
+    list_size: u32,
+    imported_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// `POST /api/practices/list-sizes` with a CSV body (`ods_code,list_size` per line, an
 /// optional header): adds or replaces each practice's registered-patient count. The whole
 /// file is checked first; any bad line refuses it (`422 invalid_list_sizes`, the line
 /// named) and nothing is stored. Audited (`list_sizes_imported`, with the count).
 #[utoipa::path(post, path = "/api/practices/list-sizes", operation_id = "practices_import_list_sizes", tag = "practices",
     request_body(content = String, content_type = "text/csv", description = "`ods_code,list_size` per line, an optional header"),
-    responses((status = 200, description = "OK", body = Object)))]
+    responses((status = 200, description = "OK", body = ListSizesImported)))]
 pub async fn import_list_sizes(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
     mut payload: web::Payload,
@@ -88,7 +112,7 @@ pub async fn import_list_sizes(
 /// `GET /api/practices/list-sizes`: every practice's list size, by ODS code.
 #[utoipa::path(
     get, path = "/api/practices/list-sizes", operation_id = "practices_list_sizes", tag = "practices",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = ListSizes)),
 )]
 pub async fn list_sizes(
     state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -190,7 +190,7 @@ async fn practices_report(
 #[utoipa::path(
     get, path = "/api/reports/practices", operation_id = "reports_practices", tag = "reports",
     params(PracticeParams),
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = crate::domain::practices::PracticeReport)),
 )]
 pub async fn practices(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, params: web::Query<PracticeParams>,
@@ -231,9 +231,18 @@ pub async fn practice_summary(
 
 /// `GET /api/specialties/{slug}/targets`: the specialty's waiting-time targets (the
 /// defaults until a coordinator sets them).
+/// What the targets routes answer (written with `json!`; this describes it): a
+/// specialty's slug and its waiting-time targets.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SpecialtyTargets {
+    specialty: String,
+    targets: Vec<crate::domain::measures::WaitTarget>,
+}
+
 #[utoipa::path(
     get, path = "/api/specialties/{slug}/targets", operation_id = "reports_targets", tag = "reports",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = SpecialtyTargets)),
 )]
 pub async fn targets(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
@@ -250,7 +259,7 @@ pub async fn targets(
 #[utoipa::path(
     put, path = "/api/specialties/{slug}/targets", operation_id = "reports_set_targets", tag = "reports",
     request_body = TargetsRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = SpecialtyTargets)),
 )]
 pub async fn set_targets(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -196,7 +196,7 @@ pub struct CreateSeries {
 #[utoipa::path(
     post, path = "/api/series", operation_id = "sessions_create_series", tag = "sessions",
     request_body = CreateSeries,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = SeriesCreated)),
 )]
 pub async fn create_series(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -359,7 +359,7 @@ pub async fn reorder(
 /// published session everyone invited gets a calendar cancellation.
 #[utoipa::path(
     post, path = "/api/sessions/{id}/cancel", operation_id = "sessions_cancel", tag = "sessions",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = SessionCancelled)),
 )]
 pub async fn cancel(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -428,7 +428,7 @@ pub async fn specialties(
 #[utoipa::path(
     post, path = "/api/specialties", operation_id = "sessions_add_specialty", tag = "sessions",
     request_body = NewSpecialty,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = SpecialtyAdded)),
 )]
 pub async fn add_specialty(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -452,7 +452,7 @@ pub struct QuorumRequest {
 #[utoipa::path(
     put, path = "/api/specialties/{slug}/quorum", operation_id = "sessions_set_quorum", tag = "sessions",
     request_body = QuorumRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = QuorumSet)),
 )]
 pub async fn set_quorum(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -478,4 +478,48 @@ pub async fn set_quorum(
     )?;
     state.live.reload_all();
     Ok(HttpResponse::Ok().json(json!({ "slug": slug, "quorum_others": body.quorum_others })))
+}
+
+// What some routes answer, written with `json!` in the handlers; these describe it.
+
+/// `POST /api/series`: the series and its sessions.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SeriesCreated {
+    id: Uuid,
+    sessions: Vec<SessionView>,
+}
+
+/// `POST /api/sessions/{id}/cancel`: the cancelled session, the cases moved on (each with
+/// its new case and session) and those left needing rebooking.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SessionCancelled {
+    session: SessionView,
+    moved: Vec<CaseMoved>,
+    needs_rebooking: Vec<Uuid>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CaseMoved {
+    case_id: Uuid,
+    new_case_id: Uuid,
+    session_id: Uuid,
+}
+
+/// `POST /api/specialties`: the specialty added.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SpecialtyAdded {
+    slug: String,
+    name: String,
+}
+
+/// `PUT /api/specialties/{slug}/quorum`: the quorum set.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct QuorumSet {
+    slug: String,
+    quorum_others: u32,
 }

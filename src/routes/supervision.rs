@@ -97,7 +97,7 @@ async fn current_supervisor(
 #[utoipa::path(
     post, path = "/api/supervision/assessments", operation_id = "supervision_assess", tag = "supervision",
     request_body = AssessmentRequest,
-    responses((status = 201, description = "OK", body = Object)),
+    responses((status = 201, description = "OK", body = crate::domain::supervision::Assessment)),
 )]
 pub async fn assess(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -134,7 +134,7 @@ pub struct ReflectionRequest {
 #[utoipa::path(
     put, path = "/api/supervision/assessments/{id}/reflection", operation_id = "supervision_reflect", tag = "supervision",
     request_body = ReflectionRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = crate::domain::supervision::Assessment)),
 )]
 pub async fn reflect(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<Uuid>,
@@ -167,7 +167,7 @@ pub struct AssessmentsQuery {
 #[utoipa::path(
     get, path = "/api/supervision/assessments", operation_id = "supervision_list_assessments", tag = "supervision",
     params(AssessmentsQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [crate::domain::supervision::Assessment])),
 )]
 pub async fn list_assessments(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<AssessmentsQuery>,
@@ -198,7 +198,7 @@ pub struct SummaryQuery {
 #[utoipa::path(
     get, path = "/api/supervision/summary", operation_id = "supervision_summary", tag = "supervision",
     params(SummaryQuery),
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = [crate::domain::supervision::SuperviseeMonth])),
 )]
 pub async fn summary(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<SummaryQuery>,

@@ -89,10 +89,21 @@ pub struct QueueQuery {
 /// `GET /api/triage?specialty=`: bookings waiting for triage, oldest first, each with its
 /// session and how long it has waited. Coordinators see every session's; a chair the
 /// sessions they chair. Audited.
+/// One entry of the triage queue (written with `json!`; this describes it): the case,
+/// identified, its session, and how long it has waited.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TriageItem {
+    case: CaseView,
+    session: SessionView,
+    waiting_since: chrono::DateTime<Utc>,
+    waiting_minutes: i64,
+}
+
 #[utoipa::path(
     get, path = "/api/triage", operation_id = "triage_queue", tag = "triage",
     params(QueueQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [TriageItem])),
 )]
 pub async fn queue(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,
@@ -125,7 +136,7 @@ pub async fn queue(
 /// its standard plans (any signed-in user: the booking page shows the fields).
 #[utoipa::path(
     get, path = "/api/specialties/{slug}/triage", operation_id = "triage_rules", tag = "triage",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = crate::store::SpecialtyRules)),
 )]
 pub async fn rules(
     state: web::Data<AppState>, AuthUser(_caller): AuthUser, slug: web::Path<String>,
@@ -147,7 +158,7 @@ pub struct RulesRequest {
 #[utoipa::path(
     put, path = "/api/specialties/{slug}/triage", operation_id = "triage_set_rules", tag = "triage",
     request_body = RulesRequest,
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = crate::store::SpecialtyRules)),
 )]
 pub async fn set_rules(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser,

@@ -212,7 +212,7 @@ pub async fn reactivate(
 /// `POST /api/users/{id}/reset-password` (coordinator): `200 {user, one_time_password}`.
 #[utoipa::path(
     post, path = "/api/users/{id}/reset-password", operation_id = "users_reset_password", tag = "users",
-    responses((status = 200, description = "OK", body = Object)),
+    responses((status = 200, description = "OK", body = PasswordReset)),
 )]
 pub async fn reset_password(
     req: HttpRequest, state: web::Data<AppState>, AuthUser(caller): AuthUser, id: web::Path<UserId>,
@@ -227,12 +227,25 @@ pub struct PeopleQuery {
 }
 
 /// One entry of the directory: a name, never an email.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Person<'a> {
+    #[schema(value_type = uuid::Uuid)]
     id: UserId,
+    #[schema(value_type = String)]
     name: &'a str,
     role: Role,
+    /// Specialty slugs.
+    #[schema(value_type = Vec<String>)]
     specialties: &'a [Specialty],
+}
+
+/// What `POST /api/users/{id}/reset-password` answers (written with `json!`; this
+/// describes it): the account and the one-time password to hand over.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PasswordReset {
+    user: User,
+    one_time_password: String,
 }
 
 /// `GET /api/people[?role=]`: active accounts by name, names only. Coordinators see
@@ -242,7 +255,7 @@ struct Person<'a> {
 #[utoipa::path(
     get, path = "/api/people", operation_id = "users_people", tag = "users",
     params(PeopleQuery),
-    responses((status = 200, description = "OK", body = [Object])),
+    responses((status = 200, description = "OK", body = [Person])),
 )]
 pub async fn people(
     state: web::Data<AppState>, AuthUser(caller): AuthUser, query: web::Query<PeopleQuery>,

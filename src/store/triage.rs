@@ -19,7 +19,7 @@ use crate::domain::triage::{check_returned, check_triage, Decision, StandardPlan
 use crate::domain::{Case, CaseDetails, NewAuditEvent, NewMessage, Specialty, UserId};
 
 /// A specialty's triage data.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct SpecialtyRules {
     /// Proforma fields a booking must give (`start_back` for back and neck cases only).
     pub proforma_required: Vec<ProformaField>,
