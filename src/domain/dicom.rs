@@ -55,7 +55,11 @@ pub const SUPPORTED: &str = "native, deflated, RLE lossless, JPEG baseline/exten
 
 /// The study's facts, or `None` when the bytes are not a DICOM file.
 pub fn study_facts(bytes: &[u8]) -> Option<StudyFacts> {
-    let file = open(bytes)?;
+    Some(facts_of(&open(bytes)?))
+}
+
+/// The facts of an opened file.
+fn facts_of(file: &DefaultDicomObject) -> StudyFacts {
     let element = |name: &str| file.element_by_name_opt(name).ok().flatten();
     let text = |name: &str| {
         let value = element(name)?.to_str().ok()?;
@@ -73,7 +77,7 @@ pub fn study_facts(bytes: &[u8]) -> Option<StudyFacts> {
         _ => None,
     };
     let transfer_syntax = file.meta().transfer_syntax().trim_end_matches('\0').to_string();
-    Some(StudyFacts {
+    StudyFacts {
         modality: text("Modality"),
         body_part: text("BodyPartExamined"),
         study_date: text("StudyDate").and_then(|d| NaiveDate::parse_from_str(&d, "%Y%m%d").ok()),
@@ -86,7 +90,7 @@ pub fn study_facts(bytes: &[u8]) -> Option<StudyFacts> {
         pixel_spacing_mm: spacing,
         renderable: decodes(&transfer_syntax),
         transfer_syntax,
-    })
+    }
 }
 
 /// Whether this build decodes pixel data in the transfer syntax `uid`.
@@ -104,7 +108,9 @@ pub struct DecodedFrame {
 /// Decodes frame `frame` (from 0): monochrome frames as their modality values (the
 /// rescale applied), colour frames as 8-bit RGB.
 pub fn decode_frame(bytes: &[u8], frame: u32) -> Result<DecodedFrame, RenderError> {
-    let facts = study_facts(bytes).ok_or(RenderError::NotAnImage)?;
+    // Parsed once: the facts and the pixels come from the same object.
+    let file = open(bytes).ok_or(RenderError::NotAnImage)?;
+    let facts = facts_of(&file);
     if !facts.renderable {
         return Err(RenderError::UnsupportedTransferSyntax(facts.transfer_syntax));
     }
@@ -115,7 +121,6 @@ pub fn decode_frame(bytes: &[u8], frame: u32) -> Result<DecodedFrame, RenderErro
     if pixels > MAX_PIXELS {
         return Err(RenderError::TooLarge);
     }
-    let file = open(bytes).ok_or(RenderError::NotAnImage)?;
     let undecodable = |e: dicom_pixeldata::Error| RenderError::Undecodable(e.to_string());
     let pixels = file.decode_pixel_data_frame(frame).map_err(undecodable)?;
     let (rows, columns) = (pixels.rows(), pixels.columns());
