@@ -38,6 +38,7 @@ pub struct HttpSettings {
     pub shutdown_timeout_seconds: u64,
     pub web_dir: PathBuf,
     pub json_limit_bytes: usize,
+    pub send_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,8 @@
 //! writer sends. The JSON names and shapes are a contract (`docs/live-protocol.md`);
 //! nothing here decides anything.
 
+use actix_http::ws::CloseCode;
+use actix_web::web::Bytes;
 use bytestring::ByteString;
 use serde::Deserialize;
 use serde_json::json;
@@ -45,6 +47,9 @@ pub fn error(id: Option<&str>, code: &str, message: &str) -> ByteString {
 /// What goes out to one connection, in order.
 pub enum Outbound {
     Text(ByteString),
+    /// A broadcast already framed for the wire: encoded once, the same bytes for every
+    /// connection it goes to.
+    Frame(Bytes),
     /// Media signalling: kept when a lagging connection's backlog is dropped.
     Signal(ByteString),
     /// A snapshot showing identified cases: the writer audits the read of each case
@@ -53,8 +58,23 @@ pub enum Outbound {
         text: ByteString,
         cases: Vec<Uuid>,
     },
-    /// Close the connection.
-    Close,
+    /// The server's heartbeat.
+    Ping,
+    /// The answer to the client's ping, with its payload.
+    Pong(Bytes),
+    /// Close the connection, saying why when there is a reason the client should know.
+    Close(Option<(CloseCode, &'static str)>),
+}
+
+impl Outbound {
+    /// Kept when a lagging connection's backlog is dropped: what the snapshot it is sent
+    /// instead does not carry.
+    pub fn survives_lag(&self) -> bool {
+        matches!(
+            self,
+            Outbound::Signal(_) | Outbound::Ping | Outbound::Pong(_) | Outbound::Close(_)
+        )
+    }
 }
 
 /// Why media signalling was refused: the `code` the client receives and what it is told.

@@ -62,6 +62,11 @@ impl Application {
     /// be called inside a tokio runtime).
     pub fn with_store(settings: Settings, store: DynStore) -> anyhow::Result<Self> {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
+        // Accepted sockets inherit the listener's send buffer.
+        if settings.http.send_buffer_bytes > 0 {
+            socket2::SockRef::from(&listener)
+                .set_send_buffer_size(settings.http.send_buffer_bytes)?;
+        }
         let port = listener.local_addr()?.port();
         let workers = match settings.http.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

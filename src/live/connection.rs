@@ -1,18 +1,26 @@
-//! One WebSocket connection to a live session: a reader (client messages, heartbeat) and
-//! its own writer task draining a bounded queue, so a slow client only ever delays
-//! itself. Leaving the room happens in `Drop`, however the connection ends.
+//! One WebSocket connection to a live session. What the client sends is read by the
+//! connection's own task (commands, signalling, pings, the heartbeat); what it is sent is
+//! the HTTP response body itself, drawn from the connection's bounded queue by the
+//! connection's dispatcher: an event goes from the room to the socket with one hand-off,
+//! frames already waiting go out in one write, and a slow client only delays itself.
+//! Leaving the room happens in `Drop`, however the connection ends.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use actix_http::ws::CloseCode;
+use actix_web::body::{BodyStream, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::HttpResponse;
+use futures_util::Stream;
 use serde_json::json;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
 
 use super::protocol::{self, ClientMessage};
 use super::room::{Conn, RoomMsg, LAGGING, RESYNC_ASKED};
+use super::wire::{self, Inbound, Inbox};
 use super::Hub;
 use crate::auth::access::AgendaAccess;
 use crate::domain::{NewAuditEvent, User};
@@ -50,9 +58,14 @@ impl Drop for Membership {
     }
 }
 
-/// Runs the connection until the client goes, stops answering pings, or the server
-/// stops.
-pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::MessageStream) {
+/// Frames already waiting are written together, up to about this many bytes.
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// Joins the room and answers the upgrade: the handshake's 101, whose body is the
+/// connection's queue. The client's messages are read by a task of their own.
+pub async fn open(
+    join: Joining, handshake: actix_http::ResponseBuilder, payload: actix_web::web::Payload,
+) -> HttpResponse {
     let settings = join.hub.settings().clone();
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let lag = Arc::new(AtomicU8::new(super::room::FLOWING));
@@ -71,115 +84,154 @@ pub async fn serve(join: Joining, mut ws: actix_ws::Session, stream: actix_ws::M
         lobby: lobby.clone(),
         ended: ended.clone(),
     };
-    let Some(room) = join.hub.join(join.session_id, conn, join.last_seq).await else {
-        let _ = ws
-            .close(Some(CloseReason {
-                code: CloseCode::Again,
-                description: Some("the meeting is unavailable; try again".into()),
-            }))
-            .await;
-        return;
+    let room = join.hub.join(join.session_id, conn, join.last_seq).await;
+    let (gone_tx, gone) = oneshot::channel();
+    let writer = Writer {
+        rx,
+        lag,
+        room: room.clone(),
+        conn_id,
+        auditor: Auditor { store: join.store, user: user_id, client_addr: join.client_addr },
+        done: false,
+        _gone: gone_tx,
     };
-    let membership = Membership { room: room.clone(), conn_id };
-    let auditor = Auditor { store: join.store, user: user_id, client_addr: join.client_addr };
-    let mut writer = tokio::spawn(write(ws.clone(), rx, lag, room.clone(), conn_id, auditor));
-    let mut media = Media {
-        sfu: join.hub.media().clone(),
-        session_id: join.session_id,
-        user_id,
-        role,
-        peer: None,
-    };
+    match room {
+        Some(room) => {
+            let reader = Reader {
+                inbox: Inbox::new(payload, settings.max_message_bytes),
+                tx,
+                room: room.clone(),
+                conn_id,
+                lobby,
+                ended,
+                media: Media {
+                    sfu: join.hub.media().clone(),
+                    session_id: join.session_id,
+                    user_id,
+                    role,
+                    peer: None,
+                },
+                membership: Membership { room, conn_id },
+            };
+            actix_web::rt::spawn(reader.run(settings, gone));
+        }
+        None => {
+            let _ = tx.try_send(Outbound::Close(Some((
+                CloseCode::Again,
+                "the meeting is unavailable; try again",
+            ))));
+        }
+    }
+    let mut handshake = handshake;
+    let response = handshake.body(BodyStream::new(writer.into_body()).boxed());
+    HttpResponse::from(response.map_body(|_, body| body.boxed()))
+}
 
-    let mut stream = stream
-        .max_frame_size(settings.max_message_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(settings.max_message_bytes);
-    let timeout = Duration::from_secs(settings.client_timeout_seconds);
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(settings.heartbeat_seconds));
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
-    let mut close = None;
-    loop {
-        tokio::select! {
-            msg = stream.recv() => {
-                let Some(Ok(msg)) = msg else { break };
-                last_heard = Instant::now();
-                match msg {
-                    AggregatedMessage::Text(text) => {
-                        let to_room = match protocol::parse(&text) {
-                            Ok(ClientMessage::Command { id, expected_seq, command }) => {
-                                RoomMsg::Command { conn_id, id, expected_seq, command }
+/// The connection's reading side, with what ends with it: its media and its membership.
+struct Reader {
+    inbox: Inbox<actix_web::web::Payload>,
+    tx: mpsc::Sender<Outbound>,
+    room: mpsc::Sender<RoomMsg>,
+    conn_id: u64,
+    lobby: Arc<AtomicBool>,
+    ended: Arc<Notify>,
+    media: Media,
+    membership: Membership,
+}
+
+impl Reader {
+    /// Reads until the client goes, stops answering pings, the response body ends
+    /// (`gone`), or the server stops; then leaves and says goodbye.
+    async fn run(mut self, settings: crate::config::LiveSettings, mut gone: oneshot::Receiver<()>) {
+        let timeout = Duration::from_secs(settings.client_timeout_seconds);
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(settings.heartbeat_seconds));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut close = None;
+        loop {
+            tokio::select! {
+                message = self.inbox.next() => {
+                    let Some(message) = message else { break };
+                    last_heard = Instant::now();
+                    match message {
+                        Inbound::Text(text) => {
+                            if !self.handle(&text).await {
+                                break;
                             }
-                            Ok(ClientMessage::Resume { last_seq }) => {
-                                RoomMsg::Resume { conn_id, last_seq }
-                            }
-                            Ok(ClientMessage::Rtc(_)) if lobby.load(Ordering::Acquire) => {
-                                let reply = signal::error(None, "in_lobby", "media starts once the chair lets you in");
-                                let _ = tx.try_send(Outbound::Text(reply));
-                                continue;
-                            }
-                            Ok(ClientMessage::Rtc(signal)) => {
-                                media.signal(signal, &tx).await;
-                                continue;
-                            }
-                            Err(bad) => {
-                                let reply = signal::error(bad.id.as_deref(), "invalid_message", &bad.message);
-                                let _ = tx.try_send(Outbound::Text(reply));
-                                continue;
-                            }
-                        };
-                        if room.send(to_room).await.is_err() {
-                            break;
                         }
-                    }
-                    AggregatedMessage::Binary(_) => {
-                        let reply = signal::error(None, "invalid_message", "messages are JSON text");
-                        let _ = tx.try_send(Outbound::Text(reply));
-                    }
-                    AggregatedMessage::Ping(bytes) => {
-                        // A client that reads nothing fills the socket's queue: give up
-                        // rather than wait on it.
-                        let pong = tokio::time::timeout(timeout, ws.pong(&bytes)).await;
-                        if !matches!(pong, Ok(Ok(()))) {
-                            break;
+                        Inbound::Binary => {
+                            let reply = signal::error(None, "invalid_message", "messages are JSON text");
+                            let _ = self.tx.try_send(Outbound::Text(reply));
                         }
+                        // A client that reads nothing fills its queue: give up rather than
+                        // wait on it.
+                        Inbound::Ping(bytes) => {
+                            if !self.send_within(Outbound::Pong(bytes), timeout).await {
+                                break;
+                            }
+                        }
+                        Inbound::Pong => {}
+                        Inbound::Close => break,
                     }
-                    AggregatedMessage::Pong(_) => {}
-                    AggregatedMessage::Close(_) => break,
                 }
-            }
-            // The writer stopped (the socket failed, or the room showed this user the
-            // door): stop reading too, which also hangs up their media.
-            _ = &mut writer => break,
-            // The account was deactivated: say so past the queue, and close now.
-            () = ended.notified() => {
-                let text = signal::error(None, "account_deactivated", "this account was deactivated");
-                let _ = tokio::time::timeout(timeout, ws.text(text)).await;
-                close = Some(CloseReason {
-                    code: CloseCode::Policy,
-                    description: Some("account deactivated".into()),
-                });
-                break;
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > timeout {
-                    close = Some(CloseReason {
-                        code: CloseCode::Away,
-                        description: Some("no answer to pings; reconnect and resume".into()),
-                    });
+                // The response body ended (the socket failed, or the room showed this
+                // user the door): stop reading too, which also hangs up their media.
+                _ = &mut gone => break,
+                // The account was deactivated: say so, and close.
+                () = self.ended.notified() => {
+                    let text = signal::error(None, "account_deactivated", "this account was deactivated");
+                    let _ = self.send_within(Outbound::Text(text), timeout).await;
+                    close = Some((CloseCode::Policy, "account deactivated"));
                     break;
                 }
-                let ping = tokio::time::timeout(timeout, ws.ping(b"")).await;
-                if !matches!(ping, Ok(Ok(()))) {
-                    break;
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > timeout {
+                        close = Some((CloseCode::Away, "no answer to pings; reconnect and resume"));
+                        break;
+                    }
+                    if !self.send_within(Outbound::Ping, timeout).await {
+                        break;
+                    }
                 }
             }
         }
+        let Reader { tx, media, membership, .. } = self;
+        drop(media);
+        drop(membership);
+        let _ = tx.try_send(Outbound::Close(close));
     }
-    drop(media);
-    drop(membership);
-    let _ = ws.close(close).await;
+
+    /// Passes a client's text message on; false once the room has gone.
+    async fn handle(&mut self, text: &str) -> bool {
+        let conn_id = self.conn_id;
+        let to_room = match protocol::parse(text) {
+            Ok(ClientMessage::Command { id, expected_seq, command }) => {
+                RoomMsg::Command { conn_id, id, expected_seq, command }
+            }
+            Ok(ClientMessage::Resume { last_seq }) => RoomMsg::Resume { conn_id, last_seq },
+            Ok(ClientMessage::Rtc(_)) if self.lobby.load(Ordering::Acquire) => {
+                let reply =
+                    signal::error(None, "in_lobby", "media starts once the chair lets you in");
+                let _ = self.tx.try_send(Outbound::Text(reply));
+                return true;
+            }
+            Ok(ClientMessage::Rtc(signal)) => {
+                self.media.signal(signal, &self.tx).await;
+                return true;
+            }
+            Err(bad) => {
+                let reply = signal::error(bad.id.as_deref(), "invalid_message", &bad.message);
+                let _ = self.tx.try_send(Outbound::Text(reply));
+                return true;
+            }
+        };
+        self.room.send(to_room).await.is_ok()
+    }
+
+    /// Queues a frame of the connection's own, waiting at most `timeout` for room.
+    async fn send_within(&self, out: Outbound, timeout: Duration) -> bool {
+        matches!(tokio::time::timeout(timeout, self.tx.send(out)).await, Ok(Ok(())))
+    }
 }
 
 /// This connection's media: its peer in the SFU, started by its first signal and closed
@@ -237,7 +289,8 @@ impl Auditor {
                     .details(json!({ "via": "live" }))
             })
             .collect();
-        match self.store.append_audits(events).await {
+        // Boxed: the store's future is large, and every idle connection would carry it.
+        match Box::pin(self.store.append_audits(events)).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot audit a live snapshot; not sent");
@@ -247,52 +300,114 @@ impl Auditor {
     }
 }
 
-/// Drains the connection's queue into the socket. When the room found the queue full,
-/// the backlog is dropped and a fresh snapshot asked for instead.
-async fn write(
-    mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>, lag: Arc<AtomicU8>,
-    room: mpsc::Sender<RoomMsg>, conn_id: u64, auditor: Auditor,
-) {
-    while let Some(out) = rx.recv().await {
-        if lag.load(Ordering::Acquire) == LAGGING {
-            // Media signalling is not in the snapshot: it survives the drop.
-            let mut signals = Vec::new();
-            for out in std::iter::once(out).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                if let Outbound::Signal(text) = out {
-                    signals.push(text);
+/// The connection's writing side: its queue, drawn by the response body.
+struct Writer {
+    rx: mpsc::Receiver<Outbound>,
+    lag: Arc<AtomicU8>,
+    /// `None` when the room could not be joined (the queue then holds only a close).
+    room: Option<mpsc::Sender<RoomMsg>>,
+    conn_id: u64,
+    auditor: Auditor,
+    /// A close frame has been written: nothing follows it.
+    done: bool,
+    /// Dropped with the body, which tells the reader the connection is gone.
+    _gone: oneshot::Sender<()>,
+}
+
+impl Writer {
+    /// The response body: each item is every frame waiting at the time, in order.
+    fn into_body(self) -> impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
+        futures_util::stream::unfold(self, |mut writer| async move {
+            let chunk = writer.next_chunk().await?;
+            Some((Ok(chunk), writer))
+        })
+    }
+
+    /// Waits for something to send, then takes whatever else is already waiting;
+    /// `None` once the connection is closed or every sender has gone.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut buf = BytesMut::new();
+        // A lagging connection's drained backlog may leave nothing to write.
+        while buf.is_empty() {
+            if self.done {
+                return None;
+            }
+            match self.rx.recv().await {
+                // The common case, one broadcast with nothing behind it, goes out as the
+                // shared bytes themselves.
+                Some(Outbound::Frame(frame))
+                    if self.rx.is_empty() && self.lag.load(Ordering::Acquire) != LAGGING =>
+                {
+                    return Some(frame);
                 }
+                out => self.write(out, &mut buf).await,
             }
-            for text in signals {
-                if ws.text(text).await.is_err() {
-                    return;
-                }
-            }
-            lag.store(RESYNC_ASKED, Ordering::Release);
-            if room.send(RoomMsg::Resync { conn_id }).await.is_err() {
-                break;
-            }
-            continue;
         }
-        let sent = match out {
-            Outbound::Close => break,
-            Outbound::Text(text) | Outbound::Signal(text) => ws.text(text).await,
-            Outbound::Snapshot { text, cases } => {
-                if !auditor.cases_read(&cases).await {
-                    let _ = ws
-                        .text(signal::error(
-                            None,
-                            "unavailable",
-                            "the meeting state could not be sent; reconnect",
-                        ))
-                        .await;
-                    break;
-                }
-                ws.text(text).await
-            }
+        while !self.done && buf.len() < BATCH_BYTES {
+            let Ok(out) = self.rx.try_recv() else { break };
+            self.write(Some(out), &mut buf).await;
+        }
+        Some(buf.freeze())
+    }
+
+    /// Encodes one queued item. When the room found the queue full, the backlog is
+    /// dropped (but for what survives lag) and a fresh snapshot asked for instead.
+    async fn write(&mut self, out: Option<Outbound>, buf: &mut BytesMut) {
+        let Some(out) = out else {
+            wire::put_close(buf, None);
+            self.done = true;
+            return;
         };
-        if sent.is_err() {
-            break;
+        if self.lag.load(Ordering::Acquire) == LAGGING {
+            let kept: Vec<Outbound> = std::iter::once(out)
+                .chain(std::iter::from_fn(|| self.rx.try_recv().ok()))
+                .filter(Outbound::survives_lag)
+                .collect();
+            for out in kept {
+                self.encode(out, buf).await;
+            }
+            self.lag.store(RESYNC_ASKED, Ordering::Release);
+            let resync = RoomMsg::Resync { conn_id: self.conn_id };
+            if let Some(room) = &self.room {
+                if room.send(resync).await.is_err() {
+                    self.close(buf, None);
+                }
+            }
+            return;
+        }
+        self.encode(out, buf).await;
+    }
+
+    async fn encode(&mut self, out: Outbound, buf: &mut BytesMut) {
+        if self.done {
+            return;
+        }
+        match out {
+            Outbound::Text(text) | Outbound::Signal(text) => wire::put_text(buf, &text),
+            Outbound::Frame(frame) => buf.extend_from_slice(&frame),
+            Outbound::Snapshot { text, cases } => {
+                if self.auditor.cases_read(&cases).await {
+                    wire::put_text(buf, &text);
+                } else {
+                    let text = signal::error(
+                        None,
+                        "unavailable",
+                        "the meeting state could not be sent; reconnect",
+                    );
+                    wire::put_text(buf, &text);
+                    self.close(buf, None);
+                }
+            }
+            Outbound::Ping => wire::put_ping(buf),
+            Outbound::Pong(payload) => wire::put_pong(buf, &payload),
+            Outbound::Close(reason) => self.close(buf, reason),
         }
     }
-    let _ = ws.close(None).await;
+
+    fn close(&mut self, buf: &mut BytesMut, reason: Option<(CloseCode, &'static str)>) {
+        if !self.done {
+            wire::put_close(buf, reason);
+            self.done = true;
+        }
+    }
 }

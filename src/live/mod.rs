@@ -1,7 +1,8 @@
 //! The live meeting channel: the [`Hub`] that finds or starts each live session's room,
 //! the rooms themselves ([`room`], one owner task per session, with what they all share
-//! in `shared`), the WebSocket connections ([`connection`]) and the wire format
-//! ([`protocol`]; the frames shared with the SFU are in `crate::signal`). Across instances
+//! in `shared`), the WebSocket connections ([`connection`]) with their framing ([`wire`]),
+//! and the wire format ([`protocol`]; the frames shared with the SFU are in
+//! `crate::signal`). Across instances
 //! (PostgreSQL) the events table is the source of truth; `LISTEN/NOTIFY` only wakes rooms,
 //! and rooms poll while the listening connection is down.
 
@@ -10,6 +11,7 @@ mod letters;
 pub mod protocol;
 pub mod room;
 pub mod shared;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::protocol::{self, Snapshot, You};
 use super::shared::Shared;
+use super::wire;
 use crate::auth::access::{agenda_access, waits_in_lobby, AgendaAccess};
 use crate::domain::conflict::Conflict;
 use crate::domain::invitation::InvitationKind;
@@ -914,7 +915,7 @@ impl Room {
         let text =
             signal::error(None, "entry_denied", "the chair did not let you into this meeting");
         let _ = conn.tx.try_send(Outbound::Text(text));
-        let _ = conn.tx.try_send(Outbound::Close);
+        let _ = conn.tx.try_send(Outbound::Close(None));
     }
 
     /// Closes the connection (and with it the person's media) with `not_a_participant`.
@@ -922,7 +923,7 @@ impl Room {
         let text =
             signal::error(None, "not_a_participant", "you no longer have a case in this meeting");
         let _ = conn.tx.try_send(Outbound::Text(text));
-        let _ = conn.tx.try_send(Outbound::Close);
+        let _ = conn.tx.try_send(Outbound::Close(None));
     }
 
     fn send_snapshot(&self, conn_id: u64) {
@@ -985,9 +986,11 @@ impl Room {
         }
     }
 
+    /// Sends the same text to everyone in the meeting, framed once for all of them.
     fn broadcast(&self, text: ByteString) {
+        let frame = wire::text_frame(&text);
         for conn in self.conns.values().filter(|c| !c.lobby.load(Ordering::Acquire)) {
-            Self::push(conn, Outbound::Text(text.clone()));
+            Self::push(conn, Outbound::Frame(frame.clone()));
         }
     }
 

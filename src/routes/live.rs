@@ -110,11 +110,10 @@ pub async fn connect(
     if view == AgendaAccess::None {
         return Err(not_a_participant());
     }
-    let (response, ws, stream) =
-        actix_ws::handle(&req, body).map_err(|_| ApiError::BadRequest {
-            code: "websocket_expected",
-            message: "this address speaks WebSocket only".into(),
-        })?;
+    let handshake = actix_http::ws::handshake(req.head()).map_err(|_| ApiError::BadRequest {
+        code: "websocket_expected",
+        message: "this address speaks WebSocket only".into(),
+    })?;
     let joining = Joining {
         hub: state.live.clone(),
         store: state.store.clone(),
@@ -124,8 +123,7 @@ pub async fn connect(
         client_addr: state.client_addr(&req),
         last_seq: query.last_seq,
     };
-    actix_web::rt::spawn(connection::serve(joining, ws, stream));
-    Ok(response)
+    Ok(connection::open(joining, handshake, body).await)
 }
 
 /// The browser's `Origin` must be one of `http.public_origins`, or, when that list is
