@@ -123,7 +123,7 @@ impl Hub {
     /// Events were appended outside this instance's room (e.g. with an outcome over
     /// REST): the room, if any, catches up now.
     pub fn events_appended(&self, session_id: Uuid) {
-        self.tell(Some(session_id), || RoomMsg::Wake);
+        self.tell(Some(session_id), || RoomMsg::Wake { upto: None });
     }
 
     /// The account was deactivated: every room of this instance closes its connections
@@ -153,15 +153,15 @@ impl Hub {
 }
 
 impl LiveSignal for Hub {
-    fn event(&self, session_id: Uuid, _seq: u64) {
-        self.events_appended(session_id);
+    fn event(&self, session_id: Uuid, seq: u64) {
+        self.tell(Some(session_id), || RoomMsg::Wake { upto: Some(seq) });
     }
 
     fn listening(&self, up: bool) {
         let was = self.shared.set_listening(up);
         if up && !was {
             // Whatever was missed while deaf is in the events table.
-            self.tell(None, || RoomMsg::Wake);
+            self.tell(None, || RoomMsg::Wake { upto: None });
         }
     }
 }

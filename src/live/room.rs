@@ -91,8 +91,12 @@ pub enum RoomMsg {
     Resync {
         conn_id: u64,
     },
-    /// Events may have been committed elsewhere: catch up from the events table.
-    Wake,
+    /// Events may have been committed elsewhere: catch up from the events table. With
+    /// `upto`, the newest event committed (a notification): nothing to read if the room
+    /// has it already, as it does when the event was its own.
+    Wake {
+        upto: Option<u64>,
+    },
     /// The agenda changed outside the meeting: read it again.
     Reload,
     /// The account was deactivated: close its connections here.
@@ -292,7 +296,8 @@ impl Room {
                     self.send_snapshot(conn_id);
                 }
             }
-            RoomMsg::Wake => self.catch_up().await,
+            RoomMsg::Wake { upto: Some(seq) } if seq <= self.live.seq => {}
+            RoomMsg::Wake { .. } => self.catch_up().await,
             RoomMsg::Deactivated { user_id } => self.end_accounts(&[user_id]),
             // Nothing changed outside while the database is away; the housekeeping tick
             // reads everything again once it is back.
