@@ -51,7 +51,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use support::{free_port, median, spawn_server, wait_until_answering, Ours};
+use support::{
+    clock_ticks, cpu_ticks, free_port, median, rss_kib, spawn_server, status_field,
+    wait_until_answering, Ours,
+};
 
 mod support;
 
@@ -515,48 +518,6 @@ fn print_report(config: &Config, rows: &[(usize, Target, Figures)]) {
 // ---------------------------------------------------------------------------------------
 // /proc readings
 // ---------------------------------------------------------------------------------------
-
-/// Clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/<pid>/stat` times.
-fn clock_ticks() -> Result<f64> {
-    let out = Command::new("getconf").arg("CLK_TCK").output().context("run getconf CLK_TCK")?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse::<f64>()
-        .context("getconf CLK_TCK printed no number")
-}
-
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-    // Fields after the command name (which may hold spaces) start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')').context("no ) in stat")? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> Result<u64> {
-        fields
-            .get(i - 3)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no field {i} in {path}"))
-    };
-    Ok(field(14)? + field(15)?)
-}
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    status_field(pid, "VmRSS:")
-}
-
-/// A number from `/proc/<pid>/status` (`VmRSS:` in KiB, `Threads:`).
-fn status_field(pid: u32, name: &str) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no {name} in {path}"))
-}
 
 fn rss_kib_self() -> Result<u64> {
     rss_kib(std::process::id())

@@ -1,7 +1,8 @@
 //! How the benches start our server, written once: as a child process (`mdt-coordinator
 //! serve` with only the settings chosen here, its first coordinator made by `user add`),
 //! or inside the bench process on port 0; and the PostgreSQL database a run makes and
-//! drops; and the two statistics every bench reports (nearest-rank percentile, median).
+//! drops; the two statistics every bench reports (nearest-rank percentile, median); and
+//! a server process's CPU time and resident memory from `/proc`.
 #![allow(dead_code)]
 
 use std::io::Write as _;
@@ -282,4 +283,50 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     } else {
         (values[mid - 1] + values[mid]) / 2.0
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// /proc readings of a server process
+// ---------------------------------------------------------------------------------------
+
+/// Clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/<pid>/stat` times.
+pub fn clock_ticks() -> Result<f64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output().context("run getconf CLK_TCK")?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .context("getconf CLK_TCK printed no number")
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').context("no ) in stat")? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no field {i} in {path}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_field(pid, "VmRSS:")
+}
+
+/// A number from `/proc/<pid>/status` (`VmRSS:` in KiB, `Threads:`).
+pub fn status_field(pid: u32, name: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {name} in {path}"))
 }
