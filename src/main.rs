@@ -110,11 +110,6 @@ enum UserCommand {
     },
 }
 
-/// mimalloc: thousands of idle live connections each keep only a few small buffers, and
-/// mimalloc returns freed pages where glibc's per-thread arenas keep them resident.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result =
