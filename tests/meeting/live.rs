@@ -160,6 +160,12 @@ impl Meeting {
 
     /// Joins through the server at `base` (another instance), optionally resuming.
     pub async fn join_at(&self, base: &str, token: &str, last_seq: Option<u64>) -> Ws {
+        let url = self.live_url(base, token, last_seq).await;
+        connect(&url, base).await.expect("live channel opens")
+    }
+
+    /// The live channel's address on the server at `base`, with a fresh ticket.
+    async fn live_url(&self, base: &str, token: &str, last_seq: Option<u64>) -> String {
         let res = self
             .app
             .http
@@ -172,32 +178,17 @@ impl Meeting {
         let ticket: Value = res.json().await.unwrap();
         let ticket = ticket["ticket"].as_str().unwrap();
         let resume = last_seq.map(|s| format!("&last_seq={s}")).unwrap_or_default();
-        let url = format!(
+        format!(
             "{}/api/sessions/{}/live?ticket={ticket}{resume}",
             base.replace("http://", "ws://"),
             self.session
-        );
-        connect(&url, base).await.expect("live channel opens")
+        )
     }
 
     /// The live channel over a socket with a tiny receive window, so that what the client
     /// does not read backs up on the server at once rather than in the kernel.
     pub async fn join_with_small_window(&self, token: &str) -> Ws {
-        let res = self
-            .app
-            .http
-            .post(self.app.url(&format!("/api/sessions/{}/live-ticket", self.session)))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let ticket: Value = res.json().await.unwrap();
-        let url = format!(
-            "{}/api/sessions/{}/live?ticket={}",
-            self.app.base.replace("http://", "ws://"),
-            self.session,
-            ticket["ticket"].as_str().unwrap()
-        );
+        let url = self.live_url(&self.app.base, token, None).await;
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert("Origin", self.app.base.parse().unwrap());
         let addr = self.app.base.trim_start_matches("http://").parse().unwrap();
