@@ -64,7 +64,7 @@ const BATCH_BYTES: usize = 16 * 1024;
 /// Joins the room and answers the upgrade: the handshake's 101, whose body is the
 /// connection's queue. The client's messages are read by a task of their own.
 pub async fn open(
-    join: Joining, handshake: actix_http::ResponseBuilder, payload: actix_web::web::Payload,
+    join: Joining, mut handshake: actix_http::ResponseBuilder, payload: actix_web::web::Payload,
 ) -> HttpResponse {
     let settings = join.hub.settings().clone();
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
@@ -100,8 +100,6 @@ pub async fn open(
             let reader = Reader {
                 inbox: Inbox::new(payload, settings.max_message_bytes),
                 tx,
-                room: room.clone(),
-                conn_id,
                 lobby,
                 ended,
                 media: Media {
@@ -122,7 +120,6 @@ pub async fn open(
             ))));
         }
     }
-    let mut handshake = handshake;
     let response = handshake.body(BodyStream::new(writer.into_body()).boxed());
     HttpResponse::from(response.map_body(|_, body| body.boxed()))
 }
@@ -131,11 +128,10 @@ pub async fn open(
 struct Reader {
     inbox: Inbox<actix_web::web::Payload>,
     tx: mpsc::Sender<Outbound>,
-    room: mpsc::Sender<RoomMsg>,
-    conn_id: u64,
     lobby: Arc<AtomicBool>,
     ended: Arc<Notify>,
     media: Media,
+    /// The room it is in, and as whom.
     membership: Membership,
 }
 
@@ -203,7 +199,7 @@ impl Reader {
 
     /// Passes a client's text message on; false once the room has gone.
     async fn handle(&mut self, text: &str) -> bool {
-        let conn_id = self.conn_id;
+        let conn_id = self.membership.conn_id;
         let to_room = match protocol::parse(text) {
             Ok(ClientMessage::Command { id, expected_seq, command }) => {
                 RoomMsg::Command { conn_id, id, expected_seq, command }
@@ -225,7 +221,7 @@ impl Reader {
                 return true;
             }
         };
-        self.room.send(to_room).await.is_ok()
+        self.membership.room.send(to_room).await.is_ok()
     }
 
     /// Queues a frame of the connection's own, waiting at most `timeout` for room.
@@ -353,11 +349,7 @@ impl Writer {
     /// Encodes one queued item. When the room found the queue full, the backlog is
     /// dropped (but for what survives lag) and a fresh snapshot asked for instead.
     async fn write(&mut self, out: Option<Outbound>, buf: &mut BytesMut) {
-        let Some(out) = out else {
-            wire::put_close(buf, None);
-            self.done = true;
-            return;
-        };
+        let Some(out) = out else { return self.close(buf, None) };
         if self.lag.load(Ordering::Acquire) == LAGGING {
             let kept: Vec<Outbound> = std::iter::once(out)
                 .chain(std::iter::from_fn(|| self.rx.try_recv().ok()))
