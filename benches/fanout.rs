@@ -5,14 +5,17 @@
 //! - **one room**: N viewers (default 1,000) of one session, measured beside the peer;
 //! - **many rooms**: R sessions (default 50) of V viewers each (default 100: 5,000
 //!   connections), every chair sending its commands at the same time, to show that rooms
-//!   do not slow each other. Ours only: the peer has a single room.
+//!   do not slow each other. Ours and the floor: the peer has a single room.
 //!
 //! The servers, with the same harness code for all:
 //! - **ours**: the real `mdt-coordinator serve` on a fresh SQLite database in a temporary
 //!   directory; also on a fresh PostgreSQL database when `MDT_BENCH_POSTGRES_URL` names an
 //!   admin URL (`mdt_fanout_<random>` is created there and dropped afterwards);
 //! - **peer**: `benches/ws-peer/server.mjs`, a broadcast server on Node's `ws` library that
-//!   speaks the same live protocol without persistence, accounts or tickets.
+//!   speaks the same live protocol without persistence, accounts or tickets;
+//! - **floor**: `benches/floor`, this executable serving the peer's
+//!   protocol with the least work per delivery (one frame, one `write` per viewer, one
+//!   task per CPU): not a target, the reference for what this machine allows.
 //!
 //! Method, identical for all: the viewers (10 trainee accounts on ours) connect 50 at a
 //! time and read continuously, each checking that sequence numbers run on by exactly one
@@ -54,6 +57,7 @@ use support::{
     wait_until_answering, Ours, PgDatabase,
 };
 
+mod floor;
 mod support;
 
 /// Accounts the viewers share on our server (trainees of a teaching session).
@@ -80,6 +84,13 @@ const COORDINATOR: &str = "coord@bench.test";
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn main() -> std::process::ExitCode {
+    if let Ok(port) = std::env::var(floor::PORT_VAR) {
+        let served = port.parse::<u16>().context("port").and_then(floor::serve);
+        if let Err(e) = served {
+            eprintln!("fanout floor server failed: {e:#}");
+        }
+        return std::process::ExitCode::FAILURE;
+    }
     match bench() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -160,8 +171,12 @@ impl Config {
                 targets.push(Target::Ours { postgres: Some(admin.clone()) });
             }
         }
-        if let Some(script) = peer_script.filter(|_| scenario.rooms == 1) {
-            targets.push(Target::Peer { script: script.to_path_buf() });
+        if let Some(script) = peer_script {
+            // The peer has one room; the floor has a room per path.
+            if scenario.rooms == 1 {
+                targets.push(Target::Peer { script: script.to_path_buf() });
+            }
+            targets.push(Target::Floor);
         }
         targets
     }
@@ -239,6 +254,9 @@ enum Target {
     Ours { postgres: Option<String> },
     /// `node benches/ws-peer/server.mjs PORT`.
     Peer { script: PathBuf },
+    /// This executable with FANOUT_FLOOR_PORT (`benches/floor`): the least work any
+    /// server can do per delivery on this machine.
+    Floor,
 }
 
 impl Target {
@@ -247,6 +265,7 @@ impl Target {
             Target::Ours { postgres: None } => "ours (SQLite)",
             Target::Ours { postgres: Some(_) } => "ours (PostgreSQL)",
             Target::Peer { .. } => "peer (node ws)",
+            Target::Floor => "floor (raw Rust)",
         }
     }
 
@@ -304,10 +323,12 @@ async fn measure(target: &Target, config: &Config, scenario: Scenario) -> Result
     let server = match target {
         Target::Ours { postgres } => Server::start_ours(postgres.as_deref()).await?,
         Target::Peer { script } => Server::start_peer(script).await?,
+        Target::Floor => Server::start_floor().await?,
     };
     let fixtures = match target {
         Target::Ours { .. } => Fixture::ours(&server, scenario.rooms).await?,
-        Target::Peer { .. } => vec![Fixture::peer(&server)],
+        Target::Peer { .. } => vec![Fixture::peer(&server, 0)],
+        Target::Floor => (0..scenario.rooms).map(|room| Fixture::peer(&server, room)).collect(),
     };
     let Some(first) = fixtures.first() else { bail!("no room was set up") };
     if first.live_url(&first.chair_token).await?.is_none() {
@@ -367,6 +388,7 @@ async fn measure(target: &Target, config: &Config, scenario: Scenario) -> Result
     figures.server_us = per_delivery(cpu_before.0, cpu_after.0);
     figures.harness_us = per_delivery(cpu_before.1, cpu_after.1);
     figures.peer = target.is_peer();
+    figures.floor = matches!(target, Target::Floor);
     Ok(Some(figures))
 }
 
@@ -416,6 +438,18 @@ impl Server {
         let child = spawn_server(node).context("start node benches/ws-peer/server.mjs")?;
         let mut server = Self { child, port, ours: None, _database: None };
         // A plain GET gets 426 Upgrade Required: any answer means it is listening.
+        let url = format!("{}/", server.origin());
+        wait_until_answering(&mut server.child, &url, None, |_| true).await?;
+        Ok(server)
+    }
+
+    /// This executable, serving `benches/floor` (it speaks the peer's protocol).
+    async fn start_floor() -> Result<Self> {
+        let port = free_port()?;
+        let mut floor = Command::new(std::env::current_exe().context("this executable")?);
+        floor.env(floor::PORT_VAR, port.to_string());
+        let child = spawn_server(floor).context("start the floor server")?;
+        let mut server = Self { child, port, ours: None, _database: None };
         let url = format!("{}/", server.origin());
         wait_until_answering(&mut server.child, &url, None, |_| true).await?;
         Ok(server)
@@ -522,11 +556,12 @@ impl Fixture {
         Ok(fixtures)
     }
 
-    /// The peer has no accounts: the same shape, with placeholder tokens and case ids.
-    fn peer(server: &Server) -> Self {
+    /// The peer and the floor have no accounts: the same shape, with placeholder tokens
+    /// and case ids (the floor's rooms are told apart by path).
+    fn peer(server: &Server, room: usize) -> Self {
         Self {
             origin: server.origin(),
-            live_base: format!("ws://127.0.0.1:{}/live", server.port),
+            live_base: format!("ws://127.0.0.1:{}/live/{room}", server.port),
             tickets: None,
             viewer_tokens: (0..VIEWER_ACCOUNTS).map(|i| format!("viewer{i}")).collect(),
             chair_token: "chair".into(),
@@ -1084,6 +1119,8 @@ impl Chair {
 #[derive(Clone, Default)]
 struct Figures {
     peer: bool,
+    /// The floor server's figures: a reference, not held to the targets.
+    floor: bool,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
@@ -1151,6 +1188,7 @@ fn medians(runs: &[&Figures]) -> Figures {
     let stamps: Vec<f64> = runs.iter().filter_map(|r| r.stamp_p99_ms).collect();
     Figures {
         peer: runs.first().is_some_and(|r| r.peer),
+        floor: runs.first().is_some_and(|r| r.floor),
         p50_ms: m(|r| r.p50_ms),
         p99_ms: m(|r| r.p99_ms),
         max_ms: m(|r| r.max_ms),
@@ -1257,6 +1295,18 @@ fn print_report(config: &Config, scenario: Scenario, rows: &[(usize, &'static st
         let clean = runs.iter().all(|r| r.lost == 0 && r.out_of_order == 0 && r.dropped == 0);
         println!("  {label:<18} zero loss and reordering in every run: {}", verdict(clean));
         if m.peer {
+            continue;
+        }
+        if m.floor {
+            let ratio = if peer.is_nan() {
+                String::new()
+            } else {
+                format!(" = {:.2}× the peer's", m.p99_ms / peer)
+            };
+            println!(
+                "  {label:<18} (reference) p99 {:.2} ms{ratio}: the least any server reached here",
+                m.p99_ms,
+            );
             continue;
         }
         if scenario.rooms > 1 {
