@@ -33,3 +33,5 @@ pub mod state;
 pub mod store;
 /// Tracing, request ids and Prometheus metrics, with no patient data.
 pub mod telemetry;
+/// Upgraded connections (the live WebSocket), served outside the HTTP/1 dispatcher.
+pub mod upgraded;

@@ -5,17 +5,19 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_http::HttpService;
+use actix_service::{map_config, ServiceFactoryExt};
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::{AppConfig, Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, CACHE_CONTROL};
 use actix_web::middleware::{from_fn, DefaultHeaders, Next};
-use actix_web::{web, App, Error, HttpServer};
+use actix_web::{web, App, Error};
 
 use crate::config::Settings;
 use crate::mail::Mailer;
 use crate::state::AppState;
 use crate::store::{self, DynStore};
-use crate::{error, routes, telemetry};
+use crate::{error, routes, telemetry, upgraded};
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -51,6 +53,43 @@ async fn no_store_api(
     Ok(res)
 }
 
+/// The app every worker serves: the state, the extractors' error handlers, the
+/// middleware and the routes.
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let json_limit = state.settings.http.json_limit_bytes;
+    let web_dir = state.settings.http.web_dir.clone();
+    let metrics = web::Data::from(state.metrics.clone());
+    App::new()
+        .app_data(state)
+        .app_data(metrics)
+        .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .wrap(from_fn(telemetry::observe))
+        .wrap(from_fn(no_store_api))
+        .wrap(
+            DefaultHeaders::new()
+                .add(("Content-Security-Policy", CSP))
+                .add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("X-Frame-Options", "DENY"))
+                .add(("Referrer-Policy", "no-referrer"))
+                .add(("Cross-Origin-Opener-Policy", "same-origin"))
+                .add(("Permissions-Policy", PERMISSIONS_POLICY)),
+        )
+        .configure(|cfg| routes::configure(cfg, &web_dir))
+}
+
 impl Application {
     /// Opens the configured database (running migrations) and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -77,40 +116,30 @@ impl Application {
         let mailer = Mailer::new(&state.settings, state.store.clone(), state.mail_wake.clone())?;
         tokio::spawn(mailer.run());
         let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            let state = app_state.clone();
-            let json_limit = state.settings.http.json_limit_bytes;
-            let web_dir = state.settings.http.web_dir.clone();
-            let metrics = web::Data::from(state.metrics.clone());
-            App::new()
-                .app_data(state)
-                .app_data(metrics)
-                .app_data(
-                    web::JsonConfig::default().limit(json_limit).error_handler(error::json_error),
-                )
-                .app_data(web::QueryConfig::default().error_handler(error::query_error))
-                .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .wrap(from_fn(telemetry::observe))
-                .wrap(from_fn(no_store_api))
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("Content-Security-Policy", CSP))
-                        .add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("X-Frame-Options", "DENY"))
-                        .add(("Referrer-Policy", "no-referrer"))
-                        .add(("Cross-Origin-Opener-Policy", "same-origin"))
-                        .add(("Permissions-Policy", PERMISSIONS_POLICY)),
-                )
-                .configure(|cfg| routes::configure(cfg, &web_dir))
-        })
-        // Live events are small frames that must go out at once (no Nagle delay).
-        .tcp_nodelay(true)
-        .listen(listener)?
-        .workers(workers)
-        .shutdown_timeout(shutdown)
-        .client_request_timeout(Duration::from_secs(30))
-        .run();
+        let addr = listener.local_addr()?;
+        let mut builder = Server::build();
+        let shutting_down = builder.graceful_shutdown_signal();
+        builder = builder.listen("mdt-coordinator", listener, move || {
+            let make_app = {
+                let state = app_state.clone();
+                move || map_config(app(state.clone()), |_| AppConfig::default())
+            };
+            let shutting_down = shutting_down.clone();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = shutting_down.clone();
+                    async move { signal.notified().await }
+                })
+                .client_request_timeout(Duration::from_secs(30))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                // Live events are small frames that must go out at once (no Nagle delay).
+                .tcp_nodelay(true)
+                .local_addr(addr)
+                .upgrade(upgraded::factory(make_app.clone()))
+                .finish(make_app().map_err(|e| e.error_response()))
+                .tcp()
+        })?;
+        let server = builder.workers(workers).shutdown_timeout(shutdown).run();
         Ok(Self { port, server, state })
     }
 

@@ -660,6 +660,106 @@ async fn handshakes_without_a_valid_ticket_and_origin_are_refused(backend: Backe
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// Opens the live channel over a plain socket, writing `first` (a client frame) in the
+/// same write as the upgrade request, as a client that acts at once may: the server reads
+/// both in one go.
+async fn join_sending_at_once(m: &Meeting, token: &str, first: &Value) -> Ws {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = m.live_url(&m.app.base, token, None).await;
+    let (host, target) = url.trim_start_matches("ws://").split_once('/').unwrap();
+    let mut bytes = format!(
+        "GET /{target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nOrigin: {}\r\n\r\n",
+        m.app.base
+    )
+    .into_bytes();
+    // One masked text frame (RFC 6455 section 5.2).
+    let payload = first.to_string().into_bytes();
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    bytes.push(0x81);
+    match u16::try_from(payload.len()).unwrap() {
+        n if n < 126 => bytes.push(0x80 | n as u8),
+        n => {
+            bytes.push(0x80 | 126);
+            bytes.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    let mut head = Vec::new();
+    let end = loop {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the server closed during the handshake");
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let rest = head.split_off(end);
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let role = tokio_tungstenite::tungstenite::protocol::Role::Client;
+    WebSocketStream::from_partially_read(MaybeTlsStream::Plain(stream), rest, role, None).await
+}
+
+/// A client that sends its first command in the same packet as its handshake: the
+/// command is not lost behind the upgrade, and is answered after the snapshot. Repeated,
+/// on fresh connections, so that a race between the upgrade and the first read shows.
+async fn a_command_sent_with_the_handshake_is_answered(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = m.join(&m.chair).await;
+    let ack = command(&mut chair, "open", json!({ "kind": "open_meeting" })).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let mut agenda = m.cases.clone();
+    for round in 0..20 {
+        agenda.rotate_left(1);
+        let id = format!("at-once-{round}");
+        let first = json!({ "type": "command", "id": id,
+                            "command": { "kind": "reorder", "case_ids": agenda } });
+        let mut ws = join_sending_at_once(&m, &m.chair, &first).await;
+        assert_eq!(recv(&mut ws).await["type"], "snapshot");
+        let reply = loop {
+            let v = recv(&mut ws).await;
+            if v["id"] == id.as_str() {
+                break v;
+            }
+        };
+        assert_eq!(reply["type"], "ack", "round {round}: {reply}");
+        let event = until(&mut chair, "agenda_reordered").await;
+        assert_eq!(event["event"]["case_ids"], json!(agenda), "round {round}");
+        ws.close(None).await.unwrap();
+    }
+}
+
+/// A refused upgrade is answered like any refusal (a status and a JSON `code`), and the
+/// connection is closed after it: it cannot go back to serving HTTP.
+async fn a_refused_upgrade_says_why_and_closes(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = Meeting::open(backend, false).await;
+    let host = m.app.base.trim_start_matches("http://").to_string();
+    let request = format!(
+        "GET /api/sessions/{}/live?ticket=not-a-ticket HTTP/1.1\r\nHost: {host}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Origin: {}\r\n\r\n",
+        m.session, m.app.base
+    );
+    let mut stream = TcpStream::connect(&host).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+    read.await.expect("the server closes the connection").unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["code"], "invalid_ticket", "{body}");
+}
+
 async fn trainees_see_only_de_identified_cases_live(backend: Backend) {
     let m = Meeting::open(backend, true).await;
     let mut chair = m.join(&m.chair).await;
@@ -938,6 +1038,8 @@ on_both_backends!(
     a_client_that_stops_reading_catches_up_from_a_snapshot,
     agenda_changes_made_outside_the_meeting_reach_everyone,
     handshakes_without_a_valid_ticket_and_origin_are_refused,
+    a_command_sent_with_the_handshake_is_answered,
+    a_refused_upgrade_says_why_and_closes,
     trainees_see_only_de_identified_cases_live,
     presence_makes_attendance_and_quorum,
     a_deactivated_account_leaves_the_meeting_at_once,
