@@ -53,17 +53,21 @@ pub enum Outbound {
     /// Media signalling: kept when a lagging connection's backlog is dropped.
     Signal(ByteString),
     /// A snapshot showing identified cases: the writer audits the read of each case
-    /// before sending it.
-    Snapshot {
-        text: ByteString,
-        cases: Vec<Uuid>,
-    },
+    /// before sending it. Boxed: a rare item, and every slot of every queue is the size
+    /// of the largest.
+    Snapshot(Box<SnapshotOut>),
     /// The server's heartbeat.
     Ping,
     /// The answer to the client's ping, with its payload.
     Pong(Bytes),
     /// Close the connection, saying why when there is a reason the client should know.
     Close(Option<(CloseCode, &'static str)>),
+}
+
+/// A snapshot's text, and the cases it shows identified (audited as read before it goes).
+pub struct SnapshotOut {
+    pub text: ByteString,
+    pub cases: Vec<Uuid>,
 }
 
 impl Outbound {

@@ -151,7 +151,9 @@ impl Reader {
                     last_heard = Instant::now();
                     match message {
                         Inbound::Text(text) => {
-                            if !self.handle(&text).await {
+                            // Boxed, as below: rare, and every idle connection's task
+                            // would otherwise be the size of the largest.
+                            if !Box::pin(self.handle(&text)).await {
                                 break;
                             }
                         }
@@ -226,7 +228,7 @@ impl Reader {
 
     /// Queues a frame of the connection's own, waiting at most `timeout` for room.
     async fn send_within(&self, out: Outbound, timeout: Duration) -> bool {
-        matches!(tokio::time::timeout(timeout, self.tx.send(out)).await, Ok(Ok(())))
+        matches!(Box::pin(tokio::time::timeout(timeout, self.tx.send(out))).await, Ok(Ok(())))
     }
 }
 
@@ -377,9 +379,9 @@ impl Writer {
         match out {
             Outbound::Text(text) | Outbound::Signal(text) => wire::put_text(buf, &text),
             Outbound::Frame(frame) => buf.extend_from_slice(&frame),
-            Outbound::Snapshot { text, cases } => {
-                if self.auditor.cases_read(&cases).await {
-                    wire::put_text(buf, &text);
+            Outbound::Snapshot(snapshot) => {
+                if self.auditor.cases_read(&snapshot.cases).await {
+                    wire::put_text(buf, &snapshot.text);
                 } else {
                     let text = signal::error(
                         None,

@@ -25,7 +25,7 @@ use crate::domain::live::{
     Command, EventBody, LiveEvent, LiveState, NewLiveEvent, View,
 };
 use crate::domain::{AttachmentKind, Case, CaseView, Role, Session, SessionState, User, UserId};
-use crate::signal::{self, Outbound};
+use crate::signal::{self, Outbound, SnapshotOut};
 use crate::store::StoreError;
 
 /// A connection's queue is flowing.
@@ -978,10 +978,10 @@ impl Room {
                     || conn.user.id == self.session.plan.chair_id,
             },
         };
-        let out = Outbound::Snapshot {
+        let out = Outbound::Snapshot(Box::new(SnapshotOut {
             text: snapshot.text(),
             cases: if identified { self.agenda.iter().map(|c| c.id).collect() } else { Vec::new() },
-        };
+        }));
         Self::push(conn, out);
     }
 
