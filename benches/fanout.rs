@@ -62,6 +62,11 @@ mod support;
 
 /// Accounts the viewers share on our server (trainees of a teaching session).
 const VIEWER_ACCOUNTS: usize = 10;
+/// glibc's malloc gives freed memory back to the system when it sees fit, which made the
+/// growth in resident memory from half the viewers to all of them read negative in some
+/// runs. Told to keep it (in the Rust servers, ours and the floor), the growth is what the
+/// new connections hold.
+const KEEP_FREED_MEMORY: (&str, &str) = ("MALLOC_TRIM_THRESHOLD_", "4294967296");
 /// Viewers opening their connection at once.
 const CONNECT_CONCURRENCY: usize = 50;
 /// Each viewer's read buffer (bigger messages are read in several reads).
@@ -425,6 +430,7 @@ impl Server {
         );
         // Every chair and viewer account signs in from this one address.
         ours.set("MDT__AUTH__LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "10000");
+        ours.set(KEEP_FREED_MEMORY.0, KEEP_FREED_MEMORY.1);
         ours.add_coordinator(COORDINATOR, "Bench Coordinator", PASSWORD)?;
         let child = ours.serve().await?;
         Ok(Self { child, port: ours.port, ours: Some(ours), _database: database })
@@ -447,7 +453,7 @@ impl Server {
     async fn start_floor() -> Result<Self> {
         let port = free_port()?;
         let mut floor = Command::new(std::env::current_exe().context("this executable")?);
-        floor.env(floor::PORT_VAR, port.to_string());
+        floor.env(floor::PORT_VAR, port.to_string()).env(KEEP_FREED_MEMORY.0, KEEP_FREED_MEMORY.1);
         let child = spawn_server(floor).context("start the floor server")?;
         let mut server = Self { child, port, ours: None, _database: None };
         let url = format!("{}/", server.origin());
