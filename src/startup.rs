@@ -116,6 +116,10 @@ impl Application {
         let mailer = Mailer::new(&state.settings, state.store.clone(), state.mail_wake.clone())?;
         tokio::spawn(mailer.run());
         let app_state = state.clone();
+        // Assembled as actix-web's HttpServer assembles it, plus actix-http's upgrade
+        // service, which HttpServer does not offer: upgraded (live) connections are carried
+        // by `upgraded` once the app has answered them. AppConfig's default host is never
+        // read: origins are checked against the Host header or `http.public_origins`.
         let addr = listener.local_addr()?;
         let mut builder = Server::build();
         let shutting_down = builder.graceful_shutdown_signal();

@@ -1,9 +1,10 @@
 //! One WebSocket connection to a live session. What the client sends is read by the
 //! connection's own task (commands, signalling, pings, the heartbeat); what it is sent is
-//! the HTTP response body itself, drawn from the connection's bounded queue by the
-//! connection's dispatcher: an event goes from the room to the socket with one hand-off,
-//! frames already waiting go out in one write, and a slow client only delays itself.
-//! Leaving the room happens in `Drop`, however the connection ends.
+//! the HTTP response body itself, drawn from the connection's bounded queue by the task
+//! that carries the upgraded socket (`crate::upgraded`): an event goes from the room to
+//! the socket with one hand-off, frames already waiting go out in one write, and a slow
+//! client only delays itself. Leaving the room happens in `Drop`, however the connection
+//! ends.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
