@@ -15,7 +15,7 @@ pub(super) use super::outbox::enqueue_in;
 use super::outbox::insert_attachment_row;
 use super::patients::{patient_cases_in, patient_updated, per_case, register_patient};
 use super::rows;
-use super::sql::args;
+use super::sql::{args, Arg};
 use crate::domain::booking::{self, Candidate};
 use crate::domain::conflict::Conflict;
 use crate::domain::mentorship::clinic_date;
@@ -615,10 +615,22 @@ pub(super) async fn set_agenda_order(
 ) -> Result<(), StoreError> {
     let current = rows::ids(&tx.all(AGENDA, args![session_id]).await?, "id")?;
     booking::check_agenda_order(&current, case_ids)?;
-    for (position, id) in case_ids.iter().enumerate() {
-        let position = i32::try_from(position + 1).unwrap_or(i32::MAX);
-        tx.run("UPDATE cases SET agenda_position = $1 WHERE id = $2", args![position, *id]).await?;
+    if case_ids.is_empty() {
+        return Ok(());
     }
+    // One statement for the whole agenda (a write transaction holds the lock for every
+    // statement it runs): `$k` is the case at position k.
+    let positions: String = (1..=case_ids.len()).map(|k| format!(" WHEN ${k} THEN {k}")).collect();
+    let ids: Vec<String> = (1..=case_ids.len()).map(|k| format!("${k}")).collect();
+    let session = case_ids.len() + 1;
+    let sql = format!(
+        "UPDATE cases SET agenda_position = CASE id{positions} END \
+         WHERE session_id = ${session} AND id IN ({})",
+        ids.join(", ")
+    );
+    let mut args: Vec<Arg> = case_ids.iter().map(|id| Arg::from(*id)).collect();
+    args.push(Arg::from(session_id));
+    tx.run(sql, args).await?;
     Ok(())
 }
 
