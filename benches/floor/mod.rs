@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{bail, Context, Result};
@@ -115,6 +116,8 @@ struct Conn {
     stream: TcpStream,
     backlog: Mutex<VecDeque<Bytes>>,
     wake: Notify,
+    /// The client has gone: the writer task ends.
+    closed: AtomicBool,
 }
 
 impl Conn {
@@ -138,6 +141,9 @@ impl Conn {
     async fn write_backlog(self: Arc<Self>) {
         loop {
             self.wake.notified().await;
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
             loop {
                 if self.stream.writable().await.is_err() {
                     return;
@@ -189,6 +195,7 @@ async fn connection(stream: TcpStream, rooms: Rooms, origin: String, shards: usi
             stream,
             backlog: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
+            closed: AtomicBool::new(false),
         });
         // Joined under the room's lock: no event falls between the snapshot and the join.
         let snapshot = json!({
@@ -202,6 +209,8 @@ async fn connection(stream: TcpStream, rooms: Rooms, origin: String, shards: usi
     tokio::spawn(Arc::clone(&conn).write_backlog());
     let _ = read_commands(&conn, &hub).await;
     let _ = hub.shard_of(conn.id).send(ShardMsg::Leave(conn.id));
+    conn.closed.store(true, Ordering::Release);
+    conn.wake.notify_one();
 }
 
 /// Reads the upgrade request; answers 426 or 403 itself. The path (without its query)

@@ -660,6 +660,15 @@ async fn handshakes_without_a_valid_ticket_and_origin_are_refused(backend: Backe
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// A WebSocket upgrade request for `target` on `host`, from a page at `origin`.
+fn upgrade_request(host: &str, target: &str, origin: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+    )
+}
+
 /// Opens the live channel over a plain socket, writing `first` (a client frame) in the
 /// same write as the upgrade request, as a client that acts at once may: the server reads
 /// both in one go.
@@ -667,13 +676,7 @@ async fn join_sending_at_once(m: &Meeting, token: &str, first: &Value) -> Ws {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let url = m.live_url(&m.app.base, token, None).await;
     let (host, target) = url.trim_start_matches("ws://").split_once('/').unwrap();
-    let mut bytes = format!(
-        "GET /{target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\nOrigin: {}\r\n\r\n",
-        m.app.base
-    )
-    .into_bytes();
+    let mut bytes = upgrade_request(host, &format!("/{target}"), &m.app.base).into_bytes();
     // One masked text frame (RFC 6455 section 5.2).
     let payload = first.to_string().into_bytes();
     let mask = [0x11, 0x22, 0x33, 0x44];
@@ -741,13 +744,8 @@ async fn a_refused_upgrade_says_why_and_closes(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let m = Meeting::open(backend, false).await;
     let host = m.app.base.trim_start_matches("http://").to_string();
-    let request = format!(
-        "GET /api/sessions/{}/live?ticket=not-a-ticket HTTP/1.1\r\nHost: {host}\r\n\
-         Upgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Origin: {}\r\n\r\n",
-        m.session, m.app.base
-    );
+    let target = format!("/api/sessions/{}/live?ticket=not-a-ticket", m.session);
+    let request = upgrade_request(&host, &target, &m.app.base);
     let mut stream = TcpStream::connect(&host).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
