@@ -1014,7 +1014,8 @@ fn settings_layer_file_then_env_file_then_environment() {
     assert!(String::from_utf8_lossy(&typo.stderr).contains("prot"));
 }
 
-/// `serve --demo` on a fresh SQLite file in a temporary directory, as the README runs it.
+/// `serve --demo` on a fresh SQLite file in a temporary directory, as the README runs it;
+/// what it logs goes to `server.log` there.
 struct DemoServer {
     child: std::process::Child,
     url: String,
@@ -1031,7 +1032,7 @@ impl DemoServer {
             .env("MDT__DATABASE__URL", format!("sqlite://{}/mdt.db", dir.path().display()))
             .env("MDT__DATA__DIR", dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -1048,6 +1049,13 @@ impl DemoServer {
 
     fn database_url(&self) -> String {
         format!("sqlite://{}/mdt.db", self.dir.path().display())
+    }
+
+    /// The last `n` lines the server logged.
+    fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// SIGTERM, as an orchestrator stops the service; returns whether it exited cleanly.
@@ -1165,9 +1173,10 @@ fn web_front_end_works_in_chromium() {
             .unwrap();
         if !out.status.success() {
             failures.push(format!(
-                "{file}:\n{}\n{}",
+                "{file}:\n{}\n{}\nthe server's last log lines:\n{}",
                 String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&out.stderr),
+                server.log_tail(60)
             ));
         }
     }

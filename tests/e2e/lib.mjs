@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
+import { afterEach } from "node:test";
 import { chromium } from "playwright-core";
 
 export const base = process.env.MDT_E2E_URL;
@@ -84,8 +85,49 @@ export async function open(browser, viewport = WIDTHS.desktop) {
     }
   };
   (browser.opened ??= []).push(page);
+  keepTrail(page);
   return page;
 }
+
+/** Every page opened in this file, for the account of a failure. */
+const pages = [];
+/** What a page's trail keeps: its last this many happenings. */
+const TRAIL = 60;
+
+/**
+ * Keeps, for the account of a failure, the page's last happenings: console messages,
+ * script errors, and its WebSockets' opening, frames each way and closing (these tests'
+ * data are the demo's synthetic patients).
+ */
+function keepTrail(page) {
+  page.trail = [];
+  const t0 = Date.now();
+  const note = (what) => {
+    page.trail.push(`+${Date.now() - t0}ms ${what.length > 300 ? `${what.slice(0, 300)}…` : what}`);
+    if (page.trail.length > TRAIL) page.trail.shift();
+  };
+  page.on("console", (m) => note(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => note(`pageerror: ${e}`));
+  page.on("websocket", (ws) => {
+    const path = new URL(ws.url()).pathname;
+    note(`ws open ${path}`);
+    ws.on("framereceived", (f) => note(`ws <- ${f.payload}`));
+    ws.on("framesent", (f) => note(`ws -> ${f.payload}`));
+    ws.on("socketerror", (e) => note(`ws error ${e}`));
+    ws.on("close", () => note(`ws closed ${path}`));
+  });
+  pages.push(page);
+}
+
+// A failed test prints each page's trail: what the browser saw and said when it failed.
+afterEach((t) => {
+  const failed = t.passed === false;
+  for (const page of pages.splice(0)) {
+    if (!failed) continue;
+    console.error(`--- trail of ${page.role || "a page"} (${page.url().replace(base, "")})`);
+    for (const line of page.trail) console.error(`  ${line}`);
+  }
+});
 
 /** Controls in <main> with no label (a <label>, aria-label or aria-labelledby). */
 export function unlabelled(page) {

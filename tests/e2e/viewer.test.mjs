@@ -77,6 +77,7 @@ test("the presenter drives the shared viewer and everyone follows", async () => 
   try {
     const page = async (email) => {
       const p = await open(browser);
+      p.role = email.split("@")[0];
       await signIn(p, email);
       return p;
     };

@@ -26,13 +26,21 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** Replaces an element's children. */
+/**
+ * Sets an element's children. A child already in its place is left there, untouched: a
+ * control that is kept across renders (see the meeting page's buttons) stays under the
+ * pointer and keeps its focus while what is around it changes.
+ */
 export function fill(el, ...children) {
-  el.replaceChildren();
+  const nodes = [];
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
+    nodes.push(child instanceof Node ? child : document.createTextNode(String(child)));
   }
+  nodes.forEach((node, i) => {
+    if (el.childNodes[i] !== node) el.insertBefore(node, el.childNodes[i] || null);
+  });
+  while (el.childNodes.length > nodes.length) el.lastChild.remove();
   return el;
 }
 

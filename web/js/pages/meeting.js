@@ -426,14 +426,34 @@ export async function render(main, { user, params: [sessionId] }) {
   }
 
   // ---- rendering ----
-  /** A button that acts on the meeting: disabled while disconnected or while a command is
-   * out; `key` (or its id) lets a re-render give focus back to it. */
+  /** The buttons on the page, by key. */
+  const buttons = new Map();
+  /**
+   * A button that acts on the meeting: disabled while disconnected or while a command is
+   * out. Its `key` (or its id) names it across renders: a re-render updates the button
+   * already on the page instead of putting a new one in its place, so a click pressed
+   * before an event re-renders the page and released after it still lands, and focus
+   * stays put.
+   */
   function btn(attrs, ...children) {
-    const { key, ...rest } = attrs;
-    return h("button", {
-      type: "button", ...rest, dataset: { key: key || rest.id },
+    const { key, onclick, ...rest } = attrs;
+    const name = key || rest.id;
+    const fresh = h("button", {
+      type: "button", ...rest, dataset: { key: name },
       disabled: Boolean(rest.disabled) || !state.connected || acting,
     }, ...children);
+    let el = buttons.get(name);
+    if (el) {
+      for (const { name: attr } of [...el.attributes]) if (!fresh.hasAttribute(attr)) el.removeAttribute(attr);
+      for (const { name: attr, value } of fresh.attributes) if (el.getAttribute(attr) !== value) el.setAttribute(attr, value);
+      if (el.innerHTML !== fresh.innerHTML) el.replaceChildren(...fresh.childNodes);
+    } else {
+      el = fresh;
+      el.addEventListener("click", (e) => el.act?.(e));
+      buttons.set(name, el);
+    }
+    el.act = onclick;
+    return el;
   }
 
   /** A stable key for the focused control, so a re-render can give focus back. */
