@@ -143,7 +143,15 @@ impl Application {
                 .finish(make_app().map_err(|e| e.error_response()))
                 .tcp()
         })?;
-        let server = builder.workers(workers).shutdown_timeout(shutdown).run();
+        let hub = state.live.clone();
+        let server = builder
+            .workers(workers)
+            .shutdown_timeout(shutdown)
+            .shutdown_signal(async move {
+                stop_requested().await;
+                hub.going_away(LIVE_GOODBYE).await;
+            })
+            .run();
         Ok(Self { port, server, state })
     }
 
@@ -155,8 +163,37 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGTERM/SIGINT, then finishes in-flight requests (graceful shutdown).
+    /// Serves until SIGTERM/SIGINT; then closes the live connections with 1001 (going
+    /// away) and finishes in-flight requests (graceful shutdown).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// How long a stopping server waits for its live connections' close frames to be written
+/// before it stops serving.
+const LIVE_GOODBYE: Duration = Duration::from_secs(2);
+
+/// Resolves on SIGTERM (as an orchestrator stops the service) or SIGINT (Ctrl-C).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::warn!("cannot listen for SIGTERM/SIGINT; the server stops only when killed");
+            return std::future::pending().await;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "stopping: live connections first, then HTTP");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping: live connections first, then HTTP");
     }
 }

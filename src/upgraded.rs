@@ -9,8 +9,9 @@
 //! bytes it already is).
 //!
 //! So actix-server no longer counts an upgraded connection once it is carried here: its
-//! connection limit and graceful shutdown cover HTTP requests, and live connections end
-//! when their worker stops (the live protocol's clients reconnect and resume).
+//! connection limit and graceful shutdown cover HTTP requests. Live connections are closed
+//! (1001, going away) before the server's graceful shutdown starts (`Hub::going_away`),
+//! and their clients reconnect and resume.
 
 use std::future::Future;
 use std::io;

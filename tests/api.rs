@@ -1058,11 +1058,11 @@ impl DemoServer {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// SIGTERM, as an orchestrator stops the service; returns whether it exited cleanly.
-    fn terminate(&mut self) -> bool {
+    /// Sends SIGTERM, as an orchestrator stops the service.
+    fn signal_term(&self) {
         let term =
             Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        term.success() && self.child.wait().unwrap().success()
+        assert!(term.success());
     }
 }
 
@@ -1104,8 +1104,51 @@ fn serve_demo_runs_from_a_fresh_clone() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+        let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+
+        // SIGTERM with a live connection open: the server closes it with 1001 (going away)
+        // before it stops, so the client reconnects at once rather than finding a dropped
+        // socket; then it exits cleanly.
+        let sessions: Value =
+            http.get(format!("{url}/api/sessions")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let session = sessions[0]["id"].as_str().unwrap();
+        let ticket: Value = http
+            .post(format!("{url}/api/sessions/{session}/live-ticket"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let live = format!(
+            "{}/api/sessions/{session}/live?ticket={}",
+            url.replace("http://", "ws://"),
+            ticket["ticket"].as_str().unwrap()
+        );
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(live).unwrap();
+        request.headers_mut().insert("Origin", url.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let first = futures_util::StreamExt::next(&mut ws).await.unwrap().unwrap();
+        assert!(first.to_text().unwrap().contains("\"snapshot\""), "{first}");
+        server.signal_term();
+        let close = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match futures_util::StreamExt::next(&mut ws).await {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("the connection ended without a close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a close frame within 10 s of SIGTERM")
+        .expect("a close code");
+        assert_eq!(u16::from(close.code), 1001, "{close:?}");
+        assert!(close.reason.contains("reconnect"), "{close:?}");
     });
-    assert!(server.terminate(), "graceful shutdown should exit 0");
+    assert!(server.child.wait().unwrap().success(), "graceful shutdown should exit 0");
     // A second run finds accounts and does not seed again.
     let out =
         binary().args(["demo"]).env("MDT__DATABASE__URL", server.database_url()).output().unwrap();

@@ -16,7 +16,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::HttpResponse;
 use futures_util::Stream;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use uuid::Uuid;
 
 use super::protocol::{self, ClientMessage};
@@ -95,6 +95,7 @@ pub async fn open(
         auditor: Auditor { store: join.store, user: user_id, client_addr: join.client_addr },
         done: false,
         _gone: gone_tx,
+        _open: join.hub.open_token(),
     };
     match room {
         Some(room) => {
@@ -112,7 +113,7 @@ pub async fn open(
                 },
                 membership: Membership { room, conn_id },
             };
-            actix_web::rt::spawn(reader.run(settings, gone));
+            actix_web::rt::spawn(reader.run(settings, gone, join.hub.stopping()));
         }
         None => {
             let _ = tx.try_send(Outbound::Close(Some((
@@ -138,8 +139,11 @@ struct Reader {
 
 impl Reader {
     /// Reads until the client goes, stops answering pings, the response body ends
-    /// (`gone`), or the server stops; then leaves and says goodbye.
-    async fn run(mut self, settings: crate::config::LiveSettings, mut gone: oneshot::Receiver<()>) {
+    /// (`gone`), or the server is stopping (`stopping`); then leaves and says goodbye.
+    async fn run(
+        mut self, settings: crate::config::LiveSettings, mut gone: oneshot::Receiver<()>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
         let timeout = Duration::from_secs(settings.client_timeout_seconds);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(settings.heartbeat_seconds));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,6 +180,12 @@ impl Reader {
                 // The response body ended (the socket failed, or the room showed this
                 // user the door): stop reading too, which also hangs up their media.
                 _ = &mut gone => break,
+                // The server is stopping: the client is to reconnect (elsewhere, or here
+                // once it is back) and resume.
+                _ = stopping.wait_for(|stopping| *stopping) => {
+                    close = Some((CloseCode::Away, "the server is stopping; reconnect and resume"));
+                    break;
+                }
                 // The account was deactivated: say so, and close.
                 () = self.ended.notified() => {
                     let text = signal::error(None, "account_deactivated", "this account was deactivated");
@@ -311,6 +321,8 @@ struct Writer {
     done: bool,
     /// Dropped with the body, which tells the reader the connection is gone.
     _gone: oneshot::Sender<()>,
+    /// Counts the connection as open until its last byte is written (`Hub::going_away`).
+    _open: Arc<()>,
 }
 
 impl Writer {

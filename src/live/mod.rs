@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::config::LiveSettings;
@@ -33,6 +33,11 @@ pub struct Hub {
     shared: Arc<Shared>,
     rooms: Mutex<HashMap<Uuid, mpsc::Sender<RoomMsg>>>,
     next_conn: AtomicU64,
+    /// Becomes true when the server is stopping: every connection then says goodbye.
+    stopping: watch::Sender<bool>,
+    /// Held by each connection's writing side until its last byte is written: the count
+    /// of open connections, less one.
+    open: Arc<()>,
 }
 
 /// How many messages wait for a room before senders wait.
@@ -50,6 +55,8 @@ impl Hub {
             shared: Arc::new(Shared::new(store.clone(), settings, cross_instance, media, letters)),
             rooms: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            stopping: watch::Sender::new(false),
+            open: Arc::new(()),
         });
         if cross_instance {
             store.watch_live(hub.clone());
@@ -68,6 +75,28 @@ impl Hub {
 
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// What a connection watches to learn that the server is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// What a connection's writing side holds while it is open.
+    pub fn open_token(&self) -> Arc<()> {
+        self.open.clone()
+    }
+
+    /// The server is stopping: every live connection of this instance closes with 1001
+    /// (going away), so its client reconnects and resumes at once (on another instance,
+    /// or on this one once it is back) instead of finding a dropped socket. Waits until
+    /// each has written its close, or `within` has passed.
+    pub async fn going_away(&self, within: Duration) {
+        self.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + within;
+        while Arc::strong_count(&self.open) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The inbox of the session's room, starting the room if it is not running.
