@@ -190,6 +190,15 @@ async fn stop_requested() {
             _ = int.recv() => "SIGINT",
         };
         tracing::info!(signal = name, "stopping: live connections first, then HTTP");
+        // A second signal (an impatient Ctrl-C) stops at once.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("a second stop signal: exiting now");
+            std::process::exit(1);
+        });
     }
     #[cfg(not(unix))]
     {

@@ -67,6 +67,8 @@ const BATCH_BYTES: usize = 16 * 1024;
 pub async fn open(
     join: Joining, mut handshake: actix_http::ResponseBuilder, payload: actix_web::web::Payload,
 ) -> HttpResponse {
+    // Counted from here, so a stopping server also waits for a connection still joining.
+    let open = join.hub.open_token();
     let settings = join.hub.settings().clone();
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let lag = Arc::new(AtomicU8::new(super::room::FLOWING));
@@ -95,7 +97,7 @@ pub async fn open(
         auditor: Auditor { store: join.store, user: user_id, client_addr: join.client_addr },
         done: false,
         _gone: gone_tx,
-        _open: join.hub.open_token(),
+        _open: open,
     };
     match room {
         Some(room) => {

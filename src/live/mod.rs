@@ -82,7 +82,12 @@ impl Hub {
         self.stopping.subscribe()
     }
 
-    /// What a connection's writing side holds while it is open.
+    /// Whether the server is stopping (new live connections are refused).
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// What a connection holds from its upgrade until its last byte is written.
     pub fn open_token(&self) -> Arc<()> {
         self.open.clone()
     }

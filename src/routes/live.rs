@@ -94,6 +94,11 @@ pub async fn connect(
             message: "this page's origin may not open the live channel".into(),
         });
     }
+    // A stopping server takes no new live connections: the client tries again shortly,
+    // and finds another instance or this one back.
+    if state.live.is_stopping() {
+        return Err(ApiError::Unavailable { retry_after_secs: 1 });
+    }
     let invalid_ticket = || ApiError::Unauthorized {
         code: "invalid_ticket",
         message: "the ticket is unknown, used, expired or for another session".into(),

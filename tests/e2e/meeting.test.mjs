@@ -26,6 +26,18 @@ const identifiers = (c) => [
   c.patient.family_name,
 ];
 
+/**
+ * Presses `selector` on `page` with the mouse, runs `meanwhile` (which makes the page
+ * re-render), then lets go: the click must land as if nothing had happened.
+ */
+async function holdThrough(page, selector, meanwhile) {
+  const box = await page.locator(selector).boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await meanwhile();
+  await page.mouse.up();
+}
+
 test("chair, presenter and trainee hold a meeting", async () => {
   // Setup through the API: the demo's pain teaching session, with a second case booked.
   const coordinator = await apiAs("coordinator");
@@ -87,12 +99,10 @@ test("chair, presenter and trainee hold a meeting", async () => {
     // The chair's click lands although an event re-renders the page between pressing the
     // button and letting go (here the trainee's hand going up): the page updates the
     // button in place rather than putting a new one where it was.
-    const press = await chair.locator("#next-case").boundingBox();
-    await chair.mouse.move(press.x + press.width / 2, press.y + press.height / 2);
-    await chair.mouse.down();
-    await trainee.click("#hand-toggle");
-    await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
-    await chair.mouse.up();
+    await holdThrough(chair, "#next-case", async () => {
+      await trainee.click("#hand-toggle");
+      await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
+    });
     const first = agenda[0].id;
     for (const page of Object.values(pages)) {
       await page.waitForSelector(`#agenda li.current[data-case-id="${first}"]`);
@@ -189,9 +199,15 @@ test("chair, presenter and trainee hold a meeting", async () => {
     await chair.waitForSelector("#agenda-done");
     assert.equal(await chair.locator("#next-case").count(), 0, "no case button once the agenda is done");
     assert.equal(await chair.getAttribute("#close-meeting", "class"), null, "closing is the primary action");
+    assert.equal(await chair.evaluate(() => document.activeElement?.id), "close-meeting", "focus goes from the case button to closing");
     await trainee.waitForSelector("#current-case:text('Agenda done')");
     await screenshotBoth(chair, "meeting-agenda-done");
-    await chair.click("#close-meeting");
+    // Closing lands too when the page re-renders mid-click: the notice before the button
+    // is rebuilt each time, and the button must stay where it is.
+    await holdThrough(chair, "#close-meeting", async () => {
+      await trainee.click("#hand-toggle");
+      await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
+    });
     for (const page of Object.values(pages)) await page.waitForSelector("#meeting-state:text('closed')");
 
     // The practitioner sees the signed outcome under "my cases", with its letter.

@@ -758,6 +758,43 @@ async fn a_refused_upgrade_says_why_and_closes(backend: Backend) {
     assert_eq!(body["code"], "invalid_ticket", "{body}");
 }
 
+/// A stopping server (what SIGTERM starts; the binary's own test sends the signal) closes
+/// each live connection with 1001 so the client reconnects at once, and refuses new ones
+/// with 503 until it has stopped.
+async fn a_stopping_server_says_goodbye_and_takes_no_one_new(backend: Backend) {
+    let m = Meeting::open(backend, false).await;
+    let mut chair = m.join(&m.chair).await;
+    until(&mut chair, "snapshot").await;
+    let mut physio = m.join(&m.physio).await;
+    until(&mut physio, "snapshot").await;
+    m.app.state.live.going_away(Duration::from_secs(5)).await;
+    for ws in [&mut chair, &mut physio] {
+        let close = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(frame))) => break frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("the connection ended without a close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a close frame")
+        .expect("a close code");
+        assert_eq!(u16::from(close.code), 1001, "{close:?}");
+    }
+    let res = m.ticket(&m.physio, &m.session).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let ticket: Value = res.json().await.unwrap();
+    let url = format!(
+        "{}/api/sessions/{}/live?ticket={}",
+        m.app.base.replace("http://", "ws://"),
+        m.session,
+        ticket["ticket"].as_str().unwrap()
+    );
+    assert_eq!(connect(&url, &m.app.base).await.err(), Some(StatusCode::SERVICE_UNAVAILABLE));
+}
+
 async fn trainees_see_only_de_identified_cases_live(backend: Backend) {
     let m = Meeting::open(backend, true).await;
     let mut chair = m.join(&m.chair).await;
@@ -1038,6 +1075,7 @@ on_both_backends!(
     handshakes_without_a_valid_ticket_and_origin_are_refused,
     a_command_sent_with_the_handshake_is_answered,
     a_refused_upgrade_says_why_and_closes,
+    a_stopping_server_says_goodbye_and_takes_no_one_new,
     trainees_see_only_de_identified_cases_live,
     presence_makes_attendance_and_quorum,
     a_deactivated_account_leaves_the_meeting_at_once,

@@ -37,10 +37,13 @@ export function fill(el, ...children) {
     if (child === null || child === undefined || child === false) continue;
     nodes.push(child instanceof Node ? child : document.createTextNode(String(child)));
   }
+  // Children that go are removed first, so none that stays is moved out and back in
+  // (which would drop a click in progress on it, and its focus).
+  const keep = new Set(nodes);
+  for (const child of [...el.childNodes]) if (!keep.has(child)) child.remove();
   nodes.forEach((node, i) => {
     if (el.childNodes[i] !== node) el.insertBefore(node, el.childNodes[i] || null);
   });
-  while (el.childNodes.length > nodes.length) el.lastChild.remove();
   return el;
 }
 

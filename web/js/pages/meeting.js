@@ -229,6 +229,9 @@ export async function render(main, { user, params: [sessionId] }) {
   let acting = false;
   async function act(command, done) {
     if (acting) return;
+    // The buttons are disabled while the command is out, which takes focus from the one
+    // pressed: it is given back (or to what took its place) unless focus went elsewhere.
+    const key = focusKey();
     showError(null);
     acting = true;
     renderControls();
@@ -240,6 +243,7 @@ export async function render(main, { user, params: [sessionId] }) {
     } finally {
       acting = false;
       renderAll();
+      if (!document.activeElement || document.activeElement === document.body) restoreFocus(key);
     }
   }
 
@@ -449,7 +453,17 @@ export async function render(main, { user, params: [sessionId] }) {
       if (el.innerHTML !== fresh.innerHTML) el.replaceChildren(...fresh.childNodes);
     } else {
       el = fresh;
-      el.addEventListener("click", (e) => el.act?.(e));
+      // The action is the one the button showed when it was pressed: a re-render between
+      // pressing and letting go (the chair muting you as you press "Mute") does not turn
+      // the click into the opposite action.
+      const press = () => { el.pressed = el.act; };
+      el.addEventListener("pointerdown", press);
+      el.addEventListener("keydown", press);
+      el.addEventListener("click", (e) => {
+        const act = el.pressed || el.act;
+        el.pressed = null;
+        act?.(e);
+      });
       buttons.set(name, el);
     }
     el.act = onclick;
@@ -458,9 +472,13 @@ export async function render(main, { user, params: [sessionId] }) {
 
   /** A stable key for the focused control, so a re-render can give focus back. */
   const focusKey = () => document.activeElement?.dataset?.key || null;
+  /** Where focus goes when its control has gone: from the case button, once the agenda is
+   * done, to closing the meeting (the one thing left). */
+  const FOCUS_NEXT = { "next-case": "close-meeting" };
   function restoreFocus(key) {
     if (!key || document.activeElement?.dataset?.key === key) return;
-    main.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+    const find = (k) => main.querySelector(`[data-key="${CSS.escape(k)}"]`);
+    (find(key) || (FOCUS_NEXT[key] && find(FOCUS_NEXT[key])))?.focus();
   }
 
   let lastQuorum = null;
@@ -770,8 +788,8 @@ export async function render(main, { user, params: [sessionId] }) {
           : "",
         "Close the meeting when everyone is ready.") : null,
       // Once the agenda is done, closing is the one thing left: the primary action, and
-      // where focus goes from the case button that has gone.
-      s === "live" ? btn({ class: done ? undefined : "danger", id: "close-meeting", key: done ? "next-case" : "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
+      // where focus goes from the case button that has gone (FOCUS_NEXT).
+      s === "live" ? btn({ class: done ? undefined : "danger", id: "close-meeting", onclick: () => confirm("Close the meeting for everyone?") && act({ kind: "close_meeting" }) }, "Close meeting") : null,
     );
   }
 
