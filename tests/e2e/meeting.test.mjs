@@ -116,8 +116,14 @@ test("chair, presenter and trainee hold a meeting", async () => {
 
     // The chair lets the practitioner present; they share their screen (the fake display
     // capture) and both others decode frames.
-    await chair.click(`button[aria-label="Let Pat Physiotherapist present"]`);
+    // A button in a participant's row lands through a re-render too: the rows are kept.
+    await holdThrough(chair, `button[aria-label="Let Pat Physiotherapist present"]`, async () => {
+      await trainee.click("#hand-toggle");
+      await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
+    });
     await physio.waitForSelector("#share-toggle");
+    await trainee.click("#hand-toggle");
+    await chair.waitForSelector(`#participants button[data-key^="lower-"]`, { state: "detached" });
     await physio.click("#share-toggle");
     await physio.waitForSelector("#share-toggle:text('Stop sharing')");
     for (const [name, page] of [["chair", chair], ["trainee", trainee]]) {

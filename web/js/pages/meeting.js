@@ -430,42 +430,53 @@ export async function render(main, { user, params: [sessionId] }) {
   }
 
   // ---- rendering ----
-  /** The buttons on the page, by key. */
-  const buttons = new Map();
+  /** Elements kept across renders, by key: the buttons, and the rows that hold them. */
+  const kept = new Map();
   /**
-   * A button that acts on the meeting: disabled while disconnected or while a command is
-   * out. Its `key` (or its id) names it across renders: a re-render updates the button
-   * already on the page instead of putting a new one in its place, so a click pressed
-   * before an event re-renders the page and released after it still lands, and focus
-   * stays put.
+   * The element named `key`, made as h(tag, attrs) the first time (when `created` sets
+   * it up, e.g. its listeners) and on later renders the same element with its attributes
+   * updated; either way its children become `children` (see `fill`). A re-render so
+   * changes the page around what is there instead of putting new elements in its place:
+   * a click pressed before an event re-renders the page and released after it still
+   * lands (a browser fires no click when press and release meet different elements), and
+   * focus stays put.
+   */
+  function keep(key, tag, attrs, children, created) {
+    const fresh = h(tag, attrs);
+    let el = kept.get(key);
+    if (el?.tagName === fresh.tagName) {
+      for (const { name } of [...el.attributes]) if (!fresh.hasAttribute(name)) el.removeAttribute(name);
+      for (const { name, value } of fresh.attributes) if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+    } else {
+      el = fresh;
+      kept.set(key, el);
+      created?.(el);
+    }
+    return fill(el, children);
+  }
+
+  /**
+   * A button that acts on the meeting, kept by its `key` (or its id): disabled while
+   * disconnected or while a command is out. A click runs the action the button showed
+   * when it was pressed: a re-render between pressing and letting go (the chair muting
+   * you as you press "Mute") does not turn it into another.
    */
   function btn(attrs, ...children) {
     const { key, onclick, ...rest } = attrs;
     const name = key || rest.id;
-    const fresh = h("button", {
+    const el = keep(name, "button", {
       type: "button", ...rest, dataset: { key: name },
       disabled: Boolean(rest.disabled) || !state.connected || acting,
-    }, ...children);
-    let el = buttons.get(name);
-    if (el) {
-      for (const { name: attr } of [...el.attributes]) if (!fresh.hasAttribute(attr)) el.removeAttribute(attr);
-      for (const { name: attr, value } of fresh.attributes) if (el.getAttribute(attr) !== value) el.setAttribute(attr, value);
-      if (el.innerHTML !== fresh.innerHTML) el.replaceChildren(...fresh.childNodes);
-    } else {
-      el = fresh;
-      // The action is the one the button showed when it was pressed: a re-render between
-      // pressing and letting go (the chair muting you as you press "Mute") does not turn
-      // the click into the opposite action.
-      const press = () => { el.pressed = el.act; };
-      el.addEventListener("pointerdown", press);
-      el.addEventListener("keydown", press);
-      el.addEventListener("click", (e) => {
-        const act = el.pressed || el.act;
-        el.pressed = null;
+    }, children, (b) => {
+      const press = () => { b.pressed = b.act; };
+      b.addEventListener("pointerdown", press);
+      b.addEventListener("keydown", press);
+      b.addEventListener("click", (e) => {
+        const act = b.pressed || b.act;
+        b.pressed = null;
         act?.(e);
       });
-      buttons.set(name, el);
-    }
+    });
     el.act = onclick;
     return el;
   }
@@ -517,47 +528,53 @@ export async function render(main, { user, params: [sessionId] }) {
       const current = c.id === state.current;
       const outcome = state.outcomes.get(c.id);
       const waiting = isWaiting(c);
-      const li = h("li", {
+      // Set up once, when the row is first made: what its listeners read (the case's id,
+      // the agenda as it stands when they run) does not change with the row's renders.
+      const setUp = (li) => {
+        li.addEventListener("keydown", (e) => {
+          if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown") && e.target === li) {
+            e.preventDefault();
+            move(c.id, e.key === "ArrowUp" ? -1 : 1, true);
+          }
+        });
+        li.addEventListener("dragstart", (e) => {
+          e.dataTransfer.setData("text/plain", c.id);
+          li.classList.add("dragging");
+        });
+        li.addEventListener("dragend", () => li.classList.remove("dragging"));
+        li.addEventListener("dragover", (e) => e.preventDefault());
+        li.addEventListener("drop", (e) => {
+          e.preventDefault();
+          const moved = e.dataTransfer.getData("text/plain");
+          if (moved && moved !== c.id) reorder(moved, c.id);
+        });
+      };
+      return keep(`case-${c.id}`, "li", {
         class: current ? "current" : "",
         dataset: { caseId: c.id },
         tabindex: isChair() ? "0" : false,
         draggable: isChair() ? "true" : false,
         "aria-current": current ? "step" : false,
-      },
-      h("div", { class: "case-title" }, agendaTitle(c, i)),
-      h("div", {}, h("span", { class: `tag state-${c.state}` }, humanise(c.state)), " ",
-        c.urgency === "urgent" ? h("span", { class: "tag urgent" }, "urgent") : null, " ",
-        h("span", { class: "muted" }, c.body_site || "")),
-      c.clinical_question ? h("p", { class: "muted" }, c.clinical_question) : null,
-      outcome ? h("p", { class: "muted" }, outcome.signed ? `Outcome signed (v${outcome.version})` : `Outcome drafted (v${outcome.version})`) : null,
-      isChair() || mayRecord()
-        ? h("div", { class: "tools" },
-          chair && waiting ? btn({ key: `start-${c.id}`, class: "small", onclick: () => act({ kind: "start_case", case_id: c.id }) }, "Start") : null,
-          chair && (waiting || current) ? btn({ key: `defer-${c.id}`, class: "small secondary", onclick: () => act({ kind: "defer_case", case_id: c.id }) }, "Defer") : null,
-          isChair() && discussed.length > 1 ? [
-            btn({ key: `up-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} up`, disabled: i === 0, onclick: () => move(c.id, -1) }, "↑"),
-            btn({ key: `down-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === discussed.length - 1, onclick: () => move(c.id, 1) }, "↓"),
-          ] : null,
-          mayRecord() ? h("button", { type: "button", class: "small secondary", dataset: { key: `outcome-${c.id}` }, onclick: () => selectCase(c.id) }, "Outcome") : null)
-        : null);
-      li.addEventListener("keydown", (e) => {
-        if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown") && e.target === li) {
-          e.preventDefault();
-          move(c.id, e.key === "ArrowUp" ? -1 : 1, true);
-        }
-      });
-      li.addEventListener("dragstart", (e) => {
-        e.dataTransfer.setData("text/plain", c.id);
-        li.classList.add("dragging");
-      });
-      li.addEventListener("dragend", () => li.classList.remove("dragging"));
-      li.addEventListener("dragover", (e) => e.preventDefault());
-      li.addEventListener("drop", (e) => {
-        e.preventDefault();
-        const moved = e.dataTransfer.getData("text/plain");
-        if (moved && moved !== c.id) reorder(moved, c.id);
-      });
-      return li;
+      }, [
+        h("div", { class: "case-title" }, agendaTitle(c, i)),
+        h("div", {}, h("span", { class: `tag state-${c.state}` }, humanise(c.state)), " ",
+          c.urgency === "urgent" ? h("span", { class: "tag urgent" }, "urgent") : null, " ",
+          h("span", { class: "muted" }, c.body_site || "")),
+        c.clinical_question ? h("p", { class: "muted" }, c.clinical_question) : null,
+        outcome ? h("p", { class: "muted" }, outcome.signed ? `Outcome signed (v${outcome.version})` : `Outcome drafted (v${outcome.version})`) : null,
+        isChair() || mayRecord()
+          ? keep(`tools-${c.id}`, "div", { class: "tools" }, [
+            chair && waiting ? btn({ key: `start-${c.id}`, class: "small", onclick: () => act({ kind: "start_case", case_id: c.id }) }, "Start") : null,
+            chair && (waiting || current) ? btn({ key: `defer-${c.id}`, class: "small secondary", onclick: () => act({ kind: "defer_case", case_id: c.id }) }, "Defer") : null,
+            isChair() && discussed.length > 1 ? [
+              btn({ key: `up-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} up`, disabled: i === 0, onclick: () => move(c.id, -1) }, "↑"),
+              btn({ key: `down-${c.id}`, class: "small secondary", "aria-label": `Move case ${i + 1} down`, disabled: i === discussed.length - 1, onclick: () => move(c.id, 1) }, "↓"),
+            ] : null,
+            mayRecord() ? keep(`outcome-${c.id}`, "button", { type: "button", class: "small secondary", dataset: { key: `outcome-${c.id}` } }, ["Outcome"],
+              (b) => b.addEventListener("click", () => selectCase(c.id))) : null,
+          ])
+          : null,
+      ], setUp);
     }));
     if (focused) agendaList.querySelector(`li[data-case-id="${focused}"]`)?.focus();
   }
@@ -831,12 +848,12 @@ export async function render(main, { user, params: [sessionId] }) {
   function renderLobby() {
     const waiting = isChair() ? [...state.lobby.values()] : [];
     lobbyPanel.hidden = waiting.length === 0;
-    fill(lobbyList, waiting.map((l) => h("li", { dataset: { userId: l.user_id } },
+    fill(lobbyList, waiting.map((l) => keep(`waiting-${l.user_id}`, "li", { dataset: { userId: l.user_id } }, [
       h("span", { class: "name" }, l.name, " ", h("span", { class: "muted" }, humanise(l.role)),
         h("br"), h("span", { class: "muted organisation" }, l.organisation || "No organisation given")),
       btn({ key: `admit-${l.user_id}`, class: "small", "aria-label": `Admit ${l.name}`, onclick: () => act({ kind: "admit", user_id: l.user_id }, () => announce(`${l.name} was let in.`)) }, "Admit"),
       btn({ key: `deny-${l.user_id}`, class: "small danger", "aria-label": `Deny ${l.name} entry`, onclick: () => confirm(`Turn ${l.name} away for the rest of this meeting?`) && act({ kind: "deny", user_id: l.user_id }, () => announce(`${l.name} was turned away.`)) }, "Deny"),
-    )));
+    ])));
   }
 
   // ---- invitations (the chair and coordinators) ----
@@ -977,7 +994,7 @@ export async function render(main, { user, params: [sessionId] }) {
       const hand = state.hands.includes(p.user_id);
       const presenting = state.presenter === p.user_id;
       const asked = state.requests.includes(p.user_id);
-      return h("li", { dataset: { userId: p.user_id } },
+      return keep(`person-${p.user_id}`, "li", { dataset: { userId: p.user_id } }, [
         h("span", { class: "name" }, p.name, p.user_id === user.id ? " (you)" : "", " ", h("span", { class: "muted" }, humanise(p.role))),
         h("span", { class: p.muted ? "icon" : "icon live-mic" }, p.muted ? "muted" : "mic on"),
         hand ? h("span", { class: "icon hand" }, "hand up") : null,
@@ -987,7 +1004,7 @@ export async function render(main, { user, params: [sessionId] }) {
         chair && presenting ? btn({ key: `stop-${p.user_id}`, class: "small secondary", "aria-label": `Stop ${p.name} presenting`, onclick: () => act({ kind: "revoke_present" }) }, "Stop presenting") : null,
         chair && hand && p.user_id !== user.id ? btn({ key: `lower-${p.user_id}`, class: "small secondary", "aria-label": `Lower ${p.name}'s hand`, onclick: () => act({ kind: "lower_hand", user_id: p.user_id }) }, "Lower hand") : null,
         chair && !p.muted && p.user_id !== user.id ? btn({ key: `mute-${p.user_id}`, class: "small secondary", "aria-label": `Mute ${p.name}`, onclick: () => act({ kind: "set_muted", user_id: p.user_id, muted: true }) }, "Mute") : null,
-      );
+      ]);
     }));
   }
 
