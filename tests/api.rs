@@ -1133,18 +1133,7 @@ fn serve_demo_runs_from_a_fresh_clone() {
         let first = futures_util::StreamExt::next(&mut ws).await.unwrap().unwrap();
         assert!(first.to_text().unwrap().contains("\"snapshot\""), "{first}");
         server.signal_term();
-        let close = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            loop {
-                match futures_util::StreamExt::next(&mut ws).await {
-                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
-                    Some(Ok(_)) => continue,
-                    other => panic!("the connection ended without a close frame: {other:?}"),
-                }
-            }
-        })
-        .await
-        .expect("a close frame within 10 s of SIGTERM")
-        .expect("a close code");
+        let close = common::close_frame(&mut ws).await;
         assert_eq!(u16::from(close.code), 1001, "{close:?}");
         assert!(close.reason.contains("reconnect"), "{close:?}");
     });

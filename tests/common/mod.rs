@@ -344,3 +344,27 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Reads a WebSocket until its close frame (skipping what comes before), within 10 s;
+/// fails if the connection ends without one or with no close code.
+pub async fn close_frame<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> tokio_tungstenite::tungstenite::protocol::CloseFrame
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame within 10 s");
+    frame.expect("a close code")
+}

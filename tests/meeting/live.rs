@@ -769,29 +769,10 @@ async fn a_stopping_server_says_goodbye_and_takes_no_one_new(backend: Backend) {
     until(&mut physio, "snapshot").await;
     m.app.state.live.going_away(Duration::from_secs(5)).await;
     for ws in [&mut chair, &mut physio] {
-        let close = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Close(frame))) => break frame,
-                    Some(Ok(_)) => continue,
-                    other => panic!("the connection ended without a close frame: {other:?}"),
-                }
-            }
-        })
-        .await
-        .expect("a close frame")
-        .expect("a close code");
+        let close = crate::common::close_frame(ws).await;
         assert_eq!(u16::from(close.code), 1001, "{close:?}");
     }
-    let res = m.ticket(&m.physio, &m.session).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let ticket: Value = res.json().await.unwrap();
-    let url = format!(
-        "{}/api/sessions/{}/live?ticket={}",
-        m.app.base.replace("http://", "ws://"),
-        m.session,
-        ticket["ticket"].as_str().unwrap()
-    );
+    let url = m.live_url(&m.app.base, &m.physio, None).await;
     assert_eq!(connect(&url, &m.app.base).await.err(), Some(StatusCode::SERVICE_UNAVAILABLE));
 }
 
