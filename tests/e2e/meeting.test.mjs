@@ -69,6 +69,13 @@ test("chair, presenter and trainee hold a meeting", async () => {
     const frames = [];
     trainee.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(String(payload))));
     chair.on("dialog", (d) => d.accept());
+    // The trainee's hand going up (or down), seen on the chair's page: an event that
+    // re-renders it.
+    const hand = (state) => async () => {
+      await trainee.click("#hand-toggle");
+      await chair.waitForSelector(`#participants button[data-key^="lower-"]`, { state });
+    };
+    const [handUp, handDown] = [hand("attached"), hand("detached")];
 
     for (const page of Object.values(pages)) {
       await page.goto(`/#/meeting/${session.id}`);
@@ -99,31 +106,23 @@ test("chair, presenter and trainee hold a meeting", async () => {
     // The chair's click lands although an event re-renders the page between pressing the
     // button and letting go (here the trainee's hand going up): the page updates the
     // button in place rather than putting a new one where it was.
-    await holdThrough(chair, "#next-case", async () => {
-      await trainee.click("#hand-toggle");
-      await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
-    });
+    await holdThrough(chair, "#next-case", handUp);
     const first = agenda[0].id;
     for (const page of Object.values(pages)) {
       await page.waitForSelector(`#agenda li.current[data-case-id="${first}"]`);
     }
     assert.match(await physio.textContent("#current-case"), new RegExp(agenda[0].patient.family_name));
     await until("the timer to run", async () => /allotted/.test(await physio.textContent("#timer")));
-    await trainee.click("#hand-toggle");
-    await chair.waitForSelector(`#participants button[data-key^="lower-"]`, { state: "detached" });
+    await handDown();
     await until("the trainee warning", () => chair.isVisible("#trainee-warning"));
     assert.ok(await physio.isVisible("#trainee-warning"), "the presenter is warned trainees are here");
 
     // The chair lets the practitioner present; they share their screen (the fake display
     // capture) and both others decode frames.
     // A button in a participant's row lands through a re-render too: the rows are kept.
-    await holdThrough(chair, `button[aria-label="Let Pat Physiotherapist present"]`, async () => {
-      await trainee.click("#hand-toggle");
-      await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
-    });
+    await holdThrough(chair, `button[aria-label="Let Pat Physiotherapist present"]`, handUp);
     await physio.waitForSelector("#share-toggle");
-    await trainee.click("#hand-toggle");
-    await chair.waitForSelector(`#participants button[data-key^="lower-"]`, { state: "detached" });
+    await handDown();
     await physio.click("#share-toggle");
     await physio.waitForSelector("#share-toggle:text('Stop sharing')");
     for (const [name, page] of [["chair", chair], ["trainee", trainee]]) {
@@ -210,10 +209,7 @@ test("chair, presenter and trainee hold a meeting", async () => {
     await screenshotBoth(chair, "meeting-agenda-done");
     // Closing lands too when the page re-renders mid-click: the notice before the button
     // is rebuilt each time, and the button must stay where it is.
-    await holdThrough(chair, "#close-meeting", async () => {
-      await trainee.click("#hand-toggle");
-      await chair.waitForSelector(`#participants button[data-key^="lower-"]`);
-    });
+    await holdThrough(chair, "#close-meeting", handUp);
     for (const page of Object.values(pages)) await page.waitForSelector("#meeting-state:text('closed')");
 
     // The practitioner sees the signed outcome under "my cases", with its letter.

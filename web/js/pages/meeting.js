@@ -518,6 +518,8 @@ export async function render(main, { user, params: [sessionId] }) {
     lastQuorum = q;
   }
 
+  /** The agenda row being dragged, if any. */
+  let dragging = null;
   function renderAgenda() {
     const chair = isChair() && live();
     const discussed = discussedCases();
@@ -539,9 +541,13 @@ export async function render(main, { user, params: [sessionId] }) {
         });
         li.addEventListener("dragstart", (e) => {
           e.dataTransfer.setData("text/plain", c.id);
+          dragging = c.id;
           li.classList.add("dragging");
         });
-        li.addEventListener("dragend", () => li.classList.remove("dragging"));
+        li.addEventListener("dragend", () => {
+          dragging = null;
+          li.classList.remove("dragging");
+        });
         li.addEventListener("dragover", (e) => e.preventDefault());
         li.addEventListener("drop", (e) => {
           e.preventDefault();
@@ -550,7 +556,8 @@ export async function render(main, { user, params: [sessionId] }) {
         });
       };
       return keep(`case-${c.id}`, "li", {
-        class: current ? "current" : "",
+        // A render during a drag keeps the dragged row marked.
+        class: [current ? "current" : "", dragging === c.id ? "dragging" : ""].join(" ").trim(),
         dataset: { caseId: c.id },
         tabindex: isChair() ? "0" : false,
         draggable: isChair() ? "true" : false,
